@@ -1,0 +1,153 @@
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// ParseEnvFile reads a KEY=VALUE file as used by an app's env_file.
+//
+// Format, one assignment per line: blank lines and lines whose first
+// non-blank character is # are ignored; an optional "export " prefix is
+// allowed; KEY matches [A-Za-z_][A-Za-z0-9_]*; VALUE is either unquoted
+// (surrounding blanks trimmed, a " #" starts a comment), 'single quoted'
+// (taken literally) or "double quoted" (escapes \" \\ \$ \n \t \r); after a
+// closing quote only blanks and a # comment may follow. A later assignment
+// of the same KEY wins. Values cannot span lines.
+//
+// On failure it returns a *Errors naming path:line for every bad line; a
+// file that cannot be read gives a single item wrapping the os error.
+func ParseEnvFile(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Errors{List: []*Error{{File: path, Msg: "cannot read: " + pathErr(err).Error(), Err: err}}}
+	}
+	return parseEnv(path, data)
+}
+
+func parseEnv(path string, data []byte) (map[string]string, error) {
+	env := make(map[string]string)
+	errs := &Errors{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		key, val, ok, msg := parseEnvLine(sc.Text())
+		if msg != "" {
+			errs.add(&Error{File: path, Line: n, Key: key, Msg: msg})
+			continue
+		}
+		if ok {
+			env[key] = val
+		}
+	}
+	if err := sc.Err(); err != nil {
+		errs.add(&Error{File: path, Msg: fmt.Sprintf("read: %v", err), Err: err})
+	}
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// parseEnvLine returns ok=false for a blank or comment line, or a non-empty
+// msg describing what is wrong with the line (key is set when known).
+func parseEnvLine(line string) (key, val string, ok bool, msg string) {
+	line = strings.TrimSuffix(line, "\r")
+	s := strings.TrimLeft(line, " \t")
+	if s == "" || s[0] == '#' {
+		return "", "", false, ""
+	}
+	if rest, found := strings.CutPrefix(s, "export"); found && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
+		s = strings.TrimLeft(rest, " \t")
+	}
+	k, v, found := strings.Cut(s, "=")
+	if !found {
+		return "", "", false, fmt.Sprintf("expected KEY=VALUE, got %q", line)
+	}
+	k = strings.TrimRight(k, " \t")
+	if !validEnvName(k) {
+		return "", "", false, fmt.Sprintf("invalid variable name %q", k)
+	}
+	v = strings.TrimLeft(v, " \t")
+	if v == "" {
+		return k, "", true, ""
+	}
+	switch v[0] {
+	case '\'':
+		end := strings.IndexByte(v[1:], '\'')
+		if end < 0 {
+			return k, "", false, "unterminated single quote"
+		}
+		if m := afterQuote(v[end+2:]); m != "" {
+			return k, "", false, m
+		}
+		return k, v[1 : end+1], true, ""
+	case '"':
+		var b strings.Builder
+		for i := 1; i < len(v); i++ {
+			c := v[i]
+			switch {
+			case c == '"':
+				if m := afterQuote(v[i+1:]); m != "" {
+					return k, "", false, m
+				}
+				return k, b.String(), true, ""
+			case c == '\\' && i+1 < len(v):
+				i++
+				switch e := v[i]; e {
+				case 'n':
+					b.WriteByte('\n')
+				case 't':
+					b.WriteByte('\t')
+				case 'r':
+					b.WriteByte('\r')
+				case '"', '\\', '$', '`':
+					b.WriteByte(e)
+				default:
+					// Unknown escapes are kept as written, as a shell does.
+					b.WriteByte('\\')
+					b.WriteByte(e)
+				}
+			default:
+				b.WriteByte(c)
+			}
+		}
+		return k, "", false, "unterminated double quote"
+	}
+	for i := 1; i < len(v); i++ {
+		if v[i] == '#' && (v[i-1] == ' ' || v[i-1] == '\t') {
+			v = v[:i]
+			break
+		}
+	}
+	return k, strings.TrimRight(v, " \t"), true, ""
+}
+
+// afterQuote checks what follows a closing quote.
+func afterQuote(rest string) string {
+	rest = strings.TrimLeft(rest, " \t")
+	if rest == "" || rest[0] == '#' {
+		return ""
+	}
+	return fmt.Sprintf("unexpected %q after closing quote", rest)
+}
+
+// validEnvName reports whether s is a portable environment variable name.
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '_', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

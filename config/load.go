@@ -1,0 +1,741 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Defaults of the [supervisor] table.
+const (
+	DefaultControlSocket   = "/run/supervisor/control.sock"
+	DefaultHTTP            = "127.0.0.1:9321"
+	DefaultRunDir          = "/run/supervisor"
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// Defaults of an [app.NAME] table and its sub-tables.
+const (
+	DefaultSocketMode     os.FileMode = 0o660
+	DefaultBacklog                    = 2048
+	DefaultStopTimeout                = 30 * time.Second
+	DefaultStartTimeout               = 60 * time.Second
+	DefaultBackoffInitial             = 100 * time.Millisecond
+	DefaultBackoffMax                 = 30 * time.Second
+	DefaultStableAfter                = 10 * time.Second
+	DefaultCrashWindow                = 60 * time.Second
+	DefaultCrashLimit                 = 5
+	DefaultReloadTimeout              = 60 * time.Second
+	DefaultHealthHost                 = "localhost"
+	DefaultHealthInterval             = 5 * time.Second
+	DefaultHealthTimeout              = 2 * time.Second
+	DefaultHealthyAfter               = 3
+	DefaultUnhealthyAfter             = 3
+)
+
+var appNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
+
+// Load reads and validates the configuration file at path; see Parse.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		msg := err.Error()
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			msg = "cannot read: " + pe.Err.Error()
+		}
+		return nil, &Errors{List: []*Error{{File: path, Msg: msg, Err: err}}}
+	}
+	return Parse(path, data)
+}
+
+// Parse validates data as the contents of the configuration file at path,
+// without reading path itself. It still checks the filesystem: that
+// virtualenvs, directories, executables, env files, users and groups exist.
+// Relative paths in the file are taken relative to the file's directory.
+//
+// It returns a complete Config or, when anything is wrong, a *Errors listing
+// every problem found (one per line, FILE:LINE: KEY: MESSAGE), never both.
+func Parse(path string, data []byte) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot make path absolute: %v", err), Err: err}}}
+	}
+	var doc map[string]any
+	md, err := toml.Decode(string(data), &doc)
+	if err != nil {
+		e := &Error{File: path, Msg: err.Error(), Err: err}
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			e.Line = pe.Position.Line
+			e.Msg = "syntax error: " + pe.Message
+		}
+		return nil, &Errors{List: []*Error{e}}
+	}
+	p := &parser{file: path, dir: filepath.Dir(abs), lines: keyLines(string(data)), errs: &Errors{}}
+	cfg := &Config{Path: abs}
+	root := p.table(nil, doc)
+	cfg.Supervisor = p.supervisor(root.sub("supervisor"))
+	cfg.Apps = p.apps(root, md.Keys())
+	root.finish()
+	p.crossChecks(cfg)
+	if err := p.errs.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (p *parser) supervisor(t *table) Supervisor {
+	s := Supervisor{
+		ControlSocket:   DefaultControlSocket,
+		HTTP:            DefaultHTTP,
+		ShutdownTimeout: DefaultShutdownTimeout,
+		RunDir:          DefaultRunDir,
+	}
+	if t == nil {
+		return s
+	}
+	if t.filePath("control_socket", &s.ControlSocket) && len(s.ControlSocket) > maxUnixPath {
+		t.errf("control_socket", "path is %d bytes long, the limit is %d", len(s.ControlSocket), maxUnixPath)
+	}
+	if t.str("control_group", &s.ControlGroup) && s.ControlGroup != "" {
+		if err := lookupGroup(s.ControlGroup); err != nil {
+			t.errf("control_group", "%v", err)
+		}
+	}
+	if t.str("http", &s.HTTP) && s.HTTP != "" {
+		if err := checkHostPort(s.HTTP); err != nil {
+			t.errf("http", "invalid address %q: %v", s.HTTP, err)
+		}
+	}
+	var webConfig string
+	if t.str("http_web_config", &webConfig) && webConfig != "" {
+		if t.filePath("http_web_config", &s.HTTPWebConfig) {
+			if err := checkRegular(s.HTTPWebConfig); err != nil {
+				t.errf("http_web_config", "%v", err)
+			}
+		}
+	}
+	t.duration("shutdown_timeout", &s.ShutdownTimeout)
+	t.str("exit_with", &s.ExitWith)
+	t.filePath("run_dir", &s.RunDir)
+	t.finish()
+	return s
+}
+
+// apps decodes the [app.NAME] tables in the order keys (MetaData.Keys)
+// first mentions them.
+func (p *parser) apps(root *table, keys []toml.Key) []*App {
+	v, ok := root.get("app")
+	if !ok {
+		p.errs.add(&Error{File: p.file, Msg: "no app defined: add at least one [app.NAME] table"})
+		return nil
+	}
+	all, ok := v.(map[string]any)
+	if !ok {
+		root.typeErr("app", "table of [app.NAME] tables", v)
+		return nil
+	}
+	var order []string
+	seen := make(map[string]bool)
+	for _, k := range keys {
+		if len(k) >= 2 && k[0] == "app" && !seen[k[1]] {
+			if _, ok := all[k[1]]; ok {
+				seen[k[1]] = true
+				order = append(order, k[1])
+			}
+		}
+	}
+	if len(order) != len(all) {
+		// Not expected: every key is in Keys. Keep every app anyway.
+		for name := range all {
+			if !seen[name] {
+				order = append(order, name)
+			}
+		}
+	}
+	if len(order) == 0 {
+		p.errf([]string{"app"}, "no app defined: add at least one [app.NAME] table")
+		return nil
+	}
+	var apps []*App
+	for _, name := range order {
+		key := []string{"app", name}
+		m, ok := all[name].(map[string]any)
+		if !ok {
+			p.errf(key, "want table, got %s", typeName(all[name]))
+			continue
+		}
+		apps = append(apps, p.app(name, p.table(key, m)))
+	}
+	return apps
+}
+
+func (p *parser) app(name string, t *table) *App {
+	a := &App{
+		Name:         name,
+		Line:         p.line(t.path),
+		Restart:      RestartAlways,
+		StopSignal:   syscall.SIGTERM,
+		StopTimeout:  DefaultStopTimeout,
+		StartTimeout: DefaultStartTimeout,
+		Directory:    p.dir,
+		Backoff: Backoff{
+			Initial:     DefaultBackoffInitial,
+			Max:         DefaultBackoffMax,
+			StableAfter: DefaultStableAfter,
+			CrashWindow: DefaultCrashWindow,
+			CrashLimit:  DefaultCrashLimit,
+		},
+	}
+	if !appNameRE.MatchString(name) {
+		p.errf(t.path, "invalid app name %q: use only letters, digits, '_', '.' and '-'", name)
+	}
+
+	kindOK := true
+	var kind string
+	if t.str("kind", &kind) {
+		switch kind {
+		case "gunicorn":
+			a.Kind = KindGunicorn
+		case "process":
+			a.Kind = KindProcess
+		default:
+			t.errf("kind", "unknown kind %q (want \"gunicorn\" or \"process\")", kind)
+			kindOK = false
+		}
+	} else if _, present := t.m["kind"]; present {
+		kindOK = false
+	}
+	gunicorn := kindOK && a.Kind == KindGunicorn
+	process := kindOK && a.Kind == KindProcess
+
+	venvOK := p.virtualenv(t, a)
+	if t.filePath("directory", &a.Directory) {
+		if err := checkDir(a.Directory); err != nil {
+			t.errf("directory", "%v", err)
+		}
+	} else if !t.has("directory") {
+		if err := checkDir(a.Directory); err != nil {
+			t.errf("directory", "%v (the default: the configuration file's directory)", err)
+		}
+	}
+
+	// Gunicorn-only keys.
+	hasWSGI := t.str("wsgi", &a.WSGI)
+	hasWorkers := t.integer("workers", &a.Workers, 0)
+	hasArgs := t.strList("args", &a.Args)
+	switch {
+	case gunicorn:
+		if a.WSGI == "" && (hasWSGI || !t.has("wsgi")) {
+			t.errf("wsgi", "required for kind \"gunicorn\" (the APP_MODULE, e.g. \"app:app\")")
+		}
+		a.Statsd = true
+		if hasArgs {
+			p.gunicornArgs(t.key("args"), a)
+		}
+	case process:
+		for _, k := range []struct {
+			name string
+			set  bool
+		}{{"wsgi", hasWSGI}, {"workers", hasWorkers}, {"args", hasArgs}} {
+			if k.set {
+				t.errf(k.name, "only valid for kind \"gunicorn\"")
+			}
+		}
+	}
+
+	if t.strList("command", &a.Command) {
+		if len(a.Command) == 0 || a.Command[0] == "" {
+			t.errf("command", "must name an executable")
+		} else if venvOK || a.Virtualenv == "" {
+			if exe, err := resolveCommand(a.Command[0], a.Virtualenv, a.Directory); err != nil {
+				t.errf("command", "%v", err)
+			} else {
+				a.Command[0] = exe
+			}
+		}
+	} else if process && !t.has("command") {
+		t.errf("command", "required for kind \"process\"")
+	}
+	if gunicorn && !t.has("command") {
+		if a.Virtualenv == "" && !t.has("virtualenv") {
+			t.errf("virtualenv", "required for kind \"gunicorn\" unless command names the gunicorn executable")
+		} else if venvOK {
+			if err := checkExecutable(a.GunicornBin()); err != nil {
+				t.errf("virtualenv", "%v (install gunicorn in the virtualenv, or set command)", err)
+			}
+		}
+	}
+
+	hasListen := p.listeners(t, a, gunicorn)
+	p.environment(t, a)
+
+	var restart string
+	if t.str("restart", &restart) {
+		switch restart {
+		case "always":
+			a.Restart = RestartAlways
+		case "on-failure":
+			a.Restart = RestartOnFailure
+		case "never":
+			a.Restart = RestartNever
+		default:
+			t.errf("restart", "unknown policy %q (want \"always\", \"on-failure\" or \"never\")", restart)
+		}
+	}
+	var sig string
+	if t.str("stop_signal", &sig) {
+		if s, ok := parseSignal(sig); ok {
+			a.StopSignal = s
+		} else {
+			t.errf("stop_signal", "unknown signal %q (want one of TERM INT QUIT HUP USR1 USR2 KILL)", sig)
+		}
+	}
+	t.duration("stop_timeout", &a.StopTimeout)
+	t.duration("start_timeout", &a.StartTimeout)
+	initOK := t.duration("backoff_initial", &a.Backoff.Initial)
+	maxOK := t.duration("backoff_max", &a.Backoff.Max)
+	if (initOK || maxOK) && a.Backoff.Initial > a.Backoff.Max {
+		name := "backoff_initial"
+		if !initOK {
+			name = "backoff_max"
+		}
+		t.errf(name, "backoff_initial (%v) exceeds backoff_max (%v)", a.Backoff.Initial, a.Backoff.Max)
+	}
+	t.duration("stable_after", &a.Backoff.StableAfter)
+	t.duration("crash_window", &a.Backoff.CrashWindow)
+	t.integer("crash_limit", &a.Backoff.CrashLimit, 1)
+
+	a.Reload = p.reload(t.sub("reload"), process)
+	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
+	t.finish()
+	return a
+}
+
+// has reports whether name is present, whatever its value.
+func (t *table) has(name string) bool {
+	_, ok := t.m[name]
+	return ok
+}
+
+// virtualenv reads and checks the virtualenv key; it returns true when the
+// key is set and names a directory with bin/python.
+func (p *parser) virtualenv(t *table, a *App) bool {
+	if !t.filePath("virtualenv", &a.Virtualenv) {
+		return false
+	}
+	if err := checkDir(a.Virtualenv); err != nil {
+		t.errf("virtualenv", "%v", err)
+		return false
+	}
+	py := filepath.Join(a.Virtualenv, "bin", "python")
+	if _, err := os.Stat(py); err != nil {
+		t.errf("virtualenv", "%s: %v (not a virtualenv?)", py, pathErr(err))
+		return false
+	}
+	return true
+}
+
+// ownedGunicornOptions are Gunicorn options that would fight the
+// supervisor, with the reason given to the user.
+var ownedGunicornOptions = []struct{ long, short, why string }{
+	{"bind", "b", "the supervisor binds the sockets itself: use listen"},
+	{"reuse-port", "", "the supervisor binds the sockets itself: use listen"},
+	{"daemon", "D", "gunicorn must stay a child of the supervisor"},
+	{"pid", "p", "the supervisor manages gunicorn's pidfile"},
+}
+
+// gunicornArgs rejects options the supervisor owns and clears a.Statsd when
+// the app brings its own statsd target (--statsd-host). Long options are matched with
+// argparse's abbreviations (--bi is --bind).
+func (p *parser) gunicornArgs(key []string, a *App) {
+	for i, arg := range a.Args {
+		if arg == "--" {
+			break
+		}
+		if name, ok := strings.CutPrefix(arg, "--"); ok {
+			name, _, _ = strings.Cut(name, "=")
+			for _, o := range ownedGunicornOptions {
+				if len(name) >= 2 && strings.HasPrefix(o.long, name) {
+					p.elemErrf(key, i, "%q is not allowed (%s)", arg, o.why)
+				}
+			}
+			if len(name) >= len("statsd-h") && strings.HasPrefix("statsd-host", name) {
+				a.Statsd = false
+			}
+			continue
+		}
+		if len(arg) >= 2 && arg[0] == '-' {
+			for _, o := range ownedGunicornOptions {
+				if o.short != "" && arg[1:2] == o.short {
+					p.elemErrf(key, i, "%q is not allowed (%s)", arg, o.why)
+				}
+			}
+		}
+	}
+}
+
+// listeners reads listen and the socket_* and backlog keys. It returns
+// whether listen is written and not empty, valid or not (so that a bad
+// address is not reported a second time as a missing one).
+func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
+	mode := DefaultSocketMode
+	if v, ok := t.get("socket_mode"); ok {
+		s, isStr := v.(string)
+		n, err := strconv.ParseUint(s, 8, 32)
+		switch {
+		case !isStr:
+			t.errf("socket_mode", "want an octal string such as \"0660\", got %s", typeName(v))
+		case err != nil || n > 0o777:
+			t.errf("socket_mode", "invalid mode %q: want an octal string such as \"0660\"", s)
+		default:
+			mode = os.FileMode(n)
+		}
+	}
+	var owner, group string
+	if t.str("socket_owner", &owner) && owner != "" {
+		if err := lookupUser(owner); err != nil {
+			t.errf("socket_owner", "%v", err)
+		}
+	}
+	if t.str("socket_group", &group) && group != "" {
+		if err := lookupGroup(group); err != nil {
+			t.errf("socket_group", "%v", err)
+		}
+	}
+	backlog := DefaultBacklog
+	t.integer("backlog", &backlog, 1)
+
+	var raw []string
+	listOK := t.strList("listen", &raw)
+	switch {
+	case gunicorn && !t.has("listen"):
+		t.errf("listen", "required for kind \"gunicorn\" (at least one address)")
+	case gunicorn && listOK && len(raw) == 0:
+		t.errf("listen", "kind \"gunicorn\" needs at least one address")
+	}
+	if listOK {
+		key := t.key("listen")
+		seen := make(map[string]int)
+		for i, r := range raw {
+			l, err := parseListen(r)
+			if err != nil {
+				p.elemErrf(key, i, "invalid listen address %q: %v", r, err)
+				continue
+			}
+			if d := l.dupKey(); d != "" {
+				if j, dup := seen[d]; dup {
+					p.elemErrf(key, i, "%q duplicates %s[%d]", r, keyString(key), j)
+					continue
+				}
+				seen[d] = i
+			}
+			l.Backlog = backlog
+			if l.Network == NetUnix {
+				l.Mode, l.Owner, l.Group = mode, owner, group
+			}
+			a.Listen = append(a.Listen, l)
+		}
+	}
+	return t.has("listen") && !(listOK && len(raw) == 0)
+}
+
+// environment reads env and env_file; the env file is parsed now so that
+// its mistakes show up at check time, and again at each start.
+func (p *parser) environment(t *table, a *App) {
+	if t.strMap("env", &a.Env) {
+		for _, k := range slices.Sorted(maps.Keys(a.Env)) {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				t.p.errf(join(t.key("env"), []string{k}), "invalid variable name %q", k)
+			} else if strings.ContainsRune(a.Env[k], 0) {
+				t.p.errf(join(t.key("env"), []string{k}), "value contains a NUL byte")
+			}
+		}
+	}
+	if !t.filePath("env_file", &a.EnvFile) {
+		return
+	}
+	if _, err := ParseEnvFile(a.EnvFile); err != nil {
+		var list *Errors
+		if errors.As(err, &list) {
+			for _, e := range list.List {
+				p.errs.add(&Error{File: p.file, Line: p.line(t.key("env_file")), Key: keyString(t.key("env_file")), Msg: e.Error(), Err: e})
+			}
+			return
+		}
+		t.errf("env_file", "%v", err)
+	}
+}
+
+func (p *parser) reload(t *table, process bool) Reload {
+	r := Reload{Strategy: StrategySwap, Timeout: DefaultReloadTimeout}
+	if t == nil {
+		return r
+	}
+	var s string
+	if t.str("strategy", &s) {
+		st, ok := ParseStrategy(s)
+		switch {
+		case !ok:
+			t.errf("strategy", "unknown strategy %q (want \"swap\" or \"usr2\")", s)
+		case st == StrategyUSR2 && process:
+			t.errf("strategy", "\"usr2\" is only valid for kind \"gunicorn\"")
+		default:
+			r.Strategy = st
+		}
+	}
+	t.duration("timeout", &r.Timeout)
+	t.finish()
+	return r
+}
+
+// health reads [app.NAME.health]; hasListen says whether the app has a
+// listen key at all (a bad one is reported elsewhere).
+func (p *parser) health(t *table, a *App, venvOK, hasListen bool) Health {
+	h := Health{
+		Host:           DefaultHealthHost,
+		Interval:       DefaultHealthInterval,
+		Timeout:        DefaultHealthTimeout,
+		HealthyAfter:   DefaultHealthyAfter,
+		UnhealthyAfter: DefaultUnhealthyAfter,
+	}
+	if t == nil {
+		return h
+	}
+	var set []string
+	if t.str("path", &h.Path) {
+		if !strings.HasPrefix(h.Path, "/") {
+			t.errf("path", "must start with \"/\", got %q", h.Path)
+		}
+		set = append(set, "path")
+	}
+	if t.boolean("tcp", &h.TCP) && h.TCP {
+		set = append(set, "tcp")
+	}
+	if t.strList("command", &h.Command) {
+		set = append(set, "command")
+		if len(h.Command) == 0 || h.Command[0] == "" {
+			t.errf("command", "must name an executable")
+		} else if venvOK || a.Virtualenv == "" {
+			if exe, err := resolveCommand(h.Command[0], a.Virtualenv, a.Directory); err != nil {
+				t.errf("command", "%v", err)
+			} else {
+				h.Command[0] = exe
+			}
+		}
+	}
+	if len(set) > 1 {
+		t.errf(set[1], "set only one of path, tcp = true and command (%s is set too)", set[0])
+	}
+	h.Enabled = len(set) > 0
+	if (h.Path != "" || h.TCP) && !hasListen {
+		name := "path"
+		if h.TCP {
+			name = "tcp"
+		}
+		t.errf(name, "HTTP and TCP checks need a listen address")
+	}
+	if t.str("host", &h.Host) && h.Host == "" {
+		t.errf("host", "must not be empty")
+	}
+	t.duration("interval", &h.Interval)
+	t.duration("timeout", &h.Timeout)
+	t.integer("healthy_after", &h.HealthyAfter, 1)
+	t.integer("unhealthy_after", &h.UnhealthyAfter, 1)
+	if t.boolean("restart_when_unhealthy", &h.RestartWhenUnhealthy) && h.RestartWhenUnhealthy && !h.Enabled {
+		t.errf("restart_when_unhealthy", "needs a health check (path, tcp or command)")
+	}
+	t.finish()
+	return h
+}
+
+// crossChecks validates what spans apps: duplicate listeners and exit_with.
+func (p *parser) crossChecks(cfg *Config) {
+	type owner struct {
+		app string
+		i   int
+	}
+	seen := make(map[string]owner)
+	for _, a := range cfg.Apps {
+		for i, l := range a.Listen {
+			d := l.dupKey()
+			if d == "" {
+				continue
+			}
+			if o, dup := seen[d]; dup && o.app != a.Name {
+				p.elemErrf(append(a.key(), "listen"), i, "%q is also a listen address of app %q", l.Raw, o.app)
+				continue
+			}
+			seen[d] = owner{a.Name, i}
+		}
+	}
+	if ew := cfg.Supervisor.ExitWith; ew != "" && cfg.App(ew) == nil && len(cfg.Apps) > 0 {
+		p.errf([]string{"supervisor", "exit_with"}, "no app named %q", ew)
+	}
+}
+
+func (a *App) key() []string { return []string{"app", a.Name} }
+
+// parseSignal maps a stop_signal name, with or without SIG, to a signal.
+func parseSignal(s string) (syscall.Signal, bool) {
+	switch strings.TrimPrefix(strings.ToUpper(s), "SIG") {
+	case "TERM":
+		return syscall.SIGTERM, true
+	case "INT":
+		return syscall.SIGINT, true
+	case "QUIT":
+		return syscall.SIGQUIT, true
+	case "HUP":
+		return syscall.SIGHUP, true
+	case "USR1":
+		return syscall.SIGUSR1, true
+	case "USR2":
+		return syscall.SIGUSR2, true
+	case "KILL":
+		return syscall.SIGKILL, true
+	}
+	return 0, false
+}
+
+// resolveCommand finds argv[0] the way the app will be started: a name with
+// a slash is a path (relative to dir), a bare name is looked up in
+// <venv>/bin, then in the supervisor's PATH. It returns an absolute path to
+// an executable regular file.
+func resolveCommand(name, venv, dir string) (string, error) {
+	if strings.Contains(name, "/") {
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(dir, name)
+		}
+		name = filepath.Clean(name)
+		if err := checkExecutable(name); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	if venv != "" {
+		cand := filepath.Join(venv, "bin", name)
+		if checkExecutable(cand) == nil {
+			return cand, nil
+		}
+	}
+	found, err := exec.LookPath(name)
+	if err != nil && !errors.Is(err, exec.ErrDot) {
+		where := "$PATH"
+		if venv != "" {
+			where = filepath.Join(venv, "bin") + " or $PATH"
+		}
+		return "", fmt.Errorf("%q not found in %s", name, where)
+	}
+	abs, err := filepath.Abs(found)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", found, err)
+	}
+	return abs, nil
+}
+
+// checkExecutable requires path (symlinks followed) to be a regular file
+// with an execute bit.
+func checkExecutable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, pathErr(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", path)
+	}
+	if fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s: not executable", path)
+	}
+	return nil
+}
+
+// checkDir requires path (symlinks followed) to be a directory.
+func checkDir(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, pathErr(err))
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: not a directory", path)
+	}
+	return nil
+}
+
+// checkRegular requires path to be a readable regular file.
+func checkRegular(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, pathErr(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, pathErr(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", path)
+	}
+	return nil
+}
+
+// pathErr strips the operation and path from a *fs.PathError, which the
+// callers already name.
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// lookupUser checks that a user name or numeric uid exists.
+func lookupUser(s string) error {
+	var err error
+	if isDigits(s) {
+		_, err = user.LookupId(s)
+	} else {
+		_, err = user.Lookup(s)
+	}
+	var unknownName user.UnknownUserError
+	var unknownID user.UnknownUserIdError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &unknownName), errors.As(err, &unknownID):
+		return fmt.Errorf("no such user %q", s)
+	}
+	return fmt.Errorf("looking up user %q: %w", s, err)
+}
+
+// lookupGroup checks that a group name or numeric gid exists.
+func lookupGroup(s string) error {
+	var err error
+	if isDigits(s) {
+		_, err = user.LookupGroupId(s)
+	} else {
+		_, err = user.LookupGroup(s)
+	}
+	var unknownName user.UnknownGroupError
+	var unknownID user.UnknownGroupIdError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &unknownName), errors.As(err, &unknownID):
+		return fmt.Errorf("no such group %q", s)
+	}
+	return fmt.Errorf("looking up group %q: %w", s, err)
+}

@@ -1,0 +1,263 @@
+// Package config turns one TOML file into validated, typed values: the desired
+// state of the supervisor. It is pure: it starts no process and binds no socket.
+// Every error names the file, the line where known, and the key or app.
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config is a validated configuration file.
+type Config struct {
+	// Path is the file the configuration was read from (absolute).
+	Path       string
+	Supervisor Supervisor
+	// Apps in the order their tables appear in the file: apps start in this
+	// order and stop in the reverse order.
+	Apps []*App
+}
+
+// App returns the app named name, or nil.
+func (c *Config) App(name string) *App {
+	for _, a := range c.Apps {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// Supervisor holds the [supervisor] table.
+type Supervisor struct {
+	// ControlSocket is the path of the control API's Unix socket.
+	ControlSocket string
+	// ControlGroup, when set, makes the socket 0660 with that group, and
+	// members of the group may connect; otherwise the socket is 0600.
+	ControlGroup string
+	// HTTP is the health and metrics listen address (host:port); "" disables.
+	HTTP string
+	// HTTPWebConfig is an optional exporter-toolkit web-config file (TLS, basic auth).
+	HTTPWebConfig string
+	// ShutdownTimeout bounds the whole graceful stop of all apps.
+	ShutdownTimeout time.Duration
+	// ExitWith names an app whose exit ends the supervisor with that app's exit
+	// code (single-app containers); "" means the supervisor runs until told to stop.
+	ExitWith string
+	// RunDir holds per-app runtime files (pidfiles for usr2). Default /run/supervisor.
+	RunDir string
+}
+
+// Kind is what an app runs.
+type Kind int
+
+const (
+	// KindGunicorn runs a Gunicorn master from a virtualenv on held sockets.
+	KindGunicorn Kind = iota
+	// KindProcess runs a plain command (a Celery worker, say).
+	KindProcess
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindGunicorn:
+		return "gunicorn"
+	case KindProcess:
+		return "process"
+	}
+	return "unknown"
+}
+
+// RestartPolicy says when an exited app is started again.
+type RestartPolicy int
+
+const (
+	// RestartAlways restarts after any exit that the supervisor did not ask for.
+	RestartAlways RestartPolicy = iota
+	// RestartOnFailure restarts after a non-zero exit code or a signal.
+	RestartOnFailure
+	// RestartNever leaves the app stopped (or exited) after it exits.
+	RestartNever
+)
+
+func (r RestartPolicy) String() string {
+	switch r {
+	case RestartAlways:
+		return "always"
+	case RestartOnFailure:
+		return "on-failure"
+	case RestartNever:
+		return "never"
+	}
+	return "unknown"
+}
+
+// App is one [app.NAME] table.
+type App struct {
+	Name string
+	Kind Kind
+	// Line is the line of the app's table header in the file (for messages).
+	Line int
+
+	// Virtualenv is an absolute path; "" for none. Its bin/ goes first on PATH.
+	Virtualenv string
+	// Directory is the working directory as written (may be a symlink such as
+	// /srv/web/current); each generation resolves it when it starts.
+	Directory string
+	// Command is argv for KindProcess; argv[0] is resolved in the virtualenv's
+	// bin/ first, then PATH. For KindGunicorn, Command optionally overrides the
+	// gunicorn executable (default <virtualenv>/bin/gunicorn).
+	Command []string
+	// WSGI is Gunicorn's APP_MODULE (KindGunicorn).
+	WSGI string
+	// Workers is Gunicorn's --workers; 0 leaves Gunicorn's default.
+	Workers int
+	// Args are extra Gunicorn arguments.
+	Args []string
+	// Listen are the sockets the supervisor binds and holds for this app.
+	Listen []Listener
+	// Env is added to the environment after EnvFile.
+	Env map[string]string
+	// EnvFile is a KEY=VALUE file read at each start; "" for none.
+	EnvFile string
+
+	Restart RestartPolicy
+	// StopSignal is sent first on stop (default SIGTERM); KILL after StopTimeout.
+	StopSignal  os.Signal
+	StopTimeout time.Duration
+	// StartTimeout bounds how long a new generation may take to become ready.
+	StartTimeout time.Duration
+
+	Backoff Backoff
+	Reload  Reload
+	Health  Health
+
+	// Statsd is true when the supervisor should run its statsd bridge for
+	// this app (Gunicorn apps whose Args carry no --statsd-host of their own).
+	Statsd bool
+}
+
+// Backoff is the restart policy's timing.
+type Backoff struct {
+	// Initial delay after the first crash, doubling up to Max.
+	Initial time.Duration
+	Max     time.Duration
+	// StableAfter: a generation that ran this long resets the delay.
+	StableAfter time.Duration
+	// CrashWindow and CrashLimit: more than CrashLimit exits within
+	// CrashWindow mark the app crash-looping (still retried at Max).
+	CrashWindow time.Duration
+	CrashLimit  int
+}
+
+// Strategy is how a reload replaces a generation.
+type Strategy int
+
+const (
+	// StrategySwap starts a complete new generation on the held sockets, checks
+	// it, then drains the old one.
+	StrategySwap Strategy = iota
+	// StrategyUSR2 uses Gunicorn's own USR2 re-exec, then TERM to the old master.
+	StrategyUSR2
+)
+
+func (s Strategy) String() string {
+	switch s {
+	case StrategySwap:
+		return "swap"
+	case StrategyUSR2:
+		return "usr2"
+	}
+	return "unknown"
+}
+
+// ParseStrategy maps "swap" and "usr2" to a Strategy.
+func ParseStrategy(s string) (Strategy, bool) {
+	switch s {
+	case "swap", "":
+		return StrategySwap, true
+	case "usr2":
+		return StrategyUSR2, true
+	}
+	return StrategySwap, false
+}
+
+// Reload is [app.NAME.reload].
+type Reload struct {
+	Strategy Strategy
+	// Timeout bounds a whole reload.
+	Timeout time.Duration
+}
+
+// Health is [app.NAME.health]. Exactly one of Path, TCP, Command is set, or
+// none (Enabled false: readiness is "a worker answered a TCP connect" for
+// Gunicorn, "still running after StartTimeout/10" for processes).
+type Health struct {
+	Enabled bool
+	// Path is an HTTP GET path through the generation's own probe listener; 2xx passes.
+	Path string
+	// Host is the Host header for HTTP checks (default "localhost").
+	Host    string
+	TCP     bool
+	Command []string
+
+	Interval time.Duration
+	Timeout  time.Duration
+	// HealthyAfter consecutive passes make a new generation healthy (reload gate).
+	HealthyAfter int
+	// UnhealthyAfter consecutive failures make a running app unhealthy.
+	UnhealthyAfter int
+	// RestartWhenUnhealthy restarts (by reload) an app that turned unhealthy.
+	RestartWhenUnhealthy bool
+}
+
+// Network of a listener.
+type Network int
+
+const (
+	NetTCP Network = iota
+	NetUnix
+	// NetSystemd is a socket passed by systemd socket activation (LISTEN_FDS),
+	// looked up by name (LISTEN_FDNAMES) or position.
+	NetSystemd
+)
+
+func (n Network) String() string {
+	switch n {
+	case NetTCP:
+		return "tcp"
+	case NetUnix:
+		return "unix"
+	case NetSystemd:
+		return "systemd"
+	}
+	return "unknown"
+}
+
+// Listener is one listen address of an app.
+type Listener struct {
+	// Raw is the address as written in the file, e.g. "tcp://127.0.0.1:8000".
+	Raw     string
+	Network Network
+	// Address is host:port (tcp), an absolute path (unix) or a name or
+	// decimal position (systemd).
+	Address string
+	// Mode, Owner, Group apply to Unix sockets (app keys socket_mode,
+	// socket_owner, socket_group). Owner/Group "" leave the supervisor's.
+	Mode  os.FileMode
+	Owner string
+	Group string
+	// Backlog is the listen(2) backlog (app key backlog, default 2048).
+	Backlog int
+}
+
+// GunicornBin returns the executable that starts a Gunicorn app: Command[0]
+// when Command is set (already resolved to an absolute path by Parse),
+// otherwise <Virtualenv>/bin/gunicorn.
+func (a *App) GunicornBin() string {
+	if len(a.Command) > 0 {
+		return a.Command[0]
+	}
+	return filepath.Join(a.Virtualenv, "bin", "gunicorn")
+}

@@ -1,0 +1,405 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/supervise"
+)
+
+// Backend is what the server drives: the supervisor's Manager plus the
+// daemon's own operations.
+type Backend interface {
+	Snapshots() []supervise.AppSnapshot
+	StartApp(ctx context.Context, name string) error
+	StopApp(ctx context.Context, name string) error
+	RestartApp(ctx context.Context, name string) error
+	Reload(ctx context.Context, name string, strategy *config.Strategy, progress reload.Progress) error
+	Deploy(ctx context.Context, name, release string, strategy *config.Strategy, progress reload.Progress) error
+}
+
+// Upgrader re-executes the supervisor binary (optional).
+type Upgrader interface {
+	Upgrade(ctx context.Context, progress reload.Progress) error
+}
+
+// Server serves the control API on a Unix socket.
+type Server struct {
+	Backend  Backend
+	Upgrader Upgrader
+	Info     func() SupervisorInfo
+	Logger   *slog.Logger
+
+	ln       *net.UnixListener
+	path     string
+	allowGID int // -1: none
+	srv      *http.Server
+	once     sync.Once
+}
+
+// Listen creates the control socket at path (replacing a stale one; refusing
+// a path where a live supervisor answers), mode 0600, or 0660 owned by group
+// when group is set. Members of group, root and the supervisor's own uid may
+// connect; everyone else is refused after an SO_PEERCRED check.
+func (s *Server) Listen(path, group string) error {
+	s.path = path
+	s.allowGID = -1
+	if group != "" {
+		gid, err := lookupGroup(group)
+		if err != nil {
+			return fmt.Errorf("control_group %q: %w", group, err)
+		}
+		s.allowGID = gid
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&os.ModeSocket == 0 {
+			return fmt.Errorf("control socket %s: exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return fmt.Errorf("control socket %s: another supervisor is listening there", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("control socket %s: remove stale: %w", path, err)
+		}
+	}
+	old := unix.Umask(0o177)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(true)
+	if s.allowGID >= 0 {
+		if err := os.Chown(path, -1, s.allowGID); err != nil {
+			ln.Close()
+			return fmt.Errorf("control socket %s: chown: %w", path, err)
+		}
+		if err := os.Chmod(path, 0o660); err != nil {
+			ln.Close()
+			return fmt.Errorf("control socket %s: chmod: %w", path, err)
+		}
+	}
+	s.ln = ln
+	return nil
+}
+
+// Serve answers requests until Close. It returns nil after Close.
+func (s *Server) Serve() error {
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/status/{app}", s.status)
+	mux.HandleFunc("GET /v1/version", s.version)
+	mux.HandleFunc("POST /v1/apps/{app}/start", s.simple)
+	mux.HandleFunc("POST /v1/apps/{app}/stop", s.simple)
+	mux.HandleFunc("POST /v1/apps/{app}/restart", s.simple)
+	mux.HandleFunc("POST /v1/apps/{app}/reload", s.reload)
+	mux.HandleFunc("POST /v1/apps/{app}/deploy", s.reload)
+	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such verb: %s %s (verbs: %s)", r.Method, r.URL.Path, strings.Join(Verbs, ", ")))
+	})
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	err := s.srv.Serve(&credListener{UnixListener: s.ln, allowed: s.allowed, logger: s.Logger})
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops accepting, ends open connections and removes the socket; safe
+// to call twice.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		if s.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			err = s.srv.Shutdown(ctx)
+			if err != nil {
+				err = s.srv.Close()
+			}
+		} else if s.ln != nil {
+			err = s.ln.Close()
+		}
+	})
+	return err
+}
+
+// allowed says whether a peer may use the API: root, the supervisor's own
+// uid, or (with a control group) a process whose primary or supplementary
+// groups include it.
+func (s *Server) allowed(cred *unix.Ucred) bool {
+	if cred.Uid == 0 || int(cred.Uid) == os.Geteuid() {
+		return true
+	}
+	if s.allowGID < 0 {
+		return false
+	}
+	if int(cred.Gid) == s.allowGID {
+		return true
+	}
+	return processInGroup(int(cred.Pid), s.allowGID)
+}
+
+// processInGroup reads the supplementary groups of pid from /proc.
+func processInGroup(pid, gid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Groups:"); ok {
+			for _, f := range strings.Fields(rest) {
+				if n, err := strconv.Atoi(f); err == nil && n == gid {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func lookupGroup(group string) (int, error) {
+	if n, err := strconv.Atoi(group); err == nil {
+		return n, nil
+	}
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// credListener refuses connections from peers that may not use the API: it
+// answers them 403 and closes, so they learn why.
+type credListener struct {
+	*net.UnixListener
+	allowed func(*unix.Ucred) bool
+	logger  *slog.Logger
+}
+
+func (l *credListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.UnixListener.AcceptUnix()
+		if err != nil {
+			return nil, err
+		}
+		cred, err := peerCred(c)
+		if err == nil && l.allowed(cred) {
+			return c, nil
+		}
+		if err != nil {
+			l.logger.Warn("control: cannot read peer credentials", "err", err)
+		} else {
+			l.logger.Warn("control: refused connection", "uid", cred.Uid, "gid", cred.Gid, "pid", cred.Pid)
+		}
+		go refuse(c)
+	}
+}
+
+func refuse(c net.Conn) {
+	defer c.Close()
+	body := `{"error":"permission denied: this user may not use the supervisor's control socket","code":"forbidden"}` + "\n"
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second)) // best effort on a refused peer
+	_, _ = fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body) // best effort
+}
+
+func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	return cred, cerr
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the peer may be gone; nothing to do about it
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, ErrorResponse{Error: msg, Code: code})
+}
+
+// classify maps a backend error to an HTTP status and a code word.
+func classify(err error) (int, string) {
+	switch {
+	case errors.Is(err, supervise.ErrNoSuchApp):
+		return http.StatusNotFound, "not_found"
+	case errors.Is(err, supervise.ErrBusy):
+		return http.StatusConflict, "busy"
+	case errors.Is(err, supervise.ErrNotRunning):
+		return http.StatusConflict, "not_running"
+	}
+	return http.StatusInternalServerError, "failed"
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	resp := StatusResponse{Apps: s.Backend.Snapshots()}
+	if s.Info != nil {
+		resp.Supervisor = s.Info()
+	}
+	if name := r.PathValue("app"); name != "" {
+		var one []supervise.AppSnapshot
+		for _, a := range resp.Apps {
+			if a.Name == name {
+				one = append(one, a)
+			}
+		}
+		if one == nil {
+			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such app: %q", name))
+			return
+		}
+		resp.Apps = one
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) version(w http.ResponseWriter, r *http.Request) {
+	v := VersionResponse{PID: os.Getpid()}
+	if s.Info != nil {
+		v.Version = s.Info().Version
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) simple(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	verb := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	var err error
+	switch verb {
+	case "start":
+		err = s.Backend.StartApp(r.Context(), name)
+	case "stop":
+		err = s.Backend.StopApp(r.Context(), name)
+	case "restart":
+		err = s.Backend.RestartApp(r.Context(), name)
+	}
+	if err != nil {
+		status, code := classify(err)
+		writeError(w, status, code, fmt.Sprintf("%s %s: %v", verb, name, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, OKResponse{OK: true, Message: fmt.Sprintf("%s %s: ok", verb, name)})
+}
+
+// stream writes NDJSON events, flushing each line.
+type stream struct {
+	mu sync.Mutex
+	w  http.ResponseWriter
+	f  http.Flusher
+}
+
+func newStream(w http.ResponseWriter) *stream {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	f, _ := w.(http.Flusher) // every net/http ResponseWriter is one
+	return &stream{w: w, f: f}
+}
+
+func (s *stream) send(e Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.Time = time.Now()
+	b, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	_, _ = s.w.Write(append(b, '\n')) // a gone client must not stop the reload
+	if s.f != nil {
+		s.f.Flush()
+	}
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	deploy := strings.HasSuffix(r.URL.Path, "/deploy")
+	var strategy *config.Strategy
+	if q := r.URL.Query().Get("strategy"); q != "" {
+		st, ok := config.ParseStrategy(q)
+		if !ok {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("unknown strategy %q (swap, usr2)", q))
+			return
+		}
+		strategy = &st
+	}
+	release := r.URL.Query().Get("release")
+	if deploy && release == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "deploy needs ?release=DIR")
+		return
+	}
+	st := newStream(w)
+	start := time.Now()
+	// The reload continues if the client goes away: a half-done swap is worse.
+	ctx := context.WithoutCancel(r.Context())
+	progress := func(msg string) { st.send(Event{Phase: msg}) }
+	var err error
+	if deploy {
+		err = s.Backend.Deploy(ctx, name, release, strategy, progress)
+	} else {
+		err = s.Backend.Reload(ctx, name, strategy, progress)
+	}
+	st.send(finalEvent(err, time.Since(start)))
+}
+
+func finalEvent(err error, took time.Duration) Event {
+	ev := Event{Done: true, OK: err == nil, Result: "ok", Duration: took}
+	if err == nil {
+		return ev
+	}
+	ev.Error = err.Error()
+	_, ev.Code = classify(err)
+	ev.Result = "failed"
+	var f *reload.Failure
+	if errors.As(err, &f) {
+		ev.Tail = f.Tail
+		if f.RolledBack {
+			ev.Result = "rolled_back"
+		}
+	}
+	return ev
+}
+
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
+	if s.Upgrader == nil {
+		writeError(w, http.StatusNotImplemented, "unavailable", "self-upgrade is not available in this build")
+		return
+	}
+	st := newStream(w)
+	start := time.Now()
+	err := s.Upgrader.Upgrade(context.WithoutCancel(r.Context()), func(msg string) { st.send(Event{Phase: msg}) })
+	st.send(finalEvent(err, time.Since(start)))
+}

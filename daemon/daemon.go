@@ -1,0 +1,374 @@
+// Package daemon wires the supervisor together: configuration, reaper,
+// held sockets, app owners, control API, metrics and systemd notification.
+// cmd/supervisor only parses arguments and calls Run.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/internal/exitcode"
+	"github.com/gunisup/supervisor/metrics"
+	"github.com/gunisup/supervisor/sdnotify"
+	"github.com/gunisup/supervisor/supervise"
+)
+
+// Version is the supervisor's version, set at build time with
+// -ldflags "-X github.com/gunisup/supervisor/daemon.Version=...".
+var Version = "dev"
+
+// Exit statuses of the supervisor.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitConfig  = 2
+)
+
+// DefaultConfig is read when -c is not given.
+const DefaultConfig = "/etc/supervisor/supervisor.toml"
+
+const usage = `usage:
+  supervisor [-c FILE]          run in the foreground (systemd, container, PID 1)
+  supervisor check [-c FILE]    validate the configuration: exit 0, or 2 with one line per error
+  supervisor version
+`
+
+// Run runs the supervisor command line. The returned error carries the exit
+// status (exitcode.Error): 0 after a requested stop, 2 for a bad
+// configuration, 1 for a failure to start, or an exit_with app's status.
+func Run(args []string, stdout, stderr io.Writer) error {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("supervisor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	cfgPath := fs.String("c", DefaultConfig, "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return exitcode.New(ExitConfig, err)
+	}
+	if fs.NArg() > 0 {
+		return exitcode.New(ExitConfig, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintf(stdout, "supervisor %s\n", Version)
+		return nil
+	case "check":
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return exitcode.New(ExitConfig, err)
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d apps)\n", cfg.Path, len(cfg.Apps))
+		return nil
+	case "run":
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return exitcode.New(ExitConfig, err)
+		}
+		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		d := &Daemon{Config: cfg, Logger: logger, Stdout: stdout}
+		return d.Run(context.Background())
+	}
+	fmt.Fprint(stderr, usage)
+	return exitcode.New(ExitConfig, fmt.Errorf("unknown command %q", cmd))
+}
+
+// Daemon is one running supervisor.
+type Daemon struct {
+	Config *config.Config
+	Logger *slog.Logger
+	Stdout io.Writer
+
+	started  time.Time
+	manager  *supervise.Manager
+	reaper   *supervise.Reaper
+	notifier *sdnotify.Notifier
+	bridges  map[string]*metrics.StatsdBridge
+	upgrades int
+}
+
+// lateSource lets metrics be built before the manager it reads.
+type lateSource struct {
+	mu sync.Mutex
+	m  *supervise.Manager
+}
+
+func (s *lateSource) Snapshots() []supervise.AppSnapshot {
+	s.mu.Lock()
+	m := s.m
+	s.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Snapshots()
+}
+
+// Run starts every app and supervises until a terminating signal (or the
+// exit_with app's exit), then stops everything within shutdown_timeout.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg := d.Config
+	d.started = time.Now()
+	pid1 := os.Getpid() == 1
+	// Children must never inherit systemd's protocol variables or fds.
+	notifier, err := sdnotify.FromEnv(true)
+	if err != nil {
+		return exitcode.New(ExitFailure, fmt.Errorf("systemd notify: %w", err))
+	}
+	d.notifier = notifier
+	inherited, err := sdnotify.ListenFDs(true)
+	if err != nil {
+		return exitcode.New(ExitFailure, fmt.Errorf("systemd socket activation: %w", err))
+	}
+	// Signals first: as PID 1 the kernel drops any signal without a handler.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	signal.Ignore(syscall.SIGPIPE)
+	if !pid1 {
+		if err := supervise.SetChildSubreaper(); err != nil {
+			d.Logger.Warn("orphans will re-parent to init", "err", err)
+		}
+	}
+	d.reaper = supervise.NewReaper()
+	defer d.reaper.Close()
+
+	src := &lateSource{}
+	met := metrics.New(src, metrics.Options{Logger: d.Logger})
+	d.bridges = map[string]*metrics.StatsdBridge{}
+	defer func() {
+		for _, b := range d.bridges {
+			_ = b.Close() // idempotent; errors at exit change nothing
+		}
+	}()
+	for _, app := range cfg.Apps {
+		if app.Kind == config.KindGunicorn && app.Statsd {
+			b, err := metrics.NewStatsdBridge(app.Name, met)
+			if err != nil {
+				return exitcode.New(ExitFailure, fmt.Errorf("app %s: statsd bridge: %w", app.Name, err))
+			}
+			d.bridges[app.Name] = b
+		}
+	}
+	held, err := systemdSockets(cfg, inherited)
+	if err != nil {
+		return exitcode.New(ExitConfig, err)
+	}
+	m, err := supervise.NewManager(cfg, d.reaper, supervise.Options{
+		Logger:   d.Logger,
+		Sink:     &supervise.WriterSink{W: d.Stdout},
+		Observer: met,
+		StatsdAddr: func(app string) string {
+			if b := d.bridges[app]; b != nil {
+				return b.Addr()
+			}
+			return ""
+		},
+		Sockets: held,
+	})
+	if err != nil {
+		return exitcode.New(ExitFailure, err)
+	}
+	d.manager = m
+	src.mu.Lock()
+	src.m = m
+	src.mu.Unlock()
+	defer m.CloseSockets()
+
+	srv := &control.Server{Backend: m, Info: d.info, Logger: d.Logger}
+	if err := srv.Listen(cfg.Supervisor.ControlSocket, cfg.Supervisor.ControlGroup); err != nil {
+		return exitcode.New(ExitFailure, err)
+	}
+	ctrlDone := make(chan error, 1)
+	go func() { ctrlDone <- srv.Serve() }()
+	defer srv.Close()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	httpDone := make(chan error, 1)
+	if cfg.Supervisor.HTTP != "" {
+		live := func() error {
+			pctx, pcancel := context.WithTimeout(runCtx, 2*time.Second)
+			defer pcancel()
+			return m.Ping(pctx)
+		}
+		go func() {
+			httpDone <- metrics.Serve(runCtx, cfg.Supervisor.HTTP, cfg.Supervisor.HTTPWebConfig, met.Handler(live), d.Logger)
+		}()
+	}
+
+	d.Logger.Info("supervisor starting", "version", Version, "pid", os.Getpid(), "config", cfg.Path, "apps", len(cfg.Apps), "pid1", pid1)
+	m.Start(runCtx)
+
+	var watchdog <-chan time.Time
+	if iv, ok := notifier.WatchdogInterval(); ok {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	ready := false
+	exitCode := ExitOK
+	update := func() {
+		ok, bad := m.Ready()
+		status := summary(m.Snapshots())
+		if ok && !ready {
+			ready = true
+			d.Logger.Info("all apps ready")
+			d.notify(notifier.Ready(status))
+			return
+		}
+		_ = bad
+		d.notify(notifier.Status(status))
+	}
+	update()
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
+				d.Logger.Info("stopping", "signal", sig.String())
+				break loop
+			case syscall.SIGHUP:
+				d.Logger.Warn("SIGHUP: live configuration reload is not implemented yet; restart the supervisor to apply a new configuration")
+			case syscall.SIGUSR1:
+				d.Logger.Info("SIGUSR1: nothing to reopen (logs go to stdout)")
+			case syscall.SIGUSR2:
+				d.Logger.Warn("SIGUSR2: self-upgrade is not available in this build")
+			}
+		case <-m.Changes():
+			update()
+		case ex := <-m.Exits():
+			if cfg.Supervisor.ExitWith != "" && ex.App == cfg.Supervisor.ExitWith {
+				exitCode = ex.Exit.ShellCode()
+				d.Logger.Info("exit_with app exited; stopping", "app", ex.App, "status", ex.Exit.String(), "exit_code", exitCode)
+				break loop
+			}
+		case <-watchdog:
+			pctx, pcancel := context.WithTimeout(runCtx, time.Second)
+			if err := m.Ping(pctx); err == nil {
+				d.notify(notifier.Watchdog())
+			} else {
+				d.Logger.Error("watchdog: not pinging systemd", "err", err)
+			}
+			pcancel()
+		case err := <-ctrlDone:
+			return exitcode.New(ExitFailure, fmt.Errorf("control socket: %w", err))
+		case err := <-httpDone:
+			if err != nil {
+				d.Logger.Error("metrics listener failed", "err", err)
+			}
+			httpDone = nil
+		}
+	}
+	d.notify(notifier.Stopping())
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), cfg.Supervisor.ShutdownTimeout)
+	defer stopCancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- m.Stop(stopCtx) }()
+	for {
+		select {
+		case err := <-stopped:
+			if err != nil {
+				d.Logger.Error("stop", "err", err)
+			}
+			d.Logger.Info("supervisor stopped", "exit_code", exitCode)
+			if exitCode != ExitOK {
+				return exitcode.New(exitCode, nil)
+			}
+			return nil
+		case sig := <-sigs:
+			if sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGQUIT {
+				d.Logger.Warn("second stop signal: killing what remains", "signal", sig.String())
+				stopCancel()
+			}
+		}
+	}
+}
+
+func (d *Daemon) notify(err error) {
+	if err != nil {
+		d.Logger.Warn("systemd notify", "err", err)
+	}
+}
+
+func (d *Daemon) info() control.SupervisorInfo {
+	return control.SupervisorInfo{PID: os.Getpid(), Version: Version, Started: d.started, Config: d.Config.Path, Upgrades: d.upgrades}
+}
+
+// summary is the one-line STATUS= for systemd.
+func summary(apps []supervise.AppSnapshot) string {
+	counts := map[string]int{}
+	for _, a := range apps {
+		counts[a.State.String()]++
+	}
+	var parts []string
+	for _, s := range supervise.States {
+		if n := counts[s.String()]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	return "apps: " + strings.Join(parts, ", ")
+}
+
+// systemdSockets maps `systemd:NAME` listeners to the sockets systemd
+// passed. An app whose listeners are all systemd's gets them held; a config
+// naming a socket systemd did not pass is an error.
+func systemdSockets(cfg *config.Config, inherited []sdnotify.Inherited) (map[string][]*supervise.Socket, error) {
+	out := map[string][]*supervise.Socket{}
+	for _, app := range cfg.Apps {
+		var socks []*supervise.Socket
+		mixed := false
+		for _, l := range app.Listen {
+			if l.Network != config.NetSystemd {
+				mixed = true
+				continue
+			}
+			in, err := sdnotify.Lookup(inherited, l.Address)
+			if err != nil {
+				return nil, fmt.Errorf("app %s: listen %s: %w", app.Name, l.Raw, err)
+			}
+			s, err := supervise.AdoptFD(l, in.FD, false)
+			if err != nil {
+				return nil, fmt.Errorf("app %s: %w", app.Name, err)
+			}
+			socks = append(socks, s)
+		}
+		if len(socks) == 0 {
+			continue
+		}
+		if mixed {
+			// Bind the others here, in listen order.
+			var all []*supervise.Socket
+			i := 0
+			for _, l := range app.Listen {
+				if l.Network == config.NetSystemd {
+					all = append(all, socks[i])
+					i++
+					continue
+				}
+				s, err := supervise.Bind(l)
+				if err != nil {
+					return nil, errors.Join(fmt.Errorf("app %s: %w", app.Name, err))
+				}
+				all = append(all, s)
+			}
+			socks = all
+		}
+		out[app.Name] = socks
+	}
+	return out, nil
+}

@@ -1,0 +1,285 @@
+// Package supctl is the supctl command line: it parses arguments, talks to
+// the control socket and prints results. Exit statuses (carried by
+// exitcode.Error): 0 ok, 1 the operation failed, 2 usage or configuration
+// error, 3 cannot connect to the supervisor.
+package supctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/internal/exitcode"
+	"github.com/gunisup/supervisor/supervise"
+)
+
+// Exit statuses.
+const (
+	ExitOK        = 0
+	ExitFailed    = 1
+	ExitUsage     = 2
+	ExitNoConnect = 3
+)
+
+// DefaultSocket is used when neither -s nor $SUPCTL_SOCKET is given.
+const DefaultSocket = "/run/supervisor/control.sock"
+
+const usage = `usage: supctl [-s SOCKET] COMMAND [ARGS]
+
+commands:
+  status [APP] [--json]          state, PIDs, workers, uptime, restarts, last exit, listeners
+  start APP | stop APP | restart APP
+  reload APP [--strategy swap|usr2]      zero-downtime code swap; exit 0 once the new generation serves alone
+  deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR, reload, point back on failure
+  upgrade                        re-execute the supervisor binary in place (same PID, apps untouched)
+  version
+
+The socket is -s PATH, else $SUPCTL_SOCKET, else ` + DefaultSocket + `.
+Exit status: 0 ok, 1 operation failed, 2 usage error, 3 cannot connect.
+`
+
+// Run runs supctl with args (without the program name).
+func Run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("supctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	sock := fs.String("s", "", "control socket path")
+	timeout := fs.Duration("timeout", 15*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return exitcode.New(ExitUsage, err)
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitcode.New(ExitUsage, errors.New("no command"))
+	}
+	path := *sock
+	if path == "" {
+		path = os.Getenv("SUPCTL_SOCKET")
+	}
+	if path == "" {
+		path = DefaultSocket
+	}
+	c := control.NewClient(path)
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	cmd, cargs := rest[0], rest[1:]
+	var err error
+	switch cmd {
+	case "status":
+		err = status(ctx, c, cargs, stdout)
+	case "start", "stop", "restart":
+		err = act(ctx, c, cmd, cargs, stdout)
+	case "reload", "deploy":
+		err = reloadCmd(ctx, c, cmd, cargs, stdout)
+	case "upgrade":
+		err = upgrade(ctx, c, stdout)
+	case "version":
+		var v *control.VersionResponse
+		v, err = c.Version(ctx)
+		if err == nil {
+			fmt.Fprintf(stdout, "supervisor %s (pid %d)\n", v.Version, v.PID)
+		}
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return exitcode.New(ExitUsage, fmt.Errorf("unknown command %q", cmd))
+	}
+	return classify(err)
+}
+
+// classify gives a client error its exit status.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ue *exitcode.Error
+	if errors.As(err, &ue) {
+		return err
+	}
+	var ce *control.ConnectError
+	if errors.As(err, &ce) {
+		return exitcode.New(ExitNoConnect, err)
+	}
+	var ae *control.APIError
+	if errors.As(err, &ae) && ae.Code == "bad_request" {
+		return exitcode.New(ExitUsage, err)
+	}
+	return exitcode.New(ExitFailed, err)
+}
+
+// splitFlags separates --flag value pairs from positional arguments so
+// flags may follow them (`supctl status web --json`).
+func splitFlags(args []string, withValue map[string]bool) (map[string]string, []string, error) {
+	flags := map[string]string{}
+	var pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			pos = append(pos, a)
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		takes, known := withValue[name]
+		if !known {
+			return nil, nil, exitcode.New(ExitUsage, fmt.Errorf("unknown flag %s", a))
+		}
+		if takes && !hasVal {
+			if i+1 >= len(args) {
+				return nil, nil, exitcode.New(ExitUsage, fmt.Errorf("flag %s needs a value", a))
+			}
+			i++
+			val = args[i]
+		}
+		flags[name] = val
+	}
+	return flags, pos, nil
+}
+
+func status(ctx context.Context, c *control.Client, args []string, out io.Writer) error {
+	flags, pos, err := splitFlags(args, map[string]bool{"json": false})
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return exitcode.New(ExitUsage, errors.New("status takes at most one app"))
+	}
+	app := ""
+	if len(pos) == 1 {
+		app = pos[0]
+	}
+	st, err := c.Status(ctx, app)
+	if err != nil {
+		return err
+	}
+	if _, ok := flags["json"]; ok {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	PrintStatus(out, st.Apps, time.Now())
+	return nil
+}
+
+// PrintStatus writes the human status table.
+func PrintStatus(out io.Writer, apps []supervise.AppSnapshot, now time.Time) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tSTATE\tPID\tWORKERS\tUPTIME\tRESTARTS\tLAST EXIT\tGEN\tLISTEN")
+	for _, a := range apps {
+		state := a.State.String()
+		if a.State == supervise.StateRunning && a.HealthChecked && !a.Healthy {
+			state += " (unhealthy)"
+		}
+		if a.Reloading {
+			state += " (reloading)"
+		}
+		pid, up := "-", "-"
+		if a.MasterPID != 0 {
+			pid = fmt.Sprint(a.MasterPID)
+			up = now.Sub(a.Started).Round(time.Second).String()
+		}
+		last := "-"
+		if a.LastExit != nil {
+			last = a.LastExit.String()
+		}
+		var ls []string
+		for _, l := range a.Listeners {
+			ls = append(ls, l.Address)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%s\n", a.Name, state, pid, len(a.WorkerPIDs), up, a.Restarts, last, a.Generation, strings.Join(ls, ","))
+	}
+	_ = tw.Flush() // writes to a terminal or pipe; nothing to recover
+	for _, a := range apps {
+		if a.Message != "" {
+			fmt.Fprintf(out, "%s: %s\n", a.Name, a.Message)
+		}
+		if a.LastReload != nil {
+			r := a.LastReload
+			fmt.Fprintf(out, "%s: last reload %s (%s) %s ago, took %s", a.Name, r.Result, r.Strategy, now.Sub(r.Started).Round(time.Second), r.Duration.Round(time.Millisecond))
+			if r.Reason != "" {
+				fmt.Fprintf(out, ": %s", r.Reason)
+			}
+			fmt.Fprintln(out)
+		}
+		if a.Release != "" {
+			fmt.Fprintf(out, "%s: release %s\n", a.Name, a.Release)
+		}
+	}
+}
+
+func act(ctx context.Context, c *control.Client, verb string, args []string, out io.Writer) error {
+	if len(args) != 1 {
+		return exitcode.New(ExitUsage, fmt.Errorf("%s takes exactly one app", verb))
+	}
+	r, err := c.Act(ctx, verb, args[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, r.Message)
+	return nil
+}
+
+func reloadCmd(ctx context.Context, c *control.Client, verb string, args []string, out io.Writer) error {
+	flags, pos, err := splitFlags(args, map[string]bool{"strategy": true})
+	if err != nil {
+		return err
+	}
+	want := 1
+	if verb == "deploy" {
+		want = 2
+	}
+	if len(pos) != want {
+		if verb == "deploy" {
+			return exitcode.New(ExitUsage, errors.New("usage: supctl deploy APP RELEASE_DIR [--strategy swap|usr2]"))
+		}
+		return exitcode.New(ExitUsage, errors.New("usage: supctl reload APP [--strategy swap|usr2]"))
+	}
+	release := ""
+	if verb == "deploy" {
+		release = pos[1]
+	}
+	start := time.Now()
+	ev, err := c.Reload(ctx, pos[0], flags["strategy"], release, func(e control.Event) {
+		fmt.Fprintf(out, "[%6.2fs] %s\n", e.Time.Sub(start).Seconds(), e.Phase)
+	})
+	if err != nil {
+		return err
+	}
+	return finish(out, verb, pos[0], ev)
+}
+
+func finish(out io.Writer, verb, what string, ev control.Event) error {
+	if ev.OK {
+		fmt.Fprintf(out, "%s %s: ok in %s\n", verb, what, ev.Duration.Round(time.Millisecond))
+		return nil
+	}
+	for _, l := range ev.Tail {
+		fmt.Fprintf(out, "  | %s\n", l)
+	}
+	err := fmt.Errorf("%s %s: %s: %s", verb, what, ev.Result, ev.Error)
+	if ev.Code == "bad_request" {
+		return exitcode.New(ExitUsage, err)
+	}
+	return exitcode.New(ExitFailed, err)
+}
+
+func upgrade(ctx context.Context, c *control.Client, out io.Writer) error {
+	start := time.Now()
+	ev, err := c.Upgrade(ctx, func(e control.Event) {
+		fmt.Fprintf(out, "[%6.2fs] %s\n", e.Time.Sub(start).Seconds(), e.Phase)
+	})
+	if err != nil {
+		return err
+	}
+	return finish(out, "upgrade", "supervisor", ev)
+}

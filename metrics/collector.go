@@ -1,0 +1,134 @@
+package metrics
+
+import (
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gunisup/supervisor/supervise"
+)
+
+func appDesc(name, help string, extra ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, append([]string{"app"}, extra...), nil)
+}
+
+var (
+	descAppUp = appDesc("app_up",
+		"1 if the app is in state running, else 0.")
+	descAppState = appDesc("app_state",
+		"1 for the app's current lifecycle state, 0 for every other state.", "state")
+	descAppStart = appDesc("app_start_time_seconds",
+		"Unix time the current generation started; absent when none runs.")
+	descAppRestarts = appDesc("app_restarts_total",
+		"Restarts of the app by the supervisor since it was loaded.")
+	descAppLastExit = appDesc("app_last_exit_code",
+		"Shell-style status of the last generation exit (code, or 128+signal); absent before the first exit.")
+	descAppWorkers = appDesc("app_workers",
+		"Live worker processes of the current generation's master.")
+	descAppCPU = appDesc("app_cpu_seconds_total",
+		"User and system CPU time of the process tree rooted at the master, including reaped descendants.")
+	descAppRSS = appDesc("app_resident_memory_bytes",
+		"Resident memory summed over the process tree rooted at the master.")
+	descAppFDs = appDesc("app_open_fds",
+		"Open file descriptors summed over the process tree rooted at the master.")
+	descAppProcs = appDesc("app_processes",
+		"Processes in the tree rooted at the master, the master included.")
+	descQueueLen = appDesc("listener_queue_length",
+		"Connections waiting in the accept queue of a held listener.", "listener")
+	descQueueMax = appDesc("listener_queue_max",
+		"Accept queue capacity (listen backlog as the kernel applies it) of a held listener.", "listener")
+)
+
+// appCollector computes per-app metrics at scrape time from one Snapshots()
+// call, one scan of /proc and at most one sock_diag dump.
+type appCollector struct {
+	src      Source
+	procRoot string
+	logger   *slog.Logger
+	errors   *prometheus.CounterVec
+}
+
+// Describe implements prometheus.Collector.
+func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		descAppUp, descAppState, descAppStart, descAppRestarts, descAppLastExit, descAppWorkers,
+		descAppCPU, descAppRSS, descAppFDs, descAppProcs, descQueueLen, descQueueMax,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector. Metrics that cannot be read
+// (process gone, descriptor closed) are left out rather than reported as 0.
+func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
+	snaps := c.src.Snapshots()
+	if len(snaps) == 0 {
+		return
+	}
+
+	var tree *procTree
+	for _, s := range snaps {
+		if s.MasterPID > 0 {
+			t, err := scanProcs(c.procRoot)
+			if err != nil {
+				c.fail("procfs", err)
+			} else {
+				tree = t
+			}
+			break
+		}
+	}
+	queues := queueReader{fail: c.fail}
+
+	for _, s := range snaps {
+		gauge := func(d *prometheus.Desc, v float64, extra ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{s.Name}, extra...)...)
+		}
+		counter := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, s.Name)
+		}
+		gauge(descAppUp, boolFloat(s.State == supervise.StateRunning))
+		for _, st := range supervise.States {
+			gauge(descAppState, boolFloat(s.State == st), st.String())
+		}
+		if !s.Started.IsZero() {
+			gauge(descAppStart, float64(s.Started.UnixNano())/1e9)
+		}
+		counter(descAppRestarts, float64(s.Restarts))
+		if s.LastExit != nil {
+			gauge(descAppLastExit, float64(s.LastExit.ShellCode()))
+		}
+		gauge(descAppWorkers, float64(len(s.WorkerPIDs)))
+
+		if tree != nil && s.MasterPID > 0 {
+			if u, ok := tree.usage(s.MasterPID, c.fail); ok {
+				counter(descAppCPU, u.cpuSeconds)
+				gauge(descAppRSS, float64(u.rssBytes))
+				gauge(descAppFDs, float64(u.fds))
+				gauge(descAppProcs, float64(u.processes))
+			}
+		}
+
+		for _, l := range s.Listeners {
+			q, ok := queues.read(l)
+			if !ok {
+				continue
+			}
+			gauge(descQueueLen, float64(q.length), l.Address)
+			gauge(descQueueMax, float64(q.max), l.Address)
+		}
+	}
+}
+
+// fail records a scrape-time error; the affected series are skipped.
+func (c *appCollector) fail(source string, err error) {
+	c.errors.WithLabelValues(source).Inc()
+	c.logger.Debug("metrics: scrape error", "source", source, "err", err)
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,211 @@
+// Package reload replaces a serving generation with a new one without
+// refusing or failing a request: start the new generation, check it, make it
+// the serving one, then drain the old one; on any failure stop the new one and
+// leave the old one serving (or, where the old one is already gone, start the
+// old release again). It knows nothing of HTTP, TOML or Gunicorn's flags: the
+// Host does the work; this package orders the steps and reports them.
+package reload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Gen is one generation as a strategy sees it.
+type Gen interface {
+	// Done is closed when the generation's main process has exited.
+	Done() <-chan struct{}
+	// String names it for humans: "generation 3 (pid 1234)".
+	String() string
+	// ExitReason says how it ended ("exit 3"); valid once Done is closed.
+	ExitReason() string
+}
+
+// Host is what a strategy needs from the app's owner.
+type Host interface {
+	// Spawn starts a fresh generation. dir is the release directory to run
+	// in; "" resolves the app's configured directory again (the new release).
+	Spawn(ctx context.Context, dir string) (Gen, error)
+	// USR2 asks old's master to re-exec itself and returns the new master once
+	// it exists and all its workers have booted the app.
+	USR2(ctx context.Context, old Gen) (Gen, error)
+	// Ready returns nil once g answers on its own probe listener and passes
+	// the health check the configured number of consecutive times.
+	Ready(ctx context.Context, g Gen) error
+	// Commit makes g the serving generation of the app.
+	Commit(ctx context.Context, g Gen) error
+	// Drain stops g gracefully (TERM, then KILL after the stop timeout) and
+	// returns when it has exited.
+	Drain(ctx context.Context, g Gen) error
+	// Abort stops a generation that failed its checks, without mercy for
+	// requests it may hold (it never served any), and waits for its exit.
+	Abort(g Gen) error
+	// Dir is the release directory g runs in.
+	Dir(g Gen) string
+	// Tail returns the last lines g wrote to stdout/stderr.
+	Tail(g Gen) []string
+}
+
+// Failure is a reload that did not complete. The serving generation is
+// intact: either the old one never stopped, or (RolledBack with Respawned)
+// the old release was started again on the held sockets.
+type Failure struct {
+	// Cause is a one-line reason ("new generation exited: exit 4").
+	Cause string
+	// Tail holds the failed generation's last output lines (a traceback).
+	Tail []string
+	// RolledBack is true when a new generation was started and then undone.
+	RolledBack bool
+	Err        error
+}
+
+func (f *Failure) Error() string {
+	var b strings.Builder
+	b.WriteString(f.Cause)
+	if f.RolledBack {
+		b.WriteString(" (rolled back)")
+	}
+	return b.String()
+}
+
+func (f *Failure) Unwrap() error { return f.Err }
+
+// Progress receives one human line per phase.
+type Progress func(msg string)
+
+// Swap starts a complete new generation on the held sockets, waits for it to
+// be ready and healthy, commits it, then drains old. It returns the new
+// generation, or a *Failure with old still serving.
+func Swap(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) {
+	progress("starting new generation")
+	g, err := h.Spawn(ctx, "")
+	if err != nil {
+		return nil, &Failure{Cause: "cannot start new generation: " + err.Error(), Err: err}
+	}
+	progress(fmt.Sprintf("started %s in %s; waiting for readiness and health", g, h.Dir(g)))
+	if err := h.Ready(ctx, g); err != nil {
+		return nil, abort(h, g, err, progress)
+	}
+	progress(fmt.Sprintf("%s is healthy; switching", g))
+	if err := h.Commit(ctx, g); err != nil {
+		return nil, abort(h, g, err, progress)
+	}
+	if old != nil {
+		progress(fmt.Sprintf("draining %s", old))
+		if err := h.Drain(context.WithoutCancel(ctx), old); err != nil {
+			progress(fmt.Sprintf("warning: draining %s: %v", old, err))
+		}
+		progress(fmt.Sprintf("%s stopped (%s)", old, old.ExitReason()))
+	}
+	return g, nil
+}
+
+// abort stops a failed new generation and describes the failure.
+func abort(h Host, g Gen, cause error, progress Progress) error {
+	progress(fmt.Sprintf("%s failed: %v; stopping it", g, cause))
+	tail := h.Tail(g)
+	if err := h.Abort(g); err != nil {
+		progress(fmt.Sprintf("warning: stopping %s: %v", g, err))
+	}
+	return &Failure{Cause: cause.Error(), Tail: tail, RolledBack: true, Err: cause}
+}
+
+// USR2 runs Gunicorn's own upgrade: USR2 to the old master (which forks and
+// execs a new master on the same sockets), wait until every new worker has
+// booted, TERM the old master so it drains, then check the new generation
+// alone through the probe listener it inherited. A new master that dies or
+// never boots is stopped and the old one keeps serving. If the health check
+// fails after the old master is gone, the old release is started again as a
+// fresh generation on the held sockets and the new one is stopped.
+func USR2(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) {
+	if old == nil {
+		return nil, &Failure{Cause: "usr2 needs a running master"}
+	}
+	progress(fmt.Sprintf("sending USR2 to %s", old))
+	g, err := h.USR2(ctx, old)
+	if err != nil {
+		f := &Failure{Cause: "new master did not boot: " + err.Error(), Err: err, RolledBack: g != nil}
+		if g != nil {
+			f.Tail = h.Tail(g)
+			if aerr := h.Abort(g); aerr != nil {
+				progress(fmt.Sprintf("warning: stopping %s: %v", g, aerr))
+			}
+		}
+		return nil, f
+	}
+	progress(fmt.Sprintf("%s booted its workers; draining %s", g, old))
+	if err := h.Commit(ctx, g); err != nil {
+		return nil, abort(h, g, err, progress)
+	}
+	if err := h.Drain(context.WithoutCancel(ctx), old); err != nil {
+		progress(fmt.Sprintf("warning: draining %s: %v", old, err))
+	}
+	progress(fmt.Sprintf("%s stopped (%s); checking %s alone", old, old.ExitReason(), g))
+	rerr := h.Ready(ctx, g)
+	if rerr == nil {
+		progress(fmt.Sprintf("%s is healthy", g))
+		return g, nil
+	}
+	progress(fmt.Sprintf("%s failed: %v; starting the previous release again", g, rerr))
+	tail := h.Tail(g)
+	back, err := h.Spawn(context.WithoutCancel(ctx), h.Dir(old))
+	if err == nil {
+		err = h.Ready(context.WithoutCancel(ctx), back)
+		if err == nil {
+			err = h.Commit(context.WithoutCancel(ctx), back)
+		}
+		if err != nil {
+			if aerr := h.Abort(back); aerr != nil {
+				progress(fmt.Sprintf("warning: stopping %s: %v", back, aerr))
+			}
+		}
+	}
+	if err != nil {
+		// Nothing better to serve: keep the new generation rather than none.
+		return nil, &Failure{Cause: fmt.Sprintf("%v; restarting the previous release failed too: %v (new generation kept)", rerr, err), Tail: tail, Err: rerr}
+	}
+	if aerr := h.Abort(g); aerr != nil {
+		progress(fmt.Sprintf("warning: stopping %s: %v", g, aerr))
+	}
+	return back, &Failure{Cause: rerr.Error(), Tail: tail, RolledBack: true, Err: rerr}
+}
+
+// PointLink atomically points the symlink link at target (a new link is
+// written beside it, then renamed over it) and returns the previous target.
+// link must already be a symlink: a directory is never replaced.
+func PointLink(link, target string) (previous string, err error) {
+	st, err := os.Lstat(link)
+	if err != nil {
+		return "", fmt.Errorf("deploy: %w", err)
+	}
+	if st.Mode()&os.ModeSymlink == 0 {
+		return "", fmt.Errorf("deploy: %s is not a symlink; deploy needs `directory` to be a link such as /srv/web/current", link)
+	}
+	previous, err = os.Readlink(link)
+	if err != nil {
+		return "", fmt.Errorf("deploy: %w", err)
+	}
+	tst, err := os.Stat(target)
+	if err != nil {
+		return "", fmt.Errorf("deploy: release %w", err)
+	}
+	if !tst.IsDir() {
+		return "", fmt.Errorf("deploy: release %s is not a directory", target)
+	}
+	tmp := filepath.Join(filepath.Dir(link), "."+filepath.Base(link)+".deploy-tmp")
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("deploy: %w", err)
+	}
+	if err := os.Symlink(target, tmp); err != nil {
+		return "", fmt.Errorf("deploy: %w", err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		_ = os.Remove(tmp) // best effort; the rename error is the one to report
+		return "", fmt.Errorf("deploy: %w", err)
+	}
+	return previous, nil
+}

@@ -1,0 +1,214 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Generation is one started instance of an app: a Gunicorn master (with its
+// workers) or a process. Its exit is delivered by the reaper; Done is closed
+// once it has exited and its exit is recorded.
+type Generation struct {
+	App     string
+	ID      int
+	PID     int
+	Started time.Time
+	// Dir is the resolved working directory (the release path).
+	Dir string
+	// ProbeAddr is the private loopback listener only this generation holds
+	// ("" for a process app); health checks of this generation go there.
+	ProbeAddr string
+	// Adopted is true for a master created by USR2 (not forked by us).
+	Adopted bool
+	// PGID is the process group of the main process and its workers (a USR2
+	// master stays in the group of the master that forked it).
+	PGID int
+	// Pidfile is the Gunicorn master's pidfile ("" for a process).
+	Pidfile string
+
+	exitCh <-chan ExitInfo
+	done   chan struct{}
+	exit   ExitInfo
+	out    *tail
+	outEOF chan struct{}
+}
+
+// newGeneration watches exitCh and closes done when the process has exited.
+func newGeneration(app string, id, pid int, exitCh <-chan ExitInfo, out *tail, outEOF chan struct{}) *Generation {
+	g := &Generation{App: app, ID: id, PID: pid, Started: time.Now(), exitCh: exitCh, done: make(chan struct{}), out: out, outEOF: outEOF}
+	go func() {
+		info, ok := <-exitCh
+		if !ok {
+			info = ExitInfo{Code: -1, Time: time.Now()}
+		}
+		g.exit = info
+		close(g.done)
+	}()
+	return g
+}
+
+// String names the generation for humans.
+func (g *Generation) String() string {
+	return fmt.Sprintf("generation %d (pid %d)", g.ID, g.PID)
+}
+
+// ExitReason implements reload.Gen.
+func (g *Generation) ExitReason() string { return g.Exit().String() }
+
+// Done is closed when the generation's main process has exited.
+func (g *Generation) Done() <-chan struct{} { return g.done }
+
+// Exit returns how the main process ended; valid once Done is closed.
+func (g *Generation) Exit() ExitInfo {
+	<-g.done
+	return g.exit
+}
+
+// Exited reports whether Done is closed.
+func (g *Generation) Exited() bool {
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Tail returns the last lines the generation wrote to stdout/stderr. After
+// an exit it waits briefly for the output pipe to drain, so a traceback
+// printed just before the exit is included.
+func (g *Generation) Tail() []string {
+	if g.out == nil {
+		return nil
+	}
+	if g.Exited() && g.outEOF != nil {
+		t := time.NewTimer(500 * time.Millisecond)
+		select {
+		case <-g.outEOF:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return g.out.get()
+}
+
+// Signal sends sig to the main process.
+func (g *Generation) Signal(sig syscall.Signal) error {
+	if g.Exited() {
+		return nil
+	}
+	if err := unix.Kill(g.PID, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("%s generation %d: signal %d to pid %d: %w", g.App, g.ID, sig, g.PID, err)
+	}
+	return nil
+}
+
+// Stop asks the generation to stop with sig, waits up to timeout (or until
+// ctx ends), then KILLs the main process and every descendant and waits up to
+// killWait more. It returns the exit, or an error if the process outlived
+// even the KILL (it is then left to the reaper). Safe to call concurrently and
+// more than once.
+func (g *Generation) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (ExitInfo, error) {
+	const killWait = 5 * time.Second
+	if err := g.Signal(sig); err != nil {
+		return ExitInfo{}, err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-g.done:
+		return g.exit, nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	g.Kill()
+	k := time.NewTimer(killWait)
+	defer k.Stop()
+	select {
+	case <-g.done:
+		return g.exit, nil
+	case <-k.C:
+		return ExitInfo{}, fmt.Errorf("%s generation %d (pid %d) still alive %s after SIGKILL", g.App, g.ID, g.PID, killWait)
+	}
+}
+
+// Kill sends SIGKILL to the main process and all its descendants.
+func (g *Generation) Kill() {
+	if !g.Exited() {
+		signalTree(g.PID, unix.SIGKILL)
+	}
+}
+
+// Workers returns the live children of the main process (Gunicorn workers,
+// and a USR2 child master while one exists).
+func (g *Generation) Workers() []int {
+	if g.Exited() {
+		return nil
+	}
+	procs, err := scanProcs()
+	if err != nil {
+		return nil
+	}
+	return childrenOf(procs, g.PID)
+}
+
+// resolveDir resolves a possibly symlinked working directory (a `current`
+// link) to the real release path, so a generation keeps its files while a
+// newer release is deployed beside it.
+func resolveDir(dir string) (string, error) {
+	if dir == "" {
+		return os.Getwd()
+	}
+	r, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("directory %s: %w", dir, err)
+	}
+	st, err := os.Stat(r)
+	if err != nil {
+		return "", fmt.Errorf("directory %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("directory %s: %s is not a directory", dir, r)
+	}
+	return r, nil
+}
+
+// lookPath finds name in the directories of path (a PATH value) the way a
+// shell would, for the child's PATH rather than the supervisor's.
+func lookPath(name, path string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := isExecutable(name); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if isExecutable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found in PATH %s", name, path)
+}
+
+func isExecutable(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", p)
+	}
+	return nil
+}

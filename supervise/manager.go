@@ -1,0 +1,458 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/reload"
+)
+
+// Options are the Manager's collaborators; zero values are usable.
+type Options struct {
+	Logger   *slog.Logger
+	Sink     LogSink
+	Observer Observer
+	// StatsdAddr returns the statsd bridge address for an app ("" for none).
+	StatsdAddr func(app string) string
+	// Sockets are listeners already held (inherited from systemd or from the
+	// previous image), keyed by app name, in the order of the app's listen
+	// list; an app missing here gets its sockets bound.
+	Sockets map[string][]*Socket
+}
+
+// Manager runs every app of one configuration: it holds their sockets and
+// one owner goroutine per app, and answers requests by routing them to owners.
+type Manager struct {
+	cfg      *config.Config
+	reaper   *Reaper
+	logger   *slog.Logger
+	sink     LogSink
+	observer Observer
+	statsd   func(string) string
+	runDir   string
+	sockets  map[string][]*Socket
+	apps     map[string]*appOwner
+	order    []*appOwner
+	changes  chan struct{}
+	exits    chan AppExit
+	cancel   context.CancelFunc
+	started  bool
+	stopped  chan struct{}
+	genSeq   map[string]*atomic.Int64
+}
+
+// nextGen allocates the next generation number of an app (1-based); safe
+// from any goroutine.
+func (m *Manager) nextGen(app string) int64 { return m.genSeq[app].Add(1) }
+
+// AppExit is an app's generation exit, for exit_with.
+type AppExit struct {
+	App  string
+	Exit ExitInfo
+}
+
+// NewManager binds every listener the configuration asks for. On any error
+// it closes what it bound and returns the error: nothing is started.
+func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, error) {
+	m := &Manager{
+		cfg:      cfg,
+		reaper:   reaper,
+		logger:   opts.Logger,
+		sink:     opts.Sink,
+		observer: opts.Observer,
+		statsd:   opts.StatsdAddr,
+		runDir:   cfg.Supervisor.RunDir,
+		sockets:  map[string][]*Socket{},
+		apps:     map[string]*appOwner{},
+		changes:  make(chan struct{}, 1),
+		exits:    make(chan AppExit, 16),
+		stopped:  make(chan struct{}),
+		genSeq:   map[string]*atomic.Int64{},
+	}
+	if m.logger == nil {
+		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if m.sink == nil {
+		m.sink = &WriterSink{W: os.Stdout}
+	}
+	if m.observer == nil {
+		m.observer = NopObserver{}
+	}
+	if m.statsd == nil {
+		m.statsd = func(string) string { return "" }
+	}
+	if m.runDir == "" {
+		m.runDir = "/run/supervisor"
+	}
+	if err := os.MkdirAll(m.runDir, 0o750); err != nil {
+		return nil, fmt.Errorf("run_dir %s: %w", m.runDir, err)
+	}
+	for _, app := range cfg.Apps {
+		if held, ok := opts.Sockets[app.Name]; ok {
+			m.sockets[app.Name] = held
+			continue
+		}
+		for _, l := range app.Listen {
+			if l.Network == config.NetSystemd {
+				m.CloseSockets()
+				return nil, fmt.Errorf("app %s: listen %s: the supervisor was not given this socket by systemd", app.Name, l.Raw)
+			}
+			s, err := Bind(l)
+			if err != nil {
+				m.CloseSockets()
+				return nil, fmt.Errorf("app %s: %w", app.Name, err)
+			}
+			m.sockets[app.Name] = append(m.sockets[app.Name], s)
+		}
+	}
+	for _, app := range cfg.Apps {
+		m.genSeq[app.Name] = new(atomic.Int64)
+		a := newAppOwner(m, app)
+		m.apps[app.Name] = a
+		m.order = append(m.order, a)
+	}
+	return m, nil
+}
+
+// Sockets returns the held listeners of every app (for metrics and for a
+// self-upgrade hand-over).
+func (m *Manager) Sockets() map[string][]*Socket {
+	out := make(map[string][]*Socket, len(m.sockets))
+	for k, v := range m.sockets {
+		out[k] = append([]*Socket(nil), v...)
+	}
+	return out
+}
+
+// CloseSockets closes every held listener (at exit).
+func (m *Manager) CloseSockets() {
+	for name, socks := range m.sockets {
+		for _, s := range socks {
+			if err := s.Close(); err != nil {
+				m.logger.Warn("close listener", "app", name, "err", err)
+			}
+		}
+	}
+}
+
+// Start starts each app's owner and asks every app to start, in file order.
+func (m *Manager) Start(ctx context.Context) {
+	if m.started {
+		return
+	}
+	m.started = true
+	ctx, m.cancel = context.WithCancel(ctx)
+	for _, a := range m.order {
+		go a.run(ctx)
+	}
+	for _, a := range m.order {
+		if err := a.send(ctx, request{kind: reqStart}); err != nil {
+			m.logger.Error("start", "app", a.cfg.Name, "err", err)
+		}
+	}
+}
+
+// Changes delivers a token whenever an app became ready, unhealthy or exited
+// (coalesced): the daemon recomputes readiness and status then.
+func (m *Manager) Changes() <-chan struct{} { return m.changes }
+
+// Exits delivers every exit of an app's serving generation (dropped if the
+// reader lags: exit_with reads it).
+func (m *Manager) Exits() <-chan AppExit { return m.exits }
+
+func (m *Manager) changed() {
+	select {
+	case m.changes <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Manager) appReady() { m.changed() }
+
+func (m *Manager) appExited(name string, info ExitInfo) {
+	select {
+	case m.exits <- AppExit{App: name, Exit: info}:
+	default:
+	}
+	m.changed()
+}
+
+func (m *Manager) statsdAddr(app string) string { return m.statsd(app) }
+
+func (m *Manager) owner(name string) (*appOwner, error) {
+	a, ok := m.apps[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, name)
+	}
+	return a, nil
+}
+
+// ErrNoSuchApp is returned for an app name the configuration does not have.
+var ErrNoSuchApp = errors.New("no such app")
+
+// StartApp asks app name to run; it returns once the generation was spawned
+// (not when it is ready).
+func (m *Manager) StartApp(ctx context.Context, name string) error {
+	a, err := m.owner(name)
+	if err != nil {
+		return err
+	}
+	return a.send(ctx, request{kind: reqStart})
+}
+
+// StopApp stops app name and returns once nothing of it runs.
+func (m *Manager) StopApp(ctx context.Context, name string) error {
+	a, err := m.owner(name)
+	if err != nil {
+		return err
+	}
+	return a.send(ctx, request{kind: reqStop})
+}
+
+// RestartApp stops the serving generation and starts a new one at once; the
+// held sockets keep arriving clients in the backlog meanwhile. It returns
+// when the old generation has exited.
+func (m *Manager) RestartApp(ctx context.Context, name string) error {
+	a, err := m.owner(name)
+	if err != nil {
+		return err
+	}
+	return a.send(ctx, request{kind: reqRestart})
+}
+
+// Reload replaces app name's serving generation (see package reload). It
+// blocks until the reload ends; progress receives each phase. The error is
+// ErrBusy, ErrNotRunning or a *reload.Failure (the old generation serves).
+func (m *Manager) Reload(ctx context.Context, name string, strategy *config.Strategy, progress reload.Progress) error {
+	return m.reloadOrDeploy(ctx, name, strategy, "", progress)
+}
+
+// Deploy points app name's `directory` symlink at release and reloads; on
+// failure the link is pointed back.
+func (m *Manager) Deploy(ctx context.Context, name, release string, strategy *config.Strategy, progress reload.Progress) error {
+	if release == "" {
+		return errors.New("deploy: no release directory")
+	}
+	return m.reloadOrDeploy(ctx, name, strategy, release, progress)
+}
+
+func (m *Manager) reloadOrDeploy(ctx context.Context, name string, strategy *config.Strategy, release string, progress reload.Progress) error {
+	a, err := m.owner(name)
+	if err != nil {
+		return err
+	}
+	if progress == nil {
+		progress = func(string) {}
+	}
+	return a.send(ctx, request{kind: reqReload, strategy: strategy, release: release, progress: progress})
+}
+
+// Ping returns nil when every app owner answers within ctx: the
+// supervision loops are alive (liveness, and the systemd watchdog).
+func (m *Manager) Ping(ctx context.Context) error {
+	for _, a := range m.order {
+		if err := a.send(ctx, request{kind: reqPing}); err != nil {
+			return fmt.Errorf("app %s: owner not answering: %w", a.cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// Snapshots returns a fresh copy of every app's state, in file order, with
+// worker PIDs read from /proc in one scan.
+func (m *Manager) Snapshots() []AppSnapshot {
+	procs, _ := scanProcs() // without /proc, worker lists stay empty
+	out := make([]AppSnapshot, 0, len(m.order))
+	for _, a := range m.order {
+		s := *a.snap.Load()
+		if s.MasterPID != 0 && procs != nil {
+			s.WorkerPIDs = childrenOf(procs, s.MasterPID)
+			sort.Ints(s.WorkerPIDs)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Snapshot returns one app's state.
+func (m *Manager) Snapshot(name string) (AppSnapshot, error) {
+	for _, s := range m.Snapshots() {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	return AppSnapshot{}, fmt.Errorf("%w: %q", ErrNoSuchApp, name)
+}
+
+// Ready reports whether every app that should run is running and healthy,
+// and names the ones that are not.
+func (m *Manager) Ready() (bool, map[string]string) {
+	bad := map[string]string{}
+	for _, s := range m.Snapshots() {
+		switch {
+		case s.State != StateRunning:
+			bad[s.Name] = s.State.String()
+		case !s.Healthy:
+			bad[s.Name] = "unhealthy"
+		}
+	}
+	return len(bad) == 0, bad
+}
+
+// Stop stops every app in reverse file order, each within its stop_timeout,
+// all within ctx (the shutdown timeout); whatever still runs when ctx ends
+// is killed. Then it ends any orphan left among the supervisor's children.
+// Safe to call twice.
+func (m *Manager) Stop(ctx context.Context) error {
+	if !m.started {
+		return nil
+	}
+	select {
+	case <-m.stopped:
+		return nil
+	default:
+	}
+	var errs []error
+	for i := len(m.order) - 1; i >= 0; i-- {
+		a := m.order[i]
+		if err := a.send(ctx, request{kind: reqStop}); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", a.cfg.Name, err))
+		}
+	}
+	m.cancel()
+	for _, a := range m.order {
+		<-a.exited
+	}
+	m.KillOrphans(5 * time.Second)
+	close(m.stopped)
+	return errors.Join(errs...)
+}
+
+// KillOrphans TERMs every remaining child of the supervisor that is not a
+// managed process, KILLs those alive after grace, and waits (bounded) until
+// the reaper has collected them.
+func (m *Manager) KillOrphans(grace time.Duration) {
+	self := os.Getpid()
+	list := func() []int {
+		procs, err := scanProcs()
+		if err != nil {
+			return nil
+		}
+		return childrenOf(procs, self)
+	}
+	kids := list()
+	if len(kids) == 0 {
+		return
+	}
+	for _, pid := range kids {
+		_ = unix.Kill(pid, unix.SIGTERM) // ESRCH: already gone
+	}
+	deadline := time.Now().Add(grace)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	killed := false
+	for range tick.C {
+		kids = list()
+		if len(kids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			if killed {
+				m.logger.Error("children survived SIGKILL", "pids", kids)
+				return
+			}
+			for _, pid := range kids {
+				signalTree(pid, unix.SIGKILL)
+			}
+			killed = true
+			deadline = time.Now().Add(grace)
+		}
+	}
+}
+
+// cleanupOrphans ends the processes a generation left behind when its main
+// process exited (Gunicorn workers of a master killed with -9): children of
+// the supervisor, in the generation's process group, not managed. Workers
+// get TERM (they finish the request in hand), then KILL after stop_timeout.
+func (m *Manager) cleanupOrphans(g *Generation) {
+	if g.PGID == 0 {
+		return
+	}
+	self := os.Getpid()
+	find := func() []int {
+		procs, err := scanProcs()
+		if err != nil {
+			return nil
+		}
+		var out []int
+		for _, p := range procs {
+			if p.PPID == self && p.PGID == g.PGID && p.State != 'Z' && !m.reaper.Managed(p.PID) {
+				out = append(out, p.PID)
+			}
+		}
+		return out
+	}
+	left := find()
+	if len(left) == 0 {
+		return
+	}
+	m.logger.Info("ending processes left by exited generation", "app", g.App, "generation", g.ID, "pids", left)
+	for _, pid := range left {
+		_ = unix.Kill(pid, unix.SIGTERM) // ESRCH: already gone
+	}
+	timeout := 30 * time.Second
+	if app := m.cfg.App(g.App); app != nil {
+		timeout = app.StopTimeout
+	}
+	go func() {
+		deadline := time.Now().Add(timeout)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for range tick.C {
+			left := find()
+			if len(left) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				for _, pid := range left {
+					signalTree(pid, unix.SIGKILL)
+				}
+				return
+			}
+		}
+	}()
+}
+
+// runCommand returns a runner for an app's command health checks: run in the
+// app's environment and directory, reaped by the reaper.
+func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []string) ([]byte, int, error) {
+	return func(ctx context.Context, argv []string) ([]byte, int, error) {
+		dir, err := resolveDir(app.Directory)
+		if err != nil {
+			return nil, -1, err
+		}
+		env, err := childEnv(app, dir, nil)
+		if err != nil {
+			return nil, -1, err
+		}
+		argv0, err := lookPath(argv[0], envLookup(env, "PATH"))
+		if err != nil {
+			return nil, -1, err
+		}
+		out, info, err := m.reaper.Output(ctx, append([]string{argv0}, argv[1:]...), env, dir)
+		if err != nil {
+			return out, -1, err
+		}
+		return out, info.ShellCode(), nil
+	}
+}

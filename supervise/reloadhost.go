@@ -1,0 +1,362 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/reload"
+)
+
+// beginReload starts a reload in its own goroutine; the owner stays free to
+// answer requests and routes the reload's commit and end through requests.
+func (a *appOwner) beginReload(ctx context.Context, r request) {
+	if a.reloading != nil {
+		r.reply <- fmt.Errorf("%w: app %s: a %s reload is in progress (started %s ago)", ErrBusy, a.cfg.Name, a.reloading.strategy, time.Since(a.reloading.started).Round(time.Millisecond))
+		return
+	}
+	if a.gen == nil || a.stopping || !a.want || (a.state != StateRunning && a.state != StateStarting) {
+		r.reply <- fmt.Errorf("%w: app %s is %s; start it first", ErrNotRunning, a.cfg.Name, a.state)
+		return
+	}
+	strategy := a.cfg.Reload.Strategy
+	if r.strategy != nil {
+		strategy = *r.strategy
+	}
+	if strategy == config.StrategyUSR2 && a.cfg.Kind != config.KindGunicorn {
+		r.reply <- fmt.Errorf("app %s: strategy usr2 needs a gunicorn app", a.cfg.Name)
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.Reload.Timeout)
+	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: strategy, done: make(chan struct{})}
+	a.reloading = run
+	a.m.changed()
+	old := a.gen
+	progress := r.progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	logged := func(msg string) {
+		a.m.logger.Info("reload", "app", a.cfg.Name, "phase", msg)
+		progress(msg)
+	}
+	go func() {
+		defer cancel()
+		h := &host{a: a, ctx: ctx}
+		err := a.runReload(rctx, h, strategy, old, r.release, logged)
+		res := &ReloadResult{Strategy: strategy.String(), Result: "ok", Started: run.started, Duration: time.Since(run.started)}
+		var f *reload.Failure
+		switch {
+		case err == nil:
+		case errors.As(err, &f) && f.RolledBack:
+			res.Result, res.Reason = "rolled_back", f.Cause
+		default:
+			res.Result, res.Reason = "failed", err.Error()
+		}
+		// The owner records the result before the caller hears of it.
+		if serr := a.send(context.WithoutCancel(ctx), request{kind: reqReloadDone, result: res, failure: err}); serr != nil {
+			a.m.logger.Warn("reload result not recorded", "app", a.cfg.Name, "err", serr)
+		}
+		r.reply <- err
+	}()
+}
+
+// runReload points the release link (deploy), runs the strategy, and points
+// the link back when the new release did not take over.
+func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strategy, old *Generation, release string, progress reload.Progress) error {
+	var previous string
+	if release != "" {
+		abs, err := filepath.Abs(release)
+		if err != nil {
+			return fmt.Errorf("deploy: %w", err)
+		}
+		prev, err := reload.PointLink(a.cfg.Directory, abs)
+		if err != nil {
+			return err
+		}
+		previous = prev
+		progress(fmt.Sprintf("pointed %s at %s (was %s)", a.cfg.Directory, abs, prev))
+	}
+	var err error
+	if strategy == config.StrategyUSR2 {
+		_, err = reload.USR2(ctx, h, old, progress)
+	} else {
+		_, err = reload.Swap(ctx, h, old, progress)
+	}
+	if err != nil && previous != "" {
+		if _, perr := reload.PointLink(a.cfg.Directory, previous); perr != nil {
+			progress(fmt.Sprintf("error: pointing %s back at %s: %v", a.cfg.Directory, previous, perr))
+			return errors.Join(err, perr)
+		}
+		progress(fmt.Sprintf("pointed %s back at %s", a.cfg.Directory, previous))
+	}
+	return err
+}
+
+// commit makes g the serving generation (reload's Commit step).
+func (a *appOwner) commit(g *Generation) error {
+	if a.stopping || !a.want {
+		return fmt.Errorf("app %s is stopping", a.cfg.Name)
+	}
+	a.cancelReady()
+	a.cancelTimer()
+	a.gen = g
+	a.state = StateRunning
+	a.healthy = true
+	a.healthFails = 0
+	a.message = ""
+	return nil
+}
+
+// reloadDone records a finished reload and restarts the app if the reload
+// failed after the serving generation was lost.
+func (a *appOwner) reloadDone(ctx context.Context, r request) {
+	a.reloading = nil
+	a.lastReload = r.result
+	a.reloads[r.result.Result]++
+	a.m.observer.ReloadDone(a.cfg.Name, r.result.Result, r.result.Duration)
+	a.m.changed()
+	if a.stopping || !a.want {
+		a.finishStop()
+		return
+	}
+	if a.gen == nil && a.restartTimer == nil {
+		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0)
+	}
+}
+
+// host implements reload.Host for one app.
+type host struct {
+	a   *appOwner
+	ctx context.Context // the manager's: generations outlive the reload's ctx
+}
+
+func gen(g reload.Gen) *Generation { return g.(*Generation) }
+
+func (h *host) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
+	id := int(h.a.m.nextGen(h.a.cfg.Name))
+	g, err := h.a.m.spawn(h.ctx, h.a.cfg, id, dir, h.a.cfg.Reload.Strategy)
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (h *host) Ready(ctx context.Context, rg reload.Gen) error {
+	g := gen(rg)
+	passes := 1
+	if h.a.cfg.Health.Enabled {
+		passes = h.a.cfg.Health.HealthyAfter
+	}
+	return h.a.pollReady(ctx, g, passes)
+}
+
+func (h *host) Commit(ctx context.Context, rg reload.Gen) error {
+	return h.a.send(ctx, request{kind: reqCommit, gen: gen(rg)})
+}
+
+func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
+	g := gen(rg)
+	_, err := g.Stop(ctx, h.a.stopSignal(), h.a.cfg.StopTimeout)
+	h.a.m.cleanupOrphans(g)
+	return err
+}
+
+// Abort stops a generation that never served: Gunicorn's quick stop (QUIT
+// reaches workers still importing the app, where TERM would wait for the
+// graceful timeout), then KILL after five seconds.
+func (h *host) Abort(rg reload.Gen) error {
+	g := gen(rg)
+	sig := syscall.SIGQUIT
+	if h.a.cfg.Kind != config.KindGunicorn {
+		sig = h.a.stopSignal()
+	}
+	_, err := g.Stop(h.ctx, sig, 5*time.Second)
+	h.a.m.cleanupOrphans(g)
+	return err
+}
+
+func (h *host) Dir(rg reload.Gen) string { return gen(rg).Dir }
+
+func (h *host) Tail(rg reload.Gen) []string { return gen(rg).Tail() }
+
+// USR2 sends USR2 to old's master, finds the new master through its pidfile
+// ("<pidfile>.2"), and waits until it runs every worker with the app booted.
+// The new master is the old one's child until the old one exits; the reaper
+// adopts it then. A non-nil Gen with an error is a new master to abort.
+func (h *host) USR2(ctx context.Context, rold reload.Gen) (reload.Gen, error) {
+	old := gen(rold)
+	pidfile := old.Pidfile
+	// A master refuses USR2 until it has promoted itself (renamed its
+	// pidfile): wait for that first.
+	if err := pollUntil(ctx, 20*time.Millisecond, func() (bool, error) {
+		if old.Exited() {
+			return false, fmt.Errorf("%s exited: %s", old, old.Exit())
+		}
+		pid, err := readPidfile(pidfile)
+		return err == nil && pid == old.PID, nil
+	}); err != nil {
+		return nil, fmt.Errorf("waiting for %s to own %s: %w", old, pidfile, err)
+	}
+	if err := os.Remove(pidfile + ".2"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale %s.2: %w", pidfile, err)
+	}
+	if err := old.Signal(syscall.SIGUSR2); err != nil {
+		return nil, err
+	}
+	var newPID int
+	if err := pollUntil(ctx, 20*time.Millisecond, func() (bool, error) {
+		if old.Exited() {
+			return false, fmt.Errorf("%s exited: %s", old, old.Exit())
+		}
+		pid, err := readPidfile(pidfile + ".2")
+		if err != nil {
+			return false, nil
+		}
+		p, err := readProc(pid)
+		if err != nil || p.PPID != old.PID {
+			return false, nil
+		}
+		newPID = pid
+		return true, nil
+	}); err != nil {
+		return nil, fmt.Errorf("no new master appeared: %w", err)
+	}
+	id := int(h.a.m.nextGen(h.a.cfg.Name))
+	g := adoptGeneration(h.a.m.reaper, old, id, newPID)
+	h.a.m.logger.Info("usr2 master", "app", h.a.cfg.Name, "generation", id, "pid", newPID, "dir", g.Dir)
+	want := h.a.cfg.Workers
+	err := pollUntil(ctx, 50*time.Millisecond, func() (bool, error) {
+		if g.Exited() {
+			return false, fmt.Errorf("%s exited: %s", g, g.Exit())
+		}
+		if old.Exited() {
+			return false, fmt.Errorf("%s exited: %s", old, old.Exit())
+		}
+		booted, total := gunicornBooted(g.PID)
+		return total > 0 && booted == total && (want == 0 || total >= want), nil
+	})
+	if err != nil {
+		return g, err
+	}
+	return g, nil
+}
+
+// adoptGeneration wraps a USR2 master: its exit reaches us through the
+// reaper once it has re-parented to us; while it is still the old master's
+// child, the old master reaps it, so its disappearance is polled too.
+func adoptGeneration(r *Reaper, old *Generation, id, pid int) *Generation {
+	exitCh := r.Adopt(pid)
+	merged := make(chan ExitInfo, 1)
+	go func() {
+		defer close(merged)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case info, ok := <-exitCh:
+				if ok {
+					merged <- info
+				}
+				return
+			case <-tick.C:
+				if processAlive(pid) {
+					continue
+				}
+				// Gone: give our reaper a moment in case it is ours to reap.
+				t := time.NewTimer(300 * time.Millisecond)
+				select {
+				case info, ok := <-exitCh:
+					t.Stop()
+					if ok {
+						merged <- info
+					}
+					return
+				case <-t.C:
+				}
+				r.Forget(pid)
+				merged <- ExitInfo{Code: -1, Time: time.Now()}
+				return
+			}
+		}
+	}()
+	g := newGeneration(old.App, id, pid, merged, old.out, nil)
+	g.Adopted = true
+	g.ProbeAddr = old.ProbeAddr
+	g.PGID = old.PGID
+	g.Pidfile = old.Pidfile
+	if p, err := readProc(pid); err == nil {
+		g.PGID = p.PGID
+	}
+	if dir, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd"); err == nil {
+		g.Dir = dir
+	}
+	return g
+}
+
+// gunicornBooted counts a master's workers and how many of them have booted
+// the app. Each worker has a heartbeat file ("wgunicorn-*", unlinked) that
+// the master holds too; a worker touches it first when its request loop
+// starts, after the app was imported: Gunicorn 20 flips the file's mode from
+// 0600 to 0 or 1 (fchmod), newer versions set its mtime to the monotonic
+// clock (a date in 1970). Either change means booted.
+func gunicornBooted(master int) (booted, total int) {
+	dir := "/proc/" + strconv.Itoa(master) + "/fd"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0
+	}
+	for _, e := range ents {
+		link, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil || !strings.Contains(link, "wgunicorn-") {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(dir, e.Name()), &st); err != nil {
+			continue
+		}
+		total++
+		if st.Mode&0o777 <= 1 || st.Mtim.Sec < 946684800 { // 2000-01-01
+			booted++
+		}
+	}
+	return booted, total
+}
+
+func readPidfile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// pollUntil calls cond every interval until it returns true or an error, or
+// ctx ends.
+func pollUntil(ctx context.Context, interval time.Duration, cond func() (bool, error)) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

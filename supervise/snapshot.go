@@ -1,0 +1,143 @@
+package supervise
+
+import (
+	"fmt"
+	"time"
+)
+
+// State is an app's lifecycle state, owned by the app's goroutine.
+type State int
+
+const (
+	// StateStopped: not running and not meant to run (never started, stopped by
+	// request, or exited under restart=never / a clean exit under on-failure).
+	StateStopped State = iota
+	// StateStarting: a generation was spawned and is not yet ready.
+	StateStarting
+	// StateRunning: a generation is ready and serving.
+	StateRunning
+	// StateBackoff: the last generation exited; a restart is scheduled.
+	StateBackoff
+	// StateStopping: a stop was requested and the generation is draining.
+	StateStopping
+	// StateFailed: crash-looping (more exits than the limit inside the window).
+	// Unlike supervisord's FATAL, a failed app is still retried at the capped interval.
+	StateFailed
+)
+
+// States lists every State, for metrics that export one series per state.
+var States = []State{StateStopped, StateStarting, StateRunning, StateBackoff, StateStopping, StateFailed}
+
+func (s State) String() string {
+	switch s {
+	case StateStopped:
+		return "stopped"
+	case StateStarting:
+		return "starting"
+	case StateRunning:
+		return "running"
+	case StateBackoff:
+		return "backoff"
+	case StateStopping:
+		return "stopping"
+	case StateFailed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// MarshalText makes states readable in JSON.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// ExitInfo describes how a process ended.
+type ExitInfo struct {
+	// Code is the exit code, or -1 when killed by a signal.
+	Code int `json:"code"`
+	// Signal is the signal number that killed it, 0 if it exited.
+	Signal int `json:"signal,omitempty"`
+	// Time the exit was reaped.
+	Time time.Time `json:"time"`
+}
+
+// ShellCode is the exit status a shell would report: the code, or 128+signal.
+func (e ExitInfo) ShellCode() int {
+	if e.Signal != 0 {
+		return 128 + e.Signal
+	}
+	return e.Code
+}
+
+// String is "exit 3" or "signal 9 (killed)".
+func (e ExitInfo) String() string { return describeExit(e) }
+
+// ListenerSnapshot describes one held listener.
+type ListenerSnapshot struct {
+	// Address as written in the config ("tcp://127.0.0.1:8000").
+	Address string `json:"address"`
+	// Bound is the actual bound address (port resolved).
+	Bound string `json:"bound"`
+	// FD is the supervisor's own descriptor for the socket (for queue metrics).
+	FD int `json:"-"`
+	// Network is "tcp" or "unix".
+	Network string `json:"network"`
+	// Backlog is the listen(2) backlog.
+	Backlog int `json:"backlog"`
+}
+
+// ReloadResult is the outcome of the last reload of an app.
+type ReloadResult struct {
+	Strategy string        `json:"strategy"`
+	Result   string        `json:"result"` // "ok", "rolled_back", "failed"
+	Reason   string        `json:"reason,omitempty"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// AppSnapshot is a consistent copy of one app's state, taken by its owner
+// goroutine. Readers (control API, metrics) never see the live state.
+type AppSnapshot struct {
+	Name  string `json:"name"`
+	Kind  string `json:"kind"`
+	State State  `json:"state"`
+	// Healthy is the last health verdict (true when the app has no check and runs).
+	Healthy bool `json:"healthy"`
+	// HealthChecked is true when the app has a health check configured.
+	HealthChecked bool `json:"health_checked"`
+	// MasterPID is the PID of the current generation's main process; 0 if none.
+	MasterPID int `json:"master_pid"`
+	// WorkerPIDs are the live children of the master (Gunicorn workers).
+	WorkerPIDs []int `json:"worker_pids"`
+	// Generation counts generations started for this app (1-based).
+	Generation int `json:"generation"`
+	// Release is the resolved working directory of the current generation.
+	Release string `json:"release,omitempty"`
+	// Started is when the current generation started; zero if none.
+	Started  time.Time `json:"started"`
+	Restarts int       `json:"restarts"`
+	// LastExit is the last exit of a generation; nil if none yet.
+	LastExit *ExitInfo `json:"last_exit,omitempty"`
+	// NextRestart is when a backoff ends; zero unless in backoff/failed.
+	NextRestart time.Time          `json:"next_restart"`
+	Backoff     time.Duration      `json:"backoff_ns"`
+	Listeners   []ListenerSnapshot `json:"listeners"`
+	// Reloading is true while a reload runs.
+	Reloading  bool          `json:"reloading"`
+	LastReload *ReloadResult `json:"last_reload,omitempty"`
+	Reloads    map[string]int `json:"reloads"`
+	// StatsdBridge reports whether the supervisor receives this app's statsd.
+	StatsdBridge bool   `json:"statsd_bridge"`
+	StatsdAddr   string `json:"statsd_addr,omitempty"`
+	// Message is a human explanation of the state (e.g. the last error).
+	Message string `json:"message,omitempty"`
+}
+
+// UnmarshalText parses a state name written by MarshalText.
+func (s *State) UnmarshalText(b []byte) error {
+	for _, st := range States {
+		if st.String() == string(b) {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown state %q", b)
+}
