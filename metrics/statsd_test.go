@@ -129,25 +129,25 @@ func TestStatsdLines(t *testing.T) {
 			name: "malformed and unknown",
 			input: strings.Join([]string{
 				"garbage",
-				"gunicorn.requests",                   // no value
-				"gunicorn.requests:1",                 // no type
-				"gunicorn.requests:x|c",               // bad value
-				"gunicorn.requests:NaN|c",             // not finite
-				"gunicorn.requests:-1|c",              // counter going down
-				"gunicorn.requests:1|g",               // wrong type
-				"gunicorn.requests:1|c|@0",            // bad rate
-				"gunicorn.requests:1|c|@2",            // bad rate
-				"gunicorn.requests:1|c|x",             // unknown field
-				"gunicorn.request.status.2000:1|c",    // not a status
-				"gunicorn.request.status.abc:1|c",     // not a status
-				"gunicorn.request.status.999:1|c",     // out of range
-				"gunicorn.request.duration:-5|ms",     // negative duration
-				"gunicorn.request.duration:5|c",       // wrong type
-				"gunicorn.log.trace:1|c",              // unknown level
-				"gunicorn.backlog:3|h",                // newer Gunicorn metric
-				"notgunicorn.requests:1|c",            // no gunicorn. component
-				"other.metric:1|c",                    // someone else's metric
-				"gunicorn.workers:many|g",             // bad gauge
+				"gunicorn.requests",                // no value
+				"gunicorn.requests:1",              // no type
+				"gunicorn.requests:x|c",            // bad value
+				"gunicorn.requests:NaN|c",          // not finite
+				"gunicorn.requests:-1|c",           // counter going down
+				"gunicorn.requests:1|g",            // wrong type
+				"gunicorn.requests:1|c|@0",         // bad rate
+				"gunicorn.requests:1|c|@2",         // bad rate
+				"gunicorn.requests:1|c|x",          // unknown field
+				"gunicorn.request.status.2000:1|c", // not a status
+				"gunicorn.request.status.abc:1|c",  // not a status
+				"gunicorn.request.status.999:1|c",  // out of range
+				"gunicorn.request.duration:-5|ms",  // negative duration
+				"gunicorn.request.duration:5|c",    // wrong type
+				"gunicorn.log.trace:1|c",           // unknown level
+				"gunicorn.backlog:3|h",             // newer Gunicorn metric
+				"notgunicorn.requests:1|c",         // no gunicorn. component
+				"other.metric:1|c",                 // someone else's metric
+				"gunicorn.workers:many|g",          // bad gauge
 			}, "\n"),
 			check: func(t *testing.T, st statsdState) {
 				if st.malformed != 20 || st.requests != 0 || len(st.status) != 0 || st.durations != 0 || len(st.logs) != 0 {
