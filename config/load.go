@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,8 +44,6 @@ const (
 	DefaultHealthyAfter               = 3
 	DefaultUnhealthyAfter             = 3
 )
-
-var appNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
 
 // Load reads and validates the configuration file at path; see Parse.
 func Load(path string) (*Config, error) {
@@ -201,7 +198,7 @@ func (p *parser) app(name string, t *table) *App {
 			CrashLimit:  DefaultCrashLimit,
 		},
 	}
-	if !appNameRE.MatchString(name) {
+	if !validAppName(name) {
 		p.errf(t.path, "invalid app name %q: use only letters, digits, '_', '.' and '-'", name)
 	}
 
@@ -586,6 +583,21 @@ func (p *parser) crossChecks(cfg *Config) {
 	if ew := cfg.Supervisor.ExitWith; ew != "" && cfg.App(ew) == nil && len(cfg.Apps) > 0 {
 		p.errf([]string{"supervisor", "exit_with"}, "no app named %q", ew)
 	}
+}
+
+// validAppName reports whether name matches [a-zA-Z0-9_.-]+.
+func validAppName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range []byte(name) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (a *App) key() []string { return []string{"app", a.Name} }

@@ -51,6 +51,8 @@ type SupervisorInfo struct {
 	Config  string    `json:"config"`
 	// Upgrades counts in-place self-upgrades since the first start.
 	Upgrades int `json:"upgrades"`
+	// LastUpgrade is "ok: OLD -> NEW" or "rolled back: why" ("" if none).
+	LastUpgrade string `json:"last_upgrade,omitempty"`
 }
 
 // VersionResponse answers version.

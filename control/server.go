@@ -223,7 +223,7 @@ func (l *credListener) Accept() (net.Conn, error) {
 func refuse(c net.Conn) {
 	defer c.Close()
 	body := `{"error":"permission denied: this user may not use the supervisor's control socket","code":"forbidden"}` + "\n"
-	_ = c.SetWriteDeadline(time.Now().Add(time.Second)) // best effort on a refused peer
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))                                                                                                     // best effort on a refused peer
 	_, _ = fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body) // best effort
 }
 

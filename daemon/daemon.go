@@ -23,6 +23,7 @@ import (
 	"github.com/gunisup/supervisor/metrics"
 	"github.com/gunisup/supervisor/sdnotify"
 	"github.com/gunisup/supervisor/supervise"
+	"golang.org/x/sys/unix"
 )
 
 // Version is the supervisor's version, set at build time with
@@ -65,7 +66,7 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "version":
-		fmt.Fprintf(stdout, "supervisor %s\n", Version)
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "check":
 		cfg, err := config.Load(*cfgPath)
@@ -99,6 +100,10 @@ type Daemon struct {
 	notifier *sdnotify.Notifier
 	bridges  map[string]*metrics.StatsdBridge
 	upgrades int
+	// lastUpgrade describes the last self-upgrade ("" if none).
+	lastUpgrade string
+	exe         string
+	upgradeMu   sync.Mutex
 }
 
 // lateSource lets metrics be built before the manager it reads.
@@ -123,16 +128,33 @@ func (d *Daemon) Run(ctx context.Context) error {
 	cfg := d.Config
 	d.started = time.Now()
 	pid1 := os.Getpid() == 1
-	// Children must never inherit systemd's protocol variables or fds.
-	notifier, err := sdnotify.FromEnv(true)
+	exe, err := executable()
 	if err != nil {
-		return exitcode.New(ExitFailure, fmt.Errorf("systemd notify: %w", err))
+		return exitcode.New(ExitFailure, fmt.Errorf("locate own binary: %w", err))
+	}
+	d.exe = exe
+	// A re-executed image (self-upgrade) takes over the previous one's state.
+	hand, stateFD, err := readState()
+	if err != nil {
+		return exitcode.New(ExitFailure, fmt.Errorf("self-upgrade: %w", err))
+	}
+	var notifier *sdnotify.Notifier
+	var inherited []sdnotify.Inherited
+	if hand != nil {
+		d.started = hand.Started
+		notifier = sdnotify.Restore(hand.NotifySocket, hand.Watchdog)
+	} else {
+		// Children must never inherit systemd's protocol variables or fds.
+		notifier, err = sdnotify.FromEnv(true)
+		if err != nil {
+			return exitcode.New(ExitFailure, fmt.Errorf("systemd notify: %w", err))
+		}
+		inherited, err = sdnotify.ListenFDs(true)
+		if err != nil {
+			return exitcode.New(ExitFailure, fmt.Errorf("systemd socket activation: %w", err))
+		}
 	}
 	d.notifier = notifier
-	inherited, err := sdnotify.ListenFDs(true)
-	if err != nil {
-		return exitcode.New(ExitFailure, fmt.Errorf("systemd socket activation: %w", err))
-	}
 	// Signals first: as PID 1 the kernel drops any signal without a handler.
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
@@ -155,6 +177,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}()
 	for _, app := range cfg.Apps {
+		if fd, ok := hand.statsdFD(app.Name); ok {
+			b, err := metrics.NewStatsdBridgeFromFD(app.Name, met, fd)
+			if err != nil {
+				return d.takeoverFailed(hand, stateFD, err)
+			}
+			d.bridges[app.Name] = b
+			continue
+		}
 		if app.Kind == config.KindGunicorn && app.Statsd {
 			b, err := metrics.NewStatsdBridge(app.Name, met)
 			if err != nil {
@@ -167,6 +197,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return exitcode.New(ExitConfig, err)
 	}
+	var restore *supervise.Handover
+	if hand != nil {
+		restore = hand.Manager
+	}
 	m, err := supervise.NewManager(cfg, d.reaper, supervise.Options{
 		Logger:   d.Logger,
 		Sink:     &supervise.WriterSink{W: d.Stdout},
@@ -178,9 +212,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return ""
 		},
 		Sockets: held,
+		Restore: restore,
 	})
 	if err != nil {
+		if hand != nil {
+			return d.takeoverFailed(hand, stateFD, err)
+		}
 		return exitcode.New(ExitFailure, err)
+	}
+	if hand != nil {
+		unix.Close(stateFD)
+		d.upgrades = hand.Upgrades
+		if hand.Fallback != "" {
+			d.lastUpgrade = "rolled back: " + hand.Fallback
+			d.Logger.Error("self-upgrade rolled back: this is the previous binary again", "reason", hand.Fallback)
+		} else {
+			d.upgrades++
+			d.lastUpgrade = fmt.Sprintf("ok: %s -> %s", hand.FromVersion, Version)
+			d.Logger.Info("self-upgrade: took over running apps", "from", hand.FromVersion, "to", Version, "pid", os.Getpid())
+		}
 	}
 	d.manager = m
 	src.mu.Lock()
@@ -188,7 +238,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	src.mu.Unlock()
 	defer m.CloseSockets()
 
-	srv := &control.Server{Backend: m, Info: d.info, Logger: d.Logger}
+	srv := &control.Server{Backend: m, Upgrader: d, Info: d.info, Logger: d.Logger}
 	if err := srv.Listen(cfg.Supervisor.ControlSocket, cfg.Supervisor.ControlGroup); err != nil {
 		return exitcode.New(ExitFailure, err)
 	}
@@ -247,7 +297,11 @@ loop:
 			case syscall.SIGUSR1:
 				d.Logger.Info("SIGUSR1: nothing to reopen (logs go to stdout)")
 			case syscall.SIGUSR2:
-				d.Logger.Warn("SIGUSR2: self-upgrade is not available in this build")
+				d.Logger.Info("SIGUSR2: self-upgrade")
+				go func() {
+					err := d.Upgrade(runCtx, func(msg string) { d.Logger.Info("upgrade", "phase", msg) })
+					d.Logger.Error("self-upgrade failed", "err", err)
+				}()
 			}
 		case <-m.Changes():
 			update()
@@ -306,7 +360,24 @@ func (d *Daemon) notify(err error) {
 }
 
 func (d *Daemon) info() control.SupervisorInfo {
-	return control.SupervisorInfo{PID: os.Getpid(), Version: Version, Started: d.started, Config: d.Config.Path, Upgrades: d.upgrades}
+	return control.SupervisorInfo{PID: os.Getpid(), Version: Version, Started: d.started, Config: d.Config.Path, Upgrades: d.upgrades, LastUpgrade: d.lastUpgrade}
+}
+
+func (h *upgradeState) statsdFD(app string) (int, bool) {
+	if h == nil {
+		return 0, false
+	}
+	fd, ok := h.Statsd[app]
+	return fd, ok
+}
+
+// takeoverFailed runs when this image cannot take over the previous one's
+// apps: it re-executes the previous binary with the same state, so the apps
+// never notice; if even that fails the supervisor exits 1.
+func (d *Daemon) takeoverFailed(hand *upgradeState, stateFD int, cause error) error {
+	d.Logger.Error("self-upgrade: cannot take over; re-executing the previous binary", "err", cause)
+	err := fallback(hand, stateFD, cause)
+	return exitcode.New(ExitFailure, fmt.Errorf("self-upgrade: %w", err))
 }
 
 // summary is the one-line STATUS= for systemd.

@@ -82,10 +82,10 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 
 	for _, s := range snaps {
 		gauge := func(d *prometheus.Desc, v float64, extra ...string) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{s.Name}, extra...)...)
+			ch <- constMetric(d, prometheus.GaugeValue, v, append([]string{s.Name}, extra...)...)
 		}
 		counter := func(d *prometheus.Desc, v float64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, s.Name)
+			ch <- constMetric(d, prometheus.CounterValue, v, s.Name)
 		}
 		gauge(descAppUp, boolFloat(s.State == supervise.StateRunning))
 		for _, st := range supervise.States {
@@ -124,6 +124,16 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 func (c *appCollector) fail(source string, err error) {
 	c.errors.WithLabelValues(source).Inc()
 	c.logger.Debug("metrics: scrape error", "source", source, "err", err)
+}
+
+// constMetric is prometheus.MustNewConstMetric without the panic: a label
+// mismatch (a bug) turns into a scrape error naming the metric.
+func constMetric(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) prometheus.Metric {
+	m, err := prometheus.NewConstMetric(d, t, v, labels...)
+	if err != nil {
+		return prometheus.NewInvalidMetric(d, err)
+	}
+	return m
 }
 
 func boolFloat(b bool) float64 {

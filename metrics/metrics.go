@@ -166,8 +166,9 @@ func (m *Metrics) HealthChecked(app string, ok bool, d time.Duration) {
 }
 
 // Forget deletes every event-driven and statsd series of app, for an app
-// removed from the configuration. Snapshot-derived series disappear by
-// themselves once the Source stops reporting the app.
+// removed from the configuration. Close the app's StatsdBridge first: a live
+// bridge keeps updating series that Forget has detached. Snapshot-derived
+// series disappear by themselves once the Source stops reporting the app.
 func (m *Metrics) Forget(app string) {
 	for _, v := range m.perAppCollectors {
 		v.DeletePartialMatch(prometheus.Labels{"app": app})

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
@@ -232,4 +234,55 @@ func TestStatsdBridgeClose(t *testing.T) {
 	if err := pc.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestStatsdBridgeHandover passes a bridge's socket to a new bridge, as an
+// in-place re-exec does: the address stays and datagrams keep being counted.
+func TestStatsdBridgeHandover(t *testing.T) {
+	m := New(&fixedSource{}, Options{})
+	old, err := NewStatsdBridge("web", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := old.FD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The re-exec keeps the descriptor alive across the old image's exit;
+	// here a dup stands in for it while the old bridge closes.
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := old.Addr()
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewStatsdBridgeFromFD("web", m, dup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	if b.Addr() != addr {
+		t.Errorf("Addr() = %s after handover, want %s", b.Addr(), addr)
+	}
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("close client: %v", err)
+		}
+	}()
+	if _, err := c.Write([]byte("gunicorn.request.status.200:1|c|@1.0")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "datagram counted by the new bridge", func() bool {
+		return readStatsdState(t, m, b.sink).status["200"] == 1
+	})
 }

@@ -31,6 +31,7 @@ const (
 	reqReloadDone
 	reqHealthResult
 	reqPing
+	reqFreeze
 )
 
 type request struct {
@@ -43,6 +44,8 @@ type request struct {
 	failure  error
 	ok       bool
 	took     time.Duration
+	appState *AppHandover
+	thaw     <-chan struct{}
 	reply    chan error
 }
 
@@ -218,6 +221,8 @@ func (a *appOwner) handle(ctx context.Context, r request) {
 		r.reply <- nil
 	case reqPing:
 		r.reply <- nil
+	case reqFreeze:
+		a.freeze(r)
 	case reqHealthResult:
 		a.onHealth(ctx, r.ok, r.failure, r.took)
 		r.reply <- nil

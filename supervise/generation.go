@@ -39,11 +39,13 @@ type Generation struct {
 	exit   ExitInfo
 	out    *tail
 	outEOF chan struct{}
+	// outFD is the read end of the output pipe (handed over on upgrade).
+	outFD int
 }
 
 // newGeneration watches exitCh and closes done when the process has exited.
 func newGeneration(app string, id, pid int, exitCh <-chan ExitInfo, out *tail, outEOF chan struct{}) *Generation {
-	g := &Generation{App: app, ID: id, PID: pid, Started: time.Now(), exitCh: exitCh, done: make(chan struct{}), out: out, outEOF: outEOF}
+	g := &Generation{App: app, ID: id, PID: pid, Started: time.Now(), exitCh: exitCh, done: make(chan struct{}), out: out, outEOF: outEOF, outFD: -1}
 	go func() {
 		info, ok := <-exitCh
 		if !ok {

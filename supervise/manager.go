@@ -28,6 +28,9 @@ type Options struct {
 	// previous image), keyed by app name, in the order of the app's listen
 	// list; an app missing here gets its sockets bound.
 	Sockets map[string][]*Socket
+	// Restore is the state handed over by the previous image across an
+	// in-place re-exec; its generations are adopted instead of started.
+	Restore *Handover
 }
 
 // Manager runs every app of one configuration: it holds their sockets and
@@ -49,6 +52,7 @@ type Manager struct {
 	started  bool
 	stopped  chan struct{}
 	genSeq   map[string]*atomic.Int64
+	restored map[string]bool
 }
 
 // nextGen allocates the next generation number of an app (1-based); safe
@@ -78,6 +82,7 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		exits:    make(chan AppExit, 16),
 		stopped:  make(chan struct{}),
 		genSeq:   map[string]*atomic.Int64{},
+		restored: map[string]bool{},
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -96,6 +101,16 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 	}
 	if err := os.MkdirAll(m.runDir, 0o750); err != nil {
 		return nil, fmt.Errorf("run_dir %s: %w", m.runDir, err)
+	}
+	if opts.Restore != nil {
+		if err := ValidateHandover(cfg, opts.Restore); err != nil {
+			return nil, err
+		}
+		socks, err := restoreSockets(cfg, opts.Restore)
+		if err != nil {
+			return nil, err
+		}
+		opts.Sockets = socks
 	}
 	for _, app := range cfg.Apps {
 		if held, ok := opts.Sockets[app.Name]; ok {
@@ -120,6 +135,14 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		a := newAppOwner(m, app)
 		m.apps[app.Name] = a
 		m.order = append(m.order, a)
+	}
+	if opts.Restore != nil {
+		for _, st := range opts.Restore.Apps {
+			if a, ok := m.apps[st.Name]; ok {
+				m.restoreApp(a, st)
+				m.restored[st.Name] = true
+			}
+		}
 	}
 	return m, nil
 }
@@ -156,6 +179,9 @@ func (m *Manager) Start(ctx context.Context) {
 		go a.run(ctx)
 	}
 	for _, a := range m.order {
+		if m.restored[a.cfg.Name] && (a.gen != nil || !a.want) {
+			continue // handed over running, or stopped by request
+		}
 		if err := a.send(ctx, request{kind: reqStart}); err != nil {
 			m.logger.Error("start", "app", a.cfg.Name, "err", err)
 		}

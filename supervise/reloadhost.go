@@ -294,6 +294,7 @@ func adoptGeneration(r *Reaper, old *Generation, id, pid int) *Generation {
 	g.ProbeAddr = old.ProbeAddr
 	g.PGID = old.PGID
 	g.Pidfile = old.Pidfile
+	g.outFD = old.outFD
 	if p, err := readProc(pid); err == nil {
 		g.PGID = p.PGID
 	}

@@ -121,8 +121,8 @@ type AppSnapshot struct {
 	Backoff     time.Duration      `json:"backoff_ns"`
 	Listeners   []ListenerSnapshot `json:"listeners"`
 	// Reloading is true while a reload runs.
-	Reloading  bool          `json:"reloading"`
-	LastReload *ReloadResult `json:"last_reload,omitempty"`
+	Reloading  bool           `json:"reloading"`
+	LastReload *ReloadResult  `json:"last_reload,omitempty"`
 	Reloads    map[string]int `json:"reloads"`
 	// StatsdBridge reports whether the supervisor receives this app's statsd.
 	StatsdBridge bool   `json:"statsd_bridge"`

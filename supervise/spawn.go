@@ -341,6 +341,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	g := newGeneration(app.Name, id, pid, exitCh, t, eof)
 	g.Dir = dir
 	g.PGID = pid
+	g.outFD = p[0]
 	if app.Kind == config.KindGunicorn {
 		g.Pidfile = m.pidfile(app, id)
 	}

@@ -273,13 +273,43 @@ func finish(out io.Writer, verb, what string, ev control.Event) error {
 	return exitcode.New(ExitFailed, err)
 }
 
+// upgrade asks for a self-upgrade. A successful one replaces the
+// supervisor's image, which closes this connection without a final event:
+// supctl then reconnects and confirms from the supervisor's own status.
 func upgrade(ctx context.Context, c *control.Client, out io.Writer) error {
+	before, err := c.Status(ctx, "")
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	ev, err := c.Upgrade(ctx, func(e control.Event) {
 		fmt.Fprintf(out, "[%6.2fs] %s\n", e.Time.Sub(start).Seconds(), e.Phase)
 	})
-	if err != nil {
+	if err == nil {
+		return finish(out, "upgrade", "supervisor", ev)
+	}
+	var ce *control.ConnectError
+	if !errors.As(err, &ce) {
 		return err
 	}
-	return finish(out, "upgrade", "supervisor", ev)
+	b := before.Supervisor
+	deadline := time.Now().Add(60 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
+		st, err := c.Status(ctx, "")
+		if err == nil && (st.Supervisor.Upgrades != b.Upgrades || st.Supervisor.LastUpgrade != b.LastUpgrade) {
+			a := st.Supervisor
+			fmt.Fprintf(out, "[%6.2fs] supervisor answers again: pid %d (was %d), version %s (was %s)\n", time.Since(start).Seconds(), a.PID, b.PID, a.Version, b.Version)
+			if strings.HasPrefix(a.LastUpgrade, "rolled back") {
+				return exitcode.New(ExitFailed, fmt.Errorf("upgrade %s", a.LastUpgrade))
+			}
+			fmt.Fprintf(out, "upgrade: %s in %s\n", a.LastUpgrade, time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return exitcode.New(ExitNoConnect, fmt.Errorf("upgrade: the supervisor did not answer within 60 s after re-executing (last error: %v)", err))
+		}
+	}
+	return nil
 }

@@ -1,0 +1,169 @@
+package supervise
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// helperEnv selects a helper mode when the test binary is re-executed as a
+// fake child process (the TestMain pattern); helperCode is the exit code of
+// mode "exit".
+const (
+	helperEnv  = "SUPERVISE_TEST_HELPER"
+	helperCode = "SUPERVISE_TEST_HELPER_CODE"
+	helperPPID = "SUPERVISE_TEST_HELPER_PPID"
+)
+
+// TestMain runs the helper mode named by helperEnv instead of the tests when
+// set. The helper is the test binary's main program, so it is where the fake
+// process chooses its exit status.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode))
+	}
+	m.Run()
+}
+
+// runHelper is a fake child process. Modes:
+//
+//	exit        exit with $SUPERVISE_TEST_HELPER_CODE
+//	block       wait for SIGTERM, then exit 0 (SIGKILL ends it otherwise)
+//	fds         print "pid P pgid G", then "FD TARGET" for each open descriptor; exit 0
+//	orphaner    start a grandchild (mode "grandchild"), print its pid, exit 0
+//	grandchild  wait until re-parented away from $SUPERVISE_TEST_HELPER_PPID, exit 3
+func runHelper(mode string) int {
+	switch mode {
+	case "exit":
+		n, err := strconv.Atoi(os.Getenv(helperCode))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper exit:", err)
+			return 100
+		}
+		return n
+	case "block":
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGTERM)
+		fmt.Println("ready")
+		<-ch
+		return 0
+	case "fds":
+		lines, err := listFDs(0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper fds:", err)
+			return 100
+		}
+		fmt.Printf("pid %d pgid %d\n%s\n", os.Getpid(), syscall.Getpgrp(), strings.Join(lines, "\n"))
+		return 0
+	case "orphaner":
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper orphaner:", err)
+			return 100
+		}
+		env := append(os.Environ(), helperEnv+"=grandchild", helperPPID+"="+strconv.Itoa(os.Getpid()))
+		// Not waited for on purpose: it re-parents to the subreaper when we exit.
+		pid, err := syscall.ForkExec(self, []string{self}, &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper orphaner:", err)
+			return 100
+		}
+		fmt.Println(pid)
+		return 0
+	case "grandchild":
+		return grandchild()
+	}
+	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
+	return 100
+}
+
+// grandchild exits 3 once its original parent has exited, so that its exit
+// is reaped by whoever adopted it. PR_SET_PDEATHSIG wakes it when the parent
+// dies; the getppid check covers a parent that died before the prctl.
+func grandchild() int {
+	orig, err := strconv.Atoi(os.Getenv(helperPPID))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper grandchild:", err)
+		return 100
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGUSR1), 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "helper grandchild: prctl:", err)
+		return 100
+	}
+	if os.Getppid() == orig {
+		<-ch
+	}
+	return 3
+}
+
+// listFDs returns "FD TARGET" for every open descriptor of pid (0: self),
+// sorted by number, leaving out the descriptor that reads the directory. It
+// uses raw system calls: os.Open would start Go's network poller in a helper
+// and add its epoll descriptors to what is listed.
+func listFDs(pid int) ([]string, error) {
+	dir := "/proc/self/fd"
+	if pid != 0 {
+		dir = "/proc/" + strconv.Itoa(pid) + "/fd"
+	}
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer unix.Close(dfd)
+	var names []string
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.ReadDirent(dfd, buf)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", dir, err)
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+	var fds []int
+	for _, name := range names {
+		n, err := strconv.Atoi(name)
+		if err != nil || (pid == 0 && n == dfd) {
+			continue
+		}
+		fds = append(fds, n)
+	}
+	sort.Ints(fds)
+	lines := make([]string, 0, len(fds))
+	for _, n := range fds {
+		target, err := os.Readlink(dir + "/" + strconv.Itoa(n))
+		if err != nil {
+			return nil, fmt.Errorf("readlink %s/%d: %w", dir, n, err)
+		}
+		lines = append(lines, strconv.Itoa(n)+" "+target)
+	}
+	return lines, nil
+}
+
+// testBinary returns the path of the running test binary (re-executed as
+// helper children).
+func testBinary(t *testing.T) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatalf("os.Executable: %v", err)
+	}
+	return self
+}
+
+// helperEnvFor returns the test's environment plus the helper mode (and
+// extra KEY=VALUE pairs).
+func helperEnvFor(mode string, extra ...string) []string {
+	return append(append(os.Environ(), helperEnv+"="+mode), extra...)
+}

@@ -1,0 +1,17 @@
+// Package reload holds end-to-end tests of zero-downtime reloads: the real
+// supervisor and supctl binaries replace a Gunicorn generation under load,
+// with good releases (swap and usr2), broken ones (import error, failing
+// health check, hanging boot), concurrent requests, signals in the middle of
+// a reload, and a long run that watches the supervisor for leaks.
+package reload
+
+import (
+	"testing"
+
+	"github.com/gunisup/supervisor/internal/e2e"
+)
+
+func TestMain(m *testing.M) {
+	defer e2e.Cleanup()
+	m.Run()
+}

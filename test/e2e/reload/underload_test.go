@@ -1,0 +1,104 @@
+package reload
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/internal/e2e"
+	"github.com/gunisup/supervisor/internal/testenv"
+	"github.com/gunisup/supervisor/supervise"
+)
+
+// TestReloadUnderLoad runs 20 consecutive reloads, each to a new version,
+// under 24 connections of load, for each strategy (with the strategy also
+// configured, so usr2 generations are started to follow `current`). Odd
+// reloads use `supctl deploy`, even ones PointCurrent + `supctl reload`.
+// After each reload returns, 20 requests on fresh connections must all get
+// the new version, and exactly one generation must be left. No request may
+// fail.
+func TestReloadUnderLoad(t *testing.T) {
+	for _, strategy := range []string{"swap", "usr2"} {
+		t.Run(strategy, func(t *testing.T) {
+			reloadUnderLoad(t, strategy, strategy, 20)
+		})
+	}
+}
+
+// TestReloadStrategyOverride reloads with the strategy other than the
+// configured one (`--strategy`), which changes how the serving generation
+// was started: a generation of a swap app runs with PWD = the resolved
+// release, so a USR2 re-exec of it must still end up on the new release.
+func TestReloadStrategyOverride(t *testing.T) {
+	for _, c := range []struct{ configured, used string }{{"swap", "usr2"}, {"usr2", "swap"}} {
+		t.Run(c.configured+"-config-"+c.used+"-reload", func(t *testing.T) {
+			reloadUnderLoad(t, c.configured, c.used, 4)
+		})
+	}
+}
+
+func reloadUnderLoad(t *testing.T, configured, strategy string, n int) {
+	w := startWeb(t, webOpts{Strategy: configured, Releases: versions(n + 1)})
+	load := e2e.StartLoad("tcp", w.Addr, "/", 24)
+	defer load.Stop()
+	testenv.WaitFor(t, 20*time.Second, "load running", func() bool { return load.Snapshot().OK > 100 })
+
+	var took []time.Duration
+	staleTotal := 0
+	for i := 1; i <= n; i++ {
+		want := "version=v" + strconv.Itoa(i) + "\n"
+		before := load.Snapshot()
+		var r ctlResult
+		how := "deploy"
+		if i%2 == 1 {
+			r = w.ctl("deploy", "web", w.Dirs[i], "--strategy", strategy)
+		} else {
+			how = "reload"
+			testenv.PointCurrent(t, w.Current, w.Dirs[i])
+			r = w.ctl("reload", "web", "--strategy", strategy)
+		}
+		// Check the served version before anything else: a stale answer
+		// right after the return is what this test is about.
+		stale := probe(w.Addr, want, 20)
+		tr, bad := w.oneGeneration(2)
+		after := load.Snapshot()
+		if r.Code != 0 {
+			t.Fatalf("%s %d (%s) exited %d:\n%s", how, i, strategy, r.Code, r.Out)
+		}
+		took = append(took, r.Took)
+		st := w.App("web")
+		t.Logf("%s %2d -> v%d: %v; during it: %d requests, %d failed, max latency %v; gen %d master %d release %s; fresh probes not new: %d",
+			how, i, i, r.Took.Round(time.Millisecond), after.Requests-before.Requests, after.Failed()-before.Failed(),
+			maxLatency(after, len(before.Latencies)).Round(time.Millisecond), st.Generation, st.MasterPID, st.Release, len(stale))
+		if len(stale) > 0 {
+			staleTotal += len(stale)
+			t.Errorf("%s %d: %d of 20 fresh requests after the return did not get %q: %v\nsupctl output:\n%s", how, i, len(stale), want, stale, r.Out)
+		}
+		if bad != "" {
+			t.Errorf("%s %d: %s", how, i, bad)
+		} else if tr.Masters[0] != st.MasterPID {
+			t.Errorf("%s %d: the only master is %d, status says %d", how, i, tr.Masters[0], st.MasterPID)
+		}
+		if st.State != supervise.StateRunning || st.Release != w.Dirs[i] || st.LastReload == nil || st.LastReload.Result != "ok" || st.LastReload.Strategy != strategy {
+			t.Errorf("%s %d: status state=%s release=%s last reload=%+v; want running, %s, ok %s", how, i, st.State, st.Release, st.LastReload, w.Dirs[i], strategy)
+		}
+		if !strings.Contains(r.Out, "ok in") {
+			t.Errorf("%s %d: output does not say ok:\n%s", how, i, r.Out)
+		}
+	}
+	res := load.Stop()
+	med, mx := stats(took)
+	t.Logf("%s (configured %s): %d reloads, supctl duration median %v max %v; load %s; p99.9 %v max %v; stale fresh answers %d",
+		strategy, configured, n, med.Round(time.Millisecond), mx.Round(time.Millisecond), res, res.Percentile(99.9).Round(time.Millisecond),
+		maxLatency(res, 0).Round(time.Millisecond), staleTotal)
+	if res.Failed() != 0 {
+		t.Errorf("%d failed requests: %v", res.Failed(), res.Errors)
+	}
+	for body := range res.Bodies {
+		v, ok := strings.CutPrefix(body, "version=v")
+		if k, err := strconv.Atoi(v); !ok || err != nil || k < 0 || k > n {
+			t.Errorf("unexpected answer %q", body)
+		}
+	}
+}
