@@ -53,6 +53,10 @@ type SupervisorInfo struct {
 	Upgrades int `json:"upgrades"`
 	// LastUpgrade is "ok: OLD -> NEW" or "rolled back: why" ("" if none).
 	LastUpgrade string `json:"last_upgrade,omitempty"`
+	// HTTP is the address the /metrics, /healthz and /readyz listener is
+	// bound to (the real port when the configuration says port 0); "" when
+	// the endpoint is disabled or could not be bound.
+	HTTP string `json:"http"`
 }
 
 // VersionResponse answers version.

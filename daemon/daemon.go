@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -104,6 +105,9 @@ type Daemon struct {
 	lastUpgrade string
 	exe         string
 	upgradeMu   sync.Mutex
+	// httpAddr is the bound metrics address ("" if none); written once
+	// before the control server starts, read by info.
+	httpAddr string
 }
 
 // lateSource lets metrics be built before the manager it reads.
@@ -238,8 +242,26 @@ func (d *Daemon) Run(ctx context.Context) error {
 	src.mu.Unlock()
 	defer m.CloseSockets()
 
+	// The metrics listener is bound here, before the control server starts,
+	// so that info() reports the real address (tests and tools use
+	// http = "127.0.0.1:0" and read it from `supctl status --json`). As
+	// before, a bind failure is logged and the supervisor runs without it.
+	var httpLn net.Listener
+	if cfg.Supervisor.HTTP != "" {
+		l, err := net.Listen("tcp", cfg.Supervisor.HTTP)
+		if err != nil {
+			d.Logger.Error("metrics listener failed", "err", fmt.Errorf("metrics: listen on %q: %w", cfg.Supervisor.HTTP, err))
+		} else {
+			httpLn = l
+			d.httpAddr = l.Addr().String()
+			d.Logger.Info("metrics listening", "addr", d.httpAddr)
+		}
+	}
 	srv := &control.Server{Backend: m, Upgrader: d, Info: d.info, Logger: d.Logger}
 	if err := srv.Listen(cfg.Supervisor.ControlSocket, cfg.Supervisor.ControlGroup); err != nil {
+		if httpLn != nil {
+			_ = httpLn.Close() // exiting anyway
+		}
 		return exitcode.New(ExitFailure, err)
 	}
 	ctrlDone := make(chan error, 1)
@@ -249,14 +271,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	httpDone := make(chan error, 1)
-	if cfg.Supervisor.HTTP != "" {
+	if httpLn != nil {
 		live := func() error {
 			pctx, pcancel := context.WithTimeout(runCtx, 2*time.Second)
 			defer pcancel()
 			return m.Ping(pctx)
 		}
 		go func() {
-			httpDone <- metrics.Serve(runCtx, cfg.Supervisor.HTTP, cfg.Supervisor.HTTPWebConfig, met.Handler(live), d.Logger)
+			httpDone <- metrics.ServeListener(runCtx, httpLn, cfg.Supervisor.HTTPWebConfig, met.Handler(live), d.Logger)
 		}()
 	}
 
@@ -360,7 +382,7 @@ func (d *Daemon) notify(err error) {
 }
 
 func (d *Daemon) info() control.SupervisorInfo {
-	return control.SupervisorInfo{PID: os.Getpid(), Version: Version, Started: d.started, Config: d.Config.Path, Upgrades: d.upgrades, LastUpgrade: d.lastUpgrade}
+	return control.SupervisorInfo{PID: os.Getpid(), Version: Version, Started: d.started, Config: d.Config.Path, Upgrades: d.upgrades, LastUpgrade: d.lastUpgrade, HTTP: d.httpAddr}
 }
 
 func (h *upgradeState) statsdFD(app string) (int, bool) {

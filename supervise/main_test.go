@@ -13,36 +13,36 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// helperEnv selects a helper mode when the test binary is re-executed as a
-// fake child process (the TestMain pattern); helperCode is the exit code of
+// testHelperVar selects a helper mode when the test binary is re-executed as a
+// fake child process (the TestMain pattern); testHelperCode is the exit code of
 // mode "exit".
 const (
-	helperEnv  = "SUPERVISE_TEST_HELPER"
-	helperCode = "SUPERVISE_TEST_HELPER_CODE"
-	helperPPID = "SUPERVISE_TEST_HELPER_PPID"
+	testHelperVar  = "SUPERVISE_TEST_HELPER"
+	testHelperCode = "SUPERVISE_TEST_HELPER_CODE"
+	testHelperPPID = "SUPERVISE_TEST_HELPER_PPID"
 )
 
-// TestMain runs the helper mode named by helperEnv instead of the tests when
+// TestMain runs the helper mode named by testHelperVar instead of the tests when
 // set. The helper is the test binary's main program, so it is where the fake
 // process chooses its exit status.
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(helperEnv); mode != "" {
-		os.Exit(runHelper(mode))
+	if mode := os.Getenv(testHelperVar); mode != "" {
+		os.Exit(testRunHelper(mode))
 	}
 	m.Run()
 }
 
-// runHelper is a fake child process. Modes:
+// testRunHelper is a fake child process. Modes:
 //
 //	exit        exit with $SUPERVISE_TEST_HELPER_CODE
 //	block       wait for SIGTERM, then exit 0 (SIGKILL ends it otherwise)
 //	fds         print "pid P pgid G", then "FD TARGET" for each open descriptor; exit 0
 //	orphaner    start a grandchild (mode "grandchild"), print its pid, exit 0
 //	grandchild  wait until re-parented away from $SUPERVISE_TEST_HELPER_PPID, exit 3
-func runHelper(mode string) int {
+func testRunHelper(mode string) int {
 	switch mode {
 	case "exit":
-		n, err := strconv.Atoi(os.Getenv(helperCode))
+		n, err := strconv.Atoi(os.Getenv(testHelperCode))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "helper exit:", err)
 			return 100
@@ -55,7 +55,7 @@ func runHelper(mode string) int {
 		<-ch
 		return 0
 	case "fds":
-		lines, err := listFDs(0)
+		lines, err := testListFDs(0)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "helper fds:", err)
 			return 100
@@ -68,7 +68,7 @@ func runHelper(mode string) int {
 			fmt.Fprintln(os.Stderr, "helper orphaner:", err)
 			return 100
 		}
-		env := append(os.Environ(), helperEnv+"=grandchild", helperPPID+"="+strconv.Itoa(os.Getpid()))
+		env := append(os.Environ(), testHelperVar+"=grandchild", testHelperPPID+"="+strconv.Itoa(os.Getpid()))
 		// Not waited for on purpose: it re-parents to the subreaper when we exit.
 		pid, err := syscall.ForkExec(self, []string{self}, &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}})
 		if err != nil {
@@ -78,7 +78,7 @@ func runHelper(mode string) int {
 		fmt.Println(pid)
 		return 0
 	case "grandchild":
-		return grandchild()
+		return testGrandchild()
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 	return 100
@@ -87,8 +87,8 @@ func runHelper(mode string) int {
 // grandchild exits 3 once its original parent has exited, so that its exit
 // is reaped by whoever adopted it. PR_SET_PDEATHSIG wakes it when the parent
 // dies; the getppid check covers a parent that died before the prctl.
-func grandchild() int {
-	orig, err := strconv.Atoi(os.Getenv(helperPPID))
+func testGrandchild() int {
+	orig, err := strconv.Atoi(os.Getenv(testHelperPPID))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper grandchild:", err)
 		return 100
@@ -105,11 +105,11 @@ func grandchild() int {
 	return 3
 }
 
-// listFDs returns "FD TARGET" for every open descriptor of pid (0: self),
+// testListFDs returns "FD TARGET" for every open descriptor of pid (0: self),
 // sorted by number, leaving out the descriptor that reads the directory. It
 // uses raw system calls: os.Open would start Go's network poller in a helper
 // and add its epoll descriptors to what is listed.
-func listFDs(pid int) ([]string, error) {
+func testListFDs(pid int) ([]string, error) {
 	dir := "/proc/self/fd"
 	if pid != 0 {
 		dir = "/proc/" + strconv.Itoa(pid) + "/fd"
@@ -162,8 +162,8 @@ func testBinary(t *testing.T) string {
 	return self
 }
 
-// helperEnvFor returns the test's environment plus the helper mode (and
+// testHelperEnv returns the test's environment plus the helper mode (and
 // extra KEY=VALUE pairs).
-func helperEnvFor(mode string, extra ...string) []string {
-	return append(append(os.Environ(), helperEnv+"="+mode), extra...)
+func testHelperEnv(mode string, extra ...string) []string {
+	return append(append(os.Environ(), testHelperVar+"="+mode), extra...)
 }
