@@ -49,7 +49,9 @@ type Server struct {
 	ln       *net.UnixListener
 	path     string
 	allowGID int // -1: none
+	mu       sync.Mutex
 	srv      *http.Server
+	closed   bool
 	once     sync.Once
 }
 
@@ -118,28 +120,67 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/apps/{app}/reload", s.reload)
 	mux.HandleFunc("POST /v1/apps/{app}/deploy", s.reload)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such verb: %s %s (verbs: %s)", r.Method, r.URL.Path, strings.Join(Verbs, ", ")))
-	})
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	err := s.srv.Serve(&credListener{UnixListener: s.ln, allowed: s.allowed, logger: s.Logger})
+	srv := &http.Server{Handler: jsonErrors(mux), ReadHeaderTimeout: 10 * time.Second}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.srv = srv
+	s.mu.Unlock()
+	err := srv.Serve(&credListener{UnixListener: s.ln, allowed: s.allowed, logger: s.Logger})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
 
+// jsonErrors answers unknown routes (404) and wrong methods (405) in JSON,
+// like every other error of the API.
+func jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		if rec.status == http.StatusMethodNotAllowed {
+			writeError(w, rec.status, "bad_request", fmt.Sprintf("method %s not allowed for %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow")))
+			return
+		}
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such verb: %s %s (verbs: %s)", r.Method, r.URL.Path, strings.Join(Verbs, ", ")))
+	})
+}
+
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header         { return r.header }
+func (r *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (r *statusRecorder) WriteHeader(status int)      { r.status = status }
+
 // Close stops accepting, ends open connections and removes the socket; safe
-// to call twice.
+// to call twice, and before or while Serve runs.
 func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
-		if s.srv != nil {
+		s.mu.Lock()
+		s.closed = true
+		srv := s.srv
+		s.mu.Unlock()
+		if srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			err = s.srv.Shutdown(ctx)
+			err = srv.Shutdown(ctx)
 			if err != nil {
-				err = s.srv.Close()
+				err = srv.Close()
 			}
 		} else if s.ln != nil {
 			err = s.ln.Close()

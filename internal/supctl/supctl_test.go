@@ -1,0 +1,111 @@
+package supctl
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/internal/exitcode"
+	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/supervise"
+)
+
+type backend struct{}
+
+func (backend) Snapshots() []supervise.AppSnapshot {
+	return []supervise.AppSnapshot{{
+		Name: "web", Kind: "gunicorn", State: supervise.StateRunning, MasterPID: 4242, WorkerPIDs: []int{1, 2},
+		Started: time.Now().Add(-time.Minute), Restarts: 2, Generation: 3,
+		LastExit:  &supervise.ExitInfo{Code: -1, Signal: 9},
+		Listeners: []supervise.ListenerSnapshot{{Address: "tcp://127.0.0.1:8000"}},
+	}}
+}
+func (backend) StartApp(_ context.Context, n string) error { return check(n) }
+func (backend) StopApp(_ context.Context, n string) error  { return check(n) }
+func (backend) RestartApp(_ context.Context, n string) error {
+	return check(n)
+}
+func (backend) Reload(_ context.Context, n string, _ *config.Strategy, p reload.Progress) error {
+	if err := check(n); err != nil {
+		return err
+	}
+	p("starting new generation")
+	if n == "worker" {
+		return &reload.Failure{Cause: "exited: exit 3", Tail: []string{"RuntimeError: boom"}, RolledBack: true}
+	}
+	return nil
+}
+func (b backend) Deploy(ctx context.Context, n, _ string, s *config.Strategy, p reload.Progress) error {
+	return b.Reload(ctx, n, s, p)
+}
+
+func check(n string) error {
+	if n != "web" && n != "worker" {
+		return fmt.Errorf("%w: %q", supervise.ErrNoSuchApp, n)
+	}
+	return nil
+}
+
+func TestExitCodes(t *testing.T) {
+	dir, err := os.MkdirTemp("", "supctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "c.sock")
+	srv := &control.Server{Backend: backend{}}
+	if err := srv.Listen(sock, ""); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	defer func() {
+		srv.Close()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	t.Setenv("SUPCTL_SOCKET", sock)
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"status"}, 0, "signal 9 (SIGKILL)"},
+		{[]string{"status", "web", "--json"}, 0, `"master_pid": 4242`},
+		{[]string{"status", "nope"}, 1, ""},
+		{[]string{"restart", "web"}, 0, "restart web: ok"},
+		{[]string{"stop"}, 2, ""},
+		{[]string{"reload", "web"}, 0, "reload web: ok"},
+		{[]string{"reload", "worker", "--strategy", "usr2"}, 1, "RuntimeError: boom"},
+		{[]string{"reload", "web", "--strategy", "bogus"}, 2, ""},
+		{[]string{"deploy", "web"}, 2, ""},
+		{[]string{"deploy", "web", "/srv/rel"}, 0, "deploy web: ok"},
+		{[]string{"frobnicate"}, 2, ""},
+		{[]string{}, 2, ""},
+		{[]string{"-s", filepath.Join(dir, "absent.sock"), "status"}, 3, ""},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := Run(tc.args, &out, &errb)
+			if got := exitcode.Code(err); got != tc.code {
+				t.Fatalf("exit %d, want %d (err %v, stderr %s)", got, tc.code, err, errb.String())
+			}
+			if tc.out != "" && !strings.Contains(out.String(), tc.out) {
+				t.Errorf("output %q lacks %q", out.String(), tc.out)
+			}
+			var ee *exitcode.Error
+			if err != nil && !errors.As(err, &ee) {
+				t.Errorf("error %T carries no exit code", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,174 @@
+package reload
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// fakeGen and fakeHost exercise the strategies' ordering only: which step
+// runs after which, and what a failure undoes. Real generations are tested
+// end to end in test/e2e/reload.
+type fakeGen struct {
+	name string
+	done chan struct{}
+}
+
+func newGen(name string) *fakeGen         { return &fakeGen{name: name, done: make(chan struct{})} }
+func (g *fakeGen) Done() <-chan struct{} { return g.done }
+func (g *fakeGen) String() string        { return g.name }
+func (g *fakeGen) ExitReason() string    { return "exit 0" }
+
+type fakeHost struct {
+	steps     []string
+	spawnErr  error
+	readyErr  map[string]error
+	usr2Err   error
+	commitErr error
+	n         int
+}
+
+func (h *fakeHost) Spawn(_ context.Context, dir string) (Gen, error) {
+	h.steps = append(h.steps, "spawn "+dir)
+	if h.spawnErr != nil {
+		return nil, h.spawnErr
+	}
+	h.n++
+	return newGen("new" + strings.Repeat("'", h.n-1)), nil
+}
+
+func (h *fakeHost) USR2(_ context.Context, old Gen) (Gen, error) {
+	h.steps = append(h.steps, "usr2 "+old.String())
+	if h.usr2Err != nil {
+		return newGen("usr2child"), h.usr2Err
+	}
+	return newGen("usr2child"), nil
+}
+
+func (h *fakeHost) Ready(_ context.Context, g Gen) error {
+	h.steps = append(h.steps, "ready "+g.String())
+	return h.readyErr[g.String()]
+}
+
+func (h *fakeHost) Commit(_ context.Context, g Gen) error {
+	h.steps = append(h.steps, "commit "+g.String())
+	return h.commitErr
+}
+
+func (h *fakeHost) Drain(_ context.Context, g Gen) error {
+	h.steps = append(h.steps, "drain "+g.String())
+	return nil
+}
+
+func (h *fakeHost) Abort(g Gen) error {
+	h.steps = append(h.steps, "abort "+g.String())
+	return nil
+}
+
+func (h *fakeHost) Dir(g Gen) string     { return "/rel/" + g.String() }
+func (h *fakeHost) Tail(g Gen) []string { return []string{"tail of " + g.String()} }
+
+func TestStrategies(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name       string
+		usr2       bool
+		host       *fakeHost
+		wantSteps  []string
+		wantErr    bool
+		rolledBack bool
+	}{
+		{"swap ok", false, &fakeHost{}, []string{"spawn ", "ready new", "commit new", "drain old"}, false, false},
+		{"swap spawn fails", false, &fakeHost{spawnErr: boom}, []string{"spawn "}, true, false},
+		{"swap not ready", false, &fakeHost{readyErr: map[string]error{"new": boom}}, []string{"spawn ", "ready new", "abort new"}, true, true},
+		{"swap commit refused", false, &fakeHost{commitErr: boom}, []string{"spawn ", "ready new", "commit new", "abort new"}, true, true},
+		{"usr2 ok", true, &fakeHost{}, []string{"usr2 old", "commit usr2child", "drain old", "ready usr2child"}, false, false},
+		{"usr2 new master fails to boot", true, &fakeHost{usr2Err: boom}, []string{"usr2 old", "abort usr2child"}, true, true},
+		{"usr2 unhealthy after drain", true, &fakeHost{readyErr: map[string]error{"usr2child": boom}},
+			[]string{"usr2 old", "commit usr2child", "drain old", "ready usr2child", "spawn /rel/old", "ready new", "commit new", "abort usr2child"}, true, true},
+		{"usr2 unhealthy and previous release fails too", true, &fakeHost{readyErr: map[string]error{"usr2child": boom, "new": boom}},
+			[]string{"usr2 old", "commit usr2child", "drain old", "ready usr2child", "spawn /rel/old", "ready new", "abort new"}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			var phases []string
+			progress := func(s string) { phases = append(phases, s) }
+			if tt.usr2 {
+				_, err = USR2(context.Background(), tt.host, newGen("old"), progress)
+			} else {
+				_, err = Swap(context.Background(), tt.host, newGen("old"), progress)
+			}
+			if !reflect.DeepEqual(tt.host.steps, tt.wantSteps) {
+				t.Errorf("steps:\n got %q\nwant %q", tt.host.steps, tt.wantSteps)
+			}
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			var f *Failure
+			if err != nil {
+				if !errors.As(err, &f) {
+					t.Fatalf("error %T is not a *Failure", err)
+				}
+				if f.RolledBack != tt.rolledBack {
+					t.Errorf("RolledBack = %v, want %v", f.RolledBack, tt.rolledBack)
+				}
+				if !errors.Is(err, boom) {
+					t.Errorf("error %v does not wrap the cause", err)
+				}
+			}
+			if len(phases) == 0 {
+				t.Error("no progress reported")
+			}
+		})
+	}
+}
+
+func TestPointLink(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, d := range []string{a, b} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(dir, "current")
+	if err := os.Symlink(a, link); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := PointLink(link, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prev != a {
+		t.Errorf("previous = %q, want %q", prev, a)
+	}
+	if got, _ := os.Readlink(link); got != b {
+		t.Errorf("link -> %q, want %q", got, b)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, ".current.deploy-tmp")); !os.IsNotExist(err) {
+		t.Errorf("temporary link left behind: %v", err)
+	}
+	for _, tc := range []struct{ name, link, target, want string }{
+		{"missing release", link, filepath.Join(dir, "nope"), "release"},
+		{"release is a file", link, filepath.Join(dir, "file"), "not a directory"},
+		{"link is a directory", a, b, "not a symlink"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := PointLink(tc.link, tc.target)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+			if got, _ := os.Readlink(link); got != b {
+				t.Errorf("a refused deploy moved the link to %q", got)
+			}
+		})
+	}
+}

@@ -1,0 +1,450 @@
+package upgrade
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/internal/e2e"
+	"github.com/gunisup/supervisor/internal/testenv"
+	"github.com/gunisup/supervisor/supervise"
+)
+
+// pids are the processes an upgrade must not touch.
+type pids struct {
+	Supervisor, Web, API, Worker int
+}
+
+func currentPIDs(t testing.TB, s *sup, st *control.StatusResponse) pids {
+	t.Helper()
+	return pids{Supervisor: st.Supervisor.PID, Web: app(t, st, "web").MasterPID, API: app(t, st, "api").MasterPID, Worker: app(t, st, "worker").MasterPID}
+}
+
+// checkSupctl runs `supctl status --json` and `supctl version` and checks
+// that both work and report version and pid.
+func checkSupctl(t *testing.T, s *sup, version string) {
+	t.Helper()
+	out, code, _ := s.supctl("status", "--json")
+	if code != 0 {
+		t.Fatalf("supctl status: exit %d: %s", code, out)
+	}
+	var st control.StatusResponse
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("supctl status --json: %v: %s", err, out)
+	}
+	if st.Supervisor.Version != version || st.Supervisor.PID != s.pid() {
+		t.Errorf("supctl status: supervisor %s pid %d, want %s pid %d", st.Supervisor.Version, st.Supervisor.PID, version, s.pid())
+	}
+	out, code, _ = s.supctl("version")
+	if want := fmt.Sprintf("supervisor %s (pid %d)", version, s.pid()); code != 0 || strings.TrimSpace(out) != want {
+		t.Errorf("supctl version: exit %d %q, want %q", code, out, want)
+	}
+}
+
+// checkSupervisorFDs fails the test if the supervisor still holds a
+// hand-over memfd, and returns its number of open descriptors.
+func checkSupervisorFDs(t *testing.T, s *sup) int {
+	t.Helper()
+	fds, err := fdTargets(s.pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := handoverMemfds(fds); len(m) > 0 {
+		t.Errorf("supervisor still holds the hand-over state: %v", m)
+	}
+	return len(fds)
+}
+
+// TestUpgradeUnderLoad upgrades the supervisor 10 times in a row, v1 and v2
+// alternately, while 16 connections load a Gunicorn app, then tries a binary
+// that does not even start. Every upgrade keeps the supervisor's PID and
+// every app process; no request fails; the version flips; supctl works after
+// each; the last, broken binary is refused and changes nothing; once stopped,
+// nothing is left.
+func TestUpgradeUnderLoad(t *testing.T) {
+	s := startSup(t, baseConfig)
+	st := s.waitRunning(90*time.Second, "web", "api", "worker")
+	want := currentPIDs(t, s, st)
+	if want.Supervisor != s.pid() {
+		t.Fatalf("status pid %d, started pid %d", want.Supervisor, s.pid())
+	}
+	addr := app(t, st, "web").Listeners[0].Bound
+	testenv.WaitFor(t, 30*time.Second, "web answering", func() bool {
+		code, body, err := testenv.Get(addr, "/")
+		return err == nil && code == 200 && body == "version=1\n"
+	})
+	checkSupctl(t, s, "v1")
+	fds0 := checkSupervisorFDs(t, s)
+	t.Logf("start: supervisor pid %d (v1, %d fds), web master %d, api master %d, worker %d", want.Supervisor, fds0, want.Web, want.API, want.Worker)
+
+	load := e2e.StartLoad("tcp", addr, "/", 16)
+	stopped := false
+	defer func() {
+		if !stopped {
+			load.Stop()
+		}
+	}()
+	testenv.WaitFor(t, 30*time.Second, "load running", func() bool { return load.Snapshot().OK > 200 })
+
+	var took []time.Duration
+	version := "v1"
+	for i := 1; i <= 10; i++ {
+		next, bin := "v2", s.b.v2
+		if version == "v2" {
+			next, bin = "v1", s.b.v1
+		}
+		s.installFile(bin)
+		before := load.Snapshot()
+		out, code, d := s.supctl("upgrade")
+		if code != 0 {
+			t.Fatalf("upgrade %d (%s -> %s): supctl exit %d:\n%s", i, version, next, code, out)
+		}
+		took = append(took, d)
+		st := s.status()
+		got := currentPIDs(t, s, st)
+		if got != want {
+			t.Errorf("upgrade %d: pids %+v, want %+v", i, got, want)
+		}
+		if st.Supervisor.Version != next || st.Supervisor.Upgrades != i || st.Supervisor.LastUpgrade != fmt.Sprintf("ok: %s -> %s", version, next) {
+			t.Errorf("upgrade %d: status version %q upgrades %d last %q; want %s, %d, \"ok: %s -> %s\"", i, st.Supervisor.Version, st.Supervisor.Upgrades, st.Supervisor.LastUpgrade, next, i, version, next)
+		}
+		for _, name := range []string{"web", "api", "worker"} {
+			if a := app(t, st, name); a.State != supervise.StateRunning || a.Restarts != 0 {
+				t.Errorf("upgrade %d: app %s %s with %d restarts", i, name, a.State, a.Restarts)
+			}
+		}
+		checkSupctl(t, s, next)
+		fds := checkSupervisorFDs(t, s)
+		// Keep the load on this image for a while before the next upgrade.
+		n := load.Snapshot().OK
+		testenv.WaitFor(t, 30*time.Second, "load served after the upgrade", func() bool { return load.Snapshot().OK > n+200 })
+		after := load.Snapshot()
+		t.Logf("upgrade %2d: %s -> %s: supctl exit 0 in %s (%q); pid %d; web %d api %d worker %d; supervisor fds %d; load so far ok=%d failed=%d (+%d ok since the upgrade began)",
+			i, version, next, d.Round(time.Millisecond), lastLine(out), st.Supervisor.PID, got.Web, got.API, got.Worker, fds, after.OK, after.Failed(), after.OK-before.OK)
+		if after.Failed() != 0 {
+			t.Errorf("upgrade %d: %d failed requests so far: %v", i, after.Failed(), after.Errors)
+		}
+		version = next
+	}
+
+	// A binary that does not start is refused; nothing changes.
+	s.install([]byte("#!/bin/sh\nexit 1\n"))
+	out, code, d := s.supctl("upgrade")
+	t.Logf("broken binary (exit 1): supctl exit %d in %s: %s", code, d.Round(time.Millisecond), lastLine(out))
+	if code != 1 || !strings.Contains(out, "nothing changed") {
+		t.Errorf("upgrade to a broken binary: supctl exit %d, want 1 with \"nothing changed\":\n%s", code, out)
+	}
+	st = s.status()
+	if got := currentPIDs(t, s, st); got != want || st.Supervisor.Version != version || st.Supervisor.Upgrades != 10 {
+		t.Errorf("after the refused upgrade: pids %+v version %s upgrades %d; want %+v %s 10", got, st.Supervisor.Version, st.Supervisor.Upgrades, want, version)
+	}
+	checkSupctl(t, s, version)
+	checkSupervisorFDs(t, s)
+
+	n := load.Snapshot().OK
+	testenv.WaitFor(t, 30*time.Second, "load served after the refused upgrade", func() bool { return load.Snapshot().OK > n+200 })
+	res := load.Stop()
+	stopped = true
+	t.Logf("load over the 10 upgrades and the refused one: %s", res)
+	if res.Failed() != 0 || res.Non2xx != 0 {
+		t.Errorf("%d failed requests: %v", res.Failed(), res.Errors)
+	}
+	if res.Bodies["version=1"] != res.OK {
+		t.Errorf("bodies %v: want every answer from the one release", res.Bodies)
+	}
+	var sum, max time.Duration
+	for _, d := range took {
+		sum += d
+		max = maxDur(max, d)
+	}
+	t.Logf("supctl upgrade durations: %v (mean %s, max %s)", roundAll(took), (sum / time.Duration(len(took))).Round(time.Millisecond), max.Round(time.Millisecond))
+
+	if code := s.stop(syscall.SIGTERM, 60*time.Second); code != 0 {
+		t.Errorf("supervisor exit status %d after SIGTERM, want 0", code)
+	}
+	testenv.AssertNoLeftovers(t, s.Mark, 10*time.Second)
+}
+
+// TestUpgradedSupervisorSupervises upgrades once (by SIGUSR2), then checks
+// that the new image still does its job: it reaps and restarts a master
+// killed with SIGKILL (status shows signal 9), an app started after the
+// upgrade inherits no hand-over descriptor and no other app's socket or
+// pipe, and SIGTERM stops everything with exit status 0.
+func TestUpgradedSupervisorSupervises(t *testing.T) {
+	s := startSup(t, baseConfig)
+	st := s.waitRunning(90*time.Second, "web", "api", "worker")
+	want := currentPIDs(t, s, st)
+
+	s.installFile(s.b.v2)
+	if err := syscall.Kill(s.pid(), syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 60*time.Second, "upgrade by SIGUSR2", func() bool {
+		if s.exited() {
+			t.Fatalf("supervisor exited (%v):\n%s", s.exit, s.out.String())
+		}
+		st, err := control.NewClient(s.Socket).Status(t.Context(), "")
+		return err == nil && st.Supervisor.Upgrades == 1
+	})
+	st = s.status()
+	if got := currentPIDs(t, s, st); got != want || st.Supervisor.Version != "v2" || st.Supervisor.LastUpgrade != "ok: v1 -> v2" {
+		t.Fatalf("after SIGUSR2: pids %+v version %s last %q; want %+v v2 \"ok: v1 -> v2\"", got, st.Supervisor.Version, st.Supervisor.LastUpgrade, want)
+	}
+	t.Logf("SIGUSR2: %s; pid %d, apps untouched", st.Supervisor.LastUpgrade, st.Supervisor.PID)
+
+	// kill -9 the web master: the new image reaps it and starts another.
+	if err := syscall.Kill(want.Web, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var web supervise.AppSnapshot
+	testenv.WaitFor(t, 60*time.Second, "web restarted", func() bool {
+		st, err := control.NewClient(s.Socket).Status(t.Context(), "web")
+		if err != nil || len(st.Apps) != 1 {
+			return false
+		}
+		web = st.Apps[0]
+		return web.State == supervise.StateRunning && web.MasterPID != 0 && web.MasterPID != want.Web
+	})
+	if web.Restarts != 1 || web.LastExit == nil || web.LastExit.Signal != int(syscall.SIGKILL) {
+		t.Errorf("web after kill -9: restarts %d last exit %+v; want 1 restart, signal 9", web.Restarts, web.LastExit)
+	}
+	if ppid := parentOf(t, web.MasterPID); ppid != s.pid() {
+		t.Errorf("new web master %d has parent %d, want the supervisor %d", web.MasterPID, ppid, s.pid())
+	}
+	t.Logf("kill -9 web master %d: restarted as %d, restarts %d, last exit %+v", want.Web, web.MasterPID, web.Restarts, web.LastExit)
+	addr := web.Listeners[0].Bound
+	testenv.WaitFor(t, 30*time.Second, "new web master answering", func() bool {
+		code, body, err := testenv.Get(addr, "/")
+		return err == nil && code == 200 && body == "version=1\n"
+	})
+
+	// Restart worker too, then look at the descriptors of processes started
+	// by the new image.
+	if out, code, _ := s.supctl("restart", "worker"); code != 0 {
+		t.Fatalf("supctl restart worker: exit %d: %s", code, out)
+	}
+	st = s.waitRunning(60*time.Second, "web", "api", "worker")
+	worker := app(t, st, "worker")
+	if worker.MasterPID == want.Worker {
+		t.Fatalf("worker not restarted (pid %d)", worker.MasterPID)
+	}
+	web = app(t, st, "web")
+	api := app(t, st, "api")
+	foreign := map[string]string{}
+	apiListen, err := listenInode(api.Listeners[0].Bound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign[apiListen] = "api's listener"
+	for _, a := range []supervise.AppSnapshot{web, api} {
+		if a.StatsdAddr == "" {
+			t.Fatalf("app %s has no statsd bridge", a.Name)
+		}
+		ino, err := udpInode(a.StatsdAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		foreign[ino] = a.Name + "'s statsd bridge"
+	}
+	apiFDs, err := fdTargets(api.MasterPID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign[apiFDs[1]] = "api's output pipe"
+	webListen, err := listenInode(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := []struct {
+		name string
+		pid  int
+		may  string // the one listener it may hold
+	}{{"web master", web.MasterPID, webListen}, {"worker", worker.MasterPID, ""}}
+	for _, w := range web.WorkerPIDs {
+		check = append(check, struct {
+			name string
+			pid  int
+			may  string
+		}{"web worker", w, webListen})
+	}
+	for _, c := range check {
+		fds, err := fdTargets(c.pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := handoverMemfds(fds); len(m) > 0 {
+			t.Errorf("%s %d holds the hand-over state: %v", c.name, c.pid, m)
+		}
+		var listeners int
+		for fd, target := range fds {
+			if why, bad := foreign[target]; bad {
+				t.Errorf("%s %d holds %s (fd %d -> %s)", c.name, c.pid, why, fd, target)
+			}
+			if target == webListen {
+				listeners++
+			}
+		}
+		if c.may == "" && listeners > 0 {
+			t.Errorf("%s %d holds web's listener", c.name, c.pid)
+		}
+		t.Logf("%s %d: %d fds, none foreign: %v", c.name, c.pid, len(fds), sortedTargets(fds))
+	}
+	checkSupervisorFDs(t, s)
+
+	if code := s.stop(syscall.SIGTERM, 60*time.Second); code != 0 {
+		t.Errorf("upgraded supervisor exit status %d after SIGTERM, want 0", code)
+	}
+	testenv.AssertNoLeftovers(t, s.Mark, 10*time.Second)
+	if out := s.out.String(); !strings.Contains(out, "supervisor stopped") {
+		t.Errorf("no \"supervisor stopped\" in the output")
+	}
+}
+
+// TestUpgradeBinaryThatCannotTakeOver installs a "binary" that passes the
+// pre-flight checks (`version` prints a valid line, `check` exits 0) but
+// exits 1 when run as the supervisor. The upgrade must be refused before
+// the exec: once the process image is a shell script nothing of the
+// supervisor is left to fall back.
+func TestUpgradeBinaryThatCannotTakeOver(t *testing.T) {
+	s := startSup(t, baseConfig)
+	st := s.waitRunning(90*time.Second, "web", "api", "worker")
+	want := currentPIDs(t, s, st)
+	s.install(scriptVersionOnly("v9"))
+	out, code, d := s.supctl("upgrade")
+	t.Logf("version-only script: supctl exit %d in %s:\n%s", code, d.Round(time.Millisecond), out)
+	if s.exited() {
+		t.Fatalf("the supervisor died (exit %d): its apps are orphans now\n%s", exitStatus(s.exit), s.out.String())
+	}
+	if code != 1 {
+		t.Errorf("supctl upgrade exit %d, want 1", code)
+	}
+	st = s.status()
+	if got := currentPIDs(t, s, st); got != want || st.Supervisor.Version != "v1" || st.Supervisor.Upgrades != 0 {
+		t.Errorf("after the refused upgrade: pids %+v version %s upgrades %d; want %+v v1 0", got, st.Supervisor.Version, st.Supervisor.Upgrades, want)
+	}
+	// The real v2 still upgrades afterwards.
+	s.installFile(s.b.v2)
+	if out, code, _ := s.supctl("upgrade"); code != 0 {
+		t.Fatalf("upgrade to v2 after the refused one: exit %d:\n%s", code, out)
+	}
+	if st := s.status(); st.Supervisor.Version != "v2" || currentPIDs(t, s, st) != want {
+		t.Errorf("after upgrading to v2: version %s pids %+v", st.Supervisor.Version, currentPIDs(t, s, st))
+	}
+}
+
+// TestUpgradeRollsBack installs a wrapper that runs v2 for every pre-flight
+// command but starts it on a configuration whose listeners do not match the
+// running ones: v2 cannot take over and re-executes the previous image (v1),
+// which takes over again. supctl upgrade exits 1, status says "rolled back",
+// every process is the same, and the next upgrade picks up the binary at the
+// installed path again.
+func TestUpgradeRollsBack(t *testing.T) {
+	s := startSup(t, baseConfig)
+	st := s.waitRunning(90*time.Second, "web", "api", "worker")
+	want := currentPIDs(t, s, st)
+	addr := app(t, st, "web").Listeners[0].Bound
+
+	bad := filepath.Join(s.Dir, "mismatch.toml")
+	cfg, err := os.ReadFile(s.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mismatch := strings.Replace(string(cfg), `listen = ["tcp://127.0.0.1:0"]`, `listen = ["tcp://127.0.0.1:0", "unix://`+s.Dir+`/web2.sock"]`, 1)
+	if err := os.WriteFile(bad, []byte(mismatch), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.install([]byte(fmt.Sprintf("#!/bin/sh\n# run mode starts with -c; every other command is v2's own\nif [ \"$1\" = -c ]; then exec %s -c %s; fi\nexec %s \"$@\"\n", s.b.v2, bad, s.b.v2)))
+
+	load := e2e.StartLoad("tcp", addr, "/", 16)
+	testenv.WaitFor(t, 30*time.Second, "load running", func() bool { return load.Snapshot().OK > 200 })
+	out, code, d := s.supctl("upgrade")
+	t.Logf("wrapper that cannot take over: supctl exit %d in %s:\n%s", code, d.Round(time.Millisecond), out)
+	if s.exited() {
+		load.Stop()
+		t.Fatalf("the supervisor died (exit %d)\n%s", exitStatus(s.exit), s.out.String())
+	}
+	st = s.status()
+	if code != 1 || !strings.HasPrefix(st.Supervisor.LastUpgrade, "rolled back: ") || st.Supervisor.Version != "v1" {
+		t.Errorf("supctl exit %d, status version %s last %q; want exit 1, v1, \"rolled back: ...\"", code, st.Supervisor.Version, st.Supervisor.LastUpgrade)
+	}
+	if got := currentPIDs(t, s, st); got != want {
+		t.Errorf("after the rollback: pids %+v, want %+v", got, want)
+	}
+	checkSupctl(t, s, "v1")
+	checkSupervisorFDs(t, s)
+	t.Logf("after the rollback: %q, upgrades %d", st.Supervisor.LastUpgrade, st.Supervisor.Upgrades)
+
+	// The next upgrade runs what is installed at the supervisor's path.
+	s.installFile(s.b.v2)
+	out, code, _ = s.supctl("upgrade")
+	st = s.status()
+	t.Logf("then v2 installed: supctl exit %d (%q); status %s %q", code, lastLine(out), st.Supervisor.Version, st.Supervisor.LastUpgrade)
+	if code != 0 || st.Supervisor.Version != "v2" || st.Supervisor.LastUpgrade != "ok: v1 -> v2" {
+		t.Errorf("upgrade after the rollback: exit %d, version %s, last %q; want 0, v2, \"ok: v1 -> v2\"\n%s", code, st.Supervisor.Version, st.Supervisor.LastUpgrade, out)
+	}
+	if got := currentPIDs(t, s, st); got != want {
+		t.Errorf("after the upgrade: pids %+v, want %+v", got, want)
+	}
+	n := load.Snapshot().OK
+	testenv.WaitFor(t, 30*time.Second, "load served after the upgrades", func() bool { return load.Snapshot().OK > n+200 })
+	res := load.Stop()
+	t.Logf("load over the rollback and the upgrade: %s", res)
+	if res.Failed() != 0 {
+		t.Errorf("%d failed requests: %v", res.Failed(), res.Errors)
+	}
+}
+
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	var state byte
+	var ppid int
+	if _, err := fmt.Sscanf(s[i+2:], "%c %d", &state, &ppid); err != nil {
+		t.Fatalf("parse /proc/%d/stat: %v", pid, err)
+	}
+	return ppid
+}
+
+func sortedTargets(fds map[int]string) []string {
+	var out []string
+	for fd := 0; len(out) < len(fds) && fd < 1<<16; fd++ {
+		if target, ok := fds[fd]; ok {
+			out = append(out, fmt.Sprintf("%d:%s", fd, target))
+		}
+	}
+	return out
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+func maxDur(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func roundAll(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
+}
