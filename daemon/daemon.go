@@ -45,6 +45,9 @@ const usage = `usage:
   supervisor [-c FILE]          run in the foreground (systemd, container, PID 1)
   supervisor check [-c FILE]    validate the configuration: exit 0, or 2 with one line per error
   supervisor version
+  supervisor upgrade-check -c FILE -state FILE
+                                can this binary take over the state a running
+                                supervisor wrote (its dry run before a self-upgrade)
 `
 
 // Run runs the supervisor command line. The returned error carries the exit
@@ -59,6 +62,7 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	cfgPath := fs.String("c", DefaultConfig, "configuration file")
+	statePath := fs.String("state", "", "hand-over state file (upgrade-check)")
 	if err := fs.Parse(args); err != nil {
 		return exitcode.New(ExitConfig, err)
 	}
@@ -76,6 +80,10 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s: ok (%d apps)\n", cfg.Path, len(cfg.Apps))
 		return nil
+	case "upgrade-check":
+		// A running supervisor's dry run of this binary before it re-executes
+		// it (see Daemon.Upgrade).
+		return upgradeCheck(*cfgPath, *statePath, stdout)
 	case "run":
 		cfg, err := config.Load(*cfgPath)
 		if err != nil {
@@ -141,6 +149,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	hand, stateFD, err := readState()
 	if err != nil {
 		return exitcode.New(ExitFailure, fmt.Errorf("self-upgrade: %w", err))
+	}
+	if hand != nil && hand.Exe != "" {
+		// The next upgrade runs the binary installed where the first image
+		// was started from, not this image's own path: after a rollback that
+		// is RUN_DIR/supervisor.previous, which would never pick up a new
+		// version again (found by test/e2e/upgrade).
+		d.exe = hand.Exe
 	}
 	var notifier *sdnotify.Notifier
 	var inherited []sdnotify.Inherited
@@ -292,10 +307,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 		watchdog = t.C
 	}
 	ready := false
+	// reloading is true between the RELOADING=1 sent when an app reload
+	// begins after start-up and the READY=1 sent when no reload runs any more
+	// (the pair systemd's Type=notify-reload requires; Type=notify accepts it).
+	reloading := false
 	exitCode := ExitOK
 	update := func() {
 		ok, bad := m.Ready()
-		status := summary(m.Snapshots())
+		snaps := m.Snapshots()
+		status := summary(snaps)
+		if ready {
+			now := anyReloading(snaps)
+			switch {
+			case now && !reloading:
+				reloading = true
+				d.notify(notifier.Reloading())
+			case !now && reloading:
+				reloading = false
+				d.notify(notifier.Ready(status))
+				return
+			}
+		}
 		if ok && !ready {
 			ready = true
 			d.Logger.Info("all apps ready")
@@ -398,8 +430,32 @@ func (h *upgradeState) statsdFD(app string) (int, bool) {
 // never notice; if even that fails the supervisor exits 1.
 func (d *Daemon) takeoverFailed(hand *upgradeState, stateFD int, cause error) error {
 	d.Logger.Error("self-upgrade: cannot take over; re-executing the previous binary", "err", cause)
+	// The statsd sockets adopted so far were re-wrapped and their handed-over
+	// descriptors closed: hand the live ones on instead, or the fallback's
+	// exec fails on a closed descriptor and the supervisor exits, orphaning
+	// every app (found by test/e2e/upgrade).
+	for app, b := range d.bridges {
+		if _, handed := hand.Statsd[app]; !handed {
+			continue
+		}
+		fd, err := b.FD()
+		if err != nil {
+			return exitcode.New(ExitFailure, fmt.Errorf("self-upgrade: %w; no fallback: %w", cause, err))
+		}
+		hand.Statsd[app] = fd
+	}
 	err := fallback(hand, stateFD, cause)
 	return exitcode.New(ExitFailure, fmt.Errorf("self-upgrade: %w", err))
+}
+
+// anyReloading reports whether a reload of some app is in progress.
+func anyReloading(apps []supervise.AppSnapshot) bool {
+	for _, a := range apps {
+		if a.Reloading {
+			return true
+		}
+	}
+	return false
 }
 
 // summary is the one-line STATUS= for systemd.

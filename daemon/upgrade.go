@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/internal/exitcode"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/supervise"
 )
@@ -60,8 +64,9 @@ func executable() (string, error) {
 // Upgrade re-executes the supervisor's binary in place: same PID, so every
 // app stays its child and it stays PID 1; the held sockets and the running
 // generations are handed over through a memfd. Before anything is touched the
-// new binary must run (`version`), speak this hand-over format, and accept the
-// configuration (`check`); otherwise Upgrade returns an error and nothing
+// new binary must run (`version`), speak this hand-over format, accept the
+// configuration (`check`) and, in a dry run, the state it is about to be
+// handed (`upgrade-check`); otherwise Upgrade returns an error and nothing
 // changed. A copy of the running image is kept so that a new image that
 // fails to take over re-executes it. On success Upgrade does not return: the
 // process image is replaced (the caller's connection closes).
@@ -85,6 +90,16 @@ func (d *Daemon) Upgrade(ctx context.Context, progress reload.Progress) error {
 	out, info, err = d.reaper.Output(cctx, []string{exe, "check", "-c", d.Config.Path}, os.Environ(), "/")
 	if err != nil || info.Code != 0 {
 		return fmt.Errorf("new binary rejects %s: %s; nothing changed", d.Config.Path, strings.TrimSpace(string(out)))
+	}
+	// Dry run against the real state: once the process image is replaced,
+	// nothing of this one is left to fall back if the new image cannot even
+	// run (a script that passes `version` and `check`, an older build) or
+	// cannot take over (the configuration on disk no longer matches the held
+	// listeners: the fallback, reading the same file, could not either).
+	// Without it such an upgrade ended the supervisor and orphaned every app
+	// (found by test/e2e/upgrade).
+	if err := d.dryRun(cctx, exe); err != nil {
+		return fmt.Errorf("new binary %s cannot take over: %w; nothing changed", exe, err)
 	}
 	progress(fmt.Sprintf("new binary: %s", newLine))
 
@@ -124,6 +139,76 @@ func (d *Daemon) Upgrade(ctx context.Context, progress reload.Progress) error {
 	unix.Close(memfd)
 	d.notify(d.notifier.Ready(summary(d.manager.Snapshots())))
 	return fmt.Errorf("re-execute %s: %w; still running %s", exe, err, Version)
+}
+
+// dryRun runs `exe upgrade-check` on the state this image would hand over
+// now (frozen and thawed at once, written to a file in run_dir). It returns
+// nil only if the new binary exits 0 and echoes the state's digest, which
+// proves it decoded that state and accepted it with the configuration.
+func (d *Daemon) dryRun(ctx context.Context, exe string) error {
+	hs, thaw, err := d.manager.Freeze(ctx)
+	if err != nil {
+		return fmt.Errorf("freeze apps: %w", err)
+	}
+	thaw()
+	b, err := json.Marshal(&upgradeState{FromVersion: Version, Config: d.Config.Path, Started: d.started, Upgrades: d.upgrades, Exe: exe, Manager: hs})
+	if err != nil {
+		return fmt.Errorf("encode hand-over state: %w", err)
+	}
+	path := filepath.Join(d.Config.Supervisor.RunDir, "upgrade-check.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err := os.Remove(path); err != nil {
+			d.Logger.Warn("upgrade dry run: remove state file", "err", err)
+		}
+	}()
+	out, info, err := d.reaper.Output(ctx, []string{exe, "upgrade-check", "-c", d.Config.Path, "-state", path}, os.Environ(), "/")
+	if err != nil || info.Code != 0 {
+		return fmt.Errorf("`%s upgrade-check` failed (%v, %s): %s", exe, err, info, strings.TrimSpace(string(out)))
+	}
+	if want := stateDigest(b); !strings.Contains(string(out), want) {
+		return fmt.Errorf("`%s upgrade-check` did not confirm the state (digest %s): %q", exe, want, firstLine(out))
+	}
+	return nil
+}
+
+// stateDigest names a hand-over state in upgrade-check's answer.
+func stateDigest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "state " + hex.EncodeToString(sum[:8])
+}
+
+// upgradeCheck is `supervisor upgrade-check -c CFG -state FILE`: it decodes
+// the state a running supervisor wrote and checks, touching no descriptor
+// or process, that this binary can take it over with the configuration. It
+// prints the state's digest on success; errors carry exit status 2 for a
+// bad configuration, 1 otherwise.
+func upgradeCheck(cfgPath, statePath string, stdout io.Writer) error {
+	if statePath == "" {
+		return exitcode.New(ExitConfig, errors.New("upgrade-check needs -state FILE"))
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return exitcode.New(ExitConfig, err)
+	}
+	b, err := os.ReadFile(statePath)
+	if err != nil {
+		return exitcode.New(ExitFailure, fmt.Errorf("hand-over state: %w", err))
+	}
+	var st upgradeState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return exitcode.New(ExitFailure, fmt.Errorf("decode hand-over state %s: %w", statePath, err))
+	}
+	if st.Manager == nil {
+		return exitcode.New(ExitFailure, fmt.Errorf("hand-over state %s has no manager state", statePath))
+	}
+	if err := supervise.ValidateHandover(cfg, st.Manager); err != nil {
+		return exitcode.New(ExitFailure, fmt.Errorf("cannot take over with %s: %w", cfg.Path, err))
+	}
+	fmt.Fprintf(stdout, "%s can take over %d apps from %s (%s)\n", versionLine(), len(st.Manager.Apps), st.FromVersion, stateDigest(b))
+	return nil
 }
 
 // execWith replaces the process image, keeping fds open across the exec.
@@ -203,8 +288,12 @@ func readState() (*upgradeState, int, error) {
 	if err != nil || fd < 3 {
 		return nil, -1, fmt.Errorf("%s=%q: not a descriptor", envState, v)
 	}
-	f := os.NewFile(uintptr(fd), "handover")
-	b, err := io.ReadAll(io.NewSectionReader(f, 0, 64<<20))
+	// Read with pread on the bare descriptor, never through os.NewFile: an
+	// *os.File's finalizer closes its descriptor number at some later GC,
+	// after Run has closed it and the number was reused (by the control
+	// socket: accept then failed with EPERM and the supervisor exited,
+	// orphaning every app, a few upgrades in; found by test/e2e/upgrade).
+	b, err := preadAll(fd, 64<<20)
 	if err != nil {
 		return nil, fd, fmt.Errorf("read hand-over state: %w", err)
 	}
@@ -216,6 +305,29 @@ func readState() (*upgradeState, int, error) {
 		return nil, fd, errors.New("hand-over state has no manager state")
 	}
 	return &st, fd, nil
+}
+
+// preadAll reads fd from offset 0 to its end, at most limit bytes, without
+// taking ownership of it.
+func preadAll(fd int, limit int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Pread(fd, buf, int64(len(out)))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fd %d: %w", fd, err)
+		}
+		if n == 0 {
+			return out, nil
+		}
+		out = append(out, buf[:n]...)
+		if len(out) > limit {
+			return nil, fmt.Errorf("fd %d: more than %d bytes", fd, limit)
+		}
+	}
 }
 
 // fallback re-executes the previous binary with the same state after this

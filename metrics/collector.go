@@ -69,7 +69,7 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 	var tree *procTree
 	for _, s := range snaps {
 		if s.MasterPID > 0 {
-			t, err := scanProcs(c.procRoot)
+			t, err := newProcTree(c.procRoot)
 			if err != nil {
 				c.fail("procfs", err)
 			} else {

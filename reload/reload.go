@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Gen is one generation as a strategy sees it.
@@ -125,6 +126,10 @@ func USR2(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 	if old == nil {
 		return nil, &Failure{Cause: "usr2 needs a running master"}
 	}
+	var budget time.Duration
+	if dl, ok := ctx.Deadline(); ok {
+		budget = time.Until(dl)
+	}
 	progress(fmt.Sprintf("sending USR2 to %s", old))
 	g, err := h.USR2(ctx, old)
 	if err != nil {
@@ -145,7 +150,23 @@ func USR2(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 		progress(fmt.Sprintf("warning: draining %s: %v", old, err))
 	}
 	progress(fmt.Sprintf("%s stopped (%s); checking %s alone", old, old.ExitReason(), g))
-	rerr := h.Ready(ctx, g)
+	// Booting and draining may have used up most of the reload's time, and
+	// the new generation now serves alone: its check gets a fresh budget the
+	// size of the whole timeout (a stop still cancels it). Without this a
+	// good release was rolled back with "not ready in time" when boot plus
+	// drain took nearly the timeout. (Added by the reload e2e tests.)
+	actx, cancel := ctx, context.CancelFunc(func() {})
+	if budget > 0 {
+		actx, cancel = context.WithTimeout(context.WithoutCancel(ctx), budget)
+		stop := context.AfterFunc(ctx, func() {
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				cancel()
+			}
+		})
+		defer stop()
+	}
+	defer cancel()
+	rerr := h.Ready(actx, g)
 	if rerr == nil {
 		progress(fmt.Sprintf("%s is healthy", g))
 		return g, nil

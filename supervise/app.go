@@ -209,6 +209,8 @@ func (a *appOwner) handle(ctx context.Context, r request) {
 		a.message = "restarting"
 		go func() {
 			_, err := old.Stop(ctx, a.stopSignal(), a.cfg.StopTimeout)
+			a.m.cleanupOrphans(old)
+			a.m.relink(a.cfg.Name)
 			r.reply <- err
 		}()
 		a.startGen(ctx)
@@ -445,6 +447,7 @@ func (a *appOwner) onExit(ctx context.Context, g *Generation) {
 	a.lastExit = &info
 	a.cancelReady()
 	a.m.cleanupOrphans(g)
+	a.m.relink(a.cfg.Name)
 	a.m.logger.Info("exited", "app", a.cfg.Name, "generation", g.ID, "pid", g.PID, "status", info.String())
 	a.m.appExited(a.cfg.Name, info)
 	if a.stopping || !a.want {
@@ -600,5 +603,12 @@ func (a *appOwner) publish() {
 		s.StatsdBridge = true
 		s.StatsdAddr = addr
 	}
-	a.snap.Store(s)
+	prev := a.snap.Swap(s)
+	// Wake the daemon only now that the new snapshot is visible: the
+	// changed() calls in the handlers run before publish, so a reader woken by
+	// them alone may read the previous snapshot and miss, say, the start or
+	// the end of a reload (RELOADING=1 / READY=1 for systemd).
+	if prev != nil && (prev.State != s.State || prev.Healthy != s.Healthy || prev.Reloading != s.Reloading) {
+		a.m.changed()
+	}
 }

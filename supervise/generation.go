@@ -33,6 +33,11 @@ type Generation struct {
 	PGID int
 	// Pidfile is the Gunicorn master's pidfile ("" for a process).
 	Pidfile string
+	// FollowsLink is true for a Gunicorn master started with PWD = the app's
+	// `directory` while that resolved to Dir: Gunicorn then remembers the
+	// link, and a USR2 re-exec runs in whatever release it points at by then.
+	// (Added by the reload e2e tests; see appOwner.runReload.)
+	FollowsLink bool
 
 	exitCh <-chan ExitInfo
 	done   chan struct{}

@@ -33,6 +33,8 @@ type SocketHandover struct {
 	FD  int    `json:"fd"`
 	// Ino identifies a Unix socket path the supervisor bound (and removes at exit).
 	Ino uint64 `json:"ino,omitempty"`
+	// Hold is the hidden name a Unix socket was bound at (see Socket.hold).
+	Hold string `json:"hold,omitempty"`
 }
 
 // GenHandover is a running generation.
@@ -116,7 +118,7 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 				thaw()
 				return nil, nil, fmt.Errorf("app %s: listener %s is closed", name, s.Spec.Raw)
 			}
-			state.Sockets[name] = append(state.Sockets[name], SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: s.ino})
+			state.Sockets[name] = append(state.Sockets[name], SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: s.ino, Hold: s.hold})
 		}
 	}
 	return state, thaw, nil
@@ -194,6 +196,10 @@ func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*Socket, err
 				return nil, fmt.Errorf("app %s: %w", app.Name, err)
 			}
 			s.ino = got[i].Ino
+			s.hold = got[i].Hold
+			if s.hold != "" {
+				s.Bound = l.Address // AdoptFD named it by its bound (hidden) name
+			}
 			out[app.Name] = append(out[app.Name], s)
 		}
 	}

@@ -36,7 +36,6 @@ func TestMain(m *testing.M) {
 //
 //	exit        exit with $SUPERVISE_TEST_HELPER_CODE
 //	block       wait for SIGTERM, then exit 0 (SIGKILL ends it otherwise)
-//	fds         print "pid P pgid G", then "FD TARGET" for each open descriptor; exit 0
 //	orphaner    start a grandchild (mode "grandchild"), print its pid, exit 0
 //	grandchild  wait until re-parented away from $SUPERVISE_TEST_HELPER_PPID, exit 3
 func testRunHelper(mode string) int {
@@ -54,21 +53,13 @@ func testRunHelper(mode string) int {
 		fmt.Println("ready")
 		<-ch
 		return 0
-	case "fds":
-		lines, err := testListFDs(0)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "helper fds:", err)
-			return 100
-		}
-		fmt.Printf("pid %d pgid %d\n%s\n", os.Getpid(), syscall.Getpgrp(), strings.Join(lines, "\n"))
-		return 0
 	case "orphaner":
 		self, err := os.Executable()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "helper orphaner:", err)
 			return 100
 		}
-		env := append(os.Environ(), testHelperVar+"=grandchild", testHelperPPID+"="+strconv.Itoa(os.Getpid()))
+		env := testHelperEnv("grandchild", testHelperPPID+"="+strconv.Itoa(os.Getpid()))
 		// Not waited for on purpose: it re-parents to the subreaper when we exit.
 		pid, err := syscall.ForkExec(self, []string{self}, &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}})
 		if err != nil {
@@ -107,8 +98,8 @@ func testGrandchild() int {
 
 // testListFDs returns "FD TARGET" for every open descriptor of pid (0: self),
 // sorted by number, leaving out the descriptor that reads the directory. It
-// uses raw system calls: os.Open would start Go's network poller in a helper
-// and add its epoll descriptors to what is listed.
+// uses raw system calls so that listing itself opens nothing else (os.Open
+// would start Go's network poller).
 func testListFDs(pid int) ([]string, error) {
 	dir := "/proc/self/fd"
 	if pid != 0 {
@@ -162,8 +153,16 @@ func testBinary(t *testing.T) string {
 	return self
 }
 
-// testHelperEnv returns the test's environment plus the helper mode (and
-// extra KEY=VALUE pairs).
+// testHelperEnv returns the environment without any helper variable, plus
+// the helper mode and extra KEY=VALUE pairs. Inherited helper variables must
+// go: getenv returns the first of duplicate keys, so a helper starting a
+// helper of another mode would otherwise start its own mode again, forever.
 func testHelperEnv(mode string, extra ...string) []string {
-	return append(append(os.Environ(), testHelperVar+"="+mode), extra...)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SUPERVISE_TEST_HELPER") {
+			env = append(env, kv)
+		}
+	}
+	return append(append(env, testHelperVar+"="+mode), extra...)
 }

@@ -297,13 +297,20 @@ func (m *Manager) Ping(ctx context.Context) error {
 // Snapshots returns a fresh copy of every app's state, in file order, with
 // worker PIDs read from /proc in one scan.
 func (m *Manager) Snapshots() []AppSnapshot {
-	procs, _ := scanProcs() // without /proc, worker lists stay empty
+	var procs []procInfo // a full scan, only where children files are missing
 	out := make([]AppSnapshot, 0, len(m.order))
 	for _, a := range m.order {
 		s := *a.snap.Load()
-		if s.MasterPID != 0 && procs != nil {
-			s.WorkerPIDs = childrenOf(procs, s.MasterPID)
-			sort.Ints(s.WorkerPIDs)
+		if s.MasterPID != 0 {
+			kids, ok := childPIDs(s.MasterPID)
+			if !ok {
+				if procs == nil {
+					procs, _ = scanProcs() // without /proc, worker lists stay empty
+				}
+				kids = childrenOf(procs, s.MasterPID)
+			}
+			sort.Ints(kids)
+			s.WorkerPIDs = kids
 		}
 		out = append(out, s)
 	}
@@ -457,6 +464,16 @@ func (m *Manager) cleanupOrphans(g *Generation) {
 			}
 		}
 	}()
+}
+
+// relink restores the held names of app's Unix sockets after a Gunicorn
+// master removed its bound name on exit (see Socket.hold).
+func (m *Manager) relink(app string) {
+	for _, s := range m.sockets[app] {
+		if err := s.Relink(); err != nil {
+			m.logger.Error("unix socket", "app", app, "err", err)
+		}
+	}
 }
 
 // runCommand returns a runner for an app's command health checks: run in the

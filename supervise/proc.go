@@ -119,3 +119,33 @@ func signalTree(pid int, sig unix.Signal) {
 	}
 	_ = unix.Kill(pid, sig) // ESRCH: already gone
 }
+
+// childPIDs lists pid's live children from the children files of its
+// threads: a few small reads instead of a scan of every process. ok is false
+// when the kernel has no such files (CONFIG_PROC_CHILDREN off): scan instead.
+func childPIDs(pid int) (kids []int, ok bool) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, true // gone: no children
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
+		if err != nil {
+			if os.IsNotExist(err) && processAlive(pid) {
+				if _, serr := os.Stat(dir + "/" + t.Name()); serr == nil {
+					return nil, false
+				}
+			}
+			continue
+		}
+		for _, f := range bytes.Fields(b) {
+			if n, err := strconv.Atoi(string(f)); err == nil {
+				if p, err := readProc(n); err == nil && p.State != 'Z' {
+					kids = append(kids, n)
+				}
+			}
+		}
+	}
+	return kids, true
+}

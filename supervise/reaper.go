@@ -3,8 +3,10 @@ package supervise
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -35,8 +37,10 @@ type Reaper struct {
 }
 
 // NewReaper subscribes to SIGCHLD at once (before any child can be started)
-// and starts the reaping goroutine. Close stops it.
+// and starts the reaping goroutine. Close stops it. It also marks every
+// descriptor from 3 up close-on-exec (see closeInheritedOnExec).
 func NewReaper() *Reaper {
+	closeInheritedOnExec()
 	r := &Reaper{
 		subs:   make(map[int]chan ExitInfo),
 		recent: make(map[int]ExitInfo),
@@ -181,6 +185,32 @@ func (r *Reaper) Close() {
 		close(r.stop)
 	})
 	<-r.done
+}
+
+// closeInheritedOnExec marks every descriptor from 3 up close-on-exec.
+// Descriptors the supervisor opens are CLOEXEC already, but ones it inherited
+// without the flag (from a shell, a container runtime, the parent of a test)
+// would otherwise leak into every app: syscall.ForkExec dups the listed files
+// and closes nothing else. (Found by supervise/reaper_test.go
+// TestForkExecDescriptors: fds 10 and 251 of the calling shell reached a
+// child.) It runs once, when the reaper is made at startup, not per spawn:
+// a self-upgrade clears CLOEXEC on the fds it hands over just before its exec,
+// and a per-spawn pass would race with that. Failures only leave fds as they
+// were, so they are ignored.
+func closeInheritedOnExec() {
+	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return
+	}
+	// Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC: walk /proc/self/fd.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= 3 {
+			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC) // EBADF: the ReadDir fd, closed meanwhile
+		}
+	}
 }
 
 // SetChildSubreaper marks the supervisor so that orphaned descendants

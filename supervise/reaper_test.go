@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -268,59 +268,75 @@ func TestReaperSubreaperDoubleFork(t *testing.T) {
 }
 
 // TestForkExecDescriptors: the child gets /dev/null, its output pipe and
-// exactly the listed sockets, none of the supervisor's other descriptors.
+// exactly the listed sockets, none of the supervisor's other descriptors. The
+// child is /bin/sleep, which opens nothing of its own once it sleeps, so its
+// descriptors are what it inherited (a Go helper would show the runtime's
+// own cgroup and race-detector files).
 func TestForkExecDescriptors(t *testing.T) {
 	r := NewReaper()
 	defer r.Close()
-	passed, err := Bind(config.Listener{Raw: "tcp://127.0.0.1:0", Network: config.NetTCP, Address: "127.0.0.1:0"})
+	tcp := config.Listener{Raw: "tcp://127.0.0.1:0", Network: config.NetTCP, Address: "127.0.0.1:0"}
+	passed, err := Bind(tcp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer passed.Close()
-	other, err := Bind(config.Listener{Raw: "tcp://127.0.0.1:0", Network: config.NetTCP, Address: "127.0.0.1:0"})
+	other, err := Bind(tcp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer other.Close()
+	path := filepath.Join(t.TempDir(), "u.sock")
+	unixSock, err := Bind(config.Listener{Raw: "unix://" + path, Network: config.NetUnix, Address: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unixSock.Close()
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	rd := os.NewFile(uintptr(p[0]), "child output")
-	defer rd.Close()
-	pid, ch, err := r.forkExec(spawnSpec{Argv: []string{testBinary(t)}, Env: testHelperEnv("fds"), Dir: t.TempDir(), Files: []int{passed.FD()}}, p[1])
+	defer unix.Close(p[0])
+	pid, ch, err := r.forkExec(spawnSpec{Argv: []string{"/bin/sleep", "3600"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: t.TempDir(), Files: []int{passed.FD(), unixSock.FD()}}, p[1])
 	unix.Close(p[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := io.ReadAll(rd)
+	defer func() {
+		unix.Kill(pid, unix.SIGKILL)
+		testWaitExit(t, ch, 30*time.Second, "sleep child")
+	}()
+	// ForkExec returns after the exec; 'S' means sleep reached nanosleep.
+	if !testPoll(30*time.Second, func() bool { pi, err := readProc(pid); return err == nil && pi.State == 'S' }) {
+		t.Fatal("child never went to sleep")
+	}
+	pi, err := readProc(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info := testWaitExit(t, ch, 30*time.Second, "fds child"); info.Code != 0 {
-		t.Fatalf("fds child: %s: %s", info, b)
+	if pi.PGID != pid {
+		t.Errorf("child pgid %d, want its own pid %d", pi.PGID, pid)
 	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if want := fmt.Sprintf("pid %d pgid %d", pid, pid); lines[0] != want {
-		t.Errorf("first line %q, want %q", lines[0], want)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(passed.FD(), &st); err != nil {
+	got, err := testListFDs(pid)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var pst unix.Stat_t
-	if err := unix.Fstat(p[0], &pst); err != nil {
-		t.Fatal(err)
+	ino := func(fd int) uint64 {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
 	}
 	want := []string{
 		"0 /dev/null",
-		fmt.Sprintf("1 pipe:[%d]", pst.Ino),
-		fmt.Sprintf("2 pipe:[%d]", pst.Ino),
-		fmt.Sprintf("3 socket:[%d]", st.Ino),
+		fmt.Sprintf("1 pipe:[%d]", ino(p[0])),
+		fmt.Sprintf("2 pipe:[%d]", ino(p[0])),
+		fmt.Sprintf("3 socket:[%d]", ino(passed.FD())),
+		fmt.Sprintf("4 socket:[%d]", ino(unixSock.FD())),
 	}
-	got := lines[1:]
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("child descriptors:\n%s\nwant exactly:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	t.Logf("child fds: %s", strings.Join(got, ", "))
+	t.Logf("child pid=%d pgid=%d fds: %s", pid, pi.PGID, strings.Join(got, ", "))
 }

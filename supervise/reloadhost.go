@@ -86,6 +86,19 @@ func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strat
 		previous = prev
 		progress(fmt.Sprintf("pointed %s at %s (was %s)", a.cfg.Directory, abs, prev))
 	}
+	// A USR2 re-exec runs in the directory the old master was started in
+	// unless that master follows the link (Generation.FollowsLink). One that
+	// does not (started for swap, or a usr2 rollback started while the link
+	// pointed at the failed release) would re-exec the old release and report
+	// success: replace it by swap instead, which also starts a generation that
+	// follows the link for the next usr2 reload. (Added by the reload e2e
+	// tests: TestReloadStrategyOverride, TestBrokenRelease usr2/Health500.)
+	if strategy == config.StrategyUSR2 && old != nil && !old.FollowsLink && a.cfg.Directory != "" {
+		if now, err := resolveDir(a.cfg.Directory); err == nil && now != old.Dir {
+			progress(fmt.Sprintf("%s runs in %s and was not started from %s, so a USR2 re-exec would not reach %s; using swap", old, old.Dir, a.cfg.Directory, now))
+			strategy = config.StrategySwap
+		}
+	}
 	var err error
 	if strategy == config.StrategyUSR2 {
 		_, err = reload.USR2(ctx, h, old, progress)
@@ -168,20 +181,50 @@ func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 	g := gen(rg)
 	_, err := g.Stop(ctx, h.a.stopSignal(), h.a.cfg.StopTimeout)
 	h.a.m.cleanupOrphans(g)
+	h.a.m.relink(h.a.cfg.Name)
 	return err
 }
 
-// Abort stops a generation that never served: Gunicorn's quick stop (QUIT
-// reaches workers still importing the app, where TERM would wait for the
-// graceful timeout), then KILL after five seconds.
+// Abort stops a generation that failed its checks. It may have served: a
+// swap generation accepts on the held sockets as soon as its workers boot
+// (before its health gate), a USR2 master serves alone before its check. So
+// it gets Gunicorn's graceful stop (TERM: workers finish the request in
+// hand), then KILL after five seconds (workers still importing the app ignore
+// TERM). (Changed by the reload e2e tests: QUIT here reset in-flight requests
+// of a Health500 release under load, TestBrokenRelease.) A worker forked an
+// instant before the master's signal still runs the master's handler and
+// loses it, so the workers are also signalled directly, now and a second
+// later.
 func (h *host) Abort(rg reload.Gen) error {
 	g := gen(rg)
-	sig := syscall.SIGQUIT
-	if h.a.cfg.Kind != config.KindGunicorn {
-		sig = h.a.stopSignal()
+	sig := h.a.stopSignal()
+	if h.a.cfg.Kind == config.KindGunicorn {
+		sig = syscall.SIGTERM
+		if err := g.Signal(sig); err != nil {
+			return err
+		}
+		nudge := func() {
+			for _, w := range g.Workers() {
+				_ = unix.Kill(w, sig) // ESRCH: already gone
+			}
+		}
+		nudge()
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			t := time.NewTimer(time.Second)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				nudge()
+			case <-stop:
+			case <-g.Done():
+			}
+		}()
 	}
 	_, err := g.Stop(h.ctx, sig, 5*time.Second)
 	h.a.m.cleanupOrphans(g)
+	h.a.m.relink(h.a.cfg.Name)
 	return err
 }
 
@@ -234,6 +277,20 @@ func (h *host) USR2(ctx context.Context, rold reload.Gen) (reload.Gen, error) {
 	id := int(h.a.m.nextGen(h.a.cfg.Name))
 	g := adoptGeneration(h.a.m.reaper, old, id, newPID)
 	h.a.m.logger.Info("usr2 master", "app", h.a.cfg.Name, "generation", id, "pid", newPID, "dir", g.Dir)
+	// A re-exec runs where the old master was started (Gunicorn takes $PWD
+	// only if it named the same directory then): only a generation started
+	// for strategy usr2 while the link pointed at its release follows the
+	// link to a newly deployed one. Others (started for swap, or a usr2
+	// rollback started while the link pointed at the failed release) re-exec
+	// their own release again, and the reload used to report "ok" while the
+	// old code kept serving. Refuse instead. (Added by the reload e2e tests,
+	// TestReloadStrategyOverride, TestBrokenRelease.)
+	if h.a.cfg.Directory != "" && g.Dir != "" {
+		if release, err := resolveDir(h.a.cfg.Directory); err == nil && g.Dir != release {
+			return g, fmt.Errorf("the new master runs in %s, not in %s (where %s points): %s was not started from the link (strategy swap, or a rollback started while the link pointed elsewhere), so its re-exec does not follow it; reload with --strategy swap",
+				g.Dir, release, h.a.cfg.Directory, old)
+		}
+	}
 	want := h.a.cfg.Workers
 	err := pollUntil(ctx, 50*time.Millisecond, func() (bool, error) {
 		if g.Exited() {
@@ -246,6 +303,11 @@ func (h *host) USR2(ctx context.Context, rold reload.Gen) (reload.Gen, error) {
 		return total > 0 && booted == total && (want == 0 || total >= want), nil
 	})
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			// Name the cause, not the context (reload e2e tests: HangAtBoot).
+			booted, total := gunicornBooted(g.PID)
+			return g, fmt.Errorf("%d of %d workers booted the app within the reload timeout %s: %w", booted, total, h.a.cfg.Reload.Timeout, err)
+		}
 		return g, err
 	}
 	return g, nil
@@ -294,6 +356,7 @@ func adoptGeneration(r *Reaper, old *Generation, id, pid int) *Generation {
 	g.ProbeAddr = old.ProbeAddr
 	g.PGID = old.PGID
 	g.Pidfile = old.Pidfile
+	g.FollowsLink = old.FollowsLink
 	g.outFD = old.outFD
 	if p, err := readProc(pid); err == nil {
 		g.PGID = p.PGID

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"sync"
 
@@ -33,6 +33,44 @@ type Socket struct {
 	closed bool
 	// ino identifies a Unix socket's file, so Close unlinks only our own path.
 	ino uint64
+	// hold is the name the socket was bound at (".NAME.held" beside Bound);
+	// Bound is a hard link to the same inode. Gunicorn unlinks the name its
+	// socket reports (getsockname: hold) when its master exits; clients
+	// connect through Bound, which Gunicorn never touches. Relink puts hold
+	// back. "" for TCP sockets and inherited ones.
+	hold string
+}
+
+// Relink makes sure both names of a Unix socket the supervisor bound exist
+// and name this socket, re-creating whichever is missing from the other
+// (Gunicorn removes the bound name when a master exits; a master that finds
+// it gone at its own exit fails before stopping its workers). It returns nil
+// for sockets without a held name.
+func (s *Socket) Relink() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.hold == "" {
+		return nil
+	}
+	ours := func(p string) bool {
+		var st unix.Stat_t
+		return unix.Lstat(p, &st) == nil && st.Ino == s.ino
+	}
+	switch hold, pub := ours(s.hold), ours(s.Bound); {
+	case hold && pub:
+		return nil
+	case pub:
+		if err := unix.Link(s.Bound, s.hold); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("listen %s: re-create %s: %w", s.Spec.Raw, s.hold, err)
+		}
+	case hold:
+		if err := unix.Link(s.hold, s.Bound); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("listen %s: re-create %s: %w", s.Spec.Raw, s.Bound, err)
+		}
+	default:
+		return fmt.Errorf("listen %s: both %s and %s are gone: the socket can no longer be reached by path", s.Spec.Raw, s.Bound, s.hold)
+	}
+	return nil
 }
 
 // FD returns the supervisor's descriptor, or -1 after Close.
@@ -71,10 +109,12 @@ func (s *Socket) Close() error {
 	s.closed = true
 	var errs []error
 	if s.ino != 0 {
-		var st unix.Stat_t
-		if err := unix.Lstat(s.Bound, &st); err == nil && st.Ino == s.ino {
-			if err := unix.Unlink(s.Bound); err != nil {
-				errs = append(errs, fmt.Errorf("remove socket %s: %w", s.Bound, err))
+		for _, p := range []string{s.Bound, s.hold} {
+			var st unix.Stat_t
+			if p != "" && unix.Lstat(p, &st) == nil && st.Ino == s.ino {
+				if err := unix.Unlink(p); err != nil {
+					errs = append(errs, fmt.Errorf("remove socket %s: %w", p, err))
+				}
 			}
 		}
 	}
@@ -180,9 +220,16 @@ func sockName(fd int) (string, error) {
 }
 
 func bindUnix(l config.Listener, backlog int) (*Socket, error) {
-	path := l.Address
-	if err := removeStale(path); err != nil {
-		return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
+	public := l.Address
+	// Bind at a hidden name and link the configured path to it: see Socket.hold.
+	path := filepath.Join(filepath.Dir(public), "."+filepath.Base(public)+".held")
+	if len(path) > 107 {
+		return nil, fmt.Errorf("listen %s: %s is longer than a Unix socket path may be (107 bytes)", l.Raw, path)
+	}
+	for _, p := range []string{public, path} {
+		if err := removeStale(p); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
+		}
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -225,7 +272,10 @@ func bindUnix(l config.Listener, backlog int) (*Socket, error) {
 	if err := unix.Lstat(path, &st); err != nil {
 		return fail(fmt.Errorf("stat: %w", err))
 	}
-	return &Socket{Spec: l, Bound: path, fd: fd, ino: st.Ino}, nil
+	if err := unix.Link(path, public); err != nil {
+		return fail(fmt.Errorf("link %s to %s: %w", public, path, err))
+	}
+	return &Socket{Spec: l, Bound: public, fd: fd, ino: st.Ino, hold: path}, nil
 }
 
 // removeStale removes a Unix socket file nobody accepts on.
@@ -317,4 +367,3 @@ func bindProbe() (*Socket, error) {
 	return Bind(config.Listener{Raw: "tcp://127.0.0.1:0 (probe)", Network: config.NetTCP, Address: "127.0.0.1:0", Backlog: 64})
 }
 
-var _ = os.Getpid

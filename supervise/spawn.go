@@ -74,6 +74,13 @@ func (r *Reaper) Output(ctx context.Context, argv []string, env []string, dir st
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return nil, ExitInfo{}, fmt.Errorf("pipe: %w", err)
 	}
+	// Non-blocking read end: the runtime poller then lets a deadline end a
+	// read that a grandchild holding the pipe open would block forever.
+	if err := unix.SetNonblock(p[0], true); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, ExitInfo{}, fmt.Errorf("pipe: %w", err)
+	}
 	rf := os.NewFile(uintptr(p[0]), "output")
 	pid, exitCh, err := r.forkExec(spawnSpec{Argv: argv, Env: env, Dir: dir}, p[1])
 	unix.Close(p[1])
@@ -97,17 +104,22 @@ func (r *Reaper) Output(ctx context.Context, argv []string, env []string, dir st
 			}
 		}
 	}()
+	// After the exit, output still in the pipe is read for at most a second:
+	// a descendant that kept the pipe open (a daemonized grandchild) must not
+	// hold the caller.
+	drain := func() []byte {
+		_ = rf.SetReadDeadline(time.Now().Add(time.Second)) // a poller-backed pipe accepts deadlines
+		return <-outCh
+	}
 	var info ExitInfo
 	select {
 	case info = <-exitCh:
 	case <-ctx.Done():
 		signalTree(pid, unix.SIGKILL)
 		info = <-exitCh
-		out := <-outCh
-		return out, info, fmt.Errorf("%s: %w", argv[0], ctx.Err())
+		return drain(), info, fmt.Errorf("%s: %w", argv[0], ctx.Err())
 	}
-	out := <-outCh
-	return out, info, nil
+	return drain(), info, nil
 }
 
 // childEnv builds an app's environment: the supervisor's own minus denied
@@ -159,8 +171,8 @@ const (
 	// passGunicornFD: GUNICORN_FD=3,4 GUNICORN_PID=-1. The master treats itself
 	// as a just-promoted USR2 child: it keeps the fds across USR2.
 	passGunicornFD passMode = iota
-	// passListenFDs: systemd's LISTEN_FDS with LISTEN_PID set by an exec shim.
-	// Gunicorn then never unlinks a Unix socket path, but USR2 breaks.
+	// passListenFDs: systemd's LISTEN_FDS with LISTEN_PID set by an exec shim
+	// (process apps).
 	passListenFDs
 )
 
@@ -203,17 +215,16 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	socks := m.sockets[app.Name]
 	var fds []int
 	var names []string
-	hasUnix := false
 	for _, s := range socks {
+		if err := s.Relink(); err != nil {
+			return spawnSpec{}, 0, fmt.Errorf("app %s: %w", app.Name, err)
+		}
 		fd := s.FD()
 		if fd < 0 {
 			return spawnSpec{}, 0, fmt.Errorf("app %s: listener %s is closed", app.Name, s.Spec.Raw)
 		}
 		fds = append(fds, fd)
 		names = append(names, app.Name)
-		if s.network() == "unix" {
-			hasUnix = true
-		}
 	}
 	if probe != nil {
 		fds = append(fds, probe.FD())
@@ -261,17 +272,6 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 		argv = append(argv, "--workers", strconv.Itoa(app.Workers))
 	}
 	argv = append(argv, "--pid", m.pidfile(app, id))
-	if hasUnix {
-		if maj >= 24 {
-			// reuse_port makes Gunicorn >= 24 bind in each worker and ignore
-			// inherited fds; systemd mode keeps the path instead.
-			mode = passListenFDs
-		} else {
-			// In 20.x reuse_port only sets SO_REUSEPORT (ignored on AF_UNIX)
-			// and stops the master from unlinking the path we hold.
-			argv = append(argv, "--reuse-port")
-		}
-	}
 	if maj > 25 || (maj == 25 && min >= 1) {
 		argv = append(argv, "--no-control-socket")
 	}
@@ -280,15 +280,7 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	}
 	argv = append(argv, app.Args...)
 	argv = append(argv, app.WSGI)
-	if mode == passGunicornFD {
-		env = append(env, "GUNICORN_FD="+strings.Join(fdList, ","), "GUNICORN_PID=-1")
-	} else {
-		if strategy == config.StrategyUSR2 {
-			return spawnSpec{}, 0, fmt.Errorf("app %s: strategy usr2 with a unix listener needs gunicorn < 24 (found %d.%d)", app.Name, maj, min)
-		}
-		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(fds)))
-		argv = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$@"`, "sh"}, argv...)
-	}
+	env = append(env, "GUNICORN_FD="+strings.Join(fdList, ","), "GUNICORN_PID=-1")
 	return spawnSpec{Argv: argv, Env: env, Dir: dir, Files: fds}, mode, nil
 }
 
@@ -344,6 +336,12 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	g.outFD = p[0]
 	if app.Kind == config.KindGunicorn {
 		g.Pidfile = m.pidfile(app, id)
+		// buildSpec set PWD = app.Directory for usr2; Gunicorn keeps it only
+		// if it names the directory the generation starts in.
+		if strategy == config.StrategyUSR2 && app.Directory != "" {
+			now, err := resolveDir(app.Directory)
+			g.FollowsLink = err == nil && now == dir
+		}
 	}
 	if probe != nil {
 		g.ProbeAddr = probe.Bound

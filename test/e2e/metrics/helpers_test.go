@@ -32,6 +32,8 @@ type webOpts struct {
 	// Flagged writes an app whose GET /healthz answers 500 while the file
 	// DIR/unhealthy exists, instead of testenv's OK release.
 	Flagged bool
+	// Variant is the testenv release variant when not Flagged.
+	Variant testenv.Variant
 }
 
 // configTemplate is one Gunicorn app "web" with two sync workers; the
@@ -104,7 +106,7 @@ func startWeb(t *testing.T, o webOpts) *web {
 		}
 		w.Flag = filepath.Join(dir, "unhealthy")
 		if !o.Flagged {
-			testenv.WriteRelease(t, app, testenv.Release{Version: "1"})
+			testenv.WriteRelease(t, app, testenv.Release{Version: "1", Variant: o.Variant})
 			return
 		}
 		src := fmt.Sprintf(flaggedApp, w.Flag)

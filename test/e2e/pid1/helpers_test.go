@@ -370,3 +370,36 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// testApp is a plain WSGI app (no Flask) for these tests. GET /?ms=N answers
+// "version=1" after N ms; with mark=NAME it first creates the file NAME in
+// its working directory, so that a test knows the request is in a worker's
+// hands. BOOT_DELAY (seconds) delays every worker's import: a worker that
+// answers has booted.
+const testApp = `import os
+import time
+from urllib.parse import parse_qs
+
+time.sleep(float(os.environ.get("BOOT_DELAY", "0")))
+
+
+def app(environ, start_response):
+    q = parse_qs(environ.get("QUERY_STRING", ""))
+    mark = q.get("mark", [""])[0]
+    if mark:
+        open(os.path.join(os.getcwd(), os.path.basename(mark)), "w").close()
+    time.sleep(int(q.get("ms", ["0"])[0]) / 1000.0)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"version=1\n"]
+`
+
+// writeTestApp writes testApp as app.py into dir, creating dir.
+func writeTestApp(t testing.TB, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(testApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,15 +1,12 @@
 package pid1
 
 import (
-	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,9 +16,9 @@ import (
 	"github.com/gunisup/supervisor/supervise"
 )
 
-// slowWebConfig: one Gunicorn app (the Slow release: GET /?ms=N answers
-// after N ms) with four workers, so that load on three connections and one
-// long request are all served at once.
+// slowWebConfig: one Gunicorn app (testApp: GET /?ms=N answers after N
+// ms) with four workers, so that load on three connections and one long
+// request are all served at once.
 const slowWebConfig = `
 [supervisor]
 control_socket = "@SOCK@"
@@ -39,57 +36,47 @@ stop_timeout = "30s"
 `
 
 // longRequest is how long the request in flight at TERM takes.
-const longRequest = 3 * time.Second
+const longRequest = 5 * time.Second
 
 // TestPID1TermUnderLoadDrains: TERM to the supervisor as PID 1 while it
-// serves load drains Gunicorn gracefully: a request in flight when the
-// signal arrives is answered, and the supervisor exits 0.
+// serves load drains Gunicorn gracefully: a request in a worker's hands when
+// the signal arrives is answered, and the supervisor exits 0.
 func TestPID1TermUnderLoadDrains(t *testing.T) {
 	s := startPID1(t, e2e.Options{Config: slowWebConfig, Setup: func(dir string) {
-		writeRelease(t, filepath.Join(dir, "app"), testenv.Slow)
+		writeTestApp(t, filepath.Join(dir, "app"))
 	}})
 	s.WaitState("web", supervise.StateRunning, 60*time.Second)
 	addr := s.Addr("web")
-	port := portOf(t, addr)
 
 	load := e2e.StartLoad("tcp", addr, "/?ms=50", 3)
 	defer load.Stop()
 	testenv.WaitFor(t, 30*time.Second, "load served", func() bool { return load.Snapshot().OK >= 30 })
 
-	// One long request, in a worker's hands when TERM arrives: once it is
-	// connected, an empty accept queue means a worker has accepted it.
-	dialed := make(chan struct{})
-	var dialOnce sync.Once
+	// One long request, in a worker's hands (it has created the mark file)
+	// when TERM arrives.
 	type answer struct {
 		status int
 		body   string
 		err    error
-		took   time.Duration
+		start  time.Time
+		at     time.Time
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		tr := &http.Transport{Proxy: nil, DisableKeepAlives: true, DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
-			var d net.Dialer
-			c, err := d.DialContext(ctx, network, a)
-			dialOnce.Do(func() { close(dialed) })
-			return c, err
-		}}
-		defer tr.CloseIdleConnections()
-		c := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+		c := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 60 * time.Second}
 		start := time.Now()
-		resp, err := c.Get("http://" + addr + "/?ms=" + strconv.Itoa(int(longRequest/time.Millisecond)))
+		resp, err := c.Get("http://" + addr + "/?mark=inflight&ms=" + strconv.Itoa(int(longRequest/time.Millisecond)))
 		if err != nil {
-			answered <- answer{err: err, took: time.Since(start)}
+			answered <- answer{err: err, start: start, at: time.Now()}
 			return
 		}
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		answered <- answer{status: resp.StatusCode, body: string(b), err: err, took: time.Since(start)}
+		answered <- answer{status: resp.StatusCode, body: string(b), err: err, start: start, at: time.Now()}
 	}()
-	<-dialed
-	testenv.WaitFor(t, 10*time.Second, "the long request to be accepted (empty accept queue)", func() bool {
-		ls := listeners(t, port)
-		return len(ls) == 1 && ls[0].Queue == 0
+	testenv.WaitFor(t, 30*time.Second, "the long request in a worker's hands", func() bool {
+		_, err := os.Stat(filepath.Join(s.Dir, "app", "inflight"))
+		return err == nil
 	})
 	before := load.Snapshot()
 	termAt := time.Now()
@@ -97,12 +84,27 @@ func TestPID1TermUnderLoadDrains(t *testing.T) {
 
 	code := s.Wait(90 * time.Second)
 	exitedAfter := time.Since(termAt)
+	atExit := load.Snapshot()
 	res := load.Stop()
 	a := <-answered
-	t.Logf("TERM under load: supervisor exit %d %s after TERM; long request: status %d in %s (err %v); load before TERM: ok=%d; whole run: %s",
-		code, exitedAfter.Round(time.Millisecond), a.status, a.took.Round(time.Millisecond), a.err, before.OK, res)
-	if _, after, ok := strings.Cut(s.Output(), "msg=stopping"); ok {
-		t.Logf("supervisor output from TERM on:\n%s", after)
+	t.Logf("TERM under load: supervisor exit %d, %s after TERM; long request (%s) sent %s before TERM, answered %s after TERM: status %d, err %v",
+		code, exitedAfter.Round(time.Millisecond), longRequest, termAt.Sub(a.start).Round(time.Millisecond), a.at.Sub(termAt).Round(time.Millisecond), a.status, a.err)
+	t.Logf("load: before TERM ok=%d; until the supervisor exited: %s; after: refused +%d", before.OK, atExit, res.Refused-atExit.Refused)
+	if !a.at.After(termAt) {
+		t.Errorf("the long request was answered before TERM: the test did not test a drain")
+	}
+	// Clients may fail once the app has exited (the held socket's backlog is
+	// reset when the supervisor closes it), never while it drains.
+	if appExit, ok := logTime(s.Output(), "msg=exited app=web"); !ok {
+		t.Errorf("no 'exited app=web' line in the output")
+	} else {
+		stamp := appExit.Local().Format("15:04:05.000")
+		t.Logf("TERM at %s, app exited at %s; first load errors: %q", termAt.Format("15:04:05.000"), stamp, atExit.Errors[:min(3, len(atExit.Errors))])
+		for _, e := range atExit.Errors {
+			if e[:len(stamp)] < stamp {
+				t.Errorf("load error while the app was draining: %s", e)
+			}
+		}
 	}
 	if code != 0 {
 		t.Errorf("supervisor exit status %d after TERM, want 0", code)
@@ -255,4 +257,22 @@ func writeRelease(t *testing.T, dir string, v testenv.Variant) {
 		t.Fatal(err)
 	}
 	testenv.WriteRelease(t, dir, testenv.Release{Version: "1", Variant: v})
+}
+
+// logTime returns the time= of the first line of the supervisor's output
+// (slog's text format) containing substr.
+func logTime(out, substr string) (time.Time, bool) {
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.Contains(line, substr) {
+			continue
+		}
+		v, ok := strings.CutPrefix(line, "time=")
+		if !ok {
+			return time.Time{}, false
+		}
+		v, _, _ = strings.Cut(v, " ")
+		ts, err := time.Parse(time.RFC3339Nano, v)
+		return ts, err == nil
+	}
+	return time.Time{}, false
 }

@@ -32,6 +32,8 @@ type webOpts struct {
 	HTTP string
 	// Releases make the release tree; current points at the first.
 	Releases []testenv.Release
+	// Workers is Gunicorn's --workers (default 2).
+	Workers int
 	// Gated lists release indexes whose app.py blocks at import until
 	// web.OpenGate(i) (a file appears), to hold a reload in a known phase.
 	Gated []int
@@ -51,7 +53,7 @@ shutdown_timeout = "30s"
 virtualenv = "@VENV@"
 directory = "@DIR@/srv/current"
 wsgi = "app:app"
-workers = 2
+workers = %d
 listen = ["tcp://127.0.0.1:0"]
 stop_timeout = "10s"
 
@@ -84,9 +86,12 @@ func startWeb(t *testing.T, o webOpts) *web {
 	if o.Strategy == "" {
 		o.Strategy = "swap"
 	}
+	if o.Workers == 0 {
+		o.Workers = 2
+	}
 	w := &web{t: t}
 	s := e2e.Start(t, e2e.Options{
-		Config: fmt.Sprintf(webConfig, o.HTTP, o.Strategy, o.Timeout),
+		Config: fmt.Sprintf(webConfig, o.HTTP, o.Workers, o.Strategy, o.Timeout),
 		Setup: func(dir string) {
 			root := filepath.Join(dir, "srv")
 			if err := os.MkdirAll(root, 0o755); err != nil {

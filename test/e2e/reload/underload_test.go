@@ -27,18 +27,32 @@ func TestReloadUnderLoad(t *testing.T) {
 }
 
 // TestReloadStrategyOverride reloads with the strategy other than the
-// configured one (`--strategy`), which changes how the serving generation
-// was started: a generation of a swap app runs with PWD = the resolved
-// release, so a USR2 re-exec of it must still end up on the new release.
+// configured one (`--strategy`). The configured strategy decides how every
+// generation is started: for usr2 with PWD = the `current` link (Gunicorn's
+// re-exec follows it), for swap with PWD = the resolved release. So swap
+// reloads of a usr2 app work, but a USR2 re-exec of a swap app's generation
+// runs the old release again: before the fix in supervise/reloadhost.go the
+// reload reported "ok" while the old version kept serving; now the
+// supervisor replaces such a generation by swap and says so.
 func TestReloadStrategyOverride(t *testing.T) {
-	for _, c := range []struct{ configured, used string }{{"swap", "usr2"}, {"usr2", "swap"}} {
-		t.Run(c.configured+"-config-"+c.used+"-reload", func(t *testing.T) {
-			reloadUnderLoad(t, c.configured, c.used, 4)
-		})
-	}
+	t.Run("usr2-config-swap-reload", func(t *testing.T) {
+		reloadUnderLoad(t, "usr2", "swap", 4)
+	})
+	t.Run("swap-config-usr2-reload", func(t *testing.T) {
+		w := reloadUnderLoad(t, "swap", "usr2", 4)
+		// A usr2 reload that keeps the release (code changed in place) is a
+		// real USR2 re-exec.
+		r := w.ctl("reload", "web", "--strategy", "usr2")
+		t.Logf("in-place usr2 reload of a swap-configured app: exit %d in %v", r.Code, r.Took.Round(time.Millisecond))
+		if r.Code != 0 || strings.Contains(r.Out, "using swap") || !strings.Contains(r.Out, "sending USR2") {
+			t.Errorf("in-place usr2 reload: exit %d, want 0 by USR2:\n%s", r.Code, r.Out)
+		}
+	})
 }
 
-func reloadUnderLoad(t *testing.T, configured, strategy string, n int) {
+// reloadUnderLoad starts web with strategy configured and runs n reloads
+// with strategy under load, checking each; it returns the supervisor.
+func reloadUnderLoad(t *testing.T, configured, strategy string, n int) *web {
 	w := startWeb(t, webOpts{Strategy: configured, Releases: versions(n + 1)})
 	load := e2e.StartLoad("tcp", w.Addr, "/", 24)
 	defer load.Stop()
@@ -86,6 +100,11 @@ func reloadUnderLoad(t *testing.T, configured, strategy string, n int) {
 		if !strings.Contains(r.Out, "ok in") {
 			t.Errorf("%s %d: output does not say ok:\n%s", how, i, r.Out)
 		}
+		// A generation of a swap app cannot follow the link through a USR2
+		// re-exec: the supervisor falls back to swap and says so.
+		if fallback := configured == "swap" && strategy == "usr2"; fallback != strings.Contains(r.Out, "using swap") {
+			t.Errorf("%s %d: fallback to swap expected: %v; output:\n%s", how, i, fallback, r.Out)
+		}
 	}
 	res := load.Stop()
 	med, mx := stats(took)
@@ -101,4 +120,5 @@ func reloadUnderLoad(t *testing.T, configured, strategy string, n int) {
 			t.Errorf("unexpected answer %q", body)
 		}
 	}
+	return w
 }

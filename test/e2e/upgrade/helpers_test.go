@@ -111,7 +111,9 @@ func buildAll() (*binaries, error) {
 }
 
 // baseConfig runs three apps: web (Gunicorn, 2 workers, TCP), api
-// (Gunicorn, 1 worker, Unix socket) and worker (a process: this test binary
+// (Gunicorn, 1 worker, TCP; not a Unix socket: on Linux >= 6.x Gunicorn's
+// --reuse-port, which the supervisor adds for Unix listeners, fails with
+// EOPNOTSUPP) and worker (a process: this test binary
 // in helper mode "block"). @TESTBIN@ is the test binary.
 const baseConfig = `
 [supervisor]
@@ -133,7 +135,7 @@ virtualenv = "@VENV@"
 directory = "@DIR@/app"
 wsgi = "app:app"
 workers = 1
-listen = ["unix://@DIR@/api.sock"]
+listen = ["tcp://127.0.0.1:0"]
 stop_timeout = "10s"
 
 [app.worker]
@@ -163,9 +165,9 @@ type sup struct {
 
 // startSup installs v1 at Dir/bin/supervisor, writes the configuration
 // (placeholders @DIR@ @VENV@ @SOCK@ @TESTBIN@) and starts the supervisor
-// with a marker in its environment. The test's cleanup TERMs it (KILL after
-// 60 s) and fails the test if any marked process is left.
-func startSup(t *testing.T, cfgText string) *sup {
+// with a marker and env in its environment. The test's cleanup TERMs it
+// (KILL after 60 s) and fails the test if any marked process is left.
+func startSup(t *testing.T, cfgText string, env ...string) *sup {
 	t.Helper()
 	b := getBinaries(t)
 	venv := testenv.Venv(t)
@@ -187,7 +189,7 @@ func startSup(t *testing.T, cfgText string) *sup {
 	key, mark := testenv.MarkEnv(t)
 	s.Mark = mark
 	s.cmd = exec.Command(s.Bin, "-c", s.Config)
-	s.cmd.Env = append(os.Environ(), key+"="+mark)
+	s.cmd.Env = append(append(os.Environ(), key+"="+mark), env...)
 	s.cmd.Stdout = s.out
 	s.cmd.Stderr = s.out
 	if err := s.cmd.Start(); err != nil {
@@ -455,7 +457,7 @@ func children(pid int) ([]int, error) {
 
 // scriptVersionOnly is a "binary" that prints a valid version line for
 // `version` and exits 0 for `check`, and exits 1 for anything else: it passes
-// the pre-flight checks but cannot take over.
+// those pre-flight checks but cannot run, let alone take over.
 func scriptVersionOnly(version string) []byte {
 	return []byte(`#!/bin/sh
 case "$1" in

@@ -1,0 +1,386 @@
+// Command reloadbench measures code reloads under load for bench/reload.sh.
+//
+//	reloadbench freeport
+//	    print a TCP port on 127.0.0.1 that was free a moment ago
+//	reloadbench run -label L -url URL -n N [-c 32] [-z 10m] [-settle 1s]
+//	                [-prepare CMD] -reload CMD [-want 'version=v{i}'] -out FILE
+//	    run `hey -c C -z Z URL`; meanwhile N times: run PREPARE and then
+//	    RELOAD with I=i in the environment (sh -c), time RELOAD, and poll URL
+//	    on fresh connections from RELOAD's start until the body is WANT
+//	    ({i} replaced). Then stop hey with SIGINT (it prints its summary),
+//	    and append one JSON line with the counts and timings to FILE.
+//	reloadbench wait URL BODY TIMEOUT
+//	    poll URL on fresh connections until the body is BODY
+//	reloadbench table FILE
+//	    print the JSON lines of FILE as one table, a column per run
+//
+// Exit status: 0 ok, 1 a run failed (a reload command failed or the new
+// version never came), 2 usage.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is one run, as written to the results file.
+type Result struct {
+	Label    string  `json:"label"`
+	Reloads  int     `json:"reloads"`
+	Wall     float64 `json:"wall_s"`
+	Requests int     `json:"requests"`
+	OK       int     `json:"ok"`
+	Non2xx   int     `json:"non2xx"`
+	Refused  int     `json:"refused"`
+	Reset    int     `json:"reset"`
+	Other    int     `json:"other"`
+	// Command is each reload command's wall time (s).
+	Command []float64 `json:"command_s"`
+	// NewVersion is the time from the reload command's start until a fresh
+	// connection got the new body (s).
+	NewVersion []float64 `json:"new_version_s"`
+	P50        float64   `json:"p50_s"`
+	P99        float64   `json:"p99_s"`
+	Slowest    float64   `json:"slowest_s"`
+	Errors     []string  `json:"errors,omitempty"`
+	Failures   []string  `json:"failures,omitempty"`
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "reloadbench:", err)
+		var u usageError
+		if errors.As(err, &u) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+func run(args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return usageError{errors.New("usage: reloadbench freeport | run ... | table FILE")}
+	}
+	switch args[0] {
+	case "freeport":
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("freeport: %w", err)
+		}
+		defer l.Close()
+		_, err = fmt.Fprintln(out, l.Addr().(*net.TCPAddr).Port)
+		return err
+	case "run":
+		return runBench(args[1:], out)
+	case "wait":
+		if len(args) != 4 {
+			return usageError{errors.New("usage: reloadbench wait URL BODY TIMEOUT")}
+		}
+		d, err := time.ParseDuration(args[3])
+		if err != nil {
+			return usageError{fmt.Errorf("wait: timeout %q: %w", args[3], err)}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		if pollFor(ctx, args[1], args[2], time.Now()) < 0 {
+			return fmt.Errorf("wait: %s did not answer %q within %s", args[1], args[2], d)
+		}
+		return nil
+	case "table":
+		if len(args) != 2 {
+			return usageError{errors.New("usage: reloadbench table FILE")}
+		}
+		return table(args[1], out)
+	}
+	return usageError{fmt.Errorf("unknown command %q", args[0])}
+}
+
+func runBench(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	label := fs.String("label", "", "column title")
+	url := fs.String("url", "", "URL to load and poll")
+	n := fs.Int("n", 10, "reloads")
+	conns := fs.Int("c", 32, "hey connections")
+	dur := fs.String("z", "10m", "hey -z (an upper bound: hey is stopped after the reloads)")
+	settle := fs.Duration("settle", time.Second, "load before the first reload, between reloads and after the last")
+	prepare := fs.String("prepare", "", "shell command before each reload (I=index)")
+	reload := fs.String("reload", "", "shell command that reloads (I=index)")
+	want := fs.String("want", "version=v{i}", "body of the new version ({i} = index)")
+	outFile := fs.String("out", "", "results file (JSON lines, appended)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *url == "" || *reload == "" || *outFile == "" {
+		return usageError{errors.New("run needs -url, -reload and -out")}
+	}
+	res := Result{Label: *label, Reloads: *n}
+
+	hey := exec.Command("hey", "-c", strconv.Itoa(*conns), "-z", *dur, *url)
+	var heyOut strings.Builder
+	hey.Stdout = &heyOut
+	hey.Stderr = &heyOut
+	start := time.Now()
+	if err := hey.Start(); err != nil {
+		return fmt.Errorf("start hey: %w", err)
+	}
+	heyDone := make(chan error, 1)
+	go func() { heyDone <- hey.Wait() }()
+	stopHey := func() error {
+		if err := hey.Process.Signal(os.Interrupt); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("interrupt hey: %w", err)
+		}
+		select {
+		case err := <-heyDone:
+			var ee *exec.ExitError
+			if err != nil && !errors.As(err, &ee) {
+				return fmt.Errorf("hey: %w", err)
+			}
+			return nil
+		case <-time.After(60 * time.Second):
+			_ = hey.Process.Kill() // hey ignored SIGINT: give up on its summary
+			<-heyDone
+			return errors.New("hey did not stop within 60 s of SIGINT")
+		}
+	}
+
+	// Pacing, not synchronisation: load reaches a steady state first.
+	time.Sleep(*settle)
+	for i := 1; i <= *n; i++ {
+		env := append(os.Environ(), "I="+strconv.Itoa(i))
+		if *prepare != "" {
+			if b, err := shell(*prepare, env); err != nil {
+				res.Failures = append(res.Failures, fmt.Sprintf("prepare %d: %v: %s", i, err, b))
+				break
+			}
+		}
+		body := strings.ReplaceAll(*want, "{i}", strconv.Itoa(i))
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		seen := make(chan time.Duration, 1)
+		t0 := time.Now()
+		go func() { seen <- pollFor(ctx, *url, body, t0) }()
+		b, err := shell(*reload, env)
+		took := time.Since(t0)
+		res.Command = append(res.Command, took.Seconds())
+		if err != nil {
+			res.Failures = append(res.Failures, fmt.Sprintf("reload %d: %v: %s", i, err, b))
+		}
+		nv := <-seen
+		cancel()
+		if nv < 0 {
+			res.Failures = append(res.Failures, fmt.Sprintf("reload %d: %q not served within 120 s", i, body))
+			break
+		}
+		res.NewVersion = append(res.NewVersion, nv.Seconds())
+		fmt.Fprintf(os.Stderr, "%s: reload %d: command %.3fs, new version after %.3fs\n", *label, i, took.Seconds(), nv.Seconds())
+		time.Sleep(*settle) // the old generation drains; load on the new one
+	}
+	if err := stopHey(); err != nil {
+		res.Failures = append(res.Failures, err.Error())
+	}
+	res.Wall = time.Since(start).Seconds()
+	parseHey(heyOut.String(), &res)
+	f, err := os.OpenFile(*outFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := json.NewEncoder(f).Encode(res); err != nil {
+		return fmt.Errorf("writing %s: %w", *outFile, err)
+	}
+	fmt.Fprintf(out, "%s: %d requests, %d failed (refused %d, reset %d, non-2xx %d, other %d)\n",
+		res.Label, res.Requests, res.Non2xx+res.Refused+res.Reset+res.Other, res.Refused, res.Reset, res.Non2xx, res.Other)
+	if len(res.Failures) > 0 {
+		return fmt.Errorf("%s: %s", res.Label, strings.Join(res.Failures, "; "))
+	}
+	return nil
+}
+
+// shell runs cmd with sh -c and returns its combined output.
+func shell(cmd string, env []string) ([]byte, error) {
+	c := exec.Command("/bin/sh", "-c", cmd)
+	c.Env = env
+	return c.CombinedOutput()
+}
+
+// pollFor GETs url on a fresh connection every 5 ms until the body is want
+// and returns the time since t0, or -1 when ctx ends first.
+func pollFor(ctx context.Context, url, want string, t0 time.Time) time.Duration {
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return -1
+		}
+		if resp, err := c.Do(req); err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil && resp.StatusCode == 200 && strings.TrimSpace(string(b)) == want {
+				return time.Since(t0)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return -1
+		case <-tick.C:
+		}
+	}
+}
+
+var (
+	statusRE = regexp.MustCompile(`^\s*\[(\d{3})\]\s+(\d+) responses`)
+	errorRE  = regexp.MustCompile(`^\s*\[(\d+)\]\s+(.+)$`)
+	pctRE    = regexp.MustCompile(`^\s*(\d+)%+ in ([0-9.]+) secs`)
+	slowRE   = regexp.MustCompile(`^\s*Slowest:\s+([0-9.]+) secs`)
+)
+
+// parseHey reads hey's summary into res.
+func parseHey(text string, res *Result) {
+	section := ""
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		t := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(t, "Status code distribution"):
+			section = "status"
+			continue
+		case strings.HasPrefix(t, "Error distribution"):
+			section = "error"
+			continue
+		case strings.HasPrefix(t, "Latency distribution"):
+			section = "latency"
+			continue
+		case strings.HasPrefix(t, "Details"), strings.HasPrefix(t, "Response time histogram"):
+			section = ""
+			continue
+		}
+		if m := slowRE.FindStringSubmatch(line); m != nil {
+			res.Slowest, _ = strconv.ParseFloat(m[1], 64)
+		}
+		switch section {
+		case "status":
+			if m := statusRE.FindStringSubmatch(line); m != nil {
+				code, _ := strconv.Atoi(m[1])
+				k, _ := strconv.Atoi(m[2])
+				res.Requests += k
+				if code/100 == 2 {
+					res.OK += k
+				} else {
+					res.Non2xx += k
+				}
+			}
+		case "error":
+			if m := errorRE.FindStringSubmatch(line); m != nil {
+				k, _ := strconv.Atoi(m[1])
+				res.Requests += k
+				msg := m[2]
+				switch {
+				case strings.Contains(msg, "connection refused"):
+					res.Refused += k
+				case strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"), strings.Contains(msg, "broken pipe"):
+					res.Reset += k
+				default:
+					res.Other += k
+				}
+				if len(res.Errors) < 10 {
+					res.Errors = append(res.Errors, m[1]+" "+msg)
+				}
+			}
+		case "latency":
+			if m := pctRE.FindStringSubmatch(line); m != nil {
+				v, _ := strconv.ParseFloat(m[2], 64)
+				switch m[1] {
+				case "50":
+					res.P50 = v
+				case "99":
+					res.P99 = v
+				}
+			}
+		}
+	}
+}
+
+// medMax returns the median and the maximum of xs (0, 0 when empty).
+func medMax(xs []float64) (float64, float64) {
+	if len(xs) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2], s[len(s)-1]
+}
+
+func table(path string, out io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var rs []Result
+	dec := json.NewDecoder(f)
+	for {
+		var r Result
+		if err := dec.Decode(&r); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		rs = append(rs, r)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	row := func(name string, f func(r Result) string) {
+		fmt.Fprint(tw, name+"\t")
+		for _, r := range rs {
+			fmt.Fprint(tw, f(r)+"\t")
+		}
+		fmt.Fprintln(tw)
+	}
+	row("", func(r Result) string { return r.Label })
+	row("reloads", func(r Result) string { return strconv.Itoa(len(r.Command)) + "/" + strconv.Itoa(r.Reloads) })
+	row("requests", func(r Result) string { return strconv.Itoa(r.Requests) })
+	row("req/s", func(r Result) string { return fmt.Sprintf("%.0f", float64(r.Requests)/r.Wall) })
+	row("failed", func(r Result) string { return strconv.Itoa(r.Non2xx + r.Refused + r.Reset + r.Other) })
+	row("  refused", func(r Result) string { return strconv.Itoa(r.Refused) })
+	row("  reset/EOF", func(r Result) string { return strconv.Itoa(r.Reset) })
+	row("  non-2xx", func(r Result) string { return strconv.Itoa(r.Non2xx) })
+	row("  other", func(r Result) string { return strconv.Itoa(r.Other) })
+	secs := func(v float64) string { return fmt.Sprintf("%.2fs", v) }
+	row("reload command median", func(r Result) string { m, _ := medMax(r.Command); return secs(m) })
+	row("reload command max", func(r Result) string { _, x := medMax(r.Command); return secs(x) })
+	row("new version after, median", func(r Result) string { m, _ := medMax(r.NewVersion); return secs(m) })
+	row("new version after, max", func(r Result) string { _, x := medMax(r.NewVersion); return secs(x) })
+	row("latency p50", func(r Result) string { return secs(r.P50) })
+	row("latency p99", func(r Result) string { return secs(r.P99) })
+	row("latency max", func(r Result) string { return secs(r.Slowest) })
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		for _, e := range r.Errors {
+			fmt.Fprintf(out, "%s: %s\n", r.Label, e)
+		}
+		for _, e := range r.Failures {
+			fmt.Fprintf(out, "%s: FAILED %s\n", r.Label, e)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package reload
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/internal/e2e"
+	"github.com/gunisup/supervisor/internal/testenv"
+)
+
+// usage is the supervisor's resource use at one moment.
+type usage struct {
+	RSSKiB, FDs, Threads, Goroutines int
+}
+
+func (u usage) String() string {
+	return fmt.Sprintf("VmRSS %d KiB, %d fds, %d threads, %d goroutines", u.RSSKiB, u.FDs, u.Threads, u.Goroutines)
+}
+
+// measure reads the supervisor's VmRSS, fd count and threads from /proc and
+// go_goroutines from its metrics endpoint.
+func (w *web) measure(t *testing.T, metrics string) usage {
+	t.Helper()
+	pid := w.Cmd.Process.Pid
+	st, err := procStatus(pid, "VmRSS", "Threads")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := fdCount(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := scrapeGauge("http://"+metrics+"/metrics", "go_goroutines")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return usage{RSSKiB: st["VmRSS"], FDs: fds, Threads: st["Threads"], Goroutines: int(g)}
+}
+
+// scrapeGauge returns the value of an unlabelled metric.
+func scrapeGauge(url, name string) (float64, error) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, fmt.Errorf("scraping %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("scraping %s: %w", url, err)
+	}
+	return 0, fmt.Errorf("%s has no %s", url, name)
+}
+
+// TestReloadLeak runs 100 swap deploys (alternating two releases) under
+// light load and checks that the supervisor's RSS, open fds, threads and
+// goroutines at reload 100 are within 10% of reload 10, and that no zombie
+// is left.
+func TestReloadLeak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 reloads take minutes")
+	}
+	const n, base = 100, 10
+	w := startWeb(t, webOpts{HTTP: "127.0.0.1:0", Releases: versions(2)})
+	metrics := w.metricsAddr()
+	load := e2e.StartLoad("tcp", w.Addr, "/", 4)
+	defer load.Stop()
+
+	var at10 usage
+	var took []time.Duration
+	for i := 1; i <= n; i++ {
+		want := "version=v" + strconv.Itoa(i%2) + "\n"
+		r := w.ctl("deploy", "web", w.Dirs[i%2])
+		if r.Code != 0 {
+			t.Fatalf("deploy %d: exit %d:\n%s", i, r.Code, r.Out)
+		}
+		took = append(took, r.Took)
+		if stale := probe(w.Addr, want, 3); len(stale) != 0 {
+			t.Errorf("deploy %d: answers not %q: %v", i, want, stale)
+		}
+		if i%10 == 0 || i == 1 {
+			u := w.measure(t, metrics)
+			t.Logf("after reload %3d: %s", i, u)
+			if i == base {
+				at10 = u
+			}
+			if i == n {
+				for _, c := range []struct {
+					what      string
+					at10, now int
+				}{{"VmRSS", at10.RSSKiB, u.RSSKiB}, {"fds", at10.FDs, u.FDs}, {"threads", at10.Threads, u.Threads}, {"goroutines", at10.Goroutines, u.Goroutines}} {
+					if float64(c.now) > float64(c.at10)*1.10 {
+						t.Errorf("%s grew from %d at reload %d to %d at reload %d (more than 10%%)", c.what, c.at10, base, c.now, n)
+					}
+				}
+			}
+		}
+	}
+	var tr tree
+	testenv.WaitFor(t, 10*time.Second, "one generation, no zombie", func() bool {
+		var bad string
+		tr, bad = w.oneGeneration(2)
+		return bad == ""
+	})
+	res := load.Stop()
+	med, mx := stats(took)
+	t.Logf("%d deploys: duration median %v max %v; tree %s; load %s", n, med.Round(time.Millisecond), mx.Round(time.Millisecond), tr, res)
+	if res.Failed() != 0 {
+		t.Errorf("%d failed requests: %v", res.Failed(), res.Errors)
+	}
+}
