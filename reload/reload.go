@@ -42,8 +42,10 @@ type Host interface {
 	// Drain stops g gracefully (TERM, then KILL after the stop timeout) and
 	// returns when it has exited.
 	Drain(ctx context.Context, g Gen) error
-	// Abort stops a generation that failed its checks, without mercy for
-	// requests it may hold (it never served any), and waits for its exit.
+	// Abort stops a generation that failed its checks and waits for its
+	// exit. It may have served requests (a new generation accepts on the
+	// shared sockets before its checks pass): let those finish, within a
+	// short bound.
 	Abort(g Gen) error
 	// Dir is the release directory g runs in.
 	Dir(g Gen) string

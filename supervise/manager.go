@@ -175,12 +175,21 @@ func (m *Manager) Start(ctx context.Context) {
 	}
 	m.started = true
 	ctx, m.cancel = context.WithCancel(ctx)
+	// Decide which apps to start before their owners run: from then on
+	// a.gen and a.want belong to the owner goroutine (an adopted generation
+	// that exits at once sets a.gen = nil there: a data race, and a second
+	// start on top of the owner's own restart; found by test/e2e/upgrade
+	// under -race).
+	skip := make(map[*appOwner]bool, len(m.order))
+	for _, a := range m.order {
+		skip[a] = m.restored[a.cfg.Name] && (a.gen != nil || !a.want) // handed over running, or stopped by request
+	}
 	for _, a := range m.order {
 		go a.run(ctx)
 	}
 	for _, a := range m.order {
-		if m.restored[a.cfg.Name] && (a.gen != nil || !a.want) {
-			continue // handed over running, or stopped by request
+		if skip[a] {
+			continue
 		}
 		if err := a.send(ctx, request{kind: reqStart}); err != nil {
 			m.logger.Error("start", "app", a.cfg.Name, "err", err)

@@ -272,4 +272,3 @@ func TestNotifyProtocol(t *testing.T) {
 	}
 	t.Logf("shutdown datagrams:\n%s", timeline(n.all()[mark:], time.Time{}, true))
 }
-

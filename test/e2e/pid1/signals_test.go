@@ -211,8 +211,15 @@ stop_timeout = "60s"
 	}
 	t.Logf("second INT %s after the first; supervisor exit %d, %s after the second INT",
 		second.Sub(first).Round(time.Millisecond), code, time.Since(second).Round(time.Millisecond))
-	if !strings.Contains(s.Output(), "second stop signal: killing what remains") {
+	if _, after, ok := strings.Cut(s.Output(), "msg=stopping"); !ok || !strings.Contains(after, "second stop signal: killing what remains") {
 		t.Errorf("no 'second stop signal' line in the output")
+	} else {
+		from, ok1 := logTime(after, "second stop signal")
+		to, ok2 := logTime(after, "supervisor stopped")
+		if ok1 && ok2 {
+			t.Logf("by the supervisor's log: second INT to \"supervisor stopped\" %s", to.Sub(from).Round(time.Millisecond))
+		}
+		t.Logf("supervisor output from the first INT on:\n%s", after)
 	}
 }
 

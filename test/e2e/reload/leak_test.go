@@ -23,23 +23,37 @@ func (u usage) String() string {
 }
 
 // measure reads the supervisor's VmRSS, fd count and threads from /proc and
-// go_goroutines from its metrics endpoint.
+// go_goroutines from its metrics endpoint, 10 times 50 ms apart, and keeps
+// the smallest value of each: the quiescent use, without the health check
+// or control connection that happens to be open at one instant.
 func (w *web) measure(t *testing.T, metrics string) usage {
 	t.Helper()
 	pid := w.Cmd.Process.Pid
-	st, err := procStatus(pid, "VmRSS", "Threads")
-	if err != nil {
-		t.Fatal(err)
+	var m usage
+	for i := 0; i < 10; i++ {
+		if i > 0 {
+			time.Sleep(50 * time.Millisecond) // sampling interval, not synchronisation
+		}
+		st, err := procStatus(pid, "VmRSS", "Threads")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds, err := fdCount(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := scrapeGauge("http://"+metrics+"/metrics", "go_goroutines")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := usage{RSSKiB: st["VmRSS"], FDs: fds, Threads: st["Threads"], Goroutines: int(g)}
+		if i == 0 {
+			m = u
+			continue
+		}
+		m = usage{min(m.RSSKiB, u.RSSKiB), min(m.FDs, u.FDs), min(m.Threads, u.Threads), min(m.Goroutines, u.Goroutines)}
 	}
-	fds, err := fdCount(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := scrapeGauge("http://"+metrics+"/metrics", "go_goroutines")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return usage{RSSKiB: st["VmRSS"], FDs: fds, Threads: st["Threads"], Goroutines: int(g)}
+	return m
 }
 
 // scrapeGauge returns the value of an unlabelled metric.
@@ -65,8 +79,9 @@ func scrapeGauge(url, name string) (float64, error) {
 
 // TestReloadLeak runs 100 swap deploys (alternating two releases) under
 // light load and checks that the supervisor's RSS, open fds, threads and
-// goroutines at reload 100 are within 10% of reload 10, and that no zombie
-// is left.
+// goroutines at reload 100 are within 10% of reload 10 (for the small counts,
+// at least 2 more are tolerated: Go keeps the threads a burst of blocking
+// system calls made), and that no zombie is left.
 func TestReloadLeak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100 reloads take minutes")
@@ -97,11 +112,12 @@ func TestReloadLeak(t *testing.T) {
 			}
 			if i == n {
 				for _, c := range []struct {
-					what      string
-					at10, now int
-				}{{"VmRSS", at10.RSSKiB, u.RSSKiB}, {"fds", at10.FDs, u.FDs}, {"threads", at10.Threads, u.Threads}, {"goroutines", at10.Goroutines, u.Goroutines}} {
-					if float64(c.now) > float64(c.at10)*1.10 {
-						t.Errorf("%s grew from %d at reload %d to %d at reload %d (more than 10%%)", c.what, c.at10, base, c.now, n)
+					what           string
+					at10, now, abs int
+				}{{"VmRSS", at10.RSSKiB, u.RSSKiB, 0}, {"fds", at10.FDs, u.FDs, 2}, {"threads", at10.Threads, u.Threads, 2}, {"goroutines", at10.Goroutines, u.Goroutines, 2}} {
+					limit := max(float64(c.at10)*1.10, float64(c.at10+c.abs))
+					if float64(c.now) > limit {
+						t.Errorf("%s grew from %d at reload %d to %d at reload %d (limit %.0f)", c.what, c.at10, base, c.now, n, limit)
 					}
 				}
 			}

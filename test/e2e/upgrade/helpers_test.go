@@ -111,9 +111,7 @@ func buildAll() (*binaries, error) {
 }
 
 // baseConfig runs three apps: web (Gunicorn, 2 workers, TCP), api
-// (Gunicorn, 1 worker, TCP; not a Unix socket: on Linux >= 6.x Gunicorn's
-// --reuse-port, which the supervisor adds for Unix listeners, fails with
-// EOPNOTSUPP) and worker (a process: this test binary
+// (Gunicorn, 1 worker, Unix socket) and worker (a process: this test binary
 // in helper mode "block"). @TESTBIN@ is the test binary.
 const baseConfig = `
 [supervisor]
@@ -135,7 +133,7 @@ virtualenv = "@VENV@"
 directory = "@DIR@/app"
 wsgi = "app:app"
 workers = 1
-listen = ["tcp://127.0.0.1:0"]
+listen = ["unix://@DIR@/api.sock"]
 stop_timeout = "10s"
 
 [app.worker]
@@ -398,9 +396,12 @@ func handoverMemfds(fds map[int]string) []string {
 // (127.0.0.1:PORT, or a Unix socket path).
 func listenInode(addr string) (string, error) {
 	if strings.HasPrefix(addr, "/") {
+		// The supervisor binds at a hidden name beside the path (hard-linked
+		// to it); /proc/net/unix shows the name bound.
+		held := filepath.Join(filepath.Dir(addr), "."+filepath.Base(addr)+".held")
 		return procNetInode("/proc/net/unix", func(f []string) bool {
 			// Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = listening.
-			return len(f) >= 8 && f[7] == addr && f[3] == "00010000"
+			return len(f) >= 8 && (f[7] == addr || f[7] == held) && f[3] == "00010000"
 		}, 6)
 	}
 	return tcpUDPInode("/proc/net/tcp", addr, "0A")

@@ -2,7 +2,9 @@ package upgrade
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,6 +234,55 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		return err == nil && code == 200 && body == "version=1\n"
 	})
 
+	// Restart api (a Unix socket) twice: each master unlinks the name its
+	// socket was bound at when it exits; the new image must have taken over
+	// the job of putting it back, or the second master's exit fails.
+	sockPath := filepath.Join(s.Dir, "api.sock")
+	held := filepath.Join(s.Dir, ".api.sock.held")
+	for i := 1; i <= 2; i++ {
+		old := app(t, s.status(), "api").MasterPID
+		if out, code, _ := s.supctl("restart", "api"); code != 0 {
+			t.Fatalf("supctl restart api (%d): exit %d: %s", i, code, out)
+		}
+		var a supervise.AppSnapshot
+		testenv.WaitFor(t, 60*time.Second, "api restarted", func() bool {
+			a = app(t, s.status(), "api")
+			_, err := os.Stat(fmt.Sprintf("/proc/%d", old))
+			return a.State == supervise.StateRunning && a.MasterPID != old && errors.Is(err, fs.ErrNotExist)
+		})
+		testenv.WaitFor(t, 30*time.Second, "api answering on "+sockPath, func() bool {
+			code, body, err := testenv.GetUnix(sockPath, "/")
+			return err == nil && code == 200 && body == "version=1\n"
+		})
+		// The exited master unlinked the bound name; the supervisor puts it
+		// back (else the next master's exit fails before it stops its workers).
+		testenv.WaitFor(t, 10*time.Second, "both names of api's socket", func() bool {
+			var p, h syscall.Stat_t
+			return syscall.Lstat(sockPath, &p) == nil && syscall.Lstat(held, &h) == nil && p.Ino == h.Ino
+		})
+		t.Logf("api restart %d after the upgrade: master %d -> %d, %s and %s name the socket", i, old, a.MasterPID, sockPath, held)
+	}
+	for _, l := range strings.Split(s.out.String(), "\n") {
+		if strings.HasPrefix(l, "api[") && strings.Contains(l, "Traceback") {
+			t.Errorf("api failed: %s", l)
+		}
+	}
+	// No stray Gunicorn worker re-parented to the supervisor.
+	st = s.status()
+	kids, err := children(s.pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	masters := map[int]bool{}
+	for _, name := range []string{"web", "api", "worker"} {
+		masters[app(t, st, name).MasterPID] = true
+	}
+	for _, k := range kids {
+		if !masters[k] {
+			t.Errorf("supervisor child %d is no app's main process: %s", k, cmdline(k))
+		}
+	}
+
 	// Restart worker too, then look at the descriptors of processes started
 	// by the new image.
 	if out, code, _ := s.supctl("restart", "worker"); code != 0 {
@@ -309,6 +360,11 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		t.Errorf("upgraded supervisor exit status %d after SIGTERM, want 0", code)
 	}
 	testenv.AssertNoLeftovers(t, s.Mark, 10*time.Second)
+	for _, p := range []string{sockPath, filepath.Join(s.Dir, ".api.sock.held"), s.Socket} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left behind after the stop (%v)", p, err)
+		}
+	}
 	if out := s.out.String(); !strings.Contains(out, "supervisor stopped") {
 		t.Errorf("no \"supervisor stopped\" in the output")
 	}
@@ -461,6 +517,14 @@ func sortedTargets(fds map[int]string) []string {
 		}
 	}
 	return out
+}
+
+func cmdline(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return err.Error()
+	}
+	return strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
 }
 
 func lastLine(s string) string {

@@ -1,0 +1,168 @@
+#!/bin/bash
+# idle.sh: the idle footprint of the supervisor against Debian's supervisord
+# 4.2.5, each running the same Gunicorn app (contrib/example, 2 workers).
+#
+# For each: start it, wait until the app answers, then sample the manager
+# process itself (not Gunicorn) for IDLE_SECONDS (default 30): VmRSS and
+# VmHWM from /proc/PID/status, CPU time as utime+stime from /proc/PID/stat.
+# The Gunicorn processes are the same in both runs; their RSS is shown for
+# scale only. Binaries are built without -race. Acceptance: supervisor RSS
+# under 15 MiB, CPU near zero.
+#
+# Usage: bench/idle.sh            (IDLE_SECONDS=N to change the window)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export PATH="$PATH:/usr/local/go/bin"
+SECS=${IDLE_SECONDS:-30}
+TCK=$(getconf CLK_TCK)
+WORK=$(mktemp -d /tmp/idle-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+	for pid in "${PIDS[@]}"; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid" 2>/dev/null || true
+			for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+die() {
+	echo "idle.sh: $*" >&2
+	exit 1
+}
+
+free_port() {
+	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_http PORT: until GET / on 127.0.0.1:PORT answers 200 (60 s at most).
+wait_http() {
+	for _ in $(seq 1 300); do
+		if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	die "nothing answered on 127.0.0.1:$1 within 60 s"
+}
+
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+# cpu_ticks PID: utime+stime (fields 14 and 15 of /proc/PID/stat, counted
+# after the command name, which may hold spaces).
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
+# tree_rss_kb PID: summed VmRSS of PID's descendants (Gunicorn), for scale.
+tree_rss_kb() {
+	local total=0 kids pid
+	kids=$(ps -o pid= --ppid "$1" || true)
+	for pid in $kids; do
+		total=$((total + $(status_kb "$pid" VmRSS || echo 0) + $(tree_rss_kb "$pid")))
+	done
+	echo "$total"
+}
+
+# sample NAME PID: sample PID for SECS seconds and print one table row.
+sample() {
+	local name=$1 pid=$2 t0 t1 rss0 rss1 rssmax=0 rss hwm app
+	rss0=$(status_kb "$pid" VmRSS)
+	t0=$(cpu_ticks "$pid")
+	for _ in $(seq 1 "$SECS"); do
+		sleep 1
+		rss=$(status_kb "$pid" VmRSS)
+		[ "$rss" -gt "$rssmax" ] && rssmax=$rss
+	done
+	t1=$(cpu_ticks "$pid")
+	rss1=$(status_kb "$pid" VmRSS)
+	hwm=$(status_kb "$pid" VmHWM)
+	app=$(tree_rss_kb "$pid")
+	awk -v n="$name" -v p="$pid" -v a="$rss0" -v b="$rss1" -v m="$rssmax" -v h="$hwm" \
+		-v d="$((t1 - t0))" -v tck="$TCK" -v s="$SECS" -v g="$app" 'BEGIN {
+		printf "%-22s %7d %9.1f %9.1f %9.1f %9.1f %8d %9.3f %7.3f %10.1f\n",
+			n, p, a / 1024, b / 1024, m / 1024, h / 1024, d, d / tck, 100 * d / tck / s, g / 1024 }'
+	echo "$name $rss1" >>"$WORK/rss"
+}
+
+echo "building supervisor and supctl (no -race)"
+go build -o "$WORK/bin/" ./cmd/supervisor ./cmd/supctl
+contrib/example/mkvenv.sh "$WORK/venv" >/dev/null
+[ -x /usr/bin/supervisord ] || die "Debian's supervisor is not installed (apt-get install supervisor)"
+SDVER=$(/usr/bin/supervisord --version)
+
+# --- the supervisor ---------------------------------------------------------
+PORT=$(free_port)
+MPORT=$(free_port)
+cat >"$WORK/supervisor.toml" <<EOF
+[supervisor]
+control_socket = "$WORK/ctl.sock"
+http = "127.0.0.1:$MPORT"
+run_dir = "$WORK/run"
+
+[app.web]
+virtualenv = "$WORK/venv"
+directory = "$ROOT/contrib/example"
+wsgi = "app:app"
+workers = 2
+listen = ["tcp://127.0.0.1:$PORT"]
+EOF
+"$WORK/bin/supervisor" -c "$WORK/supervisor.toml" >"$WORK/supervisor.log" 2>&1 &
+SUP=$!
+PIDS+=("$SUP")
+wait_http "$PORT"
+for _ in $(seq 1 300); do
+	"$WORK/bin/supctl" -s "$WORK/ctl.sock" status web --json 2>/dev/null | grep -q '"state": *"running"' && break
+	sleep 0.2
+done
+"$WORK/bin/supctl" -s "$WORK/ctl.sock" status web --json | grep -q '"state": *"running"' ||
+	die "web never reached running: $(cat "$WORK/supervisor.log")"
+
+echo
+echo "idle for ${SECS}s, one Gunicorn app with 2 workers (MiB; CPU in ticks of 1/${TCK} s)"
+printf "%-22s %7s %9s %9s %9s %9s %8s %9s %7s %10s\n" \
+	manager pid rss_start rss_end rss_max vm_hwm cpu_tick cpu_sec cpu_% gunicorn
+sample "supervisor (Go)" "$SUP"
+
+# --- Debian's supervisord ---------------------------------------------------
+PORT2=$(free_port)
+cat >"$WORK/supervisord.conf" <<EOF
+[supervisord]
+nodaemon=true
+logfile=$WORK/supervisord.log
+pidfile=$WORK/supervisord.pid
+childlogdir=$WORK
+
+[unix_http_server]
+file=$WORK/supervisord.sock
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://$WORK/supervisord.sock
+
+[program:web]
+command=$WORK/venv/bin/gunicorn --workers 2 --bind 127.0.0.1:$PORT2 app:app
+directory=$ROOT/contrib/example
+autostart=true
+stopasgroup=true
+killasgroup=true
+EOF
+/usr/bin/supervisord -c "$WORK/supervisord.conf" >/dev/null 2>&1 &
+SD=$!
+PIDS+=("$SD")
+wait_http "$PORT2"
+sample "supervisord $SDVER" "$SD"
+
+echo
+awk '{ printf "%s RSS: %.1f MiB\n", ($1 == "supervisor" ? "supervisor (Go)" : "supervisord " $2), $NF / 1024 }' "$WORK/rss"
+sup_kb=$(awk '$1 == "supervisor" { print $NF }' "$WORK/rss")
+if [ "$sup_kb" -lt $((15 * 1024)) ]; then
+	echo "acceptance: supervisor RSS under 15 MiB: yes"
+else
+	echo "acceptance: supervisor RSS under 15 MiB: NO"
+fi
