@@ -402,6 +402,11 @@ loop:
 			if sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGQUIT {
 				d.Logger.Warn("second stop signal: killing what remains", "signal", sig.String())
 				stopCancel()
+				// The apps did not stop as asked: say so in the exit status,
+				// as a shell would for a process ended by that signal.
+				if exitCode == ExitOK {
+					exitCode = 128 + int(sig.(syscall.Signal))
+				}
 			}
 		}
 	}

@@ -18,7 +18,7 @@ type fakeGen struct {
 	done chan struct{}
 }
 
-func newGen(name string) *fakeGen         { return &fakeGen{name: name, done: make(chan struct{})} }
+func newGen(name string) *fakeGen        { return &fakeGen{name: name, done: make(chan struct{})} }
 func (g *fakeGen) Done() <-chan struct{} { return g.done }
 func (g *fakeGen) String() string        { return g.name }
 func (g *fakeGen) ExitReason() string    { return "exit 0" }
@@ -69,7 +69,7 @@ func (h *fakeHost) Abort(g Gen) error {
 	return nil
 }
 
-func (h *fakeHost) Dir(g Gen) string     { return "/rel/" + g.String() }
+func (h *fakeHost) Dir(g Gen) string    { return "/rel/" + g.String() }
 func (h *fakeHost) Tail(g Gen) []string { return []string{"tail of " + g.String()} }
 
 func TestStrategies(t *testing.T) {

@@ -177,9 +177,9 @@ func (m *Manager) Start(ctx context.Context) {
 	ctx, m.cancel = context.WithCancel(ctx)
 	// Decide which apps to start before their owners run: from then on
 	// a.gen and a.want belong to the owner goroutine (an adopted generation
-	// that exits at once sets a.gen = nil there: a data race, and a second
-	// start on top of the owner's own restart; found by test/e2e/upgrade
-	// under -race).
+	// whose exit the owner handles sets a.gen = nil there: a data race, and
+	// a start request could race the owner's own restart; found by
+	// test/e2e/upgrade under -race).
 	skip := make(map[*appOwner]bool, len(m.order))
 	for _, a := range m.order {
 		skip[a] = m.restored[a.cfg.Name] && (a.gen != nil || !a.want) // handed over running, or stopped by request
@@ -367,6 +367,15 @@ func (m *Manager) Stop(ctx context.Context) error {
 	var errs []error
 	for i := len(m.order) - 1; i >= 0; i-- {
 		a := m.order[i]
+		// At shutdown the supervisor's copy of the app's sockets goes first:
+		// once the draining workers have closed theirs, new clients are
+		// refused at once (a proxy retries elsewhere) instead of waiting in a
+		// backlog nobody will accept from, to be reset at exit.
+		for _, s := range m.sockets[a.cfg.Name] {
+			if err := s.Close(); err != nil {
+				m.logger.Warn("close listener", "app", a.cfg.Name, "err", err)
+			}
+		}
 		if err := a.send(ctx, request{kind: reqStop}); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", a.cfg.Name, err))
 		}

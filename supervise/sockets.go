@@ -366,4 +366,3 @@ func AdoptFD(l config.Listener, fd int, ownsPath bool) (*Socket, error) {
 func bindProbe() (*Socket, error) {
 	return Bind(config.Listener{Raw: "tcp://127.0.0.1:0 (probe)", Network: config.NetTCP, Address: "127.0.0.1:0", Backlog: 64})
 }
-
