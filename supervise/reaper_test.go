@@ -130,7 +130,9 @@ func TestReaperSignalExitAndProcessGroup(t *testing.T) {
 	rd := os.NewFile(uintptr(p[0]), "child output")
 	defer rd.Close()
 	pid, ch, err := r.forkExec(spawnSpec{Argv: []string{testBinary(t)}, Env: testHelperEnv("block"), Dir: t.TempDir()}, p[1])
-	unix.Close(p[1])
+	if cerr := unix.Close(p[1]); cerr != nil {
+		t.Fatal(cerr)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,13 +206,15 @@ func TestReaperAdoptLiveProcess(t *testing.T) {
 		Env:   testHelperEnv("block"),
 		Files: []uintptr{uintptr(null), uintptr(p[1]), uintptr(null)},
 	})
-	unix.Close(p[1])
+	if cerr := unix.Close(p[1]); cerr != nil {
+		t.Fatal(cerr)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	ch := r.Adopt(pid)
 	if line, err := bufio.NewReader(rd).ReadString('\n'); err != nil || line != "ready\n" {
-		unix.Kill(pid, unix.SIGKILL)
+		_ = unix.Kill(pid, unix.SIGKILL) // ESRCH: already gone
 		t.Fatalf("child output %q, %v", line, err)
 	}
 	if !r.Managed(pid) {
@@ -298,12 +302,14 @@ func TestForkExecDescriptors(t *testing.T) {
 	}
 	defer unix.Close(p[0])
 	pid, ch, err := r.forkExec(spawnSpec{Argv: []string{"/bin/sleep", "3600"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: t.TempDir(), Files: []int{passed.FD(), unixSock.FD()}}, p[1])
-	unix.Close(p[1])
+	if cerr := unix.Close(p[1]); cerr != nil {
+		t.Fatal(cerr)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		unix.Kill(pid, unix.SIGKILL)
+		_ = unix.Kill(pid, unix.SIGKILL) // ESRCH: already gone
 		testWaitExit(t, ch, 30*time.Second, "sleep child")
 	}()
 	// ForkExec returns after the exec; 'S' means sleep reached nanosleep.

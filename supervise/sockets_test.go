@@ -13,12 +13,13 @@ import (
 	"github.com/gunisup/supervisor/config"
 )
 
-func unixListener(path string, mode os.FileMode, owner, group string) config.Listener {
+// testUnixListener is a unix:// listener of path with the given socket_mode, socket_owner and socket_group.
+func testUnixListener(path string, mode os.FileMode, owner, group string) config.Listener {
 	return config.Listener{Raw: "unix://" + path, Network: config.NetUnix, Address: path, Mode: mode, Owner: owner, Group: group}
 }
 
-// inode returns the inode of path (not following a symlink), or 0.
-func inode(t *testing.T, path string) uint64 {
+// testInode returns the inode of path (not following a symlink), or 0.
+func testInode(t *testing.T, path string) uint64 {
 	t.Helper()
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
@@ -27,9 +28,9 @@ func inode(t *testing.T, path string) uint64 {
 	return st.Ino
 }
 
-// dialOK reports whether a connection to the Unix socket path completes (a
+// testDialOK reports whether a connection to the Unix socket path completes (a
 // listening socket completes it from its backlog, accepted or not).
-func dialOK(path string) error {
+func testDialOK(path string) error {
 	c, err := net.Dial("unix", path)
 	if err != nil {
 		return err
@@ -57,7 +58,7 @@ func TestBindUnixExistingPath(t *testing.T) {
 				if err := l.Close(); err != nil {
 					t.Fatal(err)
 				}
-				if err := dialOK(path); !errors.Is(err, unix.ECONNREFUSED) {
+				if err := testDialOK(path); !errors.Is(err, unix.ECONNREFUSED) {
 					t.Fatalf("dial of the stale socket: %v, want ECONNREFUSED", err)
 				}
 				// Inode numbers are reused at once, so "replaced" is shown by
@@ -73,12 +74,12 @@ func TestBindUnixExistingPath(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { l.Close() })
-				old := inode(t, path)
+				old := testInode(t, path)
 				return func(t *testing.T) {
-					if inode(t, path) != old {
+					if testInode(t, path) != old {
 						t.Errorf("the live socket's path was replaced")
 					}
-					if err := dialOK(path); err != nil {
+					if err := testDialOK(path); err != nil {
 						t.Errorf("the live socket no longer answers: %v", err)
 					}
 				}
@@ -135,10 +136,10 @@ func TestBindUnixExistingPath(t *testing.T) {
 			if tt.prepare != nil {
 				check = tt.prepare(t, path)
 			}
-			s, err := Bind(unixListener(path, 0o660, "", ""))
+			s, err := Bind(testUnixListener(path, 0o660, "", ""))
 			if tt.wantErr != "" {
 				if err == nil {
-					s.Close()
+					_ = s.Close() // failing anyway
 					t.Fatalf("Bind succeeded, want an error containing %q", tt.wantErr)
 				}
 				if !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
@@ -155,10 +156,10 @@ func TestBindUnixExistingPath(t *testing.T) {
 			if s.Bound != path {
 				t.Errorf("Bound = %q, want %q", s.Bound, path)
 			}
-			if err := dialOK(path); err != nil {
+			if err := testDialOK(path); err != nil {
 				t.Errorf("the new socket does not answer at %s: %v", path, err)
 			}
-			if inode(t, path) == 0 {
+			if testInode(t, path) == 0 {
 				t.Errorf("%s missing after Bind", path)
 			}
 		})
@@ -188,7 +189,7 @@ func TestBindUnixModeOwner(t *testing.T) {
 				t.Skip("chown needs root")
 			}
 			path := filepath.Join(t.TempDir(), "web.sock")
-			s, err := Bind(unixListener(path, tt.mode, tt.owner, tt.group))
+			s, err := Bind(testUnixListener(path, tt.mode, tt.owner, tt.group))
 			if err != nil {
 				t.Fatalf("Bind: %v", err)
 			}
@@ -224,9 +225,9 @@ func TestBindUnixModeOwner(t *testing.T) {
 func TestBindUnixBadOwner(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "web.sock")
-	s, err := Bind(unixListener(path, 0o660, "no-such-user-xyz", ""))
+	s, err := Bind(testUnixListener(path, 0o660, "no-such-user-xyz", ""))
 	if err == nil {
-		s.Close()
+		_ = s.Close() // failing anyway
 		t.Fatal("Bind with an unknown owner succeeded")
 	}
 	if !strings.Contains(err.Error(), "no-such-user-xyz") {
@@ -247,7 +248,7 @@ func TestSocketCloseRemovesOnlyItsOwnPath(t *testing.T) {
 	t.Run("own", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "web.sock")
-		s, err := Bind(unixListener(path, 0o660, "", ""))
+		s, err := Bind(testUnixListener(path, 0o660, "", ""))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +272,7 @@ func TestSocketCloseRemovesOnlyItsOwnPath(t *testing.T) {
 	t.Run("replaced", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "web.sock")
-		s, err := Bind(unixListener(path, 0o660, "", ""))
+		s, err := Bind(testUnixListener(path, 0o660, "", ""))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,11 +318,11 @@ func TestBindTCP(t *testing.T) {
 	if err != nil {
 		t.Errorf("connect to %s: %v", s.Bound, err)
 	} else {
-		c.Close()
+		_ = c.Close() // a client conn; nothing to check
 	}
 	dup, err := Bind(config.Listener{Raw: "tcp://" + s.Bound, Network: config.NetTCP, Address: s.Bound})
 	if err == nil {
-		dup.Close()
+		_ = dup.Close() // failing anyway
 		t.Fatalf("second bind of %s succeeded", s.Bound)
 	}
 	if !errors.Is(err, unix.EADDRINUSE) || !strings.Contains(err.Error(), s.Bound) {

@@ -50,7 +50,7 @@ func helperBinary(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
+		_ = dst.Close() // failing anyway
 		t.Fatal(err)
 	}
 	if err := dst.Close(); err != nil {

@@ -134,7 +134,7 @@ func TestSigtermUnderLoad(t *testing.T) {
 				if err == nil {
 					var b []byte
 					b, err = io.ReadAll(resp.Body)
-					resp.Body.Close()
+					_ = resp.Body.Close() // fully read
 					r.status, r.body = resp.StatusCode, string(b)
 				}
 				r.end = time.Now()

@@ -16,10 +16,15 @@ import (
 // usage is the supervisor's resource use at one moment.
 type usage struct {
 	RSSKiB, FDs, Threads, Goroutines int
+	// HeapKiB is go_memstats_heap_inuse_bytes / 1024, HeapObjects
+	// go_memstats_heap_objects: the Go heap without the race detector's
+	// shadow memory, which RSS includes.
+	HeapKiB, HeapObjects int
 }
 
 func (u usage) String() string {
-	return fmt.Sprintf("VmRSS %d KiB, %d fds, %d threads, %d goroutines", u.RSSKiB, u.FDs, u.Threads, u.Goroutines)
+	return fmt.Sprintf("VmRSS %d KiB, %d fds, %d threads, %d goroutines, heap in use %d KiB, %d heap objects",
+		u.RSSKiB, u.FDs, u.Threads, u.Goroutines, u.HeapKiB, u.HeapObjects)
 }
 
 // measure reads the supervisor's VmRSS, fd count and threads from /proc and
@@ -42,39 +47,53 @@ func (w *web) measure(t *testing.T, metrics string) usage {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g, err := scrapeGauge("http://"+metrics+"/metrics", "go_goroutines")
+		g, err := scrapeGauges("http://"+metrics+"/metrics", "go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_heap_objects")
 		if err != nil {
 			t.Fatal(err)
 		}
-		u := usage{RSSKiB: st["VmRSS"], FDs: fds, Threads: st["Threads"], Goroutines: int(g)}
+		u := usage{RSSKiB: st["VmRSS"], FDs: fds, Threads: st["Threads"], Goroutines: int(g[0]), HeapKiB: int(g[1] / 1024), HeapObjects: int(g[2])}
 		if i == 0 {
 			m = u
 			continue
 		}
-		m = usage{min(m.RSSKiB, u.RSSKiB), min(m.FDs, u.FDs), min(m.Threads, u.Threads), min(m.Goroutines, u.Goroutines)}
+		m = usage{min(m.RSSKiB, u.RSSKiB), min(m.FDs, u.FDs), min(m.Threads, u.Threads), min(m.Goroutines, u.Goroutines),
+			min(m.HeapKiB, u.HeapKiB), min(m.HeapObjects, u.HeapObjects)}
 	}
 	return m
 }
 
-// scrapeGauge returns the value of an unlabelled metric.
-func scrapeGauge(url, name string) (float64, error) {
+// scrapeGauges returns the values of unlabelled metrics, in order.
+func scrapeGauges(url string, names ...string) ([]float64, error) {
 	c := &http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
-		return 0, fmt.Errorf("scraping %s: %w", url, err)
+		return nil, fmt.Errorf("scraping %s: %w", url, err)
 	}
 	defer resp.Body.Close()
+	vals := make([]float64, len(names))
+	found := make([]bool, len(names))
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		for i, name := range names {
+			if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					return nil, fmt.Errorf("scraping %s: %s: %w", url, name, err)
+				}
+				vals[i], found[i] = f, true
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("scraping %s: %w", url, err)
+		return nil, fmt.Errorf("scraping %s: %w", url, err)
 	}
-	return 0, fmt.Errorf("%s has no %s", url, name)
+	for i, ok := range found {
+		if !ok {
+			return nil, fmt.Errorf("%s has no %s", url, names[i])
+		}
+	}
+	return vals, nil
 }
 
 // TestReloadLeak runs 100 swap deploys (alternating two releases) under
