@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -141,13 +140,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	cfg := d.Config
 	d.started = time.Now()
 	pid1 := os.Getpid() == 1
-	// Descriptors inherited from whoever started the supervisor (a shell's,
-	// an init's) must not reach the apps: make every one close-on-exec.
-	// Those the supervisor keeps (systemd's sockets, a previous image's
-	// hand-over) are adopted below and stay open in this process.
-	if err := cloexecInherited(); err != nil {
-		d.Logger.Warn("cannot mark inherited descriptors close-on-exec", "err", err)
-	}
 	exe, err := executable()
 	if err != nil {
 		return exitcode.New(ExitFailure, fmt.Errorf("locate own binary: %w", err))
@@ -418,25 +410,6 @@ loop:
 			}
 		}
 	}
-}
-
-// cloexecInherited sets FD_CLOEXEC on every open descriptor above stderr.
-func cloexecInherited() error {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd < 3 {
-			continue
-		}
-		// The directory's own descriptor may be gone already: EBADF is fine.
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && !errors.Is(err, unix.EBADF) {
-			return fmt.Errorf("fd %d: %w", fd, err)
-		}
-	}
-	return nil
 }
 
 func (d *Daemon) notify(err error) {

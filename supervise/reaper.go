@@ -38,9 +38,8 @@ type Reaper struct {
 
 // NewReaper subscribes to SIGCHLD at once (before any child can be started)
 // and starts the reaping goroutine. Close stops it. It also marks every
-// descriptor from 3 up close-on-exec (see closeInheritedOnExec).
+// descriptor from 3 up close-on-exec (see CloexecInherited).
 func NewReaper() *Reaper {
-	closeInheritedOnExec()
 	r := &Reaper{
 		subs:   make(map[int]chan ExitInfo),
 		recent: make(map[int]ExitInfo),
@@ -187,7 +186,7 @@ func (r *Reaper) Close() {
 	<-r.done
 }
 
-// closeInheritedOnExec marks every descriptor from 3 up close-on-exec.
+// CloexecInherited marks every descriptor from 3 up close-on-exec.
 // Descriptors the supervisor opens are CLOEXEC already, but ones it inherited
 // without the flag (from a shell, a container runtime, the parent of a test)
 // would otherwise leak into every app: syscall.ForkExec dups the listed files
@@ -197,7 +196,7 @@ func (r *Reaper) Close() {
 // a self-upgrade clears CLOEXEC on the fds it hands over just before its exec,
 // and a per-spawn pass would race with that. Failures only leave fds as they
 // were, so they are ignored.
-func closeInheritedOnExec() {
+func CloexecInherited() {
 	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err == nil {
 		return
 	}

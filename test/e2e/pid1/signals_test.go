@@ -93,16 +93,18 @@ func TestPID1TermUnderLoadDrains(t *testing.T) {
 	if !a.at.After(termAt) {
 		t.Errorf("the long request was answered before TERM: the test did not test a drain")
 	}
-	// Clients may fail once the app has exited (the held socket's backlog is
-	// reset when the supervisor closes it), never while it drains.
+	// At shutdown the supervisor closes its copy of the socket first, so once
+	// the last worker has finished its request (the long one) and closed
+	// its copy, new clients are refused and queued ones reset: nobody is left
+	// to accept them. Before that, while workers drain, nothing may fail.
 	if appExit, ok := logTime(s.Output(), "msg=exited app=web"); !ok {
 		t.Errorf("no 'exited app=web' line in the output")
 	} else {
-		stamp := appExit.Local().Format("15:04:05.000")
-		t.Logf("TERM at %s, app exited at %s; first load errors: %q", termAt.Format("15:04:05.000"), stamp, atExit.Errors[:min(3, len(atExit.Errors))])
+		stamp := a.at.Format("15:04:05.000")
+		t.Logf("TERM at %s, last request answered at %s, app exited at %s; first load errors: %q", termAt.Format("15:04:05.000"), stamp, appExit.Local().Format("15:04:05.000"), atExit.Errors[:min(3, len(atExit.Errors))])
 		for _, e := range atExit.Errors {
 			if e[:len(stamp)] < stamp {
-				t.Errorf("load error while the app was draining: %s", e)
+				t.Errorf("load error while workers were draining: %s", e)
 			}
 		}
 	}

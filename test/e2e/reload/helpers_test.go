@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -422,14 +421,6 @@ func (w *web) metricsAddr() string {
 		return false
 	})
 	return addr
-}
-
-// exitCode of a signal-terminated or exited process, as a shell reports it.
-func exitCode(ps *os.ProcessState) int {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ps.ExitCode()
 }
 
 // stats summarises durations: median and max.

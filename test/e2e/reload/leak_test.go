@@ -98,9 +98,12 @@ func scrapeGauges(url string, names ...string) ([]float64, error) {
 
 // TestReloadLeak runs 100 swap deploys (alternating two releases) under
 // light load and checks that the supervisor's RSS, open fds, threads and
-// goroutines at reload 100 are within 10% of reload 10 (for the small counts,
-// at least 2 more are tolerated: Go keeps the threads a burst of blocking
-// system calls made), and that no zombie is left.
+// goroutines at reload 100 are within 10% of reload 10, and that no zombie
+// is left. For the small counts at least 2 more are tolerated (Go keeps the
+// threads a burst of blocking system calls made). Under -race the
+// supervisor's RSS grows by about 10% over 100 reloads while its heap stays
+// flat (the race runtime's per-goroutine metadata; measured: +10.4% with
+// -race, +2.2% without), so the RSS limit is 25% there.
 func TestReloadLeak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100 reloads take minutes")
@@ -133,7 +136,7 @@ func TestReloadLeak(t *testing.T) {
 				for _, c := range []struct {
 					what           string
 					at10, now, abs int
-				}{{"VmRSS", at10.RSSKiB, u.RSSKiB, 0}, {"fds", at10.FDs, u.FDs, 2}, {"threads", at10.Threads, u.Threads, 2}, {"goroutines", at10.Goroutines, u.Goroutines, 2}} {
+				}{{"VmRSS", at10.RSSKiB, u.RSSKiB, rssSlack(at10.RSSKiB)}, {"fds", at10.FDs, u.FDs, 2}, {"threads", at10.Threads, u.Threads, 2}, {"goroutines", at10.Goroutines, u.Goroutines, 2}} {
 					limit := max(float64(c.at10)*1.10, float64(c.at10+c.abs))
 					if float64(c.now) > limit {
 						t.Errorf("%s grew from %d at reload %d to %d at reload %d (limit %.0f)", c.what, c.at10, base, c.now, n, limit)
@@ -154,4 +157,12 @@ func TestReloadLeak(t *testing.T) {
 	if res.Failed() != 0 {
 		t.Errorf("%d failed requests: %v", res.Failed(), res.Errors)
 	}
+}
+
+// rssSlack is how many KiB of RSS growth beyond 10% TestReloadLeak allows.
+func rssSlack(at10 int) int {
+	if raceBuild {
+		return at10 / 4
+	}
+	return 0
 }
