@@ -47,6 +47,7 @@ func NewReaper() *Reaper {
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	CloexecInherited()
 	signal.Notify(r.sigs, syscall.SIGCHLD)
 	go r.loop()
 	return r
