@@ -1,10 +1,12 @@
 package control
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -264,7 +266,12 @@ func (l *credListener) Accept() (net.Conn, error) {
 func refuse(c net.Conn) {
 	defer c.Close()
 	body := `{"error":"permission denied: this user may not use the supervisor's control socket","code":"forbidden"}` + "\n"
-	_ = c.SetWriteDeadline(time.Now().Add(time.Second))                                                                                                     // best effort on a refused peer
+	// Read the request first: closing with it unread would reset the
+	// connection, and the peer would never see why it was refused.
+	_ = c.SetDeadline(time.Now().Add(time.Second)) // best effort on a refused peer
+	if req, err := http.ReadRequest(bufio.NewReader(io.LimitReader(c, 64<<10))); err == nil {
+		_ = req.Body.Close() // nothing to keep from a refused peer
+	}
 	_, _ = fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body) // best effort
 }
 
