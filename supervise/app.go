@@ -377,7 +377,12 @@ func (a *appOwner) pollReady(ctx context.Context, g *Generation, passes int) err
 				}
 			} else {
 				ok = 0
-				last = err
+				// A check cut short by the deadline says nothing about the
+				// app: keep the last real verdict ("status 500") for the
+				// reason. (Reload e2e tests: TestBrokenRelease swap/Health500.)
+				if last == nil || ctx.Err() == nil {
+					last = err
+				}
 			}
 			// Between health passes wait the configured interval (bounded so a
 			// reload's gate does not take minutes with a long interval).

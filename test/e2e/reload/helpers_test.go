@@ -33,6 +33,8 @@ type webOpts struct {
 	Releases []testenv.Release
 	// Workers is Gunicorn's --workers (default 2).
 	Workers int
+	// HealthyAfter is [app.web.health] healthy_after (default 2).
+	HealthyAfter int
 	// Gated lists release indexes whose app.py blocks at import until
 	// web.OpenGate(i) (a file appears), to hold a reload in a known phase.
 	Gated []int
@@ -62,7 +64,7 @@ timeout = "%s"
 
 [app.web.health]
 path = "/healthz"
-healthy_after = 2
+healthy_after = %d
 interval = "200ms"
 `
 
@@ -88,9 +90,12 @@ func startWeb(t *testing.T, o webOpts) *web {
 	if o.Workers == 0 {
 		o.Workers = 2
 	}
+	if o.HealthyAfter == 0 {
+		o.HealthyAfter = 2
+	}
 	w := &web{t: t}
 	s := e2e.Start(t, e2e.Options{
-		Config: fmt.Sprintf(webConfig, o.HTTP, o.Workers, o.Strategy, o.Timeout),
+		Config: fmt.Sprintf(webConfig, o.HTTP, o.Workers, o.Strategy, o.Timeout, o.HealthyAfter),
 		Setup: func(dir string) {
 			root := filepath.Join(dir, "srv")
 			if err := os.MkdirAll(root, 0o755); err != nil {

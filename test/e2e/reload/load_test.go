@@ -12,7 +12,7 @@ import (
 )
 
 // TestReloadUnderLoad runs 20 consecutive reloads, each to a new version,
-// under 24 connections of load, for each strategy (with the strategy also
+// under 16 connections of load, for each strategy (with the strategy also
 // configured, so usr2 generations are started to follow `current`). Odd
 // reloads use `supctl deploy`, even ones PointCurrent + `supctl reload`.
 // After each reload returns, 20 requests on fresh connections must all get
@@ -36,10 +36,10 @@ func TestReloadUnderLoad(t *testing.T) {
 // supervisor replaces such a generation by swap and says so.
 func TestReloadStrategyOverride(t *testing.T) {
 	t.Run("usr2-config-swap-reload", func(t *testing.T) {
-		reloadUnderLoad(t, "usr2", "swap", 4)
+		reloadUnderLoad(t, "usr2", "swap", 2)
 	})
 	t.Run("swap-config-usr2-reload", func(t *testing.T) {
-		w := reloadUnderLoad(t, "swap", "usr2", 4)
+		w := reloadUnderLoad(t, "swap", "usr2", 2)
 		// A usr2 reload that keeps the release (code changed in place) is a
 		// real USR2 re-exec.
 		r := w.ctl("reload", "web", "--strategy", "usr2")
@@ -54,7 +54,7 @@ func TestReloadStrategyOverride(t *testing.T) {
 // with strategy under load, checking each; it returns the supervisor.
 func reloadUnderLoad(t *testing.T, configured, strategy string, n int) *web {
 	w := startWeb(t, webOpts{Strategy: configured, Releases: versions(n + 1)})
-	load := e2e.StartLoad("tcp", w.Addr, "/", 24)
+	load := e2e.StartLoad("tcp", w.Addr, "/", 16)
 	defer load.Stop()
 	testenv.WaitFor(t, 20*time.Second, "load running", func() bool { return load.Snapshot().OK > 100 })
 
