@@ -164,18 +164,6 @@ func childEnv(app *config.App, pwd string, extra map[string]string) ([]string, e
 	return out, nil
 }
 
-// passMode is how sockets reach Gunicorn.
-type passMode int
-
-const (
-	// passGunicornFD: GUNICORN_FD=3,4 GUNICORN_PID=-1. The master treats itself
-	// as a just-promoted USR2 child: it keeps the fds across USR2.
-	passGunicornFD passMode = iota
-	// passListenFDs: systemd's LISTEN_FDS with LISTEN_PID set by an exec shim
-	// (process apps).
-	passListenFDs
-)
-
 // gunicornVersion asks the virtualenv's interpreter which Gunicorn it imports.
 // It returns 0,0 when that cannot be told (no virtualenv python).
 func (m *Manager) gunicornVersion(ctx context.Context, app *config.App, env []string, dir string) (int, int) {
@@ -211,17 +199,20 @@ func (m *Manager) pidfile(app *config.App, id int) string {
 
 // buildSpec turns an app into argv, environment and descriptors for one
 // generation. probe is the generation's private listener (nil for processes).
-func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *Socket, strategy config.Strategy) (spawnSpec, passMode, error) {
+// A Gunicorn master gets its sockets as GUNICORN_FD=3,4 GUNICORN_PID=-1 (it
+// treats itself as a just-promoted USR2 child and keeps them across USR2); a
+// process gets systemd's LISTEN_FDS, with LISTEN_PID set by an exec shim.
+func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *Socket, strategy config.Strategy) (spawnSpec, error) {
 	socks := m.sockets[app.Name]
 	var fds []int
 	var names []string
 	for _, s := range socks {
 		if err := s.Relink(); err != nil {
-			return spawnSpec{}, 0, fmt.Errorf("app %s: %w", app.Name, err)
+			return spawnSpec{}, fmt.Errorf("app %s: %w", app.Name, err)
 		}
 		fd := s.FD()
 		if fd < 0 {
-			return spawnSpec{}, 0, fmt.Errorf("app %s: listener %s is closed", app.Name, s.Spec.Raw)
+			return spawnSpec{}, fmt.Errorf("app %s: listener %s is closed", app.Name, s.Spec.Raw)
 		}
 		fds = append(fds, fd)
 		names = append(names, app.Name)
@@ -241,7 +232,7 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	}
 	env, err := childEnv(app, pwd, nil)
 	if err != nil {
-		return spawnSpec{}, 0, err
+		return spawnSpec{}, err
 	}
 	fdList := make([]string, len(fds))
 	for i := range fds {
@@ -250,7 +241,7 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	if app.Kind == config.KindProcess {
 		argv0, err := lookPath(app.Command[0], envLookup(env, "PATH"))
 		if err != nil {
-			return spawnSpec{}, 0, fmt.Errorf("app %s: %w", app.Name, err)
+			return spawnSpec{}, fmt.Errorf("app %s: %w", app.Name, err)
 		}
 		argv := append([]string{argv0}, app.Command[1:]...)
 		if len(fds) > 0 {
@@ -258,15 +249,14 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 			env = append(env, "LISTEN_FDS="+strconv.Itoa(len(fds)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
 			argv = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$@"`, "sh"}, argv...)
 		}
-		return spawnSpec{Argv: argv, Env: env, Dir: dir, Files: fds}, passListenFDs, nil
+		return spawnSpec{Argv: argv, Env: env, Dir: dir, Files: fds}, nil
 	}
 
 	bin := app.GunicornBin()
 	if err := isExecutable(bin); err != nil {
-		return spawnSpec{}, 0, fmt.Errorf("app %s: gunicorn: %w", app.Name, err)
+		return spawnSpec{}, fmt.Errorf("app %s: gunicorn: %w", app.Name, err)
 	}
 	maj, min := m.gunicornVersion(ctx, app, env, dir)
-	mode := passGunicornFD
 	argv := []string{bin}
 	if app.Workers > 0 {
 		argv = append(argv, "--workers", strconv.Itoa(app.Workers))
@@ -281,7 +271,7 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	argv = append(argv, app.Args...)
 	argv = append(argv, app.WSGI)
 	env = append(env, "GUNICORN_FD="+strings.Join(fdList, ","), "GUNICORN_PID=-1")
-	return spawnSpec{Argv: argv, Env: env, Dir: dir, Files: fds}, mode, nil
+	return spawnSpec{Argv: argv, Env: env, Dir: dir, Files: fds}, nil
 }
 
 func envLookup(env []string, key string) string {
@@ -313,7 +303,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		// The generation holds its own copy; ours goes once it has started.
 		defer probe.Close()
 	}
-	spec, _, err := m.buildSpec(ctx, app, id, dir, probe, strategy)
+	spec, err := m.buildSpec(ctx, app, id, dir, probe, strategy)
 	if err != nil {
 		return nil, err
 	}
