@@ -209,8 +209,7 @@ func (a *appOwner) handle(ctx context.Context, r request) {
 		a.message = "restarting"
 		go func() {
 			_, err := old.Stop(ctx, a.stopSignal(), a.cfg.StopTimeout)
-			a.m.cleanupOrphans(old)
-			a.m.relink(a.cfg.Name)
+			a.m.afterExit(old)
 			r.reply <- err
 		}()
 		a.startGen(ctx)
@@ -451,8 +450,7 @@ func (a *appOwner) onExit(ctx context.Context, g *Generation) {
 	a.gen = nil
 	a.lastExit = &info
 	a.cancelReady()
-	a.m.cleanupOrphans(g)
-	a.m.relink(a.cfg.Name)
+	a.m.afterExit(g)
 	a.m.logger.Info("exited", "app", a.cfg.Name, "generation", g.ID, "pid", g.PID, "status", info.String())
 	a.m.appExited(a.cfg.Name, info)
 	if a.stopping || !a.want {

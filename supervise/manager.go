@@ -484,6 +484,14 @@ func (m *Manager) cleanupOrphans(g *Generation) {
 	}()
 }
 
+// afterExit tidies up once a generation's main process has exited: it ends
+// what the generation left behind and restores the held names of the app's
+// Unix sockets, which a Gunicorn master removes on exit (see Socket.hold).
+func (m *Manager) afterExit(g *Generation) {
+	m.cleanupOrphans(g)
+	m.relink(g.App)
+}
+
 // relink restores the held names of app's Unix sockets after a Gunicorn
 // master removed its bound name on exit (see Socket.hold).
 func (m *Manager) relink(app string) {

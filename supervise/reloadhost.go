@@ -180,8 +180,7 @@ func (h *host) Commit(ctx context.Context, rg reload.Gen) error {
 func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 	g := gen(rg)
 	_, err := g.Stop(ctx, h.a.stopSignal(), h.a.cfg.StopTimeout)
-	h.a.m.cleanupOrphans(g)
-	h.a.m.relink(h.a.cfg.Name)
+	h.a.m.afterExit(g)
 	return err
 }
 
@@ -223,8 +222,7 @@ func (h *host) Abort(rg reload.Gen) error {
 		}()
 	}
 	_, err := g.Stop(h.ctx, sig, 5*time.Second)
-	h.a.m.cleanupOrphans(g)
-	h.a.m.relink(h.a.cfg.Name)
+	h.a.m.afterExit(g)
 	return err
 }
 
