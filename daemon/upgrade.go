@@ -64,9 +64,9 @@ func executable() (string, error) {
 // Upgrade re-executes the supervisor's binary in place: same PID, so every
 // app stays its child and it stays PID 1; the held sockets and the running
 // generations are handed over through a memfd. Before anything is touched the
-// new binary must run (`version`), speak this hand-over format, accept the
-// configuration (`check`) and, in a dry run, the state it is about to be
-// handed (`upgrade-check`); otherwise Upgrade returns an error and nothing
+// new binary must run (`version`), speak this hand-over format and, in a dry
+// run (`upgrade-check`, which loads the configuration as `check` does),
+// accept the configuration and the state it is about to be handed; otherwise Upgrade returns an error and nothing
 // changed. A copy of the running image is kept so that a new image that
 // fails to take over re-executes it. On success Upgrade does not return: the
 // process image is replaced (the caller's connection closes).
@@ -87,13 +87,9 @@ func (d *Daemon) Upgrade(ctx context.Context, progress reload.Progress) error {
 	if !strings.HasSuffix(newLine, fmt.Sprintf("(handover %d)", supervise.HandoverVersion)) {
 		return fmt.Errorf("new binary %s reports %q: it cannot take over this supervisor's state (handover %d); nothing changed", exe, newLine, supervise.HandoverVersion)
 	}
-	out, info, err = d.reaper.Output(cctx, []string{exe, "check", "-c", d.Config.Path}, os.Environ(), "/")
-	if err != nil || info.Code != 0 {
-		return fmt.Errorf("new binary rejects %s: %s; nothing changed", d.Config.Path, strings.TrimSpace(string(out)))
-	}
 	// Dry run against the real state: once the process image is replaced,
 	// nothing of this one is left to fall back if the new image cannot even
-	// run (a script that passes `version` and `check`, an older build) or
+	// run (a script that passes `version`, an older build) or
 	// cannot take over (the configuration on disk no longer matches the held
 	// listeners: the fallback, reading the same file, could not either).
 	// Without it such an upgrade ended the supervisor and orphaned every app
