@@ -20,9 +20,9 @@ import (
 
 // Defaults of the [supervisor] table.
 const (
-	DefaultControlSocket   = "/run/supervisor/control.sock"
+	DefaultControlSocket   = "/run/gunisup/control.sock"
 	DefaultHTTP            = "127.0.0.1:9321"
-	DefaultRunDir          = "/run/supervisor"
+	DefaultRunDir          = "/run/gunisup"
 	DefaultShutdownTimeout = 30 * time.Second
 )
 

@@ -45,7 +45,7 @@ type Supervisor struct {
 	// ExitWith names an app whose exit ends the supervisor with that app's exit
 	// code (single-app containers); "" means the supervisor runs until told to stop.
 	ExitWith string
-	// RunDir holds per-app runtime files (pidfiles for usr2). Default /run/supervisor.
+	// RunDir holds per-app runtime files (pidfiles for usr2). Default /run/gunisup.
 	RunDir string
 }
 

@@ -39,7 +39,7 @@ const (
 )
 
 // DefaultConfig is read when -c is not given.
-const DefaultConfig = "/etc/supervisor/supervisor.toml"
+const DefaultConfig = "/etc/gunisup/gunisup.toml"
 
 const usage = `usage:
   supervisor [-c FILE]          run in the foreground (systemd, container, PID 1)

@@ -97,7 +97,7 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		m.statsd = func(string) string { return "" }
 	}
 	if m.runDir == "" {
-		m.runDir = "/run/supervisor"
+		m.runDir = config.DefaultRunDir
 	}
 	if err := os.MkdirAll(m.runDir, 0o750); err != nil {
 		return nil, fmt.Errorf("run_dir %s: %w", m.runDir, err)

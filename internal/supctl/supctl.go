@@ -30,7 +30,7 @@ const (
 )
 
 // DefaultSocket is used when neither -s nor $SUPCTL_SOCKET is given.
-const DefaultSocket = "/run/supervisor/control.sock"
+const DefaultSocket = "/run/gunisup/control.sock"
 
 const usage = `usage: supctl [-s SOCKET] COMMAND [ARGS]
 
