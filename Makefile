@@ -18,10 +18,10 @@ demo:
 	$(MAKE) build
 	contrib/example/mkvenv.sh $(DEMO)/venv
 	mkdir -p $(DEMO)/run
-	sed 's|@ROOT@/.demo|$(DEMO)|g; s|@ROOT@|$(CURDIR)|g; s|@VENV@|$(DEMO)/venv|g' contrib/example/supervisor.toml.in > $(DEMO)/supervisor.toml
-	bin/supervisor check -c $(DEMO)/supervisor.toml
+	sed 's|@ROOT@/.demo|$(DEMO)|g; s|@ROOT@|$(CURDIR)|g; s|@VENV@|$(DEMO)/venv|g' contrib/example/gunisup.toml.in > $(DEMO)/gunisup.toml
+	bin/supervisor check -c $(DEMO)/gunisup.toml
 	@echo "demo: try   curl 127.0.0.1:8000/   bin/supctl -s $(DEMO)/control.sock status   bin/supctl -s $(DEMO)/control.sock reload web"
-	bin/supervisor -c $(DEMO)/supervisor.toml
+	bin/supervisor -c $(DEMO)/gunisup.toml
 
 # Every test: vet, then the whole suite under the race detector (unit tests,
 # real Gunicorn end-to-end tests, Prometheus, PID namespaces).

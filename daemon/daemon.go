@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,7 +45,8 @@ const DefaultConfig = "/etc/gunisup/gunisup.toml"
 const usage = `usage:
   supervisor [-c FILE]          run in the foreground (systemd, container, PID 1)
   supervisor check [-c FILE]    validate the configuration: exit 0, or 2 with one line per error
-  supervisor version
+  supervisor version | --version
+  supervisor help | --help
   supervisor upgrade-check -c FILE -state FILE
                                 can this binary take over the state a running
                                 supervisor wrote (its dry run before a self-upgrade)
@@ -63,8 +65,16 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	cfgPath := fs.String("c", DefaultConfig, "configuration file")
 	statePath := fs.String("state", "", "hand-over state file (upgrade-check)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if cmd == "help" || slices.ContainsFunc(args, isHelpFlag) {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
 	if err := fs.Parse(args); err != nil {
 		return exitcode.New(ExitConfig, err)
+	}
+	if *showVersion {
+		cmd = "version"
 	}
 	if fs.NArg() > 0 {
 		return exitcode.New(ExitConfig, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
@@ -95,6 +105,12 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stderr, usage)
 	return exitcode.New(ExitConfig, fmt.Errorf("unknown command %q", cmd))
+}
+
+// isHelpFlag reports a request for the usage (-h, -help, --help), which
+// prints it on stdout and exits 0 instead of failing the flag parse.
+func isHelpFlag(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help"
 }
 
 // Daemon is one running supervisor.
