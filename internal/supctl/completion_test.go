@@ -17,6 +17,13 @@ import (
 // the completion scripts can call `supctl completion apps` through PATH.
 const runAsSupctl = "SUPCTL_TEST_RUN_AS_SUPCTL"
 
+// asSupctlEnv is the environment of a shell whose supctl is this test binary
+// (PATH from supctlOnPath) talking to socket. GORACE drops the race
+// runtime's default 1 s pause at exit from every completion under -race.
+func asSupctlEnv(path, socket string) []string {
+	return append(os.Environ(), "PATH="+path, runAsSupctl+"=1", "SUPCTL_SOCKET="+socket, "GORACE=atexit_sleep_ms=0")
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(runAsSupctl) == "1" {
 		os.Exit(exitcode.Code(Run(os.Args[1:], os.Stdout, os.Stderr)))
@@ -101,7 +108,7 @@ COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))
 _supctl
 printf '%s\n' "${COMPREPLY[@]}"`
 			cmd := exec.Command(bash, append([]string{"--norc", "--noprofile", "-c", script, "bash"}, words...)...)
-			cmd.Env = append(os.Environ(), "PATH="+path, runAsSupctl+"=1", "SUPCTL_SOCKET="+tc.socket)
+			cmd.Env = asSupctlEnv(path, tc.socket)
 			out, err := cmd.Output()
 			if err != nil {
 				t.Fatalf("bash: %v\n%s", err, out)
@@ -137,5 +144,47 @@ func TestCompletionScripts(t *testing.T) {
 	}
 	if err := Run([]string{"completion", "tcsh"}, &strings.Builder{}, &strings.Builder{}); exitcode.Code(err) != ExitUsage {
 		t.Errorf("completion tcsh: %v, want exit %d", err, ExitUsage)
+	}
+}
+
+// TestZshFishCompletion checks the zsh and fish scripts with each shell's
+// parser (-n) and, in fish, completes verbs and app names with complete -C.
+// Each shell is skipped when not installed (scripts/deps.sh does not add them).
+func TestZshFishCompletion(t *testing.T) {
+	for _, sh := range []string{"zsh", "fish"} {
+		t.Run(sh, func(t *testing.T) {
+			bin, err := exec.LookPath(sh)
+			if err != nil {
+				t.Skipf("%s not installed: %v", sh, err)
+			}
+			script, err := CompletionScript(sh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(t.TempDir(), "supctl."+sh)
+			if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(bin, "-n", file).CombinedOutput(); err != nil {
+				t.Fatalf("%s -n: %v\n%s", sh, err, out)
+			}
+			if sh != "fish" {
+				return
+			}
+			cmd := exec.Command(bin, "--no-config", "-c", `source $argv[1]; complete -C "supctl re"; complete -C "supctl reload "`, file)
+			cmd.Env = asSupctlEnv(supctlOnPath(t), serveFake(t))
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("fish: %v\n%s", err, out)
+			}
+			var got []string
+			for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				word, _, _ := strings.Cut(l, "\t") // fish appends a tab and a description
+				got = append(got, word)
+			}
+			if want := []string{"reload", "restart", "web"}; !slices.Equal(got, want) {
+				t.Errorf("fish completions = %q, want %q", got, want)
+			}
+		})
 	}
 }
