@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -228,4 +229,88 @@ func exchange(t testing.TB, c net.Conn) string {
 		t.Fatalf("write reply: %v", err)
 	}
 	return string(buf)
+}
+
+// TestRemoveKeepsSocketHeldByChild models a generation whose workers
+// inherited its listener: Remove closes only the Group's descriptor, so the
+// connections queued on it stay until the child exits, and then move to the
+// serving listener.
+func TestRemoveKeepsSocketHeldByChild(t *testing.T) {
+	requireBPF(t)
+	sleepPath, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skipf("no sleep binary to hold the inherited socket: %v", err)
+	}
+	g, ls := newGroup(t, 2)
+	old, next := ls[0], ls[1]
+	serve(t, g, old)
+	child := exec.Command(sleepPath, "60")
+	child.ExtraFiles = []*os.File{old.File()}
+	if err := child.Start(); err != nil {
+		t.Fatalf("start %s: %v", sleepPath, err)
+	}
+	waited := false
+	t.Cleanup(func() {
+		if !waited {
+			_ = child.Process.Kill() // the test failed before ending the child itself
+			_ = child.Wait()
+		}
+	})
+	const m = 8
+	for range m {
+		dial(t, g.Addr())
+	}
+	waitDepth(t, old, m)
+	serve(t, g, next)
+	if err := g.Remove(old); err != nil {
+		t.Fatalf("Remove(old): %v", err)
+	}
+	if d := depth(t, next); d != 0 {
+		t.Fatalf("%d connections left the old listener while a child still holds it", d)
+	}
+	if err := child.Process.Kill(); err != nil {
+		t.Fatalf("kill child: %v", err)
+	}
+	_ = child.Wait() // "signal: killed" is the expected outcome
+	waited = true
+	if d := depth(t, next); d != m {
+		t.Fatalf("after the child exited, the serving listener holds %d connections, want %d migrated", d, m)
+	}
+	for range m {
+		accept(t, next)
+	}
+}
+
+// TestSteersAgainAfterEveryListenerLeft empties the group (the kernel frees
+// its reuseport group and the attached program with it), then adds new
+// listeners on the same port, which must be steered again.
+func TestSteersAgainAfterEveryListenerLeft(t *testing.T) {
+	requireBPF(t)
+	g, ls := newGroup(t, 2)
+	serve(t, g, ls[0])
+	for _, l := range ls {
+		if err := g.Remove(l); err != nil {
+			t.Fatalf("Remove(slot %d): %v", l.Slot(), err)
+		}
+	}
+	if g.Serving() != nil {
+		t.Fatalf("Serving() = slot %d after removing every listener, want none", g.Serving().Slot())
+	}
+	c, err := g.Add()
+	if err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	d, err := g.Add()
+	if err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	serve(t, g, d)
+	const n = 32
+	for range n {
+		dial(t, g.Addr())
+	}
+	waitDepth(t, d, n)
+	if got := depth(t, c); got != 0 {
+		t.Fatalf("%d connections reached slot %d, which does not serve", got, c.Slot())
+	}
 }
