@@ -12,7 +12,7 @@ import (
 )
 
 // acceptor accepts from l until stop is closed and l's queue is empty,
-// answers each connection with one byte and counts it.
+// counts each connection and answers it with one byte.
 type acceptor struct {
 	l        *Listener
 	accepted atomic.Int64
@@ -43,12 +43,12 @@ func (a *acceptor) run() error {
 		if err != nil {
 			return err
 		}
+		a.accepted.Add(1) // before the answer, so a client's success implies the count
 		_, werr := c.Write([]byte{'k'})
 		cerr := c.Close()
 		if werr != nil || cerr != nil {
 			return fmt.Errorf("answer on slot %d: %w", a.l.Slot(), errors.Join(werr, cerr))
 		}
-		a.accepted.Add(1)
 	}
 }
 
