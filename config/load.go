@@ -16,11 +16,12 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/gunisup/supervisor/internal/defaults"
 )
 
 // Defaults of the [supervisor] table.
 const (
-	DefaultControlSocket   = "/run/supervisor/control.sock"
 	DefaultHTTP            = "127.0.0.1:9321"
 	DefaultRunDir          = "/run/supervisor"
 	DefaultShutdownTimeout = 30 * time.Second
@@ -97,7 +98,7 @@ func Parse(path string, data []byte) (*Config, error) {
 
 func (p *parser) supervisor(t *table) Supervisor {
 	s := Supervisor{
-		ControlSocket:   DefaultControlSocket,
+		ControlSocket:   defaults.ControlSocket,
 		HTTP:            DefaultHTTP,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		RunDir:          DefaultRunDir,

@@ -272,7 +272,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.Logger.Info("metrics listening", "addr", d.httpAddr)
 		}
 	}
-	srv := &control.Server{Backend: m, Upgrader: d, Info: d.info, Logger: d.Logger}
+	srv := &control.Server{Backend: backend{m}, Upgrader: upgrader{d}, Info: d.info, Logger: d.Logger}
 	if err := srv.Listen(cfg.Supervisor.ControlSocket, cfg.Supervisor.ControlGroup); err != nil {
 		if httpLn != nil {
 			_ = httpLn.Close() // exiting anyway
