@@ -541,9 +541,8 @@ func (h *upgradeState) statsdFD(app string) (int, bool) {
 func (d *Daemon) takeoverFailed(hand *upgradeState, stateFD int, cause error) error {
 	d.Logger.Error("self-upgrade: cannot take over; re-executing the previous binary", "err", cause)
 	// The statsd sockets adopted so far were re-wrapped and their handed-over
-	// descriptors closed: hand the live ones on instead, or the fallback's
-	// exec fails on a closed descriptor and the supervisor exits, orphaning
-	// every app (found by test/e2e/upgrade).
+	// descriptors closed: the fallback gets the live ones, since an exec
+	// with a closed descriptor would fail and orphan every app.
 	for app, b := range d.bridges {
 		if _, handed := hand.Statsd[app]; !handed {
 			continue
