@@ -3,6 +3,8 @@ package supervise
 import (
 	"fmt"
 	"time"
+
+	"github.com/gunisup/supervisor/reload"
 )
 
 // State is an app's lifecycle state, owned by the app's goroutine.
@@ -86,11 +88,11 @@ type ListenerSnapshot struct {
 
 // ReloadResult is the outcome of the last reload of an app.
 type ReloadResult struct {
-	Strategy string        `json:"strategy"`
-	Result   string        `json:"result"` // "ok", "rolled_back", "failed"
-	Reason   string        `json:"reason,omitempty"`
-	Started  time.Time     `json:"started"`
-	Duration time.Duration `json:"duration_ns"`
+	Strategy string         `json:"strategy"`
+	Result   reload.Outcome `json:"result"`
+	Reason   string         `json:"reason,omitempty"`
+	Started  time.Time      `json:"started"`
+	Duration time.Duration  `json:"duration_ns"`
 }
 
 // AppSnapshot is a consistent copy of one app's state, taken by its owner
