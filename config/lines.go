@@ -31,10 +31,11 @@ var errTooDeep = errors.New("nested too deep")
 // too deep, wrapping errTooDeep; that is the only error.
 //
 // The toml package keeps key positions private, so this is a small scanner
-// of its own. It is meant for input toml accepts, but may run first, to
-// refuse deep nesting before toml spends quadratic memory on it: on input it
-// does not understand it skips a byte and carries on, which can only make a
-// line missing or approximate.
+// of its own. It is meant for input toml accepts, but runs before
+// toml.Decode, whose allocations grow with the square of the nesting (1.1 GB
+// for 3,000 levels), so that deep nesting is refused first. On input it does
+// not understand it skips a byte and carries on, which can only make a line
+// missing or approximate.
 func keyLines(file, src string) (*keyIndex, *Error) {
 	s := &lineScanner{src: src, line: 1, file: file, keys: newKeyIndex()}
 	s.document()

@@ -72,7 +72,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot make path absolute: %v", err), Err: err}}}
 	}
 	src := string(data)
-	lines, lerr := keyLines(path, src) // first: it refuses deep nesting in linear time
+	lines, lerr := keyLines(path, src) // before toml.Decode: it refuses deep nesting in linear time
 	if lerr != nil {
 		return nil, &Errors{List: []*Error{lerr}}
 	}
