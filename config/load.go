@@ -72,8 +72,13 @@ func Parse(path string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot make path absolute: %v", err), Err: err}}}
 	}
+	src := string(data)
+	lines, lerr := keyLines(path, src) // before toml.Decode: it refuses deep nesting in linear time
+	if lerr != nil {
+		return nil, &Errors{List: []*Error{lerr}}
+	}
 	var doc map[string]any
-	md, err := toml.Decode(string(data), &doc)
+	md, err := toml.Decode(src, &doc)
 	if err != nil {
 		e := &Error{File: path, Msg: err.Error(), Err: err}
 		var pe toml.ParseError
@@ -83,7 +88,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		}
 		return nil, &Errors{List: []*Error{e}}
 	}
-	p := &parser{file: path, dir: filepath.Dir(abs), lines: keyLines(string(data)), errs: &Errors{}}
+	p := &parser{file: path, dir: filepath.Dir(abs), lines: lines, errs: &Errors{}}
 	cfg := &Config{Path: abs}
 	root := p.table(nil, doc)
 	cfg.Supervisor = p.supervisor(root.sub("supervisor"))
