@@ -18,13 +18,17 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/metrics"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/sdnotify"
 	"github.com/gunisup/supervisor/supervise"
-	"golang.org/x/sys/unix"
+	"github.com/gunisup/supervisor/upgrade"
 )
 
 // Version is the supervisor's version, set at build time with
@@ -140,13 +144,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	cfg := d.Config
 	d.started = time.Now()
 	pid1 := os.Getpid() == 1
-	exe, err := executable()
+	exe, err := upgrade.Executable()
 	if err != nil {
-		return exitcode.New(ExitFailure, fmt.Errorf("locate own binary: %w", err))
+		return exitcode.New(ExitFailure, err)
 	}
 	d.exe = exe
 	// A re-executed image (self-upgrade) takes over the previous one's state.
-	hand, stateFD, err := readState()
+	hand, stateFD, err := upgrade.ReadState()
 	if err != nil {
 		return exitcode.New(ExitFailure, fmt.Errorf("self-upgrade: %w", err))
 	}
@@ -180,11 +184,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer signal.Stop(sigs)
 	signal.Ignore(syscall.SIGPIPE)
 	if !pid1 {
-		if err := supervise.SetChildSubreaper(); err != nil {
+		if err := proc.SetChildSubreaper(); err != nil {
 			d.Logger.Warn("orphans will re-parent to init", "err", err)
 		}
 	}
-	d.reaper = supervise.NewReaper()
+	d.reaper = proc.NewReaper()
 	defer d.reaper.Close()
 
 	src := &lateSource{}
@@ -196,7 +200,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}()
 	for _, app := range cfg.Apps {
-		if fd, ok := hand.statsdFD(app.Name); ok {
+		if fd, ok := hand.StatsdFD(app.Name); ok {
 			b, err := metrics.NewStatsdBridgeFromFD(app.Name, met, fd)
 			if err != nil {
 				return d.takeoverFailed(hand, stateFD, err)
@@ -273,7 +277,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	srv := &control.Server{Backend: m, Upgrader: d, Info: d.info, Logger: d.Logger}
-	if err := srv.Listen(cfg.Supervisor.ControlSocket, cfg.Supervisor.ControlGroup); err != nil {
+	if err := srv.Listen(cfg.Supervisor.ControlSocket, controlGID(cfg)); err != nil {
 		if httpLn != nil {
 			_ = httpLn.Close() // exiting anyway
 		}
@@ -422,18 +426,10 @@ func (d *Daemon) info() control.SupervisorInfo {
 	return control.SupervisorInfo{PID: os.Getpid(), Version: Version, Started: d.started, Config: d.Config.Path, Upgrades: d.upgrades, LastUpgrade: d.lastUpgrade, HTTP: d.httpAddr}
 }
 
-func (h *upgradeState) statsdFD(app string) (int, bool) {
-	if h == nil {
-		return 0, false
-	}
-	fd, ok := h.Statsd[app]
-	return fd, ok
-}
-
 // takeoverFailed runs when this image cannot take over the previous one's
 // apps: it re-executes the previous binary with the same state, so the apps
 // never notice; if even that fails the supervisor exits 1.
-func (d *Daemon) takeoverFailed(hand *upgradeState, stateFD int, cause error) error {
+func (d *Daemon) takeoverFailed(hand *upgrade.State, stateFD int, cause error) error {
 	d.Logger.Error("self-upgrade: cannot take over; re-executing the previous binary", "err", cause)
 	// The statsd sockets adopted so far were re-wrapped and their handed-over
 	// descriptors closed: hand the live ones on instead, or the fallback's
@@ -449,7 +445,7 @@ func (d *Daemon) takeoverFailed(hand *upgradeState, stateFD int, cause error) er
 		}
 		hand.Statsd[app] = fd
 	}
-	err := fallback(hand, stateFD, cause)
+	err := upgrade.Fallback(hand, stateFD, Version, cause)
 	return exitcode.New(ExitFailure, fmt.Errorf("self-upgrade: %w", err))
 }
 
@@ -478,51 +474,35 @@ func summary(apps []supervise.AppSnapshot) string {
 	return "apps: " + strings.Join(parts, ", ")
 }
 
-// systemdSockets maps `systemd:NAME` listeners to the sockets systemd
-// passed. An app whose listeners are all systemd's gets them held; a config
-// naming a socket systemd did not pass is an error.
-func systemdSockets(cfg *config.Config, inherited []sdnotify.Inherited) (map[string][]*supervise.Socket, error) {
-	out := map[string][]*supervise.Socket{}
+// systemdSockets opens the listeners of every app that has `systemd:NAME`
+// ones: those from the sockets systemd passed, the others bound (see
+// listen.OpenApp). On error it closes everything it opened.
+func systemdSockets(cfg *config.Config, inherited []sdnotify.Inherited) (map[string][]*listen.Socket, error) {
+	lookup := func(name string) (int, error) {
+		in, err := sdnotify.Lookup(inherited, name)
+		return in.FD, err
+	}
+	out := map[string][]*listen.Socket{}
 	for _, app := range cfg.Apps {
-		var socks []*supervise.Socket
-		mixed := false
-		for _, l := range app.Listen {
-			if l.Network != config.NetSystemd {
-				mixed = true
-				continue
-			}
-			in, err := sdnotify.Lookup(inherited, l.Address)
-			if err != nil {
-				return nil, fmt.Errorf("app %s: listen %s: %w", app.Name, l.Raw, err)
-			}
-			s, err := supervise.AdoptFD(l, in.FD, false)
-			if err != nil {
-				return nil, fmt.Errorf("app %s: %w", app.Name, err)
-			}
-			socks = append(socks, s)
-		}
-		if len(socks) == 0 {
+		if !listen.HasSystemd(app) {
 			continue
 		}
-		if mixed {
-			// Bind the others here, in listen order.
-			var all []*supervise.Socket
-			i := 0
-			for _, l := range app.Listen {
-				if l.Network == config.NetSystemd {
-					all = append(all, socks[i])
-					i++
-					continue
-				}
-				s, err := supervise.Bind(l)
-				if err != nil {
-					return nil, errors.Join(fmt.Errorf("app %s: %w", app.Name, err))
-				}
-				all = append(all, s)
+		socks, err := listen.OpenApp(app, lookup)
+		if err != nil {
+			for _, opened := range out {
+				err = errors.Join(err, listen.CloseAll(opened))
 			}
-			socks = all
+			return nil, err
 		}
 		out[app.Name] = socks
 	}
 	return out, nil
+}
+
+// controlGID is the control socket's group, resolved by config (-1: none).
+func controlGID(cfg *config.Config) int {
+	if cfg.Supervisor.ControlGroup == "" {
+		return -1
+	}
+	return cfg.Supervisor.ControlGID
 }

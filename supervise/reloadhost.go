@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 )
 
@@ -263,7 +264,7 @@ func (h *host) USR2(ctx context.Context, rold reload.Gen) (reload.Gen, error) {
 		if err != nil {
 			return false, nil
 		}
-		p, err := readProc(pid)
+		p, err := proc.ReadStat(pid)
 		if err != nil || p.PPID != old.PID {
 			return false, nil
 		}
@@ -329,7 +330,7 @@ func adoptGeneration(r *Reaper, old *Generation, id, pid int) *Generation {
 				}
 				return
 			case <-tick.C:
-				if processAlive(pid) {
+				if proc.Alive(pid) {
 					continue
 				}
 				// Gone: give our reaper a moment in case it is ours to reap.
@@ -350,14 +351,13 @@ func adoptGeneration(r *Reaper, old *Generation, id, pid int) *Generation {
 		}
 	}()
 	g := newGeneration(old.App, id, pid, merged, old.out, nil)
-	g.Adopted = true
 	g.ProbeAddr = old.ProbeAddr
 	g.PGID = old.PGID
 	g.Pidfile = old.Pidfile
 	g.FollowsLink = old.FollowsLink
 	g.outFD = old.outFD
-	if p, err := readProc(pid); err == nil {
-		g.PGID = p.PGID
+	if p, err := proc.ReadStat(pid); err == nil {
+		g.PGID = p.PGRP
 	}
 	if dir, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd"); err == nil {
 		g.Dir = dir

@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"fmt"
@@ -17,9 +17,9 @@ import (
 // fake child process (the TestMain pattern); testHelperCode is the exit code of
 // mode "exit".
 const (
-	testHelperVar  = "SUPERVISE_TEST_HELPER"
-	testHelperCode = "SUPERVISE_TEST_HELPER_CODE"
-	testHelperPPID = "SUPERVISE_TEST_HELPER_PPID"
+	testHelperVar  = "PROC_TEST_HELPER"
+	testHelperCode = "PROC_TEST_HELPER_CODE"
+	testHelperPPID = "PROC_TEST_HELPER_PPID"
 )
 
 // TestMain runs the helper mode named by testHelperVar instead of the tests when
@@ -34,10 +34,10 @@ func TestMain(m *testing.M) {
 
 // testRunHelper is a fake child process. Modes:
 //
-//	exit        exit with $SUPERVISE_TEST_HELPER_CODE
+//	exit        exit with $PROC_TEST_HELPER_CODE
 //	block       wait for SIGTERM, then exit 0 (SIGKILL ends it otherwise)
 //	orphaner    start a grandchild (mode "grandchild"), print its pid, exit 0
-//	grandchild  wait until re-parented away from $SUPERVISE_TEST_HELPER_PPID, exit 3
+//	grandchild  wait until re-parented away from $PROC_TEST_HELPER_PPID, exit 3
 func testRunHelper(mode string) int {
 	switch mode {
 	case "exit":
@@ -160,7 +160,7 @@ func testBinary(t *testing.T) string {
 func testHelperEnv(mode string, extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SUPERVISE_TEST_HELPER") {
+		if !strings.HasPrefix(kv, "PROC_TEST_HELPER") {
 			env = append(env, kv)
 		}
 	}
