@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
@@ -53,6 +54,9 @@ type Manager struct {
 	stopped  chan struct{}
 	genSeq   map[string]*atomic.Int64
 	restored map[string]bool
+	// prober tells the Gunicorn version of each app's virtualenv, probing
+	// once per virtualenv and binary (see gunicorn.Prober).
+	prober *gunicorn.Prober
 }
 
 // nextGen allocates the next generation number of an app (1-based); safe
@@ -83,6 +87,7 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		stopped:  make(chan struct{}),
 		genSeq:   map[string]*atomic.Int64{},
 		restored: map[string]bool{},
+		prober:   gunicorn.NewProber(reaper.Output),
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -134,6 +139,9 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		for _, st := range opts.Restore.Apps {
 			if a, ok := m.apps[st.Name]; ok {
 				m.restoreApp(a, st)
+				if a.gen != nil && a.cfg.Kind == config.KindGunicorn {
+					a.gen.socks = m.sockets[st.Name]
+				}
 				m.restored[st.Name] = true
 			}
 		}
@@ -168,6 +176,7 @@ func (m *Manager) Start(ctx context.Context) {
 	for _, a := range m.order {
 		skip[a] = m.restored[a.cfg.Name] && (a.gen != nil || !a.want) // handed over running, or stopped by request
 	}
+	m.prefetchVersions(ctx)
 	for _, a := range m.order {
 		go a.run(ctx)
 	}
@@ -178,6 +187,26 @@ func (m *Manager) Start(ctx context.Context) {
 		if err := a.send(ctx, request{kind: reqStart}); err != nil {
 			m.logger.Error("start", "app", a.cfg.Name, "err", err)
 		}
+	}
+}
+
+// prefetchVersions starts the Gunicorn version probe of every Gunicorn app
+// in the background, so that the owners' first spawns find the answer
+// ready or in flight instead of running the probe themselves.
+func (m *Manager) prefetchVersions(ctx context.Context) {
+	for _, app := range m.cfg.Apps {
+		if app.Kind != config.KindGunicorn {
+			continue
+		}
+		dir, err := resolveDir(app.Directory)
+		if err != nil {
+			continue // the spawn reports it
+		}
+		env, err := childEnv(app, dir, nil)
+		if err != nil {
+			continue // the spawn reports it
+		}
+		m.prober.Prefetch(ctx, app, env, dir)
 	}
 }
 

@@ -8,11 +8,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 )
@@ -69,44 +69,15 @@ func childEnv(app *config.App, pwd string, extra map[string]string) ([]string, e
 	return out, nil
 }
 
-// gunicornVersion asks the virtualenv's interpreter which Gunicorn it imports.
-// It returns 0,0 when that cannot be told (no virtualenv python).
-func (m *Manager) gunicornVersion(ctx context.Context, app *config.App, env []string, dir string) (int, int) {
-	py := filepath.Join(app.Virtualenv, "bin", "python")
-	if app.Virtualenv == "" || isExecutable(py) != nil {
-		return 0, 0
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, info, err := m.reaper.Output(ctx, []string{py, "-c", "import gunicorn; print(gunicorn.__version__)"}, env, dir)
-	if err != nil || info.Code != 0 {
-		return 0, 0
-	}
-	parts := strings.SplitN(strings.TrimSpace(string(out)), ".", 3)
-	if len(parts) < 2 {
-		return 0, 0
-	}
-	maj, err1 := strconv.Atoi(parts[0])
-	min, err2 := strconv.Atoi(parts[1])
-	if err1 != nil || err2 != nil {
-		return 0, 0
-	}
-	return maj, min
-}
-
-// pidfile is where generation id of app writes its master's pid. Each
-// generation started by the supervisor has its own (two swap generations run
-// side by side); a USR2 master re-execs the same argv, so it writes
-// "<pidfile>.2" and renames it over the old one's when promoted.
+// pidfile is where generation id of app writes its master's pid.
 func (m *Manager) pidfile(app *config.App, id int) string {
-	return filepath.Join(m.runDir, app.Name+".g"+strconv.Itoa(id)+".pid")
+	return gunicorn.Pidfile(m.runDir, app.Name, id)
 }
 
 // buildSpec turns an app into argv, environment and descriptors for one
 // generation. probe is the generation's private listener (nil for processes).
-// A Gunicorn master gets its sockets as GUNICORN_FD=3,4 GUNICORN_PID=-1 (it
-// treats itself as a just-promoted USR2 child and keeps them across USR2); a
-// process gets systemd's LISTEN_FDS, with LISTEN_PID set by an exec shim.
+// A Gunicorn master gets gunicorn.Argv and gunicorn.ListenEnv; a process
+// gets systemd's LISTEN_FDS, with LISTEN_PID set by an exec shim.
 func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *Socket, strategy config.Strategy) (proc.Spec, error) {
 	socks := m.sockets[app.Name]
 	var fds []int
@@ -139,10 +110,6 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	if err != nil {
 		return proc.Spec{}, err
 	}
-	fdList := make([]string, len(fds))
-	for i := range fds {
-		fdList[i] = strconv.Itoa(3 + i)
-	}
 	if app.Kind == config.KindProcess {
 		argv0, err := lookPath(app.Command[0], envLookup(env, "PATH"))
 		if err != nil {
@@ -161,21 +128,9 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	if err := isExecutable(bin); err != nil {
 		return proc.Spec{}, fmt.Errorf("app %s: gunicorn: %w", app.Name, err)
 	}
-	maj, min := m.gunicornVersion(ctx, app, env, dir)
-	argv := []string{bin}
-	if app.Workers > 0 {
-		argv = append(argv, "--workers", strconv.Itoa(app.Workers))
-	}
-	argv = append(argv, "--pid", m.pidfile(app, id))
-	if maj > 25 || (maj == 25 && min >= 1) {
-		argv = append(argv, "--no-control-socket")
-	}
-	if addr := m.statsdAddr(app.Name); addr != "" {
-		argv = append(argv, "--statsd-host", addr)
-	}
-	argv = append(argv, app.Args...)
-	argv = append(argv, app.WSGI)
-	env = append(env, "GUNICORN_FD="+strings.Join(fdList, ","), "GUNICORN_PID=-1")
+	v := m.prober.Version(ctx, app, env, dir)
+	argv := gunicorn.Argv(app, m.pidfile(app, id), m.statsdAddr(app.Name), v)
+	env = append(env, gunicorn.ListenEnv(len(fds))...)
 	return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, nil
 }
 
@@ -231,6 +186,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	g.outFD = p[0]
 	if app.Kind == config.KindGunicorn {
 		g.Pidfile = m.pidfile(app, id)
+		g.socks = m.sockets[app.Name]
 		// buildSpec set PWD = app.Directory for usr2; Gunicorn keeps it only
 		// if it names the directory the generation starts in.
 		if strategy == config.StrategyUSR2 && app.Directory != "" {
