@@ -106,4 +106,3 @@ func (c *Checker) get(ctx context.Context, addr, path string) (int, error) {
 	}
 	return resp.StatusCode, nil
 }
-
