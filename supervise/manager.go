@@ -168,10 +168,9 @@ func (m *Manager) Start(ctx context.Context) {
 	m.started = true
 	ctx, m.cancel = context.WithCancel(ctx)
 	// Decide which apps to start before their owners run: from then on
-	// a.gen and a.want belong to the owner goroutine (an adopted generation
-	// whose exit the owner handles sets a.gen = nil there: a data race, and
-	// a start request could race the owner's own restart; found by
-	// test/e2e/upgrade under -race).
+	// a.gen and a.want belong to the owner goroutine, and a start request
+	// for an app whose handed-over generation already runs would race the
+	// owner's own handling of that generation.
 	skip := make(map[*appOwner]bool, len(m.order))
 	for _, a := range m.order {
 		skip[a] = m.restored[a.cfg.Name] && (a.gen != nil || !a.want) // handed over running, or stopped by request
