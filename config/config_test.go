@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/gunisup/supervisor/internal/defaults"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -273,7 +275,7 @@ listen = ["unix:///run/web.sock"]
 	want := &Config{
 		Path: path,
 		Supervisor: Supervisor{
-			ControlSocket:   DefaultControlSocket,
+			ControlSocket:   defaults.ControlSocket,
 			HTTP:            DefaultHTTP,
 			ShutdownTimeout: DefaultShutdownTimeout,
 			RunDir:          DefaultRunDir,

@@ -16,11 +16,12 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/gunisup/supervisor/internal/defaults"
 )
 
 // Defaults of the [supervisor] table.
 const (
-	DefaultControlSocket   = "/run/supervisor/control.sock"
 	DefaultHTTP            = "127.0.0.1:9321"
 	DefaultRunDir          = "/run/supervisor"
 	DefaultShutdownTimeout = 30 * time.Second
@@ -97,7 +98,7 @@ func Parse(path string, data []byte) (*Config, error) {
 
 func (p *parser) supervisor(t *table) Supervisor {
 	s := Supervisor{
-		ControlSocket:   DefaultControlSocket,
+		ControlSocket:   defaults.ControlSocket,
 		HTTP:            DefaultHTTP,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		RunDir:          DefaultRunDir,
@@ -203,8 +204,24 @@ func (p *parser) app(name string, t *table) *App {
 	if !validAppName(name) {
 		p.errf(t.path, "invalid app name %q: use only letters, digits, '_', '.' and '-'", name)
 	}
+	gunicorn, process := appKind(t, a)
+	venvOK := p.virtualenv(t, a)
+	appDirectory(t, a)
+	p.gunicornKeys(t, a, gunicorn, process)
+	appCommand(t, a, gunicorn, process, venvOK)
+	hasListen := p.listeners(t, a, gunicorn)
+	p.environment(t, a)
+	restartPolicy(t, a)
+	a.Reload = p.reload(t.sub("reload"), process)
+	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
+	t.finish()
+	return a
+}
 
-	kindOK := true
+// appKind reads `kind` into a and reports whether the app is known to be a
+// Gunicorn app or a process; both are false when kind is invalid, so that no
+// kind-specific error follows the kind's own.
+func appKind(t *table, a *App) (gunicorn, process bool) {
 	var kind string
 	if t.str("kind", &kind) {
 		switch kind {
@@ -214,15 +231,17 @@ func (p *parser) app(name string, t *table) *App {
 			a.Kind = KindProcess
 		default:
 			t.errf("kind", "unknown kind %q (want \"gunicorn\" or \"process\")", kind)
-			kindOK = false
+			return false, false
 		}
-	} else if _, present := t.m["kind"]; present {
-		kindOK = false
+	} else if t.has("kind") {
+		return false, false
 	}
-	gunicorn := kindOK && a.Kind == KindGunicorn
-	process := kindOK && a.Kind == KindProcess
+	return a.Kind == KindGunicorn, a.Kind == KindProcess
+}
 
-	venvOK := p.virtualenv(t, a)
+// appDirectory reads `directory`, defaulting to the configuration file's
+// directory, and checks that it exists.
+func appDirectory(t *table, a *App) {
 	if t.filePath("directory", &a.Directory) {
 		if err := checkDir(a.Directory); err != nil {
 			t.errf("directory", "%v", err)
@@ -232,8 +251,11 @@ func (p *parser) app(name string, t *table) *App {
 			t.errf("directory", "%v (the default: the configuration file's directory)", err)
 		}
 	}
+}
 
-	// Gunicorn-only keys.
+// gunicornKeys reads wsgi, workers and args: required or allowed for a
+// Gunicorn app, an error for a process.
+func (p *parser) gunicornKeys(t *table, a *App, gunicorn, process bool) {
 	hasWSGI := t.str("wsgi", &a.WSGI)
 	hasWorkers := t.integer("workers", &a.Workers, 0)
 	hasArgs := t.strList("args", &a.Args)
@@ -256,7 +278,11 @@ func (p *parser) app(name string, t *table) *App {
 			}
 		}
 	}
+}
 
+// appCommand reads `command`, resolving its executable in the virtualenv,
+// and checks that a Gunicorn app without one has gunicorn in its virtualenv.
+func appCommand(t *table, a *App, gunicorn, process, venvOK bool) {
 	if t.strList("command", &a.Command) {
 		if len(a.Command) == 0 || a.Command[0] == "" {
 			t.errf("command", "must name an executable")
@@ -270,19 +296,20 @@ func (p *parser) app(name string, t *table) *App {
 	} else if process && !t.has("command") {
 		t.errf("command", "required for kind \"process\"")
 	}
-	if gunicorn && !t.has("command") {
-		if a.Virtualenv == "" && !t.has("virtualenv") {
-			t.errf("virtualenv", "required for kind \"gunicorn\" unless command names the gunicorn executable")
-		} else if venvOK {
-			if err := checkExecutable(a.GunicornBin()); err != nil {
-				t.errf("virtualenv", "%v (install gunicorn in the virtualenv, or set command)", err)
-			}
+	if !gunicorn || t.has("command") {
+		return
+	}
+	if a.Virtualenv == "" && !t.has("virtualenv") {
+		t.errf("virtualenv", "required for kind \"gunicorn\" unless command names the gunicorn executable")
+	} else if venvOK {
+		if err := checkExecutable(a.GunicornBin()); err != nil {
+			t.errf("virtualenv", "%v (install gunicorn in the virtualenv, or set command)", err)
 		}
 	}
+}
 
-	hasListen := p.listeners(t, a, gunicorn)
-	p.environment(t, a)
-
+// restartPolicy reads restart, stop and backoff keys.
+func restartPolicy(t *table, a *App) {
 	var restart string
 	if t.str("restart", &restart) {
 		switch restart {
@@ -318,11 +345,6 @@ func (p *parser) app(name string, t *table) *App {
 	t.duration("stable_after", &a.Backoff.StableAfter)
 	t.duration("crash_window", &a.Backoff.CrashWindow)
 	t.integer("crash_limit", &a.Backoff.CrashLimit, 1)
-
-	a.Reload = p.reload(t.sub("reload"), process)
-	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
-	t.finish()
-	return a
 }
 
 // has reports whether name is present, whatever its value.

@@ -5,10 +5,17 @@
 package control
 
 import (
+	"fmt"
 	"time"
 
-	"github.com/gunisup/supervisor/supervise"
+	"golang.org/x/sys/unix"
+
+	"github.com/gunisup/supervisor/internal/defaults"
 )
+
+// DefaultSocket is the control socket's path when the configuration names
+// none (and supctl's when neither -s nor $SUPCTL_SOCKET is given).
+const DefaultSocket = defaults.ControlSocket
 
 // Verbs is the fixed allow-list of operations. Routes are
 //
@@ -23,12 +30,24 @@ import (
 // Anything else is 404 (unknown route) or 405 (wrong method).
 var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version"}
 
+// Code is the stable word that classifies an error answer.
+type Code string
+
+// The error codes of the API.
+const (
+	CodeBadRequest  Code = "bad_request"
+	CodeNotFound    Code = "not_found"
+	CodeBusy        Code = "busy"
+	CodeNotRunning  Code = "not_running"
+	CodeFailed      Code = "failed"
+	CodeForbidden   Code = "forbidden"
+	CodeUnavailable Code = "unavailable"
+)
+
 // ErrorResponse is the body of every non-2xx answer.
 type ErrorResponse struct {
 	Error string `json:"error"`
-	// Code is a stable word: bad_request, not_found, busy, not_running,
-	// failed, forbidden, unavailable.
-	Code string `json:"code"`
+	Code  Code   `json:"code"`
 }
 
 // OKResponse answers start, stop and restart.
@@ -39,8 +58,8 @@ type OKResponse struct {
 
 // StatusResponse answers status.
 type StatusResponse struct {
-	Supervisor SupervisorInfo          `json:"supervisor"`
-	Apps       []supervise.AppSnapshot `json:"apps"`
+	Supervisor SupervisorInfo `json:"supervisor"`
+	Apps       []AppStatus    `json:"apps"`
 }
 
 // SupervisorInfo describes the supervisor process itself.
@@ -76,8 +95,110 @@ type Event struct {
 	// Result is "ok", "rolled_back" or "failed" (with Done).
 	Result string `json:"result,omitempty"`
 	Error  string `json:"error,omitempty"`
-	Code   string `json:"code,omitempty"`
+	Code   Code   `json:"code,omitempty"`
 	// Tail is the failed generation's last output lines (with Done).
 	Tail     []string      `json:"tail,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
+}
+
+// AppState is an app's lifecycle state as the API names it.
+type AppState string
+
+// The states an app reports.
+const (
+	// StateStopped: not running and not meant to run.
+	StateStopped AppState = "stopped"
+	// StateStarting: a generation was spawned and is not yet ready.
+	StateStarting AppState = "starting"
+	// StateRunning: a generation is ready and serving.
+	StateRunning AppState = "running"
+	// StateBackoff: the last generation exited; a restart is scheduled.
+	StateBackoff AppState = "backoff"
+	// StateStopping: a stop was requested and the generation is draining.
+	StateStopping AppState = "stopping"
+	// StateFailed: crash-looping; still retried at the capped interval.
+	StateFailed AppState = "failed"
+)
+
+func (s AppState) String() string { return string(s) }
+
+// AppStates lists every AppState in the order status summaries use.
+var AppStates = []AppState{StateStopped, StateStarting, StateRunning, StateBackoff, StateStopping, StateFailed}
+
+// AppStatus is one app's state at the moment of the request.
+type AppStatus struct {
+	Name  string   `json:"name"`
+	Kind  string   `json:"kind"`
+	State AppState `json:"state"`
+	// Healthy is the last health verdict (true when the app has no check and runs).
+	Healthy bool `json:"healthy"`
+	// HealthChecked is true when the app has a health check configured.
+	HealthChecked bool `json:"health_checked"`
+	// MasterPID is the PID of the current generation's main process; 0 if none.
+	MasterPID int `json:"master_pid"`
+	// WorkerPIDs are the live children of the master (Gunicorn workers).
+	WorkerPIDs []int `json:"worker_pids"`
+	// Generation counts generations started for this app (1-based).
+	Generation int `json:"generation"`
+	// Release is the resolved working directory of the current generation.
+	Release string `json:"release,omitempty"`
+	// Started is when the current generation started; zero if none.
+	Started  time.Time `json:"started"`
+	Restarts int       `json:"restarts"`
+	// LastExit is the last exit of a generation; nil if none yet.
+	LastExit *Exit `json:"last_exit,omitempty"`
+	// NextRestart is when a backoff ends; zero unless in backoff or failed.
+	NextRestart time.Time     `json:"next_restart"`
+	Backoff     time.Duration `json:"backoff_ns"`
+	Listeners   []Listener    `json:"listeners"`
+	// Reloading is true while a reload runs.
+	Reloading  bool        `json:"reloading"`
+	LastReload *LastReload `json:"last_reload,omitempty"`
+	// Reloads counts finished reloads by result word.
+	Reloads map[string]int `json:"reloads"`
+	// StatsdBridge reports whether the supervisor receives this app's statsd.
+	StatsdBridge bool   `json:"statsd_bridge"`
+	StatsdAddr   string `json:"statsd_addr,omitempty"`
+	// Message is a human explanation of the state (e.g. the last error).
+	Message string `json:"message,omitempty"`
+}
+
+// Exit describes how a process ended.
+type Exit struct {
+	// Code is the exit code, or -1 when killed by a signal.
+	Code int `json:"code"`
+	// Signal is the signal number that killed it, 0 if it exited.
+	Signal int `json:"signal,omitempty"`
+	// Time the exit was reaped.
+	Time time.Time `json:"time"`
+}
+
+// String is "exit 3" or "signal 9 (SIGKILL)".
+func (e Exit) String() string {
+	if e.Signal == 0 {
+		return fmt.Sprintf("exit %d", e.Code)
+	}
+	return fmt.Sprintf("signal %d (%s)", e.Signal, unix.SignalName(unix.Signal(e.Signal)))
+}
+
+// Listener is one socket an app's generations accept on.
+type Listener struct {
+	// Address as written in the configuration ("tcp://127.0.0.1:8000").
+	Address string `json:"address"`
+	// Bound is the actual bound address (port resolved).
+	Bound string `json:"bound"`
+	// Network is "tcp" or "unix".
+	Network string `json:"network"`
+	// Backlog is the listen(2) backlog.
+	Backlog int `json:"backlog"`
+}
+
+// LastReload is the outcome of an app's last reload.
+type LastReload struct {
+	Strategy string `json:"strategy"`
+	// Result is "ok", "rolled_back" or "failed".
+	Result   string        `json:"result"`
+	Reason   string        `json:"reason,omitempty"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
 }

@@ -70,7 +70,7 @@ func (c *Client) do(ctx context.Context, method, path string) (*http.Response, e
 		ae := &APIError{Status: resp.StatusCode}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20)) // a short body still decodes below
 		if jerr := json.Unmarshal(b, &ae.ErrorResponse); jerr != nil || ae.ErrorResponse.Error == "" {
-			ae.ErrorResponse = ErrorResponse{Error: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, string(b)), Code: "failed"}
+			ae.ErrorResponse = ErrorResponse{Error: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, string(b)), Code: CodeFailed}
 		}
 		return nil, ae
 	}

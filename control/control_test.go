@@ -12,37 +12,42 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/reload"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // backend is a scripted Backend: the API's own mechanics are under test.
-type backend struct{ reloadErr error }
+type backend struct{ reloadOut Outcome }
 
-func (b *backend) Snapshots() []supervise.AppSnapshot {
-	return []supervise.AppSnapshot{{Name: "web", State: supervise.StateRunning, MasterPID: 42}, {Name: "worker", State: supervise.StateBackoff}}
+func (b *backend) Status() []AppStatus {
+	return []AppStatus{{Name: "web", State: StateRunning, MasterPID: 42}, {Name: "worker", State: StateBackoff}}
 }
 
 func (b *backend) check(name string) error {
 	if name != "web" && name != "worker" {
-		return fmt.Errorf("%w: %q", supervise.ErrNoSuchApp, name)
+		return &Error{Code: CodeNotFound, Err: fmt.Errorf("no such app: %q", name)}
 	}
 	return nil
 }
 func (b *backend) StartApp(_ context.Context, n string) error   { return b.check(n) }
 func (b *backend) StopApp(_ context.Context, n string) error    { return b.check(n) }
 func (b *backend) RestartApp(_ context.Context, n string) error { return b.check(n) }
-func (b *backend) Reload(_ context.Context, n string, s *config.Strategy, p reload.Progress) error {
+func (b *backend) CheckStrategy(name string) error {
+	if name != "" && name != "swap" && name != "usr2" {
+		return fmt.Errorf("unknown strategy %q (swap, usr2)", name)
+	}
+	return nil
+}
+func (b *backend) Reload(_ context.Context, n, _ string, p Progress) Outcome {
 	if err := b.check(n); err != nil {
-		return err
+		return Outcome{Result: "failed", Err: err}
 	}
 	p("phase one")
 	p("phase two")
-	return b.reloadErr
+	if b.reloadOut.Result == "" {
+		return Outcome{Result: "ok"}
+	}
+	return b.reloadOut
 }
-func (b *backend) Deploy(ctx context.Context, n, _ string, s *config.Strategy, p reload.Progress) error {
+func (b *backend) Deploy(ctx context.Context, n, _, s string, p Progress) Outcome {
 	return b.Reload(ctx, n, s, p)
 }
 
@@ -111,7 +116,7 @@ func TestClientVerbs(t *testing.T) {
 		t.Fatalf("status: %+v %v", st, err)
 	}
 	one, err := c.Status(ctx, "web")
-	if err != nil || len(one.Apps) != 1 || one.Apps[0].MasterPID != 42 || one.Apps[0].State != supervise.StateRunning {
+	if err != nil || len(one.Apps) != 1 || one.Apps[0].MasterPID != 42 || one.Apps[0].State != StateRunning {
 		t.Fatalf("status web: %+v %v", one, err)
 	}
 	var ae *APIError
@@ -131,12 +136,12 @@ func TestClientVerbs(t *testing.T) {
 	if err != nil || !ev.OK || len(phases) != 2 {
 		t.Errorf("reload: %+v %v %q", ev, err, phases)
 	}
-	b.reloadErr = &reload.Failure{Cause: "new generation exited: exit 3", Tail: []string{"Traceback"}, RolledBack: true}
+	b.reloadOut = Outcome{Result: "rolled_back", Err: errors.New("new generation exited: exit 3 (rolled back)"), Tail: []string{"Traceback"}}
 	ev, err = c.Reload(ctx, "web", "", "", nil)
-	if err != nil || ev.OK || ev.Result != "rolled_back" || len(ev.Tail) != 1 {
+	if err != nil || ev.OK || ev.Result != "rolled_back" || len(ev.Tail) != 1 || ev.Code != CodeFailed {
 		t.Errorf("failed reload: %+v %v", ev, err)
 	}
-	b.reloadErr = fmt.Errorf("%w: a reload is in progress", supervise.ErrBusy)
+	b.reloadOut = Outcome{Result: "failed", Err: &Error{Code: CodeBusy, Err: errors.New("web: a reload is in progress")}}
 	ev, _ = c.Reload(ctx, "web", "", "", nil)
 	if ev.Code != "busy" {
 		t.Errorf("busy reload: %+v", ev)
@@ -224,14 +229,17 @@ type slowBackend struct {
 	done chan struct{}
 }
 
-func (b *slowBackend) Reload(ctx context.Context, n string, s *config.Strategy, p reload.Progress) error {
+func (b *slowBackend) Reload(ctx context.Context, n, s string, p Progress) Outcome {
 	defer close(b.done)
 	p("first")
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return Outcome{Result: "failed", Err: err}
 	}
 	for i := 0; i < 50; i++ {
 		p("more")
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return Outcome{Result: "failed", Err: err}
+	}
+	return Outcome{Result: "ok"}
 }

@@ -19,27 +19,56 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/listen"
-	"github.com/gunisup/supervisor/reload"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/listen/sockfile"
 )
 
-// Backend is what the server drives: the supervisor's Manager plus the
-// daemon's own operations.
+// Backend is what the server drives: the supervisor's apps, in the API's
+// own types. Errors that are a *Error carry their code to the client; any
+// other error is answered with code failed.
 type Backend interface {
-	Snapshots() []supervise.AppSnapshot
+	// Status returns every app's status, in configuration order.
+	Status() []AppStatus
 	StartApp(ctx context.Context, name string) error
 	StopApp(ctx context.Context, name string) error
 	RestartApp(ctx context.Context, name string) error
-	Reload(ctx context.Context, name string, strategy *config.Strategy, progress reload.Progress) error
-	Deploy(ctx context.Context, name, release string, strategy *config.Strategy, progress reload.Progress) error
+	// CheckStrategy returns an error (shown to the client with code
+	// bad_request) when name is not a reload strategy; "" means the app's
+	// configured one and is always valid.
+	CheckStrategy(name string) error
+	// Reload replaces app's serving generation, sending one line per phase
+	// to progress; strategy is "" or valid by CheckStrategy.
+	Reload(ctx context.Context, name, strategy string, progress Progress) Outcome
+	// Deploy points app's directory link at release and reloads it.
+	Deploy(ctx context.Context, name, release, strategy string, progress Progress) Outcome
 }
 
 // Upgrader re-executes the supervisor binary (optional).
 type Upgrader interface {
-	Upgrade(ctx context.Context, progress reload.Progress) error
+	Upgrade(ctx context.Context, progress Progress) Outcome
 }
+
+// Progress receives one human line per phase of a reload, deploy or upgrade.
+type Progress func(msg string)
+
+// Outcome is a Backend's verdict on a finished reload, deploy or upgrade.
+type Outcome struct {
+	// Result is "ok", "rolled_back" or "failed".
+	Result string
+	// Err is why it did not succeed; nil with Result "ok".
+	Err error
+	// Tail is the failed generation's last output lines.
+	Tail []string
+}
+
+// Error is a Backend error with the code the client sees.
+type Error struct {
+	Code Code
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+
+func (e *Error) Unwrap() error { return e.Err }
 
 // Server serves the control API on a Unix socket.
 type Server struct {
@@ -71,8 +100,8 @@ func (s *Server) Listen(path string, gid int) error {
 	if gid >= 0 {
 		mode = 0o660
 	}
-	ln, err := listen.UnixListener(path, mode, gid)
-	if errors.Is(err, listen.ErrInUse) {
+	ln, err := sockfile.Listen(path, mode, gid)
+	if errors.Is(err, sockfile.ErrInUse) {
 		return fmt.Errorf("control socket %s: another supervisor is listening there: %w", path, err)
 	}
 	if err != nil {
@@ -127,10 +156,10 @@ func jsonErrors(mux *http.ServeMux) http.Handler {
 			w.Header().Set("Allow", allow)
 		}
 		if rec.status == http.StatusMethodNotAllowed {
-			writeError(w, rec.status, "bad_request", fmt.Sprintf("method %s not allowed for %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow")))
+			writeError(w, rec.status, CodeBadRequest, fmt.Sprintf("method %s not allowed for %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow")))
 			return
 		}
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such verb: %s %s (verbs: %s)", r.Method, r.URL.Path, strings.Join(Verbs, ", ")))
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no such verb: %s %s (verbs: %s)", r.Method, r.URL.Path, strings.Join(Verbs, ", ")))
 	})
 }
 
@@ -262,37 +291,41 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v) // the peer may be gone; nothing to do about it
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
+func writeError(w http.ResponseWriter, status int, code Code, msg string) {
 	writeJSON(w, status, ErrorResponse{Error: msg, Code: code})
 }
 
-// classify maps a backend error to an HTTP status and a code word.
-func classify(err error) (int, string) {
-	switch {
-	case errors.Is(err, supervise.ErrNoSuchApp):
-		return http.StatusNotFound, "not_found"
-	case errors.Is(err, supervise.ErrBusy):
-		return http.StatusConflict, "busy"
-	case errors.Is(err, supervise.ErrNotRunning):
-		return http.StatusConflict, "not_running"
+// classify maps a backend error to an HTTP status and a code.
+func classify(err error) (int, Code) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return http.StatusInternalServerError, CodeFailed
 	}
-	return http.StatusInternalServerError, "failed"
+	switch e.Code {
+	case CodeNotFound:
+		return http.StatusNotFound, e.Code
+	case CodeBusy, CodeNotRunning:
+		return http.StatusConflict, e.Code
+	case CodeBadRequest:
+		return http.StatusBadRequest, e.Code
+	}
+	return http.StatusInternalServerError, e.Code
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	resp := StatusResponse{Apps: s.Backend.Snapshots()}
+	resp := StatusResponse{Apps: s.Backend.Status()}
 	if s.Info != nil {
 		resp.Supervisor = s.Info()
 	}
 	if name := r.PathValue("app"); name != "" {
-		var one []supervise.AppSnapshot
+		var one []AppStatus
 		for _, a := range resp.Apps {
 			if a.Name == name {
 				one = append(one, a)
 			}
 		}
 		if one == nil {
-			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such app: %q", name))
+			writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no such app: %q", name))
 			return
 		}
 		resp.Apps = one
@@ -359,18 +392,14 @@ func (s *stream) send(e Event) {
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("app")
 	deploy := strings.HasSuffix(r.URL.Path, "/deploy")
-	var strategy *config.Strategy
-	if q := r.URL.Query().Get("strategy"); q != "" {
-		st, ok := config.ParseStrategy(q)
-		if !ok {
-			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("unknown strategy %q (swap, usr2)", q))
-			return
-		}
-		strategy = &st
+	strategy := r.URL.Query().Get("strategy")
+	if err := s.Backend.CheckStrategy(strategy); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
 	}
 	release := r.URL.Query().Get("release")
 	if deploy && release == "" {
-		writeError(w, http.StatusBadRequest, "bad_request", "deploy needs ?release=DIR")
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "deploy needs ?release=DIR")
 		return
 	}
 	st := newStream(w)
@@ -378,40 +407,32 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	// The reload continues if the client goes away: a half-done swap is worse.
 	ctx := context.WithoutCancel(r.Context())
 	progress := func(msg string) { st.send(Event{Phase: msg}) }
-	var err error
+	var out Outcome
 	if deploy {
-		err = s.Backend.Deploy(ctx, name, release, strategy, progress)
+		out = s.Backend.Deploy(ctx, name, release, strategy, progress)
 	} else {
-		err = s.Backend.Reload(ctx, name, strategy, progress)
+		out = s.Backend.Reload(ctx, name, strategy, progress)
 	}
-	st.send(finalEvent(err, time.Since(start)))
+	st.send(finalEvent(out, time.Since(start)))
 }
 
-func finalEvent(err error, took time.Duration) Event {
-	ev := Event{Done: true, OK: err == nil, Result: "ok", Duration: took}
-	if err == nil {
-		return ev
-	}
-	ev.Error = err.Error()
-	_, ev.Code = classify(err)
-	ev.Result = "failed"
-	var f *reload.Failure
-	if errors.As(err, &f) {
-		ev.Tail = f.Tail
-		if f.RolledBack {
-			ev.Result = "rolled_back"
-		}
+// finalEvent is the Done line of a stream that ended with out.
+func finalEvent(out Outcome, took time.Duration) Event {
+	ev := Event{Done: true, OK: out.Err == nil, Result: out.Result, Tail: out.Tail, Duration: took}
+	if out.Err != nil {
+		ev.Error = out.Err.Error()
+		_, ev.Code = classify(out.Err)
 	}
 	return ev
 }
 
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	if s.Upgrader == nil {
-		writeError(w, http.StatusNotImplemented, "unavailable", "self-upgrade is not available in this build")
+		writeError(w, http.StatusNotImplemented, CodeUnavailable, "self-upgrade is not available in this build")
 		return
 	}
 	st := newStream(w)
 	start := time.Now()
-	err := s.Upgrader.Upgrade(context.WithoutCancel(r.Context()), func(msg string) { st.send(Event{Phase: msg}) })
-	st.send(finalEvent(err, time.Since(start)))
+	out := s.Upgrader.Upgrade(context.WithoutCancel(r.Context()), func(msg string) { st.send(Event{Phase: msg}) })
+	st.send(finalEvent(out, time.Since(start)))
 }

@@ -138,68 +138,155 @@ func (s *lateSource) Snapshots() []supervise.AppSnapshot {
 	return m.Snapshots()
 }
 
-// Run starts every app and supervises until a terminating signal (or the
-// exit_with app's exit), then stops everything within shutdown_timeout.
+func (s *lateSource) set(m *supervise.Manager) {
+	s.mu.Lock()
+	s.m = m
+	s.mu.Unlock()
+}
+
+// running is what setup started: the channels the loop waits on and the
+// clean-ups Run performs, last started first, when it returns.
+type running struct {
+	// ctx ends when Run returns; the apps, the metrics listener and
+	// upgrades run under it.
+	ctx  context.Context
+	sigs chan os.Signal
+	// ctrlDone receives the control server's Serve result.
+	ctrlDone chan error
+	// httpDone receives the metrics listener's result; nil without one.
+	httpDone chan error
+	notify   *notifyState
+	cleanups []func()
+}
+
+// onClose registers f to run when Run returns.
+func (r *running) onClose(f func()) { r.cleanups = append(r.cleanups, f) }
+
+func (r *running) close() {
+	for i := len(r.cleanups) - 1; i >= 0; i-- {
+		r.cleanups[i]()
+	}
+}
+
+// Run starts every app and supervises until a terminating signal, the
+// exit_with app's exit or the end of ctx, then stops everything within
+// shutdown_timeout. It returns nil after a requested stop, or an
+// exitcode.Error: 1 for a failure to start or a lost control socket, 2 for
+// sockets the configuration names but cannot have, the exit_with app's
+// status, or 128+N when a second signal N cut the stop short.
 func (d *Daemon) Run(ctx context.Context) error {
-	cfg := d.Config
+	r := &running{}
+	defer r.close()
+	if err := d.setup(ctx, r); err != nil {
+		return err
+	}
+	exitCode, err := d.loop(ctx, r)
+	if err != nil {
+		return err
+	}
+	return d.shutdown(r, exitCode)
+}
+
+// setup takes over a previous image's state (or systemd's), traps signals,
+// builds metrics and the Manager, opens the control and metrics listeners
+// and starts the apps. Everything it starts is registered on r.
+func (d *Daemon) setup(ctx context.Context, r *running) error {
+	hand, stateFD, inherited, err := d.begin()
+	if err != nil {
+		return err
+	}
+	r.notify = &notifyState{notifier: d.notifier}
+	d.trapSignals(r)
+	d.reaper = proc.NewReaper()
+	r.onClose(d.reaper.Close)
+	src := &lateSource{}
+	met := metrics.New(src, metrics.Options{Logger: d.Logger})
+	if err := d.openBridges(r, met, hand, stateFD); err != nil {
+		return err
+	}
+	m, err := d.newManager(met, hand, stateFD, inherited)
+	if err != nil {
+		return err
+	}
+	d.manager = m
+	src.set(m)
+	r.onClose(m.CloseSockets)
+	httpLn := d.listenHTTP()
+	if err := d.serveControl(r, httpLn); err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	r.onClose(cancel)
+	r.ctx = runCtx
+	if httpLn != nil {
+		d.serveHTTP(r, httpLn, met)
+	}
+	d.Logger.Info("supervisor starting", "version", Version, "pid", os.Getpid(), "config", d.Config.Path, "apps", len(d.Config.Apps), "pid1", os.Getpid() == 1)
+	m.Start(runCtx)
+	return nil
+}
+
+// begin finds the binary to upgrade to later and the hand-over state of a
+// previous image (nil when this is the first), and sets up systemd
+// notification: restored from the hand-over, or read (and removed) from the
+// environment together with socket-activated descriptors.
+func (d *Daemon) begin() (*upgrade.State, int, []sdnotify.Inherited, error) {
 	d.started = time.Now()
-	pid1 := os.Getpid() == 1
 	exe, err := upgrade.Executable()
 	if err != nil {
-		return exitcode.New(ExitFailure, err)
+		return nil, 0, nil, exitcode.New(ExitFailure, err)
 	}
 	d.exe = exe
-	// A re-executed image (self-upgrade) takes over the previous one's state.
 	hand, stateFD, err := upgrade.ReadState()
 	if err != nil {
-		return exitcode.New(ExitFailure, fmt.Errorf("self-upgrade: %w", err))
+		return nil, 0, nil, exitcode.New(ExitFailure, fmt.Errorf("self-upgrade: %w", err))
 	}
-	if hand != nil && hand.Exe != "" {
-		// The next upgrade runs the binary installed where the first image
-		// was started from, not this image's own path: after a rollback that
-		// is RUN_DIR/supervisor.previous, which would never pick up a new
-		// version again (found by test/e2e/upgrade).
-		d.exe = hand.Exe
-	}
-	var notifier *sdnotify.Notifier
-	var inherited []sdnotify.Inherited
 	if hand != nil {
+		if hand.Exe != "" {
+			// The next upgrade runs the binary installed where the first
+			// image was started from, never RUN_DIR/supervisor.previous.
+			d.exe = hand.Exe
+		}
 		d.started = hand.Started
-		notifier = sdnotify.Restore(hand.NotifySocket, hand.Watchdog)
-	} else {
-		// Children must never inherit systemd's protocol variables or fds.
-		notifier, err = sdnotify.FromEnv(true)
-		if err != nil {
-			return exitcode.New(ExitFailure, fmt.Errorf("systemd notify: %w", err))
-		}
-		inherited, err = sdnotify.ListenFDs(true)
-		if err != nil {
-			return exitcode.New(ExitFailure, fmt.Errorf("systemd socket activation: %w", err))
-		}
+		d.notifier = sdnotify.Restore(hand.NotifySocket, hand.Watchdog)
+		return hand, stateFD, nil, nil
 	}
-	d.notifier = notifier
-	// Signals first: as PID 1 the kernel drops any signal without a handler.
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
+	// Children must never inherit systemd's protocol variables or fds.
+	if d.notifier, err = sdnotify.FromEnv(true); err != nil {
+		return nil, 0, nil, exitcode.New(ExitFailure, fmt.Errorf("systemd notify: %w", err))
+	}
+	inherited, err := sdnotify.ListenFDs(true)
+	if err != nil {
+		return nil, 0, nil, exitcode.New(ExitFailure, fmt.Errorf("systemd socket activation: %w", err))
+	}
+	return nil, 0, inherited, nil
+}
+
+// trapSignals routes the supervisor's signals to r.sigs, before anything is
+// started: as PID 1 the kernel drops any signal without a handler. Outside
+// PID 1 the supervisor becomes its descendants' subreaper.
+func (d *Daemon) trapSignals(r *running) {
+	r.sigs = make(chan os.Signal, 16)
+	signal.Notify(r.sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	r.onClose(func() { signal.Stop(r.sigs) })
 	signal.Ignore(syscall.SIGPIPE)
-	if !pid1 {
+	if os.Getpid() != 1 {
 		if err := proc.SetChildSubreaper(); err != nil {
 			d.Logger.Warn("orphans will re-parent to init", "err", err)
 		}
 	}
-	d.reaper = proc.NewReaper()
-	defer d.reaper.Close()
+}
 
-	src := &lateSource{}
-	met := metrics.New(src, metrics.Options{Logger: d.Logger})
+// openBridges opens each app's statsd bridge: adopted from the hand-over,
+// or new for a gunicorn app with statsd on.
+func (d *Daemon) openBridges(r *running, met *metrics.Metrics, hand *upgrade.State, stateFD int) error {
 	d.bridges = map[string]*metrics.StatsdBridge{}
-	defer func() {
+	r.onClose(func() {
 		for _, b := range d.bridges {
 			_ = b.Close() // idempotent; errors at exit change nothing
 		}
-	}()
-	for _, app := range cfg.Apps {
+	})
+	for _, app := range d.Config.Apps {
 		if fd, ok := hand.StatsdFD(app.Name); ok {
 			b, err := metrics.NewStatsdBridgeFromFD(app.Name, met, fd)
 			if err != nil {
@@ -216,15 +303,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.bridges[app.Name] = b
 		}
 	}
-	held, err := systemdSockets(cfg, inherited)
+	return nil
+}
+
+// newManager builds the Manager on the held sockets (systemd's, and those
+// of a previous image) and records how a hand-over went.
+func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD int, inherited []sdnotify.Inherited) (*supervise.Manager, error) {
+	held, err := systemdSockets(d.Config, inherited)
 	if err != nil {
-		return exitcode.New(ExitConfig, err)
+		return nil, exitcode.New(ExitConfig, err)
 	}
-	var restore *supervise.Handover
-	if hand != nil {
-		restore = hand.Manager
-	}
-	m, err := supervise.NewManager(cfg, d.reaper, supervise.Options{
+	opts := supervise.Options{
 		Logger:   d.Logger,
 		Sink:     &supervise.WriterSink{W: d.Stdout},
 		Observer: met,
@@ -235,162 +324,180 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return ""
 		},
 		Sockets: held,
-		Restore: restore,
-	})
+	}
+	if hand != nil {
+		opts.Restore = hand.Manager
+	}
+	m, err := supervise.NewManager(d.Config, d.reaper, opts)
 	if err != nil {
 		if hand != nil {
-			return d.takeoverFailed(hand, stateFD, err)
+			return nil, d.takeoverFailed(hand, stateFD, err)
 		}
-		return exitcode.New(ExitFailure, err)
+		return nil, exitcode.New(ExitFailure, err)
 	}
 	if hand != nil {
 		unix.Close(stateFD)
-		d.upgrades = hand.Upgrades
-		if hand.Fallback != "" {
-			d.lastUpgrade = "rolled back: " + hand.Fallback
-			d.Logger.Error("self-upgrade rolled back: this is the previous binary again", "reason", hand.Fallback)
-		} else {
-			d.upgrades++
-			d.lastUpgrade = fmt.Sprintf("ok: %s -> %s", hand.FromVersion, Version)
-			d.Logger.Info("self-upgrade: took over running apps", "from", hand.FromVersion, "to", Version, "pid", os.Getpid())
-		}
+		d.tookOver(hand)
 	}
-	d.manager = m
-	src.mu.Lock()
-	src.m = m
-	src.mu.Unlock()
-	defer m.CloseSockets()
+	return m, nil
+}
 
-	// The metrics listener is bound here, before the control server starts,
-	// so that info() reports the real address (tests and tools use
-	// http = "127.0.0.1:0" and read it from `supctl status --json`). As
-	// before, a bind failure is logged and the supervisor runs without it.
-	var httpLn net.Listener
-	if cfg.Supervisor.HTTP != "" {
-		l, err := net.Listen("tcp", cfg.Supervisor.HTTP)
-		if err != nil {
-			d.Logger.Error("metrics listener failed", "err", fmt.Errorf("metrics: listen on %q: %w", cfg.Supervisor.HTTP, err))
-		} else {
-			httpLn = l
-			d.httpAddr = l.Addr().String()
-			d.Logger.Info("metrics listening", "addr", d.httpAddr)
-		}
+// tookOver counts a successful self-upgrade, or records the rollback that
+// brought this (previous) binary back.
+func (d *Daemon) tookOver(hand *upgrade.State) {
+	d.upgrades = hand.Upgrades
+	if hand.Fallback != "" {
+		d.lastUpgrade = "rolled back: " + hand.Fallback
+		d.Logger.Error("self-upgrade rolled back: this is the previous binary again", "reason", hand.Fallback)
+		return
 	}
-	srv := &control.Server{Backend: m, Upgrader: d, Info: d.info, Logger: d.Logger}
-	if err := srv.Listen(cfg.Supervisor.ControlSocket, controlGID(cfg)); err != nil {
+	d.upgrades++
+	d.lastUpgrade = fmt.Sprintf("ok: %s -> %s", hand.FromVersion, Version)
+	d.Logger.Info("self-upgrade: took over running apps", "from", hand.FromVersion, "to", Version, "pid", os.Getpid())
+}
+
+// listenHTTP binds the metrics listener before the control server starts,
+// so that info() reports the real address (http = "127.0.0.1:0" is read
+// back from `supctl status --json`). It returns nil when the endpoint is
+// disabled or cannot be bound; a bind failure is logged and the supervisor
+// runs without it.
+func (d *Daemon) listenHTTP() net.Listener {
+	addr := d.Config.Supervisor.HTTP
+	if addr == "" {
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		d.Logger.Error("metrics listener failed", "err", fmt.Errorf("metrics: listen on %q: %w", addr, err))
+		return nil
+	}
+	d.httpAddr = l.Addr().String()
+	d.Logger.Info("metrics listening", "addr", d.httpAddr)
+	return l
+}
+
+// serveControl opens the control socket and serves it until Run returns;
+// on failure it closes httpLn too.
+func (d *Daemon) serveControl(r *running, httpLn net.Listener) error {
+	sup := d.Config.Supervisor
+	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Info: d.info, Logger: d.Logger}
+	if err := srv.Listen(sup.ControlSocket, controlGID(sup)); err != nil {
 		if httpLn != nil {
 			_ = httpLn.Close() // exiting anyway
 		}
 		return exitcode.New(ExitFailure, err)
 	}
-	ctrlDone := make(chan error, 1)
-	go func() { ctrlDone <- srv.Serve() }()
-	defer srv.Close()
+	r.ctrlDone = make(chan error, 1)
+	go func() { r.ctrlDone <- srv.Serve() }()
+	r.onClose(func() { _ = srv.Close() }) // exiting: a close error changes nothing
+	return nil
+}
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	httpDone := make(chan error, 1)
-	if httpLn != nil {
-		live := func() error {
-			pctx, pcancel := context.WithTimeout(runCtx, 2*time.Second)
-			defer pcancel()
-			return m.Ping(pctx)
-		}
-		go func() {
-			httpDone <- metrics.ServeListener(runCtx, httpLn, cfg.Supervisor.HTTPWebConfig, met.Handler(live), d.Logger)
-		}()
+// serveHTTP serves /metrics, /healthz and /readyz on ln until r.ctx ends.
+func (d *Daemon) serveHTTP(r *running, ln net.Listener, met *metrics.Metrics) {
+	live := func() error {
+		ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+		defer cancel()
+		return d.manager.Ping(ctx)
 	}
+	r.httpDone = make(chan error, 1)
+	go func() {
+		r.httpDone <- metrics.ServeListener(r.ctx, ln, d.Config.Supervisor.HTTPWebConfig, met.Handler(live), d.Logger)
+	}()
+}
 
-	d.Logger.Info("supervisor starting", "version", Version, "pid", os.Getpid(), "config", cfg.Path, "apps", len(cfg.Apps), "pid1", pid1)
-	m.Start(runCtx)
-
-	var watchdog <-chan time.Time
-	if iv, ok := notifier.WatchdogInterval(); ok {
-		t := time.NewTicker(iv)
-		defer t.Stop()
-		watchdog = t.C
-	}
-	ready := false
-	// reloading is true between the RELOADING=1 sent when an app reload
-	// begins after start-up and the READY=1 sent when no reload runs any more
-	// (the pair systemd's Type=notify-reload requires; Type=notify accepts it).
-	reloading := false
-	exitCode := ExitOK
-	update := func() {
-		ok, bad := m.Ready()
-		snaps := m.Snapshots()
-		status := summary(snaps)
-		if ready {
-			now := anyReloading(snaps)
-			switch {
-			case now && !reloading:
-				reloading = true
-				d.notify(notifier.Reloading())
-			case !now && reloading:
-				reloading = false
-				d.notify(notifier.Ready(status))
-				return
-			}
-		}
-		if ok && !ready {
-			ready = true
-			d.Logger.Info("all apps ready")
-			d.notify(notifier.Ready(status))
-			return
-		}
-		_ = bad
-		d.notify(notifier.Status(status))
-	}
-	update()
-loop:
+// loop supervises until a stop is due and returns the exit status to stop
+// with: ExitOK for a stop signal or the end of ctx, the exit_with app's
+// status. The error is a lost control socket (exit 1).
+func (d *Daemon) loop(ctx context.Context, r *running) (int, error) {
+	m := d.manager
+	watchdog, stopWatchdog := r.notify.watchdogTicker()
+	defer stopWatchdog()
+	d.appsChanged(r.notify)
 	for {
 		select {
-		case sig := <-sigs:
-			switch sig {
-			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
-				d.Logger.Info("stopping", "signal", sig.String())
-				break loop
-			case syscall.SIGHUP:
-				d.Logger.Warn("SIGHUP: live configuration reload is not implemented yet; restart the supervisor to apply a new configuration")
-			case syscall.SIGUSR1:
-				d.Logger.Info("SIGUSR1: nothing to reopen (logs go to stdout)")
-			case syscall.SIGUSR2:
-				d.Logger.Info("SIGUSR2: self-upgrade")
-				go func() {
-					err := d.Upgrade(runCtx, func(msg string) { d.Logger.Info("upgrade", "phase", msg) })
-					d.Logger.Error("self-upgrade failed", "err", err)
-				}()
+		case <-ctx.Done():
+			d.Logger.Info("stopping", "reason", context.Cause(ctx))
+			return ExitOK, nil
+		case sig := <-r.sigs:
+			if d.onSignal(r.ctx, sig) {
+				return ExitOK, nil
 			}
 		case <-m.Changes():
-			update()
+			d.appsChanged(r.notify)
 		case ex := <-m.Exits():
-			if cfg.Supervisor.ExitWith != "" && ex.App == cfg.Supervisor.ExitWith {
-				exitCode = ex.Exit.ShellCode()
-				d.Logger.Info("exit_with app exited; stopping", "app", ex.App, "status", ex.Exit.String(), "exit_code", exitCode)
-				break loop
+			if with := d.Config.Supervisor.ExitWith; with != "" && ex.App == with {
+				code := ex.Exit.ShellCode()
+				d.Logger.Info("exit_with app exited; stopping", "app", ex.App, "status", ex.Exit.String(), "exit_code", code)
+				return code, nil
 			}
 		case <-watchdog:
-			pctx, pcancel := context.WithTimeout(runCtx, time.Second)
-			if err := m.Ping(pctx); err == nil {
-				d.notify(notifier.Watchdog())
-			} else {
-				d.Logger.Error("watchdog: not pinging systemd", "err", err)
-			}
-			pcancel()
-		case err := <-ctrlDone:
-			return exitcode.New(ExitFailure, fmt.Errorf("control socket: %w", err))
-		case err := <-httpDone:
+			d.pingWatchdog(r)
+		case err := <-r.ctrlDone:
+			return ExitFailure, exitcode.New(ExitFailure, fmt.Errorf("control socket: %w", err))
+		case err := <-r.httpDone:
 			if err != nil {
 				d.Logger.Error("metrics listener failed", "err", err)
 			}
-			httpDone = nil
+			r.httpDone = nil
 		}
 	}
-	d.notify(notifier.Stopping())
-	stopCtx, stopCancel := context.WithTimeout(context.Background(), cfg.Supervisor.ShutdownTimeout)
-	defer stopCancel()
+}
+
+// onSignal acts on a signal received while supervising and reports whether
+// it asks for a stop (TERM, INT, QUIT).
+func (d *Daemon) onSignal(ctx context.Context, sig os.Signal) bool {
+	switch sig {
+	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
+		d.Logger.Info("stopping", "signal", sig.String())
+		return true
+	case syscall.SIGHUP:
+		d.Logger.Warn("SIGHUP: live configuration reload is not implemented yet; restart the supervisor to apply a new configuration")
+	case syscall.SIGUSR1:
+		d.Logger.Info("SIGUSR1: nothing to reopen (logs go to stdout)")
+	case syscall.SIGUSR2:
+		d.Logger.Info("SIGUSR2: self-upgrade")
+		go func() {
+			err := d.Upgrade(ctx, func(msg string) { d.Logger.Info("upgrade", "phase", msg) })
+			d.Logger.Error("self-upgrade failed", "err", err)
+		}()
+	}
+	return false
+}
+
+// appsChanged tells systemd about the apps' current state.
+func (d *Daemon) appsChanged(s *notifyState) {
+	allReady, _ := d.manager.Ready() // the per-app reasons are in the snapshots' messages
+	snaps := d.manager.Snapshots()
+	first, err := s.apps(allReady, anyReloading(snaps), summary(snaps))
+	if first {
+		d.Logger.Info("all apps ready")
+	}
+	d.notify(err)
+}
+
+// pingWatchdog pings systemd's watchdog when every app owner answers within
+// a second; otherwise it logs why and sends nothing, so that systemd's
+// timeout fires if the supervisor stays stuck.
+func (d *Daemon) pingWatchdog(r *running) {
+	ctx, cancel := context.WithTimeout(r.ctx, time.Second)
+	defer cancel()
+	if err := d.manager.Ping(ctx); err != nil {
+		d.Logger.Error("watchdog: not pinging systemd", "err", err)
+		return
+	}
+	d.notify(r.notify.ping())
+}
+
+// shutdown stops every app within shutdown_timeout and returns the exit
+// status: exitCode, or 128+N when a second stop signal N kills what
+// remains (the apps did not stop as asked, as a shell would report it).
+func (d *Daemon) shutdown(r *running, exitCode int) error {
+	d.notify(r.notify.stopping())
+	ctx, cancel := context.WithTimeout(context.Background(), d.Config.Supervisor.ShutdownTimeout)
+	defer cancel()
 	stopped := make(chan error, 1)
-	go func() { stopped <- m.Stop(stopCtx) }()
+	go func() { stopped <- d.manager.Stop(ctx) }()
 	for {
 		select {
 		case err := <-stopped:
@@ -402,12 +509,10 @@ loop:
 				return exitcode.New(exitCode, nil)
 			}
 			return nil
-		case sig := <-sigs:
+		case sig := <-r.sigs:
 			if sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGQUIT {
 				d.Logger.Warn("second stop signal: killing what remains", "signal", sig.String())
-				stopCancel()
-				// The apps did not stop as asked: say so in the exit status,
-				// as a shell would for a process ended by that signal.
+				cancel()
 				if exitCode == ExitOK {
 					exitCode = 128 + int(sig.(syscall.Signal))
 				}
@@ -432,9 +537,8 @@ func (d *Daemon) info() control.SupervisorInfo {
 func (d *Daemon) takeoverFailed(hand *upgrade.State, stateFD int, cause error) error {
 	d.Logger.Error("self-upgrade: cannot take over; re-executing the previous binary", "err", cause)
 	// The statsd sockets adopted so far were re-wrapped and their handed-over
-	// descriptors closed: hand the live ones on instead, or the fallback's
-	// exec fails on a closed descriptor and the supervisor exits, orphaning
-	// every app (found by test/e2e/upgrade).
+	// descriptors closed: the fallback gets the live ones, since an exec
+	// with a closed descriptor would fail and orphan every app.
 	for app, b := range d.bridges {
 		if _, handed := hand.Statsd[app]; !handed {
 			continue
@@ -500,9 +604,9 @@ func systemdSockets(cfg *config.Config, inherited []sdnotify.Inherited) (map[str
 }
 
 // controlGID is the control socket's group, resolved by config (-1: none).
-func controlGID(cfg *config.Config) int {
-	if cfg.Supervisor.ControlGroup == "" {
+func controlGID(sup config.Supervisor) int {
+	if sup.ControlGroup == "" {
 		return -1
 	}
-	return cfg.Supervisor.ControlGID
+	return sup.ControlGID
 }

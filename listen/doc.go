@@ -5,7 +5,8 @@
 // its configured path while Gunicorn masters come and go (the hold trick:
 // the socket is bound at a hidden name beside the path, which is a hard link
 // to it; Relink re-creates either name; SignalStop lets one master at a time
-// remove the hidden name). It also creates the control API's Unix socket.
+// remove the hidden name). Its subpackage sockfile handles socket files,
+// for these sockets and for the control API's.
 //
 // Contract: descriptors are raw and CLOEXEC, never *os.File (whose Fd would
 // put the shared socket into blocking mode); users and groups arrive

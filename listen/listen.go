@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen/sockfile"
 )
 
 // Socket is a listening socket the supervisor binds (or inherits from systemd
@@ -260,7 +261,7 @@ func bindUnix(l config.Listener, backlog int) (*Socket, error) {
 	if len(path) > 107 {
 		return nil, fmt.Errorf("listen %s: %s is longer than a Unix socket path may be (107 bytes)", l.Raw, path)
 	}
-	if err := RemoveStale(public); err != nil {
+	if err := sockfile.RemoveStale(public); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -278,7 +279,7 @@ func bindUnix(l config.Listener, backlog int) (*Socket, error) {
 	if l.Group != "" {
 		gid = l.GroupGID
 	}
-	if err := bindPath(fd, path, mode, uid, gid); err != nil {
+	if err := sockfile.Bind(fd, path, mode, uid, gid); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
 	}

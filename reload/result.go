@@ -5,7 +5,7 @@ import "time"
 // Result records how one reload ended, for status and across a self-upgrade.
 type Result struct {
 	Strategy string        `json:"strategy"`
-	Result   string        `json:"result"` // "ok", "rolled_back", "failed"
+	Result   Outcome       `json:"result"`
 	Reason   string        `json:"reason,omitempty"`
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration_ns"`

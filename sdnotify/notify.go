@@ -1,22 +1,39 @@
-// Package sdnotify speaks systemd's service manager protocols without
-// libsystemd or go-systemd: readiness and status notification (sd_notify(3),
-// NOTIFY_SOCKET), the service watchdog (WATCHDOG_USEC, WATCHDOG_PID) and
-// socket activation (sd_listen_fds(3), LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES).
+// Package sdnotify speaks systemd's service manager protocols: readiness and
+// status notification (sd_notify(3), NOTIFY_SOCKET), the service watchdog
+// (WATCHDOG_USEC, WATCHDOG_PID) and socket activation (sd_listen_fds(3),
+// LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES).
 //
 // Everything here is a no-op when the process was not started by systemd, so
 // callers need not test for systemd themselves: FromEnv returns a nil
 // *Notifier whose methods do nothing, and ListenFDs returns no sockets.
+//
+// go-systemd's daemon package supplies the state words (READY=1, ...) and
+// reads the watchdog variables (SdWatchdogEnabled). Three parts are kept here
+// because go-systemd does not fit them:
+//   - Sending: daemon.SdNotify reads NOTIFY_SOCKET from the environment on
+//     every call, but the supervisor removes it at start-up (a Gunicorn
+//     master that inherited it would send its own READY=1) and, after an
+//     in-place re-exec, has it only from the hand-over state (Restore). A
+//     Notifier captures the socket once and sends to it, "@name" as an
+//     abstract socket, and its errors name the state and the socket.
+//   - MONOTONIC_USEC: daemon.SdNotifyMonotonicUsec returns "" when the clock
+//     cannot be read; Reloading reports that error instead of sending a
+//     RELOADING=1 that systemd's Type=notify-reload rejects.
+//   - Socket activation: go-systemd's activation.Files drops malformed
+//     variables and closed descriptors silently and names an unnamed fd
+//     "LISTEN_FD_<n>"; ListenFDs reports both (naming the variable or fd) and
+//     uses systemd's own "unknown", which `systemd:NAME` listeners match.
 package sdnotify
 
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,7 +70,7 @@ type Notifier struct {
 // abstract "@name" (systemd's vsock: form is not supported).
 func FromEnv(unsetEnv bool) (*Notifier, error) {
 	socket := os.Getenv(envNotifySocket)
-	interval, ok := WatchdogInterval(os.Getenv)
+	interval, ok := watchdogFromEnv()
 	if unsetEnv {
 		if err := unsetAll(envNotifySocket, envWatchdogUsec, envWatchdogPID); err != nil {
 			return nil, err
@@ -118,9 +135,9 @@ func (n *Notifier) Notify(state string) error {
 // further assignments.
 func (n *Notifier) Ready(status string) error {
 	if status == "" {
-		return n.Notify("READY=1")
+		return n.Notify(daemon.SdNotifyReady)
 	}
-	return n.Notify("READY=1\nSTATUS=" + oneLine(status))
+	return n.Notify(daemon.SdNotifyReady + "\nSTATUS=" + oneLine(status))
 }
 
 // Reloading tells the manager that a configuration reload has begun:
@@ -135,11 +152,11 @@ func (n *Notifier) Reloading() error {
 	if err != nil {
 		return err
 	}
-	return n.Notify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(usec, 10))
+	return n.Notify(daemon.SdNotifyReloading + "\nMONOTONIC_USEC=" + strconv.FormatInt(usec, 10))
 }
 
 // Stopping tells the manager that a graceful stop has begun ("STOPPING=1").
-func (n *Notifier) Stopping() error { return n.Notify("STOPPING=1") }
+func (n *Notifier) Stopping() error { return n.Notify(daemon.SdNotifyStopping) }
 
 // Status sets the free-form status line shown by systemctl status
 // ("STATUS=<s>", newlines replaced by spaces).
@@ -147,30 +164,22 @@ func (n *Notifier) Status(s string) error { return n.Notify("STATUS=" + oneLine(
 
 // Watchdog pings the service watchdog ("WATCHDOG=1"). Call it every
 // WatchdogInterval while the process is healthy.
-func (n *Notifier) Watchdog() error { return n.Notify("WATCHDOG=1") }
+func (n *Notifier) Watchdog() error { return n.Notify(daemon.SdNotifyWatchdog) }
 
-// WatchdogInterval reads WATCHDOG_USEC and WATCHDOG_PID through env (pass
-// os.Getenv) and returns the interval at which to ping: half the watchdog
-// timeout, as sd_watchdog_enabled(3) recommends. It returns false when no
-// watchdog applies to this process: WATCHDOG_USEC unset, zero, not a decimal
-// number, or too large; or WATCHDOG_PID set but not equal to os.Getpid()
-// (the variables were inherited from a parent they were meant for).
-func WatchdogInterval(env func(string) string) (time.Duration, bool) {
-	raw := env(envWatchdogUsec)
-	if raw == "" {
+// watchdogFromEnv reads WATCHDOG_USEC and WATCHDOG_PID and returns the
+// interval at which to ping: half the watchdog timeout, as
+// sd_watchdog_enabled(3) recommends. It returns false when no watchdog
+// applies to this process: WATCHDOG_USEC unset, zero, not a decimal number,
+// or too large; or WATCHDOG_PID set but not equal to os.Getpid() (the
+// variables were inherited from a parent they were meant for).
+func watchdogFromEnv() (time.Duration, bool) {
+	timeout, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || timeout <= 0 {
+		// A malformed variable was not set by systemd for this process:
+		// systemd then expects no pings, so none are sent.
 		return 0, false
 	}
-	usec, err := strconv.ParseUint(raw, 10, 64)
-	if err != nil || usec == 0 || usec > math.MaxInt64/uint64(time.Microsecond) {
-		return 0, false
-	}
-	if pid := env(envWatchdogPID); pid != "" {
-		p, err := strconv.Atoi(pid)
-		if err != nil || p != os.Getpid() {
-			return 0, false
-		}
-	}
-	return time.Duration(usec) * time.Microsecond / 2, true
+	return timeout / 2, true
 }
 
 func monotonicUsec() (int64, error) {

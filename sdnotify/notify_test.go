@@ -221,11 +221,18 @@ func TestWatchdogInterval(t *testing.T) {
 		{"negative", "-5", "", 0, false},
 		{"garbage", "30s", "", 0, false},
 		{"overflow", "18446744073709551615", "", 0, false},
+		{"wraps", "9223372036854775807", "", 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			env := map[string]string{envWatchdogUsec: tc.usec, envWatchdogPID: tc.pid}
-			got, ok := WatchdogInterval(func(k string) string { return env[k] })
+			t.Setenv(envNotifySocket, filepath.Join(t.TempDir(), "notify.sock"))
+			t.Setenv(envWatchdogUsec, tc.usec)
+			t.Setenv(envWatchdogPID, tc.pid)
+			n, err := FromEnv(false)
+			if err != nil {
+				t.Fatalf("FromEnv: %v", err)
+			}
+			got, ok := n.WatchdogInterval()
 			if got != tc.want || ok != tc.wantOK {
 				t.Errorf("WatchdogInterval(USEC=%q PID=%q) = %v, %v; want %v, %v", tc.usec, tc.pid, got, ok, tc.want, tc.wantOK)
 			}

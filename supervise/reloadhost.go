@@ -52,15 +52,8 @@ func (a *appOwner) beginReload(ctx context.Context, r request) {
 		defer cancel()
 		h := &host{a: a, ctx: ctx}
 		err := a.runReload(rctx, h, strategy, old, r.release, logged)
-		res := &ReloadResult{Strategy: strategy.String(), Result: "ok", Started: run.started, Duration: time.Since(run.started)}
-		var f *reload.Failure
-		switch {
-		case err == nil:
-		case errors.As(err, &f) && f.RolledBack:
-			res.Result, res.Reason = "rolled_back", f.Cause
-		default:
-			res.Result, res.Reason = "failed", err.Error()
-		}
+		outcome, reason := reload.OutcomeOf(err)
+		res := &ReloadResult{Strategy: strategy.String(), Result: outcome, Reason: reason, Started: run.started, Duration: time.Since(run.started)}
 		// The owner records the result before the caller hears of it.
 		if serr := a.send(context.WithoutCancel(ctx), request{kind: reqReloadDone, result: res, failure: err}); serr != nil {
 			a.m.logger.Warn("reload result not recorded", "app", a.cfg.Name, "err", serr)
@@ -134,8 +127,8 @@ func (a *appOwner) commit(g *Generation) error {
 func (a *appOwner) reloadDone(ctx context.Context, r request) {
 	a.reloading = nil
 	a.lastReload = r.result
-	a.reloads[r.result.Result]++
-	a.m.observer.ReloadDone(a.cfg.Name, r.result.Result, r.result.Duration)
+	a.reloads[string(r.result.Result)]++
+	a.m.observer.ReloadDone(a.cfg.Name, string(r.result.Result), r.result.Duration)
 	a.m.changed()
 	if a.stopping || !a.want {
 		a.finishStop()

@@ -26,7 +26,6 @@ import (
 
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 var (
@@ -248,7 +247,7 @@ func (s *Supervisor) SupctlRun(args ...string) (string, int) {
 }
 
 // App returns an app's snapshot (fails the test if it cannot).
-func (s *Supervisor) App(name string) supervise.AppSnapshot {
+func (s *Supervisor) App(name string) control.AppStatus {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -261,9 +260,9 @@ func (s *Supervisor) App(name string) supervise.AppSnapshot {
 
 // WaitState polls until app is in state (and healthy, for running apps
 // with a check) or fails the test after timeout.
-func (s *Supervisor) WaitState(name string, state supervise.State, timeout time.Duration) supervise.AppSnapshot {
+func (s *Supervisor) WaitState(name string, state control.AppState, timeout time.Duration) control.AppStatus {
 	s.t.Helper()
-	var last supervise.AppSnapshot
+	var last control.AppStatus
 	testenv.WaitFor(s.t, timeout, fmt.Sprintf("app %s %s", name, state), func() bool {
 		if s.Exited() {
 			s.t.Fatalf("supervisor exited (%v):\n%s", s.exit, s.Output())
@@ -275,7 +274,7 @@ func (s *Supervisor) WaitState(name string, state supervise.State, timeout time.
 			return false
 		}
 		last = st.Apps[0]
-		return last.State == state && (state != supervise.StateRunning || !last.HealthChecked || last.Healthy)
+		return last.State == state && (state != control.StateRunning || !last.HealthChecked || last.Healthy)
 	})
 	return last
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // Exit statuses.
@@ -28,9 +27,6 @@ const (
 	ExitUsage     = 2
 	ExitNoConnect = 3
 )
-
-// DefaultSocket is used when neither -s nor $SUPCTL_SOCKET is given.
-const DefaultSocket = "/run/supervisor/control.sock"
 
 const usage = `usage: supctl [-s SOCKET] COMMAND [ARGS]
 
@@ -42,7 +38,7 @@ commands:
   upgrade                        re-execute the supervisor binary in place (same PID, apps untouched)
   version
 
-The socket is -s PATH, else $SUPCTL_SOCKET, else ` + DefaultSocket + `.
+The socket is -s PATH, else $SUPCTL_SOCKET, else ` + control.DefaultSocket + `.
 Exit status: 0 ok, 1 operation failed, 2 usage error, 3 cannot connect.
 `
 
@@ -66,7 +62,7 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		path = os.Getenv("SUPCTL_SOCKET")
 	}
 	if path == "" {
-		path = DefaultSocket
+		path = control.DefaultSocket
 	}
 	c := control.NewClient(path)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -112,7 +108,7 @@ func classify(err error) error {
 		return exitcode.New(ExitNoConnect, err)
 	}
 	var ae *control.APIError
-	if errors.As(err, &ae) && ae.Code == "bad_request" {
+	if errors.As(err, &ae) && ae.Code == control.CodeBadRequest {
 		return exitcode.New(ExitUsage, err)
 	}
 	return exitcode.New(ExitFailed, err)
@@ -172,12 +168,12 @@ func status(ctx context.Context, c *control.Client, args []string, out io.Writer
 }
 
 // PrintStatus writes the human status table.
-func PrintStatus(out io.Writer, apps []supervise.AppSnapshot, now time.Time) {
+func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "APP\tSTATE\tPID\tWORKERS\tUPTIME\tRESTARTS\tLAST EXIT\tGEN\tLISTEN")
 	for _, a := range apps {
-		state := a.State.String()
-		if a.State == supervise.StateRunning && a.HealthChecked && !a.Healthy {
+		state := string(a.State)
+		if a.State == control.StateRunning && a.HealthChecked && !a.Healthy {
 			state += " (unhealthy)"
 		}
 		if a.Reloading {
@@ -270,7 +266,7 @@ func finish(out io.Writer, verb, what string, ev control.Event) error {
 		fmt.Fprintf(out, "  | %s\n", l)
 	}
 	err := fmt.Errorf("%s %s: %s: %s", verb, what, ev.Result, ev.Error)
-	if ev.Code == "bad_request" {
+	if ev.Code == control.CodeBadRequest {
 		return exitcode.New(ExitUsage, err)
 	}
 	return exitcode.New(ExitFailed, err)

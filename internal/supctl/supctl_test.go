@@ -11,21 +11,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
-	"github.com/gunisup/supervisor/reload"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 type backend struct{}
 
-func (backend) Snapshots() []supervise.AppSnapshot {
-	return []supervise.AppSnapshot{{
-		Name: "web", Kind: "gunicorn", State: supervise.StateRunning, MasterPID: 4242, WorkerPIDs: []int{1, 2},
+func (backend) Status() []control.AppStatus {
+	return []control.AppStatus{{
+		Name: "web", Kind: "gunicorn", State: control.StateRunning, MasterPID: 4242, WorkerPIDs: []int{1, 2},
 		Started: time.Now().Add(-time.Minute), Restarts: 2, Generation: 3,
-		LastExit:  &supervise.ExitInfo{Code: -1, Signal: 9},
-		Listeners: []supervise.ListenerSnapshot{{Address: "tcp://127.0.0.1:8000"}},
+		LastExit:  &control.Exit{Code: -1, Signal: 9},
+		Listeners: []control.Listener{{Address: "tcp://127.0.0.1:8000"}},
 	}}
 }
 func (backend) StartApp(_ context.Context, n string) error { return check(n) }
@@ -33,23 +30,29 @@ func (backend) StopApp(_ context.Context, n string) error  { return check(n) }
 func (backend) RestartApp(_ context.Context, n string) error {
 	return check(n)
 }
-func (backend) Reload(_ context.Context, n string, _ *config.Strategy, p reload.Progress) error {
-	if err := check(n); err != nil {
-		return err
-	}
-	p("starting new generation")
-	if n == "worker" {
-		return &reload.Failure{Cause: "exited: exit 3", Tail: []string{"RuntimeError: boom"}, RolledBack: true}
+func (backend) CheckStrategy(name string) error {
+	if name != "" && name != "swap" && name != "usr2" {
+		return fmt.Errorf("unknown strategy %q (swap, usr2)", name)
 	}
 	return nil
 }
-func (b backend) Deploy(ctx context.Context, n, _ string, s *config.Strategy, p reload.Progress) error {
+func (backend) Reload(_ context.Context, n, _ string, p control.Progress) control.Outcome {
+	if err := check(n); err != nil {
+		return control.Outcome{Result: "failed", Err: err}
+	}
+	p("starting new generation")
+	if n == "worker" {
+		return control.Outcome{Result: "rolled_back", Err: errors.New("exited: exit 3 (rolled back)"), Tail: []string{"RuntimeError: boom"}}
+	}
+	return control.Outcome{Result: "ok"}
+}
+func (b backend) Deploy(ctx context.Context, n, _, s string, p control.Progress) control.Outcome {
 	return b.Reload(ctx, n, s, p)
 }
 
 func check(n string) error {
 	if n != "web" && n != "worker" {
-		return fmt.Errorf("%w: %q", supervise.ErrNoSuchApp, n)
+		return &control.Error{Code: control.CodeNotFound, Err: fmt.Errorf("no such app: %q", n)}
 	}
 	return nil
 }

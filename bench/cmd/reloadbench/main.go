@@ -112,102 +112,151 @@ func run(args []string, out io.Writer) error {
 	return usageError{fmt.Errorf("unknown command %q", args[0])}
 }
 
-func runBench(args []string, out io.Writer) error {
+// runOpts are the flags of `reloadbench run`.
+type runOpts struct {
+	label, url, dur, prepare, reload, want, outFile string
+	n, conns                                        int
+	settle                                          time.Duration
+}
+
+func parseRun(args []string) (runOpts, error) {
+	var o runOpts
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	label := fs.String("label", "", "column title")
-	url := fs.String("url", "", "URL to load and poll")
-	n := fs.Int("n", 10, "reloads")
-	conns := fs.Int("c", 32, "hey connections")
-	dur := fs.String("z", "10m", "hey -z (an upper bound: hey is stopped after the reloads)")
-	settle := fs.Duration("settle", time.Second, "load before the first reload, between reloads and after the last")
-	prepare := fs.String("prepare", "", "shell command before each reload (I=index)")
-	reload := fs.String("reload", "", "shell command that reloads (I=index)")
-	want := fs.String("want", "version=v{i}", "body of the new version ({i} = index)")
-	outFile := fs.String("out", "", "results file (JSON lines, appended)")
+	fs.StringVar(&o.label, "label", "", "column title")
+	fs.StringVar(&o.url, "url", "", "URL to load and poll")
+	fs.IntVar(&o.n, "n", 10, "reloads")
+	fs.IntVar(&o.conns, "c", 32, "hey connections")
+	fs.StringVar(&o.dur, "z", "10m", "hey -z (an upper bound: hey is stopped after the reloads)")
+	fs.DurationVar(&o.settle, "settle", time.Second, "load before the first reload, between reloads and after the last")
+	fs.StringVar(&o.prepare, "prepare", "", "shell command before each reload (I=index)")
+	fs.StringVar(&o.reload, "reload", "", "shell command that reloads (I=index)")
+	fs.StringVar(&o.want, "want", "version=v{i}", "body of the new version ({i} = index)")
+	fs.StringVar(&o.outFile, "out", "", "results file (JSON lines, appended)")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+		return o, usageError{err}
 	}
-	if *url == "" || *reload == "" || *outFile == "" {
-		return usageError{errors.New("run needs -url, -reload and -out")}
+	if o.url == "" || o.reload == "" || o.outFile == "" {
+		return o, usageError{errors.New("run needs -url, -reload and -out")}
 	}
-	res := Result{Label: *label, Reloads: *n}
+	return o, nil
+}
 
-	hey := exec.Command("hey", "-c", strconv.Itoa(*conns), "-z", *dur, *url)
-	var heyOut strings.Builder
-	hey.Stdout = &heyOut
-	hey.Stderr = &heyOut
-	start := time.Now()
-	if err := hey.Start(); err != nil {
-		return fmt.Errorf("start hey: %w", err)
-	}
-	heyDone := make(chan error, 1)
-	go func() { heyDone <- hey.Wait() }()
-	stopHey := func() error {
-		if err := hey.Process.Signal(os.Interrupt); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			return fmt.Errorf("interrupt hey: %w", err)
-		}
-		select {
-		case err := <-heyDone:
-			var ee *exec.ExitError
-			if err != nil && !errors.As(err, &ee) {
-				return fmt.Errorf("hey: %w", err)
-			}
-			return nil
-		case <-time.After(60 * time.Second):
-			_ = hey.Process.Kill() // hey ignored SIGINT: give up on its summary
-			<-heyDone
-			return errors.New("hey did not stop within 60 s of SIGINT")
-		}
-	}
+// heyRun is a hey load generator running in the background.
+type heyRun struct {
+	cmd  *exec.Cmd
+	out  strings.Builder
+	done chan error
+}
 
-	// Pacing, not synchronisation: load reaches a steady state first.
-	time.Sleep(*settle)
-	for i := 1; i <= *n; i++ {
-		env := append(os.Environ(), "I="+strconv.Itoa(i))
-		if *prepare != "" {
-			if b, err := shell(*prepare, env); err != nil {
-				res.Failures = append(res.Failures, fmt.Sprintf("prepare %d: %v: %s", i, err, b))
-				break
-			}
-		}
-		body := strings.ReplaceAll(*want, "{i}", strconv.Itoa(i))
-		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-		seen := make(chan time.Duration, 1)
-		t0 := time.Now()
-		go func() { seen <- pollFor(ctx, *url, body, t0) }()
-		b, err := shell(*reload, env)
-		took := time.Since(t0)
-		res.Command = append(res.Command, took.Seconds())
-		if err != nil {
-			res.Failures = append(res.Failures, fmt.Sprintf("reload %d: %v: %s", i, err, b))
-		}
-		nv := <-seen
-		cancel()
-		if nv < 0 {
-			res.Failures = append(res.Failures, fmt.Sprintf("reload %d: %q not served within 120 s", i, body))
-			break
-		}
-		res.NewVersion = append(res.NewVersion, nv.Seconds())
-		fmt.Fprintf(os.Stderr, "%s: reload %d: command %.3fs, new version after %.3fs\n", *label, i, took.Seconds(), nv.Seconds())
-		time.Sleep(*settle) // the old generation drains; load on the new one
+func startHey(conns int, dur, url string) (*heyRun, error) {
+	h := &heyRun{cmd: exec.Command("hey", "-c", strconv.Itoa(conns), "-z", dur, url), done: make(chan error, 1)}
+	h.cmd.Stdout = &h.out
+	h.cmd.Stderr = &h.out
+	if err := h.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start hey: %w", err)
 	}
-	if err := stopHey(); err != nil {
-		res.Failures = append(res.Failures, err.Error())
+	go func() { h.done <- h.cmd.Wait() }()
+	return h, nil
+}
+
+// stop interrupts hey so that it prints its summary; it kills hey if it has
+// not exited 60 s later.
+func (h *heyRun) stop() error {
+	if err := h.cmd.Process.Signal(os.Interrupt); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("interrupt hey: %w", err)
 	}
-	res.Wall = time.Since(start).Seconds()
-	parseHey(heyOut.String(), &res)
-	f, err := os.OpenFile(*outFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	select {
+	case err := <-h.done:
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			return fmt.Errorf("hey: %w", err)
+		}
+		return nil
+	case <-time.After(60 * time.Second):
+		_ = h.cmd.Process.Kill() // hey ignored SIGINT: its summary is lost either way
+		<-h.done
+		return errors.New("hey did not stop within 60 s of SIGINT")
+	}
+}
+
+// reloadOnce runs reload i and records how long the command took and when
+// the new version was first served; it returns false when the run must end.
+func reloadOnce(o runOpts, i int, res *Result) bool {
+	env := append(os.Environ(), "I="+strconv.Itoa(i))
+	if o.prepare != "" {
+		if b, err := shell(o.prepare, env); err != nil {
+			res.Failures = append(res.Failures, fmt.Sprintf("prepare %d: %v: %s", i, err, b))
+			return false
+		}
+	}
+	body := strings.ReplaceAll(o.want, "{i}", strconv.Itoa(i))
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	seen := make(chan time.Duration, 1)
+	t0 := time.Now()
+	go func() { seen <- pollFor(ctx, o.url, body, t0) }()
+	b, err := shell(o.reload, env)
+	took := time.Since(t0)
+	res.Command = append(res.Command, took.Seconds())
+	if err != nil {
+		res.Failures = append(res.Failures, fmt.Sprintf("reload %d: %v: %s", i, err, b))
+	}
+	nv := <-seen
+	if nv < 0 {
+		res.Failures = append(res.Failures, fmt.Sprintf("reload %d: %q not served within 120 s", i, body))
+		return false
+	}
+	res.NewVersion = append(res.NewVersion, nv.Seconds())
+	fmt.Fprintf(os.Stderr, "%s: reload %d: command %.3fs, new version after %.3fs\n", o.label, i, took.Seconds(), nv.Seconds())
+	return true
+}
+
+func runBench(args []string, out io.Writer) error {
+	o, err := parseRun(args)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := json.NewEncoder(f).Encode(res); err != nil {
-		return fmt.Errorf("writing %s: %w", *outFile, err)
+	res := Result{Label: o.label, Reloads: o.n}
+	start := time.Now()
+	hey, err := startHey(o.conns, o.dur, o.url)
+	if err != nil {
+		return err
+	}
+	// Pacing, not synchronisation: load reaches a steady state first, and
+	// each old generation drains under load before the next reload.
+	time.Sleep(o.settle)
+	for i := 1; i <= o.n && reloadOnce(o, i, &res); i++ {
+		time.Sleep(o.settle)
+	}
+	if err := hey.stop(); err != nil {
+		res.Failures = append(res.Failures, err.Error())
+	}
+	res.Wall = time.Since(start).Seconds()
+	parseHey(hey.out.String(), &res)
+	if err := appendResult(o.outFile, res); err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "%s: %d requests, %d failed (refused %d, reset %d, non-2xx %d, other %d)\n",
 		res.Label, res.Requests, res.Non2xx+res.Refused+res.Reset+res.Other, res.Refused, res.Reset, res.Non2xx, res.Other)
 	if len(res.Failures) > 0 {
 		return fmt.Errorf("%s: %s", res.Label, strings.Join(res.Failures, "; "))
+	}
+	return nil
+}
+
+// appendResult appends res as one JSON line to path.
+func appendResult(path string, res Result) (err error) {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("results file: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("closing %s: %w", path, cerr)
+		}
+	}()
+	if err := json.NewEncoder(f).Encode(res); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 const crashConfig = `
@@ -34,7 +34,7 @@ func TestCrashLoopBackoff(t *testing.T) {
 	var seen []time.Duration // distinct backoffs, in order
 	var states []string      // distinct states, in order
 	lastRestarts := -1
-	var last supervise.AppSnapshot
+	var last control.AppStatus
 	testenv.WaitFor(t, 60*time.Second, "backoff at its 400ms cap, state failed", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -53,7 +53,7 @@ func TestCrashLoopBackoff(t *testing.T) {
 		if len(states) == 0 || states[len(states)-1] != last.State.String() {
 			states = append(states, last.State.String())
 		}
-		return last.Backoff == 400*time.Millisecond && last.State == supervise.StateFailed
+		return last.Backoff == 400*time.Millisecond && last.State == control.StateFailed
 	})
 	t.Logf("backoffs seen %v; states seen %v; restarts=%d last_exit=%v message=%q", seen, states, last.Restarts, last.LastExit, last.Message)
 	for i := 1; i < len(seen); i++ {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 const fdsConfig = `
@@ -41,7 +41,7 @@ listen = ["tcp://127.0.0.1:0", "unix://@DIR@/web.sock"]
 // /proc/net/tcp by bound address, Unix ones among the supervisor's sockets
 // by name (the name bound may differ from the configured path, e.g. a
 // hidden hold name beside it, so match on the configured file name).
-func listenerInodes(t *testing.T, a supervise.AppSnapshot, supSockets map[uint64]int) []uint64 {
+func listenerInodes(t *testing.T, a control.AppStatus, supSockets map[uint64]int) []uint64 {
 	t.Helper()
 	unixNames := unixListenInodes(t)
 	var out []uint64
@@ -94,9 +94,9 @@ func fdList(fds []fdEntry) string {
 // except their own output pipe.
 func TestAppDescriptorsAndGroups(t *testing.T) {
 	s := startWeb(t, fdsConfig)
-	apps := map[string]supervise.AppSnapshot{}
+	apps := map[string]control.AppStatus{}
 	for _, name := range []string{"fds", "other", "web"} {
-		apps[name] = s.WaitState(name, supervise.StateRunning, 60*time.Second)
+		apps[name] = s.WaitState(name, control.StateRunning, 60*time.Second)
 	}
 	supPID := s.Cmd.Process.Pid
 	supStat, err := readStat(supPID)

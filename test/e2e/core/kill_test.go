@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 const webConfig = `
@@ -34,17 +34,17 @@ stop_timeout = "10s"
 func TestKill9MasterUnderLoad(t *testing.T) {
 	s := startWeb(t, webConfig)
 	addr := s.Addr("web")
-	before := s.WaitState("web", supervise.StateRunning, 30*time.Second)
+	before := s.WaitState("web", control.StateRunning, 30*time.Second)
 
 	load := e2e.StartLoad("tcp", addr, "/", 16)
 	testenv.WaitFor(t, 10*time.Second, "load running", func() bool { return load.Snapshot().OK > 200 })
 	if err := syscall.Kill(before.MasterPID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	var after supervise.AppSnapshot
+	var after control.AppStatus
 	testenv.WaitFor(t, 30*time.Second, "new master running", func() bool {
 		after = s.App("web")
-		return after.State == supervise.StateRunning && after.MasterPID != before.MasterPID
+		return after.State == control.StateRunning && after.MasterPID != before.MasterPID
 	})
 	// Keep the load on the new master for a while.
 	n := load.Snapshot().OK
@@ -64,7 +64,7 @@ func TestKill9MasterUnderLoad(t *testing.T) {
 // failed request.
 func TestKill9MasterUnderHey(t *testing.T) {
 	s := startWeb(t, webConfig)
-	before := s.WaitState("web", supervise.StateRunning, 30*time.Second)
+	before := s.WaitState("web", control.StateRunning, 30*time.Second)
 	addr := s.Addr("web")
 
 	type heyResult struct {
@@ -91,10 +91,10 @@ func TestKill9MasterUnderHey(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	var after supervise.AppSnapshot
+	var after control.AppStatus
 	testenv.WaitFor(t, 30*time.Second, "new master running", func() bool {
 		after = s.App("web")
-		return after.State == supervise.StateRunning && after.MasterPID != before.MasterPID
+		return after.State == control.StateRunning && after.MasterPID != before.MasterPID
 	})
 	recovered := time.Since(killed)
 	r := <-done

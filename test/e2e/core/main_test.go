@@ -62,7 +62,7 @@ func runHelper(mode string, w io.Writer) {
 			out.Outcome = "ok"
 		case errors.As(err, &api) && api.Status == 403:
 			out.Outcome = "forbidden"
-			out.Detail = api.Code + ": " + api.Error()
+			out.Detail = string(api.Code) + ": " + api.Error()
 		case errors.As(err, &ce):
 			out.Outcome = "connect_error"
 			out.Detail = err.Error()

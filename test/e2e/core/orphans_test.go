@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // orphanConfig's app double-forks: "(cmd &)" runs cmd in a subshell that
@@ -28,7 +28,7 @@ command = ["/bin/sh", "-c", "(exec /bin/sleep 3 &); i=0; while [ $i -lt 50 ]; do
 // exits are not mistaken for the app's.
 func TestOrphansReaped(t *testing.T) {
 	s := e2e.Start(t, e2e.Options{Config: orphanConfig})
-	app := s.WaitState("forker", supervise.StateRunning, 30*time.Second)
+	app := s.WaitState("forker", control.StateRunning, 30*time.Second)
 	sup := s.Cmd.Process.Pid
 
 	// The long grandchild: a child of the supervisor that is not the app.
@@ -63,7 +63,7 @@ func TestOrphansReaped(t *testing.T) {
 	t.Logf("grandchild exited and was reaped; zombies of the supervisor: 0 (%s after it was seen)", time.Since(start).Round(time.Millisecond))
 
 	after := s.App("forker")
-	if after.State != supervise.StateRunning || after.MasterPID != app.MasterPID || after.Restarts != 0 || after.LastExit != nil {
+	if after.State != control.StateRunning || after.MasterPID != app.MasterPID || after.Restarts != 0 || after.LastExit != nil {
 		t.Errorf("app after its grandchildren exited: state %s master %d (was %d) restarts %d last_exit %v; want it untouched",
 			after.State, after.MasterPID, app.MasterPID, after.Restarts, after.LastExit)
 	}

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 const peerConfig = `
@@ -98,7 +98,7 @@ func startPeer(t *testing.T, group string) (*e2e.Supervisor, string) {
 		line = `control_group = "` + group + `"`
 	}
 	s := e2e.Start(t, e2e.Options{Config: strings.Replace(peerConfig, "@GROUP@", line, 1)})
-	s.WaitState("idle", supervise.StateRunning, 30*time.Second)
+	s.WaitState("idle", control.StateRunning, 30*time.Second)
 	// The test directory is 0700: let others traverse it (not list it).
 	if err := os.Chmod(s.Dir, 0o711); err != nil {
 		t.Fatal(err)

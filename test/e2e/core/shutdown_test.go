@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 const shutdownConfig = `
@@ -100,8 +100,8 @@ func TestSigtermUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}})
-	web := s.WaitState("web", supervise.StateRunning, 60*time.Second)
-	sleeper := s.WaitState("sleeper", supervise.StateRunning, 60*time.Second)
+	web := s.WaitState("web", control.StateRunning, 60*time.Second)
+	sleeper := s.WaitState("sleeper", control.StateRunning, 60*time.Second)
 	addr := s.Addr("web")
 	children := append([]int{web.MasterPID, sleeper.MasterPID}, web.WorkerPIDs...)
 	if len(web.WorkerPIDs) != 2 {

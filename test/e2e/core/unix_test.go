@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 const unixConfig = `
@@ -52,7 +52,7 @@ func assertUnixServes(t *testing.T, path, when string) {
 func TestUnixSocketSurvives(t *testing.T) {
 	s := startWeb(t, unixConfig)
 	path := filepath.Join(s.Dir, "web.sock")
-	before := s.WaitState("web", supervise.StateRunning, 30*time.Second)
+	before := s.WaitState("web", control.StateRunning, 30*time.Second)
 	if got := s.Addr("web"); got != path {
 		t.Errorf("bound address %q, want %q", got, path)
 	}
@@ -64,10 +64,10 @@ func TestUnixSocketSurvives(t *testing.T) {
 	if err := syscall.Kill(before.MasterPID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	var after supervise.AppSnapshot
+	var after control.AppStatus
 	testenv.WaitFor(t, 30*time.Second, "new master running", func() bool {
 		after = s.App("web")
-		return after.State == supervise.StateRunning && after.MasterPID != before.MasterPID
+		return after.State == control.StateRunning && after.MasterPID != before.MasterPID
 	})
 	n := load.Snapshot().OK
 	testenv.WaitFor(t, 20*time.Second, "new master serving", func() bool { return load.Snapshot().OK > n+500 })
@@ -89,7 +89,7 @@ func TestUnixSocketSurvives(t *testing.T) {
 		load.Stop()
 		t.Fatalf("supctl restart web: exit %d: %s", code, out)
 	}
-	restarted := s.WaitState("web", supervise.StateRunning, 30*time.Second)
+	restarted := s.WaitState("web", control.StateRunning, 30*time.Second)
 	took := time.Since(start)
 	n = load.Snapshot().OK
 	testenv.WaitFor(t, 20*time.Second, "restarted master serving", func() bool { return load.Snapshot().OK > n+200 })
@@ -108,7 +108,7 @@ func TestUnixSocketSurvives(t *testing.T) {
 	if out, code := s.SupctlRun("stop", "web"); code != 0 {
 		t.Fatalf("supctl stop web: exit %d: %s", code, out)
 	}
-	if st := s.App("web"); st.State != supervise.StateStopped || st.MasterPID != 0 {
+	if st := s.App("web"); st.State != control.StateStopped || st.MasterPID != 0 {
 		t.Errorf("after stop: state %s master %d, want stopped and no master", st.State, st.MasterPID)
 	}
 	if st, err := os.Lstat(path); err != nil || st.Mode()&os.ModeSocket == 0 {
@@ -117,6 +117,6 @@ func TestUnixSocketSurvives(t *testing.T) {
 	if out, code := s.SupctlRun("start", "web"); code != 0 {
 		t.Fatalf("supctl start web: exit %d: %s", code, out)
 	}
-	s.WaitState("web", supervise.StateRunning, 30*time.Second)
+	s.WaitState("web", control.StateRunning, 30*time.Second)
 	assertUnixServes(t, path, "after supctl stop + start")
 }

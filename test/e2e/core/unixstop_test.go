@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // checkMastersStoppedCleanly fails the test unless the log shows want
@@ -44,7 +44,7 @@ func checkMastersStoppedCleanly(t *testing.T, out string, want int) {
 func TestUnixListenerShutdownIsClean(t *testing.T) {
 	s := startWeb(t, unixConfig)
 	path := filepath.Join(s.Dir, "web.sock")
-	s.WaitState("web", supervise.StateRunning, 30*time.Second)
+	s.WaitState("web", control.StateRunning, 30*time.Second)
 	assertUnixServes(t, path, "at start")
 	if code := s.Stop(syscall.SIGTERM, 60*time.Second); code != 0 {
 		t.Errorf("supervisor exit %d, want 0", code)
@@ -64,7 +64,7 @@ func TestUnixListenerShutdownIsClean(t *testing.T) {
 // fail on its socket's name.
 func TestUnixListenerStopDuringReload(t *testing.T) {
 	s := startWeb(t, unixConfig)
-	s.WaitState("web", supervise.StateRunning, 30*time.Second)
+	s.WaitState("web", control.StateRunning, 30*time.Second)
 	testenv.WriteRelease(t, filepath.Join(s.Dir, "app"), testenv.Release{Version: "2", Variant: testenv.HangAtBoot})
 	reloaded := make(chan string, 1)
 	go func() {

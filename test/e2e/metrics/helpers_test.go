@@ -18,9 +18,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // webOpts shapes the one-app configuration of a test.
@@ -115,7 +115,7 @@ func startWeb(t *testing.T, o webOpts) *web {
 		}
 	}})
 	w.Supervisor = s
-	s.WaitState("web", supervise.StateRunning, 90*time.Second)
+	s.WaitState("web", control.StateRunning, 90*time.Second)
 	w.HTTP = metricsAddr(t, s)
 	testenv.WaitFor(t, 30*time.Second, "metrics endpoint answering /healthz", func() bool {
 		st, _, err := get(w.HTTP, "/healthz")

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // webApp selects the series of the app "web".
@@ -176,7 +176,7 @@ func TestListenerQueue(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := startWeb(t, webOpts{Listen: tc.listen})
-			app := w.WaitState("web", supervise.StateRunning, 30*time.Second)
+			app := w.WaitState("web", control.StateRunning, 30*time.Second)
 			addr := app.Listeners[0].Bound
 			queue := func() (float64, bool) {
 				sc, err := tryScrape(w.HTTP)
@@ -245,7 +245,7 @@ func TestListenerQueue(t *testing.T) {
 			if out, code := w.SupctlRun("restart", "web"); code != 0 {
 				t.Fatalf("supctl restart web: exit %d: %s", code, out)
 			}
-			w.WaitState("web", supervise.StateRunning, 60*time.Second)
+			w.WaitState("web", control.StateRunning, 60*time.Second)
 			if st, body, err := testenv.GetUnix(addr, "/"); err != nil || st != http.StatusOK {
 				t.Errorf("GET / over %s after a restart: %d %q %v", addr, st, body, err)
 			}
@@ -256,7 +256,7 @@ func TestListenerQueue(t *testing.T) {
 // freeze stops the generation's master and every worker (SIGSTOP to the
 // process group the supervisor gives each generation) and waits until each
 // is stopped. The test's cleanup continues them in any case.
-func freeze(t *testing.T, app supervise.AppSnapshot) {
+func freeze(t *testing.T, app control.AppStatus) {
 	t.Helper()
 	pgid, err := syscall.Getpgid(app.MasterPID)
 	if err != nil || pgid != app.MasterPID {
@@ -282,7 +282,7 @@ func freeze(t *testing.T, app supervise.AppSnapshot) {
 }
 
 // thaw continues the generation frozen by freeze.
-func thaw(t *testing.T, app supervise.AppSnapshot) {
+func thaw(t *testing.T, app control.AppStatus) {
 	t.Helper()
 	if err := syscall.Kill(-app.MasterPID, syscall.SIGCONT); err != nil {
 		t.Fatalf("SIGCONT process group %d: %v", app.MasterPID, err)
@@ -383,7 +383,7 @@ restart_when_unhealthy = false`})
 		t.Errorf("supervisor_health_up{app=web} = %v while unhealthy; want 0", up)
 	}
 	checkLive(t, w.HTTP)
-	if app := w.App("web"); app.State != supervise.StateRunning || app.Healthy {
+	if app := w.App("web"); app.State != control.StateRunning || app.Healthy {
 		t.Errorf("status while unhealthy: state %s healthy %v; want running, false", app.State, app.Healthy)
 	}
 

@@ -17,7 +17,6 @@ import (
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // activationConfig: one Gunicorn app on a socket passed by systemd; LISTEN
@@ -189,7 +188,7 @@ func TestSocketActivation(t *testing.T) {
 	if err := f.Close(); err != nil { // the supervisor holds its own copy now
 		t.Fatal(err)
 	}
-	var web supervise.AppSnapshot
+	var web control.AppStatus
 	testenv.WaitFor(t, 90*time.Second, "app web running", func() bool {
 		if a.exited() {
 			t.Fatalf("supervisor exited (%v):\n%s", a.err, a.out.String())
@@ -198,7 +197,7 @@ func TestSocketActivation(t *testing.T) {
 			return false
 		}
 		web = a.status(t, "web").Apps[0]
-		return web.State == supervise.StateRunning
+		return web.State == control.StateRunning
 	})
 	st := a.status(t, "web")
 	if st.Supervisor.PID != a.cmd.Process.Pid {

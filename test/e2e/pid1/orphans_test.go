@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // orphansConfig: app orphans double-forks 1000 short-lived grandchildren
@@ -113,7 +113,7 @@ func TestPID1ReapsOrphans(t *testing.T) {
 	t.Logf("zombies: 0, %s after the last grandchild was seen alive (%s after the loop ended)",
 		time.Since(lastExit).Round(time.Millisecond), time.Since(spawnedSeen).Round(time.Millisecond))
 
-	seven := s.WaitState("seven", supervise.StateStopped, 30*time.Second)
+	seven := s.WaitState("seven", control.StateStopped, 30*time.Second)
 	if seven.LastExit == nil || seven.LastExit.Code != 7 || seven.LastExit.Signal != 0 {
 		t.Errorf("app seven: last_exit %+v, want code 7", seven.LastExit)
 	} else {
@@ -124,7 +124,7 @@ func TestPID1ReapsOrphans(t *testing.T) {
 		t.Errorf("app seven (restart = never) restarted %d times", seven.Restarts)
 	}
 	orphans := s.App("orphans")
-	if orphans.State != supervise.StateRunning || orphans.Restarts != 0 {
+	if orphans.State != control.StateRunning || orphans.Restarts != 0 {
 		t.Errorf("app orphans: state %s, %d restarts; want running, 0 (its grandchildren's exits are not its own)", orphans.State, orphans.Restarts)
 	}
 

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // slowWebConfig: one Gunicorn app (testApp: GET /?ms=N answers after N
@@ -45,7 +45,7 @@ func TestPID1TermUnderLoadDrains(t *testing.T) {
 	s := startPID1(t, e2e.Options{Config: slowWebConfig, Setup: func(dir string) {
 		writeTestApp(t, filepath.Join(dir, "app"))
 	}})
-	s.WaitState("web", supervise.StateRunning, 60*time.Second)
+	s.WaitState("web", control.StateRunning, 60*time.Second)
 	addr := s.Addr("web")
 
 	load := e2e.StartLoad("tcp", addr, "/?ms=50", 3)
@@ -146,15 +146,15 @@ command = ["/bin/sleep", "3600"]
 `
 	tests := []struct {
 		name string
-		end  func(t *testing.T, s *pid1Sup, main supervise.AppSnapshot)
+		end  func(t *testing.T, s *pid1Sup, main control.AppStatus)
 		want int
 	}{
-		{"kill -9", func(t *testing.T, s *pid1Sup, main supervise.AppSnapshot) {
+		{"kill -9", func(t *testing.T, s *pid1Sup, main control.AppStatus) {
 			if err := syscall.Kill(s.hostPID(main.MasterPID), syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 		}, 128 + int(syscall.SIGKILL)},
-		{"exit 3", func(t *testing.T, s *pid1Sup, main supervise.AppSnapshot) {
+		{"exit 3", func(t *testing.T, s *pid1Sup, main control.AppStatus) {
 			if err := os.WriteFile(filepath.Join(s.Dir, "exit-now"), nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -163,8 +163,8 @@ command = ["/bin/sleep", "3600"]
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startPID1(t, e2e.Options{Config: cfg})
-			main := s.WaitState("main", supervise.StateRunning, 30*time.Second)
-			s.WaitState("side", supervise.StateRunning, 30*time.Second)
+			main := s.WaitState("main", control.StateRunning, 30*time.Second)
+			s.WaitState("side", control.StateRunning, 30*time.Second)
 			at := time.Now()
 			tc.end(t, s, main)
 			code := s.Wait(60 * time.Second)
@@ -197,11 +197,11 @@ command = ["/bin/sh", "-c", "trap '' TERM; sleep 3600"]
 stop_timeout = "60s"
 `
 	s := startPID1(t, e2e.Options{Config: cfg})
-	s.WaitState("stubborn", supervise.StateRunning, 30*time.Second)
+	s.WaitState("stubborn", control.StateRunning, 30*time.Second)
 	first := time.Now()
 	s.signal(syscall.SIGINT)
 	waitOutput(t, s.Output, "msg=stopping signal=interrupt", 30*time.Second)
-	s.WaitState("stubborn", supervise.StateStopping, 30*time.Second)
+	s.WaitState("stubborn", control.StateStopping, 30*time.Second)
 	if s.Exited() {
 		t.Fatalf("supervisor exited after the first INT (an app ignoring TERM has 60 s):\n%s", s.Output())
 	}
@@ -242,11 +242,11 @@ directory = "@DIR@"
 command = ["/bin/sleep", "3600"]
 `
 	s := startPID1(t, e2e.Options{Config: cfg})
-	before := s.WaitState("idle", supervise.StateRunning, 30*time.Second)
+	before := s.WaitState("idle", control.StateRunning, 30*time.Second)
 	s.signal(syscall.SIGHUP)
 	waitOutput(t, s.Output, "SIGHUP", 30*time.Second)
 	after := s.App("idle")
-	if s.Exited() || after.State != supervise.StateRunning || after.MasterPID != before.MasterPID {
+	if s.Exited() || after.State != control.StateRunning || after.MasterPID != before.MasterPID {
 		t.Fatalf("after HUP: exited=%v, app %s pid %d (was %d)", s.Exited(), after.State, after.MasterPID, before.MasterPID)
 	}
 	for _, line := range strings.Split(s.Output(), "\n") {

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // brokenCases are the ways a release fails, with what `supctl reload` must
@@ -77,7 +77,7 @@ func TestBrokenRelease(t *testing.T) {
 					if bad != "" {
 						t.Error(bad)
 					}
-					if st.State != supervise.StateRunning || st.Release != w.Dirs[0] || st.LastReload == nil || st.LastReload.Result != "rolled_back" {
+					if st.State != control.StateRunning || st.Release != w.Dirs[0] || st.LastReload == nil || st.LastReload.Result != "rolled_back" {
 						t.Errorf("status after the failed reload: state=%s release=%s last=%+v; want running on %s, rolled_back", st.State, st.Release, st.LastReload, w.Dirs[0])
 					}
 					if strategy == "swap" && after.Bodies["version=v1"] != 0 && c.variant != testenv.Health500 {

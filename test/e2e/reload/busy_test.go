@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // TestReloadBusy: while a deploy waits for its new generation (gated at
@@ -159,7 +159,7 @@ func TestKill9OldMasterDuringSwap(t *testing.T) {
 	if bad != "" {
 		t.Error(bad)
 	}
-	if st.State != supervise.StateRunning {
+	if st.State != control.StateRunning {
 		t.Errorf("state %s, want running", st.State)
 	}
 	if res.Failed() != 0 {

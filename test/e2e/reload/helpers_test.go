@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // webOpts describes the supervisor and the release tree of one test.
@@ -108,7 +108,7 @@ func startWeb(t *testing.T, o webOpts) *web {
 		},
 	})
 	w.Supervisor = s
-	s.WaitState("web", supervise.StateRunning, 60*time.Second)
+	s.WaitState("web", control.StateRunning, 60*time.Second)
 	w.Addr = s.Addr("web")
 	want := "version=" + o.Releases[0].Version + "\n"
 	testenv.WaitFor(t, 30*time.Second, "first release answering", func() bool {

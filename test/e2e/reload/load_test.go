@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // TestReloadUnderLoad runs 20 consecutive reloads, each to a new version,
@@ -94,7 +94,7 @@ func reloadUnderLoad(t *testing.T, configured, strategy string, n int) *web {
 		} else if tr.Masters[0] != st.MasterPID {
 			t.Errorf("%s %d: the only master is %d, status says %d", how, i, tr.Masters[0], st.MasterPID)
 		}
-		if st.State != supervise.StateRunning || st.Release != w.Dirs[i] || st.LastReload == nil || st.LastReload.Result != "ok" || st.LastReload.Strategy != strategy {
+		if st.State != control.StateRunning || st.Release != w.Dirs[i] || st.LastReload == nil || st.LastReload.Result != "ok" || st.LastReload.Strategy != strategy {
 			t.Errorf("%s %d: status state=%s release=%s last reload=%+v; want running, %s, ok %s", how, i, st.State, st.Release, st.LastReload, w.Dirs[i], strategy)
 		}
 		if !strings.Contains(r.Out, "ok in") {

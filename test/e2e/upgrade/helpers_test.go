@@ -21,7 +21,6 @@ import (
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // binaries are the builds every test here shares: the supervisor twice,
@@ -331,7 +330,7 @@ func (s *sup) status() *control.StatusResponse {
 }
 
 // app returns one app's snapshot from st.
-func app(t testing.TB, st *control.StatusResponse, name string) supervise.AppSnapshot {
+func app(t testing.TB, st *control.StatusResponse, name string) control.AppStatus {
 	t.Helper()
 	for _, a := range st.Apps {
 		if a.Name == name {
@@ -339,7 +338,7 @@ func app(t testing.TB, st *control.StatusResponse, name string) supervise.AppSna
 		}
 	}
 	t.Fatalf("status has no app %s", name)
-	return supervise.AppSnapshot{}
+	return control.AppStatus{}
 }
 
 // waitRunning waits until every app runs (and is healthy where checked).
@@ -359,7 +358,7 @@ func (s *sup) waitRunning(timeout time.Duration, names ...string) *control.Statu
 		last = st
 		for _, n := range names {
 			a := app(s.t, st, n)
-			if a.State != supervise.StateRunning || a.MasterPID == 0 || (a.HealthChecked && !a.Healthy) {
+			if a.State != control.StateRunning || a.MasterPID == 0 || (a.HealthChecked && !a.Healthy) {
 				return false
 			}
 		}

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // usr2Config runs one Gunicorn app reloaded by USR2 from a `current` link.
@@ -76,7 +76,7 @@ func TestUpgradeKeepsUSR2(t *testing.T) {
 		code, body, err := testenv.Get(addr, "/")
 		return err == nil && code == 200 && body == "version=2\n"
 	})
-	if a := app(t, web, "web"); a.State != supervise.StateRunning || a.MasterPID == before.MasterPID {
+	if a := app(t, web, "web"); a.State != control.StateRunning || a.MasterPID == before.MasterPID {
 		t.Errorf("after deploy: state %s master %d (was %d)", a.State, a.MasterPID, before.MasterPID)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // pids are the processes an upgrade must not touch.
@@ -125,7 +124,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 			t.Errorf("upgrade %d: status version %q upgrades %d last %q; want %s, %d, \"ok: %s -> %s\"", i, st.Supervisor.Version, st.Supervisor.Upgrades, st.Supervisor.LastUpgrade, next, i, version, next)
 		}
 		for _, name := range []string{"web", "api", "worker"} {
-			if a := app(t, st, name); a.State != supervise.StateRunning || a.Restarts != 0 {
+			if a := app(t, st, name); a.State != control.StateRunning || a.Restarts != 0 {
 				t.Errorf("upgrade %d: app %s %s with %d restarts", i, name, a.State, a.Restarts)
 			}
 		}
@@ -212,14 +211,14 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 	if err := syscall.Kill(want.Web, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	var web supervise.AppSnapshot
+	var web control.AppStatus
 	testenv.WaitFor(t, 60*time.Second, "web restarted", func() bool {
 		st, err := control.NewClient(s.Socket).Status(t.Context(), "web")
 		if err != nil || len(st.Apps) != 1 {
 			return false
 		}
 		web = st.Apps[0]
-		return web.State == supervise.StateRunning && web.MasterPID != 0 && web.MasterPID != want.Web
+		return web.State == control.StateRunning && web.MasterPID != 0 && web.MasterPID != want.Web
 	})
 	if web.Restarts != 1 || web.LastExit == nil || web.LastExit.Signal != int(syscall.SIGKILL) {
 		t.Errorf("web after kill -9: restarts %d last exit %+v; want 1 restart, signal 9", web.Restarts, web.LastExit)
@@ -244,11 +243,11 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		if out, code, _ := s.supctl("restart", "api"); code != 0 {
 			t.Fatalf("supctl restart api (%d): exit %d: %s", i, code, out)
 		}
-		var a supervise.AppSnapshot
+		var a control.AppStatus
 		testenv.WaitFor(t, 60*time.Second, "api restarted", func() bool {
 			a = app(t, s.status(), "api")
 			_, err := os.Stat(fmt.Sprintf("/proc/%d", old))
-			return a.State == supervise.StateRunning && a.MasterPID != old && errors.Is(err, fs.ErrNotExist)
+			return a.State == control.StateRunning && a.MasterPID != old && errors.Is(err, fs.ErrNotExist)
 		})
 		testenv.WaitFor(t, 30*time.Second, "api answering on "+sockPath, func() bool {
 			code, body, err := testenv.GetUnix(sockPath, "/")
@@ -301,7 +300,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		t.Fatal(err)
 	}
 	foreign[apiListen] = "api's listener"
-	for _, a := range []supervise.AppSnapshot{web, api} {
+	for _, a := range []control.AppStatus{web, api} {
 		if a.StatsdAddr == "" {
 			t.Fatalf("app %s has no statsd bridge", a.Name)
 		}

@@ -1,4 +1,8 @@
-package listen
+// Package sockfile manages Unix socket files: it replaces a stale one
+// (nobody accepts there), refuses a live one, and binds under a tight umask
+// with the mode and owner asked for. It imports nothing of the supervisor,
+// so the control API can use it without linking the configuration.
+package sockfile
 
 import (
 	"errors"
@@ -37,11 +41,11 @@ func RemoveStale(path string) error {
 	return nil
 }
 
-// bindPath binds fd (an AF_UNIX socket) at path after RemoveStale. The file
+// Bind binds fd (an AF_UNIX socket) at path after RemoveStale. The file
 // is created under umask 0177, so it is never more open than asked, then
 // gets mode and, where uid or gid is not -1, that owner or group. On error
 // the file it created is removed; fd stays open (the caller's).
-func bindPath(fd int, path string, mode os.FileMode, uid, gid int) error {
+func Bind(fd int, path string, mode os.FileMode, uid, gid int) error {
 	if len(path) > 107 {
 		return fmt.Errorf("%s is longer than a Unix socket path may be (107 bytes)", path)
 	}
@@ -67,16 +71,16 @@ func bindPath(fd int, path string, mode os.FileMode, uid, gid int) error {
 	return nil
 }
 
-// UnixListener listens on a Unix socket at path for the supervisor's own
+// Listen listens on a Unix socket at path for the supervisor's own
 // use (the control API): a stale socket file there is replaced (ErrInUse if
 // something accepts on it), the file gets mode and, when gid is not -1, that
 // group, and closing the listener removes it.
-func UnixListener(path string, mode os.FileMode, gid int) (*net.UnixListener, error) {
+func Listen(path string, mode os.FileMode, gid int) (*net.UnixListener, error) {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socket: %w", err)
 	}
-	if err := bindPath(fd, path, mode, -1, gid); err != nil {
+	if err := Bind(fd, path, mode, -1, gid); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}

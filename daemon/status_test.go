@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/supervise"
+)
+
+// The control API's app status must encode exactly as the Manager's
+// snapshot does, so clients of the API see the same JSON.
+func TestAppStatusEncodesAsSnapshot(t *testing.T) {
+	at := time.Date(2026, 11, 29, 9, 30, 0, 0, time.UTC)
+	snaps := []supervise.AppSnapshot{{
+		Name: "web", Kind: "gunicorn", State: supervise.StateRunning, Healthy: true, HealthChecked: true,
+		MasterPID: 4242, WorkerPIDs: []int{4243, 4244}, Generation: 3, Release: "/srv/web/releases/42",
+		Started: at, Restarts: 1, LastExit: &supervise.ExitInfo{Code: -1, Signal: 9, Time: at},
+		NextRestart: at, Backoff: time.Second,
+		Listeners:  []supervise.ListenerSnapshot{{Address: "tcp://127.0.0.1:8000", Bound: "127.0.0.1:8000", FD: 7, Network: "tcp", Backlog: 2048}},
+		Reloading:  true,
+		LastReload: &supervise.ReloadResult{Strategy: "swap", Result: reload.OutcomeRolledBack, Reason: "exit 3", Started: at, Duration: time.Second},
+		Reloads:    map[string]int{"ok": 4, "rolled_back": 1}, StatsdBridge: true, StatsdAddr: "127.0.0.1:40000", Message: "why",
+	}, {Name: "idle", Kind: "command", State: supervise.StateStopped}}
+	want, err := json.Marshal(snaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(appStatuses(snaps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("app status JSON differs from the snapshot's:\ngot  %s\nwant %s", got, want)
+	}
+	for _, s := range supervise.States {
+		if st := appStatus(supervise.AppSnapshot{State: s}).State; st.String() != s.String() {
+			t.Errorf("state %s maps to %q", s, st)
+		}
+		known := false
+		for _, c := range control.AppStates {
+			known = known || c.String() == s.String()
+		}
+		if !known {
+			t.Errorf("state %s is not one of control.AppStates", s)
+		}
+	}
+}
+
+func TestOutcomeAndCodes(t *testing.T) {
+	rolled := &reload.Failure{Cause: "exit 3", Tail: []string{"Traceback"}, RolledBack: true}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		result string
+		code   control.Code
+		tail   int
+	}{
+		{"ok", nil, "ok", "", 0},
+		{"rolled back", fmt.Errorf("reload web: %w", rolled), "rolled_back", "", 1},
+		{"busy", fmt.Errorf("%w: a reload is in progress", supervise.ErrBusy), "failed", control.CodeBusy, 0},
+		{"not running", fmt.Errorf("web: %w", supervise.ErrNotRunning), "failed", control.CodeNotRunning, 0},
+		{"no such app", fmt.Errorf("%w: %q", supervise.ErrNoSuchApp, "x"), "failed", control.CodeNotFound, 0},
+		{"other", errors.New("boom"), "failed", "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := outcome(tc.err)
+			if out.Result != tc.result || len(out.Tail) != tc.tail || (out.Err == nil) != (tc.err == nil) {
+				t.Errorf("outcome(%v) = %+v", tc.err, out)
+			}
+			var ce *control.Error
+			if got := errors.As(out.Err, &ce); got != (tc.code != "") || (got && ce.Code != tc.code) {
+				t.Errorf("outcome(%v).Err = %#v, want code %q", tc.err, out.Err, tc.code)
+			}
+			if tc.err != nil && out.Err.Error() != tc.err.Error() {
+				t.Errorf("error text %q, want %q", out.Err, tc.err)
+			}
+		})
+	}
+}
+
+func TestStrategyCheck(t *testing.T) {
+	b := backend{}
+	for _, ok := range []string{"", "swap", "usr2"} {
+		if err := b.CheckStrategy(ok); err != nil {
+			t.Errorf("CheckStrategy(%q) = %v", ok, err)
+		}
+	}
+	err := b.CheckStrategy("bogus")
+	var ce *control.Error
+	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || err.Error() != `unknown strategy "bogus" (swap, usr2)` {
+		t.Errorf("CheckStrategy(bogus) = %v", err)
+	}
+	if out := b.Reload(context.Background(), "web", "bogus", nil); out.Result != "failed" || out.Err == nil {
+		t.Errorf("Reload with a bad strategy = %+v", out)
+	}
+}

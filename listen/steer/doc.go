@@ -1,0 +1,42 @@
+// Package steer gives each generation of an app its own listening socket on
+// one address and lets the supervisor choose, with one map update, which of
+// them receives new connections.
+//
+// # TCP
+//
+// A Group binds every Listener with SO_REUSEPORT on the same address, so the
+// kernel keeps them in one reuseport group. A BPF_PROG_TYPE_SK_REUSEPORT
+// program, assembled at run time with cilium/ebpf's asm package (no clang),
+// is attached to the group with SO_ATTACH_REUSEPORT_EBPF. For each incoming
+// connection it reads the serving slot from a one-element array map and
+// selects that slot of a BPF_MAP_TYPE_REUSEPORT_SOCKARRAY in which every
+// Listener sits at its own slot. Group.Serve writes the slot: one map update,
+// effective for the next SYN. Connections already queued on other listeners
+// stay there until those listeners accept them.
+//
+// The program is loaded with expected attach type
+// BPF_SK_REUSEPORT_SELECT_OR_MIGRATE. When a listener's socket is finally
+// closed (its last file descriptor, in the supervisor or in a child), the
+// kernel runs the program once per connection still queued on it; the
+// program selects the serving listener, and the connection moves to that
+// listener's accept queue instead of being reset. The kernel does this for a
+// SELECT_OR_MIGRATE program whatever net.ipv4.tcp_migrate_req says (that
+// sysctl only enables migration by hash for groups without such a program);
+// MigrateReqSysctl reports it for diagnostics. If the serving listener is
+// itself the one closing, or no listener serves, the program lets the kernel
+// choose among the remaining listeners by hash.
+//
+// Loading needs CAP_BPF and CAP_NET_ADMIN (root) and Linux 5.14 or newer.
+// Available reports why steering cannot be used, so the caller can fall back
+// to one shared socket (ModeShared).
+//
+// # Unix sockets
+//
+// Linux 6.18 refuses SO_REUSEPORT on AF_UNIX sockets (setsockopt fails with
+// EOPNOTSUPP; TestUnixReusePortRefused probes the running kernel), so Unix
+// sockets cannot share a reuseport group. Instead each generation listens
+// on its own path and SwitchUnix atomically renames a hard link to that path
+// over the public path: connect(2) resolves the path when it is called, so
+// new clients reach the new generation while connections queued on the old
+// one stay with it.
+package steer

@@ -1,0 +1,227 @@
+package steer
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrClosed is returned by the methods of a Group after Close.
+var ErrClosed = errors.New("steer: group closed")
+
+// Group is one TCP address served by several listening sockets (one per
+// generation) in one SO_REUSEPORT group, with a BPF program that sends each
+// new connection to the serving listener. All methods are safe for
+// concurrent use; Close is safe twice.
+type Group struct {
+	mu      sync.Mutex
+	addr    *net.TCPAddr // the port is the bound one once a listener exists
+	backlog int
+	objs    *kernelObjects
+	slots   [MaxListeners]*Listener
+	serving *Listener
+	closed  bool
+}
+
+// Listener is one listening socket of a Group.
+type Listener struct {
+	group *Group
+	slot  uint32
+	file  *os.File
+	addr  *net.TCPAddr
+}
+
+// NewGroup prepares a group for addr ("host:port"; port 0 takes the port the
+// first Add binds, and every later Add binds the same one). It loads the BPF
+// objects but binds nothing. It fails, with the reason, where Available
+// would.
+func NewGroup(addr string, backlog int) (*Group, error) {
+	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("steer: resolve %q: %w", addr, err)
+	}
+	if backlog <= 0 {
+		return nil, fmt.Errorf("steer: backlog %d for %q: must be positive", backlog, addr)
+	}
+	objs, err := loadObjects()
+	if err != nil {
+		return nil, err
+	}
+	return &Group{addr: tcpAddr, backlog: backlog, objs: objs}, nil
+}
+
+// Addr returns the group's address; its port is the bound one after the
+// first Add.
+func (g *Group) Addr() *net.TCPAddr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := *g.addr
+	return &a
+}
+
+// Add binds and listens on a new socket in the group and puts it in a free
+// slot of the socket array. It receives no new connection until Serve
+// selects it, except while no listener serves (then the kernel's hash
+// spreads connections over all listeners). It fails when MaxListeners are
+// in the group.
+func (g *Group) Add() (*Listener, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, ErrClosed
+	}
+	slot, ok := g.freeSlot()
+	if !ok {
+		return nil, fmt.Errorf("steer: add listener on %s: all %d slots in use", g.addr, MaxListeners)
+	}
+	fd, bound, err := listenReusePort(g.addr, g.backlog)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.enrol(fd, slot); err != nil {
+		_ = unix.Close(fd) // the enrolment error is the one to report
+		return nil, err
+	}
+	g.addr = bound
+	l := &Listener{
+		group: g, slot: slot, addr: bound,
+		file: os.NewFile(uintptr(fd), fmt.Sprintf("steer:%s#%d", bound, slot)),
+	}
+	g.slots[slot] = l
+	return l, nil
+}
+
+// freeSlot returns the lowest unused slot.
+func (g *Group) freeSlot() (uint32, bool) {
+	for i, l := range g.slots {
+		if l == nil {
+			return uint32(i), true
+		}
+	}
+	return 0, false
+}
+
+// enrol attaches the program to fd's reuseport group (replacing the same
+// program if a sibling attached it already, which keeps the group steered
+// even if every earlier listener is gone) and stores fd at slot.
+func (g *Group) enrol(fd int, slot uint32) error {
+	err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_EBPF, g.objs.prog.FD())
+	if err != nil {
+		return fmt.Errorf("steer: attach program to %s (fd %d): %w", g.addr, fd, err)
+	}
+	if err := g.objs.sockets.Put(slot, uint64(fd)); err != nil {
+		return fmt.Errorf("steer: put fd %d of %s at slot %d: %w", fd, g.addr, slot, err)
+	}
+	return nil
+}
+
+// Serve makes l the listener that receives every new connection, with one
+// map update. Connections already queued on other listeners stay there.
+func (g *Group) Serve(l *Listener) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.check(l); err != nil {
+		return err
+	}
+	if err := g.objs.serving.Put(uint32(0), l.slot); err != nil {
+		return fmt.Errorf("steer: serve slot %d of %s: %w", l.slot, g.addr, err)
+	}
+	g.serving = l
+	return nil
+}
+
+// Serving returns the serving listener, or nil if none serves.
+func (g *Group) Serving() *Listener {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.serving
+}
+
+// Remove takes l out of the group and closes the Group's descriptor of it.
+// The socket closes when its last descriptor does (children that inherited
+// it may hold it longer); then the connections still queued on it move to
+// the serving listener. Removing the serving listener leaves none serving.
+func (g *Group) Remove(l *Listener) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.check(l); err != nil {
+		return err
+	}
+	return g.remove(l)
+}
+
+// remove does Remove with g.mu held.
+func (g *Group) remove(l *Listener) error {
+	var errs []error
+	if g.serving == l {
+		if err := g.objs.serving.Put(uint32(0), noSlot); err != nil {
+			errs = append(errs, fmt.Errorf("steer: clear serving slot of %s: %w", g.addr, err))
+		}
+		g.serving = nil
+	}
+	if err := g.objs.sockets.Delete(l.slot); err != nil {
+		errs = append(errs, fmt.Errorf("steer: delete slot %d of %s: %w", l.slot, g.addr, err))
+	}
+	if err := l.file.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("steer: close listener at slot %d of %s: %w", l.slot, g.addr, err))
+	}
+	g.slots[l.slot] = nil
+	return errors.Join(errs...)
+}
+
+// check returns an error unless the group is open and l is one of its
+// current listeners.
+func (g *Group) check(l *Listener) error {
+	if g.closed {
+		return ErrClosed
+	}
+	if l == nil || l.group != g || g.slots[l.slot] != l {
+		return fmt.Errorf("steer: listener is not in the group on %s", g.addr)
+	}
+	return nil
+}
+
+// Close removes every listener and frees the BPF objects. Sockets still
+// held by children keep the program attached until they close. Close is
+// safe twice; the second call returns nil.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	var errs []error
+	for _, l := range g.slots {
+		if l != nil {
+			errs = append(errs, g.remove(l))
+		}
+	}
+	g.objs.close()
+	g.closed = true
+	return errors.Join(errs...)
+}
+
+// File returns the listening socket. The Group owns it: pass it to children
+// (exec.Cmd.ExtraFiles duplicates it) or Dup it, but do not close it; Remove
+// and Close do.
+func (l *Listener) File() *os.File { return l.file }
+
+// Addr returns the bound address.
+func (l *Listener) Addr() *net.TCPAddr { a := *l.addr; return &a }
+
+// Slot returns the listener's index in the group's socket array.
+func (l *Listener) Slot() int { return int(l.slot) }
+
+// QueueDepth returns how many established connections wait in the
+// listener's accept queue.
+func (l *Listener) QueueDepth() (int, error) {
+	info, err := unix.GetsockoptTCPInfo(int(l.file.Fd()), unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, fmt.Errorf("steer: TCP_INFO of listener %s: %w", l.file.Name(), err)
+	}
+	return int(info.Unacked), nil
+}

@@ -1,0 +1,175 @@
+package steer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+)
+
+// Mode names how traffic reaches an app's generations.
+type Mode string
+
+const (
+	// ModeBPF: each generation has its own socket in one reuseport group and
+	// a BPF program picks the serving one.
+	ModeBPF Mode = "bpf"
+	// ModeShared: all generations accept from one shared listening socket.
+	ModeShared Mode = "shared"
+)
+
+// MaxListeners is how many listeners a Group holds at once (the size of
+// its socket array).
+const MaxListeners = 16
+
+// noSlot is the serving index meaning "no listener is selected": the program
+// then leaves the choice to the kernel's hash.
+const noSlot = ^uint32(0)
+
+// skPass is the SK_REUSEPORT verdict that accepts the connection, on the
+// selected socket if the program selected one, else on the socket the
+// kernel's hash picks.
+const skPass = 1
+
+// migrateReqPath is the sysctl that enables hash-based migration of queued
+// connections for reuseport groups without a SELECT_OR_MIGRATE program.
+const migrateReqPath = "/proc/sys/net/ipv4/tcp_migrate_req"
+
+// kernelObjects are the maps and program one Group owns.
+type kernelObjects struct {
+	sockets *ebpf.Map     // REUSEPORT_SOCKARRAY: slot -> listening socket
+	serving *ebpf.Map     // ARRAY of one uint32: the serving slot
+	prog    *ebpf.Program // SK_REUSEPORT, SELECT_OR_MIGRATE
+}
+
+// Available returns nil when this process can steer TCP connections with
+// BPF here, else an error saying why (missing capabilities, a kernel without
+// the map or program type), so the caller can use ModeShared. It loads and
+// frees the same objects a Group uses.
+func Available() error {
+	objs, err := loadObjects()
+	if err != nil {
+		return err
+	}
+	objs.close()
+	return nil
+}
+
+// loadObjects creates the maps and loads the program that reads them. On
+// error nothing is left open; the error explains the cause.
+func loadObjects() (*kernelObjects, error) {
+	sockets, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name: "steer_socks", Type: ebpf.ReusePortSockArray,
+		KeySize: 4, ValueSize: 8, MaxEntries: MaxListeners,
+	})
+	if err != nil {
+		return nil, explain("create REUSEPORT_SOCKARRAY map", err)
+	}
+	serving, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name: "steer_serving", Type: ebpf.Array,
+		KeySize: 4, ValueSize: 4, MaxEntries: 1,
+	})
+	if err != nil {
+		_ = sockets.Close() // the creation error is the one to report
+		return nil, explain("create serving-slot array map", err)
+	}
+	objs := &kernelObjects{sockets: sockets, serving: serving}
+	if err := serving.Put(uint32(0), noSlot); err != nil {
+		objs.close()
+		return nil, fmt.Errorf("steer: initialise serving slot: %w", err)
+	}
+	objs.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "steer_select",
+		Type:         ebpf.SkReuseport,
+		AttachType:   ebpf.AttachSkReuseportSelectOrMigrate,
+		License:      "GPL",
+		Instructions: selectProgram(sockets.FD(), serving.FD()),
+	})
+	if err != nil {
+		objs.close()
+		return nil, explain("load SK_REUSEPORT program (SELECT_OR_MIGRATE)", err)
+	}
+	return objs, nil
+}
+
+// selectProgram returns the SK_REUSEPORT program: look up the serving slot
+// in servingFD[0], ask bpf_sk_select_reuseport for socketsFD[slot], and pass
+// in every case. A failed selection (no serving slot, or its socket is
+// closing) leaves the choice to the kernel's hash among the listening
+// sockets, which is better than dropping the SYN.
+func selectProgram(socketsFD, servingFD int) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1), // keep ctx
+		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.LoadMapPtr(asm.R1, servingFD),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R0, asm.R0, 0, asm.Word),
+		asm.StoreMem(asm.RFP, -8, asm.R0, asm.Word),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.LoadMapPtr(asm.R2, socketsFD),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -8),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnSkSelectReuseport.Call(),
+		asm.Mov.Imm(asm.R0, skPass).WithSymbol("pass"),
+		asm.Return(),
+	}
+}
+
+// close releases the objects; a program attached to a reuseport group stays
+// alive in the kernel as long as the group has sockets.
+func (o *kernelObjects) close() {
+	// Closing a BPF object's fd cannot fail in a way the caller can act on.
+	if o.prog != nil {
+		_ = o.prog.Close()
+	}
+	_ = o.serving.Close()
+	_ = o.sockets.Close()
+}
+
+// explain wraps err from step with the likely reason steering is unavailable.
+func explain(step string, err error) error {
+	switch {
+	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
+		return fmt.Errorf("steer: %s: needs CAP_BPF and CAP_NET_ADMIN (running as uid %d): %w",
+			step, os.Geteuid(), err)
+	case errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL):
+		return fmt.Errorf("steer: %s: kernel lacks support (needs Linux 5.14+ for SELECT_OR_MIGRATE; running %s): %w",
+			step, kernelRelease(), err)
+	default:
+		return fmt.Errorf("steer: %s: %w", step, err)
+	}
+}
+
+// kernelRelease returns uname -r, or "unknown" if uname fails.
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// MigrateReqSysctl returns net.ipv4.tcp_migrate_req of the caller's network
+// namespace. A Group's program migrates queued connections whatever its
+// value; the value matters only for reuseport groups without the program
+// (ModeShared never uses reuseport).
+func MigrateReqSysctl() (int, error) {
+	b, err := os.ReadFile(migrateReqPath)
+	if err != nil {
+		return 0, fmt.Errorf("steer: read %s: %w", migrateReqPath, err)
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("steer: parse %s %q: %w", migrateReqPath, b, err)
+	}
+	return v, nil
+}

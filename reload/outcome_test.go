@@ -1,0 +1,29 @@
+package reload
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestOutcomeOf(t *testing.T) {
+	rolled := &Failure{Cause: "new generation exited: exit 3", RolledBack: true}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		want   Outcome
+		reason string
+	}{
+		{"nil", nil, OutcomeOK, ""},
+		{"rolled back", fmt.Errorf("reload web: %w", rolled), OutcomeRolledBack, "new generation exited: exit 3"},
+		{"failure kept the old generation", &Failure{Cause: "spawn: no such file"}, OutcomeFailed, "spawn: no such file"},
+		{"other", errors.New("busy"), OutcomeFailed, "busy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, reason := OutcomeOf(tc.err)
+			if got != tc.want || reason != tc.reason {
+				t.Errorf("OutcomeOf(%v) = %q, %q; want %q, %q", tc.err, got, reason, tc.want, tc.reason)
+			}
+		})
+	}
+}
