@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 //
 //	exit        exit with $PROC_TEST_HELPER_CODE
 //	block       wait for SIGTERM, then exit 0 (SIGKILL ends it otherwise)
+//	ignore-term ignore SIGTERM and wait for SIGKILL
 //	orphaner    start a grandchild (mode "grandchild"), print its pid, exit 0
 //	grandchild  wait until re-parented away from $PROC_TEST_HELPER_PPID, exit 3
 func testRunHelper(mode string) int {
@@ -50,6 +51,13 @@ func testRunHelper(mode string) int {
 	case "block":
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGTERM)
+		fmt.Println("ready")
+		<-ch
+		return 0
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGUSR1) // never sent: SIGKILL ends it
 		fmt.Println("ready")
 		<-ch
 		return 0
