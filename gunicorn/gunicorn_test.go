@@ -1,14 +1,19 @@
 package gunicorn
 
 import (
+	"bufio"
 	"context"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/proc"
@@ -119,5 +124,48 @@ func TestPidfileAndPoll(t *testing.T) {
 	}
 	if b, total := Booted(os.Getpid()); b != 0 || total != 0 {
 		t.Errorf("Booted(test process) = %d/%d, want 0/0 (no heartbeat files)", b, total)
+	}
+}
+
+// TestUnlinksOnStop: a master that is the supervisor's child unlinks its
+// sockets' names when it stops, unless "<pidfile>.2" names a live child of
+// it (an old master in a USR2 pair); a master whose parent is another master
+// (a new one, not yet promoted) does not.
+func TestUnlinksOnStop(t *testing.T) {
+	r := proc.NewReaper()
+	defer r.Close()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	pid, exited, err := r.ForkExec(proc.Spec{Argv: []string{"/bin/sh", "-c", "sleep 60 & echo $!; wait"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: "/"}, p[1])
+	unix.Close(p[1])
+	if err != nil {
+		unix.Close(p[0])
+		t.Fatal(err)
+	}
+	defer func() {
+		proc.SignalTree(pid, unix.SIGKILL)
+		<-exited
+	}()
+	f := os.NewFile(uintptr(p[0]), "sh output")
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString('\n')
+	child, cerr := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || cerr != nil {
+		t.Fatalf("child pid: %q %v %v", line, err, cerr)
+	}
+	pidfile := filepath.Join(t.TempDir(), "web.g1.pid")
+	if !UnlinksOnStop(pid, pidfile) {
+		t.Error("a lone master: UnlinksOnStop = false, want true")
+	}
+	if err := os.WriteFile(pidfile+".2", []byte(strconv.Itoa(child)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if UnlinksOnStop(pid, pidfile) {
+		t.Error("an old master with a live new master: UnlinksOnStop = true, want false")
+	}
+	if UnlinksOnStop(child, pidfile) {
+		t.Error("a new master not yet promoted: UnlinksOnStop = true, want false")
 	}
 }

@@ -196,3 +196,22 @@ func PollUntil(ctx context.Context, interval time.Duration, cond func() (bool, e
 		}
 	}
 }
+
+// UnlinksOnStop reports whether the master pid, stopping now, removes its
+// Unix sockets' bound names. A master does not while it is part of a USR2
+// pair: a new master not yet promoted (its parent is still the old master,
+// not the calling supervisor) or an old master whose new master (named in
+// "<pidfile>.2") still runs as its child. A master already gone removes
+// nothing.
+func UnlinksOnStop(pid int, pidfile string) bool {
+	st, err := proc.ReadStat(pid)
+	if err != nil || st.State == "Z" || st.PPID != os.Getpid() {
+		return false
+	}
+	child, err := ReadPidfile(pidfile + ".2")
+	if err != nil || child == pid {
+		return true
+	}
+	cs, err := proc.ReadStat(child)
+	return err != nil || cs.PPID != pid || cs.State == "Z"
+}

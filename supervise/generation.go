@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 )
@@ -115,9 +116,10 @@ func (g *Generation) Tail() []string {
 }
 
 // Signal sends sig to the main process. The first stop signal (TERM, INT,
-// QUIT) to a Gunicorn master waits for its turn on the app's held Unix
-// sockets (see listen.SignalStop), so that the master finds the name it
-// unlinks and completes its graceful stop.
+// QUIT) to a Gunicorn master that will unlink its sockets' names (one not
+// in a USR2 pair, see gunicorn.UnlinksOnStop) waits for its turn on the
+// app's held Unix sockets (see listen.SignalStop), so that the master finds
+// the name it unlinks and completes its graceful stop.
 func (g *Generation) Signal(sig syscall.Signal) error {
 	if g.Exited() {
 		return nil
@@ -129,7 +131,7 @@ func (g *Generation) Signal(sig syscall.Signal) error {
 		return nil
 	}
 	stop := sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGQUIT
-	if !stop || len(g.socks) == 0 || !g.stopSent.CompareAndSwap(false, true) {
+	if !stop || len(g.socks) == 0 || !g.stopSent.CompareAndSwap(false, true) || !gunicorn.UnlinksOnStop(g.PID, g.Pidfile) {
 		return send()
 	}
 	return listen.SignalStop(g.socks, send, g.done, 2*time.Second)
