@@ -258,9 +258,6 @@ func bindUnix(l config.Listener, backlog int) (*Socket, error) {
 	public := l.Address
 	// Bind at a hidden name and link the configured path to it: see Socket.hold.
 	path := filepath.Join(filepath.Dir(public), "."+filepath.Base(public)+".held")
-	if len(path) > 107 {
-		return nil, fmt.Errorf("listen %s: %s is longer than a Unix socket path may be (107 bytes)", l.Raw, path)
-	}
 	if err := sockfile.RemoveStale(public); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
 	}
