@@ -54,7 +54,7 @@ func serveFake(t *testing.T) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "c.sock")
 	srv := &control.Server{Backend: backend{}}
-	if err := srv.Listen(sock, ""); err != nil {
+	if err := srv.Listen(sock, -1); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
