@@ -84,8 +84,19 @@ const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 //
 // TIME (UTC, TimeFormat) is written only when timestamps is true.
 func AppendFormat(dst []byte, l *Line, timestamps bool) []byte {
+	var ts []byte
 	if timestamps {
-		dst = l.Time.UTC().AppendFormat(dst, TimeFormat)
+		var buf [len(TimeFormat) + 8]byte
+		ts = l.Time.UTC().AppendFormat(buf[:0], TimeFormat)
+	}
+	return appendLine(dst, l, ts)
+}
+
+// appendLine is AppendFormat with the timestamp already formatted (nil:
+// none).
+func appendLine(dst []byte, l *Line, ts []byte) []byte {
+	if ts != nil {
+		dst = append(dst, ts...)
 		dst = append(dst, ' ')
 	}
 	dst = append(dst, l.App...)
@@ -104,6 +115,22 @@ func AppendFormat(dst []byte, l *Line, timestamps bool) []byte {
 	dst = append(dst, ": "...)
 	dst = append(dst, l.Text...)
 	return append(dst, '\n')
+}
+
+// stampCache formats timestamps, reusing the last one while the
+// millisecond does not change (lines read together share their time).
+type stampCache struct {
+	ms  int64
+	buf []byte
+}
+
+// stamp returns t formatted per TimeFormat, valid until the next call.
+func (c *stampCache) stamp(t time.Time) []byte {
+	if ms := t.UnixMilli(); ms != c.ms || c.buf == nil {
+		c.ms = ms
+		c.buf = t.UTC().AppendFormat(c.buf[:0], TimeFormat)
+	}
+	return c.buf
 }
 
 // dropNotice is the line that reports n lines lost between the capture and

@@ -110,6 +110,7 @@ type writer struct {
 	failed  uint64 // lines lost to failed writes, not yet reported
 	broken  bool   // a failed write left an unterminated line in the sink
 	lastGen int
+	stamps  stampCache
 	onError func(error)
 	dropped *atomic.Uint64
 	done    chan struct{}
@@ -135,7 +136,7 @@ func (w *writer) write(sink sinkConfig, lines []Line) {
 	buf := w.buf[:0]
 	start := 0
 	for i := range lines {
-		buf = AppendFormat(buf, &lines[i], sink.timestamps)
+		buf = w.format(buf, &lines[i], sink.timestamps)
 		w.lastGen = lines[i].Gen
 		if len(buf) >= chunkBytes || i == len(lines)-1 {
 			w.flush(sink, buf, countLines(lines[start:i+1]))
@@ -146,6 +147,14 @@ func (w *writer) write(sink sinkConfig, lines []Line) {
 		buf = nil
 	}
 	w.buf = buf
+}
+
+// format appends l formatted (see AppendFormat) to dst.
+func (w *writer) format(dst []byte, l *Line, timestamps bool) []byte {
+	if !timestamps {
+		return appendLine(dst, l, nil)
+	}
+	return appendLine(dst, l, w.stamps.stamp(l.Time))
 }
 
 // countLines counts app lines, leaving out drop notices.
@@ -170,7 +179,7 @@ func (w *writer) flush(sink sinkConfig, p []byte, n uint64) {
 		}
 		if w.failed > 0 {
 			notice := dropNotice(w.q.app, w.lastGen, w.failed)
-			pre = AppendFormat(pre, &notice, sink.timestamps)
+			pre = w.format(pre, &notice, sink.timestamps)
 		}
 		if !w.try(sink, pre, n) {
 			return
