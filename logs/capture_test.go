@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestSplitter(t *testing.T) {
@@ -108,13 +110,24 @@ func TestLongLineThenOrdinaryLines(t *testing.T) {
 }
 
 // stdout and stderr stay apart, and an unterminated last line is delivered
-// at EOF.
+// at EOF. stderr comes through Adopt, as after a supervisor upgrade.
 func TestStreamsAndPartialLastLine(t *testing.T) {
 	sink := &memSink{}
 	a := NewApp("web", Options{Sink: sink})
 	ro, wo := pipe(t)
-	re, we := pipe(t)
+	var p [2]int
+	if err := unix.Pipe2(p[:], 0); err != nil { // blocking, inheritable: as handed over
+		t.Fatal(err)
+	}
+	we := os.NewFile(uintptr(p[1]), "stderr write end")
+	re, err := Adopt(p[0], "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := a.Attach(3, ro, re)
+	if fo, fe := c.FDs(); fo < 0 || fe != p[0] {
+		t.Fatalf("FDs() = %d, %d; want the stdout fd and %d", fo, fe, p[0])
+	}
 	waitDone(t, "stdout writer", writeAsync(t, wo, []byte("out 1\nout partial")))
 	waitDone(t, "stderr writer", writeAsync(t, we, []byte("Traceback (most recent call last):\nValueError: boom\n")))
 	if err := we.Close(); err != nil {
@@ -134,6 +147,15 @@ func TestStreamsAndPartialLastLine(t *testing.T) {
 	}
 	if got := texts(a.Lines(Query{Stream: Stderr, Gen: 3, N: 1})); got != "ValueError: boom" {
 		t.Fatalf("last stderr line %q", got)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close after EOF: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatalf("second log Close: %v", err)
 	}
 	out := sink.String()
 	for _, want := range []string{"web[3] stdout: out partial\n", "web[3] stderr: ValueError: boom\n"} {
