@@ -89,6 +89,7 @@ exit_with = "web"
 run_dir = "$TMP/run"
 
 [app.web]
+allow_root = true
 kind = "gunicorn"
 virtualenv = "$TMP/venv"
 directory = "$TMP/current"
@@ -134,6 +135,7 @@ restart_when_unhealthy = true
 
 # Defined second: must stay second.
 [app.worker]
+allow_root = true
 kind = "process"
 virtualenv = "venv"
 command = ["celery", "-A", "tasks", "worker"]
@@ -141,6 +143,7 @@ stop_signal = "INT"
 health.command = ["tool", "ping"]
 
 [app."a.b-c_1"]
+allow_root = true
 kind = "process"
 command = ["./wsgi.py"]
 directory = "app"
@@ -188,6 +191,7 @@ reload.strategy = "swap"
 				},
 				Env:          map[string]string{"FLASK_DEBUG": "0", "WITH SPACE": "x"},
 				EnvFile:      dir + "/web.env",
+				Identity:     rootIdentity(),
 				Restart:      RestartOnFailure,
 				StopSignal:   syscall.SIGQUIT,
 				StopTimeout:  10 * time.Second,
@@ -201,10 +205,11 @@ reload.strategy = "swap"
 			{
 				Name:         "worker",
 				Kind:         KindProcess,
-				Line:         56,
+				Line:         57,
 				Virtualenv:   dir + "/venv",
 				Directory:    dir,
 				Command:      []string{dir + "/venv/bin/celery", "-A", "tasks", "worker"},
+				Identity:     rootIdentity(),
 				Restart:      RestartAlways,
 				StopSignal:   syscall.SIGINT,
 				StopTimeout:  DefaultStopTimeout,
@@ -217,9 +222,10 @@ reload.strategy = "swap"
 			{
 				Name:         "a.b-c_1",
 				Kind:         KindProcess,
-				Line:         63,
+				Line:         65,
 				Directory:    dir + "/app",
 				Command:      []string{dir + "/app/wsgi.py"},
+				Identity:     rootIdentity(),
 				Listen:       []Listener{{Raw: "tcp://0.0.0.0:9000", Network: NetTCP, Address: "0.0.0.0:9000", Backlog: DefaultBacklog}},
 				Restart:      RestartAlways,
 				StopSignal:   syscall.SIGTERM,
@@ -250,6 +256,12 @@ reload.strategy = "swap"
 	}
 }
 
+// rootIdentity is the Identity of an app without user or group, with
+// allow_root = true, loaded by this test process.
+func rootIdentity() Identity {
+	return Identity{UID: os.Geteuid(), GID: os.Getegid(), AllowRoot: true}
+}
+
 func defaultBackoff() Backoff {
 	return Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax, StableAfter: DefaultStableAfter,
 		CrashWindow: DefaultCrashWindow, CrashLimit: DefaultCrashLimit}
@@ -265,6 +277,7 @@ func TestParseDefaults(t *testing.T) {
 	path := filepath.Join(dir, "supervisor.toml")
 	got, err := Parse(path, []byte(`
 [app.web]
+allow_root = true
 virtualenv = "venv"
 wsgi = "app:app"
 listen = ["unix:///run/web.sock"]
@@ -288,6 +301,7 @@ listen = ["unix:///run/web.sock"]
 			Directory:    dir,
 			WSGI:         "app:app",
 			Listen:       []Listener{{Raw: "unix:///run/web.sock", Network: NetUnix, Address: "/run/web.sock", Mode: 0o660, Backlog: 2048}},
+			Identity:     rootIdentity(),
 			Restart:      RestartAlways,
 			StopSignal:   syscall.SIGTERM,
 			StopTimeout:  30 * time.Second,
@@ -309,19 +323,23 @@ func TestAppOrder(t *testing.T) {
 	// app's position is that of its first mention.
 	path := writeConfig(t, dir, `
 [app.zeta]
+allow_root = true
 kind = "process"
 command = ["tool"]
 [app.alpha]
+allow_root = true
 kind = "process"
 command = ["tool"]
 [app.zeta.reload]
 timeout = "1s"
 [app.mid]
+allow_root = true
 kind = "process"
 command = ["tool"]
 [app.beta.health]
 tcp = true
 [app.beta]
+allow_root = true
 kind = "process"
 command = ["tool"]
 listen = ["tcp://127.0.0.1:0"]
@@ -339,7 +357,7 @@ listen = ["tcp://127.0.0.1:0"]
 	if want := []string{"zeta", "alpha", "mid", "beta"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("order = %v, want %v", names, want)
 	}
-	if want := []int{2, 5, 10, 13}; !reflect.DeepEqual(lines, want) {
+	if want := []int{2, 6, 12, 16}; !reflect.DeepEqual(lines, want) {
 		t.Errorf("lines = %v, want %v", lines, want)
 	}
 }
@@ -347,6 +365,7 @@ listen = ["tcp://127.0.0.1:0"]
 func TestParseErrors(t *testing.T) {
 	const web = `
 [app.web]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8000"]
@@ -368,6 +387,7 @@ listen = ["tcp://127.0.0.1:8000"]
 http = 9321
 shutdown_timeout = 30
 [app.web]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "app:app"
 listen = "tcp://127.0.0.1:8000"
@@ -385,6 +405,7 @@ restart_when_unhealthy = "no"
 [supervisor]
 shutdown_timeout = "30x"
 [app.web]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8000"]
@@ -400,31 +421,38 @@ interval = "1 s"
 		{"bad_numbers", web + "workers = -1\nbacklog = 0\ncrash_limit = 0\n[app.web.health]\nhealthy_after = 0\nunhealthy_after = 99999999999\n"},
 		{"missing_virtualenv", `
 [app.web]
+allow_root = true
 virtualenv = "$TMP/nope"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8000"]
 [app.file]
+allow_root = true
 virtualenv = "$TMP/web.env"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8001"]
 [app.nopython]
+allow_root = true
 virtualenv = "$TMP/app"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8002"]
 [app.none]
+allow_root = true
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8003"]
 `},
 		{"venv_without_gunicorn", `
 [app.web]
+allow_root = true
 virtualenv = "$TMP/bare"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8000"]
 [app.noexec]
+allow_root = true
 virtualenv = "$TMP/noexec"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8001"]
 [app.override]
+allow_root = true
 virtualenv = "$TMP/bare"
 command = ["gunicorn-custom"]
 wsgi = "app:app"
@@ -432,20 +460,24 @@ listen = ["tcp://127.0.0.1:8002"]
 `},
 		{"duplicate_listen", `
 [app.web]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8000", "tcp://127.000.0.1:8000", "unix:///run/a/../web.sock", "unix:///run/web.sock", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"]
 [app.api]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "api:app"
 listen = ["tcp://127.0.0.1:08000", "systemd:api", "systemd:api", "tcp://[::1]:8000"]
 [app.other]
+allow_root = true
 kind = "process"
 command = ["tool"]
 listen = ["tcp://[0:0::1]:8000", "systemd:api", "unix:///run//web.sock"]
 `},
 		{"bad_listen", `
 [app.web]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "app:app"
 listen = [
@@ -462,19 +494,22 @@ listen = [
   "",
 ]
 `},
-		{"empty_listen", web + "[app.p]\nkind = \"process\"\ncommand = [\"tool\"]\n[app.p.health]\npath = \"/\"\n[app.g]\nvirtualenv = \"$TMP/venv\"\nwsgi = \"x:y\"\nlisten = []\n[app.g2]\nvirtualenv = \"$TMP/venv\"\nwsgi = \"x:y\"\n"},
+		{"empty_listen", web + "[app.p]\nallow_root = true\nkind = \"process\"\ncommand = [\"tool\"]\n[app.p.health]\npath = \"/\"\n[app.g]\nallow_root = true\nvirtualenv = \"$TMP/venv\"\nwsgi = \"x:y\"\nlisten = []\n[app.g2]\nallow_root = true\nvirtualenv = \"$TMP/venv\"\nwsgi = \"x:y\"\n"},
 		{"unknown_kind", web + "kind = \"celery\"\ncommand = [\"tool\"]\n"},
 		{"missing_wsgi", `
 [app.web]
+allow_root = true
 virtualenv = "$TMP/venv"
 listen = ["tcp://127.0.0.1:8000"]
 [app.empty]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = ""
 listen = ["tcp://127.0.0.1:8001"]
 `},
 		{"process_kind", `
 [app.worker]
+allow_root = true
 kind = "process"
 wsgi = "app:app"
 workers = 2
@@ -482,16 +517,20 @@ args = ["-w", "2"]
 [app.worker.reload]
 strategy = "usr2"
 [app.cmd]
+allow_root = true
 kind = "process"
 command = []
 [app.notfound]
+allow_root = true
 kind = "process"
 virtualenv = "$TMP/venv"
 command = ["nosuchtool"]
 [app.notexec]
+allow_root = true
 kind = "process"
 command = ["$TMP/web.env"]
 [app.dir]
+allow_root = true
 kind = "process"
 command = ["$TMP/app"]
 `},
@@ -519,10 +558,12 @@ path = "healthz"
 tcp = true
 host = ""
 [app."bad name"]
+allow_root = true
 kind = "process"
 command = ["tool"]
 env_file = "bad.env"
 [app.noreload]
+allow_root = true
 kind = "process"
 command = ["tool"]
 [app.noreload.health]

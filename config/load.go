@@ -215,6 +215,8 @@ func (p *parser) app(name string, t *table) *App {
 	p.gunicornKeys(t, a, gunicorn, process)
 	appCommand(t, a, gunicorn, process, venvOK)
 	hasListen := p.listeners(t, a, gunicorn)
+	p.identity(t, a)
+	p.limits(t, a)
 	p.environment(t, a)
 	restartPolicy(t, a)
 	a.Reload = p.reload(t.sub("reload"), process)
@@ -420,18 +422,7 @@ func (p *parser) gunicornArgs(key []string, a *App) {
 // address is not reported a second time as a missing one).
 func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 	mode := DefaultSocketMode
-	if v, ok := t.get("socket_mode"); ok {
-		s, isStr := v.(string)
-		n, err := strconv.ParseUint(s, 8, 32)
-		switch {
-		case !isStr:
-			t.errf("socket_mode", "want an octal string such as \"0660\", got %s", typeName(v))
-		case err != nil || n > 0o777:
-			t.errf("socket_mode", "invalid mode %q: want an octal string such as \"0660\"", s)
-		default:
-			mode = os.FileMode(n)
-		}
-	}
+	t.octal("socket_mode", &mode)
 	var owner, group string
 	uid, gid := 0, 0
 	if t.str("socket_owner", &owner) && owner != "" {
@@ -483,8 +474,9 @@ func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 	return t.has("listen") && !(listOK && len(raw) == 0)
 }
 
-// environment reads env and env_file; the env file is parsed now so that
-// its mistakes show up at check time, and again at each start.
+// environment reads env and env_file; the env file is checked and parsed
+// now (ReadEnvFile, for the app's uid: identity runs first) so that its
+// mistakes show up at check time, and again at each start.
 func (p *parser) environment(t *table, a *App) {
 	if t.strMap("env", &a.Env) {
 		for _, k := range slices.Sorted(maps.Keys(a.Env)) {
@@ -492,13 +484,15 @@ func (p *parser) environment(t *table, a *App) {
 				t.p.errf(join(t.key("env"), []string{k}), "invalid variable name %q", k)
 			} else if strings.ContainsRune(a.Env[k], 0) {
 				t.p.errf(join(t.key("env"), []string{k}), "value contains a NUL byte")
+			} else if err := checkEnvTemplate(a.Env[k]); err != nil {
+				t.p.errf(join(t.key("env"), []string{k}), "%v", err)
 			}
 		}
 	}
 	if !t.filePath("env_file", &a.EnvFile) {
 		return
 	}
-	if _, err := ParseEnvFile(a.EnvFile); err != nil {
+	if _, err := ReadEnvFile(a.EnvFile, a.Identity.UID); err != nil {
 		var list *Errors
 		if errors.As(err, &list) {
 			for _, e := range list.List {
@@ -748,22 +742,11 @@ func pathErr(err error) error {
 
 // lookupUser resolves a user name or numeric uid that must exist to its uid.
 func lookupUser(s string) (int, error) {
-	var u *user.User
-	var err error
-	if isDigits(s) {
-		u, err = user.LookupId(s)
-	} else {
-		u, err = user.Lookup(s)
+	u, err := findUser(s)
+	if err != nil {
+		return 0, err
 	}
-	var unknownName user.UnknownUserError
-	var unknownID user.UnknownUserIdError
-	switch {
-	case err == nil:
-		return parseID("user", s, u.Uid)
-	case errors.As(err, &unknownName), errors.As(err, &unknownID):
-		return 0, fmt.Errorf("no such user %q", s)
-	}
-	return 0, fmt.Errorf("looking up user %q: %w", s, err)
+	return parseID("user", s, u.Uid)
 }
 
 // lookupGroup resolves a group name or numeric gid that must exist to its gid.

@@ -120,10 +120,17 @@ type App struct {
 	Args []string
 	// Listen are the sockets the supervisor binds and holds for this app.
 	Listen []Listener
-	// Env is added to the environment after EnvFile.
+	// Env is added to the environment after EnvFile; values may hold {app}
+	// and {release} (see ExpandEnv).
 	Env map[string]string
-	// EnvFile is a KEY=VALUE file read at each start; "" for none.
+	// EnvFile is a KEY=VALUE file read at each start with ReadEnvFile; ""
+	// for none.
 	EnvFile string
+
+	// Identity is who the app runs as (user, group, allow_root).
+	Identity Identity
+	// Limits are umask, nice, oom_score_adjust and rlimits.
+	Limits Limits
 
 	Restart RestartPolicy
 	// StopSignal is sent first on stop (default SIGTERM); KILL after StopTimeout.

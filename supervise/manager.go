@@ -201,7 +201,7 @@ func (m *Manager) prefetchVersions(ctx context.Context) {
 		if err != nil {
 			continue // the spawn reports it
 		}
-		env, err := childEnv(app, dir, nil)
+		env, err := childEnv(app, dir, dir)
 		if err != nil {
 			continue // the spawn reports it
 		}
@@ -445,14 +445,15 @@ func (m *Manager) relink(app string) {
 }
 
 // runCommand returns a runner for an app's command health checks: run in the
-// app's environment and directory, reaped by the reaper.
+// app's environment and directory, as its user with its limits, reaped by
+// the reaper.
 func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []string) ([]byte, int, error) {
 	return func(ctx context.Context, argv []string) ([]byte, int, error) {
 		dir, err := resolveDir(app.Directory)
 		if err != nil {
 			return nil, -1, err
 		}
-		env, err := childEnv(app, dir, nil)
+		env, err := childEnv(app, dir, dir)
 		if err != nil {
 			return nil, -1, err
 		}
@@ -460,7 +461,8 @@ func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []s
 		if err != nil {
 			return nil, -1, err
 		}
-		out, info, err := m.reaper.Output(ctx, append([]string{argv0}, argv[1:]...), env, dir)
+		spec := proc.Spec{Argv: append([]string{argv0}, argv[1:]...), Env: env, Dir: dir, Cred: credential(app), Attrs: attrs(app)}
+		out, info, err := m.reaper.OutputSpec(ctx, spec)
 		if err != nil {
 			return out, -1, err
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -16,58 +14,6 @@ import (
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 )
-
-// envDenied are variables the supervisor never passes to apps: systemd's
-// protocol variables belong to the supervisor (it gives Gunicorn its own
-// sockets), and Gunicorn's re-exec variables would confuse a fresh master.
-var envDenied = map[string]bool{
-	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true,
-	"LISTEN_PID": true, "LISTEN_FDS": true, "LISTEN_FDNAMES": true,
-	"GUNICORN_FD": true, "GUNICORN_PID": true, "PYTHONHOME": true,
-	"SUPERVISOR_UPGRADE_STATE": true, "SUPCTL_SOCKET": true,
-}
-
-// childEnv builds an app's environment: the supervisor's own minus denied
-// variables, the virtualenv, the env_file, the app's env, PWD.
-func childEnv(app *config.App, pwd string, extra map[string]string) ([]string, error) {
-	env := map[string]string{}
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		if !envDenied[k] {
-			env[k] = v
-		}
-	}
-	if app.Virtualenv != "" {
-		env["VIRTUAL_ENV"] = app.Virtualenv
-		path := env["PATH"]
-		if path == "" {
-			path = "/usr/local/bin:/usr/bin:/bin"
-		}
-		env["PATH"] = filepath.Join(app.Virtualenv, "bin") + ":" + path
-	}
-	if app.EnvFile != "" {
-		fromFile, err := config.ParseEnvFile(app.EnvFile)
-		if err != nil {
-			return nil, fmt.Errorf("app %s: %w", app.Name, err)
-		}
-		for k, v := range fromFile {
-			env[k] = v
-		}
-	}
-	for k, v := range app.Env {
-		env[k] = v
-	}
-	for k, v := range extra {
-		env[k] = v
-	}
-	env["PWD"] = pwd
-	out := make([]string, 0, len(env))
-	for k, v := range env {
-		out = append(out, k+"="+v)
-	}
-	sort.Strings(out)
-	return out, nil
-}
 
 // pidfile is where generation id of app writes its master's pid.
 func (m *Manager) pidfile(app *config.App, id int) string {
@@ -106,7 +52,7 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	if strategy == config.StrategyUSR2 && app.Directory != "" {
 		pwd = app.Directory
 	}
-	env, err := childEnv(app, pwd, nil)
+	env, err := childEnv(app, dir, pwd)
 	if err != nil {
 		return proc.Spec{}, err
 	}
@@ -165,6 +111,9 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	}
 	spec, err := m.buildSpec(ctx, app, id, dir, probe, strategy)
 	if err != nil {
+		return nil, err
+	}
+	if err := m.runAs(app, &spec); err != nil {
 		return nil, err
 	}
 	var p [2]int

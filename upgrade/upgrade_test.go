@@ -29,6 +29,7 @@ func testConfig(t *testing.T, text string) (*config.Config, string) {
 
 const twoListeners = `
 [app.web]
+allow_root = true
 kind = "process"
 command = ["/bin/true"]
 listen = ["tcp://127.0.0.1:8001", "tcp://127.0.0.1:8002"]

@@ -20,16 +20,19 @@ http = "127.0.0.1:0"
 run_dir = "@DIR@/run"
 
 [app.fds]
+allow_root = true
 kind = "process"
 command = ["/bin/sleep", "3600"]
 listen = ["tcp://127.0.0.1:0"]
 
 [app.other]
+allow_root = true
 kind = "process"
 command = ["/bin/sleep", "3600"]
 listen = ["tcp://127.0.0.1:0", "unix://@DIR@/other.sock"]
 
 [app.web]
+allow_root = true
 virtualenv = "@VENV@"
 directory = "@DIR@/app"
 wsgi = "app:app"

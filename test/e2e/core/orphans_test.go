@@ -19,6 +19,7 @@ http = ""
 run_dir = "@DIR@/run"
 
 [app.forker]
+allow_root = true
 kind = "process"
 command = ["/bin/sh", "-c", "(exec /bin/sleep 3 &); i=0; while [ $i -lt 50 ]; do (/bin/true &); i=$((i+1)); done; exec /bin/sleep 3600"]
 `

@@ -30,11 +30,13 @@ run_dir = "@DIR@/run"
 shutdown_timeout = "30s"
 
 [app.sleeper]
+allow_root = true
 kind = "process"
 command = ["/bin/sleep", "3600"]
 stop_timeout = "10s"
 
 [app.web]
+allow_root = true
 virtualenv = "@VENV@"
 directory = "@DIR@/app"
 wsgi = "trace:app"

@@ -24,12 +24,14 @@ run_dir = "@DIR@/run"
 shutdown_timeout = "30s"
 
 [app.orphans]
+allow_root = true
 kind = "process"
 directory = "@DIR@"
 command = ["/bin/sh", "-c", "touch @DIR@/churn; for i in $(seq 1000); do (sleep 0.01 &); done; echo spawned 1000; sleep 3600"]
 restart = "never"
 
 [app.seven]
+allow_root = true
 kind = "process"
 directory = "@DIR@"
 command = ["/bin/sh", "-c", "while [ ! -e @DIR@/churn ]; do sleep 0.01; done; sleep 0.3; exit 7"]

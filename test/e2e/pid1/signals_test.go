@@ -27,6 +27,7 @@ run_dir = "@DIR@/run"
 shutdown_timeout = "60s"
 
 [app.web]
+allow_root = true
 virtualenv = "@VENV@"
 directory = "@DIR@/app"
 wsgi = "app:app"
@@ -135,11 +136,13 @@ shutdown_timeout = "30s"
 exit_with = "main"
 
 [app.main]
+allow_root = true
 kind = "process"
 directory = "@DIR@"
 command = ["/bin/sh", "-c", "while [ ! -e @DIR@/exit-now ]; do sleep 0.02; done; exit 3"]
 
 [app.side]
+allow_root = true
 kind = "process"
 directory = "@DIR@"
 command = ["/bin/sleep", "3600"]
@@ -191,6 +194,7 @@ run_dir = "@DIR@/run"
 shutdown_timeout = "120s"
 
 [app.stubborn]
+allow_root = true
 kind = "process"
 directory = "@DIR@"
 command = ["/bin/sh", "-c", "trap '' TERM; sleep 3600"]
@@ -237,6 +241,7 @@ run_dir = "@DIR@/run"
 shutdown_timeout = "30s"
 
 [app.idle]
+allow_root = true
 kind = "process"
 directory = "@DIR@"
 command = ["/bin/sleep", "3600"]

@@ -51,6 +51,7 @@ run_dir = "@DIR@/run"
 shutdown_timeout = "30s"
 
 [app.web]
+allow_root = true
 virtualenv = "@VENV@"
 directory = "@DIR@/srv/current"
 wsgi = "app:app"

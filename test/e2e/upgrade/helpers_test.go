@@ -120,6 +120,7 @@ run_dir = "@DIR@/run"
 shutdown_timeout = "30s"
 
 [app.web]
+allow_root = true
 virtualenv = "@VENV@"
 directory = "@DIR@/app"
 wsgi = "app:app"
@@ -128,6 +129,7 @@ listen = ["tcp://127.0.0.1:0"]
 stop_timeout = "10s"
 
 [app.api]
+allow_root = true
 virtualenv = "@VENV@"
 directory = "@DIR@/app"
 wsgi = "app:app"
@@ -136,6 +138,7 @@ listen = ["unix://@DIR@/api.sock"]
 stop_timeout = "10s"
 
 [app.worker]
+allow_root = true
 kind = "process"
 command = ["@TESTBIN@"]
 directory = "@DIR@"
