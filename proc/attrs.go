@@ -3,7 +3,9 @@ package proc
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -67,7 +69,7 @@ func (r *Reaper) forkGated(spec Spec, outW int) (int, <-chan ExitInfo, error) {
 		unix.Close(gate[1])
 		return 0, nil, err
 	}
-	if err := spec.Attrs.apply(pid); err != nil {
+	if err := spec.Attrs.apply(pid, spec.Cred); err != nil {
 		unix.Close(gate[1])
 		endGated(pid, exitCh)
 		return 0, nil, fmt.Errorf("%s: %w", spec.Argv[0], err)
@@ -93,14 +95,27 @@ func endGated(pid int, exitCh <-chan ExitInfo) {
 	<-exitCh
 }
 
-// apply sets a's rlimits, nice and oom_score_adj on process pid.
-func (a Attrs) apply(pid int) error {
-	for _, rl := range a.Rlimits {
-		lim := unix.Rlimit{Cur: rl.Value, Max: rl.Value}
-		if err := unix.Prlimit(pid, rl.Resource, &lim, nil); err != nil {
-			return fmt.Errorf("rlimit %d = %d: %w", rl.Resource, rl.Value, err)
-		}
-	}
+// apply sets a's nice, oom_score_adj and rlimits on process pid, which
+// runs with cred (nil: the supervisor's own ids). It works on a locked OS
+// thread that it discards: nice and oom_score_adj are set first, with the
+// supervisor's privileges (a negative nice needs CAP_SYS_NICE, a lowered
+// oom_score_adj CAP_SYS_RESOURCE); then the thread takes cred's real uid
+// and gid, keeping its effective ids and so its capabilities, because the
+// kernel lets a caller whose real ids match the target's set its rlimits
+// without CAP_SYS_RESOURCE (that capability is then needed only to raise a
+// hard limit, as for the child itself).
+func (a Attrs) apply(pid int, cred *syscall.Credential) error {
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread's ids change, so it must end with
+		// this goroutine rather than run others.
+		runtime.LockOSThread()
+		errc <- a.applyLocked(pid, cred)
+	}()
+	return <-errc
+}
+
+func (a Attrs) applyLocked(pid int, cred *syscall.Credential) error {
 	if a.Nice != nil {
 		if err := unix.Setpriority(unix.PRIO_PROCESS, pid, *a.Nice); err != nil {
 			return fmt.Errorf("nice %d: %w", *a.Nice, err)
@@ -110,6 +125,25 @@ func (a Attrs) apply(pid int) error {
 		path := "/proc/" + strconv.Itoa(pid) + "/oom_score_adj"
 		if err := os.WriteFile(path, []byte(strconv.Itoa(*a.OOMScoreAdj)), 0); err != nil {
 			return fmt.Errorf("oom_score_adj %d: %w", *a.OOMScoreAdj, err)
+		}
+	}
+	if len(a.Rlimits) == 0 {
+		return nil
+	}
+	if cred != nil {
+		// Raw calls: the libc-style wrappers would change every thread.
+		keep := ^uintptr(0) // -1: leave that id as it is
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(cred.Gid), keep, keep); e != 0 {
+			return fmt.Errorf("rlimits: take gid %d: %w", cred.Gid, e)
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(cred.Uid), keep, keep); e != 0 {
+			return fmt.Errorf("rlimits: take uid %d: %w", cred.Uid, e)
+		}
+	}
+	for _, rl := range a.Rlimits {
+		lim := unix.Rlimit{Cur: rl.Value, Max: rl.Value}
+		if err := unix.Prlimit(pid, rl.Resource, &lim, nil); err != nil {
+			return fmt.Errorf("rlimit %d = %d: %w", rl.Resource, rl.Value, err)
 		}
 	}
 	return nil
