@@ -137,6 +137,7 @@ func (p *parser) supervisor(t *table) Supervisor {
 	t.duration("shutdown_timeout", &s.ShutdownTimeout)
 	t.str("exit_with", &s.ExitWith)
 	t.filePath("run_dir", &s.RunDir)
+	s.PassEnv = passEnv(t)
 	t.finish()
 	return s
 }

@@ -50,6 +50,9 @@ type Supervisor struct {
 	ExitWith string
 	// RunDir holds per-app runtime files (pidfiles for usr2). Default /run/gunisup.
 	RunDir string
+	// PassEnv names further variables of the supervisor's environment that
+	// every app inherits, beyond the fixed allow-list (PATH, LANG, ...).
+	PassEnv []string
 }
 
 // Kind is what an app runs.

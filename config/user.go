@@ -291,3 +291,38 @@ func ExpandEnv(value, app, release string) string {
 func AppRunDir(runDir, app string) string {
 	return filepath.Join(runDir, "apps", app)
 }
+
+// NeverPassed reports whether the supervisor's variable name must never
+// reach an app: systemd's protocol variables (NOTIFY_SOCKET, LISTEN_*,
+// WATCHDOG_*) belong to the supervisor, which gives apps their own sockets;
+// SUPCTL_SOCKET and SUPERVISOR_UPGRADE_STATE are the supervisor's own;
+// Gunicorn's GUNICORN_FD and GUNICORN_PID would confuse a fresh master.
+func NeverPassed(name string) bool {
+	switch name {
+	case "NOTIFY_SOCKET", "SUPCTL_SOCKET", "SUPERVISOR_UPGRADE_STATE", "GUNICORN_FD", "GUNICORN_PID":
+		return true
+	}
+	return strings.HasPrefix(name, "LISTEN_") || strings.HasPrefix(name, "WATCHDOG_")
+}
+
+// passEnv reads [supervisor] pass_env: variable names, none of them one
+// that NeverPassed refuses.
+func passEnv(t *table) []string {
+	var names []string
+	if !t.strList("pass_env", &names) {
+		return nil
+	}
+	key := t.key("pass_env")
+	var out []string
+	for i, n := range names {
+		switch {
+		case !validEnvName(n):
+			t.p.elemErrf(key, i, "invalid variable name %q", n)
+		case NeverPassed(n):
+			t.p.elemErrf(key, i, "%s is the supervisor's own and never passed to apps", n)
+		default:
+			out = append(out, n)
+		}
+	}
+	return out
+}

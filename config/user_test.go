@@ -225,3 +225,16 @@ func TestExpandEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestPassEnv(t *testing.T) {
+	dir := fixture(t)
+	cfg, err := Load(writeConfig(t, dir, "[supervisor]\npass_env = [\"SENTRY_DSN\", \"http_proxy\"]\n[app.p]\nallow_root = true\nuser = \"nobody\"\nkind = \"process\"\ncommand = [\"tool\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Supervisor.PassEnv; !reflect.DeepEqual(got, []string{"SENTRY_DSN", "http_proxy"}) {
+		t.Errorf("pass_env = %q", got)
+	}
+	cfg, err = Load(writeConfig(t, dir, "[supervisor]\npass_env = [\"NOTIFY_SOCKET\", \"LISTEN_FDS\", \"WATCHDOG_USEC\", \"SUPCTL_SOCKET\", \"A=B\", \"OK\"]\n[app.p]\nallow_root = true\nkind = \"process\"\ncommand = [\"tool\"]\n"))
+	checkGolden(t, dir, "pass_env", cfg, err)
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -11,10 +12,11 @@ import (
 )
 
 // envPassed are the variables an app inherits from the supervisor's own
-// environment (with every LC_* variable); HOME, USER and LOGNAME are passed
-// too unless the app has a user of its own, whose values replace them.
-// Nothing else of the supervisor's environment reaches an app: not systemd's
-// NOTIFY_SOCKET, LISTEN_* or WATCHDOG_*, not SUPCTL_SOCKET, not a secret.
+// environment (with every LC_* variable and the names of [supervisor]
+// pass_env); HOME, USER and LOGNAME are passed too unless the app has a
+// user of its own, whose values replace them. Nothing else of the
+// supervisor's environment reaches an app: not systemd's NOTIFY_SOCKET,
+// LISTEN_* or WATCHDOG_*, not SUPCTL_SOCKET, not a secret.
 var envPassed = []string{"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR"}
 
 // accountVars name the user an app runs as.
@@ -22,21 +24,22 @@ var accountVars = []string{"HOME", "USER", "LOGNAME"}
 
 // childEnv builds the environment of app's processes started in the
 // resolved release directory dir with PWD pwd; see buildEnv.
-func childEnv(app *config.App, dir, pwd string) ([]string, error) {
-	return buildEnv(app, dir, pwd, os.Environ())
+func (m *Manager) childEnv(app *config.App, dir, pwd string) ([]string, error) {
+	return buildEnv(app, dir, pwd, os.Environ(), m.cfg.Supervisor.PassEnv)
 }
 
 // buildEnv returns, sorted, the allow-listed part of parent (envPassed,
-// LC_*, and the account variables: the app user's own when it has one),
+// LC_*, the names in pass, and the account variables: the app user's own
+// when it has one),
 // VIRTUAL_ENV with the virtualenv's bin/ first on PATH, the env_file (read
 // with config.ReadEnvFile, so a file others could write is refused), the
 // app's env with {app} and {release} (dir) expanded, and PWD. A later
 // source overrides an earlier one.
-func buildEnv(app *config.App, dir, pwd string, parent []string) ([]string, error) {
+func buildEnv(app *config.App, dir, pwd string, parent, pass []string) ([]string, error) {
 	env := map[string]string{}
 	for _, kv := range parent {
 		k, v, _ := strings.Cut(kv, "=")
-		if passed(k, app.Identity.User == "") {
+		if passed(k, app.Identity.User == "") || (slices.Contains(pass, k) && !config.NeverPassed(k)) {
 			env[k] = v
 		}
 	}
@@ -78,17 +81,5 @@ func passed(k string, account bool) bool {
 	if strings.HasPrefix(k, "LC_") {
 		return true
 	}
-	for _, p := range envPassed {
-		if k == p {
-			return true
-		}
-	}
-	if account {
-		for _, p := range accountVars {
-			if k == p {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.Contains(envPassed, k) || (account && slices.Contains(accountVars, k))
 }

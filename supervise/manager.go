@@ -201,7 +201,7 @@ func (m *Manager) prefetchVersions(ctx context.Context) {
 		if err != nil {
 			continue // the spawn reports it
 		}
-		env, err := childEnv(app, dir, dir)
+		env, err := m.childEnv(app, dir, dir)
 		if err != nil {
 			continue // the spawn reports it
 		}
@@ -453,7 +453,7 @@ func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []s
 		if err != nil {
 			return nil, -1, err
 		}
-		env, err := childEnv(app, dir, dir)
+		env, err := m.childEnv(app, dir, dir)
 		if err != nil {
 			return nil, -1, err
 		}

@@ -52,7 +52,7 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	if strategy == config.StrategyUSR2 && app.Directory != "" {
 		pwd = app.Directory
 	}
-	env, err := childEnv(app, dir, pwd)
+	env, err := m.childEnv(app, dir, pwd)
 	if err != nil {
 		return proc.Spec{}, err
 	}

@@ -143,7 +143,7 @@ func Start(t testing.TB, opts Options) *Supervisor {
 	if opts.Setup != nil {
 		opts.Setup(dir)
 	}
-	if err := os.WriteFile(cfg, []byte(Expand(opts.Config, dir, venv, sock)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(testenv.PassMark(Expand(opts.Config, dir, venv, sock))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	key, mark := testenv.MarkEnv(t)

@@ -32,6 +32,20 @@ func MarkEnv(t testing.TB) (key, value string) {
 	return MarkKey, "m" + hex.EncodeToString(b[:])
 }
 
+// PassMark returns a supervisor configuration text that passes MarkKey on
+// to every app ([supervisor] pass_env), since apps inherit only an
+// allow-list of the supervisor's environment: pass_env is added under the
+// [supervisor] header, or a [supervisor] table is put first when text has
+// none (every later line then moves down by two).
+func PassMark(text string) string {
+	const header = "[supervisor]\n"
+	pass := "pass_env = [\"" + MarkKey + "\"]\n"
+	if i := strings.Index(text, header); i >= 0 && (i == 0 || text[i-1] == '\n') {
+		return text[:i+len(header)] + pass + text[i+len(header):]
+	}
+	return header + pass + text
+}
+
 // Leftovers returns, in increasing order, the PIDs of live processes other
 // than the caller whose environment (/proc/PID/environ, as the process was
 // started) contains marker. Processes whose environ cannot be read (gone,

@@ -228,7 +228,7 @@ func startSupWith(t *testing.T, cfgText string, setup func(dir string), env ...s
 
 func (s *sup) writeConfig(text, testBin string) {
 	s.t.Helper()
-	text = strings.ReplaceAll(e2e.Expand(text, s.Dir, s.venv, s.Socket), "@TESTBIN@", testBin)
+	text = testenv.PassMark(strings.ReplaceAll(e2e.Expand(text, s.Dir, s.venv, s.Socket), "@TESTBIN@", testBin))
 	if err := os.WriteFile(s.Config, []byte(text), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
