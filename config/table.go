@@ -148,23 +148,9 @@ func (t *table) strList(name string, dst *[]string) bool {
 	return good
 }
 
-// integer reads an integer that must be at least minimum.
+// integer reads an integer that must be at least minimum (and fit an int32).
 func (t *table) integer(name string, dst *int, minimum int) bool {
-	v, ok := t.get(name)
-	if !ok {
-		return false
-	}
-	n, ok := v.(int64)
-	if !ok {
-		t.typeErr(name, "integer", v)
-		return false
-	}
-	if n < int64(minimum) || n > 1<<31-1 {
-		t.errf(name, "must be between %d and %d, got %d", minimum, 1<<31-1, n)
-		return false
-	}
-	*dst = int(n)
-	return true
+	return t.intRange(name, dst, minimum, 1<<31-1)
 }
 
 func (t *table) boolean(name string, dst *bool) bool {
