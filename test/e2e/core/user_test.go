@@ -124,6 +124,22 @@ func TestAppRunsAsUser(t *testing.T) {
 		t.Errorf("pidfile %s owned by uid %d, want %d", pidfile, st.Uid, nobody)
 	}
 
+	// Both reload strategies keep the user: usr2 writes pidfile.2 and
+	// renames it in the app's directory, as nobody.
+	master := web.MasterPID
+	for _, strategy := range []string{"usr2", "swap"} {
+		if out, code := s.SupctlRun("reload", "web", "--strategy", strategy); code != 0 {
+			t.Fatalf("supctl reload web --strategy %s: exit %d: %s", strategy, code, out)
+		}
+		now := s.WaitState("web", control.StateRunning, 60*time.Second)
+		st := procStatus(t, now.MasterPID)
+		t.Logf("after %s reload: master %d -> %d, Uid %s", strategy, master, now.MasterPID, st["Uid"])
+		if now.MasterPID == master || st["Uid"] != "65534\t65534\t65534\t65534" {
+			t.Errorf("after %s reload: master %d (was %d) Uid %q, want a new master as nobody", strategy, now.MasterPID, master, st["Uid"])
+		}
+		master = now.MasterPID
+	}
+
 	// The held socket: group www-data, 0660, served to a www-data client.
 	sock := filepath.Join(s.Dir, "web.sock")
 	fi, err = os.Lstat(sock)
