@@ -194,7 +194,7 @@ func (a *appOwner) handle(ctx context.Context, m message) {
 	case readyMsg:
 		a.onReady(m.gen, m.err)
 	case retiredMsg:
-		a.onRetired(m.gen)
+		a.onRetired(ctx, m.gen)
 	case freezeMsg:
 		a.freeze(m)
 		return
@@ -362,13 +362,16 @@ func (a *appOwner) retire(ctx context.Context, g generation, replies []chan erro
 	}()
 }
 
-func (a *appOwner) onRetired(g generation) {
+// onRetired forgets a retired generation that exited; a stop waiting for
+// it may finish now.
+func (a *appOwner) onRetired(ctx context.Context, g generation) {
 	for i, r := range a.retiring {
 		if r == g {
 			a.retiring = append(a.retiring[:i], a.retiring[i+1:]...)
 			break
 		}
 	}
+	a.finishStop(ctx)
 }
 
 // startGen spawns a generation (Starting) and waits for readiness in the

@@ -321,16 +321,34 @@ func (r *ownerRig) known() []generation {
 }
 
 // checkInvariant fails unless every live generation is one the owner
-// accounts for (tracked, a reload's, or retiring).
+// accounts for (tracked, a reload's, or retiring). A reload registers its
+// new generation just after the spawn returns, so the check polls briefly.
 func (r *ownerRig) checkInvariant() {
 	r.t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for {
+		stray := r.strays()
+		if len(stray) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("generations run that the owner does not know: %v (known: %v)", stray, r.known())
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// strays lists live generations the owner does not account for.
+func (r *ownerRig) strays() []*fakeGen {
 	live := r.env.live() // before known: a generation spawned meanwhile is not listed
 	known := r.known()
+	var out []*fakeGen
 	for _, g := range live {
 		if !slices.Contains(known, generation(g)) && !g.Exited() {
-			r.t.Errorf("%s runs but the owner does not know it (known: %v)", g, known)
+			out = append(out, g)
 		}
 	}
+	return out
 }
 
 // running starts the app and makes its first generation ready.

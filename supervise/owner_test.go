@@ -242,7 +242,7 @@ func TestOwnerHealthUnhealthyAfterN(t *testing.T) {
 	g := r.running()
 	r.env.setHealth(errors.New("status 503"))
 	s := r.waitFor("unhealthy", func(s AppSnapshot) bool { return !s.Healthy })
-	if s.State != StateRunning || !strings.Contains(s.Message, "3 checks failed") || s.Generation != g.id {
+	if s.State != StateRunning || !strings.Contains(s.Message, "checks failed: status 503") || s.Generation != g.id {
 		t.Errorf("unhealthy: %s %q gen %d", s.State, s.Message, s.Generation)
 	}
 	r.env.setHealth(nil)
@@ -396,4 +396,33 @@ func TestOwnerRestart(t *testing.T) {
 	g.verdict <- nil
 	r.waitState(StateRunning)
 	r.checkInvariant()
+}
+
+// TestOwnerStopWaitsForRetired: a stop right after a restart returns only
+// once the restart's retired generation has exited too.
+func TestOwnerStopWaitsForRetired(t *testing.T) {
+	r := startRig(t, testApp())
+	r.env.stubborn = true
+	old := r.running()
+	r.env.stubborn = false
+	restart := r.async(restartMsg{newCall()})
+	r.next()
+	r.waitFor("old retired", func(s AppSnapshot) bool { return s.Generation != old.id })
+	stop := r.async(stopMsg{newCall()})
+	r.waitState(StateStopping)
+	select {
+	case err := <-stop:
+		t.Fatalf("stop returned (%v) while the retired generation runs", err)
+	case <-time.After(10 * time.Millisecond):
+	}
+	old.crash(0)
+	if err := reply(t, stop); err != nil {
+		t.Fatal(err)
+	}
+	if err := reply(t, restart); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.snap(); s.State != StateStopped {
+		t.Errorf("state %s", s.State)
+	}
 }

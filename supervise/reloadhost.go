@@ -247,8 +247,15 @@ func (h *host) Ready(ctx context.Context, g reload.Gen) error {
 	return h.a.probe.ready(ctx, asGen(g), passes)
 }
 
+// Commit asks the owner to track g. Once the owner has the message its
+// answer is the verdict, whatever ctx does meanwhile: a commit it accepted
+// must never be reported (and undone) as failed.
 func (h *host) Commit(ctx context.Context, g reload.Gen) error {
-	return h.a.send(ctx, commitMsg{call: newCall(), run: h.run, gen: asGen(g)})
+	m := commitMsg{call: newCall(), run: h.run, gen: asGen(g)}
+	if err := h.a.post(ctx, m); err != nil {
+		return err
+	}
+	return <-m.reply
 }
 
 func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
