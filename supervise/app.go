@@ -279,7 +279,7 @@ func (a *appOwner) onStop(ctx context.Context, reply chan error) {
 	}
 	a.restartWait = nil
 	if a.reload != nil {
-		a.reload.abandon()
+		a.reload.abandon(fmt.Errorf("reload cancelled: app %s is stopping", a.cfg.Name))
 	}
 	if a.state != StateStopping && a.gen != nil {
 		g := a.gen
@@ -322,7 +322,7 @@ func (a *appOwner) onRestart(ctx context.Context, reply chan error) {
 		a.thenStart = true
 		reply <- nil
 	case a.reload != nil:
-		a.reload.abandon()
+		a.reload.abandon(fmt.Errorf("reload cancelled: app %s is restarting", a.cfg.Name))
 		a.restartWait = append(a.restartWait, reply)
 		a.message = "restart waits for the reload to end"
 	default:

@@ -183,7 +183,7 @@ func (e *fakeEnv) ready(ctx context.Context, g generation, _ int) error {
 	case <-fg.done:
 		return fmt.Errorf("exited: %s", fg.Exit())
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 }
 

@@ -89,7 +89,7 @@ func (p *healthProber) ready(ctx context.Context, g generation, passes int) erro
 }
 
 // readyErr names why ready gave up: the deadline (with the last failed
-// check) or the cancellation.
+// check) or the cancellation's cause.
 func readyErr(ctx context.Context, last error) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		if last != nil {
@@ -97,5 +97,5 @@ func readyErr(ctx context.Context, last error) error {
 		}
 		return errors.New("not ready in time")
 	}
-	return ctx.Err()
+	return context.Cause(ctx)
 }

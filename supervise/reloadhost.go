@@ -21,7 +21,7 @@ import (
 // reloadRun is one reload in progress. The owner goroutine sets abandoned;
 // the reload's goroutine records the generations it started.
 type reloadRun struct {
-	cancel   context.CancelFunc
+	cancel   context.CancelCauseFunc
 	started  time.Time
 	strategy config.Strategy
 	// old is the tracked generation when the reload began.
@@ -33,10 +33,11 @@ type reloadRun struct {
 	fresh []generation // started by the reload (being checked, or aborted)
 }
 
-// abandon cancels the reload; the owner refuses its commit from now on.
-func (r *reloadRun) abandon() {
+// abandon cancels the reload with cause (what cancelled it); the owner
+// refuses its commit from now on.
+func (r *reloadRun) abandon(cause error) {
 	r.abandoned = true
-	r.cancel()
+	r.cancel(cause)
 }
 
 // add records a generation the reload started.
@@ -80,7 +81,8 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 		m.reply <- fmt.Errorf("app %s: strategy usr2 needs a gunicorn app", a.cfg.Name)
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, a.cfg.Reload.Timeout)
+	cctx, cancel := context.WithCancelCause(ctx)
+	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout)
 	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: strategy, old: a.gen}
 	a.reload = run
 	a.env.changed()
@@ -94,7 +96,8 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 		progress(msg)
 	}
 	go func() {
-		defer cancel()
+		defer cancel(nil)
+		defer stop()
 		h := &host{a: a, ctx: ctx, run: run}
 		err := a.runReload(rctx, h, strategy, run.old, m.release, logged)
 		res := reloadResult(run, err)
@@ -490,7 +493,7 @@ func readPidfile(path string) (int, error) {
 }
 
 // pollUntil calls cond every interval until it returns true or an error, or
-// ctx ends.
+// ctx ends (then it returns ctx's cause: what cancelled it, or the deadline).
 func pollUntil(ctx context.Context, interval time.Duration, cond func() (bool, error)) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -504,7 +507,7 @@ func pollUntil(ctx context.Context, interval time.Duration, cond func() (bool, e
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return context.Cause(ctx)
 		case <-t.C:
 		}
 	}
