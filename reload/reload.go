@@ -152,9 +152,8 @@ func USR2(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 	progress(fmt.Sprintf("%s stopped (%s); checking %s alone", old, old.ExitReason(), g))
 	// Booting and draining may have used up most of the reload's time, and
 	// the new generation now serves alone: its check gets a fresh budget the
-	// size of the whole timeout (a stop still cancels it). Without this a
-	// good release was rolled back with "not ready in time" when boot plus
-	// drain took nearly the timeout. (Added by the reload e2e tests.)
+	// size of the whole timeout (a stop still cancels it), so a good release
+	// whose boot and drain took nearly the timeout is not rolled back.
 	actx, cancel := ctx, context.CancelFunc(func() {})
 	if budget > 0 {
 		actx, cancel = context.WithTimeout(context.WithoutCancel(ctx), budget)

@@ -36,7 +36,7 @@ type Generation struct {
 	// FollowsLink is true for a Gunicorn master started with PWD = the app's
 	// `directory` while that resolved to Dir: Gunicorn then remembers the
 	// link, and a USR2 re-exec runs in whatever release it points at by then.
-	// (Added by the reload e2e tests; see appOwner.runReload.)
+	// reload.Choose downgrades usr2 to swap for a master that does not.
 	FollowsLink bool
 
 	exitCh <-chan ExitInfo
