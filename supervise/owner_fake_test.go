@@ -2,7 +2,6 @@ package supervise
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -123,6 +122,11 @@ func newFakeEnv(t *testing.T) *fakeEnv {
 }
 
 func (e *fakeEnv) spawnGen(_ context.Context, _ *config.App, id int, _ string, _ config.Strategy) (generation, error) {
+	return e.newGen(id)
+}
+
+// newGen makes a generation and hands it to the test.
+func (e *fakeEnv) newGen(id int) (generation, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.spawnErr != nil {
@@ -149,8 +153,9 @@ func (e *fakeEnv) statsdAddr(string) string            { return "" }
 func (e *fakeEnv) listeners(string) []ListenerSnapshot { return nil }
 func (e *fakeEnv) log() *slog.Logger                   { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 func (e *fakeEnv) events() Observer                    { return NopObserver{} }
+// usr2 re-execs in place: a new generation that has booted at once.
 func (e *fakeEnv) usr2(context.Context, *appOwner, generation) (generation, error) {
-	return nil, errors.New("fake: no usr2")
+	return e.newGen(int(e.nextGen("")))
 }
 
 // live lists the generations that have not exited.

@@ -426,3 +426,29 @@ func TestOwnerStopWaitsForRetired(t *testing.T) {
 		t.Errorf("state %s", s.State)
 	}
 }
+
+// TestOwnerUSR2Rollback: a usr2 reload whose new master fails its check
+// after the old one drained starts the previous release again and commits
+// it over its own first commit; the failed master is stopped.
+func TestOwnerUSR2Rollback(t *testing.T) {
+	cfg := testApp()
+	cfg.Kind, cfg.Reload.Strategy = config.KindGunicorn, config.StrategyUSR2
+	r := startRig(t, cfg)
+	old := r.running()
+	done := r.async(reloadMsg{call: newCall()})
+	g := r.next()
+	waitExit(t, old)
+	g.verdict <- errors.New("status 500")
+	back := r.next()
+	back.verdict <- nil
+	err := reply(t, done)
+	if err == nil || !strings.Contains(err.Error(), "rolled back") {
+		t.Fatalf("reload: %v, want rolled back", err)
+	}
+	waitExit(t, g)
+	s := r.snap()
+	if s.Generation != back.id || s.State != StateRunning || s.LastReload.Result != "rolled_back" {
+		t.Errorf("after: gen %d %s last %+v, want gen %d running rolled_back", s.Generation, s.State, s.LastReload, back.id)
+	}
+	r.checkInvariant()
+}

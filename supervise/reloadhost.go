@@ -28,6 +28,9 @@ type reloadRun struct {
 	old generation
 	// abandoned: a stop or restart cancelled the reload; its commit is refused.
 	abandoned bool
+	// committed is the generation the reload made tracked last (a usr2
+	// rollback commits a second one), or nil.
+	committed generation
 
 	mu    sync.Mutex
 	fresh []generation // started by the reload (being checked, or aborted)
@@ -179,15 +182,16 @@ func linkFacts(app *config.App, runsIn string, follows bool) reload.Facts {
 
 // commit makes g, started by run, the tracked generation (Running). It is
 // refused when run was abandoned (stop, restart) or the tracked generation
-// is no longer the one run replaces: a generation is never replaced
-// without being stopped.
+// is neither the one run replaces nor one run committed before: a
+// generation is never replaced without its reload stopping it.
 func (a *appOwner) commit(run *reloadRun, g generation) error {
 	switch {
 	case run != a.reload || run.abandoned || a.state == StateStopping:
 		return fmt.Errorf("app %s: reload cancelled by a stop or restart", a.cfg.Name)
-	case a.gen != nil && a.gen != run.old:
+	case a.gen != nil && a.gen != run.old && a.gen != run.committed:
 		return fmt.Errorf("app %s: the serving generation changed during the reload", a.cfg.Name)
 	}
+	run.committed = g
 	a.cancelReady()
 	a.cancelTimer()
 	a.gen = g
