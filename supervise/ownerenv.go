@@ -144,3 +144,9 @@ type healthProber struct {
 	checker  *health.Checker
 	observer Observer
 }
+
+var (
+	_ generation = (*Generation)(nil)
+	_ ownerEnv   = managerEnv{}
+	_ prober     = (*healthProber)(nil)
+)
