@@ -153,6 +153,7 @@ func (e *fakeEnv) statsdAddr(string) string            { return "" }
 func (e *fakeEnv) listeners(string) []ListenerSnapshot { return nil }
 func (e *fakeEnv) log() *slog.Logger                   { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 func (e *fakeEnv) events() Observer                    { return NopObserver{} }
+
 // usr2 re-execs in place: a new generation that has booted at once.
 func (e *fakeEnv) usr2(context.Context, *appOwner, generation) (generation, error) {
 	return e.newGen(int(e.nextGen("")))
