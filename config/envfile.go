@@ -18,6 +18,8 @@ import (
 // closing quote only blanks and a # comment may follow. A later assignment
 // of the same KEY wins. Values cannot span lines.
 //
+// A value may not contain a NUL byte: no process environment can hold one.
+//
 // On failure it returns a *Errors naming path:line for every bad line; a
 // file that cannot be read gives a single item wrapping the os error.
 func ParseEnvFile(path string) (map[string]string, error) {
@@ -35,6 +37,9 @@ func parseEnv(path string, data []byte) (map[string]string, error) {
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	for n := 1; sc.Scan(); n++ {
 		key, val, ok, msg := parseEnvLine(sc.Text())
+		if ok && strings.IndexByte(val, 0) >= 0 {
+			msg = "value contains a NUL byte" // exec(2) would refuse the whole environment
+		}
 		if msg != "" {
 			errs.add(&Error{File: path, Line: n, Key: key, Msg: msg})
 			continue
