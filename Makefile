@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/gunisup/supervisor/daemon.Version=$(VERSION)
 DEMO := $(CURDIR)/.demo
 
-.PHONY: build demo test test-short vet bench clean
+.PHONY: build demo test test-short vet bench fuzz clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/supervisor ./cmd/supctl
@@ -39,6 +39,13 @@ test-short:
 bench:
 	scripts/deps.sh bench
 	bench/run.sh
+
+# Every go test -fuzz target, one after another, each for FUZZTIME; the list
+# of targets is in scripts/fuzz.sh. A crasher lands in the package's
+# testdata/fuzz/, where `go test` keeps running it.
+FUZZTIME ?= 60s
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 clean:
 	rm -rf bin $(DEMO)

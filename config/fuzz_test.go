@@ -177,8 +177,8 @@ func checkApp(t *testing.T, a *App) {
 // [A-Za-z_][A-Za-z0-9_]*, so never '=' or NUL; values without NUL), or a
 // non-empty *Errors whose items name the file and the line.
 func FuzzParseEnvFile(f *testing.F) {
+	path := filepath.Join(f.TempDir(), "app.env") // rewritten by each input
 	f.Fuzz(func(t *testing.T, data []byte) {
-		path := filepath.Join(t.TempDir(), "app.env")
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}

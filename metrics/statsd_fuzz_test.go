@@ -8,14 +8,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// FuzzStatsdDatagram feeds one datagram to a fresh sink of app "web" and
-// checks the series it leaves: no count or duration is NaN or negative;
-// what a single line adds is finite; the status and level labels stay
-// within their fixed sets (bounded cardinality); malformed lines are counted
-// at most once each.
+// FuzzStatsdDatagram feeds one datagram to a fresh sink of app "web" (its
+// series reset) and checks the series it leaves: no count or duration is
+// NaN or negative; what a single line adds is finite; the status and level
+// labels stay within their fixed sets (bounded cardinality); malformed lines
+// are counted at most once each.
 func FuzzStatsdDatagram(f *testing.F) {
+	m := New(&fixedSource{}, Options{})
+	statsdVecs := []interface {
+		prometheus.Collector
+		Reset()
+	}{m.httpRequests, m.httpDuration, m.logMessages, m.statsdWorkers, m.statsdMalformed}
+	reg := prometheus.NewRegistry()
+	for _, v := range statsdVecs {
+		reg.MustRegister(v)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m := New(&fixedSource{}, Options{})
+		for _, v := range statsdVecs {
+			v.Reset() // each input starts from no series at all
+		}
 		sink := newStatsdSink("web", m)
 		sink.datagram(data)
 
@@ -34,8 +45,6 @@ func FuzzStatsdDatagram(f *testing.F) {
 		}
 		check("requests", math.Float64frombits(sink.requests.Load()), false)
 
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(m.httpRequests, m.httpDuration, m.logMessages, m.statsdWorkers, m.statsdMalformed)
 		mfs, err := reg.Gather()
 		if err != nil {
 			t.Fatalf("gather: %v", err)
