@@ -1,11 +1,26 @@
-# The two commands of README: `make demo` and `make test`.
+# The two commands of README: `make demo` and `make test`; `make install`
+# and `make deb` install or package the binaries, unit, man pages and completions.
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/gunisup/supervisor/daemon.Version=$(VERSION)
+LDFLAGS := -X github.com/gunisup/supervisor/daemon.Version=$(VERSION) -X github.com/gunisup/supervisor/internal/supctl.Version=$(VERSION)
 DEMO := $(CURDIR)/.demo
 
-.PHONY: build demo test test-short vet bench fuzz clean
+.PHONY: build demo test test-short vet bench fuzz clean man install deb
+
+# Installation directories (`make install PREFIX=/usr DESTDIR=/tmp/root`).
+# The unit names /etc/gunisup/gunisup.toml whatever the prefix.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/gunisup
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+SYSCONFDIR ?= /etc
+# Manual pages: docs/man/PAGE.md is the only source of PAGE.
+MANPAGES := gunisup.8 supctl.8 gunisup.toml.5
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/supervisor ./cmd/supctl
@@ -18,10 +33,10 @@ demo:
 	$(MAKE) build
 	contrib/example/mkvenv.sh $(DEMO)/venv
 	mkdir -p $(DEMO)/run
-	sed 's|@ROOT@/.demo|$(DEMO)|g; s|@ROOT@|$(CURDIR)|g; s|@VENV@|$(DEMO)/venv|g' contrib/example/supervisor.toml.in > $(DEMO)/supervisor.toml
-	bin/supervisor check -c $(DEMO)/supervisor.toml
+	sed 's|@ROOT@/.demo|$(DEMO)|g; s|@ROOT@|$(CURDIR)|g; s|@VENV@|$(DEMO)/venv|g' contrib/example/gunisup.toml.in > $(DEMO)/gunisup.toml
+	bin/supervisor check -c $(DEMO)/gunisup.toml
 	@echo "demo: try   curl 127.0.0.1:8000/   bin/supctl -s $(DEMO)/control.sock status   bin/supctl -s $(DEMO)/control.sock reload web"
-	bin/supervisor -c $(DEMO)/supervisor.toml
+	bin/supervisor -c $(DEMO)/gunisup.toml
 
 # Every test: vet, then the whole suite under the race detector (unit tests,
 # real Gunicorn end-to-end tests, Prometheus, PID namespaces).
@@ -40,6 +55,40 @@ bench:
 	scripts/deps.sh bench
 	bench/run.sh
 
+# Manual pages from docs/man/*.md with Debian's go-md2man, into bin/man/.
+man:
+	@command -v go-md2man >/dev/null || scripts/deps.sh man
+	mkdir -p bin/man
+	for p in $(MANPAGES); do \
+		sed '1s/"gunisup"/"gunisup $(VERSION)"/' docs/man/$$p.md | go-md2man -out bin/man/$$p || exit 1; \
+	done
+
+# Binaries, systemd unit (ExecStart pointed at BINDIR), man pages, supctl's
+# completions, README and example configuration.
+install: build man
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/gunisup
+	install -m 0755 bin/supervisor bin/supctl $(DESTDIR)$(BINDIR)/
+	sed 's|^ExecStart=/usr/bin/|ExecStart=$(BINDIR)/|' contrib/systemd/gunisup.service > bin/gunisup.service
+	install -m 0644 bin/gunisup.service $(DESTDIR)$(UNITDIR)/gunisup.service
+	for p in $(MANPAGES); do \
+		gzip -9n < bin/man/$$p > $(DESTDIR)$(MANDIR)/man$${p##*.}/$$p.gz || exit 1; \
+	done
+	bin/supctl completion bash > $(DESTDIR)$(BASHCOMPDIR)/supctl
+	bin/supctl completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_supctl
+	bin/supctl completion fish > $(DESTDIR)$(FISHCOMPDIR)/supctl.fish
+	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/supctl $(DESTDIR)$(ZSHCOMPDIR)/_supctl $(DESTDIR)$(FISHCOMPDIR)/supctl.fish
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 contrib/example/gunisup.toml contrib/systemd/web.socket $(DESTDIR)$(DOCDIR)/examples/
+
+# $(DIST)/gunisup_VERSION_ARCH.deb, built with dpkg-deb from a staged install.
+DIST ?= dist
+deb:
+	rm -rf $(DIST)/stage
+	$(MAKE) install PREFIX=/usr DESTDIR=$(abspath $(DIST))/stage
+	scripts/deb.sh $(DIST)/stage $(DIST)
+
 # Every go test -fuzz target, one after another, each for FUZZTIME; the list
 # of targets is in scripts/fuzz.sh. A crasher lands in the package's
 # testdata/fuzz/, where `go test` keeps running it.
@@ -48,4 +97,4 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 clean:
-	rm -rf bin $(DEMO)
+	rm -rf bin dist $(DEMO)

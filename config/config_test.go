@@ -725,7 +725,10 @@ after = true
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := keyLines(src)
+	lines, err := keyLineMap(src)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, k := range md.Keys() {
 		if _, ok := lines[k.String()]; !ok {
 			t.Errorf("key %s has no line", k)
@@ -773,7 +776,13 @@ func FuzzKeyLines(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		lines := keyLines(src)
+		lines, err := keyLineMap(src)
+		if err != nil {
+			if !errors.Is(err, errTooDeep) {
+				t.Errorf("keyLines(%q): %v", src, err)
+			}
+			return
+		}
 		var doc map[string]any
 		md, err := toml.Decode(src, &doc)
 		if err != nil {

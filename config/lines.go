@@ -1,36 +1,109 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 )
 
-// keyLines returns, for a document that toml has already parsed without
-// error, the 1-based line on which each key is first mentioned, indexed by
-// toml.Key.String(). A table gets the line of its header, or of the first
+// maxNesting is how many levels of tables, inline tables and arrays a
+// configuration may nest: every key component counts one level, and so does
+// every array a value sits in. The deepest key the supervisor reads
+// (app.NAME.env.VAR) uses four.
+const maxNesting = 32
+
+// errTooDeep is the Err of the *Error keyLines returns for a document that
+// nests deeper than maxNesting.
+var errTooDeep = errors.New("nested too deep")
+
+// keyLines returns, for a TOML document, the 1-based line on which each key
+// is first mentioned. A table gets the line of its header, or of the first
 // dotted key or sub-table header that creates it implicitly. Keys inside
 // inline tables get the line they are written on.
 //
+// It runs in time and memory linear in len(src): every key component is
+// stored once, as a child of its parent, and nesting is cut off at
+// maxNesting. A document nested deeper is refused with an *Error naming
+// file, the line and the key (its first maxNesting+1 components) that goes
+// too deep, wrapping errTooDeep; that is the only error.
+//
 // The toml package keeps key positions private, so this is a small scanner
-// of its own. It relies on the input being valid TOML and never fails: on
-// input it does not understand it skips a byte and carries on, which can
-// only make a line missing or approximate, never wrong about validity.
-func keyLines(src string) map[string]int {
-	s := &lineScanner{src: src, line: 1, lines: make(map[string]int)}
+// of its own. It is meant for input toml accepts, but runs before
+// toml.Decode, whose allocations grow with the square of the nesting (1.1 GB
+// for 3,000 levels), so that deep nesting is refused first. On input it does
+// not understand it skips a byte and carries on, which can only make a line
+// missing or approximate.
+func keyLines(file, src string) (*keyIndex, *Error) {
+	s := &lineScanner{src: src, line: 1, file: file, keys: newKeyIndex()}
 	s.document()
-	return s.lines
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s.keys, nil
+}
+
+// keyIndex holds every key of a document as a tree of key components, each
+// with the line it was first mentioned on. Node 0 is the root (no key).
+type keyIndex struct {
+	ids   map[keyEdge]int
+	nodes []keyNode
+}
+
+type keyEdge struct {
+	parent int
+	part   string
+}
+
+type keyNode struct {
+	parent int
+	part   string
+	line   int
+}
+
+func newKeyIndex() *keyIndex {
+	return &keyIndex{ids: make(map[keyEdge]int), nodes: []keyNode{{}}}
+}
+
+// line returns the line of key, or of its nearest ancestor that has one,
+// or 0 when not even key[0] was seen.
+func (x *keyIndex) line(key []string) int {
+	id, line := 0, 0
+	for _, part := range key {
+		next, ok := x.ids[keyEdge{id, part}]
+		if !ok {
+			break
+		}
+		id, line = next, x.nodes[next].line
+	}
+	return line
+}
+
+// path returns the key components from the root to node id.
+func (x *keyIndex) path(id int) []string {
+	var key []string
+	for ; id != 0; id = x.nodes[id].parent {
+		key = append(key, x.nodes[id].part)
+	}
+	for i, j := 0, len(key)-1; i < j; i, j = i+1, j-1 {
+		key[i], key[j] = key[j], key[i]
+	}
+	return key
 }
 
 type lineScanner struct {
-	src   string
-	i     int
-	line  int
-	lines map[string]int
+	src  string
+	i    int
+	line int
+	file string
+	keys *keyIndex
+	err  *Error // set once, by tooDeep; ends the scan
 }
 
-func (s *lineScanner) eof() bool { return s.i >= len(s.src) }
+// eof reports whether the scan is over: at the end of src, or refused.
+func (s *lineScanner) eof() bool { return s.err != nil || s.i >= len(s.src) }
 
 func (s *lineScanner) peek() byte {
 	if s.eof() {
@@ -50,13 +123,36 @@ func (s *lineScanner) advance() {
 	s.i++
 }
 
-func (s *lineScanner) record(key []string) {
-	for n := 1; n <= len(key); n++ {
-		k := toml.Key(key[:n]).String()
-		if _, ok := s.lines[k]; !ok {
-			s.lines[k] = s.line
+// record notes the current line for the key base.parts and for each of its
+// prefixes not seen before, and returns the node of the whole key. level is
+// the nesting of base's value, so parts[n] sits at level+n+1; a component
+// beyond maxNesting ends the scan with an error, and record returns base.
+func (s *lineScanner) record(base int, parts []string, level int) int {
+	id := base
+	for n, part := range parts {
+		if level+n+1 > maxNesting {
+			s.tooDeep(id, parts[n:])
+			return base
 		}
+		e := keyEdge{id, part}
+		next, ok := s.keys.ids[e]
+		if !ok {
+			next = len(s.keys.nodes)
+			s.keys.nodes = append(s.keys.nodes, keyNode{parent: id, part: part, line: s.line})
+			s.keys.ids[e] = next
+		}
+		id = next
 	}
+	return id
+}
+
+// tooDeep ends the scan with an error naming node id followed by rest, cut
+// to maxNesting+1 components.
+func (s *lineScanner) tooDeep(id int, rest []string) {
+	key := append(s.keys.path(id), rest...)
+	key = key[:min(len(key), maxNesting+1)]
+	s.err = &Error{File: s.file, Line: s.line, Key: toml.Key(key).String(), Err: errTooDeep,
+		Msg: fmt.Sprintf("nested more than %d levels deep (each key component and each array counts one level)", maxNesting)}
 }
 
 // skipSpace skips blanks within a line.
@@ -83,7 +179,7 @@ func (s *lineScanner) skipBlank() {
 }
 
 func (s *lineScanner) document() {
-	var table []string
+	table, level := 0, 0 // the current [table] and its number of components
 	for {
 		s.skipBlank()
 		if s.eof() {
@@ -92,27 +188,18 @@ func (s *lineScanner) document() {
 		start := s.i
 		if s.peek() == '[' {
 			s.i++
-			array := s.peek() == '['
-			if array {
+			if s.peek() == '[' { // [[array of tables]]
 				s.i++
 			}
 			s.skipSpace()
-			table = s.key()
-			s.record(table)
+			parts := s.key()
+			table, level = s.record(0, parts, 0), len(parts)
 			s.skipSpace()
 			for s.peek() == ']' {
 				s.i++
 			}
 		} else {
-			k := s.key()
-			s.skipSpace()
-			if s.peek() == '=' {
-				s.i++
-				s.skipSpace()
-				full := join(table, k)
-				s.record(full)
-				s.value(full)
-			}
+			s.keyValue(table, level)
 		}
 		if s.i == start {
 			s.advance() // not understood: make progress
@@ -120,6 +207,21 @@ func (s *lineScanner) document() {
 	}
 }
 
+// keyValue reads one "key = value" under the table node base, whose own
+// value nests level deep.
+func (s *lineScanner) keyValue(base, level int) {
+	k := s.key()
+	s.skipSpace()
+	if s.peek() != '=' {
+		return
+	}
+	s.i++
+	s.skipSpace()
+	id := s.record(base, k, level)
+	s.value(id, level+len(k))
+}
+
+// join returns a followed by b, in a new slice.
 func join(a, b []string) []string {
 	out := make([]string, 0, len(a)+len(b))
 	return append(append(out, a...), b...)
@@ -173,31 +275,16 @@ func (s *lineScanner) simpleKey() string {
 	return s.src[start:s.i]
 }
 
-// value skips one value, recording the keys of inline tables under key (as
-// toml does, also for inline tables inside arrays).
-func (s *lineScanner) value(key []string) {
+// value skips one value of the key node id, nested level deep, recording
+// the keys of inline tables under id (as toml does, also for inline tables
+// inside arrays).
+func (s *lineScanner) value(id, level int) {
 	if s.eof() {
 		return
 	}
 	switch {
 	case strings.HasPrefix(s.src[s.i:], `"""`), strings.HasPrefix(s.src[s.i:], `'''`):
-		q := s.src[s.i : s.i+3]
-		s.i += 3
-		for !s.eof() {
-			if q[0] == '"' && s.peek() == '\\' {
-				s.i++
-				s.advance()
-				continue
-			}
-			if strings.HasPrefix(s.src[s.i:], q) {
-				s.i += 3
-				for n := 0; n < 2 && s.peek() == q[0]; n++ {
-					s.i++ // up to two quotes may end the content
-				}
-				return
-			}
-			s.advance()
-		}
+		s.multiLineString()
 	case s.peek() == '"' || s.peek() == '\'':
 		q := s.peek()
 		s.i++
@@ -209,52 +296,59 @@ func (s *lineScanner) value(key []string) {
 		}
 		s.i++
 	case s.peek() == '[':
-		s.i++
-		for !s.eof() {
-			s.skipBlank()
-			if s.peek() == ']' {
-				s.i++
-				return
-			}
-			start := s.i
-			s.value(key)
-			s.skipBlank()
-			if s.peek() == ',' {
-				s.i++
-			}
-			if s.i == start {
-				s.advance()
-			}
+		if level+1 > maxNesting {
+			s.tooDeep(id, nil)
+			return
 		}
+		s.i++
+		s.items(']', func() { s.value(id, level+1) })
 	case s.peek() == '{':
 		s.i++
-		for !s.eof() {
-			s.skipBlank()
-			if s.peek() == '}' {
-				s.i++
-				return
-			}
-			start := s.i
-			k := s.key()
-			s.skipSpace()
-			if s.peek() == '=' {
-				s.i++
-				s.skipSpace()
-				full := join(key, k)
-				s.record(full)
-				s.value(full)
-			}
-			s.skipBlank()
-			if s.peek() == ',' {
-				s.i++
-			}
-			if s.i == start {
-				s.advance()
-			}
-		}
+		s.items('}', func() { s.keyValue(id, level) })
 	default:
 		for !s.eof() && !strings.ContainsRune(",]}#\n", rune(s.peek())) {
 			s.i++
 		}
+	}
+}
+
+// items reads comma-separated items with item up to the closing byte end.
+func (s *lineScanner) items(end byte, item func()) {
+	for !s.eof() {
+		s.skipBlank()
+		if s.peek() == end {
+			s.i++
+			return
+		}
+		start := s.i
+		item()
+		s.skipBlank()
+		if s.peek() == ',' {
+			s.i++
+		}
+		if s.i == start {
+			s.advance()
+		}
+	}
+}
+
+// multiLineString skips a """ or ”' string.
+func (s *lineScanner) multiLineString() {
+	q := s.src[s.i : s.i+3]
+	s.i += 3
+	for !s.eof() {
+		if q[0] == '"' && s.peek() == '\\' {
+			s.i++
+			s.advance()
+			continue
+		}
+		if strings.HasPrefix(s.src[s.i:], q) {
+			s.i += 3
+			for n := 0; n < 2 && s.peek() == q[0]; n++ {
+				s.i++ // up to two quotes may end the content
+			}
+			return
+		}
+		s.advance()
 	}
 }

@@ -23,7 +23,7 @@ import (
 // Defaults of the [supervisor] table.
 const (
 	DefaultHTTP            = "127.0.0.1:9321"
-	DefaultRunDir          = "/run/supervisor"
+	DefaultRunDir          = "/run/gunisup"
 	DefaultShutdownTimeout = 30 * time.Second
 )
 
@@ -72,8 +72,13 @@ func Parse(path string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot make path absolute: %v", err), Err: err}}}
 	}
+	src := string(data)
+	lines, lerr := keyLines(path, src) // before toml.Decode: it refuses deep nesting in linear time
+	if lerr != nil {
+		return nil, &Errors{List: []*Error{lerr}}
+	}
 	var doc map[string]any
-	md, err := toml.Decode(string(data), &doc)
+	md, err := toml.Decode(src, &doc)
 	if err != nil {
 		e := &Error{File: path, Msg: err.Error(), Err: err}
 		var pe toml.ParseError
@@ -83,7 +88,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		}
 		return nil, &Errors{List: []*Error{e}}
 	}
-	p := &parser{file: path, dir: filepath.Dir(abs), lines: keyLines(string(data)), errs: &Errors{}}
+	p := &parser{file: path, dir: filepath.Dir(abs), lines: lines, errs: &Errors{}}
 	cfg := &Config{Path: abs}
 	root := p.table(nil, doc)
 	cfg.Supervisor = p.supervisor(root.sub("supervisor"))
@@ -110,9 +115,11 @@ func (p *parser) supervisor(t *table) Supervisor {
 		t.errf("control_socket", "path is %d bytes long, the limit is %d", len(s.ControlSocket), maxUnixPath)
 	}
 	if t.str("control_group", &s.ControlGroup) && s.ControlGroup != "" {
-		if err := lookupGroup(s.ControlGroup); err != nil {
+		gid, err := lookupGroup(s.ControlGroup)
+		if err != nil {
 			t.errf("control_group", "%v", err)
 		}
+		s.ControlGID = gid
 	}
 	if t.str("http", &s.HTTP) && s.HTTP != "" {
 		if err := checkHostPort(s.HTTP); err != nil {
@@ -426,13 +433,16 @@ func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 		}
 	}
 	var owner, group string
+	uid, gid := 0, 0
 	if t.str("socket_owner", &owner) && owner != "" {
-		if err := lookupUser(owner); err != nil {
+		var err error
+		if uid, err = lookupUser(owner); err != nil {
 			t.errf("socket_owner", "%v", err)
 		}
 	}
 	if t.str("socket_group", &group) && group != "" {
-		if err := lookupGroup(group); err != nil {
+		var err error
+		if gid, err = lookupGroup(group); err != nil {
 			t.errf("socket_group", "%v", err)
 		}
 	}
@@ -465,7 +475,7 @@ func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 			}
 			l.Backlog = backlog
 			if l.Network == NetUnix {
-				l.Mode, l.Owner, l.Group = mode, owner, group
+				l.Mode, l.Owner, l.Group, l.OwnerUID, l.GroupGID = mode, owner, group, uid, gid
 			}
 			a.Listen = append(a.Listen, l)
 		}
@@ -736,40 +746,51 @@ func pathErr(err error) error {
 	return err
 }
 
-// lookupUser checks that a user name or numeric uid exists.
-func lookupUser(s string) error {
+// lookupUser resolves a user name or numeric uid that must exist to its uid.
+func lookupUser(s string) (int, error) {
+	var u *user.User
 	var err error
 	if isDigits(s) {
-		_, err = user.LookupId(s)
+		u, err = user.LookupId(s)
 	} else {
-		_, err = user.Lookup(s)
+		u, err = user.Lookup(s)
 	}
 	var unknownName user.UnknownUserError
 	var unknownID user.UnknownUserIdError
 	switch {
 	case err == nil:
-		return nil
+		return parseID("user", s, u.Uid)
 	case errors.As(err, &unknownName), errors.As(err, &unknownID):
-		return fmt.Errorf("no such user %q", s)
+		return 0, fmt.Errorf("no such user %q", s)
 	}
-	return fmt.Errorf("looking up user %q: %w", s, err)
+	return 0, fmt.Errorf("looking up user %q: %w", s, err)
 }
 
-// lookupGroup checks that a group name or numeric gid exists.
-func lookupGroup(s string) error {
+// lookupGroup resolves a group name or numeric gid that must exist to its gid.
+func lookupGroup(s string) (int, error) {
+	var g *user.Group
 	var err error
 	if isDigits(s) {
-		_, err = user.LookupGroupId(s)
+		g, err = user.LookupGroupId(s)
 	} else {
-		_, err = user.LookupGroup(s)
+		g, err = user.LookupGroup(s)
 	}
 	var unknownName user.UnknownGroupError
 	var unknownID user.UnknownGroupIdError
 	switch {
 	case err == nil:
-		return nil
+		return parseID("group", s, g.Gid)
 	case errors.As(err, &unknownName), errors.As(err, &unknownID):
-		return fmt.Errorf("no such group %q", s)
+		return 0, fmt.Errorf("no such group %q", s)
 	}
-	return fmt.Errorf("looking up group %q: %w", s, err)
+	return 0, fmt.Errorf("looking up group %q: %w", s, err)
+}
+
+// parseID reads the numeric id the user database gave for name.
+func parseID(what, name, id string) (int, error) {
+	n, err := strconv.Atoi(id)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q has a non-numeric id %q: %w", what, name, id, err)
+	}
+	return n, nil
 }

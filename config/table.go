@@ -15,21 +15,14 @@ import (
 // parser holds the state of one Parse call: where problems go and where keys
 // were written.
 type parser struct {
-	file  string         // path as given, for messages
-	dir   string         // absolute directory of the file, base of relative paths
-	lines map[string]int // key line numbers, from keyLines
+	file  string    // path as given, for messages
+	dir   string    // absolute directory of the file, base of relative paths
+	lines *keyIndex // key line numbers, from keyLines
 	errs  *Errors
 }
 
 // line returns the line of key, or of its nearest ancestor that has one.
-func (p *parser) line(key []string) int {
-	for n := len(key); n > 0; n-- {
-		if l, ok := p.lines[toml.Key(key[:n]).String()]; ok {
-			return l
-		}
-	}
-	return 0
-}
+func (p *parser) line(key []string) int { return p.lines.line(key) }
 
 func keyString(key []string) string { return toml.Key(key).String() }
 

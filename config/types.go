@@ -36,6 +36,9 @@ type Supervisor struct {
 	// ControlGroup, when set, makes the socket 0660 with that group, and
 	// members of the group may connect; otherwise the socket is 0600.
 	ControlGroup string
+	// ControlGID is ControlGroup's gid, resolved at load; meaningful only
+	// when ControlGroup is set.
+	ControlGID int
 	// HTTP is the health and metrics listen address (host:port); "" disables.
 	HTTP string
 	// HTTPWebConfig is an optional exporter-toolkit web-config file (TLS, basic auth).
@@ -45,7 +48,7 @@ type Supervisor struct {
 	// ExitWith names an app whose exit ends the supervisor with that app's exit
 	// code (single-app containers); "" means the supervisor runs until told to stop.
 	ExitWith string
-	// RunDir holds per-app runtime files (pidfiles for usr2). Default /run/supervisor.
+	// RunDir holds per-app runtime files (pidfiles for usr2). Default /run/gunisup.
 	RunDir string
 }
 
@@ -248,6 +251,10 @@ type Listener struct {
 	Mode  os.FileMode
 	Owner string
 	Group string
+	// OwnerUID and GroupGID are Owner's uid and Group's gid, resolved at
+	// load; each is meaningful only when its name is set.
+	OwnerUID int
+	GroupGID int
 	// Backlog is the listen(2) backlog (app key backlog, default 2048).
 	Backlog int
 }

@@ -60,7 +60,7 @@ func serve(t testing.TB, b Backend) (*Server, string) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	path := filepath.Join(dir, "c.sock")
 	s := &Server{Backend: b, Info: func() SupervisorInfo { return SupervisorInfo{Version: "test"} }}
-	if err := s.Listen(path, ""); err != nil {
+	if err := s.Listen(path, -1); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -87,7 +87,7 @@ func TestSocketModeAndStaleReplacement(t *testing.T) {
 	}
 	// A second server on the same live path is refused.
 	s2 := &Server{Backend: &backend{}}
-	if err := s2.Listen(path, ""); err == nil || !strings.Contains(err.Error(), "another supervisor") {
+	if err := s2.Listen(path, -1); err == nil || !strings.Contains(err.Error(), "another supervisor") {
 		t.Errorf("second Listen: %v", err)
 	}
 	// A stale socket file (nobody listening) is replaced.
@@ -100,7 +100,7 @@ func TestSocketModeAndStaleReplacement(t *testing.T) {
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close()
 	s3 := &Server{Backend: &backend{}}
-	if err := s3.Listen(stale, ""); err != nil {
+	if err := s3.Listen(stale, -1); err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	s3.Close()

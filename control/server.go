@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/user"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gunisup/supervisor/listen/sockfile"
 )
 
 // Backend is what the server drives: the supervisor's apps, in the API's
@@ -88,49 +89,24 @@ type Server struct {
 
 // Listen creates the control socket at path (replacing a stale one; refusing
 // a path where a live supervisor answers), mode 0600, or 0660 owned by group
-// when group is set. Members of group, root and the supervisor's own uid may
-// connect; everyone else is refused after an SO_PEERCRED check.
-func (s *Server) Listen(path, group string) error {
+// gid when gid is not -1. Members of that group, root and the supervisor's
+// own uid may connect; everyone else is refused after an SO_PEERCRED check.
+func (s *Server) Listen(path string, gid int) error {
 	s.path = path
-	s.allowGID = -1
-	if group != "" {
-		gid, err := lookupGroup(group)
-		if err != nil {
-			return fmt.Errorf("control_group %q: %w", group, err)
-		}
-		s.allowGID = gid
-	}
+	s.allowGID = gid
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
-	if st, err := os.Lstat(path); err == nil {
-		if st.Mode()&os.ModeSocket == 0 {
-			return fmt.Errorf("control socket %s: exists and is not a socket", path)
-		}
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return fmt.Errorf("control socket %s: another supervisor is listening there", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return fmt.Errorf("control socket %s: remove stale: %w", path, err)
-		}
+	mode := os.FileMode(0o600)
+	if gid >= 0 {
+		mode = 0o660
 	}
-	old := unix.Umask(0o177)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	unix.Umask(old)
+	ln, err := sockfile.Listen(path, mode, gid)
+	if errors.Is(err, sockfile.ErrInUse) {
+		return fmt.Errorf("control socket %s: another supervisor is listening there: %w", path, err)
+	}
 	if err != nil {
 		return fmt.Errorf("control socket %s: %w", path, err)
-	}
-	ln.SetUnlinkOnClose(true)
-	if s.allowGID >= 0 {
-		if err := os.Chown(path, -1, s.allowGID); err != nil {
-			ln.Close()
-			return fmt.Errorf("control socket %s: chown: %w", path, err)
-		}
-		if err := os.Chmod(path, 0o660); err != nil {
-			ln.Close()
-			return fmt.Errorf("control socket %s: chmod: %w", path, err)
-		}
 	}
 	s.ln = ln
 	return nil
@@ -253,17 +229,6 @@ func processInGroup(pid, gid int) bool {
 		}
 	}
 	return false
-}
-
-func lookupGroup(group string) (int, error) {
-	if n, err := strconv.Atoi(group); err == nil {
-		return n, nil
-	}
-	g, err := user.LookupGroup(group)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(g.Gid)
 }
 
 // credListener refuses connections from peers that may not use the API: it

@@ -13,18 +13,23 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/metrics"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/sdnotify"
 	"github.com/gunisup/supervisor/supervise"
-	"golang.org/x/sys/unix"
+	"github.com/gunisup/supervisor/upgrade"
 )
 
 // Version is the supervisor's version, set at build time with
@@ -39,12 +44,13 @@ const (
 )
 
 // DefaultConfig is read when -c is not given.
-const DefaultConfig = "/etc/supervisor/supervisor.toml"
+const DefaultConfig = "/etc/gunisup/gunisup.toml"
 
 const usage = `usage:
   supervisor [-c FILE]          run in the foreground (systemd, container, PID 1)
   supervisor check [-c FILE]    validate the configuration: exit 0, or 2 with one line per error
-  supervisor version
+  supervisor version | --version
+  supervisor help | --help
   supervisor upgrade-check -c FILE -state FILE
                                 can this binary take over the state a running
                                 supervisor wrote (its dry run before a self-upgrade)
@@ -63,8 +69,16 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	cfgPath := fs.String("c", DefaultConfig, "configuration file")
 	statePath := fs.String("state", "", "hand-over state file (upgrade-check)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if cmd == "help" || slices.ContainsFunc(args, isHelpFlag) {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
 	if err := fs.Parse(args); err != nil {
 		return exitcode.New(ExitConfig, err)
+	}
+	if *showVersion {
+		cmd = "version"
 	}
 	if fs.NArg() > 0 {
 		return exitcode.New(ExitConfig, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
@@ -95,6 +109,12 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stderr, usage)
 	return exitcode.New(ExitConfig, fmt.Errorf("unknown command %q", cmd))
+}
+
+// isHelpFlag reports a request for the usage (-h, -help, --help), which
+// prints it on stdout and exits 0 instead of failing the flag parse.
+func isHelpFlag(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help"
 }
 
 // Daemon is one running supervisor.
@@ -193,7 +213,7 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	}
 	r.notify = &notifyState{notifier: d.notifier}
 	d.trapSignals(r)
-	d.reaper = supervise.NewReaper()
+	d.reaper = proc.NewReaper()
 	r.onClose(d.reaper.Close)
 	src := &lateSource{}
 	met := metrics.New(src, metrics.Options{Logger: d.Logger})
@@ -226,14 +246,14 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 // previous image (nil when this is the first), and sets up systemd
 // notification: restored from the hand-over, or read (and removed) from the
 // environment together with socket-activated descriptors.
-func (d *Daemon) begin() (*upgradeState, int, []sdnotify.Inherited, error) {
+func (d *Daemon) begin() (*upgrade.State, int, []sdnotify.Inherited, error) {
 	d.started = time.Now()
-	exe, err := executable()
+	exe, err := upgrade.Executable()
 	if err != nil {
-		return nil, 0, nil, exitcode.New(ExitFailure, fmt.Errorf("locate own binary: %w", err))
+		return nil, 0, nil, exitcode.New(ExitFailure, err)
 	}
 	d.exe = exe
-	hand, stateFD, err := readState()
+	hand, stateFD, err := upgrade.ReadState()
 	if err != nil {
 		return nil, 0, nil, exitcode.New(ExitFailure, fmt.Errorf("self-upgrade: %w", err))
 	}
@@ -267,7 +287,7 @@ func (d *Daemon) trapSignals(r *running) {
 	r.onClose(func() { signal.Stop(r.sigs) })
 	signal.Ignore(syscall.SIGPIPE)
 	if os.Getpid() != 1 {
-		if err := supervise.SetChildSubreaper(); err != nil {
+		if err := proc.SetChildSubreaper(); err != nil {
 			d.Logger.Warn("orphans will re-parent to init", "err", err)
 		}
 	}
@@ -275,7 +295,7 @@ func (d *Daemon) trapSignals(r *running) {
 
 // openBridges opens each app's statsd bridge: adopted from the hand-over,
 // or new for a gunicorn app with statsd on.
-func (d *Daemon) openBridges(r *running, met *metrics.Metrics, hand *upgradeState, stateFD int) error {
+func (d *Daemon) openBridges(r *running, met *metrics.Metrics, hand *upgrade.State, stateFD int) error {
 	d.bridges = map[string]*metrics.StatsdBridge{}
 	r.onClose(func() {
 		for _, b := range d.bridges {
@@ -283,7 +303,7 @@ func (d *Daemon) openBridges(r *running, met *metrics.Metrics, hand *upgradeStat
 		}
 	})
 	for _, app := range d.Config.Apps {
-		if fd, ok := hand.statsdFD(app.Name); ok {
+		if fd, ok := hand.StatsdFD(app.Name); ok {
 			b, err := metrics.NewStatsdBridgeFromFD(app.Name, met, fd)
 			if err != nil {
 				return d.takeoverFailed(hand, stateFD, err)
@@ -304,7 +324,7 @@ func (d *Daemon) openBridges(r *running, met *metrics.Metrics, hand *upgradeStat
 
 // newManager builds the Manager on the held sockets (systemd's, and those
 // of a previous image) and records how a hand-over went.
-func (d *Daemon) newManager(met *metrics.Metrics, hand *upgradeState, stateFD int, inherited []sdnotify.Inherited) (*supervise.Manager, error) {
+func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD int, inherited []sdnotify.Inherited) (*supervise.Manager, error) {
 	held, err := systemdSockets(d.Config, inherited)
 	if err != nil {
 		return nil, exitcode.New(ExitConfig, err)
@@ -340,7 +360,7 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgradeState, stateFD in
 
 // tookOver counts a successful self-upgrade, or records the rollback that
 // brought this (previous) binary back.
-func (d *Daemon) tookOver(hand *upgradeState) {
+func (d *Daemon) tookOver(hand *upgrade.State) {
 	d.upgrades = hand.Upgrades
 	if hand.Fallback != "" {
 		d.lastUpgrade = "rolled back: " + hand.Fallback
@@ -377,7 +397,7 @@ func (d *Daemon) listenHTTP() net.Listener {
 func (d *Daemon) serveControl(r *running, httpLn net.Listener) error {
 	sup := d.Config.Supervisor
 	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Info: d.info, Logger: d.Logger}
-	if err := srv.Listen(sup.ControlSocket, sup.ControlGroup); err != nil {
+	if err := srv.Listen(sup.ControlSocket, controlGID(sup)); err != nil {
 		if httpLn != nil {
 			_ = httpLn.Close() // exiting anyway
 		}
@@ -527,18 +547,10 @@ func (d *Daemon) info() control.SupervisorInfo {
 	return control.SupervisorInfo{PID: os.Getpid(), Version: Version, Started: d.started, Config: d.Config.Path, Upgrades: d.upgrades, LastUpgrade: d.lastUpgrade, HTTP: d.httpAddr}
 }
 
-func (h *upgradeState) statsdFD(app string) (int, bool) {
-	if h == nil {
-		return 0, false
-	}
-	fd, ok := h.Statsd[app]
-	return fd, ok
-}
-
 // takeoverFailed runs when this image cannot take over the previous one's
 // apps: it re-executes the previous binary with the same state, so the apps
 // never notice; if even that fails the supervisor exits 1.
-func (d *Daemon) takeoverFailed(hand *upgradeState, stateFD int, cause error) error {
+func (d *Daemon) takeoverFailed(hand *upgrade.State, stateFD int, cause error) error {
 	d.Logger.Error("self-upgrade: cannot take over; re-executing the previous binary", "err", cause)
 	// The statsd sockets adopted so far were re-wrapped and their handed-over
 	// descriptors closed: the fallback gets the live ones, since an exec
@@ -553,7 +565,7 @@ func (d *Daemon) takeoverFailed(hand *upgradeState, stateFD int, cause error) er
 		}
 		hand.Statsd[app] = fd
 	}
-	err := fallback(hand, stateFD, cause)
+	err := upgrade.Fallback(hand, stateFD, Version, cause)
 	return exitcode.New(ExitFailure, fmt.Errorf("self-upgrade: %w", err))
 }
 
@@ -582,51 +594,35 @@ func summary(apps []supervise.AppSnapshot) string {
 	return "apps: " + strings.Join(parts, ", ")
 }
 
-// systemdSockets maps `systemd:NAME` listeners to the sockets systemd
-// passed. An app whose listeners are all systemd's gets them held; a config
-// naming a socket systemd did not pass is an error.
-func systemdSockets(cfg *config.Config, inherited []sdnotify.Inherited) (map[string][]*supervise.Socket, error) {
-	out := map[string][]*supervise.Socket{}
+// systemdSockets opens the listeners of every app that has `systemd:NAME`
+// ones: those from the sockets systemd passed, the others bound (see
+// listen.OpenApp). On error it closes everything it opened.
+func systemdSockets(cfg *config.Config, inherited []sdnotify.Inherited) (map[string][]*listen.Socket, error) {
+	lookup := func(name string) (int, error) {
+		in, err := sdnotify.Lookup(inherited, name)
+		return in.FD, err
+	}
+	out := map[string][]*listen.Socket{}
 	for _, app := range cfg.Apps {
-		var socks []*supervise.Socket
-		mixed := false
-		for _, l := range app.Listen {
-			if l.Network != config.NetSystemd {
-				mixed = true
-				continue
-			}
-			in, err := sdnotify.Lookup(inherited, l.Address)
-			if err != nil {
-				return nil, fmt.Errorf("app %s: listen %s: %w", app.Name, l.Raw, err)
-			}
-			s, err := supervise.AdoptFD(l, in.FD, false)
-			if err != nil {
-				return nil, fmt.Errorf("app %s: %w", app.Name, err)
-			}
-			socks = append(socks, s)
-		}
-		if len(socks) == 0 {
+		if !listen.HasSystemd(app) {
 			continue
 		}
-		if mixed {
-			// Bind the others here, in listen order.
-			var all []*supervise.Socket
-			i := 0
-			for _, l := range app.Listen {
-				if l.Network == config.NetSystemd {
-					all = append(all, socks[i])
-					i++
-					continue
-				}
-				s, err := supervise.Bind(l)
-				if err != nil {
-					return nil, errors.Join(fmt.Errorf("app %s: %w", app.Name, err))
-				}
-				all = append(all, s)
+		socks, err := listen.OpenApp(app, lookup)
+		if err != nil {
+			for _, opened := range out {
+				err = errors.Join(err, listen.CloseAll(opened))
 			}
-			socks = all
+			return nil, err
 		}
 		out[app.Name] = socks
 	}
 	return out, nil
+}
+
+// controlGID is the control socket's group, resolved by config (-1: none).
+func controlGID(sup config.Supervisor) int {
+	if sup.ControlGroup == "" {
+		return -1
+	}
+	return sup.ControlGID
 }

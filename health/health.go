@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/internal/textutil"
 )
 
 // CommandRunner runs argv to completion and returns its output and exit code.
@@ -68,7 +69,7 @@ func (c *Checker) Check(ctx context.Context, addr string) error {
 			return fmt.Errorf("command %s: %w", c.Spec.Command[0], err)
 		}
 		if code != 0 {
-			return fmt.Errorf("command %s: exit %d: %s", c.Spec.Command[0], code, firstLine(out))
+			return fmt.Errorf("command %s: exit %d: %s", c.Spec.Command[0], code, textutil.FirstLine(out))
 		}
 		return nil
 	}
@@ -104,16 +105,4 @@ func (c *Checker) get(ctx context.Context, addr, path string) (int, error) {
 		return 0, fmt.Errorf("GET %s: %w", path, err)
 	}
 	return resp.StatusCode, nil
-}
-
-func firstLine(b []byte) string {
-	for i, c := range b {
-		if c == '\n' {
-			return string(b[:i])
-		}
-	}
-	if len(b) > 200 {
-		b = b[:200]
-	}
-	return string(b)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/supervise"
 )
 
@@ -66,10 +67,10 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 
-	var tree *procTree
+	var tree *proc.Tree
 	for _, s := range snaps {
 		if s.MasterPID > 0 {
-			t, err := newProcTree(c.procRoot)
+			t, err := proc.NewTree(c.procRoot)
 			if err != nil {
 				c.fail("procfs", err)
 			} else {
@@ -101,7 +102,7 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descAppWorkers, float64(len(s.WorkerPIDs)))
 
 		if tree != nil && s.MasterPID > 0 {
-			if u, ok := tree.usage(s.MasterPID, c.fail); ok {
+			if u, ok := usage(tree, s.MasterPID, c.fail); ok {
 				counter(descAppCPU, u.cpuSeconds)
 				gauge(descAppRSS, float64(u.rssBytes))
 				gauge(descAppFDs, float64(u.fds))

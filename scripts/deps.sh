@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs what the demo, the tests or the benchmarks need and is missing, on
-# Debian or Ubuntu. Usage: scripts/deps.sh demo|test|bench
+# Debian or Ubuntu. Usage: scripts/deps.sh demo|test|bench|man
 # Runs apt-get (as root, or through sudo) only when a package is missing.
 set -eu
 what=${1:-test}
@@ -8,9 +8,11 @@ what=${1:-test}
 pkgs="gunicorn python3-venv python3-flask curl"
 case "$what" in
 demo) ;;
-test) pkgs="$pkgs hey wrk prometheus systemd iproute2 util-linux procps" ;;
+# man: the manual pages (make man, install, deb); man-db checks them (man -l).
+man) pkgs="go-md2man man-db" ;;
+test) pkgs="$pkgs hey wrk prometheus systemd iproute2 util-linux procps go-md2man man-db" ;;
 bench) pkgs="$pkgs hey wrk supervisor procps" ;;
-*) echo "deps.sh: unknown target $what (demo, test, bench)" >&2; exit 2 ;;
+*) echo "deps.sh: unknown target $what (demo, test, bench, man)" >&2; exit 2 ;;
 esac
 
 missing=""

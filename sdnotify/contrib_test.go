@@ -28,16 +28,16 @@ func installUnits(t *testing.T) (service, socket string) {
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(contribDir, "supervisor.service"))
+	raw, err := os.ReadFile(filepath.Join(contribDir, "gunisup.service"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	const execStart = "ExecStart=/usr/local/bin/supervisor "
+	const execStart = "ExecStart=/usr/bin/supervisor "
 	if n := strings.Count(string(raw), execStart); n != 1 {
-		t.Fatalf("supervisor.service has %d lines starting %q, want 1", n, execStart)
+		t.Fatalf("gunisup.service has %d lines starting %q, want 1", n, execStart)
 	}
 	unit := strings.Replace(string(raw), execStart, "ExecStart="+bin+" ", 1)
-	service = filepath.Join(dir, "supervisor.service")
+	service = filepath.Join(dir, "gunisup.service")
 	if err := os.WriteFile(service, []byte(unit), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestContribUnitsVerify(t *testing.T) {
 		if line == "" {
 			continue
 		}
-		if strings.Contains(line, "supervisor.service") || strings.Contains(line, "web.socket") || strings.Contains(line, dir) {
+		if strings.Contains(line, "gunisup.service") || strings.Contains(line, "web.socket") || strings.Contains(line, dir) {
 			t.Errorf("systemd-analyze verify: %s", line)
 		} else {
 			t.Logf("systemd-analyze verify (not about our units): %s", line)
@@ -96,14 +96,14 @@ func TestContribUnitsSettings(t *testing.T) {
 		file string
 		want map[string]string
 	}{
-		{"supervisor.service", map[string]string{
+		{"gunisup.service", map[string]string{
 			"Type":                 "notify",
 			"NotifyAccess":         "main",
 			"ExecReload":           "/bin/kill -HUP $MAINPID",
 			"KillMode":             "mixed",
 			"TimeoutStopSec":       "45",
 			"WatchdogSec":          "30",
-			"RuntimeDirectory":     "supervisor",
+			"RuntimeDirectory":     "gunisup",
 			"ProtectSystem":        "strict",
 			"NoNewPrivileges":      "yes",
 			"Restart":              "on-failure",
@@ -112,7 +112,7 @@ func TestContribUnitsSettings(t *testing.T) {
 		{"web.socket", map[string]string{
 			"ListenStream":       "127.0.0.1:8000",
 			"FileDescriptorName": "web",
-			"Service":            "supervisor.service",
+			"Service":            "gunisup.service",
 		}},
 	}
 	for _, tc := range tests {
@@ -158,7 +158,7 @@ func TestContribServiceExposure(t *testing.T) {
 	analyze := systemdAnalyze(t)
 	service, _ := installUnits(t)
 	out, err := exec.Command(analyze, "security", "--offline=yes", "--no-pager", service).CombinedOutput()
-	m := regexp.MustCompile(`Overall exposure level for supervisor\.service: ([0-9.]+)`).FindSubmatch(out)
+	m := regexp.MustCompile(`Overall exposure level for gunisup\.service: ([0-9.]+)`).FindSubmatch(out)
 	if err != nil && m == nil {
 		if strings.Contains(string(out), "--offline") {
 			t.Skipf("systemd-analyze security has no --offline (systemd < 250): %s", out)

@@ -600,7 +600,7 @@ func (a *appOwner) publish() {
 		s.Generation = a.gen.ID
 	}
 	for _, sock := range a.m.sockets[a.cfg.Name] {
-		s.Listeners = append(s.Listeners, sock.Snapshot())
+		s.Listeners = append(s.Listeners, listenerSnapshot(sock))
 	}
 	if addr := a.m.statsdAddr(a.cfg.Name); addr != "" {
 		s.StatsdBridge = true

@@ -7,10 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gunisup/supervisor/gunicorn"
+	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/proc"
 )
 
 // Generation is one started instance of an app: a Gunicorn master (with its
@@ -26,8 +31,6 @@ type Generation struct {
 	// ProbeAddr is the private loopback listener only this generation holds
 	// ("" for a process app); health checks of this generation go there.
 	ProbeAddr string
-	// Adopted is true for a master created by USR2 (not forked by us).
-	Adopted bool
 	// PGID is the process group of the main process and its workers (a USR2
 	// master stays in the group of the master that forked it).
 	PGID int
@@ -35,8 +38,8 @@ type Generation struct {
 	Pidfile string
 	// FollowsLink is true for a Gunicorn master started with PWD = the app's
 	// `directory` while that resolved to Dir: Gunicorn then remembers the
-	// link, and a USR2 re-exec runs in whatever release it points at by then.
-	// (Added by the reload e2e tests; see appOwner.runReload.)
+	// link, and a USR2 re-exec runs in whatever release it points at by then
+	// (see appOwner.runReload). A self-upgrade hands it over.
 	FollowsLink bool
 
 	exitCh <-chan ExitInfo
@@ -46,6 +49,11 @@ type Generation struct {
 	outEOF chan struct{}
 	// outFD is the read end of the output pipe (handed over on upgrade).
 	outFD int
+	// socks are the held sockets of a Gunicorn master (nil for a process):
+	// its first stop signal goes through listen.SignalStop.
+	socks []*listen.Socket
+	// stopSent is set by the first stop signal.
+	stopSent atomic.Bool
 }
 
 // newGeneration watches exitCh and closes done when the process has exited.
@@ -107,15 +115,26 @@ func (g *Generation) Tail() []string {
 	return g.out.get()
 }
 
-// Signal sends sig to the main process.
+// Signal sends sig to the main process. The first stop signal (TERM, INT,
+// QUIT) to a Gunicorn master that will unlink its sockets' names (one not
+// in a USR2 pair, see gunicorn.UnlinksOnStop) waits for its turn on the
+// app's held Unix sockets (see listen.SignalStop), so that the master finds
+// the name it unlinks and completes its graceful stop.
 func (g *Generation) Signal(sig syscall.Signal) error {
 	if g.Exited() {
 		return nil
 	}
-	if err := unix.Kill(g.PID, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("%s generation %d: signal %d to pid %d: %w", g.App, g.ID, sig, g.PID, err)
+	send := func() error {
+		if err := unix.Kill(g.PID, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("%s generation %d: signal %d to pid %d: %w", g.App, g.ID, sig, g.PID, err)
+		}
+		return nil
 	}
-	return nil
+	stop := sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGQUIT
+	if !stop || len(g.socks) == 0 || !g.stopSent.CompareAndSwap(false, true) || !gunicorn.UnlinksOnStop(g.PID, g.Pidfile) {
+		return send()
+	}
+	return listen.SignalStop(g.socks, send, g.done, 2*time.Second)
 }
 
 // Stop asks the generation to stop with sig, waits up to timeout (or until
@@ -150,7 +169,7 @@ func (g *Generation) Stop(ctx context.Context, sig syscall.Signal, timeout time.
 // Kill sends SIGKILL to the main process and all its descendants.
 func (g *Generation) Kill() {
 	if !g.Exited() {
-		signalTree(g.PID, unix.SIGKILL)
+		proc.SignalTree(g.PID, unix.SIGKILL)
 	}
 }
 
@@ -160,11 +179,7 @@ func (g *Generation) Workers() []int {
 	if g.Exited() {
 		return nil
 	}
-	procs, err := scanProcs()
-	if err != nil {
-		return nil
-	}
-	return childrenOf(procs, g.PID)
+	return proc.Children(g.PID)
 }
 
 // resolveDir resolves a possibly symlinked working directory (a `current`

@@ -2,7 +2,6 @@ package supervise
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,75 +10,18 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/upgrade"
 )
 
-// HandoverVersion is bumped when the state format changes incompatibly; a
-// new image refuses state of another version (and the upgrade is refused
-// before the exec, by the new binary's dry run).
-const HandoverVersion = 1
-
-// Handover is what one supervisor image passes to the next across an
-// in-place re-exec: the held sockets and the running generations (their
-// processes stay children of the same PID), so no app notices.
-type Handover struct {
-	Version int                         `json:"version"`
-	Sockets map[string][]SocketHandover `json:"sockets"`
-	Apps    []AppHandover               `json:"apps"`
-}
-
-// SocketHandover is a held listener: its descriptor survives the exec.
-type SocketHandover struct {
-	Raw string `json:"raw"`
-	FD  int    `json:"fd"`
-	// Ino identifies a Unix socket path the supervisor bound (and removes at exit).
-	Ino uint64 `json:"ino,omitempty"`
-	// Hold is the hidden name a Unix socket was bound at (see Socket.hold).
-	Hold string `json:"hold,omitempty"`
-}
-
-// GenHandover is a running generation.
-type GenHandover struct {
-	ID        int       `json:"id"`
-	PID       int       `json:"pid"`
-	PGID      int       `json:"pgid"`
-	Started   time.Time `json:"started"`
-	Dir       string    `json:"dir"`
-	ProbeAddr string    `json:"probe_addr,omitempty"`
-	Pidfile   string    `json:"pidfile,omitempty"`
-	Adopted   bool      `json:"adopted,omitempty"`
-	// OutFD is the read end of the generation's output pipe (-1 if none).
-	OutFD int `json:"out_fd"`
-}
-
-// AppHandover is one app owner's state.
-type AppHandover struct {
-	Name       string         `json:"name"`
-	Want       bool           `json:"want"`
-	Seq        int64          `json:"seq"`
-	Gen        *GenHandover   `json:"gen,omitempty"`
-	Restarts   int            `json:"restarts"`
-	LastExit   *ExitInfo      `json:"last_exit,omitempty"`
-	LastReload *ReloadResult  `json:"last_reload,omitempty"`
-	Reloads    map[string]int `json:"reloads,omitempty"`
-	Healthy    bool           `json:"healthy"`
-}
-
-// FDs lists every descriptor the state refers to: they must stay open (not
-// CLOEXEC) across the exec.
-func (h *Handover) FDs() []int {
-	var fds []int
-	for _, socks := range h.Sockets {
-		for _, s := range socks {
-			fds = append(fds, s.FD)
-		}
-	}
-	for _, a := range h.Apps {
-		if a.Gen != nil && a.Gen.OutFD >= 0 {
-			fds = append(fds, a.Gen.OutFD)
-		}
-	}
-	return fds
-}
+// The hand-over state types live in package upgrade; these names keep
+// supervise's callers unchanged.
+type (
+	Handover       = upgrade.Handover
+	AppHandover    = upgrade.AppHandover
+	GenHandover    = upgrade.GenHandover
+	SocketHandover = upgrade.SocketHandover
+)
 
 // Freeze stops every app owner and the reaper where they stand and returns
 // their state. While frozen nothing changes: exits stay unreaped (zombies)
@@ -100,7 +42,7 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 		}
 		close(thawCh)
 	}
-	state = &Handover{Version: HandoverVersion, Sockets: map[string][]SocketHandover{}}
+	state = &Handover{Version: upgrade.HandoverVersion, Sockets: map[string][]SocketHandover{}}
 	for _, a := range m.order {
 		var st AppHandover
 		if err := a.send(ctx, request{kind: reqFreeze, appState: &st, thaw: thawCh}); err != nil {
@@ -110,7 +52,7 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 		st.Seq = m.genSeq[a.cfg.Name].Load()
 		state.Apps = append(state.Apps, st)
 	}
-	unlockReaper = m.reaper.pause()
+	unlockReaper = m.reaper.Pause()
 	for name, socks := range m.sockets {
 		for _, s := range socks {
 			fd := s.FD()
@@ -118,7 +60,8 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 				thaw()
 				return nil, nil, fmt.Errorf("app %s: listener %s is closed", name, s.Spec.Raw)
 			}
-			state.Sockets[name] = append(state.Sockets[name], SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: s.ino, Hold: s.hold})
+			ino, hold := s.Held()
+			state.Sockets[name] = append(state.Sockets[name], SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: ino, Hold: hold})
 		}
 	}
 	return state, thaw, nil
@@ -140,41 +83,10 @@ func (a *appOwner) freeze(r request) {
 	st.Reloads = a.reloads
 	st.Healthy = a.healthy
 	if g := a.gen; g != nil && !g.Exited() {
-		st.Gen = &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, Adopted: g.Adopted, OutFD: g.outFD}
+		st.Gen = &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink, OutFD: g.outFD}
 	}
 	r.reply <- nil
 	<-r.thaw
-}
-
-// pause holds the reaper still (no wait4) until the returned func is called.
-func (r *Reaper) pause() func() {
-	r.mu.Lock()
-	var done bool
-	return func() {
-		if !done {
-			done = true
-			r.mu.Unlock()
-		}
-	}
-}
-
-// ClearCloexec makes fds survive an exec. It returns a func restoring
-// CLOEXEC (for a failed exec).
-func ClearCloexec(fds []int) (restore func(), err error) {
-	var done []int
-	restore = func() {
-		for _, fd := range done {
-			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC) // the fd is ours and open
-		}
-	}
-	for _, fd := range fds {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
-			restore()
-			return func() {}, fmt.Errorf("fd %d: clear close-on-exec: %w", fd, err)
-		}
-		done = append(done, fd)
-	}
-	return restore, nil
 }
 
 // restoreSockets wraps the handed-over listeners, matching them to the
@@ -191,46 +103,14 @@ func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*Socket, err
 			if got[i].Raw != l.Raw {
 				return nil, fmt.Errorf("app %s: handed-over listener %s does not match configured %s", app.Name, got[i].Raw, l.Raw)
 			}
-			s, err := AdoptFD(l, got[i].FD, false)
+			s, err := listen.AdoptHeld(l, got[i].FD, got[i].Ino, got[i].Hold)
 			if err != nil {
 				return nil, fmt.Errorf("app %s: %w", app.Name, err)
-			}
-			s.ino = got[i].Ino
-			s.hold = got[i].Hold
-			if s.hold != "" {
-				s.Bound = l.Address // AdoptFD named it by its bound (hidden) name
 			}
 			out[app.Name] = append(out[app.Name], s)
 		}
 	}
 	return out, nil
-}
-
-// ValidateHandover checks, without touching any descriptor or process, that
-// this image can take over st with cfg (the new binary's dry run).
-func ValidateHandover(cfg *config.Config, st *Handover) error {
-	if st.Version != HandoverVersion {
-		return fmt.Errorf("handover state version %d, this binary speaks %d", st.Version, HandoverVersion)
-	}
-	var errs []error
-	for _, app := range cfg.Apps {
-		got := st.Sockets[app.Name]
-		if len(got) != len(app.Listen) {
-			errs = append(errs, fmt.Errorf("app %s: %d listeners handed over, configuration has %d", app.Name, len(got), len(app.Listen)))
-			continue
-		}
-		for i, l := range app.Listen {
-			if got[i].Raw != l.Raw {
-				errs = append(errs, fmt.Errorf("app %s: handed-over listener %s does not match configured %s", app.Name, got[i].Raw, l.Raw))
-			}
-		}
-	}
-	for _, a := range st.Apps {
-		if cfg.App(a.Name) == nil && a.Gen != nil {
-			errs = append(errs, fmt.Errorf("app %s runs but is not in the configuration", a.Name))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // restoreApp puts an owner back in the state the previous image left: its
@@ -266,7 +146,7 @@ func (m *Manager) restoreApp(a *appOwner, st AppHandover) {
 		go capture(os.NewFile(uintptr(g.OutFD), a.cfg.Name+" output"), a.cfg.Name, g.ID, m.sink, t, eof)
 	}
 	gen := newGeneration(a.cfg.Name, g.ID, g.PID, exitCh, t, eof)
-	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.Adopted, gen.PGID, gen.outFD = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.Adopted, g.PGID, g.OutFD
+	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID, gen.outFD = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID, g.OutFD
 	a.gen = gen
 	a.state = StateRunning
 	a.healthy = st.Healthy

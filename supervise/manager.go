@@ -11,9 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/gunicorn"
+	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 )
 
@@ -53,6 +54,9 @@ type Manager struct {
 	stopped  chan struct{}
 	genSeq   map[string]*atomic.Int64
 	restored map[string]bool
+	// prober tells the Gunicorn version of each app's virtualenv, probing
+	// once per virtualenv and binary (see gunicorn.Prober).
+	prober *gunicorn.Prober
 }
 
 // nextGen allocates the next generation number of an app (1-based); safe
@@ -83,6 +87,7 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		stopped:  make(chan struct{}),
 		genSeq:   map[string]*atomic.Int64{},
 		restored: map[string]bool{},
+		prober:   gunicorn.NewProber(reaper.Output),
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -97,13 +102,13 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		m.statsd = func(string) string { return "" }
 	}
 	if m.runDir == "" {
-		m.runDir = "/run/supervisor"
+		m.runDir = config.DefaultRunDir
 	}
 	if err := os.MkdirAll(m.runDir, 0o750); err != nil {
 		return nil, fmt.Errorf("run_dir %s: %w", m.runDir, err)
 	}
 	if opts.Restore != nil {
-		if err := ValidateHandover(cfg, opts.Restore); err != nil {
+		if err := opts.Restore.Validate(cfg); err != nil {
 			return nil, err
 		}
 		socks, err := restoreSockets(cfg, opts.Restore)
@@ -117,18 +122,12 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 			m.sockets[app.Name] = held
 			continue
 		}
-		for _, l := range app.Listen {
-			if l.Network == config.NetSystemd {
-				m.CloseSockets()
-				return nil, fmt.Errorf("app %s: listen %s: the supervisor was not given this socket by systemd", app.Name, l.Raw)
-			}
-			s, err := Bind(l)
-			if err != nil {
-				m.CloseSockets()
-				return nil, fmt.Errorf("app %s: %w", app.Name, err)
-			}
-			m.sockets[app.Name] = append(m.sockets[app.Name], s)
+		socks, err := listen.OpenApp(app, nil)
+		if err != nil {
+			m.CloseSockets()
+			return nil, err
 		}
+		m.sockets[app.Name] = socks
 	}
 	for _, app := range cfg.Apps {
 		m.genSeq[app.Name] = new(atomic.Int64)
@@ -140,21 +139,14 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		for _, st := range opts.Restore.Apps {
 			if a, ok := m.apps[st.Name]; ok {
 				m.restoreApp(a, st)
+				if a.gen != nil && a.cfg.Kind == config.KindGunicorn {
+					a.gen.socks = m.sockets[st.Name]
+				}
 				m.restored[st.Name] = true
 			}
 		}
 	}
 	return m, nil
-}
-
-// Sockets returns the held listeners of every app (for metrics and for a
-// self-upgrade hand-over).
-func (m *Manager) Sockets() map[string][]*Socket {
-	out := make(map[string][]*Socket, len(m.sockets))
-	for k, v := range m.sockets {
-		out[k] = append([]*Socket(nil), v...)
-	}
-	return out
 }
 
 // CloseSockets closes every held listener (at exit).
@@ -176,14 +168,14 @@ func (m *Manager) Start(ctx context.Context) {
 	m.started = true
 	ctx, m.cancel = context.WithCancel(ctx)
 	// Decide which apps to start before their owners run: from then on
-	// a.gen and a.want belong to the owner goroutine (an adopted generation
-	// whose exit the owner handles sets a.gen = nil there: a data race, and
-	// a start request could race the owner's own restart; found by
-	// test/e2e/upgrade under -race).
+	// a.gen and a.want belong to the owner goroutine, and a start request
+	// for an app whose handed-over generation already runs would race the
+	// owner's own handling of that generation.
 	skip := make(map[*appOwner]bool, len(m.order))
 	for _, a := range m.order {
 		skip[a] = m.restored[a.cfg.Name] && (a.gen != nil || !a.want) // handed over running, or stopped by request
 	}
+	m.prefetchVersions(ctx)
 	for _, a := range m.order {
 		go a.run(ctx)
 	}
@@ -194,6 +186,26 @@ func (m *Manager) Start(ctx context.Context) {
 		if err := a.send(ctx, request{kind: reqStart}); err != nil {
 			m.logger.Error("start", "app", a.cfg.Name, "err", err)
 		}
+	}
+}
+
+// prefetchVersions starts the Gunicorn version probe of every Gunicorn app
+// in the background, so that the owners' first spawns find the answer
+// ready or in flight instead of running the probe themselves.
+func (m *Manager) prefetchVersions(ctx context.Context) {
+	for _, app := range m.cfg.Apps {
+		if app.Kind != config.KindGunicorn {
+			continue
+		}
+		dir, err := resolveDir(app.Directory)
+		if err != nil {
+			continue // the spawn reports it
+		}
+		env, err := childEnv(app, dir, nil)
+		if err != nil {
+			continue // the spawn reports it
+		}
+		m.prober.Prefetch(ctx, app, env, dir)
 	}
 }
 
@@ -306,34 +318,18 @@ func (m *Manager) Ping(ctx context.Context) error {
 // Snapshots returns a fresh copy of every app's state, in file order, with
 // worker PIDs read from /proc in one scan.
 func (m *Manager) Snapshots() []AppSnapshot {
-	var procs []procInfo // a full scan, only where children files are missing
+	tree, _ := proc.NewTree("") // without /proc, worker lists stay empty
 	out := make([]AppSnapshot, 0, len(m.order))
 	for _, a := range m.order {
 		s := *a.snap.Load()
-		if s.MasterPID != 0 {
-			kids, ok := childPIDs(s.MasterPID)
-			if !ok {
-				if procs == nil {
-					procs, _ = scanProcs() // without /proc, worker lists stay empty
-				}
-				kids = childrenOf(procs, s.MasterPID)
-			}
+		if s.MasterPID != 0 && tree != nil {
+			kids := append([]int(nil), tree.LiveChildren(s.MasterPID)...)
 			sort.Ints(kids)
 			s.WorkerPIDs = kids
 		}
 		out = append(out, s)
 	}
 	return out
-}
-
-// Snapshot returns one app's state.
-func (m *Manager) Snapshot(name string) (AppSnapshot, error) {
-	for _, s := range m.Snapshots() {
-		if s.Name == name {
-			return s, nil
-		}
-	}
-	return AppSnapshot{}, fmt.Errorf("%w: %q", ErrNoSuchApp, name)
 }
 
 // Ready reports whether every app that should run is running and healthy,
@@ -370,9 +366,11 @@ func (m *Manager) Stop(ctx context.Context) error {
 		// At shutdown the supervisor's copy of the app's sockets goes first:
 		// once the draining workers have closed theirs, new clients are
 		// refused at once (a proxy retries elsewhere) instead of waiting in a
-		// backlog nobody will accept from, to be reset at exit.
+		// backlog nobody will accept from, to be reset at exit. The paths
+		// stay until every app has stopped: a Gunicorn master unlinks its
+		// socket's name as it stops and fails if the name is gone.
 		for _, s := range m.sockets[a.cfg.Name] {
-			if err := s.Close(); err != nil {
+			if err := s.Shut(); err != nil {
 				m.logger.Warn("close listener", "app", a.cfg.Name, "err", err)
 			}
 		}
@@ -385,101 +383,45 @@ func (m *Manager) Stop(ctx context.Context) error {
 		<-a.exited
 	}
 	m.KillOrphans(5 * time.Second)
+	m.CloseSockets()
 	close(m.stopped)
 	return errors.Join(errs...)
 }
 
-// KillOrphans TERMs every remaining child of the supervisor that is not a
-// managed process, KILLs those alive after grace, and waits (bounded) until
-// the reaper has collected them.
+// KillOrphans TERMs every remaining child of the supervisor, KILLs the
+// trees of those alive after grace, and waits (bounded by grace again) until
+// the reaper has collected them; survivors are logged.
 func (m *Manager) KillOrphans(grace time.Duration) {
-	self := os.Getpid()
-	list := func() []int {
-		procs, err := scanProcs()
-		if err != nil {
-			return nil
-		}
-		return childrenOf(procs, self)
-	}
-	kids := list()
-	if len(kids) == 0 {
-		return
-	}
-	for _, pid := range kids {
-		_ = unix.Kill(pid, unix.SIGTERM) // ESRCH: already gone
-	}
-	deadline := time.Now().Add(grace)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	killed := false
-	for range tick.C {
-		kids = list()
-		if len(kids) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			if killed {
-				m.logger.Error("children survived SIGKILL", "pids", kids)
-				return
-			}
-			for _, pid := range kids {
-				signalTree(pid, unix.SIGKILL)
-			}
-			killed = true
-			deadline = time.Now().Add(grace)
-		}
+	list := func() []int { return proc.OwnChildren(nil) }
+	if left := proc.Terminate(list, grace, 20*time.Millisecond); len(left) > 0 {
+		m.logger.Error("children survived SIGKILL", "pids", left)
 	}
 }
 
 // cleanupOrphans ends the processes a generation left behind when its main
 // process exited (Gunicorn workers of a master killed with -9): children of
 // the supervisor, in the generation's process group, not managed. Workers
-// get TERM (they finish the request in hand), then KILL after stop_timeout.
+// get TERM (they finish the request in hand), then KILL after stop_timeout,
+// in the background.
 func (m *Manager) cleanupOrphans(g *Generation) {
 	if g.PGID == 0 {
 		return
 	}
-	self := os.Getpid()
 	find := func() []int {
-		procs, err := scanProcs()
-		if err != nil {
-			return nil
-		}
-		var out []int
-		for _, p := range procs {
-			if p.PPID == self && p.PGID == g.PGID && p.State != 'Z' && !m.reaper.Managed(p.PID) {
-				out = append(out, p.PID)
-			}
-		}
-		return out
+		return proc.OwnChildren(func(pid, pgid int) bool { return pgid == g.PGID && !m.reaper.Managed(pid) })
 	}
 	left := find()
 	if len(left) == 0 {
 		return
 	}
 	m.logger.Info("ending processes left by exited generation", "app", g.App, "generation", g.ID, "pids", left)
-	for _, pid := range left {
-		_ = unix.Kill(pid, unix.SIGTERM) // ESRCH: already gone
-	}
 	timeout := 30 * time.Second
 	if app := m.cfg.App(g.App); app != nil {
 		timeout = app.StopTimeout
 	}
 	go func() {
-		deadline := time.Now().Add(timeout)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for range tick.C {
-			left := find()
-			if len(left) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				for _, pid := range left {
-					signalTree(pid, unix.SIGKILL)
-				}
-				return
-			}
+		if left := proc.Terminate(find, timeout, 100*time.Millisecond); len(left) > 0 {
+			m.logger.Error("processes left by exited generation survived SIGKILL", "app", g.App, "generation", g.ID, "pids", left)
 		}
 	}()
 }

@@ -7,13 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/gunicorn"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 )
 
@@ -177,42 +176,20 @@ func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 	return err
 }
 
-// Abort stops a generation that failed its checks. It may have served: a
-// swap generation accepts on the held sockets as soon as its workers boot
-// (before its health gate), a USR2 master serves alone before its check. So
-// it gets Gunicorn's graceful stop (TERM: workers finish the request in
-// hand), then KILL after five seconds (workers still importing the app ignore
-// TERM). (Changed by the reload e2e tests: QUIT here reset in-flight requests
-// of a Health500 release under load, TestBrokenRelease.) A worker forked an
-// instant before the master's signal still runs the master's handler and
-// loses it, so the workers are also signalled directly, now and a second
-// later.
+// Abort stops a generation that failed its checks: a Gunicorn master gets
+// Gunicorn's graceful stop (gunicorn.Abort), a process its stop signal;
+// either is KILLed after five seconds (workers still importing the app
+// ignore TERM).
 func (h *host) Abort(rg reload.Gen) error {
 	g := gen(rg)
 	sig := h.a.stopSignal()
 	if h.a.cfg.Kind == config.KindGunicorn {
 		sig = syscall.SIGTERM
-		if err := g.Signal(sig); err != nil {
+		stop, err := gunicorn.Abort(g.Signal, g.Workers, g.Done())
+		if err != nil {
 			return err
 		}
-		nudge := func() {
-			for _, w := range g.Workers() {
-				_ = unix.Kill(w, sig) // ESRCH: already gone
-			}
-		}
-		nudge()
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			t := time.NewTimer(time.Second)
-			defer t.Stop()
-			select {
-			case <-t.C:
-				nudge()
-			case <-stop:
-			case <-g.Done():
-			}
-		}()
+		defer stop()
 	}
 	_, err := g.Stop(h.ctx, sig, 5*time.Second)
 	h.a.m.afterExit(g)
@@ -229,41 +206,9 @@ func (h *host) Tail(rg reload.Gen) []string { return gen(rg).Tail() }
 // adopts it then. A non-nil Gen with an error is a new master to abort.
 func (h *host) USR2(ctx context.Context, rold reload.Gen) (reload.Gen, error) {
 	old := gen(rold)
-	pidfile := old.Pidfile
-	// A master refuses USR2 until it has promoted itself (renamed its
-	// pidfile): wait for that first.
-	if err := pollUntil(ctx, 20*time.Millisecond, func() (bool, error) {
-		if old.Exited() {
-			return false, fmt.Errorf("%s exited: %s", old, old.Exit())
-		}
-		pid, err := readPidfile(pidfile)
-		return err == nil && pid == old.PID, nil
-	}); err != nil {
-		return nil, fmt.Errorf("waiting for %s to own %s: %w", old, pidfile, err)
-	}
-	if err := os.Remove(pidfile + ".2"); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale %s.2: %w", pidfile, err)
-	}
-	if err := old.Signal(syscall.SIGUSR2); err != nil {
-		return nil, err
-	}
-	var newPID int
-	if err := pollUntil(ctx, 20*time.Millisecond, func() (bool, error) {
-		if old.Exited() {
-			return false, fmt.Errorf("%s exited: %s", old, old.Exit())
-		}
-		pid, err := readPidfile(pidfile + ".2")
-		if err != nil {
-			return false, nil
-		}
-		p, err := readProc(pid)
-		if err != nil || p.PPID != old.PID {
-			return false, nil
-		}
-		newPID = pid
-		return true, nil
-	}); err != nil {
-		return nil, fmt.Errorf("no new master appeared: %w", err)
+	newPID, err := gunicorn.USR2(ctx, gunicorn.Master{PID: old.PID, Pidfile: old.Pidfile, Gone: gone(old), Signal: old.Signal})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", old, err)
 	}
 	id := int(h.a.m.nextGen(h.a.cfg.Name))
 	g := adoptGeneration(h.a.m.reaper, old, id, newPID)
@@ -271,147 +216,45 @@ func (h *host) USR2(ctx context.Context, rold reload.Gen) (reload.Gen, error) {
 	// A re-exec runs where the old master was started (Gunicorn takes $PWD
 	// only if it named the same directory then): only a generation started
 	// for strategy usr2 while the link pointed at its release follows the
-	// link to a newly deployed one. Others (started for swap, or a usr2
-	// rollback started while the link pointed at the failed release) re-exec
-	// their own release again, and the reload used to report "ok" while the
-	// old code kept serving. Refuse instead. (Added by the reload e2e tests,
-	// TestReloadStrategyOverride, TestBrokenRelease.)
+	// link to a newly deployed one (Generation.FollowsLink). Another would
+	// re-exec its own release again while the old code kept serving: refuse.
 	if h.a.cfg.Directory != "" && g.Dir != "" {
 		if release, err := resolveDir(h.a.cfg.Directory); err == nil && g.Dir != release {
 			return g, fmt.Errorf("the new master runs in %s, not in %s (where %s points): %s was not started from the link (strategy swap, or a rollback started while the link pointed elsewhere), so its re-exec does not follow it; reload with --strategy swap",
 				g.Dir, release, h.a.cfg.Directory, old)
 		}
 	}
-	want := h.a.cfg.Workers
-	err := pollUntil(ctx, 50*time.Millisecond, func() (bool, error) {
-		if g.Exited() {
-			return false, fmt.Errorf("%s exited: %s", g, g.Exit())
-		}
-		if old.Exited() {
-			return false, fmt.Errorf("%s exited: %s", old, old.Exit())
-		}
-		booted, total := gunicornBooted(g.PID)
-		return total > 0 && booted == total && (want == 0 || total >= want), nil
-	})
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			// Name the cause, not the context (reload e2e tests: HangAtBoot).
-			booted, total := gunicornBooted(g.PID)
-			return g, fmt.Errorf("%d of %d workers booted the app within the reload timeout %s: %w", booted, total, h.a.cfg.Reload.Timeout, err)
-		}
-		return g, err
-	}
-	return g, nil
+	both := func() error { return errors.Join(gone(g)(), gone(old)()) }
+	return g, gunicorn.AwaitBooted(ctx, g.PID, h.a.cfg.Workers, h.a.cfg.Reload.Timeout, both)
 }
 
-// adoptGeneration wraps a USR2 master: its exit reaches us through the
-// reaper once it has re-parented to us; while it is still the old master's
-// child, the old master reaps it, so its disappearance is polled too.
-func adoptGeneration(r *Reaper, old *Generation, id, pid int) *Generation {
-	exitCh := r.Adopt(pid)
-	merged := make(chan ExitInfo, 1)
-	go func() {
-		defer close(merged)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case info, ok := <-exitCh:
-				if ok {
-					merged <- info
-				}
-				return
-			case <-tick.C:
-				if processAlive(pid) {
-					continue
-				}
-				// Gone: give our reaper a moment in case it is ours to reap.
-				t := time.NewTimer(300 * time.Millisecond)
-				select {
-				case info, ok := <-exitCh:
-					t.Stop()
-					if ok {
-						merged <- info
-					}
-					return
-				case <-t.C:
-				}
-				r.Forget(pid)
-				merged <- ExitInfo{Code: -1, Time: time.Now()}
-				return
-			}
+// gone returns a check that fails, naming the exit, once g has exited.
+func gone(g *Generation) func() error {
+	return func() error {
+		if g.Exited() {
+			return fmt.Errorf("%s exited: %s", g, g.Exit())
 		}
-	}()
-	g := newGeneration(old.App, id, pid, merged, old.out, nil)
-	g.Adopted = true
+		return nil
+	}
+}
+
+// adoptGeneration wraps a USR2 master, child of old's master until that
+// one exits (see gunicorn.WatchAdopted). It inherits old's output, probe
+// listener, pidfile and held sockets; its process group and working
+// directory are read from /proc.
+func adoptGeneration(r *Reaper, old *Generation, id, pid int) *Generation {
+	g := newGeneration(old.App, id, pid, gunicorn.WatchAdopted(r, pid), old.out, nil)
 	g.ProbeAddr = old.ProbeAddr
 	g.PGID = old.PGID
 	g.Pidfile = old.Pidfile
 	g.FollowsLink = old.FollowsLink
 	g.outFD = old.outFD
-	if p, err := readProc(pid); err == nil {
-		g.PGID = p.PGID
+	g.socks = old.socks
+	if p, err := proc.ReadStat(pid); err == nil {
+		g.PGID = p.PGRP
 	}
 	if dir, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd"); err == nil {
 		g.Dir = dir
 	}
 	return g
-}
-
-// gunicornBooted counts a master's workers and how many of them have booted
-// the app. Each worker has a heartbeat file ("wgunicorn-*", unlinked) that
-// the master holds too; a worker touches it first when its request loop
-// starts, after the app was imported: Gunicorn 20 flips the file's mode from
-// 0600 to 0 or 1 (fchmod), newer versions set its mtime to the monotonic
-// clock (a date in 1970). Either change means booted.
-func gunicornBooted(master int) (booted, total int) {
-	dir := "/proc/" + strconv.Itoa(master) + "/fd"
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, 0
-	}
-	for _, e := range ents {
-		link, err := os.Readlink(filepath.Join(dir, e.Name()))
-		if err != nil || !strings.Contains(link, "wgunicorn-") {
-			continue
-		}
-		var st unix.Stat_t
-		if err := unix.Stat(filepath.Join(dir, e.Name()), &st); err != nil {
-			continue
-		}
-		total++
-		if st.Mode&0o777 <= 1 || st.Mtim.Sec < 946684800 { // 2000-01-01
-			booted++
-		}
-	}
-	return booted, total
-}
-
-func readPidfile(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
-}
-
-// pollUntil calls cond every interval until it returns true or an error, or
-// ctx ends.
-func pollUntil(ctx context.Context, interval time.Duration, cond func() (bool, error)) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 )
 
@@ -51,26 +53,8 @@ func (s State) String() string {
 // MarshalText makes states readable in JSON.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// ExitInfo describes how a process ended.
-type ExitInfo struct {
-	// Code is the exit code, or -1 when killed by a signal.
-	Code int `json:"code"`
-	// Signal is the signal number that killed it, 0 if it exited.
-	Signal int `json:"signal,omitempty"`
-	// Time the exit was reaped.
-	Time time.Time `json:"time"`
-}
-
-// ShellCode is the exit status a shell would report: the code, or 128+signal.
-func (e ExitInfo) ShellCode() int {
-	if e.Signal != 0 {
-		return 128 + e.Signal
-	}
-	return e.Code
-}
-
-// String is "exit 3" or "signal 9 (killed)".
-func (e ExitInfo) String() string { return describeExit(e) }
+// ExitInfo describes how a process ended (see proc.ExitInfo).
+type ExitInfo = proc.ExitInfo
 
 // ListenerSnapshot describes one held listener.
 type ListenerSnapshot struct {
@@ -87,13 +71,7 @@ type ListenerSnapshot struct {
 }
 
 // ReloadResult is the outcome of the last reload of an app.
-type ReloadResult struct {
-	Strategy string         `json:"strategy"`
-	Result   reload.Outcome `json:"result"`
-	Reason   string         `json:"reason,omitempty"`
-	Started  time.Time      `json:"started"`
-	Duration time.Duration  `json:"duration_ns"`
-}
+type ReloadResult = reload.Result
 
 // AppSnapshot is a consistent copy of one app's state, taken by its owner
 // goroutine. Readers (control API, metrics) never see the live state.
@@ -142,4 +120,9 @@ func (s *State) UnmarshalText(b []byte) error {
 		}
 	}
 	return fmt.Errorf("unknown state %q", b)
+}
+
+// listenerSnapshot describes a held socket for status and metrics.
+func listenerSnapshot(s *listen.Socket) ListenerSnapshot {
+	return ListenerSnapshot{Address: s.Spec.Raw, Bound: s.Bound, FD: s.FD(), Network: s.Network(), Backlog: s.Spec.Backlog}
 }

@@ -4,4 +4,4 @@ package defaults
 
 // ControlSocket is the control API's socket path when the configuration
 // sets no control_socket and supctl is given neither -s nor $SUPCTL_SOCKET.
-const ControlSocket = "/run/supervisor/control.sock"
+const ControlSocket = "/run/gunisup/control.sock"

@@ -36,7 +36,9 @@ commands:
   reload APP [--strategy swap|usr2]      zero-downtime code swap; exit 0 once the new generation serves alone
   deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR, reload, point back on failure
   upgrade                        re-execute the supervisor binary in place (same PID, apps untouched)
-  version
+  version | --version            supctl's version, and the supervisor's when one answers
+  completion bash|zsh|fish       print a shell completion script
+  help | --help
 
 The socket is -s PATH, else $SUPCTL_SOCKET, else ` + control.DefaultSocket + `.
 Exit status: 0 ok, 1 operation failed, 2 usage error, 3 cannot connect.
@@ -46,13 +48,21 @@ Exit status: 0 ok, 1 operation failed, 2 usage error, 3 cannot connect.
 func Run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("supctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.Usage = func() {} // Run prints the usage: on stdout for -h, on stderr for errors
 	sock := fs.String("s", "", "control socket path")
 	timeout := fs.Duration("timeout", 15*time.Minute, "give up after this long")
+	showVersion := fs.Bool("version", false, "print the version")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
 		return exitcode.New(ExitUsage, err)
 	}
 	rest := fs.Args()
+	if *showVersion {
+		rest = []string{"version"}
+	}
 	if len(rest) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitcode.New(ExitUsage, errors.New("no command"))
@@ -79,11 +89,10 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	case "upgrade":
 		err = upgrade(ctx, c, stdout)
 	case "version":
-		var v *control.VersionResponse
-		v, err = c.Version(ctx)
-		if err == nil {
-			fmt.Fprintf(stdout, "supervisor %s (pid %d)\n", v.Version, v.PID)
-		}
+		versions(ctx, c, path, stdout, stderr)
+		return nil
+	case "completion":
+		err = completion(ctx, c, cargs, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -65,7 +65,7 @@ func TestExitCodes(t *testing.T) {
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "c.sock")
 	srv := &control.Server{Backend: backend{}}
-	if err := srv.Listen(sock, ""); err != nil {
+	if err := srv.Listen(sock, -1); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

@@ -166,6 +166,13 @@ type sup struct {
 // (KILL after 60 s) and fails the test if any marked process is left.
 func startSup(t *testing.T, cfgText string, env ...string) *sup {
 	t.Helper()
+	return startSupWith(t, cfgText, nil, env...)
+}
+
+// startSupWith is startSup with setup run on the test directory (after
+// Dir/app holds release 1, before the supervisor starts).
+func startSupWith(t *testing.T, cfgText string, setup func(dir string), env ...string) *sup {
+	t.Helper()
 	b := getBinaries(t)
 	venv := testenv.Venv(t)
 	dir := testenv.ShortTempDir(t)
@@ -181,6 +188,9 @@ func startSup(t *testing.T, cfgText string, env ...string) *sup {
 		}
 	}
 	testenv.WriteRelease(t, filepath.Join(dir, "app"), testenv.Release{Version: "1"})
+	if setup != nil {
+		setup(dir)
+	}
 	s.installFile(b.v1)
 	s.writeConfig(cfgText, self)
 	key, mark := testenv.MarkEnv(t)

@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"errors"
@@ -136,7 +136,7 @@ func (r *Reaper) Start(fork func() (int, error)) (int, <-chan ExitInfo, error) {
 // (a Gunicorn master created by USR2 that re-parented to the supervisor). If
 // that PID was already reaped as an orphan, the channel yields its exit at once.
 // Adopt of a PID that is not (and will not become) our child never yields:
-// callers must also watch the process by other means (see processAlive).
+// callers must also watch the process by other means (see Alive).
 func (r *Reaper) Adopt(pid int) <-chan ExitInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -177,6 +177,15 @@ func (r *Reaper) Managed(pid int) bool {
 	return ok
 }
 
+// Pause holds the reaper still (no wait4) until the returned func is called;
+// calling that func more than once is safe. A self-upgrade pauses it so that
+// exits stay unreaped (zombies) for the next image to collect.
+func (r *Reaper) Pause() func() {
+	r.mu.Lock()
+	var once sync.Once
+	return func() { once.Do(r.mu.Unlock) }
+}
+
 // Close stops the reaping goroutine; safe to call twice. Children still
 // running are not touched.
 func (r *Reaper) Close() {
@@ -191,12 +200,10 @@ func (r *Reaper) Close() {
 // Descriptors the supervisor opens are CLOEXEC already, but ones it inherited
 // without the flag (from a shell, a container runtime, the parent of a test)
 // would otherwise leak into every app: syscall.ForkExec dups the listed files
-// and closes nothing else. (Found by supervise/reaper_test.go
-// TestForkExecDescriptors: fds 10 and 251 of the calling shell reached a
-// child.) It runs once, when the reaper is made at startup, not per spawn:
-// a self-upgrade clears CLOEXEC on the fds it hands over just before its exec,
-// and a per-spawn pass would race with that. Failures only leave fds as they
-// were, so they are ignored.
+// and closes nothing else. It runs once, when the reaper is made at startup,
+// not per spawn: a self-upgrade clears CLOEXEC on the fds it hands over just
+// before its exec, and a per-spawn pass would race with that. Failures only
+// leave fds as they were, so they are ignored.
 func CloexecInherited() {
 	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err == nil {
 		return

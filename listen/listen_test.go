@@ -1,4 +1,4 @@
-package supervise
+package listen
 
 import (
 	"errors"
@@ -189,7 +189,9 @@ func TestBindUnixModeOwner(t *testing.T) {
 				t.Skip("chown needs root")
 			}
 			path := filepath.Join(t.TempDir(), "web.sock")
-			s, err := Bind(testUnixListener(path, tt.mode, tt.owner, tt.group))
+			l := testUnixListener(path, tt.mode, tt.owner, tt.group)
+			l.OwnerUID, l.GroupGID = tt.uid, tt.gid // config resolves them at load
+			s, err := Bind(l)
 			if err != nil {
 				t.Fatalf("Bind: %v", err)
 			}
@@ -217,28 +219,6 @@ func TestBindUnixModeOwner(t *testing.T) {
 			}
 			t.Logf("%s: mode %o owner %d:%d", path, os.FileMode(st.Mode).Perm(), st.Uid, st.Gid)
 		})
-	}
-}
-
-// TestBindUnixBadOwner: an unknown owner is an error naming it, and nothing
-// is left in the directory.
-func TestBindUnixBadOwner(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "web.sock")
-	s, err := Bind(testUnixListener(path, 0o660, "no-such-user-xyz", ""))
-	if err == nil {
-		_ = s.Close() // failing anyway
-		t.Fatal("Bind with an unknown owner succeeded")
-	}
-	if !strings.Contains(err.Error(), "no-such-user-xyz") {
-		t.Errorf("error %q does not name the owner", err)
-	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		t.Errorf("left behind: %s", e.Name())
 	}
 }
 
@@ -311,8 +291,8 @@ func TestBindTCP(t *testing.T) {
 	if acc, err := unix.GetsockoptInt(s.FD(), unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || acc != 1 {
 		t.Errorf("SO_ACCEPTCONN = %d (%v), want 1", acc, err)
 	}
-	if snap := s.Snapshot(); snap.Network != "tcp" || snap.Bound != s.Bound {
-		t.Errorf("snapshot %+v", snap)
+	if s.Network() != "tcp" {
+		t.Errorf("network %q, want tcp", s.Network())
 	}
 	c, err := net.Dial("tcp", s.Bound)
 	if err != nil {

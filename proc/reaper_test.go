@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen"
 )
 
 // testWaitExit returns the exit ch yields, failing the test after timeout.
@@ -63,14 +64,14 @@ func testDevNull(t *testing.T) int {
 // testZombies returns the PIDs of zombie children of pid.
 func testZombies(t *testing.T, pid int) []int {
 	t.Helper()
-	procs, err := scanProcs()
+	tree, err := Scan("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []int
-	for _, p := range procs {
-		if p.PPID == pid && p.State == 'Z' {
-			out = append(out, p.PID)
+	for _, c := range tree.Children(pid) {
+		if st, ok := tree.Stat(c); ok && st.State == "Z" {
+			out = append(out, c)
 		}
 	}
 	return out
@@ -91,7 +92,7 @@ func TestReaperRoutesExitsByPID(t *testing.T) {
 	var kids []started
 	for i := 0; i < n; i++ {
 		code := 10 + i
-		pid, ch, err := r.forkExec(spawnSpec{Argv: []string{self}, Env: testHelperEnv("exit", testHelperCode+"="+strconv.Itoa(code)), Dir: t.TempDir()}, null)
+		pid, ch, err := r.ForkExec(Spec{Argv: []string{self}, Env: testHelperEnv("exit", testHelperCode+"="+strconv.Itoa(code)), Dir: t.TempDir()}, null)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +130,7 @@ func TestReaperSignalExitAndProcessGroup(t *testing.T) {
 	}
 	rd := os.NewFile(uintptr(p[0]), "child output")
 	defer rd.Close()
-	pid, ch, err := r.forkExec(spawnSpec{Argv: []string{testBinary(t)}, Env: testHelperEnv("block"), Dir: t.TempDir()}, p[1])
+	pid, ch, err := r.ForkExec(Spec{Argv: []string{testBinary(t)}, Env: testHelperEnv("block"), Dir: t.TempDir()}, p[1])
 	if cerr := unix.Close(p[1]); cerr != nil {
 		t.Fatal(cerr)
 	}
@@ -140,12 +141,12 @@ func TestReaperSignalExitAndProcessGroup(t *testing.T) {
 	if err != nil || line != "ready\n" {
 		t.Fatalf("child output %q, %v", line, err)
 	}
-	pi, err := readProc(pid)
+	pi, err := ReadStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pi.PGID != pid || pi.PGID == syscall.Getpgrp() {
-		t.Errorf("child pgid %d, want its own pid %d (test's pgid %d)", pi.PGID, pid, syscall.Getpgrp())
+	if pi.PGRP != pid || pi.PGRP == syscall.Getpgrp() {
+		t.Errorf("child pgid %d, want its own pid %d (test's pgid %d)", pi.PGRP, pid, syscall.Getpgrp())
 	}
 	if !r.Managed(pid) {
 		t.Errorf("pid %d not registered", pid)
@@ -157,7 +158,7 @@ func TestReaperSignalExitAndProcessGroup(t *testing.T) {
 	if info.Signal != int(syscall.SIGKILL) || info.Code != -1 || info.ShellCode() != 137 {
 		t.Errorf("got %+v (%s), want signal 9, code -1, shell code 137", info, info)
 	}
-	t.Logf("child pid=%d pgid=%d exit=%s", pid, pi.PGID, info)
+	t.Logf("child pid=%d pgid=%d exit=%s", pid, pi.PGRP, info)
 }
 
 // TestReaperCountsOrphans: a child nobody registered (forked behind the
@@ -280,18 +281,18 @@ func TestForkExecDescriptors(t *testing.T) {
 	r := NewReaper()
 	defer r.Close()
 	tcp := config.Listener{Raw: "tcp://127.0.0.1:0", Network: config.NetTCP, Address: "127.0.0.1:0"}
-	passed, err := Bind(tcp)
+	passed, err := listen.Bind(tcp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer passed.Close()
-	other, err := Bind(tcp)
+	other, err := listen.Bind(tcp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer other.Close()
 	path := filepath.Join(t.TempDir(), "u.sock")
-	unixSock, err := Bind(config.Listener{Raw: "unix://" + path, Network: config.NetUnix, Address: path})
+	unixSock, err := listen.Bind(config.Listener{Raw: "unix://" + path, Network: config.NetUnix, Address: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func TestForkExecDescriptors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(p[0])
-	pid, ch, err := r.forkExec(spawnSpec{Argv: []string{"/bin/sleep", "3600"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: t.TempDir(), Files: []int{passed.FD(), unixSock.FD()}}, p[1])
+	pid, ch, err := r.ForkExec(Spec{Argv: []string{"/bin/sleep", "3600"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: t.TempDir(), Files: []int{passed.FD(), unixSock.FD()}}, p[1])
 	if cerr := unix.Close(p[1]); cerr != nil {
 		t.Fatal(cerr)
 	}
@@ -313,15 +314,15 @@ func TestForkExecDescriptors(t *testing.T) {
 		testWaitExit(t, ch, 30*time.Second, "sleep child")
 	}()
 	// ForkExec returns after the exec; 'S' means sleep reached nanosleep.
-	if !testPoll(30*time.Second, func() bool { pi, err := readProc(pid); return err == nil && pi.State == 'S' }) {
+	if !testPoll(30*time.Second, func() bool { pi, err := ReadStat(pid); return err == nil && pi.State == "S" }) {
 		t.Fatal("child never went to sleep")
 	}
-	pi, err := readProc(pid)
+	pi, err := ReadStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pi.PGID != pid {
-		t.Errorf("child pgid %d, want its own pid %d", pi.PGID, pid)
+	if pi.PGRP != pid {
+		t.Errorf("child pgid %d, want its own pid %d", pi.PGRP, pid)
 	}
 	got, err := testListFDs(pid)
 	if err != nil {
@@ -344,5 +345,5 @@ func TestForkExecDescriptors(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("child descriptors:\n%s\nwant exactly:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	t.Logf("child pid=%d pgid=%d fds: %s", pid, pi.PGID, strings.Join(got, ", "))
+	t.Logf("child pid=%d pgid=%d fds: %s", pid, pi.PGRP, strings.Join(got, ", "))
 }

@@ -1,11 +1,10 @@
-package supervise
+package listen
 
 import (
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen/sockfile"
 )
 
 // Socket is a listening socket the supervisor binds (or inherits from systemd
@@ -28,9 +28,14 @@ type Socket struct {
 	// Bound is the address actually bound ("127.0.0.1:8000" or a path).
 	Bound string
 
-	mu     sync.Mutex
-	fd     int
-	closed bool
+	mu sync.Mutex
+	fd int
+	// closed: the descriptor is closed (Shut or Close); removed: the paths
+	// are removed too (Close). Relink works until removed.
+	closed, removed bool
+	// turn serialises the stops of the Gunicorn masters sharing this socket
+	// (see SignalStop).
+	turn sync.Mutex
 	// ino identifies a Unix socket's file, so Close unlinks only our own path.
 	ino uint64
 	// hold is the name the socket was bound at (".NAME.held" beside Bound);
@@ -44,12 +49,17 @@ type Socket struct {
 // Relink makes sure both names of a Unix socket the supervisor bound exist
 // and name this socket, re-creating whichever is missing from the other
 // (Gunicorn removes the bound name when a master exits; a master that finds
-// it gone at its own exit fails before stopping its workers). It returns nil
-// for sockets without a held name.
+// it gone at its own exit fails before stopping its workers). It works after
+// Shut, until Close. It returns nil for sockets without a held name, and an
+// error when both names are gone.
 func (s *Socket) Relink() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.hold == "" {
+	return s.relinkLocked()
+}
+
+func (s *Socket) relinkLocked() error {
+	if s.removed || s.hold == "" {
 		return nil
 	}
 	ours := func(p string) bool {
@@ -83,12 +93,17 @@ func (s *Socket) FD() int {
 	return s.fd
 }
 
-// Snapshot describes the socket for status and metrics.
-func (s *Socket) Snapshot() ListenerSnapshot {
-	return ListenerSnapshot{Address: s.Spec.Raw, Bound: s.Bound, FD: s.FD(), Network: s.network(), Backlog: s.Spec.Backlog}
+// Held returns what identifies a Unix socket the supervisor bound across a
+// self-upgrade: the inode of its file and its hidden bound name (0 and ""
+// for TCP and inherited sockets). AdoptHeld takes them back.
+func (s *Socket) Held() (ino uint64, hold string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ino, s.hold
 }
 
-func (s *Socket) network() string {
+// Network is "unix" or "tcp", as the kernel reports the socket (tcp after Close).
+func (s *Socket) Network() string {
 	sa, err := unix.Getsockname(s.FD())
 	if err == nil {
 		if _, ok := sa.(*unix.SockaddrUnix); ok {
@@ -98,15 +113,37 @@ func (s *Socket) network() string {
 	return "tcp"
 }
 
-// Close closes the supervisor's descriptor and, for a Unix socket it bound
-// itself, removes the path if it still names this socket. Safe to call twice.
-func (s *Socket) Close() error {
+// Shut closes the supervisor's descriptor and keeps the paths: once every
+// process holding the socket has closed it, clients are refused, while the
+// Gunicorn masters still stopping find the name they unlink (Relink keeps
+// re-creating it). Close removes the paths. Safe to call twice.
+func (s *Socket) Shut() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.shutLocked()
+}
+
+func (s *Socket) shutLocked() error {
 	if s.closed {
 		return nil
 	}
 	s.closed = true
+	if err := unix.Close(s.fd); err != nil {
+		return fmt.Errorf("close listener %s: %w", s.Spec.Raw, err)
+	}
+	return nil
+}
+
+// Close closes the supervisor's descriptor and, for a Unix socket it bound
+// itself, removes both paths where they still name this socket. Safe to call
+// twice, and after Shut.
+func (s *Socket) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed {
+		return nil
+	}
+	s.removed = true
 	var errs []error
 	if s.ino != 0 {
 		for _, p := range []string{s.Bound, s.hold} {
@@ -118,9 +155,7 @@ func (s *Socket) Close() error {
 			}
 		}
 	}
-	if err := unix.Close(s.fd); err != nil {
-		errs = append(errs, fmt.Errorf("close listener %s: %w", s.Spec.Raw, err))
-	}
+	errs = append(errs, s.shutLocked())
 	return errors.Join(errs...)
 }
 
@@ -223,47 +258,32 @@ func bindUnix(l config.Listener, backlog int) (*Socket, error) {
 	public := l.Address
 	// Bind at a hidden name and link the configured path to it: see Socket.hold.
 	path := filepath.Join(filepath.Dir(public), "."+filepath.Base(public)+".held")
-	if len(path) > 107 {
-		return nil, fmt.Errorf("listen %s: %s is longer than a Unix socket path may be (107 bytes)", l.Raw, path)
-	}
-	for _, p := range []string{public, path} {
-		if err := removeStale(p); err != nil {
-			return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
-		}
+	if err := sockfile.RemoveStale(public); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: socket: %w", l.Raw, err)
 	}
-	// Bind under a tight umask so the path is never more open than asked,
-	// then set the configured mode.
-	old := unix.Umask(0o177)
-	err = unix.Bind(fd, &unix.SockaddrUnix{Name: path})
-	unix.Umask(old)
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("listen %s: bind: %w", l.Raw, err)
-	}
-	fail := func(err error) (*Socket, error) {
-		unix.Close(fd)
-		_ = unix.Unlink(path)
-		return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
-	}
 	mode := l.Mode
 	if mode == 0 {
 		mode = 0o660
 	}
-	if err := unix.Chmod(path, uint32(mode.Perm())); err != nil {
-		return fail(fmt.Errorf("chmod %o: %w", mode.Perm(), err))
+	uid, gid := -1, -1
+	if l.Owner != "" {
+		uid = l.OwnerUID
 	}
-	uid, gid, err := lookupOwner(l.Owner, l.Group)
-	if err != nil {
-		return fail(err)
+	if l.Group != "" {
+		gid = l.GroupGID
 	}
-	if uid >= 0 || gid >= 0 {
-		if err := unix.Lchown(path, uid, gid); err != nil {
-			return fail(fmt.Errorf("chown: %w", err))
-		}
+	if err := sockfile.Bind(fd, path, mode, uid, gid); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
+	}
+	fail := func(err error) (*Socket, error) {
+		unix.Close(fd)
+		_ = unix.Unlink(path) // the name we just bound; nothing else uses it yet
+		return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
 	}
 	if err := unix.Listen(fd, backlog); err != nil {
 		return fail(fmt.Errorf("listen: %w", err))
@@ -278,59 +298,11 @@ func bindUnix(l config.Listener, backlog int) (*Socket, error) {
 	return &Socket{Spec: l, Bound: public, fd: fd, ino: st.Ino, hold: path}, nil
 }
 
-// removeStale removes a Unix socket file nobody accepts on.
-func removeStale(path string) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil
-		}
-		return fmt.Errorf("stat %s: %w", path, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return fmt.Errorf("%s exists and is not a socket", path)
-	}
-	c, err := net.Dial("unix", path)
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("%s is in use by another process", path)
-	}
-	if err := unix.Unlink(path); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("remove stale socket %s: %w", path, err)
-	}
-	return nil
-}
-
-func lookupOwner(owner, group string) (int, int, error) {
-	uid, gid := -1, -1
-	if owner != "" {
-		if n, err := strconv.Atoi(owner); err == nil {
-			uid = n
-		} else {
-			u, err := user.Lookup(owner)
-			if err != nil {
-				return 0, 0, fmt.Errorf("socket_owner %q: %w", owner, err)
-			}
-			uid, _ = strconv.Atoi(u.Uid)
-		}
-	}
-	if group != "" {
-		if n, err := strconv.Atoi(group); err == nil {
-			gid = n
-		} else {
-			g, err := user.LookupGroup(group)
-			if err != nil {
-				return 0, 0, fmt.Errorf("socket_group %q: %w", group, err)
-			}
-			gid, _ = strconv.Atoi(g.Gid)
-		}
-	}
-	return uid, gid, nil
-}
-
-// AdoptFD wraps a listening descriptor the supervisor inherited (from systemd
-// socket activation or from its previous image across a self-upgrade). The fd
-// is made CLOEXEC. unlinkPath, when non-empty, is the Unix path Close removes.
+// AdoptFD wraps a listening stream socket the supervisor inherited (from
+// systemd socket activation or from its previous image across a
+// self-upgrade) and makes it CLOEXEC. When ownsPath is true and the socket is
+// bound to a Unix path, Close removes that path (if it still names this
+// socket); otherwise Close only closes the descriptor.
 func AdoptFD(l config.Listener, fd int, ownsPath bool) (*Socket, error) {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("listen %s: fd %d: %w", l.Raw, fd, err)
@@ -360,9 +332,24 @@ func AdoptFD(l config.Listener, fd int, ownsPath bool) (*Socket, error) {
 	return s, nil
 }
 
-// bindProbe binds a private loopback listener for one generation: only that
+// AdoptHeld wraps a Unix socket the previous image bound itself and handed
+// over with the values of Held: Close removes its paths, Relink restores its
+// hidden name, and Bound is the configured path again.
+func AdoptHeld(l config.Listener, fd int, ino uint64, hold string) (*Socket, error) {
+	s, err := AdoptFD(l, fd, false)
+	if err != nil {
+		return nil, err
+	}
+	s.ino, s.hold = ino, hold
+	if hold != "" {
+		s.Bound = l.Address // AdoptFD named it by its bound (hidden) name
+	}
+	return s, nil
+}
+
+// Probe binds a private loopback listener for one generation: only that
 // generation holds it, so a request answered there proves one of its own
 // workers booted, while the shared socket is still answered by the old one.
-func bindProbe() (*Socket, error) {
+func Probe() (*Socket, error) {
 	return Bind(config.Listener{Raw: "tcp://127.0.0.1:0 (probe)", Network: config.NetTCP, Address: "127.0.0.1:0", Backlog: 64})
 }

@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"fmt"
@@ -17,9 +17,9 @@ import (
 // fake child process (the TestMain pattern); testHelperCode is the exit code of
 // mode "exit".
 const (
-	testHelperVar  = "SUPERVISE_TEST_HELPER"
-	testHelperCode = "SUPERVISE_TEST_HELPER_CODE"
-	testHelperPPID = "SUPERVISE_TEST_HELPER_PPID"
+	testHelperVar  = "PROC_TEST_HELPER"
+	testHelperCode = "PROC_TEST_HELPER_CODE"
+	testHelperPPID = "PROC_TEST_HELPER_PPID"
 )
 
 // TestMain runs the helper mode named by testHelperVar instead of the tests when
@@ -34,10 +34,11 @@ func TestMain(m *testing.M) {
 
 // testRunHelper is a fake child process. Modes:
 //
-//	exit        exit with $SUPERVISE_TEST_HELPER_CODE
+//	exit        exit with $PROC_TEST_HELPER_CODE
 //	block       wait for SIGTERM, then exit 0 (SIGKILL ends it otherwise)
+//	ignore-term ignore SIGTERM and wait for SIGKILL
 //	orphaner    start a grandchild (mode "grandchild"), print its pid, exit 0
-//	grandchild  wait until re-parented away from $SUPERVISE_TEST_HELPER_PPID, exit 3
+//	grandchild  wait until re-parented away from $PROC_TEST_HELPER_PPID, exit 3
 func testRunHelper(mode string) int {
 	switch mode {
 	case "exit":
@@ -50,6 +51,13 @@ func testRunHelper(mode string) int {
 	case "block":
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGTERM)
+		fmt.Println("ready")
+		<-ch
+		return 0
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGUSR1) // never sent: SIGKILL ends it
 		fmt.Println("ready")
 		<-ch
 		return 0
@@ -160,7 +168,7 @@ func testBinary(t *testing.T) string {
 func testHelperEnv(mode string, extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SUPERVISE_TEST_HELPER") {
+		if !strings.HasPrefix(kv, "PROC_TEST_HELPER") {
 			env = append(env, kv)
 		}
 	}

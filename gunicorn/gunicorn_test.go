@@ -1,0 +1,171 @@
+package gunicorn
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/proc"
+)
+
+func TestArgvAndEnv(t *testing.T) {
+	app := &config.App{Name: "web", Virtualenv: "/venv", Workers: 3, Args: []string{"--timeout", "5"}, WSGI: "app:app"}
+	tests := []struct {
+		name   string
+		statsd string
+		v      Version
+		want   []string
+	}{
+		{"20.1", "", Version{20, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/web.g1.pid", "--timeout", "5", "app:app"}},
+		{"25.1 with statsd", "127.0.0.1:9", Version{25, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/web.g1.pid", "--no-control-socket", "--statsd-host", "127.0.0.1:9", "--timeout", "5", "app:app"}},
+		{"unknown version", "", Version{}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/web.g1.pid", "--timeout", "5", "app:app"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Argv(app, Pidfile("/run", "web", 1), tt.statsd, tt.v); !slices.Equal(got, tt.want) {
+				t.Errorf("Argv = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if got, want := ListenEnv(2), []string{"GUNICORN_FD=3,4", "GUNICORN_PID=-1"}; !slices.Equal(got, want) {
+		t.Errorf("ListenEnv(2) = %q, want %q", got, want)
+	}
+}
+
+func TestParseVersion(t *testing.T) {
+	for in, want := range map[string]Version{"20.1.0\n": {20, 1}, "25.1": {25, 1}, "26.0.1rc1": {26, 0}, "x.y": {}, "21": {}, "": {}} {
+		if got := parseVersion(in); got != want {
+			t.Errorf("parseVersion(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// TestProberAsksOncePerBinary: concurrent first callers share one probe,
+// later callers read the cache, and a reinstalled gunicorn (new mtime) is
+// asked again.
+func TestProberAsksOncePerBinary(t *testing.T) {
+	venv := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(venv, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"python", "gunicorn"} {
+		if err := os.WriteFile(filepath.Join(venv, "bin", name), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls atomic.Int32
+	release := make(chan struct{})
+	p := NewProber(func(ctx context.Context, argv, env []string, dir string) ([]byte, proc.ExitInfo, error) {
+		calls.Add(1)
+		<-release
+		return []byte("25.1.0\n"), proc.ExitInfo{}, nil
+	})
+	app := &config.App{Name: "web", Virtualenv: venv}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	got := make([]Version, 4)
+	for i := range got {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[i] = p.Version(ctx, app, nil, "/") }()
+	}
+	close(release)
+	wg.Wait()
+	for i, v := range got {
+		if v != (Version{25, 1}) {
+			t.Errorf("caller %d got %v, want 25.1", i, v)
+		}
+	}
+	if v := p.Version(ctx, app, nil, "/"); v != (Version{25, 1}) || calls.Load() != 1 {
+		t.Errorf("cached Version = %v after %d probes, want 25.1 after 1", v, calls.Load())
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(venv, "bin", "gunicorn"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	p.Version(ctx, app, nil, "/")
+	if calls.Load() != 2 {
+		t.Errorf("probes after a reinstall = %d, want 2", calls.Load())
+	}
+	if v := p.Version(ctx, &config.App{Name: "novenv"}, nil, "/"); v != (Version{}) || calls.Load() != 2 {
+		t.Errorf("no virtualenv: %v after %d probes, want zero and no probe", v, calls.Load())
+	}
+}
+
+func TestPidfileAndPoll(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "web.g1.pid")
+	if _, err := ReadPidfile(path); err == nil {
+		t.Error("ReadPidfile of a missing file succeeded")
+	}
+	if err := os.WriteFile(path, []byte("1234\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if pid, err := ReadPidfile(path); err != nil || pid != 1234 {
+		t.Errorf("ReadPidfile = %d, %v; want 1234", pid, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := PollUntil(ctx, 5*time.Millisecond, func() (bool, error) { return false, nil }); err != context.DeadlineExceeded {
+		t.Errorf("PollUntil never true: %v, want DeadlineExceeded", err)
+	}
+	n := 0
+	if err := PollUntil(context.Background(), time.Millisecond, func() (bool, error) { n++; return n == 3, nil }); err != nil || n != 3 {
+		t.Errorf("PollUntil: %v after %d calls, want nil after 3", err, n)
+	}
+	if b, total := Booted(os.Getpid()); b != 0 || total != 0 {
+		t.Errorf("Booted(test process) = %d/%d, want 0/0 (no heartbeat files)", b, total)
+	}
+}
+
+// TestUnlinksOnStop: a master that is the supervisor's child unlinks its
+// sockets' names when it stops, unless "<pidfile>.2" names a live child of
+// it (an old master in a USR2 pair); a master whose parent is another master
+// (a new one, not yet promoted) does not.
+func TestUnlinksOnStop(t *testing.T) {
+	r := proc.NewReaper()
+	defer r.Close()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	pid, exited, err := r.ForkExec(proc.Spec{Argv: []string{"/bin/sh", "-c", "sleep 60 & echo $!; wait"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: "/"}, p[1])
+	unix.Close(p[1])
+	if err != nil {
+		unix.Close(p[0])
+		t.Fatal(err)
+	}
+	defer func() {
+		proc.SignalTree(pid, unix.SIGKILL)
+		<-exited
+	}()
+	f := os.NewFile(uintptr(p[0]), "sh output")
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString('\n')
+	child, cerr := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || cerr != nil {
+		t.Fatalf("child pid: %q %v %v", line, err, cerr)
+	}
+	pidfile := filepath.Join(t.TempDir(), "web.g1.pid")
+	if !UnlinksOnStop(pid, pidfile) {
+		t.Error("a lone master: UnlinksOnStop = false, want true")
+	}
+	if err := os.WriteFile(pidfile+".2", []byte(strconv.Itoa(child)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if UnlinksOnStop(pid, pidfile) {
+		t.Error("an old master with a live new master: UnlinksOnStop = true, want false")
+	}
+	if UnlinksOnStop(child, pidfile) {
+		t.Error("a new master not yet promoted: UnlinksOnStop = true, want false")
+	}
+}

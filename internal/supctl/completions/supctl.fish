@@ -1,0 +1,22 @@
+# fish completion for supctl: `supctl completion fish`. App names come from
+# the supervisor answering on the control socket.
+
+function __supctl_apps
+    set -l tokens (commandline -opc)
+    set -l sock
+    set -l i (contains -i -- -s $tokens)
+    and set sock -s $tokens[(math $i + 1)]
+    $tokens[1] $sock completion apps 2>/dev/null
+end
+
+complete -c supctl -f
+complete -c supctl -n __fish_use_subcommand -a "@VERBS@"
+complete -c supctl -n __fish_use_subcommand -o s -r -F -d 'control socket'
+complete -c supctl -n __fish_use_subcommand -o timeout -x -d 'give up after this long'
+complete -c supctl -n __fish_use_subcommand -l version -d 'print the version'
+complete -c supctl -n __fish_use_subcommand -l help -d 'print the usage'
+complete -c supctl -n '__fish_seen_subcommand_from @APPVERBS_SPACED@' -a '(__supctl_apps)'
+complete -c supctl -n '__fish_seen_subcommand_from deploy' -a '(__fish_complete_directories)'
+complete -c supctl -n '__fish_seen_subcommand_from status' -l json -d 'the control API answer'
+complete -c supctl -n '__fish_seen_subcommand_from reload deploy' -l strategy -x -a '@STRATEGIES@'
+complete -c supctl -n '__fish_seen_subcommand_from completion' -a '@SHELLS@'

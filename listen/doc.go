@@ -1,0 +1,14 @@
+// Package listen holds the supervisor's listening sockets: it binds TCP and
+// Unix sockets (replacing stale socket files, never live ones), adopts
+// descriptors inherited from systemd or from the previous image, binds each
+// generation's private probe listener, and keeps a Unix socket reachable by
+// its configured path while Gunicorn masters come and go (the hold trick:
+// the socket is bound at a hidden name beside the path, which is a hard link
+// to it; Relink re-creates either name; SignalStop lets one master at a time
+// remove the hidden name). Its subpackage sockfile handles socket files,
+// for these sockets and for the control API's.
+//
+// Contract: descriptors are raw and CLOEXEC, never *os.File (whose Fd would
+// put the shared socket into blocking mode); users and groups arrive
+// resolved in config.Listener; a Socket is safe for concurrent use.
+package listen

@@ -1,0 +1,206 @@
+package logs
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// sinkConfig is where an app's lines go and how they are written.
+type sinkConfig struct {
+	w          io.Writer // nil: no sink, lines only reach the ring
+	timestamps bool
+}
+
+// queue sits between an app's captures and its sink writer. push never
+// blocks beyond a short critical section: lines that do not fit in max
+// bytes are dropped and counted, and a drop notice takes their place once
+// a line fits again.
+type queue struct {
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when lines arrive or the queue closes
+	app     string
+	max     int
+	lines   []Line
+	bytes   int
+	pending uint64 // dropped lines not yet reported by a notice
+	lastGen int    // generation of the last dropped line
+	sink    sinkConfig
+	closed  bool
+	dropped *atomic.Uint64
+}
+
+func newQueue(app string, max int, sink sinkConfig, dropped *atomic.Uint64) *queue {
+	q := &queue{app: app, max: max, sink: sink, dropped: dropped}
+	q.cond.L = &q.mu
+	return q
+}
+
+// push queues batch for the sink, dropping what does not fit. Without a
+// sink, or once closed, it does nothing.
+func (q *queue) push(batch []Line) {
+	q.mu.Lock()
+	if q.sink.w == nil || q.closed {
+		q.mu.Unlock()
+		return
+	}
+	for i := range batch {
+		c := batch[i].cost()
+		if q.bytes+c > q.max {
+			q.pending++
+			q.lastGen = batch[i].Gen
+			q.dropped.Add(1)
+			continue
+		}
+		q.notePending()
+		q.lines = append(q.lines, batch[i])
+		q.bytes += c
+	}
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// notePending queues the notice for the lines dropped since the last one.
+// The notice is not charged against the bound. q.mu is held.
+func (q *queue) notePending() {
+	if q.pending > 0 {
+		q.lines = append(q.lines, dropNotice(q.app, q.lastGen, q.pending))
+		q.pending = 0
+	}
+}
+
+// take waits for lines and returns all of them with the sink to write them
+// to, handing spare over as the queue's next buffer. ok is false once the
+// queue is closed and empty.
+func (q *queue) take(spare []Line) (lines []Line, sink sinkConfig, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.lines) == 0 && q.pending == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	q.notePending()
+	lines, q.lines, q.bytes = q.lines, spare[:0], 0
+	return lines, q.sink, len(lines) > 0 || !q.closed
+}
+
+func (q *queue) setSink(s sinkConfig) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.sink = s
+}
+
+// close makes the writer finish once the queued lines are written; later
+// pushes are ignored.
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// chunkBytes is the size at which the writer hands formatted lines to the
+// sink; a chunk holds whole lines only.
+const chunkBytes = 64 << 10
+
+// writer is the one goroutine that writes an app's lines to its sink.
+type writer struct {
+	q       *queue
+	buf     []byte
+	spare   []Line
+	failed  uint64 // lines lost to failed writes, not yet reported
+	broken  bool   // a failed write left an unterminated line in the sink
+	lastGen int
+	stamps  stampCache
+	onError func(error)
+	dropped *atomic.Uint64
+	done    chan struct{}
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	for {
+		lines, sink, ok := w.q.take(w.spare)
+		if !ok {
+			return
+		}
+		if sink.w != nil {
+			w.write(sink, lines)
+		}
+		clear(lines) // release the texts
+		w.spare = lines[:0]
+	}
+}
+
+// write formats lines and hands them to the sink in chunks of whole lines.
+func (w *writer) write(sink sinkConfig, lines []Line) {
+	buf := w.buf[:0]
+	start := 0
+	for i := range lines {
+		buf = w.format(buf, &lines[i], sink.timestamps)
+		w.lastGen = lines[i].Gen
+		if len(buf) >= chunkBytes || i == len(lines)-1 {
+			w.flush(sink, buf, countLines(lines[start:i+1]))
+			buf, start = buf[:0], i+1
+		}
+	}
+	if cap(buf) > 4*chunkBytes {
+		buf = nil
+	}
+	w.buf = buf
+}
+
+// format appends l formatted (see AppendFormat) to dst.
+func (w *writer) format(dst []byte, l *Line, timestamps bool) []byte {
+	if !timestamps {
+		return appendLine(dst, l, nil)
+	}
+	return appendLine(dst, l, w.stamps.stamp(l.Time))
+}
+
+// countLines counts app lines, leaving out drop notices.
+func countLines(lines []Line) uint64 {
+	var n uint64
+	for i := range lines {
+		if lines[i].Stream != Notice {
+			n++
+		}
+	}
+	return n
+}
+
+// flush writes one chunk of n lines, preceded by the repair of an earlier
+// failure (a newline ending a torn line, a drop notice). A failed write
+// counts the chunk's lines as dropped.
+func (w *writer) flush(sink sinkConfig, p []byte, n uint64) {
+	if w.failed > 0 || w.broken {
+		var pre []byte
+		if w.broken {
+			pre = append(pre, '\n')
+		}
+		if w.failed > 0 {
+			notice := dropNotice(w.q.app, w.lastGen, w.failed)
+			pre = w.format(pre, &notice, sink.timestamps)
+		}
+		if !w.try(sink, pre, n) {
+			return
+		}
+		w.failed, w.broken = 0, false
+	}
+	w.try(sink, p, n)
+}
+
+// try writes p and reports whether it was written whole; on failure the n
+// lines it carries are counted as dropped.
+func (w *writer) try(sink sinkConfig, p []byte, n uint64) bool {
+	written, err := sink.w.Write(p)
+	if err == nil && written == len(p) {
+		return true
+	}
+	if w.failed == 0 && w.onError != nil && err != nil {
+		w.onError(err)
+	}
+	w.failed += n
+	w.dropped.Add(n)
+	w.broken = w.broken || (written > 0 && p[written-1] != '\n')
+	return false
+}

@@ -1,0 +1,189 @@
+package logs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// blockingSink blocks its first Write until release is closed.
+type blockingSink struct {
+	memSink
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingSink) Write(p []byte) (int, error) {
+	b.once.Do(func() {
+		close(b.entered)
+		<-b.release
+	})
+	return b.memSink.Write(p)
+}
+
+// dropNotices sums the counts of the "N lines dropped" notices in out.
+func dropNotices(t *testing.T, out string) uint64 {
+	var sum uint64
+	for _, text := range sinkLines(out, "log") {
+		n, rest, ok := strings.Cut(text, " ")
+		if !ok || !strings.HasPrefix(rest, "lines dropped") {
+			t.Fatalf("unexpected notice %q", text)
+		}
+		v, err := strconv.ParseUint(n, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// stallAndRecover writes 50,000 lines to w while the app's sink is stalled
+// and checks that the writes complete and lines are counted as dropped;
+// then it lets the sink go (release), waits for the drop notice (out
+// returns what the sink received so far), writes two more lines and ends
+// the capture. It returns the number of lines written.
+func stallAndRecover(t *testing.T, a *App, c *Capture, w *os.File, stalled <-chan struct{}, release func(), out func() string) uint64 {
+	const lines = 50000 // 5 MB: far more than the pipe and the queue hold
+	var data bytes.Buffer
+	for i := range lines {
+		fmt.Fprintf(&data, "line %06d %s\n", i, strings.Repeat("x", 88))
+	}
+	written := writeAsync(t, w, data.Bytes())
+	waitDone(t, "the sink to stall", stalled)
+	waitDone(t, "the app's writes while the sink is stalled", written)
+	if a.Dropped() == 0 {
+		t.Fatal("no line counted as dropped while the sink was stalled")
+	}
+	// Every line written so far has been read once the sentinel is in the ring.
+	waitDone(t, "sentinel write", writeAsync(t, w, []byte("sentinel\n")))
+	waitFor(t, "sentinel in ring", func() bool {
+		l := a.Lines(Query{N: 1})
+		return len(l) == 1 && l[0].Text == "sentinel"
+	})
+	release()
+	waitFor(t, "drop notice in sink", func() bool { return strings.Contains(out(), "lines dropped") })
+	waitDone(t, "writes after recovery", writeAsync(t, w, []byte("after 1\nafter 2\n")))
+	finish(t, a, c, w)
+	return lines + 1 + 2
+}
+
+// checkRecovered checks the sink's output after stallAndRecover: logging
+// resumed, and every line was either written or counted as dropped, as the
+// notices say.
+func checkRecovered(t *testing.T, a *App, out string, total uint64) {
+	got := sinkLines(out, "stdout")
+	if n := len(got); n < 2 || got[n-2] != "after 1" || got[n-1] != "after 2" {
+		t.Fatalf("logging did not resume: last lines %q", got[max(0, len(got)-3):])
+	}
+	if uint64(len(got))+a.Dropped() != total {
+		t.Fatalf("%d lines written + %d dropped != %d lines", len(got), a.Dropped(), total)
+	}
+	if n := dropNotices(t, out); n != a.Dropped() {
+		t.Fatalf("notices report %d dropped lines, counter says %d", n, a.Dropped())
+	}
+	t.Logf("%d lines: %d written, %d dropped", total, len(got), a.Dropped())
+}
+
+// A sink that blocks never blocks the app: its output is read on, lines
+// that do not fit the queue are dropped and counted, and once the sink
+// takes lines again a notice reports the drop and logging resumes.
+func TestBlockedSinkNeverBlocksWriter(t *testing.T) {
+	sink := &blockingSink{entered: make(chan struct{}), release: make(chan struct{})}
+	a := NewApp("web", Options{Sink: sink, QueueBytes: 64 << 10})
+	r, w := pipe(t)
+	c := a.Attach(1, r, nil)
+	total := stallAndRecover(t, a, c, w, sink.entered, func() { close(sink.release) }, sink.String)
+	checkRecovered(t, a, sink.String(), total)
+}
+
+// The same with the stdout sink on a real pipe whose reader stopped reading
+// (the supervisor's stdout under a stalled `docker logs`).
+func TestStalledStdoutPipe(t *testing.T) {
+	sr, sw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sr.Close() }() // a read end: nothing to lose
+	a := NewApp("web", Options{Sink: NewWriterSink(sw), QueueBytes: 64 << 10})
+	r, w := pipe(t)
+	c := a.Attach(1, r, nil)
+	stalled := make(chan struct{})
+	close(stalled) // nobody reads sr: the pipe fills with the first 64 KiB
+	read := &memSink{}
+	drained := make(chan struct{})
+	release := func() {
+		go func() {
+			defer close(drained)
+			_, _ = io.Copy(read, sr) // ends at EOF when sw is closed; an error ends the test's reading too
+		}()
+	}
+	total := stallAndRecover(t, a, c, w, stalled, release, read.String)
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, "sink pipe drained", drained)
+	checkRecovered(t, a, read.String(), total)
+}
+
+// failingSink fails its writes while fail is set, writing half of the first
+// failed chunk (a full disk).
+type failingSink struct {
+	memSink
+	mu   sync.Mutex
+	fail bool
+	errs int
+}
+
+func (f *failingSink) setFail(v bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = v
+}
+
+func (f *failingSink) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.fail {
+		return f.memSink.Write(p)
+	}
+	f.errs++
+	if f.errs == 1 {
+		n, _ := f.memSink.Write(p[:len(p)/2]) // a memory buffer does not fail
+		return n, errors.New("no space left on device")
+	}
+	return 0, errors.New("no space left on device")
+}
+
+// Failed writes count their lines as dropped; after recovery the torn line
+// is ended and a notice reports the loss.
+func TestFailingSinkCountsAndRecovers(t *testing.T) {
+	sink := &failingSink{fail: true}
+	var reported []error
+	a := NewApp("web", Options{Sink: sink, OnSinkError: func(err error) { reported = append(reported, err) }})
+	r, w := pipe(t)
+	c := a.Attach(1, r, nil)
+	waitDone(t, "write", writeAsync(t, w, []byte("lost 1\nlost 2\n")))
+	waitFor(t, "failed lines counted", func() bool { return a.Dropped() == 2 })
+	sink.setFail(false)
+	waitDone(t, "write", writeAsync(t, w, []byte("kept\n")))
+	finish(t, a, c, w)
+
+	out := sink.String()
+	if !strings.HasSuffix(out, "web[1] log: 2 lines dropped: the log sink did not take them\nweb[1] stdout: kept\n") {
+		t.Fatalf("sink output %q", out)
+	}
+	if !strings.Contains(out, "\nweb[1] log:") {
+		t.Fatalf("torn line not ended before the notice: %q", out)
+	}
+	if len(reported) != 1 {
+		t.Fatalf("OnSinkError called %d times, want once per run of failures", len(reported))
+	}
+}

@@ -1,0 +1,113 @@
+package proc
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Spec is everything one fork+exec needs.
+type Spec struct {
+	Argv []string // Argv[0] absolute
+	Env  []string
+	Dir  string
+	// Files become the child's fds 3, 4, ... in order.
+	Files []int
+}
+
+// ForkExec starts spec through the reaper (so its exit cannot be missed), in
+// a new process group, with stdin /dev/null and stdout+stderr on outW. The
+// child inherits no other descriptor: every fd the supervisor opens is CLOEXEC
+// and ForkExec dups only the ones listed. It returns the child's PID and the
+// channel that yields its exit once.
+func (r *Reaper) ForkExec(spec Spec, outW int) (int, <-chan ExitInfo, error) {
+	devnull, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, nil, fmt.Errorf("open /dev/null: %w", err)
+	}
+	defer unix.Close(devnull)
+	files := []uintptr{uintptr(devnull), uintptr(outW), uintptr(outW)}
+	for _, fd := range spec.Files {
+		files = append(files, uintptr(fd))
+	}
+	attr := &syscall.ProcAttr{
+		Dir:   spec.Dir,
+		Env:   spec.Env,
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	}
+	return r.Start(func() (int, error) {
+		pid, err := syscall.ForkExec(spec.Argv[0], spec.Argv, attr)
+		if err != nil {
+			return 0, fmt.Errorf("start %s in %s: %w", spec.Argv[0], spec.Dir, err)
+		}
+		return pid, nil
+	})
+}
+
+// Output runs argv to completion through the reaper and returns what it
+// wrote to stdout and stderr (at most 64 KiB), killing its tree when ctx
+// ends (the error then wraps ctx.Err()).
+func (r *Reaper) Output(ctx context.Context, argv []string, env []string, dir string) ([]byte, ExitInfo, error) {
+	if len(argv) == 0 {
+		return nil, ExitInfo{}, fmt.Errorf("empty command")
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, ExitInfo{}, fmt.Errorf("pipe: %w", err)
+	}
+	// Non-blocking read end: the runtime poller then lets a deadline end a
+	// read that a grandchild holding the pipe open would block forever.
+	if err := unix.SetNonblock(p[0], true); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, ExitInfo{}, fmt.Errorf("pipe: %w", err)
+	}
+	rf := os.NewFile(uintptr(p[0]), "output")
+	pid, exitCh, err := r.ForkExec(Spec{Argv: argv, Env: env, Dir: dir}, p[1])
+	unix.Close(p[1])
+	if err != nil {
+		rf.Close()
+		return nil, ExitInfo{}, err
+	}
+	outCh := make(chan []byte, 1)
+	go readBounded(rf, 64*1024, outCh)
+	// After the exit, output still in the pipe is read for at most a second:
+	// a descendant that kept the pipe open (a daemonized grandchild) must not
+	// hold the caller.
+	drain := func() []byte {
+		_ = rf.SetReadDeadline(time.Now().Add(time.Second)) // a poller-backed pipe accepts deadlines
+		return <-outCh
+	}
+	var info ExitInfo
+	select {
+	case info = <-exitCh:
+	case <-ctx.Done():
+		SignalTree(pid, unix.SIGKILL)
+		info = <-exitCh
+		return drain(), info, fmt.Errorf("%s: %w", argv[0], ctx.Err())
+	}
+	return drain(), info, nil
+}
+
+// readBounded reads f to its end (or an error), keeping at most max bytes,
+// sends what it kept on out and closes f.
+func readBounded(f *os.File, max int, out chan<- []byte) {
+	defer f.Close()
+	buf := make([]byte, 0, 4096)
+	tmp := make([]byte, 4096)
+	for {
+		n, err := f.Read(tmp)
+		if len(buf) < max {
+			buf = append(buf, tmp[:n]...)
+		}
+		if err != nil {
+			out <- buf
+			return
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package upgrade
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gunisup/supervisor/config"
+)
+
+func testConfig(t *testing.T, text string) (*config.Config, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "supervisor.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, path
+}
+
+const twoListeners = `
+[app.web]
+kind = "process"
+command = ["/bin/true"]
+listen = ["tcp://127.0.0.1:8001", "tcp://127.0.0.1:8002"]
+`
+
+func TestValidate(t *testing.T) {
+	cfg, _ := testConfig(t, twoListeners)
+	good := func() *Handover {
+		return &Handover{Version: HandoverVersion, Sockets: map[string][]SocketHandover{
+			"web": {{Raw: "tcp://127.0.0.1:8001", FD: 3}, {Raw: "tcp://127.0.0.1:8002", FD: 4}},
+		}, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 1, PID: 10, OutFD: 5, FollowsLink: true}}}}
+	}
+	tests := []struct {
+		name    string
+		change  func(h *Handover)
+		wantErr string
+	}{
+		{"matching", func(*Handover) {}, ""},
+		{"other version", func(h *Handover) { h.Version++ }, "handover state version"},
+		{"missing listener", func(h *Handover) { h.Sockets["web"] = h.Sockets["web"][:1] }, "1 listeners handed over, configuration has 2"},
+		{"other order", func(h *Handover) { s := h.Sockets["web"]; s[0], s[1] = s[1], s[0] }, "does not match configured"},
+		{"unknown running app", func(h *Handover) { h.Apps = append(h.Apps, AppHandover{Name: "gone", Gen: &GenHandover{}}) }, "app gone runs but is not in the configuration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := good()
+			tt.change(h)
+			err := h.Validate(cfg)
+			if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("Validate = %v, want error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	if got := good().FDs(); len(got) != 3 {
+		t.Errorf("FDs = %v, want the two sockets and the output pipe", got)
+	}
+}
+
+// TestStateThroughMemfd: the state written to a memfd is what ReadState
+// reads back in the next image, FollowsLink included, and ReadState removes
+// the variable naming it.
+func TestStateThroughMemfd(t *testing.T) {
+	st := &State{FromVersion: "v1", Config: "/etc/s.toml", Statsd: map[string]int{"web": 7},
+		Manager: &Handover{Version: HandoverVersion, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 2, PID: 42, OutFD: -1, FollowsLink: true}}}}}
+	fd, err := WriteMemfd(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	t.Setenv(EnvState, strconv.Itoa(fd))
+	got, gotFD, err := ReadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := os.LookupEnv(EnvState); ok {
+		t.Errorf("%s still set after ReadState", EnvState)
+	}
+	if gotFD != fd || got.FromVersion != "v1" || !got.Manager.Apps[0].Gen.FollowsLink {
+		t.Errorf("ReadState = %+v (fd %d), want v1 with FollowsLink (fd %d)", got, gotFD, fd)
+	}
+	if sfd, ok := got.StatsdFD("web"); !ok || sfd != 7 {
+		t.Errorf("StatsdFD(web) = %d %v, want 7", sfd, ok)
+	}
+	var none *State
+	if _, ok := none.StatsdFD("web"); ok {
+		t.Error("StatsdFD of a nil state found a descriptor")
+	}
+}
+
+// TestCheck: the new binary's dry run accepts a state matching the
+// configuration and names its digest, and marks a configuration that does
+// not load with ErrConfig.
+func TestCheck(t *testing.T) {
+	_, cfgPath := testConfig(t, twoListeners)
+	st := State{FromVersion: "v1", Manager: &Handover{Version: HandoverVersion, Sockets: map[string][]SocketHandover{
+		"web": {{Raw: "tcp://127.0.0.1:8001", FD: 3}, {Raw: "tcp://127.0.0.1:8002", FD: 4}},
+	}}}
+	b, err := json.Marshal(&st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statePath := filepath.Join(t.TempDir(), "state.json")
+	if err := os.WriteFile(statePath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	line, err := Check(cfgPath, statePath, "supervisor v2 "+VersionSuffix())
+	if err != nil || !strings.Contains(line, digest(b)) {
+		t.Errorf("Check = %q, %v; want a line naming %s", line, err, digest(b))
+	}
+	if _, err := Check(filepath.Join(t.TempDir(), "missing.toml"), statePath, "v2"); !errors.Is(err, ErrConfig) {
+		t.Errorf("Check with a missing configuration: %v, want ErrConfig", err)
+	}
+	if _, err := Check(cfgPath, "", "v2"); !errors.Is(err, ErrConfig) {
+		t.Errorf("Check without -state: %v, want ErrConfig", err)
+	}
+}
