@@ -8,26 +8,17 @@ import (
 	"testing"
 )
 
-// maxFuzzNesting excludes inputs nested deeper than this from FuzzConfigLoad.
-// Deeply nested inline tables are known to make the key-line scanner
-// superlinear (issue 13: 3,000 levels take 85 s); that is fixed and tested
-// in config/lines.go's own tests, and without this limit the fuzzer would
-// only rediscover it as a timeout. Real configurations nest 3 or 4 levels.
-const maxFuzzNesting = 100
-
 // FuzzConfigLoad writes the input, with $TMP replaced by a fixture directory
 // (a virtualenv with gunicorn, an env file, an app directory: see fixture),
 // as the TOML file supervisor.toml in that directory, so that relative paths
-// reach the fixture too, and loads it. Load must return either a complete Config
-// that satisfies the documented invariants, or a non-empty *Errors whose
-// every item names the file and, unless it is the file-level "no app
-// defined", a line.
+// reach the fixture too, and loads it. Load must return either a complete
+// Config that satisfies the documented invariants, or a non-empty *Errors
+// whose every item names the file and, unless it is the file-level "no app
+// defined", a line. Deep nesting is in scope: Load refuses it in linear time
+// (seed_nested_3000).
 func FuzzConfigLoad(f *testing.F) {
 	dir := fixture(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if bracketDepth(data) > maxFuzzNesting {
-			t.Skip("nested deeper than maxFuzzNesting: a known slow case, see its comment")
-		}
 		path := filepath.Join(dir, "supervisor.toml")
 		text := strings.ReplaceAll(string(data), "$TMP", dir)
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -46,22 +37,6 @@ func FuzzConfigLoad(f *testing.F) {
 		}
 		checkConfig(t, cfg)
 	})
-}
-
-// bracketDepth is the deepest nesting of [ and { in data, strings and
-// comments included: an upper bound of the TOML nesting.
-func bracketDepth(data []byte) int {
-	depth, deepest := 0, 0
-	for _, c := range data {
-		switch c {
-		case '[', '{':
-			depth++
-			deepest = max(deepest, depth)
-		case ']', '}':
-			depth = max(depth-1, 0)
-		}
-	}
-	return deepest
 }
 
 // checkLoadError asserts the shape of a Load error: a non-empty *Errors,
