@@ -78,7 +78,11 @@ func checkConfig(t *testing.T, cfg *Config) {
 		t.Errorf("shutdown_timeout %v", cfg.Supervisor.ShutdownTimeout)
 	}
 	names := make(map[string]bool)
-	listeners := make(map[string]string)
+	type socket struct {
+		network Network
+		address string
+	}
+	owners := make(map[socket]string)
 	for _, a := range cfg.Apps {
 		if !validAppName(a.Name) || names[a.Name] {
 			t.Errorf("app name %q invalid or repeated", a.Name)
@@ -86,12 +90,14 @@ func checkConfig(t *testing.T, cfg *Config) {
 		names[a.Name] = true
 		checkApp(t, a)
 		for _, l := range a.Listen {
-			if d := l.dupKey(); d != "" {
-				if other, dup := listeners[d]; dup && other != a.Name {
-					t.Errorf("listener %q in apps %q and %q", l.Raw, other, a.Name)
-				}
-				listeners[d] = a.Name
+			if l.Network == NetTCP && strings.HasSuffix(l.Address, ":0") {
+				continue // a fresh port each time: never the same socket
 			}
+			k := socket{l.Network, l.Address}
+			if other, dup := owners[k]; dup {
+				t.Errorf("listener %q of app %q is also one of app %q", l.Raw, a.Name, other)
+			}
+			owners[k] = a.Name
 		}
 	}
 }
