@@ -29,7 +29,7 @@ func FuzzConfigLoad(f *testing.F) {
 			if cfg != nil {
 				t.Errorf("Load returned a config together with an error: %v", err)
 			}
-			checkLoadError(t, path, err)
+			checkLoadError(t, path, 1+strings.Count(text, "\n"), err)
 			return
 		}
 		if cfg == nil {
@@ -41,9 +41,9 @@ func FuzzConfigLoad(f *testing.F) {
 
 // checkLoadError asserts the shape of a Load error: a non-empty *Errors,
 // every item about path with a message, every line of the text starting
-// with "path:", and a line number on every item but "no app defined" (the
-// one problem that is about no particular place).
-func checkLoadError(t *testing.T, path string, err error) {
+// with "path:", and a line number within the file's lines on every item
+// but "no app defined" (the one problem that is about no particular place).
+func checkLoadError(t *testing.T, path string, lines int, err error) {
 	t.Helper()
 	var list *Errors
 	if !errors.As(err, &list) || len(list.List) == 0 {
@@ -58,6 +58,9 @@ func checkLoadError(t *testing.T, path string, err error) {
 		}
 		if it.Line <= 0 && !(it.Key == "" && strings.HasPrefix(it.Msg, "no app defined")) {
 			t.Errorf("item %q has no line number", it.Error())
+		}
+		if it.Line > lines {
+			t.Errorf("item %q names a line past the last (%d)", it.Error(), lines)
 		}
 	}
 }
@@ -194,4 +197,27 @@ func FuzzParseEnvFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSyntaxErrorLineAtEOF: a string escape cut off by the end of the file
+// is reported on its own line (toml alone says line 0, or the line before).
+func TestSyntaxErrorLineAtEOF(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		line int
+	}{
+		{` "\`, 1},
+		{"[app.web]\nkind = \"process\"\n\n \"\\", 4},
+		{"[supervisor]\nhttp = \n", 2},
+	} {
+		path := filepath.Join(t.TempDir(), "supervisor.toml")
+		if err := os.WriteFile(path, []byte(tc.src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path)
+		var item *Error
+		if !errors.As(err, &item) || item.Line != tc.line || !strings.Contains(item.Msg, "syntax error") {
+			t.Errorf("Load(%q) = %v, want a syntax error on line %d", tc.src, err, tc.line)
+		}
+	}
 }
