@@ -85,8 +85,9 @@ func Parse(path string, data []byte) (*Config, error) {
 		if errors.As(err, &pe) {
 			// toml's line lags behind at the end of the input (line 0 for
 			// ` "\` on line 1); the line of the offending token's start
-			// (a byte offset) never does.
-			e.Line = max(pe.Position.Line, 1+strings.Count(src[:min(pe.Position.Start, len(src))], "\n"))
+			// (a byte offset, sometimes -1) never does.
+			start := min(max(pe.Position.Start, 0), len(src))
+			e.Line = max(pe.Position.Line, 1+strings.Count(src[:start], "\n"))
 			e.Msg = "syntax error: " + pe.Message
 		}
 		return nil, &Errors{List: []*Error{e}}
