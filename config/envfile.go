@@ -16,7 +16,8 @@ import (
 // (surrounding blanks trimmed, a " #" starts a comment), 'single quoted'
 // (taken literally) or "double quoted" (escapes \" \\ \$ \n \t \r); after a
 // closing quote only blanks and a # comment may follow. A later assignment
-// of the same KEY wins. Values cannot span lines.
+// of the same KEY wins. Values cannot span lines. A NUL byte anywhere in a
+// line is an error (exec would refuse the environment).
 //
 // On failure it returns a *Errors naming path:line for every bad line; a
 // file that cannot be read gives a single item wrapping the os error.
@@ -56,6 +57,9 @@ func parseEnv(path string, data []byte) (map[string]string, error) {
 // msg describing what is wrong with the line (key is set when known).
 func parseEnvLine(line string) (key, val string, ok bool, msg string) {
 	line = strings.TrimSuffix(line, "\r")
+	if strings.IndexByte(line, 0) >= 0 {
+		return "", "", false, "contains a NUL byte, which no environment variable can hold"
+	}
 	s := strings.TrimLeft(line, " \t")
 	if s == "" || s[0] == '#' {
 		return "", "", false, ""
