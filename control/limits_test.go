@@ -197,4 +197,3 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
-
