@@ -112,3 +112,49 @@ func TestExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// releaseRecorder is backend recording the release directory of each deploy.
+type releaseRecorder struct {
+	backend
+	releases chan string
+}
+
+func (b releaseRecorder) Deploy(ctx context.Context, n, release, s string, p control.Progress) control.Outcome {
+	b.releases <- release
+	return b.backend.Deploy(ctx, n, release, s, p)
+}
+
+// TestDeploySendsAbsolutePath: a relative release directory is resolved
+// against supctl's working directory, not the supervisor's.
+func TestDeploySendsAbsolutePath(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "c.sock")
+	b := releaseRecorder{releases: make(chan string, 4)}
+	srv := &control.Server{Backend: b}
+	if err := srv.Listen(sock, -1); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	defer func() {
+		srv.Close()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	t.Setenv("SUPCTL_SOCKET", sock)
+	t.Chdir(dir)
+	for _, tc := range []struct{ arg, want string }{
+		{"releases/v2", filepath.Join(dir, "releases", "v2")},
+		{"./releases/../v3/", filepath.Join(dir, "v3")},
+		{"/srv/rel", "/srv/rel"},
+	} {
+		var out, errb bytes.Buffer
+		if err := Run([]string{"deploy", "web", tc.arg}, &out, &errb); err != nil {
+			t.Fatalf("deploy web %s: %v (%s)", tc.arg, err, errb.String())
+		}
+		if got := <-b.releases; got != tc.want {
+			t.Errorf("deploy web %s sent release %q, want %q", tc.arg, got, tc.want)
+		}
+	}
+}
