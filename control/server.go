@@ -84,19 +84,22 @@ type Limits struct {
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout, WriteTimeout time.Duration
 }
 
-// DefaultLimits are the control server's limits unless Server.Limits sets
-// others.
-var DefaultLimits = Limits{
-	MaxConns:          64,
-	ReadHeaderTimeout: 10 * time.Second,
-	ReadTimeout:       30 * time.Second,
-	IdleTimeout:       60 * time.Second,
-	WriteTimeout:      30 * time.Second,
+// DefaultLimits returns the control server's limits unless Server.Limits
+// sets others: 64 connections; 10 s for a request's header, 30 s for the
+// whole request and for each write; 60 s of keep-alive idleness.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxConns:          64,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		WriteTimeout:      30 * time.Second,
+	}
 }
 
 // withDefaults fills the zero fields of l from DefaultLimits.
 func (l Limits) withDefaults() Limits {
-	d := DefaultLimits
+	d := DefaultLimits()
 	if l.MaxConns > 0 {
 		d.MaxConns = l.MaxConns
 	}
@@ -117,7 +120,7 @@ type Server struct {
 	Upgrader Upgrader
 	Info     func() SupervisorInfo
 	Logger   *slog.Logger
-	// Limits bound connections and their requests (zero: DefaultLimits).
+	// Limits bound connections and their requests (zero fields: DefaultLimits).
 	Limits Limits
 
 	ln       *net.UnixListener
