@@ -425,7 +425,11 @@ listen = ["tcp://localhost:8001", "tcp://127.0.0.1:9000", "tcp://[::ffff:127.0.0
 [app.other]
 virtualenv = "$TMP/venv"
 wsgi = "other:app"
-listen = ["tcp://127.0.0.1:8001", "tcp://[::]:9001"]
+listen = ["tcp://127.0.0.1:8001", "tcp://[::]:9001", "unix://$TMP/app/web.sock"]
+[app.linked]
+kind = "process"
+command = ["tool"]
+listen = ["unix://$TMP/current/web.sock"]
 `},
 		{"envfile_nul", web + "env_file = \"nul.env\"\n"},
 		{"backoff_order", web + "backoff_initial = \"1m\"\n"},

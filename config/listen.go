@@ -197,7 +197,8 @@ func isDigits(s string) bool {
 }
 
 // claims finds listeners that cannot all be bound: one socket written twice
-// (127.0.0.1:P and localhost:P, /run/a/../web.sock and /run/web.sock), or a
+// (127.0.0.1:P and localhost:P; /run/a/../web.sock, /var/run/web.sock through
+// a /var/run link and /run/web.sock), or a
 // wildcard address and a specific one of the same family and port
 // (0.0.0.0:P and 127.0.0.1:P: Linux refuses the second bind).
 type claims struct {
@@ -217,6 +218,13 @@ func newClaims() *claims {
 func (c *claims) claim(l Listener) (prev Listener, same, conflict bool) {
 	key := l.Network.String() + ":" + l.Address
 	var ap netip.AddrPort
+	if l.Network == NetUnix {
+		// /var/run/web.sock and /run/web.sock are one file where /var/run
+		// links to /run; an unresolvable directory is reported elsewhere.
+		if dir, err := filepath.EvalSymlinks(filepath.Dir(l.Address)); err == nil {
+			key = "unix:" + filepath.Join(dir, filepath.Base(l.Address))
+		}
+	}
 	if l.Network == NetTCP {
 		var err error
 		if ap, err = l.TCPAddr(); err != nil || ap.Port() == 0 {
