@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/gunisup/supervisor/daemon.Version=$(VERSION) -X github.com/gunisup/supervisor/internal/supctl.Version=$(VERSION)
 DEMO := $(CURDIR)/.demo
 
-.PHONY: build demo test test-short vet bench clean man install deb
+.PHONY: build demo test test-short vet bench fuzz clean man install deb
 
 # Installation directories (`make install PREFIX=/usr DESTDIR=/tmp/root`).
 # The unit names /etc/gunisup/gunisup.toml whatever the prefix.
@@ -88,6 +88,13 @@ deb:
 	rm -rf $(DIST)/stage
 	$(MAKE) install PREFIX=/usr DESTDIR=$(abspath $(DIST))/stage
 	scripts/deb.sh $(DIST)/stage $(DIST)
+
+# Every go test -fuzz target, one after another, each for FUZZTIME; the list
+# of targets is in scripts/fuzz.sh. A crasher lands in the package's
+# testdata/fuzz/, where `go test` keeps running it.
+FUZZTIME ?= 60s
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 clean:
 	rm -rf bin dist $(DEMO)

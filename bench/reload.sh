@@ -12,6 +12,8 @@
 #
 # Usage: bench/reload.sh            (N=10 CONNS=32 SETTLE=1s by default)
 #        N=20 KEEP=1 bench/reload.sh (KEEP=1 keeps the work directory)
+#        PEERS=0 bench/reload.sh     (only this supervisor's columns: no
+#                                     supervisord, no Gunicorn HUP)
 #
 # How each target changes version:
 #   - releases/vI/app.py exist side by side; `current` is a symlink.
@@ -35,6 +37,7 @@ CONNS=${CONNS:-32}
 Z=${Z:-10m}
 SETTLE=${SETTLE:-1s}
 WORKERS=${WORKERS:-2}
+PEERS=${PEERS:-1}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/reloadbench.XXXXXX)
@@ -67,7 +70,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in go hey supervisord supervisorctl; do
+TOOLS="go hey"
+if [ "$PEERS" = 1 ]; then TOOLS="$TOOLS supervisord supervisorctl"; fi
+for tool in $TOOLS; do
 	command -v "$tool" >/dev/null || { echo "reload.sh: $tool is missing" >&2; exit 1; }
 done
 
@@ -144,6 +149,7 @@ EOF
 	stop "$SUP"
 done
 
+if [ "$PEERS" = 1 ]; then
 # (c) supervisord 4.2.5 restarting Gunicorn on a port of its own.
 T=$WORK/supervisord
 mkdir -p "$T"
@@ -201,6 +207,7 @@ PIDS+=("$GU")
 	-reload "kill -HUP \$(cat \"$T/gunicorn.pid\")" \
 	-out "$RESULTS" >&2 || log "gunicorn HUP: a reload failed"
 stop "$GU"
+fi
 
 echo
 echo "N=$N reloads each, hey -c $CONNS, Gunicorn 20.1.0 with $WORKERS sync workers, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -31,7 +31,7 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 //	web.env, bad.env, web-config.yml
 //
 // It sets PATH to pathbin only, so command lookups do not depend on the host.
-func fixture(t *testing.T) string {
+func fixture(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	files := []struct {

@@ -96,7 +96,11 @@ func Parse(path string, data []byte) (*Config, error) {
 		e := &Error{File: path, Msg: err.Error(), Err: err}
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			e.Line = pe.Position.Line
+			// toml's line lags behind at the end of the input (line 0 for
+			// ` "\` on line 1); the line of the offending token's start
+			// (a byte offset, sometimes -1) never does.
+			start := min(max(pe.Position.Start, 0), len(src))
+			e.Line = max(pe.Position.Line, 1+strings.Count(src[:start], "\n"))
 			e.Msg = "syntax error: " + pe.Message
 		}
 		return nil, &Errors{List: []*Error{e}}

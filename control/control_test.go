@@ -51,7 +51,7 @@ func (b *backend) Deploy(ctx context.Context, n, _, s string, p Progress) Outcom
 	return b.Reload(ctx, n, s, p)
 }
 
-func serve(t *testing.T, b Backend) (*Server, string) {
+func serve(t testing.TB, b Backend) (*Server, string) {
 	t.Helper()
 	return serveLimited(t, b, Limits{})
 }

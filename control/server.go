@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -248,11 +249,12 @@ func (w *deadlineWriter) Flush() {
 func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // jsonErrors answers unknown routes (404) and wrong methods (405) in JSON,
-// like every other error of the API.
+// like every other error of the API. A path that is not clean (//, ., ..)
+// is an unknown route: the mux would answer it with a redirect, not JSON.
 func jsonErrors(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
-		if pattern != "" {
+		if p := r.URL.EscapedPath(); pattern != "" && path.Clean(p) == p {
 			mux.ServeHTTP(w, r)
 			return
 		}

@@ -202,7 +202,8 @@ func RemovePidfiles(pidfile string, pid int) error {
 }
 
 // PollUntil calls cond every interval until it returns true or an error, or
-// ctx ends (ctx.Err()).
+// ctx ends (then it returns context.Cause(ctx): what cancelled it, or the
+// deadline).
 func PollUntil(ctx context.Context, interval time.Duration, cond func() (bool, error)) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -216,7 +217,7 @@ func PollUntil(ctx context.Context, interval time.Duration, cond func() (bool, e
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return context.Cause(ctx)
 		case <-t.C:
 		}
 	}

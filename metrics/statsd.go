@@ -186,6 +186,9 @@ func (s *statsdSink) line(line string) bool {
 		return false
 	}
 	count := v / rate
+	if math.IsInf(count, 0) {
+		return false // a tiny rate or a huge value: no count is that large
+	}
 
 	switch {
 	case metric == "requests":

@@ -10,16 +10,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/gunisup/supervisor/config"
 )
 
 // Gen is one generation as a strategy sees it.
 type Gen interface {
-	// Done is closed when the generation's main process has exited.
-	Done() <-chan struct{}
 	// String names it for humans: "generation 3 (pid 1234)".
 	String() string
 	// ExitReason says how it ended ("exit 3"); valid once Done is closed.
@@ -154,9 +152,8 @@ func USR2(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 	progress(fmt.Sprintf("%s stopped (%s); checking %s alone", old, old.ExitReason(), g))
 	// Booting and draining may have used up most of the reload's time, and
 	// the new generation now serves alone: its check gets a fresh budget the
-	// size of the whole timeout (a stop still cancels it). Without this a
-	// good release was rolled back with "not ready in time" when boot plus
-	// drain took nearly the timeout. (Added by the reload e2e tests.)
+	// size of the whole timeout (a stop still cancels it), so a good release
+	// whose boot and drain took nearly the timeout is not rolled back.
 	actx, cancel := ctx, context.CancelFunc(func() {})
 	if budget > 0 {
 		actx, cancel = context.WithTimeout(context.WithoutCancel(ctx), budget)
@@ -197,38 +194,36 @@ func USR2(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 	return back, &Failure{Cause: rerr.Error(), Tail: tail, RolledBack: true, Err: rerr}
 }
 
-// PointLink atomically points the symlink link at target (a new link is
-// written beside it, then renamed over it) and returns the previous target.
-// link must already be a symlink: a directory is never replaced.
-func PointLink(link, target string) (previous string, err error) {
-	st, err := os.Lstat(link)
-	if err != nil {
-		return "", fmt.Errorf("deploy: %w", err)
+// Facts are what the strategy choice knows of an app and its serving
+// generation, as plain paths.
+type Facts struct {
+	// Link is the app's release link ("" when it has none, or it cannot be
+	// resolved now).
+	Link string
+	// LinkTarget is the release Link resolves to now.
+	LinkTarget string
+	// RunsIn is the release the serving generation runs in.
+	RunsIn string
+	// FollowsLink is true when an in-place re-exec of the serving generation
+	// runs in whatever release Link points at by then.
+	FollowsLink bool
+}
+
+// Reaches reports whether an in-place re-exec (usr2) of the generation
+// described runs the release the link points at: always without a link,
+// otherwise when the generation follows the link or already runs there.
+func (f Facts) Reaches() bool {
+	return f.Link == "" || f.FollowsLink || f.RunsIn == f.LinkTarget
+}
+
+// Choose returns the strategy to run for a requested one. An in-place
+// re-exec that would not reach the link's release (it would re-exec the old
+// release and report success) is replaced by swap, which also starts a
+// generation that follows the link for the next in-place reload; reason
+// then says why ("" when requested is kept).
+func Choose(requested config.Strategy, f Facts) (chosen config.Strategy, reason string) {
+	if requested != config.StrategyUSR2 || f.Reaches() {
+		return requested, ""
 	}
-	if st.Mode()&os.ModeSymlink == 0 {
-		return "", fmt.Errorf("deploy: %s is not a symlink; deploy needs `directory` to be a link such as /srv/web/current", link)
-	}
-	previous, err = os.Readlink(link)
-	if err != nil {
-		return "", fmt.Errorf("deploy: %w", err)
-	}
-	tst, err := os.Stat(target)
-	if err != nil {
-		return "", fmt.Errorf("deploy: release %w", err)
-	}
-	if !tst.IsDir() {
-		return "", fmt.Errorf("deploy: release %s is not a directory", target)
-	}
-	tmp := filepath.Join(filepath.Dir(link), "."+filepath.Base(link)+".deploy-tmp")
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("deploy: %w", err)
-	}
-	if err := os.Symlink(target, tmp); err != nil {
-		return "", fmt.Errorf("deploy: %w", err)
-	}
-	if err := os.Rename(tmp, link); err != nil {
-		_ = os.Remove(tmp) // best effort; the rename error is the one to report
-		return "", fmt.Errorf("deploy: %w", err)
-	}
-	return previous, nil
+	return config.StrategySwap, fmt.Sprintf("the serving generation runs in %s and was not started from %s, so a USR2 re-exec would not reach %s; using swap", f.RunsIn, f.Link, f.LinkTarget)
 }

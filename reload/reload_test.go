@@ -3,11 +3,11 @@ package reload
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/gunisup/supervisor/config"
 )
 
 // fakeGen and fakeHost exercise the strategies' ordering only: which step
@@ -15,13 +15,11 @@ import (
 // end to end in test/e2e/reload.
 type fakeGen struct {
 	name string
-	done chan struct{}
 }
 
-func newGen(name string) *fakeGen        { return &fakeGen{name: name, done: make(chan struct{})} }
-func (g *fakeGen) Done() <-chan struct{} { return g.done }
-func (g *fakeGen) String() string        { return g.name }
-func (g *fakeGen) ExitReason() string    { return "exit 0" }
+func newGen(name string) *fakeGen     { return &fakeGen{name: name} }
+func (g *fakeGen) String() string     { return g.name }
+func (g *fakeGen) ExitReason() string { return "exit 0" }
 
 type fakeHost struct {
 	steps     []string
@@ -128,46 +126,24 @@ func TestStrategies(t *testing.T) {
 	}
 }
 
-func TestPointLink(t *testing.T) {
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	for _, d := range []string{a, b} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	link := filepath.Join(dir, "current")
-	if err := os.Symlink(a, link); err != nil {
-		t.Fatal(err)
-	}
-	prev, err := PointLink(link, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if prev != a {
-		t.Errorf("previous = %q, want %q", prev, a)
-	}
-	if got, _ := os.Readlink(link); got != b {
-		t.Errorf("link -> %q, want %q", got, b)
-	}
-	if _, err := os.Lstat(filepath.Join(dir, ".current.deploy-tmp")); !os.IsNotExist(err) {
-		t.Errorf("temporary link left behind: %v", err)
-	}
-	for _, tc := range []struct{ name, link, target, want string }{
-		{"missing release", link, filepath.Join(dir, "nope"), "release"},
-		{"release is a file", link, filepath.Join(dir, "file"), "not a directory"},
-		{"link is a directory", a, b, "not a symlink"},
+func TestChoose(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		requested config.Strategy
+		f         Facts
+		want      config.Strategy
+		why       bool
+	}{
+		{"swap stays swap", config.StrategySwap, Facts{Link: "/srv/current", LinkTarget: "/srv/b", RunsIn: "/srv/a"}, config.StrategySwap, false},
+		{"usr2 without a link", config.StrategyUSR2, Facts{RunsIn: "/srv/a"}, config.StrategyUSR2, false},
+		{"usr2 following the link", config.StrategyUSR2, Facts{Link: "/srv/current", LinkTarget: "/srv/b", RunsIn: "/srv/a", FollowsLink: true}, config.StrategyUSR2, false},
+		{"usr2 already in the target", config.StrategyUSR2, Facts{Link: "/srv/current", LinkTarget: "/srv/a", RunsIn: "/srv/a"}, config.StrategyUSR2, false},
+		{"usr2 pinned elsewhere", config.StrategyUSR2, Facts{Link: "/srv/current", LinkTarget: "/srv/b", RunsIn: "/srv/a"}, config.StrategySwap, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, err := PointLink(tc.link, tc.target)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
-			}
-			if got, _ := os.Readlink(link); got != b {
-				t.Errorf("a refused deploy moved the link to %q", got)
+			got, why := Choose(tc.requested, tc.f)
+			if got != tc.want || (why != "") != tc.why {
+				t.Errorf("Choose = %s, %q; want %s (reason given: %v)", got, why, tc.want, tc.why)
 			}
 		})
 	}

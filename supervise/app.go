@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/health"
-	"github.com/gunisup/supervisor/reload"
 )
 
 // ErrBusy is returned when a reload is asked for while one runs.
@@ -20,111 +18,117 @@ var ErrBusy = errors.New("busy")
 // ErrNotRunning is returned by a reload of an app that is not running.
 var ErrNotRunning = errors.New("not running")
 
-type reqKind int
-
-const (
-	reqStart reqKind = iota
-	reqStop
-	reqRestart
-	reqReload
-	reqCommit
-	reqReloadDone
-	reqHealthResult
-	reqPing
-	reqFreeze
-)
-
-type request struct {
-	kind     reqKind
-	strategy *config.Strategy
-	release  string
-	progress reload.Progress
-	gen      *Generation
-	result   *ReloadResult
-	failure  error
-	ok       bool
-	took     time.Duration
-	appState *AppHandover
-	thaw     <-chan struct{}
-	reply    chan error
-}
-
-type readyResult struct {
-	gen *Generation
-	err error
-}
-
-// reloadRun is one reload in progress.
-type reloadRun struct {
-	cancel   context.CancelFunc
-	started  time.Time
-	strategy config.Strategy
-	done     chan struct{}
-}
-
-// appOwner is the single goroutine that owns one app's state. Everything
-// else talks to it with requests carrying their own reply channel, and reads
+// appOwner is the one goroutine that owns an app's state. Everything else
+// sends it messages (messages.go) carrying their own reply channel, and reads
 // the snapshot it publishes after every event.
+//
+// The state is one State, with these transitions:
+//
+//	Stopped        start, restart        -> Starting (Backoff if the spawn failed)
+//	Starting       ready                 -> Running (alive but not answering: Running, unhealthy)
+//	Starting/Running  exit              -> Backoff, Failed (crash loop) or Stopped (restart policy)
+//	Backoff/Failed timer, start, restart -> Starting;  stop -> Stopped
+//	Starting/Running  stop              -> Stopping -> Stopped once all exited
+//	Stopping       start, restart        -> stays Stopping, then Starting once all exited
+//	Starting/Running  restart           -> Starting: the old generation is retired
+//	                                       (stopped in the background, answered on its exit)
+//
+// A reload runs beside Starting/Running (a.reload != nil); it is refused
+// while one runs (ErrBusy) and in any other state (ErrNotRunning). Its
+// commit makes its new generation the tracked one (Running). When the
+// tracked generation exits during a reload the state is Starting without a
+// generation: the reload's new one takes over, or a restart is scheduled
+// when the reload ends without one. A stop cancels the reload and waits for
+// it. A restart during a reload cancels the reload, waits for its end (the
+// reload stops the generation it started, or finishes draining the old one
+// if it had already committed), then restarts whatever is tracked: a
+// restart always ends with exactly one new generation.
+//
+// Invariant: every generation the owner started is the tracked one (a.gen),
+// a reload's new or old one (a.reload), or retiring and being stopped.
 type appOwner struct {
 	cfg    *config.App
-	m      *Manager
-	reqs   chan request
-	check  *health.Checker
+	env    ownerEnv
+	probe  prober
+	msgs   chan message
 	snap   atomic.Pointer[AppSnapshot]
 	exited chan struct{} // closed when run returns
 
-	// Fields below are touched only by run().
-	state        State
-	gen          *Generation
-	want         bool
-	restarts     int
-	lastExit     *ExitInfo
-	backoff      time.Duration
-	nextRestart  time.Time
-	crashes      []time.Time
-	restartTimer *time.Timer
-	readyCancel  context.CancelFunc
-	readyCh      chan readyResult
-	stopWaiters  []chan error
-	stopping     bool
-	reloading    *reloadRun
-	lastReload   *ReloadResult
-	reloads      map[string]int
-	healthy      bool
-	healthFails  int
-	healthBusy   bool
-	message      string
+	// Fields below are touched only by the owner goroutine.
+	state State
+	// gen is the tracked generation: set in Starting and Running (except
+	// after an exit during a reload) and in Stopping until it exits.
+	gen generation
+	// thenStart: in Stopping, start again once everything exited.
+	thenStart bool
+	// reload is the reload in progress, or nil.
+	reload *reloadRun
+	// restartWait holds restarts waiting for the reload to end.
+	restartWait []chan error
+	// retiring are generations being stopped that are no longer tracked.
+	retiring    []generation
+	policy      restartPolicy
+	timer       *time.Timer // set exactly in Backoff and Failed
+	nextRestart time.Time
+	readyCancel context.CancelFunc
+	stopWaiters []chan error
+	health      healthState
+	restarts    int
+	lastExit    *ExitInfo
+	lastReload  *ReloadResult
+	reloads     map[string]int
+	message     string
+}
+
+// healthState is the periodic health check of the tracked generation.
+type healthState struct {
+	busy    bool // a check runs
+	healthy bool
+	fails   int // consecutive failed checks
 }
 
 func newAppOwner(m *Manager, cfg *config.App) *appOwner {
+	p := &healthProber{cfg: cfg, checker: health.New(cfg.Health, m.runCommand(cfg)), observer: m.observer}
+	return newOwner(managerEnv{m: m}, p, cfg)
+}
+
+// newOwner makes an owner in state Stopped; run starts its goroutine.
+func newOwner(env ownerEnv, p prober, cfg *config.App) *appOwner {
 	a := &appOwner{
 		cfg:     cfg,
-		m:       m,
-		reqs:    make(chan request),
-		readyCh: make(chan readyResult, 1),
+		env:     env,
+		probe:   p,
+		msgs:    make(chan message),
 		reloads: map[string]int{},
 		exited:  make(chan struct{}),
+		policy:  newRestartPolicy(cfg.Restart, cfg.Backoff),
 	}
-	a.check = health.New(cfg.Health, m.runCommand(cfg))
 	a.publish()
 	return a
 }
 
-// send delivers a request to the owner and waits for its reply, or for ctx.
-func (a *appOwner) send(ctx context.Context, r request) error {
-	r.reply = make(chan error, 1)
+// send delivers m to the owner and waits for its reply, or for ctx.
+func (a *appOwner) send(ctx context.Context, m message) error {
+	if err := a.post(ctx, m); err != nil {
+		return err
+	}
 	select {
-	case a.reqs <- r:
+	case err := <-m.replyTo():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// post delivers m to the owner without waiting for the reply.
+func (a *appOwner) post(ctx context.Context, m message) error {
+	select {
+	case a.msgs <- m:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-a.exited:
 		return fmt.Errorf("app %s: supervisor is shutting down", a.cfg.Name)
-	}
-	select {
-	case err := <-r.reply:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -142,27 +146,23 @@ func (a *appOwner) run(ctx context.Context) {
 			genDone = a.gen.Done()
 		}
 		var timerC <-chan time.Time
-		if a.restartTimer != nil {
-			timerC = a.restartTimer.C
+		if a.timer != nil {
+			timerC = a.timer.C
 		}
 		select {
-		case r := <-a.reqs:
-			a.handle(ctx, r)
+		case m := <-a.msgs:
+			a.handle(ctx, m)
 		case <-genDone:
 			a.onExit(ctx, a.gen)
-		case r := <-a.readyCh:
-			a.onReady(r)
 		case <-timerC:
-			a.restartTimer = nil
-			if a.want && a.gen == nil {
-				a.startGen(ctx)
-			}
+			a.timer = nil
+			a.startGen(ctx)
 		case <-healthTick:
 			a.healthCheck(ctx)
 		case <-ctx.Done():
 			// The manager stops apps before cancelling; this is the last resort.
-			if a.gen != nil {
-				a.gen.Kill()
+			for _, g := range a.known() {
+				g.Kill()
 			}
 			return
 		}
@@ -170,64 +170,66 @@ func (a *appOwner) run(ctx context.Context) {
 	}
 }
 
-func (a *appOwner) handle(ctx context.Context, r request) {
-	switch r.kind {
-	case reqStart:
-		a.want = true
-		if a.gen != nil || a.stopping {
-			r.reply <- nil
-			return
-		}
-		a.cancelTimer()
-		a.backoff = 0
-		a.crashes = nil
-		a.startGen(ctx)
-		r.reply <- nil
-	case reqStop:
-		a.want = false
-		a.cancelTimer()
-		if a.reloading != nil {
-			a.reloading.cancel()
-		}
-		a.stopWaiters = append(a.stopWaiters, r.reply)
-		a.beginStop(ctx)
-	case reqRestart:
-		// Stop then start: the held sockets keep clients in the backlog.
-		a.want = true
-		a.cancelTimer()
-		a.backoff = 0
-		a.crashes = nil
-		if a.gen == nil {
-			a.startGen(ctx)
-			r.reply <- nil
-			return
-		}
-		old := a.gen
-		a.gen = nil
-		a.cancelReady()
-		a.state = StateStopping
-		a.message = "restarting"
-		go func() {
-			_, err := old.Stop(ctx, a.stopSignal(), a.cfg.StopTimeout)
-			a.m.afterExit(old)
-			r.reply <- err
-		}()
-		a.startGen(ctx)
-	case reqReload:
-		a.beginReload(ctx, r)
-	case reqCommit:
-		r.reply <- a.commit(r.gen)
-	case reqReloadDone:
-		a.reloadDone(ctx, r)
-		r.reply <- nil
-	case reqPing:
-		r.reply <- nil
-	case reqFreeze:
-		a.freeze(r)
-	case reqHealthResult:
-		a.onHealth(ctx, r.ok, r.failure, r.took)
-		r.reply <- nil
+// handle dispatches one message.
+func (a *appOwner) handle(ctx context.Context, m message) {
+	var err error
+	switch m := m.(type) {
+	case startMsg:
+		a.onStart(ctx)
+	case stopMsg:
+		a.onStop(ctx, m.reply)
+		return
+	case restartMsg:
+		a.onRestart(ctx, m.reply)
+		return
+	case reloadMsg:
+		a.beginReload(ctx, m)
+		return
+	case commitMsg:
+		err = a.commit(m.run, m.gen)
+	case reloadDoneMsg:
+		a.reloadDone(ctx, m.run, m.result)
+	case healthResultMsg:
+		a.onHealth(ctx, m.gen, m.err)
+	case readyMsg:
+		a.onReady(m.gen, m.err)
+	case retiredMsg:
+		a.onRetired(ctx, m.gen)
+	case freezeMsg:
+		a.freeze(m)
+		return
+	case accountMsg:
+		*m.out = a.known()
+	case pingMsg:
+	default:
+		err = fmt.Errorf("app %s: unknown message %T", a.cfg.Name, m)
 	}
+	m.replyTo() <- err
+}
+
+// known lists every generation the owner started that may still run.
+func (a *appOwner) known() []generation {
+	var out []generation
+	add := func(g generation) {
+		for _, k := range out {
+			if k == g {
+				return
+			}
+		}
+		out = append(out, g)
+	}
+	if a.gen != nil {
+		add(a.gen)
+	}
+	if a.reload != nil {
+		for _, g := range a.reload.gens() {
+			add(g)
+		}
+	}
+	for _, g := range a.retiring {
+		add(g)
+	}
+	return out
 }
 
 func (a *appOwner) stopSignal() syscall.Signal {
@@ -238,9 +240,9 @@ func (a *appOwner) stopSignal() syscall.Signal {
 }
 
 func (a *appOwner) cancelTimer() {
-	if a.restartTimer != nil {
-		a.restartTimer.Stop()
-		a.restartTimer = nil
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
 	}
 	a.nextRestart = time.Time{}
 }
@@ -252,335 +254,281 @@ func (a *appOwner) cancelReady() {
 	}
 }
 
-// beginStop stops the serving generation; the stop completes in onExit (or
-// at once when nothing runs), which answers every stop waiter.
-func (a *appOwner) beginStop(ctx context.Context) {
-	a.cancelReady()
-	if a.gen == nil {
-		a.finishStop()
-		return
+// onStart: Stopped, Backoff or Failed start at once (the restart policy
+// forgets past exits); Stopping starts again once stopped; otherwise nothing.
+func (a *appOwner) onStart(ctx context.Context) {
+	switch a.state {
+	case StateStopping:
+		a.thenStart = true
+	case StateStopped, StateBackoff, StateFailed:
+		a.cancelTimer()
+		a.policy.reset()
+		a.startGen(ctx)
 	}
-	if a.stopping {
-		return
-	}
-	a.stopping = true
-	a.state = StateStopping
-	g := a.gen
-	sig, timeout := a.stopSignal(), a.cfg.StopTimeout
-	go func() {
-		// The exit is observed by run() through g.Done(); an error here means
-		// the process survived KILL and is logged.
-		if _, err := g.Stop(ctx, sig, timeout); err != nil {
-			a.m.logger.Error("stop", "app", a.cfg.Name, "err", err)
-		}
-	}()
 }
 
-// finishStop answers stop waiters once nothing of the app runs: no serving
-// generation and no reload (whose own goroutine stops what it started).
-func (a *appOwner) finishStop() {
-	if a.gen != nil || a.reloading != nil {
-		return
+// onStop: see the transitions on appOwner. reply is answered once nothing
+// the owner started runs.
+func (a *appOwner) onStop(ctx context.Context, reply chan error) {
+	a.thenStart = false
+	a.cancelTimer()
+	a.cancelReady()
+	a.stopWaiters = append(a.stopWaiters, reply)
+	for _, w := range a.restartWait {
+		w <- fmt.Errorf("app %s: stopped before the restart could run", a.cfg.Name)
 	}
-	a.stopping = false
-	if !a.want {
-		a.state = StateStopped
-		a.message = ""
+	a.restartWait = nil
+	if a.reload != nil {
+		a.reload.abandon(fmt.Errorf("reload cancelled: app %s is stopping", a.cfg.Name))
+	}
+	if a.state != StateStopping && a.gen != nil {
+		g := a.gen
+		sig, timeout, logger := a.stopSignal(), a.cfg.StopTimeout, a.env.log()
+		go func() {
+			// run() sees the exit through g.Done(); an error here means
+			// the process survived KILL.
+			if _, err := g.Stop(ctx, sig, timeout); err != nil {
+				logger.Error("stop", "app", a.cfg.Name, "err", err)
+			}
+		}()
+	}
+	a.state = StateStopping
+	a.finishStop(ctx)
+}
+
+// finishStop ends Stopping once nothing the owner started runs: it answers
+// the stop waiters and goes to Stopped, or starts again (thenStart).
+func (a *appOwner) finishStop(ctx context.Context) {
+	if a.state != StateStopping || a.gen != nil || a.reload != nil || len(a.retiring) > 0 {
+		return
 	}
 	for _, w := range a.stopWaiters {
 		w <- nil
 	}
 	a.stopWaiters = nil
+	a.state = StateStopped
+	a.message = ""
+	if a.thenStart {
+		a.thenStart = false
+		a.policy.reset()
+		a.startGen(ctx)
+	}
 }
 
-// startGen spawns a new generation and waits for readiness in the background.
+// onRestart: see the transitions on appOwner.
+func (a *appOwner) onRestart(ctx context.Context, reply chan error) {
+	switch {
+	case a.state == StateStopping:
+		a.thenStart = true
+		reply <- nil
+	case a.reload != nil:
+		a.reload.abandon(fmt.Errorf("reload cancelled: app %s is restarting", a.cfg.Name))
+		a.restartWait = append(a.restartWait, reply)
+		a.message = "restart waits for the reload to end"
+	default:
+		a.restartNow(ctx, []chan error{reply})
+	}
+}
+
+// restartNow retires the tracked generation (if any) and starts a new one;
+// replies are answered once the retired generation exited.
+func (a *appOwner) restartNow(ctx context.Context, replies []chan error) {
+	a.cancelTimer()
+	a.policy.reset()
+	if old := a.gen; old != nil {
+		a.gen = nil
+		a.cancelReady()
+		a.retire(ctx, old, replies)
+	} else {
+		for _, r := range replies {
+			r <- nil
+		}
+	}
+	a.startGen(ctx)
+}
+
+// retire stops g, no longer tracked, in the background; replies get the
+// stop's error once g exited.
+func (a *appOwner) retire(ctx context.Context, g generation, replies []chan error) {
+	a.retiring = append(a.retiring, g)
+	sig, timeout := a.stopSignal(), a.cfg.StopTimeout
+	go func() {
+		_, err := g.Stop(ctx, sig, timeout)
+		a.env.afterExit(g)
+		for _, r := range replies {
+			r <- err
+		}
+		_ = a.post(context.WithoutCancel(ctx), retiredMsg{call: newCall(), gen: g}) // fails only once the owner ended
+	}()
+}
+
+// onRetired forgets a retired generation that exited; a stop waiting for
+// it may finish now.
+func (a *appOwner) onRetired(ctx context.Context, g generation) {
+	for i, r := range a.retiring {
+		if r == g {
+			a.retiring = append(a.retiring[:i], a.retiring[i+1:]...)
+			break
+		}
+	}
+	a.finishStop(ctx)
+}
+
+// startGen spawns a generation (Starting) and waits for readiness in the
+// background; a failed spawn counts as a crash (Backoff or Failed).
 func (a *appOwner) startGen(ctx context.Context) {
-	id := int(a.m.nextGen(a.cfg.Name))
-	g, err := a.m.spawn(ctx, a.cfg, id, "", a.cfg.Reload.Strategy)
+	id := int(a.env.nextGen(a.cfg.Name))
+	g, err := a.env.spawnGen(ctx, a.cfg, id, "", a.cfg.Reload.Strategy)
 	if err != nil {
-		a.message = err.Error()
-		a.m.logger.Error("start failed", "app", a.cfg.Name, "err", err)
-		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0)
+		a.env.log().Error("start failed", "app", a.cfg.Name, "err", err)
+		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
 		return
 	}
 	a.gen = g
 	a.state = StateStarting
 	a.message = ""
-	a.healthy = false
-	a.healthFails = 0
+	a.health = healthState{}
 	rctx, cancel := context.WithCancel(ctx)
 	a.readyCancel = cancel
 	go func() {
-		err := a.waitStarted(rctx, g)
-		select {
-		case a.readyCh <- readyResult{gen: g, err: err}:
-		case <-rctx.Done():
-		}
+		err := a.probe.started(rctx, g)
+		_ = a.post(rctx, readyMsg{call: newCall(), gen: g, err: err}) // fails only when the wait was cancelled
 	}()
 }
 
-// waitStarted returns nil once g serves: for Gunicorn a request answered on
-// its probe listener (and one health pass where a check exists); for a
-// process, still running one second after start (and one health pass).
-func (a *appOwner) waitStarted(ctx context.Context, g *Generation) error {
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.StartTimeout)
-	defer cancel()
-	if a.cfg.Kind == config.KindProcess {
-		t := time.NewTimer(time.Second)
-		defer t.Stop()
-		select {
-		case <-g.Done():
-			return fmt.Errorf("exited during start: %s", g.Exit())
-		case <-ctx.Done():
-			return fmt.Errorf("not started within start_timeout %s", a.cfg.StartTimeout)
-		case <-t.C:
-		}
-		if !a.cfg.Health.Enabled {
-			return nil
-		}
-	}
-	return a.pollReady(ctx, g, 1)
-}
-
-// pollReady waits until g answers (Gunicorn) and passes the health check
-// passes consecutive times, or g exits, or ctx ends.
-func (a *appOwner) pollReady(ctx context.Context, g *Generation, passes int) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	answered := a.cfg.Kind == config.KindProcess || g.ProbeAddr == ""
-	ok := 0
-	var last error
-	interval := a.cfg.Health.Interval
-	for {
-		if g.Exited() {
-			return fmt.Errorf("exited: %s", g.Exit())
-		}
-		if !answered {
-			if err := a.check.Answered(ctx, g.ProbeAddr, time.Second); err == nil {
-				answered = true
-				if !a.cfg.Health.Enabled {
-					return nil
-				}
-			} else {
-				last = err
-			}
-		}
-		if answered {
-			start := time.Now()
-			err := a.check.Check(ctx, g.ProbeAddr)
-			a.m.observer.HealthChecked(a.cfg.Name, err == nil, time.Since(start))
-			if err == nil {
-				ok++
-				if ok >= passes {
-					return nil
-				}
-			} else {
-				ok = 0
-				// A check cut short by the deadline says nothing about the
-				// app: keep the last real verdict ("status 500") for the
-				// reason. (Reload e2e tests: TestBrokenRelease swap/Health500.)
-				if last == nil || ctx.Err() == nil {
-					last = err
-				}
-			}
-			// Between health passes wait the configured interval (bounded so a
-			// reload's gate does not take minutes with a long interval).
-			w := interval
-			if w > time.Second {
-				w = time.Second
-			}
-			t := time.NewTimer(w)
-			select {
-			case <-g.Done():
-				t.Stop()
-				return fmt.Errorf("exited: %s", g.Exit())
-			case <-ctx.Done():
-				t.Stop()
-				return a.readyErr(ctx, last)
-			case <-t.C:
-			}
-			continue
-		}
-		select {
-		case <-g.Done():
-			return fmt.Errorf("exited: %s", g.Exit())
-		case <-ctx.Done():
-			return a.readyErr(ctx, last)
-		case <-tick.C:
-		}
-	}
-}
-
-func (a *appOwner) readyErr(ctx context.Context, last error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		if last != nil {
-			return fmt.Errorf("not ready in time: last check: %v", last)
-		}
-		return errors.New("not ready in time")
-	}
-	return ctx.Err()
-}
-
-func (a *appOwner) onReady(r readyResult) {
-	if r.gen != a.gen {
+// onReady ends Starting for the tracked generation g.
+func (a *appOwner) onReady(g generation, err error) {
+	if g != a.gen || a.state != StateStarting {
 		return
 	}
 	a.readyCancel = nil
-	if r.err != nil {
-		if errors.Is(r.err, context.Canceled) {
-			return
-		}
-		if !r.gen.Exited() {
-			// Alive but not answering: serve what we have, say why.
-			a.state = StateRunning
-			a.healthy = false
-			a.message = r.err.Error()
-		}
-		return
+	switch {
+	case err == nil:
+		a.state = StateRunning
+		a.health.healthy = true
+		a.message = ""
+		a.env.appReady()
+	case errors.Is(err, context.Canceled) || g.Exited():
+	default:
+		// Alive but not answering: serve what we have, say why.
+		a.state = StateRunning
+		a.health.healthy = false
+		a.message = err.Error()
 	}
-	a.state = StateRunning
-	a.healthy = true
-	a.message = ""
-	a.m.appReady()
 }
 
-// onExit handles the exit of the serving generation.
-func (a *appOwner) onExit(ctx context.Context, g *Generation) {
+// onExit handles the exit of the tracked generation.
+func (a *appOwner) onExit(ctx context.Context, g generation) {
 	info := g.Exit()
 	a.gen = nil
 	a.lastExit = &info
 	a.cancelReady()
-	a.m.afterExit(g)
-	a.m.logger.Info("exited", "app", a.cfg.Name, "generation", g.ID, "pid", g.PID, "status", info.String())
-	a.m.appExited(a.cfg.Name, info)
-	if a.stopping || !a.want {
-		a.finishStop()
-		return
-	}
-	if a.reloading != nil {
-		// The reload's new generation will take over; if it fails, reloadDone restarts.
+	a.env.afterExit(g)
+	gi := g.Info()
+	a.env.log().Info("exited", "app", a.cfg.Name, "generation", gi.ID, "pid", gi.PID, "status", info.String())
+	a.env.appExited(a.cfg.Name, info)
+	switch {
+	case a.state == StateStopping:
+		a.finishStop(ctx)
+	case a.reload != nil:
+		// The reload's new generation takes over; reloadDone restarts if it does not.
 		a.state = StateStarting
 		a.message = "serving generation exited during reload: " + info.String()
-		return
+	default:
+		a.scheduleRestart(info, time.Since(gi.Started), "")
 	}
-	a.scheduleRestart(info, time.Since(g.Started))
 }
 
-// scheduleRestart applies the restart policy after an exit: exponential
-// backoff capped at Backoff.Max, reset after a stable run; too many exits
-// within the crash window mark the app failed, but it is still retried.
-func (a *appOwner) scheduleRestart(info ExitInfo, ranFor time.Duration) {
-	switch a.cfg.Restart {
-	case config.RestartNever:
-		a.want = false
-		a.state = StateStopped
-		a.message = "exited (" + info.String() + "); restart = never"
-		return
-	case config.RestartOnFailure:
-		if info.Code == 0 && info.Signal == 0 {
-			a.want = false
-			a.state = StateStopped
-			a.message = "exited cleanly; restart = on-failure"
-			return
-		}
-	}
-	b := a.cfg.Backoff
-	if ranFor >= b.StableAfter {
-		a.backoff = 0
-	}
-	if a.backoff == 0 {
-		a.backoff = b.Initial
-	} else {
-		a.backoff *= 2
-		if a.backoff > b.Max {
-			a.backoff = b.Max
-		}
-	}
+// scheduleRestart applies the restart policy after an exit (reason, if
+// any, names a failure to start) and goes to Backoff, Failed or Stopped.
+func (a *appOwner) scheduleRestart(info ExitInfo, ranFor time.Duration, reason string) {
 	now := time.Now()
-	a.crashes = append(a.crashes, now)
-	keep := a.crashes[:0]
-	for _, c := range a.crashes {
-		if now.Sub(c) <= b.CrashWindow {
-			keep = append(keep, c)
-		}
+	d := a.policy.exited(info.Code == 0 && info.Signal == 0, ranFor, now)
+	if !d.Restart {
+		a.state = StateStopped
+		a.message = "exited (" + info.String() + "); " + d.Reason
+		return
 	}
-	a.crashes = keep
 	a.state = StateBackoff
-	if len(a.crashes) > b.CrashLimit {
+	switch {
+	case d.Failed:
 		a.state = StateFailed
-		a.message = fmt.Sprintf("crash loop: %d exits within %s (last: %s); retrying every %s", len(a.crashes), b.CrashWindow, info, a.backoff)
-	} else if a.message == "" || !strings.HasPrefix(a.message, "app ") {
+		a.message = fmt.Sprintf("crash loop: %d exits within %s (last: %s); retrying every %s", d.Crashes, a.cfg.Backoff.CrashWindow, info, d.Delay)
+	case reason != "":
+		a.message = reason
+	default:
 		a.message = "exited (" + info.String() + ")"
 	}
 	a.restarts++
-	a.nextRestart = now.Add(a.backoff)
-	a.restartTimer = time.NewTimer(a.backoff)
+	a.nextRestart = now.Add(d.Delay)
+	a.timer = time.NewTimer(d.Delay)
 }
 
-// healthCheck runs one periodic check of the serving generation.
+// healthCheck starts one periodic check of the tracked generation.
 func (a *appOwner) healthCheck(ctx context.Context) {
-	if a.state != StateRunning || a.gen == nil || a.healthBusy || a.reloading != nil {
+	if a.state != StateRunning || a.gen == nil || a.health.busy || a.reload != nil {
 		return
 	}
 	g := a.gen
-	if g.ProbeAddr == "" && a.cfg.Kind == config.KindGunicorn {
+	if g.Info().ProbeAddr == "" && a.cfg.Kind == config.KindGunicorn {
 		return
 	}
-	a.healthBusy = true
+	a.health.busy = true
 	go func() {
-		start := time.Now()
-		err := a.check.Check(ctx, g.ProbeAddr)
-		took := time.Since(start)
-		// A detached send: the owner may be busy; it never blocks on us.
-		_ = a.send(ctx, request{kind: reqHealthResult, ok: err == nil, failure: err, took: took}) // fails only at shutdown
+		err := a.probe.check(ctx, g)
+		_ = a.post(ctx, healthResultMsg{call: newCall(), gen: g, err: err}) // fails only at shutdown
 	}()
 }
 
-func (a *appOwner) onHealth(ctx context.Context, ok bool, err error, took time.Duration) {
-	a.healthBusy = false
-	a.m.observer.HealthChecked(a.cfg.Name, ok, took)
-	if a.state != StateRunning {
+// onHealth records a periodic check of g: unhealthy after unhealthy_after
+// failures in a row, then (restart_when_unhealthy) a swap reload.
+func (a *appOwner) onHealth(ctx context.Context, g generation, err error) {
+	a.health.busy = false
+	if a.state != StateRunning || g != a.gen {
 		return
 	}
-	if ok {
-		a.healthFails = 0
-		if !a.healthy {
-			a.m.logger.Info("healthy", "app", a.cfg.Name)
+	if err == nil {
+		a.health.fails = 0
+		if !a.health.healthy {
+			a.env.log().Info("healthy", "app", a.cfg.Name)
 			a.message = ""
 		}
-		a.healthy = true
-		a.m.appReady()
+		a.health.healthy = true
+		a.env.appReady()
 		return
 	}
-	a.healthFails++
-	if a.healthFails >= a.cfg.Health.UnhealthyAfter {
-		if a.healthy {
-			a.m.logger.Warn("unhealthy", "app", a.cfg.Name, "err", err)
-		}
-		a.healthy = false
-		a.message = fmt.Sprintf("unhealthy: %d checks failed: %v", a.healthFails, err)
-		if a.cfg.Health.RestartWhenUnhealthy && a.reloading == nil {
-			a.m.logger.Warn("restarting unhealthy app by swap", "app", a.cfg.Name)
-			s := config.StrategySwap
-			a.beginReload(ctx, request{kind: reqReload, strategy: &s, progress: func(string) {}, reply: make(chan error, 1)})
-		}
+	a.health.fails++
+	if a.health.fails < a.cfg.Health.UnhealthyAfter {
+		return
+	}
+	if a.health.healthy {
+		a.env.log().Warn("unhealthy", "app", a.cfg.Name, "err", err)
+	}
+	a.health.healthy = false
+	a.message = fmt.Sprintf("unhealthy: %d checks failed: %v", a.health.fails, err)
+	if a.cfg.Health.RestartWhenUnhealthy && a.reload == nil {
+		a.env.log().Warn("restarting unhealthy app by swap", "app", a.cfg.Name)
+		s := config.StrategySwap
+		a.beginReload(ctx, reloadMsg{call: newCall(), strategy: &s})
 	}
 }
 
-// snapshot builds the published copy of the state.
+// publish stores a fresh snapshot and wakes the daemon when what it reads
+// (state, health, reloading) changed, only once the snapshot is visible.
 func (a *appOwner) publish() {
 	s := &AppSnapshot{
 		Name:          a.cfg.Name,
 		Kind:          a.cfg.Kind.String(),
 		State:         a.state,
-		Healthy:       a.healthy,
+		Healthy:       a.health.healthy,
 		HealthChecked: a.cfg.Health.Enabled,
 		Restarts:      a.restarts,
 		NextRestart:   a.nextRestart,
-		Backoff:       a.backoff,
-		Reloading:     a.reloading != nil,
+		Backoff:       a.policy.backoff(),
+		Reloading:     a.reload != nil,
 		Message:       a.message,
-		Reloads:       map[string]int{},
+		Reloads:       make(map[string]int, len(a.reloads)),
+		Listeners:     a.env.listeners(a.cfg.Name),
 	}
 	for k, v := range a.reloads {
 		s.Reloads[k] = v
@@ -594,24 +542,15 @@ func (a *appOwner) publish() {
 		s.LastReload = &r
 	}
 	if a.gen != nil {
-		s.MasterPID = a.gen.PID
-		s.Started = a.gen.Started
-		s.Release = a.gen.Dir
-		s.Generation = a.gen.ID
+		gi := a.gen.Info()
+		s.MasterPID, s.Started, s.Release, s.Generation = gi.PID, gi.Started, gi.Dir, gi.ID
 	}
-	for _, sock := range a.m.sockets[a.cfg.Name] {
-		s.Listeners = append(s.Listeners, listenerSnapshot(sock))
-	}
-	if addr := a.m.statsdAddr(a.cfg.Name); addr != "" {
+	if addr := a.env.statsdAddr(a.cfg.Name); addr != "" {
 		s.StatsdBridge = true
 		s.StatsdAddr = addr
 	}
 	prev := a.snap.Swap(s)
-	// Wake the daemon only now that the new snapshot is visible: the
-	// changed() calls in the handlers run before publish, so a reader woken by
-	// them alone may read the previous snapshot and miss, say, the start or
-	// the end of a reload (RELOADING=1 / READY=1 for systemd).
 	if prev != nil && (prev.State != s.State || prev.Healthy != s.Healthy || prev.Reloading != s.Reloading) {
-		a.m.changed()
+		a.env.changed()
 	}
 }

@@ -38,8 +38,9 @@ type Generation struct {
 	Pidfile string
 	// FollowsLink is true for a Gunicorn master started with PWD = the app's
 	// `directory` while that resolved to Dir: Gunicorn then remembers the
-	// link, and a USR2 re-exec runs in whatever release it points at by then
-	// (see appOwner.runReload). A self-upgrade hands it over.
+	// link, and a USR2 re-exec runs in whatever release it points at by then.
+	// reload.Choose downgrades usr2 to swap for a master that does not. A
+	// self-upgrade hands it over.
 	FollowsLink bool
 
 	exitCh <-chan ExitInfo

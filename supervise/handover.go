@@ -45,7 +45,7 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 	state = &Handover{Version: upgrade.HandoverVersion, Sockets: map[string][]SocketHandover{}}
 	for _, a := range m.order {
 		var st AppHandover
-		if err := a.send(ctx, request{kind: reqFreeze, appState: &st, thaw: thawCh}); err != nil {
+		if err := a.send(ctx, freezeMsg{call: newCall(), state: &st, thaw: thawCh}); err != nil {
 			thaw()
 			return nil, nil, fmt.Errorf("app %s: %w", a.cfg.Name, err)
 		}
@@ -68,25 +68,45 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 }
 
 // freeze is the owner's side of Freeze: it records the state, answers, and
-// blocks until thawed (or forever, if the process execs).
-func (a *appOwner) freeze(r request) {
-	if a.reloading != nil {
-		r.reply <- fmt.Errorf("%w: a reload is in progress", ErrBusy)
+// blocks until thawed (or forever, if the process execs). It refuses
+// (ErrBusy) while a reload runs or a retired generation is still stopping:
+// the next image would not know those generations.
+func (a *appOwner) freeze(m freezeMsg) {
+	if a.reload != nil || len(a.retiring) > 0 {
+		m.reply <- fmt.Errorf("%w: app %s: a reload or restart is in progress", ErrBusy, a.cfg.Name)
 		return
 	}
-	st := r.appState
+	st := m.state
 	st.Name = a.cfg.Name
-	st.Want = a.want
+	st.Want = a.wants()
 	st.Restarts = a.restarts
 	st.LastExit = a.lastExit
 	st.LastReload = a.lastReload
 	st.Reloads = a.reloads
-	st.Healthy = a.healthy
-	if g := a.gen; g != nil && !g.Exited() {
-		st.Gen = &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink, OutFD: g.outFD}
+	st.Healthy = a.health.healthy
+	if g, ok := a.gen.(handedOver); ok && !a.gen.Exited() {
+		st.Gen = g.handover()
 	}
-	r.reply <- nil
-	<-r.thaw
+	m.reply <- nil
+	<-m.thaw
+}
+
+// wants reports whether the app is meant to run (a start is due or holds).
+func (a *appOwner) wants() bool {
+	switch a.state {
+	case StateStopped:
+		return false
+	case StateStopping:
+		return a.thenStart
+	}
+	return true
+}
+
+// handedOver is a generation that can be described to the next image.
+type handedOver interface{ handover() *GenHandover }
+
+func (g *Generation) handover() *GenHandover {
+	return &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink, OutFD: g.outFD}
 }
 
 // restoreSockets wraps the handed-over listeners, matching them to the
@@ -114,9 +134,9 @@ func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*Socket, err
 }
 
 // restoreApp puts an owner back in the state the previous image left: its
-// generation keeps running, unaware.
-func (m *Manager) restoreApp(a *appOwner, st AppHandover) {
-	a.want = st.Want
+// generation keeps running, unaware. It returns true when the app needs no
+// start (it was handed over running, or stopped by request).
+func (m *Manager) restoreApp(a *appOwner, st AppHandover) (started bool) {
 	a.restarts = st.Restarts
 	a.lastExit = st.LastExit
 	a.lastReload = st.LastReload
@@ -125,9 +145,22 @@ func (m *Manager) restoreApp(a *appOwner, st AppHandover) {
 	}
 	m.genSeq[a.cfg.Name].Store(st.Seq)
 	if st.Gen == nil {
-		return
+		return !st.Want
 	}
-	g := st.Gen
+	gen := m.adoptHandedOver(a.cfg.Name, st.Gen)
+	if a.cfg.Kind == config.KindGunicorn {
+		gen.socks = m.sockets[a.cfg.Name]
+	}
+	a.gen = gen
+	a.state = StateRunning
+	a.health.healthy = st.Healthy
+	a.publish()
+	return true
+}
+
+// adoptHandedOver wraps a generation the previous image ran: the reaper
+// adopts its pid and its output pipe is read again.
+func (m *Manager) adoptHandedOver(app string, g *GenHandover) *Generation {
 	exitCh := m.reaper.Adopt(g.PID)
 	if _, err := os.Stat("/proc/" + strconv.Itoa(g.PID)); err != nil {
 		// Reaped before the hand-over froze the reaper: the status is lost.
@@ -143,12 +176,9 @@ func (m *Manager) restoreApp(a *appOwner, st AppHandover) {
 		_, _ = unix.FcntlInt(uintptr(g.OutFD), unix.F_SETFD, unix.FD_CLOEXEC) // a pipe we own
 		t = &tail{max: 40}
 		eof = make(chan struct{})
-		go capture(os.NewFile(uintptr(g.OutFD), a.cfg.Name+" output"), a.cfg.Name, g.ID, m.sink, t, eof)
+		go capture(os.NewFile(uintptr(g.OutFD), app+" output"), app, g.ID, m.sink, t, eof)
 	}
-	gen := newGeneration(a.cfg.Name, g.ID, g.PID, exitCh, t, eof)
+	gen := newGeneration(app, g.ID, g.PID, exitCh, t, eof)
 	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID, gen.outFD = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID, g.OutFD
-	a.gen = gen
-	a.state = StateRunning
-	a.healthy = st.Healthy
-	a.publish()
+	return gen
 }

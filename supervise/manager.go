@@ -53,6 +53,7 @@ type Manager struct {
 	started  bool
 	stopped  chan struct{}
 	genSeq   map[string]*atomic.Int64
+	// restored names the apps handed over that need no start.
 	restored map[string]bool
 	// prober tells the Gunicorn version of each app's virtualenv, probing
 	// once per virtualenv and binary (see gunicorn.Prober).
@@ -138,11 +139,7 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 	if opts.Restore != nil {
 		for _, st := range opts.Restore.Apps {
 			if a, ok := m.apps[st.Name]; ok {
-				m.restoreApp(a, st)
-				if a.gen != nil && a.cfg.Kind == config.KindGunicorn {
-					a.gen.socks = m.sockets[st.Name]
-				}
-				m.restored[st.Name] = true
+				m.restored[st.Name] = m.restoreApp(a, st)
 			}
 		}
 	}
@@ -167,13 +164,11 @@ func (m *Manager) Start(ctx context.Context) {
 	}
 	m.started = true
 	ctx, m.cancel = context.WithCancel(ctx)
-	// Decide which apps to start before their owners run: from then on
-	// a.gen and a.want belong to the owner goroutine, and a start request
-	// for an app whose handed-over generation already runs would race the
-	// owner's own handling of that generation.
+	// Which apps to start is decided before their owners run: from then on
+	// an owner's state belongs to its goroutine alone.
 	skip := make(map[*appOwner]bool, len(m.order))
 	for _, a := range m.order {
-		skip[a] = m.restored[a.cfg.Name] && (a.gen != nil || !a.want) // handed over running, or stopped by request
+		skip[a] = m.restored[a.cfg.Name] // handed over running, or stopped by request
 	}
 	m.prefetchVersions(ctx)
 	for _, a := range m.order {
@@ -183,7 +178,7 @@ func (m *Manager) Start(ctx context.Context) {
 		if skip[a] {
 			continue
 		}
-		if err := a.send(ctx, request{kind: reqStart}); err != nil {
+		if err := a.send(ctx, startMsg{newCall()}); err != nil {
 			m.logger.Error("start", "app", a.cfg.Name, "err", err)
 		}
 	}
@@ -254,7 +249,7 @@ func (m *Manager) StartApp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return a.send(ctx, request{kind: reqStart})
+	return a.send(ctx, startMsg{newCall()})
 }
 
 // StopApp stops app name and returns once nothing of it runs.
@@ -263,7 +258,7 @@ func (m *Manager) StopApp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return a.send(ctx, request{kind: reqStop})
+	return a.send(ctx, stopMsg{newCall()})
 }
 
 // RestartApp stops the serving generation and starts a new one at once; the
@@ -274,7 +269,7 @@ func (m *Manager) RestartApp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return a.send(ctx, request{kind: reqRestart})
+	return a.send(ctx, restartMsg{newCall()})
 }
 
 // Reload replaces app name's serving generation (see package reload). It
@@ -301,14 +296,14 @@ func (m *Manager) reloadOrDeploy(ctx context.Context, name string, strategy *con
 	if progress == nil {
 		progress = func(string) {}
 	}
-	return a.send(ctx, request{kind: reqReload, strategy: strategy, release: release, progress: progress})
+	return a.send(ctx, reloadMsg{call: newCall(), strategy: strategy, release: release, progress: progress})
 }
 
 // Ping returns nil when every app owner answers within ctx: the
 // supervision loops are alive (liveness, and the systemd watchdog).
 func (m *Manager) Ping(ctx context.Context) error {
 	for _, a := range m.order {
-		if err := a.send(ctx, request{kind: reqPing}); err != nil {
+		if err := a.send(ctx, pingMsg{newCall()}); err != nil {
 			return fmt.Errorf("app %s: owner not answering: %w", a.cfg.Name, err)
 		}
 	}
@@ -374,7 +369,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 				m.logger.Warn("close listener", "app", a.cfg.Name, "err", err)
 			}
 		}
-		if err := a.send(ctx, request{kind: reqStop}); err != nil {
+		if err := a.send(ctx, stopMsg{newCall()}); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", a.cfg.Name, err))
 		}
 	}

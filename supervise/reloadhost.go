@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -16,80 +17,125 @@ import (
 	"github.com/gunisup/supervisor/reload"
 )
 
-// beginReload starts a reload in its own goroutine; the owner stays free to
-// answer requests and routes the reload's commit and end through requests.
-func (a *appOwner) beginReload(ctx context.Context, r request) {
-	if a.reloading != nil {
-		r.reply <- fmt.Errorf("%w: app %s: a %s reload is in progress (started %s ago)", ErrBusy, a.cfg.Name, a.reloading.strategy, time.Since(a.reloading.started).Round(time.Millisecond))
-		return
+// reloadRun is one reload in progress. The owner goroutine sets abandoned;
+// the reload's goroutine records the generations it started.
+type reloadRun struct {
+	cancel   context.CancelCauseFunc
+	started  time.Time
+	strategy config.Strategy
+	// old is the tracked generation when the reload began.
+	old generation
+	// abandoned: a stop or restart cancelled the reload; its commit is refused.
+	abandoned bool
+	// committed is the generation the reload made tracked last (a usr2
+	// rollback commits a second one), or nil.
+	committed generation
+
+	mu    sync.Mutex
+	fresh []generation // started by the reload (being checked, or aborted)
+}
+
+// abandon cancels the reload with cause (what cancelled it); the owner
+// refuses its commit from now on.
+func (r *reloadRun) abandon(cause error) {
+	r.abandoned = true
+	r.cancel(cause)
+}
+
+// add records a generation the reload started.
+func (r *reloadRun) add(g generation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fresh = append(r.fresh, g)
+}
+
+// gens lists the old generation and every one the reload started.
+func (r *reloadRun) gens() []generation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]generation{r.old}, r.fresh...)
+}
+
+// reloadRefusal says why a reload cannot begin now, or nil.
+func (a *appOwner) reloadRefusal() error {
+	if r := a.reload; r != nil {
+		return fmt.Errorf("%w: app %s: a %s reload is in progress (started %s ago)", ErrBusy, a.cfg.Name, r.strategy, time.Since(r.started).Round(time.Millisecond))
 	}
-	if a.gen == nil || a.stopping || !a.want || (a.state != StateRunning && a.state != StateStarting) {
-		r.reply <- fmt.Errorf("%w: app %s is %s; start it first", ErrNotRunning, a.cfg.Name, a.state)
+	if a.gen == nil || (a.state != StateRunning && a.state != StateStarting) {
+		return fmt.Errorf("%w: app %s is %s; start it first", ErrNotRunning, a.cfg.Name, a.state)
+	}
+	return nil
+}
+
+// beginReload starts a reload in its own goroutine; the owner stays free to
+// answer messages, and the reload's commit and end come back as messages.
+// m is answered when the reload ends.
+func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
+	if err := a.reloadRefusal(); err != nil {
+		m.reply <- err
 		return
 	}
 	strategy := a.cfg.Reload.Strategy
-	if r.strategy != nil {
-		strategy = *r.strategy
+	if m.strategy != nil {
+		strategy = *m.strategy
 	}
 	if strategy == config.StrategyUSR2 && a.cfg.Kind != config.KindGunicorn {
-		r.reply <- fmt.Errorf("app %s: strategy usr2 needs a gunicorn app", a.cfg.Name)
+		m.reply <- fmt.Errorf("app %s: strategy usr2 needs a gunicorn app", a.cfg.Name)
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, a.cfg.Reload.Timeout)
-	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: strategy, done: make(chan struct{})}
-	a.reloading = run
-	a.m.changed()
-	old := a.gen
-	progress := r.progress
+	cctx, cancel := context.WithCancelCause(ctx)
+	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout)
+	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: strategy, old: a.gen}
+	a.reload = run
+	a.env.changed()
+	progress := m.progress
 	if progress == nil {
 		progress = func(string) {}
 	}
+	logger := a.env.log()
 	logged := func(msg string) {
-		a.m.logger.Info("reload", "app", a.cfg.Name, "phase", msg)
+		logger.Info("reload", "app", a.cfg.Name, "phase", msg)
 		progress(msg)
 	}
 	go func() {
-		defer cancel()
-		h := &host{a: a, ctx: ctx}
-		err := a.runReload(rctx, h, strategy, old, r.release, logged)
-		outcome, reason := reload.OutcomeOf(err)
-		res := &ReloadResult{Strategy: strategy.String(), Result: outcome, Reason: reason, Started: run.started, Duration: time.Since(run.started)}
+		defer cancel(nil)
+		defer stop()
+		h := &host{a: a, ctx: ctx, run: run}
+		err := a.runReload(rctx, h, strategy, run.old, m.release, logged)
+		res := reloadResult(run, err)
 		// The owner records the result before the caller hears of it.
-		if serr := a.send(context.WithoutCancel(ctx), request{kind: reqReloadDone, result: res, failure: err}); serr != nil {
-			a.m.logger.Warn("reload result not recorded", "app", a.cfg.Name, "err", serr)
+		if serr := a.send(context.WithoutCancel(ctx), reloadDoneMsg{call: newCall(), run: run, result: res}); serr != nil {
+			logger.Warn("reload result not recorded", "app", a.cfg.Name, "err", serr)
 		}
-		r.reply <- err
+		m.reply <- err
 	}()
 }
 
-// runReload points the release link (deploy), runs the strategy, and points
-// the link back when the new release did not take over.
-func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strategy, old *Generation, release string, progress reload.Progress) error {
+// reloadResult describes how run ended with err.
+func reloadResult(run *reloadRun, err error) *ReloadResult {
+	outcome, reason := reload.OutcomeOf(err)
+	return &ReloadResult{Strategy: run.strategy.String(), Result: outcome, Reason: reason, Started: run.started, Duration: time.Since(run.started)}
+}
+
+// runReload points the release link (deploy), runs the strategy reload.Choose
+// picks, and points the link back when the new release did not take over.
+func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strategy, old generation, release string, progress reload.Progress) error {
 	var previous string
 	if release != "" {
 		abs, err := filepath.Abs(release)
 		if err != nil {
-			return fmt.Errorf("deploy: %w", err)
+			return fmt.Errorf("deploy %s: %w", release, err)
 		}
-		prev, err := reload.PointLink(a.cfg.Directory, abs)
+		prev, err := pointLink(a.cfg.Directory, abs)
 		if err != nil {
 			return err
 		}
 		previous = prev
 		progress(fmt.Sprintf("pointed %s at %s (was %s)", a.cfg.Directory, abs, prev))
 	}
-	// A USR2 re-exec runs in the directory the old master was started in
-	// unless that master follows the link (Generation.FollowsLink). One that
-	// does not (started for swap, or a usr2 rollback started while the link
-	// pointed at the failed release) would re-exec the old release and report
-	// success: replace it by swap instead, which also starts a generation that
-	// follows the link for the next usr2 reload. (Added by the reload e2e
-	// tests: TestReloadStrategyOverride, TestBrokenRelease usr2/Health500.)
-	if strategy == config.StrategyUSR2 && old != nil && !old.FollowsLink && a.cfg.Directory != "" {
-		if now, err := resolveDir(a.cfg.Directory); err == nil && now != old.Dir {
-			progress(fmt.Sprintf("%s runs in %s and was not started from %s, so a USR2 re-exec would not reach %s; using swap", old, old.Dir, a.cfg.Directory, now))
-			strategy = config.StrategySwap
-		}
+	strategy, why := reload.Choose(strategy, a.linkFacts(old.Info()))
+	if why != "" {
+		progress(fmt.Sprintf("%s: %s", old, why))
 	}
 	var err error
 	if strategy == config.StrategyUSR2 {
@@ -98,7 +144,7 @@ func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strat
 		_, err = reload.Swap(ctx, h, old, progress)
 	}
 	if err != nil && previous != "" {
-		if _, perr := reload.PointLink(a.cfg.Directory, previous); perr != nil {
+		if _, perr := pointLink(a.cfg.Directory, previous); perr != nil {
 			progress(fmt.Sprintf("error: pointing %s back at %s: %v", a.cfg.Directory, previous, perr))
 			return errors.Join(err, perr)
 		}
@@ -107,72 +153,113 @@ func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strat
 	return err
 }
 
-// commit makes g the serving generation (reload's Commit step).
-func (a *appOwner) commit(g *Generation) error {
-	if a.stopping || !a.want {
-		return fmt.Errorf("app %s is stopping", a.cfg.Name)
+// linkFacts describes the app's release link and a generation for reload.Choose.
+func (a *appOwner) linkFacts(g GenInfo) reload.Facts {
+	return linkFacts(a.cfg, g.Dir, g.FollowsLink)
+}
+
+// linkFacts describes app's release link and a generation running in runsIn;
+// a link that does not resolve now counts as none.
+func linkFacts(app *config.App, runsIn string, follows bool) reload.Facts {
+	f := reload.Facts{RunsIn: runsIn, FollowsLink: follows}
+	if app.Directory == "" {
+		return f
 	}
+	if target, err := resolveDir(app.Directory); err == nil {
+		f.Link, f.LinkTarget = app.Directory, target
+	}
+	return f
+}
+
+// commit makes g, started by run, the tracked generation (Running). It is
+// refused when run was abandoned (stop, restart) or the tracked generation
+// is neither the one run replaces nor one run committed before: a
+// generation is never replaced without its reload stopping it.
+func (a *appOwner) commit(run *reloadRun, g generation) error {
+	switch {
+	case run != a.reload || run.abandoned || a.state == StateStopping:
+		return fmt.Errorf("app %s: reload cancelled by a stop or restart", a.cfg.Name)
+	case a.gen != nil && a.gen != run.old && a.gen != run.committed:
+		return fmt.Errorf("app %s: the serving generation changed during the reload", a.cfg.Name)
+	}
+	run.committed = g
 	a.cancelReady()
 	a.cancelTimer()
 	a.gen = g
 	a.state = StateRunning
-	a.healthy = true
-	a.healthFails = 0
+	a.health = healthState{healthy: true}
 	a.message = ""
 	return nil
 }
 
-// reloadDone records a finished reload and restarts the app if the reload
-// failed after the serving generation was lost.
-func (a *appOwner) reloadDone(ctx context.Context, r request) {
-	a.reloading = nil
-	a.lastReload = r.result
-	a.reloads[string(r.result.Result)]++
-	a.m.observer.ReloadDone(a.cfg.Name, string(r.result.Result), r.result.Duration)
-	a.m.changed()
-	if a.stopping || !a.want {
-		a.finishStop()
+// reloadDone records the end of run, then finishes a stop, runs the
+// restarts that waited for it, or restarts the app if the reload ended
+// without a generation.
+func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *ReloadResult) {
+	if run != a.reload {
 		return
 	}
-	if a.gen == nil && a.restartTimer == nil {
-		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0)
+	a.reload = nil
+	a.lastReload = res
+	a.reloads[string(res.Result)]++
+	a.env.events().ReloadDone(a.cfg.Name, string(res.Result), res.Duration)
+	a.env.changed()
+	switch {
+	case a.state == StateStopping:
+		a.finishStop(ctx)
+	case len(a.restartWait) > 0:
+		waiting := a.restartWait
+		a.restartWait = nil
+		a.message = ""
+		a.restartNow(ctx, waiting)
+	case a.gen == nil && a.timer == nil:
+		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0, "")
 	}
 }
 
-// host implements reload.Host for one app.
+// host implements reload.Host for one app's reload run.
 type host struct {
 	a   *appOwner
 	ctx context.Context // the manager's: generations outlive the reload's ctx
+	run *reloadRun
 }
 
-func gen(g reload.Gen) *Generation { return g.(*Generation) }
+func asGen(g reload.Gen) generation { return g.(generation) }
 
 func (h *host) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
-	id := int(h.a.m.nextGen(h.a.cfg.Name))
-	g, err := h.a.m.spawn(h.ctx, h.a.cfg, id, dir, h.a.cfg.Reload.Strategy)
+	cfg := h.a.cfg
+	id := int(h.a.env.nextGen(cfg.Name))
+	g, err := h.a.env.spawnGen(h.ctx, cfg, id, dir, cfg.Reload.Strategy)
 	if err != nil {
 		return nil, err
 	}
+	h.run.add(g)
 	return g, nil
 }
 
-func (h *host) Ready(ctx context.Context, rg reload.Gen) error {
-	g := gen(rg)
+func (h *host) Ready(ctx context.Context, g reload.Gen) error {
 	passes := 1
 	if h.a.cfg.Health.Enabled {
 		passes = h.a.cfg.Health.HealthyAfter
 	}
-	return h.a.pollReady(ctx, g, passes)
+	return h.a.probe.ready(ctx, asGen(g), passes)
 }
 
-func (h *host) Commit(ctx context.Context, rg reload.Gen) error {
-	return h.a.send(ctx, request{kind: reqCommit, gen: gen(rg)})
+// Commit asks the owner to track g. Once the owner has the message its
+// answer is the verdict, whatever ctx does meanwhile: a commit it accepted
+// must never be reported (and undone) as failed.
+func (h *host) Commit(ctx context.Context, g reload.Gen) error {
+	m := commitMsg{call: newCall(), run: h.run, gen: asGen(g)}
+	if err := h.a.post(ctx, m); err != nil {
+		return err
+	}
+	return <-m.reply
 }
 
 func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
-	g := gen(rg)
+	g := asGen(rg)
 	_, err := g.Stop(ctx, h.a.stopSignal(), h.a.cfg.StopTimeout)
-	h.a.m.afterExit(g)
+	h.a.env.afterExit(g)
 	return err
 }
 
@@ -181,7 +268,7 @@ func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 // either is KILLed after five seconds (workers still importing the app
 // ignore TERM).
 func (h *host) Abort(rg reload.Gen) error {
-	g := gen(rg)
+	g := asGen(rg)
 	sig := h.a.stopSignal()
 	if h.a.cfg.Kind == config.KindGunicorn {
 		sig = syscall.SIGTERM
@@ -192,40 +279,51 @@ func (h *host) Abort(rg reload.Gen) error {
 		defer stop()
 	}
 	_, err := g.Stop(h.ctx, sig, 5*time.Second)
-	h.a.m.afterExit(g)
+	h.a.env.afterExit(g)
 	return err
 }
 
-func (h *host) Dir(rg reload.Gen) string { return gen(rg).Dir }
+func (h *host) Dir(g reload.Gen) string { return asGen(g).Info().Dir }
 
-func (h *host) Tail(rg reload.Gen) []string { return gen(rg).Tail() }
+func (h *host) Tail(g reload.Gen) []string { return asGen(g).Tail() }
+
+// USR2 implements reload.Host through the Manager's USR2 mechanics.
+func (h *host) USR2(ctx context.Context, old reload.Gen) (reload.Gen, error) {
+	g, err := h.a.env.usr2(ctx, h.a, asGen(old))
+	if g == nil {
+		return nil, err
+	}
+	h.run.add(g)
+	return g, err
+}
+
+// usr2Host runs Gunicorn's USR2 re-exec for one app.
+type usr2Host struct {
+	m   *Manager
+	cfg *config.App
+}
 
 // USR2 sends USR2 to old's master, finds the new master through its pidfile
 // ("<pidfile>.2"), and waits until it runs every worker with the app booted.
 // The new master is the old one's child until the old one exits; the reaper
 // adopts it then. A non-nil Gen with an error is a new master to abort.
-func (h *host) USR2(ctx context.Context, rold reload.Gen) (reload.Gen, error) {
-	old := gen(rold)
+func (h *usr2Host) USR2(ctx context.Context, old *Generation) (*Generation, error) {
 	newPID, err := gunicorn.USR2(ctx, gunicorn.Master{PID: old.PID, Pidfile: old.Pidfile, Gone: gone(old), Signal: old.Signal})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", old, err)
 	}
-	id := int(h.a.m.nextGen(h.a.cfg.Name))
-	g := adoptGeneration(h.a.m.reaper, old, id, newPID)
-	h.a.m.logger.Info("usr2 master", "app", h.a.cfg.Name, "generation", id, "pid", newPID, "dir", g.Dir)
+	id := int(h.m.nextGen(h.cfg.Name))
+	g := adoptGeneration(h.m.reaper, old, id, newPID)
+	h.m.logger.Info("usr2 master", "app", h.cfg.Name, "generation", id, "pid", newPID, "dir", g.Dir)
 	// A re-exec runs where the old master was started (Gunicorn takes $PWD
-	// only if it named the same directory then): only a generation started
-	// for strategy usr2 while the link pointed at its release follows the
-	// link to a newly deployed one (Generation.FollowsLink). Another would
-	// re-exec its own release again while the old code kept serving: refuse.
-	if h.a.cfg.Directory != "" && g.Dir != "" {
-		if release, err := resolveDir(h.a.cfg.Directory); err == nil && g.Dir != release {
-			return g, fmt.Errorf("the new master runs in %s, not in %s (where %s points): %s was not started from the link (strategy swap, or a rollback started while the link pointed elsewhere), so its re-exec does not follow it; reload with --strategy swap",
-				g.Dir, release, h.a.cfg.Directory, old)
-		}
+	// only if it named the same directory then): a new master that does not
+	// run the link's release would serve the old code; refuse it.
+	if f := linkFacts(h.cfg, g.Dir, false); g.Dir != "" && !f.Reaches() {
+		return g, fmt.Errorf("the new master runs in %s, not in %s (where %s points): %s was not started from the link (strategy swap, or a rollback started while the link pointed elsewhere), so its re-exec does not follow it; reload with --strategy swap",
+			g.Dir, f.LinkTarget, f.Link, old)
 	}
 	both := func() error { return errors.Join(gone(g)(), gone(old)()) }
-	return g, gunicorn.AwaitBooted(ctx, g.PID, h.a.cfg.Workers, h.a.cfg.Reload.Timeout, both)
+	return g, gunicorn.AwaitBooted(ctx, g.PID, h.cfg.Workers, h.cfg.Reload.Timeout, both)
 }
 
 // gone returns a check that fails, naming the exit, once g has exited.

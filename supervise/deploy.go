@@ -1,0 +1,44 @@
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// pointLink atomically points the symlink link at target (a new link is
+// written beside it, then renamed over it) and returns the previous target.
+// link must already be a symlink: a directory is never replaced.
+func pointLink(link, target string) (previous string, err error) {
+	st, err := os.Lstat(link)
+	if err != nil {
+		return "", fmt.Errorf("deploy: %w", err)
+	}
+	if st.Mode()&os.ModeSymlink == 0 {
+		return "", fmt.Errorf("deploy: %s is not a symlink; deploy needs `directory` to be a link such as /srv/web/current", link)
+	}
+	previous, err = os.Readlink(link)
+	if err != nil {
+		return "", fmt.Errorf("deploy: %w", err)
+	}
+	tst, err := os.Stat(target)
+	if err != nil {
+		return "", fmt.Errorf("deploy: release %w", err)
+	}
+	if !tst.IsDir() {
+		return "", fmt.Errorf("deploy: release %s is not a directory", target)
+	}
+	tmp := filepath.Join(filepath.Dir(link), "."+filepath.Base(link)+".deploy-tmp")
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("deploy: %w", err)
+	}
+	if err := os.Symlink(target, tmp); err != nil {
+		return "", fmt.Errorf("deploy: %w", err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		_ = os.Remove(tmp) // best effort; the rename error is the one to report
+		return "", fmt.Errorf("deploy: %w", err)
+	}
+	return previous, nil
+}

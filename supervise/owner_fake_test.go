@@ -1,0 +1,392 @@
+package supervise
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/config"
+)
+
+// fakeGen is a generation whose exit the test decides. By default it exits
+// 0 when signalled (a well-behaved process); a stubborn one ignores signals
+// until the test calls exit, or Kill.
+type fakeGen struct {
+	id       int
+	started  time.Time
+	done     chan struct{}
+	once     sync.Once
+	exit     ExitInfo
+	stubborn bool
+	// verdict receives the readiness verdict the fake prober returns for it.
+	verdict chan error
+
+	mu      sync.Mutex
+	signals []syscall.Signal
+}
+
+func (g *fakeGen) finish(info ExitInfo) {
+	g.once.Do(func() {
+		g.exit = info
+		close(g.done)
+	})
+}
+
+// crash ends the generation with exit code code.
+func (g *fakeGen) crash(code int) { g.finish(ExitInfo{Code: code, Time: time.Now()}) }
+
+func (g *fakeGen) Done() <-chan struct{} { return g.done }
+func (g *fakeGen) Exit() ExitInfo        { <-g.done; return g.exit }
+func (g *fakeGen) Exited() bool {
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (g *fakeGen) Signal(sig syscall.Signal) error {
+	g.mu.Lock()
+	g.signals = append(g.signals, sig)
+	stubborn := g.stubborn
+	g.mu.Unlock()
+	if !stubborn {
+		g.finish(ExitInfo{Time: time.Now()})
+	}
+	return nil
+}
+
+// yield makes a stubborn generation exit on its next signal.
+func (g *fakeGen) yield() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stubborn = false
+}
+
+func (g *fakeGen) signalled() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.signals) > 0
+}
+
+func (g *fakeGen) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (ExitInfo, error) {
+	if err := g.Signal(sig); err != nil {
+		return ExitInfo{}, err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-g.done:
+	case <-t.C:
+		g.Kill()
+	case <-ctx.Done():
+		g.Kill()
+	}
+	return g.Exit(), nil
+}
+
+func (g *fakeGen) Kill() {
+	g.finish(ExitInfo{Code: -1, Signal: int(syscall.SIGKILL), Time: time.Now()})
+}
+func (g *fakeGen) Workers() []int     { return nil }
+func (g *fakeGen) Tail() []string     { return nil }
+func (g *fakeGen) String() string     { return fmt.Sprintf("fake generation %d", g.id) }
+func (g *fakeGen) ExitReason() string { return g.Exit().String() }
+func (g *fakeGen) Info() GenInfo {
+	return GenInfo{ID: g.id, PID: 100000 + g.id, Started: g.started, Dir: "/srv/release"}
+}
+
+// fakeEnv is the Manager and prober of one owner under test: it spawns
+// fakeGens and hands each to the test on spawned.
+type fakeEnv struct {
+	t         *testing.T
+	spawned   chan *fakeGen
+	mu        sync.Mutex
+	all       []*fakeGen
+	stubborn  bool  // new generations ignore signals
+	spawnErr  error // spawn fails
+	healthErr error
+	seq       int
+	reloads   []string
+}
+
+func newFakeEnv(t *testing.T) *fakeEnv {
+	return &fakeEnv{t: t, spawned: make(chan *fakeGen, 100)}
+}
+
+func (e *fakeEnv) spawnGen(_ context.Context, _ *config.App, id int, _ string, _ config.Strategy) (generation, error) {
+	return e.newGen(id)
+}
+
+// newGen makes a generation and hands it to the test.
+func (e *fakeEnv) newGen(id int) (generation, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.spawnErr != nil {
+		return nil, e.spawnErr
+	}
+	g := &fakeGen{id: id, started: time.Now(), done: make(chan struct{}), stubborn: e.stubborn, verdict: make(chan error, 1)}
+	e.all = append(e.all, g)
+	e.spawned <- g
+	return g, nil
+}
+
+func (e *fakeEnv) nextGen(string) int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seq++
+	return int64(e.seq)
+}
+
+func (e *fakeEnv) afterExit(generation)                {}
+func (e *fakeEnv) changed()                            {}
+func (e *fakeEnv) appReady()                           {}
+func (e *fakeEnv) appExited(string, ExitInfo)          {}
+func (e *fakeEnv) statsdAddr(string) string            { return "" }
+func (e *fakeEnv) listeners(string) []ListenerSnapshot { return nil }
+func (e *fakeEnv) log() *slog.Logger                   { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func (e *fakeEnv) events() Observer                    { return NopObserver{} }
+
+// usr2 re-execs in place: a new generation that has booted at once.
+func (e *fakeEnv) usr2(context.Context, *appOwner, generation) (generation, error) {
+	return e.newGen(int(e.nextGen("")))
+}
+
+// live lists the generations that have not exited.
+func (e *fakeEnv) live() []*fakeGen {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []*fakeGen
+	for _, g := range e.all {
+		if !g.Exited() {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func (e *fakeEnv) setHealth(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.healthErr = err
+}
+
+// started and ready wait for the verdict the test sends on g.verdict.
+func (e *fakeEnv) started(ctx context.Context, g generation) error { return e.ready(ctx, g, 1) }
+
+func (e *fakeEnv) ready(ctx context.Context, g generation, _ int) error {
+	fg := g.(*fakeGen)
+	select {
+	case err := <-fg.verdict:
+		return err
+	case <-fg.done:
+		return fmt.Errorf("exited: %s", fg.Exit())
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (e *fakeEnv) check(context.Context, generation) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.healthErr
+}
+
+// testApp is a process app with millisecond timings.
+func testApp() *config.App {
+	return &config.App{
+		Name:         "web",
+		Kind:         config.KindProcess,
+		Restart:      config.RestartAlways,
+		StopSignal:   syscall.SIGTERM,
+		StopTimeout:  2 * time.Second,
+		StartTimeout: 2 * time.Second,
+		Backoff:      config.Backoff{Initial: time.Millisecond, Max: 4 * time.Millisecond, StableAfter: time.Hour, CrashWindow: time.Hour, CrashLimit: 3},
+		Reload:       config.Reload{Strategy: config.StrategySwap, Timeout: 5 * time.Second},
+		Health:       config.Health{Interval: time.Hour, HealthyAfter: 1, UnhealthyAfter: 2},
+	}
+}
+
+// ownerRig is one owner running on a fakeEnv.
+type ownerRig struct {
+	t   *testing.T
+	env *fakeEnv
+	a   *appOwner
+	ctx context.Context
+}
+
+// startRig runs an owner for cfg; the test's cleanup stops it and checks
+// that nothing it started still runs.
+func startRig(t *testing.T, cfg *config.App) *ownerRig {
+	t.Helper()
+	env := newFakeEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &ownerRig{t: t, env: env, a: newOwner(env, env, cfg), ctx: ctx}
+	go r.a.run(ctx)
+	t.Cleanup(func() {
+		for _, g := range env.live() {
+			g.yield()
+		}
+		if err := r.a.send(ctx, stopMsg{newCall()}); err != nil {
+			t.Errorf("final stop: %v", err)
+		}
+		if live := env.live(); len(live) > 0 {
+			t.Errorf("after the final stop, %d generations still run: %v", len(live), live)
+		}
+		cancel()
+		<-r.a.exited
+	})
+	return r
+}
+
+// do sends m and returns the reply (within a second).
+func (r *ownerRig) do(m message) error {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+	defer cancel()
+	return r.a.send(ctx, m)
+}
+
+// async sends m in the background; the channel gets the reply.
+func (r *ownerRig) async(m message) <-chan error {
+	out := make(chan error, 1)
+	go func() { out <- r.a.send(r.ctx, m) }()
+	return out
+}
+
+// next returns the next spawned generation (within a second).
+func (r *ownerRig) next() *fakeGen {
+	r.t.Helper()
+	select {
+	case g := <-r.env.spawned:
+		return g
+	case <-time.After(2 * time.Second):
+		r.t.Fatal("no generation spawned")
+		return nil
+	}
+}
+
+// noSpawn fails if a generation is spawned within d.
+func (r *ownerRig) noSpawn(d time.Duration) {
+	r.t.Helper()
+	select {
+	case g := <-r.env.spawned:
+		r.t.Fatalf("unexpected spawn of %s", g)
+	case <-time.After(d):
+	}
+}
+
+// snap returns the owner's snapshot once everything sent before was handled.
+func (r *ownerRig) snap() AppSnapshot {
+	r.t.Helper()
+	// The owner publishes after each message, before taking the next one.
+	for range 2 {
+		if err := r.do(pingMsg{newCall()}); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return *r.a.snap.Load()
+}
+
+// waitFor polls the snapshot until cond holds (within two seconds).
+func (r *ownerRig) waitFor(what string, cond func(AppSnapshot) bool) AppSnapshot {
+	r.t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		s := r.snap()
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("waiting for %s: state %s gen %d reloading %v message %q", what, s.State, s.Generation, s.Reloading, s.Message)
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+func (r *ownerRig) waitState(st State) AppSnapshot {
+	r.t.Helper()
+	return r.waitFor("state "+st.String(), func(s AppSnapshot) bool { return s.State == st })
+}
+
+// known asks the owner which generations it accounts for.
+func (r *ownerRig) known() []generation {
+	r.t.Helper()
+	var out []generation
+	if err := r.do(accountMsg{call: newCall(), out: &out}); err != nil {
+		r.t.Fatal(err)
+	}
+	return out
+}
+
+// checkInvariant fails unless every live generation is one the owner
+// accounts for (tracked, a reload's, or retiring). A reload registers its
+// new generation just after the spawn returns, so the check polls briefly.
+func (r *ownerRig) checkInvariant() {
+	r.t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for {
+		stray := r.strays()
+		if len(stray) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("generations run that the owner does not know: %v (known: %v)", stray, r.known())
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// strays lists live generations the owner does not account for.
+func (r *ownerRig) strays() []*fakeGen {
+	live := r.env.live() // before known: a generation spawned meanwhile is not listed
+	known := r.known()
+	var out []*fakeGen
+	for _, g := range live {
+		if !slices.Contains(known, generation(g)) && !g.Exited() {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// running starts the app and makes its first generation ready.
+func (r *ownerRig) running() *fakeGen {
+	r.t.Helper()
+	if err := r.do(startMsg{newCall()}); err != nil {
+		r.t.Fatal(err)
+	}
+	g := r.next()
+	g.verdict <- nil
+	r.waitState(StateRunning)
+	return g
+}
+
+// waitExit waits until g has exited.
+func waitExit(t *testing.T, g *fakeGen) {
+	t.Helper()
+	select {
+	case <-g.done:
+	case <-time.After(2 * time.Second):
+		t.Fatalf("%s did not exit", g)
+	}
+}
+
+// reply waits for an async reply.
+func reply(t *testing.T, ch <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(2 * time.Second):
+		t.Fatal("no reply")
+		return nil
+	}
+}

@@ -1,0 +1,152 @@
+package supervise
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"syscall"
+	"time"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/health"
+)
+
+// generation is one started instance of an app as its owner uses it.
+// *Generation satisfies it; the owner's unit tests use a fake whose exit the
+// test decides.
+type generation interface {
+	// Done is closed once the main process has exited; Exit is valid then.
+	Done() <-chan struct{}
+	Exit() ExitInfo
+	Exited() bool
+	// Signal sends sig to the main process (nil once it has exited).
+	Signal(sig syscall.Signal) error
+	// Stop sends sig, waits up to timeout (or ctx), then kills; see Generation.Stop.
+	Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (ExitInfo, error)
+	// Kill sends SIGKILL to the main process and its descendants.
+	Kill()
+	// Info describes it for snapshots, logs and health checks.
+	Info() GenInfo
+	// Workers lists the live children of the main process.
+	Workers() []int
+	// Tail returns its last output lines.
+	Tail() []string
+	String() string
+	ExitReason() string
+}
+
+// GenInfo is what the owner reads of a generation.
+type GenInfo struct {
+	ID      int
+	PID     int
+	Started time.Time
+	// Dir is the release directory it runs in.
+	Dir string
+	// ProbeAddr is its private health-check listener ("" for none).
+	ProbeAddr string
+	// FollowsLink: a USR2 re-exec of it runs in the release the link points at.
+	FollowsLink bool
+}
+
+// Info implements generation.
+func (g *Generation) Info() GenInfo {
+	return GenInfo{ID: g.ID, PID: g.PID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, FollowsLink: g.FollowsLink}
+}
+
+// spawner starts generations of an app.
+type spawner interface {
+	// spawnGen forks generation id of app in release dir ("" resolves the
+	// app's directory now); the generation is prepared for strategy's reloads.
+	spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy config.Strategy) (generation, error)
+}
+
+// ownerEnv is everything an app owner needs from the Manager.
+type ownerEnv interface {
+	spawner
+	// nextGen allocates the app's next generation number.
+	nextGen(app string) int64
+	// afterExit tidies up after a generation's main process exited.
+	afterExit(g generation)
+	// changed, appReady and appExited wake the daemon (never block).
+	changed()
+	appReady()
+	appExited(app string, info ExitInfo)
+	// statsdAddr is the app's statsd bridge address ("" for none).
+	statsdAddr(app string) string
+	// listeners describes the app's held sockets.
+	listeners(app string) []ListenerSnapshot
+	// usr2 implements the USR2 step of a reload (Gunicorn apps only).
+	usr2(ctx context.Context, a *appOwner, old generation) (generation, error)
+	log() *slog.Logger
+	events() Observer
+}
+
+// prober decides whether a generation serves.
+type prober interface {
+	// ready returns nil once g serves and passed the health check passes
+	// consecutive times, or an error when g exits or ctx ends first.
+	ready(ctx context.Context, g generation, passes int) error
+	// started is ready after a start: one pass, bounded by start_timeout.
+	started(ctx context.Context, g generation) error
+	// check runs one health check of g.
+	check(ctx context.Context, g generation) error
+}
+
+// managerEnv is the Manager seen through ownerEnv.
+type managerEnv struct{ m *Manager }
+
+func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy config.Strategy) (generation, error) {
+	g, err := e.m.spawn(ctx, app, id, dir, strategy)
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (e managerEnv) nextGen(app string) int64 { return e.m.nextGen(app) }
+
+func (e managerEnv) afterExit(g generation) {
+	if pg, ok := g.(*Generation); ok {
+		e.m.afterExit(pg)
+	}
+}
+
+func (e managerEnv) changed()                            { e.m.changed() }
+func (e managerEnv) appReady()                           { e.m.appReady() }
+func (e managerEnv) appExited(app string, info ExitInfo) { e.m.appExited(app, info) }
+func (e managerEnv) statsdAddr(app string) string        { return e.m.statsdAddr(app) }
+func (e managerEnv) log() *slog.Logger                   { return e.m.logger }
+func (e managerEnv) events() Observer                    { return e.m.observer }
+
+func (e managerEnv) listeners(app string) []ListenerSnapshot {
+	var out []ListenerSnapshot
+	for _, s := range e.m.sockets[app] {
+		out = append(out, listenerSnapshot(s))
+	}
+	return out
+}
+
+func (e managerEnv) usr2(ctx context.Context, a *appOwner, old generation) (generation, error) {
+	pg, ok := old.(*Generation)
+	if !ok {
+		return nil, fmt.Errorf("app %s: usr2: %s is not a process of this supervisor", a.cfg.Name, old)
+	}
+	g, err := (&usr2Host{m: e.m, cfg: a.cfg}).USR2(ctx, pg)
+	if g == nil {
+		return nil, err
+	}
+	return g, err
+}
+
+// healthProber checks generations with the app's configured health check.
+type healthProber struct {
+	cfg      *config.App
+	checker  *health.Checker
+	observer Observer
+}
+
+var (
+	_ generation = (*Generation)(nil)
+	_ ownerEnv   = managerEnv{}
+	_ prober     = (*healthProber)(nil)
+)
