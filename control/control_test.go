@@ -57,7 +57,7 @@ func serve(t testing.TB, b Backend) (*Server, string) {
 }
 
 // serveLimited serves b on a fresh socket with the limits lim.
-func serveLimited(t *testing.T, b Backend, lim Limits) (*Server, string) {
+func serveLimited(t testing.TB, b Backend, lim Limits) (*Server, string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "ctl")
 	if err != nil {
