@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -49,6 +50,7 @@ func fixture(t testing.TB) string {
 		{"web.env", 0o644, "# comment\nexport A=1\nB='two words'\n"},
 		{"bad.env", 0o644, "GOOD=1\n1BAD=2\nnot an assignment\n"},
 		{"web-config.yml", 0o644, "{}\n"},
+		{"nul.env", 0o644, "A=1\nB=x\x00y\n"},
 	}
 	for _, f := range files {
 		p := filepath.Join(dir, f.path)
@@ -99,7 +101,7 @@ args = ["--timeout", "30", "--statsd-host=localhost:8125"]
 listen = [
   "tcp://127.0.0.1:8000",
   "tcp://[::1]:8000",
-  "unix:///run/web//web.sock",
+  "unix://$TMP/app//web.sock",
   "systemd:web",
   "tcp://127.0.0.1:0",
   "tcp://localhost:0",
@@ -157,9 +159,11 @@ reload.strategy = "swap"
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	unix := func(raw, addr string) Listener {
-		return Listener{Raw: raw, Network: NetUnix, Address: addr, Mode: 0o600, Owner: "root", Group: "0", Backlog: 128}
+	at := func(l Listener, line, i int, app string) Listener {
+		l.File, l.Line, l.Key = path, line, fmt.Sprintf("app.%s.listen[%d]", app, i)
+		return l
 	}
+	web := func(i int, l Listener) Listener { return at(l, 19, i, "web") }
 	want := &Config{
 		Path: path,
 		Supervisor: Supervisor{
@@ -182,12 +186,13 @@ reload.strategy = "swap"
 				Workers:    2,
 				Args:       []string{"--timeout", "30", "--statsd-host=localhost:8125"},
 				Listen: []Listener{
-					{Raw: "tcp://127.0.0.1:8000", Network: NetTCP, Address: "127.0.0.1:8000", Backlog: 128},
-					{Raw: "tcp://[::1]:8000", Network: NetTCP, Address: "[::1]:8000", Backlog: 128},
-					unix("unix:///run/web//web.sock", "/run/web/web.sock"),
-					{Raw: "systemd:web", Network: NetSystemd, Address: "web", Backlog: 128},
-					{Raw: "tcp://127.0.0.1:0", Network: NetTCP, Address: "127.0.0.1:0", Backlog: 128},
-					{Raw: "tcp://localhost:0", Network: NetTCP, Address: "localhost:0", Backlog: 128},
+					web(0, Listener{Raw: "tcp://127.0.0.1:8000", Network: NetTCP, Address: "127.0.0.1:8000", Backlog: 128}),
+					web(1, Listener{Raw: "tcp://[::1]:8000", Network: NetTCP, Address: "[::1]:8000", Backlog: 128}),
+					web(2, Listener{Raw: "unix://" + dir + "/app//web.sock", Network: NetUnix, Address: dir + "/app/web.sock",
+						Mode: 0o600, Owner: "root", Group: "0", Backlog: 128}),
+					web(3, Listener{Raw: "systemd:web", Network: NetSystemd, Address: "web", Backlog: 128}),
+					web(4, Listener{Raw: "tcp://127.0.0.1:0", Network: NetTCP, Address: "127.0.0.1:0", Backlog: 128}),
+					web(5, Listener{Raw: "tcp://localhost:0", Network: NetTCP, Address: "localhost:0", Backlog: 128}),
 				},
 				Env:          map[string]string{"FLASK_DEBUG": "0", "WITH SPACE": "x"},
 				EnvFile:      dir + "/web.env",
@@ -226,7 +231,7 @@ reload.strategy = "swap"
 				Directory:    dir + "/app",
 				Command:      []string{dir + "/app/wsgi.py"},
 				Identity:     rootIdentity(),
-				Listen:       []Listener{{Raw: "tcp://0.0.0.0:9000", Network: NetTCP, Address: "0.0.0.0:9000", Backlog: DefaultBacklog}},
+				Listen:       []Listener{at(Listener{Raw: "tcp://0.0.0.0:9000", Network: NetTCP, Address: "0.0.0.0:9000", Backlog: DefaultBacklog}, 70, 0, `"a.b-c_1"`)},
 				Restart:      RestartAlways,
 				StopSignal:   syscall.SIGTERM,
 				StopTimeout:  DefaultStopTimeout,
@@ -294,13 +299,14 @@ listen = ["unix:///run/web.sock"]
 			RunDir:          DefaultRunDir,
 		},
 		Apps: []*App{{
-			Name:         "web",
-			Kind:         KindGunicorn,
-			Line:         2,
-			Virtualenv:   dir + "/venv",
-			Directory:    dir,
-			WSGI:         "app:app",
-			Listen:       []Listener{{Raw: "unix:///run/web.sock", Network: NetUnix, Address: "/run/web.sock", Mode: 0o660, Backlog: 2048}},
+			Name:       "web",
+			Kind:       KindGunicorn,
+			Line:       2,
+			Virtualenv: dir + "/venv",
+			Directory:  dir,
+			WSGI:       "app:app",
+			Listen: []Listener{{Raw: "unix:///run/web.sock", Network: NetUnix, Address: "/run/web.sock", Mode: 0o660, Backlog: 2048,
+				File: path, Line: 6, Key: "app.web.listen[0]"}},
 			Identity:     rootIdentity(),
 			Restart:      RestartAlways,
 			StopSignal:   syscall.SIGTERM,
@@ -417,6 +423,36 @@ stable_after = "10"
 [app.web.health]
 interval = "1 s"
 `},
+		{"tiny_durations", web + `backoff_initial = "1ns"
+backoff_max = "1ns"
+stop_timeout = "9ms"
+crash_window = "10ms"
+[app.web.reload]
+timeout = "1ns"
+[app.web.health]
+interval = "1ns"
+timeout = "1us"
+`},
+		{"count_ceilings", web + "workers = 1025\nbacklog = 65536\ncrash_limit = 1001\n[app.web.health]\nhealthy_after = 101\nunhealthy_after = 100\n"},
+		{"listen_places", `
+[app.web]
+virtualenv = "$TMP/venv"
+wsgi = "app:app"
+listen = ["unix://$TMP/nodir/web.sock", "unix://$TMP/web.env", "unix://$TMP/app", "tcp://127.0.0.1:8000", "tcp://localhost:8000", "tcp://0.0.0.0:9000", "tcp://[::]:9000"]
+[app.api]
+virtualenv = "$TMP/venv"
+wsgi = "api:app"
+listen = ["tcp://localhost:8001", "tcp://127.0.0.1:9000", "tcp://[::ffff:127.0.0.1]:8000", "tcp://[::1]:9001", "tcp://127.0.0.1:9001", "tcp://0.0.0.0:9001"]
+[app.other]
+virtualenv = "$TMP/venv"
+wsgi = "other:app"
+listen = ["tcp://127.0.0.1:8001", "tcp://[::]:9001", "unix://$TMP/app/web.sock"]
+[app.linked]
+kind = "process"
+command = ["tool"]
+listen = ["unix://$TMP/current/web.sock"]
+`},
+		{"envfile_nul", web + "env_file = \"nul.env\"\n"},
 		{"backoff_order", web + "backoff_initial = \"1m\"\n"},
 		{"bad_numbers", web + "workers = -1\nbacklog = 0\ncrash_limit = 0\n[app.web.health]\nhealthy_after = 0\nunhealthy_after = 99999999999\n"},
 		{"missing_virtualenv", `
@@ -463,7 +499,7 @@ listen = ["tcp://127.0.0.1:8002"]
 allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "app:app"
-listen = ["tcp://127.0.0.1:8000", "tcp://127.000.0.1:8000", "unix:///run/a/../web.sock", "unix:///run/web.sock", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"]
+listen = ["tcp://127.0.0.1:8000", "tcp://127.000.0.1:8000", "unix://$TMP/a/../web.sock", "unix://$TMP/web.sock", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"]
 [app.api]
 allow_root = true
 virtualenv = "$TMP/venv"
@@ -473,7 +509,7 @@ listen = ["tcp://127.0.0.1:08000", "systemd:api", "systemd:api", "tcp://[::1]:80
 allow_root = true
 kind = "process"
 command = ["tool"]
-listen = ["tcp://[0:0::1]:8000", "systemd:api", "unix:///run//web.sock"]
+listen = ["tcp://[0:0::1]:8000", "systemd:api", "unix://$TMP//web.sock"]
 `},
 		{"bad_listen", `
 [app.web]
@@ -665,24 +701,27 @@ func TestParseListen(t *testing.T) {
 		raw     string
 		network Network
 		address string
-		dup     string
+		bind    string // TCPAddr, for TCP
 		bad     bool
 	}{
-		{raw: "tcp://127.0.0.1:8000", network: NetTCP, address: "127.0.0.1:8000", dup: "tcp:127.0.0.1:8000"},
-		{raw: "tcp://[::1]:80", network: NetTCP, address: "[::1]:80", dup: "tcp:[::1]:80"},
-		{raw: "tcp://[0:0::1]:0080", network: NetTCP, address: "[::1]:80", dup: "tcp:[::1]:80"},
-		{raw: "tcp://localhost:8000", network: NetTCP, address: "localhost:8000", dup: "tcp:localhost:8000"},
-		{raw: "tcp://0.0.0.0:0", network: NetTCP, address: "0.0.0.0:0", dup: ""},
-		{raw: "tcp://[fe80::1%lo]:80", network: NetTCP, address: "[fe80::1%lo]:80", dup: "tcp:[fe80::1%lo]:80"},
-		{raw: "unix:///run/x/../web.sock", network: NetUnix, address: "/run/web.sock", dup: "unix:/run/web.sock"},
-		{raw: "systemd:web", network: NetSystemd, address: "web", dup: "systemd:web"},
-		{raw: "systemd:007", network: NetSystemd, address: "7", dup: "systemd:7"},
+		{raw: "tcp://127.0.0.1:8000", network: NetTCP, address: "127.0.0.1:8000", bind: "127.0.0.1:8000"},
+		{raw: "tcp://[::1]:80", network: NetTCP, address: "[::1]:80", bind: "[::1]:80"},
+		{raw: "tcp://[0:0::1]:0080", network: NetTCP, address: "[::1]:80", bind: "[::1]:80"},
+		{raw: "tcp://localhost:8000", network: NetTCP, address: "localhost:8000", bind: "127.0.0.1:8000"},
+		{raw: "tcp://0.0.0.0:0", network: NetTCP, address: "0.0.0.0:0", bind: "0.0.0.0:0"},
+		{raw: "tcp://[fe80::1%lo]:80", network: NetTCP, address: "[fe80::1%lo]:80", bind: "[fe80::1%lo]:80"},
+		{raw: "unix:///run/x/../web.sock", network: NetUnix, address: "/run/web.sock"},
+		{raw: "systemd:web", network: NetSystemd, address: "web"},
+		{raw: "systemd:007", network: NetSystemd, address: "7"},
 		{raw: "tcp://127.0.0.1", bad: true},
 		{raw: "tcp://host.example:80", bad: true},
 		{raw: "tcp://127.0.0.1:-1", bad: true},
 		{raw: "tcp://127.0.0.1:99999", bad: true},
 		{raw: "unix://relative", bad: true},
 		{raw: "unix:///" + strings.Repeat("a", 107), bad: true},
+		{raw: "unix:///" + strings.Repeat("a", 100), network: NetUnix, address: "/" + strings.Repeat("a", 100)},
+		{raw: "unix:///" + strings.Repeat("a", 101), bad: true}, // its hidden name /.a….held is 108 bytes
+		{raw: "tcp://[::ffff:127.0.0.1]:80", network: NetTCP, address: "[::ffff:127.0.0.1]:80", bind: "127.0.0.1:80"},
 		{raw: "systemd:", bad: true},
 		{raw: "systemd:a b", bad: true},
 		{raw: "systemd:99999999999999999999", bad: true},
@@ -701,8 +740,14 @@ func TestParseListen(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseListen(%q): %v", tt.raw, err)
 			}
-			if l.Raw != tt.raw || l.Network != tt.network || l.Address != tt.address || l.dupKey() != tt.dup {
-				t.Errorf("got %+v dup %q, want %v %q dup %q", l, l.dupKey(), tt.network, tt.address, tt.dup)
+			if l.Raw != tt.raw || l.Network != tt.network || l.Address != tt.address {
+				t.Errorf("got %+v, want %v %q", l, tt.network, tt.address)
+			}
+			if l.Network == NetTCP {
+				ap, err := l.TCPAddr()
+				if err != nil || ap.String() != tt.bind {
+					t.Errorf("TCPAddr() = %v, %v; want %s", ap, err, tt.bind)
+				}
 			}
 		})
 	}

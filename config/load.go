@@ -46,6 +46,19 @@ const (
 	DefaultUnhealthyAfter             = 3
 )
 
+// Ceilings of the counts of an [app.NAME] table (see gunisup.toml(5)).
+const (
+	// MaxWorkers bounds workers: Gunicorn forks them all at each start.
+	MaxWorkers = 1024
+	// MaxBacklog bounds backlog: the kernel caps it at net.core.somaxconn.
+	MaxBacklog = 65535
+	// MaxCrashLimit bounds crash_limit.
+	MaxCrashLimit = 1000
+	// MaxHealthCount bounds healthy_after and unhealthy_after: at the
+	// shortest interval, 100 checks take a second.
+	MaxHealthCount = 100
+)
+
 // Load reads and validates the configuration file at path; see Parse.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -269,7 +282,7 @@ func appDirectory(t *table, a *App) {
 // Gunicorn app, an error for a process.
 func (p *parser) gunicornKeys(t *table, a *App, gunicorn, process bool) {
 	hasWSGI := t.str("wsgi", &a.WSGI)
-	hasWorkers := t.integer("workers", &a.Workers, 0)
+	hasWorkers := t.integer("workers", &a.Workers, 0, MaxWorkers)
 	hasArgs := t.strList("args", &a.Args)
 	switch {
 	case gunicorn:
@@ -356,7 +369,7 @@ func restartPolicy(t *table, a *App) {
 	}
 	t.duration("stable_after", &a.Backoff.StableAfter)
 	t.duration("crash_window", &a.Backoff.CrashWindow)
-	t.integer("crash_limit", &a.Backoff.CrashLimit, 1)
+	t.integer("crash_limit", &a.Backoff.CrashLimit, 1, MaxCrashLimit)
 }
 
 // has reports whether name is present, whatever its value.
@@ -443,7 +456,7 @@ func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 		}
 	}
 	backlog := DefaultBacklog
-	t.integer("backlog", &backlog, 1)
+	t.integer("backlog", &backlog, 1, MaxBacklog)
 
 	var raw []string
 	listOK := t.strList("listen", &raw)
@@ -455,24 +468,21 @@ func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 	}
 	if listOK {
 		key := t.key("listen")
-		seen := make(map[string]int)
 		for i, r := range raw {
 			l, err := parseListen(r)
 			if err != nil {
 				p.elemErrf(key, i, "invalid listen address %q: %v", r, err)
 				continue
 			}
-			if d := l.dupKey(); d != "" {
-				if j, dup := seen[d]; dup {
-					p.elemErrf(key, i, "%q duplicates %s[%d]", r, keyString(key), j)
+			l.File, l.Line, l.Key = p.file, p.line(key), elemKey(key, i)
+			if l.Network == NetUnix {
+				if err := checkUnixPlace(l); err != nil {
+					p.elemErrf(key, i, "%q: %v", r, err)
 					continue
 				}
-				seen[d] = i
-			}
-			l.Backlog = backlog
-			if l.Network == NetUnix {
 				l.Mode, l.Owner, l.Group, l.OwnerUID, l.GroupGID = mode, owner, group, uid, gid
 			}
+			l.Backlog = backlog
 			a.Listen = append(a.Listen, l)
 		}
 	}
@@ -582,8 +592,8 @@ func (p *parser) health(t *table, a *App, venvOK, hasListen bool) Health {
 	}
 	t.duration("interval", &h.Interval)
 	t.duration("timeout", &h.Timeout)
-	t.integer("healthy_after", &h.HealthyAfter, 1)
-	t.integer("unhealthy_after", &h.UnhealthyAfter, 1)
+	t.integer("healthy_after", &h.HealthyAfter, 1, MaxHealthCount)
+	t.integer("unhealthy_after", &h.UnhealthyAfter, 1, MaxHealthCount)
 	if t.boolean("restart_when_unhealthy", &h.RestartWhenUnhealthy) && h.RestartWhenUnhealthy && !h.Enabled {
 		t.errf("restart_when_unhealthy", "needs a health check (path, tcp or command)")
 	}
@@ -591,24 +601,24 @@ func (p *parser) health(t *table, a *App, venvOK, hasListen bool) Health {
 	return h
 }
 
-// crossChecks validates what spans apps: duplicate listeners and exit_with.
+// crossChecks validates what spans listeners and apps: listeners that
+// cannot all be bound (see claims) and exit_with.
 func (p *parser) crossChecks(cfg *Config) {
-	type owner struct {
-		app string
-		i   int
-	}
-	seen := make(map[string]owner)
+	c := newClaims()
+	owner := map[string]string{} // listener key -> app name
 	for _, a := range cfg.Apps {
-		for i, l := range a.Listen {
-			d := l.dupKey()
-			if d == "" {
-				continue
+		for _, l := range a.Listen {
+			owner[l.Key] = a.Name
+			prev, same, conflict := c.claim(l)
+			switch {
+			case !conflict:
+			case same && owner[prev.Key] == a.Name:
+				p.errs.add(l.errorf("%q duplicates %s", l.Raw, prev.Key))
+			case same:
+				p.errs.add(l.errorf("%q is also a listen address of app %q (%s)", l.Raw, owner[prev.Key], prev.Raw))
+			default:
+				p.errs.add(l.errorf("%q overlaps %q of app %q: a wildcard address and another one on the same port cannot both be bound", l.Raw, prev.Raw, owner[prev.Key]))
 			}
-			if o, dup := seen[d]; dup && o.app != a.Name {
-				p.elemErrf(append(a.key(), "listen"), i, "%q is also a listen address of app %q", l.Raw, o.app)
-				continue
-			}
-			seen[d] = owner{a.Name, i}
 		}
 	}
 	if ew := cfg.Supervisor.ExitWith; ew != "" && cfg.App(ew) == nil && len(cfg.Apps) > 0 {
@@ -630,8 +640,6 @@ func validAppName(name string) bool {
 	}
 	return true
 }
-
-func (a *App) key() []string { return []string{"app", a.Name} }
 
 // parseSignal maps a stop_signal name, with or without SIG, to a signal.
 func parseSignal(s string) (syscall.Signal, bool) {

@@ -267,6 +267,12 @@ type Listener struct {
 	GroupGID int
 	// Backlog is the listen(2) backlog (app key backlog, default 2048).
 	Backlog int
+	// File, Line and Key say where the listener is written (the
+	// configuration file, the line of the listen key, "app.web.listen[1]"),
+	// so that a failure to bind it names them; see Wrap.
+	File string
+	Line int
+	Key  string
 }
 
 // GunicornBin returns the executable that starts a Gunicorn app: Command[0]

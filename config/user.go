@@ -176,11 +176,11 @@ func (p *parser) limits(t *table, a *App) {
 		l.Umask = &m
 	}
 	var n int
-	if t.intRange("nice", &n, -20, 19) {
+	if t.integer("nice", &n, -20, 19) {
 		l.Nice = &n
 	}
 	var oom int
-	if t.intRange("oom_score_adjust", &oom, -1000, 1000) {
+	if t.integer("oom_score_adjust", &oom, -1000, 1000) {
 		l.OOMScoreAdj = &oom
 	}
 	if rt := t.sub("rlimits"); rt != nil {
@@ -239,25 +239,6 @@ func (t *table) octal(name string, dst *os.FileMode) bool {
 		return false
 	}
 	*dst = os.FileMode(n)
-	return true
-}
-
-// intRange reads an integer between lo and hi inclusive.
-func (t *table) intRange(name string, dst *int, lo, hi int) bool {
-	v, ok := t.get(name)
-	if !ok {
-		return false
-	}
-	n, ok := v.(int64)
-	if !ok {
-		t.typeErr(name, "integer", v)
-		return false
-	}
-	if n < int64(lo) || n > int64(hi) {
-		t.errf(name, "must be between %d and %d, got %d", lo, hi, n)
-		return false
-	}
-	*dst = int(n)
 	return true
 }
 

@@ -180,5 +180,8 @@ func (m *Manager) adoptHandedOver(app string, g *GenHandover) *Generation {
 	}
 	gen := newGeneration(app, g.ID, g.PID, exitCh, t, eof)
 	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID, gen.outFD = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID, g.OutFD
+	if gen.Pidfile != "" {
+		m.removePidfilesAtExit(gen)
+	}
 	return gen
 }

@@ -135,6 +135,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	g.outFD = p[0]
 	if app.Kind == config.KindGunicorn {
 		g.Pidfile = m.pidfile(app, id)
+		m.removePidfilesAtExit(g)
 		g.socks = m.sockets[app.Name]
 		// buildSpec set PWD = app.Directory for usr2; Gunicorn keeps it only
 		// if it names the directory the generation starts in.
@@ -148,4 +149,18 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	}
 	m.logger.Info("started", "app", app.Name, "generation", id, "pid", pid, "dir", dir, "argv", strings.Join(spec.Argv, " "))
 	return g, nil
+}
+
+// removePidfilesAtExit removes g's pidfiles from run_dir once g has
+// exited, where they still name its master (gunicorn.RemovePidfiles): a
+// killed or crashed master leaves them behind. Call it once g.Pidfile is
+// set.
+func (m *Manager) removePidfilesAtExit(g *Generation) {
+	pidfile, pid := g.Pidfile, g.PID
+	go func() {
+		<-g.Done()
+		if err := gunicorn.RemovePidfiles(pidfile, pid); err != nil {
+			m.logger.Warn("pidfile of an exited master left in run_dir", "app", g.App, "generation", g.ID, "err", err)
+		}
+	}()
 }

@@ -1,9 +1,11 @@
 package upgrade
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/proc"
 )
 
 func testConfig(t *testing.T, text string) (*config.Config, string) {
@@ -124,5 +127,70 @@ func TestCheck(t *testing.T) {
 	}
 	if _, err := Check(cfgPath, "", "v2"); !errors.Is(err, ErrConfig) {
 		t.Errorf("Check without -state: %v, want ErrConfig", err)
+	}
+}
+
+// TestDryRunRemovesCheckFile: a dry run that fails, because the new binary
+// refuses or because the state file cannot be written in full, leaves no
+// upgrade-check.json in run_dir.
+func TestDryRunRemovesCheckFile(t *testing.T) {
+	st := &State{FromVersion: "v1", Config: "/nonexistent.toml", Manager: &Handover{Version: HandoverVersion}}
+	t.Run("the new binary refuses", func(t *testing.T) {
+		dir := t.TempDir()
+		r := proc.NewReaper()
+		defer r.Close()
+		err := DryRun(context.Background(), r, "/bin/false", dir, st)
+		if err == nil {
+			t.Fatal("DryRun with /bin/false succeeded")
+		}
+		assertNoCheckFile(t, dir)
+	})
+	t.Run("the write fails", func(t *testing.T) {
+		// A child of this test binary writes under RLIMIT_FSIZE 0: the file is
+		// created, the write fails with EFBIG (Go ignores SIGXFSZ).
+		dir := t.TempDir()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestDryRunWriteFailsChild$", "-test.v")
+		cmd.Env = append(os.Environ(), "UPGRADE_TEST_RUN_DIR="+dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "file too large") {
+			t.Errorf("child output lacks the write error (EFBIG):\n%s", out)
+		}
+		assertNoCheckFile(t, dir)
+	})
+}
+
+// TestDryRunWriteFailsChild is the child of TestDryRunRemovesCheckFile (it
+// does nothing unless UPGRADE_TEST_RUN_DIR is set).
+func TestDryRunWriteFailsChild(t *testing.T) {
+	dir := os.Getenv("UPGRADE_TEST_RUN_DIR")
+	if dir == "" {
+		t.Skip("the child of TestDryRunRemovesCheckFile")
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: 0, Max: 0}); err != nil {
+		t.Fatal(err)
+	}
+	r := proc.NewReaper()
+	defer r.Close()
+	err := DryRun(context.Background(), r, "/bin/false", dir, &State{Manager: &Handover{Version: HandoverVersion}})
+	if err == nil {
+		t.Fatal("DryRun succeeded under RLIMIT_FSIZE 0")
+	}
+	t.Logf("DryRun: %v", err)
+	if !errors.Is(err, unix.EFBIG) {
+		t.Errorf("DryRun error %v, want EFBIG from the write", err)
+	}
+}
+
+func assertNoCheckFile(t *testing.T, dir string) {
+	t.Helper()
+	fi, err := os.Lstat(filepath.Join(dir, CheckFile))
+	switch {
+	case err == nil:
+		t.Errorf("%s (%d bytes) left in run_dir after a failed dry run", CheckFile, fi.Size())
+	case !errors.Is(err, os.ErrNotExist):
+		t.Errorf("stat %s: %v", CheckFile, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,7 +35,7 @@ commands:
   status [APP] [--json]          state, PIDs, workers, uptime, restarts, last exit, listeners
   start APP | stop APP | restart APP
   reload APP [--strategy swap|usr2]      zero-downtime code swap; exit 0 once the new generation serves alone
-  deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR, reload, point back on failure
+  deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR (relative to the current directory), reload, point back on failure
   upgrade                        re-execute the supervisor binary in place (same PID, apps untouched)
   version | --version            supctl's version, and the supervisor's when one answers
   completion bash|zsh|fish       print a shell completion script
@@ -254,7 +255,10 @@ func reloadCmd(ctx context.Context, c *control.Client, verb string, args []strin
 	}
 	release := ""
 	if verb == "deploy" {
-		release = pos[1]
+		// The supervisor runs elsewhere: a relative release is the caller's.
+		if release, err = filepath.Abs(pos[1]); err != nil {
+			return exitcode.New(ExitUsage, fmt.Errorf("deploy: release directory %q: %w", pos[1], err))
+		}
 	}
 	start := time.Now()
 	ev, err := c.Reload(ctx, pos[0], flags["strategy"], release, func(e control.Event) {
