@@ -91,6 +91,7 @@ shutdown_timeout = "60s"
 
 [app.sleeper]
 kind = "process"
+allow_root = true
 command = ["/bin/sh", "-c", "trap 'while [ ! -e ` + release + ` ]; do sleep 0.02; done; exit 0' TERM; while :; do sleep 0.02; done"]
 stop_timeout = "60s"
 `

@@ -107,7 +107,7 @@ func TestContribUnitsSettings(t *testing.T) {
 			"ProtectSystem":        "strict",
 			"NoNewPrivileges":      "yes",
 			"Restart":              "on-failure",
-			"RuntimeDirectoryMode": "0750",
+			"RuntimeDirectoryMode": "0755",
 		}},
 		{"web.socket", map[string]string{
 			"ListenStream":       "127.0.0.1:8000",
