@@ -50,6 +50,9 @@ type Supervisor struct {
 	ExitWith string
 	// RunDir holds per-app runtime files (pidfiles for usr2). Default /run/gunisup.
 	RunDir string
+	// LogFormat is the format of the supervisor's own log: LogFormatText
+	// or LogFormatJSON.
+	LogFormat string
 }
 
 // Kind is what an app runs.
@@ -135,6 +138,8 @@ type App struct {
 	Backoff Backoff
 	Reload  Reload
 	Health  Health
+	// Log is where the app's output goes.
+	Log AppLog
 
 	// Statsd is true when the supervisor should run its statsd bridge for
 	// this app (Gunicorn apps whose Args carry no --statsd-host of their own).
