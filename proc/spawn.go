@@ -20,17 +20,18 @@ type Spec struct {
 }
 
 // ForkExec starts spec through the reaper (so its exit cannot be missed), in
-// a new process group, with stdin /dev/null and stdout+stderr on outW. The
+// a new process group, with stdin /dev/null, stdout on outW and stderr on
+// errW (the same descriptor for merged output). The
 // child inherits no other descriptor: every fd the supervisor opens is CLOEXEC
 // and ForkExec dups only the ones listed. It returns the child's PID and the
 // channel that yields its exit once.
-func (r *Reaper) ForkExec(spec Spec, outW int) (int, <-chan ExitInfo, error) {
+func (r *Reaper) ForkExec(spec Spec, outW, errW int) (int, <-chan ExitInfo, error) {
 	devnull, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, nil, fmt.Errorf("open /dev/null: %w", err)
 	}
 	defer unix.Close(devnull)
-	files := []uintptr{uintptr(devnull), uintptr(outW), uintptr(outW)}
+	files := []uintptr{uintptr(devnull), uintptr(outW), uintptr(errW)}
 	for _, fd := range spec.Files {
 		files = append(files, uintptr(fd))
 	}
@@ -68,7 +69,7 @@ func (r *Reaper) Output(ctx context.Context, argv []string, env []string, dir st
 		return nil, ExitInfo{}, fmt.Errorf("pipe: %w", err)
 	}
 	rf := os.NewFile(uintptr(p[0]), "output")
-	pid, exitCh, err := r.ForkExec(Spec{Argv: argv, Env: env, Dir: dir}, p[1])
+	pid, exitCh, err := r.ForkExec(Spec{Argv: argv, Env: env, Dir: dir}, p[1], p[1])
 	unix.Close(p[1])
 	if err != nil {
 		rf.Close()
