@@ -74,8 +74,10 @@ func (e *Error) Unwrap() error { return e.Err }
 type Server struct {
 	Backend  Backend
 	Upgrader Upgrader
-	Info     func() SupervisorInfo
-	Logger   *slog.Logger
+	// Logs serves the logs verb (optional).
+	Logs   Logs
+	Info   func() SupervisorInfo
+	Logger *slog.Logger
 
 	ln       *net.UnixListener
 	path     string
@@ -126,6 +128,8 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/apps/{app}/reload", s.reload)
 	mux.HandleFunc("POST /v1/apps/{app}/deploy", s.reload)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
+	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
+	mux.HandleFunc("POST /v1/apps/{app}/logs/reopen", s.reopenLogs)
 	srv := &http.Server{Handler: jsonErrors(mux), ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	if s.closed {

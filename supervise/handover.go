@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/upgrade"
@@ -83,7 +81,7 @@ func (a *appOwner) freeze(r request) {
 	st.Reloads = a.reloads
 	st.Healthy = a.healthy
 	if g := a.gen; g != nil && !g.Exited() {
-		st.Gen = &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink, OutFD: g.outFD}
+		st.Gen = &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink, OutFD: g.outFD.stdout, ErrFD: g.outFD.stderr}
 	}
 	r.reply <- nil
 	<-r.thaw
@@ -137,16 +135,16 @@ func (m *Manager) restoreApp(a *appOwner, st AppHandover) {
 		close(ch)
 		exitCh = ch
 	}
-	var t *tail
-	var eof chan struct{}
-	if g.OutFD >= 0 {
-		_, _ = unix.FcntlInt(uintptr(g.OutFD), unix.F_SETFD, unix.FD_CLOEXEC) // a pipe we own
-		t = &tail{max: 40}
-		eof = make(chan struct{})
-		go capture(os.NewFile(uintptr(g.OutFD), a.cfg.Name+" output"), a.cfg.Name, g.ID, m.sink, t, eof)
+	out := m.adoptOutput(a.cfg.Name, g)
+	var eof <-chan struct{}
+	if out != nil {
+		eof = out.capture.Done()
 	}
-	gen := newGeneration(a.cfg.Name, g.ID, g.PID, exitCh, t, eof)
-	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID, gen.outFD = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID, g.OutFD
+	gen := newGeneration(a.cfg.Name, g.ID, g.PID, exitCh, out, eof)
+	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID
+	if out != nil {
+		gen.outFD = out.fds()
+	}
 	a.gen = gen
 	a.state = StateRunning
 	a.healthy = st.Healthy
