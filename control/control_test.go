@@ -60,6 +60,7 @@ func serve(t *testing.T, b Backend) (*Server, string) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	path := filepath.Join(dir, "c.sock")
 	s := &Server{Backend: b, Info: func() SupervisorInfo { return SupervisorInfo{Version: "test"} }}
+	s.Logs, _ = b.(Logs) // nil for a backend without logs
 	if err := s.Listen(path, -1); err != nil {
 		t.Fatal(err)
 	}

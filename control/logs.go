@@ -83,7 +83,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 			return // the client is gone
 		}
 	}
-	for {
+	for live != nil {
 		if f != nil {
 			f.Flush()
 		}
