@@ -30,9 +30,13 @@ const (
 const (
 	// tailLines is the number of lines Tail returns (reload failure reports).
 	tailLines = 40
-	// tracebackLines is the number of stderr lines shown for an unexpected
-	// exit (status, and the warning logged).
-	tracebackLines = 20
+	// tracebackScan is the number of a crashed generation's last stderr
+	// lines searched for a Python traceback.
+	tracebackScan = 200
+	// tracebackMax bounds a traceback shown for an unexpected exit; without
+	// a traceback, the last tracebackPlain stderr lines are shown.
+	tracebackMax   = 60
+	tracebackPlain = 20
 	// outputDrainWait bounds the wait for an exited generation's output
 	// pipes to reach EOF before its last lines are read.
 	outputDrainWait = 500 * time.Millisecond
@@ -161,12 +165,45 @@ func (o *output) fds() outFDs {
 // texts returns the text of the lines matching q.
 func (o *output) texts(q logs.Query) []string {
 	q.Gen = o.gen
-	lines := o.log.Lines(q)
+	return lineTexts(o.log.Lines(q))
+}
+
+func lineTexts(lines []logs.Line) []string {
 	out := make([]string, len(lines))
 	for i := range lines {
 		out[i] = lines[i].Text
 	}
 	return out
+}
+
+// pythonTraceback returns the last Python traceback in stderr (from its
+// "Traceback (most recent call last):" line on; a longer one keeps that
+// line, "...", and its last lines, tracebackMax in all) and its exception
+// line (the first unindented line after the header, such as
+// "ImportError: No module named 'flask'"). Without a traceback it returns
+// the last tracebackPlain lines and no exception.
+func pythonTraceback(stderr []string) (tb []string, exception string) {
+	start := -1
+	for i := len(stderr) - 1; i >= 0; i-- {
+		if strings.HasPrefix(stderr[i], "Traceback (most recent call last):") {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		return stderr[max(0, len(stderr)-tracebackPlain):], ""
+	}
+	tb = stderr[start:]
+	for _, l := range tb[1:] {
+		if l != "" && l[0] != ' ' {
+			exception = l
+			break
+		}
+	}
+	if len(tb) > tracebackMax {
+		tb = append([]string{tb[0], "..."}, tb[len(tb)-(tracebackMax-2):]...)
+	}
+	return tb, exception
 }
 
 // outFDs are the read ends of a generation's output pipes (-1: none).
@@ -175,15 +212,15 @@ type outFDs struct{ stdout, stderr int }
 // noOutFDs is the outFDs of a generation without captured output.
 var noOutFDs = outFDs{stdout: -1, stderr: -1}
 
-// Traceback returns the last stderr lines the generation wrote (a Python
-// traceback when it crashed). After an exit it waits briefly for the output
-// pipes to drain, as Tail does.
-func (g *Generation) Traceback() []string {
+// Traceback returns the last Python traceback the generation wrote to
+// stderr and its exception line (see pythonTraceback). After an exit it
+// waits briefly for the output pipes to drain, as Tail does.
+func (g *Generation) Traceback() (tb []string, exception string) {
 	if g.out == nil {
-		return nil
+		return nil, ""
 	}
 	g.waitOutput()
-	return g.out.texts(logs.Query{Stream: logs.Stderr, N: tracebackLines})
+	return pythonTraceback(g.out.texts(logs.Query{Stream: logs.Stderr, N: tracebackScan}))
 }
 
 // waitOutput waits up to outputDrainWait for the output of an exited
@@ -212,9 +249,9 @@ func (g *Generation) unexpectedExit() bool {
 }
 
 // noteExit records g's exit in its app's log: after an unexpected exit the
-// app's status shows g's traceback, and a warning names the exit status and
-// the traceback's first and last lines (read once the output drained, off
-// the caller's goroutine).
+// app's status shows g's traceback, and a warning names the exit status,
+// the traceback's exception line and the last stderr line (read once the
+// output drained, off the caller's goroutine).
 func (m *Manager) noteExit(g *Generation) {
 	l := m.logs[g.App]
 	if l == nil || g.out == nil {
@@ -226,17 +263,12 @@ func (m *Manager) noteExit(g *Generation) {
 	}
 	l.crashGen.Store(int64(g.out.gen))
 	go func() {
-		tb := g.Traceback()
-		first, last := "", ""
-		for _, line := range tb {
-			if strings.HasPrefix(line, "Traceback ") && first == "" {
-				first = line
-			}
-		}
+		tb, exception := g.Traceback()
+		last := ""
 		if len(tb) > 0 {
 			last = tb[len(tb)-1]
 		}
-		m.logger.Warn("exited unexpectedly", "app", g.App, "generation", g.ID, "status", g.Exit().String(), "traceback", first, "last_stderr", last)
+		m.logger.Warn("exited unexpectedly", "app", g.App, "generation", g.ID, "status", g.Exit().String(), "exception", exception, "last_stderr", last)
 	}()
 }
 
@@ -252,10 +284,7 @@ func (m *Manager) logReport(s *AppSnapshot) {
 	if gen == 0 || s.State == StateRunning || s.State == StateStopping {
 		return
 	}
-	lines := l.Lines(logs.Query{Gen: int(gen), Stream: logs.Stderr, N: tracebackLines})
-	for i := range lines {
-		s.Traceback = append(s.Traceback, lines[i].Text)
-	}
+	s.Traceback, _ = pythonTraceback(lineTexts(l.Lines(logs.Query{Gen: int(gen), Stream: logs.Stderr, N: tracebackScan})))
 }
 
 // Log returns app name's log, for reading its recent lines and following

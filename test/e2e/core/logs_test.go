@@ -106,9 +106,9 @@ func lastNumber(out, word string) int {
 }
 
 // TestStatusTraceback: a release that raises at import crash-loops; `supctl
-// status APP` shows the Python traceback's last lines, and the supervisor
-// logs the unexpected exit at WARN with its status and the traceback's
-// first line.
+// status APP` shows the Python traceback, and the supervisor logs the
+// unexpected exit at WARN with its status and the traceback's exception
+// line.
 func TestStatusTraceback(t *testing.T) {
 	s := e2e.Start(t, e2e.Options{Config: logsHeader + `
 [app.broken]
@@ -133,13 +133,13 @@ backoff_max = "1s"
 		return strings.Contains(out, raised)
 	})
 	t.Logf("supctl status broken:\n%s", out)
-	if !strings.Contains(out, "broken: last stderr lines of the generation that exited:") {
-		t.Errorf("status lacks the traceback heading:\n%s", out)
+	if !strings.Contains(out, "broken: last stderr lines of the generation that exited:\n  | Traceback (most recent call last):\n") {
+		t.Errorf("status lacks the traceback from its first line:\n%s", out)
 	}
 	testenv.WaitFor(t, 30*time.Second, "the unexpected exit logged at WARN", func() bool {
 		for _, l := range strings.Split(s.Output(), "\n") {
 			if strings.Contains(l, "level=WARN") && strings.Contains(l, `msg="exited unexpectedly"`) && strings.Contains(l, "app=broken") &&
-				strings.Contains(l, `status="exit 3"`) && strings.Contains(l, `traceback="Traceback (most recent call last):"`) {
+				strings.Contains(l, `status="exit 3"`) && strings.Contains(l, `exception="`+raised) {
 				return true
 			}
 		}
