@@ -81,7 +81,8 @@ func (a *appOwner) freeze(r request) {
 	st.Reloads = a.reloads
 	st.Healthy = a.healthy
 	if g := a.gen; g != nil && !g.Exited() {
-		st.Gen = &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink, OutFD: g.outFD.stdout, ErrFD: g.outFD.stderr}
+		fds := g.handoverFDs()
+		st.Gen = &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink, OutFD: fds.stdout, ErrFD: fds.stderr}
 	}
 	r.reply <- nil
 	<-r.thaw

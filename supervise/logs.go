@@ -212,6 +212,20 @@ type outFDs struct{ stdout, stderr int }
 // noOutFDs is the outFDs of a generation without captured output.
 var noOutFDs = outFDs{stdout: -1, stderr: -1}
 
+// handoverFDs returns the output read ends to hand over with g: none once
+// its capture is done, since the capture closed them (the numbers may name
+// other files by then).
+func (g *Generation) handoverFDs() outFDs {
+	if g.out != nil {
+		select {
+		case <-g.out.capture.Done():
+			return noOutFDs
+		default:
+		}
+	}
+	return g.outFD
+}
+
 // Traceback returns the last Python traceback the generation wrote to
 // stderr and its exception line (see pythonTraceback). After an exit it
 // waits briefly for the output pipes to drain, as Tail does.
