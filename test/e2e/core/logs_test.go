@@ -224,3 +224,42 @@ log_max_files = 10
 	}
 	t.Logf("%d lines in %d rotated files and the current one", total, len(rotated))
 }
+
+// TestLogReopen: after an external logrotate moved the log file, `supctl
+// logs APP --reopen` makes the supervisor write to a new file at the path;
+// lines before the move stay in the moved file.
+func TestLogReopen(t *testing.T) {
+	s := e2e.Start(t, e2e.Options{Config: logsHeader + `
+[app.ticker]
+kind = "process"
+command = ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.05; done"]
+log = "file"
+log_file = "@DIR@/ticker.log"
+`})
+	path := filepath.Join(s.Dir, "ticker.log")
+	moved := path + ".1"
+	testenv.WaitFor(t, 30*time.Second, "ticks in the log file", func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && lastNumber(string(b), "tick") > 0
+	})
+	if err := os.Rename(path, moved); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := s.SupctlRun("logs", "ticker", "--reopen"); code != 0 || !strings.Contains(out, "reopen logs ticker: ok") {
+		t.Fatalf("supctl logs --reopen: exit %d: %s", code, out)
+	}
+	var after string
+	testenv.WaitFor(t, 30*time.Second, "ticks in a new file at "+path, func() bool {
+		b, err := os.ReadFile(path)
+		after = string(b)
+		return err == nil && lastNumber(after, "tick") > 0
+	})
+	before, err := os.ReadFile(moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, first := lastNumber(string(before), "tick"), regexp.MustCompile(`tick (\d+)`).FindStringSubmatch(after)
+	if first == nil || first[1] != strconv.Itoa(last+1) {
+		t.Errorf("moved file ends at tick %d, new file starts with %v: want the next tick, nothing lost", last, first)
+	}
+}
