@@ -61,9 +61,12 @@ type appLog struct {
 }
 
 // newAppLogs creates the log of every app of cfg. Apps with log = "stdout"
-// share one sink on stdout; a log file that cannot be opened is an error
-// (and nothing stays open).
+// share one sink on stdout (nil: os.Stdout); a log file that cannot be
+// opened is an error (and nothing stays open).
 func newAppLogs(cfg *config.Config, stdout io.Writer, logger *slog.Logger) (map[string]*appLog, error) {
+	if stdout == nil {
+		stdout = os.Stdout
+	}
 	shared := logs.NewWriterSink(stdout)
 	out := make(map[string]*appLog, len(cfg.Apps))
 	for _, app := range cfg.Apps {

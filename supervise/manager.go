@@ -93,9 +93,6 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if opts.Stdout == nil {
-		opts.Stdout = os.Stdout
-	}
 	if m.observer == nil {
 		m.observer = NopObserver{}
 	}
