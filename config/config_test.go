@@ -242,6 +242,7 @@ reload.strategy = "swap"
 			},
 		},
 	}
+	withDefaultLogs(want)
 	for i := range max(len(got.Apps), len(want.Apps)) {
 		if i >= len(got.Apps) || i >= len(want.Apps) {
 			t.Fatalf("got %d apps, want %d", len(got.Apps), len(want.Apps))
@@ -318,6 +319,7 @@ listen = ["unix:///run/web.sock"]
 			Statsd:       true,
 		}},
 	}
+	withDefaultLogs(want)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config:\n got %+v\nwant %+v\n got app %+v\nwant app %+v", *got, *want, *got.Apps[0], *want.Apps[0])
 	}

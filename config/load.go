@@ -124,6 +124,7 @@ func (p *parser) supervisor(t *table) Supervisor {
 		HTTP:            DefaultHTTP,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		RunDir:          DefaultRunDir,
+		LogFormat:       LogFormatText,
 	}
 	if t == nil {
 		return s
@@ -155,6 +156,7 @@ func (p *parser) supervisor(t *table) Supervisor {
 	t.str("exit_with", &s.ExitWith)
 	t.filePath("run_dir", &s.RunDir)
 	s.PassEnv = passEnv(t)
+	s.LogFormat = logFormat(t)
 	t.finish()
 	return s
 }
@@ -239,6 +241,7 @@ func (p *parser) app(name string, t *table) *App {
 	restartPolicy(t, a)
 	a.Reload = p.reload(t.sub("reload"), process)
 	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
+	a.Log = appLog(t)
 	t.finish()
 	return a
 }

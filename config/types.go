@@ -53,6 +53,10 @@ type Supervisor struct {
 	// PassEnv names further variables of the supervisor's environment that
 	// every app inherits, beyond the fixed allow-list (PATH, LANG, ...).
 	PassEnv []string
+
+	// LogFormat is the format of the supervisor's own log: LogFormatText
+	// or LogFormatJSON.
+	LogFormat string
 }
 
 // Kind is what an app runs.
@@ -145,6 +149,8 @@ type App struct {
 	Backoff Backoff
 	Reload  Reload
 	Health  Health
+	// Log is where the app's output goes.
+	Log AppLog
 
 	// Statsd is true when the supervisor should run its statsd bridge for
 	// this app (Gunicorn apps whose Args carry no --statsd-host of their own).

@@ -66,6 +66,7 @@ func serveLimited(t testing.TB, b Backend, lim Limits) (*Server, string) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	path := filepath.Join(dir, "c.sock")
 	s := &Server{Backend: b, Info: func() SupervisorInfo { return SupervisorInfo{Version: "test"} }, Limits: lim}
+	s.Logs, _ = b.(Logs) // nil for a backend without logs
 	if err := s.Listen(path, -1); err != nil {
 		t.Fatal(err)
 	}

@@ -119,8 +119,10 @@ func (l Limits) withDefaults() Limits {
 type Server struct {
 	Backend  Backend
 	Upgrader Upgrader
-	Info     func() SupervisorInfo
-	Logger   *slog.Logger
+	// Logs serves the logs verb (optional).
+	Logs   Logs
+	Info   func() SupervisorInfo
+	Logger *slog.Logger
 	// Limits bound connections and their requests (zero fields: DefaultLimits).
 	Limits Limits
 
@@ -173,6 +175,8 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/apps/{app}/reload", s.reload)
 	mux.HandleFunc("POST /v1/apps/{app}/deploy", s.reload)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
+	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
+	mux.HandleFunc("POST /v1/apps/{app}/logs/reopen", s.reopenLogs)
 	lim := s.Limits.withDefaults()
 	srv := &http.Server{
 		Handler:           bounded(jsonErrors(mux), lim.WriteTimeout),

@@ -103,7 +103,7 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return exitcode.New(ExitConfig, err)
 		}
-		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		logger := newLogger(cfg.Supervisor.LogFormat, stderr)
 		d := &Daemon{Config: cfg, Logger: logger, Stdout: stdout}
 		return d.Run(context.Background())
 	}
@@ -335,7 +335,7 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 	}
 	opts := supervise.Options{
 		Logger:   d.Logger,
-		Sink:     &supervise.WriterSink{W: d.Stdout},
+		Stdout:   d.Stdout,
 		Observer: met,
 		StatsdAddr: func(app string) string {
 			if b := d.bridges[app]; b != nil {
@@ -400,7 +400,7 @@ func (d *Daemon) listenHTTP() net.Listener {
 // on failure it closes httpLn too.
 func (d *Daemon) serveControl(r *running, httpLn net.Listener) error {
 	sup := d.Config.Supervisor
-	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Info: d.info, Logger: d.Logger}
+	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Logs: backend{d.manager}, Info: d.info, Logger: d.Logger}
 	if err := srv.Listen(sup.ControlSocket, controlGID(sup)); err != nil {
 		if httpLn != nil {
 			_ = httpLn.Close() // exiting anyway

@@ -138,7 +138,7 @@ func TestUnlinksOnStop(t *testing.T) {
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	pid, exited, err := r.ForkExec(proc.Spec{Argv: []string{"/bin/sh", "-c", "sleep 60 & echo $!; wait"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: "/"}, p[1])
+	pid, exited, err := r.ForkExec(proc.Spec{Argv: []string{"/bin/sh", "-c", "sleep 60 & echo $!; wait"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: "/"}, p[1], p[1])
 	unix.Close(p[1])
 	if err != nil {
 		unix.Close(p[0])

@@ -52,7 +52,7 @@ const gateTimeout = 5 * time.Second
 // dropped them); then the shell sets the umask and execs spec.Argv in the
 // same process. When an attribute cannot be set the child is ended before
 // spec.Argv ever runs, and the error names the attribute.
-func (r *Reaper) forkGated(spec Spec, outW int) (int, <-chan ExitInfo, error) {
+func (r *Reaper) forkGated(spec Spec, outW, errW int) (int, <-chan ExitInfo, error) {
 	var gate [2]int
 	if err := unix.Pipe2(gate[:], unix.O_CLOEXEC); err != nil {
 		return 0, nil, fmt.Errorf("gate pipe: %w", err)
@@ -63,7 +63,7 @@ func (r *Reaper) forkGated(spec Spec, outW int) (int, <-chan ExitInfo, error) {
 	}
 	shim := spec
 	shim.Argv = append([]string{"/bin/sh", "-c", fmt.Sprintf(gateScript, umask), "sh"}, spec.Argv...)
-	pid, exitCh, err := r.forkExec(shim, gate[0], outW)
+	pid, exitCh, err := r.forkExec(shim, gate[0], outW, errW)
 	unix.Close(gate[0])
 	if err != nil {
 		unix.Close(gate[1])

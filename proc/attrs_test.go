@@ -62,7 +62,7 @@ func TestForkExecAttrsFailure(t *testing.T) {
 		Dir:   "/",
 		Attrs: Attrs{Rlimits: []Rlimit{{Resource: 999, Value: 1}}},
 	}
-	pid, _, err := r.ForkExec(spec, testDevNull(t))
+	pid, _, err := r.ForkExec(spec, testDevNull(t), testDevNull(t))
 	if err == nil || !strings.Contains(err.Error(), "rlimit 999") {
 		t.Fatalf("ForkExec = pid %d, err %v; want an error naming rlimit 999", pid, err)
 	}

@@ -25,25 +25,27 @@ type Spec struct {
 }
 
 // ForkExec starts spec through the reaper (so its exit cannot be missed), in
-// a new process group, with stdin /dev/null and stdout+stderr on outW. The
+// a new process group, with stdin /dev/null, stdout on outW and stderr on
+// errW (the same descriptor for merged output). The
 // child inherits no other descriptor: every fd the supervisor opens is CLOEXEC
 // and ForkExec dups only the ones listed. It returns the child's PID and the
 // channel that yields its exit once.
-func (r *Reaper) ForkExec(spec Spec, outW int) (int, <-chan ExitInfo, error) {
+func (r *Reaper) ForkExec(spec Spec, outW, errW int) (int, <-chan ExitInfo, error) {
 	if !spec.Attrs.empty() {
-		return r.forkGated(spec, outW)
+		return r.forkGated(spec, outW, errW)
 	}
 	devnull, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, nil, fmt.Errorf("open /dev/null: %w", err)
 	}
 	defer unix.Close(devnull)
-	return r.forkExec(spec, devnull, outW)
+	return r.forkExec(spec, devnull, outW, errW)
 }
 
-// forkExec starts spec with stdin on fd in and stdout+stderr on outW.
-func (r *Reaper) forkExec(spec Spec, in, outW int) (int, <-chan ExitInfo, error) {
-	files := []uintptr{uintptr(in), uintptr(outW), uintptr(outW)}
+// forkExec starts spec with stdin on fd in, stdout on outW and stderr on
+// errW.
+func (r *Reaper) forkExec(spec Spec, in, outW, errW int) (int, <-chan ExitInfo, error) {
+	files := []uintptr{uintptr(in), uintptr(outW), uintptr(errW)}
 	for _, fd := range spec.Files {
 		files = append(files, uintptr(fd))
 	}
@@ -88,7 +90,7 @@ func (r *Reaper) OutputSpec(ctx context.Context, spec Spec) ([]byte, ExitInfo, e
 		return nil, ExitInfo{}, fmt.Errorf("pipe: %w", err)
 	}
 	rf := os.NewFile(uintptr(p[0]), "output")
-	pid, exitCh, err := r.ForkExec(spec, p[1])
+	pid, exitCh, err := r.ForkExec(spec, p[1], p[1])
 	unix.Close(p[1])
 	if err != nil {
 		rf.Close()

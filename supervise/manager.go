@@ -20,8 +20,10 @@ import (
 
 // Options are the Manager's collaborators; zero values are usable.
 type Options struct {
-	Logger   *slog.Logger
-	Sink     LogSink
+	Logger *slog.Logger
+	// Stdout receives the output lines of the apps with log = "stdout"
+	// (default os.Stdout).
+	Stdout   io.Writer
 	Observer Observer
 	// StatsdAddr returns the statsd bridge address for an app ("" for none).
 	StatsdAddr func(app string) string
@@ -40,7 +42,7 @@ type Manager struct {
 	cfg      *config.Config
 	reaper   *Reaper
 	logger   *slog.Logger
-	sink     LogSink
+	logs     map[string]*appLog
 	observer Observer
 	statsd   func(string) string
 	runDir   string
@@ -77,7 +79,6 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		cfg:      cfg,
 		reaper:   reaper,
 		logger:   opts.Logger,
-		sink:     opts.Sink,
 		observer: opts.Observer,
 		statsd:   opts.StatsdAddr,
 		runDir:   cfg.Supervisor.RunDir,
@@ -92,9 +93,6 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if m.sink == nil {
-		m.sink = &WriterSink{W: os.Stdout}
 	}
 	if m.observer == nil {
 		m.observer = NopObserver{}
@@ -130,6 +128,12 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		}
 		m.sockets[app.Name] = socks
 	}
+	appLogs, err := newAppLogs(cfg, opts.Stdout, m.logger)
+	if err != nil {
+		m.CloseSockets()
+		return nil, err
+	}
+	m.logs = appLogs
 	for _, app := range cfg.Apps {
 		m.genSeq[app.Name] = new(atomic.Int64)
 		a := newAppOwner(m, app)
@@ -322,6 +326,7 @@ func (m *Manager) Snapshots() []AppSnapshot {
 			sort.Ints(kids)
 			s.WorkerPIDs = kids
 		}
+		m.logReport(&s)
 		out = append(out, s)
 	}
 	return out
@@ -344,8 +349,9 @@ func (m *Manager) Ready() (bool, map[string]string) {
 
 // Stop stops every app in reverse file order, each within its stop_timeout,
 // all within ctx (the shutdown timeout); whatever still runs when ctx ends
-// is killed. Then it ends any orphan left among the supervisor's children.
-// Safe to call twice.
+// is killed. Then it ends any orphan left among the supervisor's children,
+// and ends the apps' logs once their output is read and written (within
+// logCloseLimit). Safe to call twice.
 func (m *Manager) Stop(ctx context.Context) error {
 	if !m.started {
 		return nil
@@ -379,6 +385,9 @@ func (m *Manager) Stop(ctx context.Context) error {
 	}
 	m.KillOrphans(5 * time.Second)
 	m.CloseSockets()
+	if err := closeAppLogs(m.logs, logCloseLimit); err != nil {
+		errs = append(errs, fmt.Errorf("close app logs: %w", err))
+	}
 	close(m.stopped)
 	return errors.Join(errs...)
 }
@@ -421,10 +430,12 @@ func (m *Manager) cleanupOrphans(g *Generation) {
 	}()
 }
 
-// afterExit tidies up once a generation's main process has exited: it ends
-// what the generation left behind and restores the held names of the app's
+// afterExit tidies up once a generation's main process has exited: it
+// records an unexpected exit in the app's log (see noteExit), ends what the
+// generation left behind and restores the held names of the app's
 // Unix sockets, which a Gunicorn master removes on exit (see Socket.hold).
 func (m *Manager) afterExit(g *Generation) {
+	m.noteExit(g)
 	m.cleanupOrphans(g)
 	m.relink(g.App)
 }

@@ -3,11 +3,8 @@ package supervise
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
@@ -116,23 +113,14 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	if err := m.runAs(app, &spec); err != nil {
 		return nil, err
 	}
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("app %s: output pipe: %w", app.Name, err)
-	}
-	pid, exitCh, err := m.reaper.ForkExec(spec, p[1])
-	unix.Close(p[1])
+	pid, exitCh, out, err := m.forkCaptured(app.Name, id, spec)
 	if err != nil {
-		unix.Close(p[0])
-		return nil, fmt.Errorf("app %s: %w", app.Name, err)
+		return nil, err
 	}
-	t := &tail{max: 40}
-	eof := make(chan struct{})
-	go capture(os.NewFile(uintptr(p[0]), app.Name+" output"), app.Name, id, m.sink, t, eof)
-	g := newGeneration(app.Name, id, pid, exitCh, t, eof)
+	g := newGeneration(app.Name, id, pid, exitCh, out, out.capture.Done())
 	g.Dir = dir
 	g.PGID = pid
-	g.outFD = p[0]
+	g.outFD = out.fds()
 	if app.Kind == config.KindGunicorn {
 		g.Pidfile = m.pidfile(app, id)
 		m.removePidfilesAtExit(g)

@@ -43,7 +43,7 @@ func TestValidate(t *testing.T) {
 	good := func() *Handover {
 		return &Handover{Version: HandoverVersion, Sockets: map[string][]SocketHandover{
 			"web": {{Raw: "tcp://127.0.0.1:8001", FD: 3}, {Raw: "tcp://127.0.0.1:8002", FD: 4}},
-		}, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 1, PID: 10, OutFD: 5, FollowsLink: true}}}}
+		}, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 1, PID: 10, OutFD: 5, ErrFD: 6, FollowsLink: true}}}}
 	}
 	tests := []struct {
 		name    string
@@ -66,8 +66,8 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
-	if got := good().FDs(); len(got) != 3 {
-		t.Errorf("FDs = %v, want the two sockets and the output pipe", got)
+	if got := good().FDs(); len(got) != 4 {
+		t.Errorf("FDs = %v, want the two sockets and the two output pipes", got)
 	}
 }
 
@@ -76,7 +76,7 @@ func TestValidate(t *testing.T) {
 // the variable naming it.
 func TestStateThroughMemfd(t *testing.T) {
 	st := &State{FromVersion: "v1", Config: "/etc/s.toml", Statsd: map[string]int{"web": 7},
-		Manager: &Handover{Version: HandoverVersion, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 2, PID: 42, OutFD: -1, FollowsLink: true}}}}}
+		Manager: &Handover{Version: HandoverVersion, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 2, PID: 42, OutFD: 8, ErrFD: 9, FollowsLink: true}}}}}
 	fd, err := WriteMemfd(st)
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +89,9 @@ func TestStateThroughMemfd(t *testing.T) {
 	}
 	if _, ok := os.LookupEnv(EnvState); ok {
 		t.Errorf("%s still set after ReadState", EnvState)
+	}
+	if g := got.Manager.Apps[0].Gen; g.OutFD != 8 || g.ErrFD != 9 {
+		t.Errorf("output descriptors %d, %d after the round trip, want 8, 9", g.OutFD, g.ErrFD)
 	}
 	if gotFD != fd || got.FromVersion != "v1" || !got.Manager.Apps[0].Gen.FollowsLink {
 		t.Errorf("ReadState = %+v (fd %d), want v1 with FollowsLink (fd %d)", got, gotFD, fd)
@@ -192,5 +195,24 @@ func assertNoCheckFile(t *testing.T, dir string) {
 		t.Errorf("%s (%d bytes) left in run_dir after a failed dry run", CheckFile, fi.Size())
 	case !errors.Is(err, os.ErrNotExist):
 		t.Errorf("stat %s: %v", CheckFile, err)
+	}
+}
+
+// TestGenHandoverWithoutErrFD: a generation written without err_fd (one
+// merged output pipe) decodes with ErrFD -1, and one without either
+// descriptor with both -1, never as descriptor 0.
+func TestGenHandoverWithoutErrFD(t *testing.T) {
+	var merged, none GenHandover
+	if err := json.Unmarshal([]byte(`{"id":1,"pid":10,"out_fd":7}`), &merged); err != nil {
+		t.Fatal(err)
+	}
+	if merged.OutFD != 7 || merged.ErrFD != -1 || merged.PID != 10 {
+		t.Errorf("decoded %+v, want OutFD 7, ErrFD -1, PID 10", merged)
+	}
+	if err := json.Unmarshal([]byte(`{"id":1,"pid":10}`), &none); err != nil {
+		t.Fatal(err)
+	}
+	if none.OutFD != -1 || none.ErrFD != -1 {
+		t.Errorf("decoded %+v, want both descriptors -1", none)
 	}
 }

@@ -65,7 +65,7 @@ func TestPID1ReapsOrphans(t *testing.T) {
 		// Scanning /proc competes with the fork loop for the CPU: look
 		// every 100 ms only.
 		if time.Since(lastScan) < 100*time.Millisecond {
-			return strings.Contains(s.Output(), "orphans[1]: spawned 1000")
+			return strings.Contains(s.Output(), "orphans[1] stdout: spawned 1000")
 		}
 		lastScan = time.Now()
 		procs := s.procs()
@@ -82,7 +82,7 @@ func TestPID1ReapsOrphans(t *testing.T) {
 				reparented[p.HostPID] = true
 			}
 		}
-		return strings.Contains(s.Output(), "orphans[1]: spawned 1000")
+		return strings.Contains(s.Output(), "orphans[1] stdout: spawned 1000")
 	})
 	spawnedSeen = time.Now()
 	t.Logf("fork loop: 1000 double forks in %s; %d scans saw %d grandchildren, %d of them re-parented to the supervisor; at most %d zombies at once during the churn",

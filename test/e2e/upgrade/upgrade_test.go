@@ -264,7 +264,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		t.Logf("api restart %d after the upgrade: master %d -> %d, %s and %s name the socket", i, old, a.MasterPID, sockPath, held)
 	}
 	for _, l := range strings.Split(s.out.String(), "\n") {
-		if strings.HasPrefix(l, "api[") && strings.Contains(l, "Traceback") {
+		if strings.Contains(l, " api[") && strings.Contains(l, "Traceback") {
 			t.Errorf("api failed: %s", l)
 		}
 	}
@@ -316,7 +316,8 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign[apiFDs[1]] = "api's output pipe"
+	foreign[apiFDs[1]] = "api's stdout pipe"
+	foreign[apiFDs[2]] = "api's stderr pipe"
 	webListen, err := listenInode(addr)
 	if err != nil {
 		t.Fatal(err)
