@@ -153,15 +153,21 @@ func TestAppDescriptorsAndGroups(t *testing.T) {
 		if !ok {
 			t.Fatalf("app %s: fd 1 is %s, want a pipe", name, fds[1].Target)
 		}
-		want := []string{"0->/dev/null", fmt.Sprintf("1->pipe:[%d]", outPipe), fmt.Sprintf("2->pipe:[%d]", outPipe)}
+		_, errPipe, ok := kindInode(fds[2].Target)
+		if !ok || errPipe == outPipe {
+			t.Fatalf("app %s: fd 2 is %s, want a pipe of its own (stderr is captured apart)", name, fds[2].Target)
+		}
+		want := []string{"0->/dev/null", fmt.Sprintf("1->pipe:[%d]", outPipe), fmt.Sprintf("2->pipe:[%d]", errPipe)}
 		for i, ino := range own[name] {
 			want = append(want, fmt.Sprintf("%d->socket:[%d]", 3+i, ino))
 		}
 		if got := fdList(fds); got != strings.Join(want, " ") {
 			t.Errorf("app %s fds:\n  %s\nwant exactly:\n  %s", name, got, strings.Join(want, " "))
 		}
-		if _, ok := supPipes[outPipe]; !ok {
-			t.Errorf("app %s: output pipe %d is not the supervisor's", name, outPipe)
+		for _, p := range []uint64{outPipe, errPipe} {
+			if _, ok := supPipes[p]; !ok {
+				t.Errorf("app %s: output pipe %d is not the supervisor's", name, p)
+			}
 		}
 		env := environ(t, a.MasterPID)
 		if env["LISTEN_FDS"] != strconv.Itoa(len(own[name])) || env["LISTEN_PID"] != strconv.Itoa(a.MasterPID) {
@@ -184,6 +190,7 @@ func TestAppDescriptorsAndGroups(t *testing.T) {
 			t.Logf("web master (pid %d) fds: %s", pid, fdList(fds))
 		}
 		_, outPipe, _ := kindInode(fds[1].Target)
+		_, errPipe, _ := kindInode(fds[2].Target)
 		var ownSeen, otherSockets int
 		for _, f := range fds {
 			kind, ino, ok := kindInode(f.Target)
@@ -208,7 +215,7 @@ func TestAppDescriptorsAndGroups(t *testing.T) {
 				}
 				t.Errorf("web %s %d: fd %d is socket %d, %s", role, pid, f.FD, ino, what)
 			case "pipe":
-				if _, held := supPipes[ino]; held && ino != outPipe {
+				if _, held := supPipes[ino]; held && ino != outPipe && ino != errPipe {
 					t.Errorf("web %s %d: fd %d is pipe %d of the supervisor (another app's output?)", role, pid, f.FD, ino)
 				}
 			}
