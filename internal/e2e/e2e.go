@@ -59,7 +59,7 @@ func build() (string, error) {
 		return "", err
 	}
 	args := []string{"build", "-o", dir + "/"}
-	if raceEnabled {
+	if RaceEnabled {
 		args = append(args, "-race")
 	}
 	args = append(args, "./cmd/supervisor", "./cmd/supctl")

@@ -322,7 +322,7 @@ func TestIdleCPU(t *testing.T) {
 	cpu := time.Duration(t1-t0) * time.Second / clockTicks
 	pct := 100 * cpu.Seconds() / wall.Seconds()
 	t.Logf("supervisor pid %d (race detector: %v): %d scrapes (%d bytes each) in %s used %s CPU (%s per scrape) = %.2f%% of one core",
-		pid, raceEnabled, scrapes, bytesRead/scrapes, wall.Round(time.Millisecond), cpu, cpu/scrapes, pct)
+		pid, e2e.RaceEnabled, scrapes, bytesRead/scrapes, wall.Round(time.Millisecond), cpu, cpu/scrapes, pct)
 	if pct >= 20 {
 		t.Errorf("supervisor used %.2f%% of a core while idle with a 1 s scrape; want well under 1%% (bound 20%% on a shared machine)", pct)
 	}

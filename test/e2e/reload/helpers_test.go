@@ -1,13 +1,11 @@
 package reload
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -374,59 +372,6 @@ func (w *web) oneGeneration(workers int) (tree, string) {
 		return tr, fmt.Sprintf("zombies: %s", tr)
 	}
 	return tr, ""
-}
-
-// procStatus reads fields (in kB or counts) of /proc/PID/status.
-func procStatus(pid int, keys ...string) (map[string]int, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]int{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || !slices.Contains(keys, k) {
-			continue
-		}
-		fs := strings.Fields(v)
-		if len(fs) == 0 {
-			continue
-		}
-		n, err := strconv.Atoi(fs[0])
-		if err != nil {
-			return nil, fmt.Errorf("/proc/%d/status %s: %w", pid, k, err)
-		}
-		out[k] = n
-	}
-	return out, sc.Err()
-}
-
-// fdCount counts /proc/PID/fd.
-func fdCount(pid int) (int, error) {
-	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
-	if err != nil {
-		return 0, err
-	}
-	return len(ents), nil
-}
-
-var listeningRE = regexp.MustCompile(`msg="?Listening on"? address=(127\.0\.0\.1:\d+)`)
-
-// metricsAddr finds the metrics listener's address in the supervisor's log
-// (exporter-toolkit logs "Listening on" with the bound address).
-func (w *web) metricsAddr() string {
-	w.t.Helper()
-	var addr string
-	testenv.WaitFor(w.t, 20*time.Second, "metrics listener in the log", func() bool {
-		if m := listeningRE.FindStringSubmatch(w.Output()); m != nil {
-			addr = m[1]
-			return true
-		}
-		return false
-	})
-	return addr
 }
 
 // stats summarises durations: median and max.

@@ -47,7 +47,7 @@ func getBinaries(t testing.TB) *binaries {
 		start := time.Now()
 		built, buildErr = buildAll()
 		if buildErr == nil {
-			t.Logf("built supervisor v1, v2 and supctl (race=%v) in %s", raceEnabled, time.Since(start).Round(time.Millisecond))
+			t.Logf("built supervisor v1, v2 and supctl (race=%v) in %s", e2e.RaceEnabled, time.Since(start).Round(time.Millisecond))
 		}
 	}
 	if buildErr != nil {
@@ -81,7 +81,7 @@ func buildAll() (*binaries, error) {
 	b := &binaries{dir: dir, supctl: filepath.Join(dir, "supctl")}
 	goBuild := func(out, version string, pkgs ...string) error {
 		args := []string{"build", "-o", out}
-		if raceEnabled {
+		if e2e.RaceEnabled {
 			args = append(args, "-race")
 		}
 		if version != "" {
