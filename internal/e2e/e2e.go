@@ -10,7 +10,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +102,7 @@ type Supervisor struct {
 	Socket string
 	Cmd    *exec.Cmd
 	Mark   string
-	out    *syncBuffer
+	out    *testenv.SyncBuffer
 	done   chan struct{}
 	exit   error
 }
@@ -147,7 +146,7 @@ func Start(t testing.TB, opts Options) *Supervisor {
 		t.Fatal(err)
 	}
 	key, mark := testenv.MarkEnv(t)
-	s := &Supervisor{t: t, Bin: sup, Supctl: ctl, Dir: dir, Config: cfg, Socket: sock, Mark: mark, out: &syncBuffer{}, done: make(chan struct{})}
+	s := &Supervisor{t: t, Bin: sup, Supctl: ctl, Dir: dir, Config: cfg, Socket: sock, Mark: mark, out: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	argv := append(append([]string{}, opts.Wrap...), sup, "-c", cfg)
 	s.Cmd = exec.Command(argv[0], argv[1:]...)
 	s.Cmd.Env = append(append(os.Environ(), key+"="+mark), opts.Env...)
@@ -287,21 +286,4 @@ func (s *Supervisor) Addr(name string) string {
 		s.t.Fatalf("app %s has no listener", name)
 	}
 	return a.Listeners[0].Bound
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,29 +19,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a bytes.Buffer that Gunicorn's output copier and the test
-// may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // gunicorn is a Gunicorn master started by a test on an inherited socket.
 type gunicorn struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *SyncBuffer
 	exited chan struct{} // closed when cmd.Wait returned
 	err    error         // cmd.Wait's result, set before exited is closed
 }
@@ -65,7 +44,7 @@ func startGunicorn(t *testing.T, venv, dir string, listener net.Listener, worker
 			t.Errorf("closing listener file: %v", err)
 		}
 	}()
-	g := &gunicorn{out: &syncBuffer{}, exited: make(chan struct{})}
+	g := &gunicorn{out: &SyncBuffer{}, exited: make(chan struct{})}
 	g.cmd = exec.Command(filepath.Join(venv, "bin", "gunicorn"), "--workers", workers, "--graceful-timeout", "2", AppModule)
 	g.cmd.Dir = dir
 	g.cmd.Env = append(append(os.Environ(), "GUNICORN_FD=3", "GUNICORN_PID=-1"), env...)
@@ -513,7 +492,7 @@ func TestContribExample(t *testing.T) {
 	checkGet(t, addr, "/healthz", 200, "ok\n")
 	g.stop(t)
 
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	worker := exec.Command(filepath.Join(venv, "bin", "python"), filepath.Join(example, "worker.py"))
 	worker.Env = append(os.Environ(), mark, "PYTHONDONTWRITEBYTECODE=1")
 	worker.Stdout, worker.Stderr = out, out

@@ -44,7 +44,7 @@ stop_timeout = "10s"
 // supervisor's pid).
 type activated struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testenv.SyncBuffer
 	socket string
 	done   chan struct{}
 	err    error
@@ -67,7 +67,7 @@ func startActivated(t *testing.T, listen string, files []*os.File, names string)
 		t.Fatal(err)
 	}
 	key, mark := testenv.MarkEnv(t)
-	a := &activated{out: &syncBuffer{}, socket: sock, done: make(chan struct{})}
+	a := &activated{out: &testenv.SyncBuffer{}, socket: sock, done: make(chan struct{})}
 	a.cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, sup, "-c", cfg)
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -350,25 +349,6 @@ func waitOutput(t *testing.T, out func() string, substr string, timeout time.Dur
 	testenv.WaitFor(t, timeout, fmt.Sprintf("%q in the supervisor's output", substr), func() bool {
 		return strings.Contains(out(), substr)
 	})
-}
-
-// syncBuffer is an io.Writer safe for the concurrent writes of exec.Cmd's
-// stdout and stderr copiers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // testApp is a plain WSGI app (no Flask) for these tests. GET /?ms=N answers

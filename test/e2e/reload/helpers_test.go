@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -174,32 +173,15 @@ func (w *web) ctl(args ...string) ctlResult {
 // asyncCtl is a supctl run in the background whose output can be watched.
 type asyncCtl struct {
 	cmd  *exec.Cmd
-	out  *lockedBuf
+	out  *testenv.SyncBuffer
 	done chan struct{}
 	res  ctlResult
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // ctlAsync starts supctl with args; the test's cleanup waits for it.
 func (w *web) ctlAsync(args ...string) *asyncCtl {
 	w.t.Helper()
-	a := &asyncCtl{out: &lockedBuf{}, done: make(chan struct{})}
+	a := &asyncCtl{out: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	a.cmd = exec.Command(w.Supctl, append([]string{"-s", w.Socket}, args...)...)
 	a.cmd.Stdout = a.out
 	a.cmd.Stderr = a.out

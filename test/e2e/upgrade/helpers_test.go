@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,7 +157,7 @@ type sup struct {
 	Mark   string
 	venv   string
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testenv.SyncBuffer
 	done   chan struct{}
 	exit   error
 }
@@ -184,7 +183,7 @@ func startSupWith(t *testing.T, cfgText string, setup func(dir string), env ...s
 		t.Fatalf("test binary: %v", err)
 	}
 	s := &sup{t: t, b: b, Dir: dir, Bin: filepath.Join(dir, "bin", "supervisor"), Config: filepath.Join(dir, "supervisor.toml"),
-		Socket: filepath.Join(dir, "ctl.sock"), venv: venv, out: &syncBuffer{}, done: make(chan struct{})}
+		Socket: filepath.Join(dir, "ctl.sock"), venv: venv, out: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	for _, d := range []string{"bin", "app"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -481,22 +480,3 @@ echo "fake supervisor: cannot run $*" >&2
 exit 1
 `)
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
