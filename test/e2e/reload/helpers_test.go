@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -154,78 +153,6 @@ func versions(n int) []testenv.Release {
 		r[i] = testenv.Release{Version: "v" + strconv.Itoa(i)}
 	}
 	return r
-}
-
-// ctlResult is one finished supctl run.
-type ctlResult struct {
-	Out  string
-	Code int
-	Took time.Duration
-}
-
-// ctl runs supctl with args.
-func (w *web) ctl(args ...string) ctlResult {
-	start := time.Now()
-	out, code := w.SupctlRun(args...)
-	return ctlResult{Out: out, Code: code, Took: time.Since(start)}
-}
-
-// asyncCtl is a supctl run in the background whose output can be watched.
-type asyncCtl struct {
-	cmd  *exec.Cmd
-	out  *testenv.SyncBuffer
-	done chan struct{}
-	res  ctlResult
-}
-
-// ctlAsync starts supctl with args; the test's cleanup waits for it.
-func (w *web) ctlAsync(args ...string) *asyncCtl {
-	w.t.Helper()
-	a := &asyncCtl{out: &testenv.SyncBuffer{}, done: make(chan struct{})}
-	a.cmd = exec.Command(w.Supctl, append([]string{"-s", w.Socket}, args...)...)
-	a.cmd.Stdout = a.out
-	a.cmd.Stderr = a.out
-	start := time.Now()
-	if err := a.cmd.Start(); err != nil {
-		w.t.Fatal(err)
-	}
-	go func() {
-		err := a.cmd.Wait()
-		a.res = ctlResult{Out: a.out.String(), Code: a.cmd.ProcessState.ExitCode(), Took: time.Since(start)}
-		if err != nil && a.res.Code == 0 {
-			a.res.Code = -1
-		}
-		close(a.done)
-	}()
-	w.t.Cleanup(func() {
-		select {
-		case <-a.done:
-		case <-time.After(90 * time.Second):
-			_ = a.cmd.Process.Kill() // the test failed already; do not hang
-			<-a.done
-		}
-	})
-	return a
-}
-
-// Wait waits up to timeout for the run to end.
-func (a *asyncCtl) Wait(t *testing.T, timeout time.Duration) ctlResult {
-	t.Helper()
-	select {
-	case <-a.done:
-		return a.res
-	case <-time.After(timeout):
-		t.Fatalf("supctl %v still running after %s; output so far:\n%s", a.cmd.Args, timeout, a.out.String())
-		return ctlResult{}
-	}
-}
-
-// WaitOutput polls until the output contains s.
-func (a *asyncCtl) WaitOutput(t *testing.T, timeout time.Duration, s string) {
-	t.Helper()
-	testenv.WaitFor(t, timeout, fmt.Sprintf("supctl output to contain %q", s), func() bool {
-		return strings.Contains(a.out.String(), s)
-	})
 }
 
 // probe sends n requests, each on a fresh connection, and returns the

@@ -42,7 +42,7 @@ func TestReloadStrategyOverride(t *testing.T) {
 		w := reloadUnderLoad(t, "swap", "usr2", 2)
 		// A usr2 reload that keeps the release (code changed in place) is a
 		// real USR2 re-exec.
-		r := w.ctl("reload", "web", "--strategy", "usr2")
+		r := w.Ctl("reload", "web", "--strategy", "usr2")
 		t.Logf("in-place usr2 reload of a swap-configured app: exit %d in %v", r.Code, r.Took.Round(time.Millisecond))
 		if r.Code != 0 || strings.Contains(r.Out, "using swap") || !strings.Contains(r.Out, "sending USR2") {
 			t.Errorf("in-place usr2 reload: exit %d, want 0 by USR2:\n%s", r.Code, r.Out)
@@ -63,14 +63,14 @@ func reloadUnderLoad(t *testing.T, configured, strategy string, n int) *web {
 	for i := 1; i <= n; i++ {
 		want := "version=v" + strconv.Itoa(i) + "\n"
 		before := load.Snapshot()
-		var r ctlResult
+		var r e2e.CtlResult
 		how := "deploy"
 		if i%2 == 1 {
-			r = w.ctl("deploy", "web", w.Dirs[i], "--strategy", strategy)
+			r = w.Ctl("deploy", "web", w.Dirs[i], "--strategy", strategy)
 		} else {
 			how = "reload"
 			testenv.PointCurrent(t, w.Current, w.Dirs[i])
-			r = w.ctl("reload", "web", "--strategy", strategy)
+			r = w.Ctl("reload", "web", "--strategy", strategy)
 		}
 		// Check the served version before anything else: a stale answer
 		// right after the return is what this test is about.

@@ -128,7 +128,7 @@ func TestReloadLeak(t *testing.T) {
 	var took []time.Duration
 	for i := 1; i <= n; i++ {
 		want := "version=v" + strconv.Itoa(i%2) + "\n"
-		r := w.ctl("deploy", "web", w.Dirs[i%2])
+		r := w.Ctl("deploy", "web", w.Dirs[i%2])
 		if r.Code != 0 {
 			t.Fatalf("deploy %d: exit %d:\n%s", i, r.Code, r.Out)
 		}
