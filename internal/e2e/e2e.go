@@ -57,6 +57,8 @@ type Options struct {
 	Env []string
 	// Wrap, when set, prefixes the command (e.g. unshare --pid --fork --mount-proc).
 	Wrap []string
+	// ExtraFiles are passed as fds 3.. (see exec.Cmd.ExtraFiles).
+	ExtraFiles []*os.File
 	// NoWait skips waiting for the control socket.
 	NoWait bool
 	// Setup runs before the supervisor starts, with the test directory (to
@@ -90,7 +92,8 @@ func Start(t testing.TB, opts Options) *Supervisor {
 	s.Mark = mark
 	argv := append(append([]string{}, opts.Wrap...), s.Bin, "-c", s.Config)
 	s.Cmd = exec.Command(argv[0], argv[1:]...)
-	s.Cmd.Env = append(append(os.Environ(), key+"="+mark), opts.Env...)
+	s.Cmd.Env = append(append(hermeticEnv(), key+"="+mark), opts.Env...)
+	s.Cmd.ExtraFiles = opts.ExtraFiles
 	s.Cmd.Stdout = s.out
 	s.Cmd.Stderr = s.out
 	if err := s.Cmd.Start(); err != nil {
@@ -117,6 +120,20 @@ func Start(t testing.TB, opts Options) *Supervisor {
 		})
 	}
 	return s
+}
+
+// hermeticEnv is the test's environment without systemd's protocol
+// variables (LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*), which belong to whatever
+// runs the tests: a test that wants them passes its own in Options.Env.
+func hermeticEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "LISTEN_") && k != "NOTIFY_SOCKET" && !strings.HasPrefix(k, "WATCHDOG_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // WriteConfig expands the placeholders of text (see Options.Config), adds
