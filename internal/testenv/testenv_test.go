@@ -370,7 +370,7 @@ func TestWaitFor(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("three polls took %v", d)
 	}
-	if poll(50*time.Millisecond, func() bool { return false }) {
+	if Poll(50*time.Millisecond, func() bool { return false }) {
 		t.Error("poll of a false condition returned true")
 	}
 }
@@ -519,4 +519,53 @@ func TestContribExample(t *testing.T) {
 		t.Fatalf("worker ignored TERM:\n%s", out.String())
 	}
 	AssertNoLeftovers(t, value, 5*time.Second)
+}
+
+// TestProcReaders checks the /proc readers on this test process and a
+// listener and a Unix socket it binds.
+func TestProcReaders(t *testing.T) {
+	self := os.Getpid()
+	st, err := ReadStat(self)
+	if err != nil || st.PPID != os.Getppid() || st.State == 'Z' || st.Comm == "" {
+		t.Fatalf("ReadStat(self) = %+v, %v; want ppid %d", st, err, os.Getppid())
+	}
+	if env, err := Environ(self); err != nil || len(env) == 0 {
+		t.Errorf("Environ(self) = %d variables, %v", len(env), err)
+	}
+	ln := listenTCP(t)
+	defer closeListener(t, ln)
+	ino, err := FindSocket("/proc/net/tcp", ln.Addr().String(), TCPListen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := FDs(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := false
+	for _, target := range fds {
+		if k, n, ok := KindInode(target); ok && k == "socket" && n == ino {
+			held = true
+		}
+	}
+	if !held {
+		t.Errorf("listener inode %d on %s not among this process's fds %v", ino, ln.Addr(), fds)
+	}
+	path := filepath.Join(ShortTempDir(t), "u.sock")
+	uln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeListener(t, uln)
+	names, err := UnixListeners()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, name := range names {
+		found = found || name == path
+	}
+	if !found {
+		t.Errorf("UnixListeners has no %s", path)
+	}
 }

@@ -135,7 +135,7 @@ func TestRequestCountAndLatency(t *testing.T) {
 		delta = n - countBefore
 		return delta >= requests
 	}
-	pollUpTo(15*time.Second, arrived)
+	testenv.Poll(15*time.Second, arrived)
 	if after.Families == nil {
 		t.Fatal("no scrape after the run")
 	}
@@ -272,7 +272,7 @@ func freeze(t *testing.T, app control.AppStatus) {
 	}
 	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("pids %v stopped", pids), func() bool {
 		for _, pid := range pids {
-			if st, err := procState(pid); err != nil || st != 'T' {
+			if st, err := testenv.ReadStat(pid); err != nil || st.State != 'T' {
 				return false
 			}
 		}
@@ -302,7 +302,7 @@ func TestIdleCPU(t *testing.T) {
 	w := startWeb(t, webOpts{})
 	pid := w.Cmd.Process.Pid
 	scrapeMetrics(t, w.HTTP) // first scrape outside the window (lazy init)
-	t0, err := cpuTicks(pid)
+	t0, err := testenv.ReadStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,11 +315,11 @@ func TestIdleCPU(t *testing.T) {
 		bytesRead += len(scrapeMetrics(t, w.HTTP).Raw)
 	}
 	wall := time.Since(start)
-	t1, err := cpuTicks(pid)
+	t1, err := testenv.ReadStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cpu := time.Duration(t1-t0) * time.Second / clockTicks
+	cpu := time.Duration(t1.CPUTicks-t0.CPUTicks) * time.Second / clockTicks
 	pct := 100 * cpu.Seconds() / wall.Seconds()
 	t.Logf("supervisor pid %d (race detector: %v): %d scrapes (%d bytes each) in %s used %s CPU (%s per scrape) = %.2f%% of one core",
 		pid, e2e.RaceEnabled, scrapes, bytesRead/scrapes, wall.Round(time.Millisecond), cpu, cpu/scrapes, pct)

@@ -129,7 +129,7 @@ func TestKill9OldMasterDuringSwap(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "old workers gone", func() bool {
 		for _, pid := range oldWorkers {
 			if syscall.Kill(pid, 0) == nil {
-				if p, ok := procTable()[pid]; ok && p.State != 'Z' {
+				if p, err := testenv.ReadStat(pid); err == nil && p.State != 'Z' {
 					return false
 				}
 			}

@@ -171,48 +171,6 @@ func probe(addr, want string, n int) []string {
 	return bad
 }
 
-// proc is one line of the process table.
-type proc struct {
-	PID, PPID int
-	State     byte
-	Cmd       string
-}
-
-// procTable reads every process of /proc (processes that vanish meanwhile
-// are skipped).
-func procTable() map[int]proc {
-	out := map[int]proc{}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return out
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) {
-			continue
-		}
-		f := bytes.Fields(b[i+2:])
-		if len(f) < 2 {
-			continue
-		}
-		ppid, err := strconv.Atoi(string(f[1]))
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline") // empty for zombies
-		out[pid] = proc{PID: pid, PPID: ppid, State: f[0][0], Cmd: string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '}))}
-	}
-	return out
-}
-
 // tree is the supervisor's process tree at one instant.
 type tree struct {
 	// Children are the supervisor's live children.
@@ -234,9 +192,10 @@ func (tr tree) String() string {
 // supervisorTree scans the descendants of the supervisor process.
 func (w *web) supervisorTree() tree {
 	root := w.Cmd.Process.Pid
-	procs := procTable()
+	procs := map[int]testenv.Stat{}
 	kids := map[int][]int{}
-	for _, p := range procs {
+	for _, p := range testenv.Procs() {
+		procs[p.PID] = p
 		kids[p.PPID] = append(kids[p.PPID], p.PID)
 	}
 	tr := tree{Workers: map[int][]int{}}
@@ -250,10 +209,11 @@ func (w *web) supervisorTree() tree {
 				tr.Zombies = append(tr.Zombies, k)
 				continue
 			}
-			tr.All = append(tr.All, fmt.Sprintf("%s%d %s", strings.Repeat("  ", depth), k, p.Cmd))
+			cmd, _ := testenv.Cmdline(k) // gone meanwhile: ""
+			tr.All = append(tr.All, fmt.Sprintf("%s%d %s", strings.Repeat("  ", depth), k, cmd))
 			if depth == 0 {
 				tr.Children = append(tr.Children, k)
-				if strings.Contains(p.Cmd, "gunicorn") {
+				if strings.Contains(cmd, "gunicorn") {
 					tr.Masters = append(tr.Masters, k)
 				}
 			}

@@ -50,10 +50,11 @@ func (w *web) measure(t *testing.T, metrics string) usage {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fds, err := fdCount(pid)
+		fdMap, err := testenv.FDs(pid)
 		if err != nil {
 			t.Fatal(err)
 		}
+		fds := len(fdMap)
 		g, err := scrapeGauges("http://"+metrics+"/metrics", "go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_heap_objects")
 		if err != nil {
 			t.Fatal(err)
@@ -202,15 +203,6 @@ func procStatus(pid int, keys ...string) (map[string]int, error) {
 		out[k] = n
 	}
 	return out, sc.Err()
-}
-
-// fdCount counts /proc/PID/fd.
-func fdCount(pid int) (int, error) {
-	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
-	if err != nil {
-		return 0, err
-	}
-	return len(ents), nil
 }
 
 var listeningRE = regexp.MustCompile(`msg="?Listening on"? address=(127\.0\.0\.1:\d+)`)

@@ -1,12 +1,9 @@
 package upgrade
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -122,29 +119,6 @@ func (s *sup) installFile(src string) {
 	s.install(readFile(s.t, src))
 }
 
-// fdTargets maps each open descriptor of pid to its /proc link target
-// ("socket:[123]", "pipe:[456]", "/memfd:supervisor-handover (deleted)", ...).
-func fdTargets(pid int) (map[int]string, error) {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("list fds of pid %d: %w", pid, err)
-	}
-	out := map[int]string{}
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		target, err := os.Readlink(filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue // closed meanwhile
-		}
-		out[fd] = target
-	}
-	return out, nil
-}
-
 // handoverMemfds lists pid's descriptors that are a hand-over state memfd.
 func handoverMemfds(fds map[int]string) []string {
 	var out []string
@@ -156,68 +130,38 @@ func handoverMemfds(fds map[int]string) []string {
 	return out
 }
 
-// listenInode returns the socket inode of the listener bound at addr
-// (127.0.0.1:PORT, or a Unix socket path).
+// listenInode returns the fd link target ("socket:[N]") of the listener
+// bound at addr: 127.0.0.1:PORT, or a Unix socket path.
 func listenInode(addr string) (string, error) {
-	if strings.HasPrefix(addr, "/") {
-		// The supervisor binds at a hidden name beside the path (hard-linked
-		// to it); /proc/net/unix shows the name bound.
-		held := filepath.Join(filepath.Dir(addr), "."+filepath.Base(addr)+".held")
-		return procNetInode("/proc/net/unix", func(f []string) bool {
-			// Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = listening.
-			return len(f) >= 8 && (f[7] == addr || f[7] == held) && f[3] == "00010000"
-		}, 6)
+	if !strings.HasPrefix(addr, "/") {
+		return socketTarget(testenv.FindSocket("/proc/net/tcp", addr, testenv.TCPListen))
 	}
-	return tcpUDPInode("/proc/net/tcp", addr, "0A")
-}
-
-// udpInode returns the inode of the UDP socket bound at addr (127.0.0.1:PORT).
-func udpInode(addr string) (string, error) { return tcpUDPInode("/proc/net/udp", addr, "07") }
-
-func tcpUDPInode(table, addr, state string) (string, error) {
-	host, portStr, ok := strings.Cut(addr, ":")
-	if !ok || host != "127.0.0.1" {
-		return "", fmt.Errorf("address %q: want 127.0.0.1:PORT", addr)
-	}
-	port, err := strconv.Atoi(portStr)
+	// The supervisor binds at a hidden name beside the path (hard-linked to
+	// it); /proc/net/unix shows the name bound.
+	held := filepath.Join(filepath.Dir(addr), "."+filepath.Base(addr)+".held")
+	names, err := testenv.UnixListeners()
 	if err != nil {
-		return "", fmt.Errorf("address %q: %w", addr, err)
+		return "", err
 	}
-	local := fmt.Sprintf("0100007F:%04X", port)
-	// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-	return procNetInode(table, func(f []string) bool { return len(f) >= 10 && f[1] == local && f[3] == state }, 9)
-}
-
-func procNetInode(table string, match func([]string) bool, col int) (string, error) {
-	b, err := os.ReadFile(table)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", table, err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if match(f) {
-			return "socket:[" + f[col] + "]", nil
+	for ino, name := range names {
+		if name == addr || name == held {
+			return socketTarget(ino, nil)
 		}
 	}
-	return "", fmt.Errorf("%s: no matching socket", table)
+	return "", fmt.Errorf("/proc/net/unix: no listener at %s or %s", addr, held)
 }
 
-// children returns the PIDs whose parent is pid.
-func children(pid int) ([]int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+// udpInode returns the fd link target ("socket:[N]") of the UDP socket
+// bound at addr (127.0.0.1:PORT).
+func udpInode(addr string) (string, error) {
+	return socketTarget(testenv.FindSocket("/proc/net/udp", addr, testenv.UDPUnconnected))
+}
+
+func socketTarget(ino uint64, err error) (string, error) {
 	if err != nil {
-		return nil, fmt.Errorf("children of %d: %w", pid, err)
+		return "", err
 	}
-	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		n, err := strconv.Atoi(f)
-		if err != nil {
-			return nil, fmt.Errorf("children of %d: %q: %w", pid, f, err)
-		}
-		out = append(out, n)
-	}
-	return out, nil
+	return fmt.Sprintf("socket:[%d]", ino), nil
 }
 
 // scriptVersionOnly is a "binary" that prints a valid version line for

@@ -52,7 +52,7 @@ func checkSupctl(t *testing.T, s *sup, version string) {
 // hand-over memfd, and returns its number of open descriptors.
 func checkSupervisorFDs(t *testing.T, s *sup) int {
 	t.Helper()
-	fds, err := fdTargets(s.PID())
+	fds, err := testenv.FDs(s.PID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 	}
 	// No stray Gunicorn worker re-parented to the supervisor.
 	st = s.Status()
-	kids, err := children(s.PID())
+	kids, err := testenv.Children(s.PID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		}
 		foreign[ino] = a.Name + "'s statsd bridge"
 	}
-	apiFDs, err := fdTargets(api.MasterPID)
+	apiFDs, err := testenv.FDs(api.MasterPID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		}{"web worker", w, webListen})
 	}
 	for _, c := range check {
-		fds, err := fdTargets(c.pid)
+		fds, err := testenv.FDs(c.pid)
 		if err != nil {
 			t.Fatal(err)
 		}
