@@ -77,12 +77,13 @@ func Expand(text, dir, venv, sock string) string {
 // is left behind.
 func Start(t testing.TB, opts Options) *Supervisor {
 	t.Helper()
-	sup, ctl := Binaries(t)
 	dir := testenv.ShortTempDir(t)
-	s := &Supervisor{t: t, Bin: sup, Supctl: ctl, Dir: dir, Config: filepath.Join(dir, "supervisor.toml"),
+	s := &Supervisor{t: t, Supctl: buildOnce(t, "supctl", ""), Dir: dir, Config: filepath.Join(dir, "supervisor.toml"),
 		Socket: filepath.Join(dir, "ctl.sock"), venv: testenv.Venv(t), out: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	if opts.Bin != "" {
 		s.Bin = strings.ReplaceAll(opts.Bin, "@DIR@", dir)
+	} else {
+		s.Bin = SupervisorVersion(t, "")
 	}
 	if opts.Setup != nil {
 		opts.Setup(dir)
