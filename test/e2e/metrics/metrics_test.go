@@ -293,12 +293,12 @@ func thaw(t *testing.T, app control.AppStatus) {
 // (fixed at 100 on Linux whatever the kernel's HZ).
 const clockTicks = 100
 
-// TestIdleCPU scrapes /metrics once a second for 30 s from a supervisor
+// TestIdleCPU scrapes /metrics once a second for 10 s from a supervisor
 // with one idle Gunicorn app and reports the supervisor's own CPU time as a
 // share of one core. Only a very loose bound is asserted (the machine is
 // shared, the binary may carry the race detector); the figure is logged.
 func TestIdleCPU(t *testing.T) {
-	const scrapes = 30
+	const scrapes = 10
 	w := startWeb(t, webOpts{})
 	pid := w.Cmd.Process.Pid
 	scrapeMetrics(t, w.HTTP) // first scrape outside the window (lazy init)

@@ -11,9 +11,15 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-// TestReloadUnderLoad runs 20 consecutive reloads, each to a new version,
-// under 16 connections of load, for each strategy (with the strategy also
-// configured, so usr2 generations are started to follow `current`). Odd
+// reloadsUnderLoad is how many reloads TestReloadUnderLoad makes per
+// strategy: half by deploy, half by reload. The long run is the soak
+// (make soak).
+const reloadsUnderLoad = 10
+
+// TestReloadUnderLoad runs reloadsUnderLoad consecutive reloads, each to a
+// new version, under 16 connections of load, for each strategy (with the
+// strategy also configured, so usr2 generations are started to follow
+// `current`). Odd
 // reloads use `supctl deploy`, even ones PointCurrent + `supctl reload`.
 // After each reload returns, 20 requests on fresh connections must all get
 // the new version, and exactly one generation must be left. No request may
@@ -21,7 +27,7 @@ import (
 func TestReloadUnderLoad(t *testing.T) {
 	for _, strategy := range []string{"swap", "usr2"} {
 		t.Run(strategy, func(t *testing.T) {
-			reloadUnderLoad(t, strategy, strategy, 20)
+			reloadUnderLoad(t, strategy, strategy, reloadsUnderLoad)
 		})
 	}
 }

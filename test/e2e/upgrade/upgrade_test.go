@@ -62,17 +62,21 @@ func checkSupervisorFDs(t *testing.T, s *sup) int {
 	return len(fds)
 }
 
-// TestUpgradeUnderLoad upgrades the supervisor 10 times in a row, v1 and v2
-// alternately, while 16 connections load a Gunicorn app, then tries a binary
+// upgradesUnderLoad is how many upgrades TestUpgradeUnderLoad makes in a row:
+// each direction (v1 -> v2, v2 -> v1) three times.
+const upgradesUnderLoad = 6
+
+// TestUpgradeUnderLoad upgrades the supervisor upgradesUnderLoad times in a
+// row, v1 and v2 alternately, while 16 connections load a Gunicorn app, then tries a binary
 // that does not even start. Every upgrade keeps the supervisor's PID and
 // every app process; no request fails; the version flips; supctl works after
 // each; the last, broken binary is refused and changes nothing; once stopped,
 // nothing is left.
 //
 // The supervisor runs with GOGC=1: a collection at nearly every allocation
-// makes a finalizer that closes a reused descriptor (readState used to leave
-// one on the hand-over memfd, which then closed the control socket) strike
-// within a few upgrades instead of once in a while.
+// makes a finalizer that closes a descriptor still in use (an *os.File left
+// on the hand-over memfd would close whatever reuses its number, such as the
+// control socket) strike within a few upgrades instead of once in a while.
 func TestUpgradeUnderLoad(t *testing.T) {
 	s := startSup(t, baseConfig, "GOGC=1")
 	st := s.WaitRunning(90*time.Second, "web", "api", "worker")
@@ -100,7 +104,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 
 	var took []time.Duration
 	version := "v1"
-	for i := 1; i <= 10; i++ {
+	for i := 1; i <= upgradesUnderLoad; i++ {
 		next, bin := "v2", s.v2
 		if version == "v2" {
 			next, bin = "v1", s.v1
@@ -152,8 +156,8 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		t.Errorf("upgrade to a broken binary: supctl exit %d, want 1 with \"nothing changed\":\n%s", code, out)
 	}
 	st = s.Status()
-	if got := currentPIDs(t, s, st); got != want || st.Supervisor.Version != version || st.Supervisor.Upgrades != 10 {
-		t.Errorf("after the refused upgrade: pids %+v version %s upgrades %d; want %+v %s 10", got, st.Supervisor.Version, st.Supervisor.Upgrades, want, version)
+	if got := currentPIDs(t, s, st); got != want || st.Supervisor.Version != version || st.Supervisor.Upgrades != upgradesUnderLoad {
+		t.Errorf("after the refused upgrade: pids %+v version %s upgrades %d; want %+v %s %d", got, st.Supervisor.Version, st.Supervisor.Upgrades, want, version, upgradesUnderLoad)
 	}
 	checkSupctl(t, s, version)
 	checkSupervisorFDs(t, s)
@@ -162,7 +166,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "load served after the refused upgrade", func() bool { return load.Snapshot().OK > n+200 })
 	res := load.Stop()
 	stopped = true
-	t.Logf("load over the 10 upgrades and the refused one: %s", res)
+	t.Logf("load over the %d upgrades and the refused one: %s", upgradesUnderLoad, res)
 	if res.Failed() != 0 || res.Non2xx != 0 {
 		t.Errorf("%d failed requests: %v", res.Failed(), res.Errors)
 	}
