@@ -159,6 +159,15 @@ func (s *Supervisor) PID() int { return s.Cmd.Process.Pid }
 // Output returns everything the supervisor wrote so far.
 func (s *Supervisor) Output() string { return s.out.String() }
 
+// WaitOutput polls until the supervisor's output contains substr, failing
+// the test after timeout.
+func (s *Supervisor) WaitOutput(substr string, timeout time.Duration) {
+	s.t.Helper()
+	testenv.WaitFor(s.t, timeout, fmt.Sprintf("%q in the supervisor's output", substr), func() bool {
+		return strings.Contains(s.Output(), substr)
+	})
+}
+
 // Exited reports whether the supervisor process has exited.
 func (s *Supervisor) Exited() bool {
 	select {

@@ -230,14 +230,6 @@ func socketInodes(t testing.TB, pid int) map[uint64]bool {
 	return out
 }
 
-// waitOutput waits until the supervisor's output contains substr.
-func waitOutput(t *testing.T, out func() string, substr string, timeout time.Duration) {
-	t.Helper()
-	testenv.WaitFor(t, timeout, fmt.Sprintf("%q in the supervisor's output", substr), func() bool {
-		return strings.Contains(out(), substr)
-	})
-}
-
 // testApp is a plain WSGI app (no Flask) for these tests. GET /?ms=N answers
 // "version=1" after N ms; with mark=NAME it first creates the file NAME in
 // its working directory, so that a test knows the request is in a worker's
