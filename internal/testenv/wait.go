@@ -25,6 +25,20 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// WaitForState is WaitFor with a cond that also describes the state it saw,
+// which the failure message quotes (the last description).
+func WaitForState(t testing.TB, timeout time.Duration, what string, cond func() (ok bool, state string)) {
+	t.Helper()
+	var last string
+	if !Poll(timeout, func() bool {
+		var ok bool
+		ok, last = cond()
+		return ok
+	}) {
+		t.Fatalf("testenv: timed out after %v waiting for %s; last: %s", timeout, what, last)
+	}
+}
+
 // Poll calls cond at once and then every 15 ms and reports whether it
 // returned true within timeout; cond is asked once more at the deadline.
 // Unlike WaitFor it does not fail the test.
