@@ -37,9 +37,8 @@ func TestReloadUnderLoad(t *testing.T) {
 // generation is started: for usr2 with PWD = the `current` link (Gunicorn's
 // re-exec follows it), for swap with PWD = the resolved release. So swap
 // reloads of a usr2 app work, but a USR2 re-exec of a swap app's generation
-// runs the old release again: before the fix in supervise/reloadhost.go the
-// reload reported "ok" while the old version kept serving; now the
-// supervisor replaces such a generation by swap and says so.
+// would run the old release again while reporting "ok": the supervisor must
+// replace such a generation by swap and say so.
 func TestReloadStrategyOverride(t *testing.T) {
 	t.Run("usr2-config-swap-reload", func(t *testing.T) {
 		reloadUnderLoad(t, "usr2", "swap", 2)
