@@ -42,9 +42,12 @@ func checkSupctl(t *testing.T, s *sup, version string) {
 	if st.Supervisor.Version != version || st.Supervisor.PID != s.PID() {
 		t.Errorf("supctl status: supervisor %s pid %d, want %s pid %d", st.Supervisor.Version, st.Supervisor.PID, version, s.PID())
 	}
+	// supctl version prints its own version, then the supervisor's.
 	out, code = s.SupctlRun("version")
-	if want := fmt.Sprintf("supervisor %s (pid %d)", version, s.PID()); code != 0 || strings.TrimSpace(out) != want {
-		t.Errorf("supctl version: exit %d %q, want %q", code, out, want)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	want := fmt.Sprintf("supervisor %s (pid %d) on %s", version, s.PID(), s.Socket)
+	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "supctl ") || lines[1] != want {
+		t.Errorf("supctl version: exit %d %q, want \"supctl VERSION\" and %q", code, out, want)
 	}
 }
 
