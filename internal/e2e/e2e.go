@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,8 +117,14 @@ func Start(t testing.TB, opts Options) *Supervisor {
 			if s.Exited() {
 				t.Fatalf("supervisor exited early (%v):\n%s", s.exit, s.Output())
 			}
-			_, err := os.Stat(s.Socket)
-			return err == nil
+			// The socket file exists from bind(2), before listen(2): only a
+			// connection says the control server accepts.
+			c, err := net.Dial("unix", s.Socket)
+			if err != nil {
+				return false
+			}
+			_ = c.Close() // a probe: nothing was sent
+			return true
 		})
 	}
 	return s
