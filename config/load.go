@@ -97,8 +97,10 @@ func Parse(path string, data []byte) (*Config, error) {
 	root := p.table(nil, doc)
 	cfg.Supervisor = p.supervisor(root.sub("supervisor"))
 	cfg.Apps = p.apps(root, md.Keys())
+	cfg.Groups = p.groups(root.sub("group"))
 	root.finish()
 	p.crossChecks(cfg)
+	p.orderChecks(cfg)
 	if err := p.errs.err(); err != nil {
 		return nil, err
 	}
@@ -221,6 +223,7 @@ func (p *parser) app(name string, t *table) *App {
 	hasListen := p.listeners(t, a, gunicorn)
 	p.environment(t, a)
 	restartPolicy(t, a)
+	lifecycle(t, a)
 	a.Reload = p.reload(t.sub("reload"), process)
 	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
 	t.finish()
