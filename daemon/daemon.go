@@ -483,11 +483,15 @@ func (d *Daemon) onSignal(ctx context.Context, sig os.Signal) bool {
 
 // appsChanged tells systemd about the apps' current state.
 func (d *Daemon) appsChanged(s *notifyState) {
-	allReady, _ := d.manager.Ready() // the per-app reasons are in the snapshots' messages
+	ready := d.manager.Readiness()
 	snaps := d.manager.Snapshots()
-	first, err := s.apps(allReady, anyReloading(snaps), summary(snaps))
+	status := summary(snaps)
+	if why := ready.Summary(); why != "" {
+		status += "; " + why
+	}
+	first, err := s.apps(ready.Started, anyReloading(snaps), status)
 	if first {
-		d.Logger.Info("all apps ready")
+		d.Logger.Info("all required apps started", "status", status)
 	}
 	d.notify(err)
 }

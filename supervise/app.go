@@ -74,10 +74,12 @@ type appOwner struct {
 	stopWaiters []chan error
 	health      healthState
 	restarts    int
-	lastExit    *ExitInfo
-	lastReload  *ReloadResult
-	reloads     map[string]int
-	message     string
+	// attempted: startGen ran at least once, or a generation was handed over.
+	attempted  bool
+	lastExit   *ExitInfo
+	lastReload *ReloadResult
+	reloads    map[string]int
+	message    string
 }
 
 // healthState is the periodic health check of the tracked generation.
@@ -377,6 +379,7 @@ func (a *appOwner) onRetired(ctx context.Context, g generation) {
 // startGen spawns a generation (Starting) and waits for readiness in the
 // background; a failed spawn counts as a crash (Backoff or Failed).
 func (a *appOwner) startGen(ctx context.Context) {
+	a.attempted = true
 	id := int(a.env.nextGen(a.cfg.Name))
 	g, err := a.env.spawnGen(ctx, a.cfg, id, "", a.cfg.Reload.Strategy)
 	if err != nil {
@@ -527,6 +530,9 @@ func (a *appOwner) publish() {
 		Backoff:       a.policy.backoff(),
 		Reloading:     a.reload != nil,
 		Message:       a.message,
+		Required:      a.cfg.Required,
+		Wanted:        a.wants(),
+		Attempted:     a.attempted,
 		Reloads:       make(map[string]int, len(a.reloads)),
 		Listeners:     a.env.listeners(a.cfg.Name),
 	}
@@ -550,7 +556,7 @@ func (a *appOwner) publish() {
 		s.StatsdAddr = addr
 	}
 	prev := a.snap.Swap(s)
-	if prev != nil && (prev.State != s.State || prev.Healthy != s.Healthy || prev.Reloading != s.Reloading) {
+	if prev != nil && (prev.State != s.State || prev.Healthy != s.Healthy || prev.Reloading != s.Reloading || prev.Attempted != s.Attempted) {
 		a.env.changed()
 	}
 }

@@ -51,8 +51,10 @@ type Manager struct {
 	exits    chan AppExit
 	cancel   context.CancelFunc
 	started  bool
-	stopped  chan struct{}
-	genSeq   map[string]*atomic.Int64
+	// booted is set once Start has asked every app to start.
+	booted  atomic.Bool
+	stopped chan struct{}
+	genSeq  map[string]*atomic.Int64
 	// restored names the apps handed over that need no start.
 	restored map[string]bool
 	// prober tells the Gunicorn version of each app's virtualenv, probing
@@ -168,7 +170,9 @@ func (m *Manager) Start(ctx context.Context) {
 	// an owner's state belongs to its goroutine alone.
 	skip := make(map[*appOwner]bool, len(m.order))
 	for _, a := range m.order {
-		skip[a] = m.restored[a.cfg.Name] // handed over running, or stopped by request
+		// handed over running or stopped by request; else autostart decides
+		restoredStart, restored := m.restored[a.cfg.Name]
+		skip[a] = restoredStart || (!restored && !a.cfg.Autostart)
 	}
 	m.prefetchVersions(ctx)
 	for _, a := range m.order {
@@ -182,6 +186,8 @@ func (m *Manager) Start(ctx context.Context) {
 			m.logger.Error("start", "app", a.cfg.Name, "err", err)
 		}
 	}
+	m.booted.Store(true)
+	m.changed()
 }
 
 // prefetchVersions starts the Gunicorn version probe of every Gunicorn app
@@ -327,19 +333,14 @@ func (m *Manager) Snapshots() []AppSnapshot {
 	return out
 }
 
-// Ready reports whether every app that should run is running and healthy,
-// and names the ones that are not.
-func (m *Manager) Ready() (bool, map[string]string) {
-	bad := map[string]string{}
-	for _, s := range m.Snapshots() {
-		switch {
-		case s.State != StateRunning:
-			bad[s.Name] = s.State.String()
-		case !s.Healthy:
-			bad[s.Name] = "unhealthy"
-		}
+// Readiness assesses the apps' snapshots (see Assess); nothing counts as
+// started before Start has asked every app to start.
+func (m *Manager) Readiness() Readiness {
+	r := Assess(m.Snapshots())
+	if !m.booted.Load() {
+		r.Started = false
 	}
-	return len(bad) == 0, bad
+	return r
 }
 
 // Stop stops every app in reverse file order, each within its stop_timeout,

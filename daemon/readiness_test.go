@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/config"
+)
+
+// With one crash-looping app and one healthy process app, READY=1 arrives
+// once the healthy app is running (a process is ready after 1 s) and the
+// crashing one is backing off, within that boot time plus 1 s, and its
+// STATUS= names the crashing app. An optional app (required = false) that
+// crashes and an app with autostart = false do not hold READY=1 back.
+func TestReadyWithCrashLoopingApp(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "c.sock")
+	cfgPath := filepath.Join(dir, "supervisor.toml")
+	toml := `
+[supervisor]
+control_socket = "` + sock + `"
+http = ""
+run_dir = "` + dir + `/run"
+shutdown_timeout = "20s"
+
+[app.healthy]
+kind = "process"
+command = ["/bin/sleep", "3600"]
+
+[app.crashy]
+kind = "process"
+command = ["/bin/sh", "-c", "exit 3"]
+
+[app.optional]
+kind = "process"
+command = ["/bin/sh", "-c", "exit 4"]
+required = false
+
+[app.manual]
+kind = "process"
+command = ["/bin/sleep", "3600"]
+autostart = false
+`
+	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := listenNotify(t)
+	t.Setenv("NOTIFY_SOCKET", n.path)
+	d := &Daemon{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	t0 := time.Now()
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+
+	const boot = time.Second // a process app is ready once it ran 1 s
+	var ready string
+	for ready == "" {
+		msg := n.next()
+		if strings.Contains(msg, "READY=1") {
+			ready = msg
+		}
+	}
+	took := time.Since(t0)
+	t.Logf("READY=1 after %v (healthy app's boot %v + 1 s = %v): %q", took.Round(time.Millisecond), boot, boot+time.Second, ready)
+	if took > boot+time.Second {
+		t.Errorf("READY=1 after %v, want within %v", took, boot+time.Second)
+	}
+	if !strings.Contains(ready, "crashy (") || strings.Contains(ready, "optional") || strings.Contains(ready, "manual") || strings.Contains(ready, "healthy (") {
+		t.Errorf("STATUS= with READY=1 should name crashy only among the unhealthy: %q", ready)
+	}
+	r := d.manager.Readiness()
+	if !r.Started || r.Serving || r.NotHealthy["crashy"] == "" || len(r.NotHealthy) != 1 {
+		t.Errorf("readiness after READY=1 = %+v, want started, not serving, crashy named alone", r)
+	}
+}
