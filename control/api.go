@@ -159,6 +159,13 @@ type AppStatus struct {
 	// StatsdBridge reports whether the supervisor receives this app's statsd.
 	StatsdBridge bool   `json:"statsd_bridge"`
 	StatsdAddr   string `json:"statsd_addr,omitempty"`
+	// Required: the app counts for readiness (READY=1, /readyz).
+	Required bool `json:"required"`
+	// Wanted: the app is meant to run (not stopped on purpose, nor finished
+	// under its restart policy).
+	Wanted bool `json:"wanted"`
+	// Attempted: the app has been started at least once.
+	Attempted bool `json:"attempted"`
 	// Message is a human explanation of the state (e.g. the last error).
 	Message string `json:"message,omitempty"`
 }

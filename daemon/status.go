@@ -129,6 +129,7 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 		NextRestart: s.NextRestart, Backoff: s.Backoff,
 		Reloading: s.Reloading, Reloads: s.Reloads,
 		StatsdBridge: s.StatsdBridge, StatsdAddr: s.StatsdAddr, Message: s.Message,
+		Required: s.Required, Wanted: s.Wanted, Attempted: s.Attempted,
 	}
 	if e := s.LastExit; e != nil {
 		a.LastExit = &control.Exit{Code: e.Code, Signal: e.Signal, Time: e.Time}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
@@ -53,6 +54,7 @@ type Manager struct {
 	started  bool
 	// booted is set once Start has asked every app to start.
 	booted  atomic.Bool
+	boot    bootRun
 	stopped chan struct{}
 	genSeq  map[string]*atomic.Int64
 	// restored names the apps handed over that need no start.
@@ -159,7 +161,11 @@ func (m *Manager) CloseSockets() {
 	}
 }
 
-// Start starts each app's owner and asks every app to start, in file order.
+// Start starts each app's owner and, in the background, asks every app with
+// autostart (or handed over as wanted but not running) to start: in
+// parallel, each after the apps it names in after and requires have
+// settled. Readiness counts nothing as started before every start was asked
+// for; Stop cancels the starts not yet asked for.
 func (m *Manager) Start(ctx context.Context) {
 	if m.started {
 		return
@@ -178,16 +184,31 @@ func (m *Manager) Start(ctx context.Context) {
 	for _, a := range m.order {
 		go a.run(ctx)
 	}
+	var set []*appOwner
 	for _, a := range m.order {
-		if skip[a] {
-			continue
-		}
-		if err := a.send(ctx, startMsg{newCall()}); err != nil {
-			m.logger.Error("start", "app", a.cfg.Name, "err", err)
+		if !skip[a] {
+			set = append(set, a)
 		}
 	}
-	m.booted.Store(true)
-	m.changed()
+	startCtx, cancel := context.WithCancel(ctx)
+	m.boot = bootRun{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(m.boot.done)
+		for name, err := range m.startOrdered(startCtx, set) {
+			if err != nil {
+				m.logger.Error("start", "app", name, "err", err)
+			}
+		}
+		m.booted.Store(true)
+		m.changed()
+	}()
+}
+
+// bootRun is Start's background run of the first starts.
+type bootRun struct {
+	cancel context.CancelFunc
+	// done is closed once every first start was asked for (or cancelled).
+	done chan struct{}
 }
 
 // prefetchVersions starts the Gunicorn version probe of every Gunicorn app
@@ -343,7 +364,8 @@ func (m *Manager) Readiness() Readiness {
 	return r
 }
 
-// Stop stops every app in reverse file order, each within its stop_timeout,
+// Stop stops every app, in parallel except that an app stops before the
+// apps it names in after and requires, each within its stop_timeout,
 // all within ctx (the shutdown timeout); whatever still runs when ctx ends
 // is killed. Then it ends any orphan left among the supervisor's children.
 // Safe to call twice.
@@ -356,9 +378,9 @@ func (m *Manager) Stop(ctx context.Context) error {
 		return nil
 	default:
 	}
-	var errs []error
-	for i := len(m.order) - 1; i >= 0; i-- {
-		a := m.order[i]
+	m.boot.cancel()
+	<-m.boot.done
+	results := ordered(m.order, true, func(a *appOwner) error {
 		// At shutdown the supervisor's copy of the app's sockets goes first:
 		// once the draining workers have closed theirs, new clients are
 		// refused at once (a proxy retries elsewhere) instead of waiting in a
@@ -370,7 +392,11 @@ func (m *Manager) Stop(ctx context.Context) error {
 				m.logger.Warn("close listener", "app", a.cfg.Name, "err", err)
 			}
 		}
-		if err := a.send(ctx, stopMsg{newCall()}); err != nil {
+		return a.send(ctx, stopMsg{newCall()})
+	})
+	var errs []error
+	for _, a := range m.order {
+		if err := results[a.cfg.Name]; err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", a.cfg.Name, err))
 		}
 	}
@@ -402,6 +428,9 @@ func (m *Manager) KillOrphans(grace time.Duration) {
 func (m *Manager) cleanupOrphans(g *Generation) {
 	if g.PGID == 0 {
 		return
+	}
+	if err := syscall.Kill(-g.PGID, 0); errors.Is(err, syscall.ESRCH) {
+		return // the group is empty: nothing to scan /proc for
 	}
 	find := func() []int {
 		return proc.OwnChildren(func(pid, pgid int) bool { return pgid == g.PGID && !m.reaper.Managed(pid) })
