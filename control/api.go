@@ -25,6 +25,7 @@ const DefaultSocket = defaults.ControlSocket
 //	POST /v1/apps/{app}/reload[?strategy=swap|usr2]      -> Event stream (NDJSON)
 //	POST /v1/apps/{app}/deploy?release=DIR[&strategy=]  -> Event stream (NDJSON)
 //	POST /v1/upgrade           re-exec the supervisor binary -> Event stream
+//	POST /v1/act/start|stop|restart?target=T...  apps, all, group:NAME -> BulkResponse
 //	GET  /v1/version                             -> VersionResponse
 //
 // Anything else is 404 (unknown route) or 405 (wrong method).

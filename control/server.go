@@ -127,6 +127,7 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/apps/{app}/reload", s.reload)
 	mux.HandleFunc("POST /v1/apps/{app}/deploy", s.reload)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
+	mux.HandleFunc("POST /v1/act/{verb}", s.bulk)
 	srv := &http.Server{Handler: jsonErrors(mux), ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	if s.closed {

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -38,6 +40,9 @@ type Options struct {
 // Manager runs every app of one configuration: it holds their sockets and
 // one owner goroutine per app, and answers requests by routing them to owners.
 type Manager struct {
+	// mu guards cfg, sockets, apps, order and genSeq: an update replaces
+	// them while requests read them.
+	mu       sync.RWMutex
 	cfg      *config.Config
 	reaper   *Reaper
 	logger   *slog.Logger
@@ -53,7 +58,10 @@ type Manager struct {
 	cancel   context.CancelFunc
 	started  bool
 	// booted is set once Start has asked every app to start.
-	booted  atomic.Bool
+	booted atomic.Bool
+	// runCtx is the context Start runs the owners under; owners an update
+	// adds run under it too.
+	runCtx  context.Context
 	boot    bootRun
 	stopped chan struct{}
 	genSeq  map[string]*atomic.Int64
@@ -66,7 +74,34 @@ type Manager struct {
 
 // nextGen allocates the next generation number of an app (1-based); safe
 // from any goroutine.
-func (m *Manager) nextGen(app string) int64 { return m.genSeq[app].Add(1) }
+func (m *Manager) nextGen(app string) int64 {
+	m.mu.RLock()
+	seq := m.genSeq[app]
+	m.mu.RUnlock()
+	return seq.Add(1)
+}
+
+// owners returns the app owners in file order.
+func (m *Manager) owners() []*appOwner {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Clone(m.order)
+}
+
+// socketsOf returns the held listeners of app, in its listen order.
+func (m *Manager) socketsOf(app string) []*Socket {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.sockets[app]
+}
+
+// Config returns the configuration the Manager runs (the last one applied
+// by Update).
+func (m *Manager) Config() *config.Config {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.cfg
+}
 
 // AppExit is an app's generation exit, for exit_with.
 type AppExit struct {
@@ -152,6 +187,8 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 
 // CloseSockets closes every held listener (at exit).
 func (m *Manager) CloseSockets() {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	for name, socks := range m.sockets {
 		for _, s := range socks {
 			if err := s.Close(); err != nil {
@@ -174,18 +211,20 @@ func (m *Manager) Start(ctx context.Context) {
 	ctx, m.cancel = context.WithCancel(ctx)
 	// Which apps to start is decided before their owners run: from then on
 	// an owner's state belongs to its goroutine alone.
-	skip := make(map[*appOwner]bool, len(m.order))
-	for _, a := range m.order {
+	owners := m.owners()
+	skip := make(map[*appOwner]bool, len(owners))
+	for _, a := range owners {
 		// handed over running or stopped by request; else autostart decides
 		restoredStart, restored := m.restored[a.cfg.Name]
 		skip[a] = restoredStart || (!restored && !a.cfg.Autostart)
 	}
 	m.prefetchVersions(ctx)
-	for _, a := range m.order {
+	m.runCtx = ctx
+	for _, a := range owners {
 		go a.run(ctx)
 	}
 	var set []*appOwner
-	for _, a := range m.order {
+	for _, a := range owners {
 		if !skip[a] {
 			set = append(set, a)
 		}
@@ -215,7 +254,7 @@ type bootRun struct {
 // in the background, so that the owners' first spawns find the answer
 // ready or in flight instead of running the probe themselves.
 func (m *Manager) prefetchVersions(ctx context.Context) {
-	for _, app := range m.cfg.Apps {
+	for _, app := range m.Config().Apps {
 		if app.Kind != config.KindGunicorn {
 			continue
 		}
@@ -259,7 +298,9 @@ func (m *Manager) appExited(name string, info ExitInfo) {
 func (m *Manager) statsdAddr(app string) string { return m.statsd(app) }
 
 func (m *Manager) owner(name string) (*appOwner, error) {
+	m.mu.RLock()
 	a, ok := m.apps[name]
+	m.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, name)
 	}
@@ -329,7 +370,7 @@ func (m *Manager) reloadOrDeploy(ctx context.Context, name string, strategy *con
 // Ping returns nil when every app owner answers within ctx: the
 // supervision loops are alive (liveness, and the systemd watchdog).
 func (m *Manager) Ping(ctx context.Context) error {
-	for _, a := range m.order {
+	for _, a := range m.owners() {
 		if err := a.send(ctx, pingMsg{newCall()}); err != nil {
 			return fmt.Errorf("app %s: owner not answering: %w", a.cfg.Name, err)
 		}
@@ -341,8 +382,9 @@ func (m *Manager) Ping(ctx context.Context) error {
 // worker PIDs read from /proc in one scan.
 func (m *Manager) Snapshots() []AppSnapshot {
 	tree, _ := proc.NewTree("") // without /proc, worker lists stay empty
-	out := make([]AppSnapshot, 0, len(m.order))
-	for _, a := range m.order {
+	owners := m.owners()
+	out := make([]AppSnapshot, 0, len(owners))
+	for _, a := range owners {
 		s := *a.snap.Load()
 		if s.MasterPID != 0 && tree != nil {
 			kids := append([]int(nil), tree.LiveChildren(s.MasterPID)...)
@@ -380,14 +422,15 @@ func (m *Manager) Stop(ctx context.Context) error {
 	}
 	m.boot.cancel()
 	<-m.boot.done
-	results := ordered(m.order, true, func(a *appOwner) error {
+	owners := m.owners()
+	results := ordered(owners, true, func(a *appOwner) error {
 		// At shutdown the supervisor's copy of the app's sockets goes first:
 		// once the draining workers have closed theirs, new clients are
 		// refused at once (a proxy retries elsewhere) instead of waiting in a
 		// backlog nobody will accept from, to be reset at exit. The paths
 		// stay until every app has stopped: a Gunicorn master unlinks its
 		// socket's name as it stops and fails if the name is gone.
-		for _, s := range m.sockets[a.cfg.Name] {
+		for _, s := range m.socketsOf(a.cfg.Name) {
 			if err := s.Shut(); err != nil {
 				m.logger.Warn("close listener", "app", a.cfg.Name, "err", err)
 			}
@@ -395,13 +438,13 @@ func (m *Manager) Stop(ctx context.Context) error {
 		return a.send(ctx, stopMsg{newCall()})
 	})
 	var errs []error
-	for _, a := range m.order {
+	for _, a := range owners {
 		if err := results[a.cfg.Name]; err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", a.cfg.Name, err))
 		}
 	}
 	m.cancel()
-	for _, a := range m.order {
+	for _, a := range m.owners() {
 		<-a.exited
 	}
 	m.KillOrphans(5 * time.Second)
@@ -441,7 +484,7 @@ func (m *Manager) cleanupOrphans(g *Generation) {
 	}
 	m.logger.Info("ending processes left by exited generation", "app", g.App, "generation", g.ID, "pids", left)
 	timeout := 30 * time.Second
-	if app := m.cfg.App(g.App); app != nil {
+	if app := m.Config().App(g.App); app != nil {
 		timeout = app.StopTimeout
 	}
 	go func() {
@@ -462,7 +505,7 @@ func (m *Manager) afterExit(g *Generation) {
 // relink restores the held names of app's Unix sockets after a Gunicorn
 // master removed its bound name on exit (see Socket.hold).
 func (m *Manager) relink(app string) {
-	for _, s := range m.sockets[app] {
+	for _, s := range m.socketsOf(app) {
 		if err := s.Relink(); err != nil {
 			m.logger.Error("unix socket", "app", app, "err", err)
 		}

@@ -56,7 +56,7 @@ func ordered(set []*appOwner, reverse bool, f func(*appOwner) error) map[string]
 
 // hasDependents reports whether some app of the configuration starts after a.
 func (m *Manager) hasDependents(a *appOwner) bool {
-	for _, o := range m.order {
+	for _, o := range m.owners() {
 		if slices.Contains(o.cfg.Deps(), a.cfg.Name) {
 			return true
 		}
@@ -140,4 +140,27 @@ func Resolve(cfg *config.Config, targets []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// Act runs verb (start, stop or restart) on the apps names, honouring their
+// order (see ordered), and returns each app's error by name; an unknown
+// name or verb is an error wrapping ErrNoSuchApp, and nothing runs then.
+func (m *Manager) Act(ctx context.Context, verb string, names []string) (map[string]error, error) {
+	var set []*appOwner
+	for _, n := range names {
+		a, err := m.owner(n)
+		if err != nil {
+			return nil, err
+		}
+		set = append(set, a)
+	}
+	switch verb {
+	case "start":
+		return m.startOrdered(ctx, set), nil
+	case "stop":
+		return m.stopOrdered(ctx, set), nil
+	case "restart":
+		return ordered(set, false, func(a *appOwner) error { return a.send(ctx, restartMsg{newCall()}) }), nil
+	}
+	return nil, fmt.Errorf("%w: verb %q (start, stop, restart)", ErrNoSuchApp, verb)
 }

@@ -32,7 +32,7 @@ const usage = `usage: supctl [-s SOCKET] COMMAND [ARGS]
 
 commands:
   status [APP] [--json]          state, PIDs, workers, uptime, restarts, last exit, listeners
-  start APP | stop APP | restart APP
+  start|stop|restart TARGET...   TARGET: an app, all, or group:NAME; one line per app
   reload APP [--strategy swap|usr2]      zero-downtime code swap; exit 0 once the new generation serves alone
   deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR, reload, point back on failure
   upgrade                        re-execute the supervisor binary in place (same PID, apps untouched)
@@ -226,8 +226,11 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 }
 
 func act(ctx context.Context, c *control.Client, verb string, args []string, out io.Writer) error {
-	if len(args) != 1 {
-		return exitcode.New(ExitUsage, fmt.Errorf("%s takes exactly one app", verb))
+	if len(args) == 0 {
+		return exitcode.New(ExitUsage, fmt.Errorf("%s needs an app, all, or group:NAME", verb))
+	}
+	if len(args) > 1 || args[0] == "all" || strings.HasPrefix(args[0], "group:") {
+		return actMany(ctx, c, verb, args, out)
 	}
 	r, err := c.Act(ctx, verb, args[0])
 	if err != nil {
