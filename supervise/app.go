@@ -153,7 +153,13 @@ func (a *appOwner) run(ctx context.Context) {
 		}
 		select {
 		case m := <-a.msgs:
-			a.handle(ctx, m)
+			if h, ok := m.(handoffMsg); ok {
+				if a.handoff(h) {
+					return // the generation runs on, under the next owner
+				}
+			} else {
+				a.handle(ctx, m)
+			}
 		case <-genDone:
 			a.onExit(ctx, a.gen)
 		case <-timerC:
@@ -391,6 +397,12 @@ func (a *appOwner) startGen(ctx context.Context) {
 	a.state = StateStarting
 	a.message = ""
 	a.health = healthState{}
+	a.awaitReady(ctx, g)
+}
+
+// awaitReady waits for g's readiness in the background and reports it
+// with a readyMsg; cancelReady abandons the wait.
+func (a *appOwner) awaitReady(ctx context.Context, g generation) {
 	rctx, cancel := context.WithCancel(ctx)
 	a.readyCancel = cancel
 	go func() {

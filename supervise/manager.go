@@ -42,7 +42,9 @@ type Options struct {
 type Manager struct {
 	// mu guards cfg, sockets, apps, order and genSeq: an update replaces
 	// them while requests read them.
-	mu       sync.RWMutex
+	mu sync.RWMutex
+	// updateMu makes updates run one at a time.
+	updateMu sync.Mutex
 	cfg      *config.Config
 	reaper   *Reaper
 	logger   *slog.Logger

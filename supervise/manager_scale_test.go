@@ -18,13 +18,24 @@ import (
 // [supervisor] table pointing at a temporary run_dir) with a real reaper.
 func realManager(t testing.TB, body string) *Manager {
 	t.Helper()
+	m, _ := realManagerAt(t, body)
+	return m
+}
+
+// realManagerAt is realManager that also returns a function loading a new
+// body in place of the first (the same file, for updates).
+func realManagerAt(t testing.TB, body string) (*Manager, func(body string) (*config.Config, error)) {
+	t.Helper()
 	dir := t.TempDir()
-	text := fmt.Sprintf("[supervisor]\nrun_dir = %q\nhttp = \"\"\ncontrol_socket = %q\n%s", filepath.Join(dir, "run"), filepath.Join(dir, "c.sock"), body)
 	path := filepath.Join(dir, "supervisor.toml")
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
+	load := func(body string) (*config.Config, error) {
+		text := fmt.Sprintf("[supervisor]\nrun_dir = %q\nhttp = \"\"\ncontrol_socket = %q\n%s", filepath.Join(dir, "run"), filepath.Join(dir, "c.sock"), body)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			return nil, err
+		}
+		return config.Load(path)
 	}
-	cfg, err := config.Load(path)
+	cfg, err := load(body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +45,7 @@ func realManager(t testing.TB, body string) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	return m, load
 }
 
 // waitAll polls m's snapshots until cond holds for every app, or fails
