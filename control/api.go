@@ -26,10 +26,12 @@ const DefaultSocket = defaults.ControlSocket
 //	POST /v1/apps/{app}/deploy?release=DIR[&strategy=]  -> Event stream (NDJSON)
 //	POST /v1/upgrade           re-exec the supervisor binary -> Event stream
 //	POST /v1/act/start|stop|restart?target=T...  apps, all, group:NAME -> BulkResponse
+//	GET  /v1/reread            what an update would do      -> RereadResponse
+//	POST /v1/update[?app=A...] apply the configuration file -> Event stream
 //	GET  /v1/version                             -> VersionResponse
 //
 // Anything else is 404 (unknown route) or 405 (wrong method).
-var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version"}
+var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "reread", "update"}
 
 // Code is the stable word that classifies an error answer.
 type Code string

@@ -75,6 +75,7 @@ func (e *Error) Unwrap() error { return e.Err }
 type Server struct {
 	Backend  Backend
 	Upgrader Upgrader
+	Config   Configurer
 	Info     func() SupervisorInfo
 	Logger   *slog.Logger
 
@@ -128,6 +129,8 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/apps/{app}/deploy", s.reload)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
 	mux.HandleFunc("POST /v1/act/{verb}", s.bulk)
+	mux.HandleFunc("GET /v1/reread", s.reread)
+	mux.HandleFunc("POST /v1/update", s.update)
 	srv := &http.Server{Handler: jsonErrors(mux), ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	if s.closed {

@@ -21,6 +21,14 @@ import (
 // until the test ends, and returns the control socket's path.
 func runDaemon(t *testing.T, body string) (string, *Daemon) {
 	t.Helper()
+	sock, _, d := runDaemonLog(t, body, io.Discard)
+	return sock, d
+}
+
+// runDaemonLog is runDaemon logging to logw; it also returns the
+// configuration file's path.
+func runDaemonLog(t *testing.T, body string, logw io.Writer) (string, string, *Daemon) {
+	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "c.sock")
 	cfgPath := filepath.Join(dir, "supervisor.toml")
@@ -32,7 +40,7 @@ func runDaemon(t *testing.T, body string) (string, *Daemon) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Daemon{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard}
+	d := &Daemon{Config: cfg, Logger: slog.New(slog.NewTextHandler(logw, nil)), Stdout: io.Discard}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -42,7 +50,7 @@ func runDaemon(t *testing.T, body string) (string, *Daemon) {
 			t.Errorf("Run = %v", err)
 		}
 	})
-	return sock, d
+	return sock, cfgPath, d
 }
 
 // waitStates polls the control API until every app is in the state want

@@ -396,7 +396,7 @@ func (d *Daemon) listenHTTP() net.Listener {
 // on failure it closes httpLn too.
 func (d *Daemon) serveControl(r *running, httpLn net.Listener) error {
 	sup := d.Config.Supervisor
-	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Info: d.info, Logger: d.Logger}
+	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Config: configurer{d.manager}, Info: d.info, Logger: d.Logger}
 	if err := srv.Listen(sup.ControlSocket, controlGID(sup)); err != nil {
 		if httpLn != nil {
 			_ = httpLn.Close() // exiting anyway
@@ -468,7 +468,13 @@ func (d *Daemon) onSignal(ctx context.Context, sig os.Signal) bool {
 		d.Logger.Info("stopping", "signal", sig.String())
 		return true
 	case syscall.SIGHUP:
-		d.Logger.Warn("SIGHUP: live configuration reload is not implemented yet; restart the supervisor to apply a new configuration")
+		d.Logger.Info("SIGHUP: applying the configuration file")
+		go func() {
+			err := update(ctx, d.manager, nil, func(msg string) { d.Logger.Info("update", "phase", msg) })
+			if err != nil {
+				d.Logger.Error("SIGHUP: update failed", "err", err)
+			}
+		}()
 	case syscall.SIGUSR1:
 		d.Logger.Info("SIGUSR1: nothing to reopen (logs go to stdout)")
 	case syscall.SIGUSR2:

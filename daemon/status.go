@@ -45,6 +45,9 @@ func (b backend) Reload(ctx context.Context, name, strategy string, progress con
 	if err != nil {
 		return outcome(err)
 	}
+	if note := fileChangedNote(b.m, name); note != "" {
+		progress(note)
+	}
 	return outcome(b.m.Reload(ctx, name, st, reload.Progress(progress)))
 }
 

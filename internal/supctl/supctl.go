@@ -35,6 +35,8 @@ commands:
   start|stop|restart TARGET...   TARGET: an app, all, or group:NAME; one line per app
   reload APP [--strategy swap|usr2]      zero-downtime code swap; exit 0 once the new generation serves alone
   deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR, reload, point back on failure
+  reread                         show what update would do with the edited configuration file
+  update [APP...]                apply the configuration file: add, remove, reload or change apps (as SIGHUP)
   upgrade                        re-execute the supervisor binary in place (same PID, apps untouched)
   version | --version            supctl's version, and the supervisor's when one answers
   completion bash|zsh|fish       print a shell completion script
@@ -88,6 +90,10 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		err = reloadCmd(ctx, c, cmd, cargs, stdout)
 	case "upgrade":
 		err = upgrade(ctx, c, stdout)
+	case "reread":
+		err = reread(ctx, c, cargs, stdout)
+	case "update":
+		err = updateCmd(ctx, c, cargs, stdout)
 	case "version":
 		versions(ctx, c, path, stdout, stderr)
 		return nil
