@@ -70,7 +70,7 @@ type Diff struct {
 // generation runs, including fields added later) needs a reload.
 var (
 	inPlaceKeys = []string{"Line", "Restart", "Required", "Autostart", "After", "Requires", "StopSignal",
-		"StopTimeout", "StartTimeout", "Backoff", "Reload", "Health"}
+		"StopTimeout", "StartTimeout", "Backoff", "Reload", "Health", "Instances", "InstanceOf", "Instance"}
 	restartKeys = []string{"Listen", "Kind"}
 )
 

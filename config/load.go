@@ -96,8 +96,9 @@ func Parse(path string, data []byte) (*Config, error) {
 	cfg := &Config{Path: abs}
 	root := p.table(nil, doc)
 	cfg.Supervisor = p.supervisor(root.sub("supervisor"))
-	cfg.Apps = p.apps(root, md.Keys())
+	cfg.Apps = expandInstances(p.apps(root, md.Keys()))
 	cfg.Groups = p.groups(root.sub("group"))
+	expandGroups(cfg.Groups, cfg.Apps)
 	root.finish()
 	p.crossChecks(cfg)
 	p.orderChecks(cfg)
@@ -224,6 +225,7 @@ func (p *parser) app(name string, t *table) *App {
 	p.environment(t, a)
 	restartPolicy(t, a)
 	lifecycle(t, a)
+	instances(t, a)
 	a.Reload = p.reload(t.sub("reload"), process)
 	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
 	t.finish()

@@ -132,6 +132,13 @@ type App struct {
 	Required bool
 	// Autostart: the app starts with the supervisor. Default true.
 	Autostart bool
+	// Instances is the `instances` key (process apps): Parse replaces an app
+	// with N > 1 by N apps named NAME:0..NAME:N-1.
+	Instances int
+	// InstanceOf is the [app.NAME] an instance came from ("" for an app
+	// without instances); Instance is its number.
+	InstanceOf string
+	Instance   int
 	// After names apps that start before this one and stop after it.
 	After []string
 	// Requires names apps this one needs; they order starts and stops as

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,4 +104,43 @@ func TestBulkVerbs(t *testing.T) {
 		t.Fatalf("stop a group:ghost = %q, %v; want an error naming the group", out, err)
 	}
 	waitStates(t, sock, map[string]control.AppState{"a": R})
+}
+
+// instances = 3 runs three processes, each supervised on its own as
+// worker:0..worker:2 with {instance} substituted; `stop worker` stops all
+// three and `start worker:1` one of them.
+func TestInstancesSupervisedApart(t *testing.T) {
+	out := t.TempDir()
+	sock, _ := runDaemon(t, `[app.worker]
+kind = "process"
+command = ["/bin/sh", "-c", "echo $SLOT > `+out+`/{instance}; exec sleep 3600"]
+env = { SLOT = "slot{instance}" }
+instances = 3
+`)
+	R, S := control.StateRunning, control.StateStopped
+	waitStates(t, sock, map[string]control.AppState{"worker:0": R, "worker:1": R, "worker:2": R})
+	st, err := control.NewClient(sock).Status(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for i, a := range st.Apps {
+		if want := "worker:" + strconv.Itoa(i); a.Name != want || a.MasterPID == 0 || seen[a.MasterPID] {
+			t.Errorf("app %d: %s pid %d, want %s with a PID of its own", i, a.Name, a.MasterPID, want)
+		}
+		seen[a.MasterPID] = true
+		b, err := os.ReadFile(filepath.Join(out, strconv.Itoa(i)))
+		if err != nil || strings.TrimSpace(string(b)) != "slot"+strconv.Itoa(i) {
+			t.Errorf("instance %d wrote %q, %v", i, b, err)
+		}
+	}
+	var b bytes.Buffer
+	if err := supctl.Run([]string{"-s", sock, "stop", "worker"}, &b, io.Discard); err != nil || b.String() != "stop worker:0: ok\nstop worker:1: ok\nstop worker:2: ok\n" {
+		t.Fatalf("stop worker = %q, %v", b.String(), err)
+	}
+	b.Reset()
+	if err := supctl.Run([]string{"-s", sock, "start", "worker:1"}, &b, io.Discard); err != nil || b.String() != "start worker:1: ok\n" {
+		t.Fatalf("start worker:1 = %q, %v", b.String(), err)
+	}
+	waitStates(t, sock, map[string]control.AppState{"worker:0": S, "worker:1": R, "worker:2": S})
 }

@@ -108,8 +108,8 @@ func (a *appOwner) settle(ctx context.Context) error {
 }
 
 // Resolve expands control targets into app names, in file order, without
-// duplicates: an app name, `all` (every app) or `group:NAME` (the group's
-// apps). An unknown target is an error wrapping ErrNoSuchApp.
+// duplicates: an app name, the name of an app with instances (every
+// instance), `all` (every app) or `group:NAME` (the group's apps). An unknown target is an error wrapping ErrNoSuchApp.
 func Resolve(cfg *config.Config, targets []string) ([]string, error) {
 	want := map[string]bool{}
 	for _, t := range targets {
@@ -130,7 +130,15 @@ func Resolve(cfg *config.Config, targets []string) ([]string, error) {
 		case cfg.App(t) != nil:
 			want[t] = true
 		default:
-			return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, t)
+			found := false
+			for _, a := range cfg.Apps {
+				if a.InstanceOf == t {
+					want[a.Name], found = true, true
+				}
+			}
+			if !found {
+				return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, t)
+			}
 		}
 	}
 	var out []string

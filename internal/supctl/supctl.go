@@ -235,15 +235,7 @@ func act(ctx context.Context, c *control.Client, verb string, args []string, out
 	if len(args) == 0 {
 		return exitcode.New(ExitUsage, fmt.Errorf("%s needs an app, all, or group:NAME", verb))
 	}
-	if len(args) > 1 || args[0] == "all" || strings.HasPrefix(args[0], "group:") {
-		return actMany(ctx, c, verb, args, out)
-	}
-	r, err := c.Act(ctx, verb, args[0])
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(out, r.Message)
-	return nil
+	return actMany(ctx, c, verb, args, out)
 }
 
 func reloadCmd(ctx context.Context, c *control.Client, verb string, args []string, out io.Writer) error {
