@@ -437,8 +437,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, CodeUnavailable, "self-upgrade is not available in this build")
 		return
 	}
-	st := newStream(w)
-	start := time.Now()
-	out := s.Upgrader.Upgrade(context.WithoutCancel(r.Context()), func(msg string) { st.send(Event{Phase: msg}) })
-	st.send(finalEvent(out, time.Since(start)))
+	streamOutcome(w, func(progress Progress) Outcome {
+		return s.Upgrader.Upgrade(context.WithoutCancel(r.Context()), progress)
+	})
 }

@@ -58,10 +58,19 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, CodeUnavailable, "this supervisor cannot re-read its configuration")
 		return
 	}
+	apps := r.URL.Query()["app"]
+	// The update continues if the client goes away: a half-applied one is worse.
+	streamOutcome(w, func(progress Progress) Outcome {
+		return s.Config.Update(context.WithoutCancel(r.Context()), apps, progress)
+	})
+}
+
+// streamOutcome answers with an event stream: one line per progress phase
+// of run, then the final event of its outcome.
+func streamOutcome(w http.ResponseWriter, run func(Progress) Outcome) {
 	st := newStream(w)
 	start := time.Now()
-	// The update continues if the client goes away: a half-applied one is worse.
-	out := s.Config.Update(context.WithoutCancel(r.Context()), r.URL.Query()["app"], func(msg string) { st.send(Event{Phase: msg}) })
+	out := run(func(msg string) { st.send(Event{Phase: msg}) })
 	st.send(finalEvent(out, time.Since(start)))
 }
 
