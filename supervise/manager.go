@@ -43,8 +43,11 @@ type Manager struct {
 	// mu guards cfg, sockets, apps, order and genSeq: an update replaces
 	// them while requests read them.
 	mu sync.RWMutex
-	// updateMu makes updates run one at a time.
+	// updateMu makes updates run one at a time, and Stop wait for one.
 	updateMu sync.Mutex
+	// stopping is closed when Stop begins: it cancels an update.
+	stopping chan struct{}
+	stopOnce sync.Once
 	cfg      *config.Config
 	reaper   *Reaper
 	logger   *slog.Logger
@@ -127,6 +130,7 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		changes:  make(chan struct{}, 1),
 		exits:    make(chan AppExit, 16),
 		stopped:  make(chan struct{}),
+		stopping: make(chan struct{}),
 		genSeq:   map[string]*atomic.Int64{},
 		restored: map[string]bool{},
 		prober:   gunicorn.NewProber(reaper.Output),
@@ -424,6 +428,11 @@ func (m *Manager) Stop(ctx context.Context) error {
 	}
 	m.boot.cancel()
 	<-m.boot.done
+	// An update in progress is cancelled and finishes before the apps it
+	// adds or replaces are listed.
+	m.stopOnce.Do(func() { close(m.stopping) })
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
 	owners := m.owners()
 	results := ordered(owners, true, func(a *appOwner) error {
 		// At shutdown the supervisor's copy of the app's sockets goes first:

@@ -29,10 +29,20 @@ type UpdateResult struct {
 //
 // Sockets for added apps and new addresses are bound first: if one cannot
 // be, nothing changes and the error is returned. Otherwise it returns one
-// result per app concerned, in diff order.
+// result per app concerned, in diff order. Stop cancels an update in
+// progress.
 func (m *Manager) Update(ctx context.Context, next *config.Config, only []string, progress reload.Progress) ([]UpdateResult, error) {
 	m.updateMu.Lock()
 	defer m.updateMu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-m.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if !m.booted.Load() {
 		return nil, errors.New("update: the supervisor is still starting its apps")
 	}
