@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +27,7 @@ func TestReadyWithCrashLoopingApp(t *testing.T) {
 	toml := `
 [supervisor]
 control_socket = "` + sock + `"
-http = ""
+http = "127.0.0.1:0"
 run_dir = "` + dir + `/run"
 shutdown_timeout = "20s"
 
@@ -93,5 +94,31 @@ autostart = false
 	}
 	if !strings.Contains(ready, "crashy (") || strings.Contains(ready, "optional") || strings.Contains(ready, "manual") || strings.Contains(ready, "healthy (") {
 		t.Errorf("STATUS= with READY=1 should name crashy only among the unhealthy: %q", ready)
+	}
+
+	// /readyz counts required apps meant to run: crashy keeps it at 503
+	// until it is stopped on purpose.
+	c := control.NewClient(sock)
+	full, err := c.Status(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + full.Supervisor.HTTP + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if code, body := readyz(); code != http.StatusServiceUnavailable || !strings.Contains(body, `"crashy"`) || strings.Contains(body, "optional") || strings.Contains(body, "manual") {
+		t.Errorf("/readyz with crashy looping = %d %s, want 503 naming crashy alone", code, body)
+	}
+	if _, err := c.Act(context.Background(), "stop", "crashy"); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := readyz(); code != http.StatusOK {
+		t.Errorf("/readyz with crashy stopped on purpose = %d %s, want 200", code, body)
 	}
 }

@@ -212,6 +212,7 @@ func (a *appOwner) handle(ctx context.Context, m message) {
 	default:
 		err = fmt.Errorf("app %s: unknown message %T", a.cfg.Name, m)
 	}
+	a.publish() // the caller reads the snapshot of what it asked for
 	m.replyTo() <- err
 }
 
@@ -310,12 +311,13 @@ func (a *appOwner) finishStop(ctx context.Context) {
 	if a.state != StateStopping || a.gen != nil || a.reload != nil || len(a.retiring) > 0 {
 		return
 	}
+	a.state = StateStopped
+	a.message = ""
+	a.publish() // a stop's caller reads the snapshot it waited for
 	for _, w := range a.stopWaiters {
 		w <- nil
 	}
 	a.stopWaiters = nil
-	a.state = StateStopped
-	a.message = ""
 	if a.thenStart {
 		a.thenStart = false
 		a.policy.reset()
