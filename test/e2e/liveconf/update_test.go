@@ -101,7 +101,7 @@ func TestRereadUpdateUnderLoad(t *testing.T) {
 	for _, n := range []string{"keep", "envchg"} {
 		url := "http://" + s.Addr(n) + "/"
 		go func() {
-			res, err := e2e.RunHey(ctx, "-z", "8s", "-c", "8", url)
+			res, err := e2e.RunHey(ctx, "-z", "20s", "-c", "8", url)
 			done <- heyRun{n, res, err}
 		}()
 	}
