@@ -109,9 +109,12 @@ func Parse(path string, data []byte) (*Config, error) {
 	cfg := &Config{Path: abs}
 	root := p.table(nil, doc)
 	cfg.Supervisor = p.supervisor(root.sub("supervisor"))
-	cfg.Apps = p.apps(root, md.Keys())
+	cfg.Apps = expandInstances(p.apps(root, md.Keys()))
+	cfg.Groups = p.groups(root.sub("group"))
+	expandGroups(cfg.Groups, cfg.Apps)
 	root.finish()
 	p.crossChecks(cfg)
+	p.orderChecks(cfg)
 	if err := p.errs.err(); err != nil {
 		return nil, err
 	}
@@ -239,6 +242,8 @@ func (p *parser) app(name string, t *table) *App {
 	p.limits(t, a)
 	p.environment(t, a)
 	restartPolicy(t, a)
+	lifecycle(t, a)
+	instances(t, a)
 	a.Reload = p.reload(t.sub("reload"), process)
 	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
 	a.Log = appLog(t)
@@ -502,8 +507,6 @@ func (p *parser) environment(t *table, a *App) {
 				t.p.errf(join(t.key("env"), []string{k}), "invalid variable name %q", k)
 			} else if strings.ContainsRune(a.Env[k], 0) {
 				t.p.errf(join(t.key("env"), []string{k}), "value contains a NUL byte")
-			} else if err := checkEnvTemplate(a.Env[k]); err != nil {
-				t.p.errf(join(t.key("env"), []string{k}), "%v", err)
 			}
 		}
 	}

@@ -17,6 +17,8 @@ type Config struct {
 	// Apps in the order their tables appear in the file: apps start in this
 	// order and stop in the reverse order.
 	Apps []*App
+	// Groups are the [group.NAME] tables, sorted by name.
+	Groups []Group
 }
 
 // App returns the app named name, or nil.
@@ -140,6 +142,23 @@ type App struct {
 	Limits Limits
 
 	Restart RestartPolicy
+	// Required: the app counts for readiness (READY=1, /readyz). Default true.
+	Required bool
+	// Autostart: the app starts with the supervisor. Default true.
+	Autostart bool
+	// Instances is the `instances` key (process apps): Parse replaces an app
+	// with N > 1 by N apps named NAME:0..NAME:N-1.
+	Instances int
+	// InstanceOf is the [app.NAME] an instance came from ("" for an app
+	// without instances); Instance is its number.
+	InstanceOf string
+	Instance   int
+	// After names apps that start before this one and stop after it.
+	After []string
+	// Requires names apps this one needs; they order starts and stops as
+	// After does.
+	Requires []string
+
 	// StopSignal is sent first on stop (default SIGTERM); KILL after StopTimeout.
 	StopSignal  os.Signal
 	StopTimeout time.Duration

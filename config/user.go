@@ -246,16 +246,7 @@ func (t *table) octal(name string, dst *os.FileMode) bool {
 const (
 	tmplApp      = "{app}"
 	tmplRelease  = "{release}"
-	tmplInstance = "{instance}"
 )
-
-// checkEnvTemplate rejects the reserved {instance} reference.
-func checkEnvTemplate(v string) error {
-	if strings.Contains(v, tmplInstance) {
-		return fmt.Errorf("%s is reserved and not yet supported (use %s or %s)", tmplInstance, tmplApp, tmplRelease)
-	}
-	return nil
-}
 
 // ExpandEnv returns value with {app} replaced by app and {release} by the
 // generation's resolved release directory; other text, braces included,

@@ -27,10 +27,13 @@ const DefaultSocket = defaults.ControlSocket
 //	POST /v1/upgrade           re-exec the supervisor binary -> Event stream
 //	GET  /v1/apps/{app}/logs[?n=N&stderr=true&follow=true] -> LogLine stream (NDJSON)
 //	POST /v1/apps/{app}/logs/reopen              -> OKResponse
+//	POST /v1/act/start|stop|restart?target=T...  apps, all, group:NAME -> BulkResponse
+//	GET  /v1/reread            what an update would do      -> RereadResponse
+//	POST /v1/update[?app=A...] apply the configuration file -> Event stream
 //	GET  /v1/version                             -> VersionResponse
 //
 // Anything else is 404 (unknown route) or 405 (wrong method).
-var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "logs"}
+var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "logs", "reread", "update"}
 
 // Code is the stable word that classifies an error answer.
 type Code string
@@ -161,6 +164,13 @@ type AppStatus struct {
 	// StatsdBridge reports whether the supervisor receives this app's statsd.
 	StatsdBridge bool   `json:"statsd_bridge"`
 	StatsdAddr   string `json:"statsd_addr,omitempty"`
+	// Required: the app counts for readiness (READY=1, /readyz).
+	Required bool `json:"required"`
+	// Wanted: the app is meant to run (not stopped on purpose, nor finished
+	// under its restart policy).
+	Wanted bool `json:"wanted"`
+	// Attempted: the app has been started at least once.
+	Attempted bool `json:"attempted"`
 	// Message is a human explanation of the state (e.g. the last error).
 	Message string `json:"message,omitempty"`
 	// Traceback is the last stderr lines of the generation that exited

@@ -400,7 +400,7 @@ func (d *Daemon) listenHTTP() net.Listener {
 // on failure it closes httpLn too.
 func (d *Daemon) serveControl(r *running, httpLn net.Listener) error {
 	sup := d.Config.Supervisor
-	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Logs: backend{d.manager}, Info: d.info, Logger: d.Logger}
+	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Logs: backend{d.manager}, Config: configurer{d.manager}, Info: d.info, Logger: d.Logger}
 	if err := srv.Listen(sup.ControlSocket, controlGID(sup)); err != nil {
 		if httpLn != nil {
 			_ = httpLn.Close() // exiting anyway
@@ -483,7 +483,13 @@ func (d *Daemon) onSignal(ctx context.Context, sig os.Signal) bool {
 	}
 	switch sig {
 	case syscall.SIGHUP:
-		d.Logger.Warn("SIGHUP: live configuration reload is not implemented yet; restart the supervisor to apply a new configuration")
+		d.Logger.Info("SIGHUP: applying the configuration file")
+		go func() {
+			err := update(ctx, d.manager, nil, func(msg string) { d.Logger.Info("update", "phase", msg) })
+			if err != nil {
+				d.Logger.Error("SIGHUP: update failed", "err", err)
+			}
+		}()
 	case syscall.SIGUSR1:
 		d.Logger.Info("SIGUSR1: nothing to reopen (logs go to stdout)")
 	case syscall.SIGUSR2:
@@ -498,11 +504,15 @@ func (d *Daemon) onSignal(ctx context.Context, sig os.Signal) bool {
 
 // appsChanged tells systemd about the apps' current state.
 func (d *Daemon) appsChanged(s *notifyState) {
-	allReady, _ := d.manager.Ready() // the per-app reasons are in the snapshots' messages
+	ready := d.manager.Readiness()
 	snaps := d.manager.Snapshots()
-	first, err := s.apps(allReady, anyReloading(snaps), summary(snaps))
+	status := summary(snaps)
+	if why := ready.Summary(); why != "" {
+		status += "; " + why
+	}
+	first, err := s.apps(ready.Started, anyReloading(snaps), status)
 	if first {
-		d.Logger.Info("all apps ready")
+		d.Logger.Info("all required apps started", "status", status)
 	}
 	d.notify(err)
 }

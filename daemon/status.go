@@ -45,6 +45,9 @@ func (b backend) Reload(ctx context.Context, name, strategy string, progress con
 	if err != nil {
 		return outcome(err)
 	}
+	if note := fileChangedNote(b.m, name); note != "" {
+		progress(note)
+	}
 	return outcome(b.m.Reload(ctx, name, st, reload.Progress(progress)))
 }
 
@@ -130,6 +133,7 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 		Reloading: s.Reloading, Reloads: s.Reloads,
 		StatsdBridge: s.StatsdBridge, StatsdAddr: s.StatsdAddr, Message: s.Message,
 		Traceback: s.Traceback, LogDropped: s.LogDropped,
+		Required: s.Required, Wanted: s.Wanted, Attempted: s.Attempted,
 	}
 	if e := s.LastExit; e != nil {
 		a.LastExit = &control.Exit{Code: e.Code, Signal: e.Signal, Time: e.Time}

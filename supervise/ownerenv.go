@@ -120,7 +120,7 @@ func (e managerEnv) events() Observer                    { return e.m.observer }
 
 func (e managerEnv) listeners(app string) []ListenerSnapshot {
 	var out []ListenerSnapshot
-	for _, s := range e.m.sockets[app] {
+	for _, s := range e.m.socketsOf(app) {
 		out = append(out, listenerSnapshot(s))
 	}
 	return out

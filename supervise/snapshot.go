@@ -107,6 +107,14 @@ type AppSnapshot struct {
 	// StatsdBridge reports whether the supervisor receives this app's statsd.
 	StatsdBridge bool   `json:"statsd_bridge"`
 	StatsdAddr   string `json:"statsd_addr,omitempty"`
+	// Required is the app's `required` key: it counts for readiness.
+	Required bool `json:"required"`
+	// Wanted: the app is meant to run (started and not stopped on purpose,
+	// nor finished under its restart policy).
+	Wanted bool `json:"wanted"`
+	// Attempted: a generation was spawned (or its spawn failed) at least
+	// once, or one was handed over running.
+	Attempted bool `json:"attempted"`
 	// Message is a human explanation of the state (e.g. the last error).
 	Message string `json:"message,omitempty"`
 	// Traceback is the last stderr lines of the generation whose

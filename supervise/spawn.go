@@ -22,7 +22,7 @@ func (m *Manager) pidfile(app *config.App, id int) string {
 // A Gunicorn master gets gunicorn.Argv and gunicorn.ListenEnv; a process
 // gets systemd's LISTEN_FDS, with LISTEN_PID set by an exec shim.
 func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *Socket, strategy config.Strategy) (proc.Spec, error) {
-	socks := m.sockets[app.Name]
+	socks := m.socketsOf(app.Name)
 	var fds []int
 	var names []string
 	for _, s := range socks {
@@ -124,7 +124,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	if app.Kind == config.KindGunicorn {
 		g.Pidfile = m.pidfile(app, id)
 		m.removePidfilesAtExit(g)
-		g.socks = m.sockets[app.Name]
+		g.socks = m.socketsOf(app.Name)
 		// buildSpec set PWD = app.Directory for usr2; Gunicorn keeps it only
 		// if it names the directory the generation starts in.
 		if strategy == config.StrategyUSR2 && app.Directory != "" {
