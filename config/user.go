@@ -244,8 +244,8 @@ func (t *table) octal(name string, dst *os.FileMode) bool {
 
 // Env template references an env value may hold.
 const (
-	tmplApp      = "{app}"
-	tmplRelease  = "{release}"
+	tmplApp     = "{app}"
+	tmplRelease = "{release}"
 )
 
 // ExpandEnv returns value with {app} replaced by app and {release} by the
