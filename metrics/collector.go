@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/supervise"
 )
 
@@ -34,6 +35,8 @@ var (
 		"Open file descriptors summed over the process tree rooted at the master.")
 	descAppProcs = appDesc("app_processes",
 		"Processes in the tree rooted at the master, the master included.")
+	descReloads = appDesc("reloads_total",
+		"Finished reloads by result (ok, rolled_back, failed), 0 for every result from the first scrape; kept across supctl upgrade.", "result")
 	descQueueLen = appDesc("listener_queue_length",
 		"Connections waiting in the accept queue of a held listener.", "listener")
 	descQueueMax = appDesc("listener_queue_max",
@@ -53,7 +56,7 @@ type appCollector struct {
 func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descAppUp, descAppState, descAppStart, descAppRestarts, descAppLastExit, descAppWorkers,
-		descAppCPU, descAppRSS, descAppFDs, descAppProcs, descQueueLen, descQueueMax,
+		descAppCPU, descAppRSS, descAppFDs, descAppProcs, descReloads, descQueueLen, descQueueMax,
 	} {
 		ch <- d
 	}
@@ -96,6 +99,9 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descAppStart, float64(s.Started.UnixNano())/1e9)
 		}
 		counter(descAppRestarts, float64(s.Restarts))
+		for _, o := range reload.Outcomes {
+			ch <- constMetric(descReloads, prometheus.CounterValue, float64(s.Reloads[string(o)]), s.Name, string(o))
+		}
 		if s.LastExit != nil {
 			gauge(descAppLastExit, float64(s.LastExit.ShellCode()))
 		}
