@@ -33,7 +33,9 @@ type Host interface {
 	// it exists and all its workers have booted the app.
 	USR2(ctx context.Context, old Gen) (Gen, error)
 	// Ready returns nil once g answers on its own probe listener and passes
-	// the health check the configured number of consecutive times.
+	// the health check the configured number of consecutive times; an error
+	// as soon as g fails the configured number of answered checks in a row,
+	// exits, or does not get there within the app's start timeout.
 	Ready(ctx context.Context, g Gen) error
 	// Commit makes g the serving generation of the app.
 	Commit(ctx context.Context, g Gen) error

@@ -42,47 +42,43 @@ func (p *healthProber) check(ctx context.Context, g generation) error {
 }
 
 // ready waits until g answers (Gunicorn) and passes the health check passes
-// consecutive times, or g exits, or ctx ends.
+// consecutive times, checking every gatePause. It returns an error as soon
+// as g exits, fails unhealthy_after answered checks in a row (see gate), or
+// ctx ends.
 func (p *healthProber) ready(ctx context.Context, g generation, passes int) error {
 	addr := g.Info().ProbeAddr
 	answered := p.cfg.Kind == config.KindProcess || addr == ""
-	ok := 0
-	var last error
+	gt := newGate(p.cfg, passes)
 	for {
 		if g.Exited() {
 			return fmt.Errorf("exited: %s", g.Exit())
 		}
-		wait := 50 * time.Millisecond
+		var err error
 		if !answered {
-			if err := p.checker.Answered(ctx, addr, time.Second); err != nil {
-				last = err
-			} else if answered = true; !p.cfg.Health.Enabled {
-				return nil
+			if err = p.checker.Answered(ctx, addr, time.Second); err == nil {
+				if !p.cfg.Health.Enabled {
+					return nil
+				}
+				answered = true
 			}
 		}
 		if answered {
-			if err := p.check(ctx, g); err != nil {
-				ok = 0
-				// A check cut short by the deadline says nothing about the
-				// app: the last real verdict ("status 500") stays the reason.
-				if last == nil || ctx.Err() == nil {
-					last = err
-				}
-			} else if ok++; ok >= passes {
-				return nil
-			}
-			// Between passes wait the interval, at most a second, so a
-			// reload's gate does not take minutes with a long interval.
-			wait = min(p.cfg.Health.Interval, time.Second)
+			err = p.check(ctx, g)
 		}
-		t := time.NewTimer(wait)
+		switch gt.observe(err) {
+		case gatePassed:
+			return nil
+		case gateRejected:
+			return gt.err()
+		}
+		t := time.NewTimer(gatePause)
 		select {
 		case <-g.Done():
 			t.Stop()
 			return fmt.Errorf("exited: %s", g.Exit())
 		case <-ctx.Done():
 			t.Stop()
-			return readyErr(ctx, last)
+			return readyErr(ctx, gt.last)
 		case <-t.C:
 		}
 	}

@@ -237,11 +237,16 @@ func (h *host) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
 	return g, nil
 }
 
+// Ready gates g: healthy_after passes in a row (one answer without a
+// check), within start_timeout as well as the reload's own deadline, and
+// rejected at once after unhealthy_after answered failures in a row.
 func (h *host) Ready(ctx context.Context, g reload.Gen) error {
 	passes := 1
 	if h.a.cfg.Health.Enabled {
 		passes = h.a.cfg.Health.HealthyAfter
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.a.cfg.StartTimeout)
+	defer cancel()
 	return h.a.probe.ready(ctx, asGen(g), passes)
 }
 
