@@ -210,7 +210,7 @@ reload.strategy = "swap"
 				StopTimeout:  DefaultStopTimeout,
 				StartTimeout: DefaultStartTimeout,
 				Backoff:      defaultBackoff(),
-				Reload:       Reload{Strategy: StrategySwap, Timeout: DefaultReloadTimeout},
+				Reload:       Reload{Strategy: StrategyRestart, Timeout: DefaultReloadTimeout},
 				Health: Health{Enabled: true, Command: []string{dir + "/pathbin/tool", "ping"}, Host: "localhost",
 					Interval: 5 * time.Second, Timeout: 2 * time.Second, HealthyAfter: 3, UnhealthyAfter: 3},
 			},
@@ -226,7 +226,7 @@ reload.strategy = "swap"
 				StopTimeout:  DefaultStopTimeout,
 				StartTimeout: DefaultStartTimeout,
 				Backoff:      defaultBackoff(),
-				Reload:       Reload{Strategy: StrategySwap, Timeout: DefaultReloadTimeout},
+				Reload:       Reload{Strategy: StrategyOverlap, Timeout: DefaultReloadTimeout},
 				Health:       defaultHealth(),
 			},
 		},
@@ -494,6 +494,12 @@ command = ["$TMP/web.env"]
 [app.dir]
 kind = "process"
 command = ["$TMP/app"]
+[app.web]
+virtualenv = "$TMP/venv"
+wsgi = "app:app"
+listen = ["tcp://127.0.0.1:8000"]
+[app.web.reload]
+strategy = "overlap"
 `},
 		{"exit_with", "[supervisor]\nexit_with = \"wbe\"\n" + web},
 		{"supervisor_values", `

@@ -516,6 +516,9 @@ func (p *parser) environment(t *table, a *App) {
 
 func (p *parser) reload(t *table, process bool) Reload {
 	r := Reload{Strategy: StrategySwap, Timeout: DefaultReloadTimeout}
+	if process {
+		r.Strategy = StrategyRestart
+	}
 	if t == nil {
 		return r
 	}
@@ -524,9 +527,13 @@ func (p *parser) reload(t *table, process bool) Reload {
 		st, ok := ParseStrategy(s)
 		switch {
 		case !ok:
-			t.errf("strategy", "unknown strategy %q (want \"swap\" or \"usr2\")", s)
+			t.errf("strategy", "unknown strategy %q (want \"swap\", \"usr2\", \"restart\" or \"overlap\")", s)
 		case st == StrategyUSR2 && process:
 			t.errf("strategy", "\"usr2\" is only valid for kind \"gunicorn\"")
+		case st == StrategyOverlap && !process:
+			t.errf("strategy", "\"overlap\" is only valid for kind \"process\" (a gunicorn app overlaps generations with \"swap\")")
+		case st == StrategySwap && process:
+			r.Strategy = StrategyOverlap // a process's swap is an overlap
 		default:
 			r.Strategy = st
 		}

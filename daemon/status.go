@@ -74,7 +74,7 @@ func parseStrategy(name string) (*config.Strategy, error) {
 	}
 	st, ok := config.ParseStrategy(name)
 	if !ok {
-		return nil, &control.Error{Code: control.CodeBadRequest, Err: fmt.Errorf("unknown strategy %q (swap, usr2)", name)}
+		return nil, &control.Error{Code: control.CodeBadRequest, Err: fmt.Errorf("unknown strategy %q (swap, usr2, restart, overlap)", name)}
 	}
 	return &st, nil
 }

@@ -86,14 +86,14 @@ func TestOutcomeAndCodes(t *testing.T) {
 
 func TestStrategyCheck(t *testing.T) {
 	b := backend{}
-	for _, ok := range []string{"", "swap", "usr2"} {
+	for _, ok := range []string{"", "swap", "usr2", "restart", "overlap"} {
 		if err := b.CheckStrategy(ok); err != nil {
 			t.Errorf("CheckStrategy(%q) = %v", ok, err)
 		}
 	}
 	err := b.CheckStrategy("bogus")
 	var ce *control.Error
-	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || err.Error() != `unknown strategy "bogus" (swap, usr2)` {
+	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || err.Error() != `unknown strategy "bogus" (swap, usr2, restart, overlap)` {
 		t.Errorf("CheckStrategy(bogus) = %v", err)
 	}
 	if out := b.Reload(context.Background(), "web", "bogus", nil); out.Result != "failed" || out.Err == nil {

@@ -174,18 +174,7 @@ func USR2(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 	}
 	progress(fmt.Sprintf("%s failed: %v; starting the previous release again", g, rerr))
 	tail := h.Tail(g)
-	back, err := h.Spawn(context.WithoutCancel(ctx), h.Dir(old))
-	if err == nil {
-		err = h.Ready(context.WithoutCancel(ctx), back)
-		if err == nil {
-			err = h.Commit(context.WithoutCancel(ctx), back)
-		}
-		if err != nil {
-			if aerr := h.Abort(back); aerr != nil {
-				progress(fmt.Sprintf("warning: stopping %s: %v", back, aerr))
-			}
-		}
-	}
+	back, err := startAgain(ctx, h, h.Dir(old), progress)
 	if err != nil {
 		// Nothing better to serve: keep the new generation rather than none.
 		return nil, &Failure{Cause: fmt.Sprintf("%v; restarting the previous release failed too: %v (new generation kept)", rerr, err), Tail: tail, Err: rerr}
@@ -194,6 +183,28 @@ func USR2(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 		progress(fmt.Sprintf("warning: stopping %s: %v", g, aerr))
 	}
 	return back, &Failure{Cause: rerr.Error(), Tail: tail, RolledBack: true, Err: rerr}
+}
+
+// startAgain starts, gates and commits a fresh generation in release dir
+// (the previous one, after a failed take-over), whatever happens to ctx
+// meanwhile. A generation that fails is stopped; the error says why.
+func startAgain(ctx context.Context, h Host, dir string, progress Progress) (Gen, error) {
+	ctx = context.WithoutCancel(ctx)
+	back, err := h.Spawn(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	err = h.Ready(ctx, back)
+	if err == nil {
+		err = h.Commit(ctx, back)
+	}
+	if err != nil {
+		if aerr := h.Abort(back); aerr != nil {
+			progress(fmt.Sprintf("warning: stopping %s: %v", back, aerr))
+		}
+		return nil, err
+	}
+	return back, nil
 }
 
 // Facts are what the strategy choice knows of an app and its serving

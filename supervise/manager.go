@@ -398,7 +398,11 @@ func (m *Manager) KillOrphans(grace time.Duration) {
 // the supervisor, in the generation's process group, not managed. Workers
 // get TERM (they finish the request in hand), then KILL after stop_timeout,
 // in the background.
-func (m *Manager) cleanupOrphans(g *Generation) {
+func (m *Manager) cleanupOrphans(g *Generation) { go m.endOrphans(g) }
+
+// endOrphans ends what g left behind in its process group (TERM, then KILL
+// after the app's stop_timeout) and returns when none is left.
+func (m *Manager) endOrphans(g *Generation) {
 	if g.PGID == 0 {
 		return
 	}
@@ -414,11 +418,9 @@ func (m *Manager) cleanupOrphans(g *Generation) {
 	if app := m.cfg.App(g.App); app != nil {
 		timeout = app.StopTimeout
 	}
-	go func() {
-		if left := proc.Terminate(find, timeout, 100*time.Millisecond); len(left) > 0 {
-			m.logger.Error("processes left by exited generation survived SIGKILL", "app", g.App, "generation", g.ID, "pids", left)
-		}
-	}()
+	if left := proc.Terminate(find, timeout, 100*time.Millisecond); len(left) > 0 {
+		m.logger.Error("processes left by exited generation survived SIGKILL", "app", g.App, "generation", g.ID, "pids", left)
+	}
 }
 
 // afterExit tidies up once a generation's main process has exited: it ends

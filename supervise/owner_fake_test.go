@@ -146,6 +146,7 @@ func (e *fakeEnv) nextGen(string) int64 {
 }
 
 func (e *fakeEnv) afterExit(generation)                {}
+func (e *fakeEnv) endTree(generation)                  {}
 func (e *fakeEnv) changed()                            {}
 func (e *fakeEnv) appReady()                           {}
 func (e *fakeEnv) appExited(string, ExitInfo)          {}

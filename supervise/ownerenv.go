@@ -67,6 +67,8 @@ type ownerEnv interface {
 	nextGen(app string) int64
 	// afterExit tidies up after a generation's main process exited.
 	afterExit(g generation)
+	// endTree returns once nothing g's main process left behind runs.
+	endTree(g generation)
 	// changed, appReady and appExited wake the daemon (never block).
 	changed()
 	appReady()
@@ -104,6 +106,12 @@ func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir s
 }
 
 func (e managerEnv) nextGen(app string) int64 { return e.m.nextGen(app) }
+
+func (e managerEnv) endTree(g generation) {
+	if pg, ok := g.(*Generation); ok {
+		e.m.endOrphans(pg)
+	}
+}
 
 func (e managerEnv) afterExit(g generation) {
 	if pg, ok := g.(*Generation); ok {

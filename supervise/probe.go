@@ -9,29 +9,31 @@ import (
 	"github.com/gunisup/supervisor/config"
 )
 
-// started returns nil once g serves after a start: for Gunicorn a request
-// answered on its probe listener (and one health pass where a check exists);
-// for a process, still running one second after start (and one health pass).
-// It gives up after the app's start_timeout.
+// started returns nil once g serves after a start (see ready, one pass),
+// or an error when it does not within the app's start_timeout.
 func (p *healthProber) started(ctx context.Context, g generation) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
 	defer cancel()
-	if p.cfg.Kind == config.KindProcess {
-		t := time.NewTimer(time.Second)
-		defer t.Stop()
-		select {
-		case <-g.Done():
-			return fmt.Errorf("exited during start: %s", g.Exit())
-		case <-ctx.Done():
-			return fmt.Errorf("not started within start_timeout %s", p.cfg.StartTimeout)
-		case <-t.C:
-		}
-		if !p.cfg.Health.Enabled {
-			return nil
-		}
-	}
 	return p.ready(ctx, g, 1)
 }
+
+// settle returns nil once a process has run for processSettle, or an
+// error when it exits first or ctx ends.
+func settle(ctx context.Context, g generation) error {
+	t := time.NewTimer(processSettle)
+	defer t.Stop()
+	select {
+	case <-g.Done():
+		return fmt.Errorf("exited within %s of its start: %s", processSettle, g.Exit())
+	case <-ctx.Done():
+		return readyErr(ctx, nil)
+	case <-t.C:
+		return nil
+	}
+}
+
+// processSettle is how long a process must run before it counts as started.
+const processSettle = time.Second
 
 // check runs one health check of g and reports it to the observer.
 func (p *healthProber) check(ctx context.Context, g generation) error {
@@ -41,11 +43,17 @@ func (p *healthProber) check(ctx context.Context, g generation) error {
 	return err
 }
 
-// ready waits until g answers (Gunicorn) and passes the health check passes
-// consecutive times, checking every gatePause. It returns an error as soon
-// as g exits, fails unhealthy_after answered checks in a row (see gate), or
-// ctx ends.
+// ready waits until g has started (Gunicorn: a request answered on its
+// probe listener; a process: still running after processSettle) and passes
+// the health check passes consecutive times, checking every gatePause. It
+// returns an error as soon as g exits, fails unhealthy_after answered checks
+// in a row (see gate), or ctx ends.
 func (p *healthProber) ready(ctx context.Context, g generation, passes int) error {
+	if p.cfg.Kind == config.KindProcess {
+		if err := settle(ctx, g); err != nil {
+			return err
+		}
+	}
 	addr := g.Info().ProbeAddr
 	answered := p.cfg.Kind == config.KindProcess || addr == ""
 	gt := newGate(p.cfg, passes)

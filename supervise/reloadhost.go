@@ -138,9 +138,12 @@ func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strat
 		progress(fmt.Sprintf("%s: %s", old, why))
 	}
 	var err error
-	if strategy == config.StrategyUSR2 {
+	switch strategy {
+	case config.StrategyUSR2:
 		_, err = reload.USR2(ctx, h, old, progress)
-	} else {
+	case config.StrategyRestart:
+		_, err = reload.Restart(ctx, h, old, progress)
+	default: // swap, overlap
 		_, err = reload.Swap(ctx, h, old, progress)
 	}
 	if err != nil && previous != "" {
@@ -261,9 +264,14 @@ func (h *host) Commit(ctx context.Context, g reload.Gen) error {
 	return <-m.reply
 }
 
+// Drain stops g gracefully. For a restart reload it returns only once
+// nothing of g's tree runs (a singleton's child may hold its lock).
 func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 	g := asGen(rg)
 	_, err := g.Stop(ctx, h.a.stopSignal(), h.a.cfg.StopTimeout)
+	if h.run.strategy == config.StrategyRestart {
+		h.a.env.endTree(g)
+	}
 	h.a.env.afterExit(g)
 	return err
 }
