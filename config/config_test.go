@@ -501,6 +501,7 @@ listen = ["tcp://127.0.0.1:8000"]
 [app.web.reload]
 strategy = "overlap"
 `},
+		{"bad_steering", web + "steering = \"ebpf\"\n"},
 		{"exit_with", "[supervisor]\nexit_with = \"wbe\"\n" + web},
 		{"supervisor_values", `
 [supervisor]

@@ -221,6 +221,7 @@ func (p *parser) app(name string, t *table) *App {
 	hasListen := p.listeners(t, a, gunicorn)
 	p.environment(t, a)
 	restartPolicy(t, a)
+	appSteering(t, a)
 	a.Reload = p.reload(t.sub("reload"), process)
 	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
 	t.finish()

@@ -135,6 +135,8 @@ type App struct {
 	Backoff Backoff
 	Reload  Reload
 	Health  Health
+	// Steering is how new connections reach the app's generations.
+	Steering Steering
 
 	// Statsd is true when the supervisor should run its statsd bridge for
 	// this app (Gunicorn apps whose Args carry no --statsd-host of their own).

@@ -13,7 +13,6 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
-	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 )
@@ -45,6 +44,7 @@ type Manager struct {
 	statsd   func(string) string
 	runDir   string
 	sockets  map[string][]*Socket
+	steered  steering
 	apps     map[string]*appOwner
 	order    []*appOwner
 	changes  chan struct{}
@@ -82,6 +82,7 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		statsd:   opts.StatsdAddr,
 		runDir:   cfg.Supervisor.RunDir,
 		sockets:  map[string][]*Socket{},
+		steered:  steering{},
 		apps:     map[string]*appOwner{},
 		changes:  make(chan struct{}, 1),
 		exits:    make(chan AppExit, 16),
@@ -118,17 +119,17 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		}
 		opts.Sockets = socks
 	}
+	why := steerProbe()
 	for _, app := range cfg.Apps {
 		if held, ok := opts.Sockets[app.Name]; ok {
 			m.sockets[app.Name] = held
+			m.logHeldSteering(app, opts.Restore != nil)
 			continue
 		}
-		socks, err := listen.OpenApp(app, nil)
-		if err != nil {
+		if err := m.openListeners(app, why); err != nil {
 			m.CloseSockets()
 			return nil, err
 		}
-		m.sockets[app.Name] = socks
 	}
 	for _, app := range cfg.Apps {
 		m.genSeq[app.Name] = new(atomic.Int64)
@@ -146,8 +147,10 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 	return m, nil
 }
 
-// CloseSockets closes every held listener (at exit).
+// CloseSockets closes every held listener and every generation's steered
+// one (at exit).
 func (m *Manager) CloseSockets() {
+	m.closeSteering()
 	for name, socks := range m.sockets {
 		for _, s := range socks {
 			if err := s.Close(); err != nil {

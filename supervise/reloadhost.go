@@ -185,6 +185,9 @@ func (a *appOwner) commit(run *reloadRun, g generation) error {
 	case a.gen != nil && a.gen != run.old && a.gen != run.committed:
 		return fmt.Errorf("app %s: the serving generation changed during the reload", a.cfg.Name)
 	}
+	if err := a.env.serve(g); err != nil {
+		return fmt.Errorf("app %s: switching to %s: %w", a.cfg.Name, g, err)
+	}
 	run.committed = g
 	a.cancelReady()
 	a.cancelTimer()
@@ -264,10 +267,15 @@ func (h *host) Commit(ctx context.Context, g reload.Gen) error {
 	return <-m.reply
 }
 
-// Drain stops g gracefully. For a restart reload it returns only once
-// nothing of g's tree runs (a singleton's child may hold its lock).
+// Drain stops g gracefully. A generation with steered sockets first keeps
+// accepting until no connection waits on them (within stop_timeout). For a
+// restart reload Drain returns only once nothing of g's tree runs (a
+// singleton's child may hold its lock).
 func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 	g := asGen(rg)
+	qctx, cancel := context.WithTimeout(ctx, h.a.cfg.StopTimeout)
+	h.a.env.quiesce(qctx, g)
+	cancel()
 	_, err := g.Stop(ctx, h.a.stopSignal(), h.a.cfg.StopTimeout)
 	if h.run.strategy == config.StrategyRestart {
 		h.a.env.endTree(g)
@@ -327,6 +335,7 @@ func (h *usr2Host) USR2(ctx context.Context, old *Generation) (*Generation, erro
 	}
 	id := int(h.m.nextGen(h.cfg.Name))
 	g := adoptGeneration(h.m.reaper, old, id, newPID)
+	h.m.shareGen(h.cfg.Name, old.ID, id)
 	h.m.logger.Info("usr2 master", "app", h.cfg.Name, "generation", id, "pid", newPID, "dir", g.Dir)
 	// A re-exec runs where the old master was started (Gunicorn takes $PWD
 	// only if it named the same directory then): a new master that does not
