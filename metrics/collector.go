@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/supervise"
@@ -37,6 +38,8 @@ var (
 		"Processes in the tree rooted at the master, the master included.")
 	descReloads = appDesc("reloads_total",
 		"Finished reloads by result (ok, rolled_back, failed), 0 for every result from the first scrape; kept across supctl upgrade.", "result")
+	descSteering = appDesc("listener_steering",
+		"1 for how new connections reach the app's generations on a listener (bpf: a socket per generation, steered by the kernel; shared: one socket), 0 for the other mode.", "listener", "mode")
 	descQueueLen = appDesc("listener_queue_length",
 		"Connections waiting in the accept queue of a held listener.", "listener")
 	descQueueMax = appDesc("listener_queue_max",
@@ -56,7 +59,7 @@ type appCollector struct {
 func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descAppUp, descAppState, descAppStart, descAppRestarts, descAppLastExit, descAppWorkers,
-		descAppCPU, descAppRSS, descAppFDs, descAppProcs, descReloads, descQueueLen, descQueueMax,
+		descAppCPU, descAppRSS, descAppFDs, descAppProcs, descReloads, descSteering, descQueueLen, descQueueMax,
 	} {
 		ch <- d
 	}
@@ -117,6 +120,11 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 
 		for _, l := range s.Listeners {
+			if l.Steering != "" {
+				for _, mode := range []steer.Mode{steer.ModeBPF, steer.ModeShared} {
+					gauge(descSteering, boolFloat(l.Steering == string(mode)), l.Address, string(mode))
+				}
+			}
 			q, ok := queues.read(l)
 			if !ok {
 				continue
