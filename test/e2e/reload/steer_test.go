@@ -1,0 +1,136 @@
+package reload
+
+import (
+	"context"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/internal/e2e"
+	"github.com/gunisup/supervisor/internal/testenv"
+	"github.com/gunisup/supervisor/listen/steer"
+)
+
+// steerLoadFor is how long the steering test keeps its load running.
+const steerLoadFor = 32 * time.Second
+
+// TestSteeredRollbacksUnderLoad: under load on 127.0.0.1 (16 connections,
+// the in-house loader and hey side by side, at least 30 s), three releases
+// answering 500 on every route are each reloaded and rolled back, then a
+// good one swaps. With BPF steering no client sees a non-2xx answer or a
+// socket error: a new generation gets traffic only once its gate passes.
+// It logs each reload's times from the command to the new generation's
+// spawn and to the rollback or switch.
+func TestSteeredRollbacksUnderLoad(t *testing.T) {
+	if err := steer.Available(); err != nil {
+		t.Skipf("BPF steering unavailable here: %v", err)
+	}
+	releases := []testenv.Release{
+		{Version: "v0"}, {Version: "bad1", Variant: testenv.All500}, {Version: "bad2", Variant: testenv.All500},
+		{Version: "bad3", Variant: testenv.All500}, {Version: "v4"},
+	}
+	w := startWeb(t, webOpts{Releases: releases, HealthyAfter: 3})
+	if st := w.App("web"); len(st.Listeners) != 1 || st.Listeners[0].Steering != string(steer.ModeBPF) {
+		t.Fatalf("listeners %+v, want one steered by bpf", st.Listeners)
+	}
+	start := time.Now()
+	load := e2e.StartLoad("tcp", w.Addr, "/", 16)
+	defer load.Stop()
+	hey := startHey(t, w.Addr, steerLoadFor)
+	testenv.WaitFor(t, 20*time.Second, "load running", func() bool { return load.Snapshot().OK > 100 })
+
+	for i := 1; i < len(releases); i++ {
+		testenv.PointCurrent(t, w.Current, w.Dirs[i])
+		spawned, done, r := w.timedReload(t)
+		t.Logf("reload to %s: exit %d; command to spawn %v, spawn to end %v (total %v)", releases[i].Version, r.Code,
+			spawned.Round(time.Millisecond), (done - spawned).Round(time.Millisecond), done.Round(time.Millisecond))
+		bad := releases[i].Variant == testenv.All500
+		if bad != (r.Code != 0) || (bad && !strings.Contains(r.Out, "rolled back")) {
+			t.Fatalf("reload to %s: exit %d, want rolled back only for a failing release:\n%s", releases[i].Version, r.Code, r.Out)
+		}
+	}
+	for time.Since(start) < steerLoadFor {
+		time.Sleep(100 * time.Millisecond) // the load runs for its fixed time; nothing to wait on
+	}
+	res := load.Stop()
+	t.Logf("loader: requests=%d ok=%d non2xx=%d refused=%d reset=%d timeout=%d other=%d bodies=%v errors=%v",
+		res.Requests, res.OK, res.Non2xx, res.Refused, res.Reset, res.Timeout, res.OtherErr, res.Bodies, res.Errors)
+	if res.Requests < 1000 || res.OK != res.Requests {
+		t.Errorf("loader: %d of %d requests failed, want none of more than 1000", res.Requests-res.OK, res.Requests)
+	}
+	hey.check(t)
+}
+
+// timedReload runs `supctl reload web` and returns when (from the command)
+// the new generation was spawned and when the reload ended, and its result.
+func (w *web) timedReload(t *testing.T) (spawned, done time.Duration, r ctlResult) {
+	t.Helper()
+	start := time.Now()
+	rl := w.ctlAsync("reload", "web")
+	rl.WaitOutput(t, 60*time.Second, "waiting for readiness")
+	spawned = time.Since(start)
+	r = rl.Wait(t, 90*time.Second)
+	return spawned, time.Since(start), r
+}
+
+// heyRun is hey running in the background for a fixed time.
+type heyRun struct {
+	cmd  *exec.Cmd
+	out  *lockedBuf
+	done chan error
+}
+
+// startHey runs `hey -c 16 -z d http://addr/`, or returns nil (logged) when
+// hey is not installed.
+func startHey(t *testing.T, addr string, d time.Duration) *heyRun {
+	bin, err := exec.LookPath("hey")
+	if err != nil {
+		t.Logf("hey not installed (%v); the in-house loader alone measures", err)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	t.Cleanup(cancel)
+	h := &heyRun{cmd: exec.CommandContext(ctx, bin, "-c", "16", "-z", d.String(), "http://"+addr+"/"), out: &lockedBuf{}, done: make(chan error, 1)}
+	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
+	if err := h.cmd.Start(); err != nil {
+		t.Fatalf("hey: %v", err)
+	}
+	go func() { h.done <- h.cmd.Wait() }()
+	return h
+}
+
+var heyStatus = regexp.MustCompile(`\[(\d{3})\]\s+(\d+) responses`)
+
+// check waits for hey to finish and fails the test on any non-2xx answer or
+// socket error it reports.
+func (h *heyRun) check(t *testing.T) {
+	t.Helper()
+	if h == nil {
+		return
+	}
+	if err := <-h.done; err != nil {
+		t.Fatalf("hey: %v\n%s", err, h.out.String())
+	}
+	out := h.out.String()
+	total, ok := 0, 0
+	for _, m := range heyStatus.FindAllStringSubmatch(out, -1) {
+		var n int
+		for _, c := range m[2] {
+			n = n*10 + int(c-'0')
+		}
+		total += n
+		if m[1][0] == '2' {
+			ok += n
+		}
+	}
+	summary := out
+	if i := strings.Index(out, "Status code distribution"); i >= 0 {
+		summary = out[i:]
+	}
+	t.Logf("hey -c 16: %d responses, %d 2xx\n%s", total, ok, summary)
+	if total < 1000 || ok != total || strings.Contains(out, "Error distribution") {
+		t.Errorf("hey: %d of %d answers not 2xx, or socket errors (see above)", total-ok, total)
+	}
+}
