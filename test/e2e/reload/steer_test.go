@@ -21,19 +21,32 @@ const steerLoadFor = 32 * time.Second
 // answering 500 on every route are each reloaded and rolled back, then a
 // good one swaps. With BPF steering no client sees a non-2xx answer or a
 // socket error: a new generation gets traffic only once its gate passes.
-// It logs each reload's times from the command to the new generation's
-// spawn and to the rollback or switch.
+// With steering = "shared" status says so and the same sequence works, but
+// a failing generation shares the socket while it is checked: its 500s are
+// counted and logged, not asserted. Each reload's times from the command to
+// the new generation's spawn and to the rollback or switch are logged.
 func TestSteeredRollbacksUnderLoad(t *testing.T) {
-	if err := steer.Available(); err != nil {
-		t.Skipf("BPF steering unavailable here: %v", err)
-	}
+	t.Run("bpf", func(t *testing.T) {
+		if err := steer.Available(); err != nil {
+			t.Skipf("BPF steering unavailable here: %v", err)
+		}
+		rollbacksUnderLoad(t, steer.ModeBPF)
+	})
+	t.Run("shared", func(t *testing.T) { rollbacksUnderLoad(t, steer.ModeShared) })
+}
+
+func rollbacksUnderLoad(t *testing.T, mode steer.Mode) {
 	releases := []testenv.Release{
 		{Version: "v0"}, {Version: "bad1", Variant: testenv.All500}, {Version: "bad2", Variant: testenv.All500},
 		{Version: "bad3", Variant: testenv.All500}, {Version: "v4"},
 	}
-	w := startWeb(t, webOpts{Releases: releases, HealthyAfter: 3})
-	if st := w.App("web"); len(st.Listeners) != 1 || st.Listeners[0].Steering != string(steer.ModeBPF) {
-		t.Fatalf("listeners %+v, want one steered by bpf", st.Listeners)
+	steering := "auto"
+	if mode == steer.ModeShared {
+		steering = "shared"
+	}
+	w := startWeb(t, webOpts{Releases: releases, HealthyAfter: 3, Steering: steering})
+	if st := w.App("web"); len(st.Listeners) != 1 || st.Listeners[0].Steering != string(mode) {
+		t.Fatalf("listeners %+v, want one in mode %s", st.Listeners, mode)
 	}
 	start := time.Now()
 	load := e2e.StartLoad("tcp", w.Addr, "/", 16)
@@ -55,12 +68,13 @@ func TestSteeredRollbacksUnderLoad(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // the load runs for its fixed time; nothing to wait on
 	}
 	res := load.Stop()
-	t.Logf("loader: requests=%d ok=%d non2xx=%d refused=%d reset=%d timeout=%d other=%d bodies=%v errors=%v",
-		res.Requests, res.OK, res.Non2xx, res.Refused, res.Reset, res.Timeout, res.OtherErr, res.Bodies, res.Errors)
-	if res.Requests < 1000 || res.OK != res.Requests {
-		t.Errorf("loader: %d of %d requests failed, want none of more than 1000", res.Requests-res.OK, res.Requests)
+	t.Logf("%s loader: requests=%d ok=%d non2xx=%d refused=%d reset=%d timeout=%d other=%d bodies=%v",
+		mode, res.Requests, res.OK, res.Non2xx, res.Refused, res.Reset, res.Timeout, res.OtherErr, res.Bodies)
+	strict := mode == steer.ModeBPF
+	if res.Requests < 1000 || (strict && res.OK != res.Requests) {
+		t.Errorf("loader: %d of %d requests failed, want none of more than 1000 (errors %v)", res.Requests-res.OK, res.Requests, res.Errors)
 	}
-	hey.check(t)
+	hey.check(t, strict)
 }
 
 // timedReload runs `supctl reload web` and returns when (from the command)
@@ -103,9 +117,9 @@ func startHey(t *testing.T, addr string, d time.Duration) *heyRun {
 
 var heyStatus = regexp.MustCompile(`\[(\d{3})\]\s+(\d+) responses`)
 
-// check waits for hey to finish and fails the test on any non-2xx answer or
-// socket error it reports.
-func (h *heyRun) check(t *testing.T) {
+// check waits for hey to finish and logs its summary; when strict it fails
+// the test on any non-2xx answer or socket error hey reports.
+func (h *heyRun) check(t *testing.T, strict bool) {
 	t.Helper()
 	if h == nil {
 		return
@@ -130,7 +144,7 @@ func (h *heyRun) check(t *testing.T) {
 		summary = out[i:]
 	}
 	t.Logf("hey -c 16: %d responses, %d 2xx\n%s", total, ok, summary)
-	if total < 1000 || ok != total || strings.Contains(out, "Error distribution") {
+	if total < 1000 || (strict && (ok != total || strings.Contains(out, "Error distribution"))) {
 		t.Errorf("hey: %d of %d answers not 2xx, or socket errors (see above)", total-ok, total)
 	}
 }
