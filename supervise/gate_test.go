@@ -151,3 +151,25 @@ func TestReadySilentUntilDeadline(t *testing.T) {
 		t.Errorf("a silent generation reported as refused: %v", err)
 	}
 }
+
+// TestRejectedPrefersExit: refused probes followed by the generation's exit
+// (a Gunicorn master halting closes its listeners first) report the exit.
+func TestRejectedPrefersExit(t *testing.T) {
+	refused := fmt.Errorf("GET /: %w", syscall.ECONNREFUSED)
+	g := &fakeGen{id: 1, started: time.Now(), done: make(chan struct{})}
+	gt := newGate(gatedApp(), 3)
+	for range 3 {
+		gt.observe(refused)
+	}
+	g.crash(3)
+	if err := rejected(g, gt); err == nil || !strings.Contains(err.Error(), "exited: exit 3") {
+		t.Errorf("rejected = %v, want the exit", err)
+	}
+	gt = newGate(gatedApp(), 3)
+	for range 3 {
+		gt.observe(&health.AnswerError{Msg: "GET /healthz: status 500"})
+	}
+	if err := rejected(g, gt); err == nil || !strings.Contains(err.Error(), "status 500") {
+		t.Errorf("rejected = %v, want the answered failures", err)
+	}
+}

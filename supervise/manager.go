@@ -372,6 +372,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 				m.logger.Warn("close listener", "app", a.cfg.Name, "err", err)
 			}
 		}
+		m.shutSteered(a.cfg.Name)
 		if err := a.send(ctx, stopMsg{newCall()}); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", a.cfg.Name, err))
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/health"
 )
 
 // started returns nil once g serves after a start (see ready, one pass),
@@ -77,7 +78,7 @@ func (p *healthProber) ready(ctx context.Context, g generation, passes int) erro
 		case gatePassed:
 			return nil
 		case gateRejected:
-			return gt.err()
+			return rejected(g, gt)
 		}
 		t := time.NewTimer(gatePause)
 		select {
@@ -89,6 +90,27 @@ func (p *healthProber) ready(ctx context.Context, g generation, passes int) erro
 			return readyErr(ctx, gt.last)
 		case <-t.C:
 		}
+	}
+}
+
+// exitGrace is how long a generation whose probes are refused may take to
+// exit: a Gunicorn master that halts (a worker failed to boot) closes its
+// listeners first, and its exit status says more than the refusals.
+const exitGrace = time.Second
+
+// rejected returns why the gate rejected g: its exit when refused probes
+// were the last failure and it exits within exitGrace, else the failures.
+func rejected(g generation, gt *gate) error {
+	if !health.Refused(gt.last) {
+		return gt.err()
+	}
+	t := time.NewTimer(exitGrace)
+	defer t.Stop()
+	select {
+	case <-g.Done():
+		return fmt.Errorf("exited: %s", g.Exit())
+	case <-t.C:
+		return gt.err()
 	}
 }
 

@@ -197,14 +197,22 @@ func (m *Manager) quiesce(ctx context.Context, app string, id int) {
 
 // closeSteering closes every generation socket and frees the BPF objects.
 func (m *Manager) closeSteering() {
-	for app, gs := range m.steered {
-		for _, g := range gs {
-			if g == nil {
-				continue
-			}
-			if err := g.Close(); err != nil {
-				m.logger.Warn("close steered listener", "app", app, "err", err)
-			}
+	for app := range m.steered {
+		m.shutSteered(app)
+	}
+}
+
+// shutSteered closes the supervisor's copies of app's generation sockets
+// (at shutdown, as Socket.Shut does for held ones): the generations keep
+// accepting on theirs, and once they have exited new clients are refused
+// instead of waiting in a queue nobody accepts from. Safe twice.
+func (m *Manager) shutSteered(app string) {
+	for _, g := range m.steered[app] {
+		if g == nil {
+			continue
+		}
+		if err := g.Close(); err != nil {
+			m.logger.Warn("close steered listener", "app", app, "err", err)
 		}
 	}
 }
