@@ -130,6 +130,7 @@ http = "127.0.0.1:$MPORT"
 run_dir = "$WORK/run"
 
 [app.web]
+allow_root = true
 virtualenv = "$WORK/venv"
 directory = "$ROOT/contrib/example"
 wsgi = "app:app"

@@ -124,6 +124,7 @@ http = ""
 run_dir = "$T/run"
 
 [app.web]
+allow_root = true
 virtualenv = "$VENV"
 directory = "$T/current"
 wsgi = "app:app"

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -49,6 +50,7 @@ func fixture(t testing.TB) string {
 		{"web.env", 0o644, "# comment\nexport A=1\nB='two words'\n"},
 		{"bad.env", 0o644, "GOOD=1\n1BAD=2\nnot an assignment\n"},
 		{"web-config.yml", 0o644, "{}\n"},
+		{"nul.env", 0o644, "A=1\nB=x\x00y\n"},
 	}
 	for _, f := range files {
 		p := filepath.Join(dir, f.path)
@@ -89,6 +91,7 @@ exit_with = "web"
 run_dir = "$TMP/run"
 
 [app.web]
+allow_root = true
 kind = "gunicorn"
 virtualenv = "$TMP/venv"
 directory = "$TMP/current"
@@ -98,7 +101,7 @@ args = ["--timeout", "30", "--statsd-host=localhost:8125"]
 listen = [
   "tcp://127.0.0.1:8000",
   "tcp://[::1]:8000",
-  "unix:///run/web//web.sock",
+  "unix://$TMP/app//web.sock",
   "systemd:web",
   "tcp://127.0.0.1:0",
   "tcp://localhost:0",
@@ -134,6 +137,7 @@ restart_when_unhealthy = true
 
 # Defined second: must stay second.
 [app.worker]
+allow_root = true
 kind = "process"
 virtualenv = "venv"
 command = ["celery", "-A", "tasks", "worker"]
@@ -141,6 +145,7 @@ stop_signal = "INT"
 health.command = ["tool", "ping"]
 
 [app."a.b-c_1"]
+allow_root = true
 kind = "process"
 command = ["./wsgi.py"]
 directory = "app"
@@ -154,9 +159,11 @@ reload.strategy = "swap"
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	unix := func(raw, addr string) Listener {
-		return Listener{Raw: raw, Network: NetUnix, Address: addr, Mode: 0o600, Owner: "root", Group: "0", Backlog: 128}
+	at := func(l Listener, line, i int, app string) Listener {
+		l.File, l.Line, l.Key = path, line, fmt.Sprintf("app.%s.listen[%d]", app, i)
+		return l
 	}
+	web := func(i int, l Listener) Listener { return at(l, 19, i, "web") }
 	want := &Config{
 		Path: path,
 		Supervisor: Supervisor{
@@ -179,15 +186,17 @@ reload.strategy = "swap"
 				Workers:    2,
 				Args:       []string{"--timeout", "30", "--statsd-host=localhost:8125"},
 				Listen: []Listener{
-					{Raw: "tcp://127.0.0.1:8000", Network: NetTCP, Address: "127.0.0.1:8000", Backlog: 128},
-					{Raw: "tcp://[::1]:8000", Network: NetTCP, Address: "[::1]:8000", Backlog: 128},
-					unix("unix:///run/web//web.sock", "/run/web/web.sock"),
-					{Raw: "systemd:web", Network: NetSystemd, Address: "web", Backlog: 128},
-					{Raw: "tcp://127.0.0.1:0", Network: NetTCP, Address: "127.0.0.1:0", Backlog: 128},
-					{Raw: "tcp://localhost:0", Network: NetTCP, Address: "localhost:0", Backlog: 128},
+					web(0, Listener{Raw: "tcp://127.0.0.1:8000", Network: NetTCP, Address: "127.0.0.1:8000", Backlog: 128}),
+					web(1, Listener{Raw: "tcp://[::1]:8000", Network: NetTCP, Address: "[::1]:8000", Backlog: 128}),
+					web(2, Listener{Raw: "unix://" + dir + "/app//web.sock", Network: NetUnix, Address: dir + "/app/web.sock",
+						Mode: 0o600, Owner: "root", Group: "0", Backlog: 128}),
+					web(3, Listener{Raw: "systemd:web", Network: NetSystemd, Address: "web", Backlog: 128}),
+					web(4, Listener{Raw: "tcp://127.0.0.1:0", Network: NetTCP, Address: "127.0.0.1:0", Backlog: 128}),
+					web(5, Listener{Raw: "tcp://localhost:0", Network: NetTCP, Address: "localhost:0", Backlog: 128}),
 				},
 				Env:          map[string]string{"FLASK_DEBUG": "0", "WITH SPACE": "x"},
 				EnvFile:      dir + "/web.env",
+				Identity:     rootIdentity(),
 				Restart:      RestartOnFailure,
 				StopSignal:   syscall.SIGQUIT,
 				StopTimeout:  10 * time.Second,
@@ -201,10 +210,11 @@ reload.strategy = "swap"
 			{
 				Name:         "worker",
 				Kind:         KindProcess,
-				Line:         56,
+				Line:         57,
 				Virtualenv:   dir + "/venv",
 				Directory:    dir,
 				Command:      []string{dir + "/venv/bin/celery", "-A", "tasks", "worker"},
+				Identity:     rootIdentity(),
 				Restart:      RestartAlways,
 				StopSignal:   syscall.SIGINT,
 				StopTimeout:  DefaultStopTimeout,
@@ -217,10 +227,11 @@ reload.strategy = "swap"
 			{
 				Name:         "a.b-c_1",
 				Kind:         KindProcess,
-				Line:         63,
+				Line:         65,
 				Directory:    dir + "/app",
 				Command:      []string{dir + "/app/wsgi.py"},
-				Listen:       []Listener{{Raw: "tcp://0.0.0.0:9000", Network: NetTCP, Address: "0.0.0.0:9000", Backlog: DefaultBacklog}},
+				Identity:     rootIdentity(),
+				Listen:       []Listener{at(Listener{Raw: "tcp://0.0.0.0:9000", Network: NetTCP, Address: "0.0.0.0:9000", Backlog: DefaultBacklog}, 70, 0, `"a.b-c_1"`)},
 				Restart:      RestartAlways,
 				StopSignal:   syscall.SIGTERM,
 				StopTimeout:  DefaultStopTimeout,
@@ -231,6 +242,7 @@ reload.strategy = "swap"
 			},
 		},
 	}
+	withDefaultLogs(want)
 	for i := range max(len(got.Apps), len(want.Apps)) {
 		if i >= len(got.Apps) || i >= len(want.Apps) {
 			t.Fatalf("got %d apps, want %d", len(got.Apps), len(want.Apps))
@@ -250,6 +262,12 @@ reload.strategy = "swap"
 	}
 }
 
+// rootIdentity is the Identity of an app without user or group, with
+// allow_root = true, loaded by this test process.
+func rootIdentity() Identity {
+	return Identity{UID: os.Geteuid(), GID: os.Getegid(), AllowRoot: true}
+}
+
 func defaultBackoff() Backoff {
 	return Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax, StableAfter: DefaultStableAfter,
 		CrashWindow: DefaultCrashWindow, CrashLimit: DefaultCrashLimit}
@@ -265,6 +283,7 @@ func TestParseDefaults(t *testing.T) {
 	path := filepath.Join(dir, "supervisor.toml")
 	got, err := Parse(path, []byte(`
 [app.web]
+allow_root = true
 virtualenv = "venv"
 wsgi = "app:app"
 listen = ["unix:///run/web.sock"]
@@ -281,13 +300,15 @@ listen = ["unix:///run/web.sock"]
 			RunDir:          DefaultRunDir,
 		},
 		Apps: []*App{{
-			Name:         "web",
-			Kind:         KindGunicorn,
-			Line:         2,
-			Virtualenv:   dir + "/venv",
-			Directory:    dir,
-			WSGI:         "app:app",
-			Listen:       []Listener{{Raw: "unix:///run/web.sock", Network: NetUnix, Address: "/run/web.sock", Mode: 0o660, Backlog: 2048}},
+			Name:       "web",
+			Kind:       KindGunicorn,
+			Line:       2,
+			Virtualenv: dir + "/venv",
+			Directory:  dir,
+			WSGI:       "app:app",
+			Listen: []Listener{{Raw: "unix:///run/web.sock", Network: NetUnix, Address: "/run/web.sock", Mode: 0o660, Backlog: 2048,
+				File: path, Line: 6, Key: "app.web.listen[0]"}},
+			Identity:     rootIdentity(),
 			Restart:      RestartAlways,
 			StopSignal:   syscall.SIGTERM,
 			StopTimeout:  30 * time.Second,
@@ -298,6 +319,7 @@ listen = ["unix:///run/web.sock"]
 			Statsd:       true,
 		}},
 	}
+	withDefaultLogs(want)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config:\n got %+v\nwant %+v\n got app %+v\nwant app %+v", *got, *want, *got.Apps[0], *want.Apps[0])
 	}
@@ -309,19 +331,23 @@ func TestAppOrder(t *testing.T) {
 	// app's position is that of its first mention.
 	path := writeConfig(t, dir, `
 [app.zeta]
+allow_root = true
 kind = "process"
 command = ["tool"]
 [app.alpha]
+allow_root = true
 kind = "process"
 command = ["tool"]
 [app.zeta.reload]
 timeout = "1s"
 [app.mid]
+allow_root = true
 kind = "process"
 command = ["tool"]
 [app.beta.health]
 tcp = true
 [app.beta]
+allow_root = true
 kind = "process"
 command = ["tool"]
 listen = ["tcp://127.0.0.1:0"]
@@ -339,7 +365,7 @@ listen = ["tcp://127.0.0.1:0"]
 	if want := []string{"zeta", "alpha", "mid", "beta"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("order = %v, want %v", names, want)
 	}
-	if want := []int{2, 5, 10, 13}; !reflect.DeepEqual(lines, want) {
+	if want := []int{2, 6, 12, 16}; !reflect.DeepEqual(lines, want) {
 		t.Errorf("lines = %v, want %v", lines, want)
 	}
 }
@@ -347,6 +373,7 @@ listen = ["tcp://127.0.0.1:0"]
 func TestParseErrors(t *testing.T) {
 	const web = `
 [app.web]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8000"]
@@ -368,6 +395,7 @@ listen = ["tcp://127.0.0.1:8000"]
 http = 9321
 shutdown_timeout = 30
 [app.web]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "app:app"
 listen = "tcp://127.0.0.1:8000"
@@ -385,6 +413,7 @@ restart_when_unhealthy = "no"
 [supervisor]
 shutdown_timeout = "30x"
 [app.web]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8000"]
@@ -396,35 +425,72 @@ stable_after = "10"
 [app.web.health]
 interval = "1 s"
 `},
+		{"tiny_durations", web + `backoff_initial = "1ns"
+backoff_max = "1ns"
+stop_timeout = "9ms"
+crash_window = "10ms"
+[app.web.reload]
+timeout = "1ns"
+[app.web.health]
+interval = "1ns"
+timeout = "1us"
+`},
+		{"count_ceilings", web + "workers = 1025\nbacklog = 65536\ncrash_limit = 1001\n[app.web.health]\nhealthy_after = 101\nunhealthy_after = 100\n"},
+		{"listen_places", `
+[app.web]
+virtualenv = "$TMP/venv"
+wsgi = "app:app"
+listen = ["unix://$TMP/nodir/web.sock", "unix://$TMP/web.env", "unix://$TMP/app", "tcp://127.0.0.1:8000", "tcp://localhost:8000", "tcp://0.0.0.0:9000", "tcp://[::]:9000"]
+[app.api]
+virtualenv = "$TMP/venv"
+wsgi = "api:app"
+listen = ["tcp://localhost:8001", "tcp://127.0.0.1:9000", "tcp://[::ffff:127.0.0.1]:8000", "tcp://[::1]:9001", "tcp://127.0.0.1:9001", "tcp://0.0.0.0:9001"]
+[app.other]
+virtualenv = "$TMP/venv"
+wsgi = "other:app"
+listen = ["tcp://127.0.0.1:8001", "tcp://[::]:9001", "unix://$TMP/app/web.sock"]
+[app.linked]
+kind = "process"
+command = ["tool"]
+listen = ["unix://$TMP/current/web.sock"]
+`},
+		{"envfile_nul", web + "env_file = \"nul.env\"\n"},
 		{"backoff_order", web + "backoff_initial = \"1m\"\n"},
 		{"bad_numbers", web + "workers = -1\nbacklog = 0\ncrash_limit = 0\n[app.web.health]\nhealthy_after = 0\nunhealthy_after = 99999999999\n"},
 		{"missing_virtualenv", `
 [app.web]
+allow_root = true
 virtualenv = "$TMP/nope"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8000"]
 [app.file]
+allow_root = true
 virtualenv = "$TMP/web.env"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8001"]
 [app.nopython]
+allow_root = true
 virtualenv = "$TMP/app"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8002"]
 [app.none]
+allow_root = true
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8003"]
 `},
 		{"venv_without_gunicorn", `
 [app.web]
+allow_root = true
 virtualenv = "$TMP/bare"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8000"]
 [app.noexec]
+allow_root = true
 virtualenv = "$TMP/noexec"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8001"]
 [app.override]
+allow_root = true
 virtualenv = "$TMP/bare"
 command = ["gunicorn-custom"]
 wsgi = "app:app"
@@ -432,20 +498,24 @@ listen = ["tcp://127.0.0.1:8002"]
 `},
 		{"duplicate_listen", `
 [app.web]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "app:app"
-listen = ["tcp://127.0.0.1:8000", "tcp://127.000.0.1:8000", "unix:///run/a/../web.sock", "unix:///run/web.sock", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"]
+listen = ["tcp://127.0.0.1:8000", "tcp://127.000.0.1:8000", "unix://$TMP/a/../web.sock", "unix://$TMP/web.sock", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"]
 [app.api]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "api:app"
 listen = ["tcp://127.0.0.1:08000", "systemd:api", "systemd:api", "tcp://[::1]:8000"]
 [app.other]
+allow_root = true
 kind = "process"
 command = ["tool"]
-listen = ["tcp://[0:0::1]:8000", "systemd:api", "unix:///run//web.sock"]
+listen = ["tcp://[0:0::1]:8000", "systemd:api", "unix://$TMP//web.sock"]
 `},
 		{"bad_listen", `
 [app.web]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = "app:app"
 listen = [
@@ -462,19 +532,22 @@ listen = [
   "",
 ]
 `},
-		{"empty_listen", web + "[app.p]\nkind = \"process\"\ncommand = [\"tool\"]\n[app.p.health]\npath = \"/\"\n[app.g]\nvirtualenv = \"$TMP/venv\"\nwsgi = \"x:y\"\nlisten = []\n[app.g2]\nvirtualenv = \"$TMP/venv\"\nwsgi = \"x:y\"\n"},
+		{"empty_listen", web + "[app.p]\nallow_root = true\nkind = \"process\"\ncommand = [\"tool\"]\n[app.p.health]\npath = \"/\"\n[app.g]\nallow_root = true\nvirtualenv = \"$TMP/venv\"\nwsgi = \"x:y\"\nlisten = []\n[app.g2]\nallow_root = true\nvirtualenv = \"$TMP/venv\"\nwsgi = \"x:y\"\n"},
 		{"unknown_kind", web + "kind = \"celery\"\ncommand = [\"tool\"]\n"},
 		{"missing_wsgi", `
 [app.web]
+allow_root = true
 virtualenv = "$TMP/venv"
 listen = ["tcp://127.0.0.1:8000"]
 [app.empty]
+allow_root = true
 virtualenv = "$TMP/venv"
 wsgi = ""
 listen = ["tcp://127.0.0.1:8001"]
 `},
 		{"process_kind", `
 [app.worker]
+allow_root = true
 kind = "process"
 wsgi = "app:app"
 workers = 2
@@ -482,22 +555,27 @@ args = ["-w", "2"]
 [app.worker.reload]
 strategy = "usr2"
 [app.cmd]
+allow_root = true
 kind = "process"
 command = []
 [app.notfound]
+allow_root = true
 kind = "process"
 virtualenv = "$TMP/venv"
 command = ["nosuchtool"]
 [app.notexec]
+allow_root = true
 kind = "process"
 command = ["$TMP/web.env"]
 [app.dir]
+allow_root = true
 kind = "process"
 command = ["$TMP/app"]
 [app.web]
 virtualenv = "$TMP/venv"
 wsgi = "app:app"
 listen = ["tcp://127.0.0.1:8000"]
+allow_root = true
 [app.web.reload]
 strategy = "overlap"
 `},
@@ -526,10 +604,12 @@ path = "healthz"
 tcp = true
 host = ""
 [app."bad name"]
+allow_root = true
 kind = "process"
 command = ["tool"]
 env_file = "bad.env"
 [app.noreload]
+allow_root = true
 kind = "process"
 command = ["tool"]
 [app.noreload.health]
@@ -631,24 +711,27 @@ func TestParseListen(t *testing.T) {
 		raw     string
 		network Network
 		address string
-		dup     string
+		bind    string // TCPAddr, for TCP
 		bad     bool
 	}{
-		{raw: "tcp://127.0.0.1:8000", network: NetTCP, address: "127.0.0.1:8000", dup: "tcp:127.0.0.1:8000"},
-		{raw: "tcp://[::1]:80", network: NetTCP, address: "[::1]:80", dup: "tcp:[::1]:80"},
-		{raw: "tcp://[0:0::1]:0080", network: NetTCP, address: "[::1]:80", dup: "tcp:[::1]:80"},
-		{raw: "tcp://localhost:8000", network: NetTCP, address: "localhost:8000", dup: "tcp:localhost:8000"},
-		{raw: "tcp://0.0.0.0:0", network: NetTCP, address: "0.0.0.0:0", dup: ""},
-		{raw: "tcp://[fe80::1%lo]:80", network: NetTCP, address: "[fe80::1%lo]:80", dup: "tcp:[fe80::1%lo]:80"},
-		{raw: "unix:///run/x/../web.sock", network: NetUnix, address: "/run/web.sock", dup: "unix:/run/web.sock"},
-		{raw: "systemd:web", network: NetSystemd, address: "web", dup: "systemd:web"},
-		{raw: "systemd:007", network: NetSystemd, address: "7", dup: "systemd:7"},
+		{raw: "tcp://127.0.0.1:8000", network: NetTCP, address: "127.0.0.1:8000", bind: "127.0.0.1:8000"},
+		{raw: "tcp://[::1]:80", network: NetTCP, address: "[::1]:80", bind: "[::1]:80"},
+		{raw: "tcp://[0:0::1]:0080", network: NetTCP, address: "[::1]:80", bind: "[::1]:80"},
+		{raw: "tcp://localhost:8000", network: NetTCP, address: "localhost:8000", bind: "127.0.0.1:8000"},
+		{raw: "tcp://0.0.0.0:0", network: NetTCP, address: "0.0.0.0:0", bind: "0.0.0.0:0"},
+		{raw: "tcp://[fe80::1%lo]:80", network: NetTCP, address: "[fe80::1%lo]:80", bind: "[fe80::1%lo]:80"},
+		{raw: "unix:///run/x/../web.sock", network: NetUnix, address: "/run/web.sock"},
+		{raw: "systemd:web", network: NetSystemd, address: "web"},
+		{raw: "systemd:007", network: NetSystemd, address: "7"},
 		{raw: "tcp://127.0.0.1", bad: true},
 		{raw: "tcp://host.example:80", bad: true},
 		{raw: "tcp://127.0.0.1:-1", bad: true},
 		{raw: "tcp://127.0.0.1:99999", bad: true},
 		{raw: "unix://relative", bad: true},
 		{raw: "unix:///" + strings.Repeat("a", 107), bad: true},
+		{raw: "unix:///" + strings.Repeat("a", 100), network: NetUnix, address: "/" + strings.Repeat("a", 100)},
+		{raw: "unix:///" + strings.Repeat("a", 101), bad: true}, // its hidden name /.a….held is 108 bytes
+		{raw: "tcp://[::ffff:127.0.0.1]:80", network: NetTCP, address: "[::ffff:127.0.0.1]:80", bind: "127.0.0.1:80"},
 		{raw: "systemd:", bad: true},
 		{raw: "systemd:a b", bad: true},
 		{raw: "systemd:99999999999999999999", bad: true},
@@ -667,8 +750,14 @@ func TestParseListen(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseListen(%q): %v", tt.raw, err)
 			}
-			if l.Raw != tt.raw || l.Network != tt.network || l.Address != tt.address || l.dupKey() != tt.dup {
-				t.Errorf("got %+v dup %q, want %v %q dup %q", l, l.dupKey(), tt.network, tt.address, tt.dup)
+			if l.Raw != tt.raw || l.Network != tt.network || l.Address != tt.address {
+				t.Errorf("got %+v, want %v %q", l, tt.network, tt.address)
+			}
+			if l.Network == NetTCP {
+				ap, err := l.TCPAddr()
+				if err != nil || ap.String() != tt.bind {
+					t.Errorf("TCPAddr() = %v, %v; want %s", ap, err, tt.bind)
+				}
 			}
 		})
 	}

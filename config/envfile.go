@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // ParseEnvFile reads a KEY=VALUE file as used by an app's env_file.
@@ -154,4 +156,48 @@ func validEnvName(s string) bool {
 		}
 	}
 	return true
+}
+
+// ReadEnvFile is ParseEnvFile for an app running as uid: it refuses a file
+// that is writable by its group or others, or owned by neither root nor uid,
+// since whoever can write it chooses the app's environment. The mode and
+// owner are checked on the descriptor that is then read, so a rename in
+// between cannot substitute another file. Errors are as ParseEnvFile's.
+func ReadEnvFile(path string, uid int) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &Errors{List: []*Error{{File: path, Msg: "cannot read: " + pathErr(err).Error(), Err: err}}}
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, &Errors{List: []*Error{{File: path, Msg: "cannot stat: " + pathErr(err).Error(), Err: err}}}
+	}
+	if msg := envFilePerm(fi, uid); msg != "" {
+		return nil, &Errors{List: []*Error{{File: path, Msg: msg}}}
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, &Errors{List: []*Error{{File: path, Msg: "cannot read: " + pathErr(err).Error(), Err: err}}}
+	}
+	return parseEnv(path, data)
+}
+
+// envFilePerm returns why fi may not be an env file of an app running as
+// uid, or "".
+func envFilePerm(fi os.FileInfo, uid int) string {
+	if !fi.Mode().IsRegular() {
+		return "env file is not a regular file"
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Sprintf("env file is writable by its group or others (mode %04o): refused; chmod go-w it", perm)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "env file: cannot tell its owner"
+	}
+	if st.Uid != 0 && int(st.Uid) != uid {
+		return fmt.Sprintf("env file is owned by uid %d, neither root nor the app's user (uid %d): refused", st.Uid, uid)
+	}
+	return ""
 }

@@ -53,7 +53,9 @@ func TestParseEnvFileErrors(t *testing.T) {
 		"B=\"unterminated\n" +
 		"C='x' trailing\n" +
 		"D=\"x\"trailing\n" +
-		"export =x\n"
+		"export =x\n" +
+		"E=nul\x00here\n" +
+		"F='quoted\x00nul'\n"
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,19 @@ const (
 	DefaultUnhealthyAfter             = 3
 )
 
+// Ceilings of the counts of an [app.NAME] table (see gunisup.toml(5)).
+const (
+	// MaxWorkers bounds workers: Gunicorn forks them all at each start.
+	MaxWorkers = 1024
+	// MaxBacklog bounds backlog: the kernel caps it at net.core.somaxconn.
+	MaxBacklog = 65535
+	// MaxCrashLimit bounds crash_limit.
+	MaxCrashLimit = 1000
+	// MaxHealthCount bounds healthy_after and unhealthy_after: at the
+	// shortest interval, 100 checks take a second.
+	MaxHealthCount = 100
+)
+
 // Load reads and validates the configuration file at path; see Parse.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -111,6 +124,7 @@ func (p *parser) supervisor(t *table) Supervisor {
 		HTTP:            DefaultHTTP,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		RunDir:          DefaultRunDir,
+		LogFormat:       LogFormatText,
 	}
 	if t == nil {
 		return s
@@ -141,6 +155,8 @@ func (p *parser) supervisor(t *table) Supervisor {
 	t.duration("shutdown_timeout", &s.ShutdownTimeout)
 	t.str("exit_with", &s.ExitWith)
 	t.filePath("run_dir", &s.RunDir)
+	s.PassEnv = passEnv(t)
+	s.LogFormat = logFormat(t)
 	t.finish()
 	return s
 }
@@ -219,11 +235,14 @@ func (p *parser) app(name string, t *table) *App {
 	p.gunicornKeys(t, a, gunicorn, process)
 	appCommand(t, a, gunicorn, process, venvOK)
 	hasListen := p.listeners(t, a, gunicorn)
+	p.identity(t, a)
+	p.limits(t, a)
 	p.environment(t, a)
 	restartPolicy(t, a)
 	appSteering(t, a)
 	a.Reload = p.reload(t.sub("reload"), process)
 	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
+	a.Log = appLog(t)
 	t.finish()
 	return a
 }
@@ -267,7 +286,7 @@ func appDirectory(t *table, a *App) {
 // Gunicorn app, an error for a process.
 func (p *parser) gunicornKeys(t *table, a *App, gunicorn, process bool) {
 	hasWSGI := t.str("wsgi", &a.WSGI)
-	hasWorkers := t.integer("workers", &a.Workers, 0)
+	hasWorkers := t.integer("workers", &a.Workers, 0, MaxWorkers)
 	hasArgs := t.strList("args", &a.Args)
 	switch {
 	case gunicorn:
@@ -354,7 +373,7 @@ func restartPolicy(t *table, a *App) {
 	}
 	t.duration("stable_after", &a.Backoff.StableAfter)
 	t.duration("crash_window", &a.Backoff.CrashWindow)
-	t.integer("crash_limit", &a.Backoff.CrashLimit, 1)
+	t.integer("crash_limit", &a.Backoff.CrashLimit, 1, MaxCrashLimit)
 }
 
 // has reports whether name is present, whatever its value.
@@ -425,18 +444,7 @@ func (p *parser) gunicornArgs(key []string, a *App) {
 // address is not reported a second time as a missing one).
 func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 	mode := DefaultSocketMode
-	if v, ok := t.get("socket_mode"); ok {
-		s, isStr := v.(string)
-		n, err := strconv.ParseUint(s, 8, 32)
-		switch {
-		case !isStr:
-			t.errf("socket_mode", "want an octal string such as \"0660\", got %s", typeName(v))
-		case err != nil || n > 0o777:
-			t.errf("socket_mode", "invalid mode %q: want an octal string such as \"0660\"", s)
-		default:
-			mode = os.FileMode(n)
-		}
-	}
+	t.octal("socket_mode", &mode)
 	var owner, group string
 	uid, gid := 0, 0
 	if t.str("socket_owner", &owner) && owner != "" {
@@ -452,7 +460,7 @@ func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 		}
 	}
 	backlog := DefaultBacklog
-	t.integer("backlog", &backlog, 1)
+	t.integer("backlog", &backlog, 1, MaxBacklog)
 
 	var raw []string
 	listOK := t.strList("listen", &raw)
@@ -464,32 +472,30 @@ func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 	}
 	if listOK {
 		key := t.key("listen")
-		seen := make(map[string]int)
 		for i, r := range raw {
 			l, err := parseListen(r)
 			if err != nil {
 				p.elemErrf(key, i, "invalid listen address %q: %v", r, err)
 				continue
 			}
-			if d := l.dupKey(); d != "" {
-				if j, dup := seen[d]; dup {
-					p.elemErrf(key, i, "%q duplicates %s[%d]", r, keyString(key), j)
+			l.File, l.Line, l.Key = p.file, p.line(key), elemKey(key, i)
+			if l.Network == NetUnix {
+				if err := checkUnixPlace(l); err != nil {
+					p.elemErrf(key, i, "%q: %v", r, err)
 					continue
 				}
-				seen[d] = i
-			}
-			l.Backlog = backlog
-			if l.Network == NetUnix {
 				l.Mode, l.Owner, l.Group, l.OwnerUID, l.GroupGID = mode, owner, group, uid, gid
 			}
+			l.Backlog = backlog
 			a.Listen = append(a.Listen, l)
 		}
 	}
 	return t.has("listen") && !(listOK && len(raw) == 0)
 }
 
-// environment reads env and env_file; the env file is parsed now so that
-// its mistakes show up at check time, and again at each start.
+// environment reads env and env_file; the env file is checked and parsed
+// now (ReadEnvFile, for the app's uid: identity runs first) so that its
+// mistakes show up at check time, and again at each start.
 func (p *parser) environment(t *table, a *App) {
 	if t.strMap("env", &a.Env) {
 		for _, k := range slices.Sorted(maps.Keys(a.Env)) {
@@ -497,13 +503,15 @@ func (p *parser) environment(t *table, a *App) {
 				t.p.errf(join(t.key("env"), []string{k}), "invalid variable name %q", k)
 			} else if strings.ContainsRune(a.Env[k], 0) {
 				t.p.errf(join(t.key("env"), []string{k}), "value contains a NUL byte")
+			} else if err := checkEnvTemplate(a.Env[k]); err != nil {
+				t.p.errf(join(t.key("env"), []string{k}), "%v", err)
 			}
 		}
 	}
 	if !t.filePath("env_file", &a.EnvFile) {
 		return
 	}
-	if _, err := ParseEnvFile(a.EnvFile); err != nil {
+	if _, err := ReadEnvFile(a.EnvFile, a.Identity.UID); err != nil {
 		var list *Errors
 		if errors.As(err, &list) {
 			for _, e := range list.List {
@@ -595,8 +603,8 @@ func (p *parser) health(t *table, a *App, venvOK, hasListen bool) Health {
 	}
 	t.duration("interval", &h.Interval)
 	t.duration("timeout", &h.Timeout)
-	t.integer("healthy_after", &h.HealthyAfter, 1)
-	t.integer("unhealthy_after", &h.UnhealthyAfter, 1)
+	t.integer("healthy_after", &h.HealthyAfter, 1, MaxHealthCount)
+	t.integer("unhealthy_after", &h.UnhealthyAfter, 1, MaxHealthCount)
 	if t.boolean("restart_when_unhealthy", &h.RestartWhenUnhealthy) && h.RestartWhenUnhealthy && !h.Enabled {
 		t.errf("restart_when_unhealthy", "needs a health check (path, tcp or command)")
 	}
@@ -604,24 +612,24 @@ func (p *parser) health(t *table, a *App, venvOK, hasListen bool) Health {
 	return h
 }
 
-// crossChecks validates what spans apps: duplicate listeners and exit_with.
+// crossChecks validates what spans listeners and apps: listeners that
+// cannot all be bound (see claims) and exit_with.
 func (p *parser) crossChecks(cfg *Config) {
-	type owner struct {
-		app string
-		i   int
-	}
-	seen := make(map[string]owner)
+	c := newClaims()
+	owner := map[string]string{} // listener key -> app name
 	for _, a := range cfg.Apps {
-		for i, l := range a.Listen {
-			d := l.dupKey()
-			if d == "" {
-				continue
+		for _, l := range a.Listen {
+			owner[l.Key] = a.Name
+			prev, same, conflict := c.claim(l)
+			switch {
+			case !conflict:
+			case same && owner[prev.Key] == a.Name:
+				p.errs.add(l.errorf("%q duplicates %s", l.Raw, prev.Key))
+			case same:
+				p.errs.add(l.errorf("%q is also a listen address of app %q (%s)", l.Raw, owner[prev.Key], prev.Raw))
+			default:
+				p.errs.add(l.errorf("%q overlaps %q of app %q: a wildcard address and another one on the same port cannot both be bound", l.Raw, prev.Raw, owner[prev.Key]))
 			}
-			if o, dup := seen[d]; dup && o.app != a.Name {
-				p.elemErrf(append(a.key(), "listen"), i, "%q is also a listen address of app %q", l.Raw, o.app)
-				continue
-			}
-			seen[d] = owner{a.Name, i}
 		}
 	}
 	if ew := cfg.Supervisor.ExitWith; ew != "" && cfg.App(ew) == nil && len(cfg.Apps) > 0 {
@@ -643,8 +651,6 @@ func validAppName(name string) bool {
 	}
 	return true
 }
-
-func (a *App) key() []string { return []string{"app", a.Name} }
 
 // parseSignal maps a stop_signal name, with or without SIG, to a signal.
 func parseSignal(s string) (syscall.Signal, bool) {
@@ -760,22 +766,11 @@ func pathErr(err error) error {
 
 // lookupUser resolves a user name or numeric uid that must exist to its uid.
 func lookupUser(s string) (int, error) {
-	var u *user.User
-	var err error
-	if isDigits(s) {
-		u, err = user.LookupId(s)
-	} else {
-		u, err = user.Lookup(s)
+	u, err := findUser(s)
+	if err != nil {
+		return 0, err
 	}
-	var unknownName user.UnknownUserError
-	var unknownID user.UnknownUserIdError
-	switch {
-	case err == nil:
-		return parseID("user", s, u.Uid)
-	case errors.As(err, &unknownName), errors.As(err, &unknownID):
-		return 0, fmt.Errorf("no such user %q", s)
-	}
-	return 0, fmt.Errorf("looking up user %q: %w", s, err)
+	return parseID("user", s, u.Uid)
 }
 
 // lookupGroup resolves a group name or numeric gid that must exist to its gid.

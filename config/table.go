@@ -33,8 +33,11 @@ func (p *parser) errf(key []string, format string, args ...any) {
 
 // elemErrf reports a problem with element i of the array at key.
 func (p *parser) elemErrf(key []string, i int, format string, args ...any) {
-	p.errs.add(&Error{File: p.file, Line: p.line(key), Key: fmt.Sprintf("%s[%d]", keyString(key), i), Msg: fmt.Sprintf(format, args...)})
+	p.errs.add(&Error{File: p.file, Line: p.line(key), Key: elemKey(key, i), Msg: fmt.Sprintf(format, args...)})
 }
+
+// elemKey names element i of the array at key: app.web.listen[1].
+func elemKey(key []string, i int) string { return fmt.Sprintf("%s[%d]", keyString(key), i) }
 
 // table is one decoded TOML table. Each accessor marks its key as known, so
 // finish can report every other key as unknown; accessors return true only
@@ -148,8 +151,10 @@ func (t *table) strList(name string, dst *[]string) bool {
 	return good
 }
 
-// integer reads an integer that must be at least minimum.
-func (t *table) integer(name string, dst *int, minimum int) bool {
+// integer reads an integer that must lie in lo..hi: every count has a
+// ceiling, so that no value makes the supervisor fork, retry or allocate
+// without bound.
+func (t *table) integer(name string, dst *int, lo, hi int) bool {
 	v, ok := t.get(name)
 	if !ok {
 		return false
@@ -159,8 +164,8 @@ func (t *table) integer(name string, dst *int, minimum int) bool {
 		t.typeErr(name, "integer", v)
 		return false
 	}
-	if n < int64(minimum) || n > 1<<31-1 {
-		t.errf(name, "must be between %d and %d, got %d", minimum, 1<<31-1, n)
+	if n < int64(lo) || n > int64(hi) {
+		t.errf(name, "must be between %d and %d, got %d", lo, hi, n)
 		return false
 	}
 	*dst = int(n)
@@ -181,7 +186,12 @@ func (t *table) boolean(name string, dst *bool) bool {
 	return true
 }
 
-// duration reads a time.ParseDuration string that must be > 0.
+// MinDuration is the shortest duration any key accepts: shorter backoffs,
+// health intervals or timeouts only spin the CPU.
+const MinDuration = 10 * time.Millisecond
+
+// duration reads a time.ParseDuration string that must be at least
+// MinDuration.
 func (t *table) duration(name string, dst *time.Duration) bool {
 	v, ok := t.get(name)
 	if !ok {
@@ -197,8 +207,8 @@ func (t *table) duration(name string, dst *time.Duration) bool {
 		t.errf(name, "invalid duration %q: %v", s, err)
 		return false
 	}
-	if d <= 0 {
-		t.errf(name, "duration must be > 0, got %q", s)
+	if d < MinDuration {
+		t.errf(name, "duration must be at least %v, got %q", MinDuration, s)
 		return false
 	}
 	*dst = d

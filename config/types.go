@@ -50,6 +50,13 @@ type Supervisor struct {
 	ExitWith string
 	// RunDir holds per-app runtime files (pidfiles for usr2). Default /run/gunisup.
 	RunDir string
+	// PassEnv names further variables of the supervisor's environment that
+	// every app inherits, beyond the fixed allow-list (PATH, LANG, ...).
+	PassEnv []string
+
+	// LogFormat is the format of the supervisor's own log: LogFormatText
+	// or LogFormatJSON.
+	LogFormat string
 }
 
 // Kind is what an app runs.
@@ -120,10 +127,17 @@ type App struct {
 	Args []string
 	// Listen are the sockets the supervisor binds and holds for this app.
 	Listen []Listener
-	// Env is added to the environment after EnvFile.
+	// Env is added to the environment after EnvFile; values may hold {app}
+	// and {release} (see ExpandEnv).
 	Env map[string]string
-	// EnvFile is a KEY=VALUE file read at each start; "" for none.
+	// EnvFile is a KEY=VALUE file read at each start with ReadEnvFile; ""
+	// for none.
 	EnvFile string
+
+	// Identity is who the app runs as (user, group, allow_root).
+	Identity Identity
+	// Limits are umask, nice, oom_score_adjust and rlimits.
+	Limits Limits
 
 	Restart RestartPolicy
 	// StopSignal is sent first on stop (default SIGTERM); KILL after StopTimeout.
@@ -137,6 +151,8 @@ type App struct {
 	Health  Health
 	// Steering is how new connections reach the app's generations.
 	Steering Steering
+	// Log is where the app's output goes.
+	Log AppLog
 
 	// Statsd is true when the supervisor should run its statsd bridge for
 	// this app (Gunicorn apps whose Args carry no --statsd-host of their own).
@@ -276,6 +292,12 @@ type Listener struct {
 	GroupGID int
 	// Backlog is the listen(2) backlog (app key backlog, default 2048).
 	Backlog int
+	// File, Line and Key say where the listener is written (the
+	// configuration file, the line of the listen key, "app.web.listen[1]"),
+	// so that a failure to bind it names them; see Wrap.
+	File string
+	Line int
+	Key  string
 }
 
 // GunicornBin returns the executable that starts a Gunicorn app: Command[0]

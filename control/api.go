@@ -25,10 +25,12 @@ const DefaultSocket = defaults.ControlSocket
 //	POST /v1/apps/{app}/reload[?strategy=swap|usr2]      -> Event stream (NDJSON)
 //	POST /v1/apps/{app}/deploy?release=DIR[&strategy=]  -> Event stream (NDJSON)
 //	POST /v1/upgrade           re-exec the supervisor binary -> Event stream
+//	GET  /v1/apps/{app}/logs[?n=N&stderr=true&follow=true] -> LogLine stream (NDJSON)
+//	POST /v1/apps/{app}/logs/reopen              -> OKResponse
 //	GET  /v1/version                             -> VersionResponse
 //
 // Anything else is 404 (unknown route) or 405 (wrong method).
-var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version"}
+var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "logs"}
 
 // Code is the stable word that classifies an error answer.
 type Code string
@@ -161,6 +163,11 @@ type AppStatus struct {
 	StatsdAddr   string `json:"statsd_addr,omitempty"`
 	// Message is a human explanation of the state (e.g. the last error).
 	Message string `json:"message,omitempty"`
+	// Traceback is the last stderr lines of the generation that exited
+	// unexpectedly, while the app is not running (a Python traceback).
+	Traceback []string `json:"traceback,omitempty"`
+	// LogDropped counts output lines that never reached the app's log sink.
+	LogDropped uint64 `json:"log_dropped"`
 }
 
 // Exit describes how a process ended.

@@ -53,13 +53,20 @@ func (b *backend) Deploy(ctx context.Context, n, _, s string, p Progress) Outcom
 
 func serve(t testing.TB, b Backend) (*Server, string) {
 	t.Helper()
+	return serveLimited(t, b, Limits{})
+}
+
+// serveLimited serves b on a fresh socket with the limits lim.
+func serveLimited(t testing.TB, b Backend, lim Limits) (*Server, string) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "ctl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	path := filepath.Join(dir, "c.sock")
-	s := &Server{Backend: b, Info: func() SupervisorInfo { return SupervisorInfo{Version: "test"} }}
+	s := &Server{Backend: b, Info: func() SupervisorInfo { return SupervisorInfo{Version: "test"} }, Limits: lim}
+	s.Logs, _ = b.(Logs) // nil for a backend without logs
 	if err := s.Listen(path, -1); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/listen/sockfile"
@@ -71,12 +72,59 @@ func (e *Error) Error() string { return e.Err.Error() }
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Limits bound what clients of the control socket may hold. A zero field
+// takes its default (DefaultLimits).
+type Limits struct {
+	// MaxConns is how many connections are served at once; further ones
+	// wait in the socket's backlog until one closes.
+	MaxConns int
+	// ReadHeaderTimeout bounds reading a request's header, ReadTimeout the
+	// whole request; IdleTimeout closes a keep-alive connection without a
+	// request; WriteTimeout bounds each write of a response (a streamed
+	// reload's events each get a fresh one, so a long reload is not cut).
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout, WriteTimeout time.Duration
+}
+
+// DefaultLimits returns the control server's limits unless Server.Limits
+// sets others: 64 connections; 10 s for a request's header, 30 s for the
+// whole request and for each write; 60 s of keep-alive idleness.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxConns:          64,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		WriteTimeout:      30 * time.Second,
+	}
+}
+
+// withDefaults fills the zero fields of l from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxConns > 0 {
+		d.MaxConns = l.MaxConns
+	}
+	for _, f := range []struct{ set, dst *time.Duration }{
+		{&l.ReadHeaderTimeout, &d.ReadHeaderTimeout}, {&l.ReadTimeout, &d.ReadTimeout},
+		{&l.IdleTimeout, &d.IdleTimeout}, {&l.WriteTimeout, &d.WriteTimeout},
+	} {
+		if *f.set > 0 {
+			*f.dst = *f.set
+		}
+	}
+	return d
+}
+
 // Server serves the control API on a Unix socket.
 type Server struct {
 	Backend  Backend
 	Upgrader Upgrader
-	Info     func() SupervisorInfo
-	Logger   *slog.Logger
+	// Logs serves the logs verb (optional).
+	Logs   Logs
+	Info   func() SupervisorInfo
+	Logger *slog.Logger
+	// Limits bound connections and their requests (zero fields: DefaultLimits).
+	Limits Limits
 
 	ln       *net.UnixListener
 	path     string
@@ -127,7 +175,17 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/apps/{app}/reload", s.reload)
 	mux.HandleFunc("POST /v1/apps/{app}/deploy", s.reload)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
-	srv := &http.Server{Handler: jsonErrors(mux), ReadHeaderTimeout: 10 * time.Second}
+	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
+	mux.HandleFunc("POST /v1/apps/{app}/logs/reopen", s.reopenLogs)
+	lim := s.Limits.withDefaults()
+	srv := &http.Server{
+		Handler:           bounded(jsonErrors(mux), lim.WriteTimeout),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug),
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -135,12 +193,64 @@ func (s *Server) Serve() error {
 	}
 	s.srv = srv
 	s.mu.Unlock()
-	err := srv.Serve(&credListener{UnixListener: s.ln, allowed: s.allowed, logger: s.Logger})
+	ln := netutil.LimitListener(&credListener{UnixListener: s.ln, allowed: s.allowed, logger: s.Logger}, lim.MaxConns)
+	err := srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
+
+// maxRequestBody bounds a request's body; no verb takes one.
+const maxRequestBody = 64 << 10
+
+// bounded reads (and drops) the request's body under the server's read
+// deadline, then lifts that deadline: a verb may take longer than
+// ReadTimeout (a stop waits for the app), and the deadline expiring under a
+// running handler would cancel its context. The connection still ends the
+// handler's context when the client goes away. Each write of the response
+// gets a deadline writeTimeout from then, so a slow reader cannot hold the
+// handler while a streamed reload of any length still reaches the client.
+func bounded(h http.Handler, writeTimeout time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: writeTimeout}
+		body := http.MaxBytesReader(w, r.Body, maxRequestBody)
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			writeError(dw, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("reading the request body: %v", err))
+			return
+		}
+		// A connection whose deadline cannot change is gone: the handler's
+		// context ends and its writes fail, nothing more to do.
+		_ = dw.rc.SetReadDeadline(time.Time{})
+		h.ServeHTTP(dw, r)
+	})
+}
+
+// deadlineWriter gives every write and flush of a response its own write
+// deadline, d from the moment it starts.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+// extend moves the write deadline; an error means the connection is gone,
+// which the write that follows reports.
+func (w *deadlineWriter) extend() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.d)) }
+
+func (w *deadlineWriter) Write(b []byte) (int, error) {
+	w.extend()
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush sends what is buffered; a failure shows in the next write.
+func (w *deadlineWriter) Flush() {
+	w.extend()
+	_ = w.rc.Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // jsonErrors answers unknown routes (404) and wrong methods (405) in JSON,
 // like every other error of the API. A path that is not clean (//, ., ..)

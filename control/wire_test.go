@@ -61,10 +61,11 @@ func TestWireGolden(t *testing.T) {
 			Listeners:    []Listener{{Address: "tcp://127.0.0.1:8000", Bound: "127.0.0.1:8000", Network: "tcp", Backlog: 2048, Steering: "bpf"}},
 			LastReload:   &LastReload{Strategy: "swap", Result: "rolled_back", Reason: "new generation exited: exit 3", Started: at, Duration: 1500 * time.Millisecond},
 			Reloads:      map[string]int{"ok": 4, "rolled_back": 1},
-			StatsdBridge: true, StatsdAddr: "127.0.0.1:40000",
+			StatsdBridge: true, StatsdAddr: "127.0.0.1:40000", LogDropped: 12,
 		}, {
 			Name: "worker", Kind: "command", State: StateBackoff, NextRestart: at.Add(4 * time.Second), Backoff: 4 * time.Second,
 			LastExit: &Exit{Code: 3, Time: at}, Reloads: map[string]int{}, Message: "exited: exit 3",
+			Traceback: []string{"Traceback (most recent call last):", "ModuleNotFoundError: No module named 'flask'"},
 		}},
 	}
 	golden(t, "status.json", status)
@@ -76,6 +77,11 @@ func TestWireGolden(t *testing.T) {
 	golden(t, "error.json", ErrorResponse{Error: `start nope: no such app: "nope"`, Code: CodeNotFound})
 	golden(t, "ok.json", OKResponse{OK: true, Message: "restart web: ok"})
 	golden(t, "version.json", VersionResponse{Version: "1.4.0", PID: 1})
+	golden(t, "logs.json", []LogLine{
+		{Time: at, Gen: 3, Stream: "stdout", Text: "GET / 200"},
+		{Time: at, Gen: 3, Stream: "stderr", Text: "xxxx", Part: 1, More: true},
+		{Time: at, Gen: 3, Stream: "log", Text: "12 lines dropped: the log sink did not take them"},
+	})
 }
 
 func TestExitString(t *testing.T) {

@@ -103,7 +103,7 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return exitcode.New(ExitConfig, err)
 		}
-		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		logger := newLogger(cfg.Supervisor.LogFormat, stderr)
 		d := &Daemon{Config: cfg, Logger: logger, Stdout: stdout}
 		return d.Run(context.Background())
 	}
@@ -167,6 +167,9 @@ type running struct {
 	// upgrades run under it.
 	ctx  context.Context
 	sigs chan os.Signal
+	// gate drops repeated signals (see signalGate); loop and shutdown,
+	// which run one after the other, share it.
+	gate signalGate
 	// ctrlDone receives the control server's Serve result.
 	ctrlDone chan error
 	// httpDone receives the metrics listener's result; nil without one.
@@ -189,7 +192,8 @@ func (r *running) close() {
 // shutdown_timeout. It returns nil after a requested stop, or an
 // exitcode.Error: 1 for a failure to start or a lost control socket, 2 for
 // sockets the configuration names but cannot have, the exit_with app's
-// status, or 128+N when a second signal N cut the stop short.
+// status, or 128+N when a second stop signal N (not a repeat within
+// repeatWindow of the first) cut the stop short.
 func (d *Daemon) Run(ctx context.Context) error {
 	r := &running{}
 	defer r.close()
@@ -331,7 +335,7 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 	}
 	opts := supervise.Options{
 		Logger:   d.Logger,
-		Sink:     &supervise.WriterSink{W: d.Stdout},
+		Stdout:   d.Stdout,
 		Observer: met,
 		StatsdAddr: func(app string) string {
 			if b := d.bridges[app]; b != nil {
@@ -396,7 +400,7 @@ func (d *Daemon) listenHTTP() net.Listener {
 // on failure it closes httpLn too.
 func (d *Daemon) serveControl(r *running, httpLn net.Listener) error {
 	sup := d.Config.Supervisor
-	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Info: d.info, Logger: d.Logger}
+	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Logs: backend{d.manager}, Info: d.info, Logger: d.Logger}
 	if err := srv.Listen(sup.ControlSocket, controlGID(sup)); err != nil {
 		if httpLn != nil {
 			_ = httpLn.Close() // exiting anyway
@@ -436,7 +440,7 @@ func (d *Daemon) loop(ctx context.Context, r *running) (int, error) {
 			d.Logger.Info("stopping", "reason", context.Cause(ctx))
 			return ExitOK, nil
 		case sig := <-r.sigs:
-			if d.onSignal(r.ctx, sig) {
+			if d.received(r, sig) && d.onSignal(r.ctx, sig) {
 				return ExitOK, nil
 			}
 		case <-m.Changes():
@@ -460,13 +464,24 @@ func (d *Daemon) loop(ctx context.Context, r *running) (int, error) {
 	}
 }
 
+// received reports whether sig is to be acted on: not a repeat, within
+// repeatWindow, of a signal already acted on (which it logs).
+func (d *Daemon) received(r *running, sig os.Signal) bool {
+	if r.gate.pass(sig, time.Now()) {
+		return true
+	}
+	d.Logger.Info("signal repeated within "+repeatWindow.String()+": counted once", "signal", sig.String())
+	return false
+}
+
 // onSignal acts on a signal received while supervising and reports whether
 // it asks for a stop (TERM, INT, QUIT).
 func (d *Daemon) onSignal(ctx context.Context, sig os.Signal) bool {
-	switch sig {
-	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
+	if isStop(sig) {
 		d.Logger.Info("stopping", "signal", sig.String())
 		return true
+	}
+	switch sig {
 	case syscall.SIGHUP:
 		d.Logger.Warn("SIGHUP: live configuration reload is not implemented yet; restart the supervisor to apply a new configuration")
 	case syscall.SIGUSR1:
@@ -507,7 +522,8 @@ func (d *Daemon) pingWatchdog(r *running) {
 
 // shutdown stops every app within shutdown_timeout and returns the exit
 // status: exitCode, or 128+N when a second stop signal N kills what
-// remains (the apps did not stop as asked, as a shell would report it).
+// remains (the apps did not stop as asked, as a shell would report it). A
+// stop signal within repeatWindow of the first is the same one (ignored).
 func (d *Daemon) shutdown(r *running, exitCode int) error {
 	d.notify(r.notify.stopping())
 	ctx, cancel := context.WithTimeout(context.Background(), d.Config.Supervisor.ShutdownTimeout)
@@ -526,7 +542,7 @@ func (d *Daemon) shutdown(r *running, exitCode int) error {
 			}
 			return nil
 		case sig := <-r.sigs:
-			if sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGQUIT {
+			if d.received(r, sig) && isStop(sig) {
 				d.Logger.Warn("second stop signal: killing what remains", "signal", sig.String())
 				cancel()
 				if exitCode == ExitOK {

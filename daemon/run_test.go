@@ -30,6 +30,7 @@ run_dir = "` + dir + `/run"
 shutdown_timeout = "20s"
 
 [app.sleeper]
+allow_root = true
 kind = "process"
 command = ["/bin/sleep", "3600"]
 `

@@ -129,6 +129,7 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 		NextRestart: s.NextRestart, Backoff: s.Backoff,
 		Reloading: s.Reloading, Reloads: s.Reloads,
 		StatsdBridge: s.StatsdBridge, StatsdAddr: s.StatsdAddr, Message: s.Message,
+		Traceback: s.Traceback, LogDropped: s.LogDropped,
 	}
 	if e := s.LastExit; e != nil {
 		a.LastExit = &control.Exit{Code: e.Code, Signal: e.Signal, Time: e.Time}

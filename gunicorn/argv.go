@@ -8,12 +8,13 @@ import (
 	"github.com/gunisup/supervisor/config"
 )
 
-// Pidfile is where generation id of app writes its master's pid. Each
+// Pidfile is where generation id of app writes its master's pid, in the
+// app's own run directory (config.AppRunDir), which its user may write. Each
 // generation started by the supervisor has its own (two swap generations run
 // side by side); a USR2 master re-execs the same argv, so it writes
 // "<pidfile>.2" and renames it over the old one's when promoted.
 func Pidfile(runDir, app string, id int) string {
-	return filepath.Join(runDir, app+".g"+strconv.Itoa(id)+".pid")
+	return filepath.Join(config.AppRunDir(runDir, app), app+".g"+strconv.Itoa(id)+".pid")
 }
 
 // Argv is the command line of a master of app: its gunicorn executable,

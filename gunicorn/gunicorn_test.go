@@ -27,9 +27,9 @@ func TestArgvAndEnv(t *testing.T) {
 		v      Version
 		want   []string
 	}{
-		{"20.1", "", Version{20, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/web.g1.pid", "--timeout", "5", "app:app"}},
-		{"25.1 with statsd", "127.0.0.1:9", Version{25, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/web.g1.pid", "--no-control-socket", "--statsd-host", "127.0.0.1:9", "--timeout", "5", "app:app"}},
-		{"unknown version", "", Version{}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/web.g1.pid", "--timeout", "5", "app:app"}},
+		{"20.1", "", Version{20, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.g1.pid", "--timeout", "5", "app:app"}},
+		{"25.1 with statsd", "127.0.0.1:9", Version{25, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.g1.pid", "--no-control-socket", "--statsd-host", "127.0.0.1:9", "--timeout", "5", "app:app"}},
+		{"unknown version", "", Version{}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.g1.pid", "--timeout", "5", "app:app"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -138,7 +138,7 @@ func TestUnlinksOnStop(t *testing.T) {
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	pid, exited, err := r.ForkExec(proc.Spec{Argv: []string{"/bin/sh", "-c", "sleep 60 & echo $!; wait"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: "/"}, p[1])
+	pid, exited, err := r.ForkExec(proc.Spec{Argv: []string{"/bin/sh", "-c", "sleep 60 & echo $!; wait"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: "/"}, p[1], p[1])
 	unix.Close(p[1])
 	if err != nil {
 		unix.Close(p[0])
@@ -167,5 +167,49 @@ func TestUnlinksOnStop(t *testing.T) {
 	}
 	if UnlinksOnStop(child, pidfile) {
 		t.Error("a new master not yet promoted: UnlinksOnStop = true, want false")
+	}
+}
+
+// TestRemovePidfiles: the pidfiles of an exited master go where they still
+// name it; a promoted master's, a garbled one and missing ones stay or are
+// no error.
+func TestRemovePidfiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	exists := func(p string) bool {
+		_, err := os.Lstat(p)
+		return err == nil
+	}
+	// Killed master 100: its pidfile goes.
+	killed := write("web.g1.pid", "100\n")
+	// Killed new master 201 of a USR2 pair, not promoted: its ".2" goes,
+	// the old master's pidfile stays.
+	pair := write("web.g2.pid", "200\n")
+	child := write("web.g2.pid.2", "201\n")
+	// A garbled pidfile is not the exited master's.
+	garbled := write("web.g3.pid", "\n")
+
+	for _, tc := range []struct {
+		pidfile string
+		pid     int
+	}{{killed, 100}, {pair, 201}, {garbled, 300}, {filepath.Join(dir, "web.g4.pid"), 400}} {
+		if err := RemovePidfiles(tc.pidfile, tc.pid); err != nil {
+			t.Errorf("RemovePidfiles(%s, %d): %v", filepath.Base(tc.pidfile), tc.pid, err)
+		}
+	}
+	for p, want := range map[string]bool{killed: false, pair: true, child: false, garbled: true} {
+		if exists(p) != want {
+			t.Errorf("%s exists = %v, want %v", filepath.Base(p), !want, want)
+		}
+	}
+	// The old master of the pair exits too: now its pidfile goes.
+	if err := RemovePidfiles(pair, 200); err != nil || exists(pair) {
+		t.Errorf("RemovePidfiles of the old master: %v, file left: %v", err, exists(pair))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -174,6 +175,30 @@ func ReadPidfile(path string) (int, error) {
 		return 0, fmt.Errorf("pidfile %s: %w", path, err)
 	}
 	return pid, nil
+}
+
+// RemovePidfiles removes the pidfile of a master that has exited, pid,
+// and its USR2 name "<pidfile>.2", each only where it still names pid (a
+// master promoted since writes its own pid there). Gunicorn removes its
+// pidfile on a clean exit the same way, but a killed or crashed master leaves
+// it behind. A file already gone is not an error.
+func RemovePidfiles(pidfile string, pid int) error {
+	var errs []error
+	for _, p := range []string{pidfile, pidfile + ".2"} {
+		got, err := ReadPidfile(p)
+		var garbled *strconv.NumError
+		if errors.Is(err, fs.ErrNotExist) || errors.As(err, &garbled) || (err == nil && got != pid) {
+			continue // not pid's
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove pidfile of exited pid %d: %w", pid, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // PollUntil calls cond every interval until it returns true or an error, or

@@ -3,10 +3,7 @@ package listen
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"path/filepath"
-	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -177,9 +174,9 @@ func Bind(l config.Listener) (*Socket, error) {
 }
 
 func bindTCP(l config.Listener, backlog int) (*Socket, error) {
-	ap, err := resolveTCP(l.Address)
+	ap, err := l.TCPAddr()
 	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
+		return nil, err
 	}
 	family := unix.AF_INET
 	var sa unix.Sockaddr
@@ -219,25 +216,6 @@ func bindTCP(l config.Listener, backlog int) (*Socket, error) {
 	return &Socket{Spec: l, Bound: bound, fd: fd}, nil
 }
 
-func resolveTCP(addr string) (netip.AddrPort, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	if host == "localhost" {
-		host = "127.0.0.1"
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("host %q is not an IP address: %w", host, err)
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("port %q: %w", port, err)
-	}
-	return netip.AddrPortFrom(ip.Unmap(), uint16(p)), nil
-}
-
 func sockName(fd int) (string, error) {
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
@@ -257,7 +235,7 @@ func sockName(fd int) (string, error) {
 func bindUnix(l config.Listener, backlog int) (*Socket, error) {
 	public := l.Address
 	// Bind at a hidden name and link the configured path to it: see Socket.hold.
-	path := filepath.Join(filepath.Dir(public), "."+filepath.Base(public)+".held")
+	path := l.HeldPath()
 	if err := sockfile.RemoveStale(public); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
 	}

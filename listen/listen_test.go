@@ -309,3 +309,36 @@ func TestBindTCP(t *testing.T) {
 		t.Errorf("second bind error %q: want EADDRINUSE naming %s", err, s.Bound)
 	}
 }
+
+// TestOpenAppNamesConfigPosition: a listener read from a file that cannot be
+// bound fails with a *config.Error naming the file, line and key; the
+// listeners opened before it are closed.
+func TestOpenAppNamesConfigPosition(t *testing.T) {
+	taken, err := Bind(config.Listener{Raw: "tcp://127.0.0.1:0", Network: config.NetTCP, Address: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	first := filepath.Join(dir, "web.sock")
+	app := &config.App{Name: "web", Listen: []config.Listener{
+		{Raw: "unix://" + first, Network: config.NetUnix, Address: first, File: "/etc/sup.toml", Line: 7, Key: "app.web.listen[0]"},
+		{Raw: "tcp://localhost:" + taken.Bound[len("127.0.0.1:"):], Network: config.NetTCP, Address: "localhost:" + taken.Bound[len("127.0.0.1:"):],
+			File: "/etc/sup.toml", Line: 7, Key: "app.web.listen[1]"},
+	}}
+	socks, err := OpenApp(app, nil)
+	if err == nil {
+		_ = CloseAll(socks) // failing anyway
+		t.Fatalf("OpenApp bound %s twice", taken.Bound)
+	}
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.File != "/etc/sup.toml" || ce.Line != 7 || ce.Key != "app.web.listen[1]" || !errors.Is(err, unix.EADDRINUSE) {
+		t.Errorf("OpenApp error %q (%#v): want a *config.Error at /etc/sup.toml:7 app.web.listen[1] wrapping EADDRINUSE", err, ce)
+	}
+	if !strings.HasPrefix(err.Error(), "/etc/sup.toml:7: app.web.listen[1]: listen tcp://localhost:") {
+		t.Errorf("OpenApp error %q: want it to start with FILE:LINE: KEY", err)
+	}
+	if _, err := os.Lstat(first); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the first listener's path %s is still there after the failure: %v", first, err)
+	}
+}

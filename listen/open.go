@@ -24,35 +24,39 @@ func HasSystemd(app *config.App) bool {
 // OpenApp returns app's listeners in the order of its listen list: the
 // `systemd:NAME` ones adopted from inherited (nil: systemd passed none, which
 // makes them an error), the others bound. On error it closes what it opened
-// and returns an error naming the app.
+// and returns a *config.Error naming the file, line and key of the listener
+// that failed (config.Listener.Wrap), or the app for a listener without a
+// position.
 func OpenApp(app *config.App, inherited Inherited) ([]*Socket, error) {
 	var socks []*Socket
-	fail := func(err error) ([]*Socket, error) {
-		return nil, errors.Join(fmt.Errorf("app %s: %w", app.Name, err), CloseAll(socks))
-	}
 	for _, l := range app.Listen {
-		if l.Network != config.NetSystemd {
-			s, err := Bind(l)
-			if err != nil {
-				return fail(err)
-			}
-			socks = append(socks, s)
-			continue
+		s, err := open(l, inherited)
+		if err != nil && l.File == "" {
+			err = fmt.Errorf("app %s: %w", app.Name, err) // a listener built in code, not read from a file
+		} else if err != nil {
+			err = l.Wrap(err)
 		}
-		if inherited == nil {
-			return fail(fmt.Errorf("listen %s: the supervisor was not given this socket by systemd", l.Raw))
-		}
-		fd, err := inherited(l.Address)
 		if err != nil {
-			return fail(fmt.Errorf("listen %s: %w", l.Raw, err))
-		}
-		s, err := AdoptFD(l, fd, false)
-		if err != nil {
-			return fail(err)
+			return nil, errors.Join(err, CloseAll(socks))
 		}
 		socks = append(socks, s)
 	}
 	return socks, nil
+}
+
+// open binds l, or adopts it from inherited for a `systemd:NAME` listener.
+func open(l config.Listener, inherited Inherited) (*Socket, error) {
+	if l.Network != config.NetSystemd {
+		return Bind(l)
+	}
+	if inherited == nil {
+		return nil, fmt.Errorf("listen %s: the supervisor was not given this socket by systemd", l.Raw)
+	}
+	fd, err := inherited(l.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
+	}
+	return AdoptFD(l, fd, false)
 }
 
 // CloseAll closes every socket of socks and joins their errors.

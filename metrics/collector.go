@@ -44,6 +44,8 @@ var (
 		"Connections waiting in the accept queue of a held listener.", "listener")
 	descQueueMax = appDesc("listener_queue_max",
 		"Accept queue capacity (listen backlog as the kernel applies it) of a held listener.", "listener")
+	descLogDropped = appDesc("log_dropped_lines_total",
+		"Output lines of the app that never reached its log sink (queue full or writes failing).")
 )
 
 // appCollector computes per-app metrics at scrape time from one Snapshots()
@@ -59,7 +61,7 @@ type appCollector struct {
 func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descAppUp, descAppState, descAppStart, descAppRestarts, descAppLastExit, descAppWorkers,
-		descAppCPU, descAppRSS, descAppFDs, descAppProcs, descReloads, descSteering, descQueueLen, descQueueMax,
+		descAppCPU, descAppRSS, descAppFDs, descAppProcs, descReloads, descSteering, descQueueLen, descQueueMax, descLogDropped,
 	} {
 		ch <- d
 	}
@@ -109,6 +111,7 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descAppLastExit, float64(s.LastExit.ShellCode()))
 		}
 		gauge(descAppWorkers, float64(len(s.WorkerPIDs)))
+		counter(descLogDropped, float64(s.LogDropped))
 
 		if tree != nil && s.MasterPID > 0 {
 			if u, ok := usage(tree, s.MasterPID, c.fail); ok {

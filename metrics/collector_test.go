@@ -100,11 +100,12 @@ func TestAppMetrics(t *testing.T) {
 			name: "backoff after exit 3",
 			snap: supervise.AppSnapshot{
 				Name: "api", State: supervise.StateBackoff, Restarts: 1,
-				LastExit: &supervise.ExitInfo{Code: 3},
+				LastExit: &supervise.ExitInfo{Code: 3}, LogDropped: 17,
 			},
 			want: map[string]float64{
 				"supervisor_app_up": 0, "supervisor_app_restarts_total": 1,
 				"supervisor_app_workers": 0, "supervisor_app_last_exit_code": 3,
+				"supervisor_log_dropped_lines_total": 17,
 			},
 			absent: []string{"supervisor_app_start_time_seconds", "supervisor_app_processes"},
 		},
@@ -450,7 +451,7 @@ func TestMetricsGolden(t *testing.T) {
 }
 
 func TestPromtoolCheckMetrics(t *testing.T) {
-	promtool := promtoolPath(t)
+	promtool := testenv.Promtool(t)
 	m := goldenMetrics(t)
 	body := scrape(t, m.Handler(nil), "/metrics", http.StatusOK)
 	cmd := exec.Command(promtool, "check", "metrics")

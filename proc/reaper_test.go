@@ -92,7 +92,7 @@ func TestReaperRoutesExitsByPID(t *testing.T) {
 	var kids []started
 	for i := 0; i < n; i++ {
 		code := 10 + i
-		pid, ch, err := r.ForkExec(Spec{Argv: []string{self}, Env: testHelperEnv("exit", testHelperCode+"="+strconv.Itoa(code)), Dir: t.TempDir()}, null)
+		pid, ch, err := r.ForkExec(Spec{Argv: []string{self}, Env: testHelperEnv("exit", testHelperCode+"="+strconv.Itoa(code)), Dir: t.TempDir()}, null, null)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestReaperSignalExitAndProcessGroup(t *testing.T) {
 	}
 	rd := os.NewFile(uintptr(p[0]), "child output")
 	defer rd.Close()
-	pid, ch, err := r.ForkExec(Spec{Argv: []string{testBinary(t)}, Env: testHelperEnv("block"), Dir: t.TempDir()}, p[1])
+	pid, ch, err := r.ForkExec(Spec{Argv: []string{testBinary(t)}, Env: testHelperEnv("block"), Dir: t.TempDir()}, p[1], p[1])
 	if cerr := unix.Close(p[1]); cerr != nil {
 		t.Fatal(cerr)
 	}
@@ -272,8 +272,9 @@ func TestReaperSubreaperDoubleFork(t *testing.T) {
 	t.Logf("double fork: grandchild %d re-parented and reaped (%s), orphans=%d, zombies=0", gpid, ginfo, r.Orphans())
 }
 
-// TestForkExecDescriptors: the child gets /dev/null, its output pipe and
-// exactly the listed sockets, none of the supervisor's other descriptors. The
+// TestForkExecDescriptors: the child gets /dev/null, its stdout and stderr
+// pipes and exactly the listed sockets, none of the supervisor's other
+// descriptors. The
 // child is /bin/sleep, which opens nothing of its own once it sleeps, so its
 // descriptors are what it inherited (a Go helper would show the runtime's
 // own cgroup and race-detector files).
@@ -297,14 +298,20 @@ func TestForkExecDescriptors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unixSock.Close()
-	var p [2]int
+	var p, e [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(p[0])
-	pid, ch, err := r.ForkExec(Spec{Argv: []string{"/bin/sleep", "3600"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: t.TempDir(), Files: []int{passed.FD(), unixSock.FD()}}, p[1])
-	if cerr := unix.Close(p[1]); cerr != nil {
-		t.Fatal(cerr)
+	if err := unix.Pipe2(e[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(e[0])
+	pid, ch, err := r.ForkExec(Spec{Argv: []string{"/bin/sleep", "3600"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: t.TempDir(), Files: []int{passed.FD(), unixSock.FD()}}, p[1], e[1])
+	for _, w := range []int{p[1], e[1]} {
+		if cerr := unix.Close(w); cerr != nil {
+			t.Fatal(cerr)
+		}
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +345,7 @@ func TestForkExecDescriptors(t *testing.T) {
 	want := []string{
 		"0 /dev/null",
 		fmt.Sprintf("1 pipe:[%d]", ino(p[0])),
-		fmt.Sprintf("2 pipe:[%d]", ino(p[0])),
+		fmt.Sprintf("2 pipe:[%d]", ino(e[0])),
 		fmt.Sprintf("3 socket:[%d]", ino(passed.FD())),
 		fmt.Sprintf("4 socket:[%d]", ino(unixSock.FD())),
 	}

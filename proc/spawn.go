@@ -17,20 +17,35 @@ type Spec struct {
 	Dir  string
 	// Files become the child's fds 3, 4, ... in order.
 	Files []int
+	// Cred, when not nil, is the uid, gid and supplementary groups the
+	// child takes before exec (setgroups, then setgid, then setuid).
+	Cred *syscall.Credential
+	// Attrs are applied to the child before its program runs.
+	Attrs Attrs
 }
 
 // ForkExec starts spec through the reaper (so its exit cannot be missed), in
-// a new process group, with stdin /dev/null and stdout+stderr on outW. The
+// a new process group, with stdin /dev/null, stdout on outW and stderr on
+// errW (the same descriptor for merged output). The
 // child inherits no other descriptor: every fd the supervisor opens is CLOEXEC
 // and ForkExec dups only the ones listed. It returns the child's PID and the
 // channel that yields its exit once.
-func (r *Reaper) ForkExec(spec Spec, outW int) (int, <-chan ExitInfo, error) {
+func (r *Reaper) ForkExec(spec Spec, outW, errW int) (int, <-chan ExitInfo, error) {
+	if !spec.Attrs.empty() {
+		return r.forkGated(spec, outW, errW)
+	}
 	devnull, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, nil, fmt.Errorf("open /dev/null: %w", err)
 	}
 	defer unix.Close(devnull)
-	files := []uintptr{uintptr(devnull), uintptr(outW), uintptr(outW)}
+	return r.forkExec(spec, devnull, outW, errW)
+}
+
+// forkExec starts spec with stdin on fd in, stdout on outW and stderr on
+// errW.
+func (r *Reaper) forkExec(spec Spec, in, outW, errW int) (int, <-chan ExitInfo, error) {
+	files := []uintptr{uintptr(in), uintptr(outW), uintptr(errW)}
 	for _, fd := range spec.Files {
 		files = append(files, uintptr(fd))
 	}
@@ -38,7 +53,7 @@ func (r *Reaper) ForkExec(spec Spec, outW int) (int, <-chan ExitInfo, error) {
 		Dir:   spec.Dir,
 		Env:   spec.Env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: spec.Cred},
 	}
 	return r.Start(func() (int, error) {
 		pid, err := syscall.ForkExec(spec.Argv[0], spec.Argv, attr)
@@ -53,6 +68,13 @@ func (r *Reaper) ForkExec(spec Spec, outW int) (int, <-chan ExitInfo, error) {
 // wrote to stdout and stderr (at most 64 KiB), killing its tree when ctx
 // ends (the error then wraps ctx.Err()).
 func (r *Reaper) Output(ctx context.Context, argv []string, env []string, dir string) ([]byte, ExitInfo, error) {
+	return r.OutputSpec(ctx, Spec{Argv: argv, Env: env, Dir: dir})
+}
+
+// OutputSpec is Output for a whole spec (credentials and attributes
+// included); spec.Files are passed as ForkExec passes them.
+func (r *Reaper) OutputSpec(ctx context.Context, spec Spec) ([]byte, ExitInfo, error) {
+	argv := spec.Argv
 	if len(argv) == 0 {
 		return nil, ExitInfo{}, fmt.Errorf("empty command")
 	}
@@ -68,7 +90,7 @@ func (r *Reaper) Output(ctx context.Context, argv []string, env []string, dir st
 		return nil, ExitInfo{}, fmt.Errorf("pipe: %w", err)
 	}
 	rf := os.NewFile(uintptr(p[0]), "output")
-	pid, exitCh, err := r.ForkExec(Spec{Argv: argv, Env: env, Dir: dir}, p[1])
+	pid, exitCh, err := r.ForkExec(spec, p[1], p[1])
 	unix.Close(p[1])
 	if err != nil {
 		rf.Close()

@@ -19,7 +19,7 @@ func startHelperReady(t *testing.T, r *Reaper, mode string) (int, <-chan ExitInf
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	pid, ch, err := r.ForkExec(Spec{Argv: []string{testBinary(t)}, Env: testHelperEnv(mode), Dir: t.TempDir()}, p[1])
+	pid, ch, err := r.ForkExec(Spec{Argv: []string{testBinary(t)}, Env: testHelperEnv(mode), Dir: t.TempDir()}, p[1], p[1])
 	unix.Close(p[1])
 	if err != nil {
 		unix.Close(p[0])

@@ -43,9 +43,9 @@ type Host interface {
 	// returns when it has exited.
 	Drain(ctx context.Context, g Gen) error
 	// Abort stops a generation that failed its checks and waits for its
-	// exit. It may have served requests (a new generation accepts on the
-	// shared sockets before its checks pass): let those finish, within a
-	// short bound.
+	// exit. It may have served requests (where the app's sockets are shared,
+	// a new generation accepts there before its checks pass): let those
+	// finish, within a short bound.
 	Abort(g Gen) error
 	// Dir is the release directory g runs in.
 	Dir(g Gen) string

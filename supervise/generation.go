@@ -15,6 +15,7 @@ import (
 
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
 )
 
@@ -46,10 +47,16 @@ type Generation struct {
 	exitCh <-chan ExitInfo
 	done   chan struct{}
 	exit   ExitInfo
-	out    *tail
-	outEOF chan struct{}
-	// outFD is the read end of the output pipe (handed over on upgrade).
-	outFD int
+	// out is the captured output (nil: not captured); outEOF is closed once
+	// it reached EOF (nil: not known, for output shared with another
+	// generation).
+	out    *output
+	outEOF <-chan struct{}
+	// outFD are the read ends of the output pipes (handed over on upgrade).
+	outFD outFDs
+	// stopAsked is set once the supervisor asked the generation to stop or
+	// killed it: its exit is then not a crash.
+	stopAsked atomic.Bool
 	// socks are the held sockets of a Gunicorn master (nil for a process):
 	// its first stop signal goes through listen.SignalStop.
 	socks []*listen.Socket
@@ -58,8 +65,8 @@ type Generation struct {
 }
 
 // newGeneration watches exitCh and closes done when the process has exited.
-func newGeneration(app string, id, pid int, exitCh <-chan ExitInfo, out *tail, outEOF chan struct{}) *Generation {
-	g := &Generation{App: app, ID: id, PID: pid, Started: time.Now(), exitCh: exitCh, done: make(chan struct{}), out: out, outEOF: outEOF, outFD: -1}
+func newGeneration(app string, id, pid int, exitCh <-chan ExitInfo, out *output, outEOF <-chan struct{}) *Generation {
+	g := &Generation{App: app, ID: id, PID: pid, Started: time.Now(), exitCh: exitCh, done: make(chan struct{}), out: out, outEOF: outEOF, outFD: noOutFDs}
 	go func() {
 		info, ok := <-exitCh
 		if !ok {
@@ -98,22 +105,16 @@ func (g *Generation) Exited() bool {
 	}
 }
 
-// Tail returns the last lines the generation wrote to stdout/stderr. After
-// an exit it waits briefly for the output pipe to drain, so a traceback
-// printed just before the exit is included.
+// Tail returns the last lines the generation wrote to stdout and stderr
+// (from its app's in-memory log). After an exit it waits briefly for the
+// output pipes to drain, so a traceback printed just before the exit is
+// included.
 func (g *Generation) Tail() []string {
 	if g.out == nil {
 		return nil
 	}
-	if g.Exited() && g.outEOF != nil {
-		t := time.NewTimer(500 * time.Millisecond)
-		select {
-		case <-g.outEOF:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-	return g.out.get()
+	g.waitOutput()
+	return g.out.texts(logs.Query{N: tailLines})
 }
 
 // Signal sends sig to the main process. The first stop signal (TERM, INT,
@@ -132,6 +133,9 @@ func (g *Generation) Signal(sig syscall.Signal) error {
 		return nil
 	}
 	stop := sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGQUIT
+	if stop {
+		g.stopAsked.Store(true)
+	}
 	if !stop || len(g.socks) == 0 || !g.stopSent.CompareAndSwap(false, true) || !gunicorn.UnlinksOnStop(g.PID, g.Pidfile) {
 		return send()
 	}
@@ -145,6 +149,7 @@ func (g *Generation) Signal(sig syscall.Signal) error {
 // more than once.
 func (g *Generation) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (ExitInfo, error) {
 	const killWait = 5 * time.Second
+	g.stopAsked.Store(true)
 	if err := g.Signal(sig); err != nil {
 		return ExitInfo{}, err
 	}
@@ -169,6 +174,7 @@ func (g *Generation) Stop(ctx context.Context, sig syscall.Signal, timeout time.
 
 // Kill sends SIGKILL to the main process and all its descendants.
 func (g *Generation) Kill() {
+	g.stopAsked.Store(true)
 	if !g.Exited() {
 		proc.SignalTree(g.PID, unix.SIGKILL)
 	}

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/upgrade"
@@ -106,7 +104,8 @@ func (a *appOwner) wants() bool {
 type handedOver interface{ handover() *GenHandover }
 
 func (g *Generation) handover() *GenHandover {
-	return &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink, OutFD: g.outFD}
+	fds := g.handoverFDs()
+	return &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink, OutFD: fds.stdout, ErrFD: fds.stderr}
 }
 
 // restoreSockets wraps the handed-over listeners, matching them to the
@@ -170,15 +169,18 @@ func (m *Manager) adoptHandedOver(app string, g *GenHandover) *Generation {
 		close(ch)
 		exitCh = ch
 	}
-	var t *tail
-	var eof chan struct{}
-	if g.OutFD >= 0 {
-		_, _ = unix.FcntlInt(uintptr(g.OutFD), unix.F_SETFD, unix.FD_CLOEXEC) // a pipe we own
-		t = &tail{max: 40}
-		eof = make(chan struct{})
-		go capture(os.NewFile(uintptr(g.OutFD), app+" output"), app, g.ID, m.sink, t, eof)
+	out := m.adoptOutput(app, g)
+	var eof <-chan struct{}
+	if out != nil {
+		eof = out.capture.Done()
 	}
-	gen := newGeneration(app, g.ID, g.PID, exitCh, t, eof)
-	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID, gen.outFD = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID, g.OutFD
+	gen := newGeneration(app, g.ID, g.PID, exitCh, out, eof)
+	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID
+	if out != nil {
+		gen.outFD = out.fds()
+	}
+	if gen.Pidfile != "" {
+		m.removePidfilesAtExit(gen)
+	}
 	return gen
 }

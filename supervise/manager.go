@@ -19,8 +19,10 @@ import (
 
 // Options are the Manager's collaborators; zero values are usable.
 type Options struct {
-	Logger   *slog.Logger
-	Sink     LogSink
+	Logger *slog.Logger
+	// Stdout receives the output lines of the apps with log = "stdout"
+	// (default os.Stdout).
+	Stdout   io.Writer
 	Observer Observer
 	// StatsdAddr returns the statsd bridge address for an app ("" for none).
 	StatsdAddr func(app string) string
@@ -39,7 +41,7 @@ type Manager struct {
 	cfg      *config.Config
 	reaper   *Reaper
 	logger   *slog.Logger
-	sink     LogSink
+	logs     map[string]*appLog
 	observer Observer
 	statsd   func(string) string
 	runDir   string
@@ -77,7 +79,6 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		cfg:      cfg,
 		reaper:   reaper,
 		logger:   opts.Logger,
-		sink:     opts.Sink,
 		observer: opts.Observer,
 		statsd:   opts.StatsdAddr,
 		runDir:   cfg.Supervisor.RunDir,
@@ -93,9 +94,6 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if m.sink == nil {
-		m.sink = &WriterSink{W: os.Stdout}
 	}
 	if m.observer == nil {
 		m.observer = NopObserver{}
@@ -131,6 +129,12 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 			return nil, err
 		}
 	}
+	appLogs, err := newAppLogs(cfg, opts.Stdout, m.logger)
+	if err != nil {
+		m.CloseSockets()
+		return nil, err
+	}
+	m.logs = appLogs
 	for _, app := range cfg.Apps {
 		m.genSeq[app.Name] = new(atomic.Int64)
 		a := newAppOwner(m, app)
@@ -199,7 +203,7 @@ func (m *Manager) prefetchVersions(ctx context.Context) {
 		if err != nil {
 			continue // the spawn reports it
 		}
-		env, err := childEnv(app, dir, nil)
+		env, err := m.childEnv(app, dir, dir)
 		if err != nil {
 			continue // the spawn reports it
 		}
@@ -325,6 +329,7 @@ func (m *Manager) Snapshots() []AppSnapshot {
 			sort.Ints(kids)
 			s.WorkerPIDs = kids
 		}
+		m.logReport(&s)
 		out = append(out, s)
 	}
 	return out
@@ -347,8 +352,9 @@ func (m *Manager) Ready() (bool, map[string]string) {
 
 // Stop stops every app in reverse file order, each within its stop_timeout,
 // all within ctx (the shutdown timeout); whatever still runs when ctx ends
-// is killed. Then it ends any orphan left among the supervisor's children.
-// Safe to call twice.
+// is killed. Then it ends any orphan left among the supervisor's children,
+// and ends the apps' logs once their output is read and written (within
+// logCloseLimit). Safe to call twice.
 func (m *Manager) Stop(ctx context.Context) error {
 	if !m.started {
 		return nil
@@ -383,6 +389,9 @@ func (m *Manager) Stop(ctx context.Context) error {
 	}
 	m.KillOrphans(5 * time.Second)
 	m.CloseSockets()
+	if err := closeAppLogs(m.logs, logCloseLimit); err != nil {
+		errs = append(errs, fmt.Errorf("close app logs: %w", err))
+	}
 	close(m.stopped)
 	return errors.Join(errs...)
 }
@@ -427,10 +436,12 @@ func (m *Manager) endOrphans(g *Generation) {
 	}
 }
 
-// afterExit tidies up once a generation's main process has exited: it ends
-// what the generation left behind and restores the held names of the app's
+// afterExit tidies up once a generation's main process has exited: it
+// records an unexpected exit in the app's log (see noteExit), ends what the
+// generation left behind and restores the held names of the app's
 // Unix sockets, which a Gunicorn master removes on exit (see Socket.hold).
 func (m *Manager) afterExit(g *Generation) {
+	m.noteExit(g)
 	m.cleanupOrphans(g)
 	m.relink(g.App)
 }
@@ -446,14 +457,15 @@ func (m *Manager) relink(app string) {
 }
 
 // runCommand returns a runner for an app's command health checks: run in the
-// app's environment and directory, reaped by the reaper.
+// app's environment and directory, as its user with its limits, reaped by
+// the reaper.
 func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []string) ([]byte, int, error) {
 	return func(ctx context.Context, argv []string) ([]byte, int, error) {
 		dir, err := resolveDir(app.Directory)
 		if err != nil {
 			return nil, -1, err
 		}
-		env, err := childEnv(app, dir, nil)
+		env, err := m.childEnv(app, dir, dir)
 		if err != nil {
 			return nil, -1, err
 		}
@@ -461,7 +473,8 @@ func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []s
 		if err != nil {
 			return nil, -1, err
 		}
-		out, info, err := m.reaper.Output(ctx, append([]string{argv0}, argv[1:]...), env, dir)
+		spec := proc.Spec{Argv: append([]string{argv0}, argv[1:]...), Env: env, Dir: dir, Cred: credential(app), Attrs: attrs(app)}
+		out, info, err := m.reaper.OutputSpec(ctx, spec)
 		if err != nil {
 			return out, -1, err
 		}

@@ -112,6 +112,12 @@ type AppSnapshot struct {
 	StatsdAddr   string `json:"statsd_addr,omitempty"`
 	// Message is a human explanation of the state (e.g. the last error).
 	Message string `json:"message,omitempty"`
+	// Traceback is the last stderr lines of the generation whose
+	// unexpected exit is the app's latest exit, while the app is not
+	// running (a Python traceback); nil otherwise.
+	Traceback []string `json:"traceback,omitempty"`
+	// LogDropped counts output lines that never reached the app's log sink.
+	LogDropped uint64 `json:"log_dropped"`
 }
 
 // UnmarshalText parses a state name written by MarshalText.

@@ -3,71 +3,14 @@ package supervise
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 )
-
-// envDenied are variables the supervisor never passes to apps: systemd's
-// protocol variables belong to the supervisor (it gives Gunicorn its own
-// sockets), and Gunicorn's re-exec variables would confuse a fresh master.
-var envDenied = map[string]bool{
-	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true,
-	"LISTEN_PID": true, "LISTEN_FDS": true, "LISTEN_FDNAMES": true,
-	"GUNICORN_FD": true, "GUNICORN_PID": true, "PYTHONHOME": true,
-	"SUPERVISOR_UPGRADE_STATE": true, "SUPCTL_SOCKET": true,
-}
-
-// childEnv builds an app's environment: the supervisor's own minus denied
-// variables, the virtualenv, the env_file, the app's env, PWD.
-func childEnv(app *config.App, pwd string, extra map[string]string) ([]string, error) {
-	env := map[string]string{}
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		if !envDenied[k] {
-			env[k] = v
-		}
-	}
-	if app.Virtualenv != "" {
-		env["VIRTUAL_ENV"] = app.Virtualenv
-		path := env["PATH"]
-		if path == "" {
-			path = "/usr/local/bin:/usr/bin:/bin"
-		}
-		env["PATH"] = filepath.Join(app.Virtualenv, "bin") + ":" + path
-	}
-	if app.EnvFile != "" {
-		fromFile, err := config.ParseEnvFile(app.EnvFile)
-		if err != nil {
-			return nil, fmt.Errorf("app %s: %w", app.Name, err)
-		}
-		for k, v := range fromFile {
-			env[k] = v
-		}
-	}
-	for k, v := range app.Env {
-		env[k] = v
-	}
-	for k, v := range extra {
-		env[k] = v
-	}
-	env["PWD"] = pwd
-	out := make([]string, 0, len(env))
-	for k, v := range env {
-		out = append(out, k+"="+v)
-	}
-	sort.Strings(out)
-	return out, nil
-}
 
 // pidfile is where generation id of app writes its master's pid.
 func (m *Manager) pidfile(app *config.App, id int) string {
@@ -106,7 +49,7 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	if strategy == config.StrategyUSR2 && app.Directory != "" {
 		pwd = app.Directory
 	}
-	env, err := childEnv(app, pwd, nil)
+	env, err := m.childEnv(app, dir, pwd)
 	if err != nil {
 		return proc.Spec{}, err
 	}
@@ -167,25 +110,20 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	if err != nil {
 		return nil, err
 	}
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("app %s: output pipe: %w", app.Name, err)
+	if err := m.runAs(app, &spec); err != nil {
+		return nil, err
 	}
-	pid, exitCh, err := m.reaper.ForkExec(spec, p[1])
-	unix.Close(p[1])
+	pid, exitCh, out, err := m.forkCaptured(app.Name, id, spec)
 	if err != nil {
-		unix.Close(p[0])
-		return nil, fmt.Errorf("app %s: %w", app.Name, err)
+		return nil, err
 	}
-	t := &tail{max: 40}
-	eof := make(chan struct{})
-	go capture(os.NewFile(uintptr(p[0]), app.Name+" output"), app.Name, id, m.sink, t, eof)
-	g := newGeneration(app.Name, id, pid, exitCh, t, eof)
+	g := newGeneration(app.Name, id, pid, exitCh, out, out.capture.Done())
 	g.Dir = dir
 	g.PGID = pid
-	g.outFD = p[0]
+	g.outFD = out.fds()
 	if app.Kind == config.KindGunicorn {
 		g.Pidfile = m.pidfile(app, id)
+		m.removePidfilesAtExit(g)
 		g.socks = m.sockets[app.Name]
 		// buildSpec set PWD = app.Directory for usr2; Gunicorn keeps it only
 		// if it names the directory the generation starts in.
@@ -199,4 +137,18 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	}
 	m.logger.Info("started", "app", app.Name, "generation", id, "pid", pid, "dir", dir, "argv", strings.Join(spec.Argv, " "))
 	return g, nil
+}
+
+// removePidfilesAtExit removes g's pidfiles from run_dir once g has
+// exited, where they still name its master (gunicorn.RemovePidfiles): a
+// killed or crashed master leaves them behind. Call it once g.Pidfile is
+// set.
+func (m *Manager) removePidfilesAtExit(g *Generation) {
+	pidfile, pid := g.Pidfile, g.PID
+	go func() {
+		<-g.Done()
+		if err := gunicorn.RemovePidfiles(pidfile, pid); err != nil {
+			m.logger.Warn("pidfile of an exited master left in run_dir", "app", g.App, "generation", g.ID, "err", err)
+		}
+	}()
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,31 +33,37 @@ func CheckBinary(ctx context.Context, r *proc.Reaper, exe string) (string, error
 }
 
 // DryRun runs `exe upgrade-check` on st (written to a file in runDir and
-// removed afterwards). It returns nil only if the new binary exits 0 and
+// removed afterwards, whatever happens: a write that fails half-way, a
+// check that fails). It returns nil only if the new binary exits 0 and
 // echoes the state's digest, which proves it decoded that state and accepted
 // it with the configuration at st.Config.
-func DryRun(ctx context.Context, r *proc.Reaper, exe, runDir string, st *State) error {
+func DryRun(ctx context.Context, r *proc.Reaper, exe, runDir string, st *State) (err error) {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encode hand-over state: %w", err)
 	}
-	path := filepath.Join(runDir, "upgrade-check.json")
+	path := filepath.Join(runDir, CheckFile)
+	defer func() {
+		if rmErr := os.Remove(path); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
+			err = errors.Join(err, fmt.Errorf("upgrade dry run: %w", rmErr))
+		}
+	}()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	out, info, err := r.Output(ctx, []string{exe, "upgrade-check", "-c", st.Config, "-state", path}, os.Environ(), "/")
-	rmErr := os.Remove(path)
 	if err != nil || info.Code != 0 {
-		return errors.Join(fmt.Errorf("`%s upgrade-check` failed (%v, %s): %s", exe, err, info, strings.TrimSpace(string(out))), rmErr)
+		return fmt.Errorf("`%s upgrade-check` failed (%v, %s): %s", exe, err, info, strings.TrimSpace(string(out)))
 	}
 	if want := digest(b); !strings.Contains(string(out), want) {
-		return errors.Join(fmt.Errorf("`%s upgrade-check` did not confirm the state (digest %s): %q", exe, want, textutil.FirstLine(out)), rmErr)
-	}
-	if rmErr != nil {
-		return fmt.Errorf("upgrade dry run: %w", rmErr)
+		return fmt.Errorf("`%s upgrade-check` did not confirm the state (digest %s): %q", exe, want, textutil.FirstLine(out))
 	}
 	return nil
 }
+
+// CheckFile is the name, in run_dir, of the state file DryRun writes for
+// the new binary; it exists only while a dry run runs.
+const CheckFile = "upgrade-check.json"
 
 // digest names a hand-over state in upgrade-check's answer.
 func digest(b []byte) string {

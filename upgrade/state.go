@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -48,8 +49,24 @@ type GenHandover struct {
 	// FollowsLink: the master was started from the app's `directory` link,
 	// so a USR2 re-exec follows the link (see supervise.Generation).
 	FollowsLink bool `json:"follows_link,omitempty"`
-	// OutFD is the read end of the generation's output pipe (-1 if none).
+	// OutFD is the read end of the generation's stdout pipe (-1 if none).
+	// When ErrFD is -1, the pipe carries stderr too.
 	OutFD int `json:"out_fd"`
+	// ErrFD is the read end of the generation's stderr pipe (-1 if none).
+	ErrFD int `json:"err_fd"`
+}
+
+// UnmarshalJSON decodes g, taking a descriptor the state does not name as
+// -1 (none): a state written by an image with one output pipe per
+// generation has no err_fd.
+func (g *GenHandover) UnmarshalJSON(b []byte) error {
+	type plain GenHandover
+	p := plain{OutFD: -1, ErrFD: -1}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return fmt.Errorf("generation hand-over state: %w", err)
+	}
+	*g = GenHandover(p)
+	return nil
 }
 
 // AppHandover is one app owner's state.
@@ -75,8 +92,13 @@ func (h *Handover) FDs() []int {
 		}
 	}
 	for _, a := range h.Apps {
-		if a.Gen != nil && a.Gen.OutFD >= 0 {
-			fds = append(fds, a.Gen.OutFD)
+		if a.Gen == nil {
+			continue
+		}
+		for _, fd := range []int{a.Gen.OutFD, a.Gen.ErrFD} {
+			if fd >= 0 {
+				fds = append(fds, fd)
+			}
 		}
 	}
 	return fds

@@ -1,9 +1,11 @@
 package upgrade
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/proc"
 )
 
 func testConfig(t *testing.T, text string) (*config.Config, string) {
@@ -29,6 +32,7 @@ func testConfig(t *testing.T, text string) (*config.Config, string) {
 
 const twoListeners = `
 [app.web]
+allow_root = true
 kind = "process"
 command = ["/bin/true"]
 listen = ["tcp://127.0.0.1:8001", "tcp://127.0.0.1:8002"]
@@ -39,7 +43,7 @@ func TestValidate(t *testing.T) {
 	good := func() *Handover {
 		return &Handover{Version: HandoverVersion, Sockets: map[string][]SocketHandover{
 			"web": {{Raw: "tcp://127.0.0.1:8001", FD: 3}, {Raw: "tcp://127.0.0.1:8002", FD: 4}},
-		}, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 1, PID: 10, OutFD: 5, FollowsLink: true}}}}
+		}, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 1, PID: 10, OutFD: 5, ErrFD: 6, FollowsLink: true}}}}
 	}
 	tests := []struct {
 		name    string
@@ -62,8 +66,8 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
-	if got := good().FDs(); len(got) != 3 {
-		t.Errorf("FDs = %v, want the two sockets and the output pipe", got)
+	if got := good().FDs(); len(got) != 4 {
+		t.Errorf("FDs = %v, want the two sockets and the two output pipes", got)
 	}
 }
 
@@ -72,7 +76,7 @@ func TestValidate(t *testing.T) {
 // the variable naming it.
 func TestStateThroughMemfd(t *testing.T) {
 	st := &State{FromVersion: "v1", Config: "/etc/s.toml", Statsd: map[string]int{"web": 7},
-		Manager: &Handover{Version: HandoverVersion, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 2, PID: 42, OutFD: -1, FollowsLink: true}}}}}
+		Manager: &Handover{Version: HandoverVersion, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 2, PID: 42, OutFD: 8, ErrFD: 9, FollowsLink: true}}}}}
 	fd, err := WriteMemfd(st)
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +89,9 @@ func TestStateThroughMemfd(t *testing.T) {
 	}
 	if _, ok := os.LookupEnv(EnvState); ok {
 		t.Errorf("%s still set after ReadState", EnvState)
+	}
+	if g := got.Manager.Apps[0].Gen; g.OutFD != 8 || g.ErrFD != 9 {
+		t.Errorf("output descriptors %d, %d after the round trip, want 8, 9", g.OutFD, g.ErrFD)
 	}
 	if gotFD != fd || got.FromVersion != "v1" || !got.Manager.Apps[0].Gen.FollowsLink {
 		t.Errorf("ReadState = %+v (fd %d), want v1 with FollowsLink (fd %d)", got, gotFD, fd)
@@ -123,5 +130,89 @@ func TestCheck(t *testing.T) {
 	}
 	if _, err := Check(cfgPath, "", "v2"); !errors.Is(err, ErrConfig) {
 		t.Errorf("Check without -state: %v, want ErrConfig", err)
+	}
+}
+
+// TestDryRunRemovesCheckFile: a dry run that fails, because the new binary
+// refuses or because the state file cannot be written in full, leaves no
+// upgrade-check.json in run_dir.
+func TestDryRunRemovesCheckFile(t *testing.T) {
+	st := &State{FromVersion: "v1", Config: "/nonexistent.toml", Manager: &Handover{Version: HandoverVersion}}
+	t.Run("the new binary refuses", func(t *testing.T) {
+		dir := t.TempDir()
+		r := proc.NewReaper()
+		defer r.Close()
+		err := DryRun(context.Background(), r, "/bin/false", dir, st)
+		if err == nil {
+			t.Fatal("DryRun with /bin/false succeeded")
+		}
+		assertNoCheckFile(t, dir)
+	})
+	t.Run("the write fails", func(t *testing.T) {
+		// A child of this test binary writes under RLIMIT_FSIZE 0: the file is
+		// created, the write fails with EFBIG (Go ignores SIGXFSZ).
+		dir := t.TempDir()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestDryRunWriteFailsChild$", "-test.v")
+		cmd.Env = append(os.Environ(), "UPGRADE_TEST_RUN_DIR="+dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "file too large") {
+			t.Errorf("child output lacks the write error (EFBIG):\n%s", out)
+		}
+		assertNoCheckFile(t, dir)
+	})
+}
+
+// TestDryRunWriteFailsChild is the child of TestDryRunRemovesCheckFile (it
+// does nothing unless UPGRADE_TEST_RUN_DIR is set).
+func TestDryRunWriteFailsChild(t *testing.T) {
+	dir := os.Getenv("UPGRADE_TEST_RUN_DIR")
+	if dir == "" {
+		t.Skip("the child of TestDryRunRemovesCheckFile")
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: 0, Max: 0}); err != nil {
+		t.Fatal(err)
+	}
+	r := proc.NewReaper()
+	defer r.Close()
+	err := DryRun(context.Background(), r, "/bin/false", dir, &State{Manager: &Handover{Version: HandoverVersion}})
+	if err == nil {
+		t.Fatal("DryRun succeeded under RLIMIT_FSIZE 0")
+	}
+	t.Logf("DryRun: %v", err)
+	if !errors.Is(err, unix.EFBIG) {
+		t.Errorf("DryRun error %v, want EFBIG from the write", err)
+	}
+}
+
+func assertNoCheckFile(t *testing.T, dir string) {
+	t.Helper()
+	fi, err := os.Lstat(filepath.Join(dir, CheckFile))
+	switch {
+	case err == nil:
+		t.Errorf("%s (%d bytes) left in run_dir after a failed dry run", CheckFile, fi.Size())
+	case !errors.Is(err, os.ErrNotExist):
+		t.Errorf("stat %s: %v", CheckFile, err)
+	}
+}
+
+// TestGenHandoverWithoutErrFD: a generation written without err_fd (one
+// merged output pipe) decodes with ErrFD -1, and one without either
+// descriptor with both -1, never as descriptor 0.
+func TestGenHandoverWithoutErrFD(t *testing.T) {
+	var merged, none GenHandover
+	if err := json.Unmarshal([]byte(`{"id":1,"pid":10,"out_fd":7}`), &merged); err != nil {
+		t.Fatal(err)
+	}
+	if merged.OutFD != 7 || merged.ErrFD != -1 || merged.PID != 10 {
+		t.Errorf("decoded %+v, want OutFD 7, ErrFD -1, PID 10", merged)
+	}
+	if err := json.Unmarshal([]byte(`{"id":1,"pid":10}`), &none); err != nil {
+		t.Fatal(err)
+	}
+	if none.OutFD != -1 || none.ErrFD != -1 {
+		t.Errorf("decoded %+v, want both descriptors -1", none)
 	}
 }

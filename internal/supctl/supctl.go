@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,7 +35,9 @@ commands:
   status [APP] [--json]          state, PIDs, workers, uptime, restarts, last exit, listeners
   start APP | stop APP | restart APP
   reload APP [--strategy swap|usr2]      zero-downtime code swap; exit 0 once the new generation serves alone
-  deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR, reload, point back on failure
+  deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR (relative to the current directory), reload, point back on failure
+  logs APP [-n 100] [-f] [--stderr]      recent output lines of APP (-f: then follow live lines)
+  logs APP --reopen              reopen APP's log file (after logrotate) and Gunicorn's own logs (USR1)
   upgrade                        re-execute the supervisor binary in place (same PID, apps untouched)
   version | --version            supctl's version, and the supervisor's when one answers
   completion bash|zsh|fish       print a shell completion script
@@ -76,6 +79,11 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	}
 	c := control.NewClient(path)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	if rest[0] == "logs" && !flagSet(fs, "timeout") {
+		// A follow lasts until interrupted, unless a limit was asked for.
+		cancel()
+		ctx, cancel = context.WithCancel(context.Background())
+	}
 	defer cancel()
 	cmd, cargs := rest[0], rest[1:]
 	var err error
@@ -86,6 +94,8 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		err = act(ctx, c, cmd, cargs, stdout)
 	case "reload", "deploy":
 		err = reloadCmd(ctx, c, cmd, cargs, stdout)
+	case "logs":
+		err = logsCmd(ctx, c, cargs, stdout)
 	case "upgrade":
 		err = upgrade(ctx, c, stdout)
 	case "version":
@@ -226,6 +236,7 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 		if a.Kind == "gunicorn" && !a.StatsdBridge {
 			fmt.Fprintf(out, "%s: request metrics off (the app's own --statsd-host is used)\n", a.Name)
 		}
+		printTraceback(out, a)
 	}
 }
 
@@ -258,7 +269,10 @@ func reloadCmd(ctx context.Context, c *control.Client, verb string, args []strin
 	}
 	release := ""
 	if verb == "deploy" {
-		release = pos[1]
+		// The supervisor runs elsewhere: a relative release is the caller's.
+		if release, err = filepath.Abs(pos[1]); err != nil {
+			return exitcode.New(ExitUsage, fmt.Errorf("deploy: release directory %q: %w", pos[1], err))
+		}
 	}
 	start := time.Now()
 	ev, err := c.Reload(ctx, pos[0], flags["strategy"], release, func(e control.Event) {

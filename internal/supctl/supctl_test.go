@@ -57,26 +57,34 @@ func check(n string) error {
 	return nil
 }
 
-func TestExitCodes(t *testing.T) {
+// serveBackend serves b on a control socket in a fresh directory until
+// the test ends, points SUPCTL_SOCKET at it and returns the directory.
+func serveBackend(t *testing.T, b control.Backend) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "supctl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "c.sock")
-	srv := &control.Server{Backend: backend{}}
+	srv := &control.Server{Backend: b}
 	if err := srv.Listen(sock, -1); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve() }()
-	defer func() {
+	t.Cleanup(func() {
 		srv.Close()
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
-	}()
+	})
 	t.Setenv("SUPCTL_SOCKET", sock)
+	return dir
+}
+
+func TestExitCodes(t *testing.T) {
+	dir := serveBackend(t, backend{})
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -110,5 +118,38 @@ func TestExitCodes(t *testing.T) {
 				t.Errorf("error %T carries no exit code", err)
 			}
 		})
+	}
+}
+
+// releaseRecorder is backend recording the release directory of each deploy.
+type releaseRecorder struct {
+	backend
+	releases chan string
+}
+
+func (b releaseRecorder) Deploy(ctx context.Context, n, release, s string, p control.Progress) control.Outcome {
+	b.releases <- release
+	return b.backend.Deploy(ctx, n, release, s, p)
+}
+
+// TestDeploySendsAbsolutePath: a relative release directory is resolved
+// against supctl's working directory, not the supervisor's.
+func TestDeploySendsAbsolutePath(t *testing.T) {
+	b := releaseRecorder{releases: make(chan string, 4)}
+	serveBackend(t, b)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, tc := range []struct{ arg, want string }{
+		{"releases/v2", filepath.Join(dir, "releases", "v2")},
+		{"./releases/../v3/", filepath.Join(dir, "v3")},
+		{"/srv/rel", "/srv/rel"},
+	} {
+		var out, errb bytes.Buffer
+		if err := Run([]string{"deploy", "web", tc.arg}, &out, &errb); err != nil {
+			t.Fatalf("deploy web %s: %v (%s)", tc.arg, err, errb.String())
+		}
+		if got := <-b.releases; got != tc.want {
+			t.Errorf("deploy web %s sent release %q, want %q", tc.arg, got, tc.want)
+		}
 	}
 }

@@ -20,14 +20,14 @@ _supctl() {
 	COMPREPLY=()
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		-s | -timeout | --strategy) ((i++)) ;;
+		-s | -timeout | --strategy | -n) ((i++)) ;;
 		-*) ;;
 		*) if [[ -z $cmd ]]; then cmd=${COMP_WORDS[i]}; else ((npos++)); fi ;;
 		esac
 	done
 	case $prev in
 	-s) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-	-timeout) return ;;
+	-timeout | -n) return ;;
 	--strategy) COMPREPLY=($(compgen -W "@STRATEGIES@" -- "$cur")); return ;;
 	esac
 	if [[ -z $cmd ]]; then
@@ -41,6 +41,7 @@ _supctl() {
 	case $cmd in
 	status) flags="--json" ;;
 	reload | deploy) flags="--strategy" ;;
+	logs) flags="-n -f --stderr --reopen" ;;
 	completion)
 		if ((npos == 0)); then COMPREPLY=($(compgen -W "@SHELLS@" -- "$cur")); fi
 		return

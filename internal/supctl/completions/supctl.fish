@@ -19,4 +19,8 @@ complete -c supctl -n '__fish_seen_subcommand_from @APPVERBS_SPACED@' -a '(__sup
 complete -c supctl -n '__fish_seen_subcommand_from deploy' -a '(__fish_complete_directories)'
 complete -c supctl -n '__fish_seen_subcommand_from status' -l json -d 'the control API answer'
 complete -c supctl -n '__fish_seen_subcommand_from reload deploy' -l strategy -x -a '@STRATEGIES@'
+complete -c supctl -n '__fish_seen_subcommand_from logs' -s n -x -d 'number of recent lines'
+complete -c supctl -n '__fish_seen_subcommand_from logs' -s f -d 'follow live lines'
+complete -c supctl -n '__fish_seen_subcommand_from logs' -l stderr -d 'stderr lines only'
+complete -c supctl -n '__fish_seen_subcommand_from logs' -l reopen -d 'reopen the log files (logrotate)'
 complete -c supctl -n '__fish_seen_subcommand_from completion' -a '@SHELLS@'

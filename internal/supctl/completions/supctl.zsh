@@ -37,6 +37,7 @@ _supctl() {
 		case $cmd in
 		status) compadd -- --json ;;
 		reload|deploy) compadd -- --strategy ;;
+		logs) compadd -- -n -f --stderr --reopen ;;
 		esac
 		return
 	fi

@@ -23,6 +23,7 @@ http = ""
 run_dir = "@DIR@/run"
 
 [app.web]
+allow_root = true
 virtualenv = "@VENV@"
 directory = "@DIR@/app"
 wsgi = "app:app"

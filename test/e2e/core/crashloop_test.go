@@ -18,6 +18,7 @@ http = ""
 run_dir = "@DIR@/run"
 
 [app.crash]
+allow_root = true
 kind = "process"
 command = ["/bin/false"]
 backoff_initial = "50ms"

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ run_dir = "@DIR@/run"
 shutdown_timeout = "30s"
 
 [app.web]
+allow_root = true
 virtualenv = "@VENV@"
 directory = "@DIR@/app"
 wsgi = "app:app"
@@ -45,6 +48,10 @@ func TestKill9MasterUnderLoad(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "new master running", func() bool {
 		after = s.App("web")
 		return after.State == control.StateRunning && after.MasterPID != before.MasterPID
+	})
+	// The killed master's pidfile does not stay in run_dir.
+	testenv.WaitFor(t, 10*time.Second, "the killed master's pidfile removed", func() bool {
+		return len(pidfilesNaming(t, filepath.Join(s.Dir, "run"), before.MasterPID)) == 0
 	})
 	// Keep the load on the new master for a while.
 	n := load.Snapshot().OK
@@ -126,4 +133,22 @@ func startWeb(t *testing.T, cfg string) *e2e.Supervisor {
 		}
 		testenv.WriteRelease(t, filepath.Join(dir, "app"), testenv.Release{Version: "1"})
 	}})
+}
+
+// pidfilesNaming lists the pidfiles (*.pid, *.pid.2) in runDir that hold pid.
+func pidfilesNaming(t *testing.T, runDir string, pid int) []string {
+	t.Helper()
+	var found []string
+	for _, pattern := range []string{"*.pid", "*.pid.2"} {
+		names, err := filepath.Glob(filepath.Join(runDir, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if b, err := os.ReadFile(n); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(pid) {
+				found = append(found, n)
+			}
+		}
+	}
+	return found
 }

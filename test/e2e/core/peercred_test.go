@@ -24,6 +24,7 @@ run_dir = "@DIR@/run"
 @GROUP@
 
 [app.idle]
+allow_root = true
 kind = "process"
 command = ["/bin/sleep", "3600"]
 `

@@ -20,6 +20,7 @@ run_dir = "@DIR@/run"
 shutdown_timeout = "30s"
 
 [app.web]
+allow_root = true
 virtualenv = "@VENV@"
 directory = "@DIR@/app"
 wsgi = "app:app"

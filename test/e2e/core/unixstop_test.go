@@ -73,7 +73,7 @@ func TestUnixListenerStopDuringReload(t *testing.T) {
 	}()
 	// Gunicorn installs its signal handlers before it boots workers.
 	testenv.WaitFor(t, 30*time.Second, "generation 2 booting workers", func() bool {
-		return regexp.MustCompile(`web\[2\]: .*Booting worker`).MatchString(s.Output())
+		return regexp.MustCompile(`web\[2\] stderr: .*Booting worker`).MatchString(s.Output())
 	})
 	if code := s.Stop(syscall.SIGTERM, 90*time.Second); code != 0 {
 		t.Errorf("supervisor exit %d, want 0", code)

@@ -142,6 +142,7 @@ run_dir = "@DIR@/run"
 shutdown_timeout = "60s"
 
 [app.web]
+allow_root = true
 virtualenv = "@VENV@"
 directory = "@DIR@/app"
 wsgi = "app:app"

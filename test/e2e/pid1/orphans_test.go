@@ -24,12 +24,14 @@ run_dir = "@DIR@/run"
 shutdown_timeout = "30s"
 
 [app.orphans]
+allow_root = true
 kind = "process"
 directory = "@DIR@"
 command = ["/bin/sh", "-c", "touch @DIR@/churn; for i in $(seq 1000); do (sleep 0.01 &); done; echo spawned 1000; sleep 3600"]
 restart = "never"
 
 [app.seven]
+allow_root = true
 kind = "process"
 directory = "@DIR@"
 command = ["/bin/sh", "-c", "while [ ! -e @DIR@/churn ]; do sleep 0.01; done; sleep 0.3; exit 7"]
@@ -63,7 +65,7 @@ func TestPID1ReapsOrphans(t *testing.T) {
 		// Scanning /proc competes with the fork loop for the CPU: look
 		// every 100 ms only.
 		if time.Since(lastScan) < 100*time.Millisecond {
-			return strings.Contains(s.Output(), "orphans[1]: spawned 1000")
+			return strings.Contains(s.Output(), "orphans[1] stdout: spawned 1000")
 		}
 		lastScan = time.Now()
 		procs := s.procs()
@@ -80,7 +82,7 @@ func TestPID1ReapsOrphans(t *testing.T) {
 				reparented[p.HostPID] = true
 			}
 		}
-		return strings.Contains(s.Output(), "orphans[1]: spawned 1000")
+		return strings.Contains(s.Output(), "orphans[1] stdout: spawned 1000")
 	})
 	spawnedSeen = time.Now()
 	t.Logf("fork loop: 1000 double forks in %s; %d scans saw %d grandchildren, %d of them re-parented to the supervisor; at most %d zombies at once during the churn",

@@ -3,7 +3,6 @@ package reload
 import (
 	"context"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -79,10 +78,10 @@ func rollbacksUnderLoad(t *testing.T, mode steer.Mode) {
 
 // timedReload runs `supctl reload web` and returns when (from the command)
 // the new generation was spawned and when the reload ended, and its result.
-func (w *web) timedReload(t *testing.T) (spawned, done time.Duration, r ctlResult) {
+func (w *web) timedReload(t *testing.T) (spawned, done time.Duration, r e2e.CtlResult) {
 	t.Helper()
 	start := time.Now()
-	rl := w.ctlAsync("reload", "web")
+	rl := w.CtlAsync("reload", "web")
 	rl.WaitOutput(t, 60*time.Second, "waiting for readiness")
 	spawned = time.Since(start)
 	r = rl.Wait(t, 90*time.Second)
@@ -91,31 +90,30 @@ func (w *web) timedReload(t *testing.T) (spawned, done time.Duration, r ctlResul
 
 // heyRun is hey running in the background for a fixed time.
 type heyRun struct {
-	cmd  *exec.Cmd
-	out  *lockedBuf
-	done chan error
+	done chan heyResult
+}
+
+type heyResult struct {
+	h   e2e.Hey
+	err error
 }
 
 // startHey runs `hey -c 16 -z d http://addr/`, or returns nil (logged) when
 // hey is not installed.
 func startHey(t *testing.T, addr string, d time.Duration) *heyRun {
-	bin, err := exec.LookPath("hey")
-	if err != nil {
+	if _, err := exec.LookPath("hey"); err != nil {
 		t.Logf("hey not installed (%v); the in-house loader alone measures", err)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	t.Cleanup(cancel)
-	h := &heyRun{cmd: exec.CommandContext(ctx, bin, "-c", "16", "-z", d.String(), "http://"+addr+"/"), out: &lockedBuf{}, done: make(chan error, 1)}
-	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
-	if err := h.cmd.Start(); err != nil {
-		t.Fatalf("hey: %v", err)
-	}
-	go func() { h.done <- h.cmd.Wait() }()
+	h := &heyRun{done: make(chan heyResult, 1)}
+	go func() {
+		r, err := e2e.RunHey(ctx, "-c", "16", "-z", d.String(), "http://"+addr+"/")
+		h.done <- heyResult{r, err}
+	}()
 	return h
 }
-
-var heyStatus = regexp.MustCompile(`\[(\d{3})\]\s+(\d+) responses`)
 
 // check waits for hey to finish and logs its summary; when strict it fails
 // the test on any non-2xx answer or socket error hey reports.
@@ -124,28 +122,13 @@ func (h *heyRun) check(t *testing.T, strict bool) {
 	if h == nil {
 		return
 	}
-	if err := <-h.done; err != nil {
-		t.Fatalf("hey: %v\n%s", err, h.out.String())
+	r := <-h.done
+	if r.err != nil {
+		t.Fatalf("hey: %v", r.err)
 	}
-	out := h.out.String()
-	total, ok := 0, 0
-	for _, m := range heyStatus.FindAllStringSubmatch(out, -1) {
-		var n int
-		for _, c := range m[2] {
-			n = n*10 + int(c-'0')
-		}
-		total += n
-		if m[1][0] == '2' {
-			ok += n
-		}
-	}
-	summary := out
-	if i := strings.Index(out, "Status code distribution"); i >= 0 {
-		summary = out[i:]
-	}
-	t.Logf("hey -c 16: %d responses, %d 2xx\n%s", total, ok, summary)
-	if total < 1000 || (strict && (ok != total || strings.Contains(out, "Error distribution"))) {
-		t.Errorf("hey: %d of %d answers not 2xx, or socket errors (see above)", total-ok, total)
+	t.Logf("hey -c 16: %d responses, %d failed: status %v, errors %v, p50 %v p99 %v", r.h.Requests, r.h.Failed(), r.h.Status, r.h.Errors, r.h.P50, r.h.P99)
+	if r.h.Requests < 1000 || (strict && r.h.Failed() > 0) {
+		t.Errorf("hey: %d of %d requests failed", r.h.Failed(), r.h.Requests)
 	}
 }
 
@@ -164,7 +147,7 @@ func TestSwapTimings(t *testing.T) {
 	for i := 1; i <= 20; i++ {
 		testenv.PointCurrent(t, w.Current, w.Dirs[i])
 		start := time.Now()
-		rl := w.ctlAsync("reload", "web")
+		rl := w.CtlAsync("reload", "web")
 		rl.WaitOutput(t, 60*time.Second, "waiting for readiness")
 		sp := time.Since(start)
 		rl.WaitOutput(t, 60*time.Second, "switching")

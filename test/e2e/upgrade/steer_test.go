@@ -21,10 +21,10 @@ func TestUpgradeSteeredFallsBackToShared(t *testing.T) {
 		t.Skipf("BPF steering unavailable here: %v", err)
 	}
 	s := startSup(t, baseConfig)
-	st := s.waitRunning(90*time.Second, "web", "api", "worker")
+	st := s.WaitRunning(90*time.Second, "web", "api", "worker")
 	modes := func(name string) string {
 		var m []string
-		for _, l := range app(t, s.status(), name).Listeners {
+		for _, l := range e2e.FindApp(t, s.Status(), name).Listeners {
 			m = append(m, l.Steering)
 		}
 		return strings.Join(m, ",")
@@ -32,24 +32,24 @@ func TestUpgradeSteeredFallsBackToShared(t *testing.T) {
 	if got := modes("web") + "/" + modes("api"); got != "bpf/shared" {
 		t.Fatalf("steering before the upgrade: web/api %s, want bpf/shared", got)
 	}
-	addr := app(t, st, "web").Listeners[0].Bound
+	addr := e2e.FindApp(t, st, "web").Listeners[0].Bound
 	load := e2e.StartLoad("tcp", addr, "/", 16)
 	defer load.Stop()
 	testenv.WaitFor(t, 30*time.Second, "load running", func() bool { return load.Snapshot().OK > 200 })
 
-	s.installFile(s.b.v2)
-	if out, code, d := s.supctl("upgrade"); code != 0 {
-		t.Fatalf("upgrade: exit %d in %v:\n%s", code, d, out)
+	s.installFile(s.v2)
+	if r := s.Ctl("upgrade"); r.Code != 0 {
+		t.Fatalf("upgrade: exit %d in %v:\n%s", r.Code, r.Took, r.Out)
 	}
 	if got := modes("web"); got != "shared" {
 		t.Errorf("steering after the upgrade: web %s, want shared", got)
 	}
 	n := load.Snapshot().OK
 	testenv.WaitFor(t, 30*time.Second, "load served after the upgrade", func() bool { return load.Snapshot().OK > n+200 })
-	out, code, d := s.supctl("reload", "web")
-	t.Logf("swap reload after the upgrade: exit %d in %v", code, d)
-	if code != 0 {
-		t.Fatalf("reload after the upgrade: exit %d:\n%s", code, out)
+	r := s.Ctl("reload", "web")
+	t.Logf("swap reload after the upgrade: exit %d in %v", r.Code, r.Took)
+	if r.Code != 0 {
+		t.Fatalf("reload after the upgrade: exit %d:\n%s", r.Code, r.Out)
 	}
 	n = load.Snapshot().OK
 	testenv.WaitFor(t, 30*time.Second, "load served after the reload", func() bool { return load.Snapshot().OK > n+200 })

@@ -1,0 +1,164 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/control"
+)
+
+func TestSignalGate(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	type step struct {
+		sig  os.Signal
+		at   time.Time
+		want bool
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"a second TERM 50 ms later is the same", []step{{syscall.SIGTERM, ms(0), true}, {syscall.SIGTERM, ms(50), false}}},
+		{"INT then TERM are one stop", []step{{syscall.SIGINT, ms(0), true}, {syscall.SIGTERM, ms(10), false}, {syscall.SIGQUIT, ms(999), false}}},
+		{"a TERM after the window counts", []step{{syscall.SIGTERM, ms(0), true}, {syscall.SIGTERM, ms(1000), true}, {syscall.SIGTERM, ms(1500), false}, {syscall.SIGTERM, ms(2001), true}}},
+		{"dropped repeats do not extend the window", []step{{syscall.SIGTERM, ms(0), true}, {syscall.SIGTERM, ms(900), false}, {syscall.SIGTERM, ms(1100), true}}},
+		{"other kinds are separate", []step{{syscall.SIGTERM, ms(0), true}, {syscall.SIGHUP, ms(1), true}, {syscall.SIGUSR2, ms(2), true}, {syscall.SIGHUP, ms(3), false}, {syscall.SIGUSR2, ms(1002), true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var g signalGate
+			for i, s := range tt.steps {
+				if got := g.pass(s.sig, s.at); got != s.want {
+					t.Errorf("step %d: pass(%v, +%v) = %v, want %v", i, s.sig, s.at.Sub(t0), got, s.want)
+				}
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's and the test's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestRunTwoTermsDrain: two TERMs 50 ms apart (a terminal's Ctrl-C
+// forwarded by make, `kill -TERM -PGID`) are one stop: the app, which
+// takes its time to stop, is drained and Run returns nil, not 128+15.
+func TestRunTwoTermsDrain(t *testing.T) {
+	// While this test is notified of TERM too, a TERM never kills the
+	// test binary, whatever Run has registered at the time.
+	mine := make(chan os.Signal, 4)
+	signal.Notify(mine, syscall.SIGTERM)
+	defer signal.Stop(mine)
+
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "c.sock")
+	release := filepath.Join(dir, "release")
+	cfgPath := filepath.Join(dir, "supervisor.toml")
+	// The app stops only once the test creates the release file.
+	toml := `
+[supervisor]
+control_socket = "` + sock + `"
+http = ""
+run_dir = "` + dir + `/run"
+shutdown_timeout = "60s"
+
+[app.sleeper]
+kind = "process"
+allow_root = true
+command = ["/bin/sh", "-c", "trap 'while [ ! -e ` + release + ` ]; do sleep 0.02; done; exit 0' TERM; while :; do sleep 0.02; done"]
+stop_timeout = "60s"
+`
+	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	d := &Daemon{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, nil)), Stdout: io.Discard}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(context.Background()) }()
+	defer func() {
+		// On failure, let the app go and make sure Run has returned.
+		_ = os.WriteFile(release, nil, 0o644) // may exist already
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("Run did not return")
+		}
+	}()
+	waitRunning(t, control.NewClient(sock), done)
+
+	for i := range 2 {
+		if i == 1 {
+			time.Sleep(50 * time.Millisecond) // the scenario: a second TERM 50 ms after the first
+		}
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		<-mine
+	}
+	waitLog(t, logs, "signal repeated within 1s: counted once", done)
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		done <- err // for the deferred check
+		if err != nil {
+			t.Errorf("Run after two TERMs 50 ms apart = %v, want nil (a graceful stop)", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30 s of the app being released")
+	}
+	if out := logs.String(); strings.Contains(out, "second stop signal") {
+		t.Errorf("the repeated TERM killed the apps:\n%s", out)
+	}
+}
+
+// waitLog polls logs until it contains substr, failing after 30 s or when
+// Run returns first.
+func waitLog(t *testing.T, logs *syncBuffer, substr string, done chan error) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(logs.String(), substr) {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("Run returned (%v) before logging %q:\n%s", err, substr, logs.String())
+		case <-deadline:
+			t.Fatalf("no %q in the log within 30 s:\n%s", substr, logs.String())
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package supervise
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/gunisup/supervisor/config"
+)
+
+// envPassed are the variables an app inherits from the supervisor's own
+// environment (with every LC_* variable and the names of [supervisor]
+// pass_env); HOME, USER and LOGNAME are passed too unless the app has a
+// user of its own, whose values replace them. Nothing else of the
+// supervisor's environment reaches an app: not systemd's NOTIFY_SOCKET,
+// LISTEN_* or WATCHDOG_*, not SUPCTL_SOCKET, not a secret.
+var envPassed = []string{"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR"}
+
+// accountVars name the user an app runs as.
+var accountVars = []string{"HOME", "USER", "LOGNAME"}
+
+// childEnv builds the environment of app's processes started in the
+// resolved release directory dir with PWD pwd; see buildEnv.
+func (m *Manager) childEnv(app *config.App, dir, pwd string) ([]string, error) {
+	return buildEnv(app, dir, pwd, os.Environ(), m.cfg.Supervisor.PassEnv)
+}
+
+// buildEnv returns, sorted, the allow-listed part of parent (envPassed,
+// LC_*, the names in pass, and the account variables: the app user's own
+// when it has one),
+// VIRTUAL_ENV with the virtualenv's bin/ first on PATH, the env_file (read
+// with config.ReadEnvFile, so a file others could write is refused), the
+// app's env with {app} and {release} (dir) expanded, and PWD. A later
+// source overrides an earlier one.
+func buildEnv(app *config.App, dir, pwd string, parent, pass []string) ([]string, error) {
+	env := map[string]string{}
+	for _, kv := range parent {
+		k, v, _ := strings.Cut(kv, "=")
+		if passed(k, app.Identity.User == "") || (slices.Contains(pass, k) && !config.NeverPassed(k)) {
+			env[k] = v
+		}
+	}
+	if id := app.Identity; id.User != "" {
+		env["HOME"], env["USER"], env["LOGNAME"] = id.Home, id.Name, id.Name
+	}
+	if app.Virtualenv != "" {
+		env["VIRTUAL_ENV"] = app.Virtualenv
+		path := env["PATH"]
+		if path == "" {
+			path = "/usr/local/bin:/usr/bin:/bin"
+		}
+		env["PATH"] = filepath.Join(app.Virtualenv, "bin") + ":" + path
+	}
+	if app.EnvFile != "" {
+		fromFile, err := config.ReadEnvFile(app.EnvFile, app.Identity.UID)
+		if err != nil {
+			return nil, fmt.Errorf("app %s: %w", app.Name, err)
+		}
+		for k, v := range fromFile {
+			env[k] = v
+		}
+	}
+	for k, v := range app.Env {
+		env[k] = config.ExpandEnv(v, app.Name, dir)
+	}
+	env["PWD"] = pwd
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// passed reports whether the supervisor's variable k reaches an app;
+// account says whether the app runs as the supervisor's own user.
+func passed(k string, account bool) bool {
+	if strings.HasPrefix(k, "LC_") {
+		return true
+	}
+	return slices.Contains(envPassed, k) || (account && slices.Contains(accountVars, k))
+}

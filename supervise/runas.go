@@ -1,0 +1,85 @@
+package supervise
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/proc"
+)
+
+// credential is the uid, gid and supplementary groups app's processes take
+// before exec, or nil when the app runs as the supervisor's own user.
+func credential(app *config.App) *syscall.Credential {
+	id := app.Identity
+	if !id.Switch() {
+		return nil
+	}
+	groups := make([]uint32, len(id.Groups))
+	for i, g := range id.Groups {
+		groups[i] = uint32(g)
+	}
+	return &syscall.Credential{Uid: uint32(id.UID), Gid: uint32(id.GID), Groups: groups}
+}
+
+// attrs are app's umask, nice, oom_score_adjust and rlimits for proc.
+func attrs(app *config.App) proc.Attrs {
+	l := app.Limits
+	a := proc.Attrs{Umask: l.Umask, Nice: l.Nice, OOMScoreAdj: l.OOMScoreAdj}
+	for _, r := range l.Rlimits {
+		a.Rlimits = append(a.Rlimits, proc.Rlimit{Resource: r.Resource, Value: r.Value})
+	}
+	return a
+}
+
+// runAs gives spec app's credentials and attributes and, for a Gunicorn
+// app, makes its run directory (config.AppRunDir, where its pidfile goes)
+// exist, owned by the app's uid and gid with mode 0750, so that a master
+// running as the app's user can write, rename and remove its pidfiles.
+// run_dir and its apps/ directory are made searchable by others (0755 when
+// created, o+x added otherwise), since an app's user must reach its own
+// directory through them.
+func (m *Manager) runAs(app *config.App, spec *proc.Spec) error {
+	spec.Cred = credential(app)
+	spec.Attrs = attrs(app)
+	if app.Kind != config.KindGunicorn {
+		return nil
+	}
+	dir := config.AppRunDir(m.runDir, app.Name)
+	for _, d := range []string{m.runDir, filepath.Dir(dir)} {
+		if err := searchable(d); err != nil {
+			return fmt.Errorf("app %s: run directory: %w", app.Name, err)
+		}
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("app %s: run directory: %w", app.Name, err)
+	}
+	id := app.Identity
+	if err := os.Lchown(dir, id.UID, id.GID); err != nil {
+		return fmt.Errorf("app %s: run directory: %w", app.Name, err)
+	}
+	if err := os.Chmod(dir, 0o750); err != nil {
+		return fmt.Errorf("app %s: run directory: %w", app.Name, err)
+	}
+	return nil
+}
+
+// searchable makes directory d exist with mode 0755, or adds o+x to it.
+func searchable(d string) error {
+	if err := os.Mkdir(d, 0o755); err != nil && !os.IsExist(err) {
+		return err
+	}
+	fi, err := os.Stat(d)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o001 != 0 {
+		return nil
+	}
+	if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+		return fmt.Errorf("add o+x to %s: %w", d, err)
+	}
+	return nil
+}
