@@ -19,6 +19,7 @@ run_dir = "@DIR@/run"
 [app.beat]
 kind = "process"
 command = ["flock", "-n", "@DIR@/beat.lock", "-c", "echo started; exec sleep 1000"]
+allow_root = true
 stop_timeout = "5s"
 `
 
