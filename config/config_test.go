@@ -222,7 +222,7 @@ reload.strategy = "swap"
 				StopTimeout:  DefaultStopTimeout,
 				StartTimeout: DefaultStartTimeout,
 				Backoff:      defaultBackoff(),
-				Reload:       Reload{Strategy: StrategySwap, Timeout: DefaultReloadTimeout},
+				Reload:       Reload{Strategy: StrategyRestart, Timeout: DefaultReloadTimeout},
 				Health: Health{Enabled: true, Command: []string{dir + "/pathbin/tool", "ping"}, Host: "localhost",
 					Interval: 5 * time.Second, Timeout: 2 * time.Second, HealthyAfter: 3, UnhealthyAfter: 3},
 			},
@@ -240,7 +240,7 @@ reload.strategy = "swap"
 				StopTimeout:  DefaultStopTimeout,
 				StartTimeout: DefaultStartTimeout,
 				Backoff:      defaultBackoff(),
-				Reload:       Reload{Strategy: StrategySwap, Timeout: DefaultReloadTimeout},
+				Reload:       Reload{Strategy: StrategyOverlap, Timeout: DefaultReloadTimeout},
 				Health:       defaultHealth(),
 			},
 		},
@@ -575,7 +575,15 @@ command = ["$TMP/web.env"]
 allow_root = true
 kind = "process"
 command = ["$TMP/app"]
+[app.web]
+virtualenv = "$TMP/venv"
+wsgi = "app:app"
+listen = ["tcp://127.0.0.1:8000"]
+allow_root = true
+[app.web.reload]
+strategy = "overlap"
 `},
+		{"bad_steering", web + "steering = \"ebpf\"\n"},
 		{"exit_with", "[supervisor]\nexit_with = \"wbe\"\n" + web},
 		{"supervisor_values", `
 [supervisor]

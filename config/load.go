@@ -244,6 +244,7 @@ func (p *parser) app(name string, t *table) *App {
 	restartPolicy(t, a)
 	lifecycle(t, a)
 	instances(t, a)
+	appSteering(t, a)
 	a.Reload = p.reload(t.sub("reload"), process)
 	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
 	a.Log = appLog(t)
@@ -527,6 +528,9 @@ func (p *parser) environment(t *table, a *App) {
 
 func (p *parser) reload(t *table, process bool) Reload {
 	r := Reload{Strategy: StrategySwap, Timeout: DefaultReloadTimeout}
+	if process {
+		r.Strategy = StrategyRestart
+	}
 	if t == nil {
 		return r
 	}
@@ -535,9 +539,13 @@ func (p *parser) reload(t *table, process bool) Reload {
 		st, ok := ParseStrategy(s)
 		switch {
 		case !ok:
-			t.errf("strategy", "unknown strategy %q (want \"swap\" or \"usr2\")", s)
+			t.errf("strategy", "unknown strategy %q (want \"swap\", \"usr2\", \"restart\" or \"overlap\")", s)
 		case st == StrategyUSR2 && process:
 			t.errf("strategy", "\"usr2\" is only valid for kind \"gunicorn\"")
+		case st == StrategyOverlap && !process:
+			t.errf("strategy", "\"overlap\" is only valid for kind \"process\" (a gunicorn app overlaps generations with \"swap\")")
+		case st == StrategySwap && process:
+			r.Strategy = StrategyOverlap // a process's swap is an overlap
 		default:
 			r.Strategy = st
 		}

@@ -208,6 +208,10 @@ type Listener struct {
 	Network string `json:"network"`
 	// Backlog is the listen(2) backlog.
 	Backlog int `json:"backlog"`
+	// Steering is how new connections reach the app's generations: "bpf"
+	// (each has its own socket; the serving one is chosen by the kernel) or
+	// "shared" (one socket for all).
+	Steering string `json:"steering,omitempty"`
 }
 
 // LastReload is the outcome of an app's last reload.

@@ -77,7 +77,7 @@ func parseStrategy(name string) (*config.Strategy, error) {
 	}
 	st, ok := config.ParseStrategy(name)
 	if !ok {
-		return nil, &control.Error{Code: control.CodeBadRequest, Err: fmt.Errorf("unknown strategy %q (swap, usr2)", name)}
+		return nil, &control.Error{Code: control.CodeBadRequest, Err: fmt.Errorf("unknown strategy %q (swap, usr2, restart, overlap)", name)}
 	}
 	return &st, nil
 }
@@ -144,7 +144,7 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 	if s.Listeners != nil {
 		a.Listeners = make([]control.Listener, len(s.Listeners))
 		for i, l := range s.Listeners {
-			a.Listeners[i] = control.Listener{Address: l.Address, Bound: l.Bound, Network: l.Network, Backlog: l.Backlog}
+			a.Listeners[i] = control.Listener{Address: l.Address, Bound: l.Bound, Network: l.Network, Backlog: l.Backlog, Steering: l.Steering}
 		}
 	}
 	return a

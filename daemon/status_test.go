@@ -22,7 +22,7 @@ func TestAppStatusEncodesAsSnapshot(t *testing.T) {
 		MasterPID: 4242, WorkerPIDs: []int{4243, 4244}, Generation: 3, Release: "/srv/web/releases/42",
 		Started: at, Restarts: 1, LastExit: &supervise.ExitInfo{Code: -1, Signal: 9, Time: at},
 		NextRestart: at, Backoff: time.Second,
-		Listeners:  []supervise.ListenerSnapshot{{Address: "tcp://127.0.0.1:8000", Bound: "127.0.0.1:8000", FD: 7, Network: "tcp", Backlog: 2048}},
+		Listeners:  []supervise.ListenerSnapshot{{Address: "tcp://127.0.0.1:8000", Bound: "127.0.0.1:8000", FD: 7, Network: "tcp", Backlog: 2048, Steering: "bpf"}},
 		Reloading:  true,
 		LastReload: &supervise.ReloadResult{Strategy: "swap", Result: reload.OutcomeRolledBack, Reason: "exit 3", Started: at, Duration: time.Second},
 		Reloads:    map[string]int{"ok": 4, "rolled_back": 1}, StatsdBridge: true, StatsdAddr: "127.0.0.1:40000", Message: "why",
@@ -86,14 +86,14 @@ func TestOutcomeAndCodes(t *testing.T) {
 
 func TestStrategyCheck(t *testing.T) {
 	b := backend{}
-	for _, ok := range []string{"", "swap", "usr2"} {
+	for _, ok := range []string{"", "swap", "usr2", "restart", "overlap"} {
 		if err := b.CheckStrategy(ok); err != nil {
 			t.Errorf("CheckStrategy(%q) = %v", ok, err)
 		}
 	}
 	err := b.CheckStrategy("bogus")
 	var ce *control.Error
-	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || err.Error() != `unknown strategy "bogus" (swap, usr2)` {
+	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || err.Error() != `unknown strategy "bogus" (swap, usr2, restart, overlap)` {
 		t.Errorf("CheckStrategy(bogus) = %v", err)
 	}
 	if out := b.Reload(context.Background(), "web", "bogus", nil); out.Result != "failed" || out.Err == nil {

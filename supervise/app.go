@@ -395,6 +395,9 @@ func (a *appOwner) startGen(ctx context.Context) {
 		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
 		return
 	}
+	if err := a.env.serve(g); err != nil {
+		a.env.log().Error("steering connections to the new generation", "app", a.cfg.Name, "err", err)
+	}
 	a.gen = g
 	a.state = StateStarting
 	a.message = ""
@@ -524,8 +527,13 @@ func (a *appOwner) onHealth(ctx context.Context, g generation, err error) {
 	a.health.healthy = false
 	a.message = fmt.Sprintf("unhealthy: %d checks failed: %v", a.health.fails, err)
 	if a.cfg.Health.RestartWhenUnhealthy && a.reload == nil {
-		a.env.log().Warn("restarting unhealthy app by swap", "app", a.cfg.Name)
-		s := config.StrategySwap
+		// The configured strategy, but never an in-place re-exec of a master
+		// that is unhealthy.
+		s := a.cfg.Reload.Strategy
+		if s == config.StrategyUSR2 {
+			s = config.StrategySwap
+		}
+		a.env.log().Warn("restarting unhealthy app by reload", "app", a.cfg.Name, "strategy", s.String())
 		a.beginReload(ctx, reloadMsg{call: newCall(), strategy: &s})
 	}
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
-	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 )
@@ -61,6 +60,7 @@ type Manager struct {
 	statsd     func(string) string
 	runDir     string
 	sockets    map[string][]*Socket
+	steered    steering
 	apps       map[string]*appOwner
 	order      []*appOwner
 	changes    chan struct{}
@@ -130,6 +130,7 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		statsd:   opts.StatsdAddr,
 		runDir:   cfg.Supervisor.RunDir,
 		sockets:  map[string][]*Socket{},
+		steered:  steering{},
 		apps:     map[string]*appOwner{},
 		changes:  make(chan struct{}, 1),
 		exits:    make(chan AppExit, 16),
@@ -154,39 +155,9 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 	if err := os.MkdirAll(m.runDir, 0o750); err != nil {
 		return nil, fmt.Errorf("run_dir %s: %w", m.runDir, err)
 	}
-	if opts.Restore != nil {
-		if err := opts.Restore.Validate(cfg); err != nil {
-			return nil, err
-		}
-		socks, err := restoreSockets(cfg, opts.Restore)
-		if err != nil {
-			return nil, err
-		}
-		opts.Sockets = socks
-	}
-	for _, app := range cfg.Apps {
-		if held, ok := opts.Sockets[app.Name]; ok {
-			m.sockets[app.Name] = held
-			continue
-		}
-		socks, err := listen.OpenApp(app, nil)
-		if err != nil {
-			m.CloseSockets()
-			return nil, err
-		}
-		m.sockets[app.Name] = socks
-	}
-	stdout := opts.Stdout
-	if stdout == nil {
-		stdout = os.Stdout
-	}
-	m.stdoutSink = logs.NewWriterSink(stdout)
-	appLogs, err := newAppLogs(cfg, m.stdoutSink, m.logger)
-	if err != nil {
-		m.CloseSockets()
+	if err := m.openAll(opts); err != nil {
 		return nil, err
 	}
-	m.logs = appLogs
 	for _, app := range cfg.Apps {
 		m.genSeq[app.Name] = new(atomic.Int64)
 		a := newAppOwner(m, app)
@@ -203,8 +174,50 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 	return m, nil
 }
 
-// CloseSockets closes every held listener (at exit).
+// openAll holds every app's sockets (handed over by the previous image, or
+// inherited, or bound now) and creates every app's log. On error it closes
+// what it opened.
+func (m *Manager) openAll(opts Options) error {
+	if opts.Restore != nil {
+		if err := opts.Restore.Validate(m.cfg); err != nil {
+			return err
+		}
+		socks, err := restoreSockets(m.cfg, opts.Restore)
+		if err != nil {
+			return err
+		}
+		opts.Sockets = socks
+	}
+	why := steerProbe()
+	for _, app := range m.cfg.Apps {
+		if held, ok := opts.Sockets[app.Name]; ok {
+			m.sockets[app.Name] = held
+			m.logHeldSteering(app, opts.Restore != nil)
+			continue
+		}
+		if err := m.openListeners(app, why); err != nil {
+			m.CloseSockets()
+			return err
+		}
+	}
+	stdout := opts.Stdout
+	if stdout == nil {
+		stdout = os.Stdout
+	}
+	m.stdoutSink = logs.NewWriterSink(stdout)
+	appLogs, err := newAppLogs(m.cfg, m.stdoutSink, m.logger)
+	if err != nil {
+		m.CloseSockets()
+		return err
+	}
+	m.logs = appLogs
+	return nil
+}
+
+// CloseSockets closes every held listener and every generation's steered
+// one (at exit).
 func (m *Manager) CloseSockets() {
+	m.closeSteering()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	for name, socks := range m.sockets {
@@ -460,6 +473,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 				m.logger.Warn("close listener", "app", a.cfg.Name, "err", err)
 			}
 		}
+		m.shutSteered(a.cfg.Name)
 		return a.send(ctx, stopMsg{newCall()})
 	})
 	var errs []error
@@ -499,7 +513,11 @@ func (m *Manager) KillOrphans(grace time.Duration) {
 // the supervisor, in the generation's process group, not managed. Workers
 // get TERM (they finish the request in hand), then KILL after stop_timeout,
 // in the background.
-func (m *Manager) cleanupOrphans(g *Generation) {
+func (m *Manager) cleanupOrphans(g *Generation) { go m.endOrphans(g) }
+
+// endOrphans ends what g left behind in its process group (TERM, then KILL
+// after the app's stop_timeout) and returns when none is left.
+func (m *Manager) endOrphans(g *Generation) {
 	if g.PGID == 0 {
 		return
 	}
@@ -518,11 +536,9 @@ func (m *Manager) cleanupOrphans(g *Generation) {
 	if app := m.Config().App(g.App); app != nil {
 		timeout = app.StopTimeout
 	}
-	go func() {
-		if left := proc.Terminate(find, timeout, 100*time.Millisecond); len(left) > 0 {
-			m.logger.Error("processes left by exited generation survived SIGKILL", "app", g.App, "generation", g.ID, "pids", left)
-		}
-	}()
+	if left := proc.Terminate(find, timeout, 100*time.Millisecond); len(left) > 0 {
+		m.logger.Error("processes left by exited generation survived SIGKILL", "app", g.App, "generation", g.ID, "pids", left)
+	}
 }
 
 // afterExit tidies up once a generation's main process has exited: it

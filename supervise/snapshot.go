@@ -68,6 +68,9 @@ type ListenerSnapshot struct {
 	Network string `json:"network"`
 	// Backlog is the listen(2) backlog.
 	Backlog int `json:"backlog"`
+	// Steering is how new connections reach the generations: "bpf" (each
+	// has its own socket, the serving one is chosen by BPF) or "shared".
+	Steering string `json:"steering"`
 }
 
 // ReloadResult is the outcome of the last reload of an app.

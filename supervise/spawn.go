@@ -25,13 +25,13 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	socks := m.socketsOf(app.Name)
 	var fds []int
 	var names []string
-	for _, s := range socks {
+	for i, s := range socks {
 		if err := s.Relink(); err != nil {
 			return proc.Spec{}, fmt.Errorf("app %s: %w", app.Name, err)
 		}
-		fd := s.FD()
-		if fd < 0 {
-			return proc.Spec{}, fmt.Errorf("app %s: listener %s is closed", app.Name, s.Spec.Raw)
+		fd, err := m.genFD(app.Name, id, i, s)
+		if err != nil {
+			return proc.Spec{}, err
 		}
 		fds = append(fds, fd)
 		names = append(names, app.Name)

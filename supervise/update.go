@@ -273,9 +273,15 @@ func (m *Manager) applyChange(ctx context.Context, d config.AppDiff, cfg *config
 		m.mu.Lock()
 		old := m.sockets[cfg.Name]
 		m.sockets[cfg.Name] = socks
+		oldSteered := m.dropSteering(cfg.Name)
 		m.mu.Unlock()
 		if running {
 			err = m.RestartApp(ctx, cfg.Name)
+		}
+		for _, g := range oldSteered {
+			if g != nil {
+				err = errors.Join(err, g.Close())
+			}
 		}
 		return errors.Join(err, listen.CloseAll(old))
 	}

@@ -215,6 +215,10 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 		}
 		var ls []string
 		for _, l := range a.Listeners {
+			if l.Steering != "" {
+				ls = append(ls, l.Address+" ("+l.Steering+")")
+				continue
+			}
 			ls = append(ls, l.Address)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%s\n", a.Name, state, pid, len(a.WorkerPIDs), up, a.Restarts, last, a.Generation, strings.Join(ls, ","))

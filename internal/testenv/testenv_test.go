@@ -211,6 +211,10 @@ func TestVariants(t *testing.T) {
 			checkFunc(t, get, "/", 200, "version=v7\n")
 			checkFunc(t, get, "/healthz", 500, "unhealthy")
 		}},
+		{All500, false, func(t *testing.T, get func(string) (int, string, error)) {
+			checkFunc(t, get, "/", 500, "release v7 fails (testenv All500)\n")
+			checkFunc(t, get, "/healthz", 500, "release v7 fails (testenv All500)\n")
+		}},
 		{Slow, false, func(t *testing.T, get func(string) (int, string, error)) {
 			start := time.Now()
 			checkFunc(t, get, "/?ms=400", 200, "version=v7\n")
@@ -248,7 +252,7 @@ func TestVariants(t *testing.T) {
 			g := startGunicorn(t, venv, dir, l, "1", key+"="+value)
 			WaitFor(t, 20*time.Second, "gunicorn to answer GET /", func() bool {
 				status, _, err := get("/")
-				return err == nil && status == 200
+				return err == nil && (status == 200 || tt.variant == All500)
 			})
 			tt.check(t, get)
 			g.stop(t)
@@ -319,7 +323,7 @@ func TestMakeReleaseTree(t *testing.T) {
 }
 
 func TestWriteReleaseSource(t *testing.T) {
-	for _, v := range []Variant{OK, ImportError, Health500, HangAtBoot, Slow} {
+	for _, v := range []Variant{OK, ImportError, Health500, HangAtBoot, Slow, All500} {
 		src, err := releaseSource(Release{Version: "2.0", Variant: v})
 		if err != nil {
 			t.Fatalf("%v: %v", v, err)

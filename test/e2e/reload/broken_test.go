@@ -26,7 +26,7 @@ var brokenCases = []struct {
 }{
 	{testenv.ImportError, "20s", map[string][]string{"swap": {"exited: exit 3"}, "usr2": {"exited"}},
 		[]string{"Traceback", "RuntimeError: release v1 fails at import (testenv ImportError)"}},
-	{testenv.Health500, "15s", map[string][]string{"swap": {"not ready in time", "status 500"}, "usr2": {"not ready in time", "status 500"}}, nil},
+	{testenv.Health500, "15s", map[string][]string{"swap": {"checks in a row", "status 500"}, "usr2": {"checks in a row", "status 500"}}, nil},
 	{testenv.HangAtBoot, "10s", map[string][]string{"swap": {"not ready in time"}, "usr2": {"0 of 2 workers booted the app within the reload timeout 10s"}}, nil},
 }
 
@@ -36,10 +36,11 @@ var brokenCases = []struct {
 // machine): the reload must fail with exit 1 naming the cause, the old
 // version must serve alone afterwards, no request may fail, and a following
 // usr2 deploy of a good release must work. A Health500 release answers GET /
-// with 200, and it does serve clients before it is rolled back (swap: its
-// workers accept on the held socket before the health gate; usr2: it serves
-// alone between the drain of the old master and the rollback): those
-// answers are counted and logged, not failed.
+// with 200, and it may serve clients before it is rolled back (swap with a
+// shared socket: its workers accept there before the health gate; usr2: it
+// serves alone between the drain of the old master and the rollback): those
+// answers are counted and logged, not failed. It is rolled back as soon as
+// it fails unhealthy_after checks in a row, not at the timeout.
 func TestBrokenRelease(t *testing.T) {
 	for _, strategy := range []string{"swap", "usr2"} {
 		t.Run(strategy, func(t *testing.T) {

@@ -31,6 +31,8 @@ type webOpts struct {
 	Workers int
 	// HealthyAfter is [app.web.health] healthy_after (default 2).
 	HealthyAfter int
+	// Steering is [app.web] steering ("auto" or "shared"; default "auto").
+	Steering string
 	// Gated lists release indexes whose app.py blocks at import until
 	// web.OpenGate(i) (a file appears), to hold a reload in a known phase.
 	Gated []int
@@ -54,6 +56,7 @@ wsgi = "app:app"
 workers = %d
 listen = ["tcp://127.0.0.1:0"]
 stop_timeout = "10s"
+steering = "%s"
 
 [app.web.reload]
 strategy = "%s"
@@ -90,9 +93,12 @@ func startWeb(t *testing.T, o webOpts) *web {
 	if o.HealthyAfter == 0 {
 		o.HealthyAfter = 2
 	}
+	if o.Steering == "" {
+		o.Steering = "auto"
+	}
 	w := &web{t: t}
 	s := e2e.Start(t, e2e.Options{
-		Config: fmt.Sprintf(webConfig, o.HTTP, o.Workers, o.Strategy, o.Timeout, o.HealthyAfter),
+		Config: fmt.Sprintf(webConfig, o.HTTP, o.Workers, o.Steering, o.Strategy, o.Timeout, o.HealthyAfter),
 		Setup: func(dir string) {
 			root := filepath.Join(dir, "srv")
 			if err := os.MkdirAll(root, 0o755); err != nil {
