@@ -34,6 +34,8 @@ type Options struct {
 	// Restore is the state handed over by the previous image across an
 	// in-place re-exec; its generations are adopted instead of started.
 	Restore *Handover
+	// Cgroups, when not nil, holds one cgroup per app (see proc.Cgroups).
+	Cgroups *proc.Cgroups
 }
 
 // Manager runs every app of one configuration: it holds their sockets and
@@ -60,6 +62,8 @@ type Manager struct {
 	// prober tells the Gunicorn version of each app's virtualenv, probing
 	// once per virtualenv and binary (see gunicorn.Prober).
 	prober *gunicorn.Prober
+	// cgroups are the apps' cgroups (an app without one is missing).
+	cgroups map[string]*proc.Cgroup
 }
 
 // nextGen allocates the next generation number of an app (1-based); safe
@@ -134,6 +138,7 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		return nil, err
 	}
 	m.logs = appLogs
+	m.openCgroups(opts.Cgroups)
 	for _, app := range cfg.Apps {
 		m.genSeq[app.Name] = new(atomic.Int64)
 		a := newAppOwner(m, app)
@@ -262,7 +267,9 @@ func (m *Manager) StopApp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return a.send(ctx, stopMsg{newCall()})
+	err = a.send(ctx, stopMsg{newCall()})
+	m.killCgroup(name)
+	return err
 }
 
 // RestartApp stops the serving generation and starts a new one at once; the
@@ -326,6 +333,7 @@ func (m *Manager) Snapshots() []AppSnapshot {
 			sort.Ints(kids)
 			s.WorkerPIDs = kids
 		}
+		s.Processes = m.processCount(s.Name, s.MasterPID, tree)
 		m.logReport(&s)
 		out = append(out, s)
 	}
@@ -378,6 +386,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 		if err := a.send(ctx, stopMsg{newCall()}); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", a.cfg.Name, err))
 		}
+		m.killCgroup(a.cfg.Name)
 	}
 	m.cancel()
 	for _, a := range m.order {

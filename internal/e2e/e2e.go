@@ -147,10 +147,29 @@ func Start(t testing.TB, opts Options) *Supervisor {
 		t.Fatal(err)
 	}
 	key, mark := testenv.MarkEnv(t)
-	s := &Supervisor{t: t, Bin: sup, Supctl: ctl, Dir: dir, Config: cfg, Socket: sock, Mark: mark, out: &syncBuffer{}, done: make(chan struct{})}
-	argv := append(append([]string{}, opts.Wrap...), sup, "-c", cfg)
+	s := &Supervisor{t: t, Bin: sup, Supctl: ctl, Dir: dir, Config: cfg, Socket: sock, Mark: mark}
+	s.launch(opts, key+"="+mark)
+	if !opts.NoWait {
+		testenv.WaitFor(t, 30*time.Second, "control socket "+sock, func() bool {
+			if s.Exited() {
+				t.Fatalf("supervisor exited early (%v):\n%s", s.exit, s.Output())
+			}
+			_, err := os.Stat(sock)
+			return err == nil
+		})
+	}
+	return s
+}
+
+// launch starts s's binary on s's configuration with the mark variable
+// markVar, and registers the clean-up that stops it (TERM, then KILL after
+// 60 s) and checks that no process with its mark is left.
+func (s *Supervisor) launch(opts Options, markVar string) {
+	t := s.t
+	s.out, s.done = &syncBuffer{}, make(chan struct{})
+	argv := append(append([]string{}, opts.Wrap...), s.Bin, "-c", s.Config)
 	s.Cmd = exec.Command(argv[0], argv[1:]...)
-	s.Cmd.Env = append(append(os.Environ(), key+"="+mark), opts.Env...)
+	s.Cmd.Env = append(append(os.Environ(), markVar), opts.Env...)
 	s.Cmd.Stdout = s.out
 	s.Cmd.Stderr = s.out
 	if err := s.Cmd.Start(); err != nil {
@@ -165,18 +184,8 @@ func Start(t testing.TB, opts Options) *Supervisor {
 		if t.Failed() {
 			t.Logf("supervisor output:\n%s", s.Output())
 		}
-		testenv.AssertNoLeftovers(t, mark, 10*time.Second)
+		testenv.AssertNoLeftovers(t, s.Mark, 10*time.Second)
 	})
-	if !opts.NoWait {
-		testenv.WaitFor(t, 30*time.Second, "control socket "+sock, func() bool {
-			if s.Exited() {
-				t.Fatalf("supervisor exited early (%v):\n%s", s.exit, s.Output())
-			}
-			_, err := os.Stat(sock)
-			return err == nil
-		})
-	}
-	return s
 }
 
 // Output returns everything the supervisor wrote so far.
