@@ -46,7 +46,9 @@ func FindOrphans(runDir string, logger *slog.Logger) (*Orphans, error) {
 	for name, run := range prev.Apps {
 		if len(o.members(run)) > 0 {
 			o.apps[name] = run
+			continue
 		}
+		removeCgroups(run.Cgroups, time.Second, logger)
 	}
 	if len(o.apps) == 0 {
 		return nil, nil
@@ -233,10 +235,22 @@ func (o *Orphans) Drain(app string, grace time.Duration) error {
 	if left := proc.Terminate(list, grace, 50*time.Millisecond); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("recovery: app %s: processes %v survived SIGKILL", app, left))
 	}
-	for _, c := range run.Cgroups {
-		errs = append(errs, proc.RemoveCgroup(c, grace))
-		// The predecessor's cgroup directory goes with its last app.
-		_ = unix.Rmdir(filepath.Dir(c)) // EBUSY while another app's cgroup remains
+	if err := removeCgroups(run.Cgroups, grace, o.logger); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeCgroups removes a predecessor's app cgroups (killing what is left
+// in them, within limit) and their parent once it is empty.
+func removeCgroups(cgroups []string, limit time.Duration, logger *slog.Logger) error {
+	var errs []error
+	for _, c := range cgroups {
+		errs = append(errs, proc.RemoveCgroup(c, limit))
+		// The predecessor's directory goes with its last app's cgroup.
+		if err := unix.Rmdir(filepath.Dir(c)); err == nil {
+			logger.Debug("recovery: removed the previous supervisor's cgroups", "dir", filepath.Dir(c))
+		}
 	}
 	return errors.Join(errs...)
 }

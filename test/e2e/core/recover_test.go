@@ -64,6 +64,7 @@ func TestRecoverAfterKill9UnderLoad(t *testing.T) {
 	unixLoad := e2e.StartLoad("unix", filepath.Join(first.Dir, "web.sock"), "/", 4)
 	testenv.WaitFor(t, 10*time.Second, "load running", func() bool { return unixLoad.Snapshot().OK > 100 })
 
+	oldCgroups := readRunState(t, filepath.Join(first.Dir, "run", supervise.RunStateFile)).Apps["web"].Cgroups
 	first.Kill9()
 	killed := time.Now()
 	second := e2e.Restart(t, first, e2e.Options{})
@@ -77,9 +78,9 @@ func TestRecoverAfterKill9UnderLoad(t *testing.T) {
 	}
 	sup := second.Cmd.Process.Pid
 	var outside []int
-	testenv.WaitFor(t, 10*time.Second, "no marked process outside the new supervisor's tree", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "no marked process outside the new supervisor's tree, its cgroups removed", func() bool {
 		outside = outsideTree(sup, testenv.Leftovers(second.Mark))
-		return len(outside) == 0
+		return len(outside) == 0 && len(presentPaths(oldCgroups)) == 0
 	})
 	drained := time.Now()
 	h := <-heyDone
@@ -140,6 +141,7 @@ func TestRecoverStaleRunState(t *testing.T) {
 	if strings.Contains(second.Output(), "recovery:") {
 		t.Errorf("a stale record was taken for a predecessor's live apps:\n%s", second.Output())
 	}
+	assertCgroupsGone(t, st.Apps["web"].Cgroups)
 	if !proc.Alive(bystander.Process.Pid) {
 		t.Errorf("the unrelated process %d named by the stale record was killed", bystander.Process.Pid)
 	}
@@ -248,6 +250,28 @@ func sleepers(arg string) []int {
 		}
 		if st, err := readStat(pid); err == nil && st.State != 'Z' {
 			out = append(out, st.PID)
+		}
+	}
+	return out
+}
+
+// assertCgroupsGone fails the test if any of a predecessor's cgroups (or
+// their parent) is still present.
+func assertCgroupsGone(t *testing.T, cgroups []string) {
+	t.Helper()
+	if left := presentPaths(cgroups); len(left) > 0 {
+		t.Errorf("the previous supervisor's cgroups %v are still there", left)
+	}
+}
+
+// presentPaths returns the cgroups and their parents that exist.
+func presentPaths(cgroups []string) []string {
+	var out []string
+	for _, c := range cgroups {
+		for _, p := range []string{c, filepath.Dir(c)} {
+			if _, err := os.Stat(p); err == nil && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
 		}
 	}
 	return out
