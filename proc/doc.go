@@ -12,9 +12,12 @@
 // descendant, including daemons that setsid or double-fork, is counted and
 // ended with the cgroup (cgroup.kill, or SIGKILL to each member on kernels
 // before 5.14). Without cgroup access an app's processes are its main
-// process's tree and process group; a daemon that leaves both re-parents to
-// the supervisor (child subreaper, or PID 1) and is ended when the
-// supervisor stops, not when the app does.
+// process's tree and process group, plus the daemons that left both: they
+// re-parent to the supervisor (child subreaper, or PID 1), and the app they
+// belong to is read from their environment (HasEnv: the supervise package
+// marks each process it starts for an app without a cgroup). A daemon whose
+// parent still lives, or that replaced its environment, escapes that; the
+// supervisor's own stop still ends every child it has.
 //
 // Processes the supervisor did not start (a dead predecessor's orphans) are
 // found through /proc and their cgroups, their sockets copied with

@@ -81,3 +81,14 @@ func (t *Tree) PIDs() []int {
 	slices.Sort(out)
 	return out
 }
+
+// HasEnv reports whether pid's environment as it started (its
+// /proc/PID/environ) holds the entry kv ("NAME=value"); false when it
+// cannot be read.
+func HasEnv(pid int, kv string) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+	if err != nil {
+		return false
+	}
+	return slices.Contains(strings.Split(string(b), "\x00"), kv)
+}

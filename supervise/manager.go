@@ -268,7 +268,7 @@ func (m *Manager) StopApp(ctx context.Context, name string) error {
 		return err
 	}
 	err = a.send(ctx, stopMsg{newCall()})
-	m.killCgroup(name)
+	m.endStrays(name)
 	return err
 }
 
@@ -386,7 +386,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 		if err := a.send(ctx, stopMsg{newCall()}); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", a.cfg.Name, err))
 		}
-		m.killCgroup(a.cfg.Name)
+		m.endStrays(a.cfg.Name)
 	}
 	m.cancel()
 	for _, a := range m.order {

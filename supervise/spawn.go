@@ -114,6 +114,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		return nil, err
 	}
 	spec.Cgroup = m.cgroupFD(app.Name)
+	m.markApp(app.Name, &spec)
 	pid, exitCh, out, err := m.forkCaptured(app.Name, id, spec)
 	if err != nil {
 		return nil, err

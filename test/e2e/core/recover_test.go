@@ -165,23 +165,48 @@ command = ["/bin/sh", "-c", "setsid sleep 100002 & sleep 2; exit 0"]
 backoff_initial = "100ms"
 `
 
+// readOnlyCgroups runs the supervisor in a mount namespace where every
+// cgroup2 mount is read-only: it cannot create cgroups there.
+var readOnlyCgroups = []string{"unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+	`for m in $(awk '{for (i = 7; i < NF; i++) if ($i == "-") { if ($(i+1) == "cgroup2") print $5; break }}' /proc/self/mountinfo); do mount -o remount,bind,ro "$m" || exit 1; done; exec "$@"`, "sh"}
+
 // TestStopKillsDetachedDaemons: `supctl stop` ends every process the app
-// started, daemons that called setsid included (they stay in the app's
-// cgroup), and status counts them meanwhile.
+// started, daemons that called setsid included, and status counts them
+// meanwhile: through the app's cgroup, and without cgroup access (a
+// read-only cgroup mount) through the supervisor's child subreaper and the
+// app's mark in their environment.
 func TestStopKillsDetachedDaemons(t *testing.T) {
-	if _, err := proc.OwnCgroup(); err != nil {
-		t.Skipf("no cgroup v2 here (%v): detached daemons are ended at the supervisor's exit only", err)
+	for _, tc := range []struct {
+		name, log string
+		wrap      []string
+	}{
+		{"cgroup", "", nil},
+		{"subreaper", "apps run without cgroups", readOnlyCgroups},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := proc.OwnCgroup(); err != nil && tc.wrap == nil {
+				t.Skipf("no cgroup v2 here: %v", err)
+			}
+			s := e2e.Start(t, e2e.Options{Config: detachConfig, Wrap: tc.wrap})
+			if !strings.Contains(s.Output(), tc.log) {
+				t.Fatalf("supervisor output lacks %q:\n%s", tc.log, s.Output())
+			}
+			stopDetached(t, s)
+		})
 	}
-	s := e2e.Start(t, e2e.Options{Config: detachConfig})
+}
+
+// stopDetached waits until the detach app left daemons behind, checks
+// status counts them, stops the app and waits until none is left.
+func stopDetached(t *testing.T, s *e2e.Supervisor) {
+	t.Helper()
 	var st control.AppStatus
-	testenv.WaitFor(t, 30*time.Second, "two restarts", func() bool {
+	var daemons []int
+	testenv.WaitFor(t, 30*time.Second, "two restarts, two detached sleeps", func() bool {
 		st = s.App("detach")
-		return st.Restarts >= 2 && st.State == control.StateRunning
+		daemons = sleepers("100002")
+		return st.Restarts >= 2 && st.State == control.StateRunning && len(daemons) >= 2
 	})
-	daemons := sleepers("100002")
-	if len(daemons) < 2 {
-		t.Fatalf("detached sleeps %v after %d restarts, want >= 2", daemons, st.Restarts)
-	}
 	if st = s.App("detach"); st.Processes < len(daemons) {
 		t.Errorf("status counts %d processes, want >= %d (the detached sleeps)", st.Processes, len(daemons))
 	}
@@ -189,7 +214,7 @@ func TestStopKillsDetachedDaemons(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("supctl stop: exit %d: %s", code, out)
 	}
-	testenv.WaitFor(t, 5*time.Second, "no sleep 100002 left", func() bool { return len(sleepers("100002")) == 0 })
+	testenv.WaitFor(t, 10*time.Second, "no sleep 100002 left", func() bool { return len(sleepers("100002")) == 0 })
 	t.Logf("after %d restarts, %d detached sleeps (status counted %d processes); none left after supctl stop", st.Restarts, len(daemons), st.Processes)
 }
 
