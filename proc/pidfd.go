@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,7 +18,9 @@ import (
 // user without Yama restrictions). want gets a CLOEXEC copy it may inspect;
 // the copies it rejects are closed. Each socket is offered once, however
 // many of pid's descriptors refer to it. The returned descriptors are
-// CLOEXEC; pid keeps its own.
+// CLOEXEC; pid keeps its own. A descriptor closed meanwhile is skipped; on
+// any other pidfd_getfd failure (no ptrace rights, an old kernel) it
+// returns the descriptors kept so far with the error.
 func TakeSockets(pid int, want func(fd int) bool) ([]int, error) {
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
@@ -42,9 +45,11 @@ func TakeSockets(pid int, want func(fd int) bool) ([]int, error) {
 			continue
 		}
 		fd, err := unix.PidfdGetfd(pidfd, n, 0)
+		if errors.Is(err, unix.EBADF) {
+			continue // closed since the listing
+		}
 		if err != nil {
-			closeAll(out)
-			return nil, fmt.Errorf("pidfd_getfd %d of process %d: %w", n, pid, err)
+			return out, fmt.Errorf("pidfd_getfd %d of process %d: %w", n, pid, err)
 		}
 		if want(fd) {
 			out = append(out, fd)
@@ -53,12 +58,6 @@ func TakeSockets(pid int, want func(fd int) bool) ([]int, error) {
 		unix.Close(fd)
 	}
 	return out, nil
-}
-
-func closeAll(fds []int) {
-	for _, fd := range fds {
-		unix.Close(fd)
-	}
 }
 
 // StartTime returns pid's start time in clock ticks since boot (field 22

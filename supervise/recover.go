@@ -134,7 +134,8 @@ func (o *Orphans) takeApp(app *config.App, run AppRun) ([]*Socket, error) {
 	}
 	found := map[string]int{}
 	for _, pid := range o.members(run) {
-		fds, err := proc.TakeSockets(pid, func(fd int) bool {
+		// The descriptors taken are those the filter kept: found has them.
+		_, err := proc.TakeSockets(pid, func(fd int) bool {
 			name, err := listen.BoundName(fd)
 			_, wanted := want[name]
 			_, dup := found[name]
@@ -148,7 +149,6 @@ func (o *Orphans) takeApp(app *config.App, run AppRun) ([]*Socket, error) {
 		if err != nil {
 			o.logger.Debug("recovery: descriptors of an orphan", "pid", pid, "err", err)
 		}
-		_ = fds // every descriptor taken is in found
 		if len(found) == len(want) {
 			break
 		}
