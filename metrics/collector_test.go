@@ -428,7 +428,7 @@ func TestMetricsGolden(t *testing.T) {
 }
 
 func TestPromtoolCheckMetrics(t *testing.T) {
-	promtool := promtoolPath(t)
+	promtool := testenv.Promtool(t)
 	m := goldenMetrics(t)
 	body := scrape(t, m.Handler(nil), "/metrics", http.StatusOK)
 	cmd := exec.Command(promtool, "check", "metrics")

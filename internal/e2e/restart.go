@@ -4,33 +4,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-// Restart starts a new supervisor on prev's configuration file, directory
-// and mark (its processes count as prev's for the leftover check), as
-// systemd's Restart= or an operator would after prev died; prev must have
-// exited. It waits until the new one answers on the control socket (a dead
-// predecessor leaves its socket file behind). The test's clean-up stops it
-// like Start's.
+// Restart starts a new supervisor on prev's binary, configuration file,
+// directory and mark (its processes count as prev's for the leftover
+// check), as systemd's Restart= or an operator would after prev died; prev
+// must have exited. Unless opts.NoWait, it waits until the new one accepts
+// on the control socket. Of opts, Env, Wrap, ExtraFiles and NoWait apply.
+// The test's clean-up stops it like Start's.
 func Restart(t testing.TB, prev *Supervisor, opts Options) *Supervisor {
 	t.Helper()
 	if !prev.Exited() {
-		t.Fatalf("e2e.Restart: supervisor %d still runs", prev.Cmd.Process.Pid)
+		t.Fatalf("e2e.Restart: supervisor %d still runs", prev.PID())
 	}
-	s := &Supervisor{t: t, Bin: prev.Bin, Supctl: prev.Supctl, Dir: prev.Dir, Config: prev.Config, Socket: prev.Socket, Mark: prev.Mark}
-	s.launch(opts, testenv.MarkKey+"="+prev.Mark)
-	if opts.NoWait {
-		return s
-	}
-	testenv.WaitFor(t, 30*time.Second, "control socket "+s.Socket+" answering", func() bool {
-		if s.Exited() {
-			t.Fatalf("restarted supervisor exited early (%v):\n%s", s.exit, s.Output())
-		}
-		_, err := s.Client().Status(t.Context(), "")
-		return err == nil
-	})
+	s := &Supervisor{t: t, Bin: prev.Bin, Supctl: prev.Supctl, Dir: prev.Dir, Config: prev.Config, Socket: prev.Socket, Mark: prev.Mark, venv: prev.venv}
+	s.launch(opts)
 	return s
 }
 
@@ -42,6 +30,6 @@ func (s *Supervisor) Kill9() {
 		s.t.Fatalf("kill -9 supervisor: %v", err)
 	}
 	if s.Wait(10*time.Second) == -1 {
-		s.t.Fatalf("supervisor %d did not die within 10 s of SIGKILL", s.Cmd.Process.Pid)
+		s.t.Fatalf("supervisor %d did not die within 10 s of SIGKILL", s.PID())
 	}
 }

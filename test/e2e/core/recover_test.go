@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -247,7 +246,7 @@ func outsideTree(root int, list []int) []int {
 	for _, pid := range list {
 		p := pid
 		for p > 1 && p != root {
-			st, err := readStat(p)
+			st, err := testenv.ReadStat(p)
 			if err != nil {
 				break
 			}
@@ -263,18 +262,9 @@ func outsideTree(root int, list []int) []int {
 // sleepers returns the live `sleep ARG` processes.
 func sleepers(arg string) []int {
 	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || strings.Join(strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), " ") != "sleep "+arg {
-			continue
-		}
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := readStat(pid); err == nil && st.State != 'Z' {
-			out = append(out, st.PID)
+	for _, p := range testenv.Procs() {
+		if cmd, err := testenv.Cmdline(p.PID); err == nil && p.State != 'Z' && cmd == "sleep "+arg {
+			out = append(out, p.PID)
 		}
 	}
 	return out

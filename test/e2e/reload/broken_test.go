@@ -54,7 +54,7 @@ func TestBrokenRelease(t *testing.T) {
 					before := load.Snapshot()
 
 					testenv.PointCurrent(t, w.Current, w.Dirs[1])
-					r := w.ctl("reload", "web")
+					r := w.Ctl("reload", "web")
 					stale := probe(w.Addr, "version=v0\n", 20)
 					tr, bad := w.oneGeneration(2)
 					after := load.Snapshot()
@@ -88,7 +88,7 @@ func TestBrokenRelease(t *testing.T) {
 					// for usr2, where a rollback replaces the serving
 					// generation; a failed swap leaves the old one untouched.)
 					if strategy == "usr2" {
-						r2 := w.ctl("deploy", "web", w.Dirs[2])
+						r2 := w.Ctl("deploy", "web", w.Dirs[2])
 						stale = probe(w.Addr, "version=v2\n", 20)
 						t.Logf("then deploy of a good release: exit %d in %v, %d stale fresh answers", r2.Code, r2.Took.Round(time.Millisecond), len(stale))
 						if r2.Code != 0 || len(stale) != 0 {
@@ -115,7 +115,7 @@ func TestDeployBroken(t *testing.T) {
 	}{{"swap", testenv.ImportError}, {"usr2", testenv.ImportError}, {"usr2", testenv.Health500}} {
 		t.Run(c.strategy+"/"+c.variant.String(), func(t *testing.T) {
 			w := startWeb(t, webOpts{Strategy: c.strategy, Timeout: "15s", Releases: []testenv.Release{{Version: "v0"}, {Version: "v1", Variant: c.variant}}})
-			r := w.ctl("deploy", "web", w.Dirs[1])
+			r := w.Ctl("deploy", "web", w.Dirs[1])
 			link, err := os.Readlink(w.Current)
 			t.Logf("deploy of a %s release (%s): exit %d in %v; current -> %s", c.variant, c.strategy, r.Code, r.Took.Round(time.Millisecond), link)
 			if err != nil || link != w.Dirs[0] {
