@@ -16,7 +16,9 @@ import (
 )
 
 // Cgroups places each app's processes in a cgroup v2 of its own, a child of
-// the supervisor's cgroup: <own cgroup>/gunisup-<supervisor pid>/<app>.
+// the supervisor's cgroup: <own cgroup>/gunisup-<pid>-<pid namespace>/<app>,
+// a name a self-upgrade (same pid) finds again and that supervisors running
+// as PID 1 of different containers do not share.
 // Every process an app starts, however it detaches (setsid, double fork),
 // stays in that cgroup, so counting and ending the app's processes needs no
 // tree walk. No controller is enabled: membership, cgroup.kill and
@@ -43,15 +45,20 @@ type Cgroup struct {
 	fd int
 }
 
-// OpenCgroups creates the directory of this supervisor's app cgroups (see
-// Cgroups), named with prefix and the supervisor's pid, under the cgroup
-// v2 the calling process belongs to.
+// OpenCgroups creates (or, after a self-upgrade, finds) the directory of
+// this supervisor's app cgroups (see Cgroups), named with prefix, under the
+// cgroup v2 the calling process belongs to.
 func OpenCgroups(prefix string) (*Cgroups, error) {
 	own, err := OwnCgroup()
 	if err != nil {
 		return nil, err
 	}
-	root := filepath.Join(own, fmt.Sprintf("%s-%d", prefix, os.Getpid()))
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: pid namespace: %w", err)
+	}
+	ns = strings.TrimSuffix(strings.TrimPrefix(ns, "pid:["), "]")
+	root := filepath.Join(own, fmt.Sprintf("%s-%d-%s", prefix, os.Getpid(), ns))
 	if err := os.Mkdir(root, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("cgroup: create %s: %w", root, err)
 	}
