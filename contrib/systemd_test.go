@@ -18,7 +18,7 @@ const unitDir = "systemd"
 
 // maxExposure is the highest `systemd-analyze security` exposure the example
 // service may reach (2.8 when written); raise it only with a reason in README.md.
-const maxExposure = 3.0
+const maxExposure = 3.1
 
 // installUnits copies the example units into a temporary directory, with
 // ExecStart pointed at a real executable there (verify checks that the
@@ -87,17 +87,19 @@ func TestContribUnitsSettings(t *testing.T) {
 		want map[string]string
 	}{
 		{"gunisup.service", map[string]string{
-			"Type":                 "notify",
-			"NotifyAccess":         "main",
-			"ExecReload":           "/bin/kill -HUP $MAINPID",
-			"KillMode":             "mixed",
-			"TimeoutStopSec":       "45",
-			"WatchdogSec":          "30",
-			"RuntimeDirectory":     "gunisup",
-			"ProtectSystem":        "strict",
-			"NoNewPrivileges":      "yes",
-			"Restart":              "on-failure",
-			"RuntimeDirectoryMode": "0755",
+			"Type":                     "notify",
+			"NotifyAccess":             "main",
+			"ExecReload":               "/bin/kill -HUP $MAINPID",
+			"KillMode":                 "process",
+			"Delegate":                 "yes",
+			"RuntimeDirectoryPreserve": "yes",
+			"TimeoutStopSec":           "45",
+			"WatchdogSec":              "30",
+			"RuntimeDirectory":         "gunisup",
+			"ProtectSystem":            "strict",
+			"NoNewPrivileges":          "yes",
+			"Restart":                  "always",
+			"RuntimeDirectoryMode":     "0755",
 		}},
 		{"web.socket", map[string]string{
 			"ListenStream":       "127.0.0.1:8000",

@@ -143,6 +143,10 @@ type AppStatus struct {
 	MasterPID int `json:"master_pid"`
 	// WorkerPIDs are the live children of the master (Gunicorn workers).
 	WorkerPIDs []int `json:"worker_pids"`
+	// Processes counts the app's processes: those in its cgroup where it
+	// has one (detached daemons included), else the tree rooted at
+	// MasterPID.
+	Processes int `json:"processes"`
 	// Generation counts generations started for this app (1-based).
 	Generation int `json:"generation"`
 	// Release is the resolved working directory of the current generation.

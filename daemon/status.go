@@ -127,7 +127,7 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 	a := control.AppStatus{
 		Name: s.Name, Kind: s.Kind, State: control.AppState(s.State.String()),
 		Healthy: s.Healthy, HealthChecked: s.HealthChecked,
-		MasterPID: s.MasterPID, WorkerPIDs: s.WorkerPIDs, Generation: s.Generation,
+		MasterPID: s.MasterPID, WorkerPIDs: s.WorkerPIDs, Processes: s.Processes, Generation: s.Generation,
 		Release: s.Release, Started: s.Started, Restarts: s.Restarts,
 		NextRestart: s.NextRestart, Backoff: s.Backoff,
 		Reloading: s.Reloading, Reloads: s.Reloads,

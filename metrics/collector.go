@@ -35,7 +35,7 @@ var (
 	descAppFDs = appDesc("app_open_fds",
 		"Open file descriptors summed over the process tree rooted at the master.")
 	descAppProcs = appDesc("app_processes",
-		"Processes in the tree rooted at the master, the master included.")
+		"Processes of the app: those in its cgroup where it has one, else the tree rooted at the master, the master included.")
 	descReloads = appDesc("reloads_total",
 		"Finished reloads by result (ok, rolled_back, failed), 0 for every result from the first scrape; kept across supctl upgrade.", "result")
 	descSteering = appDesc("listener_steering",
@@ -118,7 +118,11 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 				counter(descAppCPU, u.cpuSeconds)
 				gauge(descAppRSS, float64(u.rssBytes))
 				gauge(descAppFDs, float64(u.fds))
-				gauge(descAppProcs, float64(u.processes))
+				procs := u.processes
+				if s.Processes > 0 {
+					procs = s.Processes // the cgroup's count also has processes that left the tree
+				}
+				gauge(descAppProcs, float64(procs))
 			}
 		}
 

@@ -37,6 +37,8 @@ type Options struct {
 	// Restore is the state handed over by the previous image across an
 	// in-place re-exec; its generations are adopted instead of started.
 	Restore *Handover
+	// Cgroups, when not nil, holds one cgroup per app (see proc.Cgroups).
+	Cgroups *proc.Cgroups
 }
 
 // Manager runs every app of one configuration: it holds their sockets and
@@ -80,6 +82,8 @@ type Manager struct {
 	// prober tells the Gunicorn version of each app's virtualenv, probing
 	// once per virtualenv and binary (see gunicorn.Prober).
 	prober *gunicorn.Prober
+	// cgroups are the apps' cgroups (an app without one is missing).
+	cgroups map[string]*proc.Cgroup
 }
 
 // nextGen allocates the next generation number of an app (1-based); safe
@@ -211,6 +215,7 @@ func (m *Manager) openAll(opts Options) error {
 		return err
 	}
 	m.logs = appLogs
+	m.openCgroups(opts.Cgroups)
 	return nil
 }
 
@@ -357,7 +362,9 @@ func (m *Manager) StopApp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return a.send(ctx, stopMsg{newCall()})
+	err = a.send(ctx, stopMsg{newCall()})
+	m.endStrays(name)
+	return err
 }
 
 // RestartApp stops the serving generation and starts a new one at once; the
@@ -422,6 +429,7 @@ func (m *Manager) Snapshots() []AppSnapshot {
 			sort.Ints(kids)
 			s.WorkerPIDs = kids
 		}
+		s.Processes = m.processCount(s.Name, s.MasterPID, tree)
 		m.logReport(&s)
 		out = append(out, s)
 	}
@@ -481,6 +489,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 		if err := results[a.cfg.Name]; err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", a.cfg.Name, err))
 		}
+		m.endStrays(a.cfg.Name)
 	}
 	m.cancel()
 	for _, a := range m.owners() {

@@ -90,6 +90,9 @@ type AppSnapshot struct {
 	MasterPID int `json:"master_pid"`
 	// WorkerPIDs are the live children of the master (Gunicorn workers).
 	WorkerPIDs []int `json:"worker_pids"`
+	// Processes counts the app's processes: its cgroup's where it has one,
+	// else the tree rooted at MasterPID.
+	Processes int `json:"processes"`
 	// Generation counts generations started for this app (1-based).
 	Generation int `json:"generation"`
 	// Release is the resolved working directory of the current generation.

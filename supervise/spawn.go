@@ -113,6 +113,8 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	if err := m.runAs(app, &spec); err != nil {
 		return nil, err
 	}
+	spec.Cgroup = m.cgroupFD(app.Name)
+	m.markApp(app.Name, &spec)
 	pid, exitCh, out, err := m.forkCaptured(app.Name, id, spec)
 	if err != nil {
 		return nil, err

@@ -80,7 +80,7 @@ func Start(t testing.TB, opts Options) *Supervisor {
 	t.Helper()
 	dir := testenv.ShortTempDir(t)
 	s := &Supervisor{t: t, Supctl: buildOnce(t, "supctl", ""), Dir: dir, Config: filepath.Join(dir, "supervisor.toml"),
-		Socket: filepath.Join(dir, "ctl.sock"), venv: testenv.Venv(t), out: &testenv.SyncBuffer{}, done: make(chan struct{})}
+		Socket: filepath.Join(dir, "ctl.sock"), venv: testenv.Venv(t)}
 	if opts.Bin != "" {
 		s.Bin = strings.ReplaceAll(opts.Bin, "@DIR@", dir)
 	} else {
@@ -90,11 +90,22 @@ func Start(t testing.TB, opts Options) *Supervisor {
 		opts.Setup(dir)
 	}
 	s.WriteConfig(opts.Config)
-	key, mark := testenv.MarkEnv(t)
-	s.Mark = mark
+	_, s.Mark = testenv.MarkEnv(t)
+	s.launch(opts)
+	return s
+}
+
+// launch starts s.Bin on s.Config with s.Mark in its environment,
+// registers the clean-up that stops it (TERM, then KILL after 60 s) and
+// checks that no process with the mark is left, and (unless opts.NoWait)
+// waits until the control socket accepts.
+func (s *Supervisor) launch(opts Options) {
+	t := s.t
+	t.Helper()
+	s.out, s.done = &testenv.SyncBuffer{}, make(chan struct{})
 	argv := append(append([]string{}, opts.Wrap...), s.Bin, "-c", s.Config)
 	s.Cmd = exec.Command(argv[0], argv[1:]...)
-	s.Cmd.Env = append(append(hermeticEnv(), key+"="+mark), opts.Env...)
+	s.Cmd.Env = append(append(hermeticEnv(), testenv.MarkKey+"="+s.Mark), opts.Env...)
 	s.Cmd.ExtraFiles = opts.ExtraFiles
 	s.Cmd.Stdout = s.out
 	s.Cmd.Stderr = s.out
@@ -110,15 +121,16 @@ func Start(t testing.TB, opts Options) *Supervisor {
 		if t.Failed() {
 			t.Logf("supervisor output:\n%s", s.Output())
 		}
-		testenv.AssertNoLeftovers(t, mark, 10*time.Second)
+		testenv.AssertNoLeftovers(t, s.Mark, 10*time.Second)
 	})
 	if !opts.NoWait {
 		testenv.WaitFor(t, 30*time.Second, "control socket "+s.Socket, func() bool {
 			if s.Exited() {
 				t.Fatalf("supervisor exited early (%v):\n%s", s.exit, s.Output())
 			}
-			// The socket file exists from bind(2), before listen(2): only a
-			// connection says the control server accepts.
+			// The socket file exists from bind(2), before listen(2), and a
+			// dead predecessor's stays: only a connection says the control
+			// server accepts.
 			c, err := net.Dial("unix", s.Socket)
 			if err != nil {
 				return false
@@ -127,7 +139,6 @@ func Start(t testing.TB, opts Options) *Supervisor {
 			return true
 		})
 	}
-	return s
 }
 
 // hermeticEnv is the test's environment without systemd's protocol

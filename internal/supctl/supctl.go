@@ -195,7 +195,7 @@ func status(ctx context.Context, c *control.Client, args []string, out io.Writer
 // PrintStatus writes the human status table.
 func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tSTATE\tPID\tWORKERS\tUPTIME\tRESTARTS\tLAST EXIT\tGEN\tLISTEN")
+	fmt.Fprintln(tw, "APP\tSTATE\tPID\tWORKERS\tPROCS\tUPTIME\tRESTARTS\tLAST EXIT\tGEN\tLISTEN")
 	for _, a := range apps {
 		state := string(a.State)
 		if a.State == control.StateRunning && a.HealthChecked && !a.Healthy {
@@ -221,7 +221,7 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 			}
 			ls = append(ls, l.Address)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%s\n", a.Name, state, pid, len(a.WorkerPIDs), up, a.Restarts, last, a.Generation, strings.Join(ls, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%d\t%s\n", a.Name, state, pid, len(a.WorkerPIDs), a.Processes, up, a.Restarts, last, a.Generation, strings.Join(ls, ","))
 	}
 	_ = tw.Flush() // writes to a terminal or pipe; nothing to recover
 	for _, a := range apps {
