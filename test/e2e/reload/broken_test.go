@@ -24,7 +24,9 @@ var brokenCases = []struct {
 	// tail must appear in the failed generation's output tail, if set.
 	tail []string
 }{
-	{testenv.ImportError, "20s", map[string][]string{"swap": {"exited: exit 3"}, "usr2": {"exited"}},
+	// Gunicorn 20.1.0's master exits 3 ("Worker failed to boot"), or 1 when
+	// a second worker's boot failure reaches it while it is already halting.
+	{testenv.ImportError, "20s", map[string][]string{"swap": {"exited: exit "}, "usr2": {"exited"}},
 		[]string{"Traceback", "RuntimeError: release v1 fails at import (testenv ImportError)"}},
 	{testenv.Health500, "15s", map[string][]string{"swap": {"checks in a row", "status 500"}, "usr2": {"checks in a row", "status 500"}}, nil},
 	{testenv.HangAtBoot, "10s", map[string][]string{"swap": {"not ready in time"}, "usr2": {"0 of 2 workers booted the app within the reload timeout 10s"}}, nil},
