@@ -1,0 +1,88 @@
+package faults
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/internal/e2e"
+)
+
+// TestChaos repeats the chaos row CHAOS_RUNS times for CHAOS_SECONDS each
+// (make chaos); without CHAOS_RUNS it is skipped (the table runs it once
+// for 30 s).
+func TestChaos(t *testing.T) {
+	runs, err := strconv.Atoi(os.Getenv("CHAOS_RUNS"))
+	if err != nil || runs < 1 {
+		t.Skip("set CHAOS_RUNS (and CHAOS_SECONDS, default 60) to run; make chaos")
+	}
+	secs := 60
+	if s := os.Getenv("CHAOS_SECONDS"); s != "" {
+		if secs, err = strconv.Atoi(s); err != nil {
+			t.Fatalf("CHAOS_SECONDS=%q: %v", s, err)
+		}
+	}
+	for i := 1; i <= runs; i++ {
+		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) {
+			chaos(t, int64(i), time.Duration(secs)*time.Second)
+		})
+	}
+}
+
+// chaosOps are the supctl verbs chaos picks from.
+var chaosOps = []string{"restart", "stop", "start", "reload", "reload"}
+
+// chaos runs two apps under load while two actors send random verbs to
+// random apps for d; it then leaves the apps as the verbs left them, waits
+// for every app to settle in running or stopped, and checks that each running app has exactly one
+// tracked Gunicorn master (its status master) and that no Gunicorn of the
+// test runs outside the supervisor's tree.
+func chaos(t *testing.T, seed int64, d time.Duration) {
+	f := start(t, opts{Apps: []string{"web", "api"}})
+	loads := []*e2e.Loader{e2e.StartLoad("tcp", f.Addr("web"), "/", 4), e2e.StartLoad("tcp", f.Addr("api"), "/", 4)}
+	var mu sync.Mutex
+	counts := map[string]int{}
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for actor := 0; actor < 2; actor++ {
+		rng := rand.New(rand.NewSource(seed*100 + int64(actor)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				op, app := chaosOps[rng.Intn(len(chaosOps))], f.apps[rng.Intn(len(f.apps))]
+				a, err := f.SupctlAsync(op, app)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				code, _ := a.Wait(90 * time.Second)
+				mu.Lock()
+				counts[fmt.Sprintf("%s=%d", op, code)]++
+				mu.Unlock()
+				if code != 0 && code != 1 {
+					t.Errorf("supctl %s %s: exit %d: %s", op, app, code, a.Output())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, l := range loads {
+		t.Logf("%s load (failures expected while stopped): %s", f.apps[i], l.Stop())
+	}
+	t.Logf("seed %d, %v: supctl exits by verb %v", seed, d, counts)
+	f.assertTracked()
+	st, err := f.statusJSON()
+	if err == nil {
+		var states []string
+		for _, a := range st.Apps {
+			states = append(states, fmt.Sprintf("%s %s master %d generation %d restarts %d", a.Name, a.State, a.MasterPID, a.Generation, a.Restarts))
+		}
+		t.Logf("end: %s", strings.Join(states, "; "))
+	}
+}
