@@ -38,15 +38,17 @@ func TestChaos(t *testing.T) {
 var chaosOps = []string{"restart", "stop", "start", "reload", "reload"}
 
 // chaos runs two apps under load while two actors send random verbs to
-// random apps for d; it then leaves the apps as the verbs left them, waits
-// for every app to settle in running or stopped, and checks that each running app has exactly one
-// tracked Gunicorn master (its status master) and that no Gunicorn of the
-// test runs outside the supervisor's tree.
+// random apps for d. With the apps as the verbs left them, it waits for
+// each to settle in running or stopped and checks that each running app has
+// exactly one tracked Gunicorn master (its status master), a stopped one
+// none, and that no Gunicorn of the test runs outside the supervisor's tree;
+// then it starts every app and checks again.
 func chaos(t *testing.T, seed int64, d time.Duration) {
 	f := start(t, opts{Apps: []string{"web", "api"}})
 	loads := []*e2e.Loader{e2e.StartLoad("tcp", f.Addr("web"), "/", 4), e2e.StartLoad("tcp", f.Addr("api"), "/", 4)}
 	var mu sync.Mutex
 	counts := map[string]int{}
+	slowest := map[string]time.Duration{}
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for actor := 0; actor < 2; actor++ {
@@ -61,9 +63,10 @@ func chaos(t *testing.T, seed int64, d time.Duration) {
 					t.Error(err)
 					return
 				}
-				code, _ := a.Wait(90 * time.Second)
+				code, took := a.Wait(90 * time.Second)
 				mu.Lock()
 				counts[fmt.Sprintf("%s=%d", op, code)]++
+				slowest[op] = max(slowest[op], took.Round(time.Millisecond))
 				mu.Unlock()
 				if code != 0 && code != 1 {
 					t.Errorf("supctl %s %s: exit %d: %s", op, app, code, a.Output())
@@ -72,17 +75,31 @@ func chaos(t *testing.T, seed int64, d time.Duration) {
 		}()
 	}
 	wg.Wait()
+	f.assertTracked()
+	t.Logf("seed %d, %v: supctl exits by verb %v; slowest run by verb %v", seed, d, counts, slowest)
+	t.Logf("end: %s", f.summary())
+	// Start the apps the verbs left stopped: the connections their held
+	// sockets queued meanwhile are then answered, and the loads can end.
+	for _, app := range f.apps {
+		if out, code := f.SupctlRun("start", app); code != 0 && !strings.Contains(out, "already") {
+			t.Errorf("supctl start %s: exit %d: %s", app, code, out)
+		}
+	}
 	for i, l := range loads {
 		t.Logf("%s load (failures expected while stopped): %s", f.apps[i], l.Stop())
 	}
-	t.Logf("seed %d, %v: supctl exits by verb %v", seed, d, counts)
 	f.assertTracked()
+}
+
+// summary is one line per app of `supctl status --json`.
+func (f *fx) summary() string {
 	st, err := f.statusJSON()
-	if err == nil {
-		var states []string
-		for _, a := range st.Apps {
-			states = append(states, fmt.Sprintf("%s %s master %d generation %d restarts %d", a.Name, a.State, a.MasterPID, a.Generation, a.Restarts))
-		}
-		t.Logf("end: %s", strings.Join(states, "; "))
+	if err != nil {
+		return err.Error()
 	}
+	var states []string
+	for _, a := range st.Apps {
+		states = append(states, fmt.Sprintf("%s %s master %d generation %d restarts %d", a.Name, a.State, a.MasterPID, a.Generation, a.Restarts))
+	}
+	return strings.Join(states, "; ")
 }

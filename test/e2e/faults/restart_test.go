@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"net"
 	"slices"
 	"strings"
 	"syscall"
@@ -19,7 +20,9 @@ import (
 // recovery exits at start with "address already in use" (the orphans hold
 // the port): the row then kills the orphans and skips.
 func killSupervisor(t *testing.T) {
-	f := start(t, opts{})
+	// A fixed port, so that the supervisor started again binds the same
+	// address as its orphans (port 0 would give it a fresh one).
+	f := start(t, opts{Listen: "tcp://" + freeAddr(t)})
 	old := f.App("web")
 	l := f.load("web")
 	if err := f.Cmd.Process.Kill(); err != nil {
@@ -64,4 +67,20 @@ func killSupervisor(t *testing.T) {
 		t.Errorf("%d refused connections", res.Refused)
 	}
 	f2.assertTracked()
+}
+
+// freeAddr returns a 127.0.0.1 address whose port was free a moment ago (it
+// may be taken again before the supervisor binds it; the row then fails at
+// start, loudly).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
