@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/gunisup/supervisor/daemon.Version=$(VERSION) -X github.com/gunisup/supervisor/internal/supctl.Version=$(VERSION)
 DEMO := $(CURDIR)/.demo
 
-.PHONY: build demo test test-short vet bench fuzz clean man install deb
+.PHONY: build demo test test-short vet bench fuzz soak chaos clean man install deb
 
 # Installation directories (`make install PREFIX=/usr DESTDIR=/tmp/root`).
 # The unit names /etc/gunisup/gunisup.toml whatever the prefix.
@@ -95,6 +95,19 @@ deb:
 FUZZTIME ?= 60s
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+# The soak of the fault table's package (not in CI, about 20 minutes):
+# SOAK_RELOADS deploys under load; prints failed requests and the
+# supervisor's RSS, open fds and goroutines at start and end.
+SOAK_RELOADS ?= 1000
+soak:
+	SOAK_RELOADS=$(SOAK_RELOADS) go test -tags soak -count=1 -v -timeout 90m -run 'TestSoak$$' ./test/e2e/faults/
+
+# The chaos row of the fault table CHAOS_RUNS times in a row, CHAOS_SECONDS each.
+CHAOS_RUNS ?= 10
+CHAOS_SECONDS ?= 60
+chaos:
+	CHAOS_RUNS=$(CHAOS_RUNS) CHAOS_SECONDS=$(CHAOS_SECONDS) go test -race -count=1 -v -timeout 120m -run 'TestChaos$$' ./test/e2e/faults/
 
 clean:
 	rm -rf bin dist $(DEMO)
