@@ -15,7 +15,8 @@ import (
 
 // TestChaos repeats the chaos row CHAOS_RUNS times for CHAOS_SECONDS each
 // (make chaos); without CHAOS_RUNS it is skipped (the table runs it once
-// for 30 s).
+// for 30 s). Each run's random verbs come from a seed it logs; CHAOS_SEED
+// replays one.
 func TestChaos(t *testing.T) {
 	runs, err := strconv.Atoi(os.Getenv("CHAOS_RUNS"))
 	if err != nil || runs < 1 {
@@ -29,9 +30,23 @@ func TestChaos(t *testing.T) {
 	}
 	for i := 1; i <= runs; i++ {
 		t.Run(fmt.Sprintf("run%d", i), func(t *testing.T) {
-			chaos(t, int64(i), time.Duration(secs)*time.Second)
+			chaos(t, chaosSeed(t), time.Duration(secs)*time.Second)
 		})
 	}
+}
+
+// chaosSeed is CHAOS_SEED when set, else a seed from the clock.
+func chaosSeed(t *testing.T) int64 {
+	t.Helper()
+	s := os.Getenv("CHAOS_SEED")
+	if s == "" {
+		return time.Now().UnixNano()
+	}
+	seed, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("CHAOS_SEED=%q: %v", s, err)
+	}
+	return seed
 }
 
 // chaosOps are the supctl verbs chaos picks from.

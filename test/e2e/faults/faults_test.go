@@ -38,7 +38,7 @@ func TestFaults(t *testing.T) {
 		{"config_deleted_before_reload", "the config file is deleted: reload works from the configuration in memory; 0 failed", configDeleted},
 		{"reload_x50_at_once", "50 reloads at once: one runs, 49 are answered busy, one generation left, no fd leak", reloads50},
 		{"sigterm_mid_reload", "SIGTERM while a reload waits for its new generation: exit 0, the reload reports failure, no process left", termMidReload},
-		{"chaos_30s", "restart, stop, start and reload at random for 30 s: one tracked generation per running app, no untracked Gunicorn", func(t *testing.T) { chaos(t, 1, 30*time.Second) }},
+		{"chaos_30s", "restart, stop, start and reload at random for 30 s: one tracked generation per running app, no untracked Gunicorn", func(t *testing.T) { chaos(t, chaosSeed(t), 30*time.Second) }},
 		{"kill9_supervisor_restart", "the supervisor is killed and started again: 0 refused connections, no Gunicorn outside its tree 10 s later", killSupervisor},
 	}
 	for _, r := range rows {
