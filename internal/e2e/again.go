@@ -20,17 +20,7 @@ func StartAgain(t testing.TB, prev *Supervisor) *Supervisor {
 	t.Helper()
 	s := &Supervisor{t: t, Bin: prev.Bin, Supctl: prev.Supctl, Dir: prev.Dir, Config: prev.Config, Socket: prev.Socket,
 		Mark: prev.Mark, out: &syncBuffer{}, done: make(chan struct{})}
-	s.Cmd = exec.Command(s.Bin, "-c", s.Config)
-	s.Cmd.Env = append(os.Environ(), testenv.MarkKey+"="+s.Mark)
-	s.Cmd.Stdout = s.out
-	s.Cmd.Stderr = s.out
-	if err := s.Cmd.Start(); err != nil {
-		t.Fatalf("start supervisor again: %v", err)
-	}
-	go func() {
-		s.exit = s.Cmd.Wait()
-		close(s.done)
-	}()
+	s.launch([]string{s.Bin, "-c", s.Config}, []string{testenv.MarkKey + "=" + s.Mark})
 	t.Cleanup(func() {
 		s.Stop(syscall.SIGTERM, 60*time.Second)
 		if t.Failed() {
@@ -62,4 +52,22 @@ func (s *Supervisor) Ready(timeout time.Duration) bool {
 		}
 	}
 	return false
+}
+
+// launch starts argv with the test's environment plus env, its output into
+// s's buffer, and a goroutine that waits for its exit and closes s.done. It
+// fails the test when the process cannot start.
+func (s *Supervisor) launch(argv, env []string) {
+	s.t.Helper()
+	s.Cmd = exec.Command(argv[0], argv[1:]...)
+	s.Cmd.Env = append(os.Environ(), env...)
+	s.Cmd.Stdout = s.out
+	s.Cmd.Stderr = s.out
+	if err := s.Cmd.Start(); err != nil {
+		s.t.Fatalf("start supervisor %v: %v", argv, err)
+	}
+	go func() {
+		s.exit = s.Cmd.Wait()
+		close(s.done)
+	}()
 }

@@ -149,17 +149,7 @@ func Start(t testing.TB, opts Options) *Supervisor {
 	key, mark := testenv.MarkEnv(t)
 	s := &Supervisor{t: t, Bin: sup, Supctl: ctl, Dir: dir, Config: cfg, Socket: sock, Mark: mark, out: &syncBuffer{}, done: make(chan struct{})}
 	argv := append(append([]string{}, opts.Wrap...), sup, "-c", cfg)
-	s.Cmd = exec.Command(argv[0], argv[1:]...)
-	s.Cmd.Env = append(append(os.Environ(), key+"="+mark), opts.Env...)
-	s.Cmd.Stdout = s.out
-	s.Cmd.Stderr = s.out
-	if err := s.Cmd.Start(); err != nil {
-		t.Fatalf("start supervisor: %v", err)
-	}
-	go func() {
-		s.exit = s.Cmd.Wait()
-		close(s.done)
-	}()
+	s.launch(argv, append([]string{key + "=" + mark}, opts.Env...))
 	t.Cleanup(func() {
 		s.Stop(syscall.SIGTERM, 60*time.Second)
 		if t.Failed() {

@@ -265,46 +265,10 @@ func probe(addr, want string, n int) []string {
 }
 
 // proc is one line of the process table.
-type proc struct {
-	PID, PPID int
-	State     byte
-	Cmd       string
-}
+type proc = e2e.Proc
 
-// procTable reads every process of /proc (processes that vanish meanwhile
-// are skipped).
-func procTable() map[int]proc {
-	out := map[int]proc{}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return out
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) {
-			continue
-		}
-		f := bytes.Fields(b[i+2:])
-		if len(f) < 2 {
-			continue
-		}
-		ppid, err := strconv.Atoi(string(f[1]))
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline") // empty for zombies
-		out[pid] = proc{PID: pid, PPID: ppid, State: f[0][0], Cmd: string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '}))}
-	}
-	return out
-}
+// procTable reads every process of /proc.
+func procTable() map[int]proc { return e2e.ProcTable() }
 
 // tree is the supervisor's process tree at one instant.
 type tree struct {
