@@ -77,17 +77,20 @@ func prlimitNofile(t *testing.T, pid int, soft string) string {
 	return prev
 }
 
-func rlimitSwap(t *testing.T) {
+// rlimitSwap runs a swap with the supervisor's soft RLIMIT_NOFILE set to
+// limit(fds it has open), then restores the limit and swaps again.
+func rlimitSwap(t *testing.T, limit func(fds int) int) {
 	f := start(t, opts{})
 	pid := f.Cmd.Process.Pid
 	fds0 := f.fds()
 	l := f.load("web")
-	prev := prlimitNofile(t, pid, "64")
+	lim := limit(fds0)
+	prev := prlimitNofile(t, pid, strconv.Itoa(lim))
 	r := f.deploy("web", f.release("web", "v1", false))
-	code, took := r.Wait(90 * time.Second)
+	code, took := r.Wait(60 * time.Second)
 	mid := f.fds()
 	prlimitNofile(t, pid, prev)
-	t.Logf("swap under RLIMIT_NOFILE 64 (supervisor had %d fds): exit %d in %v, %d fds after:\n%s", fds0, code, took.Round(time.Millisecond), mid, r.Output())
+	t.Logf("swap under RLIMIT_NOFILE %d (supervisor had %d fds): exit %d in %v, %d fds after:\n%s", lim, fds0, code, took.Round(time.Millisecond), mid, r.Output())
 	if code != 0 && code != 1 {
 		t.Errorf("deploy exit %d; want 0 (done) or 1 (failed cleanly)", code)
 	}
