@@ -68,9 +68,6 @@ type fx struct {
 	*e2e.Supervisor
 	t    *testing.T
 	apps []string
-	// first is the supervisor process the row started first (a row that
-	// kills it starts another on the same file).
-	first *e2e.Supervisor
 }
 
 // start writes a release v0 per app, starts the supervisor and (unless
@@ -107,7 +104,6 @@ func start(t *testing.T, o opts) *fx {
 			o.Setup(dir)
 		}
 	}})
-	f.first = f.Supervisor
 	if o.NoWait {
 		return f
 	}

@@ -42,7 +42,7 @@ func killSupervisor(t *testing.T) {
 		}
 		t.Fatalf("the supervisor started again does not answer:\n%s", out)
 	}
-	f2 := &fx{Supervisor: g, t: t, apps: f.apps, first: f.Supervisor}
+	f2 := &fx{Supervisor: g, t: t, apps: f.apps}
 	after := f2.WaitState("web", control.StateRunning, 60*time.Second)
 	t.Logf("started again: web running as master %d (was %d) %v after the kill", after.MasterPID, old.MasterPID, time.Since(killed).Round(time.Millisecond))
 	more(t, l, 300)
