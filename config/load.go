@@ -109,9 +109,12 @@ func Parse(path string, data []byte) (*Config, error) {
 	cfg := &Config{Path: abs}
 	root := p.table(nil, doc)
 	cfg.Supervisor = p.supervisor(root.sub("supervisor"))
-	cfg.Apps = p.apps(root, md.Keys())
+	cfg.Apps = expandInstances(p.apps(root, md.Keys()))
+	cfg.Groups = p.groups(root.sub("group"))
+	expandGroups(cfg.Groups, cfg.Apps)
 	root.finish()
 	p.crossChecks(cfg)
+	p.orderChecks(cfg)
 	if err := p.errs.err(); err != nil {
 		return nil, err
 	}
@@ -239,6 +242,9 @@ func (p *parser) app(name string, t *table) *App {
 	p.limits(t, a)
 	p.environment(t, a)
 	restartPolicy(t, a)
+	lifecycle(t, a)
+	instances(t, a)
+	appSteering(t, a)
 	a.Reload = p.reload(t.sub("reload"), process)
 	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
 	a.Log = appLog(t)
@@ -502,8 +508,6 @@ func (p *parser) environment(t *table, a *App) {
 				t.p.errf(join(t.key("env"), []string{k}), "invalid variable name %q", k)
 			} else if strings.ContainsRune(a.Env[k], 0) {
 				t.p.errf(join(t.key("env"), []string{k}), "value contains a NUL byte")
-			} else if err := checkEnvTemplate(a.Env[k]); err != nil {
-				t.p.errf(join(t.key("env"), []string{k}), "%v", err)
 			}
 		}
 	}
@@ -524,6 +528,9 @@ func (p *parser) environment(t *table, a *App) {
 
 func (p *parser) reload(t *table, process bool) Reload {
 	r := Reload{Strategy: StrategySwap, Timeout: DefaultReloadTimeout}
+	if process {
+		r.Strategy = StrategyRestart
+	}
 	if t == nil {
 		return r
 	}
@@ -532,9 +539,13 @@ func (p *parser) reload(t *table, process bool) Reload {
 		st, ok := ParseStrategy(s)
 		switch {
 		case !ok:
-			t.errf("strategy", "unknown strategy %q (want \"swap\" or \"usr2\")", s)
+			t.errf("strategy", "unknown strategy %q (want \"swap\", \"usr2\", \"restart\" or \"overlap\")", s)
 		case st == StrategyUSR2 && process:
 			t.errf("strategy", "\"usr2\" is only valid for kind \"gunicorn\"")
+		case st == StrategyOverlap && !process:
+			t.errf("strategy", "\"overlap\" is only valid for kind \"process\" (a gunicorn app overlaps generations with \"swap\")")
+		case st == StrategySwap && process:
+			r.Strategy = StrategyOverlap // a process's swap is an overlap
 		default:
 			r.Strategy = st
 		}

@@ -17,6 +17,8 @@ type Config struct {
 	// Apps in the order their tables appear in the file: apps start in this
 	// order and stop in the reverse order.
 	Apps []*App
+	// Groups are the [group.NAME] tables, sorted by name.
+	Groups []Group
 }
 
 // App returns the app named name, or nil.
@@ -140,6 +142,23 @@ type App struct {
 	Limits Limits
 
 	Restart RestartPolicy
+	// Required: the app counts for readiness (READY=1, /readyz). Default true.
+	Required bool
+	// Autostart: the app starts with the supervisor. Default true.
+	Autostart bool
+	// Instances is the `instances` key (process apps): Parse replaces an app
+	// with N > 1 by N apps named NAME:0..NAME:N-1.
+	Instances int
+	// InstanceOf is the [app.NAME] an instance came from ("" for an app
+	// without instances); Instance is its number.
+	InstanceOf string
+	Instance   int
+	// After names apps that start before this one and stop after it.
+	After []string
+	// Requires names apps this one needs; they order starts and stops as
+	// After does.
+	Requires []string
+
 	// StopSignal is sent first on stop (default SIGTERM); KILL after StopTimeout.
 	StopSignal  os.Signal
 	StopTimeout time.Duration
@@ -149,6 +168,8 @@ type App struct {
 	Backoff Backoff
 	Reload  Reload
 	Health  Health
+	// Steering is how new connections reach the app's generations.
+	Steering Steering
 	// Log is where the app's output goes.
 	Log AppLog
 
@@ -179,6 +200,14 @@ const (
 	StrategySwap Strategy = iota
 	// StrategyUSR2 uses Gunicorn's own USR2 re-exec, then TERM to the old master.
 	StrategyUSR2
+	// StrategyRestart stops the old generation, then starts and checks a new
+	// one: never two at once (singletons such as celery beat), at the price
+	// of a gap. The default for kind "process".
+	StrategyRestart
+	// StrategyOverlap runs a process app's new generation beside the old one
+	// until it passes its checks, then stops the old one (swap, for a
+	// process). Opt-in for kind "process" only.
+	StrategyOverlap
 )
 
 func (s Strategy) String() string {
@@ -187,17 +216,26 @@ func (s Strategy) String() string {
 		return "swap"
 	case StrategyUSR2:
 		return "usr2"
+	case StrategyRestart:
+		return "restart"
+	case StrategyOverlap:
+		return "overlap"
 	}
 	return "unknown"
 }
 
-// ParseStrategy maps "swap" and "usr2" to a Strategy.
+// ParseStrategy maps "swap", "usr2", "restart" and "overlap" to a Strategy;
+// "" is swap. The second result is false for any other word.
 func ParseStrategy(s string) (Strategy, bool) {
 	switch s {
 	case "swap", "":
 		return StrategySwap, true
 	case "usr2":
 		return StrategyUSR2, true
+	case "restart":
+		return StrategyRestart, true
+	case "overlap":
+		return StrategyOverlap, true
 	}
 	return StrategySwap, false
 }

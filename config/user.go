@@ -244,18 +244,9 @@ func (t *table) octal(name string, dst *os.FileMode) bool {
 
 // Env template references an env value may hold.
 const (
-	tmplApp      = "{app}"
-	tmplRelease  = "{release}"
-	tmplInstance = "{instance}"
+	tmplApp     = "{app}"
+	tmplRelease = "{release}"
 )
-
-// checkEnvTemplate rejects the reserved {instance} reference.
-func checkEnvTemplate(v string) error {
-	if strings.Contains(v, tmplInstance) {
-		return fmt.Errorf("%s is reserved and not yet supported (use %s or %s)", tmplInstance, tmplApp, tmplRelease)
-	}
-	return nil
-}
 
 // ExpandEnv returns value with {app} replaced by app and {release} by the
 // generation's resolved release directory; other text, braces included,

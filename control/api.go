@@ -27,10 +27,13 @@ const DefaultSocket = defaults.ControlSocket
 //	POST /v1/upgrade           re-exec the supervisor binary -> Event stream
 //	GET  /v1/apps/{app}/logs[?n=N&stderr=true&follow=true] -> LogLine stream (NDJSON)
 //	POST /v1/apps/{app}/logs/reopen              -> OKResponse
+//	POST /v1/act/start|stop|restart?target=T...  apps, all, group:NAME -> BulkResponse
+//	GET  /v1/reread            what an update would do      -> RereadResponse
+//	POST /v1/update[?app=A...] apply the configuration file -> Event stream
 //	GET  /v1/version                             -> VersionResponse
 //
 // Anything else is 404 (unknown route) or 405 (wrong method).
-var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "logs"}
+var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "logs", "reread", "update"}
 
 // Code is the stable word that classifies an error answer.
 type Code string
@@ -140,6 +143,10 @@ type AppStatus struct {
 	MasterPID int `json:"master_pid"`
 	// WorkerPIDs are the live children of the master (Gunicorn workers).
 	WorkerPIDs []int `json:"worker_pids"`
+	// Processes counts the app's processes: those in its cgroup where it
+	// has one (detached daemons included), else the tree rooted at
+	// MasterPID.
+	Processes int `json:"processes"`
 	// Generation counts generations started for this app (1-based).
 	Generation int `json:"generation"`
 	// Release is the resolved working directory of the current generation.
@@ -161,6 +168,13 @@ type AppStatus struct {
 	// StatsdBridge reports whether the supervisor receives this app's statsd.
 	StatsdBridge bool   `json:"statsd_bridge"`
 	StatsdAddr   string `json:"statsd_addr,omitempty"`
+	// Required: the app counts for readiness (READY=1, /readyz).
+	Required bool `json:"required"`
+	// Wanted: the app is meant to run (not stopped on purpose, nor finished
+	// under its restart policy).
+	Wanted bool `json:"wanted"`
+	// Attempted: the app has been started at least once.
+	Attempted bool `json:"attempted"`
 	// Message is a human explanation of the state (e.g. the last error).
 	Message string `json:"message,omitempty"`
 	// Traceback is the last stderr lines of the generation that exited
@@ -198,6 +212,10 @@ type Listener struct {
 	Network string `json:"network"`
 	// Backlog is the listen(2) backlog.
 	Backlog int `json:"backlog"`
+	// Steering is how new connections reach the app's generations: "bpf"
+	// (each has its own socket; the serving one is chosen by the kernel) or
+	// "shared" (one socket for all).
+	Steering string `json:"steering,omitempty"`
 }
 
 // LastReload is the outcome of an app's last reload.

@@ -120,7 +120,9 @@ type Server struct {
 	Backend  Backend
 	Upgrader Upgrader
 	// Logs serves the logs verb (optional).
-	Logs   Logs
+	Logs Logs
+	// Config serves reread and update (optional).
+	Config Configurer
 	Info   func() SupervisorInfo
 	Logger *slog.Logger
 	// Limits bound connections and their requests (zero fields: DefaultLimits).
@@ -177,6 +179,9 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
 	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
 	mux.HandleFunc("POST /v1/apps/{app}/logs/reopen", s.reopenLogs)
+	mux.HandleFunc("POST /v1/act/{verb}", s.bulk)
+	mux.HandleFunc("GET /v1/reread", s.reread)
+	mux.HandleFunc("POST /v1/update", s.update)
 	lim := s.Limits.withDefaults()
 	srv := &http.Server{
 		Handler:           bounded(jsonErrors(mux), lim.WriteTimeout),
@@ -543,8 +548,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, CodeUnavailable, "self-upgrade is not available in this build")
 		return
 	}
-	st := newStream(w)
-	start := time.Now()
-	out := s.Upgrader.Upgrade(context.WithoutCancel(r.Context()), func(msg string) { st.send(Event{Phase: msg}) })
-	st.send(finalEvent(out, time.Since(start)))
+	streamOutcome(w, func(progress Progress) Outcome {
+		return s.Upgrader.Upgrade(context.WithoutCancel(r.Context()), progress)
+	})
 }

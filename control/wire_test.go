@@ -56,9 +56,9 @@ func TestWireGolden(t *testing.T) {
 		Supervisor: SupervisorInfo{PID: 1, Version: "1.4.0", Started: at, Config: "/etc/supervisor/supervisor.toml", Upgrades: 2, LastUpgrade: "ok: 1.3.0 -> 1.4.0", HTTP: "127.0.0.1:9321"},
 		Apps: []AppStatus{{
 			Name: "web", Kind: "gunicorn", State: StateRunning, Healthy: true, HealthChecked: true,
-			MasterPID: 4242, WorkerPIDs: []int{4243, 4244}, Generation: 3, Release: "/srv/web/releases/42",
+			MasterPID: 4242, WorkerPIDs: []int{4243, 4244}, Processes: 4, Generation: 3, Release: "/srv/web/releases/42",
 			Started: at, Restarts: 1, LastExit: &Exit{Code: -1, Signal: 9, Time: at.Add(-time.Minute)},
-			Listeners:    []Listener{{Address: "tcp://127.0.0.1:8000", Bound: "127.0.0.1:8000", Network: "tcp", Backlog: 2048}},
+			Listeners:    []Listener{{Address: "tcp://127.0.0.1:8000", Bound: "127.0.0.1:8000", Network: "tcp", Backlog: 2048, Steering: "bpf"}},
 			LastReload:   &LastReload{Strategy: "swap", Result: "rolled_back", Reason: "new generation exited: exit 3", Started: at, Duration: 1500 * time.Millisecond},
 			Reloads:      map[string]int{"ok": 4, "rolled_back": 1},
 			StatsdBridge: true, StatsdAddr: "127.0.0.1:40000", LogDropped: 12,

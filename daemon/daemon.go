@@ -136,6 +136,9 @@ type Daemon struct {
 	// httpAddr is the bound metrics address ("" if none); written once
 	// before the control server starts, read by info.
 	httpAddr string
+	// prevRun is a dead predecessor's run state (nil: none), the base of
+	// this supervisor's first one.
+	prevRun *supervise.RunState
 }
 
 // lateSource lets metrics be built before the manager it reads.
@@ -224,7 +227,8 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	if err := d.openBridges(r, met, hand, stateFD); err != nil {
 		return err
 	}
-	m, err := d.newManager(met, hand, stateFD, inherited)
+	cgroups := d.openCgroups(r)
+	m, orphans, err := d.newManager(met, hand, stateFD, inherited, cgroups)
 	if err != nil {
 		return err
 	}
@@ -243,6 +247,7 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	}
 	d.Logger.Info("supervisor starting", "version", Version, "pid", os.Getpid(), "config", d.Config.Path, "apps", len(d.Config.Apps), "pid1", os.Getpid() == 1)
 	m.Start(runCtx)
+	d.startRecovery(r, orphans)
 	return nil
 }
 
@@ -326,12 +331,20 @@ func (d *Daemon) openBridges(r *running, met *metrics.Metrics, hand *upgrade.Sta
 	return nil
 }
 
-// newManager builds the Manager on the held sockets (systemd's, and those
-// of a previous image) and records how a hand-over went.
-func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD int, inherited []sdnotify.Inherited) (*supervise.Manager, error) {
+// newManager builds the Manager on the held sockets (systemd's, those of a
+// previous image, or those a dead predecessor's orphans hold: see
+// recoverSockets, whose orphans it returns) and records how a hand-over
+// went.
+func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD int, inherited []sdnotify.Inherited, cgroups *proc.Cgroups) (*supervise.Manager, *supervise.Orphans, error) {
 	held, err := systemdSockets(d.Config, inherited)
 	if err != nil {
-		return nil, exitcode.New(ExitConfig, err)
+		return nil, nil, exitcode.New(ExitConfig, err)
+	}
+	var orphans *supervise.Orphans
+	if hand == nil {
+		if orphans, err = d.recoverSockets(held); err != nil {
+			return nil, nil, errors.Join(err, closeHeld(held))
+		}
 	}
 	opts := supervise.Options{
 		Logger:   d.Logger,
@@ -344,6 +357,7 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 			return ""
 		},
 		Sockets: held,
+		Cgroups: cgroups,
 	}
 	if hand != nil {
 		opts.Restore = hand.Manager
@@ -351,15 +365,15 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 	m, err := supervise.NewManager(d.Config, d.reaper, opts)
 	if err != nil {
 		if hand != nil {
-			return nil, d.takeoverFailed(hand, stateFD, err)
+			return nil, nil, d.takeoverFailed(hand, stateFD, err)
 		}
-		return nil, exitcode.New(ExitFailure, err)
+		return nil, nil, exitcode.New(ExitFailure, err)
 	}
 	if hand != nil {
 		unix.Close(stateFD)
 		d.tookOver(hand)
 	}
-	return m, nil
+	return m, orphans, nil
 }
 
 // tookOver counts a successful self-upgrade, or records the rollback that
@@ -400,7 +414,7 @@ func (d *Daemon) listenHTTP() net.Listener {
 // on failure it closes httpLn too.
 func (d *Daemon) serveControl(r *running, httpLn net.Listener) error {
 	sup := d.Config.Supervisor
-	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Logs: backend{d.manager}, Info: d.info, Logger: d.Logger}
+	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Logs: backend{d.manager}, Config: configurer{d.manager}, Info: d.info, Logger: d.Logger}
 	if err := srv.Listen(sup.ControlSocket, controlGID(sup)); err != nil {
 		if httpLn != nil {
 			_ = httpLn.Close() // exiting anyway
@@ -483,7 +497,13 @@ func (d *Daemon) onSignal(ctx context.Context, sig os.Signal) bool {
 	}
 	switch sig {
 	case syscall.SIGHUP:
-		d.Logger.Warn("SIGHUP: live configuration reload is not implemented yet; restart the supervisor to apply a new configuration")
+		d.Logger.Info("SIGHUP: applying the configuration file")
+		go func() {
+			err := update(ctx, d.manager, nil, func(msg string) { d.Logger.Info("update", "phase", msg) })
+			if err != nil {
+				d.Logger.Error("SIGHUP: update failed", "err", err)
+			}
+		}()
 	case syscall.SIGUSR1:
 		d.Logger.Info("SIGUSR1: nothing to reopen (logs go to stdout)")
 	case syscall.SIGUSR2:
@@ -498,11 +518,15 @@ func (d *Daemon) onSignal(ctx context.Context, sig os.Signal) bool {
 
 // appsChanged tells systemd about the apps' current state.
 func (d *Daemon) appsChanged(s *notifyState) {
-	allReady, _ := d.manager.Ready() // the per-app reasons are in the snapshots' messages
+	ready := d.manager.Readiness()
 	snaps := d.manager.Snapshots()
-	first, err := s.apps(allReady, anyReloading(snaps), summary(snaps))
+	status := summary(snaps)
+	if why := ready.Summary(); why != "" {
+		status += "; " + why
+	}
+	first, err := s.apps(ready.Started, anyReloading(snaps), status)
 	if first {
-		d.Logger.Info("all apps ready")
+		d.Logger.Info("all required apps started", "status", status)
 	}
 	d.notify(err)
 }
@@ -625,10 +649,7 @@ func systemdSockets(cfg *config.Config, inherited []sdnotify.Inherited) (map[str
 		}
 		socks, err := listen.OpenApp(app, lookup)
 		if err != nil {
-			for _, opened := range out {
-				err = errors.Join(err, listen.CloseAll(opened))
-			}
-			return nil, err
+			return nil, errors.Join(err, closeHeld(out))
 		}
 		out[app.Name] = socks
 	}
@@ -641,4 +662,13 @@ func controlGID(sup config.Supervisor) int {
 		return -1
 	}
 	return sup.ControlGID
+}
+
+// closeHeld closes every socket of held and joins their errors.
+func closeHeld(held map[string][]*listen.Socket) error {
+	var errs []error
+	for _, socks := range held {
+		errs = append(errs, listen.CloseAll(socks))
+	}
+	return errors.Join(errs...)
 }

@@ -12,11 +12,12 @@ import (
 // not turn a graceful stop into a kill.
 const repeatWindow = time.Second
 
-// signalGate decides which received signals the daemon acts on. A signal
-// that repeats one acted on less than window before is dropped; TERM, INT
-// and QUIT are one kind (any stop signal repeats another), every other
-// signal is its own kind. A signal after the window counts again. The
-// zero window means repeatWindow. Only the daemon's loop uses it.
+// signalGate decides which received signals the daemon acts on. A stop
+// signal (TERM, INT and QUIT are one kind) that repeats one acted on less
+// than window before is dropped; a signal after the window counts again.
+// Every other signal always passes: a second HUP asks for the file as it is
+// now, which the first update may not have read. The zero window means
+// repeatWindow. Only the daemon's loop uses it.
 type signalGate struct {
 	window time.Duration
 	last   map[os.Signal]time.Time
@@ -32,10 +33,10 @@ func (g *signalGate) pass(sig os.Signal, now time.Time) bool {
 	if window == 0 {
 		window = repeatWindow
 	}
-	kind := sig
-	if isStop(sig) {
-		kind = syscall.SIGTERM
+	if !isStop(sig) {
+		return true
 	}
+	kind := os.Signal(syscall.SIGTERM)
 	if at, seen := g.last[kind]; seen && now.Sub(at) < window {
 		return false
 	}

@@ -45,6 +45,9 @@ func (b backend) Reload(ctx context.Context, name, strategy string, progress con
 	if err != nil {
 		return outcome(err)
 	}
+	if note := fileChangedNote(b.m, name); note != "" {
+		progress(note)
+	}
 	return outcome(b.m.Reload(ctx, name, st, reload.Progress(progress)))
 }
 
@@ -74,7 +77,7 @@ func parseStrategy(name string) (*config.Strategy, error) {
 	}
 	st, ok := config.ParseStrategy(name)
 	if !ok {
-		return nil, &control.Error{Code: control.CodeBadRequest, Err: fmt.Errorf("unknown strategy %q (swap, usr2)", name)}
+		return nil, &control.Error{Code: control.CodeBadRequest, Err: fmt.Errorf("unknown strategy %q (swap, usr2, restart, overlap)", name)}
 	}
 	return &st, nil
 }
@@ -124,12 +127,13 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 	a := control.AppStatus{
 		Name: s.Name, Kind: s.Kind, State: control.AppState(s.State.String()),
 		Healthy: s.Healthy, HealthChecked: s.HealthChecked,
-		MasterPID: s.MasterPID, WorkerPIDs: s.WorkerPIDs, Generation: s.Generation,
+		MasterPID: s.MasterPID, WorkerPIDs: s.WorkerPIDs, Processes: s.Processes, Generation: s.Generation,
 		Release: s.Release, Started: s.Started, Restarts: s.Restarts,
 		NextRestart: s.NextRestart, Backoff: s.Backoff,
 		Reloading: s.Reloading, Reloads: s.Reloads,
 		StatsdBridge: s.StatsdBridge, StatsdAddr: s.StatsdAddr, Message: s.Message,
 		Traceback: s.Traceback, LogDropped: s.LogDropped,
+		Required: s.Required, Wanted: s.Wanted, Attempted: s.Attempted,
 	}
 	if e := s.LastExit; e != nil {
 		a.LastExit = &control.Exit{Code: e.Code, Signal: e.Signal, Time: e.Time}
@@ -140,7 +144,7 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 	if s.Listeners != nil {
 		a.Listeners = make([]control.Listener, len(s.Listeners))
 		for i, l := range s.Listeners {
-			a.Listeners[i] = control.Listener{Address: l.Address, Bound: l.Bound, Network: l.Network, Backlog: l.Backlog}
+			a.Listeners[i] = control.Listener{Address: l.Address, Bound: l.Bound, Network: l.Network, Backlog: l.Backlog, Steering: l.Steering}
 		}
 	}
 	return a

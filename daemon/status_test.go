@@ -2,9 +2,10 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,31 +14,38 @@ import (
 	"github.com/gunisup/supervisor/supervise"
 )
 
-// The control API's app status must encode exactly as the Manager's
-// snapshot does, so clients of the API see the same JSON.
-func TestAppStatusEncodesAsSnapshot(t *testing.T) {
+// TestAppStatusFromSnapshot: the control API's app status carries every
+// field of the Manager's snapshot (same name, same value; FD stays inside),
+// so that the wire type and the snapshot cannot drift apart unnoticed.
+func TestAppStatusFromSnapshot(t *testing.T) {
 	at := time.Date(2026, 11, 29, 9, 30, 0, 0, time.UTC)
-	snaps := []supervise.AppSnapshot{{
+	snap := supervise.AppSnapshot{
 		Name: "web", Kind: "gunicorn", State: supervise.StateRunning, Healthy: true, HealthChecked: true,
-		MasterPID: 4242, WorkerPIDs: []int{4243, 4244}, Generation: 3, Release: "/srv/web/releases/42",
+		MasterPID: 4242, WorkerPIDs: []int{4243, 4244}, Processes: 3, Generation: 3, Release: "/srv/web/releases/42",
 		Started: at, Restarts: 1, LastExit: &supervise.ExitInfo{Code: -1, Signal: 9, Time: at},
 		NextRestart: at, Backoff: time.Second,
-		Listeners:  []supervise.ListenerSnapshot{{Address: "tcp://127.0.0.1:8000", Bound: "127.0.0.1:8000", FD: 7, Network: "tcp", Backlog: 2048}},
+		Listeners:  []supervise.ListenerSnapshot{{Address: "tcp://127.0.0.1:8000", Bound: "127.0.0.1:8000", FD: 7, Network: "tcp", Backlog: 2048, Steering: "bpf"}},
 		Reloading:  true,
 		LastReload: &supervise.ReloadResult{Strategy: "swap", Result: reload.OutcomeRolledBack, Reason: "exit 3", Started: at, Duration: time.Second},
 		Reloads:    map[string]int{"ok": 4, "rolled_back": 1}, StatsdBridge: true, StatsdAddr: "127.0.0.1:40000", Message: "why",
-	}, {Name: "idle", Kind: "command", State: supervise.StateStopped}}
-	want, err := json.Marshal(snaps)
-	if err != nil {
-		t.Fatal(err)
+		Required: true, Wanted: true, Attempted: true, Traceback: []string{"Traceback (most recent call last):", "E: x"}, LogDropped: 5,
 	}
-	got, err := json.Marshal(appStatuses(snaps))
-	if err != nil {
-		t.Fatal(err)
+	want := control.AppStatus{
+		Name: "web", Kind: "gunicorn", State: control.StateRunning, Healthy: true, HealthChecked: true,
+		MasterPID: 4242, WorkerPIDs: []int{4243, 4244}, Processes: 3, Generation: 3, Release: "/srv/web/releases/42",
+		Started: at, Restarts: 1, LastExit: &control.Exit{Code: -1, Signal: 9, Time: at},
+		NextRestart: at, Backoff: time.Second,
+		Listeners:  []control.Listener{{Address: "tcp://127.0.0.1:8000", Bound: "127.0.0.1:8000", Network: "tcp", Backlog: 2048, Steering: "bpf"}},
+		Reloading:  true,
+		LastReload: &control.LastReload{Strategy: "swap", Result: "rolled_back", Reason: "exit 3", Started: at, Duration: time.Second},
+		Reloads:    map[string]int{"ok": 4, "rolled_back": 1}, StatsdBridge: true, StatsdAddr: "127.0.0.1:40000", Message: "why",
+		Required: true, Wanted: true, Attempted: true, Traceback: []string{"Traceback (most recent call last):", "E: x"}, LogDropped: 5,
 	}
-	if string(got) != string(want) {
-		t.Errorf("app status JSON differs from the snapshot's:\ngot  %s\nwant %s", got, want)
+	if got := appStatuses([]supervise.AppSnapshot{snap})[0]; !reflect.DeepEqual(got, want) {
+		t.Errorf("appStatus:\ngot  %+v\nwant %+v", got, want)
 	}
+	sameFields(t, reflect.TypeOf(snap), reflect.TypeOf(want), "FD")
+	sameFields(t, reflect.TypeOf(snap.Listeners[0]), reflect.TypeOf(want.Listeners[0]), "FD")
 	for _, s := range supervise.States {
 		if st := appStatus(supervise.AppSnapshot{State: s}).State; st.String() != s.String() {
 			t.Errorf("state %s maps to %q", s, st)
@@ -48,6 +56,32 @@ func TestAppStatusEncodesAsSnapshot(t *testing.T) {
 		}
 		if !known {
 			t.Errorf("state %s is not one of control.AppStates", s)
+		}
+	}
+}
+
+// sameFields fails unless the struct types in and wire have the same field
+// names, but for those in internal (which stay inside the supervisor).
+func sameFields(t *testing.T, in, wire reflect.Type, internal ...string) {
+	t.Helper()
+	names := func(ty reflect.Type, skip []string) map[string]bool {
+		out := map[string]bool{}
+		for i := range ty.NumField() {
+			if n := ty.Field(i).Name; !slices.Contains(skip, n) {
+				out[n] = true
+			}
+		}
+		return out
+	}
+	a, b := names(in, internal), names(wire, nil)
+	for n := range a {
+		if !b[n] {
+			t.Errorf("%s.%s has no field in %s", in, n, wire)
+		}
+	}
+	for n := range b {
+		if !a[n] {
+			t.Errorf("%s.%s has no field in %s", wire, n, in)
 		}
 	}
 }
@@ -86,14 +120,14 @@ func TestOutcomeAndCodes(t *testing.T) {
 
 func TestStrategyCheck(t *testing.T) {
 	b := backend{}
-	for _, ok := range []string{"", "swap", "usr2"} {
+	for _, ok := range []string{"", "swap", "usr2", "restart", "overlap"} {
 		if err := b.CheckStrategy(ok); err != nil {
 			t.Errorf("CheckStrategy(%q) = %v", ok, err)
 		}
 	}
 	err := b.CheckStrategy("bogus")
 	var ce *control.Error
-	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || err.Error() != `unknown strategy "bogus" (swap, usr2)` {
+	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || err.Error() != `unknown strategy "bogus" (swap, usr2, restart, overlap)` {
 		t.Errorf("CheckStrategy(bogus) = %v", err)
 	}
 	if out := b.Reload(context.Background(), "web", "bogus", nil); out.Result != "failed" || out.Err == nil {

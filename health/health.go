@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
@@ -50,7 +51,7 @@ func (c *Checker) Check(ctx context.Context, addr string) error {
 			return err
 		}
 		if code < 200 || code > 299 {
-			return fmt.Errorf("GET %s: status %d", c.Spec.Path, code)
+			return &AnswerError{Msg: fmt.Sprintf("GET %s: status %d", c.Spec.Path, code)}
 		}
 		return nil
 	case c.Spec.TCP:
@@ -69,7 +70,7 @@ func (c *Checker) Check(ctx context.Context, addr string) error {
 			return fmt.Errorf("command %s: %w", c.Spec.Command[0], err)
 		}
 		if code != 0 {
-			return fmt.Errorf("command %s: exit %d: %s", c.Spec.Command[0], code, textutil.FirstLine(out))
+			return &AnswerError{Msg: fmt.Sprintf("command %s: exit %d: %s", c.Spec.Command[0], code, textutil.FirstLine(out))}
 		}
 		return nil
 	}
@@ -106,3 +107,24 @@ func (c *Checker) get(ctx context.Context, addr, path string) (int, error) {
 	}
 	return resp.StatusCode, nil
 }
+
+// AnswerError is a check that got an answer, and the answer fails it: a
+// non-2xx status or a command's non-zero exit.
+type AnswerError struct{ Msg string }
+
+func (e *AnswerError) Error() string { return e.Msg }
+
+// AnsweredFailure reports whether err is a failure the checked generation answered:
+// an *AnswerError, or a connection refused or reset (or closed before any
+// response). A timeout, a cancellation or a command that could not be run
+// is not an answer: it says nothing about the generation. A nil err is not
+// a failure and returns false.
+func AnsweredFailure(err error) bool {
+	var a *AnswerError
+	return errors.As(err, &a) || Refused(err) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// Refused reports whether err is a refused connection: nothing listens at
+// the address.
+func Refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }

@@ -5,7 +5,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/supervise"
 )
 
@@ -33,7 +35,11 @@ var (
 	descAppFDs = appDesc("app_open_fds",
 		"Open file descriptors summed over the process tree rooted at the master.")
 	descAppProcs = appDesc("app_processes",
-		"Processes in the tree rooted at the master, the master included.")
+		"Processes of the app: those in its cgroup where it has one, else the tree rooted at the master, the master included.")
+	descReloads = appDesc("reloads_total",
+		"Finished reloads by result (ok, rolled_back, failed), 0 for every result from the first scrape; kept across supctl upgrade.", "result")
+	descSteering = appDesc("listener_steering",
+		"1 for how new connections reach the app's generations on a listener (bpf: a socket per generation, steered by the kernel; shared: one socket), 0 for the other mode.", "listener", "mode")
 	descQueueLen = appDesc("listener_queue_length",
 		"Connections waiting in the accept queue of a held listener.", "listener")
 	descQueueMax = appDesc("listener_queue_max",
@@ -55,7 +61,7 @@ type appCollector struct {
 func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descAppUp, descAppState, descAppStart, descAppRestarts, descAppLastExit, descAppWorkers,
-		descAppCPU, descAppRSS, descAppFDs, descAppProcs, descQueueLen, descQueueMax, descLogDropped,
+		descAppCPU, descAppRSS, descAppFDs, descAppProcs, descReloads, descSteering, descQueueLen, descQueueMax, descLogDropped,
 	} {
 		ch <- d
 	}
@@ -98,6 +104,9 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descAppStart, float64(s.Started.UnixNano())/1e9)
 		}
 		counter(descAppRestarts, float64(s.Restarts))
+		for _, o := range reload.Outcomes {
+			ch <- constMetric(descReloads, prometheus.CounterValue, float64(s.Reloads[string(o)]), s.Name, string(o))
+		}
 		if s.LastExit != nil {
 			gauge(descAppLastExit, float64(s.LastExit.ShellCode()))
 		}
@@ -109,11 +118,20 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 				counter(descAppCPU, u.cpuSeconds)
 				gauge(descAppRSS, float64(u.rssBytes))
 				gauge(descAppFDs, float64(u.fds))
-				gauge(descAppProcs, float64(u.processes))
+				procs := u.processes
+				if s.Processes > 0 {
+					procs = s.Processes // the cgroup's count also has processes that left the tree
+				}
+				gauge(descAppProcs, float64(procs))
 			}
 		}
 
 		for _, l := range s.Listeners {
+			if l.Steering != "" {
+				for _, mode := range []steer.Mode{steer.ModeBPF, steer.ModeShared} {
+					gauge(descSteering, boolFloat(l.Steering == string(mode)), l.Address, string(mode))
+				}
+			}
 			q, ok := queues.read(l)
 			if !ok {
 				continue

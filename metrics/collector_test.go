@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/internal/testenv"
+	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/supervise"
 )
 
@@ -170,8 +171,6 @@ func TestObserver(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"supervisor_reloads_total", map[string]string{"app": "web", "result": "ok"}, 2},
-		{"supervisor_reloads_total", map[string]string{"app": "web", "result": "rolled_back"}, 1},
 		{"supervisor_reload_duration_seconds", map[string]string{"app": "web"}, 3},
 		{"supervisor_health_check_duration_seconds", map[string]string{"app": "web"}, 2},
 		{"supervisor_health_up", map[string]string{"app": "web"}, 0},
@@ -187,8 +186,32 @@ func TestObserver(t *testing.T) {
 	}
 
 	m.Forget("web")
-	if _, ok := sample(t, m.Registry(), "supervisor_reloads_total", map[string]string{"app": "web", "result": "ok"}); ok {
-		t.Error("reloads_total still present after Forget")
+	if _, ok := sample(t, m.Registry(), "supervisor_reload_duration_seconds", map[string]string{"app": "web"}); ok {
+		t.Error("reload_duration_seconds still present after Forget")
+	}
+}
+
+// TestReloadsFromFirstScrape: supervisor_reloads_total has a series for
+// every result word of every app before any reload (so that increase() sees
+// the first rollback), and its values are the snapshot's counts, which a
+// self-upgrade hands over.
+func TestReloadsFromFirstScrape(t *testing.T) {
+	src := &fixedSource{snaps: []supervise.AppSnapshot{
+		{Name: "fresh", State: supervise.StateRunning},
+		{Name: "upgraded", State: supervise.StateRunning, Reloads: map[string]int{"ok": 4, "rolled_back": 1}},
+	}}
+	m := New(src, Options{})
+	want := map[string]map[reload.Outcome]float64{
+		"fresh":    {reload.OutcomeOK: 0, reload.OutcomeRolledBack: 0, reload.OutcomeFailed: 0},
+		"upgraded": {reload.OutcomeOK: 4, reload.OutcomeRolledBack: 1, reload.OutcomeFailed: 0},
+	}
+	for app, byResult := range want {
+		for _, o := range reload.Outcomes {
+			labels := map[string]string{"app": app, "result": string(o)}
+			if got, ok := sample(t, m.Registry(), "supervisor_reloads_total", labels); !ok || got != byResult[o] {
+				t.Errorf("reloads_total%v = %v (present %v), want %v", labels, got, ok, byResult[o])
+			}
+		}
 	}
 }
 
@@ -360,14 +383,14 @@ func goldenMetrics(tb testing.TB) *Metrics {
 		{
 			Name: "web", Kind: "gunicorn", State: supervise.StateRunning, Healthy: true, HealthChecked: true,
 			MasterPID: os.Getpid(), WorkerPIDs: []int{1, 2}, Generation: 2, Started: time.Unix(1700000000, 0),
-			Restarts: 1, LastExit: &supervise.ExitInfo{Code: 0},
+			Restarts: 1, LastExit: &supervise.ExitInfo{Code: 0}, Reloads: map[string]int{"ok": 1},
 			Listeners: []supervise.ListenerSnapshot{
-				{Address: "tcp://127.0.0.1:8000", Bound: tcpAddr, FD: tcpFD, Network: "tcp", Backlog: 16},
-				{Address: "unix:///run/web.sock", Bound: unixPath, FD: unixFD, Network: "unix", Backlog: 16},
+				{Address: "tcp://127.0.0.1:8000", Bound: tcpAddr, FD: tcpFD, Network: "tcp", Backlog: 16, Steering: "bpf"},
+				{Address: "unix:///run/web.sock", Bound: unixPath, FD: unixFD, Network: "unix", Backlog: 16, Steering: "shared"},
 			},
 		},
 		{
-			Name: "api", Kind: "gunicorn", State: supervise.StateFailed, Restarts: 7,
+			Name: "api", Kind: "gunicorn", State: supervise.StateFailed, Restarts: 7, Reloads: map[string]int{"rolled_back": 1},
 			LastExit: &supervise.ExitInfo{Code: 3},
 		},
 	}}
@@ -428,7 +451,7 @@ func TestMetricsGolden(t *testing.T) {
 }
 
 func TestPromtoolCheckMetrics(t *testing.T) {
-	promtool := promtoolPath(t)
+	promtool := testenv.Promtool(t)
 	m := goldenMetrics(t)
 	body := scrape(t, m.Handler(nil), "/metrics", http.StatusOK)
 	cmd := exec.Command(promtool, "check", "metrics")

@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,24 +15,6 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 	"github.com/gunisup/supervisor/supervise"
 )
-
-// syncBuffer collects Gunicorn's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestGunicornStatsd runs Debian's Gunicorn 20.1.0 on a socket bound here,
 // with its statsd stream sent to a bridge, and checks that 200 requests
@@ -82,7 +63,7 @@ func TestGunicornStatsd(t *testing.T) {
 	}()
 
 	markKey, markVal := testenv.MarkEnv(t)
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	cmd := exec.Command(filepath.Join(venv, "bin", "gunicorn"),
 		"--workers", "2", "--graceful-timeout", "2",
 		"--statsd-host", bridge.Addr(), "--statsd-prefix", "shop", "--dogstatsd-tags", "env:test,canary",

@@ -29,8 +29,8 @@ type readiness struct {
 
 // Handler serves GET (and HEAD) /metrics from the explicit registry,
 // /healthz (200 "ok" when live returns nil, else 503 with the error) and
-// /readyz (200 {"ready":true} when every app runs and is healthy, else 503
-// naming the apps that are not). Other paths get 404, other methods 405.
+// /readyz (200 {"ready":true} when every required app meant to run runs
+// and is healthy, else 503 naming the apps that are not). Other paths get 404, other methods 405.
 // A nil live counts as always live.
 func (m *Metrics) Handler(live func() error) http.Handler {
 	metrics := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
@@ -67,27 +67,11 @@ func (m *Metrics) Handler(live func() error) http.Handler {
 	return mux
 }
 
-// readiness is ready when every app is running and healthy (vacuously true
-// without apps).
+// readiness is ready when every required app meant to run is running and
+// healthy (see supervise.Assess; vacuously true without such apps).
 func (m *Metrics) readiness() readiness {
-	r := readiness{Ready: true}
-	for _, s := range m.apps.src.Snapshots() {
-		why := ""
-		switch {
-		case s.State != supervise.StateRunning:
-			why = s.State.String()
-		case !s.Healthy:
-			why = "unhealthy"
-		default:
-			continue
-		}
-		if r.Apps == nil {
-			r.Apps = make(map[string]string)
-		}
-		r.Ready = false
-		r.Apps[s.Name] = why
-	}
-	return r
+	a := supervise.Assess(m.apps.src.Snapshots())
+	return readiness{Ready: a.Serving, Apps: a.NotHealthy}
 }
 
 // Serve listens on addr (TCP) and serves h until ctx ends, then shuts down

@@ -30,7 +30,11 @@ import (
 
 func TestReadyz(t *testing.T) {
 	running := func(name string, healthy bool) supervise.AppSnapshot {
-		return supervise.AppSnapshot{Name: name, State: supervise.StateRunning, Healthy: healthy}
+		return supervise.AppSnapshot{Name: name, State: supervise.StateRunning, Healthy: healthy, Required: true, Wanted: true, Attempted: true}
+	}
+	counted := func(s supervise.AppSnapshot) supervise.AppSnapshot {
+		s.Required, s.Wanted, s.Attempted = true, true, true
+		return s
 	}
 	tests := []struct {
 		name   string
@@ -43,7 +47,7 @@ func TestReadyz(t *testing.T) {
 		{
 			"starting and unhealthy",
 			[]supervise.AppSnapshot{
-				{Name: "web", State: supervise.StateStarting},
+				counted(supervise.AppSnapshot{Name: "web", State: supervise.StateStarting}),
 				running("api", false),
 				running("ok", true),
 			},
@@ -52,9 +56,19 @@ func TestReadyz(t *testing.T) {
 		},
 		{
 			"failed and stopped",
-			[]supervise.AppSnapshot{{Name: "a", State: supervise.StateFailed}, {Name: "b", State: supervise.StateStopped, Healthy: true}},
+			[]supervise.AppSnapshot{counted(supervise.AppSnapshot{Name: "a", State: supervise.StateFailed}), counted(supervise.AppSnapshot{Name: "b", State: supervise.StateStopped, Healthy: true})},
 			http.StatusServiceUnavailable,
 			`{"ready":false,"apps":{"a":"failed","b":"stopped"}}`,
+		},
+		{
+			"stopped on purpose, finished, or not required",
+			[]supervise.AppSnapshot{
+				running("web", true),
+				{Name: "stopped", State: supervise.StateStopped, Required: true, Attempted: true},
+				{Name: "optional", State: supervise.StateFailed, Wanted: true, Attempted: true},
+			},
+			http.StatusOK,
+			`{"ready":true}`,
 		},
 	}
 	for _, tc := range tests {

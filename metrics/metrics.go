@@ -52,7 +52,6 @@ type Metrics struct {
 	reg    *prometheus.Registry
 	logger *slog.Logger
 
-	reloads        *prometheus.CounterVec
 	reloadDuration *prometheus.HistogramVec
 	healthDuration *prometheus.HistogramVec
 	healthUp       *prometheus.GaugeVec
@@ -83,10 +82,6 @@ func New(src Source, opts Options) *Metrics {
 	m := &Metrics{
 		reg:    prometheus.NewRegistry(),
 		logger: logger,
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "reloads_total",
-			Help: "Finished reloads by result (ok, rolled_back, failed).",
-		}, []string{"app", "result"}),
 		reloadDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "reload_duration_seconds",
 			Help:    "Wall time of finished reloads, whatever their result.",
@@ -129,14 +124,14 @@ func New(src Source, opts Options) *Metrics {
 	}
 	m.apps = &appCollector{src: src, procRoot: procRoot, logger: logger, errors: m.scrapeErrors}
 	m.perAppCollectors = []*prometheus.MetricVec{
-		m.reloads.MetricVec, m.reloadDuration.MetricVec, m.healthDuration.MetricVec, m.healthUp.MetricVec,
+		m.reloadDuration.MetricVec, m.healthDuration.MetricVec, m.healthUp.MetricVec,
 		m.httpRequests.MetricVec, m.httpDuration.MetricVec, m.logMessages.MetricVec,
 		m.statsdWorkers.MetricVec, m.statsdMalformed.MetricVec,
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.reloads, m.reloadDuration, m.healthDuration, m.healthUp,
+		m.reloadDuration, m.healthDuration, m.healthUp,
 		m.httpRequests, m.httpDuration, m.logMessages, m.statsdWorkers, m.statsdMalformed,
 		m.scrapeErrors, m.apps,
 	)
@@ -147,10 +142,11 @@ func New(src Source, opts Options) *Metrics {
 // to Gather directly or register more collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// ReloadDone implements supervise.Observer: it counts the reload by result
-// and records its duration. It never blocks.
-func (m *Metrics) ReloadDone(app, result string, d time.Duration) {
-	m.reloads.WithLabelValues(app, result).Inc()
+// ReloadDone implements supervise.Observer: it records the reload's
+// duration. The count by result, supervisor_reloads_total, is read from the
+// app's snapshot at scrape time (AppSnapshot.Reloads, which a self-upgrade
+// hands over), so it needs no event here. It never blocks.
+func (m *Metrics) ReloadDone(app, _ string, d time.Duration) {
 	m.reloadDuration.WithLabelValues(app).Observe(d.Seconds())
 }
 

@@ -22,6 +22,9 @@ type Spec struct {
 	Cred *syscall.Credential
 	// Attrs are applied to the child before its program runs.
 	Attrs Attrs
+	// Cgroup, when > 0, is a cgroup v2 directory descriptor (Cgroup.FD):
+	// the child starts in that cgroup (clone3 CLONE_INTO_CGROUP).
+	Cgroup int
 }
 
 // ForkExec starts spec through the reaper (so its exit cannot be missed), in
@@ -53,7 +56,7 @@ func (r *Reaper) forkExec(spec Spec, in, outW, errW int) (int, <-chan ExitInfo, 
 		Dir:   spec.Dir,
 		Env:   spec.Env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: spec.Cred},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: spec.Cred, UseCgroupFD: spec.Cgroup > 0, CgroupFD: spec.Cgroup},
 	}
 	return r.Start(func() (int, error) {
 		pid, err := syscall.ForkExec(spec.Argv[0], spec.Argv, attr)

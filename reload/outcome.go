@@ -16,6 +16,11 @@ const (
 	OutcomeFailed Outcome = "failed"
 )
 
+// Outcomes lists every Outcome, in the order above. Metrics export one series
+// per app and outcome from the first scrape, so that an alert on the first
+// rolled_back sees the counter go from 0 to 1.
+var Outcomes = []Outcome{OutcomeOK, OutcomeRolledBack, OutcomeFailed}
+
 // OutcomeOf returns the outcome a reload's error means and a one-line reason:
 // ok and "" for nil; rolled_back and the Failure's Cause for a *Failure
 // with RolledBack; failed and the error's text otherwise.

@@ -33,7 +33,9 @@ type Host interface {
 	// it exists and all its workers have booted the app.
 	USR2(ctx context.Context, old Gen) (Gen, error)
 	// Ready returns nil once g answers on its own probe listener and passes
-	// the health check the configured number of consecutive times.
+	// the health check the configured number of consecutive times; an error
+	// as soon as g fails the configured number of answered checks in a row,
+	// exits, or does not get there within the app's start timeout.
 	Ready(ctx context.Context, g Gen) error
 	// Commit makes g the serving generation of the app.
 	Commit(ctx context.Context, g Gen) error
@@ -41,9 +43,9 @@ type Host interface {
 	// returns when it has exited.
 	Drain(ctx context.Context, g Gen) error
 	// Abort stops a generation that failed its checks and waits for its
-	// exit. It may have served requests (a new generation accepts on the
-	// shared sockets before its checks pass): let those finish, within a
-	// short bound.
+	// exit. It may have served requests (where the app's sockets are shared,
+	// a new generation accepts there before its checks pass): let those
+	// finish, within a short bound.
 	Abort(g Gen) error
 	// Dir is the release directory g runs in.
 	Dir(g Gen) string
@@ -172,18 +174,7 @@ func USR2(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 	}
 	progress(fmt.Sprintf("%s failed: %v; starting the previous release again", g, rerr))
 	tail := h.Tail(g)
-	back, err := h.Spawn(context.WithoutCancel(ctx), h.Dir(old))
-	if err == nil {
-		err = h.Ready(context.WithoutCancel(ctx), back)
-		if err == nil {
-			err = h.Commit(context.WithoutCancel(ctx), back)
-		}
-		if err != nil {
-			if aerr := h.Abort(back); aerr != nil {
-				progress(fmt.Sprintf("warning: stopping %s: %v", back, aerr))
-			}
-		}
-	}
+	back, err := startAgain(ctx, h, h.Dir(old), progress)
 	if err != nil {
 		// Nothing better to serve: keep the new generation rather than none.
 		return nil, &Failure{Cause: fmt.Sprintf("%v; restarting the previous release failed too: %v (new generation kept)", rerr, err), Tail: tail, Err: rerr}
@@ -192,6 +183,28 @@ func USR2(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 		progress(fmt.Sprintf("warning: stopping %s: %v", g, aerr))
 	}
 	return back, &Failure{Cause: rerr.Error(), Tail: tail, RolledBack: true, Err: rerr}
+}
+
+// startAgain starts, gates and commits a fresh generation in release dir
+// (the previous one, after a failed take-over), whatever happens to ctx
+// meanwhile. A generation that fails is stopped; the error says why.
+func startAgain(ctx context.Context, h Host, dir string, progress Progress) (Gen, error) {
+	ctx = context.WithoutCancel(ctx)
+	back, err := h.Spawn(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	err = h.Ready(ctx, back)
+	if err == nil {
+		err = h.Commit(ctx, back)
+	}
+	if err != nil {
+		if aerr := h.Abort(back); aerr != nil {
+			progress(fmt.Sprintf("warning: stopping %s: %v", back, aerr))
+		}
+		return nil, err
+	}
+	return back, nil
 }
 
 // Facts are what the strategy choice knows of an app and its serving

@@ -74,33 +74,35 @@ func TestStrategies(t *testing.T) {
 	boom := errors.New("boom")
 	tests := []struct {
 		name       string
-		usr2       bool
+		run        func(context.Context, Host, Gen, Progress) (Gen, error)
 		host       *fakeHost
 		wantSteps  []string
 		wantErr    bool
 		rolledBack bool
 	}{
-		{"swap ok", false, &fakeHost{}, []string{"spawn ", "ready new", "commit new", "drain old"}, false, false},
-		{"swap spawn fails", false, &fakeHost{spawnErr: boom}, []string{"spawn "}, true, false},
-		{"swap not ready", false, &fakeHost{readyErr: map[string]error{"new": boom}}, []string{"spawn ", "ready new", "abort new"}, true, true},
-		{"swap commit refused", false, &fakeHost{commitErr: boom}, []string{"spawn ", "ready new", "commit new", "abort new"}, true, true},
-		{"usr2 ok", true, &fakeHost{}, []string{"usr2 old", "commit usr2child", "drain old", "ready usr2child"}, false, false},
-		{"usr2 new master fails to boot", true, &fakeHost{usr2Err: boom}, []string{"usr2 old", "abort usr2child"}, true, true},
-		{"usr2 unhealthy after drain", true, &fakeHost{readyErr: map[string]error{"usr2child": boom}},
+		{"swap ok", Swap, &fakeHost{}, []string{"spawn ", "ready new", "commit new", "drain old"}, false, false},
+		{"swap spawn fails", Swap, &fakeHost{spawnErr: boom}, []string{"spawn "}, true, false},
+		{"swap not ready", Swap, &fakeHost{readyErr: map[string]error{"new": boom}}, []string{"spawn ", "ready new", "abort new"}, true, true},
+		{"swap commit refused", Swap, &fakeHost{commitErr: boom}, []string{"spawn ", "ready new", "commit new", "abort new"}, true, true},
+		{"usr2 ok", USR2, &fakeHost{}, []string{"usr2 old", "commit usr2child", "drain old", "ready usr2child"}, false, false},
+		{"usr2 new master fails to boot", USR2, &fakeHost{usr2Err: boom}, []string{"usr2 old", "abort usr2child"}, true, true},
+		{"usr2 unhealthy after drain", USR2, &fakeHost{readyErr: map[string]error{"usr2child": boom}},
 			[]string{"usr2 old", "commit usr2child", "drain old", "ready usr2child", "spawn /rel/old", "ready new", "commit new", "abort usr2child"}, true, true},
-		{"usr2 unhealthy and previous release fails too", true, &fakeHost{readyErr: map[string]error{"usr2child": boom, "new": boom}},
+		{"usr2 unhealthy and previous release fails too", USR2, &fakeHost{readyErr: map[string]error{"usr2child": boom, "new": boom}},
 			[]string{"usr2 old", "commit usr2child", "drain old", "ready usr2child", "spawn /rel/old", "ready new", "abort new"}, true, false},
+		{"restart ok", Restart, &fakeHost{}, []string{"drain old", "spawn ", "ready new", "commit new"}, false, false},
+		{"restart not ready", Restart, &fakeHost{readyErr: map[string]error{"new": boom}},
+			[]string{"drain old", "spawn ", "ready new", "abort new", "spawn /rel/old", "ready new'", "commit new'"}, true, true},
+		{"restart spawn fails", Restart, &fakeHost{spawnErr: boom}, []string{"drain old", "spawn ", "spawn /rel/old"}, true, false},
+		{"restart commit refused", Restart, &fakeHost{commitErr: boom},
+			[]string{"drain old", "spawn ", "ready new", "commit new", "abort new", "spawn /rel/old", "ready new'", "commit new'", "abort new'"}, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var err error
 			var phases []string
 			progress := func(s string) { phases = append(phases, s) }
-			if tt.usr2 {
-				_, err = USR2(context.Background(), tt.host, newGen("old"), progress)
-			} else {
-				_, err = Swap(context.Background(), tt.host, newGen("old"), progress)
-			}
+			_, err = tt.run(context.Background(), tt.host, newGen("old"), progress)
 			if !reflect.DeepEqual(tt.host.steps, tt.wantSteps) {
 				t.Errorf("steps:\n got %q\nwant %q", tt.host.steps, tt.wantSteps)
 			}

@@ -74,10 +74,12 @@ type appOwner struct {
 	stopWaiters []chan error
 	health      healthState
 	restarts    int
-	lastExit    *ExitInfo
-	lastReload  *ReloadResult
-	reloads     map[string]int
-	message     string
+	// attempted: startGen ran at least once, or a generation was handed over.
+	attempted  bool
+	lastExit   *ExitInfo
+	lastReload *ReloadResult
+	reloads    map[string]int
+	message    string
 }
 
 // healthState is the periodic health check of the tracked generation.
@@ -151,7 +153,13 @@ func (a *appOwner) run(ctx context.Context) {
 		}
 		select {
 		case m := <-a.msgs:
-			a.handle(ctx, m)
+			if h, ok := m.(handoffMsg); ok {
+				if a.handoff(h) {
+					return // the generation runs on, under the next owner
+				}
+			} else {
+				a.handle(ctx, m)
+			}
 		case <-genDone:
 			a.onExit(ctx, a.gen)
 		case <-timerC:
@@ -204,6 +212,7 @@ func (a *appOwner) handle(ctx context.Context, m message) {
 	default:
 		err = fmt.Errorf("app %s: unknown message %T", a.cfg.Name, m)
 	}
+	a.publish() // the caller reads the snapshot of what it asked for
 	m.replyTo() <- err
 }
 
@@ -302,12 +311,13 @@ func (a *appOwner) finishStop(ctx context.Context) {
 	if a.state != StateStopping || a.gen != nil || a.reload != nil || len(a.retiring) > 0 {
 		return
 	}
+	a.state = StateStopped
+	a.message = ""
+	a.publish() // a stop's caller reads the snapshot it waited for
 	for _, w := range a.stopWaiters {
 		w <- nil
 	}
 	a.stopWaiters = nil
-	a.state = StateStopped
-	a.message = ""
 	if a.thenStart {
 		a.thenStart = false
 		a.policy.reset()
@@ -377,6 +387,7 @@ func (a *appOwner) onRetired(ctx context.Context, g generation) {
 // startGen spawns a generation (Starting) and waits for readiness in the
 // background; a failed spawn counts as a crash (Backoff or Failed).
 func (a *appOwner) startGen(ctx context.Context) {
+	a.attempted = true
 	id := int(a.env.nextGen(a.cfg.Name))
 	g, err := a.env.spawnGen(ctx, a.cfg, id, "", a.cfg.Reload.Strategy)
 	if err != nil {
@@ -384,10 +395,19 @@ func (a *appOwner) startGen(ctx context.Context) {
 		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
 		return
 	}
+	if err := a.env.serve(g); err != nil {
+		a.env.log().Error("steering connections to the new generation", "app", a.cfg.Name, "err", err)
+	}
 	a.gen = g
 	a.state = StateStarting
 	a.message = ""
 	a.health = healthState{}
+	a.awaitReady(ctx, g)
+}
+
+// awaitReady waits for g's readiness in the background and reports it
+// with a readyMsg; cancelReady abandons the wait.
+func (a *appOwner) awaitReady(ctx context.Context, g generation) {
 	rctx, cancel := context.WithCancel(ctx)
 	a.readyCancel = cancel
 	go func() {
@@ -507,8 +527,13 @@ func (a *appOwner) onHealth(ctx context.Context, g generation, err error) {
 	a.health.healthy = false
 	a.message = fmt.Sprintf("unhealthy: %d checks failed: %v", a.health.fails, err)
 	if a.cfg.Health.RestartWhenUnhealthy && a.reload == nil {
-		a.env.log().Warn("restarting unhealthy app by swap", "app", a.cfg.Name)
-		s := config.StrategySwap
+		// The configured strategy, but never an in-place re-exec of a master
+		// that is unhealthy.
+		s := a.cfg.Reload.Strategy
+		if s == config.StrategyUSR2 {
+			s = config.StrategySwap
+		}
+		a.env.log().Warn("restarting unhealthy app by reload", "app", a.cfg.Name, "strategy", s.String())
 		a.beginReload(ctx, reloadMsg{call: newCall(), strategy: &s})
 	}
 }
@@ -527,6 +552,9 @@ func (a *appOwner) publish() {
 		Backoff:       a.policy.backoff(),
 		Reloading:     a.reload != nil,
 		Message:       a.message,
+		Required:      a.cfg.Required,
+		Wanted:        a.wants(),
+		Attempted:     a.attempted,
 		Reloads:       make(map[string]int, len(a.reloads)),
 		Listeners:     a.env.listeners(a.cfg.Name),
 	}
@@ -550,7 +578,7 @@ func (a *appOwner) publish() {
 		s.StatsdAddr = addr
 	}
 	prev := a.snap.Swap(s)
-	if prev != nil && (prev.State != s.State || prev.Healthy != s.Healthy || prev.Reloading != s.Reloading) {
+	if prev != nil && (prev.State != s.State || prev.Healthy != s.Healthy || prev.Reloading != s.Reloading || prev.Attempted != s.Attempted) {
 		a.env.changed()
 	}
 }

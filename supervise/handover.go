@@ -152,6 +152,7 @@ func (m *Manager) restoreApp(a *appOwner, st AppHandover) (started bool) {
 	}
 	a.gen = gen
 	a.state = StateRunning
+	a.attempted = true
 	a.health.healthy = st.Healthy
 	a.publish()
 	return true

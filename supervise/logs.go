@@ -60,40 +60,71 @@ type appLog struct {
 	captures map[*logs.Capture]struct{}
 }
 
-// newAppLogs creates the log of every app of cfg. Apps with log = "stdout"
-// share one sink on stdout (nil: os.Stdout); a log file that cannot be
-// opened is an error (and nothing stays open).
-func newAppLogs(cfg *config.Config, stdout io.Writer, logger *slog.Logger) (map[string]*appLog, error) {
-	if stdout == nil {
-		stdout = os.Stdout
-	}
-	shared := logs.NewWriterSink(stdout)
+// newAppLogs creates the log of every app of cfg, sharing shared among the
+// apps with log = "stdout"; a log file that cannot be opened is an error
+// (and nothing stays open).
+func newAppLogs(cfg *config.Config, shared io.Writer, logger *slog.Logger) (map[string]*appLog, error) {
 	out := make(map[string]*appLog, len(cfg.Apps))
 	for _, app := range cfg.Apps {
-		l := &appLog{captures: map[*logs.Capture]struct{}{}}
-		var sink io.Writer
-		switch app.Log.Target {
-		case config.LogStdout:
-			sink = shared
-		case config.LogFile:
-			f, err := logs.NewFileSink(logs.FileOptions{Path: app.Log.File, MaxSizeMB: app.Log.MaxSizeMB, MaxFiles: app.Log.MaxFiles, Compress: app.Log.Compress})
-			if err != nil {
-				_ = closeAppLogs(out, 0) // nothing was captured yet: nothing to lose
-				return nil, fmt.Errorf("app %s: %w", app.Name, err)
-			}
-			l.file, sink = f, f
+		l, err := newAppLog(app, shared, logger)
+		if err != nil {
+			_ = closeAppLogs(out, 0) // nothing was captured yet: nothing to lose
+			return nil, err
 		}
-		name := app.Name
-		l.App = logs.NewApp(name, logs.Options{
-			Sink:       sink,
-			Timestamps: app.Log.Timestamps,
-			QueueBytes: appLogQueueBytes,
-			RingBytes:  appLogRingBytes,
-			OnSinkError: func(err error) {
-				logger.Warn("app log sink failing; lines are dropped until it recovers", "app", name, "err", err)
-			},
-		})
-		out[name] = l
+		out[app.Name] = l
+	}
+	return out, nil
+}
+
+// newAppLog creates app's log: its sink is shared (log = "stdout"), a
+// rotated file (log = "file") or none.
+func newAppLog(app *config.App, shared io.Writer, logger *slog.Logger) (*appLog, error) {
+	l := &appLog{captures: map[*logs.Capture]struct{}{}}
+	var sink io.Writer
+	switch app.Log.Target {
+	case config.LogStdout:
+		sink = shared
+	case config.LogFile:
+		f, err := logs.NewFileSink(logs.FileOptions{Path: app.Log.File, MaxSizeMB: app.Log.MaxSizeMB, MaxFiles: app.Log.MaxFiles, Compress: app.Log.Compress})
+		if err != nil {
+			return nil, fmt.Errorf("app %s: %w", app.Name, err)
+		}
+		l.file, sink = f, f
+	}
+	name := app.Name
+	l.App = logs.NewApp(name, logs.Options{
+		Sink:       sink,
+		Timestamps: app.Log.Timestamps,
+		QueueBytes: appLogQueueBytes,
+		RingBytes:  appLogRingBytes,
+		OnSinkError: func(err error) {
+			logger.Warn("app log sink failing; lines are dropped until it recovers", "app", name, "err", err)
+		},
+	})
+	return l, nil
+}
+
+// logOf returns app's log, or nil for an app the Manager does not know.
+func (m *Manager) logOf(app string) *appLog {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.logs[app]
+}
+
+// openLogsForUpdate creates the logs of the apps plan adds; on error it
+// closes what it opened.
+func (m *Manager) openLogsForUpdate(plan []config.AppDiff, next *config.Config) (map[string]*appLog, error) {
+	out := map[string]*appLog{}
+	for _, d := range plan {
+		if d.Change != config.Added {
+			continue
+		}
+		l, err := newAppLog(next.App(d.Name), m.stdoutSink, m.logger)
+		if err != nil {
+			_ = closeAppLogs(out, 0) // nothing was captured yet
+			return nil, err
+		}
+		out[d.Name] = l
 	}
 	return out, nil
 }
@@ -270,7 +301,7 @@ func (g *Generation) unexpectedExit() bool {
 // the traceback's exception line and the last stderr line (read once the
 // output drained, off the caller's goroutine).
 func (m *Manager) noteExit(g *Generation) {
-	l := m.logs[g.App]
+	l := m.logOf(g.App)
 	if l == nil || g.out == nil {
 		return
 	}
@@ -292,7 +323,7 @@ func (m *Manager) noteExit(g *Generation) {
 // logReport fills the log parts of a snapshot: lines dropped, and the
 // traceback of an unexpected exit while the app is not running.
 func (m *Manager) logReport(s *AppSnapshot) {
-	l := m.logs[s.Name]
+	l := m.logOf(s.Name)
 	if l == nil {
 		return
 	}
@@ -307,7 +338,8 @@ func (m *Manager) logReport(s *AppSnapshot) {
 // Log returns app name's log, for reading its recent lines and following
 // it (`supctl logs`).
 func (m *Manager) Log(name string) (*logs.App, error) {
-	l, ok := m.logs[name]
+	l := m.logOf(name)
+	ok := l != nil
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, name)
 	}
@@ -318,7 +350,8 @@ func (m *Manager) Log(name string) (*logs.App, error) {
 // it; nothing to do for other sinks) and sends USR1 to its running Gunicorn
 // master, which reopens Gunicorn's own log files.
 func (m *Manager) ReopenLog(name string) error {
-	l, ok := m.logs[name]
+	l := m.logOf(name)
+	ok := l != nil
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNoSuchApp, name)
 	}
@@ -363,7 +396,7 @@ func (m *Manager) forkCaptured(app string, id int, spec proc.Spec) (int, <-chan 
 		_ = ends[2].Close()
 		return 0, nil, nil, fmt.Errorf("app %s: %w", app, err)
 	}
-	return pid, exitCh, m.logs[app].attach(id, ends[0], ends[2]), nil
+	return pid, exitCh, m.logOf(app).attach(id, ends[0], ends[2]), nil
 }
 
 // adoptOutput captures the output pipes a previous image handed over with
@@ -387,5 +420,5 @@ func (m *Manager) adoptOutput(app string, g *GenHandover) *output {
 	if files[0] == nil && files[1] == nil {
 		return nil
 	}
-	return m.logs[app].attach(g.ID, files[0], files[1])
+	return m.logOf(app).attach(g.ID, files[0], files[1])
 }

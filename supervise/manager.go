@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gunisup/supervisor/logs"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
-	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 )
@@ -34,37 +37,85 @@ type Options struct {
 	// Restore is the state handed over by the previous image across an
 	// in-place re-exec; its generations are adopted instead of started.
 	Restore *Handover
+	// Cgroups, when not nil, holds one cgroup per app (see proc.Cgroups).
+	Cgroups *proc.Cgroups
 }
 
 // Manager runs every app of one configuration: it holds their sockets and
 // one owner goroutine per app, and answers requests by routing them to owners.
 type Manager struct {
+	// mu guards cfg, sockets, logs, apps, order and genSeq: an update replaces
+	// them while requests read them.
+	mu sync.RWMutex
+	// updateMu makes updates run one at a time, and Stop wait for one.
+	updateMu sync.Mutex
+	// stopping is closed when Stop begins: it cancels an update.
+	stopping chan struct{}
+	stopOnce sync.Once
 	cfg      *config.Config
 	reaper   *Reaper
 	logger   *slog.Logger
 	logs     map[string]*appLog
-	observer Observer
-	statsd   func(string) string
-	runDir   string
-	sockets  map[string][]*Socket
-	apps     map[string]*appOwner
-	order    []*appOwner
-	changes  chan struct{}
-	exits    chan AppExit
-	cancel   context.CancelFunc
-	started  bool
-	stopped  chan struct{}
-	genSeq   map[string]*atomic.Int64
+	// stdoutSink is the sink shared by the apps with log = "stdout".
+	stdoutSink io.Writer
+	observer   Observer
+	statsd     func(string) string
+	runDir     string
+	sockets    map[string][]*Socket
+	steered    steering
+	apps       map[string]*appOwner
+	order      []*appOwner
+	changes    chan struct{}
+	exits      chan AppExit
+	cancel     context.CancelFunc
+	started    bool
+	// booted is set once Start has asked every app to start.
+	booted atomic.Bool
+	// runCtx is the context Start runs the owners under; owners an update
+	// adds run under it too.
+	runCtx  context.Context
+	boot    bootRun
+	stopped chan struct{}
+	genSeq  map[string]*atomic.Int64
 	// restored names the apps handed over that need no start.
 	restored map[string]bool
 	// prober tells the Gunicorn version of each app's virtualenv, probing
 	// once per virtualenv and binary (see gunicorn.Prober).
 	prober *gunicorn.Prober
+	// cgroups are the apps' cgroups (an app without one is missing).
+	cgroups map[string]*proc.Cgroup
 }
 
 // nextGen allocates the next generation number of an app (1-based); safe
 // from any goroutine.
-func (m *Manager) nextGen(app string) int64 { return m.genSeq[app].Add(1) }
+func (m *Manager) nextGen(app string) int64 {
+	m.mu.RLock()
+	seq := m.genSeq[app]
+	m.mu.RUnlock()
+	return seq.Add(1)
+}
+
+// owners returns the app owners in file order.
+func (m *Manager) owners() []*appOwner {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Clone(m.order)
+}
+
+// socketsOf returns the held listeners of app, in its listen order.
+func (m *Manager) socketsOf(app string) []*Socket {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.sockets[app]
+}
+
+// Config returns the configuration the Manager runs (the last one applied
+// by Update).
+func (m *Manager) Config() *config.Config {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.cfg
+}
 
 // AppExit is an app's generation exit, for exit_with.
 type AppExit struct {
@@ -83,10 +134,12 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		statsd:   opts.StatsdAddr,
 		runDir:   cfg.Supervisor.RunDir,
 		sockets:  map[string][]*Socket{},
+		steered:  steering{},
 		apps:     map[string]*appOwner{},
 		changes:  make(chan struct{}, 1),
 		exits:    make(chan AppExit, 16),
 		stopped:  make(chan struct{}),
+		stopping: make(chan struct{}),
 		genSeq:   map[string]*atomic.Int64{},
 		restored: map[string]bool{},
 		prober:   gunicorn.NewProber(reaper.Output),
@@ -106,34 +159,9 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 	if err := os.MkdirAll(m.runDir, 0o750); err != nil {
 		return nil, fmt.Errorf("run_dir %s: %w", m.runDir, err)
 	}
-	if opts.Restore != nil {
-		if err := opts.Restore.Validate(cfg); err != nil {
-			return nil, err
-		}
-		socks, err := restoreSockets(cfg, opts.Restore)
-		if err != nil {
-			return nil, err
-		}
-		opts.Sockets = socks
-	}
-	for _, app := range cfg.Apps {
-		if held, ok := opts.Sockets[app.Name]; ok {
-			m.sockets[app.Name] = held
-			continue
-		}
-		socks, err := listen.OpenApp(app, nil)
-		if err != nil {
-			m.CloseSockets()
-			return nil, err
-		}
-		m.sockets[app.Name] = socks
-	}
-	appLogs, err := newAppLogs(cfg, opts.Stdout, m.logger)
-	if err != nil {
-		m.CloseSockets()
+	if err := m.openAll(opts); err != nil {
 		return nil, err
 	}
-	m.logs = appLogs
 	for _, app := range cfg.Apps {
 		m.genSeq[app.Name] = new(atomic.Int64)
 		a := newAppOwner(m, app)
@@ -150,8 +178,53 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 	return m, nil
 }
 
-// CloseSockets closes every held listener (at exit).
+// openAll holds every app's sockets (handed over by the previous image, or
+// inherited, or bound now) and creates every app's log. On error it closes
+// what it opened.
+func (m *Manager) openAll(opts Options) error {
+	if opts.Restore != nil {
+		if err := opts.Restore.Validate(m.cfg); err != nil {
+			return err
+		}
+		socks, err := restoreSockets(m.cfg, opts.Restore)
+		if err != nil {
+			return err
+		}
+		opts.Sockets = socks
+	}
+	why := steerProbe()
+	for _, app := range m.cfg.Apps {
+		if held, ok := opts.Sockets[app.Name]; ok {
+			m.sockets[app.Name] = held
+			m.logHeldSteering(app, opts.Restore != nil)
+			continue
+		}
+		if err := m.openListeners(app, why); err != nil {
+			m.CloseSockets()
+			return err
+		}
+	}
+	stdout := opts.Stdout
+	if stdout == nil {
+		stdout = os.Stdout
+	}
+	m.stdoutSink = logs.NewWriterSink(stdout)
+	appLogs, err := newAppLogs(m.cfg, m.stdoutSink, m.logger)
+	if err != nil {
+		m.CloseSockets()
+		return err
+	}
+	m.logs = appLogs
+	m.openCgroups(opts.Cgroups)
+	return nil
+}
+
+// CloseSockets closes every held listener and every generation's steered
+// one (at exit).
 func (m *Manager) CloseSockets() {
+	m.closeSteering()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	for name, socks := range m.sockets {
 		for _, s := range socks {
 			if err := s.Close(); err != nil {
@@ -161,7 +234,11 @@ func (m *Manager) CloseSockets() {
 	}
 }
 
-// Start starts each app's owner and asks every app to start, in file order.
+// Start starts each app's owner and, in the background, asks every app with
+// autostart (or handed over as wanted but not running) to start: in
+// parallel, each after the apps it names in after and requires have
+// settled. Readiness counts nothing as started before every start was asked
+// for; Stop cancels the starts not yet asked for.
 func (m *Manager) Start(ctx context.Context) {
 	if m.started {
 		return
@@ -170,29 +247,50 @@ func (m *Manager) Start(ctx context.Context) {
 	ctx, m.cancel = context.WithCancel(ctx)
 	// Which apps to start is decided before their owners run: from then on
 	// an owner's state belongs to its goroutine alone.
-	skip := make(map[*appOwner]bool, len(m.order))
-	for _, a := range m.order {
-		skip[a] = m.restored[a.cfg.Name] // handed over running, or stopped by request
+	owners := m.owners()
+	skip := make(map[*appOwner]bool, len(owners))
+	for _, a := range owners {
+		// handed over running or stopped by request; else autostart decides
+		restoredStart, restored := m.restored[a.cfg.Name]
+		skip[a] = restoredStart || (!restored && !a.cfg.Autostart)
 	}
 	m.prefetchVersions(ctx)
-	for _, a := range m.order {
+	m.runCtx = ctx
+	for _, a := range owners {
 		go a.run(ctx)
 	}
-	for _, a := range m.order {
-		if skip[a] {
-			continue
-		}
-		if err := a.send(ctx, startMsg{newCall()}); err != nil {
-			m.logger.Error("start", "app", a.cfg.Name, "err", err)
+	var set []*appOwner
+	for _, a := range owners {
+		if !skip[a] {
+			set = append(set, a)
 		}
 	}
+	startCtx, cancel := context.WithCancel(ctx)
+	m.boot = bootRun{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(m.boot.done)
+		for name, err := range m.startOrdered(startCtx, set) {
+			if err != nil {
+				m.logger.Error("start", "app", name, "err", err)
+			}
+		}
+		m.booted.Store(true)
+		m.changed()
+	}()
+}
+
+// bootRun is Start's background run of the first starts.
+type bootRun struct {
+	cancel context.CancelFunc
+	// done is closed once every first start was asked for (or cancelled).
+	done chan struct{}
 }
 
 // prefetchVersions starts the Gunicorn version probe of every Gunicorn app
 // in the background, so that the owners' first spawns find the answer
 // ready or in flight instead of running the probe themselves.
 func (m *Manager) prefetchVersions(ctx context.Context) {
-	for _, app := range m.cfg.Apps {
+	for _, app := range m.Config().Apps {
 		if app.Kind != config.KindGunicorn {
 			continue
 		}
@@ -236,7 +334,9 @@ func (m *Manager) appExited(name string, info ExitInfo) {
 func (m *Manager) statsdAddr(app string) string { return m.statsd(app) }
 
 func (m *Manager) owner(name string) (*appOwner, error) {
+	m.mu.RLock()
 	a, ok := m.apps[name]
+	m.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, name)
 	}
@@ -262,7 +362,9 @@ func (m *Manager) StopApp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return a.send(ctx, stopMsg{newCall()})
+	err = a.send(ctx, stopMsg{newCall()})
+	m.endStrays(name)
+	return err
 }
 
 // RestartApp stops the serving generation and starts a new one at once; the
@@ -306,7 +408,7 @@ func (m *Manager) reloadOrDeploy(ctx context.Context, name string, strategy *con
 // Ping returns nil when every app owner answers within ctx: the
 // supervision loops are alive (liveness, and the systemd watchdog).
 func (m *Manager) Ping(ctx context.Context) error {
-	for _, a := range m.order {
+	for _, a := range m.owners() {
 		if err := a.send(ctx, pingMsg{newCall()}); err != nil {
 			return fmt.Errorf("app %s: owner not answering: %w", a.cfg.Name, err)
 		}
@@ -318,36 +420,34 @@ func (m *Manager) Ping(ctx context.Context) error {
 // worker PIDs read from /proc in one scan.
 func (m *Manager) Snapshots() []AppSnapshot {
 	tree, _ := proc.NewTree("") // without /proc, worker lists stay empty
-	out := make([]AppSnapshot, 0, len(m.order))
-	for _, a := range m.order {
+	owners := m.owners()
+	out := make([]AppSnapshot, 0, len(owners))
+	for _, a := range owners {
 		s := *a.snap.Load()
 		if s.MasterPID != 0 && tree != nil {
 			kids := append([]int(nil), tree.LiveChildren(s.MasterPID)...)
 			sort.Ints(kids)
 			s.WorkerPIDs = kids
 		}
+		s.Processes = m.processCount(s.Name, s.MasterPID, tree)
 		m.logReport(&s)
 		out = append(out, s)
 	}
 	return out
 }
 
-// Ready reports whether every app that should run is running and healthy,
-// and names the ones that are not.
-func (m *Manager) Ready() (bool, map[string]string) {
-	bad := map[string]string{}
-	for _, s := range m.Snapshots() {
-		switch {
-		case s.State != StateRunning:
-			bad[s.Name] = s.State.String()
-		case !s.Healthy:
-			bad[s.Name] = "unhealthy"
-		}
+// Readiness assesses the apps' snapshots (see Assess); nothing counts as
+// started before Start has asked every app to start.
+func (m *Manager) Readiness() Readiness {
+	r := Assess(m.Snapshots())
+	if !m.booted.Load() {
+		r.Started = false
 	}
-	return len(bad) == 0, bad
+	return r
 }
 
-// Stop stops every app in reverse file order, each within its stop_timeout,
+// Stop stops every app, in parallel except that an app stops before the
+// apps it names in after and requires, each within its stop_timeout,
 // all within ctx (the shutdown timeout); whatever still runs when ctx ends
 // is killed. Then it ends any orphan left among the supervisor's children,
 // and ends the apps' logs once their output is read and written (within
@@ -361,31 +461,46 @@ func (m *Manager) Stop(ctx context.Context) error {
 		return nil
 	default:
 	}
-	var errs []error
-	for i := len(m.order) - 1; i >= 0; i-- {
-		a := m.order[i]
+	m.boot.cancel()
+	<-m.boot.done
+	// An update in progress is cancelled and finishes before the apps it
+	// adds or replaces are listed.
+	m.stopOnce.Do(func() { close(m.stopping) })
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
+	owners := m.owners()
+	results := ordered(owners, true, func(a *appOwner) error {
 		// At shutdown the supervisor's copy of the app's sockets goes first:
 		// once the draining workers have closed theirs, new clients are
 		// refused at once (a proxy retries elsewhere) instead of waiting in a
 		// backlog nobody will accept from, to be reset at exit. The paths
 		// stay until every app has stopped: a Gunicorn master unlinks its
 		// socket's name as it stops and fails if the name is gone.
-		for _, s := range m.sockets[a.cfg.Name] {
+		for _, s := range m.socketsOf(a.cfg.Name) {
 			if err := s.Shut(); err != nil {
 				m.logger.Warn("close listener", "app", a.cfg.Name, "err", err)
 			}
 		}
-		if err := a.send(ctx, stopMsg{newCall()}); err != nil {
+		m.shutSteered(a.cfg.Name)
+		return a.send(ctx, stopMsg{newCall()})
+	})
+	var errs []error
+	for _, a := range owners {
+		if err := results[a.cfg.Name]; err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", a.cfg.Name, err))
 		}
+		m.endStrays(a.cfg.Name)
 	}
 	m.cancel()
-	for _, a := range m.order {
+	for _, a := range m.owners() {
 		<-a.exited
 	}
 	m.KillOrphans(5 * time.Second)
 	m.CloseSockets()
-	if err := closeAppLogs(m.logs, logCloseLimit); err != nil {
+	m.mu.RLock()
+	all := m.logs
+	m.mu.RUnlock()
+	if err := closeAppLogs(all, logCloseLimit); err != nil {
 		errs = append(errs, fmt.Errorf("close app logs: %w", err))
 	}
 	close(m.stopped)
@@ -407,9 +522,16 @@ func (m *Manager) KillOrphans(grace time.Duration) {
 // the supervisor, in the generation's process group, not managed. Workers
 // get TERM (they finish the request in hand), then KILL after stop_timeout,
 // in the background.
-func (m *Manager) cleanupOrphans(g *Generation) {
+func (m *Manager) cleanupOrphans(g *Generation) { go m.endOrphans(g) }
+
+// endOrphans ends what g left behind in its process group (TERM, then KILL
+// after the app's stop_timeout) and returns when none is left.
+func (m *Manager) endOrphans(g *Generation) {
 	if g.PGID == 0 {
 		return
+	}
+	if err := syscall.Kill(-g.PGID, 0); errors.Is(err, syscall.ESRCH) {
+		return // the group is empty: nothing to scan /proc for
 	}
 	find := func() []int {
 		return proc.OwnChildren(func(pid, pgid int) bool { return pgid == g.PGID && !m.reaper.Managed(pid) })
@@ -420,14 +542,12 @@ func (m *Manager) cleanupOrphans(g *Generation) {
 	}
 	m.logger.Info("ending processes left by exited generation", "app", g.App, "generation", g.ID, "pids", left)
 	timeout := 30 * time.Second
-	if app := m.cfg.App(g.App); app != nil {
+	if app := m.Config().App(g.App); app != nil {
 		timeout = app.StopTimeout
 	}
-	go func() {
-		if left := proc.Terminate(find, timeout, 100*time.Millisecond); len(left) > 0 {
-			m.logger.Error("processes left by exited generation survived SIGKILL", "app", g.App, "generation", g.ID, "pids", left)
-		}
-	}()
+	if left := proc.Terminate(find, timeout, 100*time.Millisecond); len(left) > 0 {
+		m.logger.Error("processes left by exited generation survived SIGKILL", "app", g.App, "generation", g.ID, "pids", left)
+	}
 }
 
 // afterExit tidies up once a generation's main process has exited: it
@@ -443,7 +563,7 @@ func (m *Manager) afterExit(g *Generation) {
 // relink restores the held names of app's Unix sockets after a Gunicorn
 // master removed its bound name on exit (see Socket.hold).
 func (m *Manager) relink(app string) {
-	for _, s := range m.sockets[app] {
+	for _, s := range m.socketsOf(app) {
 		if err := s.Relink(); err != nil {
 			m.logger.Error("unix socket", "app", app, "err", err)
 		}

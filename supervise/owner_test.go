@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/reload"
 )
 
 func TestOwnerStart(t *testing.T) {
@@ -301,6 +302,13 @@ func TestOwnerFreeze(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitExit(t, g)
+	r.waitFor("no reload in progress", func(s AppSnapshot) bool { return !s.Reloading })
+	if err := r.do(freezeMsg{call: newCall(), state: &st, thaw: thaw}); err != nil {
+		t.Fatalf("freeze after the reload: %v", err)
+	}
+	if st.Reloads[string(reload.OutcomeOK)] != 1 {
+		t.Errorf("handed-over reload counts %v, want ok=1 (metrics export them after an upgrade)", st.Reloads)
+	}
 }
 
 // TestOwnerRestartDuringReload: a restart while a swap reload checks its

@@ -67,6 +67,13 @@ type ownerEnv interface {
 	nextGen(app string) int64
 	// afterExit tidies up after a generation's main process exited.
 	afterExit(g generation)
+	// endTree returns once nothing g's main process left behind runs.
+	endTree(g generation)
+	// serve sends the new connections of the app's steered listeners to g.
+	serve(g generation) error
+	// quiesce returns once no connection waits on g's own steered sockets,
+	// or when ctx ends.
+	quiesce(ctx context.Context, g generation)
 	// changed, appReady and appExited wake the daemon (never block).
 	changed()
 	appReady()
@@ -98,6 +105,7 @@ type managerEnv struct{ m *Manager }
 func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy config.Strategy) (generation, error) {
 	g, err := e.m.spawn(ctx, app, id, dir, strategy)
 	if err != nil {
+		e.m.releaseGen(app.Name, id) // the sockets bound for it, if any
 		return nil, err
 	}
 	return g, nil
@@ -105,8 +113,28 @@ func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir s
 
 func (e managerEnv) nextGen(app string) int64 { return e.m.nextGen(app) }
 
+func (e managerEnv) serve(g generation) error {
+	if pg, ok := g.(*Generation); ok {
+		return e.m.serveGen(pg.App, pg.ID)
+	}
+	return nil
+}
+
+func (e managerEnv) quiesce(ctx context.Context, g generation) {
+	if pg, ok := g.(*Generation); ok {
+		e.m.quiesce(ctx, pg.App, pg.ID)
+	}
+}
+
+func (e managerEnv) endTree(g generation) {
+	if pg, ok := g.(*Generation); ok {
+		e.m.endOrphans(pg)
+	}
+}
+
 func (e managerEnv) afterExit(g generation) {
 	if pg, ok := g.(*Generation); ok {
+		e.m.releaseGen(pg.App, pg.ID)
 		e.m.afterExit(pg)
 	}
 }
@@ -118,10 +146,19 @@ func (e managerEnv) statsdAddr(app string) string        { return e.m.statsdAddr
 func (e managerEnv) log() *slog.Logger                   { return e.m.logger }
 func (e managerEnv) events() Observer                    { return e.m.observer }
 
+// listeners describes app's held sockets; a steered one reports the
+// serving generation's socket (its queue is the one that matters).
 func (e managerEnv) listeners(app string) []ListenerSnapshot {
 	var out []ListenerSnapshot
-	for _, s := range e.m.sockets[app] {
-		out = append(out, listenerSnapshot(s))
+	for i, s := range e.m.socketsOf(app) {
+		ls := listenerSnapshot(s)
+		ls.Steering = string(e.m.steeringMode(app, i))
+		if g := e.m.steerOf(app, i); g != nil {
+			if fd := g.ServingFD(); fd >= 0 {
+				ls.FD = fd
+			}
+		}
+		out = append(out, ls)
 	}
 	return out
 }

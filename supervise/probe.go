@@ -7,31 +7,34 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/health"
 )
 
-// started returns nil once g serves after a start: for Gunicorn a request
-// answered on its probe listener (and one health pass where a check exists);
-// for a process, still running one second after start (and one health pass).
-// It gives up after the app's start_timeout.
+// started returns nil once g serves after a start (see ready, one pass),
+// or an error when it does not within the app's start_timeout.
 func (p *healthProber) started(ctx context.Context, g generation) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
 	defer cancel()
-	if p.cfg.Kind == config.KindProcess {
-		t := time.NewTimer(time.Second)
-		defer t.Stop()
-		select {
-		case <-g.Done():
-			return fmt.Errorf("exited during start: %s", g.Exit())
-		case <-ctx.Done():
-			return fmt.Errorf("not started within start_timeout %s", p.cfg.StartTimeout)
-		case <-t.C:
-		}
-		if !p.cfg.Health.Enabled {
-			return nil
-		}
-	}
 	return p.ready(ctx, g, 1)
 }
+
+// settle returns nil once a process has run for processSettle, or an
+// error when it exits first or ctx ends.
+func settle(ctx context.Context, g generation) error {
+	t := time.NewTimer(processSettle)
+	defer t.Stop()
+	select {
+	case <-g.Done():
+		return fmt.Errorf("exited within %s of its start: %s", processSettle, g.Exit())
+	case <-ctx.Done():
+		return readyErr(ctx, nil)
+	case <-t.C:
+		return nil
+	}
+}
+
+// processSettle is how long a process must run before it counts as started.
+const processSettle = time.Second
 
 // check runs one health check of g and reports it to the observer.
 func (p *healthProber) check(ctx context.Context, g generation) error {
@@ -41,50 +44,73 @@ func (p *healthProber) check(ctx context.Context, g generation) error {
 	return err
 }
 
-// ready waits until g answers (Gunicorn) and passes the health check passes
-// consecutive times, or g exits, or ctx ends.
+// ready waits until g has started (Gunicorn: a request answered on its
+// probe listener; a process: still running after processSettle) and passes
+// the health check passes consecutive times, checking every gatePause. It
+// returns an error as soon as g exits, fails unhealthy_after answered checks
+// in a row (see gate), or ctx ends.
 func (p *healthProber) ready(ctx context.Context, g generation, passes int) error {
+	if p.cfg.Kind == config.KindProcess {
+		if err := settle(ctx, g); err != nil {
+			return err
+		}
+	}
 	addr := g.Info().ProbeAddr
 	answered := p.cfg.Kind == config.KindProcess || addr == ""
-	ok := 0
-	var last error
+	gt := newGate(p.cfg, passes)
 	for {
 		if g.Exited() {
 			return fmt.Errorf("exited: %s", g.Exit())
 		}
-		wait := 50 * time.Millisecond
+		var err error
 		if !answered {
-			if err := p.checker.Answered(ctx, addr, time.Second); err != nil {
-				last = err
-			} else if answered = true; !p.cfg.Health.Enabled {
-				return nil
+			if err = p.checker.Answered(ctx, addr, time.Second); err == nil {
+				if !p.cfg.Health.Enabled {
+					return nil
+				}
+				answered = true
 			}
 		}
 		if answered {
-			if err := p.check(ctx, g); err != nil {
-				ok = 0
-				// A check cut short by the deadline says nothing about the
-				// app: the last real verdict ("status 500") stays the reason.
-				if last == nil || ctx.Err() == nil {
-					last = err
-				}
-			} else if ok++; ok >= passes {
-				return nil
-			}
-			// Between passes wait the interval, at most a second, so a
-			// reload's gate does not take minutes with a long interval.
-			wait = min(p.cfg.Health.Interval, time.Second)
+			err = p.check(ctx, g)
 		}
-		t := time.NewTimer(wait)
+		switch gt.observe(err) {
+		case gatePassed:
+			return nil
+		case gateRejected:
+			return rejected(g, gt)
+		}
+		t := time.NewTimer(gatePause)
 		select {
 		case <-g.Done():
 			t.Stop()
 			return fmt.Errorf("exited: %s", g.Exit())
 		case <-ctx.Done():
 			t.Stop()
-			return readyErr(ctx, last)
+			return readyErr(ctx, gt.last)
 		case <-t.C:
 		}
+	}
+}
+
+// exitGrace is how long a generation whose probes are refused may take to
+// exit: a Gunicorn master that halts (a worker failed to boot) closes its
+// listeners first, and its exit status says more than the refusals.
+const exitGrace = time.Second
+
+// rejected returns why the gate rejected g: its exit when refused probes
+// were the last failure and it exits within exitGrace, else the failures.
+func rejected(g generation, gt *gate) error {
+	if !health.Refused(gt.last) {
+		return gt.err()
+	}
+	t := time.NewTimer(exitGrace)
+	defer t.Stop()
+	select {
+	case <-g.Done():
+		return fmt.Errorf("exited: %s", g.Exit())
+	case <-t.C:
+		return gt.err()
 	}
 }
 

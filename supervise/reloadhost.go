@@ -138,9 +138,12 @@ func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strat
 		progress(fmt.Sprintf("%s: %s", old, why))
 	}
 	var err error
-	if strategy == config.StrategyUSR2 {
+	switch strategy {
+	case config.StrategyUSR2:
 		_, err = reload.USR2(ctx, h, old, progress)
-	} else {
+	case config.StrategyRestart:
+		_, err = reload.Restart(ctx, h, old, progress)
+	default: // swap, overlap
 		_, err = reload.Swap(ctx, h, old, progress)
 	}
 	if err != nil && previous != "" {
@@ -181,6 +184,9 @@ func (a *appOwner) commit(run *reloadRun, g generation) error {
 		return fmt.Errorf("app %s: reload cancelled by a stop or restart", a.cfg.Name)
 	case a.gen != nil && a.gen != run.old && a.gen != run.committed:
 		return fmt.Errorf("app %s: the serving generation changed during the reload", a.cfg.Name)
+	}
+	if err := a.env.serve(g); err != nil {
+		return fmt.Errorf("app %s: switching to %s: %w", a.cfg.Name, g, err)
 	}
 	run.committed = g
 	a.cancelReady()
@@ -237,11 +243,16 @@ func (h *host) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
 	return g, nil
 }
 
+// Ready gates g: healthy_after passes in a row (one answer without a
+// check), within start_timeout as well as the reload's own deadline, and
+// rejected at once after unhealthy_after answered failures in a row.
 func (h *host) Ready(ctx context.Context, g reload.Gen) error {
 	passes := 1
 	if h.a.cfg.Health.Enabled {
 		passes = h.a.cfg.Health.HealthyAfter
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.a.cfg.StartTimeout)
+	defer cancel()
 	return h.a.probe.ready(ctx, asGen(g), passes)
 }
 
@@ -256,9 +267,19 @@ func (h *host) Commit(ctx context.Context, g reload.Gen) error {
 	return <-m.reply
 }
 
+// Drain stops g gracefully. A generation with steered sockets first keeps
+// accepting until no connection waits on them (within stop_timeout). For a
+// restart reload Drain returns only once nothing of g's tree runs (a
+// singleton's child may hold its lock).
 func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 	g := asGen(rg)
+	qctx, cancel := context.WithTimeout(ctx, h.a.cfg.StopTimeout)
+	h.a.env.quiesce(qctx, g)
+	cancel()
 	_, err := g.Stop(ctx, h.a.stopSignal(), h.a.cfg.StopTimeout)
+	if h.run.strategy == config.StrategyRestart {
+		h.a.env.endTree(g)
+	}
 	h.a.env.afterExit(g)
 	return err
 }
@@ -314,6 +335,7 @@ func (h *usr2Host) USR2(ctx context.Context, old *Generation) (*Generation, erro
 	}
 	id := int(h.m.nextGen(h.cfg.Name))
 	g := adoptGeneration(h.m.reaper, old, id, newPID)
+	h.m.shareGen(h.cfg.Name, old.ID, id)
 	h.m.logger.Info("usr2 master", "app", h.cfg.Name, "generation", id, "pid", newPID, "dir", g.Dir)
 	// A re-exec runs where the old master was started (Gunicorn takes $PWD
 	// only if it named the same directory then): a new master that does not

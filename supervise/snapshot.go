@@ -56,65 +56,39 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // ExitInfo describes how a process ended (see proc.ExitInfo).
 type ExitInfo = proc.ExitInfo
 
-// ListenerSnapshot describes one held listener.
+// ListenerSnapshot describes one held socket. Its fields mean what the
+// fields of the same name in control.Listener (the wire type) say; FD is
+// the supervisor's own descriptor, for queue metrics.
 type ListenerSnapshot struct {
-	// Address as written in the config ("tcp://127.0.0.1:8000").
-	Address string `json:"address"`
-	// Bound is the actual bound address (port resolved).
-	Bound string `json:"bound"`
-	// FD is the supervisor's own descriptor for the socket (for queue metrics).
-	FD int `json:"-"`
-	// Network is "tcp" or "unix".
-	Network string `json:"network"`
-	// Backlog is the listen(2) backlog.
-	Backlog int `json:"backlog"`
+	Address, Bound, Network string
+	FD, Backlog             int
+	Steering                string
 }
 
 // ReloadResult is the outcome of the last reload of an app.
 type ReloadResult = reload.Result
 
 // AppSnapshot is a consistent copy of one app's state, taken by its owner
-// goroutine. Readers (control API, metrics) never see the live state.
+// goroutine. Readers (control API, metrics) never see the live state. Its
+// fields mean what the fields of the same name in control.AppStatus (the
+// wire type, documented there) say.
 type AppSnapshot struct {
-	Name  string `json:"name"`
-	Kind  string `json:"kind"`
-	State State  `json:"state"`
-	// Healthy is the last health verdict (true when the app has no check and runs).
-	Healthy bool `json:"healthy"`
-	// HealthChecked is true when the app has a health check configured.
-	HealthChecked bool `json:"health_checked"`
-	// MasterPID is the PID of the current generation's main process; 0 if none.
-	MasterPID int `json:"master_pid"`
-	// WorkerPIDs are the live children of the master (Gunicorn workers).
-	WorkerPIDs []int `json:"worker_pids"`
-	// Generation counts generations started for this app (1-based).
-	Generation int `json:"generation"`
-	// Release is the resolved working directory of the current generation.
-	Release string `json:"release,omitempty"`
-	// Started is when the current generation started; zero if none.
-	Started  time.Time `json:"started"`
-	Restarts int       `json:"restarts"`
-	// LastExit is the last exit of a generation; nil if none yet.
-	LastExit *ExitInfo `json:"last_exit,omitempty"`
-	// NextRestart is when a backoff ends; zero unless in backoff/failed.
-	NextRestart time.Time          `json:"next_restart"`
-	Backoff     time.Duration      `json:"backoff_ns"`
-	Listeners   []ListenerSnapshot `json:"listeners"`
-	// Reloading is true while a reload runs.
-	Reloading  bool           `json:"reloading"`
-	LastReload *ReloadResult  `json:"last_reload,omitempty"`
-	Reloads    map[string]int `json:"reloads"`
-	// StatsdBridge reports whether the supervisor receives this app's statsd.
-	StatsdBridge bool   `json:"statsd_bridge"`
-	StatsdAddr   string `json:"statsd_addr,omitempty"`
-	// Message is a human explanation of the state (e.g. the last error).
-	Message string `json:"message,omitempty"`
-	// Traceback is the last stderr lines of the generation whose
-	// unexpected exit is the app's latest exit, while the app is not
-	// running (a Python traceback); nil otherwise.
-	Traceback []string `json:"traceback,omitempty"`
-	// LogDropped counts output lines that never reached the app's log sink.
-	LogDropped uint64 `json:"log_dropped"`
+	Name, Kind, Release, StatsdAddr, Message string
+	State                                    State
+	Healthy, HealthChecked, Reloading        bool
+	StatsdBridge, Required, Wanted           bool
+	Attempted                                bool
+	MasterPID, Processes, Generation         int
+	Restarts                                 int
+	WorkerPIDs                               []int
+	Started, NextRestart                     time.Time
+	Backoff                                  time.Duration
+	LastExit                                 *ExitInfo
+	Listeners                                []ListenerSnapshot
+	LastReload                               *ReloadResult
+	Reloads                                  map[string]int
+	Traceback                                []string
+	LogDropped                               uint64
 }
 
 // UnmarshalText parses a state name written by MarshalText.

@@ -22,16 +22,16 @@ func (m *Manager) pidfile(app *config.App, id int) string {
 // A Gunicorn master gets gunicorn.Argv and gunicorn.ListenEnv; a process
 // gets systemd's LISTEN_FDS, with LISTEN_PID set by an exec shim.
 func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *Socket, strategy config.Strategy) (proc.Spec, error) {
-	socks := m.sockets[app.Name]
+	socks := m.socketsOf(app.Name)
 	var fds []int
 	var names []string
-	for _, s := range socks {
+	for i, s := range socks {
 		if err := s.Relink(); err != nil {
 			return proc.Spec{}, fmt.Errorf("app %s: %w", app.Name, err)
 		}
-		fd := s.FD()
-		if fd < 0 {
-			return proc.Spec{}, fmt.Errorf("app %s: listener %s is closed", app.Name, s.Spec.Raw)
+		fd, err := m.genFD(app.Name, id, i, s)
+		if err != nil {
+			return proc.Spec{}, err
 		}
 		fds = append(fds, fd)
 		names = append(names, app.Name)
@@ -113,6 +113,8 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	if err := m.runAs(app, &spec); err != nil {
 		return nil, err
 	}
+	spec.Cgroup = m.cgroupFD(app.Name)
+	m.markApp(app.Name, &spec)
 	pid, exitCh, out, err := m.forkCaptured(app.Name, id, spec)
 	if err != nil {
 		return nil, err
@@ -124,7 +126,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	if app.Kind == config.KindGunicorn {
 		g.Pidfile = m.pidfile(app, id)
 		m.removePidfilesAtExit(g)
-		g.socks = m.sockets[app.Name]
+		g.socks = m.socketsOf(app.Name)
 		// buildSpec set PWD = app.Directory for usr2; Gunicorn keeps it only
 		// if it names the directory the generation starts in.
 		if strategy == config.StrategyUSR2 && app.Directory != "" {

@@ -21,7 +21,7 @@ const maxLines = 80
 
 // historyPhrases mark comments that tell how code came to be instead of
 // what it guarantees; that belongs in commit messages.
-var historyPhrases = regexp.MustCompile(`(?i)(\bfound by\b|\badded by\b|\bchanged by\b|\bused to (report|be|return|say)\b|\be2e tests?:|\bwas fixed\b|\bpreviously\b)`)
+var historyPhrases = regexp.MustCompile(`(?i)(\(found by|\bfound by (tests?\b|[a-z0-9_]+/|the [a-z0-9 ]*tests?\b)|\badded by\b|\bchanged by\b|\bused to (report|be|return|say)\b|\be2e tests?:|\bwas fixed\b|\bpreviously\b)`)
 
 // sources returns every non-test Go file of the module, relative to its root.
 func sources(t *testing.T) (root string, files []string) {

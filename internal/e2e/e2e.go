@@ -10,16 +10,14 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,99 +26,44 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-var (
-	buildMu  sync.Mutex
-	buildDir string
-	buildErr error
-)
-
-// Binaries builds cmd/supervisor and cmd/supctl once per test binary and
-// returns their paths.
-func Binaries(t testing.TB) (supervisor, supctl string) {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if buildDir == "" && buildErr == nil {
-		buildDir, buildErr = build()
-	}
-	if buildErr != nil {
-		t.Fatalf("build binaries: %v", buildErr)
-	}
-	return filepath.Join(buildDir, "supervisor"), filepath.Join(buildDir, "supctl")
-}
-
-func build() (string, error) {
-	dir, err := os.MkdirTemp("", "e2e-bin-")
-	if err != nil {
-		return "", err
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	args := []string{"build", "-o", dir + "/"}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, "./cmd/supervisor", "./cmd/supctl")
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return dir, nil
-}
-
-func moduleRoot() (string, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", errors.New("cannot locate the module root")
-	}
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..")), nil
-}
-
-// Cleanup removes the built binaries and the shared virtualenv.
-func Cleanup() {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if buildDir != "" {
-		if err := os.RemoveAll(buildDir); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e cleanup:", err)
-		}
-		buildDir = ""
-	}
-	testenv.Cleanup()
-}
-
 // Supervisor is a running supervisor process under test.
 type Supervisor struct {
-	t      testing.TB
-	Bin    string
-	Supctl string
-	Dir    string
-	Config string
-	Socket string
-	Cmd    *exec.Cmd
-	Mark   string
-	out    *syncBuffer
-	done   chan struct{}
-	exit   error
+	t testing.TB
+	// Bin is the supervisor binary it runs; Supctl the supctl binary.
+	Bin, Supctl string
+	// Dir is the test's directory (@DIR@); Config the configuration file
+	// there, Socket the control socket.
+	Dir, Config, Socket string
+	// Cmd is the started process: the supervisor, or Options.Wrap's first
+	// program.
+	Cmd *exec.Cmd
+	// Mark is the value of testenv.MarkKey in the supervisor's environment.
+	Mark string
+	venv string
+	out  *testenv.SyncBuffer
+	done chan struct{}
+	exit error
 }
 
 // Options for Start.
 type Options struct {
 	// Config is the TOML text. "@DIR@" is replaced by the test's directory,
-	// "@VENV@" by the shared virtualenv, "@SOCK@" by the control socket path.
+	// "@VENV@" by the shared virtualenv, "@SOCK@" by the control socket path,
+	// "@TESTBIN@" by the test binary (for apps that re-execute it).
 	Config string
+	// Bin is the supervisor binary to run ("@DIR@" is replaced); "" runs
+	// the one Binaries builds.
+	Bin string
 	// Env is added to the supervisor's environment.
 	Env []string
 	// Wrap, when set, prefixes the command (e.g. unshare --pid --fork --mount-proc).
 	Wrap []string
+	// ExtraFiles are passed as fds 3.. (see exec.Cmd.ExtraFiles).
+	ExtraFiles []*os.File
 	// NoWait skips waiting for the control socket.
 	NoWait bool
 	// Setup runs before the supervisor starts, with the test directory (to
-	// write apps and releases there).
+	// write apps and releases, or install Bin, there).
 	Setup func(dir string)
 }
 
@@ -135,42 +78,113 @@ func Expand(text, dir, venv, sock string) string {
 // is left behind.
 func Start(t testing.TB, opts Options) *Supervisor {
 	t.Helper()
-	sup, ctl := Binaries(t)
-	venv := testenv.Venv(t)
 	dir := testenv.ShortTempDir(t)
-	sock := filepath.Join(dir, "ctl.sock")
-	cfg := filepath.Join(dir, "supervisor.toml")
+	s := &Supervisor{t: t, Supctl: buildOnce(t, "supctl", ""), Dir: dir, Config: filepath.Join(dir, "supervisor.toml"),
+		Socket: filepath.Join(dir, "ctl.sock"), venv: testenv.Venv(t)}
+	if opts.Bin != "" {
+		s.Bin = strings.ReplaceAll(opts.Bin, "@DIR@", dir)
+	} else {
+		s.Bin = SupervisorVersion(t, "")
+	}
 	if opts.Setup != nil {
 		opts.Setup(dir)
 	}
-	if err := os.WriteFile(cfg, []byte(testenv.PassMark(Expand(opts.Config, dir, venv, sock))), 0o644); err != nil {
-		t.Fatal(err)
+	s.WriteConfig(opts.Config)
+	_, s.Mark = testenv.MarkEnv(t)
+	s.launch(opts)
+	return s
+}
+
+// launch starts s.Bin on s.Config with s.Mark in its environment,
+// registers the clean-up that stops it (TERM, then KILL after 60 s) and
+// checks that no process with the mark is left, and (unless opts.NoWait)
+// waits until the control socket accepts.
+func (s *Supervisor) launch(opts Options) {
+	t := s.t
+	t.Helper()
+	s.out, s.done = &testenv.SyncBuffer{}, make(chan struct{})
+	argv := append(append([]string{}, opts.Wrap...), s.Bin, "-c", s.Config)
+	s.Cmd = exec.Command(argv[0], argv[1:]...)
+	s.Cmd.Env = append(append(hermeticEnv(), testenv.MarkKey+"="+s.Mark), opts.Env...)
+	s.Cmd.ExtraFiles = opts.ExtraFiles
+	s.Cmd.Stdout = s.out
+	s.Cmd.Stderr = s.out
+	if err := s.Cmd.Start(); err != nil {
+		t.Fatalf("start supervisor: %v", err)
 	}
-	key, mark := testenv.MarkEnv(t)
-	s := &Supervisor{t: t, Bin: sup, Supctl: ctl, Dir: dir, Config: cfg, Socket: sock, Mark: mark, out: &syncBuffer{}, done: make(chan struct{})}
-	argv := append(append([]string{}, opts.Wrap...), sup, "-c", cfg)
-	s.launch(argv, append([]string{key + "=" + mark}, opts.Env...))
+	go func() {
+		s.exit = s.Cmd.Wait()
+		close(s.done)
+	}()
 	t.Cleanup(func() {
 		s.Stop(syscall.SIGTERM, 60*time.Second)
 		if t.Failed() {
 			t.Logf("supervisor output:\n%s", s.Output())
 		}
-		testenv.AssertNoLeftovers(t, mark, 10*time.Second)
+		testenv.AssertNoLeftovers(t, s.Mark, 10*time.Second)
 	})
 	if !opts.NoWait {
-		testenv.WaitFor(t, 30*time.Second, "control socket "+sock, func() bool {
+		testenv.WaitFor(t, 30*time.Second, "control socket "+s.Socket, func() bool {
 			if s.Exited() {
 				t.Fatalf("supervisor exited early (%v):\n%s", s.exit, s.Output())
 			}
-			_, err := os.Stat(sock)
-			return err == nil
+			// The socket file exists from bind(2), before listen(2), and a
+			// dead predecessor's stays: only a connection says the control
+			// server accepts.
+			c, err := net.Dial("unix", s.Socket)
+			if err != nil {
+				return false
+			}
+			_ = c.Close() // a probe: nothing was sent
+			return true
 		})
 	}
-	return s
 }
+
+// hermeticEnv is the test's environment without systemd's protocol
+// variables (LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*), which belong to whatever
+// runs the tests: a test that wants them passes its own in Options.Env.
+func hermeticEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "LISTEN_") && k != "NOTIFY_SOCKET" && !strings.HasPrefix(k, "WATCHDOG_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// WriteConfig expands the placeholders of text (see Options.Config), adds
+// the test mark to [supervisor] pass_env (testenv.PassMark) and writes it
+// over the configuration file, failing the test if it cannot.
+func (s *Supervisor) WriteConfig(text string) {
+	s.t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		s.t.Fatalf("e2e: test binary: %v", err)
+	}
+	text = testenv.PassMark(strings.ReplaceAll(Expand(text, s.Dir, s.venv, s.Socket), "@TESTBIN@", self))
+	if err := os.WriteFile(s.Config, []byte(text), 0o644); err != nil {
+		s.t.Fatalf("e2e: writing %s: %v", s.Config, err)
+	}
+}
+
+// PID is the pid of Cmd: the supervisor's own unless Options.Wrap is set.
+// It never changes, as a self-upgrade execs in place.
+func (s *Supervisor) PID() int { return s.Cmd.Process.Pid }
 
 // Output returns everything the supervisor wrote so far.
 func (s *Supervisor) Output() string { return s.out.String() }
+
+// WaitOutput polls until the supervisor's output contains substr, failing
+// the test after timeout.
+func (s *Supervisor) WaitOutput(substr string, timeout time.Duration) {
+	s.t.Helper()
+	testenv.WaitFor(s.t, timeout, fmt.Sprintf("%q in the supervisor's output", substr), func() bool {
+		return strings.Contains(s.Output(), substr)
+	})
+}
 
 // Exited reports whether the supervisor process has exited.
 func (s *Supervisor) Exited() bool {
@@ -193,6 +207,15 @@ func (s *Supervisor) Wait(timeout time.Duration) int {
 	case <-t.C:
 		return -1
 	}
+}
+
+// ExitStatus is the supervisor's exit status (128+N for signal N) once it
+// has exited, -1 while it runs.
+func (s *Supervisor) ExitStatus() int {
+	if !s.Exited() {
+		return -1
+	}
+	return exitStatus(s.exit)
 }
 
 func exitStatus(err error) int {
@@ -228,12 +251,65 @@ func (s *Supervisor) Stop(sig syscall.Signal, timeout time.Duration) int {
 // Client returns a control client for the supervisor's socket.
 func (s *Supervisor) Client() *control.Client { return control.NewClient(s.Socket) }
 
-// Supctl runs the supctl binary against this supervisor and returns its
+// SupctlRun runs the supctl binary against this supervisor and returns its
 // combined output and exit status.
 func (s *Supervisor) SupctlRun(args ...string) (string, int) {
 	cmd := exec.Command(s.Supctl, append([]string{"-s", s.Socket}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), exitStatus(err)
+}
+
+// Status returns the status of every app (fails the test if it cannot).
+func (s *Supervisor) Status() *control.StatusResponse {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := s.Client().Status(ctx, "")
+	if err != nil {
+		s.t.Fatalf("status: %v", err)
+	}
+	return st
+}
+
+// FindApp returns app name's snapshot from st, failing the test when st has
+// no such app.
+func FindApp(t testing.TB, st *control.StatusResponse, name string) control.AppStatus {
+	t.Helper()
+	for _, a := range st.Apps {
+		if a.Name == name {
+			return a
+		}
+	}
+	t.Fatalf("status has no app %s", name)
+	return control.AppStatus{}
+}
+
+// WaitRunning polls until every app of names runs with a master (and is
+// healthy where checked) and returns that status, or fails the test after
+// timeout.
+func (s *Supervisor) WaitRunning(timeout time.Duration, names ...string) *control.StatusResponse {
+	s.t.Helper()
+	var last *control.StatusResponse
+	testenv.WaitFor(s.t, timeout, fmt.Sprintf("apps %v running", names), func() bool {
+		if s.Exited() {
+			s.t.Fatalf("supervisor exited (%v):\n%s", s.exit, s.Output())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := s.Client().Status(ctx, "")
+		if err != nil {
+			return false
+		}
+		last = st
+		for _, n := range names {
+			a := FindApp(s.t, st, n)
+			if a.State != control.StateRunning || a.MasterPID == 0 || (a.HealthChecked && !a.Healthy) {
+				return false
+			}
+		}
+		return true
+	})
+	return last
 }
 
 // App returns an app's snapshot (fails the test if it cannot).
@@ -277,21 +353,4 @@ func (s *Supervisor) Addr(name string) string {
 		s.t.Fatalf("app %s has no listener", name)
 	}
 	return a.Listeners[0].Bound
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gunisup/supervisor/internal/heyout"
 	"io"
 	"net"
 	"net/http"
 	"os/exec"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -174,11 +173,8 @@ func (l *Loader) Stop() Result {
 
 // Hey is the outcome of a run of the hey load generator.
 type Hey struct {
-	Requests int
-	Status   map[int]int
-	Errors   map[string]int
-	P50, P99 time.Duration
-	Output   string
+	heyout.Summary
+	Output string
 }
 
 // Failed is every request without a 2xx status.
@@ -195,63 +191,15 @@ func (h Hey) Failed() int {
 	return n
 }
 
-var (
-	heyStatus = regexp.MustCompile(`\[(\d{3})\]\s+(\d+) responses`)
-	heyError  = regexp.MustCompile(`\[(\d+)\]\s+(.+)`)
-	heyPct    = regexp.MustCompile(`(\d+)%+ in ([0-9.]+) secs`)
-)
+var ()
 
 // RunHey runs hey with args (e.g. "-c", "16", "-z", "10s", url) and parses
 // its summary. ctx bounds it.
 func RunHey(ctx context.Context, args ...string) (Hey, error) {
 	out, err := exec.CommandContext(ctx, "hey", args...).CombinedOutput()
-	h := Hey{Status: map[int]int{}, Errors: map[string]int{}, Output: string(out)}
+	h := Hey{Summary: heyout.Parse(string(out)), Output: string(out)}
 	if err != nil {
 		return h, fmt.Errorf("hey %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	section := ""
-	for _, line := range strings.Split(string(out), "\n") {
-		t := strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(t, "Status code distribution"):
-			section = "status"
-			continue
-		case strings.HasPrefix(t, "Error distribution"):
-			section = "error"
-			continue
-		case strings.HasPrefix(t, "Latency distribution"):
-			section = "latency"
-			continue
-		case strings.HasPrefix(t, "Details"), strings.HasPrefix(t, "Response time histogram"):
-			section = ""
-			continue
-		}
-		switch section {
-		case "status":
-			if m := heyStatus.FindStringSubmatch(t); m != nil {
-				code, _ := strconv.Atoi(m[1])
-				n, _ := strconv.Atoi(m[2])
-				h.Status[code] += n
-				h.Requests += n
-			}
-		case "error":
-			if m := heyError.FindStringSubmatch(t); m != nil {
-				n, _ := strconv.Atoi(m[1])
-				h.Errors[m[2]] += n
-				h.Requests += n
-			}
-		case "latency":
-			if m := heyPct.FindStringSubmatch(t); m != nil {
-				f, _ := strconv.ParseFloat(m[2], 64)
-				d := time.Duration(f * float64(time.Second))
-				switch m[1] {
-				case "50":
-					h.P50 = d
-				case "99":
-					h.P99 = d
-				}
-			}
-		}
 	}
 	return h, nil
 }

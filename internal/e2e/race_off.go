@@ -2,4 +2,6 @@
 
 package e2e
 
-const raceEnabled = false
+// RaceEnabled reports whether the tests run with the race detector, and so
+// whether the binaries this package builds are built with -race too.
+const RaceEnabled = false

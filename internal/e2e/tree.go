@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gunisup/supervisor/internal/testenv"
 )
 
 // Proc is one line of the process table.
@@ -21,37 +23,13 @@ type Proc struct {
 	Cmd string
 }
 
-// ProcTable reads every process of /proc; processes that vanish while it
-// reads are left out.
+// ProcTable reads every process of /proc (testenv.Procs) with its command
+// line; processes that vanish while it reads are left out.
 func ProcTable() map[int]Proc {
 	out := map[int]Proc{}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return out
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) {
-			continue
-		}
-		f := bytes.Fields(b[i+2:])
-		if len(f) < 2 {
-			continue
-		}
-		ppid, err := strconv.Atoi(string(f[1]))
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline") // unreadable or empty for zombies: Cmd stays ""
-		out[pid] = Proc{PID: pid, PPID: ppid, State: f[0][0], Cmd: string(bytes.TrimSpace(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})))}
+	for _, st := range testenv.Procs() {
+		cmd, _ := testenv.Cmdline(st.PID) // unreadable for a process gone meanwhile: Cmd stays ""
+		out[st.PID] = Proc{PID: st.PID, PPID: st.PPID, State: st.State, Cmd: cmd}
 	}
 	return out
 }

@@ -21,9 +21,9 @@ var completions embed.FS
 // Words the completion scripts offer.
 var (
 	// verbs are supctl's commands, in usage order.
-	verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "logs", "upgrade", "version", "completion", "help"}
+	verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "logs", "upgrade", "reread", "update", "version", "completion", "help"}
 	// appVerbs take an app name as their first argument.
-	appVerbs    = []string{"status", "start", "stop", "restart", "reload", "deploy", "logs"}
+	appVerbs    = []string{"status", "start", "stop", "restart", "reload", "deploy", "logs", "update"}
 	strategies  = []string{"swap", "usr2"}
 	shells      = []string{"bash", "zsh", "fish"}
 	globalFlags = []string{"-s", "-timeout", "--version", "--help"}

@@ -85,7 +85,7 @@ func TestBashCompletion(t *testing.T) {
 		want   []string
 	}{
 		{"supctl ", sock, verbs},
-		{"supctl re", sock, []string{"restart", "reload"}},
+		{"supctl re", sock, []string{"restart", "reload", "reread"}},
 		{"supctl --v", sock, []string{"--version"}},
 		{"supctl reload ", sock, []string{"web"}},
 		{"supctl status w", sock, []string{"web"}},
@@ -182,7 +182,7 @@ func TestZshFishCompletion(t *testing.T) {
 				word, _, _ := strings.Cut(l, "\t") // fish appends a tab and a description
 				got = append(got, word)
 			}
-			if want := []string{"reload", "restart", "web"}; !slices.Equal(got, want) {
+			if want := []string{"reload", "reread", "restart", "web"}; !slices.Equal(got, want) {
 				t.Errorf("fish completions = %q, want %q", got, want)
 			}
 		})

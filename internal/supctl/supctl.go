@@ -33,11 +33,13 @@ const usage = `usage: supctl [-s SOCKET] COMMAND [ARGS]
 
 commands:
   status [APP] [--json]          state, PIDs, workers, uptime, restarts, last exit, listeners
-  start APP | stop APP | restart APP
+  start|stop|restart TARGET...   TARGET: an app, all, or group:NAME; one line per app
   reload APP [--strategy swap|usr2]      zero-downtime code swap; exit 0 once the new generation serves alone
   deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR (relative to the current directory), reload, point back on failure
   logs APP [-n 100] [-f] [--stderr]      recent output lines of APP (-f: then follow live lines)
   logs APP --reopen              reopen APP's log file (after logrotate) and Gunicorn's own logs (USR1)
+  reread                         show what update would do with the edited configuration file
+  update [APP...]                apply the configuration file: add, remove, reload or change apps (as SIGHUP)
   upgrade                        re-execute the supervisor binary in place (same PID, apps untouched)
   version | --version            supctl's version, and the supervisor's when one answers
   completion bash|zsh|fish       print a shell completion script
@@ -98,6 +100,10 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		err = logsCmd(ctx, c, cargs, stdout)
 	case "upgrade":
 		err = upgrade(ctx, c, stdout)
+	case "reread":
+		err = reread(ctx, c, cargs, stdout)
+	case "update":
+		err = updateCmd(ctx, c, cargs, stdout)
 	case "version":
 		versions(ctx, c, path, stdout, stderr)
 		return nil
@@ -189,7 +195,7 @@ func status(ctx context.Context, c *control.Client, args []string, out io.Writer
 // PrintStatus writes the human status table.
 func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "APP\tSTATE\tPID\tWORKERS\tUPTIME\tRESTARTS\tLAST EXIT\tGEN\tLISTEN")
+	fmt.Fprintln(tw, "APP\tSTATE\tPID\tWORKERS\tPROCS\tUPTIME\tRESTARTS\tLAST EXIT\tGEN\tLISTEN")
 	for _, a := range apps {
 		state := string(a.State)
 		if a.State == control.StateRunning && a.HealthChecked && !a.Healthy {
@@ -209,9 +215,13 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 		}
 		var ls []string
 		for _, l := range a.Listeners {
+			if l.Steering != "" {
+				ls = append(ls, l.Address+" ("+l.Steering+")")
+				continue
+			}
 			ls = append(ls, l.Address)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%s\n", a.Name, state, pid, len(a.WorkerPIDs), up, a.Restarts, last, a.Generation, strings.Join(ls, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%d\t%s\n", a.Name, state, pid, len(a.WorkerPIDs), a.Processes, up, a.Restarts, last, a.Generation, strings.Join(ls, ","))
 	}
 	_ = tw.Flush() // writes to a terminal or pipe; nothing to recover
 	for _, a := range apps {
@@ -237,15 +247,10 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 }
 
 func act(ctx context.Context, c *control.Client, verb string, args []string, out io.Writer) error {
-	if len(args) != 1 {
-		return exitcode.New(ExitUsage, fmt.Errorf("%s takes exactly one app", verb))
+	if len(args) == 0 {
+		return exitcode.New(ExitUsage, fmt.Errorf("%s needs an app, all, or group:NAME", verb))
 	}
-	r, err := c.Act(ctx, verb, args[0])
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(out, r.Message)
-	return nil
+	return actMany(ctx, c, verb, args, out)
 }
 
 func reloadCmd(ctx context.Context, c *control.Client, verb string, args []string, out io.Writer) error {

@@ -70,37 +70,13 @@ func Leftovers(marker string) []int {
 		if err != nil || !bytes.Contains(env, m) {
 			continue
 		}
-		if state, err := procState(pid); err != nil || state == 'Z' || state == 'X' {
+		if st, err := ReadStat(pid); err != nil || st.State == 'Z' || st.State == 'X' {
 			continue
 		}
 		pids = append(pids, pid)
 	}
 	slices.Sort(pids)
 	return pids
-}
-
-// procState returns the state letter of /proc/PID/stat (R, S, D, Z, ...).
-func procState(pid int) (byte, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, fmt.Errorf("reading stat of pid %d: %w", pid, err)
-	}
-	// The command name, in parentheses, may itself contain ") ".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, fmt.Errorf("parsing stat of pid %d: %q", pid, b)
-	}
-	return b[i+2], nil
-}
-
-// cmdline returns /proc/PID/cmdline with its arguments joined by spaces, or
-// a note saying why it could not be read.
-func cmdline(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return "(cmdline unreadable: " + err.Error() + ")"
-	}
-	return strings.TrimSpace(string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})))
 }
 
 // AssertNoLeftovers waits up to timeout for every process marked with marker
@@ -112,19 +88,23 @@ func cmdline(pid int) string {
 func AssertNoLeftovers(t testing.TB, marker string, timeout time.Duration) {
 	t.Helper()
 	var left []int
-	if poll(timeout, func() bool { left = Leftovers(marker); return len(left) == 0 }) {
+	if Poll(timeout, func() bool { left = Leftovers(marker); return len(left) == 0 }) {
 		return
 	}
 	var report strings.Builder
 	for _, pid := range left {
-		fmt.Fprintf(&report, "\n  pid %d: %s", pid, cmdline(pid))
+		cmd, err := Cmdline(pid)
+		if err != nil {
+			cmd = "(" + err.Error() + ")"
+		}
+		fmt.Fprintf(&report, "\n  pid %d: %s", pid, cmd)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			fmt.Fprintf(&report, " (kill: %v)", err)
 		}
 	}
 	t.Errorf("testenv: %d process(es) marked %s still running %v after the test; killed:%s",
 		len(left), marker, timeout, report.String())
-	if !poll(5*time.Second, func() bool { left = Leftovers(marker); return len(left) == 0 }) {
+	if !Poll(5*time.Second, func() bool { left = Leftovers(marker); return len(left) == 0 }) {
 		t.Errorf("testenv: processes %v marked %s survived SIGKILL for 5 s", left, marker)
 	}
 }

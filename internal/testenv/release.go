@@ -28,6 +28,9 @@ const (
 	// Slow is OK except that GET /?ms=N sleeps N milliseconds before it
 	// answers (for drain tests).
 	Slow
+	// All500 imports fine and answers every route, /healthz included, with
+	// status 500 (a release that must never receive clients' traffic).
+	All500
 )
 
 func (v Variant) String() string {
@@ -42,6 +45,8 @@ func (v Variant) String() string {
 		return "HangAtBoot"
 	case Slow:
 		return "Slow"
+	case All500:
+		return "All500"
 	}
 	return "Variant(" + strconv.Itoa(int(v)) + ")"
 }
@@ -87,6 +92,11 @@ func releaseSource(r Release) (string, error) {
 	fmt.Fprintf(&b, "VERSION = %q\n\n", r.Version)
 	switch r.Variant {
 	case OK, Health500, Slow:
+	case All500:
+		b.WriteString("app = Flask(__name__)\n\n\n")
+		b.WriteString("@app.route(\"/\", defaults={\"path\": \"\"})\n@app.route(\"/<path:path>\")\n")
+		b.WriteString("def fail(path):\n    return \"release %s fails (testenv All500)\\n\" % VERSION, 500\n")
+		return b.String(), nil
 	case ImportError:
 		b.WriteString("raise RuntimeError(\"release \" + VERSION + \" fails at import (testenv ImportError)\")\n\n")
 	case HangAtBoot:

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,29 +19,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a bytes.Buffer that Gunicorn's output copier and the test
-// may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // gunicorn is a Gunicorn master started by a test on an inherited socket.
 type gunicorn struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *SyncBuffer
 	exited chan struct{} // closed when cmd.Wait returned
 	err    error         // cmd.Wait's result, set before exited is closed
 }
@@ -65,7 +44,7 @@ func startGunicorn(t *testing.T, venv, dir string, listener net.Listener, worker
 			t.Errorf("closing listener file: %v", err)
 		}
 	}()
-	g := &gunicorn{out: &syncBuffer{}, exited: make(chan struct{})}
+	g := &gunicorn{out: &SyncBuffer{}, exited: make(chan struct{})}
 	g.cmd = exec.Command(filepath.Join(venv, "bin", "gunicorn"), "--workers", workers, "--graceful-timeout", "2", AppModule)
 	g.cmd.Dir = dir
 	g.cmd.Env = append(append(os.Environ(), "GUNICORN_FD=3", "GUNICORN_PID=-1"), env...)
@@ -232,6 +211,10 @@ func TestVariants(t *testing.T) {
 			checkFunc(t, get, "/", 200, "version=v7\n")
 			checkFunc(t, get, "/healthz", 500, "unhealthy")
 		}},
+		{All500, false, func(t *testing.T, get func(string) (int, string, error)) {
+			checkFunc(t, get, "/", 500, "release v7 fails (testenv All500)\n")
+			checkFunc(t, get, "/healthz", 500, "release v7 fails (testenv All500)\n")
+		}},
 		{Slow, false, func(t *testing.T, get func(string) (int, string, error)) {
 			start := time.Now()
 			checkFunc(t, get, "/?ms=400", 200, "version=v7\n")
@@ -269,7 +252,7 @@ func TestVariants(t *testing.T) {
 			g := startGunicorn(t, venv, dir, l, "1", key+"="+value)
 			WaitFor(t, 20*time.Second, "gunicorn to answer GET /", func() bool {
 				status, _, err := get("/")
-				return err == nil && status == 200
+				return err == nil && (status == 200 || tt.variant == All500)
 			})
 			tt.check(t, get)
 			g.stop(t)
@@ -340,7 +323,7 @@ func TestMakeReleaseTree(t *testing.T) {
 }
 
 func TestWriteReleaseSource(t *testing.T) {
-	for _, v := range []Variant{OK, ImportError, Health500, HangAtBoot, Slow} {
+	for _, v := range []Variant{OK, ImportError, Health500, HangAtBoot, Slow, All500} {
 		src, err := releaseSource(Release{Version: "2.0", Variant: v})
 		if err != nil {
 			t.Fatalf("%v: %v", v, err)
@@ -391,7 +374,7 @@ func TestWaitFor(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("three polls took %v", d)
 	}
-	if poll(50*time.Millisecond, func() bool { return false }) {
+	if Poll(50*time.Millisecond, func() bool { return false }) {
 		t.Error("poll of a false condition returned true")
 	}
 }
@@ -513,7 +496,7 @@ func TestContribExample(t *testing.T) {
 	checkGet(t, addr, "/healthz", 200, "ok\n")
 	g.stop(t)
 
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	worker := exec.Command(filepath.Join(venv, "bin", "python"), filepath.Join(example, "worker.py"))
 	worker.Env = append(os.Environ(), mark, "PYTHONDONTWRITEBYTECODE=1")
 	worker.Stdout, worker.Stderr = out, out
@@ -540,4 +523,53 @@ func TestContribExample(t *testing.T) {
 		t.Fatalf("worker ignored TERM:\n%s", out.String())
 	}
 	AssertNoLeftovers(t, value, 5*time.Second)
+}
+
+// TestProcReaders checks the /proc readers on this test process and a
+// listener and a Unix socket it binds.
+func TestProcReaders(t *testing.T) {
+	self := os.Getpid()
+	st, err := ReadStat(self)
+	if err != nil || st.PPID != os.Getppid() || st.State == 'Z' || st.Comm == "" {
+		t.Fatalf("ReadStat(self) = %+v, %v; want ppid %d", st, err, os.Getppid())
+	}
+	if env, err := Environ(self); err != nil || len(env) == 0 {
+		t.Errorf("Environ(self) = %d variables, %v", len(env), err)
+	}
+	ln := listenTCP(t)
+	defer closeListener(t, ln)
+	ino, err := FindSocket("/proc/net/tcp", ln.Addr().String(), TCPListen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := FDs(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := false
+	for _, target := range fds {
+		if k, n, ok := KindInode(target); ok && k == "socket" && n == ino {
+			held = true
+		}
+	}
+	if !held {
+		t.Errorf("listener inode %d on %s not among this process's fds %v", ino, ln.Addr(), fds)
+	}
+	path := filepath.Join(ShortTempDir(t), "u.sock")
+	uln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeListener(t, uln)
+	names, err := UnixListeners()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, name := range names {
+		found = found || name == path
+	}
+	if !found {
+		t.Errorf("UnixListeners has no %s", path)
+	}
 }

@@ -20,14 +20,29 @@ const pollInterval = 15 * time.Millisecond
 // block for long: it runs on the caller's goroutine.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	if !poll(timeout, cond) {
+	if !Poll(timeout, cond) {
 		t.Fatalf("testenv: timed out after %v waiting for %s", timeout, what)
 	}
 }
 
-// poll reports whether cond became true within timeout; cond is asked once
-// more at the deadline.
-func poll(timeout time.Duration, cond func() bool) bool {
+// WaitForState is WaitFor with a cond that also describes the state it saw,
+// which the failure message quotes (the last description).
+func WaitForState(t testing.TB, timeout time.Duration, what string, cond func() (ok bool, state string)) {
+	t.Helper()
+	var last string
+	if !Poll(timeout, func() bool {
+		var ok bool
+		ok, last = cond()
+		return ok
+	}) {
+		t.Fatalf("testenv: timed out after %v waiting for %s; last: %s", timeout, what, last)
+	}
+}
+
+// Poll calls cond at once and then every 15 ms and reports whether it
+// returned true within timeout; cond is asked once more at the deadline.
+// Unlike WaitFor it does not fail the test.
+func Poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(pollInterval)

@@ -225,3 +225,27 @@ func (l *Listener) QueueDepth() (int, error) {
 	}
 	return int(info.Unacked), nil
 }
+
+// Hold binds and listens on a socket of the group's address (with backlog 1)
+// that is in the reuseport group but in no slot: it keeps the address bound
+// while no listener is, and receives a connection only while no listener
+// serves (the kernel's hash then may pick it). It attaches the group's
+// program, so a group whose listeners are all gone stays steered. The
+// caller owns the returned descriptor (close-on-exec, blocking).
+func (g *Group) Hold() (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return -1, ErrClosed
+	}
+	fd, bound, err := listenReusePort(g.addr, 1)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_EBPF, g.objs.prog.FD()); err != nil {
+		_ = unix.Close(fd) // the attach error is the one to report
+		return -1, fmt.Errorf("steer: attach program to holder of %s: %w", g.addr, err)
+	}
+	g.addr = bound
+	return fd, nil
+}

@@ -19,18 +19,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/gunisup/supervisor/internal/heyout"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -294,78 +294,34 @@ func pollFor(ctx context.Context, url, want string, t0 time.Time) time.Duration 
 	}
 }
 
-var (
-	statusRE = regexp.MustCompile(`^\s*\[(\d{3})\]\s+(\d+) responses`)
-	errorRE  = regexp.MustCompile(`^\s*\[(\d+)\]\s+(.+)$`)
-	pctRE    = regexp.MustCompile(`^\s*(\d+)%+ in ([0-9.]+) secs`)
-	slowRE   = regexp.MustCompile(`^\s*Slowest:\s+([0-9.]+) secs`)
-)
-
-// parseHey reads hey's summary into res.
+// parseHey reads hey's summary into res: answers 2xx or not, errors by
+// kind (refused; reset, EOF or broken pipe; other), the first ten error
+// lines, and latency figures in seconds.
 func parseHey(text string, res *Result) {
-	section := ""
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		line := sc.Text()
-		t := strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(t, "Status code distribution"):
-			section = "status"
-			continue
-		case strings.HasPrefix(t, "Error distribution"):
-			section = "error"
-			continue
-		case strings.HasPrefix(t, "Latency distribution"):
-			section = "latency"
-			continue
-		case strings.HasPrefix(t, "Details"), strings.HasPrefix(t, "Response time histogram"):
-			section = ""
-			continue
-		}
-		if m := slowRE.FindStringSubmatch(line); m != nil {
-			res.Slowest, _ = strconv.ParseFloat(m[1], 64)
-		}
-		switch section {
-		case "status":
-			if m := statusRE.FindStringSubmatch(line); m != nil {
-				code, _ := strconv.Atoi(m[1])
-				k, _ := strconv.Atoi(m[2])
-				res.Requests += k
-				if code/100 == 2 {
-					res.OK += k
-				} else {
-					res.Non2xx += k
-				}
-			}
-		case "error":
-			if m := errorRE.FindStringSubmatch(line); m != nil {
-				k, _ := strconv.Atoi(m[1])
-				res.Requests += k
-				msg := m[2]
-				switch {
-				case strings.Contains(msg, "connection refused"):
-					res.Refused += k
-				case strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"), strings.Contains(msg, "broken pipe"):
-					res.Reset += k
-				default:
-					res.Other += k
-				}
-				if len(res.Errors) < 10 {
-					res.Errors = append(res.Errors, m[1]+" "+msg)
-				}
-			}
-		case "latency":
-			if m := pctRE.FindStringSubmatch(line); m != nil {
-				v, _ := strconv.ParseFloat(m[2], 64)
-				switch m[1] {
-				case "50":
-					res.P50 = v
-				case "99":
-					res.P99 = v
-				}
-			}
+	h := heyout.Parse(text)
+	res.Requests = h.Requests
+	for code, n := range h.Status {
+		if code/100 == 2 {
+			res.OK += n
+		} else {
+			res.Non2xx += n
 		}
 	}
+	for _, msg := range slices.Sorted(maps.Keys(h.Errors)) {
+		n := h.Errors[msg]
+		switch {
+		case strings.Contains(msg, "connection refused"):
+			res.Refused += n
+		case strings.Contains(msg, "connection reset"), strings.Contains(msg, "EOF"), strings.Contains(msg, "broken pipe"):
+			res.Reset += n
+		default:
+			res.Other += n
+		}
+		if len(res.Errors) < 10 {
+			res.Errors = append(res.Errors, strconv.Itoa(n)+" "+msg)
+		}
+	}
+	res.P50, res.P99, res.Slowest = h.P50.Seconds(), h.P99.Seconds(), h.Slowest.Seconds()
 }
 
 // medMax returns the median and the maximum of xs (0, 0 when empty).

@@ -46,7 +46,10 @@ listen = ["tcp://127.0.0.1:0", "unix://@DIR@/web.sock"]
 // hidden hold name beside it, so match on the configured file name).
 func listenerInodes(t *testing.T, a control.AppStatus, supSockets map[uint64]int) []uint64 {
 	t.Helper()
-	unixNames := unixListenInodes(t)
+	unixNames, err := testenv.UnixListeners()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []uint64
 	for _, l := range a.Listeners {
 		switch l.Network {
@@ -76,8 +79,8 @@ func listenerInodes(t *testing.T, a control.AppStatus, supSockets map[uint64]int
 func waitSleeping(t *testing.T, pid int) {
 	t.Helper()
 	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("pid %d sleeping in /bin/sleep", pid), func() bool {
-		p, err := readStat(pid)
-		return err == nil && p.Comm == "sleep" && p.State == 'S' && strings.HasSuffix(exeOf(pid), "/sleep")
+		p, err := testenv.ReadStat(pid)
+		return err == nil && p.Comm == "sleep" && p.State == 'S' && strings.HasSuffix(testenv.Exe(pid), "/sleep")
 	})
 }
 
@@ -102,7 +105,7 @@ func TestAppDescriptorsAndGroups(t *testing.T) {
 		apps[name] = s.WaitState(name, control.StateRunning, 60*time.Second)
 	}
 	supPID := s.Cmd.Process.Pid
-	supStat, err := readStat(supPID)
+	supStat, err := testenv.ReadStat(supPID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +128,7 @@ func TestAppDescriptorsAndGroups(t *testing.T) {
 	// Process groups: each app's main process leads its own group.
 	groups := map[int]string{}
 	for name, a := range apps {
-		p, err := readStat(a.MasterPID)
+		p, err := testenv.ReadStat(a.MasterPID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +140,7 @@ func TestAppDescriptorsAndGroups(t *testing.T) {
 		}
 		groups[p.PGID] = name
 		for _, w := range a.WorkerPIDs {
-			if wp, err := readStat(w); err == nil && wp.PGID != a.MasterPID {
+			if wp, err := testenv.ReadStat(w); err == nil && wp.PGID != a.MasterPID {
 				t.Errorf("app %s: worker %d in group %d, want the master's %d", name, w, wp.PGID, a.MasterPID)
 			}
 		}
@@ -149,19 +152,25 @@ func TestAppDescriptorsAndGroups(t *testing.T) {
 		waitSleeping(t, a.MasterPID)
 		fds := openFDs(t, a.MasterPID)
 		t.Logf("app %s (pid %d) fds: %s", name, a.MasterPID, fdList(fds))
-		_, outPipe, ok := kindInode(fds[1].Target)
+		_, outPipe, ok := testenv.KindInode(fds[1].Target)
 		if !ok {
 			t.Fatalf("app %s: fd 1 is %s, want a pipe", name, fds[1].Target)
 		}
-		want := []string{"0->/dev/null", fmt.Sprintf("1->pipe:[%d]", outPipe), fmt.Sprintf("2->pipe:[%d]", outPipe)}
+		_, errPipe, ok := testenv.KindInode(fds[2].Target)
+		if !ok || errPipe == outPipe {
+			t.Fatalf("app %s: fd 2 is %s, want a pipe of its own (stderr is captured apart)", name, fds[2].Target)
+		}
+		want := []string{"0->/dev/null", fmt.Sprintf("1->pipe:[%d]", outPipe), fmt.Sprintf("2->pipe:[%d]", errPipe)}
 		for i, ino := range own[name] {
 			want = append(want, fmt.Sprintf("%d->socket:[%d]", 3+i, ino))
 		}
 		if got := fdList(fds); got != strings.Join(want, " ") {
 			t.Errorf("app %s fds:\n  %s\nwant exactly:\n  %s", name, got, strings.Join(want, " "))
 		}
-		if _, ok := supPipes[outPipe]; !ok {
-			t.Errorf("app %s: output pipe %d is not the supervisor's", name, outPipe)
+		for _, p := range []uint64{outPipe, errPipe} {
+			if _, ok := supPipes[p]; !ok {
+				t.Errorf("app %s: output pipe %d is not the supervisor's", name, p)
+			}
 		}
 		env := environ(t, a.MasterPID)
 		if env["LISTEN_FDS"] != strconv.Itoa(len(own[name])) || env["LISTEN_PID"] != strconv.Itoa(a.MasterPID) {
@@ -183,10 +192,11 @@ func TestAppDescriptorsAndGroups(t *testing.T) {
 			role = "master"
 			t.Logf("web master (pid %d) fds: %s", pid, fdList(fds))
 		}
-		_, outPipe, _ := kindInode(fds[1].Target)
+		_, outPipe, _ := testenv.KindInode(fds[1].Target)
+		_, errPipe, _ := testenv.KindInode(fds[2].Target)
 		var ownSeen, otherSockets int
 		for _, f := range fds {
-			kind, ino, ok := kindInode(f.Target)
+			kind, ino, ok := testenv.KindInode(f.Target)
 			if !ok {
 				continue
 			}
@@ -208,7 +218,7 @@ func TestAppDescriptorsAndGroups(t *testing.T) {
 				}
 				t.Errorf("web %s %d: fd %d is socket %d, %s", role, pid, f.FD, ino, what)
 			case "pipe":
-				if _, held := supPipes[ino]; held && ino != outPipe {
+				if _, held := supPipes[ino]; held && ino != outPipe && ino != errPipe {
 					t.Errorf("web %s %d: fd %d is pipe %d of the supervisor (another app's output?)", role, pid, f.FD, ino)
 				}
 			}

@@ -167,9 +167,13 @@ command = ["/bin/sh", "-c", "head -c 5242880 /dev/zero | tr '\\0' x; echo; echo 
 	if len(lines) != 3 || !strings.Contains(lines[0], "big[1] stdout (split 80, end): xxxx") || !strings.HasSuffix(lines[1], "big[1] stdout: after 1") {
 		t.Errorf("last 3 lines, want the last piece of the long line (split 80, end), then after 1 and 2:\n%.300s", out)
 	}
-	testenv.WaitFor(t, 30*time.Second, "the pieces on the supervisor's stdout", func() bool {
+	// The stdout sink drops what its bounded queue cannot hold while the
+	// reader of the supervisor's stdout lags (and says so): the pieces all
+	// reach it, or a notice of the gap does.
+	testenv.WaitFor(t, 30*time.Second, "the pieces, or a drop notice, on the supervisor's stdout", func() bool {
 		o := s.Output()
-		return strings.Contains(o, "big[1] stdout (split 1): xxx") && strings.Contains(o, "big[1] stdout (split 80, end): xxx") && strings.Contains(o, "big[1] stdout: after 2")
+		return strings.Contains(o, "big[1] stdout (split 1): xxx") &&
+			(strings.Contains(o, "big[1] stdout (split 80, end): xxx") || strings.Contains(o, "lines dropped"))
 	})
 }
 

@@ -33,9 +33,9 @@ func TestOrphansReaped(t *testing.T) {
 	sup := s.Cmd.Process.Pid
 
 	// The long grandchild: a child of the supervisor that is not the app.
-	var orphan procStat
+	var orphan testenv.Stat
 	testenv.WaitFor(t, 30*time.Second, "the sleeping grandchild re-parented to the supervisor", func() bool {
-		for _, p := range allProcs(t) {
+		for _, p := range testenv.Procs() {
 			if p.PPID == sup && p.PID != app.MasterPID && p.Comm == "sleep" && p.PGID == app.MasterPID {
 				orphan = p
 				return true
@@ -51,7 +51,7 @@ func TestOrphansReaped(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "the grandchild gone and no zombie child of the supervisor", func() bool {
 		zombies = zombies[:0]
 		gone := true
-		for _, p := range allProcs(t) {
+		for _, p := range testenv.Procs() {
 			if p.PID == orphan.PID {
 				gone = false
 			}

@@ -215,7 +215,7 @@ func TestSigtermUnderLoad(t *testing.T) {
 		t.Errorf("%d requests answered 200 without a trace line: the trace is broken", notStartedOK)
 	}
 	for _, pid := range children {
-		if p, err := readStat(pid); err == nil && p.State != 'Z' {
+		if p, err := testenv.ReadStat(pid); err == nil && p.State != 'Z' {
 			t.Errorf("child %d (%s) still running after the supervisor exited", pid, p.Comm)
 		}
 	}

@@ -73,18 +73,13 @@ func chaos(t *testing.T, seed int64, d time.Duration) {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
 				op, app := chaosOps[rng.Intn(len(chaosOps))], f.apps[rng.Intn(len(f.apps))]
-				a, err := f.SupctlAsync(op, app)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				code, took := a.Wait(90 * time.Second)
+				r := f.Ctl(op, app)
 				mu.Lock()
-				counts[fmt.Sprintf("%s=%d", op, code)]++
-				slowest[op] = max(slowest[op], took.Round(time.Millisecond))
+				counts[fmt.Sprintf("%s=%d", op, r.Code)]++
+				slowest[op] = max(slowest[op], r.Took.Round(time.Millisecond))
 				mu.Unlock()
-				if code != 0 && code != 1 {
-					t.Errorf("supctl %s %s: exit %d: %s", op, app, code, a.Output())
+				if r.Code != 0 && r.Code != 1 {
+					t.Errorf("supctl %s %s: exit %d: %s", op, app, r.Code, r.Out)
 				}
 			}
 		}()

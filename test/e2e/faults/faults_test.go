@@ -3,6 +3,7 @@ package faults
 import (
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -101,7 +102,7 @@ func killWorker(t *testing.T) {
 
 // killNewDuring deploys a gated v1, waits for phase, kills the new master
 // and checks the reload failed and v0 still serves.
-func killNewDuring(t *testing.T, healthyAfter int, phase func(t *testing.T, f *fx, rel string, rl *e2e.Async)) {
+func killNewDuring(t *testing.T, healthyAfter int, phase func(t *testing.T, f *fx, rel string, rl *e2e.AsyncCtl)) {
 	f := start(t, opts{HealthyAfter: healthyAfter})
 	old := f.App("web")
 	rel := f.release("web", "v1", true)
@@ -116,7 +117,8 @@ func killNewDuring(t *testing.T, healthyAfter int, phase func(t *testing.T, f *f
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	code, took := rl.Wait(60 * time.Second)
+	rlRes := rl.Wait(t, 60*time.Second)
+	code, took := rlRes.Code, rlRes.Took
 	t.Logf("deploy after kill -9 of new master %d: exit %d in %v:\n%s", victim, code, took.Round(time.Millisecond), rl.Output())
 	if code != 1 {
 		t.Errorf("deploy exit %d; want 1 (failed)", code)
@@ -138,18 +140,18 @@ func killNewDuring(t *testing.T, healthyAfter int, phase func(t *testing.T, f *f
 }
 
 func killNewSpawned(t *testing.T) {
-	killNewDuring(t, 2, func(*testing.T, *fx, string, *e2e.Async) {})
+	killNewDuring(t, 2, func(*testing.T, *fx, string, *e2e.AsyncCtl) {})
 }
 
 func killNewGated(t *testing.T) {
 	// healthy_after 25 at 200 ms: about 5 s between boot and the switch.
-	killNewDuring(t, 25, func(t *testing.T, f *fx, rel string, rl *e2e.Async) {
+	killNewDuring(t, 25, func(t *testing.T, f *fx, rel string, rl *e2e.AsyncCtl) {
 		openGate(t, rel)
 		testenv.WaitFor(t, 30*time.Second, "the new generation booted", func() bool {
 			_, err := os.Stat(bootedPath(rel))
 			return err == nil
 		})
-		if rl.Contains("switching") {
+		if strings.Contains(rl.Output(), "switching") {
 			t.Fatalf("the reload switched before the gated phase could be hit:\n%s", rl.Output())
 		}
 	})
@@ -168,7 +170,8 @@ func killNewCommitted(t *testing.T) {
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	code, took := rl.Wait(60 * time.Second)
+	rlRes := rl.Wait(t, 60*time.Second)
+	code, took := rlRes.Code, rlRes.Took
 	t.Logf("deploy with new master %d killed after the switch: exit %d in %v:\n%s", victim, code, took.Round(time.Millisecond), rl.Output())
 	if code != 0 {
 		t.Errorf("deploy exit %d; want 0: the new generation was committed before it died", code)

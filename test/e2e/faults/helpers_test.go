@@ -182,22 +182,18 @@ func makeVenv(t *testing.T, dir string) {
 	}
 }
 
-// deploy starts `supctl deploy app dir` in the background.
-func (f *fx) deploy(app, dir string) *e2e.Async {
+// deploy starts `supctl deploy app dir` in the background; the test's
+// cleanup waits for it.
+func (f *fx) deploy(app, dir string) *e2e.AsyncCtl {
 	f.t.Helper()
-	a, err := f.SupctlAsync("deploy", app, dir)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(func() { a.Wait(90 * time.Second) })
-	return a
+	return f.CtlAsync("deploy", app, dir)
 }
 
 // waitOutput waits until a's output contains s (or a exits without it).
-func waitOutput(t *testing.T, a *e2e.Async, s string) {
+func waitOutput(t *testing.T, a *e2e.AsyncCtl, s string) {
 	t.Helper()
 	testenv.WaitFor(t, 60*time.Second, fmt.Sprintf("supctl output %q", s), func() bool {
-		if a.Contains(s) {
+		if strings.Contains(a.Output(), s) {
 			return true
 		}
 		select {

@@ -25,12 +25,9 @@ func killSupervisor(t *testing.T) {
 	f := start(t, opts{Listen: "tcp://" + freeAddr(t)})
 	old := f.App("web")
 	l := f.load("web")
-	if err := f.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	f.Wait(10 * time.Second)
+	f.Kill9()
 	killed := time.Now()
-	g := e2e.StartAgain(t, f.Supervisor)
+	g := e2e.Restart(t, f.Supervisor, e2e.Options{NoWait: true})
 	if !g.Ready(60 * time.Second) {
 		res := l.Stop()
 		out := g.Output()

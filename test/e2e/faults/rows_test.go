@@ -55,8 +55,8 @@ func stopSupervisor(t *testing.T) {
 	more(t, l, 200)
 	noFailures(t, l.Stop(), 0)
 	r := f.deploy("web", f.release("web", "v1", false))
-	if code, d := r.Wait(60 * time.Second); code != 0 {
-		t.Errorf("reload after the freeze: exit %d in %v:\n%s", code, d, r.Output())
+	if res := r.Wait(t, 60*time.Second); res.Code != 0 {
+		t.Errorf("reload after the freeze: exit %d in %v:\n%s", res.Code, res.Took, r.Output())
 	}
 	f.assertTracked()
 }
@@ -87,7 +87,8 @@ func rlimitSwap(t *testing.T, limit func(fds int) int) {
 	lim := limit(fds0)
 	prev := prlimitNofile(t, pid, strconv.Itoa(lim))
 	r := f.deploy("web", f.release("web", "v1", false))
-	code, took := r.Wait(60 * time.Second)
+	rRes := r.Wait(t, 60*time.Second)
+	code, took := rRes.Code, rRes.Took
 	mid := f.fds()
 	prlimitNofile(t, pid, prev)
 	t.Logf("swap under RLIMIT_NOFILE %d (supervisor had %d fds): exit %d in %v, %d fds after:\n%s", lim, fds0, code, took.Round(time.Millisecond), mid, r.Output())
@@ -102,8 +103,8 @@ func rlimitSwap(t *testing.T, limit func(fds int) int) {
 	f.waitBody("web", want)
 	f.assertTracked()
 	r2 := f.deploy("web", f.release("web", "v2", false))
-	if c, d := r2.Wait(90 * time.Second); c != 0 {
-		t.Errorf("deploy with the limit restored: exit %d in %v:\n%s", c, d, r2.Output())
+	if res := r2.Wait(t, 90*time.Second); res.Code != 0 {
+		t.Errorf("deploy with the limit restored: exit %d in %v:\n%s", res.Code, res.Took, r2.Output())
 	}
 	more(t, l, 200)
 	noFailures(t, l.Stop(), 0)
@@ -149,8 +150,8 @@ func logDiskFull(t *testing.T) {
 		t.Errorf("web %s after the disk filled", app.State)
 	}
 	r := f.deploy("web", f.release("web", "v1", false))
-	if code, d := r.Wait(60 * time.Second); code != 0 {
-		t.Errorf("reload on a full log disk: exit %d in %v:\n%s", code, d, r.Output())
+	if res := r.Wait(t, 60*time.Second); res.Code != 0 {
+		t.Errorf("reload on a full log disk: exit %d in %v:\n%s", res.Code, res.Took, r.Output())
 	}
 	f.assertTracked()
 }
@@ -193,7 +194,8 @@ func venvDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := f.deploy("web", f.release("web", "v1", false))
-	code, took := r.Wait(90 * time.Second)
+	rRes := r.Wait(t, 90*time.Second)
+	code, took := rRes.Code, rRes.Took
 	t.Logf("deploy without its virtualenv: exit %d in %v:\n%s", code, took.Round(time.Millisecond), r.Output())
 	if code != 1 {
 		t.Errorf("deploy exit %d; want 1", code)
@@ -214,7 +216,8 @@ func configDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := f.deploy("web", f.release("web", "v1", false))
-	code, took := r.Wait(90 * time.Second)
+	rRes := r.Wait(t, 90*time.Second)
+	code, took := rRes.Code, rRes.Took
 	t.Logf("deploy with the config file deleted: exit %d in %v:\n%s", code, took.Round(time.Millisecond), r.Output())
 	if code != 0 {
 		t.Errorf("deploy exit %d; want 0 (the configuration lives in memory)", code)
@@ -231,14 +234,9 @@ func reloads50(t *testing.T) {
 	rel := f.release("web", "v1", true)
 	testenv.PointCurrent(t, filepath.Join(f.Dir, "web", "current"), rel)
 	l := f.load("web")
-	runs := make([]*e2e.Async, 50)
+	runs := make([]*e2e.AsyncCtl, 50)
 	for i := range runs {
-		a, err := f.SupctlAsync("reload", "web")
-		if err != nil {
-			t.Fatal(err)
-		}
-		runs[i] = a
-		t.Cleanup(func() { a.Wait(90 * time.Second) })
+		runs[i] = f.CtlAsync("reload", "web")
 	}
 	testenv.WaitFor(t, 60*time.Second, "49 reloads answered", func() bool {
 		n := 0
@@ -254,7 +252,7 @@ func reloads50(t *testing.T) {
 	openGate(t, rel)
 	ok, busy, other := 0, 0, []string{}
 	for _, a := range runs {
-		code, _ := a.Wait(90 * time.Second)
+		code := a.Wait(t, 90*time.Second).Code
 		switch {
 		case code == 0:
 			ok++
@@ -286,7 +284,8 @@ func termMidReload(t *testing.T) {
 	began := time.Now()
 	code := f.Stop(syscall.SIGTERM, 40*time.Second)
 	took := time.Since(began)
-	rcode, _ := rl.Wait(30 * time.Second)
+	rlRes := rl.Wait(t, 30*time.Second)
+	rcode, _ := rlRes.Code, rlRes.Took
 	t.Logf("SIGTERM mid-reload: supervisor exit %d in %v; deploy exit %d:\n%s", code, took.Round(time.Millisecond), rcode, rl.Output())
 	if code != 0 {
 		t.Errorf("supervisor exit %d; want 0", code)

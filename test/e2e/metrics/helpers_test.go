@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -305,65 +304,4 @@ func (h histogram) quantile(q float64) float64 {
 // bucketIndex is the index of the bucket holding v: the first bound >= v.
 func (h histogram) bucketIndex(v float64) int {
 	return sort.SearchFloat64s(h.Bounds, v)
-}
-
-// cpuTicks returns utime+stime of pid (clock ticks, every thread, children
-// excluded) from /proc/PID/stat.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("read stat of pid %d: %w", pid, err)
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("stat of pid %d: no ')' in %q", pid, s)
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("stat of pid %d: %d fields after comm", pid, len(f))
-	}
-	u, err := strconv.ParseInt(f[11], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("stat of pid %d: utime %q: %w", pid, f[11], err)
-	}
-	st, err := strconv.ParseInt(f[12], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("stat of pid %d: stime %q: %w", pid, f[12], err)
-	}
-	return u + st, nil
-}
-
-// procState is the one-letter state of pid from /proc/PID/stat.
-func procState(pid int) (byte, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("read stat of pid %d: %w", pid, err)
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, fmt.Errorf("stat of pid %d: malformed %q", pid, b)
-	}
-	return b[i+2], nil
-}
-
-// pollUpTo calls cond every 50 ms until it returns true or timeout passes
-// (cond is asked once more then); it reports cond's last answer. Unlike
-// testenv.WaitFor it does not fail the test.
-func pollUpTo(timeout time.Duration, cond func() bool) bool {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			return cond()
-		}
-	}
 }

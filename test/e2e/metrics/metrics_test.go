@@ -135,7 +135,7 @@ func TestRequestCountAndLatency(t *testing.T) {
 		delta = n - countBefore
 		return delta >= requests
 	}
-	pollUpTo(15*time.Second, arrived)
+	testenv.Poll(15*time.Second, arrived)
 	if after.Families == nil {
 		t.Fatal("no scrape after the run")
 	}
@@ -272,7 +272,7 @@ func freeze(t *testing.T, app control.AppStatus) {
 	}
 	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("pids %v stopped", pids), func() bool {
 		for _, pid := range pids {
-			if st, err := procState(pid); err != nil || st != 'T' {
+			if st, err := testenv.ReadStat(pid); err != nil || st.State != 'T' {
 				return false
 			}
 		}
@@ -293,16 +293,16 @@ func thaw(t *testing.T, app control.AppStatus) {
 // (fixed at 100 on Linux whatever the kernel's HZ).
 const clockTicks = 100
 
-// TestIdleCPU scrapes /metrics once a second for 30 s from a supervisor
+// TestIdleCPU scrapes /metrics once a second for 10 s from a supervisor
 // with one idle Gunicorn app and reports the supervisor's own CPU time as a
 // share of one core. Only a very loose bound is asserted (the machine is
 // shared, the binary may carry the race detector); the figure is logged.
 func TestIdleCPU(t *testing.T) {
-	const scrapes = 30
+	const scrapes = 10
 	w := startWeb(t, webOpts{})
 	pid := w.Cmd.Process.Pid
 	scrapeMetrics(t, w.HTTP) // first scrape outside the window (lazy init)
-	t0, err := cpuTicks(pid)
+	t0, err := testenv.ReadStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,14 +315,14 @@ func TestIdleCPU(t *testing.T) {
 		bytesRead += len(scrapeMetrics(t, w.HTTP).Raw)
 	}
 	wall := time.Since(start)
-	t1, err := cpuTicks(pid)
+	t1, err := testenv.ReadStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cpu := time.Duration(t1-t0) * time.Second / clockTicks
+	cpu := time.Duration(t1.CPUTicks-t0.CPUTicks) * time.Second / clockTicks
 	pct := 100 * cpu.Seconds() / wall.Seconds()
 	t.Logf("supervisor pid %d (race detector: %v): %d scrapes (%d bytes each) in %s used %s CPU (%s per scrape) = %.2f%% of one core",
-		pid, raceEnabled, scrapes, bytesRead/scrapes, wall.Round(time.Millisecond), cpu, cpu/scrapes, pct)
+		pid, e2e.RaceEnabled, scrapes, bytesRead/scrapes, wall.Round(time.Millisecond), cpu, cpu/scrapes, pct)
 	if pct >= 20 {
 		t.Errorf("supervisor used %.2f%% of a core while idle with a 1 s scrape; want well under 1%% (bound 20%% on a shared machine)", pct)
 	}

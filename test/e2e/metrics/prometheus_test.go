@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,26 +38,9 @@ type prom struct {
 	Addr string
 	cmd  *exec.Cmd
 	mark string
-	out  *lockedBuffer
+	out  *testenv.SyncBuffer
 	done chan struct{}
 	err  error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // freePort binds 127.0.0.1:0, closes it and returns the port: another
@@ -107,7 +88,7 @@ func startPrometheus(t *testing.T, target string) *prom {
 func tryPrometheus(t *testing.T, cfg, data string) (*prom, bool) {
 	t.Helper()
 	key, mark := testenv.MarkEnv(t)
-	p := &prom{t: t, Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), mark: mark, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &prom{t: t, Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), mark: mark, out: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(prometheusBin,
 		"--config.file="+cfg,
 		"--storage.tsdb.path="+data,

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gunisup/supervisor/internal/testenv"
 )
 
 // packageFiles returns the non-directory paths dpkg -L lists for pkg, keyed
@@ -87,10 +89,7 @@ func mapHasValue(m map[string]string, v string) bool {
 // testVerifyUnit runs systemd-analyze verify (which also checks that the
 // Documentation= man pages exist) on the installed unit.
 func testVerifyUnit(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skipf("systemd-analyze not installed (apt-get install systemd): %v", err)
-	}
+	analyze := testenv.Tool(t, "systemd-analyze", "systemd")
 	out, err := exec.Command(analyze, "verify", ourUnit).CombinedOutput()
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		switch {

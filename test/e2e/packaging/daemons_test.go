@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gunisup/supervisor/internal/testenv"
 )
 
 const (
@@ -31,7 +33,7 @@ func testBothDaemonsRun(t *testing.T) {
 	writeOurConfig(t)
 	debPID := startSupervisord(t)
 	ours := startDaemon(t, "/usr/bin/supervisor", "-c", ourConfig)
-	waitFor(t, "supctl status to show the example app running", func() (bool, string) {
+	testenv.WaitForState(t, startTimeout, "supctl status to show the example app running", func() (bool, string) {
 		out, err := exec.Command("/usr/bin/supctl", "status").CombinedOutput()
 		return err == nil && appRunning(string(out), "heartbeat"), string(out)
 	})
@@ -99,7 +101,7 @@ func startSupervisord(t *testing.T) int {
 		return pid
 	}
 	cmd := startDaemon(t, "/usr/bin/supervisord", "-n", "-c", debianConf)
-	waitFor(t, "supervisorctl pid to answer", func() (bool, string) {
+	testenv.WaitForState(t, startTimeout, "supervisorctl pid to answer", func() (bool, string) {
 		pid := supervisordPID()
 		return pid == cmd.Process.Pid, fmt.Sprintf("supervisorctl pid = %d, started %d", pid, cmd.Process.Pid)
 	})
@@ -152,23 +154,4 @@ func startDaemon(t *testing.T, name string, args ...string) *exec.Cmd {
 		}
 	})
 	return cmd
-}
-
-// waitFor polls cond every 100 ms until it holds, failing the test with
-// cond's last description after startTimeout.
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(startTimeout)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s; last: %s", startTimeout, what, last)
-		}
-		<-tick.C
-	}
 }

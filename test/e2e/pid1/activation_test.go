@@ -1,11 +1,8 @@
 package pid1
 
 import (
-	"context"
-	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -38,118 +35,29 @@ listen = ["LISTEN"]
 stop_timeout = "10s"
 `
 
-// activated is a supervisor started the way systemd starts a socket-activated
-// service: the sockets as fds 3.., LISTEN_FDS, LISTEN_FDNAMES, and LISTEN_PID
-// equal to its own pid (set by an exec shim, so Cmd.Process.Pid is the
-// supervisor's pid).
-type activated struct {
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	socket string
-	done   chan struct{}
-	err    error
-}
+// activationShim execs the supervisor with LISTEN_PID set to its own pid,
+// as systemd does after fork, so that Cmd.Process.Pid is the supervisor's.
+var activationShim = []string{"/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`}
 
-// startActivated starts the supervisor on activationConfig with listen
-// address listen, passing files as fds 3.. named names (LISTEN_FDNAMES; no
-// LISTEN_* at all when files is empty). Its cleanup TERMs it (KILL after
-// 60 s) and asserts no process of it is left.
-func startActivated(t *testing.T, listen string, files []*os.File, names string) *activated {
+// startActivated starts the supervisor the way systemd starts a
+// socket-activated service, on activationConfig with listen address listen:
+// files as fds 3.., LISTEN_FDS, LISTEN_FDNAMES=names (no LISTEN_* at all
+// when files is empty) and LISTEN_PID equal to its own pid. It does not wait
+// for the control socket: some tests expect the supervisor to refuse.
+func startActivated(t *testing.T, listen string, files []*os.File, names string) *e2e.Supervisor {
 	t.Helper()
-	sup, _ := e2e.Binaries(t)
-	venv := testenv.Venv(t)
-	dir := testenv.ShortTempDir(t)
-	writeRelease(t, filepath.Join(dir, "app"), testenv.OK)
-	sock := filepath.Join(dir, "ctl.sock")
-	cfg := filepath.Join(dir, "supervisor.toml")
-	text := testenv.PassMark(strings.Replace(e2e.Expand(activationConfig, dir, venv, sock), "LISTEN", listen, 1))
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	key, mark := testenv.MarkEnv(t)
-	a := &activated{out: &syncBuffer{}, socket: sock, done: make(chan struct{})}
-	a.cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, sup, "-c", cfg)
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(k, "LISTEN_") && k != "NOTIFY_SOCKET" && !strings.HasPrefix(k, "WATCHDOG_") {
-			a.cmd.Env = append(a.cmd.Env, kv)
-		}
-	}
-	a.cmd.Env = append(a.cmd.Env, key+"="+mark)
+	var env []string
 	if len(files) > 0 {
-		a.cmd.Env = append(a.cmd.Env, "LISTEN_FDS="+strconv.Itoa(len(files)), "LISTEN_FDNAMES="+names)
+		env = []string{"LISTEN_FDS=" + strconv.Itoa(len(files)), "LISTEN_FDNAMES=" + names}
 	}
-	a.cmd.ExtraFiles = files
-	a.cmd.Stdout = a.out
-	a.cmd.Stderr = a.out
-	if err := a.cmd.Start(); err != nil {
-		t.Fatalf("start supervisor: %v", err)
-	}
-	go func() {
-		a.err = a.cmd.Wait()
-		close(a.done)
-	}()
-	t.Cleanup(func() {
-		if !a.exited() {
-			if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-				t.Errorf("TERM supervisor: %v", err)
-			}
-			if a.wait(60*time.Second) == -1 {
-				t.Errorf("supervisor did not exit within 60 s of TERM; killing it")
-				_ = a.cmd.Process.Kill() // it may have exited meanwhile
-				<-a.done
-			}
-		}
-		if t.Failed() {
-			t.Logf("supervisor output:\n%s", a.out.String())
-		}
-		testenv.AssertNoLeftovers(t, mark, 10*time.Second)
+	return e2e.Start(t, e2e.Options{
+		Config:     strings.Replace(activationConfig, "LISTEN", listen, 1),
+		Env:        env,
+		ExtraFiles: files,
+		Wrap:       activationShim,
+		NoWait:     true,
+		Setup:      func(dir string) { writeRelease(t, filepath.Join(dir, "app"), testenv.OK) },
 	})
-	return a
-}
-
-func (a *activated) exited() bool {
-	select {
-	case <-a.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait returns the exit status (128+N after signal N), or -1 if the
-// supervisor is still running after timeout.
-func (a *activated) wait(timeout time.Duration) int {
-	tm := time.NewTimer(timeout)
-	defer tm.Stop()
-	select {
-	case <-a.done:
-	case <-tm.C:
-		return -1
-	}
-	var ee *exec.ExitError
-	switch {
-	case a.err == nil:
-		return 0
-	case errors.As(a.err, &ee):
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	return -1
-}
-
-// status asks the supervisor for app's status, failing the test if it cannot.
-func (a *activated) status(t *testing.T, app string) *control.StatusResponse {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := control.NewClient(a.socket).Status(ctx, app)
-	if err != nil || len(st.Apps) != 1 {
-		t.Fatalf("status %s: %v", app, err)
-	}
-	return st
 }
 
 // passedSocket binds a TCP listener on 127.0.0.1:0 the way a .socket unit
@@ -191,18 +99,18 @@ func TestSocketActivation(t *testing.T) {
 	}
 	var web control.AppStatus
 	testenv.WaitFor(t, 90*time.Second, "app web running", func() bool {
-		if a.exited() {
-			t.Fatalf("supervisor exited (%v):\n%s", a.err, a.out.String())
+		if a.Exited() {
+			t.Fatalf("supervisor exited (status %d):\n%s", a.ExitStatus(), a.Output())
 		}
-		if _, err := os.Stat(a.socket); err != nil {
+		if _, err := os.Stat(a.Socket); err != nil {
 			return false
 		}
-		web = a.status(t, "web").Apps[0]
+		web = a.Status().Apps[0]
 		return web.State == control.StateRunning
 	})
-	st := a.status(t, "web")
-	if st.Supervisor.PID != a.cmd.Process.Pid {
-		t.Errorf("supervisor pid %d, want the exec'd pid %d", st.Supervisor.PID, a.cmd.Process.Pid)
+	st := a.Status()
+	if st.Supervisor.PID != a.PID() {
+		t.Errorf("supervisor pid %d, want the exec'd pid %d", st.Supervisor.PID, a.PID())
 	}
 	want := "127.0.0.1:" + strconv.Itoa(port)
 	if len(web.Listeners) != 1 || web.Listeners[0].Bound != want || web.Listeners[0].Address != "systemd:web" {
@@ -217,13 +125,13 @@ func TestSocketActivation(t *testing.T) {
 	if len(ls) != 1 || ls[0].Inode != ino {
 		t.Errorf("LISTEN sockets on port %d: %+v; want exactly the passed one (inode %d)", port, ls, ino)
 	}
-	if !socketInodes(t, a.cmd.Process.Pid)[ino] {
-		t.Errorf("the supervisor (pid %d) does not hold the passed socket (inode %d)", a.cmd.Process.Pid, ino)
+	if !socketInodes(t, a.PID())[ino] {
+		t.Errorf("the supervisor (pid %d) does not hold the passed socket (inode %d)", a.PID(), ino)
 	}
 	if !socketInodes(t, web.MasterPID)[ino] {
 		t.Errorf("the gunicorn master (pid %d) does not hold the passed socket (inode %d)", web.MasterPID, ino)
 	}
-	if env := environ(t, a.cmd.Process.Pid); !slices.Contains(env, "LISTEN_FDS=1") || !slices.Contains(env, "LISTEN_PID="+strconv.Itoa(a.cmd.Process.Pid)) {
+	if env := environ(t, a.PID()); !slices.Contains(env, "LISTEN_FDS=1") || !slices.Contains(env, "LISTEN_PID="+strconv.Itoa(a.PID())) {
 		t.Errorf("the supervisor was not started with LISTEN_FDS=1 LISTEN_PID=<its pid>: %q", env)
 	}
 	assertNoSystemdEnv(t, "gunicorn master", web.MasterPID)
@@ -231,12 +139,12 @@ func TestSocketActivation(t *testing.T) {
 		assertNoSystemdEnv(t, "gunicorn worker", w)
 	}
 	t.Logf("socket activation: port %d inode %d, %d LISTEN entry; held by supervisor %d and master %d; GET / %d %q",
-		port, ino, len(ls), a.cmd.Process.Pid, web.MasterPID, code, strings.TrimSpace(body))
+		port, ino, len(ls), a.PID(), web.MasterPID, code, strings.TrimSpace(body))
 
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := a.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := a.wait(60 * time.Second); code != 0 {
+	if code := a.Wait(60 * time.Second); code != 0 {
 		t.Errorf("supervisor exit status %d after TERM, want 0", code)
 	}
 	if ls := listeners(t, port); len(ls) != 0 {
@@ -265,8 +173,8 @@ func TestSocketActivationMissing(t *testing.T) {
 				defer f.Close()
 			}
 			a := startActivated(t, tc.listen, files, "web")
-			code := a.wait(60 * time.Second)
-			out := a.out.String()
+			code := a.Wait(60 * time.Second)
+			out := a.Output()
 			t.Logf("%s: exit %d: %s", tc.listen, code, strings.TrimSpace(out))
 			if code <= 0 {
 				t.Errorf("supervisor exit status %d, want non-zero", code)

@@ -1,15 +1,12 @@
 package pid1
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,14 +41,14 @@ func startPID1(t *testing.T, opts e2e.Options) *pid1Sup {
 	s := e2e.Start(t, opts)
 	p := &pid1Sup{Supervisor: s, t: t}
 	testenv.WaitFor(t, 10*time.Second, "the supervisor as the child of unshare", func() bool {
-		kids, err := childrenOf(s.Cmd.Process.Pid)
+		kids, err := testenv.Children(s.Cmd.Process.Pid)
 		if err != nil || len(kids) != 1 {
 			return false
 		}
 		p.HostPID = kids[0]
 		return true
 	})
-	nspids, err := nsPIDs(p.HostPID)
+	nspids, err := testenv.NSpids(p.HostPID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,18 +112,16 @@ func (p *pid1Sup) procs() []nsProc {
 		if err != nil || ns != p.ns {
 			continue
 		}
-		st, err := readStat(pid)
+		st, err := testenv.ReadStat(pid)
 		if err != nil {
 			continue
 		}
-		nspids, err := nsPIDs(pid)
+		nspids, err := testenv.NSpids(pid)
 		if err != nil || len(nspids) == 0 {
 			continue
 		}
-		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline") // gone: empty, like a zombie's
-		st.NSPID = nspids[len(nspids)-1]
-		st.Cmdline = strings.TrimSpace(string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})))
-		out = append(out, st)
+		cmd, _ := testenv.Cmdline(pid) // gone: empty, like a zombie's
+		out = append(out, nsProc{HostPID: pid, NSPID: nspids[len(nspids)-1], PPID: st.PPID, State: st.State, Cmdline: cmd})
 	}
 	return out
 }
@@ -155,89 +150,14 @@ func zombies(procs []nsProc) int {
 	return n
 }
 
-// readStat reads pid's state and parent from /proc/PID/stat (fields are
-// counted after the last ')', as the command name may hold anything).
-func readStat(pid int) (nsProc, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return nsProc{}, fmt.Errorf("reading stat of pid %d: %w", pid, err)
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return nsProc{}, fmt.Errorf("parsing stat of pid %d: %q", pid, b)
-	}
-	f := bytes.Fields(b[i+2:])
-	if len(f) < 2 {
-		return nsProc{}, fmt.Errorf("parsing stat of pid %d: %q", pid, b)
-	}
-	ppid, err := strconv.Atoi(string(f[1]))
-	if err != nil {
-		return nsProc{}, fmt.Errorf("parsing ppid of pid %d: %w", pid, err)
-	}
-	return nsProc{HostPID: pid, PPID: ppid, State: f[0][0]}, nil
-}
-
-// nsPIDs returns the NSpid line of /proc/PID/status: pid's number in each
-// namespace from the root one to its own.
-func nsPIDs(pid int) ([]int, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return nil, fmt.Errorf("reading status of pid %d: %w", pid, err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "NSpid:")
-		if !ok {
-			continue
-		}
-		var out []int
-		for _, field := range strings.Fields(rest) {
-			n, err := strconv.Atoi(field)
-			if err != nil {
-				return nil, fmt.Errorf("parsing NSpid of pid %d: %w", pid, err)
-			}
-			out = append(out, n)
-		}
-		return out, nil
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading status of pid %d: %w", pid, err)
-	}
-	return nil, fmt.Errorf("pid %d: no NSpid line in status", pid)
-}
-
-// childrenOf returns the children of pid, from /proc/PID/task/*/children.
-func childrenOf(pid int) ([]int, error) {
-	files, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	if err != nil {
-		return nil, fmt.Errorf("listing tasks of pid %d: %w", pid, err)
-	}
-	var out []int
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // the task ended
-		}
-		for _, field := range strings.Fields(string(b)) {
-			n, err := strconv.Atoi(field)
-			if err != nil {
-				return nil, fmt.Errorf("parsing %s: %w", f, err)
-			}
-			out = append(out, n)
-		}
-	}
-	return out, nil
-}
-
 // environ returns pid's environment as it was exec'd (/proc/PID/environ).
 func environ(t testing.TB, pid int) []string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	env, err := testenv.Environ(pid)
 	if err != nil {
-		t.Fatalf("reading environment of pid %d: %v", pid, err)
+		t.Fatal(err)
 	}
-	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	return env
 }
 
 // systemdVars are the variables of systemd's protocols, which belong to the
@@ -267,46 +187,18 @@ func assertNoSystemdEnv(t testing.TB, what string, pid int) {
 	}
 }
 
-// tcpListen is one LISTEN entry of /proc/net/tcp.
-type tcpListen struct {
-	Port int
-	// Queue is the accept queue's length (rx_queue of a listening socket).
-	Queue int
-	Inode uint64
-}
-
 // listeners returns the IPv4 LISTEN sockets on port.
-func listeners(t testing.TB, port int) []tcpListen {
+func listeners(t testing.TB, port int) []testenv.NetSocket {
 	t.Helper()
-	b, err := os.ReadFile("/proc/net/tcp")
+	socks, err := testenv.NetSockets("/proc/net/tcp")
 	if err != nil {
-		t.Fatalf("reading /proc/net/tcp: %v", err)
+		t.Fatal(err)
 	}
-	var out []tcpListen
-	lines := strings.Split(string(b), "\n")
-	for _, line := range lines[1:] {
-		f := strings.Fields(line)
-		if len(f) < 10 || f[3] != "0A" {
-			continue
+	var out []testenv.NetSocket
+	for _, s := range socks {
+		if s.Port == port && s.State == testenv.TCPListen {
+			out = append(out, s)
 		}
-		_, hexPort, ok := strings.Cut(f[1], ":")
-		if !ok {
-			continue
-		}
-		p, err := strconv.ParseUint(hexPort, 16, 16)
-		if err != nil || int(p) != port {
-			continue
-		}
-		_, rx, _ := strings.Cut(f[4], ":")
-		q, err := strconv.ParseUint(rx, 16, 32)
-		if err != nil {
-			t.Fatalf("/proc/net/tcp: rx_queue %q: %v", f[4], err)
-		}
-		ino, err := strconv.ParseUint(f[9], 10, 64)
-		if err != nil {
-			t.Fatalf("/proc/net/tcp: inode %q: %v", f[9], err)
-		}
-		out = append(out, tcpListen{Port: port, Queue: int(q), Inode: ino})
 	}
 	return out
 }
@@ -325,50 +217,17 @@ func portOf(t testing.TB, addr string) int {
 // socketInodes returns the inodes of the sockets pid holds open.
 func socketInodes(t testing.TB, pid int) map[uint64]bool {
 	t.Helper()
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	fds, err := testenv.FDs(pid)
 	if err != nil {
-		t.Fatalf("listing fds of pid %d: %v", pid, err)
+		t.Fatal(err)
 	}
 	out := map[uint64]bool{}
-	for _, fd := range fds {
-		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if err != nil {
-			continue // closed meanwhile
-		}
-		if s, ok := strings.CutPrefix(link, "socket:["); ok {
-			if ino, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 64); err == nil {
-				out[ino] = true
-			}
+	for _, target := range fds {
+		if kind, ino, ok := testenv.KindInode(target); ok && kind == "socket" {
+			out[ino] = true
 		}
 	}
 	return out
-}
-
-// waitOutput waits until the supervisor's output contains substr.
-func waitOutput(t *testing.T, out func() string, substr string, timeout time.Duration) {
-	t.Helper()
-	testenv.WaitFor(t, timeout, fmt.Sprintf("%q in the supervisor's output", substr), func() bool {
-		return strings.Contains(out(), substr)
-	})
-}
-
-// syncBuffer is an io.Writer safe for the concurrent writes of exec.Cmd's
-// stdout and stderr copiers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // testApp is a plain WSGI app (no Flask) for these tests. GET /?ms=N answers

@@ -204,7 +204,7 @@ stop_timeout = "60s"
 	s.WaitState("stubborn", control.StateRunning, 30*time.Second)
 	first := time.Now()
 	s.signal(syscall.SIGINT)
-	waitOutput(t, s.Output, "msg=stopping signal=interrupt", 30*time.Second)
+	s.WaitOutput("msg=stopping signal=interrupt", 30*time.Second)
 	s.WaitState("stubborn", control.StateStopping, 30*time.Second)
 	if s.Exited() {
 		t.Fatalf("supervisor exited after the first INT (an app ignoring TERM has 60 s):\n%s", s.Output())
@@ -252,7 +252,7 @@ command = ["/bin/sleep", "3600"]
 	s := startPID1(t, e2e.Options{Config: cfg})
 	before := s.WaitState("idle", control.StateRunning, 30*time.Second)
 	s.signal(syscall.SIGHUP)
-	waitOutput(t, s.Output, "SIGHUP", 30*time.Second)
+	s.WaitOutput("SIGHUP", 30*time.Second)
 	after := s.App("idle")
 	if s.Exited() || after.State != control.StateRunning || after.MasterPID != before.MasterPID {
 		t.Fatalf("after HUP: exited=%v, app %s pid %d (was %d)", s.Exited(), after.State, after.MasterPID, before.MasterPID)

@@ -19,13 +19,13 @@ func TestReloadBusy(t *testing.T) {
 	load := e2e.StartLoad("tcp", w.Addr, "/", 16)
 	defer load.Stop()
 
-	first := w.ctlAsync("deploy", "web", w.Dirs[1])
+	first := w.CtlAsync("deploy", "web", w.Dirs[1])
 	first.WaitOutput(t, 60*time.Second, "waiting for readiness")
 	if st := w.App("web"); !st.Reloading {
 		t.Errorf("status during the deploy: reloading=%v, want true", st.Reloading)
 	}
 	for _, args := range [][]string{{"reload", "web"}, {"reload", "web", "--strategy", "usr2"}, {"deploy", "web", w.Dirs[2]}} {
-		r := w.ctl(args...)
+		r := w.Ctl(args...)
 		t.Logf("supctl %s while a deploy runs: exit %d in %v: %s", strings.Join(args, " "), r.Code, r.Took.Round(time.Millisecond), strings.TrimSpace(r.Out))
 		if r.Code != 1 || !strings.Contains(r.Out, "busy") || !strings.Contains(r.Out, "in progress") {
 			t.Errorf("supctl %s while a deploy runs: exit %d, want 1 saying busy:\n%s", strings.Join(args, " "), r.Code, r.Out)
@@ -46,17 +46,17 @@ func TestReloadBusy(t *testing.T) {
 		t.Errorf("%d failed requests: %v", res.Failed(), res.Errors)
 	}
 
-	if r := w.ctl("stop", "web"); r.Code != 0 {
+	if r := w.Ctl("stop", "web"); r.Code != 0 {
 		t.Fatalf("stop: exit %d:\n%s", r.Code, r.Out)
 	}
 	for _, args := range [][]string{{"reload", "web"}, {"deploy", "web", w.Dirs[2]}} {
-		r = w.ctl(args...)
+		r = w.Ctl(args...)
 		t.Logf("supctl %s of a stopped app: exit %d: %s", strings.Join(args, " "), r.Code, strings.TrimSpace(r.Out))
 		if r.Code != 1 || !strings.Contains(r.Out, "not running") {
 			t.Errorf("supctl %s of a stopped app: exit %d, want 1 saying not running:\n%s", strings.Join(args, " "), r.Code, r.Out)
 		}
 	}
-	if r := w.ctl("reload", "nosuchapp"); r.Code == 0 || !strings.Contains(r.Out, "nosuchapp") {
+	if r := w.Ctl("reload", "nosuchapp"); r.Code == 0 || !strings.Contains(r.Out, "nosuchapp") {
 		t.Errorf("reload of an unknown app: exit %d:\n%s", r.Code, r.Out)
 	} else {
 		t.Logf("reload of an unknown app: exit %d: %s", r.Code, strings.TrimSpace(r.Out))
@@ -71,7 +71,7 @@ func TestSigtermDuringReload(t *testing.T) {
 		t.Run(strategy, func(t *testing.T) {
 			w := startWeb(t, webOpts{Strategy: strategy, Releases: versions(2), Gated: []int{1}})
 			testenv.PointCurrent(t, w.Current, w.Dirs[1])
-			rl := w.ctlAsync("reload", "web")
+			rl := w.CtlAsync("reload", "web")
 			if strategy == "swap" {
 				rl.WaitOutput(t, 60*time.Second, "waiting for readiness")
 			} else {
@@ -117,7 +117,7 @@ func TestKill9OldMasterDuringSwap(t *testing.T) {
 	defer load.Stop()
 	testenv.WaitFor(t, 20*time.Second, "load running", func() bool { return load.Snapshot().OK > 100 })
 
-	dep := w.ctlAsync("deploy", "web", w.Dirs[1])
+	dep := w.CtlAsync("deploy", "web", w.Dirs[1])
 	dep.WaitOutput(t, 60*time.Second, "waiting for readiness")
 	old := w.App("web")
 	oldWorkers := w.supervisorTree().Workers[old.MasterPID]
@@ -129,7 +129,7 @@ func TestKill9OldMasterDuringSwap(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "old workers gone", func() bool {
 		for _, pid := range oldWorkers {
 			if syscall.Kill(pid, 0) == nil {
-				if p, ok := procTable()[pid]; ok && p.State != 'Z' {
+				if p, err := testenv.ReadStat(pid); err == nil && p.State != 'Z' {
 					return false
 				}
 			}

@@ -1,18 +1,14 @@
 package reload
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +31,8 @@ type webOpts struct {
 	Workers int
 	// HealthyAfter is [app.web.health] healthy_after (default 2).
 	HealthyAfter int
+	// Steering is [app.web] steering ("auto" or "shared"; default "auto").
+	Steering string
 	// Gated lists release indexes whose app.py blocks at import until
 	// web.OpenGate(i) (a file appears), to hold a reload in a known phase.
 	Gated []int
@@ -58,6 +56,7 @@ wsgi = "app:app"
 workers = %d
 listen = ["tcp://127.0.0.1:0"]
 stop_timeout = "10s"
+steering = "%s"
 
 [app.web.reload]
 strategy = "%s"
@@ -94,9 +93,12 @@ func startWeb(t *testing.T, o webOpts) *web {
 	if o.HealthyAfter == 0 {
 		o.HealthyAfter = 2
 	}
+	if o.Steering == "" {
+		o.Steering = "auto"
+	}
 	w := &web{t: t}
 	s := e2e.Start(t, e2e.Options{
-		Config: fmt.Sprintf(webConfig, o.HTTP, o.Workers, o.Strategy, o.Timeout, o.HealthyAfter),
+		Config: fmt.Sprintf(webConfig, o.HTTP, o.Workers, o.Steering, o.Strategy, o.Timeout, o.HealthyAfter),
 		Setup: func(dir string) {
 			root := filepath.Join(dir, "srv")
 			if err := os.MkdirAll(root, 0o755); err != nil {
@@ -159,95 +161,6 @@ func versions(n int) []testenv.Release {
 	return r
 }
 
-// ctlResult is one finished supctl run.
-type ctlResult struct {
-	Out  string
-	Code int
-	Took time.Duration
-}
-
-// ctl runs supctl with args.
-func (w *web) ctl(args ...string) ctlResult {
-	start := time.Now()
-	out, code := w.SupctlRun(args...)
-	return ctlResult{Out: out, Code: code, Took: time.Since(start)}
-}
-
-// asyncCtl is a supctl run in the background whose output can be watched.
-type asyncCtl struct {
-	cmd  *exec.Cmd
-	out  *lockedBuf
-	done chan struct{}
-	res  ctlResult
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// ctlAsync starts supctl with args; the test's cleanup waits for it.
-func (w *web) ctlAsync(args ...string) *asyncCtl {
-	w.t.Helper()
-	a := &asyncCtl{out: &lockedBuf{}, done: make(chan struct{})}
-	a.cmd = exec.Command(w.Supctl, append([]string{"-s", w.Socket}, args...)...)
-	a.cmd.Stdout = a.out
-	a.cmd.Stderr = a.out
-	start := time.Now()
-	if err := a.cmd.Start(); err != nil {
-		w.t.Fatal(err)
-	}
-	go func() {
-		err := a.cmd.Wait()
-		a.res = ctlResult{Out: a.out.String(), Code: a.cmd.ProcessState.ExitCode(), Took: time.Since(start)}
-		if err != nil && a.res.Code == 0 {
-			a.res.Code = -1
-		}
-		close(a.done)
-	}()
-	w.t.Cleanup(func() {
-		select {
-		case <-a.done:
-		case <-time.After(90 * time.Second):
-			_ = a.cmd.Process.Kill() // the test failed already; do not hang
-			<-a.done
-		}
-	})
-	return a
-}
-
-// Wait waits up to timeout for the run to end.
-func (a *asyncCtl) Wait(t *testing.T, timeout time.Duration) ctlResult {
-	t.Helper()
-	select {
-	case <-a.done:
-		return a.res
-	case <-time.After(timeout):
-		t.Fatalf("supctl %v still running after %s; output so far:\n%s", a.cmd.Args, timeout, a.out.String())
-		return ctlResult{}
-	}
-}
-
-// WaitOutput polls until the output contains s.
-func (a *asyncCtl) WaitOutput(t *testing.T, timeout time.Duration, s string) {
-	t.Helper()
-	testenv.WaitFor(t, timeout, fmt.Sprintf("supctl output to contain %q", s), func() bool {
-		return strings.Contains(a.out.String(), s)
-	})
-}
-
 // probe sends n requests, each on a fresh connection, and returns the
 // bodies that are not want (with the error or status when there was one).
 func probe(addr, want string, n int) []string {
@@ -263,12 +176,6 @@ func probe(addr, want string, n int) []string {
 	}
 	return bad
 }
-
-// proc is one line of the process table.
-type proc = e2e.Proc
-
-// procTable reads every process of /proc.
-func procTable() map[int]proc { return e2e.ProcTable() }
 
 // tree is the supervisor's process tree at one instant.
 type tree struct {
@@ -291,9 +198,10 @@ func (tr tree) String() string {
 // supervisorTree scans the descendants of the supervisor process.
 func (w *web) supervisorTree() tree {
 	root := w.Cmd.Process.Pid
-	procs := procTable()
+	procs := map[int]testenv.Stat{}
 	kids := map[int][]int{}
-	for _, p := range procs {
+	for _, p := range testenv.Procs() {
+		procs[p.PID] = p
 		kids[p.PPID] = append(kids[p.PPID], p.PID)
 	}
 	tr := tree{Workers: map[int][]int{}}
@@ -307,10 +215,11 @@ func (w *web) supervisorTree() tree {
 				tr.Zombies = append(tr.Zombies, k)
 				continue
 			}
-			tr.All = append(tr.All, fmt.Sprintf("%s%d %s", strings.Repeat("  ", depth), k, p.Cmd))
+			cmd, _ := testenv.Cmdline(k) // gone meanwhile: ""
+			tr.All = append(tr.All, fmt.Sprintf("%s%d %s", strings.Repeat("  ", depth), k, cmd))
 			if depth == 0 {
 				tr.Children = append(tr.Children, k)
-				if strings.Contains(p.Cmd, "gunicorn") {
+				if strings.Contains(cmd, "gunicorn") {
 					tr.Masters = append(tr.Masters, k)
 				}
 			}
@@ -338,59 +247,6 @@ func (w *web) oneGeneration(workers int) (tree, string) {
 		return tr, fmt.Sprintf("zombies: %s", tr)
 	}
 	return tr, ""
-}
-
-// procStatus reads fields (in kB or counts) of /proc/PID/status.
-func procStatus(pid int, keys ...string) (map[string]int, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]int{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || !slices.Contains(keys, k) {
-			continue
-		}
-		fs := strings.Fields(v)
-		if len(fs) == 0 {
-			continue
-		}
-		n, err := strconv.Atoi(fs[0])
-		if err != nil {
-			return nil, fmt.Errorf("/proc/%d/status %s: %w", pid, k, err)
-		}
-		out[k] = n
-	}
-	return out, sc.Err()
-}
-
-// fdCount counts /proc/PID/fd.
-func fdCount(pid int) (int, error) {
-	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
-	if err != nil {
-		return 0, err
-	}
-	return len(ents), nil
-}
-
-var listeningRE = regexp.MustCompile(`msg="?Listening on"? address=(127\.0\.0\.1:\d+)`)
-
-// metricsAddr finds the metrics listener's address in the supervisor's log
-// (exporter-toolkit logs "Listening on" with the bound address).
-func (w *web) metricsAddr() string {
-	w.t.Helper()
-	var addr string
-	testenv.WaitFor(w.t, 20*time.Second, "metrics listener in the log", func() bool {
-		if m := listeningRE.FindStringSubmatch(w.Output()); m != nil {
-			addr = m[1]
-			return true
-		}
-		return false
-	})
-	return addr
 }
 
 // stats summarises durations: median and max.

@@ -11,9 +11,15 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-// TestReloadUnderLoad runs 20 consecutive reloads, each to a new version,
-// under 16 connections of load, for each strategy (with the strategy also
-// configured, so usr2 generations are started to follow `current`). Odd
+// reloadsUnderLoad is how many reloads TestReloadUnderLoad makes per
+// strategy: half by deploy, half by reload. The long run is the soak
+// (make soak).
+const reloadsUnderLoad = 10
+
+// TestReloadUnderLoad runs reloadsUnderLoad consecutive reloads, each to a
+// new version, under 16 connections of load, for each strategy (with the
+// strategy also configured, so usr2 generations are started to follow
+// `current`). Odd
 // reloads use `supctl deploy`, even ones PointCurrent + `supctl reload`.
 // After each reload returns, 20 requests on fresh connections must all get
 // the new version, and exactly one generation must be left. No request may
@@ -21,7 +27,7 @@ import (
 func TestReloadUnderLoad(t *testing.T) {
 	for _, strategy := range []string{"swap", "usr2"} {
 		t.Run(strategy, func(t *testing.T) {
-			reloadUnderLoad(t, strategy, strategy, 20)
+			reloadUnderLoad(t, strategy, strategy, reloadsUnderLoad)
 		})
 	}
 }
@@ -31,9 +37,8 @@ func TestReloadUnderLoad(t *testing.T) {
 // generation is started: for usr2 with PWD = the `current` link (Gunicorn's
 // re-exec follows it), for swap with PWD = the resolved release. So swap
 // reloads of a usr2 app work, but a USR2 re-exec of a swap app's generation
-// runs the old release again: before the fix in supervise/reloadhost.go the
-// reload reported "ok" while the old version kept serving; now the
-// supervisor replaces such a generation by swap and says so.
+// would run the old release again while reporting "ok": the supervisor must
+// replace such a generation by swap and say so.
 func TestReloadStrategyOverride(t *testing.T) {
 	t.Run("usr2-config-swap-reload", func(t *testing.T) {
 		reloadUnderLoad(t, "usr2", "swap", 2)
@@ -42,7 +47,7 @@ func TestReloadStrategyOverride(t *testing.T) {
 		w := reloadUnderLoad(t, "swap", "usr2", 2)
 		// A usr2 reload that keeps the release (code changed in place) is a
 		// real USR2 re-exec.
-		r := w.ctl("reload", "web", "--strategy", "usr2")
+		r := w.Ctl("reload", "web", "--strategy", "usr2")
 		t.Logf("in-place usr2 reload of a swap-configured app: exit %d in %v", r.Code, r.Took.Round(time.Millisecond))
 		if r.Code != 0 || strings.Contains(r.Out, "using swap") || !strings.Contains(r.Out, "sending USR2") {
 			t.Errorf("in-place usr2 reload: exit %d, want 0 by USR2:\n%s", r.Code, r.Out)
@@ -63,14 +68,14 @@ func reloadUnderLoad(t *testing.T, configured, strategy string, n int) *web {
 	for i := 1; i <= n; i++ {
 		want := "version=v" + strconv.Itoa(i) + "\n"
 		before := load.Snapshot()
-		var r ctlResult
+		var r e2e.CtlResult
 		how := "deploy"
 		if i%2 == 1 {
-			r = w.ctl("deploy", "web", w.Dirs[i], "--strategy", strategy)
+			r = w.Ctl("deploy", "web", w.Dirs[i], "--strategy", strategy)
 		} else {
 			how = "reload"
 			testenv.PointCurrent(t, w.Current, w.Dirs[i])
-			r = w.ctl("reload", "web", "--strategy", strategy)
+			r = w.Ctl("reload", "web", "--strategy", strategy)
 		}
 		// Check the served version before anything else: a stale answer
 		// right after the return is what this test is about.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
@@ -20,11 +21,11 @@ func TestRestartDuringReload(t *testing.T) {
 		t.Run(strategy, func(t *testing.T) {
 			w := startWeb(t, webOpts{Strategy: strategy, Releases: versions(2), Gated: []int{1}})
 			testenv.PointCurrent(t, w.Current, w.Dirs[1])
-			rl := w.ctlAsync("reload", "web")
+			rl := w.CtlAsync("reload", "web")
 			w.waitNewGeneration(t, rl, strategy)
 			during := w.supervisorTree()
 
-			rs := w.ctl("restart", "web")
+			rs := w.Ctl("restart", "web")
 			r := rl.Wait(t, 30*time.Second)
 			t.Logf("restart during the reload (tree before: %s): exit %d in %v: %s", during, rs.Code, rs.Took.Round(time.Millisecond), strings.TrimSpace(rs.Out))
 			t.Logf("the reload: exit %d:\n%s", r.Code, r.Out)
@@ -36,7 +37,7 @@ func TestRestartDuringReload(t *testing.T) {
 			}
 			w.checkOneMaster(t, "version=v1\n")
 
-			if r := w.ctl("stop", "web"); r.Code != 0 {
+			if r := w.Ctl("stop", "web"); r.Code != 0 {
 				t.Fatalf("stop: exit %d:\n%s", r.Code, r.Out)
 			}
 			if left := w.supervisorTree(); len(left.Children) != 0 {
@@ -49,7 +50,7 @@ func TestRestartDuringReload(t *testing.T) {
 // waitNewGeneration waits until a reload's new generation exists and waits
 // at its gate: for swap the reload says so; for usr2 the new master (the
 // old one's child) has forked its workers.
-func (w *web) waitNewGeneration(t *testing.T, rl *asyncCtl, strategy string) {
+func (w *web) waitNewGeneration(t *testing.T, rl *e2e.AsyncCtl, strategy string) {
 	t.Helper()
 	if strategy == "swap" {
 		rl.WaitOutput(t, 60*time.Second, "waiting for readiness")

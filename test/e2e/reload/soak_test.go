@@ -1,9 +1,16 @@
+//go:build soak
+
+// The deploy soak runs by hand, not with the suite: make soak.
+
 package reload
 
 import (
 	"bufio"
 	"fmt"
 	"net/http"
+	"os"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,10 +50,11 @@ func (w *web) measure(t *testing.T, metrics string) usage {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fds, err := fdCount(pid)
+		fdMap, err := testenv.FDs(pid)
 		if err != nil {
 			t.Fatal(err)
 		}
+		fds := len(fdMap)
 		g, err := scrapeGauges("http://"+metrics+"/metrics", "go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_heap_objects")
 		if err != nil {
 			t.Fatal(err)
@@ -105,12 +113,8 @@ func scrapeGauges(url string, names ...string) ([]float64, error) {
 // flat (the race runtime's per-goroutine metadata; measured: +10.4% with
 // -race, +2.2% without), so the RSS limit is 25% there.
 func TestReloadLeak(t *testing.T) {
-	if testing.Short() {
-		t.Skip("100 reloads take minutes")
-	}
 	// 100 reloads take 4 to 8 minutes on two busy cores: skip rather than
-	// let go test's default 10-minute timeout end the whole package. (This
-	// file sorts last so that the other tests have run by now.)
+	// let go test's default 10-minute timeout end the whole package.
 	if dl, ok := t.Deadline(); ok && time.Until(dl) < 9*time.Minute {
 		t.Skipf("needs about 9 minutes of the test timeout and %v is left: run with -timeout 30m", time.Until(dl).Round(time.Second))
 	}
@@ -125,7 +129,7 @@ func TestReloadLeak(t *testing.T) {
 	var took []time.Duration
 	for i := 1; i <= n; i++ {
 		want := "version=v" + strconv.Itoa(i%2) + "\n"
-		r := w.ctl("deploy", "web", w.Dirs[i%2])
+		r := w.Ctl("deploy", "web", w.Dirs[i%2])
 		if r.Code != 0 {
 			t.Fatalf("deploy %d: exit %d:\n%s", i, r.Code, r.Out)
 		}
@@ -168,8 +172,52 @@ func TestReloadLeak(t *testing.T) {
 
 // rssSlack is how many KiB of RSS growth beyond 10% TestReloadLeak allows.
 func rssSlack(at10 int) int {
-	if raceBuild {
+	if e2e.RaceEnabled {
 		return at10 / 4
 	}
 	return 0
+}
+
+// procStatus reads fields (in kB or counts) of /proc/PID/status.
+func procStatus(pid int, keys ...string) (map[string]int, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]int{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || !slices.Contains(keys, k) {
+			continue
+		}
+		fs := strings.Fields(v)
+		if len(fs) == 0 {
+			continue
+		}
+		n, err := strconv.Atoi(fs[0])
+		if err != nil {
+			return nil, fmt.Errorf("/proc/%d/status %s: %w", pid, k, err)
+		}
+		out[k] = n
+	}
+	return out, sc.Err()
+}
+
+var listeningRE = regexp.MustCompile(`msg="?Listening on"? address=(127\.0\.0\.1:\d+)`)
+
+// metricsAddr finds the metrics listener's address in the supervisor's log
+// (exporter-toolkit logs "Listening on" with the bound address).
+func (w *web) metricsAddr() string {
+	w.t.Helper()
+	var addr string
+	testenv.WaitFor(w.t, 20*time.Second, "metrics listener in the log", func() bool {
+		if m := listeningRE.FindStringSubmatch(w.Output()); m != nil {
+			addr = m[1]
+			return true
+		}
+		return false
+	})
+	return addr
 }

@@ -1,113 +1,15 @@
 package upgrade
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
 )
-
-// binaries are the builds every test here shares: the supervisor twice,
-// with Version "v1" and "v2", and supctl.
-type binaries struct {
-	dir    string
-	v1, v2 string
-	supctl string
-}
-
-var (
-	buildMu  sync.Mutex
-	built    *binaries
-	buildErr error
-)
-
-// getBinaries builds the binaries once per test binary (with -race when the
-// tests run with it) and returns them.
-func getBinaries(t testing.TB) *binaries {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if built == nil && buildErr == nil {
-		start := time.Now()
-		built, buildErr = buildAll()
-		if buildErr == nil {
-			t.Logf("built supervisor v1, v2 and supctl (race=%v) in %s", raceEnabled, time.Since(start).Round(time.Millisecond))
-		}
-	}
-	if buildErr != nil {
-		t.Fatalf("build binaries: %v", buildErr)
-	}
-	return built
-}
-
-// cleanupBinaries removes the builds (from TestMain).
-func cleanupBinaries() {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if built != nil {
-		if err := os.RemoveAll(built.dir); err != nil {
-			fmt.Fprintln(os.Stderr, "upgrade tests: removing builds:", err)
-		}
-		built = nil
-	}
-}
-
-func buildAll() (*binaries, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return nil, errors.New("cannot locate the module root")
-	}
-	root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
-	dir, err := os.MkdirTemp("", "upgrade-bin-")
-	if err != nil {
-		return nil, fmt.Errorf("build directory: %w", err)
-	}
-	b := &binaries{dir: dir, supctl: filepath.Join(dir, "supctl")}
-	goBuild := func(out, version string, pkgs ...string) error {
-		args := []string{"build", "-o", out}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		if version != "" {
-			args = append(args, "-ldflags", "-X github.com/gunisup/supervisor/daemon.Version="+version)
-		}
-		cmd := exec.Command("go", append(args, pkgs...)...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go %s: %w\n%s", strings.Join(cmd.Args[1:], " "), err, out)
-		}
-		return nil
-	}
-	for _, v := range []struct {
-		version string
-		path    *string
-	}{{"v1", &b.v1}, {"v2", &b.v2}} {
-		*v.path = filepath.Join(dir, "supervisor-"+v.version)
-		if err := goBuild(*v.path, v.version, "./cmd/supervisor"); err != nil {
-			return nil, errors.Join(err, os.RemoveAll(dir))
-		}
-	}
-	if err := goBuild(b.supctl, "", "./cmd/supctl"); err != nil {
-		return nil, errors.Join(err, os.RemoveAll(dir))
-	}
-	return b, nil
-}
 
 // baseConfig runs three apps: web (Gunicorn, 2 workers, TCP), api
 // (Gunicorn, 1 worker, Unix socket) and worker (a process: this test binary
@@ -149,24 +51,15 @@ stop_timeout = "10s"
 // sup is a supervisor started from a binary path the test controls
 // (Dir/bin/supervisor), so that a new version can be installed over it.
 type sup struct {
-	t      *testing.T
-	b      *binaries
-	Dir    string
-	Bin    string
-	Config string
-	Socket string
-	Mark   string
-	venv   string
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	done   chan struct{}
-	exit   error
+	*e2e.Supervisor
+	t *testing.T
+	// v1 and v2 are the supervisor built with Version "v1" and "v2".
+	v1, v2 string
 }
 
 // startSup installs v1 at Dir/bin/supervisor, writes the configuration
-// (placeholders @DIR@ @VENV@ @SOCK@ @TESTBIN@) and starts the supervisor
-// with a marker and env in its environment. The test's cleanup TERMs it
-// (KILL after 60 s) and fails the test if any marked process is left.
+// (placeholders of e2e.Options.Config) and starts the supervisor with env
+// added to its environment.
 func startSup(t *testing.T, cfgText string, env ...string) *sup {
 	t.Helper()
 	return startSupWith(t, cfgText, nil, env...)
@@ -176,221 +69,54 @@ func startSup(t *testing.T, cfgText string, env ...string) *sup {
 // Dir/app holds release 1, before the supervisor starts).
 func startSupWith(t *testing.T, cfgText string, setup func(dir string), env ...string) *sup {
 	t.Helper()
-	b := getBinaries(t)
-	venv := testenv.Venv(t)
-	dir := testenv.ShortTempDir(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatalf("test binary: %v", err)
-	}
-	s := &sup{t: t, b: b, Dir: dir, Bin: filepath.Join(dir, "bin", "supervisor"), Config: filepath.Join(dir, "supervisor.toml"),
-		Socket: filepath.Join(dir, "ctl.sock"), venv: venv, out: &syncBuffer{}, done: make(chan struct{})}
-	for _, d := range []string{"bin", "app"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
+	s := &sup{t: t, v1: e2e.SupervisorVersion(t, "v1"), v2: e2e.SupervisorVersion(t, "v2")}
+	s.Supervisor = e2e.Start(t, e2e.Options{Config: cfgText, Env: env, Bin: "@DIR@/bin/supervisor", Setup: func(dir string) {
+		for _, d := range []string{"bin", "app"} {
+			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	testenv.WriteRelease(t, filepath.Join(dir, "app"), testenv.Release{Version: "1"})
-	if setup != nil {
-		setup(dir)
-	}
-	s.installFile(b.v1)
-	s.writeConfig(cfgText, self)
-	key, mark := testenv.MarkEnv(t)
-	s.Mark = mark
-	s.cmd = exec.Command(s.Bin, "-c", s.Config)
-	s.cmd.Env = append(append(os.Environ(), key+"="+mark), env...)
-	s.cmd.Stdout = s.out
-	s.cmd.Stderr = s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start supervisor: %v", err)
-	}
-	go func() {
-		s.exit = s.cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		s.stop(syscall.SIGTERM, 60*time.Second)
-		if t.Failed() {
-			t.Logf("supervisor output:\n%s", s.out.String())
+		testenv.WriteRelease(t, filepath.Join(dir, "app"), testenv.Release{Version: "1"})
+		if setup != nil {
+			setup(dir)
 		}
-		testenv.AssertNoLeftovers(t, mark, 10*time.Second)
-	})
-	testenv.WaitFor(t, 30*time.Second, "control socket "+s.Socket, func() bool {
-		if s.exited() {
-			t.Fatalf("supervisor exited early (%v):\n%s", s.exit, s.out.String())
-		}
-		_, err := os.Stat(s.Socket)
-		return err == nil
-	})
+		install(t, filepath.Join(dir, "bin", "supervisor"), readFile(t, s.v1))
+	}})
 	return s
 }
 
-func (s *sup) writeConfig(text, testBin string) {
-	s.t.Helper()
-	text = testenv.PassMark(strings.ReplaceAll(e2e.Expand(text, s.Dir, s.venv, s.Socket), "@TESTBIN@", testBin))
-	if err := os.WriteFile(s.Config, []byte(text), 0o644); err != nil {
-		s.t.Fatal(err)
+// install puts content (mode 0755) at path the way a package manager does:
+// write path.new, then rename it over the path.
+func install(t *testing.T, path string, content []byte) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, content, 0o755); err != nil {
+		t.Fatalf("write %s: %v", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatalf("install %s: %v", path, err)
 	}
 }
 
-// install puts content (mode 0755) at the supervisor's path the way a
-// package manager does: write path.new, then rename it over the path.
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return b
+}
+
+// install installs content over the supervisor's binary.
 func (s *sup) install(content []byte) {
 	s.t.Helper()
-	tmp := s.Bin + ".new"
-	if err := os.WriteFile(tmp, content, 0o755); err != nil {
-		s.t.Fatalf("write %s: %v", tmp, err)
-	}
-	if err := os.Rename(tmp, s.Bin); err != nil {
-		s.t.Fatalf("install %s: %v", s.Bin, err)
-	}
+	install(s.t, s.Bin, content)
 }
 
-// installFile installs a copy of the file at src.
+// installFile installs a copy of the file at src over the supervisor's binary.
 func (s *sup) installFile(src string) {
 	s.t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		s.t.Fatalf("read %s: %v", src, err)
-	}
-	s.install(b)
-}
-
-func (s *sup) exited() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait waits up to timeout for the supervisor to exit and returns its exit
-// status (128+N for signal N), or -1 if it is still running.
-func (s *sup) wait(timeout time.Duration) int {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-s.done:
-		return exitStatus(s.exit)
-	case <-t.C:
-		return -1
-	}
-}
-
-// stop sends sig, waits up to timeout, then KILLs; it returns the exit status.
-func (s *sup) stop(sig syscall.Signal, timeout time.Duration) int {
-	if s.exited() {
-		return exitStatus(s.exit)
-	}
-	_ = s.cmd.Process.Signal(sig) // it may have exited meanwhile
-	if code := s.wait(timeout); code != -1 {
-		return code
-	}
-	s.t.Errorf("supervisor did not exit within %s of %s; killing", timeout, sig)
-	_ = s.cmd.Process.Kill() // last resort
-	<-s.done
-	return exitStatus(s.exit)
-}
-
-func exitStatus(err error) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	return -1
-}
-
-// pid is the supervisor's PID (it never changes: upgrades exec in place).
-func (s *sup) pid() int { return s.cmd.Process.Pid }
-
-// supctl runs supctl against this supervisor; it returns the combined
-// output, the exit status and how long it took.
-func (s *sup) supctl(args ...string) (string, int, time.Duration) {
-	start := time.Now()
-	cmd := exec.Command(s.b.supctl, append([]string{"-s", s.Socket}, args...)...)
-	out, err := cmd.CombinedOutput()
-	return string(out), exitStatus(err), time.Since(start)
-}
-
-// status returns the supervisor's full status (fails the test if it cannot).
-func (s *sup) status() *control.StatusResponse {
-	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := control.NewClient(s.Socket).Status(ctx, "")
-	if err != nil {
-		s.t.Fatalf("status: %v", err)
-	}
-	return st
-}
-
-// app returns one app's snapshot from st.
-func app(t testing.TB, st *control.StatusResponse, name string) control.AppStatus {
-	t.Helper()
-	for _, a := range st.Apps {
-		if a.Name == name {
-			return a
-		}
-	}
-	t.Fatalf("status has no app %s", name)
-	return control.AppStatus{}
-}
-
-// waitRunning waits until every app runs (and is healthy where checked).
-func (s *sup) waitRunning(timeout time.Duration, names ...string) *control.StatusResponse {
-	s.t.Helper()
-	var last *control.StatusResponse
-	testenv.WaitFor(s.t, timeout, fmt.Sprintf("apps %v running", names), func() bool {
-		if s.exited() {
-			s.t.Fatalf("supervisor exited (%v):\n%s", s.exit, s.out.String())
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		st, err := control.NewClient(s.Socket).Status(ctx, "")
-		if err != nil {
-			return false
-		}
-		last = st
-		for _, n := range names {
-			a := app(s.t, st, n)
-			if a.State != control.StateRunning || a.MasterPID == 0 || (a.HealthChecked && !a.Healthy) {
-				return false
-			}
-		}
-		return true
-	})
-	return last
-}
-
-// fdTargets maps each open descriptor of pid to its /proc link target
-// ("socket:[123]", "pipe:[456]", "/memfd:supervisor-handover (deleted)", ...).
-func fdTargets(pid int) (map[int]string, error) {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("list fds of pid %d: %w", pid, err)
-	}
-	out := map[int]string{}
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		target, err := os.Readlink(filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue // closed meanwhile
-		}
-		out[fd] = target
-	}
-	return out, nil
+	s.install(readFile(s.t, src))
 }
 
 // handoverMemfds lists pid's descriptors that are a hand-over state memfd.
@@ -404,68 +130,38 @@ func handoverMemfds(fds map[int]string) []string {
 	return out
 }
 
-// listenInode returns the socket inode of the listener bound at addr
-// (127.0.0.1:PORT, or a Unix socket path).
+// listenInode returns the fd link target ("socket:[N]") of the listener
+// bound at addr: 127.0.0.1:PORT, or a Unix socket path.
 func listenInode(addr string) (string, error) {
-	if strings.HasPrefix(addr, "/") {
-		// The supervisor binds at a hidden name beside the path (hard-linked
-		// to it); /proc/net/unix shows the name bound.
-		held := filepath.Join(filepath.Dir(addr), "."+filepath.Base(addr)+".held")
-		return procNetInode("/proc/net/unix", func(f []string) bool {
-			// Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = listening.
-			return len(f) >= 8 && (f[7] == addr || f[7] == held) && f[3] == "00010000"
-		}, 6)
+	if !strings.HasPrefix(addr, "/") {
+		return socketTarget(testenv.FindSocket("/proc/net/tcp", addr, testenv.TCPListen))
 	}
-	return tcpUDPInode("/proc/net/tcp", addr, "0A")
-}
-
-// udpInode returns the inode of the UDP socket bound at addr (127.0.0.1:PORT).
-func udpInode(addr string) (string, error) { return tcpUDPInode("/proc/net/udp", addr, "07") }
-
-func tcpUDPInode(table, addr, state string) (string, error) {
-	host, portStr, ok := strings.Cut(addr, ":")
-	if !ok || host != "127.0.0.1" {
-		return "", fmt.Errorf("address %q: want 127.0.0.1:PORT", addr)
-	}
-	port, err := strconv.Atoi(portStr)
+	// The supervisor binds at a hidden name beside the path (hard-linked to
+	// it); /proc/net/unix shows the name bound.
+	held := filepath.Join(filepath.Dir(addr), "."+filepath.Base(addr)+".held")
+	names, err := testenv.UnixListeners()
 	if err != nil {
-		return "", fmt.Errorf("address %q: %w", addr, err)
+		return "", err
 	}
-	local := fmt.Sprintf("0100007F:%04X", port)
-	// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-	return procNetInode(table, func(f []string) bool { return len(f) >= 10 && f[1] == local && f[3] == state }, 9)
-}
-
-func procNetInode(table string, match func([]string) bool, col int) (string, error) {
-	b, err := os.ReadFile(table)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", table, err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if match(f) {
-			return "socket:[" + f[col] + "]", nil
+	for ino, name := range names {
+		if name == addr || name == held {
+			return socketTarget(ino, nil)
 		}
 	}
-	return "", fmt.Errorf("%s: no matching socket", table)
+	return "", fmt.Errorf("/proc/net/unix: no listener at %s or %s", addr, held)
 }
 
-// children returns the PIDs whose parent is pid.
-func children(pid int) ([]int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+// udpInode returns the fd link target ("socket:[N]") of the UDP socket
+// bound at addr (127.0.0.1:PORT).
+func udpInode(addr string) (string, error) {
+	return socketTarget(testenv.FindSocket("/proc/net/udp", addr, testenv.UDPUnconnected))
+}
+
+func socketTarget(ino uint64, err error) (string, error) {
 	if err != nil {
-		return nil, fmt.Errorf("children of %d: %w", pid, err)
+		return "", err
 	}
-	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		n, err := strconv.Atoi(f)
-		if err != nil {
-			return nil, fmt.Errorf("children of %d: %q: %w", pid, f, err)
-		}
-		out = append(out, n)
-	}
-	return out, nil
+	return fmt.Sprintf("socket:[%d]", ino), nil
 }
 
 // scriptVersionOnly is a "binary" that prints a valid version line for
@@ -481,22 +177,3 @@ echo "fake supervisor: cannot run $*" >&2
 exit 1
 `)
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)

@@ -25,7 +25,6 @@ func TestMain(m *testing.M) {
 		os.Exit(runHelper(mode))
 	}
 	defer e2e.Cleanup()
-	defer cleanupBinaries()
 	m.Run()
 }
 

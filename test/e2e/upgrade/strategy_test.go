@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
@@ -49,21 +50,21 @@ func TestUpgradeKeepsUSR2(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	before := app(t, s.waitRunning(90*time.Second, "web"), "web")
+	before := e2e.FindApp(t, s.WaitRunning(90*time.Second, "web"), "web")
 
-	s.installFile(s.b.v2)
-	if out, code, _ := s.supctl("upgrade"); code != 0 {
+	s.installFile(s.v2)
+	if out, code := s.SupctlRun("upgrade"); code != 0 {
 		t.Fatalf("supctl upgrade: exit %d: %s", code, out)
 	}
 	testenv.WaitFor(t, 60*time.Second, "upgraded to v2", func() bool {
-		st := s.status()
+		st := s.Status()
 		return st.Supervisor.Version == "v2" && st.Supervisor.Upgrades == 1
 	})
-	if got := app(t, s.status(), "web"); got.MasterPID != before.MasterPID {
+	if got := e2e.FindApp(t, s.Status(), "web"); got.MasterPID != before.MasterPID {
 		t.Fatalf("upgrade replaced the web master %d with %d", before.MasterPID, got.MasterPID)
 	}
 
-	out, code, _ := s.supctl("deploy", "web", filepath.Join(s.Dir, "releases", "2"))
+	out, code := s.SupctlRun("deploy", "web", filepath.Join(s.Dir, "releases", "2"))
 	t.Logf("deploy after upgrade: exit %d:\n%s", code, out)
 	if code != 0 {
 		t.Fatalf("supctl deploy: exit %d", code)
@@ -71,13 +72,13 @@ func TestUpgradeKeepsUSR2(t *testing.T) {
 	if strings.Contains(out, "using swap") || !strings.Contains(out, "sending USR2") {
 		t.Errorf("deploy after the upgrade did not reload by USR2:\n%s", out)
 	}
-	web := s.waitRunning(60*time.Second, "web")
-	addr := app(t, web, "web").Listeners[0].Bound
+	web := s.WaitRunning(60*time.Second, "web")
+	addr := e2e.FindApp(t, web, "web").Listeners[0].Bound
 	testenv.WaitFor(t, 30*time.Second, "release 2 serving", func() bool {
 		code, body, err := testenv.Get(addr, "/")
 		return err == nil && code == 200 && body == "version=2\n"
 	})
-	if a := app(t, web, "web"); a.State != control.StateRunning || a.MasterPID == before.MasterPID {
+	if a := e2e.FindApp(t, web, "web"); a.State != control.StateRunning || a.MasterPID == before.MasterPID {
 		t.Errorf("after deploy: state %s master %d (was %d)", a.State, a.MasterPID, before.MasterPID)
 	}
 }

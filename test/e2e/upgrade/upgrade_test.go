@@ -24,14 +24,14 @@ type pids struct {
 
 func currentPIDs(t testing.TB, s *sup, st *control.StatusResponse) pids {
 	t.Helper()
-	return pids{Supervisor: st.Supervisor.PID, Web: app(t, st, "web").MasterPID, API: app(t, st, "api").MasterPID, Worker: app(t, st, "worker").MasterPID}
+	return pids{Supervisor: st.Supervisor.PID, Web: e2e.FindApp(t, st, "web").MasterPID, API: e2e.FindApp(t, st, "api").MasterPID, Worker: e2e.FindApp(t, st, "worker").MasterPID}
 }
 
 // checkSupctl runs `supctl status --json` and `supctl version` and checks
 // that both work and report version and pid.
 func checkSupctl(t *testing.T, s *sup, version string) {
 	t.Helper()
-	out, code, _ := s.supctl("status", "--json")
+	out, code := s.SupctlRun("status", "--json")
 	if code != 0 {
 		t.Fatalf("supctl status: exit %d: %s", code, out)
 	}
@@ -39,14 +39,15 @@ func checkSupctl(t *testing.T, s *sup, version string) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("supctl status --json: %v: %s", err, out)
 	}
-	if st.Supervisor.Version != version || st.Supervisor.PID != s.pid() {
-		t.Errorf("supctl status: supervisor %s pid %d, want %s pid %d", st.Supervisor.Version, st.Supervisor.PID, version, s.pid())
+	if st.Supervisor.Version != version || st.Supervisor.PID != s.PID() {
+		t.Errorf("supctl status: supervisor %s pid %d, want %s pid %d", st.Supervisor.Version, st.Supervisor.PID, version, s.PID())
 	}
-	out, code, _ = s.supctl("version")
-	// The first line is supctl's own version; the second names the
-	// supervisor that answered.
-	if want := fmt.Sprintf("supervisor %s (pid %d) on ", version, s.pid()); code != 0 || !strings.Contains(out, "\n"+want) {
-		t.Errorf("supctl version: exit %d %q, want %q", code, out, want)
+	// supctl version prints its own version, then the supervisor's.
+	out, code = s.SupctlRun("version")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	want := fmt.Sprintf("supervisor %s (pid %d) on %s", version, s.PID(), s.Socket)
+	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "supctl ") || lines[1] != want {
+		t.Errorf("supctl version: exit %d %q, want \"supctl VERSION\" and %q", code, out, want)
 	}
 }
 
@@ -54,7 +55,7 @@ func checkSupctl(t *testing.T, s *sup, version string) {
 // hand-over memfd, and returns its number of open descriptors.
 func checkSupervisorFDs(t *testing.T, s *sup) int {
 	t.Helper()
-	fds, err := fdTargets(s.pid())
+	fds, err := testenv.FDs(s.PID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,25 +65,29 @@ func checkSupervisorFDs(t *testing.T, s *sup) int {
 	return len(fds)
 }
 
-// TestUpgradeUnderLoad upgrades the supervisor 10 times in a row, v1 and v2
-// alternately, while 16 connections load a Gunicorn app, then tries a binary
+// upgradesUnderLoad is how many upgrades TestUpgradeUnderLoad makes in a row:
+// each direction (v1 -> v2, v2 -> v1) three times.
+const upgradesUnderLoad = 6
+
+// TestUpgradeUnderLoad upgrades the supervisor upgradesUnderLoad times in a
+// row, v1 and v2 alternately, while 16 connections load a Gunicorn app, then tries a binary
 // that does not even start. Every upgrade keeps the supervisor's PID and
 // every app process; no request fails; the version flips; supctl works after
 // each; the last, broken binary is refused and changes nothing; once stopped,
 // nothing is left.
 //
 // The supervisor runs with GOGC=1: a collection at nearly every allocation
-// makes a finalizer that closes a reused descriptor (readState used to leave
-// one on the hand-over memfd, which then closed the control socket) strike
-// within a few upgrades instead of once in a while.
+// makes a finalizer that closes a descriptor still in use (an *os.File left
+// on the hand-over memfd would close whatever reuses its number, such as the
+// control socket) strike within a few upgrades instead of once in a while.
 func TestUpgradeUnderLoad(t *testing.T) {
 	s := startSup(t, baseConfig, "GOGC=1")
-	st := s.waitRunning(90*time.Second, "web", "api", "worker")
+	st := s.WaitRunning(90*time.Second, "web", "api", "worker")
 	want := currentPIDs(t, s, st)
-	if want.Supervisor != s.pid() {
-		t.Fatalf("status pid %d, started pid %d", want.Supervisor, s.pid())
+	if want.Supervisor != s.PID() {
+		t.Fatalf("status pid %d, started pid %d", want.Supervisor, s.PID())
 	}
-	addr := app(t, st, "web").Listeners[0].Bound
+	addr := e2e.FindApp(t, st, "web").Listeners[0].Bound
 	testenv.WaitFor(t, 30*time.Second, "web answering", func() bool {
 		code, body, err := testenv.Get(addr, "/")
 		return err == nil && code == 200 && body == "version=1\n"
@@ -102,14 +107,15 @@ func TestUpgradeUnderLoad(t *testing.T) {
 
 	var took []time.Duration
 	version := "v1"
-	for i := 1; i <= 10; i++ {
-		next, bin := "v2", s.b.v2
+	for i := 1; i <= upgradesUnderLoad; i++ {
+		next, bin := "v2", s.v2
 		if version == "v2" {
-			next, bin = "v1", s.b.v1
+			next, bin = "v1", s.v1
 		}
 		s.installFile(bin)
 		before := load.Snapshot()
-		out, code, d := s.supctl("upgrade")
+		r := s.Ctl("upgrade")
+		out, code, d := r.Out, r.Code, r.Took
 		if code != 0 {
 			t.Fatalf("upgrade %d (%s -> %s): supctl exit %d:\n%s", i, version, next, code, out)
 		}
@@ -117,7 +123,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		if i == 1 {
 			t.Logf("supctl upgrade output (phases):\n%s", out)
 		}
-		st := s.status()
+		st := s.Status()
 		got := currentPIDs(t, s, st)
 		if got != want {
 			t.Errorf("upgrade %d: pids %+v, want %+v", i, got, want)
@@ -126,7 +132,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 			t.Errorf("upgrade %d: status version %q upgrades %d last %q; want %s, %d, \"ok: %s -> %s\"", i, st.Supervisor.Version, st.Supervisor.Upgrades, st.Supervisor.LastUpgrade, next, i, version, next)
 		}
 		for _, name := range []string{"web", "api", "worker"} {
-			if a := app(t, st, name); a.State != control.StateRunning || a.Restarts != 0 {
+			if a := e2e.FindApp(t, st, name); a.State != control.StateRunning || a.Restarts != 0 {
 				t.Errorf("upgrade %d: app %s %s with %d restarts", i, name, a.State, a.Restarts)
 			}
 		}
@@ -146,14 +152,15 @@ func TestUpgradeUnderLoad(t *testing.T) {
 
 	// A binary that does not start is refused; nothing changes.
 	s.install([]byte("#!/bin/sh\nexit 1\n"))
-	out, code, d := s.supctl("upgrade")
+	r := s.Ctl("upgrade")
+	out, code, d := r.Out, r.Code, r.Took
 	t.Logf("broken binary (exit 1): supctl exit %d in %s: %s", code, d.Round(time.Millisecond), lastLine(out))
 	if code != 1 || !strings.Contains(out, "nothing changed") {
 		t.Errorf("upgrade to a broken binary: supctl exit %d, want 1 with \"nothing changed\":\n%s", code, out)
 	}
-	st = s.status()
-	if got := currentPIDs(t, s, st); got != want || st.Supervisor.Version != version || st.Supervisor.Upgrades != 10 {
-		t.Errorf("after the refused upgrade: pids %+v version %s upgrades %d; want %+v %s 10", got, st.Supervisor.Version, st.Supervisor.Upgrades, want, version)
+	st = s.Status()
+	if got := currentPIDs(t, s, st); got != want || st.Supervisor.Version != version || st.Supervisor.Upgrades != upgradesUnderLoad {
+		t.Errorf("after the refused upgrade: pids %+v version %s upgrades %d; want %+v %s %d", got, st.Supervisor.Version, st.Supervisor.Upgrades, want, version, upgradesUnderLoad)
 	}
 	checkSupctl(t, s, version)
 	checkSupervisorFDs(t, s)
@@ -162,7 +169,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "load served after the refused upgrade", func() bool { return load.Snapshot().OK > n+200 })
 	res := load.Stop()
 	stopped = true
-	t.Logf("load over the 10 upgrades and the refused one: %s", res)
+	t.Logf("load over the %d upgrades and the refused one: %s", upgradesUnderLoad, res)
 	if res.Failed() != 0 || res.Non2xx != 0 {
 		t.Errorf("%d failed requests: %v", res.Failed(), res.Errors)
 	}
@@ -176,7 +183,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	}
 	t.Logf("supctl upgrade durations: %v (mean %s, max %s)", roundAll(took), (sum / time.Duration(len(took))).Round(time.Millisecond), max.Round(time.Millisecond))
 
-	if code := s.stop(syscall.SIGTERM, 60*time.Second); code != 0 {
+	if code := s.Stop(syscall.SIGTERM, 60*time.Second); code != 0 {
 		t.Errorf("supervisor exit status %d after SIGTERM, want 0", code)
 	}
 	testenv.AssertNoLeftovers(t, s.Mark, 10*time.Second)
@@ -189,21 +196,21 @@ func TestUpgradeUnderLoad(t *testing.T) {
 // pipe, and SIGTERM stops everything with exit status 0.
 func TestUpgradedSupervisorSupervises(t *testing.T) {
 	s := startSup(t, baseConfig)
-	st := s.waitRunning(90*time.Second, "web", "api", "worker")
+	st := s.WaitRunning(90*time.Second, "web", "api", "worker")
 	want := currentPIDs(t, s, st)
 
-	s.installFile(s.b.v2)
-	if err := syscall.Kill(s.pid(), syscall.SIGUSR2); err != nil {
+	s.installFile(s.v2)
+	if err := syscall.Kill(s.PID(), syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 60*time.Second, "upgrade by SIGUSR2", func() bool {
-		if s.exited() {
-			t.Fatalf("supervisor exited (%v):\n%s", s.exit, s.out.String())
+		if s.Exited() {
+			t.Fatalf("supervisor exited (status %d):\n%s", s.ExitStatus(), s.Output())
 		}
 		st, err := control.NewClient(s.Socket).Status(t.Context(), "")
 		return err == nil && st.Supervisor.Upgrades == 1
 	})
-	st = s.status()
+	st = s.Status()
 	if got := currentPIDs(t, s, st); got != want || st.Supervisor.Version != "v2" || st.Supervisor.LastUpgrade != "ok: v1 -> v2" {
 		t.Fatalf("after SIGUSR2: pids %+v version %s last %q; want %+v v2 \"ok: v1 -> v2\"", got, st.Supervisor.Version, st.Supervisor.LastUpgrade, want)
 	}
@@ -225,8 +232,8 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 	if web.Restarts != 1 || web.LastExit == nil || web.LastExit.Signal != int(syscall.SIGKILL) {
 		t.Errorf("web after kill -9: restarts %d last exit %+v; want 1 restart, signal 9", web.Restarts, web.LastExit)
 	}
-	if ppid := parentOf(t, web.MasterPID); ppid != s.pid() {
-		t.Errorf("new web master %d has parent %d, want the supervisor %d", web.MasterPID, ppid, s.pid())
+	if ppid := parentOf(t, web.MasterPID); ppid != s.PID() {
+		t.Errorf("new web master %d has parent %d, want the supervisor %d", web.MasterPID, ppid, s.PID())
 	}
 	t.Logf("kill -9 web master %d: restarted as %d, restarts %d, last exit %+v", want.Web, web.MasterPID, web.Restarts, web.LastExit)
 	addr := web.Listeners[0].Bound
@@ -241,13 +248,13 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 	sockPath := filepath.Join(s.Dir, "api.sock")
 	held := filepath.Join(s.Dir, ".api.sock.held")
 	for i := 1; i <= 2; i++ {
-		old := app(t, s.status(), "api").MasterPID
-		if out, code, _ := s.supctl("restart", "api"); code != 0 {
+		old := e2e.FindApp(t, s.Status(), "api").MasterPID
+		if out, code := s.SupctlRun("restart", "api"); code != 0 {
 			t.Fatalf("supctl restart api (%d): exit %d: %s", i, code, out)
 		}
 		var a control.AppStatus
 		testenv.WaitFor(t, 60*time.Second, "api restarted", func() bool {
-			a = app(t, s.status(), "api")
+			a = e2e.FindApp(t, s.Status(), "api")
 			_, err := os.Stat(fmt.Sprintf("/proc/%d", old))
 			return a.State == control.StateRunning && a.MasterPID != old && errors.Is(err, fs.ErrNotExist)
 		})
@@ -263,20 +270,20 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		})
 		t.Logf("api restart %d after the upgrade: master %d -> %d, %s and %s name the socket", i, old, a.MasterPID, sockPath, held)
 	}
-	for _, l := range strings.Split(s.out.String(), "\n") {
+	for _, l := range strings.Split(s.Output(), "\n") {
 		if strings.Contains(l, " api[") && strings.Contains(l, "Traceback") {
 			t.Errorf("api failed: %s", l)
 		}
 	}
 	// No stray Gunicorn worker re-parented to the supervisor.
-	st = s.status()
-	kids, err := children(s.pid())
+	st = s.Status()
+	kids, err := testenv.Children(s.PID())
 	if err != nil {
 		t.Fatal(err)
 	}
 	masters := map[int]bool{}
 	for _, name := range []string{"web", "api", "worker"} {
-		masters[app(t, st, name).MasterPID] = true
+		masters[e2e.FindApp(t, st, name).MasterPID] = true
 	}
 	for _, k := range kids {
 		if !masters[k] {
@@ -286,16 +293,16 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 
 	// Restart worker too, then look at the descriptors of processes started
 	// by the new image.
-	if out, code, _ := s.supctl("restart", "worker"); code != 0 {
+	if out, code := s.SupctlRun("restart", "worker"); code != 0 {
 		t.Fatalf("supctl restart worker: exit %d: %s", code, out)
 	}
-	st = s.waitRunning(60*time.Second, "web", "api", "worker")
-	worker := app(t, st, "worker")
+	st = s.WaitRunning(60*time.Second, "web", "api", "worker")
+	worker := e2e.FindApp(t, st, "worker")
 	if worker.MasterPID == want.Worker {
 		t.Fatalf("worker not restarted (pid %d)", worker.MasterPID)
 	}
-	web = app(t, st, "web")
-	api := app(t, st, "api")
+	web = e2e.FindApp(t, st, "web")
+	api := e2e.FindApp(t, st, "api")
 	foreign := map[string]string{}
 	apiListen, err := listenInode(api.Listeners[0].Bound)
 	if err != nil {
@@ -312,7 +319,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		}
 		foreign[ino] = a.Name + "'s statsd bridge"
 	}
-	apiFDs, err := fdTargets(api.MasterPID)
+	apiFDs, err := testenv.FDs(api.MasterPID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +342,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		}{"web worker", w, webListen})
 	}
 	for _, c := range check {
-		fds, err := fdTargets(c.pid)
+		fds, err := testenv.FDs(c.pid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +365,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 	}
 	checkSupervisorFDs(t, s)
 
-	if code := s.stop(syscall.SIGTERM, 60*time.Second); code != 0 {
+	if code := s.Stop(syscall.SIGTERM, 60*time.Second); code != 0 {
 		t.Errorf("upgraded supervisor exit status %d after SIGTERM, want 0", code)
 	}
 	testenv.AssertNoLeftovers(t, s.Mark, 10*time.Second)
@@ -367,7 +374,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 			t.Errorf("%s left behind after the stop (%v)", p, err)
 		}
 	}
-	if out := s.out.String(); !strings.Contains(out, "supervisor stopped") {
+	if out := s.Output(); !strings.Contains(out, "supervisor stopped") {
 		t.Errorf("no \"supervisor stopped\" in the output")
 	}
 }
@@ -384,7 +391,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 // and a good upgrade still works.
 func TestUpgradeRefusesWhatCannotTakeOver(t *testing.T) {
 	s := startSup(t, baseConfig)
-	st := s.waitRunning(90*time.Second, "web", "api", "worker")
+	st := s.WaitRunning(90*time.Second, "web", "api", "worker")
 	want := currentPIDs(t, s, st)
 	good, err := os.ReadFile(s.Config)
 	if err != nil {
@@ -398,16 +405,17 @@ func TestUpgradeRefusesWhatCannotTakeOver(t *testing.T) {
 		reason  string
 	}{
 		{"version-only script", func() { s.install(scriptVersionOnly("v9")) }, string(good), "upgrade-check` failed"},
-		{"v2 with changed listeners on disk", func() { s.installFile(s.b.v2) }, changed, "1 listeners handed over, configuration has 2"},
+		{"v2 with changed listeners on disk", func() { s.installFile(s.v2) }, changed, "1 listeners handed over, configuration has 2"},
 	} {
 		c.install()
 		if err := os.WriteFile(s.Config, []byte(c.config), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out, code, d := s.supctl("upgrade")
+		r := s.Ctl("upgrade")
+		out, code, d := r.Out, r.Code, r.Took
 		t.Logf("%s: supctl exit %d in %s: %s", c.name, code, d.Round(time.Millisecond), lastLine(out))
-		if s.exited() {
-			t.Fatalf("%s: the supervisor died (exit %d): its apps are orphans now\n%s", c.name, exitStatus(s.exit), s.out.String())
+		if s.Exited() {
+			t.Fatalf("%s: the supervisor died (exit %d): its apps are orphans now\n%s", c.name, s.ExitStatus(), s.Output())
 		}
 		if code != 1 || !strings.Contains(out, "nothing changed") || !strings.Contains(out, "cannot take over") {
 			t.Errorf("%s: supctl upgrade exit %d, want 1 with \"cannot take over ... nothing changed\":\n%s", c.name, code, out)
@@ -415,7 +423,7 @@ func TestUpgradeRefusesWhatCannotTakeOver(t *testing.T) {
 		if !strings.Contains(out, c.reason) {
 			t.Errorf("%s: the refusal does not say %q:\n%s", c.name, c.reason, out)
 		}
-		st = s.status()
+		st = s.Status()
 		if got := currentPIDs(t, s, st); got != want || st.Supervisor.Version != "v1" || st.Supervisor.Upgrades != 0 || st.Supervisor.LastUpgrade != "" {
 			t.Errorf("%s: after the refused upgrade: pids %+v version %s upgrades %d last %q; want %+v v1 0 \"\"", c.name, got, st.Supervisor.Version, st.Supervisor.Upgrades, st.Supervisor.LastUpgrade, want)
 		}
@@ -424,9 +432,9 @@ func TestUpgradeRefusesWhatCannotTakeOver(t *testing.T) {
 	if err := os.WriteFile(s.Config, good, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.installFile(s.b.v2)
-	out, code, _ := s.supctl("upgrade")
-	st = s.status()
+	s.installFile(s.v2)
+	out, code := s.SupctlRun("upgrade")
+	st = s.Status()
 	t.Logf("then v2 with the original configuration: supctl exit %d: %s", code, lastLine(out))
 	if code != 0 || st.Supervisor.Version != "v2" || currentPIDs(t, s, st) != want {
 		t.Errorf("upgrade to v2: exit %d, version %s, pids %+v; want 0, v2, %+v\n%s", code, st.Supervisor.Version, currentPIDs(t, s, st), want, out)
@@ -441,9 +449,9 @@ func TestUpgradeRefusesWhatCannotTakeOver(t *testing.T) {
 // installed path again.
 func TestUpgradeRollsBack(t *testing.T) {
 	s := startSup(t, baseConfig)
-	st := s.waitRunning(90*time.Second, "web", "api", "worker")
+	st := s.WaitRunning(90*time.Second, "web", "api", "worker")
 	want := currentPIDs(t, s, st)
-	addr := app(t, st, "web").Listeners[0].Bound
+	addr := e2e.FindApp(t, st, "web").Listeners[0].Bound
 
 	bad := filepath.Join(s.Dir, "mismatch.toml")
 	cfg, err := os.ReadFile(s.Config)
@@ -454,17 +462,18 @@ func TestUpgradeRollsBack(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(mismatch), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.install([]byte(fmt.Sprintf("#!/bin/sh\n# run mode starts with -c; every other command is v2's own\nif [ \"$1\" = -c ]; then exec %s -c %s; fi\nexec %s \"$@\"\n", s.b.v2, bad, s.b.v2)))
+	s.install([]byte(fmt.Sprintf("#!/bin/sh\n# run mode starts with -c; every other command is v2's own\nif [ \"$1\" = -c ]; then exec %s -c %s; fi\nexec %s \"$@\"\n", s.v2, bad, s.v2)))
 
 	load := e2e.StartLoad("tcp", addr, "/", 16)
 	testenv.WaitFor(t, 30*time.Second, "load running", func() bool { return load.Snapshot().OK > 200 })
-	out, code, d := s.supctl("upgrade")
+	r := s.Ctl("upgrade")
+	out, code, d := r.Out, r.Code, r.Took
 	t.Logf("wrapper that cannot take over: supctl exit %d in %s:\n%s", code, d.Round(time.Millisecond), out)
-	if s.exited() {
+	if s.Exited() {
 		load.Stop()
-		t.Fatalf("the supervisor died (exit %d)\n%s", exitStatus(s.exit), s.out.String())
+		t.Fatalf("the supervisor died (exit %d)\n%s", s.ExitStatus(), s.Output())
 	}
-	st = s.status()
+	st = s.Status()
 	if code != 1 || !strings.HasPrefix(st.Supervisor.LastUpgrade, "rolled back: ") || st.Supervisor.Version != "v1" {
 		t.Errorf("supctl exit %d, status version %s last %q; want exit 1, v1, \"rolled back: ...\"", code, st.Supervisor.Version, st.Supervisor.LastUpgrade)
 	}
@@ -476,9 +485,9 @@ func TestUpgradeRollsBack(t *testing.T) {
 	t.Logf("after the rollback: %q, upgrades %d", st.Supervisor.LastUpgrade, st.Supervisor.Upgrades)
 
 	// The next upgrade runs what is installed at the supervisor's path.
-	s.installFile(s.b.v2)
-	out, code, _ = s.supctl("upgrade")
-	st = s.status()
+	s.installFile(s.v2)
+	out, code = s.SupctlRun("upgrade")
+	st = s.Status()
 	t.Logf("then v2 installed: supctl exit %d (%q); status %s %q", code, lastLine(out), st.Supervisor.Version, st.Supervisor.LastUpgrade)
 	if code != 0 || st.Supervisor.Version != "v2" || st.Supervisor.LastUpgrade != "ok: v1 -> v2" {
 		t.Errorf("upgrade after the rollback: exit %d, version %s, last %q; want 0, v2, \"ok: v1 -> v2\"\n%s", code, st.Supervisor.Version, st.Supervisor.LastUpgrade, out)

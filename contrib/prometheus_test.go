@@ -1,4 +1,7 @@
-package metrics
+// Package contrib_test checks the files under contrib/ that ship beside the
+// binary: Prometheus rules and configuration, the Grafana dashboard and the
+// systemd units, with the real tools that consume them where installed.
+package contrib_test
 
 import (
 	"encoding/json"
@@ -8,28 +11,17 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-// contribDir holds the Prometheus and Grafana files that use these metrics.
-const contribDir = "../contrib"
-
-// promtoolPath returns Debian's promtool, skipping the test when it is not
-// installed (failing instead under CI=true).
-func promtoolPath(tb testing.TB) string {
-	tb.Helper()
-	const p = "/usr/bin/promtool"
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("promtool: %v (apt-get install prometheus)", err)
-		}
-		tb.Skipf("promtool: %v (apt-get install prometheus)", err)
-	}
-	return p
-}
+// metricsGolden pins every metric the supervisor exports (kept by the
+// metrics package's own tests).
+const metricsGolden = "../metrics/testdata/metrics.golden"
 
 func TestPromtoolContrib(t *testing.T) {
-	promtool := promtoolPath(t)
-	dir := filepath.Join(contribDir, "prometheus")
+	promtool := testenv.Promtool(t)
+	dir := "prometheus"
 	tests := []struct {
 		name string
 		args []string
@@ -66,7 +58,7 @@ type panel struct {
 }
 
 func TestGrafanaDashboard(t *testing.T) {
-	path := filepath.Join(contribDir, "grafana", "supervisor-dashboard.json")
+	path := filepath.Join("grafana", "supervisor-dashboard.json")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -107,9 +99,9 @@ func TestGrafanaDashboard(t *testing.T) {
 }
 
 // TestContribMetricNames checks that the rules and the dashboard only name
-// metrics this package exports (as pinned by testdata/metrics.golden).
+// metrics the supervisor exports (as pinned by metrics/testdata/metrics.golden).
 func TestContribMetricNames(t *testing.T) {
-	golden, err := os.ReadFile(filepath.Join("testdata", "metrics.golden"))
+	golden, err := os.ReadFile(metricsGolden)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +116,7 @@ func TestContribMetricNames(t *testing.T) {
 	}
 	name := regexp.MustCompile(`\bsupervisor_[a-z_]+`)
 	for _, f := range []string{"prometheus/rules.yml", "grafana/supervisor-dashboard.json"} {
-		b, err := os.ReadFile(filepath.Join(contribDir, f))
+		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,230 @@
+package proc
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Cgroups places each app's processes in a cgroup v2 of its own, a child of
+// the supervisor's cgroup: <own cgroup>/gunisup-<pid>-<pid namespace>/<app>,
+// a name a self-upgrade (same pid) finds again and that supervisors running
+// as PID 1 of different containers do not share.
+// Every process an app starts, however it detaches (setsid, double fork),
+// stays in that cgroup, so counting and ending the app's processes needs no
+// tree walk. No controller is enabled: membership, cgroup.kill and
+// cgroup.events need none, and a cgroup without controllers may hold
+// processes at every level.
+//
+// OpenCgroups returns an error (and the supervisor falls back to process
+// groups and its child subreaper) when there is no cgroup2 mount, when the
+// supervisor's cgroup is not on it, or when it cannot create cgroups there:
+// not root on a host, no Delegate=yes under systemd, a read-only mount in a
+// container.
+type Cgroups struct {
+	// Root is the directory of this supervisor's cgroups (removed by Close).
+	Root string
+
+	mu     sync.Mutex
+	opened []*Cgroup
+}
+
+// Cgroup is one app's cgroup.
+type Cgroup struct {
+	Path string
+	// fd is the cgroup's directory, for CLONE_INTO_CGROUP.
+	fd int
+}
+
+// OpenCgroups creates (or, after a self-upgrade, finds) the directory of
+// this supervisor's app cgroups (see Cgroups), named with prefix, under the
+// cgroup v2 the calling process belongs to.
+func OpenCgroups(prefix string) (*Cgroups, error) {
+	own, err := OwnCgroup()
+	if err != nil {
+		return nil, err
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: pid namespace: %w", err)
+	}
+	ns = strings.TrimSuffix(strings.TrimPrefix(ns, "pid:["), "]")
+	root := filepath.Join(own, fmt.Sprintf("%s-%d-%s", prefix, os.Getpid(), ns))
+	if err := os.Mkdir(root, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("cgroup: create %s: %w", root, err)
+	}
+	return &Cgroups{Root: root}, nil
+}
+
+// OwnCgroup returns the directory of the cgroup v2 the calling process is
+// in (the "0::" line of /proc/self/cgroup under the cgroup2 mount), or an
+// error when there is none.
+func OwnCgroup() (string, error) {
+	mount, err := cgroup2Mount("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", fmt.Errorf("cgroup: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rel, ok := strings.CutPrefix(line, "0::"); ok {
+			dir := filepath.Join(mount, rel)
+			if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
+				return "", fmt.Errorf("cgroup: own cgroup %s: %w", dir, err)
+			}
+			return dir, nil
+		}
+	}
+	return "", errors.New("cgroup: no cgroup v2 entry in /proc/self/cgroup")
+}
+
+// cgroup2Mount returns the mount point of the first cgroup2 file system in
+// a mountinfo file.
+func cgroup2Mount(mountinfo string) (string, error) {
+	f, err := os.Open(mountinfo)
+	if err != nil {
+		return "", fmt.Errorf("cgroup: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		fields := strings.Fields(pre)
+		if ok && len(fields) >= 5 && strings.HasPrefix(post, "cgroup2 ") {
+			return fields[4], nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", fmt.Errorf("cgroup: read %s: %w", mountinfo, err)
+	}
+	return "", errors.New("cgroup: no cgroup2 file system is mounted")
+}
+
+// App creates (or reuses) the cgroup of app and opens it for
+// CLONE_INTO_CGROUP.
+func (c *Cgroups) App(app string) (*Cgroup, error) {
+	p := filepath.Join(c.Root, app)
+	if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("cgroup: create %s: %w", p, err)
+	}
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: open %s: %w", p, err)
+	}
+	g := &Cgroup{Path: p, fd: fd}
+	c.mu.Lock()
+	c.opened = append(c.opened, g)
+	c.mu.Unlock()
+	return g, nil
+}
+
+// Close ends every process left in the supervisor's cgroups (within limit)
+// and removes them.
+func (c *Cgroups) Close(limit time.Duration) error {
+	c.mu.Lock()
+	for _, g := range c.opened {
+		_ = unix.Close(g.fd) // a directory descriptor: nothing to flush
+	}
+	c.opened = nil
+	c.mu.Unlock()
+	entries, err := os.ReadDir(c.Root)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if e.IsDir() {
+			errs = append(errs, RemoveCgroup(filepath.Join(c.Root, e.Name()), limit))
+		}
+	}
+	errs = append(errs, RemoveCgroup(c.Root, limit))
+	return errors.Join(errs...)
+}
+
+// FD is the cgroup's directory descriptor (for Spec.Cgroup).
+func (g *Cgroup) FD() int { return g.fd }
+
+// Procs returns the PIDs in the cgroup (nil when it is gone).
+func (g *Cgroup) Procs() []int { return CgroupProcs(g.Path) }
+
+// Kill ends every process in the cgroup with SIGKILL and waits (up to
+// limit) until it is empty; it returns an error naming the survivors.
+func (g *Cgroup) Kill(limit time.Duration) error { return KillCgroup(g.Path, limit) }
+
+// CgroupProcs returns the PIDs listed in dir's cgroup.procs (nil when the
+// cgroup is gone or unreadable).
+func CgroupProcs(dir string) []int {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// KillCgroup ends every process of the cgroup at dir, through cgroup.kill
+// where the kernel has it (5.14+), else by SIGKILL to each listed process
+// (repeated while new ones appear), and polls until the cgroup is empty or
+// limit has passed. A missing cgroup is empty.
+func KillCgroup(dir string, limit time.Duration) error {
+	killFile := filepath.Join(dir, "cgroup.kill")
+	useKill := unix.Access(killFile, unix.W_OK) == nil
+	deadline := time.Now().Add(limit)
+	for {
+		left := CgroupProcs(dir)
+		if len(left) == 0 {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("cgroup %s: processes %v survived SIGKILL for %s", dir, left, limit)
+		}
+		if useKill {
+			if err := os.WriteFile(killFile, []byte("1"), 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				useKill = false
+			}
+		}
+		if !useKill {
+			for _, pid := range left {
+				_ = unix.Kill(pid, unix.SIGKILL) // ESRCH: already gone
+			}
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval of the emptiness check above
+	}
+}
+
+// RemoveCgroup kills what is left in the cgroup at dir (see KillCgroup)
+// and removes it; a missing cgroup is not an error.
+func RemoveCgroup(dir string, limit time.Duration) error {
+	if err := KillCgroup(dir, limit); err != nil {
+		return err
+	}
+	// A killed process leaves the cgroup once reaped: rmdir is EBUSY until then.
+	deadline := time.Now().Add(limit)
+	for {
+		err := unix.Rmdir(dir)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) || !time.Now().Before(deadline) {
+			return fmt.Errorf("cgroup: remove %s: %w", dir, err)
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval of the rmdir retry
+	}
+}

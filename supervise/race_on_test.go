@@ -1,0 +1,6 @@
+//go:build race
+
+package supervise
+
+// raceEnabled: the race detector slows every goroutine switch.
+const raceEnabled = true

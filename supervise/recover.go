@@ -1,0 +1,296 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/proc"
+)
+
+// Orphans are the processes a dead predecessor supervised, found through
+// its run_dir/state.json: by process group (with the leader's start time,
+// so a reused pid is not mistaken for an app) and by cgroup. They are not
+// the supervisor's children: they are watched through /proc, never waited for.
+type Orphans struct {
+	// Prev is the predecessor's record (the base of the first RunState).
+	Prev   *RunState
+	apps   map[string]AppRun
+	logger *slog.Logger
+}
+
+// FindOrphans reads run_dir's state.json and returns the predecessor's
+// apps that still have processes. It returns nil and no error when there is
+// no record, when this process wrote it (a self-upgrade's image), or when
+// nothing of it is alive; an error when the supervisor that wrote it still
+// runs (two supervisors on one run_dir).
+func FindOrphans(runDir string, logger *slog.Logger) (*Orphans, error) {
+	prev, err := ReadRunState(runDir)
+	if err != nil || prev == nil || prev.PID == os.Getpid() {
+		return nil, err
+	}
+	if started, err := proc.StartTime(prev.PID); err == nil && started == prev.Started && proc.Alive(prev.PID) {
+		return nil, fmt.Errorf("supervisor %d, which wrote %s, still runs", prev.PID, filepath.Join(runDir, RunStateFile))
+	}
+	o := &Orphans{Prev: prev, apps: map[string]AppRun{}, logger: logger}
+	for name, run := range prev.Apps {
+		if len(o.members(run)) > 0 {
+			o.apps[name] = run
+			continue
+		}
+		removeCgroups(run.Cgroups, time.Second, logger)
+	}
+	if len(o.apps) == 0 {
+		return nil, nil
+	}
+	return o, nil
+}
+
+// Apps names the apps that have orphans, sorted.
+func (o *Orphans) Apps() []string {
+	var out []string
+	for name := range o.apps {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// members returns the live processes of run: its groups' members and its
+// cgroups' processes, masters (group leaders) first.
+func (o *Orphans) members(run AppRun) []int {
+	tree, err := proc.Scan("")
+	if err != nil {
+		return nil
+	}
+	var leaders, rest []int
+	seen := map[int]bool{}
+	add := func(pid int) {
+		if seen[pid] || pid == os.Getpid() {
+			return
+		}
+		seen[pid] = true
+		if s, ok := tree.Stat(pid); ok && s.PGRP == pid {
+			leaders = append(leaders, pid)
+		} else {
+			rest = append(rest, pid)
+		}
+	}
+	for _, g := range run.Groups {
+		for _, pid := range groupMembers(tree, g) {
+			add(pid)
+		}
+	}
+	for _, c := range run.Cgroups {
+		for _, pid := range proc.CgroupProcs(c) {
+			add(pid)
+		}
+	}
+	return append(leaders, rest...)
+}
+
+// TakeSockets copies the listening sockets of the orphans of every app of
+// cfg that has all its bound (not systemd) listeners among them: found by
+// the address the predecessor recorded, in one of the orphans' descriptor
+// tables (pidfd_getfd). An app missing any listener gets none; its orphans
+// must be drained before it binds (see Drain). Apps in held are skipped.
+func (o *Orphans) TakeSockets(cfg *config.Config, held map[string][]*Socket) map[string][]*Socket {
+	out := map[string][]*Socket{}
+	for _, app := range cfg.Apps {
+		run, ok := o.apps[app.Name]
+		if _, systemd := held[app.Name]; !ok || systemd || len(app.Listen) == 0 {
+			continue
+		}
+		socks, err := o.takeApp(app, run)
+		if err != nil {
+			o.logger.Warn("recovery: cannot take over the orphans' sockets; they are stopped before binding", "app", app.Name, "err", err)
+			continue
+		}
+		o.logger.Info("recovery: took over the listening sockets of the previous supervisor's processes", "app", app.Name, "sockets", len(socks))
+		out[app.Name] = socks
+	}
+	return out
+}
+
+// takeApp returns app's listeners copied from its orphans, in listen order.
+func (o *Orphans) takeApp(app *config.App, run AppRun) ([]*Socket, error) {
+	want := map[string]config.Listener{} // bound name -> listener
+	for _, l := range app.Listen {
+		name, err := recordedName(l, run.Listeners)
+		if err != nil {
+			return nil, err
+		}
+		want[name] = l
+	}
+	found := map[string]int{}
+	for _, pid := range o.members(run) {
+		// The descriptors taken are those the filter kept: found has them.
+		_, err := proc.TakeSockets(pid, func(fd int) bool {
+			name, err := listen.BoundName(fd)
+			_, wanted := want[name]
+			_, dup := found[name]
+			acc, aerr := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+			if err == nil && wanted && !dup && aerr == nil && acc == 1 {
+				found[name] = fd
+				return true
+			}
+			return false
+		})
+		if err != nil {
+			o.logger.Debug("recovery: descriptors of an orphan", "pid", pid, "err", err)
+		}
+		if len(found) == len(want) {
+			break
+		}
+	}
+	return adoptFound(app, want, found)
+}
+
+// recordedName is the name l's socket reports (getsockname) in the
+// predecessor's processes: the recorded bound address of a TCP listener,
+// the hidden held name of a Unix one (see listen.Socket).
+func recordedName(l config.Listener, recorded []RunListener) (string, error) {
+	switch l.Network {
+	case config.NetUnix:
+		return l.HeldPath(), nil
+	case config.NetTCP:
+		for _, r := range recorded {
+			if r.Address == l.Raw {
+				return r.Bound, nil
+			}
+		}
+		return "", fmt.Errorf("listen %s: not in the previous supervisor's record", l.Raw)
+	}
+	return "", fmt.Errorf("listen %s: %s sockets cannot be taken over", l.Raw, l.Network)
+}
+
+// adoptFound wraps the descriptors found for want as app's sockets, in
+// listen order; when one is missing it closes them all.
+func adoptFound(app *config.App, want map[string]config.Listener, found map[string]int) ([]*Socket, error) {
+	var errs []error
+	var socks []*Socket
+	for name, l := range want {
+		fd, ok := found[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("listen %s: no orphan holds %s", l.Raw, name))
+			continue
+		}
+		s, err := adoptOne(l, fd, name)
+		if err != nil {
+			unix.Close(fd)
+			errs = append(errs, err)
+			continue
+		}
+		socks = append(socks, s)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, errors.Join(err, listen.CloseAll(socks))
+	}
+	order := func(s *Socket) int {
+		return slices.IndexFunc(app.Listen, func(l config.Listener) bool { return l.Raw == s.Spec.Raw })
+	}
+	sort.Slice(socks, func(i, j int) bool { return order(socks[i]) < order(socks[j]) })
+	return socks, nil
+}
+
+// adoptOne wraps a taken descriptor: a Unix socket with its held name, its
+// file identified by the inode its public path (or hidden name) has.
+func adoptOne(l config.Listener, fd int, name string) (*Socket, error) {
+	if l.Network != config.NetUnix {
+		return listen.AdoptFD(l, fd, false)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(l.Address, &st); err != nil {
+		if err := unix.Lstat(name, &st); err != nil {
+			return nil, fmt.Errorf("listen %s: neither %s nor %s exists: %w", l.Raw, l.Address, name, err)
+		}
+	}
+	return listen.AdoptHeld(l, fd, st.Ino, name)
+}
+
+// Drain ends app's orphans: SIGTERM to each (a Gunicorn master stops
+// gracefully), SIGKILL to what remains after grace, then removes the
+// predecessor's cgroups of the app. It polls /proc (they are not children)
+// and returns the survivors' error.
+func (o *Orphans) Drain(app string, grace time.Duration) error {
+	run, ok := o.apps[app]
+	if !ok {
+		return nil
+	}
+	list := func() []int { return o.members(run) }
+	if left := list(); len(left) > 0 {
+		o.logger.Info("recovery: stopping the previous supervisor's processes", "app", app, "pids", left)
+	}
+	var errs []error
+	if left := proc.Terminate(list, grace, 50*time.Millisecond); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("recovery: app %s: processes %v survived SIGKILL", app, left))
+	}
+	if err := removeCgroups(run.Cgroups, grace, o.logger); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeCgroups removes a predecessor's app cgroups (killing what is left
+// in them, within limit) and their parent once it is empty.
+func removeCgroups(cgroups []string, limit time.Duration, logger *slog.Logger) error {
+	var errs []error
+	for _, c := range cgroups {
+		errs = append(errs, proc.RemoveCgroup(c, limit))
+		// The predecessor's directory goes with its last app's cgroup.
+		if err := unix.Rmdir(filepath.Dir(c)); err == nil {
+			logger.Debug("recovery: removed the previous supervisor's cgroups", "dir", filepath.Dir(c))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DrainOrphans waits until every app is ready (at most limit), then drains
+// each app's orphans within its stop_timeout (30 s for an app no longer
+// configured) and restores the held names of its Unix sockets, which an
+// orphaned master removes as it exits.
+func (m *Manager) DrainOrphans(ctx context.Context, o *Orphans, limit time.Duration) {
+	if !m.waitReady(ctx, limit) {
+		m.logger.Warn("recovery: apps not ready; stopping the previous supervisor's processes anyway", "after", limit)
+	}
+	for _, name := range o.Apps() {
+		grace := 30 * time.Second
+		if app := m.cfg.App(name); app != nil {
+			grace = app.StopTimeout
+		}
+		if err := o.Drain(name, grace); err != nil {
+			m.logger.Error("recovery", "app", name, "err", err)
+		}
+		m.relink(name)
+	}
+	m.logger.Info("recovery: the previous supervisor's processes are gone", "apps", o.Apps())
+}
+
+// waitReady polls Readiness until every counted app serves (true) or limit has passed or ctx
+// ended (false).
+func (m *Manager) waitReady(ctx context.Context, limit time.Duration) bool {
+	wait, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if m.Readiness().Serving {
+			return true
+		}
+		select {
+		case <-wait.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package supervise
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/gunisup/supervisor/proc"
+)
+
+// RunStateFile is the name, in run_dir, of the record a running supervisor
+// keeps of its apps' processes and sockets, so that the next one started
+// after its death (kill -9, OOM kill, a failed self-upgrade) finds them.
+const RunStateFile = "state.json"
+
+// RunState is what a supervisor records in run_dir/state.json.
+type RunState struct {
+	// PID and Started (start time in clock ticks since boot) name the
+	// supervisor that wrote the file, across pid reuse.
+	PID     int               `json:"pid"`
+	Started uint64            `json:"started"`
+	Apps    map[string]AppRun `json:"apps"`
+}
+
+// AppRun is one app's processes and listeners in a RunState.
+type AppRun struct {
+	// Groups are the process groups of the app's live generations (a
+	// Gunicorn master, its workers and a USR2 successor share one), and of
+	// a predecessor's orphans not yet drained.
+	Groups []ProcGroup `json:"groups,omitempty"`
+	// Cgroups are the app's cgroup directories: this supervisor's, and a
+	// predecessor's not yet drained.
+	Cgroups []string `json:"cgroups,omitempty"`
+	// Listeners are the app's held sockets, in listen order.
+	Listeners []RunListener `json:"listeners,omitempty"`
+}
+
+// ProcGroup is a process group whose leader (pid PGID) started at Leader
+// clock ticks after boot: a live process with that pid and another start
+// time means the pid was reused and the group is not the app's.
+type ProcGroup struct {
+	PGID   int    `json:"pgid"`
+	Leader uint64 `json:"leader_started"`
+}
+
+// RunListener is one held socket: its configured address and the address
+// it is bound to (a Unix socket's configured path).
+type RunListener struct {
+	Address string `json:"address"`
+	Bound   string `json:"bound"`
+}
+
+// ReadRunState reads run_dir/state.json; it returns nil and no error when
+// there is none.
+func ReadRunState(runDir string) (*RunState, error) {
+	p := filepath.Join(runDir, RunStateFile)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("run state: %w", err)
+	}
+	var st RunState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("run state %s: %w", p, err)
+	}
+	return &st, nil
+}
+
+// WriteRunState replaces run_dir/state.json atomically (a temporary file
+// renamed over it), so a reader sees the old or the new record, never part.
+func WriteRunState(runDir string, st *RunState) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("run state: %w", err)
+	}
+	tmp, err := os.CreateTemp(runDir, "."+RunStateFile+".*")
+	if err != nil {
+		return fmt.Errorf("run state: %w", err)
+	}
+	_, werr := tmp.Write(append(b, '\n'))
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = os.Remove(tmp.Name()) // a partial temporary file is worthless
+		return fmt.Errorf("run state %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(runDir, RunStateFile)); err != nil {
+		_ = os.Remove(tmp.Name()) // the rename failed: nothing refers to it
+		return fmt.Errorf("run state: %w", err)
+	}
+	return nil
+}
+
+// RunState records the apps' current process groups, cgroups and listeners,
+// keeping from prev (the last record, or the predecessor's) the groups and
+// cgroups that still hold processes: a generation being swapped out, or
+// orphans not yet drained. tree is one /proc pass.
+func (m *Manager) RunState(prev *RunState, tree *proc.Tree) *RunState {
+	started, _ := proc.StartTime(os.Getpid()) // /proc/self is always readable
+	st := &RunState{PID: os.Getpid(), Started: started, Apps: map[string]AppRun{}}
+	for _, a := range m.order {
+		name := a.cfg.Name
+		var run AppRun
+		if pid := a.snap.Load().MasterPID; pid != 0 {
+			if s, ok := tree.Stat(pid); ok {
+				run.Groups = append(run.Groups, procGroup(tree, s.PGRP))
+			}
+		}
+		if g := m.cgroups[name]; g != nil {
+			run.Cgroups = append(run.Cgroups, g.Path)
+		}
+		for _, s := range m.sockets[name] {
+			run.Listeners = append(run.Listeners, RunListener{Address: s.Spec.Raw, Bound: s.Bound})
+		}
+		st.Apps[name] = run
+	}
+	if prev != nil {
+		carryOver(st, prev, tree)
+	}
+	return st
+}
+
+// carryOver adds to st the groups and cgroups of prev that still hold a
+// process, under their app (kept even when the app left the configuration).
+func carryOver(st, prev *RunState, tree *proc.Tree) {
+	for name, old := range prev.Apps {
+		run := st.Apps[name]
+		for _, g := range old.Groups {
+			if !slices.Contains(run.Groups, g) && len(groupMembers(tree, g)) > 0 {
+				run.Groups = append(run.Groups, g)
+			}
+		}
+		for _, c := range old.Cgroups {
+			if !slices.Contains(run.Cgroups, c) && len(proc.CgroupProcs(c)) > 0 {
+				run.Cgroups = append(run.Cgroups, c)
+			}
+		}
+		if len(run.Groups) > 0 || len(run.Cgroups) > 0 || len(run.Listeners) > 0 {
+			st.Apps[name] = run
+		}
+	}
+}
+
+// procGroup names process group pgid by its leader's start time (0 when
+// the leader has exited).
+func procGroup(tree *proc.Tree, pgid int) ProcGroup {
+	g := ProcGroup{PGID: pgid}
+	if s, ok := tree.Stat(pgid); ok {
+		g.Leader = s.Starttime
+	}
+	return g
+}
+
+// groupMembers returns the live processes of group g, none when its pgid
+// was reused (a live leader that started at another time). tree must be a
+// full scan (proc.Scan).
+func groupMembers(tree *proc.Tree, g ProcGroup) []int {
+	if s, ok := tree.Stat(g.PGID); ok && g.Leader != 0 && s.Starttime != g.Leader {
+		return nil
+	}
+	var out []int
+	for _, pid := range tree.PIDs() {
+		if s, ok := tree.Stat(pid); ok && s.PGRP == g.PGID && s.State != "Z" {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

@@ -1,0 +1,293 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/internal/e2e"
+	"github.com/gunisup/supervisor/internal/testenv"
+	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/supervise"
+)
+
+// recoverConfig serves on a TCP port chosen at the first start (the
+// restarted supervisor must keep it: it takes the socket over) and on a Unix
+// socket.
+const recoverConfig = `
+[supervisor]
+control_socket = "@SOCK@"
+http = ""
+run_dir = "@DIR@/run"
+shutdown_timeout = "30s"
+
+[app.web]
+allow_root = true
+virtualenv = "@VENV@"
+directory = "@DIR@/app"
+wsgi = "app:app"
+workers = 2
+listen = ["tcp://127.0.0.1:0", "unix://@DIR@/web.sock"]
+stop_timeout = "10s"
+`
+
+// TestRecoverAfterKill9UnderLoad: the supervisor dies by SIGKILL under hey
+// load and is started again on the same file. The new one takes the orphaned
+// master's sockets over, starts its own generation and drains the orphans:
+// no request fails, and 10 s after the new generation runs no marked process
+// is outside the new supervisor's tree.
+func TestRecoverAfterKill9UnderLoad(t *testing.T) {
+	first := startWeb(t, recoverConfig)
+	before := first.WaitState("web", control.StateRunning, 30*time.Second)
+	addr := first.Addr("web")
+	waitRunState(t, first, before.MasterPID)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	heyDone := make(chan e2e.Hey, 1)
+	go func() {
+		h, err := e2e.RunHey(ctx, "-c", "16", "-z", "8s", "http://"+addr+"/")
+		if err != nil {
+			t.Errorf("hey: %v", err)
+		}
+		heyDone <- h
+	}()
+	unixLoad := e2e.StartLoad("unix", filepath.Join(first.Dir, "web.sock"), "/", 4)
+	testenv.WaitFor(t, 10*time.Second, "load running", func() bool { return unixLoad.Snapshot().OK > 100 })
+
+	oldCgroups := readRunState(t, filepath.Join(first.Dir, "run", supervise.RunStateFile)).Apps["web"].Cgroups
+	first.Kill9()
+	killed := time.Now()
+	second := e2e.Restart(t, first, e2e.Options{})
+	after := second.WaitState("web", control.StateRunning, 30*time.Second)
+	ready := time.Now()
+	if after.MasterPID == before.MasterPID {
+		t.Fatalf("the restarted supervisor reports the orphaned master %d as its own", before.MasterPID)
+	}
+	if got := second.Addr("web"); got != addr {
+		t.Errorf("restarted supervisor listens on %s, want the orphan's %s", got, addr)
+	}
+	sup := second.Cmd.Process.Pid
+	var outside []int
+	testenv.WaitFor(t, 10*time.Second, "no marked process outside the new supervisor's tree, its cgroups removed", func() bool {
+		outside = outsideTree(sup, testenv.Leftovers(second.Mark))
+		return len(outside) == 0 && len(presentPaths(oldCgroups)) == 0
+	})
+	drained := time.Now()
+	h := <-heyDone
+	u := unixLoad.Stop()
+	t.Logf("kill -9 of the supervisor under load: hey %d requests, status %v, errors %v; unix loader %s; new generation running %s after the kill, orphans gone %s after that",
+		h.Requests, h.Status, h.Errors, u, ready.Sub(killed).Round(time.Millisecond), drained.Sub(ready).Round(time.Millisecond))
+	if !strings.Contains(second.Output(), "took over the listening sockets") {
+		t.Errorf("the restarted supervisor did not take the orphans' sockets over:\n%s", second.Output())
+	}
+	if h.Failed() != 0 || h.Requests == 0 {
+		t.Errorf("hey: %d of %d requests failed: %v %v", h.Failed(), h.Requests, h.Status, h.Errors)
+	}
+	if u.Failed() != 0 {
+		t.Errorf("unix socket load: %s", u)
+	}
+	if status, _, err := testenv.GetUnix(filepath.Join(second.Dir, "web.sock"), "/"); err != nil || status != 200 {
+		t.Errorf("unix socket after the orphans left: status %d, %v", status, err)
+	}
+}
+
+// TestRecoverStaleRunState: the dead predecessor's record names a
+// supervisor pid and a process group whose pids now belong to an unrelated
+// process (reused), and a group that is gone. The new supervisor starts
+// (binding afresh), and leaves the unrelated process alone.
+func TestRecoverStaleRunState(t *testing.T) {
+	first := startWeb(t, recoverConfig)
+	before := first.WaitState("web", control.StateRunning, 30*time.Second)
+	waitRunState(t, first, before.MasterPID)
+	first.Kill9()
+	// The orphans die too (an OOM kill of the whole unit): the record is stale.
+	for _, pid := range testenv.Leftovers(first.Mark) {
+		_ = syscall.Kill(pid, syscall.SIGKILL) // ESRCH: gone already
+	}
+	testenv.WaitFor(t, 10*time.Second, "the orphans gone", func() bool { return len(testenv.Leftovers(first.Mark)) == 0 })
+
+	// An unrelated process group leader takes the place of the recorded pids.
+	bystander := exec.Command("/bin/sleep", "300")
+	bystander.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := bystander.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = bystander.Process.Kill() // the test's own child; Wait reaps it
+		_ = bystander.Wait()
+	})
+	path := filepath.Join(first.Dir, "run", supervise.RunStateFile)
+	st := readRunState(t, path)
+	st.PID = bystander.Process.Pid
+	run := st.Apps["web"]
+	run.Groups = append(run.Groups, supervise.ProcGroup{PGID: bystander.Process.Pid, Leader: 1})
+	st.Apps["web"] = run
+	if err := supervise.WriteRunState(filepath.Dir(path), st); err != nil {
+		t.Fatal(err)
+	}
+
+	second := e2e.Restart(t, first, e2e.Options{})
+	second.WaitState("web", control.StateRunning, 30*time.Second)
+	if strings.Contains(second.Output(), "recovery:") {
+		t.Errorf("a stale record was taken for a predecessor's live apps:\n%s", second.Output())
+	}
+	assertCgroupsGone(t, st.Apps["web"].Cgroups)
+	if !proc.Alive(bystander.Process.Pid) {
+		t.Errorf("the unrelated process %d named by the stale record was killed", bystander.Process.Pid)
+	}
+	if status, _, err := testenv.Get(second.Addr("web"), "/"); err != nil || status != 200 {
+		t.Errorf("GET after a start over a stale record: %d %v", status, err)
+	}
+}
+
+// detachConfig's app starts a daemon that leaves its process group (setsid)
+// and exits, so it restarts every 2 s and leaves one daemon behind each time.
+const detachConfig = `
+[supervisor]
+control_socket = "@SOCK@"
+http = ""
+run_dir = "@DIR@/run"
+
+[app.detach]
+allow_root = true
+kind = "process"
+command = ["/bin/sh", "-c", "setsid sleep 100002 & sleep 2; exit 0"]
+backoff_initial = "100ms"
+`
+
+// readOnlyCgroups runs the supervisor in a mount namespace where every
+// cgroup2 mount is read-only: it cannot create cgroups there.
+var readOnlyCgroups = []string{"unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+	`for m in $(awk '{for (i = 7; i < NF; i++) if ($i == "-") { if ($(i+1) == "cgroup2") print $5; break }}' /proc/self/mountinfo); do mount -o remount,bind,ro "$m" || exit 1; done; exec "$@"`, "sh"}
+
+// TestStopKillsDetachedDaemons: `supctl stop` ends every process the app
+// started, daemons that called setsid included, and status counts them
+// meanwhile: through the app's cgroup, and without cgroup access (a
+// read-only cgroup mount) through the supervisor's child subreaper and the
+// app's mark in their environment.
+func TestStopKillsDetachedDaemons(t *testing.T) {
+	for _, tc := range []struct {
+		name, log string
+		wrap      []string
+	}{
+		{"cgroup", "", nil},
+		{"subreaper", "apps run without cgroups", readOnlyCgroups},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := proc.OwnCgroup(); err != nil && tc.wrap == nil {
+				t.Skipf("no cgroup v2 here: %v", err)
+			}
+			s := e2e.Start(t, e2e.Options{Config: detachConfig, Wrap: tc.wrap})
+			if !strings.Contains(s.Output(), tc.log) {
+				t.Fatalf("supervisor output lacks %q:\n%s", tc.log, s.Output())
+			}
+			stopDetached(t, s)
+		})
+	}
+}
+
+// stopDetached waits until the detach app left daemons behind, checks
+// status counts them, stops the app and waits until none is left.
+func stopDetached(t *testing.T, s *e2e.Supervisor) {
+	t.Helper()
+	var st control.AppStatus
+	var daemons []int
+	testenv.WaitFor(t, 30*time.Second, "two restarts, two detached sleeps", func() bool {
+		st = s.App("detach")
+		daemons = sleepers("100002")
+		return st.Restarts >= 2 && st.State == control.StateRunning && len(daemons) >= 2
+	})
+	if st = s.App("detach"); st.Processes < len(daemons) {
+		t.Errorf("status counts %d processes, want >= %d (the detached sleeps)", st.Processes, len(daemons))
+	}
+	out, code := s.SupctlRun("stop", "detach")
+	if code != 0 {
+		t.Fatalf("supctl stop: exit %d: %s", code, out)
+	}
+	testenv.WaitFor(t, 10*time.Second, "no sleep 100002 left", func() bool { return len(sleepers("100002")) == 0 })
+	t.Logf("after %d restarts, %d detached sleeps (status counted %d processes); none left after supctl stop", st.Restarts, len(daemons), st.Processes)
+}
+
+// waitRunState waits until the supervisor's run state names master's group.
+func waitRunState(t *testing.T, s *e2e.Supervisor, master int) {
+	t.Helper()
+	path := filepath.Join(s.Dir, "run", supervise.RunStateFile)
+	testenv.WaitFor(t, 10*time.Second, "run state naming master "+path, func() bool {
+		st, err := supervise.ReadRunState(filepath.Dir(path))
+		return err == nil && st != nil && slices.ContainsFunc(st.Apps["web"].Groups, func(g supervise.ProcGroup) bool { return g.PGID == master })
+	})
+}
+
+func readRunState(t *testing.T, path string) *supervise.RunState {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st supervise.RunState
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return &st
+}
+
+// outsideTree returns the pids of list that are not root's descendants.
+func outsideTree(root int, list []int) []int {
+	var out []int
+	for _, pid := range list {
+		p := pid
+		for p > 1 && p != root {
+			st, err := testenv.ReadStat(p)
+			if err != nil {
+				break
+			}
+			p = st.PPID
+		}
+		if p != root && proc.Alive(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// sleepers returns the live `sleep ARG` processes.
+func sleepers(arg string) []int {
+	var out []int
+	for _, p := range testenv.Procs() {
+		if cmd, err := testenv.Cmdline(p.PID); err == nil && p.State != 'Z' && cmd == "sleep "+arg {
+			out = append(out, p.PID)
+		}
+	}
+	return out
+}
+
+// assertCgroupsGone fails the test if any of a predecessor's cgroups (or
+// their parent) is still present.
+func assertCgroupsGone(t *testing.T, cgroups []string) {
+	t.Helper()
+	if left := presentPaths(cgroups); len(left) > 0 {
+		t.Errorf("the previous supervisor's cgroups %v are still there", left)
+	}
+}
+
+// presentPaths returns the cgroups and their parents that exist.
+func presentPaths(cgroups []string) []string {
+	var out []string
+	for _, c := range cgroups {
+		for _, p := range []string{c, filepath.Dir(c)} {
+			if _, err := os.Stat(p); err == nil && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
