@@ -308,6 +308,17 @@ func (f *fx) fds() int {
 	return best
 }
 
+// assertFDs fails the test when the supervisor's quiescent fd count is more
+// than 2 above before (a leak), and logs both.
+func (f *fx) assertFDs(before int) {
+	f.t.Helper()
+	after := f.fds()
+	f.t.Logf("supervisor fds: %d before, %d after", before, after)
+	if after > before+2 {
+		f.t.Errorf("supervisor fds grew from %d to %d", before, after)
+	}
+}
+
 // load starts an in-process loader of 8 keep-alive connections on app and
 // waits until it has 100 answers.
 func (f *fx) load(app string) *e2e.Loader {

@@ -109,11 +109,7 @@ func rlimitSwap(t *testing.T, limit func(fds int) int) {
 	more(t, l, 200)
 	noFailures(t, l.Stop(), 0)
 	f.assertTracked()
-	fds1 := f.fds()
-	t.Logf("supervisor fds: %d before, %d after two swaps", fds0, fds1)
-	if fds1 > fds0+2 {
-		t.Errorf("supervisor fds grew from %d to %d", fds0, fds1)
-	}
+	f.assertFDs(fds0)
 }
 
 func logDiskFull(t *testing.T) {
@@ -270,11 +266,7 @@ func reloads50(t *testing.T) {
 	more(t, l, 300)
 	noFailures(t, l.Stop(), 0)
 	f.assertTracked()
-	fds1 := f.fds()
-	t.Logf("supervisor fds: %d before, %d after", fds0, fds1)
-	if fds1 > fds0+2 {
-		t.Errorf("supervisor fds grew from %d to %d", fds0, fds1)
-	}
+	f.assertFDs(fds0)
 }
 
 func termMidReload(t *testing.T) {
