@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/gunisup/supervisor/daemon.Version=$(VERSION) -X github.com/gunisup/supervisor/internal/supctl.Version=$(VERSION)
 DEMO := $(CURDIR)/.demo
 
-.PHONY: build demo test test-short soak vet bench fuzz clean man install deb
+.PHONY: build demo test test-short soak chaos vet bench fuzz clean man install deb
 
 # Installation directories (`make install PREFIX=/usr DESTDIR=/tmp/root`).
 # The unit names /etc/gunisup/gunisup.toml whatever the prefix.
@@ -48,7 +48,7 @@ E2E_PKGS = ./test/e2e/...
 test:
 	scripts/deps.sh test
 	go vet ./...
-	go vet -tags soak ./test/e2e/reload/
+	go vet -tags soak ./test/e2e/reload/ ./test/e2e/faults/
 	go test -race -count=1 -timeout 20m $$(go list ./... | grep -v /test/e2e/)
 	go test -race -count=1 -p 1 -timeout 40m $(E2E_PKGS)
 
@@ -56,12 +56,16 @@ test-short:
 	go vet ./...
 	go test -race -short -count=1 ./...
 
-# The deploy soak: 100 swap deploys under load, then checks the supervisor
-# for leaks (RSS, fds, threads, goroutines, zombies). 4 to 8 minutes; run by
-# hand, not by make test or CI.
+# The soaks, run by hand, not by make test or CI. The deploy soak: 100 swap
+# deploys under load, then checks the supervisor for leaks (RSS, fds,
+# threads, goroutines, zombies), 4 to 8 minutes. The reliability soak:
+# SOAK_RELOADS deploys under load (about 30 minutes for 1,000); prints failed
+# requests and the supervisor's RSS, open fds and goroutines at start and end.
+SOAK_RELOADS ?= 1000
 soak:
 	scripts/deps.sh test
 	go test -race -tags soak -count=1 -timeout 30m -run TestReloadLeak -v ./test/e2e/reload/
+	SOAK_RELOADS=$(SOAK_RELOADS) go test -tags soak -count=1 -v -timeout 90m -run 'TestSoak$$' ./test/e2e/faults/
 
 bench:
 	scripts/deps.sh bench
@@ -107,6 +111,12 @@ deb:
 FUZZTIME ?= 60s
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+# The chaos row of the fault table CHAOS_RUNS times in a row, CHAOS_SECONDS each.
+CHAOS_RUNS ?= 10
+CHAOS_SECONDS ?= 60
+chaos:
+	CHAOS_RUNS=$(CHAOS_RUNS) CHAOS_SECONDS=$(CHAOS_SECONDS) go test -race -count=1 -v -timeout 120m -run 'TestChaos$$' ./test/e2e/faults/
 
 clean:
 	rm -rf bin dist $(DEMO)

@@ -46,19 +46,27 @@ func openSteered(app *config.App, why string, logger *slog.Logger) ([]*Socket, [
 	}
 	var socks []*Socket
 	var gens []*listen.GenSockets
-	fail := func(err error) ([]*Socket, []*listen.GenSockets, error) {
+	// fail names the file, line and key of the listener l that failed (the
+	// app for a listener built in code), as listen.OpenApp does, and closes
+	// what was opened.
+	fail := func(l config.Listener, err error) ([]*Socket, []*listen.GenSockets, error) {
+		if l.File != "" {
+			err = l.Wrap(err)
+		} else {
+			err = fmt.Errorf("app %s: %w", app.Name, err)
+		}
 		for _, g := range gens {
 			if g != nil {
 				err = errors.Join(err, g.Close())
 			}
 		}
-		return nil, nil, errors.Join(fmt.Errorf("app %s: %w", app.Name, err), listen.CloseAll(socks))
+		return nil, nil, errors.Join(err, listen.CloseAll(socks))
 	}
 	for _, l := range app.Listen {
 		if mode == steer.ModeBPF && l.Network == config.NetTCP {
 			g, held, err := listen.BindSteered(l)
 			if err != nil {
-				return fail(err)
+				return fail(l, err)
 			}
 			socks, gens = append(socks, held), append(gens, g)
 			logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", steer.ModeBPF)
@@ -66,7 +74,7 @@ func openSteered(app *config.App, why string, logger *slog.Logger) ([]*Socket, [
 		}
 		s, err := listen.Bind(l)
 		if err != nil {
-			return fail(err)
+			return fail(l, err)
 		}
 		socks, gens = append(socks, s), append(gens, nil)
 		why := reason

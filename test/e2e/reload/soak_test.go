@@ -7,7 +7,6 @@ package reload
 import (
 	"bufio"
 	"fmt"
-	"net/http"
 	"os"
 	"regexp"
 	"slices"
@@ -72,36 +71,7 @@ func (w *web) measure(t *testing.T, metrics string) usage {
 
 // scrapeGauges returns the values of unlabelled metrics, in order.
 func scrapeGauges(url string, names ...string) ([]float64, error) {
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return nil, fmt.Errorf("scraping %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	vals := make([]float64, len(names))
-	found := make([]bool, len(names))
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for sc.Scan() {
-		for i, name := range names {
-			if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-				if err != nil {
-					return nil, fmt.Errorf("scraping %s: %s: %w", url, name, err)
-				}
-				vals[i], found[i] = f, true
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("scraping %s: %w", url, err)
-	}
-	for i, ok := range found {
-		if !ok {
-			return nil, fmt.Errorf("%s has no %s", url, names[i])
-		}
-	}
-	return vals, nil
+	return e2e.ScrapeGauges(url, names...)
 }
 
 // TestReloadLeak runs 100 swap deploys (alternating two releases, one
