@@ -25,7 +25,7 @@ var accountVars = []string{"HOME", "USER", "LOGNAME"}
 // childEnv builds the environment of app's processes started in the
 // resolved release directory dir with PWD pwd; see buildEnv.
 func (m *Manager) childEnv(app *config.App, dir, pwd string) ([]string, error) {
-	return buildEnv(app, dir, pwd, os.Environ(), m.cfg.Supervisor.PassEnv)
+	return buildEnv(app, dir, pwd, os.Environ(), m.Config().Supervisor.PassEnv)
 }
 
 // buildEnv returns, sorted, the allow-listed part of parent (envPassed,

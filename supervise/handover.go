@@ -41,7 +41,7 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 		close(thawCh)
 	}
 	state = &Handover{Version: upgrade.HandoverVersion, Sockets: map[string][]SocketHandover{}}
-	for _, a := range m.order {
+	for _, a := range m.owners() {
 		var st AppHandover
 		if err := a.send(ctx, freezeMsg{call: newCall(), state: &st, thaw: thawCh}); err != nil {
 			thaw()
@@ -148,7 +148,7 @@ func (m *Manager) restoreApp(a *appOwner, st AppHandover) (started bool) {
 	}
 	gen := m.adoptHandedOver(a.cfg.Name, st.Gen)
 	if a.cfg.Kind == config.KindGunicorn {
-		gen.socks = m.sockets[a.cfg.Name]
+		gen.socks = m.socketsOf(a.cfg.Name)
 	}
 	a.gen = gen
 	a.state = StateRunning

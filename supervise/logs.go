@@ -359,7 +359,10 @@ func (m *Manager) ReopenLog(name string) error {
 	if l.file != nil {
 		errs = append(errs, l.file.Reopen())
 	}
-	a := m.apps[name]
+	a, err := m.owner(name)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
 	if s := a.snap.Load(); a.cfg.Kind == config.KindGunicorn && s.State == StateRunning && s.MasterPID > 0 {
 		if err := unix.Kill(s.MasterPID, unix.SIGUSR1); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("app %s: USR1 to master %d: %w", name, s.MasterPID, err))

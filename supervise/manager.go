@@ -362,9 +362,7 @@ func (m *Manager) StopApp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	err = a.send(ctx, stopMsg{newCall()})
-	m.endStrays(name)
-	return err
+	return m.stopOwner(ctx, a)
 }
 
 // RestartApp stops the serving generation and starts a new one at once; the

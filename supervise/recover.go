@@ -265,7 +265,7 @@ func (m *Manager) DrainOrphans(ctx context.Context, o *Orphans, limit time.Durat
 	}
 	for _, name := range o.Apps() {
 		grace := 30 * time.Second
-		if app := m.cfg.App(name); app != nil {
+		if app := m.Config().App(name); app != nil {
 			grace = app.StopTimeout
 		}
 		if err := o.Drain(name, grace); err != nil {

@@ -103,7 +103,7 @@ func WriteRunState(runDir string, st *RunState) error {
 func (m *Manager) RunState(prev *RunState, tree *proc.Tree) *RunState {
 	started, _ := proc.StartTime(os.Getpid()) // /proc/self is always readable
 	st := &RunState{PID: os.Getpid(), Started: started, Apps: map[string]AppRun{}}
-	for _, a := range m.order {
+	for _, a := range m.owners() {
 		name := a.cfg.Name
 		var run AppRun
 		if pid := a.snap.Load().MasterPID; pid != 0 {
@@ -114,7 +114,7 @@ func (m *Manager) RunState(prev *RunState, tree *proc.Tree) *RunState {
 		if g := m.cgroups[name]; g != nil {
 			run.Cgroups = append(run.Cgroups, g.Path)
 		}
-		for _, s := range m.sockets[name] {
+		for _, s := range m.socketsOf(name) {
 			run.Listeners = append(run.Listeners, RunListener{Address: s.Spec.Raw, Bound: s.Bound})
 		}
 		st.Apps[name] = run

@@ -67,13 +67,7 @@ func TestRereadUpdateUnderLoad(t *testing.T) {
 			testenv.WriteRelease(t, filepath.Join(dir, "app"), testenv.Release{Version: "1"})
 		},
 	})
-	venv := testenv.Venv(t)
-	write := func(text string) {
-		t.Helper()
-		if err := os.WriteFile(s.Config, []byte(e2e.Expand(text, s.Dir, venv, s.Socket)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := s.WriteConfig
 	for _, n := range []string{"keep", "envchg", "gone"} {
 		s.WaitState(n, control.StateRunning, 60*time.Second)
 	}
@@ -156,10 +150,13 @@ func brokenFiles(t *testing.T, s *e2e.Supervisor, write func(string), good strin
 	}
 	broken := map[string]string{
 		"syntax error":       good + "\n[app.oops\n",
-		"missing virtualenv": strings.Replace(good, "[app.new]\nvirtualenv = \"@VENV@\"", "[app.new]\nvirtualenv = \"@DIR@/no-such-venv\"", 1),
+		"missing virtualenv": strings.Replace(good, "[app.new]\nallow_root = true\nvirtualenv = \"@VENV@\"", "[app.new]\nallow_root = true\nvirtualenv = \"@DIR@/no-such-venv\"", 1),
 	}
 	hups := 0
 	for name, text := range broken {
+		if text == good {
+			t.Fatalf("%s: the broken file is the good one (the template changed?)", name)
+		}
 		write(text)
 		out, code := s.SupctlRun("update")
 		if code != 2 || !fileLine.MatchString(out) || !strings.Contains(out, "nothing changed") {
