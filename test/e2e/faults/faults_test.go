@@ -39,7 +39,7 @@ func TestFaults(t *testing.T) {
 		{"log_disk_full", "log = file on a full 64 KiB tmpfs: requests keep succeeding, the supervisor stays responsive; 0 failed", logDiskFull},
 		{"listen_address_taken", "the listen address is taken at start: exit non-zero naming file:line, no process left", listenTaken},
 		{"venv_deleted_before_reload", "the virtualenv is deleted: the reload fails, the old generation serves on; 0 failed", venvDeleted},
-		{"config_deleted_before_reload", "the config file is deleted: reload works from the configuration in memory; 0 failed", configDeleted},
+		{"config_deleted_before_reload", "the config file is deleted: update fails naming it and changes nothing; a deploy works from the configuration in memory; 0 failed", configDeleted},
 		{"reload_x50_at_once", "50 reloads at once: one runs, 49 are answered busy, one generation left, no fd leak", reloads50},
 		{"sigterm_mid_reload", "SIGTERM while a reload waits for its new generation: exit 0, the reload reports failure, no process left", termMidReload},
 		{"chaos_30s", "restart, stop, start and reload at random for 30 s: one tracked generation per running app, no untracked Gunicorn", func(t *testing.T) { chaos(t, chaosSeed(t), 30*time.Second) }},

@@ -211,6 +211,15 @@ func configDeleted(t *testing.T) {
 	if err := os.Remove(f.Config); err != nil {
 		t.Fatal(err)
 	}
+	master := f.App("web").MasterPID
+	out, code := f.SupctlRun("update")
+	t.Logf("update with the config file deleted: exit %d: %s", code, strings.TrimSpace(out))
+	if code == 0 || !strings.Contains(out, f.Config) || !strings.Contains(out, "nothing changed") {
+		t.Errorf("update exit %d %q; want non-zero, naming %s, nothing changed", code, out, f.Config)
+	}
+	if now := f.App("web").MasterPID; now != master {
+		t.Errorf("update of a deleted file changed the master %d -> %d", master, now)
+	}
 	r := f.deploy("web", f.release("web", "v1", false))
 	rRes := r.Wait(t, 90*time.Second)
 	code, took := rRes.Code, rRes.Took
