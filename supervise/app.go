@@ -311,6 +311,9 @@ func (a *appOwner) finishStop(ctx context.Context) {
 	if a.state != StateStopping || a.gen != nil || a.reload != nil || len(a.retiring) > 0 {
 		return
 	}
+	// Before any later start: a start handled after this one spawns into
+	// an app (and cgroup) nothing is being killed in.
+	a.env.endStrays(a.cfg.Name)
 	a.state = StateStopped
 	a.message = ""
 	a.publish() // a stop's caller reads the snapshot it waited for

@@ -362,7 +362,7 @@ func (m *Manager) StopApp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return m.stopOwner(ctx, a)
+	return a.send(ctx, stopMsg{newCall()})
 }
 
 // RestartApp stops the serving generation and starts a new one at once; the

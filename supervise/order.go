@@ -78,18 +78,11 @@ func (m *Manager) startOrdered(ctx context.Context, set []*appOwner) map[string]
 	})
 }
 
-// stopOrdered stops each owner of set (see stopOwner), in parallel but
-// before the apps it names in after and requires.
+// stopOrdered stops each owner of set, in parallel but before the apps it
+// names in after and requires. A stop ends what the app left behind too
+// (the owner's finishStop).
 func (m *Manager) stopOrdered(ctx context.Context, set []*appOwner) map[string]error {
-	return ordered(set, true, func(a *appOwner) error { return m.stopOwner(ctx, a) })
-}
-
-// stopOwner stops a's generations, then ends whatever the app left behind
-// (its cgroup's processes, or daemons re-parented to the supervisor).
-func (m *Manager) stopOwner(ctx context.Context, a *appOwner) error {
-	err := a.send(ctx, stopMsg{newCall()})
-	m.endStrays(a.cfg.Name)
-	return err
+	return ordered(set, true, func(a *appOwner) error { return a.send(ctx, stopMsg{newCall()}) })
 }
 
 // settle waits until the app's start has an outcome: running, backing off,

@@ -147,6 +147,7 @@ func (e *fakeEnv) nextGen(string) int64 {
 
 func (e *fakeEnv) afterExit(generation)                {}
 func (e *fakeEnv) endTree(generation)                  {}
+func (e *fakeEnv) endStrays(string)                    {}
 func (e *fakeEnv) serve(generation) error              { return nil }
 func (e *fakeEnv) quiesce(context.Context, generation) {}
 func (e *fakeEnv) changed()                            {}

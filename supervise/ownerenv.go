@@ -69,6 +69,9 @@ type ownerEnv interface {
 	afterExit(g generation)
 	// endTree returns once nothing g's main process left behind runs.
 	endTree(g generation)
+	// endStrays ends whatever the stopped app left behind: its cgroup's
+	// processes, or daemons re-parented to the supervisor.
+	endStrays(app string)
 	// serve sends the new connections of the app's steered listeners to g.
 	serve(g generation) error
 	// quiesce returns once no connection waits on g's own steered sockets,
@@ -131,6 +134,8 @@ func (e managerEnv) endTree(g generation) {
 		e.m.endOrphans(pg)
 	}
 }
+
+func (e managerEnv) endStrays(app string) { e.m.endStrays(app) }
 
 func (e managerEnv) afterExit(g generation) {
 	if pg, ok := g.(*Generation); ok {
