@@ -8,7 +8,8 @@ import (
 )
 
 // InstanceToken is replaced by an instance's number (0..N-1) in the
-// command, env values and health command of an app with instances = N.
+// command, env values, health command and log_file of an app with
+// instances = N.
 const InstanceToken = "{instance}"
 
 // instances reads `instances`: allowed for process apps only.
@@ -18,6 +19,14 @@ func instances(t *table, a *App) {
 	}
 	if a.Kind != KindProcess && a.Instances > 1 {
 		t.errf("instances", "only valid for kind \"process\" (a Gunicorn app scales with workers)")
+	}
+}
+
+// instanceLogFile rejects a log_file shared by several instances: each
+// instance rotates its own file, and two rotating one file lose lines.
+func instanceLogFile(t *table, a *App) {
+	if a.Instances > 1 && a.Log.Target == LogFile && !strings.Contains(a.Log.File, InstanceToken) {
+		t.errf("log_file", "must contain %s with instances = %d (each instance writes its own file)", InstanceToken, a.Instances)
 	}
 }
 
@@ -54,6 +63,7 @@ func (a *App) instance(i int) *App {
 	c.InstanceOf, c.Instance = a.Name, i
 	c.Command = mapStrings(a.Command, sub)
 	c.Health.Command = mapStrings(a.Health.Command, sub)
+	c.Log.File = sub(a.Log.File)
 	if a.Env != nil {
 		c.Env = make(map[string]string, len(a.Env))
 		for k, v := range a.Env {

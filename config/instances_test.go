@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -59,5 +61,31 @@ instances = 2
 `))
 	if err == nil || !strings.Contains(err.Error(), `:7: app.web.instances: only valid for kind "process"`) {
 		t.Errorf("instances on a gunicorn app: %v", err)
+	}
+}
+
+func TestInstanceLogFile(t *testing.T) {
+	dir := fixture(t)
+	const app = `
+[app.worker]
+allow_root = true
+kind = "process"
+command = ["tool"]
+instances = 2
+log = "file"
+`
+	cfg, err := Load(writeConfig(t, dir, app+`log_file = "logs/worker-{instance}.log"`+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"worker:0", "worker:1"} {
+		want := filepath.Join(dir, "logs", fmt.Sprintf("worker-%d.log", i))
+		if got := cfg.App(name).Log.File; got != want {
+			t.Errorf("%s log_file %q, want %q", name, got, want)
+		}
+	}
+	_, err = Load(writeConfig(t, dir, app+`log_file = "logs/worker.log"`+"\n"))
+	if err == nil || !strings.Contains(err.Error(), "app.worker.log_file: must contain {instance}") {
+		t.Errorf("shared log_file with instances: %v", err)
 	}
 }

@@ -248,6 +248,7 @@ func (p *parser) app(name string, t *table) *App {
 	a.Reload = p.reload(t.sub("reload"), process)
 	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
 	a.Log = appLog(t)
+	instanceLogFile(t, a)
 	t.finish()
 	return a
 }
