@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,18 +67,22 @@ func TestProberAsksOncePerBinary(t *testing.T) {
 	}
 	var calls atomic.Int32
 	release := make(chan struct{})
-	p := NewProber(func(ctx context.Context, argv, env []string, dir string) ([]byte, proc.ExitInfo, error) {
+	p := NewProber(func(ctx context.Context, spec proc.Spec) ([]byte, proc.ExitInfo, error) {
 		calls.Add(1)
+		if spec.Cred == nil || spec.Cred.Uid != 33 {
+			t.Errorf("probe credentials %+v, want the app's uid 33", spec.Cred)
+		}
 		<-release
 		return []byte("25.1.0\n"), proc.ExitInfo{}, nil
 	})
 	app := &config.App{Name: "web", Virtualenv: venv}
+	as := proc.Spec{Dir: "/", Cred: &syscall.Credential{Uid: 33, Gid: 33}}
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	got := make([]Version, 4)
 	for i := range got {
 		wg.Add(1)
-		go func() { defer wg.Done(); got[i] = p.Version(ctx, app, nil, "/") }()
+		go func() { defer wg.Done(); got[i] = p.Version(ctx, app, as) }()
 	}
 	close(release)
 	wg.Wait()
@@ -86,18 +91,18 @@ func TestProberAsksOncePerBinary(t *testing.T) {
 			t.Errorf("caller %d got %v, want 25.1", i, v)
 		}
 	}
-	if v := p.Version(ctx, app, nil, "/"); v != (Version{25, 1}) || calls.Load() != 1 {
+	if v := p.Version(ctx, app, as); v != (Version{25, 1}) || calls.Load() != 1 {
 		t.Errorf("cached Version = %v after %d probes, want 25.1 after 1", v, calls.Load())
 	}
 	later := time.Now().Add(time.Hour)
 	if err := os.Chtimes(filepath.Join(venv, "bin", "gunicorn"), later, later); err != nil {
 		t.Fatal(err)
 	}
-	p.Version(ctx, app, nil, "/")
+	p.Version(ctx, app, as)
 	if calls.Load() != 2 {
 		t.Errorf("probes after a reinstall = %d, want 2", calls.Load())
 	}
-	if v := p.Version(ctx, &config.App{Name: "novenv"}, nil, "/"); v != (Version{}) || calls.Load() != 2 {
+	if v := p.Version(ctx, &config.App{Name: "novenv"}, as); v != (Version{}) || calls.Load() != 2 {
 		t.Errorf("no virtualenv: %v after %d probes, want zero and no probe", v, calls.Load())
 	}
 }

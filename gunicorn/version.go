@@ -22,8 +22,8 @@ func (v Version) HasControlSocket() bool {
 	return v.Major > 25 || (v.Major == 25 && v.Minor >= 1)
 }
 
-// Runner runs a command to completion (proc.Reaper.Output).
-type Runner func(ctx context.Context, argv, env []string, dir string) ([]byte, proc.ExitInfo, error)
+// Runner runs a command to completion (proc.Reaper.OutputSpec).
+type Runner func(ctx context.Context, spec proc.Spec) ([]byte, proc.ExitInfo, error)
 
 // probeTimeout bounds one version probe.
 const probeTimeout = 10 * time.Second
@@ -55,8 +55,11 @@ func NewProber(run Runner) *Prober {
 
 // Version returns the Gunicorn version app's virtualenv imports, or the
 // zero Version when that cannot be told (no virtualenv python, the probe
-// failed, or ctx ended while waiting). env and dir are the app's.
-func (p *Prober) Version(ctx context.Context, app *config.App, env []string, dir string) Version {
+// failed, or ctx ended while waiting). as is the app's spawn without its
+// command: environment, directory, credentials and attributes. The probe
+// imports the app's code path, so it runs as the app's user, never as root
+// unless the app does.
+func (p *Prober) Version(ctx context.Context, app *config.App, as proc.Spec) Version {
 	py := filepath.Join(app.Virtualenv, "bin", "python")
 	if app.Virtualenv == "" || !executable(py) {
 		return Version{}
@@ -73,7 +76,7 @@ func (p *Prober) Version(ctx context.Context, app *config.App, env []string, dir
 	}
 	p.mu.Unlock()
 	if !ok {
-		pr.v = p.ask(ctx, py, env, dir)
+		pr.v = p.ask(ctx, py, as)
 		close(pr.done)
 		if ctx.Err() != nil {
 			p.forget(key, pr) // cut short: ask again next time
@@ -89,8 +92,8 @@ func (p *Prober) Version(ctx context.Context, app *config.App, env []string, dir
 
 // Prefetch runs Version in the background, so that a first spawn finds the
 // answer ready or in flight.
-func (p *Prober) Prefetch(ctx context.Context, app *config.App, env []string, dir string) {
-	go p.Version(ctx, app, env, dir)
+func (p *Prober) Prefetch(ctx context.Context, app *config.App, as proc.Spec) {
+	go p.Version(ctx, app, as)
 }
 
 func (p *Prober) forget(key probeKey, pr *probe) {
@@ -101,11 +104,13 @@ func (p *Prober) forget(key probeKey, pr *probe) {
 	}
 }
 
-// ask runs the probe: py prints gunicorn.__version__.
-func (p *Prober) ask(ctx context.Context, py string, env []string, dir string) Version {
+// ask runs the probe as spec says: py prints gunicorn.__version__.
+func (p *Prober) ask(ctx context.Context, py string, spec proc.Spec) Version {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	out, info, err := p.run(ctx, []string{py, "-c", "import gunicorn; print(gunicorn.__version__)"}, env, dir)
+	spec.Argv = []string{py, "-c", "import gunicorn; print(gunicorn.__version__)"}
+	spec.Files = nil
+	out, info, err := p.run(ctx, spec)
 	if err != nil || info.Code != 0 {
 		return Version{}
 	}

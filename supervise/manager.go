@@ -142,7 +142,7 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		stopping: make(chan struct{}),
 		genSeq:   map[string]*atomic.Int64{},
 		restored: map[string]bool{},
-		prober:   gunicorn.NewProber(reaper.Output),
+		prober:   gunicorn.NewProber(reaper.OutputSpec),
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -302,7 +302,7 @@ func (m *Manager) prefetchVersions(ctx context.Context) {
 		if err != nil {
 			continue // the spawn reports it
 		}
-		m.prober.Prefetch(ctx, app, env, dir)
+		m.prober.Prefetch(ctx, app, probeAs(app, env, dir))
 	}
 }
 

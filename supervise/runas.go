@@ -34,6 +34,12 @@ func attrs(app *config.App) proc.Attrs {
 	return a
 }
 
+// probeAs is how a probe of app's virtualenv runs: as the app itself would,
+// with env, in dir, under its credentials and attributes.
+func probeAs(app *config.App, env []string, dir string) proc.Spec {
+	return proc.Spec{Env: env, Dir: dir, Cred: credential(app), Attrs: attrs(app)}
+}
+
 // runAs gives spec app's credentials and attributes and, for a Gunicorn
 // app, makes its run directory (config.AppRunDir, where its pidfile goes)
 // exist, owned by the app's uid and gid with mode 0750, so that a master

@@ -71,7 +71,7 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	if err := isExecutable(bin); err != nil {
 		return proc.Spec{}, fmt.Errorf("app %s: gunicorn: %w", app.Name, err)
 	}
-	v := m.prober.Version(ctx, app, env, dir)
+	v := m.prober.Version(ctx, app, probeAs(app, env, dir))
 	argv := gunicorn.Argv(app, m.pidfile(app, id), m.statsdAddr(app.Name), v)
 	env = append(env, gunicorn.ListenEnv(len(fds))...)
 	return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, nil
