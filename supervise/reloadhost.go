@@ -235,7 +235,7 @@ func asGen(g reload.Gen) generation { return g.(generation) }
 func (h *host) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
 	cfg := h.a.cfg
 	id := int(h.a.env.nextGen(cfg.Name))
-	g, err := h.a.env.spawnGen(h.ctx, cfg, id, dir, cfg.Reload.Strategy)
+	g, err := h.a.env.spawnGen(h.ctx, cfg, id, dir, cfg.Reload.Strategy, useOwn)
 	if err != nil {
 		return nil, err
 	}

@@ -111,7 +111,7 @@ func (m *Manager) RunState(prev *RunState, tree *proc.Tree) *RunState {
 				run.Groups = append(run.Groups, procGroup(tree, s.PGRP))
 			}
 		}
-		if g := m.cgroups[name]; g != nil {
+		if g := m.cgroupOf(name); g != nil {
 			run.Cgroups = append(run.Cgroups, g.Path)
 		}
 		for _, s := range m.socketsOf(name) {
