@@ -130,7 +130,7 @@ type Daemon struct {
 	bridges  map[string]*metrics.StatsdBridge
 	// bridgesMu guards bridges once the Manager runs (an update adds some).
 	bridgesMu sync.Mutex
-	upgrades int
+	upgrades  int
 	// lastUpgrade describes the last self-upgrade ("" if none).
 	lastUpgrade string
 	exe         string
@@ -377,8 +377,8 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 			return ""
 		},
 		OpenStatsd: func(app string) error { return d.openBridge(app, met) },
-		Sockets: held,
-		Cgroups: cgroups,
+		Sockets:    held,
+		Cgroups:    cgroups,
 	}
 	if hand != nil {
 		opts.Restore = hand.Manager

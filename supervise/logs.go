@@ -59,6 +59,7 @@ type appLog struct {
 	mu       sync.Mutex
 	captures map[*logs.Capture]struct{}
 }
+
 // newAppLog creates app's log: its sink is shared (log = "stdout"), a
 // rotated file (log = "file") or none.
 func newAppLog(app *config.App, shared io.Writer, logger *slog.Logger) (*appLog, error) {

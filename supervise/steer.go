@@ -78,12 +78,12 @@ func (b bpfSteered) share(from, to int) { b.g.Share(from, to) }
 func (b bpfSteered) serve(gen int, held *Socket) (*Socket, error) {
 	return held, b.g.Serve(gen)
 }
-func (b bpfSteered) serving(gen int) bool              { return b.g.Serving(gen) }
-func (b bpfSteered) queueDepth(gen int) (int, error)   { return b.g.QueueDepth(gen) }
-func (b bpfSteered) servingFD() int                    { return b.g.ServingFD() }
-func (b bpfSteered) release(gen int) error             { return b.g.Release(gen) }
-func (b bpfSteered) shut() error                       { return b.g.Close() }
-func (b bpfSteered) closeAll() error                   { return b.g.Close() }
+func (b bpfSteered) serving(gen int) bool            { return b.g.Serving(gen) }
+func (b bpfSteered) queueDepth(gen int) (int, error) { return b.g.QueueDepth(gen) }
+func (b bpfSteered) servingFD() int                  { return b.g.ServingFD() }
+func (b bpfSteered) release(gen int) error           { return b.g.Release(gen) }
+func (b bpfSteered) shut() error                     { return b.g.Close() }
+func (b bpfSteered) closeAll() error                 { return b.g.Close() }
 
 // unixSteered is a Unix listener steered by rename (listen.UnixGens).
 type unixSteered struct{ u *listen.UnixGens }
