@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen/sockdiag"
 	"github.com/gunisup/supervisor/listen/steer"
@@ -135,7 +137,8 @@ func (u *UnixGens) Current() *Socket {
 	return u.serving.s
 }
 
-// QueueDepth returns how many connections wait on gen's socket (0 without one).
+// QueueDepth returns how many connections wait on gen's socket (0 without
+// one, or once the supervisor's descriptor is closed).
 func (u *UnixGens) QueueDepth(gen int) (int, error) {
 	u.mu.Lock()
 	ug := u.byGen[gen]
@@ -143,8 +146,17 @@ func (u *UnixGens) QueueDepth(gen int) (int, error) {
 	if ug == nil {
 		return 0, nil
 	}
-	ino, _ := ug.s.Held()
-	n, err := sockdiag.UnixQueueLength(ino)
+	fd := ug.s.FD()
+	if fd < 0 {
+		return 0, nil
+	}
+	// sock_diag names a socket by its sockfs inode, which fstat reports
+	// (the inode of its path is another one).
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, fmt.Errorf("listen %s: queue of generation %d: fstat: %w", u.Spec.Raw, gen, err)
+	}
+	n, err := sockdiag.UnixQueueLength(st.Ino)
 	if err != nil {
 		return 0, fmt.Errorf("listen %s: queue of generation %d: %w", u.Spec.Raw, gen, err)
 	}
