@@ -11,7 +11,7 @@ import (
 )
 
 // TestRenameThroughNginx: nginx proxies `hey -c 16` to the app's Unix
-// socket for 12 s while a release answering 500 everywhere is reloaded and
+// socket for 10 s while a release answering 500 everywhere is reloaded and
 // rolled back, then a good one swaps: no client sees a non-2xx answer or a
 // socket error, the listener says "rename", and a stop afterwards leaves
 // every master exiting 0 and no socket name behind.
@@ -22,7 +22,7 @@ func TestRenameThroughNginx(t *testing.T) {
 		t.Fatalf("listeners %+v, want one in mode rename", ls)
 	}
 	ngx := startNginx(t, a.Sock)
-	load := startHey(t, ngx.Addr, 12*time.Second)
+	load := startHey(t, ngx.Addr, 10*time.Second)
 
 	start, r := a.reload(t, 1)
 	if r.Code == 0 || !strings.Contains(r.Out, "rolled back") {
