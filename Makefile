@@ -49,6 +49,7 @@ test:
 	scripts/deps.sh test
 	go vet ./...
 	go vet -tags soak ./test/e2e/reload/ ./test/e2e/faults/
+	go vet -tags soak ./test/e2e/steer/
 	go test -race -count=1 -timeout 20m $$(go list ./... | grep -v /test/e2e/)
 	go test -race -count=1 -p 1 -timeout 40m $(E2E_PKGS)
 
@@ -66,6 +67,7 @@ soak:
 	scripts/deps.sh test
 	go test -race -tags soak -count=1 -timeout 30m -run TestReloadLeak -v ./test/e2e/reload/
 	SOAK_RELOADS=$(SOAK_RELOADS) go test -tags soak -count=1 -v -timeout 90m -run 'TestSoak$$' ./test/e2e/faults/
+	bench/steer.sh
 
 bench:
 	scripts/deps.sh bench

@@ -65,12 +65,14 @@ type Diff struct {
 	Groups bool
 }
 
-// inPlaceKeys are the App fields whose change leaves the processes alone;
+// inPlaceKeys are the App fields whose change leaves the processes alone
+// (Steering applies when the listeners are next opened);
 // restartKeys those that need new sockets. Any other field (what a
 // generation runs, including fields added later) needs a reload.
 var (
 	inPlaceKeys = []string{"Line", "Restart", "Required", "Autostart", "After", "Requires", "StopSignal",
-		"StopTimeout", "StartTimeout", "Backoff", "Reload", "Health", "Instances", "InstanceOf", "Instance"}
+		"StopTimeout", "StartTimeout", "Backoff", "Reload", "Health", "Instances", "InstanceOf", "Instance",
+		"Steering"}
 	restartKeys = []string{"Listen", "Kind"}
 )
 

@@ -160,6 +160,8 @@ func (p *parser) supervisor(t *table) Supervisor {
 	t.filePath("run_dir", &s.RunDir)
 	s.PassEnv = passEnv(t)
 	s.LogFormat = logFormat(t)
+	readSteering(t, &s.Steering)
+	p.steering = s.Steering
 	t.finish()
 	return s
 }
@@ -214,6 +216,7 @@ func (p *parser) apps(root *table, keys []toml.Key) []*App {
 
 func (p *parser) app(name string, t *table) *App {
 	a := &App{
+		Steering:     p.steering,
 		Name:         name,
 		Line:         p.line(t.path),
 		Restart:      RestartAlways,
@@ -244,7 +247,7 @@ func (p *parser) app(name string, t *table) *App {
 	restartPolicy(t, a)
 	lifecycle(t, a)
 	instances(t, a)
-	appSteering(t, a)
+	readSteering(t, &a.Steering)
 	a.Reload = p.reload(t.sub("reload"), process)
 	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
 	a.Log = appLog(t)

@@ -6,7 +6,9 @@ type Steering int
 const (
 	// SteeringAuto: each generation of a TCP listener gets its own socket,
 	// steered by BPF, where the supervisor can load the program (root, Linux
-	// 5.14+); otherwise, and for Unix and systemd sockets, one shared socket.
+	// 5.14+); a reload's generation of a Unix listener gets its own socket,
+	// switched to by rename; systemd sockets, and TCP ones without BPF, are
+	// one shared socket.
 	SteeringAuto Steering = iota
 	// SteeringShared: every generation accepts from one shared socket.
 	SteeringShared
@@ -19,18 +21,19 @@ func (s Steering) String() string {
 	return "auto"
 }
 
-// appSteering reads the app's `steering` key.
-func appSteering(t *table, a *App) {
-	var s string
-	if !t.str("steering", &s) {
+// readSteering reads the `steering` key of t (an app, or [supervisor] for
+// the apps' default) into s, which keeps its value when the key is absent.
+func readSteering(t *table, s *Steering) {
+	var v string
+	if !t.str("steering", &v) {
 		return
 	}
-	switch s {
+	switch v {
 	case "auto":
-		a.Steering = SteeringAuto
+		*s = SteeringAuto
 	case "shared":
-		a.Steering = SteeringShared
+		*s = SteeringShared
 	default:
-		t.errf("steering", "unknown steering %q (want \"auto\" or \"shared\")", s)
+		t.errf("steering", "unknown steering %q (want \"auto\" or \"shared\")", v)
 	}
 }

@@ -19,6 +19,8 @@ type parser struct {
 	dir   string    // absolute directory of the file, base of relative paths
 	lines *keyIndex // key line numbers, from keyLines
 	errs  *Errors
+	// steering is [supervisor] steering, every app's default.
+	steering Steering
 }
 
 // line returns the line of key, or of its nearest ancestor that has one.

@@ -59,6 +59,8 @@ type Supervisor struct {
 	// LogFormat is the format of the supervisor's own log: LogFormatText
 	// or LogFormatJSON.
 	LogFormat string
+	// Steering is the default of every app's `steering` key.
+	Steering Steering
 }
 
 // Kind is what an app runs.

@@ -213,8 +213,9 @@ type Listener struct {
 	// Backlog is the listen(2) backlog.
 	Backlog int `json:"backlog"`
 	// Steering is how new connections reach the app's generations: "bpf"
-	// (each has its own socket; the serving one is chosen by the kernel) or
-	// "shared" (one socket for all).
+	// (each has its own socket; the serving one is chosen by the kernel),
+	// "rename" (a Unix listener: a reload's generation has its own socket,
+	// switched to by renaming the path) or "shared" (one socket for all).
 	Steering string `json:"steering,omitempty"`
 }
 

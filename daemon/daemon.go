@@ -128,7 +128,9 @@ type Daemon struct {
 	reaper   *supervise.Reaper
 	notifier *sdnotify.Notifier
 	bridges  map[string]*metrics.StatsdBridge
-	upgrades int
+	// bridgesMu guards bridges once the Manager runs (an update adds some).
+	bridgesMu sync.Mutex
+	upgrades  int
 	// lastUpgrade describes the last self-upgrade ("" if none).
 	lastUpgrade string
 	exe         string
@@ -331,6 +333,22 @@ func (d *Daemon) openBridges(r *running, met *metrics.Metrics, hand *upgrade.Sta
 	return nil
 }
 
+// openBridge opens app's statsd bridge unless it has one (an app that an
+// update adds).
+func (d *Daemon) openBridge(app string, met *metrics.Metrics) error {
+	d.bridgesMu.Lock()
+	defer d.bridgesMu.Unlock()
+	if d.bridges[app] != nil {
+		return nil
+	}
+	b, err := metrics.NewStatsdBridge(app, met)
+	if err != nil {
+		return err
+	}
+	d.bridges[app] = b
+	return nil
+}
+
 // newManager builds the Manager on the held sockets (systemd's, those of a
 // previous image, or those a dead predecessor's orphans hold: see
 // recoverSockets, whose orphans it returns) and records how a hand-over
@@ -351,13 +369,16 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 		Stdout:   d.Stdout,
 		Observer: met,
 		StatsdAddr: func(app string) string {
+			d.bridgesMu.Lock()
+			defer d.bridgesMu.Unlock()
 			if b := d.bridges[app]; b != nil {
 				return b.Addr()
 			}
 			return ""
 		},
-		Sockets: held,
-		Cgroups: cgroups,
+		OpenStatsd: func(app string) error { return d.openBridge(app, met) },
+		Sockets:    held,
+		Cgroups:    cgroups,
 	}
 	if hand != nil {
 		opts.Restore = hand.Manager

@@ -71,13 +71,16 @@ func (d *Daemon) Upgrade(ctx context.Context, progress reload.Progress) error {
 	if iv, ok := d.notifier.WatchdogInterval(); ok {
 		st.Watchdog = iv
 	}
+	d.bridgesMu.Lock()
 	for app, b := range d.bridges {
 		fd, err := b.FD()
 		if err != nil {
+			d.bridgesMu.Unlock()
 			return err
 		}
 		st.Statsd[app] = fd
 	}
+	d.bridgesMu.Unlock()
 	memfd, err := upgrade.WriteMemfd(st)
 	if err != nil {
 		return err

@@ -5,8 +5,11 @@
 // its configured path while Gunicorn masters come and go (the hold trick:
 // the socket is bound at a hidden name beside the path, which is a hard link
 // to it; Relink re-creates either name; SignalStop lets one master at a time
-// remove the hidden name). Its subpackage sockfile handles socket files,
-// for these sockets and for the control API's.
+// remove the hidden name). It gives generations their own sockets on one
+// listener: GenSockets for TCP (BPF, see subpackage steer), UnixGens for a
+// Unix path (a rename of a generation's hidden name over the path). Its
+// subpackage sockfile handles socket files, for these sockets and for the
+// control API's; sockdiag reads Unix accept queues.
 //
 // Contract: descriptors are raw and CLOEXEC, never *os.File (whose Fd would
 // put the shared socket into blocking mode); users and groups arrive

@@ -41,14 +41,19 @@ type Socket struct {
 	// connect through Bound, which Gunicorn never touches. Relink puts hold
 	// back. "" for TCP sockets and inherited ones.
 	hold string
+	// unpublished: Bound names another generation's socket now (see
+	// UnixGens.Serve); Relink leaves both names alone.
+	unpublished bool
 }
 
 // Relink makes sure both names of a Unix socket the supervisor bound exist
 // and name this socket, re-creating whichever is missing from the other
 // (Gunicorn removes the bound name when a master exits; a master that finds
 // it gone at its own exit fails before stopping its workers). It works after
-// Shut, until Close. It returns nil for sockets without a held name, and an
-// error when both names are gone.
+// Shut, until Close. It returns nil for sockets without a held name and for
+// a generation's socket whose configured path was switched to another one
+// (nothing may re-create that path then), and an error when both names are
+// gone.
 func (s *Socket) Relink() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -56,7 +61,7 @@ func (s *Socket) Relink() error {
 }
 
 func (s *Socket) relinkLocked() error {
-	if s.removed || s.hold == "" {
+	if s.removed || s.hold == "" || s.unpublished {
 		return nil
 	}
 	ours := func(p string) bool {
@@ -233,12 +238,18 @@ func sockName(fd int) (string, error) {
 }
 
 func bindUnix(l config.Listener, backlog int) (*Socket, error) {
-	public := l.Address
 	// Bind at a hidden name and link the configured path to it: see Socket.hold.
-	path := l.HeldPath()
-	if err := sockfile.RemoveStale(public); err != nil {
+	if err := sockfile.RemoveStale(l.Address); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", l.Raw, err)
 	}
+	return bindUnixAt(l, l.HeldPath(), backlog, true)
+}
+
+// bindUnixAt binds and listens on a Unix socket for l at the hidden name
+// path (with l's mode and owner) and, when publish is true, links l's
+// configured path to it. The returned Socket's Bound is the configured path
+// either way.
+func bindUnixAt(l config.Listener, path string, backlog int, publish bool) (*Socket, error) {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: socket: %w", l.Raw, err)
@@ -270,10 +281,12 @@ func bindUnix(l config.Listener, backlog int) (*Socket, error) {
 	if err := unix.Lstat(path, &st); err != nil {
 		return fail(fmt.Errorf("stat: %w", err))
 	}
-	if err := unix.Link(path, public); err != nil {
-		return fail(fmt.Errorf("link %s to %s: %w", public, path, err))
+	if publish {
+		if err := unix.Link(path, l.Address); err != nil {
+			return fail(fmt.Errorf("link %s to %s: %w", l.Address, path, err))
+		}
 	}
-	return &Socket{Spec: l, Bound: public, fd: fd, ino: st.Ino, hold: path}, nil
+	return &Socket{Spec: l, Bound: l.Address, fd: fd, ino: st.Ino, hold: path, unpublished: !publish}, nil
 }
 
 // AdoptFD wraps a listening stream socket the supervisor inherited (from

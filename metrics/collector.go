@@ -39,7 +39,7 @@ var (
 	descReloads = appDesc("reloads_total",
 		"Finished reloads by result (ok, rolled_back, failed), 0 for every result from the first scrape; kept across supctl upgrade.", "result")
 	descSteering = appDesc("listener_steering",
-		"1 for how new connections reach the app's generations on a listener (bpf: a socket per generation, steered by the kernel; shared: one socket), 0 for the other mode.", "listener", "mode")
+		"1 for how new connections reach the app's generations on a listener (bpf: a socket per generation, steered by the kernel; rename: a Unix socket per generation, switched by renaming its path; shared: one socket), 0 for the other modes.", "listener", "mode")
 	descQueueLen = appDesc("listener_queue_length",
 		"Connections waiting in the accept queue of a held listener.", "listener")
 	descQueueMax = appDesc("listener_queue_max",
@@ -128,7 +128,7 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 
 		for _, l := range s.Listeners {
 			if l.Steering != "" {
-				for _, mode := range []steer.Mode{steer.ModeBPF, steer.ModeShared} {
+				for _, mode := range steer.Modes() {
 					gauge(descSteering, boolFloat(l.Steering == string(mode)), l.Address, string(mode))
 				}
 			}

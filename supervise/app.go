@@ -392,7 +392,7 @@ func (a *appOwner) onRetired(ctx context.Context, g generation) {
 func (a *appOwner) startGen(ctx context.Context) {
 	a.attempted = true
 	id := int(a.env.nextGen(a.cfg.Name))
-	g, err := a.env.spawnGen(ctx, a.cfg, id, "", a.cfg.Reload.Strategy)
+	g, err := a.env.spawnGen(ctx, a.cfg, id, "", a.cfg.Reload.Strategy, useServing)
 	if err != nil {
 		a.env.log().Error("start failed", "app", a.cfg.Name, "err", err)
 		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())

@@ -12,27 +12,16 @@ import (
 // 1) is found by it.
 const appMarkVar = "GUNISUP_APP"
 
-// openCgroups creates one cgroup per app under cg (nil: none, the
-// supervisor tracks processes by process group and as child subreaper). An
-// app whose cgroup cannot be created runs without one (logged).
-func (m *Manager) openCgroups(cg *proc.Cgroups) {
-	m.cgroups = map[string]*proc.Cgroup{}
-	if cg == nil {
-		return
-	}
-	for _, app := range m.cfg.Apps {
-		g, err := cg.App(app.Name)
-		if err != nil {
-			m.logger.Warn("app runs without a cgroup", "app", app.Name, "err", err)
-			continue
-		}
-		m.cgroups[app.Name] = g
-	}
+// cgroupOf returns app's cgroup, or nil when it runs without one.
+func (m *Manager) cgroupOf(app string) *proc.Cgroup {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.cgroups[app]
 }
 
 // cgroupFD is the descriptor of app's cgroup for proc.Spec.Cgroup (0: none).
 func (m *Manager) cgroupFD(app string) int {
-	if g := m.cgroups[app]; g != nil {
+	if g := m.cgroupOf(app); g != nil {
 		return g.FD()
 	}
 	return 0
@@ -41,7 +30,7 @@ func (m *Manager) cgroupFD(app string) int {
 // markApp adds the app mark (appMarkVar) to the environment of a process
 // of an app without a cgroup.
 func (m *Manager) markApp(app string, spec *proc.Spec) {
-	if m.cgroups[app] == nil {
+	if m.cgroupOf(app) == nil {
 		spec.Env = append(spec.Env, appMarkVar+"="+app)
 	}
 }
@@ -53,7 +42,7 @@ func (m *Manager) markApp(app string, spec *proc.Spec) {
 // trees after 5 s): a daemon whose parent is still alive, or that replaced
 // its environment, is missed then.
 func (m *Manager) endStrays(app string) {
-	if g := m.cgroups[app]; g != nil {
+	if g := m.cgroupOf(app); g != nil {
 		if left := g.Procs(); len(left) > 0 {
 			m.logger.Info("ending the processes left in the app's cgroup", "app", app, "pids", left)
 		}
@@ -84,7 +73,7 @@ func (m *Manager) strays(app string) []int {
 // one) the trees rooted at its main process and at its strays (see
 // strays). 0 when nothing runs.
 func (m *Manager) processCount(app string, mainPID int, tree *proc.Tree) int {
-	if g := m.cgroups[app]; g != nil {
+	if g := m.cgroupOf(app); g != nil {
 		return len(g.Procs())
 	}
 	if tree == nil {

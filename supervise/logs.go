@@ -60,22 +60,6 @@ type appLog struct {
 	captures map[*logs.Capture]struct{}
 }
 
-// newAppLogs creates the log of every app of cfg, sharing shared among the
-// apps with log = "stdout"; a log file that cannot be opened is an error
-// (and nothing stays open).
-func newAppLogs(cfg *config.Config, shared io.Writer, logger *slog.Logger) (map[string]*appLog, error) {
-	out := make(map[string]*appLog, len(cfg.Apps))
-	for _, app := range cfg.Apps {
-		l, err := newAppLog(app, shared, logger)
-		if err != nil {
-			_ = closeAppLogs(out, 0) // nothing was captured yet: nothing to lose
-			return nil, err
-		}
-		out[app.Name] = l
-	}
-	return out, nil
-}
-
 // newAppLog creates app's log: its sink is shared (log = "stdout"), a
 // rotated file (log = "file") or none.
 func newAppLog(app *config.App, shared io.Writer, logger *slog.Logger) (*appLog, error) {
@@ -109,24 +93,6 @@ func (m *Manager) logOf(app string) *appLog {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.logs[app]
-}
-
-// openLogsForUpdate creates the logs of the apps plan adds; on error it
-// closes what it opened.
-func (m *Manager) openLogsForUpdate(plan []config.AppDiff, next *config.Config) (map[string]*appLog, error) {
-	out := map[string]*appLog{}
-	for _, d := range plan {
-		if d.Change != config.Added {
-			continue
-		}
-		l, err := newAppLog(next.App(d.Name), m.stdoutSink, m.logger)
-		if err != nil {
-			_ = closeAppLogs(out, 0) // nothing was captured yet
-			return nil, err
-		}
-		out[d.Name] = l
-	}
-	return out, nil
 }
 
 // attach starts capturing generation gen's stdout and stderr read ends

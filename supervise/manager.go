@@ -39,6 +39,11 @@ type Options struct {
 	Restore *Handover
 	// Cgroups, when not nil, holds one cgroup per app (see proc.Cgroups).
 	Cgroups *proc.Cgroups
+	// OpenStatsd opens the statsd bridge of a Gunicorn app with statsd on,
+	// at start and when an update adds the app; StatsdAddr reports its
+	// address from then on. It must do nothing for an app that has one.
+	// nil: no bridges.
+	OpenStatsd func(app string) error
 }
 
 // Manager runs every app of one configuration: it holds their sockets and
@@ -82,8 +87,13 @@ type Manager struct {
 	// prober tells the Gunicorn version of each app's virtualenv, probing
 	// once per virtualenv and binary (see gunicorn.Prober).
 	prober *gunicorn.Prober
-	// cgroups are the apps' cgroups (an app without one is missing).
-	cgroups map[string]*proc.Cgroup
+	// cgroups are the apps' cgroups (an app without one is missing),
+	// guarded by mu; cgroupRoot creates them (nil: none).
+	cgroups    map[string]*proc.Cgroup
+	cgroupRoot *proc.Cgroups
+	openStatsd func(app string) error
+	// bpfWhy says why BPF steering is unavailable ("" if it is), probed once.
+	bpfWhy func() string
 }
 
 // nextGen allocates the next generation number of an app (1-based); safe
@@ -143,6 +153,12 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		genSeq:   map[string]*atomic.Int64{},
 		restored: map[string]bool{},
 		prober:   gunicorn.NewProber(reaper.OutputSpec),
+		cgroups:  map[string]*proc.Cgroup{},
+		logs:     map[string]*appLog{},
+		bpfWhy:   steerProbe(),
+		// Set before openAll, which uses them.
+		cgroupRoot: opts.Cgroups,
+		openStatsd: opts.OpenStatsd,
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -178,8 +194,8 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 	return m, nil
 }
 
-// openAll holds every app's sockets (handed over by the previous image, or
-// inherited, or bound now) and creates every app's log. On error it closes
+// openAll opens every app's set (see openApp) on the sockets handed over
+// by the previous image, or inherited, or bound now. On error it closes
 // what it opened.
 func (m *Manager) openAll(opts Options) error {
 	if opts.Restore != nil {
@@ -192,30 +208,28 @@ func (m *Manager) openAll(opts Options) error {
 		}
 		opts.Sockets = socks
 	}
-	why := steerProbe()
-	for _, app := range m.cfg.Apps {
-		if held, ok := opts.Sockets[app.Name]; ok {
-			m.sockets[app.Name] = held
-			m.logHeldSteering(app, opts.Restore != nil)
-			continue
-		}
-		if err := m.openListeners(app, why); err != nil {
-			m.CloseSockets()
-			return err
-		}
-	}
 	stdout := opts.Stdout
 	if stdout == nil {
 		stdout = os.Stdout
 	}
 	m.stdoutSink = logs.NewWriterSink(stdout)
-	appLogs, err := newAppLogs(m.cfg, m.stdoutSink, m.logger)
-	if err != nil {
-		m.CloseSockets()
-		return err
+	for _, app := range m.cfg.Apps {
+		held, isHeld := opts.Sockets[app.Name]
+		if isHeld {
+			m.logHeldSteering(app, opts.Restore != nil)
+		}
+		set, err := m.openApp(app, held, isHeld)
+		if err != nil {
+			m.CloseSockets()
+			m.mu.RLock()
+			_ = closeAppLogs(m.logs, 0) // nothing was captured yet: nothing to lose
+			m.mu.RUnlock()
+			return err
+		}
+		m.mu.Lock()
+		m.installApp(app.Name, set)
+		m.mu.Unlock()
 	}
-	m.logs = appLogs
-	m.openCgroups(opts.Cgroups)
 	return nil
 }
 

@@ -26,6 +26,8 @@ type fakeGen struct {
 	stubborn bool
 	// verdict receives the readiness verdict the fake prober returns for it.
 	verdict chan error
+	// use is the listening sockets it was spawned on.
+	use socketUse
 
 	mu      sync.Mutex
 	signals []syscall.Signal
@@ -115,24 +117,26 @@ type fakeEnv struct {
 	healthErr error
 	seq       int
 	reloads   []string
+	// steps records serve and quiesce calls in order ("serve 2", "quiesce 1").
+	steps []string
 }
 
 func newFakeEnv(t *testing.T) *fakeEnv {
 	return &fakeEnv{t: t, spawned: make(chan *fakeGen, 100)}
 }
 
-func (e *fakeEnv) spawnGen(_ context.Context, _ *config.App, id int, _ string, _ config.Strategy) (generation, error) {
-	return e.newGen(id)
+func (e *fakeEnv) spawnGen(_ context.Context, _ *config.App, id int, _ string, _ config.Strategy, use socketUse) (generation, error) {
+	return e.newGen(id, use)
 }
 
-// newGen makes a generation and hands it to the test.
-func (e *fakeEnv) newGen(id int) (generation, error) {
+// newGen makes a generation on the sockets use says and hands it to the test.
+func (e *fakeEnv) newGen(id int, use socketUse) (generation, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.spawnErr != nil {
 		return nil, e.spawnErr
 	}
-	g := &fakeGen{id: id, started: time.Now(), done: make(chan struct{}), stubborn: e.stubborn, verdict: make(chan error, 1)}
+	g := &fakeGen{id: id, started: time.Now(), done: make(chan struct{}), stubborn: e.stubborn, verdict: make(chan error, 1), use: use}
 	e.all = append(e.all, g)
 	e.spawned <- g
 	return g, nil
@@ -145,11 +149,32 @@ func (e *fakeEnv) nextGen(string) int64 {
 	return int64(e.seq)
 }
 
-func (e *fakeEnv) afterExit(generation)                {}
-func (e *fakeEnv) endTree(generation)                  {}
-func (e *fakeEnv) endStrays(string)                    {}
-func (e *fakeEnv) serve(generation) error              { return nil }
-func (e *fakeEnv) quiesce(context.Context, generation) {}
+func (e *fakeEnv) afterExit(generation) {}
+func (e *fakeEnv) endTree(generation)   {}
+func (e *fakeEnv) endStrays(string)     {}
+func (e *fakeEnv) serve(g generation) error {
+	e.step(fmt.Sprintf("serve %d", g.Info().ID))
+	return nil
+}
+
+func (e *fakeEnv) quiesce(_ context.Context, g generation) {
+	e.step(fmt.Sprintf("quiesce %d signalled=%v", g.Info().ID, g.(*fakeGen).signalled()))
+}
+
+func (e *fakeEnv) step(s string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.steps = append(e.steps, s)
+}
+
+// takeSteps returns the serve and quiesce calls recorded since the last call.
+func (e *fakeEnv) takeSteps() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.steps
+	e.steps = nil
+	return out
+}
 func (e *fakeEnv) changed()                            {}
 func (e *fakeEnv) appReady()                           {}
 func (e *fakeEnv) appExited(string, ExitInfo)          {}
@@ -160,7 +185,7 @@ func (e *fakeEnv) events() Observer                    { return NopObserver{} }
 
 // usr2 re-execs in place: a new generation that has booted at once.
 func (e *fakeEnv) usr2(context.Context, *appOwner, generation) (generation, error) {
-	return e.newGen(int(e.nextGen("")))
+	return e.newGen(int(e.nextGen("")), useServing) // a USR2 child inherits its parent's sockets
 }
 
 // live lists the generations that have not exited.

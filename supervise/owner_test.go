@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -459,4 +460,61 @@ func TestOwnerUSR2Rollback(t *testing.T) {
 		t.Errorf("after: gen %d %s last %+v, want gen %d running rolled_back", s.Generation, s.State, s.LastReload, back.id)
 	}
 	r.checkInvariant()
+}
+
+// TestOwnerSocketUse: which listening sockets each transition's generation
+// gets, and when it is made to serve. A start, a restart and a restart
+// after a crash share the serving sockets and serve at once (a Unix
+// listener's queue carries over); a reload's generation gets its own and
+// serves only at its commit, after which the old one is quiesced (its own
+// queue emptied) before it is signalled. A rolled-back one never serves.
+func TestOwnerSocketUse(t *testing.T) {
+	r := startRig(t, testApp())
+	g1 := r.running()
+	expectSteps(t, r, "start", g1, useServing, "serve 1")
+
+	done := r.async(reloadMsg{call: newCall()})
+	g2 := r.next()
+	if got := r.env.takeSteps(); len(got) != 0 {
+		t.Errorf("reload before its gate: %v, want no serve", got)
+	}
+	g2.verdict <- nil
+	if err := reply(t, done); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	expectSteps(t, r, "reload", g2, useOwn, "serve 2", "quiesce 1 signalled=false")
+
+	done = r.async(reloadMsg{call: newCall()})
+	g3 := r.next()
+	g3.verdict <- errors.New("status 500")
+	if err := reply(t, done); err == nil {
+		t.Fatal("failed reload: no error")
+	}
+	waitExit(t, g3)
+	expectSteps(t, r, "rolled back reload", g3, useOwn)
+
+	if err := r.do(restartMsg{newCall()}); err != nil {
+		t.Fatal(err)
+	}
+	g4 := r.next()
+	g4.verdict <- nil
+	r.waitState(StateRunning)
+	expectSteps(t, r, "restart", g4, useServing, "serve 4")
+
+	g4.crash(1)
+	g5 := r.next()
+	expectSteps(t, r, "restart after a crash", g5, useServing, "serve 5")
+}
+
+// expectSteps checks the sockets g was spawned on and the serve and
+// quiesce calls since the previous check.
+func expectSteps(t *testing.T, r *ownerRig, what string, g *fakeGen, use socketUse, steps ...string) {
+	t.Helper()
+	if g.use != use {
+		t.Errorf("%s: generation %d spawned on %s sockets, want %s", what, g.id, g.use, use)
+	}
+	r.snap() // everything before was handled
+	if got := r.env.takeSteps(); !slices.Equal(got, steps) {
+		t.Errorf("%s: steps %q, want %q", what, got, steps)
+	}
 }

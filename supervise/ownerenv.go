@@ -56,8 +56,9 @@ func (g *Generation) Info() GenInfo {
 // spawner starts generations of an app.
 type spawner interface {
 	// spawnGen forks generation id of app in release dir ("" resolves the
-	// app's directory now); the generation is prepared for strategy's reloads.
-	spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy config.Strategy) (generation, error)
+	// app's directory now) on the listening sockets use says; the
+	// generation is prepared for strategy's reloads.
+	spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy config.Strategy, use socketUse) (generation, error)
 }
 
 // ownerEnv is everything an app owner needs from the Manager.
@@ -105,8 +106,8 @@ type prober interface {
 // managerEnv is the Manager seen through ownerEnv.
 type managerEnv struct{ m *Manager }
 
-func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy config.Strategy) (generation, error) {
-	g, err := e.m.spawn(ctx, app, id, dir, strategy)
+func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy config.Strategy, use socketUse) (generation, error) {
+	g, err := e.m.spawn(ctx, app, id, dir, strategy, use)
 	if err != nil {
 		e.m.releaseGen(app.Name, id) // the sockets bound for it, if any
 		return nil, err
@@ -159,7 +160,7 @@ func (e managerEnv) listeners(app string) []ListenerSnapshot {
 		ls := listenerSnapshot(s)
 		ls.Steering = string(e.m.steeringMode(app, i))
 		if g := e.m.steerOf(app, i); g != nil {
-			if fd := g.ServingFD(); fd >= 0 {
+			if fd := g.servingFD(); fd >= 0 {
 				ls.FD = fd
 			}
 		}

@@ -158,10 +158,16 @@ func (o *Orphans) takeApp(app *config.App, run AppRun) ([]*Socket, error) {
 
 // recordedName is the name l's socket reports (getsockname) in the
 // predecessor's processes: the recorded bound address of a TCP listener,
-// the hidden held name of a Unix one (see listen.Socket).
+// the recorded hidden name of a Unix one (see listen.Socket), by default
+// its ".held" name.
 func recordedName(l config.Listener, recorded []RunListener) (string, error) {
 	switch l.Network {
 	case config.NetUnix:
+		for _, r := range recorded {
+			if r.Address == l.Raw && r.Hold != "" {
+				return r.Hold, nil
+			}
+		}
 		return l.HeldPath(), nil
 	case config.NetTCP:
 		for _, r := range recorded {

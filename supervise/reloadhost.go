@@ -13,6 +13,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
+	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 )
@@ -140,6 +141,9 @@ func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strat
 	var err error
 	switch strategy {
 	case config.StrategyUSR2:
+		if a.steeredApp() {
+			progress(usr2Ungated)
+		}
 		_, err = reload.USR2(ctx, h, old, progress)
 	case config.StrategyRestart:
 		_, err = reload.Restart(ctx, h, old, progress)
@@ -154,6 +158,21 @@ func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strat
 		progress(fmt.Sprintf("pointed %s back at %s", a.cfg.Directory, previous))
 	}
 	return err
+}
+
+// usr2Ungated is the progress line of a usr2 reload of an app with steered
+// listeners: what its gate does and does not protect.
+const usr2Ungated = "usr2: the new master inherits the serving sockets, so its workers take connections as soon as they boot; " +
+	"the gate decides only whether the old master is drained or the new one stopped (use swap to keep traffic from an unchecked generation)"
+
+// steeredApp reports whether any of the app's listeners is steered (BPF or rename).
+func (a *appOwner) steeredApp() bool {
+	for _, l := range a.env.listeners(a.cfg.Name) {
+		if l.Steering != "" && l.Steering != string(steer.ModeShared) {
+			return true
+		}
+	}
+	return false
 }
 
 // linkFacts describes the app's release link and a generation for reload.Choose.
@@ -235,7 +254,7 @@ func asGen(g reload.Gen) generation { return g.(generation) }
 func (h *host) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
 	cfg := h.a.cfg
 	id := int(h.a.env.nextGen(cfg.Name))
-	g, err := h.a.env.spawnGen(h.ctx, cfg, id, dir, cfg.Reload.Strategy)
+	g, err := h.a.env.spawnGen(h.ctx, cfg, id, dir, cfg.Reload.Strategy, useOwn)
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,10 @@ type ProcGroup struct {
 type RunListener struct {
 	Address string `json:"address"`
 	Bound   string `json:"bound"`
+	// Hold is the hidden name a Unix socket is bound at (what its
+	// processes' getsockname reports): ".NAME.held", or a generation's own
+	// socket's after a steered reload. "" for TCP.
+	Hold string `json:"hold,omitempty"`
 }
 
 // ReadRunState reads run_dir/state.json; it returns nil and no error when
@@ -111,11 +115,12 @@ func (m *Manager) RunState(prev *RunState, tree *proc.Tree) *RunState {
 				run.Groups = append(run.Groups, procGroup(tree, s.PGRP))
 			}
 		}
-		if g := m.cgroups[name]; g != nil {
+		if g := m.cgroupOf(name); g != nil {
 			run.Cgroups = append(run.Cgroups, g.Path)
 		}
 		for _, s := range m.socketsOf(name) {
-			run.Listeners = append(run.Listeners, RunListener{Address: s.Spec.Raw, Bound: s.Bound})
+			_, hold := s.Held()
+			run.Listeners = append(run.Listeners, RunListener{Address: s.Spec.Raw, Bound: s.Bound, Hold: hold})
 		}
 		st.Apps[name] = run
 	}

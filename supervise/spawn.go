@@ -18,23 +18,19 @@ func (m *Manager) pidfile(app *config.App, id int) string {
 }
 
 // buildSpec turns an app into argv, environment and descriptors for one
-// generation. probe is the generation's private listener (nil for processes).
+// generation, and returns the sockets its master's stop goes through (see
+// Generation.socks). probe is the generation's private listener (nil for
+// processes); use says which listening sockets it gets (see genSockets).
 // A Gunicorn master gets gunicorn.Argv and gunicorn.ListenEnv; a process
 // gets systemd's LISTEN_FDS, with LISTEN_PID set by an exec shim.
-func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *Socket, strategy config.Strategy) (proc.Spec, error) {
-	socks := m.socketsOf(app.Name)
-	var fds []int
-	var names []string
-	for i, s := range socks {
-		if err := s.Relink(); err != nil {
-			return proc.Spec{}, fmt.Errorf("app %s: %w", app.Name, err)
-		}
-		fd, err := m.genFD(app.Name, id, i, s)
-		if err != nil {
-			return proc.Spec{}, err
-		}
-		fds = append(fds, fd)
-		names = append(names, app.Name)
+func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *Socket, strategy config.Strategy, use socketUse) (proc.Spec, []*Socket, error) {
+	fds, socks, err := m.genSockets(app.Name, id, use)
+	if err != nil {
+		return proc.Spec{}, nil, err
+	}
+	names := make([]string, len(fds))
+	for i := range names {
+		names[i] = app.Name
 	}
 	if probe != nil {
 		fds = append(fds, probe.FD())
@@ -51,12 +47,12 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	}
 	env, err := m.childEnv(app, dir, pwd)
 	if err != nil {
-		return proc.Spec{}, err
+		return proc.Spec{}, nil, err
 	}
 	if app.Kind == config.KindProcess {
 		argv0, err := lookPath(app.Command[0], envLookup(env, "PATH"))
 		if err != nil {
-			return proc.Spec{}, fmt.Errorf("app %s: %w", app.Name, err)
+			return proc.Spec{}, nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
 		argv := append([]string{argv0}, app.Command[1:]...)
 		if len(fds) > 0 {
@@ -64,17 +60,17 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 			env = append(env, "LISTEN_FDS="+strconv.Itoa(len(fds)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
 			argv = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$@"`, "sh"}, argv...)
 		}
-		return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, nil
+		return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, socks, nil
 	}
 
 	bin := app.GunicornBin()
 	if err := isExecutable(bin); err != nil {
-		return proc.Spec{}, fmt.Errorf("app %s: gunicorn: %w", app.Name, err)
+		return proc.Spec{}, nil, fmt.Errorf("app %s: gunicorn: %w", app.Name, err)
 	}
 	v := m.prober.Version(ctx, app, probeAs(app, env, dir))
 	argv := gunicorn.Argv(app, m.pidfile(app, id), m.statsdAddr(app.Name), v)
 	env = append(env, gunicorn.ListenEnv(len(fds))...)
-	return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, nil
+	return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, socks, nil
 }
 
 func envLookup(env []string, key string) string {
@@ -87,8 +83,9 @@ func envLookup(env []string, key string) string {
 }
 
 // spawn starts generation id of app in the resolved dir (resolving
-// app.Directory when dir is ""). The returned generation's output is captured.
-func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string, strategy config.Strategy) (*Generation, error) {
+// app.Directory when dir is ""), on the listening sockets use says. The
+// returned generation's output is captured.
+func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string, strategy config.Strategy, use socketUse) (*Generation, error) {
 	if dir == "" {
 		d, err := resolveDir(app.Directory)
 		if err != nil {
@@ -106,7 +103,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		// The generation holds its own copy; ours goes once it has started.
 		defer probe.Close()
 	}
-	spec, err := m.buildSpec(ctx, app, id, dir, probe, strategy)
+	spec, socks, err := m.buildSpec(ctx, app, id, dir, probe, strategy, use)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +123,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	if app.Kind == config.KindGunicorn {
 		g.Pidfile = m.pidfile(app, id)
 		m.removePidfilesAtExit(g)
-		g.socks = m.socketsOf(app.Name)
+		g.socks = socks
 		// buildSpec set PWD = app.Directory for usr2; Gunicorn keeps it only
 		// if it names the directory the generation starts in.
 		if strategy == config.StrategyUSR2 && app.Directory != "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,10 +15,100 @@ import (
 )
 
 // steering is how connections reach the generations of every app: for
-// each app, one entry per held socket (in the order of m.sockets[app]), a
-// *listen.GenSockets where that TCP listener is steered by BPF, nil where
-// all generations share the held socket. Only NewManager writes it.
-type steering map[string][]*listen.GenSockets
+// each app, one entry per held socket (in the order of m.sockets[app]), the
+// steered listener where each generation may get its own socket (BPF for
+// TCP, rename for Unix), nil where all generations share the held socket.
+// Written under m.mu by the open and update paths.
+type steering map[string][]steered
+
+// steered is one listener whose generations may each have their own socket.
+type steered interface {
+	mode() steer.Mode
+	// add returns the descriptor generation gen gets and the Socket its
+	// master's stop goes through (see Generation.socks): its own socket
+	// (BPF always, rename for a reload's takeover) or the serving one.
+	add(gen int, use socketUse, held *Socket) (int, *Socket, error)
+	// share makes a USR2 child (to) use its parent's (from) socket.
+	share(from, to int)
+	// serve sends new connections to gen's socket and returns the Socket
+	// held for the listener from now on (held itself for BPF).
+	serve(gen int, held *Socket) (*Socket, error)
+	serving(gen int) bool
+	queueDepth(gen int) (int, error)
+	// servingFD is the descriptor whose queue snapshots report (-1: held's).
+	servingFD() int
+	// release records that gen exited (see GenSockets.Release, UnixGens.Release).
+	release(gen int) error
+	// shut closes the supervisor's descriptors at shutdown, keeping the
+	// names a stopping master still unlinks; closeAll frees everything.
+	shut() error
+	closeAll() error
+}
+
+// socketUse says which listening sockets a new generation gets.
+type socketUse int
+
+const (
+	// useServing: a start or restart serves at once; on a Unix listener it
+	// shares the serving socket and the connections queued there.
+	useServing socketUse = iota
+	// useOwn: a reload's takeover gets its own sockets, which receive
+	// connections only once it commits.
+	useOwn
+)
+
+func (u socketUse) String() string {
+	if u == useOwn {
+		return "own"
+	}
+	return "serving"
+}
+
+// bpfSteered is a TCP listener steered by BPF (listen.GenSockets): every
+// generation gets its own socket and serves when it is spawned outside a
+// reload, as well as at a reload's commit.
+type bpfSteered struct{ g *listen.GenSockets }
+
+func (b bpfSteered) mode() steer.Mode { return steer.ModeBPF }
+func (b bpfSteered) add(gen int, _ socketUse, held *Socket) (int, *Socket, error) {
+	fd, err := b.g.Add(gen)
+	return fd, held, err
+}
+func (b bpfSteered) share(from, to int) { b.g.Share(from, to) }
+func (b bpfSteered) serve(gen int, held *Socket) (*Socket, error) {
+	return held, b.g.Serve(gen)
+}
+func (b bpfSteered) serving(gen int) bool            { return b.g.Serving(gen) }
+func (b bpfSteered) queueDepth(gen int) (int, error) { return b.g.QueueDepth(gen) }
+func (b bpfSteered) servingFD() int                  { return b.g.ServingFD() }
+func (b bpfSteered) release(gen int) error           { return b.g.Release(gen) }
+func (b bpfSteered) shut() error                     { return b.g.Close() }
+func (b bpfSteered) closeAll() error                 { return b.g.Close() }
+
+// unixSteered is a Unix listener steered by rename (listen.UnixGens).
+type unixSteered struct{ u *listen.UnixGens }
+
+func (u unixSteered) add(gen int, use socketUse, _ *Socket) (int, *Socket, error) {
+	s, err := u.u.Add(gen, use == useOwn)
+	if err != nil {
+		return -1, nil, err
+	}
+	fd := s.FD()
+	if fd < 0 {
+		return -1, nil, fmt.Errorf("listen %s: generation %d: the socket is closed", s.Spec.Raw, gen)
+	}
+	return fd, s, nil
+}
+
+func (u unixSteered) mode() steer.Mode                          { return steer.ModeRename }
+func (u unixSteered) share(from, to int)                        { u.u.Share(from, to) }
+func (u unixSteered) serve(gen int, _ *Socket) (*Socket, error) { return u.u.Serve(gen) }
+func (u unixSteered) serving(gen int) bool                      { return u.u.Serving(gen) }
+func (u unixSteered) queueDepth(gen int) (int, error)           { return u.u.QueueDepth(gen) }
+func (u unixSteered) servingFD() int                            { return -1 }
+func (u unixSteered) release(gen int) error                     { return u.u.Release(gen) }
+func (u unixSteered) shut() error                               { return u.u.Shut() }
+func (u unixSteered) closeAll() error                           { return u.u.Close() }
 
 // steerProbe returns a function that says why BPF steering is unavailable
 // here ("" when it is available), probing the kernel on its first call only.
@@ -30,26 +121,17 @@ func steerProbe() func() string {
 	})
 }
 
-// openSteered opens app's listeners, its TCP ones steered by BPF: the
-// holder of each steered listener is the Socket held for it. It is used
-// only for apps whose sockets are neither inherited from systemd nor handed
-// over by a self-upgrade (those share one socket). why says why BPF is
-// unavailable ("" if it is); then, or with steering = "shared", every
-// listener is bound as a shared one.
-func openSteered(app *config.App, why string, logger *slog.Logger) ([]*Socket, []*listen.GenSockets, error) {
-	mode, reason := steer.ModeBPF, ""
-	switch {
-	case app.Steering == config.SteeringShared:
-		mode, reason = steer.ModeShared, `steering = "shared"`
-	case why != "":
-		mode, reason = steer.ModeShared, why
-	}
+// openSteered opens app's listeners: a TCP one steered by BPF (its holder
+// is the Socket held for it) unless bpfWhy says why BPF is unavailable
+// (""; it is), a Unix one steered by rename; with steering = "shared" every
+// listener is one shared socket. It is used only for apps whose sockets are
+// neither inherited from systemd nor handed over (those share one socket).
+// On error it closes what it opened and names the listener's file, line and
+// key, as listen.OpenApp does.
+func openSteered(app *config.App, bpfWhy string, logger *slog.Logger) ([]*Socket, []steered, error) {
 	var socks []*Socket
-	var gens []*listen.GenSockets
-	// fail names the file, line and key of the listener l that failed (the
-	// app for a listener built in code), as listen.OpenApp does, and closes
-	// what was opened.
-	fail := func(l config.Listener, err error) ([]*Socket, []*listen.GenSockets, error) {
+	var gens []steered
+	fail := func(l config.Listener, err error) ([]*Socket, []steered, error) {
 		if l.File != "" {
 			err = l.Wrap(err)
 		} else {
@@ -57,48 +139,49 @@ func openSteered(app *config.App, why string, logger *slog.Logger) ([]*Socket, [
 		}
 		for _, g := range gens {
 			if g != nil {
-				err = errors.Join(err, g.Close())
+				err = errors.Join(err, g.closeAll())
 			}
 		}
 		return nil, nil, errors.Join(err, listen.CloseAll(socks))
 	}
 	for _, l := range app.Listen {
-		if mode == steer.ModeBPF && l.Network == config.NetTCP {
-			g, held, err := listen.BindSteered(l)
-			if err != nil {
-				return fail(l, err)
-			}
-			socks, gens = append(socks, held), append(gens, g)
-			logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", steer.ModeBPF)
-			continue
-		}
-		s, err := listen.Bind(l)
+		s, g, why, err := openListener(app, l, bpfWhy)
 		if err != nil {
 			return fail(l, err)
 		}
-		socks, gens = append(socks, s), append(gens, nil)
-		why := reason
-		if why == "" {
-			why = "unix sockets are switched by the shared socket"
+		socks, gens = append(socks, s), append(gens, g)
+		mode := steer.ModeShared
+		if g != nil {
+			mode = g.mode()
 		}
-		logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", steer.ModeShared, "why", why)
+		logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", mode, "why", why)
 	}
 	return socks, gens, nil
 }
 
-// openListeners opens app's listeners (see openSteered) into m.sockets and
-// m.steered; why reports why BPF is unavailable (probed at most once).
-func (m *Manager) openListeners(app *config.App, why func() string) error {
-	w := ""
-	if app.Steering == config.SteeringAuto && hasTCP(app) {
-		w = why()
+// openListener binds l and returns its held socket, its steering (nil:
+// shared) and, for a shared one, why it is not steered.
+func openListener(app *config.App, l config.Listener, bpfWhy string) (*Socket, steered, string, error) {
+	if app.Steering == config.SteeringShared {
+		s, err := listen.Bind(l)
+		return s, nil, `steering = "shared"`, err
 	}
-	socks, gens, err := openSteered(app, w, m.logger)
+	if l.Network == config.NetTCP && bpfWhy == "" {
+		g, held, err := listen.BindSteered(l)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return held, bpfSteered{g}, "", nil
+	}
+	s, err := listen.Bind(l)
+	if err != nil || l.Network != config.NetUnix {
+		return s, nil, bpfWhy, err
+	}
+	u, err := listen.SteerUnix(s)
 	if err != nil {
-		return err
+		return nil, nil, "", errors.Join(err, s.Close())
 	}
-	m.sockets[app.Name], m.steered[app.Name] = socks, gens
-	return nil
+	return s, unixSteered{u}, "", nil
 }
 
 // logHeldSteering logs the mode of app's listeners that were inherited
@@ -122,22 +205,37 @@ func hasTCP(app *config.App) bool {
 	return false
 }
 
-// genFD returns the descriptor generation id of app gets for its i-th
-// held socket s: its own steered socket, or the shared one.
-func (m *Manager) genFD(app string, id, i int, s *Socket) (int, error) {
-	if g := m.steerOf(app, i); g != nil {
-		return g.Add(id)
+// genSockets returns the descriptors generation id of app gets, one per
+// held socket, and the sockets its master's stop goes through (see
+// Generation.socks): use says whether it takes over with its own sockets.
+// Every Unix socket's hidden name is re-created first where a master that
+// exited removed it.
+func (m *Manager) genSockets(app string, id int, use socketUse) ([]int, []*Socket, error) {
+	held := m.socketsOf(app)
+	fds, named := make([]int, 0, len(held)), make([]*Socket, 0, len(held))
+	for i, s := range held {
+		if err := s.Relink(); err != nil {
+			return nil, nil, fmt.Errorf("app %s: %w", app, err)
+		}
+		if g := m.steerOf(app, i); g != nil {
+			fd, own, err := g.add(id, use, s)
+			if err != nil {
+				return nil, nil, fmt.Errorf("app %s: %w", app, err)
+			}
+			fds, named = append(fds, fd), append(named, own)
+			continue
+		}
+		fd := s.FD()
+		if fd < 0 {
+			return nil, nil, fmt.Errorf("app %s: listener %s is closed", app, s.Spec.Raw)
+		}
+		fds, named = append(fds, fd), append(named, s)
 	}
-	fd := s.FD()
-	if fd < 0 {
-		return -1, fmt.Errorf("app %s: listener %s is closed", app, s.Spec.Raw)
-	}
-	return fd, nil
+	return fds, named, nil
 }
 
-// steeredOf returns app's steered listeners (nil: all shared). An update
-// that gives the app new sockets drops them (see dropSteering).
-func (m *Manager) steeredOf(app string) []*listen.GenSockets {
+// steeredOf returns app's steered listeners (nil: all shared).
+func (m *Manager) steeredOf(app string) []steered {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.steered[app]
@@ -145,16 +243,26 @@ func (m *Manager) steeredOf(app string) []*listen.GenSockets {
 
 // dropSteering forgets app's steered listeners, whose held sockets an
 // update replaces, and returns them for the caller to close once the app
-// runs on the new sockets (which it then shares between generations).
-// The caller holds m.mu.
-func (m *Manager) dropSteering(app string) []*listen.GenSockets {
+// runs on the new sockets. The caller holds m.mu.
+func (m *Manager) dropSteering(app string) []steered {
 	gs := m.steered[app]
 	delete(m.steered, app)
 	return gs
 }
 
+// closeSteered closes the steered listeners gs and joins their errors.
+func closeSteered(gs []steered) error {
+	var errs []error
+	for _, g := range gs {
+		if g != nil {
+			errs = append(errs, g.closeAll())
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // steerOf returns the steering of app's i-th held socket, or nil (shared).
-func (m *Manager) steerOf(app string, i int) *listen.GenSockets {
+func (m *Manager) steerOf(app string, i int) steered {
 	if gs := m.steeredOf(app); i < len(gs) {
 		return gs[i]
 	}
@@ -162,24 +270,44 @@ func (m *Manager) steerOf(app string, i int) *listen.GenSockets {
 }
 
 // serveGen makes generation id of app receive the new connections of every
-// steered listener.
+// steered listener; a Unix listener's held socket becomes id's.
 func (m *Manager) serveGen(app string, id int) error {
 	var errs []error
-	for _, g := range m.steeredOf(app) {
-		if g != nil {
-			errs = append(errs, g.Serve(id))
+	for i, g := range m.steeredOf(app) {
+		if g == nil {
+			continue
+		}
+		held := m.socketsOf(app)
+		if i >= len(held) {
+			continue
+		}
+		now, err := g.serve(id, held[i])
+		errs = append(errs, err)
+		if now != nil && now != held[i] {
+			m.replaceHeld(app, held[i], now)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// releaseGen records that generation id of app exited (see GenSockets.Release).
+// replaceHeld makes now the socket held for app in place of was.
+func (m *Manager) replaceHeld(app string, was, now *Socket) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	socks := slices.Clone(m.sockets[app])
+	if i := slices.Index(socks, was); i >= 0 {
+		socks[i] = now
+		m.sockets[app] = socks
+	}
+}
+
+// releaseGen records that generation id of app exited (see steered.release).
 func (m *Manager) releaseGen(app string, id int) {
 	for _, g := range m.steeredOf(app) {
 		if g == nil {
 			continue
 		}
-		if err := g.Release(id); err != nil {
+		if err := g.release(id); err != nil {
 			m.logger.Warn("release generation socket", "app", app, "generation", id, "err", err)
 		}
 	}
@@ -189,7 +317,7 @@ func (m *Manager) releaseGen(app string, id int) {
 func (m *Manager) shareGen(app string, from, to int) {
 	for _, g := range m.steeredOf(app) {
 		if g != nil {
-			g.Share(from, to)
+			g.share(from, to)
 		}
 	}
 }
@@ -202,11 +330,11 @@ const queuePoll = 5 * time.Millisecond
 // ends. A socket that cannot be read counts as empty.
 func (m *Manager) quiesce(ctx context.Context, app string, id int) {
 	for _, g := range m.steeredOf(app) {
-		if g == nil || g.Serving(id) {
+		if g == nil || g.serving(id) {
 			continue
 		}
 		for {
-			n, err := g.QueueDepth(id)
+			n, err := g.queueDepth(id)
 			if err != nil || n == 0 {
 				break
 			}
@@ -230,20 +358,23 @@ func (m *Manager) closeSteering() {
 	}
 	m.mu.RUnlock()
 	for _, app := range apps {
-		m.shutSteered(app)
+		if err := closeSteered(m.steeredOf(app)); err != nil {
+			m.logger.Warn("close steered listener", "app", app, "err", err)
+		}
 	}
 }
 
 // shutSteered closes the supervisor's copies of app's generation sockets
 // (at shutdown, as Socket.Shut does for held ones): the generations keep
 // accepting on theirs, and once they have exited new clients are refused
-// instead of waiting in a queue nobody accepts from. Safe twice.
+// instead of waiting in a queue nobody accepts from. The names of Unix
+// sockets stay for their masters to unlink. Safe twice.
 func (m *Manager) shutSteered(app string) {
 	for _, g := range m.steeredOf(app) {
 		if g == nil {
 			continue
 		}
-		if err := g.Close(); err != nil {
+		if err := g.shut(); err != nil {
 			m.logger.Warn("close steered listener", "app", app, "err", err)
 		}
 	}
@@ -251,8 +382,8 @@ func (m *Manager) shutSteered(app string) {
 
 // steeringMode names how connections reach app's i-th held socket.
 func (m *Manager) steeringMode(app string, i int) steer.Mode {
-	if m.steerOf(app, i) != nil {
-		return steer.ModeBPF
+	if g := m.steerOf(app, i); g != nil {
+		return g.mode()
 	}
 	return steer.ModeShared
 }

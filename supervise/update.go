@@ -54,19 +54,12 @@ func (m *Manager) Update(ctx context.Context, next *config.Config, only []string
 	if err != nil {
 		return nil, err
 	}
-	opened, err := openForUpdate(plan, next)
+	opened, err := m.openForUpdate(plan, next)
 	if err != nil {
-		return nil, err
-	}
-	logsOpened, err := m.openLogsForUpdate(plan, next)
-	if err != nil {
-		for _, s := range opened {
-			err = errors.Join(err, listen.CloseAll(s))
-		}
 		return nil, err
 	}
 	errs := map[string]error{}
-	m.install(mergeConfig(cur, next, plan), plan, opened, logsOpened)
+	m.install(mergeConfig(cur, next, plan), plan, opened)
 	m.removeApps(ctx, plan, errs)
 	var changed []*appOwner
 	for _, d := range plan {
@@ -158,30 +151,38 @@ func mergeConfig(cur, next *config.Config, plan []config.AppDiff) *config.Config
 	return out
 }
 
-// openForUpdate binds the sockets of the added apps and of the apps whose
-// listen addresses changed; on error it closes what it bound.
-func openForUpdate(plan []config.AppDiff, next *config.Config) (map[string][]*Socket, error) {
-	out := map[string][]*Socket{}
+// openForUpdate opens the full set of each added app (see openApp) and the
+// listeners, steered as at start, of each app whose listen addresses
+// changed; on error it closes what it opened.
+func (m *Manager) openForUpdate(plan []config.AppDiff, next *config.Config) (map[string]*appSet, error) {
+	out := map[string]*appSet{}
 	for _, d := range plan {
-		if d.Change != config.Added && !(d.Change == config.Changed && d.Action == config.ActionRestart) {
+		var set *appSet
+		var err error
+		switch {
+		case d.Change == config.Added:
+			set, err = m.openApp(next.App(d.Name), nil, false)
+		case d.Change == config.Changed && d.Action == config.ActionRestart:
+			set = &appSet{}
+			set.socks, set.steer, err = m.openListeners(next.App(d.Name))
+		default:
 			continue
 		}
-		socks, err := listen.OpenApp(next.App(d.Name), nil)
 		if err != nil {
 			for _, s := range out {
-				err = errors.Join(err, listen.CloseAll(s))
+				err = errors.Join(err, s.close())
 			}
 			return nil, err
 		}
-		out[d.Name] = socks
+		out[d.Name] = set
 	}
 	return out, nil
 }
 
 // install makes merged the running configuration and registers the added
-// apps' owners (not yet running), sockets and logs; removed apps stay registered,
+// apps' owners (not yet running) and sets; removed apps stay registered,
 // last, until removeApps has stopped them.
-func (m *Manager) install(merged *config.Config, plan []config.AppDiff, opened map[string][]*Socket, logsOpened map[string]*appLog) {
+func (m *Manager) install(merged *config.Config, plan []config.AppDiff, opened map[string]*appSet) {
 	added := map[string]*appOwner{}
 	for _, d := range plan {
 		if d.Change == config.Added {
@@ -193,8 +194,7 @@ func (m *Manager) install(merged *config.Config, plan []config.AppDiff, opened m
 	m.cfg = merged
 	for name, a := range added {
 		m.apps[name] = a
-		m.sockets[name] = opened[name]
-		m.logs[name] = logsOpened[name]
+		m.installApp(name, opened[name])
 		if m.genSeq[name] == nil {
 			m.genSeq[name] = new(atomic.Int64)
 		}
@@ -241,23 +241,27 @@ func (m *Manager) removeApps(ctx context.Context, plan []config.AppDiff, errs ma
 		m.order = slices.DeleteFunc(m.order, func(o *appOwner) bool { return o == a })
 		socks := m.sockets[name]
 		delete(m.sockets, name)
+		gens := m.dropSteering(name)
 		m.mu.Unlock()
-		if err := listen.CloseAll(socks); err != nil {
+		if err := errors.Join(closeSteered(gens), listen.CloseAll(socks)); err != nil {
 			errs[name] = errors.Join(errs[name], fmt.Errorf("app %s: close listeners: %w", name, err))
 		}
 	}
 }
 
 // applyChange gives a changed app its new table cfg, then reloads or
-// restarts it as d.Action says when it is meant to run; socks are its new
+// restarts it as d.Action says when it is meant to run; set holds its new
 // listeners for ActionRestart (the old ones close once it restarted).
-func (m *Manager) applyChange(ctx context.Context, d config.AppDiff, cfg *config.App, socks []*Socket, progress reload.Progress) error {
+func (m *Manager) applyChange(ctx context.Context, d config.AppDiff, cfg *config.App, set *appSet, progress reload.Progress) error {
+	if set == nil {
+		set = &appSet{}
+	}
 	if err := m.replaceOwner(ctx, cfg); err != nil {
-		return errors.Join(err, listen.CloseAll(socks))
+		return errors.Join(err, set.close())
 	}
 	a, err := m.owner(cfg.Name)
 	if err != nil {
-		return errors.Join(err, listen.CloseAll(socks))
+		return errors.Join(err, set.close())
 	}
 	running := a.snap.Load().Wanted
 	switch d.Action {
@@ -272,18 +276,16 @@ func (m *Manager) applyChange(ctx context.Context, d config.AppDiff, cfg *config
 	case config.ActionRestart:
 		m.mu.Lock()
 		old := m.sockets[cfg.Name]
-		m.sockets[cfg.Name] = socks
 		oldSteered := m.dropSteering(cfg.Name)
+		m.sockets[cfg.Name] = set.socks
+		if set.steer != nil {
+			m.steered[cfg.Name] = set.steer
+		}
 		m.mu.Unlock()
 		if running {
 			err = m.RestartApp(ctx, cfg.Name)
 		}
-		for _, g := range oldSteered {
-			if g != nil {
-				err = errors.Join(err, g.Close())
-			}
-		}
-		return errors.Join(err, listen.CloseAll(old))
+		return errors.Join(err, closeSteered(oldSteered), listen.CloseAll(old))
 	}
 	return nil
 }

@@ -234,6 +234,9 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 			if r.Reason != "" {
 				fmt.Fprintf(out, ": %s", r.Reason)
 			}
+			if r.Strategy == "usr2" && steered(a.Listeners) {
+				fmt.Fprint(out, "; not traffic-gated: a usr2 master inherits the serving sockets, its workers answered clients once booted")
+			}
 			fmt.Fprintln(out)
 		}
 		if a.Release != "" {
@@ -244,6 +247,17 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 		}
 		printTraceback(out, a)
 	}
+}
+
+// steered reports whether any listener gives generations their own sockets
+// (steering other than "shared").
+func steered(ls []control.Listener) bool {
+	for _, l := range ls {
+		if l.Steering != "" && l.Steering != "shared" {
+			return true
+		}
+	}
+	return false
 }
 
 func act(ctx context.Context, c *control.Client, verb string, args []string, out io.Writer) error {

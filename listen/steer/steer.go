@@ -19,9 +19,16 @@ const (
 	// ModeBPF: each generation has its own socket in one reuseport group and
 	// a BPF program picks the serving one.
 	ModeBPF Mode = "bpf"
+	// ModeRename: each generation of a Unix listener that a reload starts
+	// has its own socket at a hidden path, and a rename(2) over the
+	// configured path switches new connections to it (see SwitchUnix).
+	ModeRename Mode = "rename"
 	// ModeShared: all generations accept from one shared listening socket.
 	ModeShared Mode = "shared"
 )
+
+// Modes lists every Mode, for exporters that give each one a series.
+func Modes() []Mode { return []Mode{ModeBPF, ModeRename, ModeShared} }
 
 // MaxListeners is how many listeners a Group holds at once (the size of
 // its socket array).

@@ -1,0 +1,42 @@
+package sockdiag
+
+import (
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestUnixQueueLength: connections nobody accepted are counted on their
+// listener, found by the inode fstat reports; an unknown inode counts 0.
+func TestUnixQueueLength(t *testing.T) {
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(t.TempDir(), "s.sock"), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for range 2 {
+		c, err := net.DialTimeout("unix", l.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	f, err := l.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := UnixQueueLength(st.Ino); err != nil || n != 2 {
+		t.Errorf("UnixQueueLength = %d, %v; want 2", n, err)
+	}
+	if n, err := UnixQueueLength(1); err != nil || n != 0 {
+		t.Errorf("UnixQueueLength(unknown) = %d, %v; want 0", n, err)
+	}
+}

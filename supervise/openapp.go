@@ -1,0 +1,87 @@
+package supervise
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/proc"
+)
+
+// appSet is what the Manager opens for one app before its owner runs: its
+// held listeners and their steering, its log and its cgroup (nil: none).
+type appSet struct {
+	socks  []*Socket
+	steer  []steered
+	log    *appLog
+	cgroup *proc.Cgroup
+}
+
+// close closes the set's listeners, steering and log (the cgroup stays for
+// the supervisor's life, like every app's).
+func (s *appSet) close() error {
+	errs := []error{closeSteered(s.steer), listen.CloseAll(s.socks)}
+	if s.log != nil {
+		errs = append(errs, closeAppLogs(map[string]*appLog{"": s.log}, 0)) // nothing was captured yet
+	}
+	return errors.Join(errs...)
+}
+
+// openApp opens everything app runs with, for NewManager and for an app an
+// update adds: its listeners (held, when the app's sockets were inherited
+// or handed over, shared as they are; else bound now and steered, see
+// openListeners), its log, its cgroup (when the Manager has a cgroup root;
+// one that cannot be created is logged and the app runs without) and its
+// statsd bridge (Options.OpenStatsd). On error it closes what it opened.
+func (m *Manager) openApp(app *config.App, held []*Socket, isHeld bool) (*appSet, error) {
+	s := &appSet{socks: held}
+	if !isHeld {
+		socks, gens, err := m.openListeners(app)
+		if err != nil {
+			return nil, err
+		}
+		s.socks, s.steer = socks, gens
+	}
+	l, err := newAppLog(app, m.stdoutSink, m.logger)
+	if err != nil {
+		return nil, errors.Join(err, s.close())
+	}
+	s.log = l
+	if m.cgroupRoot != nil {
+		g, err := m.cgroupRoot.App(app.Name)
+		if err != nil {
+			m.logger.Warn("app runs without a cgroup", "app", app.Name, "err", err)
+		}
+		s.cgroup = g
+	}
+	if app.Kind == config.KindGunicorn && app.Statsd && m.openStatsd != nil {
+		if err := m.openStatsd(app.Name); err != nil {
+			return nil, errors.Join(fmt.Errorf("app %s: statsd bridge: %w", app.Name, err), s.close())
+		}
+	}
+	return s, nil
+}
+
+// openListeners binds app's listeners with the steering app.Steering and
+// the kernel allow (see openSteered); BPF availability is probed at most
+// once per Manager, and only for an app with a TCP listener.
+func (m *Manager) openListeners(app *config.App) ([]*Socket, []steered, error) {
+	why := ""
+	if app.Steering == config.SteeringAuto && hasTCP(app) {
+		why = m.bpfWhy()
+	}
+	return openSteered(app, why, m.logger)
+}
+
+// installApp registers set as app name's; the caller holds m.mu.
+func (m *Manager) installApp(name string, set *appSet) {
+	m.sockets[name] = set.socks
+	if set.steer != nil {
+		m.steered[name] = set.steer
+	}
+	m.logs[name] = set.log
+	if set.cgroup != nil {
+		m.cgroups[name] = set.cgroup
+	}
+}
