@@ -2,6 +2,9 @@ package metrics
 
 import (
 	"crypto/tls"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,5 +81,46 @@ func TestWebConfigMissingCertFile(t *testing.T) {
 	}
 	if _, err := c.tlsConfig(); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "gone.pem")) {
 		t.Errorf("tlsConfig with a missing cert_file: %v, want an error naming it", err)
+	}
+}
+
+// basicAuth reads the users for each request: a user added to the file is
+// let in without a restart, and one removed is refused.
+func TestBasicAuthFollowsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "web.yml")
+	write := func(user string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("basic_auth_users:\n  "+user+": "+basicAuthHash+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	a := &basicAuth{path: path, next: ok, logger: slog.New(slog.DiscardHandler)}
+	status := func(user, pass string) int {
+		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		r.SetBasicAuth(user, pass)
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, r)
+		return w.Code
+	}
+	write("prometheus")
+	if got := status("prometheus", "scrape-secret"); got != http.StatusNoContent {
+		t.Errorf("listed user: %d, want 204", got)
+	}
+	if got := status("other", "scrape-secret"); got != http.StatusUnauthorized {
+		t.Errorf("unlisted user: %d, want 401", got)
+	}
+	write("other")
+	if got := status("other", "scrape-secret"); got != http.StatusNoContent {
+		t.Errorf("user added to the file: %d, want 204", got)
+	}
+	if got := status("prometheus", "scrape-secret"); got != http.StatusUnauthorized {
+		t.Errorf("user removed from the file: %d, want 401", got)
+	}
+	if err := os.WriteFile(path, []byte("basic_auth_users: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := status("other", "scrape-secret"); got != http.StatusInternalServerError {
+		t.Errorf("broken file: %d, want 500", got)
 	}
 }
