@@ -3,7 +3,17 @@
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/gunisup/supervisor/daemon.Version=$(VERSION) -X github.com/gunisup/supervisor/internal/supctl.Version=$(VERSION)
+# Release build flags, used by every target that builds the binaries (build,
+# demo, install, deb) and by bench/idle.sh. -trimpath: no build paths in the
+# binary. -s -w: no symbol table or DWARF, 17.5 MB to 12 MB on disk; neither is
+# loaded at run time, so resident memory does not change (panics and pprof
+# still name functions, from the Go function table). cgo stays on: os/user
+# resolves `user =` and `group =` through NSS (LDAP, sssd); a static build
+# would read /etc/passwd and /etc/group only.
+GOBUILDFLAGS := -trimpath
+LDFLAGS := -s -w -X github.com/gunisup/supervisor/daemon.Version=$(VERSION) -X github.com/gunisup/supervisor/internal/supctl.Version=$(VERSION)
+# Where `make build` puts the binaries (bench/idle.sh sets it).
+BINOUT ?= bin/
 DEMO := $(CURDIR)/.demo
 
 .PHONY: build demo test test-short soak chaos vet bench fuzz clean man install deb
@@ -23,7 +33,7 @@ SYSCONFDIR ?= /etc
 MANPAGES := gunisup.8 supctl.8 gunisup.toml.5
 
 build:
-	go build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/supervisor ./cmd/supctl
+	go build $(GOBUILDFLAGS) -ldflags "$(LDFLAGS)" -o $(BINOUT) ./cmd/supervisor ./cmd/supctl
 
 # Builds, makes a virtualenv for the example Flask app and runs the supervisor
 # in the foreground: the app on http://127.0.0.1:8000, metrics on

@@ -6,8 +6,8 @@
 # process itself (not Gunicorn) for IDLE_SECONDS (default 30): VmRSS and
 # VmHWM from /proc/PID/status, CPU time as utime+stime from /proc/PID/stat.
 # The Gunicorn processes are the same in both runs; their RSS is shown for
-# scale only. Binaries are built without -race. Acceptance: supervisor RSS
-# under 15 MiB, CPU near zero.
+# scale only. Binaries are built as `make build` builds them (release flags,
+# no -race). Acceptance: supervisor RSS under 15 MiB, CPU near zero.
 #
 # Usage: bench/idle.sh            (IDLE_SECONDS=N to change the window)
 set -euo pipefail
@@ -91,9 +91,13 @@ sample() {
 # breakdown PID METRICS_PORT: where the supervisor's RSS goes, from
 # /proc/PID/smaps (file-backed pages of its own binary and of shared
 # libraries, anonymous pages) and from its own /metrics (Go heap in use and
-# live, goroutine stacks). File-backed pages are clean page cache: shared,
-# and dropped under memory pressure; with a large read-ahead (see
-# /sys/block/*/queue/read_ahead_kb) nearly the whole binary is resident.
+# live, goroutine stacks). File-backed pages are clean page cache, dropped
+# under memory pressure; a fault maps the whole page-cache folio around the
+# touched page, and folios are large after a big read-ahead (see
+# /sys/block/*/queue/read_ahead_kb) or a fresh write, so nearly the whole
+# binary (text, rodata, function table) is resident: its RSS follows the size
+# of what is linked, not of what runs. Shared libraries (libc) are mostly
+# pages other processes map too: their proportional share (Pss) is small.
 breakdown() {
 	local pid=$1 mport=$2 exe metrics
 	exe=$(readlink "/proc/$pid/exe")
@@ -105,7 +109,8 @@ breakdown() {
 			else if (path ~ /^\//) lib += $2
 			else anon += $2
 		}
-		END { printf "breakdown (MiB): binary %.1f, shared libraries %.1f, anonymous %.1f", bin / 1024, lib / 1024, anon / 1024 }
+		/^Pss:/ && path != exe && path ~ /^\// { libpss += $2 }
+		END { printf "breakdown (MiB): binary %.1f, shared libraries %.1f (proportional share %.1f), anonymous %.1f", bin / 1024, lib / 1024, libpss / 1024, anon / 1024 }
 	' "/proc/$pid/smaps"
 	awk '
 		$1 == "go_memstats_heap_inuse_bytes" { inuse = $2 }
@@ -116,8 +121,8 @@ breakdown() {
 	printf "binary %s: text+rodata+data %.1f MiB\n" "$exe" "$(size -d "$exe" | awk 'NR == 2 { print ($1 + $2) / 1048576 }')"
 }
 
-echo "building supervisor and supctl (no -race)"
-go build -o "$WORK/bin/" ./cmd/supervisor ./cmd/supctl
+echo "building supervisor and supctl with make build's release flags"
+make -s build BINOUT="$WORK/bin/" >/dev/null
 contrib/example/mkvenv.sh "$WORK/venv" >/dev/null
 
 # --- the supervisor ---------------------------------------------------------

@@ -97,7 +97,7 @@ func (d *Daemon) writeRunState(ctx context.Context) {
 	tick := time.NewTicker(runStateEvery)
 	defer tick.Stop()
 	for {
-		if tree, err := proc.Scan(""); err == nil {
+		if tree, err := proc.NewTree(""); err == nil {
 			st := d.manager.RunState(prev, tree)
 			if !reflect.DeepEqual(st, prev) {
 				if err := supervise.WriteRunState(d.Config.Supervisor.RunDir, st); err != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/gunisup/supervisor/supervise"
 )
@@ -76,8 +75,9 @@ func (m *Metrics) readiness() readiness {
 
 // Serve listens on addr (TCP) and serves h until ctx ends, then shuts down
 // gracefully. A non-loopback addr is allowed but logged as a warning.
-// webConfigFile, when not empty, is an exporter-toolkit web configuration
-// (TLS, basic auth). It returns nil after a shutdown caused by ctx.
+// webConfigFile, when not empty, is a web configuration file in the format
+// of Prometheus' exporter-toolkit (TLS, basic auth; the subset webConfig
+// describes). It returns nil after a shutdown caused by ctx.
 func Serve(ctx context.Context, addr, webConfigFile string, h http.Handler, logger *slog.Logger) error {
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, "tcp", addr)
@@ -104,14 +104,15 @@ func ServeListener(ctx context.Context, l net.Listener, webConfigFile string, h 
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
-	systemd := false
-	flags := &web.FlagConfig{
-		WebListenAddresses: &[]string{addr},
-		WebSystemdSocket:   &systemd,
-		WebConfigFile:      &webConfigFile,
-	}
+	logger.Info("Listening on", "address", addr)
 	errc := make(chan error, 1)
-	go func() { errc <- web.Serve(l, srv, flags, logger) }()
+	go func() {
+		if webConfigFile == "" {
+			errc <- srv.Serve(l)
+			return
+		}
+		errc <- serveWebConfig(l, srv, webConfigFile, logger)
+	}()
 
 	var serveErr, shutdownErr error
 	select {
@@ -123,7 +124,7 @@ func ServeListener(ctx context.Context, l net.Listener, webConfigFile string, h 
 		cancel()
 		serveErr = <-errc
 	}
-	// web.Serve may fail before http.Server.Serve took ownership of l.
+	// serveWebConfig may fail before http.Server.Serve took ownership of l.
 	if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		logger.Debug("metrics: close listener", "address", addr, "err", err)
 	}

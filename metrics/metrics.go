@@ -6,6 +6,15 @@
 //
 // Every metric name starts with "supervisor_" and carries the label "app";
 // these names are an interface (alerts and dashboards in contrib/ use them).
+//
+// The endpoint's TLS and basic auth read the web configuration file of
+// Prometheus' exporter-toolkit, a subset of it (webConfig), with crypto/tls,
+// go.yaml.in/yaml/v2 and golang.org/x/crypto/bcrypt rather than through
+// exporter-toolkit itself: exporter-toolkit links prometheus/common/config
+// (OAuth2, JWT, proxy and HTML template code) into the binary, 3.2 MB of its
+// 14.7 MB loaded size, which costs every supervisor 2.3 MiB of resident
+// memory whether or not a web configuration is set; the subset here costs
+// 0.6 MB, most of it crypto/tls's server side and YAML.
 package metrics
 
 import (

@@ -70,9 +70,12 @@ func StartTime(pid int) (uint64, error) {
 	return st.Starttime, nil
 }
 
-// PIDs returns the processes the tree has read (every process after Scan),
-// in ascending order.
+// PIDs returns every process, in ascending order. A tree that has not read
+// every process yet (NewTree) does so first, once.
 func (t *Tree) PIDs() []int {
+	if !t.full {
+		_ = t.scanAll() // an unreadable /proc leaves the processes read so far
+	}
 	out := make([]int, 0, len(t.stats))
 	for pid := range t.stats {
 		out = append(out, pid)

@@ -162,8 +162,8 @@ func procGroup(tree *proc.Tree, pgid int) ProcGroup {
 }
 
 // groupMembers returns the live processes of group g, none when its pgid
-// was reused (a live leader that started at another time). tree must be a
-// full scan (proc.Scan).
+// was reused (a live leader that started at another time). It reads every
+// process of tree (Tree.PIDs).
 func groupMembers(tree *proc.Tree, g ProcGroup) []int {
 	if s, ok := tree.Stat(g.PGID); ok && g.Leader != 0 && s.Starttime != g.Leader {
 		return nil
