@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Defaults for Options fields left at zero.
@@ -36,6 +37,8 @@ type Options struct {
 	// OnSinkError, if set, is called from the writer goroutine with the
 	// error that starts a run of failed sink writes (not for each one).
 	OnSinkError func(error)
+	// writePace replaces the package's writePace (tests).
+	writePace time.Duration
 }
 
 func (o *Options) fill() {
@@ -48,6 +51,9 @@ func (o *Options) fill() {
 	}
 	if o.RingBytes <= 0 {
 		o.RingBytes = DefaultRingBytes
+	}
+	if o.writePace <= 0 {
+		o.writePace = writePace
 	}
 	o.QueueBytes = max(o.QueueBytes, least)
 	o.RingBytes = max(o.RingBytes, least)
@@ -70,7 +76,7 @@ func NewApp(name string, opt Options) *App {
 	opt.fill()
 	a := &App{name: name, maxLine: opt.MaxLine, ring: newRing(opt.RingBytes)}
 	a.queue = newQueue(name, opt.QueueBytes, sinkConfig{w: opt.Sink, timestamps: opt.Timestamps}, &a.dropped)
-	a.writer = &writer{q: a.queue, onError: opt.OnSinkError, dropped: &a.dropped, done: make(chan struct{})}
+	a.writer = &writer{q: a.queue, paceEvery: opt.writePace, onError: opt.OnSinkError, dropped: &a.dropped, done: make(chan struct{})}
 	go a.writer.run()
 	return a
 }

@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // blockingSink blocks its first Write until release is closed.
@@ -185,5 +187,82 @@ func TestFailingSinkCountsAndRecovers(t *testing.T) {
 	}
 	if len(reported) != 1 {
 		t.Fatalf("OnSinkError called %d times, want once per run of failures", len(reported))
+	}
+}
+
+// stampSink records when each Write began.
+type stampSink struct {
+	memSink
+	mu     sync.Mutex
+	starts []time.Time
+}
+
+func (s *stampSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	s.starts = append(s.starts, time.Now())
+	s.mu.Unlock()
+	return s.memSink.Write(p)
+}
+
+// TestWritesPaced: lines that trickle in one by one are written together,
+// the sink's writes starting at least writePace apart, every line once and
+// in order.
+func TestWritesPaced(t *testing.T) {
+	sink := &stampSink{}
+	a := NewApp("web", Options{Sink: sink})
+	const n = 100
+	tick := time.NewTicker(time.Millisecond) // paces the input, as an app logging line by line
+	for i := range n {
+		<-tick.C
+		a.publish([]Line{{App: "web", Gen: 1, Stream: Stdout, Text: "line " + strconv.Itoa(i)}})
+	}
+	tick.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := sinkLines(sink.String(), "stdout")
+	for i, l := range got {
+		if l != "line "+strconv.Itoa(i) {
+			t.Fatalf("sink line %d is %q", i, l)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("sink got %d lines, want %d", len(got), n)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	// The last write may be the one Close hurries.
+	for i := 1; i < len(sink.starts)-1; i++ {
+		if gap := sink.starts[i].Sub(sink.starts[i-1]); gap < writePace {
+			t.Errorf("write %d began %v after the one before, want at least %v", i, gap, writePace)
+		}
+	}
+	t.Logf("%d lines over %d writes", n, len(sink.starts))
+}
+
+// TestUrgentLinesEndThePause: while the writer pauses between writes, a
+// chunk's worth of queued lines is written at once, and Close ends the
+// pause.
+func TestUrgentLinesEndThePause(t *testing.T) {
+	sink := &memSink{}
+	a := NewApp("web", Options{Sink: sink, writePace: time.Hour})
+	a.publish([]Line{{App: "web", Gen: 1, Stream: Stdout, Text: "first"}})
+	waitFor(t, "the first line in the sink", func() bool { return strings.Contains(sink.String(), "first") })
+	batch := make([]Line, 0, 1000)
+	for i := range cap(batch) {
+		batch = append(batch, Line{App: "web", Gen: 1, Stream: Stdout, Text: fmt.Sprintf("bulk %04d %s", i, strings.Repeat("x", 90))})
+	}
+	a.publish(batch) // ~100 KB: more than a chunk
+	waitFor(t, "the bulk lines in the sink", func() bool { return strings.Contains(sink.String(), "bulk 0999 ") })
+	a.publish([]Line{{App: "web", Gen: 1, Stream: Stdout, Text: "last"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Close(ctx); err != nil {
+		t.Fatalf("Close during an hour's pause: %v", err)
+	}
+	if !strings.HasSuffix(sink.String(), "stdout: last\n") {
+		t.Errorf("the line queued before Close is missing:\n%.200s", sink.String())
 	}
 }
