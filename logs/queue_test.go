@@ -101,7 +101,7 @@ func TestBlockedSinkNeverBlocksWriter(t *testing.T) {
 	sink := &blockingSink{entered: make(chan struct{}), release: make(chan struct{})}
 	a := NewApp("web", Options{Sink: sink, QueueBytes: 64 << 10})
 	r, w := pipe(t)
-	c := a.Attach(1, r, nil)
+	c := a.Attach(1, r, nil, nil)
 	total := stallAndRecover(t, a, c, w, sink.entered, func() { close(sink.release) }, sink.String)
 	checkRecovered(t, a, sink.String(), total)
 }
@@ -116,7 +116,7 @@ func TestStalledStdoutPipe(t *testing.T) {
 	defer func() { _ = sr.Close() }() // a read end: nothing to lose
 	a := NewApp("web", Options{Sink: NewWriterSink(sw), QueueBytes: 64 << 10})
 	r, w := pipe(t)
-	c := a.Attach(1, r, nil)
+	c := a.Attach(1, r, nil, nil)
 	stalled := make(chan struct{})
 	close(stalled) // nobody reads sr: the pipe fills with the first 64 KiB
 	read := &memSink{}
@@ -171,7 +171,7 @@ func TestFailingSinkCountsAndRecovers(t *testing.T) {
 	var reported []error
 	a := NewApp("web", Options{Sink: sink, OnSinkError: func(err error) { reported = append(reported, err) }})
 	r, w := pipe(t)
-	c := a.Attach(1, r, nil)
+	c := a.Attach(1, r, nil, nil)
 	waitDone(t, "write", writeAsync(t, w, []byte("lost 1\nlost 2\n")))
 	waitFor(t, "failed lines counted", func() bool { return a.Dropped() == 2 })
 	sink.setFail(false)
