@@ -40,6 +40,8 @@ PIDS=()   # processes to end at exit
 STOPPED=() # processes sent SIGSTOP, to continue at exit
 MOUNTS=() # tmpfs mounts to unmount at exit
 FAILED=0
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 cleanup() {
 	local pid m
@@ -65,18 +67,6 @@ verdict() {
 	fi
 }
 
-# stop_pid PID: TERM, up to 30 s, then KILL.
-stop_pid() {
-	kill -0 "$1" 2>/dev/null || return 0
-	kill -TERM "$1" 2>/dev/null || true
-	for _ in $(seq 1 150); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
-	kill -KILL "$1" 2>/dev/null || true
-}
-
-free_port() {
-	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # wait_for SECONDS WHAT CMD...: polls CMD every 0.2 s until it succeeds.
 wait_for() {
 	local secs=$1 what=$2
@@ -87,12 +77,6 @@ wait_for() {
 	done
 	die "$what: not within $secs s"
 }
-
-status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-
-# cpu_ticks PID: utime+stime (fields 14 and 15 of /proc/PID/stat, counted
-# after the command name, which may hold spaces).
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 # dropped MPORT APP: supervisor_log_dropped_lines_total{app="APP"}.
 dropped() {
@@ -107,9 +91,10 @@ build() {
 }
 
 # start_sup CONFIG OUT: starts the supervisor on CONFIG, stdout to OUT
-# (a file or a fifo), stderr to CONFIG.err; sets SUP.
+# (a file or a fifo), stderr to CONFIG.err; sets SUP. GOMAXPROCS, if set
+# and not empty, is passed on.
 start_sup() {
-	"$WORK/bin/supervisor" -c "$1" >"$2" 2>"$1.err" &
+	env ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} "$WORK/bin/supervisor" -c "$1" >"$2" 2>"$1.err" &
 	SUP=$!
 	PIDS+=("$SUP")
 }
@@ -444,8 +429,9 @@ cpu_runs() {
 		done
 		tail -n 1 "$sink" | grep -q "run $run line $lines " || die "$label: run $run line $lines not in $sink"
 		t1=$(cpu_ticks "$pid")
-		printf "%-24s %7d lines at %5d/s in bursts of %3d: %3d s, cpu %4d ticks, per 100k lines %6.1f ticks (%.3f s)\n" \
-			"$label" "$(grep -c "run $run line " "$sink")" "$rate" "$batch" $((SECONDS - s0)) $((t1 - t0)) \
+		printf "%-36s %7d lines (%d dropped) at %5d/s in bursts of %3d: %3d s, cpu %4d ticks, per 100k lines %6.1f ticks (%.3f s)\n" \
+			"$label" "$(grep -c "run $run line " "$sink")" "$(awk '/ lines dropped: / { for (i = 1; i < NF; i++) if ($(i + 1) == "lines") n += $i } END { print n + 0 }' "$sink")" \
+			"$rate" "$batch" $((SECONDS - s0)) $((t1 - t0)) \
 			"$(echo "($t1 - $t0) * 100000 / $lines" | bc -l)" "$(echo "($t1 - $t0) * 100000 / $lines / $TCK" | bc -l)"
 	done
 }
@@ -471,10 +457,16 @@ log = "file"
 log_file = "$WORK/cpu-sup.log"
 log_max_size = 1024
 EOF
-	start_sup "$WORK/cpu.toml" "$WORK/cpu.out"
-	wait_for 30 "lines running" running "$WORK/cpu.sock" lines
-	cpu_runs "supervisor (Go)" "$SUP" "$WORK/cpu-sup.log"
-	stop_pid "$SUP"
+	# The Go supervisor as configured, then with one P: its cost per line
+	# is mostly the runtime waking threads between goroutines.
+	local procs
+	for procs in "" 1; do
+		GOMAXPROCS=$procs start_sup "$WORK/cpu.toml" "$WORK/cpu.out"
+		wait_for 30 "lines running" running "$WORK/cpu.sock" lines
+		cpu_runs "supervisor (Go)${procs:+ GOMAXPROCS=$procs}" "$SUP" "$WORK/cpu-sup.log"
+		stop_pid "$SUP"
+		rm -f "$WORK/cpu-sup.log"
+	done
 
 	pgrep -x supervisord >/dev/null && echo "note: a supervisord is already running (not this run's)"
 	cat >"$WORK/supervisord.conf" <<EOF
