@@ -476,12 +476,6 @@ logfile=$WORK/supervisord.log
 pidfile=$WORK/supervisord.pid
 childlogdir=$WORK
 
-[unix_http_server]
-file=$WORK/supervisord.sock
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
 [program:lines]
 command=/usr/bin/python3 $WORK/lines.py $WORK/cpu-go
 autostart=true
