@@ -119,11 +119,11 @@ func (q *queue) close() {
 // sink; a chunk holds whole lines only.
 const chunkBytes = 64 << 10
 
-// writePace is the least time between the starts of two sink writes while
-// the queue holds less than a chunk (or half its bound): lines that trickle
-// in are written together, so an app logging line by line costs one writer
-// wake-up and one write per writePace, not one per line. It is also the most
-// a line waits in the queue for that reason.
+// writePace is how long the writer waits, from taking lines to taking the
+// next ones, while the queue holds less than a chunk (or half its bound):
+// lines that trickle in are written together, so an app logging line by
+// line costs one writer wake-up and one write per writePace, not one per
+// line. It is also the most a line waits in the queue for that reason.
 const writePace = 20 * time.Millisecond
 
 // writer is the one goroutine that writes an app's lines to its sink.
