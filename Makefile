@@ -83,6 +83,16 @@ bench:
 	scripts/deps.sh bench
 	bench/run.sh
 
+# The logs acceptance, by hand (about 6 minutes, as root: it mounts a tmpfs):
+# 100 MB against a full log disk and a stopped stdout reader under hey,
+# rotation losing no line, 500 idle apps, CPU per 100k lines against
+# supervisord. LOGS_MODES picks modes (see bench/logs.sh); BEFORE_REV=REV
+# also measures the idle apps under the supervisor built from git REV.
+.PHONY: bench-logs
+bench-logs:
+	scripts/deps.sh bench
+	bench/logs.sh $(LOGS_MODES)
+
 # Manual pages from docs/man/*.md with Debian's go-md2man, into bin/man/.
 man:
 	@command -v go-md2man >/dev/null || scripts/deps.sh man

@@ -19,14 +19,11 @@ TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d /tmp/idle-bench.XXXXXX)
 PIDS=()
 
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
 cleanup() {
-	for pid in "${PIDS[@]}"; do
-		if kill -0 "$pid" 2>/dev/null; then
-			kill -TERM "$pid" 2>/dev/null || true
-			for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	done
+	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -34,10 +31,6 @@ trap cleanup EXIT
 die() {
 	echo "idle.sh: $*" >&2
 	exit 1
-}
-
-free_port() {
-	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # wait_http PORT: until GET / on 127.0.0.1:PORT answers 200 (60 s at most).
@@ -50,12 +43,6 @@ wait_http() {
 	done
 	die "nothing answered on 127.0.0.1:$1 within 60 s"
 }
-
-status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-
-# cpu_ticks PID: utime+stime (fields 14 and 15 of /proc/PID/stat, counted
-# after the command name, which may hold spaces).
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 # tree_rss_kb PID: summed VmRSS of PID's descendants (Gunicorn), for scale.
 tree_rss_kb() {

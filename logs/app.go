@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Defaults for Options fields left at zero.
@@ -36,6 +37,8 @@ type Options struct {
 	// OnSinkError, if set, is called from the writer goroutine with the
 	// error that starts a run of failed sink writes (not for each one).
 	OnSinkError func(error)
+	// writePace replaces the package's writePace (tests).
+	writePace time.Duration
 }
 
 func (o *Options) fill() {
@@ -48,6 +51,9 @@ func (o *Options) fill() {
 	}
 	if o.RingBytes <= 0 {
 		o.RingBytes = DefaultRingBytes
+	}
+	if o.writePace <= 0 {
+		o.writePace = writePace
 	}
 	o.QueueBytes = max(o.QueueBytes, least)
 	o.RingBytes = max(o.RingBytes, least)
@@ -70,7 +76,7 @@ func NewApp(name string, opt Options) *App {
 	opt.fill()
 	a := &App{name: name, maxLine: opt.MaxLine, ring: newRing(opt.RingBytes)}
 	a.queue = newQueue(name, opt.QueueBytes, sinkConfig{w: opt.Sink, timestamps: opt.Timestamps}, &a.dropped)
-	a.writer = &writer{q: a.queue, onError: opt.OnSinkError, dropped: &a.dropped, done: make(chan struct{})}
+	a.writer = &writer{q: a.queue, paceEvery: opt.writePace, onError: opt.OnSinkError, dropped: &a.dropped, done: make(chan struct{})}
 	go a.writer.run()
 	return a
 }
@@ -85,28 +91,44 @@ func (a *App) SetSink(sink io.Writer, timestamps bool) {
 }
 
 // Attach starts capturing generation gen: one goroutine per non-nil stream
-// reads it until EOF. Attach owns the files: they are closed at EOF or by
-// Capture.Close. Both read ends should come from Pipe or Adopt, so that
-// waiting costs no thread.
-func (a *App) Attach(gen int, stdout, stderr *os.File) *Capture {
+// reads it until EOF, and no other goroutine waits on its behalf. Attach
+// owns the files: they are closed at EOF or by Capture.Close. Both read
+// ends should come from Pipe or Adopt, so that waiting costs no thread.
+// onDone, if not nil, is called once, after Done is closed, from the
+// goroutine of the last stream to finish (from Attach itself when both
+// streams are nil).
+func (a *App) Attach(gen int, stdout, stderr *os.File, onDone func()) *Capture {
 	c := &Capture{done: make(chan struct{}), fds: [2]int{-1, -1}}
-	var wg sync.WaitGroup
+	finish := func() {
+		close(c.done)
+		if onDone != nil {
+			onDone()
+		}
+	}
+	var streams []*stream
 	for i, f := range []*os.File{stdout, stderr} {
 		if f == nil {
 			continue
 		}
 		c.fds[i] = fdOf(f)
 		c.files = append(c.files, f)
-		s := &stream{app: a, f: f, tmpl: Line{App: a.name, Gen: gen, Stream: Stream(i + 1)}, split: splitter{max: a.maxLine}}
-		wg.Go(func() {
-			s.run()
-			_ = f.Close() // a read end, maybe closed by Capture.Close already: nothing is lost
-		})
+		streams = append(streams, &stream{app: a, f: f, tmpl: Line{App: a.name, Gen: gen, Stream: Stream(i + 1)}, split: splitter{max: a.maxLine}})
 	}
-	go func() {
-		wg.Wait()
-		close(c.done)
-	}()
+	if len(streams) == 0 {
+		finish()
+		return c
+	}
+	var left atomic.Int32
+	left.Store(int32(len(streams)))
+	for _, s := range streams {
+		go func() {
+			s.run()
+			_ = s.f.Close() // a read end, maybe closed by Capture.Close already: nothing is lost
+			if left.Add(-1) == 0 {
+				finish()
+			}
+		}()
+	}
 	return c
 }
 

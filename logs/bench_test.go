@@ -36,7 +36,7 @@ func BenchmarkCaptureToFile(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuTime(b)
-	c := a.Attach(1, r, nil)
+	c := a.Attach(1, r, nil, nil)
 	waitDone(b, "writer", writeAsync(b, w, data.Bytes()))
 	finish(b, a, c, w)
 	cpu := cpuTime(b) - cpu0

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -121,7 +122,7 @@ func (s *stream) readOnce(rc syscall.RawConn) bool {
 	var bp *[]byte
 	err := rc.Read(func(fd uintptr) bool {
 		bp = readBufs.Get().(*[]byte)
-		n, rerr = unix.Read(int(fd), *bp)
+		n, rerr = rawRead(int(fd), *bp)
 		if rerr == unix.EAGAIN {
 			readBufs.Put(bp)
 			bp = nil
@@ -150,6 +151,18 @@ func (s *stream) readOnce(rc syscall.RawConn) bool {
 	s.split.feed((*bp)[:n], s.emit)
 	s.publish()
 	return true
+}
+
+// rawRead is read(2) on a non-blocking descriptor, made without telling the
+// Go scheduler that a system call begins: such a read never blocks, and
+// announcing it would wake the runtime's monitor thread whenever the
+// process was idle before, a context switch per read. p must not be empty.
+func rawRead(fd int, p []byte) (int, error) {
+	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // notice publishes a supervisor line about this stream.

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func TestLongLineThenOrdinaryLines(t *testing.T) {
 	sink := &memSink{}
 	a := NewApp("web", Options{Sink: sink, QueueBytes: 16 << 20})
 	r, w := pipe(t)
-	c := a.Attach(1, r, nil)
+	c := a.Attach(1, r, nil, nil)
 
 	long := bytes.Repeat([]byte("0123456789abcdef"), 5<<20/16)
 	var data bytes.Buffer
@@ -124,7 +125,7 @@ func TestStreamsAndPartialLastLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := a.Attach(3, ro, re)
+	c := a.Attach(3, ro, re, nil)
 	if fo, fe := c.FDs(); fo < 0 || fe != p[0] {
 		t.Fatalf("FDs() = %d, %d; want the stdout fd and %d", fo, fe, p[0])
 	}
@@ -197,7 +198,7 @@ func TestIdleCapturesCostNoThreads(t *testing.T) {
 	for i := range apps {
 		a := NewApp("app"+strconv.Itoa(i), Options{})
 		r, w := pipe(t)
-		cs = append(cs, capt{a, a.Attach(1, r, nil), w})
+		cs = append(cs, capt{a, a.Attach(1, r, nil, nil), w})
 	}
 	// One line each proves every capture read once and went back to wait.
 	for _, x := range cs {
@@ -230,4 +231,57 @@ func TestIdleCapturesCostNoThreads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestAttachOnDone: onDone runs once, after Done is closed, when the last
+// stream ends (at once without streams), and a capture costs one goroutine
+// per stream.
+func TestAttachOnDone(t *testing.T) {
+	a := NewApp("web", Options{})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := a.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	var mu sync.Mutex // c is set under mu: onDone may read it
+	var c *Capture
+	called := make(chan struct{})
+	onDone := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case <-c.Done():
+		default:
+			t.Error("onDone ran before Done was closed")
+		}
+		close(called) // a second call would panic
+	}
+	ro, wo := pipe(t)
+	re, we := pipe(t)
+	g0 := runtime.NumGoroutine()
+	mu.Lock()
+	c = a.Attach(1, ro, re, onDone)
+	mu.Unlock()
+	if g := runtime.NumGoroutine() - g0; g > 2 {
+		t.Errorf("a capture of two streams started %d goroutines, want 2", g)
+	}
+	if err := wo.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+		t.Fatal("Done closed while stderr is still open")
+	case <-time.After(50 * time.Millisecond): // a short look for a premature close
+	}
+	if err := we.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, "onDone after both streams ended", called)
+
+	none := make(chan struct{})
+	c2 := a.Attach(2, nil, nil, func() { close(none) })
+	waitDone(t, "Done without streams", c2.Done())
+	waitDone(t, "onDone without streams", none)
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // sinkConfig is where an app's lines go and how they are written.
@@ -28,10 +29,16 @@ type queue struct {
 	sink    sinkConfig
 	closed  bool
 	dropped *atomic.Uint64
+	// full receives a token when the queued lines reach urgent bytes;
+	// done is closed by close. Both end the writer's pause (see pace).
+	full   chan struct{}
+	done   chan struct{}
+	urgent int
 }
 
 func newQueue(app string, max int, sink sinkConfig, dropped *atomic.Uint64) *queue {
-	q := &queue{app: app, max: max, sink: sink, dropped: dropped}
+	q := &queue{app: app, max: max, sink: sink, dropped: dropped,
+		full: make(chan struct{}, 1), done: make(chan struct{}), urgent: min(chunkBytes, max/2)}
 	q.cond.L = &q.mu
 	return q
 }
@@ -56,8 +63,15 @@ func (q *queue) push(batch []Line) {
 		q.lines = append(q.lines, batch[i])
 		q.bytes += c
 	}
+	urgent := q.bytes >= q.urgent
 	q.mu.Unlock()
 	q.cond.Signal()
+	if urgent {
+		select {
+		case q.full <- struct{}{}:
+		default: // a token is waiting already
+		}
+	}
 }
 
 // notePending queues the notice for the lines dropped since the last one.
@@ -93,7 +107,10 @@ func (q *queue) setSink(s sinkConfig) {
 // pushes are ignored.
 func (q *queue) close() {
 	q.mu.Lock()
-	q.closed = true
+	if !q.closed {
+		q.closed = true
+		close(q.done)
+	}
 	q.mu.Unlock()
 	q.cond.Broadcast()
 }
@@ -102,32 +119,54 @@ func (q *queue) close() {
 // sink; a chunk holds whole lines only.
 const chunkBytes = 64 << 10
 
+// writePace is how long the writer waits, from taking lines to taking the
+// next ones, while the queue holds less than a chunk (or half its bound):
+// lines that trickle in are written together, so an app logging line by
+// line costs one writer wake-up and one write per writePace, not one per
+// line. It is also the most a line waits in the queue for that reason.
+const writePace = 20 * time.Millisecond
+
 // writer is the one goroutine that writes an app's lines to its sink.
 type writer struct {
-	q       *queue
-	buf     []byte
-	spare   []Line
-	failed  uint64 // lines lost to failed writes, not yet reported
-	broken  bool   // a failed write left an unterminated line in the sink
-	lastGen int
-	stamps  stampCache
-	onError func(error)
-	dropped *atomic.Uint64
-	done    chan struct{}
+	q         *queue
+	buf       []byte
+	spare     []Line
+	failed    uint64 // lines lost to failed writes, not yet reported
+	broken    bool   // a failed write left an unterminated line in the sink
+	lastGen   int
+	stamps    stampCache
+	paceEvery time.Duration // see writePace
+	onError   func(error)
+	dropped   *atomic.Uint64
+	done      chan struct{}
 }
 
 func (w *writer) run() {
 	defer close(w.done)
+	pause := time.NewTimer(w.paceEvery)
+	defer pause.Stop()
 	for {
 		lines, sink, ok := w.q.take(w.spare)
 		if !ok {
 			return
 		}
+		pause.Reset(w.paceEvery)
 		if sink.w != nil {
 			w.write(sink, lines)
 		}
 		clear(lines) // release the texts
 		w.spare = lines[:0]
+		w.pace(pause)
+	}
+}
+
+// pace waits for pause (w.paceEvery after the last write began), unless the
+// queue holds urgent bytes or closes first.
+func (w *writer) pace(pause *time.Timer) {
+	select {
+	case <-pause.C:
+	case <-w.q.full:
+	case <-w.q.done:
 	}
 }
 

@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // blockingSink blocks its first Write until release is closed.
@@ -99,7 +101,7 @@ func TestBlockedSinkNeverBlocksWriter(t *testing.T) {
 	sink := &blockingSink{entered: make(chan struct{}), release: make(chan struct{})}
 	a := NewApp("web", Options{Sink: sink, QueueBytes: 64 << 10})
 	r, w := pipe(t)
-	c := a.Attach(1, r, nil)
+	c := a.Attach(1, r, nil, nil)
 	total := stallAndRecover(t, a, c, w, sink.entered, func() { close(sink.release) }, sink.String)
 	checkRecovered(t, a, sink.String(), total)
 }
@@ -114,7 +116,7 @@ func TestStalledStdoutPipe(t *testing.T) {
 	defer func() { _ = sr.Close() }() // a read end: nothing to lose
 	a := NewApp("web", Options{Sink: NewWriterSink(sw), QueueBytes: 64 << 10})
 	r, w := pipe(t)
-	c := a.Attach(1, r, nil)
+	c := a.Attach(1, r, nil, nil)
 	stalled := make(chan struct{})
 	close(stalled) // nobody reads sr: the pipe fills with the first 64 KiB
 	read := &memSink{}
@@ -169,7 +171,7 @@ func TestFailingSinkCountsAndRecovers(t *testing.T) {
 	var reported []error
 	a := NewApp("web", Options{Sink: sink, OnSinkError: func(err error) { reported = append(reported, err) }})
 	r, w := pipe(t)
-	c := a.Attach(1, r, nil)
+	c := a.Attach(1, r, nil, nil)
 	waitDone(t, "write", writeAsync(t, w, []byte("lost 1\nlost 2\n")))
 	waitFor(t, "failed lines counted", func() bool { return a.Dropped() == 2 })
 	sink.setFail(false)
@@ -185,5 +187,85 @@ func TestFailingSinkCountsAndRecovers(t *testing.T) {
 	}
 	if len(reported) != 1 {
 		t.Fatalf("OnSinkError called %d times, want once per run of failures", len(reported))
+	}
+}
+
+// stampSink records when each Write began.
+type stampSink struct {
+	memSink
+	mu     sync.Mutex
+	starts []time.Time
+}
+
+func (s *stampSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	s.starts = append(s.starts, time.Now())
+	s.mu.Unlock()
+	return s.memSink.Write(p)
+}
+
+// TestWritesPaced: lines that trickle in one by one are written together,
+// the sink's writes starting at least writePace apart, every line once and
+// in order.
+func TestWritesPaced(t *testing.T) {
+	sink := &stampSink{}
+	a := NewApp("web", Options{Sink: sink})
+	const n = 100
+	tick := time.NewTicker(time.Millisecond) // paces the input, as an app logging line by line
+	for i := range n {
+		<-tick.C
+		a.publish([]Line{{App: "web", Gen: 1, Stream: Stdout, Text: "line " + strconv.Itoa(i)}})
+	}
+	tick.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := sinkLines(sink.String(), "stdout")
+	for i, l := range got {
+		if l != "line "+strconv.Itoa(i) {
+			t.Fatalf("sink line %d is %q", i, l)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("sink got %d lines, want %d", len(got), n)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	// The pause runs from one take to the next, and a write begins a little
+	// after its take: half the pace is the bound. The last write may be the
+	// one Close hurries. Unpaced, writes would follow the lines, a
+	// millisecond apart.
+	for i := 1; i < len(sink.starts)-1; i++ {
+		if gap := sink.starts[i].Sub(sink.starts[i-1]); gap < writePace/2 {
+			t.Errorf("write %d began %v after the one before, want about %v", i, gap, writePace)
+		}
+	}
+	t.Logf("%d lines over %d writes", n, len(sink.starts))
+}
+
+// TestUrgentLinesEndThePause: while the writer pauses between writes, a
+// chunk's worth of queued lines is written at once, and Close ends the
+// pause.
+func TestUrgentLinesEndThePause(t *testing.T) {
+	sink := &memSink{}
+	a := NewApp("web", Options{Sink: sink, writePace: time.Hour})
+	a.publish([]Line{{App: "web", Gen: 1, Stream: Stdout, Text: "first"}})
+	waitFor(t, "the first line in the sink", func() bool { return strings.Contains(sink.String(), "first") })
+	batch := make([]Line, 0, 1000)
+	for i := range cap(batch) {
+		batch = append(batch, Line{App: "web", Gen: 1, Stream: Stdout, Text: fmt.Sprintf("bulk %04d %s", i, strings.Repeat("x", 90))})
+	}
+	a.publish(batch) // ~100 KB: more than a chunk
+	waitFor(t, "the bulk lines in the sink", func() bool { return strings.Contains(sink.String(), "bulk 0999 ") })
+	a.publish([]Line{{App: "web", Gen: 1, Stream: Stdout, Text: "last"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Close(ctx); err != nil {
+		t.Fatalf("Close during an hour's pause: %v", err)
+	}
+	if !strings.HasSuffix(sink.String(), "stdout: last\n") {
+		t.Errorf("the line queued before Close is missing:\n%.200s", sink.String())
 	}
 }

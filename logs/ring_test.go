@@ -60,7 +60,7 @@ func TestFollow(t *testing.T) {
 	a := NewApp("web", Options{})
 	ro, wo := pipe(t)
 	re, we := pipe(t)
-	c := a.Attach(2, ro, re)
+	c := a.Attach(2, ro, re, nil)
 	waitDone(t, "write", writeAsync(t, wo, []byte("one\n")))
 	waitFor(t, "first line", func() bool { return len(a.Lines(Query{})) == 1 })
 

@@ -82,7 +82,7 @@ func checkSequence(t *testing.T, files []string, n int) {
 func runNumbered(t *testing.T, fs *FileSink, n int) *App {
 	a := NewApp("app", Options{Sink: fs, Timestamps: true, QueueBytes: 64 << 20})
 	r, w := pipe(t)
-	c := a.Attach(1, r, nil)
+	c := a.Attach(1, r, nil, nil)
 	waitDone(t, "writer", writeAsync(t, w, numbered(0, n)))
 	finish(t, a, c, w)
 	if err := fs.Close(); err != nil {

@@ -98,16 +98,17 @@ func (m *Manager) logOf(app string) *appLog {
 // attach starts capturing generation gen's stdout and stderr read ends
 // (either may be nil) and tracks the capture until it is done.
 func (l *appLog) attach(gen int, stdout, stderr *os.File) *output {
-	c := l.Attach(gen, stdout, stderr)
+	var c *logs.Capture
+	// l.mu is held until c is tracked: a capture done at once is untracked
+	// after that, not before.
 	l.mu.Lock()
-	l.captures[c] = struct{}{}
-	l.mu.Unlock()
-	go func() {
-		<-c.Done()
+	c = l.Attach(gen, stdout, stderr, func() {
 		l.mu.Lock()
 		delete(l.captures, c)
 		l.mu.Unlock()
-	}()
+	})
+	l.captures[c] = struct{}{}
+	l.mu.Unlock()
 	return &output{log: l, gen: gen, capture: c}
 }
 

@@ -1,0 +1,21 @@
+# lib.sh: shell functions the benchmarks share; sourced by bench/*.sh.
+
+# free_port: a free TCP port on 127.0.0.1.
+free_port() {
+	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# status_kb PID FIELD: FIELD (VmRSS, VmHWM, ...) of /proc/PID/status in KiB.
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+# cpu_ticks PID: utime+stime (fields 14 and 15 of /proc/PID/stat, counted
+# after the command name, which may hold spaces).
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
+# stop_pid PID: TERM, up to 30 s, then KILL.
+stop_pid() {
+	kill -0 "$1" 2>/dev/null || return 0
+	kill -TERM "$1" 2>/dev/null || true
+	for _ in $(seq 1 150); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
+	kill -KILL "$1" 2>/dev/null || true
+}
