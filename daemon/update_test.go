@@ -3,7 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"github.com/gunisup/supervisor/internal/testenv"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
 	"github.com/gunisup/supervisor/internal/supctl"
+	"github.com/gunisup/supervisor/internal/testenv"
 )
 
 // fileLine matches an error naming the configuration file and a line.
@@ -42,17 +42,10 @@ func TestRereadUpdateSighup(t *testing.T) {
 	app := func(name, extra string) string {
 		return "[app." + name + "]\nallow_root = true\nkind = \"process\"\ncommand = [\"/bin/sh\", \"-c\", \"echo $V > " + out + "/" + name + "; exec sleep 3600\"]\n" + extra
 	}
-	head := func(path string) string {
-		dir := filepath.Dir(path)
-		return "[supervisor]\ncontrol_socket = \"" + dir + "/c.sock\"\nhttp = \"\"\nrun_dir = \"" + dir + "/run\"\n"
-	}
 	logs := &testenv.SyncBuffer{}
-	sock, path, _ := runDaemonLog(t, app("keep", "")+app("gone", "")+app("envchg", "env = { V = \"1\" }\n"), logs)
-	write := func(body string) {
-		if err := os.WriteFile(path, []byte(head(path)+body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r := startDaemon(t, daemonOpts{Log: logs, Body: app("keep", "") + app("gone", "") + app("envchg", "env = { V = \"1\" }\n")})
+	sock := r.Sock
+	write := func(body string) { r.WriteConfig(t, body, "", "") }
 	run := func(args ...string) (string, error) {
 		var b bytes.Buffer
 		err := supctl.Run(append([]string{"-s", sock}, args...), &b, io.Discard)

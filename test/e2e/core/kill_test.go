@@ -15,22 +15,8 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-const webConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
-[app.web]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/app"
-wsgi = "app:app"
-workers = 2
-listen = ["tcp://127.0.0.1:0"]
-stop_timeout = "10s"
-`
+// webConfig is one Gunicorn app, web, of two workers on a TCP port.
+var webConfig = e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{{}}}.String()
 
 // TestKill9MasterUnderLoad: the master dies, the held socket keeps clients
 // in the backlog, a new master serves: no refused, reset or non-2xx request.

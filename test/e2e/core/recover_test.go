@@ -22,22 +22,9 @@ import (
 // recoverConfig serves on a TCP port chosen at the first start (the
 // restarted supervisor must keep it: it takes the socket over) and on a Unix
 // socket.
-const recoverConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
-[app.web]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/app"
-wsgi = "app:app"
-workers = 2
-listen = ["tcp://127.0.0.1:0", "unix://@DIR@/web.sock"]
-stop_timeout = "10s"
-`
+var recoverConfig = e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{
+	{Listen: []string{"tcp://127.0.0.1:0", "unix://@DIR@/web.sock"}},
+}}.String()
 
 // TestRecoverAfterKill9UnderLoad: the supervisor dies by SIGKILL under hey
 // load and is started again on the same file. The new one takes the orphaned

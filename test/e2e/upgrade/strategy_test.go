@@ -13,25 +13,9 @@ import (
 )
 
 // usr2Config runs one Gunicorn app reloaded by USR2 from a `current` link.
-const usr2Config = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
-[app.web]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/current"
-wsgi = "app:app"
-workers = 2
-listen = ["tcp://127.0.0.1:0"]
-stop_timeout = "10s"
-
-[app.web.reload]
-strategy = "usr2"
-`
+var usr2Config = e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{
+	{Directory: "@DIR@/current", Extra: "\n[app.web.reload]\nstrategy = \"usr2\"\n"},
+}}.String()
 
 // TestUpgradeKeepsUSR2: a usr2 app started from its `current` link keeps
 // its strategy across `supctl upgrade`: the next deploy is a real USR2
