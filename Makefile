@@ -58,13 +58,14 @@ test-short:
 
 # The soaks, run by hand, not by make test or CI. The deploy soak: 100 swap
 # deploys under load, then checks the supervisor for leaks (RSS, fds,
-# threads, goroutines, zombies), 4 to 8 minutes. The reliability soak:
+# threads, goroutines, zombies), 4 to 8 minutes; then the swap timings (20
+# swaps under load, medians and maxima of each phase). The reliability soak:
 # SOAK_RELOADS deploys under load (about 30 minutes for 1,000); prints failed
 # requests and the supervisor's RSS, open fds and goroutines at start and end.
 SOAK_RELOADS ?= 1000
 soak:
 	scripts/deps.sh test
-	go test -race -tags soak -count=1 -timeout 30m -run TestReloadLeak -v ./test/e2e/reload/
+	go test -race -tags soak -count=1 -timeout 30m -run 'TestReloadLeak|TestSwapTimings' -v ./test/e2e/reload/
 	SOAK_RELOADS=$(SOAK_RELOADS) go test -tags soak -count=1 -v -timeout 90m -run 'TestSoak$$' ./test/e2e/faults/
 
 bench:
