@@ -41,16 +41,21 @@ demo:
 # Every test: vet, then the whole suite under the race detector (unit tests,
 # real Gunicorn end-to-end tests, Prometheus, PID namespaces). Vet also
 # compiles the soak (build tag soak, run by make soak) so that it keeps building.
-# The unit packages run in parallel; the end-to-end packages (test/e2e/...)
-# each drive real Gunicorn under load, so they run one at a time (-p 1) to
-# keep their timing honest on a 2-core machine.
-E2E_PKGS = ./test/e2e/...
+# The unit packages run in parallel. The end-to-end packages (test/e2e/...)
+# run two at a time (-p 2), the longest (reload) first so that it does not
+# end alone: each test has its own directory, ephemeral ports, cgroups and
+# process mark, and none asserts a latency that a neighbour's load would
+# break. packaging runs alone after them: it installs Debian's supervisor
+# and files under /etc, /run and /var.
+E2E_FIRST = ./test/e2e/reload/ ./test/e2e/faults/ ./test/e2e/core/
+E2E_ALONE = ./test/e2e/packaging/
 test:
 	scripts/deps.sh test
 	go vet ./...
 	go vet -tags soak ./test/e2e/reload/ ./test/e2e/faults/
 	go test -race -count=1 -timeout 20m $$(go list ./... | grep -v /test/e2e/)
-	go test -race -count=1 -p 1 -timeout 40m $(E2E_PKGS)
+	go test -race -count=1 -p 2 -timeout 40m $$(go list $(E2E_FIRST) ./test/e2e/... | grep -v /test/e2e/packaging$$)
+	go test -race -count=1 -timeout 10m $(E2E_ALONE)
 
 test-short:
 	go vet ./...

@@ -31,6 +31,7 @@ crash_limit = 3
 // doubling backoff capped at backoff_max, its restarts are counted, it turns
 // "failed" after crash_limit exits, and the control socket keeps answering.
 func TestCrashLoopBackoff(t *testing.T) {
+	t.Parallel() // waits on backoff timers (see TestMain)
 	s := e2e.Start(t, e2e.Options{Config: crashConfig})
 	var seen []time.Duration // distinct backoffs, in order
 	var states []string      // distinct states, in order

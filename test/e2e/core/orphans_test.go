@@ -28,6 +28,7 @@ command = ["/bin/sh", "-c", "(exec /bin/sleep 3 &); i=0; while [ $i -lt 50 ]; do
 // when they exit (no zombie child of the supervisor remains), and their
 // exits are not mistaken for the app's.
 func TestOrphansReaped(t *testing.T) {
+	t.Parallel() // waits on its app's sleeps (see TestMain)
 	s := e2e.Start(t, e2e.Options{Config: orphanConfig})
 	app := s.WaitState("forker", control.StateRunning, 30*time.Second)
 	sup := s.Cmd.Process.Pid

@@ -162,6 +162,7 @@ var readOnlyCgroups = []string{"unshare", "--mount", "--propagation", "private",
 // read-only cgroup mount) through the supervisor's child subreaper and the
 // app's mark in their environment.
 func TestStopKillsDetachedDaemons(t *testing.T) {
+	t.Parallel() // waits on its app's 2 s cycles (see TestMain)
 	for _, tc := range []struct {
 		name, log string
 		wrap      []string

@@ -112,6 +112,7 @@ func TestBrokenRelease(t *testing.T) {
 // TestDeployBroken: `supctl deploy web <broken release>` fails and leaves
 // `current` pointing at the release that was serving.
 func TestDeployBroken(t *testing.T) {
+	t.Parallel() // no load (see TestMain)
 	for _, c := range []struct {
 		strategy string
 		variant  testenv.Variant

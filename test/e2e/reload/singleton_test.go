@@ -29,6 +29,7 @@ stop_timeout = "5s"
 // never ran at once. One reload with --strategy overlap fails, showing the
 // check sees an overlap.
 func TestProcessRestartSingleton(t *testing.T) {
+	t.Parallel() // waits on the clock (each restart takes about 2 s) (see TestMain)
 	s := e2e.Start(t, e2e.Options{Config: singletonConfig})
 	st := s.WaitState("beat", control.StateRunning, 30*time.Second)
 	pid := st.MasterPID
