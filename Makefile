@@ -42,12 +42,12 @@ demo:
 # real Gunicorn end-to-end tests, Prometheus, PID namespaces). Vet also
 # compiles the soak (build tag soak, run by make soak) so that it keeps building.
 # The unit packages run in parallel. The end-to-end packages (test/e2e/...)
-# run two at a time (-p 2), the longest (reload) first so that it does not
-# end alone: each test has its own directory, ephemeral ports, cgroups and
+# run two at a time (-p 2), the longest first (reload, core, faults,
+# upgrade) so that none ends alone: each test has its own directory, ephemeral ports, cgroups and
 # process mark, and none asserts a latency that a neighbour's load would
 # break. packaging runs alone after them: it installs Debian's supervisor
 # and files under /etc, /run and /var.
-E2E_FIRST = ./test/e2e/reload/ ./test/e2e/faults/ ./test/e2e/core/
+E2E_FIRST = ./test/e2e/reload/ ./test/e2e/core/ ./test/e2e/faults/ ./test/e2e/upgrade/
 E2E_ALONE = ./test/e2e/packaging/
 test:
 	scripts/deps.sh test

@@ -22,6 +22,7 @@ var usr2Config = e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{
 // re-exec that follows the link, not a fallback to swap (the hand-over must
 // carry the generation's FollowsLink).
 func TestUpgradeKeepsUSR2(t *testing.T) {
+	t.Parallel() // no load (see TestMain)
 	s := startSupWith(t, usr2Config, func(dir string) {
 		for _, v := range []string{"1", "2"} {
 			rel := filepath.Join(dir, "releases", v)
