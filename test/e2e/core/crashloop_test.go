@@ -11,12 +11,7 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-const crashConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-
+var crashConfig = e2e.Config{}.String() + `
 [app.crash]
 allow_root = true
 kind = "process"

@@ -12,12 +12,7 @@ import (
 // orphanConfig's app double-forks: "(cmd &)" runs cmd in a subshell that
 // exits at once, so cmd re-parents to the nearest subreaper, the supervisor.
 // One grandchild lives 3 s (to be seen re-parented), fifty exit at once.
-const orphanConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-
+var orphanConfig = e2e.Config{}.String() + `
 [app.forker]
 allow_root = true
 kind = "process"

@@ -138,12 +138,7 @@ func TestRecoverStaleRunState(t *testing.T) {
 
 // detachConfig's app starts a daemon that leaves its process group (setsid)
 // and exits, so it restarts every 2 s and leaves one daemon behind each time.
-const detachConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-
+var detachConfig = e2e.Config{}.String() + `
 [app.detach]
 allow_root = true
 kind = "process"

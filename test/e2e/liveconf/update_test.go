@@ -17,11 +17,7 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-const head = `[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-`
+var head = e2e.Config{}.String()
 
 // app is one Gunicorn app table on a port of its own, with extra lines.
 func app(name, extra string) string {

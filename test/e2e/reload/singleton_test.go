@@ -10,12 +10,7 @@ import (
 
 // singletonConfig is a process app that refuses to run twice: flock -n
 // exits 1 when another instance holds the lock.
-const singletonConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-
+var singletonConfig = e2e.Config{}.String() + `
 [app.beat]
 kind = "process"
 command = ["flock", "-n", "@DIR@/beat.lock", "-c", "echo started; exec sleep 1000"]
