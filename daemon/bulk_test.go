@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/supctl"
+	"github.com/gunisup/supervisor/internal/testenv"
 )
 
 // waitStates polls the control API until every app is in the state want
@@ -20,23 +22,18 @@ import (
 func waitStates(t *testing.T, sock string, want map[string]control.AppState) {
 	t.Helper()
 	c := control.NewClient(sock)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.WaitForState(t, 30*time.Second, fmt.Sprintf("states %v", want), func() (bool, string) {
 		st, err := c.Status(context.Background(), "")
-		ok := err == nil
+		if err != nil {
+			return false, err.Error()
+		}
 		for _, a := range st.Apps {
 			if w, in := want[a.Name]; in && a.State != w {
-				ok = false
+				return false, fmt.Sprintf("%+v", st.Apps)
 			}
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("states %v not reached within 30 s (last: %+v, %v)", want, st, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
-	}
+		return true, ""
+	})
 }
 
 func TestBulkVerbs(t *testing.T) {

@@ -21,18 +21,6 @@ import (
 // fileLine matches an error naming the configuration file and a line.
 var fileLine = regexp.MustCompile(`supervisor\.toml:\d+: syntax error`)
 
-// waitFor polls cond until it holds or 30 s passed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30 s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
-	}
-}
-
 // reread shows the change without making it; update makes exactly it; a
 // broken file on update or SIGHUP changes nothing and names file:line; a
 // reload of an app whose table changed says that update applies it; SIGHUP
@@ -119,7 +107,7 @@ func TestRereadUpdateSighup(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "SIGHUP's failure logged", func() bool { return strings.Contains(logs.String(), "SIGHUP: update failed") })
+	testenv.WaitFor(t, 30*time.Second, "SIGHUP's failure logged", func() bool { return strings.Contains(logs.String(), "SIGHUP: update failed") })
 	if !fileLine.MatchString(logs.String()) {
 		t.Errorf("SIGHUP's error does not name file:line:\n%s", logs.String())
 	}
@@ -131,7 +119,7 @@ func TestRereadUpdateSighup(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "SIGHUP's added app running", func() bool { return pids()["hup"] != 0 })
+	testenv.WaitFor(t, 30*time.Second, "SIGHUP's added app running", func() bool { return pids()["hup"] != 0 })
 	if p := pids(); p["keep"] != before["keep"] || p["envchg"] != before["envchg"] || p["hup"] == 0 {
 		t.Errorf("SIGHUP with one app added: before %v after %v", before, p)
 	}
