@@ -51,17 +51,23 @@ demo:
 # Every test: vet, then the whole suite under the race detector (unit tests,
 # real Gunicorn end-to-end tests, Prometheus, PID namespaces). Vet also
 # compiles the soak (build tag soak, run by make soak) so that it keeps building.
-# The unit packages run in parallel; the end-to-end packages (test/e2e/...)
-# each drive real Gunicorn under load, so they run one at a time (-p 1) to
-# keep their timing honest on a 2-core machine.
-E2E_PKGS = ./test/e2e/...
+# The unit packages run in parallel. The end-to-end packages (test/e2e/...)
+# run two at a time (-p 2), the longest first (reload, core, faults,
+# upgrade) so that none ends alone: each test has its own directory,
+# ephemeral ports, cgroups and process mark, and none asserts a latency
+# that a neighbour's load would break. packaging comes last, beside the
+# last short package: it touches only its own files under /etc, /run, /var
+# and /usr (Debian's supervisor and this project's .deb), which no other
+# test reads.
+E2E_FIRST = ./test/e2e/reload/ ./test/e2e/core/ ./test/e2e/faults/ ./test/e2e/upgrade/
+E2E_LAST = ./test/e2e/packaging/
 test:
 	scripts/deps.sh test
 	go vet ./...
 	go vet -tags soak ./test/e2e/reload/ ./test/e2e/faults/
 	go vet -tags soak ./test/e2e/steer/
 	go test -race -count=1 -timeout 20m $$(go list ./... | grep -v /test/e2e/)
-	go test -race -count=1 -p 1 -timeout 40m $(E2E_PKGS)
+	go test -race -count=1 -p 2 -timeout 40m $$(go list $(E2E_FIRST) ./test/e2e/... | grep -v /test/e2e/packaging$$) $(E2E_LAST)
 
 test-short:
 	go vet ./...
@@ -69,13 +75,14 @@ test-short:
 
 # The soaks, run by hand, not by make test or CI. The deploy soak: 100 swap
 # deploys under load, then checks the supervisor for leaks (RSS, fds,
-# threads, goroutines, zombies), 4 to 8 minutes. The reliability soak:
+# threads, goroutines, zombies), 4 to 8 minutes; then the swap timings (20
+# swaps under load, medians and maxima of each phase). The reliability soak:
 # SOAK_RELOADS deploys under load (about 30 minutes for 1,000); prints failed
 # requests and the supervisor's RSS, open fds and goroutines at start and end.
 SOAK_RELOADS ?= 1000
 soak:
 	scripts/deps.sh test
-	go test -race -tags soak -count=1 -timeout 30m -run TestReloadLeak -v ./test/e2e/reload/
+	go test -race -tags soak -count=1 -timeout 30m -run 'TestReloadLeak|TestSwapTimings' -v ./test/e2e/reload/
 	SOAK_RELOADS=$(SOAK_RELOADS) go test -tags soak -count=1 -v -timeout 90m -run 'TestSoak$$' ./test/e2e/faults/
 	bench/steer.sh
 

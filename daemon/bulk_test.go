@@ -3,8 +3,8 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,70 +12,28 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/supctl"
+	"github.com/gunisup/supervisor/internal/testenv"
 )
-
-// runDaemon runs a supervisor in-process on the configuration text body
-// (after a [supervisor] table with a temporary control socket and run_dir)
-// until the test ends, and returns the control socket's path.
-func runDaemon(t *testing.T, body string) (string, *Daemon) {
-	t.Helper()
-	sock, _, d := runDaemonLog(t, body, io.Discard)
-	return sock, d
-}
-
-// runDaemonLog is runDaemon logging to logw; it also returns the
-// configuration file's path.
-func runDaemonLog(t *testing.T, body string, logw io.Writer) (string, string, *Daemon) {
-	t.Helper()
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "c.sock")
-	cfgPath := filepath.Join(dir, "supervisor.toml")
-	text := "[supervisor]\ncontrol_socket = \"" + sock + "\"\nhttp = \"\"\nrun_dir = \"" + dir + "/run\"\n" + body
-	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &Daemon{Config: cfg, Logger: slog.New(slog.NewTextHandler(logw, nil)), Stdout: io.Discard}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	})
-	return sock, cfgPath, d
-}
 
 // waitStates polls the control API until every app is in the state want
 // names for it.
 func waitStates(t *testing.T, sock string, want map[string]control.AppState) {
 	t.Helper()
 	c := control.NewClient(sock)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.WaitForState(t, 30*time.Second, fmt.Sprintf("states %v", want), func() (bool, string) {
 		st, err := c.Status(context.Background(), "")
-		ok := err == nil
+		if err != nil {
+			return false, err.Error()
+		}
 		for _, a := range st.Apps {
 			if w, in := want[a.Name]; in && a.State != w {
-				ok = false
+				return false, fmt.Sprintf("%+v", st.Apps)
 			}
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("states %v not reached within 30 s (last: %+v, %v)", want, st, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
-	}
+		return true, ""
+	})
 }
 
 func TestBulkVerbs(t *testing.T) {

@@ -3,15 +3,11 @@ package daemon
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
 )
 
@@ -21,16 +17,7 @@ import (
 // STATUS= names the crashing app. An optional app (required = false) that
 // crashes and an app with autostart = false do not hold READY=1 back.
 func TestReadyWithCrashLoopingApp(t *testing.T) {
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "c.sock")
-	cfgPath := filepath.Join(dir, "supervisor.toml")
-	toml := `
-[supervisor]
-control_socket = "` + sock + `"
-http = "127.0.0.1:0"
-run_dir = "` + dir + `/run"
-shutdown_timeout = "20s"
-
+	body := `
 [app.healthy]
 allow_root = true
 kind = "process"
@@ -53,26 +40,10 @@ kind = "process"
 command = ["/bin/sleep", "3600"]
 autostart = false
 `
-	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := listenNotify(t)
 	t.Setenv("NOTIFY_SOCKET", n.path)
-	d := &Daemon{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	t0 := time.Now()
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	r := startDaemon(t, daemonOpts{HTTP: "127.0.0.1:0", ShutdownTimeout: "20s", Body: body})
+	sock, t0 := r.Sock, r.Started
 
 	const boot = time.Second // a process app is ready once it ran 1 s
 	var ready string

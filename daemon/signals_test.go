@@ -1,10 +1,6 @@
 package daemon
 
 import (
-	"context"
-	"github.com/gunisup/supervisor/internal/testenv"
-	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -13,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/internal/testenv"
 )
 
 func TestSignalGate(t *testing.T) {
@@ -57,45 +53,19 @@ func TestRunTwoTermsDrain(t *testing.T) {
 	signal.Notify(mine, syscall.SIGTERM)
 	defer signal.Stop(mine)
 
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "c.sock")
-	release := filepath.Join(dir, "release")
-	cfgPath := filepath.Join(dir, "supervisor.toml")
+	release := filepath.Join(t.TempDir(), "release")
+	logs := &testenv.SyncBuffer{}
 	// The app stops only once the test creates the release file.
-	toml := `
-[supervisor]
-control_socket = "` + sock + `"
-http = ""
-run_dir = "` + dir + `/run"
-shutdown_timeout = "60s"
-
+	r := startDaemon(t, daemonOpts{ShutdownTimeout: "60s", Log: logs, Body: `
 [app.sleeper]
 kind = "process"
 allow_root = true
 command = ["/bin/sh", "-c", "trap 'while [ ! -e ` + release + ` ]; do sleep 0.02; done; exit 0' TERM; while :; do sleep 0.02; done"]
 stop_timeout = "60s"
-`
-	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testenv.SyncBuffer{}
-	d := &Daemon{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, nil)), Stdout: io.Discard}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(context.Background()) }()
-	defer func() {
-		// On failure, let the app go and make sure Run has returned.
-		_ = os.WriteFile(release, nil, 0o644) // may exist already
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Error("Run did not return")
-		}
-	}()
-	waitRunning(t, control.NewClient(sock), done)
+`})
+	// On failure, let the app go before the cleanup waits for Run.
+	defer func() { _ = os.WriteFile(release, nil, 0o644) }() // may exist already
+	waitRunning(t, control.NewClient(r.Sock), r)
 
 	for i := range 2 {
 		if i == 1 {
@@ -106,18 +76,12 @@ stop_timeout = "60s"
 		}
 		<-mine
 	}
-	waitLog(t, logs, "signal repeated within 1s: counted once", done)
+	waitLog(t, logs, "signal repeated within 1s: counted once", r)
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		done <- err // for the deferred check
-		if err != nil {
-			t.Errorf("Run after two TERMs 50 ms apart = %v, want nil (a graceful stop)", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return within 30 s of the app being released")
+	if err := r.Wait(30 * time.Second); err != nil {
+		t.Errorf("Run after two TERMs 50 ms apart, the app released 30 s ago at most = %v, want nil (a graceful stop)", err)
 	}
 	if out := logs.String(); strings.Contains(out, "second stop signal") {
 		t.Errorf("the repeated TERM killed the apps:\n%s", out)
@@ -126,16 +90,15 @@ stop_timeout = "60s"
 
 // waitLog polls logs until it contains substr, failing after 30 s or when
 // Run returns first.
-func waitLog(t *testing.T, logs *testenv.SyncBuffer, substr string, done chan error) {
+func waitLog(t *testing.T, logs *testenv.SyncBuffer, substr string, r *daemonRun) {
 	t.Helper()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(30 * time.Second)
 	for !strings.Contains(logs.String(), substr) {
 		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("Run returned (%v) before logging %q:\n%s", err, substr, logs.String())
+		case <-r.exited:
+			t.Fatalf("Run returned (%v) before logging %q:\n%s", r.err, substr, logs.String())
 		case <-deadline:
 			t.Fatalf("no %q in the log within 30 s:\n%s", substr, logs.String())
 		case <-tick.C:

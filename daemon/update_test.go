@@ -3,7 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"github.com/gunisup/supervisor/internal/testenv"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,22 +15,11 @@ import (
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
 	"github.com/gunisup/supervisor/internal/supctl"
+	"github.com/gunisup/supervisor/internal/testenv"
 )
 
 // fileLine matches an error naming the configuration file and a line.
 var fileLine = regexp.MustCompile(`supervisor\.toml:\d+: syntax error`)
-
-// waitFor polls cond until it holds or 30 s passed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30 s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
-	}
-}
 
 // reread shows the change without making it; update makes exactly it; a
 // broken file on update or SIGHUP changes nothing and names file:line; a
@@ -42,17 +30,10 @@ func TestRereadUpdateSighup(t *testing.T) {
 	app := func(name, extra string) string {
 		return "[app." + name + "]\nallow_root = true\nkind = \"process\"\ncommand = [\"/bin/sh\", \"-c\", \"echo $V > " + out + "/" + name + "; exec sleep 3600\"]\n" + extra
 	}
-	head := func(path string) string {
-		dir := filepath.Dir(path)
-		return "[supervisor]\ncontrol_socket = \"" + dir + "/c.sock\"\nhttp = \"\"\nrun_dir = \"" + dir + "/run\"\n"
-	}
 	logs := &testenv.SyncBuffer{}
-	sock, path, _ := runDaemonLog(t, app("keep", "")+app("gone", "")+app("envchg", "env = { V = \"1\" }\n"), logs)
-	write := func(body string) {
-		if err := os.WriteFile(path, []byte(head(path)+body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r := startDaemon(t, daemonOpts{Log: logs, Body: app("keep", "") + app("gone", "") + app("envchg", "env = { V = \"1\" }\n")})
+	sock := r.Sock
+	write := func(body string) { r.WriteConfig(t, body, "", "") }
 	run := func(args ...string) (string, error) {
 		var b bytes.Buffer
 		err := supctl.Run(append([]string{"-s", sock}, args...), &b, io.Discard)
@@ -126,7 +107,7 @@ func TestRereadUpdateSighup(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "SIGHUP's failure logged", func() bool { return strings.Contains(logs.String(), "SIGHUP: update failed") })
+	testenv.WaitFor(t, 30*time.Second, "SIGHUP's failure logged", func() bool { return strings.Contains(logs.String(), "SIGHUP: update failed") })
 	if !fileLine.MatchString(logs.String()) {
 		t.Errorf("SIGHUP's error does not name file:line:\n%s", logs.String())
 	}
@@ -138,7 +119,7 @@ func TestRereadUpdateSighup(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "SIGHUP's added app running", func() bool { return pids()["hup"] != 0 })
+	testenv.WaitFor(t, 30*time.Second, "SIGHUP's added app running", func() bool { return pids()["hup"] != 0 })
 	if p := pids(); p["keep"] != before["keep"] || p["envchg"] != before["envchg"] || p["hup"] == 0 {
 		t.Errorf("SIGHUP with one app added: before %v after %v", before, p)
 	}

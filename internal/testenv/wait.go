@@ -59,14 +59,18 @@ func Poll(timeout time.Duration, cond func() bool) bool {
 	}
 }
 
-// httpTimeout bounds a whole Get or GetUnix (connect, request, body).
-const httpTimeout = 2 * time.Second
+// httpTimeout bounds a whole Get or GetUnix (connect, request, body): a
+// fresh connection queued behind 16 loaded keep-alive connections to two
+// sync workers, on a 2-core machine that runs two test packages at once,
+// can wait over 2 s for its answer without anything being wrong.
+const httpTimeout = 5 * time.Second
 
 // maxBody caps how much of a response body Get and GetUnix read.
 const maxBody = 1 << 20
 
 // Get sends GET path to the HTTP server at addr (host:port) and returns the
-// status code and body. Everything, the body included, must finish within 2 s.
+// status code and body. Everything, the body included, must finish within
+// httpTimeout (5 s).
 // Connections are not kept alive (a sync Gunicorn worker serves one
 // connection at a time) and no proxy from the environment is used.
 func Get(addr, path string) (status int, body string, err error) {

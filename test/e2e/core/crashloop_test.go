@@ -11,12 +11,7 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-const crashConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-
+var crashConfig = e2e.Config{}.String() + `
 [app.crash]
 allow_root = true
 kind = "process"
@@ -31,6 +26,7 @@ crash_limit = 3
 // doubling backoff capped at backoff_max, its restarts are counted, it turns
 // "failed" after crash_limit exits, and the control socket keeps answering.
 func TestCrashLoopBackoff(t *testing.T) {
+	t.Parallel() // waits on backoff timers (see TestMain)
 	s := e2e.Start(t, e2e.Options{Config: crashConfig})
 	var seen []time.Duration // distinct backoffs, in order
 	var states []string      // distinct states, in order

@@ -10,15 +10,11 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-const fdsConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = "127.0.0.1:0"
-run_dir = "@DIR@/run"
-
+var fdsConfig = e2e.Config{HTTP: "127.0.0.1:0"}.String() + `
 [app.fds]
 allow_root = true
 kind = "process"

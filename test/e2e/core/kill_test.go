@@ -4,8 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,56 +13,8 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-const webConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
-[app.web]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/app"
-wsgi = "app:app"
-workers = 2
-listen = ["tcp://127.0.0.1:0"]
-stop_timeout = "10s"
-`
-
-// TestKill9MasterUnderLoad: the master dies, the held socket keeps clients
-// in the backlog, a new master serves: no refused, reset or non-2xx request.
-func TestKill9MasterUnderLoad(t *testing.T) {
-	s := startWeb(t, webConfig)
-	addr := s.Addr("web")
-	before := s.WaitState("web", control.StateRunning, 30*time.Second)
-
-	load := e2e.StartLoad("tcp", addr, "/", 16)
-	testenv.WaitFor(t, 10*time.Second, "load running", func() bool { return load.Snapshot().OK > 200 })
-	if err := syscall.Kill(before.MasterPID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	var after control.AppStatus
-	testenv.WaitFor(t, 30*time.Second, "new master running", func() bool {
-		after = s.App("web")
-		return after.State == control.StateRunning && after.MasterPID != before.MasterPID
-	})
-	// The killed master's pidfile does not stay in run_dir.
-	testenv.WaitFor(t, 10*time.Second, "the killed master's pidfile removed", func() bool {
-		return len(pidfilesNaming(t, filepath.Join(s.Dir, "run"), before.MasterPID)) == 0
-	})
-	// Keep the load on the new master for a while.
-	n := load.Snapshot().OK
-	testenv.WaitFor(t, 10*time.Second, "new master serving", func() bool { return load.Snapshot().OK > n+500 })
-	res := load.Stop()
-	t.Logf("kill -9 under load (16 conns): %s; status restarts=%d last_exit=%v", res, after.Restarts, after.LastExit)
-	if res.Failed() != 0 {
-		t.Errorf("%d failed requests: %v", res.Failed(), res.Errors)
-	}
-	if after.Restarts != 1 || after.LastExit == nil || after.LastExit.Signal != int(syscall.SIGKILL) {
-		t.Errorf("status after kill: restarts=%d last_exit=%v; want 1 restart and signal 9", after.Restarts, after.LastExit)
-	}
-}
+// webConfig is one Gunicorn app, web, of two workers on a TCP port.
+var webConfig = e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{{}}}.String()
 
 // TestKill9MasterUnderHey is the acceptance run: the real `hey -c 16 -z 10s`
 // while the master is killed with SIGKILL about 3 s in; hey must see no
@@ -133,22 +83,4 @@ func startWeb(t *testing.T, cfg string) *e2e.Supervisor {
 		}
 		testenv.WriteRelease(t, filepath.Join(dir, "app"), testenv.Release{Version: "1"})
 	}})
-}
-
-// pidfilesNaming lists the pidfiles (*.pid, *.pid.2) in runDir that hold pid.
-func pidfilesNaming(t *testing.T, runDir string, pid int) []string {
-	t.Helper()
-	var found []string
-	for _, pattern := range []string{"*.pid", "*.pid.2"} {
-		names, err := filepath.Glob(filepath.Join(runDir, pattern))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range names {
-			if b, err := os.ReadFile(n); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(pid) {
-				found = append(found, n)
-			}
-		}
-	}
-	return found
 }

@@ -18,12 +18,7 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-const logsHeader = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-`
+var logsHeader = e2e.Config{}.String()
 
 // TestLogsFollow: `supctl logs -f` prints the recent lines, then lines the
 // app writes while it runs, in order, each with its timestamp, generation

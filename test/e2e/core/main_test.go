@@ -24,6 +24,12 @@ const (
 	helperSockVar = "CORE_E2E_SOCK"
 )
 
+// TestMain runs a helper mode when helperVar is set, else the tests, and
+// removes the binaries and virtualenv they built. Tests that call
+// t.Parallel start no load generator and share nothing with another test
+// (each has its own directory, ephemeral ports, cgroups and process mark):
+// they wait on timers, so two of them overlap without changing what either
+// measures. The tests under load run one at a time.
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperVar); mode != "" {
 		runHelper(mode, os.Stdout)

@@ -12,12 +12,7 @@ import (
 // orphanConfig's app double-forks: "(cmd &)" runs cmd in a subshell that
 // exits at once, so cmd re-parents to the nearest subreaper, the supervisor.
 // One grandchild lives 3 s (to be seen re-parented), fifty exit at once.
-const orphanConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-
+var orphanConfig = e2e.Config{}.String() + `
 [app.forker]
 allow_root = true
 kind = "process"
@@ -28,6 +23,7 @@ command = ["/bin/sh", "-c", "(exec /bin/sleep 3 &); i=0; while [ $i -lt 50 ]; do
 // when they exit (no zombie child of the supervisor remains), and their
 // exits are not mistaken for the app's.
 func TestOrphansReaped(t *testing.T) {
+	t.Parallel() // waits on its app's sleeps (see TestMain)
 	s := e2e.Start(t, e2e.Options{Config: orphanConfig})
 	app := s.WaitState("forker", control.StateRunning, 30*time.Second)
 	sup := s.Cmd.Process.Pid

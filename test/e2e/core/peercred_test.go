@@ -16,13 +16,7 @@ import (
 	"github.com/gunisup/supervisor/internal/e2e"
 )
 
-const peerConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-@GROUP@
-
+var peerConfig = e2e.Config{Extra: "@GROUP@\n"}.String() + `
 [app.idle]
 allow_root = true
 kind = "process"

@@ -22,22 +22,9 @@ import (
 // recoverConfig serves on a TCP port chosen at the first start (the
 // restarted supervisor must keep it: it takes the socket over) and on a Unix
 // socket.
-const recoverConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
-[app.web]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/app"
-wsgi = "app:app"
-workers = 2
-listen = ["tcp://127.0.0.1:0", "unix://@DIR@/web.sock"]
-stop_timeout = "10s"
-`
+var recoverConfig = e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{
+	{Listen: []string{"tcp://127.0.0.1:0", "unix://@DIR@/web.sock"}},
+}}.String()
 
 // TestRecoverAfterKill9UnderLoad: the supervisor dies by SIGKILL under hey
 // load and is started again on the same file. The new one takes the orphaned
@@ -151,12 +138,7 @@ func TestRecoverStaleRunState(t *testing.T) {
 
 // detachConfig's app starts a daemon that leaves its process group (setsid)
 // and exits, so it restarts every 2 s and leaves one daemon behind each time.
-const detachConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-
+var detachConfig = e2e.Config{}.String() + `
 [app.detach]
 allow_root = true
 kind = "process"
@@ -175,6 +157,7 @@ var readOnlyCgroups = []string{"unshare", "--mount", "--propagation", "private",
 // read-only cgroup mount) through the supervisor's child subreaper and the
 // app's mark in their environment.
 func TestStopKillsDetachedDaemons(t *testing.T) {
+	t.Parallel() // waits on its app's 2 s cycles (see TestMain)
 	for _, tc := range []struct {
 		name, log string
 		wrap      []string

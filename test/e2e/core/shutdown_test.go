@@ -22,13 +22,7 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-const shutdownConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
+var shutdownConfig = e2e.Config{ShutdownTimeout: "30s"}.String() + `
 [app.sleeper]
 allow_root = true
 kind = "process"

@@ -12,23 +12,10 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-const unixConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
-[app.web]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/app"
-wsgi = "app:app"
-workers = 2
-listen = ["unix://@DIR@/web.sock"]
-socket_mode = "0660"
-stop_timeout = "10s"
-`
+// unixConfig is web on the Unix socket @DIR@/web.sock, mode 0660.
+var unixConfig = e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{
+	{Listen: []string{"unix://@DIR@/web.sock"}, Extra: "socket_mode = \"0660\"\n"},
+}}.String()
 
 // assertUnixServes checks path is a socket file and answers GET / with the
 // release's body.

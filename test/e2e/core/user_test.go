@@ -19,12 +19,7 @@ import (
 
 // userConfig runs a Gunicorn app and a process as nobody. The process tries
 // to read a root-only file, then sleeps.
-const userConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-
+var userConfig = e2e.Config{}.String() + `
 [app.web]
 user = "nobody"
 virtualenv = "@VENV@"

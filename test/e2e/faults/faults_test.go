@@ -58,6 +58,10 @@ func TestFaults(t *testing.T) {
 func killMaster(t *testing.T) {
 	f := start(t, opts{})
 	before := f.App("web")
+	pidfiles := f.PidfilesNaming(before.MasterPID)
+	if len(pidfiles) == 0 {
+		t.Fatalf("no pidfile under %s/run holds the master's pid %d", f.Dir, before.MasterPID)
+	}
 	l := f.load("web")
 	if err := syscall.Kill(before.MasterPID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -70,10 +74,14 @@ func killMaster(t *testing.T) {
 	})
 	t.Logf("new master %d running %v after the kill; restarts %d, last exit %v", after.MasterPID,
 		time.Since(killed).Round(time.Millisecond), after.Restarts, after.LastExit)
+	// The killed master's pidfile does not stay in run_dir.
+	testenv.WaitFor(t, 10*time.Second, "the killed master's pidfile "+pidfiles[0]+" removed", func() bool {
+		return len(f.PidfilesNaming(before.MasterPID)) == 0
+	})
 	more(t, l, 300)
 	noFailures(t, l.Stop(), 0)
-	if after.LastExit == nil || after.LastExit.Signal != int(syscall.SIGKILL) {
-		t.Errorf("last exit %v; want signal 9", after.LastExit)
+	if after.Restarts != 1 || after.LastExit == nil || after.LastExit.Signal != int(syscall.SIGKILL) {
+		t.Errorf("restarts %d, last exit %v; want 1 restart and signal 9", after.Restarts, after.LastExit)
 	}
 	f.assertTracked()
 }

@@ -36,30 +36,14 @@ type opts struct {
 	NoWait bool
 }
 
-const supervisorTable = `
-[supervisor]
-control_socket = "@SOCK@"
-http = "127.0.0.1:0"
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-`
-
-const appTable = `
-[app.%[1]s]
-allow_root = true
-virtualenv = "%[2]s"
-directory = "@DIR@/%[1]s/current"
-wsgi = "app:app"
-workers = 2
-listen = ["%[3]s"]
-stop_timeout = "10s"
-%[5]s
+// appTables are the reload and health tables of every row's app %[1]s.
+const appTables = `
 [app.%[1]s.reload]
 timeout = "60s"
 
 [app.%[1]s.health]
 path = "/healthz"
-healthy_after = %[4]d
+healthy_after = %[2]d
 interval = "200ms"
 `
 
@@ -87,12 +71,13 @@ func start(t *testing.T, o opts) *fx {
 	if o.OwnVenv {
 		venv = "@DIR@/venv"
 	}
-	cfg := supervisorTable
+	cfg := e2e.Config{HTTP: "127.0.0.1:0", ShutdownTimeout: "30s"}
 	for _, a := range o.Apps {
-		cfg += fmt.Sprintf(appTable, a, venv, o.Listen, o.HealthyAfter, o.Extra)
+		cfg.Apps = append(cfg.Apps, e2e.App{Name: a, Virtualenv: venv, Directory: "@DIR@/" + a + "/current",
+			Listen: []string{o.Listen}, Extra: o.Extra + fmt.Sprintf(appTables, a, o.HealthyAfter)})
 	}
 	f := &fx{t: t, apps: o.Apps}
-	f.Supervisor = e2e.Start(t, e2e.Options{Config: cfg, NoWait: o.NoWait, Setup: func(dir string) {
+	f.Supervisor = e2e.Start(t, e2e.Options{Config: cfg.String(), NoWait: o.NoWait, Setup: func(dir string) {
 		for _, a := range o.Apps {
 			writeRelease(t, dir, a, "v0", false)
 			testenv.PointCurrent(t, filepath.Join(dir, a, "current"), filepath.Join(dir, a, "releases", "v0"))

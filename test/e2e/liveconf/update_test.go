@@ -17,11 +17,7 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-const head = `[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-`
+var head = e2e.Config{}.String()
 
 // app is one Gunicorn app table on a port of its own, with extra lines.
 func app(name, extra string) string {
@@ -91,11 +87,14 @@ func TestRereadUpdateUnderLoad(t *testing.T) {
 		res  e2e.Hey
 		err  error
 	}
+	// The load lasts loadFor, about three times what the update takes on
+	// a busy machine; the test fails if the update outlasts it.
+	const loadFor = 12 * time.Second
 	done := make(chan heyRun, 2)
 	for _, n := range []string{"keep", "envchg"} {
 		url := "http://" + s.Addr(n) + "/"
 		go func() {
-			res, err := e2e.RunHey(ctx, "-z", "20s", "-c", "8", url)
+			res, err := e2e.RunHey(ctx, "-z", loadFor.String(), "-c", "8", url)
 			done <- heyRun{n, res, err}
 		}()
 	}
@@ -105,6 +104,9 @@ func TestRereadUpdateUnderLoad(t *testing.T) {
 	t.Logf("supctl update (exit %d) in %v:\n%s", code, took.Round(time.Millisecond), out)
 	if code != 0 {
 		t.Fatalf("update exit %d", code)
+	}
+	if took > loadFor {
+		t.Errorf("the update took %v, longer than the load (%v): part of it ran without load", took.Round(time.Millisecond), loadFor)
 	}
 	for range 2 {
 		r := <-done

@@ -35,25 +35,6 @@ type webOpts struct {
 	Variant testenv.Variant
 }
 
-// configTemplate is one Gunicorn app "web" with two sync workers; the
-// metrics endpoint listens on an ephemeral loopback port.
-const configTemplate = `
-[supervisor]
-control_socket = "@SOCK@"
-http = "127.0.0.1:0"
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
-[app.web]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/app"
-wsgi = "app:app"
-workers = 2
-listen = [%q]
-stop_timeout = "10s"
-`
-
 // flaggedApp is a Flask app whose health follows a file: GET /healthz is
 // 500 while the file exists, 200 otherwise.
 const flaggedApp = `import os
@@ -94,10 +75,13 @@ func startWeb(t *testing.T, o webOpts) *web {
 	if o.Listen == "" {
 		o.Listen = "tcp://127.0.0.1:0"
 	}
-	cfg := fmt.Sprintf(configTemplate, o.Listen)
+	// One Gunicorn app "web" with two sync workers; the metrics endpoint
+	// listens on an ephemeral loopback port.
+	app := e2e.App{Listen: []string{o.Listen}}
 	if o.Health != "" {
-		cfg += "\n[app.web.health]\n" + o.Health + "\n"
+		app.Extra = "\n[app.web.health]\n" + o.Health + "\n"
 	}
+	cfg := e2e.Config{HTTP: "127.0.0.1:0", ShutdownTimeout: "30s", Apps: []e2e.App{app}}.String()
 	w := &web{}
 	s := e2e.Start(t, e2e.Options{Config: cfg, Setup: func(dir string) {
 		app := filepath.Join(dir, "app")

@@ -16,24 +16,11 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-// activationConfig: one Gunicorn app on a socket passed by systemd; LISTEN
-// is replaced by the listen address under test.
-const activationConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
-[app.web]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/app"
-wsgi = "app:app"
-workers = 2
-listen = ["LISTEN"]
-stop_timeout = "10s"
-`
+// activationConfig is one Gunicorn app on a socket passed by systemd, at
+// the listen address under test.
+func activationConfig(listen string) string {
+	return e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{{Listen: []string{listen}}}}.String()
+}
 
 // activationShim execs the supervisor with LISTEN_PID set to its own pid,
 // as systemd does after fork, so that Cmd.Process.Pid is the supervisor's.
@@ -51,7 +38,7 @@ func startActivated(t *testing.T, listen string, files []*os.File, names string)
 		env = []string{"LISTEN_FDS=" + strconv.Itoa(len(files)), "LISTEN_FDNAMES=" + names}
 	}
 	return e2e.Start(t, e2e.Options{
-		Config:     strings.Replace(activationConfig, "LISTEN", listen, 1),
+		Config:     activationConfig(listen),
 		Env:        env,
 		ExtraFiles: files,
 		Wrap:       activationShim,

@@ -134,13 +134,7 @@ func monotonicUsec(t *testing.T) int64 {
 	return ts.Nano() / int64(time.Microsecond)
 }
 
-const notifyConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "60s"
-
+var notifyConfig = e2e.Config{ShutdownTimeout: "60s"}.String() + `
 [app.web]
 allow_root = true
 virtualenv = "@VENV@"

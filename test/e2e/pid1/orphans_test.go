@@ -16,13 +16,7 @@ import (
 // orphansConfig: app orphans double-forks 1000 short-lived grandchildren
 // (each subshell exits at once, so its `sleep 0.01` re-parents to PID 1, the
 // supervisor), then waits; app seven exits 7 as soon as the churn has begun.
-const orphansConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
+var orphansConfig = e2e.Config{ShutdownTimeout: "30s"}.String() + `
 [app.orphans]
 allow_root = true
 kind = "process"

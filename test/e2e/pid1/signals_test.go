@@ -19,13 +19,7 @@ import (
 // slowWebConfig: one Gunicorn app (testApp: GET /?ms=N answers after N
 // ms) with four workers, so that load on three connections and one long
 // request are all served at once.
-const slowWebConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "60s"
-
+var slowWebConfig = e2e.Config{ShutdownTimeout: "60s"}.String() + `
 [app.web]
 allow_root = true
 virtualenv = "@VENV@"
@@ -127,13 +121,7 @@ func TestPID1TermUnderLoadDrains(t *testing.T) {
 // with main's status the way a shell reports it: 128+9 when main is killed
 // by SIGKILL, 3 when it exits 3. Its other app is stopped first.
 func TestPID1ExitWith(t *testing.T) {
-	const cfg = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-exit_with = "main"
+	cfg := e2e.Config{ShutdownTimeout: "30s", Extra: "exit_with = \"main\"\n"}.String() + `
 
 [app.main]
 allow_root = true
@@ -186,13 +174,7 @@ command = ["/bin/sleep", "3600"]
 // an app ignoring TERM would hold for its 60 s stop_timeout; the second INT,
 // more than 1 s later, kills what remains, and the supervisor exits at once.
 func TestPID1SecondInterruptKills(t *testing.T) {
-	const cfg = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "120s"
-
+	cfg := e2e.Config{ShutdownTimeout: "120s"}.String() + `
 [app.stubborn]
 allow_root = true
 kind = "process"
@@ -236,13 +218,7 @@ stop_timeout = "60s"
 // dropped, but one with the default action (HUP terminates) must not end the
 // supervisor either: it logs and carries on.
 func TestPID1HangupDoesNotKill(t *testing.T) {
-	const cfg = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
+	cfg := e2e.Config{ShutdownTimeout: "30s"}.String() + `
 [app.idle]
 allow_root = true
 kind = "process"

@@ -15,9 +15,10 @@ import (
 // say about each.
 var brokenCases = []struct {
 	variant testenv.Variant
-	// timeout is the reload timeout: the import error must be seen as an
-	// exit, not a timeout, even on a slow machine.
-	timeout string
+	// timeout is the reload timeout by strategy: the import error must be
+	// seen as an exit, not a timeout, even on a slow machine, and a usr2
+	// rollback is followed by a good deploy that must boot within it.
+	timeout map[string]string
 	// cause, by strategy, are parts of the reason that must appear in
 	// supctl's output.
 	cause map[string][]string
@@ -26,16 +27,16 @@ var brokenCases = []struct {
 }{
 	// Gunicorn 20.1.0's master exits 3 ("Worker failed to boot"), or 1 when
 	// a second worker's boot failure reaches it while it is already halting.
-	{testenv.ImportError, "20s", map[string][]string{"swap": {"exited: exit "}, "usr2": {"exited"}},
+	{testenv.ImportError, map[string]string{"swap": "20s", "usr2": "20s"}, map[string][]string{"swap": {"exited: exit "}, "usr2": {"exited"}},
 		[]string{"Traceback", "RuntimeError: release v1 fails at import (testenv ImportError)"}},
-	{testenv.Health500, "15s", map[string][]string{"swap": {"checks in a row", "status 500"}, "usr2": {"checks in a row", "status 500"}}, nil},
-	{testenv.HangAtBoot, "10s", map[string][]string{"swap": {"not ready in time"}, "usr2": {"0 of 2 workers booted the app within the reload timeout 10s"}}, nil},
+	{testenv.Health500, map[string]string{"swap": "15s", "usr2": "15s"}, map[string][]string{"swap": {"checks in a row", "status 500"}, "usr2": {"checks in a row", "status 500"}}, nil},
+	{testenv.HangAtBoot, map[string]string{"swap": "5s", "usr2": "10s"}, map[string][]string{"swap": {"not ready in time"}, "usr2": {"0 of 2 workers booted the app within the reload timeout 10s"}}, nil},
 }
 
 // TestBrokenRelease reloads onto a broken release under load (reload
-// timeout 10 s, 15 s for the failing health check, 20 s for the import
-// error, so that the good deploy that follows has time even on a busy
-// machine): the reload must fail with exit 1 naming the cause, the old
+// timeout 10 s for the hanging boot, 5 s with swap, which no deploy
+// follows; 15 s for the failing health check, 20 s for the import error,
+// so that the good deploy that follows has time even on a busy machine): the reload must fail with exit 1 naming the cause, the old
 // version must serve alone afterwards, no request may fail, and a following
 // usr2 deploy of a good release must work. A Health500 release answers GET /
 // with 200, and it may serve clients before it is rolled back (swap with a
@@ -48,7 +49,7 @@ func TestBrokenRelease(t *testing.T) {
 		t.Run(strategy, func(t *testing.T) {
 			for _, c := range brokenCases {
 				t.Run(c.variant.String(), func(t *testing.T) {
-					w := startWeb(t, webOpts{Strategy: strategy, Timeout: c.timeout, Releases: []testenv.Release{
+					w := startWeb(t, webOpts{Strategy: strategy, Timeout: c.timeout[strategy], Releases: []testenv.Release{
 						{Version: "v0"}, {Version: "v1", Variant: c.variant}, {Version: "v2"},
 					}})
 					load := e2e.StartLoad("tcp", w.Addr, "/", 16)
@@ -112,6 +113,7 @@ func TestBrokenRelease(t *testing.T) {
 // TestDeployBroken: `supctl deploy web <broken release>` fails and leaves
 // `current` pointing at the release that was serving.
 func TestDeployBroken(t *testing.T) {
+	t.Parallel() // no load (see TestMain)
 	for _, c := range []struct {
 		strategy string
 		variant  testenv.Variant

@@ -67,6 +67,7 @@ func TestReloadBusy(t *testing.T) {
 // for its new generation (gated at import): the supervisor exits 0 and
 // leaves no process behind (the harness checks), for both strategies.
 func TestSigtermDuringReload(t *testing.T) {
+	t.Parallel() // no load (see TestMain)
 	for _, strategy := range []string{"swap", "usr2"} {
 		t.Run(strategy, func(t *testing.T) {
 			w := startWeb(t, webOpts{Strategy: strategy, Releases: versions(2), Gated: []int{1}})

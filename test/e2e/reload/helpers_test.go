@@ -38,25 +38,10 @@ type webOpts struct {
 	Gated []int
 }
 
-// webConfig is the supervisor configuration of every test here: one
-// Gunicorn app with two workers on a held TCP socket, working directory a
-// `current` symlink, an HTTP health check through the probe listener.
-const webConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = "%s"
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
-[app.web]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/srv/current"
-wsgi = "app:app"
-workers = %d
-listen = ["tcp://127.0.0.1:0"]
-stop_timeout = "10s"
-steering = "%s"
+// webTables are the keys and sub-tables of web that every test here sets
+// (steering, reload strategy and timeout, health check), after the
+// e2e.App defaults.
+const webTables = `steering = "%s"
 
 [app.web.reload]
 strategy = "%s"
@@ -98,7 +83,13 @@ func startWeb(t *testing.T, o webOpts) *web {
 	}
 	w := &web{t: t}
 	s := e2e.Start(t, e2e.Options{
-		Config: fmt.Sprintf(webConfig, o.HTTP, o.Workers, o.Steering, o.Strategy, o.Timeout, o.HealthyAfter),
+		// One Gunicorn app on a held TCP socket, working directory a
+		// `current` symlink, an HTTP health check through the probe
+		// listener.
+		Config: e2e.Config{HTTP: o.HTTP, ShutdownTimeout: "30s", Apps: []e2e.App{{
+			Directory: "@DIR@/srv/current", Workers: o.Workers,
+			Extra: fmt.Sprintf(webTables, o.Steering, o.Strategy, o.Timeout, o.HealthyAfter),
+		}}}.String(),
 		Setup: func(dir string) {
 			root := filepath.Join(dir, "srv")
 			if err := os.MkdirAll(root, 0o755); err != nil {

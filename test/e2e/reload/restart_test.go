@@ -17,6 +17,7 @@ import (
 // runs under the supervisor, the one status tracks, and `supctl stop` leaves
 // none.
 func TestRestartDuringReload(t *testing.T) {
+	t.Parallel() // no load (see TestMain)
 	for _, strategy := range []string{"swap", "usr2"} {
 		t.Run(strategy, func(t *testing.T) {
 			w := startWeb(t, webOpts{Strategy: strategy, Releases: versions(2), Gated: []int{1}})

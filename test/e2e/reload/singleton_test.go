@@ -10,12 +10,7 @@ import (
 
 // singletonConfig is a process app that refuses to run twice: flock -n
 // exits 1 when another instance holds the lock.
-const singletonConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-
+var singletonConfig = e2e.Config{}.String() + `
 [app.beat]
 kind = "process"
 command = ["flock", "-n", "@DIR@/beat.lock", "-c", "echo started; exec sleep 1000"]
@@ -29,6 +24,7 @@ stop_timeout = "5s"
 // never ran at once. One reload with --strategy overlap fails, showing the
 // check sees an overlap.
 func TestProcessRestartSingleton(t *testing.T) {
+	t.Parallel() // waits on the clock (each restart takes about 2 s) (see TestMain)
 	s := e2e.Start(t, e2e.Options{Config: singletonConfig})
 	st := s.WaitState("beat", control.StateRunning, 30*time.Second)
 	pid := st.MasterPID

@@ -12,11 +12,18 @@ import (
 	"github.com/gunisup/supervisor/listen/steer"
 )
 
-// steerLoadFor is how long the steering test keeps its load running.
-const steerLoadFor = 32 * time.Second
+// steerLoadFor is how long the steering test keeps its load running with
+// BPF steering: at least 30 s, as issue 9's acceptance asks. With shared
+// steering, which asserts no client figure, the load runs sharedLoadFor, a
+// few seconds beyond the four reloads (about 7 s).
+const (
+	steerLoadFor  = 32 * time.Second
+	sharedLoadFor = 12 * time.Second
+)
 
 // TestSteeredRollbacksUnderLoad: under load on 127.0.0.1 (16 connections,
-// the in-house loader and hey side by side, at least 30 s), three releases
+// the in-house loader and hey side by side, at least 30 s with BPF
+// steering), three releases
 // answering 500 on every route are each reloaded and rolled back, then a
 // good one swaps. With BPF steering no client sees a non-2xx answer or a
 // socket error: a new generation gets traffic only once its gate passes.
@@ -29,12 +36,14 @@ func TestSteeredRollbacksUnderLoad(t *testing.T) {
 		if err := steer.Available(); err != nil {
 			t.Skipf("BPF steering unavailable here: %v", err)
 		}
-		rollbacksUnderLoad(t, steer.ModeBPF)
+		rollbacksUnderLoad(t, steer.ModeBPF, steerLoadFor)
 	})
-	t.Run("shared", func(t *testing.T) { rollbacksUnderLoad(t, steer.ModeShared) })
+	t.Run("shared", func(t *testing.T) { rollbacksUnderLoad(t, steer.ModeShared, sharedLoadFor) })
 }
 
-func rollbacksUnderLoad(t *testing.T, mode steer.Mode) {
+// rollbacksUnderLoad runs the sequence with steering mode under load that
+// lasts loadFor, or until the sequence ends if that is later.
+func rollbacksUnderLoad(t *testing.T, mode steer.Mode, loadFor time.Duration) {
 	releases := []testenv.Release{
 		{Version: "v0"}, {Version: "bad1", Variant: testenv.All500}, {Version: "bad2", Variant: testenv.All500},
 		{Version: "bad3", Variant: testenv.All500}, {Version: "v4"},
@@ -50,7 +59,7 @@ func rollbacksUnderLoad(t *testing.T, mode steer.Mode) {
 	start := time.Now()
 	load := e2e.StartLoad("tcp", w.Addr, "/", 16)
 	defer load.Stop()
-	hey := startHey(t, w.Addr, steerLoadFor)
+	hey := startHey(t, w.Addr, loadFor)
 	testenv.WaitFor(t, 20*time.Second, "load running", func() bool { return load.Snapshot().OK > 100 })
 
 	for i := 1; i < len(releases); i++ {
@@ -63,7 +72,7 @@ func rollbacksUnderLoad(t *testing.T, mode steer.Mode) {
 			t.Fatalf("reload to %s: exit %d, want rolled back only for a failing release:\n%s", releases[i].Version, r.Code, r.Out)
 		}
 	}
-	for time.Since(start) < steerLoadFor {
+	for time.Since(start) < loadFor {
 		time.Sleep(100 * time.Millisecond) // the load runs for its fixed time; nothing to wait on
 	}
 	res := load.Stop()
@@ -129,46 +138,5 @@ func (h *heyRun) check(t *testing.T, strict bool) {
 	t.Logf("hey -c 16: %d responses, %d failed: status %v, errors %v, p50 %v p99 %v", r.h.Requests, r.h.Failed(), r.h.Status, r.h.Errors, r.h.P50, r.h.P99)
 	if r.h.Requests < 1000 || (strict && r.h.Failed() > 0) {
 		t.Errorf("hey: %d of %d requests failed", r.h.Failed(), r.h.Requests)
-	}
-}
-
-// TestSwapTimings logs, for twenty good swaps under unthrottled load (16
-// connections), the time from `supctl reload` to the new generation's spawn,
-// to the switch ("is healthy; switching") and to the end (old generation
-// drained), with medians and maxima; it asserts only that no request failed
-// (with BPF steering) and that every reload succeeded.
-func TestSwapTimings(t *testing.T) {
-	w := startWeb(t, webOpts{Releases: versions(21), HealthyAfter: 3})
-	mode := w.App("web").Listeners[0].Steering
-	load := e2e.StartLoad("tcp", w.Addr, "/", 16)
-	defer load.Stop()
-	testenv.WaitFor(t, 20*time.Second, "load running", func() bool { return load.Snapshot().OK > 100 })
-	var spawn, switched, total, gate []time.Duration
-	for i := 1; i <= 20; i++ {
-		testenv.PointCurrent(t, w.Current, w.Dirs[i])
-		start := time.Now()
-		rl := w.CtlAsync("reload", "web")
-		rl.WaitOutput(t, 60*time.Second, "waiting for readiness")
-		sp := time.Since(start)
-		rl.WaitOutput(t, 60*time.Second, "switching")
-		sw := time.Since(start)
-		r := rl.Wait(t, 90*time.Second)
-		if r.Code != 0 {
-			t.Fatalf("reload %d: exit %d:\n%s", i, r.Code, r.Out)
-		}
-		spawn, switched, total = append(spawn, sp), append(switched, sw), append(total, time.Since(start))
-		gate = append(gate, sw-sp)
-	}
-	res := load.Stop()
-	for _, row := range []struct {
-		name string
-		ds   []time.Duration
-	}{{"command to spawn", spawn}, {"spawn to switch (boot + gate)", gate}, {"command to switch", switched}, {"command to done (drained)", total}} {
-		med, worst := stats(row.ds)
-		t.Logf("%s (%s): 20 swaps: %s median %v max %v", mode, "healthy_after=3", row.name, med.Round(time.Millisecond), worst.Round(time.Millisecond))
-	}
-	t.Logf("load: requests=%d ok=%d non2xx=%d refused=%d reset=%d timeout=%d other=%d", res.Requests, res.OK, res.Non2xx, res.Refused, res.Reset, res.Timeout, res.OtherErr)
-	if mode == string(steer.ModeBPF) && res.OK != res.Requests {
-		t.Errorf("%d of %d requests failed", res.Requests-res.OK, res.Requests)
 	}
 }

@@ -14,39 +14,11 @@ import (
 // baseConfig runs three apps: web (Gunicorn, 2 workers, TCP), api
 // (Gunicorn, 1 worker, Unix socket) and worker (a process: this test binary
 // in helper mode "block"). @TESTBIN@ is the test binary.
-const baseConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
-[app.web]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/app"
-wsgi = "app:app"
-workers = 2
-listen = ["tcp://127.0.0.1:0"]
-stop_timeout = "10s"
-
-[app.api]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/app"
-wsgi = "app:app"
-workers = 1
-listen = ["unix://@DIR@/api.sock"]
-stop_timeout = "10s"
-
-[app.worker]
-allow_root = true
-kind = "process"
-command = ["@TESTBIN@"]
-directory = "@DIR@"
-env = { UPGRADE_TEST_HELPER = "block" }
-stop_timeout = "10s"
-`
+var baseConfig = e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{
+	{Name: "web"},
+	{Name: "api", Workers: 1, Listen: []string{"unix://@DIR@/api.sock"}},
+	{Name: "worker", Command: []string{"@TESTBIN@"}, Directory: "@DIR@", Extra: `env = { UPGRADE_TEST_HELPER = "block" }` + "\n"},
+}}.String()
 
 // sup is a supervisor started from a binary path the test controls
 // (Dir/bin/supervisor), so that a new version can be installed over it.

@@ -20,6 +20,12 @@ import (
 // as an app of kind "process" (the TestMain pattern).
 const helperVar = "UPGRADE_TEST_HELPER"
 
+// TestMain runs a helper mode when helperVar is set, else the tests, and
+// removes the binaries and virtualenv they built. Tests that call
+// t.Parallel start no load generator and share nothing with another test
+// (each has its own directory and installed binary, ephemeral ports,
+// cgroups and process mark), so two of them overlap without changing what
+// either measures. The tests under load run one at a time.
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperVar); mode != "" {
 		os.Exit(runHelper(mode))

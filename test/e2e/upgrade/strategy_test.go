@@ -13,31 +13,16 @@ import (
 )
 
 // usr2Config runs one Gunicorn app reloaded by USR2 from a `current` link.
-const usr2Config = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
-[app.web]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/current"
-wsgi = "app:app"
-workers = 2
-listen = ["tcp://127.0.0.1:0"]
-stop_timeout = "10s"
-
-[app.web.reload]
-strategy = "usr2"
-`
+var usr2Config = e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{
+	{Directory: "@DIR@/current", Extra: "\n[app.web.reload]\nstrategy = \"usr2\"\n"},
+}}.String()
 
 // TestUpgradeKeepsUSR2: a usr2 app started from its `current` link keeps
 // its strategy across `supctl upgrade`: the next deploy is a real USR2
 // re-exec that follows the link, not a fallback to swap (the hand-over must
 // carry the generation's FollowsLink).
 func TestUpgradeKeepsUSR2(t *testing.T) {
+	t.Parallel() // no load (see TestMain)
 	s := startSupWith(t, usr2Config, func(dir string) {
 		for _, v := range []string{"1", "2"} {
 			rel := filepath.Join(dir, "releases", v)

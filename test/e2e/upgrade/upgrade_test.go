@@ -195,6 +195,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 // upgrade inherits no hand-over descriptor and no other app's socket or
 // pipe, and SIGTERM stops everything with exit status 0.
 func TestUpgradedSupervisorSupervises(t *testing.T) {
+	t.Parallel() // no load (see TestMain)
 	s := startSup(t, baseConfig)
 	st := s.WaitRunning(90*time.Second, "web", "api", "worker")
 	want := currentPIDs(t, s, st)
@@ -390,6 +391,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 // app. After each the supervisor, its version and every app are unchanged,
 // and a good upgrade still works.
 func TestUpgradeRefusesWhatCannotTakeOver(t *testing.T) {
+	t.Parallel() // no load (see TestMain)
 	s := startSup(t, baseConfig)
 	st := s.WaitRunning(90*time.Second, "web", "api", "worker")
 	want := currentPIDs(t, s, st)
