@@ -2,6 +2,7 @@ package reload
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,7 +32,9 @@ type webOpts struct {
 	Workers int
 	// HealthyAfter is [app.web.health] healthy_after (default 2).
 	HealthyAfter int
-	// Steering is [app.web] steering ("auto" or "shared"; default "auto").
+	// Steering is [app.web] steering ("auto" or "shared"); the default is
+	// $E2E_STEERING, else "auto", so that E2E_STEERING=shared runs every
+	// test that does not choose with steering off.
 	Steering string
 	// Gated lists release indexes whose app.py blocks at import until
 	// web.OpenGate(i) (a file appears), to hold a reload in a known phase.
@@ -79,7 +82,7 @@ func startWeb(t *testing.T, o webOpts) *web {
 		o.HealthyAfter = 2
 	}
 	if o.Steering == "" {
-		o.Steering = "auto"
+		o.Steering = cmp.Or(os.Getenv("E2E_STEERING"), "auto")
 	}
 	w := &web{t: t}
 	s := e2e.Start(t, e2e.Options{

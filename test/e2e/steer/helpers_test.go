@@ -20,25 +20,14 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-// appConfig is one Gunicorn app with two workers on one listener (%s), a
+// appConfig is one Gunicorn app with two workers on listener spec, a
 // `current` symlink as its directory, and the gate of the traffic-gate
 // issue: healthy_after = 3 through the probe listener.
-const appConfig = `
-[supervisor]
-control_socket = "@SOCK@"
-http = ""
-run_dir = "@DIR@/run"
-shutdown_timeout = "30s"
-
-[app.web]
-allow_root = true
-virtualenv = "@VENV@"
-directory = "@DIR@/srv/current"
-wsgi = "app:app"
-workers = 2
-listen = ["%s"]
-stop_timeout = "10s"
-
+func appConfig(spec string) string {
+	return e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{{
+		Directory: "@DIR@/srv/current",
+		Listen:    []string{spec},
+		Extra: `
 [app.web.reload]
 strategy = "swap"
 timeout = "60s"
@@ -47,7 +36,9 @@ timeout = "60s"
 path = "/healthz"
 healthy_after = 3
 interval = "1s"
-`
+`,
+	}}}.String()
+}
 
 // app is a running supervisor serving "web" from a release tree.
 type app struct {
@@ -71,7 +62,7 @@ func startApp(t *testing.T, listen string, releases []testenv.Release) *app {
 		spec = "unix://@DIR@/web.sock"
 	}
 	a.Supervisor = e2e.Start(t, e2e.Options{
-		Config: fmt.Sprintf(appConfig, spec),
+		Config: appConfig(spec),
 		Setup: func(dir string) {
 			root := filepath.Join(dir, "srv")
 			if err := os.MkdirAll(root, 0o755); err != nil {
