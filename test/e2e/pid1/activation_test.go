@@ -76,7 +76,7 @@ func passedSocket(t *testing.T) (*os.File, int, uint64) {
 
 // TestSocketActivation: with listen = ["systemd:web"], the app serves on
 // the very socket systemd passed (same inode, one LISTEN entry for the
-// port: nothing else bound it), the supervisor took it because LISTEN_PID is
+// port: nothing else bound it) with shared steering, the supervisor took it because LISTEN_PID is
 // its own pid, and no LISTEN_* variable reaches Gunicorn.
 func TestSocketActivation(t *testing.T) {
 	f, port, ino := passedSocket(t)
@@ -102,6 +102,10 @@ func TestSocketActivation(t *testing.T) {
 	want := "127.0.0.1:" + strconv.Itoa(port)
 	if len(web.Listeners) != 1 || web.Listeners[0].Bound != want || web.Listeners[0].Address != "systemd:web" {
 		t.Errorf("listeners %+v, want one systemd:web bound to %s", web.Listeners, want)
+	}
+	// systemd owns the passed socket: its generations share it.
+	if len(web.Listeners) == 1 && web.Listeners[0].Steering != "shared" {
+		t.Errorf("systemd:web steering %q, want shared", web.Listeners[0].Steering)
 	}
 	code, body, err := testenv.Get(want, "/")
 	if err != nil || code != 200 || body != "version=1\n" {
