@@ -435,7 +435,7 @@ func (d *Daemon) listenHTTP() net.Listener {
 // on failure it closes httpLn too.
 func (d *Daemon) serveControl(r *running, httpLn net.Listener) error {
 	sup := d.Config.Supervisor
-	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Logs: backend{d.manager}, Config: configurer{d.manager}, Info: d.info, Logger: d.Logger}
+	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Logs: backend{d.manager}, Config: configurer{d.manager, d.pruneBridges}, Info: d.info, Logger: d.Logger}
 	if err := srv.Listen(sup.ControlSocket, controlGID(sup)); err != nil {
 		if httpLn != nil {
 			_ = httpLn.Close() // exiting anyway
@@ -526,7 +526,10 @@ func (d *Daemon) onSignal(ctx context.Context, sig os.Signal) bool {
 			}
 		}()
 	case syscall.SIGUSR1:
-		d.Logger.Info("SIGUSR1: nothing to reopen (logs go to stdout)")
+		d.Logger.Info("SIGUSR1: reopening every app's log")
+		if err := d.manager.ReopenLogs(); err != nil {
+			d.Logger.Error("SIGUSR1: reopen", "err", err)
+		}
 	case syscall.SIGUSR2:
 		d.Logger.Info("SIGUSR2: self-upgrade")
 		go func() {

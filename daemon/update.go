@@ -12,7 +12,11 @@ import (
 )
 
 // configurer serves the control API's reread and update verbs.
-type configurer struct{ m *supervise.Manager }
+type configurer struct {
+	m *supervise.Manager
+	// after runs once an update has ended, applied or not.
+	after func()
+}
 
 // loadNext reads the running configuration's file again; an invalid file
 // is a *control.Error with code bad_request (its message names file:line).
@@ -48,6 +52,7 @@ func appChange(a config.AppDiff) control.AppChange {
 
 // Update implements control.Configurer.
 func (c configurer) Update(ctx context.Context, apps []string, progress control.Progress) control.Outcome {
+	defer c.after()
 	return outcome(update(ctx, c.m, apps, reload.Progress(progress)))
 }
 
@@ -73,6 +78,27 @@ func update(ctx context.Context, m *supervise.Manager, apps []string, progress r
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pruneBridges closes the statsd bridge of every app the running
+// configuration no longer has: one an update removed, or one opened for an
+// app whose update then failed.
+func (d *Daemon) pruneBridges() { d.closeBridgesNotIn(d.manager.Config()) }
+
+// closeBridgesNotIn closes and forgets the statsd bridge of every app cfg
+// does not have.
+func (d *Daemon) closeBridgesNotIn(cfg *config.Config) {
+	d.bridgesMu.Lock()
+	defer d.bridgesMu.Unlock()
+	for app, b := range d.bridges {
+		if cfg.App(app) != nil {
+			continue
+		}
+		if err := b.Close(); err != nil {
+			d.Logger.Warn("close statsd bridge", "app", app, "err", err)
+		}
+		delete(d.bridges, app)
+	}
 }
 
 // fileChangedNote is the line a reload of app prints when the file's table

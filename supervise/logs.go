@@ -338,6 +338,16 @@ func (m *Manager) ReopenLog(name string) error {
 	return errors.Join(errs...)
 }
 
+// ReopenLogs is ReopenLog for every app: what SIGUSR1 to the supervisor
+// does after an external logrotate. It returns every app's error, joined.
+func (m *Manager) ReopenLogs() error {
+	var errs []error
+	for _, a := range m.owners() {
+		errs = append(errs, m.ReopenLog(a.cfg.Name))
+	}
+	return errors.Join(errs...)
+}
+
 // forkCaptured starts spec with its stdout and stderr on two pipes whose
 // read ends the app's log captures as generation id.
 func (m *Manager) forkCaptured(app string, id int, spec proc.Spec) (int, <-chan ExitInfo, *output, error) {

@@ -229,9 +229,27 @@ log_max_files = 10
 }
 
 // TestLogReopen: after an external logrotate moved the log file, `supctl
-// logs APP --reopen` makes the supervisor write to a new file at the path;
-// lines before the move stay in the moved file.
+// logs APP --reopen`, or SIGUSR1 to the supervisor, makes it write to a new
+// file at the path; lines before the move stay in the moved file.
 func TestLogReopen(t *testing.T) {
+	t.Run("supctl", func(t *testing.T) {
+		logReopen(t, func(s *e2e.Supervisor) {
+			if out, code := s.SupctlRun("logs", "ticker", "--reopen"); code != 0 || !strings.Contains(out, "reopen logs ticker: ok") {
+				t.Fatalf("supctl logs --reopen: exit %d: %s", code, out)
+			}
+		})
+	})
+	t.Run("SIGUSR1", func(t *testing.T) {
+		logReopen(t, func(s *e2e.Supervisor) {
+			if err := s.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+}
+
+// logReopen runs TestLogReopen with reopen as the operator's reopen step.
+func logReopen(t *testing.T, reopen func(*e2e.Supervisor)) {
 	s := e2e.Start(t, e2e.Options{Config: logsHeader + `
 [app.ticker]
 allow_root = true
@@ -249,9 +267,7 @@ log_file = "@DIR@/ticker.log"
 	if err := os.Rename(path, moved); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := s.SupctlRun("logs", "ticker", "--reopen"); code != 0 || !strings.Contains(out, "reopen logs ticker: ok") {
-		t.Fatalf("supctl logs --reopen: exit %d: %s", code, out)
-	}
+	reopen(s)
 	var after string
 	testenv.WaitFor(t, 30*time.Second, "ticks in a new file at "+path, func() bool {
 		b, err := os.ReadFile(path)
