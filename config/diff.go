@@ -71,7 +71,7 @@ type Diff struct {
 // generation runs, including fields added later) needs a reload.
 var (
 	inPlaceKeys = []string{"Line", "Restart", "Required", "Autostart", "After", "Requires", "StopSignal",
-		"StopTimeout", "StartTimeout", "Backoff", "Reload", "Health", "Instances", "InstanceOf", "Instance",
+		"StopTimeout", "StartTimeout", "StartSettle", "Backoff", "Reload", "Health", "Instances", "InstanceOf", "Instance",
 		"Steering"}
 	restartKeys = []string{"Listen", "Kind"}
 )

@@ -135,6 +135,7 @@ func checkApp(t *testing.T, a *App) {
 	}{
 		{"stop_timeout", a.StopTimeout > 0},
 		{"start_timeout", a.StartTimeout > 0},
+		{"start_settle < start_timeout", a.StartSettle > 0 && a.StartSettle < a.StartTimeout},
 		{"backoff_initial <= backoff_max", b.Initial > 0 && b.Initial <= b.Max},
 		{"stable_after", b.StableAfter > 0},
 		{"crash_window", b.CrashWindow > 0},

@@ -33,6 +33,7 @@ const (
 	DefaultBacklog                    = 2048
 	DefaultStopTimeout                = 30 * time.Second
 	DefaultStartTimeout               = 60 * time.Second
+	DefaultStartSettle                = time.Second
 	DefaultBackoffInitial             = 100 * time.Millisecond
 	DefaultBackoffMax                 = 30 * time.Second
 	DefaultStableAfter                = 10 * time.Second
@@ -223,6 +224,7 @@ func (p *parser) app(name string, t *table) *App {
 		StopSignal:   syscall.SIGTERM,
 		StopTimeout:  DefaultStopTimeout,
 		StartTimeout: DefaultStartTimeout,
+		StartSettle:  DefaultStartSettle,
 		Directory:    p.dir,
 		Backoff: Backoff{
 			Initial:     DefaultBackoffInitial,
@@ -371,6 +373,7 @@ func restartPolicy(t *table, a *App) {
 	}
 	t.duration("stop_timeout", &a.StopTimeout)
 	t.duration("start_timeout", &a.StartTimeout)
+	startSettle(t, a)
 	initOK := t.duration("backoff_initial", &a.Backoff.Initial)
 	maxOK := t.duration("backoff_max", &a.Backoff.Max)
 	if (initOK || maxOK) && a.Backoff.Initial > a.Backoff.Max {
@@ -383,6 +386,19 @@ func restartPolicy(t *table, a *App) {
 	t.duration("stable_after", &a.Backoff.StableAfter)
 	t.duration("crash_window", &a.Backoff.CrashWindow)
 	t.integer("crash_limit", &a.Backoff.CrashLimit, 1, MaxCrashLimit)
+}
+
+// startSettle reads start_settle: process apps only, and shorter than
+// start_timeout (a start must be able to count before it times out).
+func startSettle(t *table, a *App) {
+	if !t.duration("start_settle", &a.StartSettle) {
+		return
+	}
+	if a.Kind != KindProcess {
+		t.errf("start_settle", "only valid for kind \"process\" (a Gunicorn app is started once a worker answers)")
+	} else if a.StartSettle >= a.StartTimeout {
+		t.errf("start_settle", "%v must be shorter than start_timeout (%v)", a.StartSettle, a.StartTimeout)
+	}
 }
 
 // has reports whether name is present, whatever its value.

@@ -166,6 +166,10 @@ type App struct {
 	StopTimeout time.Duration
 	// StartTimeout bounds how long a new generation may take to become ready.
 	StartTimeout time.Duration
+	// StartSettle is how long a process app's generation must run before
+	// its start counts (supervisord's startsecs); an exit sooner is a
+	// failed start. Below StartTimeout; Gunicorn apps do not use it.
+	StartSettle time.Duration
 
 	Backoff Backoff
 	Reload  Reload
@@ -251,7 +255,7 @@ type Reload struct {
 
 // Health is [app.NAME.health]. Exactly one of Path, TCP, Command is set, or
 // none (Enabled false: readiness is "a worker answered a TCP connect" for
-// Gunicorn, "still running after StartTimeout/10" for processes).
+// Gunicorn, "still running after StartSettle" for processes).
 type Health struct {
 	Enabled bool
 	// Path is an HTTP GET path through the generation's own probe listener; 2xx passes.

@@ -37,7 +37,7 @@ func waitStates(t *testing.T, sock string, want map[string]control.AppState) {
 }
 
 func TestBulkVerbs(t *testing.T) {
-	app := "allow_root = true\nkind = \"process\"\ncommand = [\"/bin/sleep\", \"3600\"]\n"
+	app := "allow_root = true\nkind = \"process\"\nstart_settle = \"100ms\"\ncommand = [\"/bin/sleep\", \"3600\"]\n"
 	sock, _ := runDaemon(t, "[app.a]\n"+app+"[app.b]\n"+app+"[app.c]\n"+app+"[group.back]\napps = [\"b\", \"c\"]\n")
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
@@ -72,6 +72,7 @@ func TestInstancesSupervisedApart(t *testing.T) {
 	sock, _ := runDaemon(t, `[app.worker]
 allow_root = true
 kind = "process"
+start_settle = "100ms"
 command = ["/bin/sh", "-c", "echo $SLOT > `+out+`/{instance}; exec sleep 3600"]
 env = { SLOT = "slot{instance}" }
 instances = 3

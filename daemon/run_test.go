@@ -19,6 +19,7 @@ func TestRunStopsAppsWhenContextEnds(t *testing.T) {
 [app.sleeper]
 allow_root = true
 kind = "process"
+start_settle = "100ms"
 command = ["/bin/sleep", "3600"]
 `})
 	pid := waitRunning(t, control.NewClient(r.Sock), r)

@@ -28,7 +28,7 @@ var fileLine = regexp.MustCompile(`supervisor\.toml:\d+: syntax error`)
 func TestRereadUpdateSighup(t *testing.T) {
 	out := t.TempDir()
 	app := func(name, extra string) string {
-		return "[app." + name + "]\nallow_root = true\nkind = \"process\"\ncommand = [\"/bin/sh\", \"-c\", \"echo $V > " + out + "/" + name + "; exec sleep 3600\"]\n" + extra
+		return "[app." + name + "]\nallow_root = true\nkind = \"process\"\nstart_settle = \"100ms\"\ncommand = [\"/bin/sh\", \"-c\", \"echo $V > " + out + "/" + name + "; exec sleep 3600\"]\n" + extra
 	}
 	logs := &testenv.SyncBuffer{}
 	r := startDaemon(t, daemonOpts{Log: logs, Body: app("keep", "") + app("gone", "") + app("envchg", "env = { V = \"1\" }\n")})

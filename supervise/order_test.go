@@ -26,23 +26,27 @@ func TestManagerAfterOrder(t *testing.T) {
 [app.b]
 allow_root = true
 kind = "process"
+start_settle = "100ms"
 command = `+cmd("b")+`
 after = ["a"]
 
 [app.a]
 allow_root = true
 kind = "process"
+start_settle = "500ms"
 command = `+cmd("a")+`
 
 [app.c]
 allow_root = true
 kind = "process"
+start_settle = "100ms"
 command = `+cmd("c")+`
 
 
 [app.d]
 allow_root = true
 kind = "process"
+start_settle = "100ms"
 command = ["/bin/sleep", "3600"]
 autostart = false
 `)
@@ -61,10 +65,10 @@ autostart = false
 	}
 	a, b, c, d := snaps["a"], snaps["b"], snaps["c"], snaps["d"]
 	t.Logf("started: a %s, b %s (+%v), c %s", a.Started.Format("15:04:05.000"), b.Started.Format("15:04:05.000"), b.Started.Sub(a.Started).Round(time.Millisecond), c.Started.Format("15:04:05.000"))
-	if b.Started.Sub(a.Started) < time.Second {
-		t.Errorf("b started %v after a, want after a was running (1 s)", b.Started.Sub(a.Started))
+	if b.Started.Sub(a.Started) < 500*time.Millisecond {
+		t.Errorf("b started %v after a, want after a was running (its start_settle, 500 ms)", b.Started.Sub(a.Started))
 	}
-	if c.Started.After(b.Started) || c.Started.Sub(a.Started).Abs() > 500*time.Millisecond {
+	if c.Started.After(b.Started) || c.Started.Sub(a.Started).Abs() > 400*time.Millisecond {
 		t.Errorf("c (unordered) started at %v, a at %v, b at %v: want c beside a", c.Started, a.Started, b.Started)
 	}
 	if d.State != StateStopped || d.Attempted || d.Wanted {

@@ -18,23 +18,20 @@ func (p *healthProber) started(ctx context.Context, g generation) error {
 	return p.ready(ctx, g, 1)
 }
 
-// settle returns nil once a process has run for processSettle, or an
-// error when it exits first or ctx ends.
-func settle(ctx context.Context, g generation) error {
-	t := time.NewTimer(processSettle)
+// settle returns nil once a process has run for d (the app's
+// start_settle), or an error when it exits first or ctx ends.
+func settle(ctx context.Context, g generation, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-g.Done():
-		return fmt.Errorf("exited within %s of its start: %s", processSettle, g.Exit())
+		return fmt.Errorf("exited within %s of its start: %s", d, g.Exit())
 	case <-ctx.Done():
 		return readyErr(ctx, nil)
 	case <-t.C:
 		return nil
 	}
 }
-
-// processSettle is how long a process must run before it counts as started.
-const processSettle = time.Second
 
 // check runs one health check of g and reports it to the observer.
 func (p *healthProber) check(ctx context.Context, g generation) error {
@@ -45,13 +42,13 @@ func (p *healthProber) check(ctx context.Context, g generation) error {
 }
 
 // ready waits until g has started (Gunicorn: a request answered on its
-// probe listener; a process: still running after processSettle) and passes
+// probe listener; a process: still running after its start_settle) and passes
 // the health check passes consecutive times, checking every gatePause. It
 // returns an error as soon as g exits, fails unhealthy_after answered checks
 // in a row (see gate), or ctx ends.
 func (p *healthProber) ready(ctx context.Context, g generation, passes int) error {
 	if p.cfg.Kind == config.KindProcess {
-		if err := settle(ctx, g); err != nil {
+		if err := settle(ctx, g, p.cfg.StartSettle); err != nil {
 			return err
 		}
 	}

@@ -36,7 +36,7 @@ func TestUpdateAddsSteeredApp(t *testing.T) {
 		return cfg
 	}
 	app := func(name, extra string) string {
-		return "[app." + name + "]\nallow_root = true\nkind = \"process\"\ncommand = [\"/bin/sleep\", \"3600\"]\n" + extra
+		return "[app." + name + "]\nallow_root = true\nkind = \"process\"\nstart_settle = \"100ms\"\ncommand = [\"/bin/sleep\", \"3600\"]\n" + extra
 	}
 	sock := filepath.Join(dir, "added.sock")
 	venv := filepath.Join(dir, "venv")

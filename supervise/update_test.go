@@ -17,7 +17,7 @@ import (
 func TestManagerUpdate(t *testing.T) {
 	out := t.TempDir()
 	proc := func(name, extra string) string {
-		return "[app." + name + "]\nallow_root = true\nkind = \"process\"\ncommand = [\"/bin/sh\", \"-c\", \"echo $V > " + out + "/" + name + "; exec sleep 3600\"]\n" + extra
+		return "[app." + name + "]\nallow_root = true\nkind = \"process\"\nstart_settle = \"100ms\"\ncommand = [\"/bin/sh\", \"-c\", \"echo $V > " + out + "/" + name + "; exec sleep 3600\"]\n" + extra
 	}
 	m, load := realManagerAt(t, proc("keep", "")+proc("gone", "")+proc("envchg", "env = { V = \"1\" }\n")+proc("policy", ""))
 	ctx := context.Background()
