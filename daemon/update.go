@@ -80,9 +80,9 @@ func update(ctx context.Context, m *supervise.Manager, apps []string, progress r
 	return errors.Join(errs...)
 }
 
-// pruneBridges closes the statsd bridge of every app the running
-// configuration no longer has: one an update removed, or one opened for an
-// app whose update then failed.
+// pruneBridges closes the statsd bridge of every app missing from the
+// running configuration: one an update removed, or one opened for an app
+// whose update then failed.
 func (d *Daemon) pruneBridges() { d.closeBridgesNotIn(d.manager.Config()) }
 
 // closeBridgesNotIn closes and forgets the statsd bridge of every app cfg
