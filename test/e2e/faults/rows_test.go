@@ -118,17 +118,7 @@ func logDiskFull(t *testing.T) {
 		Extra: "log = \"file\"\nlog_file = \"@DIR@/logs/web.log\"\nargs = [\"--access-logfile\", \"-\"]\n",
 		Setup: func(dir string) {
 			logs = filepath.Join(dir, "logs")
-			if err := os.Mkdir(logs, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", logs).CombinedOutput(); err != nil {
-				t.Skipf("cannot mount a tmpfs (needs root): %v: %s", err, out)
-			}
-			t.Cleanup(func() {
-				if out, err := exec.Command("umount", logs).CombinedOutput(); err != nil {
-					t.Errorf("umount %s: %v: %s", logs, err, out)
-				}
-			})
+			testenv.Tmpfs(t, logs, "64k")
 		},
 	})
 	l := f.load("web")
