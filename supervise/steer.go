@@ -137,12 +137,7 @@ func openSteered(app *config.App, bpfWhy string, logger *slog.Logger) ([]*Socket
 		} else {
 			err = fmt.Errorf("app %s: %w", app.Name, err)
 		}
-		for _, g := range gens {
-			if g != nil {
-				err = errors.Join(err, g.closeAll())
-			}
-		}
-		return nil, nil, errors.Join(err, listen.CloseAll(socks))
+		return nil, nil, errors.Join(err, closeSteered(gens), listen.CloseAll(socks))
 	}
 	for _, l := range app.Listen {
 		s, g, why, err := openListener(app, l, bpfWhy)
@@ -273,11 +268,11 @@ func (m *Manager) steerOf(app string, i int) steered {
 // steered listener; a Unix listener's held socket becomes id's.
 func (m *Manager) serveGen(app string, id int) error {
 	var errs []error
+	held := m.socketsOf(app)
 	for i, g := range m.steeredOf(app) {
 		if g == nil {
 			continue
 		}
-		held := m.socketsOf(app)
 		if i >= len(held) {
 			continue
 		}
