@@ -96,8 +96,13 @@ func (m *Manager) logOf(app string) *appLog {
 }
 
 // attach starts capturing generation gen's stdout and stderr read ends
-// (either may be nil) and tracks the capture until it is done.
+// (either or both may be nil) and tracks the capture until it is done.
 func (l *appLog) attach(gen int, stdout, stderr *os.File) *output {
+	if stdout == nil && stderr == nil {
+		// Nothing to read: the capture is done within Attach, which calls
+		// its onDone there, so it is never tracked (and l.mu is not taken).
+		return &output{log: l, gen: gen, capture: l.Attach(gen, nil, nil, nil)}
+	}
 	var c *logs.Capture
 	// l.mu is held until c is tracked: a capture done at once is untracked
 	// after that, not before.

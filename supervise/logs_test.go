@@ -2,8 +2,15 @@ package supervise
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/internal/testenv"
 )
 
 // TestPythonTraceback: the last traceback is cut from its header line on,
@@ -35,4 +42,39 @@ func TestPythonTraceback(t *testing.T) {
 	if !reflect.DeepEqual(tb, plain[30-tracebackPlain:]) || exc != "" {
 		t.Errorf("without a traceback got %q, %q; want the last %d lines", tb, exc, tracebackPlain)
 	}
+}
+
+// attach tracks a capture until both its streams end, and one with no
+// stream at all is done at once and never tracked.
+func TestAttachTracksUntilDone(t *testing.T) {
+	l, err := newAppLog(&config.App{Name: "web"}, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = closeAppLogs(map[string]*appLog{"web": l}, time.Second) })
+
+	none := l.attach(1, nil, nil)
+	<-none.capture.Done()
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := l.attach(2, r, nil)
+	l.mu.Lock()
+	_, tracked := l.captures[out.capture]
+	n := len(l.captures)
+	l.mu.Unlock()
+	if !tracked || n != 1 {
+		t.Fatalf("after attach: tracked %v, %d captures; want the piped one only", tracked, n)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-out.capture.Done()
+	testenv.WaitFor(t, 10*time.Second, "the capture untracked", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.captures) == 0
+	})
 }
