@@ -5,75 +5,28 @@ import (
 	"testing"
 )
 
+// diffProcess and diffWeb are the app tables TestCompare's files are made of.
+func diffProcess(name string) string {
+	return "\n[app." + name + "]\nallow_root = true\nkind = \"process\"\ncommand = [\"tool\"]\n"
+}
+
+func diffWeb(name, port, extra string) string {
+	return "\n[app." + name + "]\nallow_root = true\nvirtualenv = \"venv\"\nwsgi = \"app:app\"\nlisten = [\"tcp://127.0.0.1:" + port + "\"]\n" + extra
+}
+
 func TestCompare(t *testing.T) {
 	dir := fixture(t)
-	base := `
-[app.same]
-allow_root = true
-kind = "process"
-command = ["tool"]
-
-[app.env]
-allow_root = true
-virtualenv = "venv"
-wsgi = "app:app"
-listen = ["tcp://127.0.0.1:8001"]
-env = { V = "1" }
-
-[app.health]
-allow_root = true
-virtualenv = "venv"
-wsgi = "app:app"
-listen = ["tcp://127.0.0.1:8002"]
-
-[app.addr]
-allow_root = true
-virtualenv = "venv"
-wsgi = "app:app"
-listen = ["tcp://127.0.0.1:8003"]
-
-[app.gone]
-allow_root = true
-kind = "process"
-command = ["tool"]
-`
-	next := `
-# a comment moves every line
-[app.same]
-allow_root = true
-kind = "process"
-command = ["tool"]
-
-[app.env]
-allow_root = true
-virtualenv = "venv"
-wsgi = "app:app"
-listen = ["tcp://127.0.0.1:8001"]
-env = { V = "2" }
-
-[app.health]
-allow_root = true
-virtualenv = "venv"
-wsgi = "app:app"
-listen = ["tcp://127.0.0.1:8002"]
-restart = "on-failure"
-[app.health.health]
-path = "/up"
-
-[app.addr]
-allow_root = true
-virtualenv = "venv"
-wsgi = "app:app"
-listen = ["tcp://127.0.0.1:8004"]
-
-[app.new]
-allow_root = true
-kind = "process"
-command = ["tool"]
-
-[group.g]
-apps = ["new"]
-`
+	base := diffProcess("same") +
+		diffWeb("env", "8001", "env = { V = \"1\" }\n") +
+		diffWeb("health", "8002", "") +
+		diffWeb("addr", "8003", "") +
+		diffProcess("gone")
+	next := "# a comment moves every line\n" + diffProcess("same") +
+		diffWeb("env", "8001", "env = { V = \"2\" }\n") +
+		diffWeb("health", "8002", "restart = \"on-failure\"\n[app.health.health]\npath = \"/up\"\n") +
+		diffWeb("addr", "8004", "") +
+		diffProcess("new") +
+		"\n[group.g]\napps = [\"new\"]\n"
 	old, err := Load(writeConfig(t, dir, base))
 	if err != nil {
 		t.Fatal(err)
