@@ -42,23 +42,30 @@ func hiddenNames(t *testing.T, dir string) []string {
 	return out
 }
 
+// steeredUnix binds web.sock in a new directory and steers it; the
+// UnixGens closes when t ends.
+func steeredUnix(t *testing.T) (dir, public string, held *Socket, u *UnixGens) {
+	t.Helper()
+	dir = t.TempDir()
+	public = filepath.Join(dir, "web.sock")
+	held, err := Bind(testUnixListener(public, 0o660, "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err = SteerUnix(held); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = u.Close() }) // the tests check closing themselves; Close is safe twice
+	return dir, public, held, u
+}
+
 // TestUnixGensSwitch: a start shares the held socket; a reload's
 // generation gets its own socket at a hidden name, reachable by path only
 // after Serve; a connection queued on the old socket before the switch
 // stays there; the old socket closes once its generation is released,
 // removing its hidden name; a later start shares the serving socket.
 func TestUnixGensSwitch(t *testing.T) {
-	dir := t.TempDir()
-	public := filepath.Join(dir, "web.sock")
-	held, err := Bind(testUnixListener(public, 0o660, "", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := SteerUnix(held)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
+	dir, public, held, u := steeredUnix(t)
 	s1, err := u.Add(1, true) // nothing runs: it shares the held socket
 	if err != nil || s1 != held {
 		t.Fatalf("Add(1) = %v, %v; want the held socket", s1, err)
@@ -115,17 +122,7 @@ func TestUnixGensSwitch(t *testing.T) {
 // follows re-creates the hidden name its master removed; an own socket
 // that never served goes with its generation.
 func TestUnixGensReleaseKeepsServing(t *testing.T) {
-	dir := t.TempDir()
-	public := filepath.Join(dir, "web.sock")
-	held, err := Bind(testUnixListener(public, 0o660, "", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := SteerUnix(held)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
+	_, public, held, u := steeredUnix(t)
 	if _, err := u.Add(1, false); err != nil {
 		t.Fatal(err)
 	}
