@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,11 +33,11 @@ func pids(a control.AppStatus) []int {
 // environ reads one variable of a process's environment.
 func environ(t *testing.T, pid int, key string) string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	env, err := testenv.Environ(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, kv := range strings.Split(string(b), "\x00") {
+	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, key+"="); ok {
 			return v
 		}
