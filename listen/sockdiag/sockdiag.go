@@ -82,7 +82,7 @@ func UnixListenQueues() (map[uint64]Queue, error) {
 
 // UnixQueueLength returns how many connections wait on the listening Unix
 // socket whose sockfs inode (fstat of a descriptor) is ino; a socket that
-// is not (or no longer) listening counts as 0.
+// is not listening (never was, or has closed) counts as 0.
 func UnixQueueLength(ino uint64) (int, error) {
 	m, err := UnixListenQueues()
 	if err != nil {

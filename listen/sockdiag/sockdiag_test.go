@@ -10,7 +10,7 @@ import (
 )
 
 // TestUnixQueueLength: connections nobody accepted are counted on their
-// listener, found by the inode fstat reports; an unknown inode counts 0.
+// listener, looked up by the inode fstat reports; an unknown inode counts 0.
 func TestUnixQueueLength(t *testing.T) {
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(t.TempDir(), "s.sock"), Net: "unix"})
 	if err != nil {
