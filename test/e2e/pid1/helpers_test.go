@@ -233,7 +233,8 @@ func socketInodes(t testing.TB, pid int) map[uint64]bool {
 // testApp is a plain WSGI app (no Flask) for these tests. GET /?ms=N answers
 // "version=1" after N ms; with mark=NAME it first creates the file NAME in
 // its working directory, so that a test knows the request is in a worker's
-// hands. BOOT_DELAY (seconds) delays every worker's import: a worker that
+// hands, and after the N ms writes the time (Unix seconds) into NAME.done
+// just before it answers. BOOT_DELAY (seconds) delays every worker's import: a worker that
 // answers has booted.
 const testApp = `import os
 import time
@@ -248,6 +249,9 @@ def app(environ, start_response):
     if mark:
         open(os.path.join(os.getcwd(), os.path.basename(mark)), "w").close()
     time.sleep(int(q.get("ms", ["0"])[0]) / 1000.0)
+    if mark:
+        with open(os.path.join(os.getcwd(), os.path.basename(mark) + ".done"), "w") as f:
+            f.write(repr(time.time()))
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"version=1\n"]
 `
