@@ -92,6 +92,11 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return exitcode.New(ExitConfig, err)
 		}
+		if w := cfg.Supervisor.HTTPWebConfig; w != "" {
+			if err := metrics.CheckWebConfig(w); err != nil {
+				return exitcode.New(ExitConfig, fmt.Errorf("%s: [supervisor] http_web_config: %w", cfg.Path, err))
+			}
+		}
 		fmt.Fprintf(stdout, "%s: ok (%d apps)\n", cfg.Path, len(cfg.Apps))
 		return nil
 	case "upgrade-check":

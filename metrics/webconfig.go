@@ -84,6 +84,28 @@ func readWebConfig(path string) (*webConfig, error) {
 	return &c, nil
 }
 
+// CheckWebConfig reads the web configuration file at path as the metrics
+// endpoint would at start, including the certificate, key and client CAs it
+// names. It returns nil if the endpoint would serve, else an error naming
+// the file and the key at fault.
+func CheckWebConfig(path string) error {
+	c, err := readWebConfig(path)
+	if err != nil || !c.TLS.enabled() {
+		return err
+	}
+	_, err = c.tlsConfigAt(path)
+	return err
+}
+
+// tlsConfigAt is tlsConfig with errors naming path, the web config file.
+func (c *webConfig) tlsConfigAt(path string) (*tls.Config, error) {
+	cfg, err := c.tlsConfig()
+	if err != nil {
+		return nil, fmt.Errorf("web config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
 // check validates c without touching the files it names.
 func (c *webConfig) check() error {
 	for user, hash := range c.Users {
@@ -116,12 +138,13 @@ func (c *webConfig) check() error {
 
 // tlsConfig loads the certificate, key and client CAs that c names into a
 // server configuration serving HTTP/1.1. It returns an error naming the
-// file that could not be used.
+// key and the file that could not be used; callers add the web config's
+// own path (tlsConfigAt).
 func (c *webConfig) tlsConfig() (*tls.Config, error) {
 	t := &c.TLS
 	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("web config: cert_file %s, key_file %s: %w", t.CertFile, t.KeyFile, err)
+		return nil, fmt.Errorf("cert_file %s, key_file %s: %w", t.CertFile, t.KeyFile, err)
 	}
 	cfg := &tls.Config{
 		Certificates: []tls.Certificate{cert},
@@ -132,11 +155,11 @@ func (c *webConfig) tlsConfig() (*tls.Config, error) {
 	if t.ClientCAFile != "" {
 		pem, err := os.ReadFile(t.ClientCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("web config: client_ca_file: %w", err)
+			return nil, fmt.Errorf("client_ca_file: %w", err)
 		}
 		cfg.ClientCAs = x509.NewCertPool()
 		if !cfg.ClientCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("web config: client_ca_file %s holds no PEM certificate", t.ClientCAFile)
+			return nil, fmt.Errorf("client_ca_file %s holds no PEM certificate", t.ClientCAFile)
 		}
 	}
 	return cfg, nil
@@ -158,7 +181,7 @@ func serveWebConfig(l net.Listener, srv *http.Server, path string, logger *slog.
 		logger.Info("TLS is disabled.", "address", l.Addr().String())
 		return srv.Serve(l)
 	}
-	if _, err := c.tlsConfig(); err != nil {
+	if _, err := c.tlsConfigAt(path); err != nil {
 		return err
 	}
 	srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
@@ -167,7 +190,7 @@ func serveWebConfig(l net.Listener, srv *http.Server, path string, logger *slog.
 			c, err := readWebConfig(path)
 			if err == nil {
 				var cfg *tls.Config
-				if cfg, err = c.tlsConfig(); err == nil {
+				if cfg, err = c.tlsConfigAt(path); err == nil {
 					return cfg, nil
 				}
 			}
