@@ -354,6 +354,7 @@ func (h *usr2Host) USR2(ctx context.Context, old *Generation) (*Generation, erro
 	}
 	id := int(h.m.nextGen(h.cfg.Name))
 	g := adoptGeneration(h.m.reaper, old, id, newPID)
+	h.m.removePidfilesAtExit(g)
 	h.m.shareGen(h.cfg.Name, old.ID, id)
 	h.m.logger.Info("usr2 master", "app", h.cfg.Name, "generation", id, "pid", newPID, "dir", g.Dir)
 	// A re-exec runs where the old master was started (Gunicorn takes $PWD

@@ -26,7 +26,8 @@ type fault struct {
 // go test -run 'TestFaults/NAME' ./test/e2e/faults/.
 func TestFaults(t *testing.T) {
 	rows := []fault{
-		{"kill9_master", "the master dies: the held socket queues clients, a new master serves; 0 failed requests", killMaster},
+		{"kill9_master", "the master dies: the held socket queues clients, a new master serves, its pidfile is removed; 0 failed requests", func(t *testing.T) { killMaster(t, false) }},
+		{"kill9_usr2_master", "a master promoted by a usr2 reload dies: as kill9_master", func(t *testing.T) { killMaster(t, true) }},
 		{"kill9_worker", "a worker dies: Gunicorn forks another; only the request in flight on it may fail (at most 1)", killWorker},
 		{"kill9_new_spawned", "the new generation dies before its workers boot: the reload fails (exit 1), the old generation serves on; 0 failed", killNewSpawned},
 		{"kill9_new_gated", "the new generation dies booted but not yet healthy enough: the reload fails, the old serves on; 0 failed", killNewGated},
@@ -55,8 +56,20 @@ func TestFaults(t *testing.T) {
 	}
 }
 
-func killMaster(t *testing.T) {
+// killMaster kills the master with SIGKILL; after usr2, the one a usr2
+// reload promoted (whose pidfile Gunicorn renamed from "<pidfile>.2").
+func killMaster(t *testing.T, usr2 bool) {
 	f := start(t, opts{})
+	if usr2 {
+		first := f.App("web").MasterPID
+		if r := f.Ctl("reload", "web", "--strategy", "usr2"); r.Code != 0 {
+			t.Fatalf("usr2 reload: exit %d:\n%s", r.Code, r.Out)
+		}
+		testenv.WaitFor(t, 30*time.Second, "the promoted master's pidfile", func() bool {
+			st := f.App("web")
+			return st.MasterPID != first && len(f.PidfilesNaming(st.MasterPID)) > 0 && len(f.PidfilesNaming(first)) == 0
+		})
+	}
 	before := f.App("web")
 	pidfiles := f.PidfilesNaming(before.MasterPID)
 	if len(pidfiles) == 0 {
