@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen/sockdiag"
 	"github.com/gunisup/supervisor/listen/steer"
@@ -150,13 +148,11 @@ func (u *UnixGens) QueueDepth(gen int) (int, error) {
 	if fd < 0 {
 		return 0, nil
 	}
-	// sock_diag names a socket by its sockfs inode, which fstat reports
-	// (the inode of its path is another one).
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return 0, fmt.Errorf("listen %s: queue of generation %d: fstat: %w", u.Spec.Raw, gen, err)
+	ino, err := sockdiag.SocketInode(fd)
+	if err != nil {
+		return 0, fmt.Errorf("listen %s: queue of generation %d: %w", u.Spec.Raw, gen, err)
 	}
-	n, err := sockdiag.UnixQueueLength(st.Ino)
+	n, err := sockdiag.UnixQueueLength(ino)
 	if err != nil {
 		return 0, fmt.Errorf("listen %s: queue of generation %d: %w", u.Spec.Raw, gen, err)
 	}

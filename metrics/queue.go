@@ -47,14 +47,11 @@ func (r *queueReader) read(l supervise.ListenerSnapshot) (q queueDepth, ok bool)
 		// and tcpi_sacked is sk_max_ack_backlog.
 		return queueDepth{length: info.Unacked, max: info.Sacked}, true
 	case "unix":
-		var st unix.Stat_t
-		if err := unix.Fstat(l.FD, &st); err != nil {
+		ino, err := sockdiag.SocketInode(l.FD)
+		if err != nil {
 			if !gone(err) {
-				r.fail("sock_diag", fmt.Errorf("fstat fd %d (%s): %w", l.FD, l.Address, err))
+				r.fail("sock_diag", fmt.Errorf("%s: %w", l.Address, err))
 			}
-			return q, false
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 			return q, false
 		}
 		if !r.unixDone {
@@ -65,7 +62,7 @@ func (r *queueReader) read(l supervise.ListenerSnapshot) (q queueDepth, ok bool)
 			}
 			r.unix = m
 		}
-		u, ok := r.unix[st.Ino]
+		u, ok := r.unix[ino]
 		return queueDepth{length: u.Length, max: u.Max}, ok
 	}
 	return q, false

@@ -91,6 +91,20 @@ func UnixQueueLength(ino uint64) (int, error) {
 	return int(m[ino].Length), nil
 }
 
+// SocketInode returns the sockfs inode of the socket open as fd: the name
+// sock_diag gives it (the inode of a Unix socket's path is another one). A
+// descriptor that is not a socket is unix.ENOTSOCK; a closed one, EBADF.
+func SocketInode(fd int) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, fmt.Errorf("fstat fd %d: %w", fd, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return 0, fmt.Errorf("fd %d: %w", fd, unix.ENOTSOCK)
+	}
+	return st.Ino, nil
+}
+
 // parseUnixDiag adds the listeners of one netlink datagram to out. done is
 // true at NLMSG_DONE.
 func parseUnixDiag(b []byte, seq uint32, out map[uint64]Queue) (done bool, err error) {
