@@ -24,8 +24,9 @@ func versionLine() string {
 }
 
 // Upgrade re-executes the supervisor's binary in place: same PID, so every
-// app stays its child and it stays PID 1; the held sockets and the running
-// generations are handed over through a memfd. Before anything is touched the
+// app stays its child and it stays PID 1; the held sockets (with the BPF
+// steering of TCP listeners: maps, program and generation sockets) and the
+// running generations are handed over through a memfd. Before anything is touched the
 // new binary must run (`version`), speak this hand-over format and, in a dry
 // run (`upgrade-check`, which loads the configuration as `check` does),
 // accept the configuration and the state it is about to be handed; otherwise
