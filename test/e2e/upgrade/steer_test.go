@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,6 +83,19 @@ func TestUpgradeKeepsSteering(t *testing.T) {
 	served("after the upgrade")
 	reloadTo(t, s, current, dirs[1], false)
 	served("after the reload")
+	// The supervisor holds one socket array, one serving map and one
+	// program (the handed-over descriptors closed once adopted); no app
+	// process holds any of them.
+	web := e2e.FindApp(t, s.Status(), "web")
+	for _, p := range append([]int{s.PID(), web.MasterPID}, web.WorkerPIDs...) {
+		want := 0
+		if p == s.PID() {
+			want = 3
+		}
+		if got := bpfFDs(t, p); len(got) != want {
+			t.Errorf("pid %d holds %d BPF descriptors, want %d: %v", p, len(got), want, got)
+		}
+	}
 	reloadTo(t, s, current, dirs[2], true)
 	served("after the rollback")
 	res := load.Stop()
@@ -102,4 +116,20 @@ func reloadTo(t *testing.T, s *sup, current, dir string, bad bool) {
 	if bad != (r.Code != 0) || (bad && !strings.Contains(r.Out, "rolled back")) {
 		t.Fatalf("reload to %s: exit %d, want rolled back only for the failing release:\n%s", filepath.Base(dir), r.Code, r.Out)
 	}
+}
+
+// bpfFDs lists pid's descriptors that are BPF maps or programs.
+func bpfFDs(t *testing.T, pid int) []string {
+	t.Helper()
+	fds, err := testenv.FDs(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for fd, target := range fds {
+		if strings.HasPrefix(target, "anon_inode:bpf") {
+			out = append(out, fmt.Sprintf("fd %d -> %s", fd, target))
+		}
+	}
+	return out
 }
