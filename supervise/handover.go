@@ -148,11 +148,11 @@ func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*Socket, err
 func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*Socket) []steered {
 	var gens []steered
 	for i, s := range socks {
-		h := hs[i].Steer
-		if h == nil {
+		if i >= len(hs) || hs[i].Steer == nil {
 			gens = append(gens, nil)
 			continue
 		}
+		h := hs[i].Steer
 		g, err := listen.AdoptSteered(s.Spec, s, h)
 		if cerr := h.Close(); cerr != nil {
 			m.logger.Warn("close handed-over steering", "app", app, "listener", s.Spec.Raw, "err", cerr)
