@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 )
 
@@ -68,6 +70,15 @@ func TestValidate(t *testing.T) {
 	}
 	if got := good().FDs(); len(got) != 4 {
 		t.Errorf("FDs = %v, want the two sockets and the two output pipes", got)
+	}
+	steered := good()
+	steered.Sockets["web"][0].Steer = &listen.SteerHandover{SocketsFD: 10, ServingFD: 11, ProgFD: 12,
+		Sockets: []listen.GenSocketHandover{{FD: 13, Slot: 0, Gens: []int{1}}}}
+	if err := steered.Validate(cfg); err != nil {
+		t.Errorf("Validate of a state with steering: %v", err)
+	}
+	if got := steered.FDs(); !slices.Equal(got, []int{3, 10, 11, 12, 13, 4, 5, 6}) {
+		t.Errorf("FDs with steering = %v, want the sockets, the steering's maps, program and generation socket, the pipes", got)
 	}
 }
 
