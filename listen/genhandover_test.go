@@ -99,8 +99,9 @@ func TestAdoptSteered(t *testing.T) {
 	}
 }
 
-// TestAdoptSteeredRefuses: a hand-over whose map descriptor is not a BPF
-// map is refused, and the caller's descriptors stay open.
+// TestAdoptSteeredRefuses: a hand-over whose map is not a socket array,
+// or whose generation socket does not listen, is refused; the caller's
+// descriptors stay open and the group stays steered as it was.
 func TestAdoptSteeredRefuses(t *testing.T) {
 	if err := steer.Available(); err != nil {
 		t.Skipf("BPF steering unavailable: %v", err)
@@ -118,17 +119,35 @@ func TestAdoptSteeredRefuses(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	if _, err := gs.Add(1); err != nil {
-		t.Fatal(err)
-	}
-	h := gs.Handover()
-	h.SocketsFD = held.FD()
-	if _, err := AdoptSteered(spec, held, h); err == nil {
-		t.Fatal("adopted a hand-over whose socket array is a socket")
-	}
-	for _, fd := range h.FDs() {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-			t.Errorf("fd %d closed by a refused adoption: %v", fd, err)
+	for _, gen := range []int{1, 2} {
+		if _, err := gs.Add(gen); err != nil {
+			t.Fatal(err)
 		}
 	}
+	if err := gs.Serve(1); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Close(idle) }) // a test socket; nothing to check
+	for name, spoil := range map[string]func(h *SteerHandover){
+		"map":    func(h *SteerHandover) { h.SocketsFD = held.FD() },
+		// after generation 1's socket was adopted
+		"socket": func(h *SteerHandover) { h.Sockets[1].FD = idle },
+	} {
+		h := gs.Handover()
+		spoil(h)
+		if _, err := AdoptSteered(spec, held, h); err == nil {
+			t.Fatalf("adopted a hand-over with a bad %s", name)
+		}
+		for _, fd := range h.FDs() {
+			if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+				t.Errorf("bad %s: fd %d closed by a refused adoption: %v", name, fd, err)
+			}
+		}
+	}
+	dial(t, held.Bound)
+	waitDepth(t, gs, 1, 1)
 }

@@ -3,8 +3,10 @@ package steer
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -36,7 +38,8 @@ func (g *Group) Listeners() [MaxListeners]*Listener {
 // addr is the bound address (every later Add binds it). The serving
 // listener is the one the serving map names (none if it names no adopted
 // slot's listener, then the kernel's hash spreads connections). AdoptGroup
-// owns every descriptor it is given: on error all are closed.
+// owns every descriptor it is given: on error all are closed, and the
+// kernel's maps are left as they were (the group stays steered by them).
 func AdoptGroup(addr *net.TCPAddr, backlog int, objs ObjectFDs, socks map[int]int) (*Group, error) {
 	ko, err := adoptObjects(objs)
 	if err != nil {
@@ -44,22 +47,38 @@ func AdoptGroup(addr *net.TCPAddr, backlog int, objs ObjectFDs, socks map[int]in
 		return nil, err
 	}
 	g := &Group{addr: addr, backlog: backlog, objs: ko}
-	for slot, fd := range socks {
+	pending := maps.Clone(socks)
+	for _, slot := range slices.Sorted(maps.Keys(socks)) {
+		fd := socks[slot]
+		delete(pending, slot)
 		if err := g.adoptListener(slot, fd); err != nil {
-			delete(socks, slot)
-			closeFDs(socks)
-			return nil, errors.Join(err, g.Close())
+			closeFDs(pending)
+			g.abandon()
+			return nil, err
 		}
-		delete(socks, slot)
 	}
 	var slot uint32
 	if err := ko.serving.Lookup(uint32(0), &slot); err != nil {
-		return nil, errors.Join(fmt.Errorf("steer: read serving slot of %s: %w", addr, err), g.Close())
+		g.abandon()
+		return nil, fmt.Errorf("steer: read serving slot of %s: %w", addr, err)
 	}
 	if slot < MaxListeners {
 		g.serving = g.slots[slot]
 	}
 	return g, nil
+}
+
+// abandon closes g's descriptors without changing the kernel's maps, for
+// an adoption that fails.
+func (g *Group) abandon() {
+	for i, l := range g.slots {
+		if l != nil {
+			_ = l.file.Close() // the adoption error is the one to report
+			g.slots[i] = nil
+		}
+	}
+	g.objs.close()
+	g.closed = true
 }
 
 // adoptListener wraps fd, a socket listening on g.addr, as the listener at
