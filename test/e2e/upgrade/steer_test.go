@@ -32,9 +32,9 @@ interval = "1s"
 // TestUpgradeKeepsSteering: a TCP listener steered by BPF keeps its
 // steering across `supctl upgrade` (status says bpf before and after; the
 // Unix listener steered by rename is shared after it). Under load, the
-// upgrade, a swap reload to a good release and a reload to a release
+// upgrade, a swap reload to a good release, a reload to a release
 // answering 500 everywhere (rolled back: its generation never gets a
-// client) fail no request.
+// client) and a second upgrade fail no request.
 func TestUpgradeKeepsSteering(t *testing.T) {
 	if err := steer.Available(); err != nil {
 		t.Skipf("BPF steering unavailable here: %v", err)
@@ -98,6 +98,16 @@ func TestUpgradeKeepsSteering(t *testing.T) {
 	}
 	reloadTo(t, s, current, dirs[2], true)
 	served("after the rollback")
+	// A second upgrade hands over the steering the first one adopted.
+	s.installFile(s.v1)
+	if r := s.Ctl("upgrade"); r.Code != 0 {
+		t.Fatalf("second upgrade: exit %d in %v:\n%s", r.Code, r.Took, r.Out)
+	}
+	testenv.WaitFor(t, 60*time.Second, "upgraded back to v1", func() bool { return s.Status().Supervisor.Version == "v1" })
+	if got := modes(); got != "bpf/shared" {
+		t.Errorf("steering after the second upgrade: web/api %s, want bpf/shared", got)
+	}
+	served("after the second upgrade")
 	res := load.Stop()
 	t.Logf("load: requests=%d ok=%d non2xx=%d refused=%d reset=%d timeout=%d other=%d errors=%v",
 		res.Requests, res.OK, res.Non2xx, res.Refused, res.Reset, res.Timeout, res.OtherErr, res.Errors)
