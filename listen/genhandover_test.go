@@ -133,7 +133,7 @@ func TestAdoptSteeredRefuses(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = unix.Close(idle) }) // a test socket; nothing to check
 	for name, spoil := range map[string]func(h *SteerHandover){
-		"map":    func(h *SteerHandover) { h.SocketsFD = held.FD() },
+		"map": func(h *SteerHandover) { h.SocketsFD = held.FD() },
 		// after generation 1's socket was adopted
 		"socket": func(h *SteerHandover) { h.Sockets[1].FD = idle },
 	} {

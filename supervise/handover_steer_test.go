@@ -61,7 +61,7 @@ func TestRestoreSteering(t *testing.T) {
 		if err := closeSteered(gens); err != nil {
 			t.Error(err)
 		}
-		_ = gs.Close()    // its slots were cleared by the adopted copy's Close
+		_ = gs.Close()   // its slots were cleared by the adopted copy's Close
 		_ = held.Close() // the last descriptor of the address
 	})
 	if len(gens) != 2 || gens[0] == nil || gens[0].mode() != steer.ModeBPF || gens[1] != nil {
