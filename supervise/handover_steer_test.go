@@ -3,33 +3,15 @@ package supervise
 import (
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/internal/testenv"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/listen/steer"
 )
-
-// lockedBuffer is a log sink safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRestoreSteering: handed-over BPF steering is adopted (mode bpf, the
 // state then names the adopted descriptors); one that cannot be adopted
@@ -50,7 +32,7 @@ func TestRestoreSteering(t *testing.T) {
 	if err := gs.Serve(1); err != nil {
 		t.Fatal(err)
 	}
-	var log lockedBuffer
+	var log testenv.SyncBuffer
 	m := &Manager{logger: slog.New(slog.NewTextHandler(&log, nil))}
 
 	good, bad := steerCopy(t, gs), steerCopy(t, gs)

@@ -72,15 +72,19 @@ func TestUpgradeKeepsSteering(t *testing.T) {
 	}
 	served("before the upgrade")
 
-	s.installFile(s.v2)
-	if r := s.Ctl("upgrade"); r.Code != 0 {
-		t.Fatalf("upgrade: exit %d in %v:\n%s", r.Code, r.Took, r.Out)
+	upgradeTo := func(version, bin string) {
+		t.Helper()
+		s.installFile(bin)
+		if r := s.Ctl("upgrade"); r.Code != 0 {
+			t.Fatalf("upgrade to %s: exit %d in %v:\n%s", version, r.Code, r.Took, r.Out)
+		}
+		testenv.WaitFor(t, 60*time.Second, "upgraded to "+version, func() bool { return s.Status().Supervisor.Version == version })
+		if got := modes(); got != "bpf/shared" {
+			t.Errorf("steering after the upgrade to %s: web/api %s, want bpf/shared", version, got)
+		}
+		served("after the upgrade to " + version)
 	}
-	testenv.WaitFor(t, 60*time.Second, "upgraded to v2", func() bool { return s.Status().Supervisor.Version == "v2" })
-	if got := modes(); got != "bpf/shared" {
-		t.Errorf("steering after the upgrade: web/api %s, want bpf/shared", got)
-	}
-	served("after the upgrade")
+	upgradeTo("v2", s.v2)
 	reloadTo(t, s, current, dirs[1], false)
 	served("after the reload")
 	// The supervisor holds one socket array, one serving map and one
@@ -99,15 +103,7 @@ func TestUpgradeKeepsSteering(t *testing.T) {
 	reloadTo(t, s, current, dirs[2], true)
 	served("after the rollback")
 	// A second upgrade hands over the steering the first one adopted.
-	s.installFile(s.v1)
-	if r := s.Ctl("upgrade"); r.Code != 0 {
-		t.Fatalf("second upgrade: exit %d in %v:\n%s", r.Code, r.Took, r.Out)
-	}
-	testenv.WaitFor(t, 60*time.Second, "upgraded back to v1", func() bool { return s.Status().Supervisor.Version == "v1" })
-	if got := modes(); got != "bpf/shared" {
-		t.Errorf("steering after the second upgrade: web/api %s, want bpf/shared", got)
-	}
-	served("after the second upgrade")
+	upgradeTo("v1", s.v1)
 	res := load.Stop()
 	t.Logf("load: requests=%d ok=%d non2xx=%d refused=%d reset=%d timeout=%d other=%d errors=%v",
 		res.Requests, res.OK, res.Non2xx, res.Refused, res.Reset, res.Timeout, res.OtherErr, res.Errors)
