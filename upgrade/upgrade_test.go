@@ -227,3 +227,35 @@ func TestGenHandoverWithoutErrFD(t *testing.T) {
 		t.Errorf("decoded %+v, want both descriptors -1", none)
 	}
 }
+
+// TestFit: a state keeps the BPF steering of its listeners only for a
+// binary that lists FeatureSteer (in its version line, or as a state's
+// Features); without it the steering and its descriptors are dropped.
+func TestFit(t *testing.T) {
+	steered := func() *State {
+		return &State{Manager: &Handover{Version: HandoverVersion, Sockets: map[string][]SocketHandover{
+			"web": {{Raw: "tcp://127.0.0.1:8001", FD: 3, Steer: &listen.SteerHandover{SocketsFD: 10, ServingFD: 11, ProgFD: 12,
+				Sockets: []listen.GenSocketHandover{{FD: 13, Slot: 0, Gens: []int{1}}}}}},
+		}}}
+	}
+	for _, tc := range []struct {
+		name     string
+		features []string
+		want     []int
+	}{
+		{"version line with the feature", strings.Fields("supervisor v2 " + FeatureSteer + " " + VersionSuffix()), []int{3, 10, 11, 12, 13}},
+		{"this binary's features", Features(), []int{3, 10, 11, 12, 13}},
+		{"older version line", strings.Fields("supervisor v0 " + VersionSuffix()), []int{3}},
+		{"state without features", nil, []int{3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := steered()
+			st.Fit(tc.features)
+			if got := st.FDs(); !slices.Equal(got, tc.want) {
+				t.Errorf("FDs after Fit(%q) = %v, want %v", tc.features, got, tc.want)
+			}
+		})
+	}
+	var fresh State
+	fresh.Fit(nil) // no manager state: nothing to drop
+}

@@ -34,7 +34,8 @@ interval = "1s"
 // Unix listener steered by rename is shared after it). Under load, the
 // upgrade, a swap reload to a good release, a reload to a release
 // answering 500 everywhere (rolled back: its generation never gets a
-// client) and a second upgrade fail no request.
+// client), a second upgrade and a third to a binary that does not adopt
+// steering (handed none: shared, no BPF descriptor kept) fail no request.
 func TestUpgradeKeepsSteering(t *testing.T) {
 	if err := steer.Available(); err != nil {
 		t.Skipf("BPF steering unavailable here: %v", err)
@@ -72,19 +73,19 @@ func TestUpgradeKeepsSteering(t *testing.T) {
 	}
 	served("before the upgrade")
 
-	upgradeTo := func(version, bin string) {
+	upgradeTo := func(version string, install func(), want string) {
 		t.Helper()
-		s.installFile(bin)
+		install()
 		if r := s.Ctl("upgrade"); r.Code != 0 {
 			t.Fatalf("upgrade to %s: exit %d in %v:\n%s", version, r.Code, r.Took, r.Out)
 		}
 		testenv.WaitFor(t, 60*time.Second, "upgraded to "+version, func() bool { return s.Status().Supervisor.Version == version })
-		if got := modes(); got != "bpf/shared" {
-			t.Errorf("steering after the upgrade to %s: web/api %s, want bpf/shared", version, got)
+		if got := modes(); got != want {
+			t.Errorf("steering after the upgrade to %s: web/api %s, want %s", version, got, want)
 		}
 		served("after the upgrade to " + version)
 	}
-	upgradeTo("v2", s.v2)
+	upgradeTo("v2", func() { s.installFile(s.v2) }, "bpf/shared")
 	reloadTo(t, s, current, dirs[1], false)
 	served("after the reload")
 	// The supervisor holds one socket array, one serving map and one
@@ -103,7 +104,16 @@ func TestUpgradeKeepsSteering(t *testing.T) {
 	reloadTo(t, s, current, dirs[2], true)
 	served("after the rollback")
 	// A second upgrade hands over the steering the first one adopted.
-	upgradeTo("v1", s.v1)
+	upgradeTo("v1", func() { s.installFile(s.v1) }, "bpf/shared")
+	// A binary whose version line lacks upgrade.FeatureSteer (an older
+	// one) is handed no steering: it would keep the descriptors unused.
+	upgradeTo("v2", func() {
+		s.install([]byte(fmt.Sprintf("#!/bin/sh\nif [ \"$1\" = version ]; then %s version | sed 's/ +steer//'; exit 0; fi\nexec %s \"$@\"\n", s.v2, s.v2)))
+	}, "shared/shared")
+	if got := bpfFDs(t, s.PID()); len(got) != 0 {
+		t.Errorf("after the upgrade to a binary without +steer the supervisor holds BPF descriptors: %v", got)
+	}
+	served("after the upgrade to a binary without +steer")
 	res := load.Stop()
 	t.Logf("load: requests=%d ok=%d non2xx=%d refused=%d reset=%d timeout=%d other=%d errors=%v",
 		res.Requests, res.OK, res.Non2xx, res.Refused, res.Reset, res.Timeout, res.OtherErr, res.Errors)
