@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,12 +21,13 @@ import (
 // versionLine is what `supervisor version` prints; the hand-over version
 // lets an old image refuse a binary that cannot read its state.
 func versionLine() string {
-	return fmt.Sprintf("supervisor %s %s", Version, upgrade.VersionSuffix())
+	return fmt.Sprintf("supervisor %s %s %s", Version, strings.Join(upgrade.Features(), " "), upgrade.VersionSuffix())
 }
 
 // Upgrade re-executes the supervisor's binary in place: same PID, so every
-// app stays its child and it stays PID 1; the held sockets and the running
-// generations are handed over through a memfd. Before anything is touched the
+// app stays its child and it stays PID 1; the held sockets (with the BPF
+// steering of TCP listeners: maps, program and generation sockets) and the
+// running generations are handed over through a memfd. Before anything is touched the
 // new binary must run (`version`), speak this hand-over format and, in a dry
 // run (`upgrade-check`, which loads the configuration as `check` does),
 // accept the configuration and the state it is about to be handed; otherwise
@@ -51,7 +53,7 @@ func (d *Daemon) Upgrade(ctx context.Context, progress reload.Progress) error {
 	// run or cannot take over (the configuration on disk no longer matches
 	// the held listeners: the fallback, reading the same file, could not
 	// either), and every app would be orphaned.
-	if err := d.dryRun(cctx, exe); err != nil {
+	if err := d.dryRun(cctx, exe, newLine); err != nil {
 		return fmt.Errorf("new binary %s cannot take over: %w; nothing changed", exe, err)
 	}
 	progress(fmt.Sprintf("new binary: %s", newLine))
@@ -65,7 +67,7 @@ func (d *Daemon) Upgrade(ctx context.Context, progress reload.Progress) error {
 		return fmt.Errorf("freeze apps: %w; nothing changed", err)
 	}
 	defer thaw()
-	st := d.upgradeState(exe, hs)
+	st := d.upgradeState(exe, hs, newLine)
 	st.Previous = prev
 	st.NotifySocket = d.notifier.Socket()
 	if iv, ok := d.notifier.WatchdogInterval(); ok {
@@ -93,21 +95,26 @@ func (d *Daemon) Upgrade(ctx context.Context, progress reload.Progress) error {
 	return fmt.Errorf("re-execute %s: %w; still running %s", exe, err, Version)
 }
 
-// upgradeState is the state this image hands to exe around the manager's
-// frozen state hs.
-func (d *Daemon) upgradeState(exe string, hs *supervise.Handover) *upgrade.State {
-	return &upgrade.State{FromVersion: Version, Config: d.Config.Path, Started: d.started, Upgrades: d.upgrades, Exe: exe, Manager: hs, Statsd: map[string]int{}}
+// upgradeState is the state this image hands to exe, whose `version` line
+// is line, around the manager's frozen state hs: without the parts exe
+// would not read (see upgrade.FeatureSteer).
+func (d *Daemon) upgradeState(exe string, hs *supervise.Handover, line string) *upgrade.State {
+	st := &upgrade.State{FromVersion: Version, Config: d.Config.Path, Started: d.started, Upgrades: d.upgrades, Exe: exe, Manager: hs,
+		Statsd: map[string]int{}, Features: upgrade.Features()}
+	st.Fit(strings.Fields(line))
+	return st
 }
 
-// dryRun has exe check the state this image would hand over now (frozen
-// and thawed at once); see upgrade.DryRun.
-func (d *Daemon) dryRun(ctx context.Context, exe string) error {
+// dryRun has exe (whose `version` line is line) check the state this
+// image would hand over now (frozen and thawed at once); see
+// upgrade.DryRun.
+func (d *Daemon) dryRun(ctx context.Context, exe, line string) error {
 	hs, thaw, err := d.manager.Freeze(ctx)
 	if err != nil {
 		return fmt.Errorf("freeze apps: %w", err)
 	}
 	thaw()
-	return upgrade.DryRun(ctx, d.reaper, exe, d.Config.Supervisor.RunDir, d.upgradeState(exe, hs))
+	return upgrade.DryRun(ctx, d.reaper, exe, d.Config.Supervisor.RunDir, d.upgradeState(exe, hs, line))
 }
 
 // upgradeCheck is `supervisor upgrade-check -c CFG -state FILE` (see

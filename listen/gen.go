@@ -42,11 +42,7 @@ func BindSteered(l config.Listener) (*GenSockets, *Socket, error) {
 	if l.Network != config.NetTCP {
 		return nil, nil, fmt.Errorf("listen %s: only TCP listeners are steered by BPF", l.Raw)
 	}
-	backlog := l.Backlog
-	if backlog <= 0 {
-		backlog = 2048
-	}
-	group, err := steer.NewGroup(l.Address, backlog)
+	group, err := steer.NewGroup(l.Address, backlogOf(l))
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen %s: %w", l.Raw, err)
 	}
@@ -59,6 +55,14 @@ func BindSteered(l config.Listener) (*GenSockets, *Socket, error) {
 		return nil, nil, errors.Join(err, group.Close())
 	}
 	return &GenSockets{Spec: l, group: group, byGen: map[int]*genListener{}}, held, nil
+}
+
+// backlogOf is the listen backlog of l's sockets (2048 unless set).
+func backlogOf(l config.Listener) int {
+	if l.Backlog <= 0 {
+		return 2048
+	}
+	return l.Backlog
 }
 
 // Add binds generation gen's own socket and returns its descriptor, which

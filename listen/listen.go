@@ -165,10 +165,7 @@ func (s *Socket) Close() error {
 // socket path left by a dead process (connect refused) is replaced; a path
 // where something still accepts, or that is not a socket, is an error.
 func Bind(l config.Listener) (*Socket, error) {
-	backlog := l.Backlog
-	if backlog <= 0 {
-		backlog = 2048
-	}
+	backlog := backlogOf(l)
 	switch l.Network {
 	case config.NetTCP:
 		return bindTCP(l, backlog)

@@ -46,10 +46,7 @@ func SteerUnix(held *Socket) (*UnixGens, error) {
 	if held.Spec.Network != config.NetUnix || held.hold == "" {
 		return nil, fmt.Errorf("listen %s: only a Unix socket bound by the supervisor is steered by rename", held.Spec.Raw)
 	}
-	backlog := held.Spec.Backlog
-	if backlog <= 0 {
-		backlog = 2048
-	}
+	backlog := backlogOf(held.Spec)
 	first := &unixGen{s: held, gens: map[int]bool{}}
 	return &UnixGens{Spec: held.Spec, backlog: backlog, byGen: map[int]*unixGen{}, serving: first}, nil
 }

@@ -25,7 +25,10 @@ type (
 // their state. While frozen nothing changes: exits stay unreaped (zombies)
 // for the next image to collect with their real status. thaw undoes it (the
 // exec failed); it is safe to call more than once. A reload in progress
-// refuses the freeze (ErrBusy): nothing is frozen then.
+// refuses the freeze (ErrBusy): nothing is frozen then. The state names
+// the descriptors of the held sockets and of their BPF steering; they stay
+// the Manager's (Freeze neither closes nor duplicates any), so a thawed
+// Manager goes on with them.
 func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err error) {
 	thawCh := make(chan struct{})
 	var once bool
@@ -52,14 +55,18 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 	}
 	unlockReaper = m.reaper.Pause()
 	for name, socks := range m.sockets {
-		for _, s := range socks {
+		for i, s := range socks {
 			fd := s.FD()
 			if fd < 0 {
 				thaw()
 				return nil, nil, fmt.Errorf("app %s: listener %s is closed", name, s.Spec.Raw)
 			}
 			ino, hold := s.Held()
-			state.Sockets[name] = append(state.Sockets[name], SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: ino, Hold: hold})
+			sh := SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: ino, Hold: hold}
+			if g := m.steerOf(name, i); g != nil {
+				sh.Steer = g.handover()
+			}
+			state.Sockets[name] = append(state.Sockets[name], sh)
 		}
 	}
 	return state, thaw, nil
@@ -130,6 +137,37 @@ func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*Socket, err
 		}
 	}
 	return out, nil
+}
+
+// restoreSteering adopts the BPF steering handed over with app's held
+// sockets socks (see listen.AdoptSteered) and returns it, one entry per
+// socket (nil: shared). A listener whose steering cannot be adopted is
+// served shared, with a warning saying why. Either way the handed-over
+// steering descriptors are closed and hs records what now stays open (the
+// adopted duplicates, or nothing), for a fallback to the previous image.
+func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*Socket) []steered {
+	var gens []steered
+	for i, s := range socks {
+		if i >= len(hs) || hs[i].Steer == nil {
+			gens = append(gens, nil)
+			continue
+		}
+		h := hs[i].Steer
+		g, err := listen.AdoptSteered(s.Spec, s, h)
+		if cerr := h.Close(); cerr != nil {
+			m.logger.Warn("close handed-over steering", "app", app, "listener", s.Spec.Raw, "err", cerr)
+		}
+		hs[i].Steer = nil
+		if err != nil {
+			m.logger.Warn("self-upgrade: BPF steering not adopted; the listener is shared until the supervisor restarts",
+				"app", app, "listener", s.Spec.Raw, "err", err)
+			gens = append(gens, nil)
+			continue
+		}
+		hs[i].Steer = g.Handover()
+		gens = append(gens, bpfSteered{g})
+	}
+	return gens
 }
 
 // restoreApp puts an owner back in the state the previous image left: its

@@ -215,16 +215,24 @@ func (m *Manager) openAll(opts Options) error {
 	m.stdoutSink = logs.NewWriterSink(stdout)
 	for _, app := range m.cfg.Apps {
 		held, isHeld := opts.Sockets[app.Name]
+		var gens []steered
+		if opts.Restore != nil {
+			gens = m.restoreSteering(app.Name, opts.Restore.Sockets[app.Name], held)
+		}
 		if isHeld {
-			m.logHeldSteering(app, opts.Restore != nil)
+			m.logHeldSteering(app, opts.Restore != nil, gens)
 		}
 		set, err := m.openApp(app, held, isHeld)
 		if err != nil {
+			err = errors.Join(err, closeSteered(gens))
 			m.CloseSockets()
 			m.mu.RLock()
 			_ = closeAppLogs(m.logs, 0) // nothing was captured yet: nothing to lose
 			m.mu.RUnlock()
 			return err
+		}
+		if slices.ContainsFunc(gens, func(g steered) bool { return g != nil }) {
+			set.steer = gens
 		}
 		m.mu.Lock()
 		m.installApp(app.Name, set)

@@ -43,6 +43,10 @@ type steered interface {
 	// names a stopping master still unlinks; closeAll frees everything.
 	shut() error
 	closeAll() error
+	// handover describes the steering for the next image of a self
+	// re-exec (nil: it is not handed over, the next image shares the held
+	// socket).
+	handover() *listen.SteerHandover
 }
 
 // socketUse says which listening sockets a new generation gets.
@@ -84,6 +88,7 @@ func (b bpfSteered) servingFD() int                  { return b.g.ServingFD() }
 func (b bpfSteered) release(gen int) error           { return b.g.Release(gen) }
 func (b bpfSteered) shut() error                     { return b.g.Close() }
 func (b bpfSteered) closeAll() error                 { return b.g.Close() }
+func (b bpfSteered) handover() *listen.SteerHandover { return b.g.Handover() }
 
 // unixSteered is a Unix listener steered by rename (listen.UnixGens).
 type unixSteered struct{ u *listen.UnixGens }
@@ -109,6 +114,7 @@ func (u unixSteered) servingFD() int                            { return -1 }
 func (u unixSteered) release(gen int) error                     { return u.u.Release(gen) }
 func (u unixSteered) shut() error                               { return u.u.Shut() }
 func (u unixSteered) closeAll() error                           { return u.u.Close() }
+func (u unixSteered) handover() *listen.SteerHandover           { return nil }
 
 // steerProbe returns a function that says why BPF steering is unavailable
 // here ("" when it is available), probing the kernel on its first call only.
@@ -180,14 +186,19 @@ func openListener(app *config.App, l config.Listener, bpfWhy string) (*Socket, s
 }
 
 // logHeldSteering logs the mode of app's listeners that were inherited
-// (systemd) or handed over (self-upgrade): always shared.
-func (m *Manager) logHeldSteering(app *config.App, upgraded bool) {
+// (systemd) or handed over (self-upgrade): shared, except the TCP
+// listeners whose BPF steering a self-upgrade handed over (gens).
+func (m *Manager) logHeldSteering(app *config.App, upgraded bool, gens []steered) {
 	why := "inherited from systemd"
 	if upgraded {
 		why = "handed over by a self-upgrade"
 	}
-	for _, l := range app.Listen {
-		m.logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", steer.ModeShared, "why", why)
+	for i, l := range app.Listen {
+		mode := steer.ModeShared
+		if i < len(gens) && gens[i] != nil {
+			mode = gens[i].mode()
+		}
+		m.logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", mode, "why", why)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +36,10 @@ type State struct {
 	// Fallback is set when the new image could not take over and re-executed
 	// the previous binary: it says why.
 	Fallback string `json:"fallback,omitempty"`
+	// Features are the optional parts of the hand-over that the image which
+	// wrote the state reads back (see Features), so that a fallback to it
+	// hands over nothing it would leak.
+	Features []string `json:"features,omitempty"`
 }
 
 // StatsdFD returns the handed-over statsd socket of app; false when there is
@@ -57,6 +62,29 @@ func (s *State) FDs() []int {
 		fds = append(fds, fd)
 	}
 	return fds
+}
+
+// FeatureSteer marks a binary that adopts the BPF steering of held TCP
+// listeners (SocketHandover.Steer). A binary without it would keep the
+// generation sockets and BPF descriptors open unused, and connections the
+// kernel steers to them would wait unanswered: it is handed none.
+const FeatureSteer = "+steer"
+
+// Features returns the optional hand-over parts this binary reads, as its
+// `version` line lists them before VersionSuffix.
+func Features() []string { return []string{FeatureSteer} }
+
+// Fit drops from s what a binary with these features (the fields of its
+// `version` line, or a state's Features) would not read back.
+func (s *State) Fit(features []string) {
+	if s.Manager == nil || slices.Contains(features, FeatureSteer) {
+		return
+	}
+	for _, socks := range s.Manager.Sockets {
+		for i := range socks {
+			socks[i].Steer = nil
+		}
+	}
 }
 
 // VersionSuffix ends the `version` line of a binary that speaks this
@@ -222,6 +250,7 @@ func Fallback(st *State, stateFD int, version string, cause error) error {
 		return fmt.Errorf("cannot take over the previous image's apps: %w (no fallback left)", cause)
 	}
 	st.Fallback = fmt.Sprintf("new binary %s could not take over: %v", version, cause)
+	st.Fit(st.Features)
 	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encode hand-over state: %w", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 )
@@ -34,6 +35,11 @@ type SocketHandover struct {
 	Ino uint64 `json:"ino,omitempty"`
 	// Hold is the hidden name a Unix socket was bound at (see listen.Socket).
 	Hold string `json:"hold,omitempty"`
+	// Steer is the BPF steering of a TCP listener whose holder FD is (nil:
+	// the listener is shared, or the image that wrote the state does not
+	// hand steering over). A new image that cannot adopt it serves the
+	// listener shared.
+	Steer *listen.SteerHandover `json:"steer,omitempty"`
 }
 
 // GenHandover is a running generation: everything the next image needs to
@@ -89,6 +95,7 @@ func (h *Handover) FDs() []int {
 	for _, socks := range h.Sockets {
 		for _, s := range socks {
 			fds = append(fds, s.FD)
+			fds = append(fds, s.Steer.FDs()...)
 		}
 	}
 	for _, a := range h.Apps {

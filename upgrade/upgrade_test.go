@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 )
 
@@ -68,6 +70,15 @@ func TestValidate(t *testing.T) {
 	}
 	if got := good().FDs(); len(got) != 4 {
 		t.Errorf("FDs = %v, want the two sockets and the two output pipes", got)
+	}
+	steered := good()
+	steered.Sockets["web"][0].Steer = &listen.SteerHandover{SocketsFD: 10, ServingFD: 11, ProgFD: 12,
+		Sockets: []listen.GenSocketHandover{{FD: 13, Slot: 0, Gens: []int{1}}}}
+	if err := steered.Validate(cfg); err != nil {
+		t.Errorf("Validate of a state with steering: %v", err)
+	}
+	if got := steered.FDs(); !slices.Equal(got, []int{3, 10, 11, 12, 13, 4, 5, 6}) {
+		t.Errorf("FDs with steering = %v, want the sockets, the steering's maps, program and generation socket, the pipes", got)
 	}
 }
 
@@ -215,4 +226,36 @@ func TestGenHandoverWithoutErrFD(t *testing.T) {
 	if none.OutFD != -1 || none.ErrFD != -1 {
 		t.Errorf("decoded %+v, want both descriptors -1", none)
 	}
+}
+
+// TestFit: a state keeps the BPF steering of its listeners only for a
+// binary that lists FeatureSteer (in its version line, or as a state's
+// Features); without it the steering and its descriptors are dropped.
+func TestFit(t *testing.T) {
+	steered := func() *State {
+		return &State{Manager: &Handover{Version: HandoverVersion, Sockets: map[string][]SocketHandover{
+			"web": {{Raw: "tcp://127.0.0.1:8001", FD: 3, Steer: &listen.SteerHandover{SocketsFD: 10, ServingFD: 11, ProgFD: 12,
+				Sockets: []listen.GenSocketHandover{{FD: 13, Slot: 0, Gens: []int{1}}}}}},
+		}}}
+	}
+	for _, tc := range []struct {
+		name     string
+		features []string
+		want     []int
+	}{
+		{"version line with the feature", strings.Fields("supervisor v2 " + FeatureSteer + " " + VersionSuffix()), []int{3, 10, 11, 12, 13}},
+		{"this binary's features", Features(), []int{3, 10, 11, 12, 13}},
+		{"older version line", strings.Fields("supervisor v0 " + VersionSuffix()), []int{3}},
+		{"state without features", nil, []int{3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := steered()
+			st.Fit(tc.features)
+			if got := st.FDs(); !slices.Equal(got, tc.want) {
+				t.Errorf("FDs after Fit(%q) = %v, want %v", tc.features, got, tc.want)
+			}
+		})
+	}
+	var fresh State
+	fresh.Fit(nil) // no manager state: nothing to drop
 }

@@ -58,6 +58,11 @@ func bindListen(fd, family int, sa unix.Sockaddr, backlog int) (*net.TCPAddr, er
 	if err := unix.Listen(fd, backlog); err != nil {
 		return nil, fmt.Errorf("listen(backlog %d): %w", backlog, err)
 	}
+	return boundAddr(fd)
+}
+
+// boundAddr returns the TCP address fd is bound to.
+func boundAddr(fd int) (*net.TCPAddr, error) {
 	got, err := unix.Getsockname(fd)
 	if err != nil {
 		return nil, fmt.Errorf("getsockname: %w", err)

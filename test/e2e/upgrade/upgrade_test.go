@@ -15,6 +15,7 @@ import (
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
+	"github.com/gunisup/supervisor/listen/steer"
 )
 
 // pids are the processes an upgrade must not touch.
@@ -485,6 +486,11 @@ func TestUpgradeRollsBack(t *testing.T) {
 	checkSupctl(t, s, "v1")
 	checkSupervisorFDs(t, s)
 	t.Logf("after the rollback: %q, upgrades %d", st.Supervisor.LastUpgrade, st.Supervisor.Upgrades)
+	if err := steer.Available(); err == nil {
+		if got := e2e.FindApp(t, st, "web").Listeners[0].Steering; got != string(steer.ModeBPF) {
+			t.Errorf("web's steering after the rollback: %s, want bpf (the previous image adopts it again)", got)
+		}
+	}
 
 	// The next upgrade runs what is installed at the supervisor's path.
 	s.installFile(s.v2)
