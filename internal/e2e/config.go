@@ -113,3 +113,17 @@ func tomlStrings(ss []string) string {
 	}
 	return "[" + strings.Join(q, ", ") + "]"
 }
+
+// WebGatedSwap are the reload and health tables of an app named web whose
+// reloads swap generations gated by healthy_after = 3 passes of /healthz:
+// the gate of the steering tests.
+const WebGatedSwap = `
+[app.web.reload]
+strategy = "swap"
+timeout = "60s"
+
+[app.web.health]
+path = "/healthz"
+healthy_after = 3
+interval = "1s"
+`

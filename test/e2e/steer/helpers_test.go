@@ -27,16 +27,7 @@ func appConfig(spec string) string {
 	return e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{{
 		Directory: "@DIR@/srv/current",
 		Listen:    []string{spec},
-		Extra: `
-[app.web.reload]
-strategy = "swap"
-timeout = "60s"
-
-[app.web.health]
-path = "/healthz"
-healthy_after = 3
-interval = "1s"
-`,
+		Extra:     e2e.WebGatedSwap,
 	}}}.String()
 }
 

@@ -16,16 +16,7 @@ import (
 // steerConfig runs web (Gunicorn, TCP, from srv/current, swap reloads
 // gated by healthy_after = 3 on /healthz) and api (Gunicorn, Unix socket).
 var steerConfig = e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{
-	{Directory: "@DIR@/srv/current", Extra: `
-[app.web.reload]
-strategy = "swap"
-timeout = "60s"
-
-[app.web.health]
-path = "/healthz"
-healthy_after = 3
-interval = "1s"
-`},
+	{Directory: "@DIR@/srv/current", Extra: e2e.WebGatedSwap},
 	{Name: "api", Workers: 1, Listen: []string{"unix://@DIR@/api.sock"}},
 }}.String()
 
