@@ -17,6 +17,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 )
@@ -224,12 +225,7 @@ func (m *Manager) openAll(opts Options) error {
 		}
 		set, err := m.openApp(app, held, isHeld)
 		if err != nil {
-			err = errors.Join(err, closeSteered(gens))
-			m.CloseSockets()
-			m.mu.RLock()
-			_ = closeAppLogs(m.logs, 0) // nothing was captured yet: nothing to lose
-			m.mu.RUnlock()
-			return err
+			return m.abandonOpen(err, opts.Restore != nil, held, gens)
 		}
 		if slices.ContainsFunc(gens, func(g steered) bool { return g != nil }) {
 			set.steer = gens
@@ -239,6 +235,23 @@ func (m *Manager) openAll(opts Options) error {
 		m.mu.Unlock()
 	}
 	return nil
+}
+
+// abandonOpen undoes openAll after err, app's failure to open, and returns
+// err with whatever the undoing failed at. On a fresh start it closes the
+// sockets: those of the apps opened so far, and app's held ones and their
+// steering. On a take-over from a previous image (restore) every socket and
+// steering descriptor stays open: the state names them, and the caller
+// either hands them back to that image (upgrade.Fallback) or exits.
+func (m *Manager) abandonOpen(err error, restore bool, held []*Socket, gens []steered) error {
+	if !restore {
+		err = errors.Join(err, closeSteered(gens), listen.CloseAll(held))
+		m.CloseSockets()
+	}
+	m.mu.RLock()
+	_ = closeAppLogs(m.logs, 0) // nothing was captured yet: nothing to lose
+	m.mu.RUnlock()
+	return err
 }
 
 // CloseSockets closes every held listener and every generation's steered

@@ -33,9 +33,10 @@ func (s *appSet) close() error {
 // or handed over, shared as they are; else bound now and steered, see
 // openListeners), its log, its cgroup (when the Manager has a cgroup root;
 // one that cannot be created is logged and the app runs without) and its
-// statsd bridge (Options.OpenStatsd). On error it closes what it opened.
+// statsd bridge (Options.OpenStatsd). On error it closes what it opened:
+// held sockets stay the caller's.
 func (m *Manager) openApp(app *config.App, held []*Socket, isHeld bool) (*appSet, error) {
-	s := &appSet{socks: held}
+	s := &appSet{}
 	if !isHeld {
 		socks, gens, err := m.openListeners(app)
 		if err != nil {
@@ -59,6 +60,9 @@ func (m *Manager) openApp(app *config.App, held []*Socket, isHeld bool) (*appSet
 		if err := m.openStatsd(app.Name); err != nil {
 			return nil, errors.Join(fmt.Errorf("app %s: statsd bridge: %w", app.Name, err), s.close())
 		}
+	}
+	if isHeld {
+		s.socks = held
 	}
 	return s, nil
 }

@@ -445,24 +445,43 @@ func TestUpgradeRefusesWhatCannotTakeOver(t *testing.T) {
 }
 
 // TestUpgradeRollsBack installs a wrapper that runs v2 for every pre-flight
-// command but starts it on a configuration whose listeners do not match the
-// running ones: v2 cannot take over and re-executes the previous image (v1),
-// which takes over again. supctl upgrade exits 1, status says "rolled back",
-// every process is the same, and the next upgrade picks up the binary at the
-// installed path again.
+// command but starts it on a configuration it cannot take over with: v2
+// re-executes the previous image (v1), which takes over again. supctl
+// upgrade exits 1, status says "rolled back", every process is the same, no
+// request fails, and the next upgrade picks up the binary at the installed
+// path again. The rows fail the take-over before v2 adopts anything
+// (listeners that do not match the running ones) and after it adopted the
+// held sockets and their steering (web's log file cannot be opened).
 func TestUpgradeRollsBack(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// bad returns the configuration v2 runs on, from the running one.
+		bad func(cfg, dir string) string
+	}{
+		{"listeners_mismatch", func(cfg, dir string) string {
+			return strings.Replace(cfg, `listen = ["tcp://127.0.0.1:0"]`, `listen = ["tcp://127.0.0.1:0", "unix://`+dir+`/web2.sock"]`, 1)
+		}},
+		{"log_file_unopenable", func(cfg, dir string) string {
+			return strings.Replace(cfg, "[app.web]\n", "[app.web]\nlog = \"file\"\nlog_file = \""+dir+"/supervisor.toml/web.log\"\n", 1)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { rollsBack(t, tc.bad) })
+	}
+}
+
+// rollsBack is one row of TestUpgradeRollsBack.
+func rollsBack(t *testing.T, badConfig func(cfg, dir string) string) {
 	s := startSup(t, baseConfig)
 	st := s.WaitRunning(90*time.Second, "web", "api", "worker")
 	want := currentPIDs(t, s, st)
 	addr := e2e.FindApp(t, st, "web").Listeners[0].Bound
 
-	bad := filepath.Join(s.Dir, "mismatch.toml")
+	bad := filepath.Join(s.Dir, "bad.toml")
 	cfg, err := os.ReadFile(s.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mismatch := strings.Replace(string(cfg), `listen = ["tcp://127.0.0.1:0"]`, `listen = ["tcp://127.0.0.1:0", "unix://`+s.Dir+`/web2.sock"]`, 1)
-	if err := os.WriteFile(bad, []byte(mismatch), 0o644); err != nil {
+	if err := os.WriteFile(bad, []byte(badConfig(string(cfg), s.Dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s.install([]byte(fmt.Sprintf("#!/bin/sh\n# run mode starts with -c; every other command is v2's own\nif [ \"$1\" = -c ]; then exec %s -c %s; fi\nexec %s \"$@\"\n", s.v2, bad, s.v2)))
