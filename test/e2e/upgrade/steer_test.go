@@ -103,7 +103,16 @@ func TestUpgradeKeepsSteering(t *testing.T) {
 		}
 		served("after the upgrade to " + version)
 	}
-	upgradeTo("v2", func() { s.installFile(s.v2) }, "bpf/rename")
+	// across logs what the load on api's Unix socket saw while do ran.
+	across := func(what string, do func()) {
+		t.Helper()
+		before := apiLoad.Snapshot()
+		do()
+		after := apiLoad.Snapshot()
+		t.Logf("load on api (unix) across %s: requests=%d failed=%d non2xx=%d", what,
+			after.Requests-before.Requests, after.Failed()-before.Failed(), after.Non2xx-before.Non2xx)
+	}
+	across("the upgrade", func() { upgradeTo("v2", func() { s.installFile(s.v2) }, "bpf/rename") })
 	reloadTo(t, s, "web", web.current, web.dirs[1], false)
 	served("after the reload")
 	// The supervisor holds one socket array, one serving map and one
@@ -131,7 +140,7 @@ func TestUpgradeKeepsSteering(t *testing.T) {
 	}
 	served("after api's reload")
 	switched := inode(t, sock)
-	reloadTo(t, s, "api", api.current, api.dirs[2], true)
+	across("api's reload to the failing release", func() { reloadTo(t, s, "api", api.current, api.dirs[2], true) })
 	if inode(t, sock) != switched {
 		t.Errorf("%s was switched to the failing release's socket", sock)
 	}
