@@ -26,8 +26,9 @@ func versionLine() string {
 
 // Upgrade re-executes the supervisor's binary in place: same PID, so every
 // app stays its child and it stays PID 1; the held sockets (with the BPF
-// steering of TCP listeners: maps, program and generation sockets) and the
-// running generations are handed over through a memfd. Before anything is touched the
+// steering of TCP listeners: maps, program and generation sockets; and the
+// generation sockets of Unix listeners steered by rename) and the running
+// generations are handed over through a memfd. Before anything is touched the
 // new binary must run (`version`), speak this hand-over format and, in a dry
 // run (`upgrade-check`, which loads the configuration as `check` does),
 // accept the configuration and the state it is about to be handed; otherwise
@@ -97,7 +98,7 @@ func (d *Daemon) Upgrade(ctx context.Context, progress reload.Progress) error {
 
 // upgradeState is the state this image hands to exe, whose `version` line
 // is line, around the manager's frozen state hs: without the parts exe
-// would not read (see upgrade.FeatureSteer).
+// would not read (see upgrade.State.Fit).
 func (d *Daemon) upgradeState(exe string, hs *supervise.Handover, line string) *upgrade.State {
 	st := &upgrade.State{FromVersion: Version, Config: d.Config.Path, Started: d.started, Upgrades: d.upgrades, Exe: exe, Manager: hs,
 		Statsd: map[string]int{}, Features: upgrade.Features()}

@@ -81,7 +81,13 @@ func TestGenSockets(t *testing.T) {
 // test's cleanup closes it.
 func dial(t *testing.T, addr string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	dialOn(t, "tcp", addr)
+}
+
+// dialOn connects to addr over network; the connection closes when t ends.
+func dialOn(t *testing.T, network, addr string) {
+	t.Helper()
+	c, err := net.DialTimeout(network, addr, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

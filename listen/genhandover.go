@@ -48,9 +48,13 @@ func (h *SteerHandover) FDs() []int {
 
 // Close closes every descriptor h names: a new image does so once it has
 // adopted duplicates of them (AdoptSteered) or given up steering.
-func (h *SteerHandover) Close() error {
+func (h *SteerHandover) Close() error { return closeHandedOver(h.FDs()) }
+
+// closeHandedOver closes the handed-over descriptors fds and joins the
+// errors, each naming its descriptor.
+func closeHandedOver(fds []int) error {
 	var errs []error
-	for _, fd := range h.FDs() {
+	for _, fd := range fds {
 		if err := unix.Close(fd); err != nil {
 			errs = append(errs, fmt.Errorf("close handed-over steering fd %d: %w", fd, err))
 		}

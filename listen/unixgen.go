@@ -22,7 +22,8 @@ import (
 // restart, one that follows a generation that has exited) shares the
 // serving socket, whose queue it inherits, as with one shared socket. The
 // first serving socket is the one Bind made (its hidden name ".held").
-// All methods are safe for concurrent use.
+// Across a self-upgrade, Handover describes it and AdoptUnixGens rebuilds
+// it in the next image. All methods are safe for concurrent use.
 type UnixGens struct {
 	Spec    config.Listener
 	backlog int

@@ -26,7 +26,7 @@ type (
 // for the next image to collect with their real status. thaw undoes it (the
 // exec failed); it is safe to call more than once. A reload in progress
 // refuses the freeze (ErrBusy): nothing is frozen then. The state names
-// the descriptors of the held sockets and of their BPF steering; they stay
+// the descriptors of the held sockets and of their steering; they stay
 // the Manager's (Freeze neither closes nor duplicates any), so a thawed
 // Manager goes on with them.
 func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err error) {
@@ -64,7 +64,7 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 			ino, hold := s.Held()
 			sh := SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: ino, Hold: hold}
 			if g := m.steerOf(name, i); g != nil {
-				sh.Steer = g.handover()
+				g.handover(&sh)
 			}
 			state.Sockets[name] = append(state.Sockets[name], sh)
 		}
@@ -139,33 +139,48 @@ func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*Socket, err
 	return out, nil
 }
 
-// restoreSteering adopts the BPF steering handed over with app's held
-// sockets socks (see listen.AdoptSteered) and returns it, one entry per
-// socket (nil: shared). A listener whose steering cannot be adopted is
-// served shared, with a warning saying why. Either way the handed-over
-// steering descriptors are closed and hs records what now stays open (the
-// adopted duplicates, or nothing), for a fallback to the previous image.
+// restoreSteering adopts the steering handed over with app's held sockets
+// socks (BPF: see listen.AdoptSteered; rename: see listen.AdoptUnixGens)
+// and returns it, one entry per socket (nil: shared). A listener whose
+// steering cannot be adopted is served shared, with a warning saying why.
+// Either way the handed-over steering descriptors are closed and hs records
+// what now stays open (the adopted duplicates, or nothing), for a fallback
+// to the previous image.
 func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*Socket) []steered {
-	var gens []steered
+	gens := make([]steered, len(socks))
 	for i, s := range socks {
-		if i >= len(hs) || hs[i].Steer == nil {
-			gens = append(gens, nil)
+		if i >= len(hs) {
 			continue
 		}
-		h := hs[i].Steer
-		g, err := listen.AdoptSteered(s.Spec, s, h)
-		if cerr := h.Close(); cerr != nil {
-			m.logger.Warn("close handed-over steering", "app", app, "listener", s.Spec.Raw, "err", cerr)
+		sh := &hs[i]
+		var err error
+		var closed error
+		kind := "BPF"
+		switch {
+		case sh.Steer != nil:
+			h := sh.Steer
+			sh.Steer = nil
+			var g *listen.GenSockets
+			if g, err = listen.AdoptSteered(s.Spec, s, h); err == nil {
+				gens[i], sh.Steer = bpfSteered{g}, g.Handover()
+			}
+			closed = h.Close()
+		case sh.Rename != nil:
+			h := sh.Rename
+			sh.Rename, kind = nil, "rename"
+			var u *listen.UnixGens
+			if u, err = listen.AdoptUnixGens(s, h); err == nil {
+				gens[i], sh.Rename = unixSteered{u}, u.Handover()
+			}
+			closed = h.Close()
 		}
-		hs[i].Steer = nil
+		if closed != nil {
+			m.logger.Warn("close handed-over steering", "app", app, "listener", s.Spec.Raw, "err", closed)
+		}
 		if err != nil {
-			m.logger.Warn("self-upgrade: BPF steering not adopted; the listener is shared until the supervisor restarts",
+			m.logger.Warn("self-upgrade: "+kind+" steering not adopted; the listener is shared until the supervisor restarts",
 				"app", app, "listener", s.Spec.Raw, "err", err)
-			gens = append(gens, nil)
-			continue
 		}
-		hs[i].Steer = g.Handover()
-		gens = append(gens, bpfSteered{g})
 	}
 	return gens
 }

@@ -43,10 +43,9 @@ type steered interface {
 	// names a stopping master still unlinks; closeAll frees everything.
 	shut() error
 	closeAll() error
-	// handover describes the steering for the next image of a self
-	// re-exec (nil: it is not handed over, the next image shares the held
-	// socket).
-	handover() *listen.SteerHandover
+	// handover records in sh, the held socket's entry, the steering for
+	// the next image of a self re-exec (Steer for BPF, Rename for rename).
+	handover(sh *SocketHandover)
 }
 
 // socketUse says which listening sockets a new generation gets.
@@ -88,7 +87,7 @@ func (b bpfSteered) servingFD() int                  { return b.g.ServingFD() }
 func (b bpfSteered) release(gen int) error           { return b.g.Release(gen) }
 func (b bpfSteered) shut() error                     { return b.g.Close() }
 func (b bpfSteered) closeAll() error                 { return b.g.Close() }
-func (b bpfSteered) handover() *listen.SteerHandover { return b.g.Handover() }
+func (b bpfSteered) handover(sh *SocketHandover)     { sh.Steer = b.g.Handover() }
 
 // unixSteered is a Unix listener steered by rename (listen.UnixGens).
 type unixSteered struct{ u *listen.UnixGens }
@@ -114,7 +113,7 @@ func (u unixSteered) servingFD() int                            { return -1 }
 func (u unixSteered) release(gen int) error                     { return u.u.Release(gen) }
 func (u unixSteered) shut() error                               { return u.u.Shut() }
 func (u unixSteered) closeAll() error                           { return u.u.Close() }
-func (u unixSteered) handover() *listen.SteerHandover           { return nil }
+func (u unixSteered) handover(sh *SocketHandover)               { sh.Rename = u.u.Handover() }
 
 // steerProbe returns a function that says why BPF steering is unavailable
 // here ("" when it is available), probing the kernel on its first call only.
@@ -186,8 +185,8 @@ func openListener(app *config.App, l config.Listener, bpfWhy string) (*Socket, s
 }
 
 // logHeldSteering logs the mode of app's listeners that were inherited
-// (systemd) or handed over (self-upgrade): shared, except the TCP
-// listeners whose BPF steering a self-upgrade handed over (gens).
+// (systemd) or handed over (self-upgrade): shared, except the listeners
+// whose steering a self-upgrade handed over and this image adopted (gens).
 func (m *Manager) logHeldSteering(app *config.App, upgraded bool, gens []steered) {
 	why := "inherited from systemd"
 	if upgraded {

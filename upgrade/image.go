@@ -70,19 +70,33 @@ func (s *State) FDs() []int {
 // kernel steers to them would wait unanswered: it is handed none.
 const FeatureSteer = "+steer"
 
+// FeatureSteerUnix marks a binary that adopts the rename steering of held
+// Unix listeners (SocketHandover.Rename). A binary without it would keep
+// the generation sockets open unused: it is handed only the serving
+// socket, which it shares.
+const FeatureSteerUnix = "+steer-unix"
+
 // Features returns the optional hand-over parts this binary reads, as its
 // `version` line lists them before VersionSuffix.
-func Features() []string { return []string{FeatureSteer} }
+func Features() []string { return []string{FeatureSteer, FeatureSteerUnix} }
 
 // Fit drops from s what a binary with these features (the fields of its
-// `version` line, or a state's Features) would not read back.
+// `version` line, or a state's Features) would not read back: the BPF
+// steering without FeatureSteer, the rename steering without
+// FeatureSteerUnix.
 func (s *State) Fit(features []string) {
-	if s.Manager == nil || slices.Contains(features, FeatureSteer) {
+	if s.Manager == nil {
 		return
 	}
+	bpf, rename := slices.Contains(features, FeatureSteer), slices.Contains(features, FeatureSteerUnix)
 	for _, socks := range s.Manager.Sockets {
 		for i := range socks {
-			socks[i].Steer = nil
+			if !bpf {
+				socks[i].Steer = nil
+			}
+			if !rename {
+				socks[i].Rename = nil
+			}
 		}
 	}
 }

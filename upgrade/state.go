@@ -40,6 +40,11 @@ type SocketHandover struct {
 	// hand steering over). A new image that cannot adopt it serves the
 	// listener shared.
 	Steer *listen.SteerHandover `json:"steer,omitempty"`
+	// Rename is the rename steering of a Unix listener, whose serving
+	// socket FD is (nil: the listener is shared, or the image that wrote
+	// the state does not hand rename steering over). A new image that
+	// cannot adopt it serves the listener shared.
+	Rename *listen.UnixSteerHandover `json:"rename,omitempty"`
 }
 
 // GenHandover is a running generation: everything the next image needs to
@@ -96,6 +101,7 @@ func (h *Handover) FDs() []int {
 		for _, s := range socks {
 			fds = append(fds, s.FD)
 			fds = append(fds, s.Steer.FDs()...)
+			fds = append(fds, s.Rename.FDs()...)
 		}
 	}
 	for _, a := range h.Apps {

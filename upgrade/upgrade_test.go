@@ -228,30 +228,41 @@ func TestGenHandoverWithoutErrFD(t *testing.T) {
 	}
 }
 
-// TestFit: a state keeps the BPF steering of its listeners only for a
-// binary that lists FeatureSteer (in its version line, or as a state's
-// Features); without it the steering and its descriptors are dropped.
+// TestFit: a state keeps the BPF steering of its TCP listeners only for a
+// binary that lists FeatureSteer, and the rename steering of its Unix
+// listeners only for one that lists FeatureSteerUnix (in its version line,
+// or as a state's Features); without them that steering and its
+// descriptors are dropped, the held sockets stay.
 func TestFit(t *testing.T) {
 	steered := func() *State {
 		return &State{Manager: &Handover{Version: HandoverVersion, Sockets: map[string][]SocketHandover{
 			"web": {{Raw: "tcp://127.0.0.1:8001", FD: 3, Steer: &listen.SteerHandover{SocketsFD: 10, ServingFD: 11, ProgFD: 12,
 				Sockets: []listen.GenSocketHandover{{FD: 13, Slot: 0, Gens: []int{1}}}}}},
+			"api": {{Raw: "unix:///run/api.sock", FD: 4, Ino: 7, Hold: "/run/.api.sock.held", Rename: &listen.UnixSteerHandover{ServingGens: []int{1},
+				Sockets: []listen.UnixSocketHandover{{FD: 14, Ino: 8, Hold: "/run/.api.sock.g2-0001", Gens: []int{2}}}}}},
 		}}}
+	}
+	line := func(features ...string) []string {
+		return strings.Fields("supervisor v2 " + strings.Join(features, " ") + " " + VersionSuffix())
 	}
 	for _, tc := range []struct {
 		name     string
 		features []string
 		want     []int
 	}{
-		{"version line with the feature", strings.Fields("supervisor v2 " + FeatureSteer + " " + VersionSuffix()), []int{3, 10, 11, 12, 13}},
-		{"this binary's features", Features(), []int{3, 10, 11, 12, 13}},
-		{"older version line", strings.Fields("supervisor v0 " + VersionSuffix()), []int{3}},
-		{"state without features", nil, []int{3}},
+		{"version line with both features", line(FeatureSteer, FeatureSteerUnix), []int{3, 4, 10, 11, 12, 13, 14}},
+		{"this binary's features", Features(), []int{3, 4, 10, 11, 12, 13, 14}},
+		{"version line with BPF steering only", line(FeatureSteer), []int{3, 4, 10, 11, 12, 13}},
+		{"version line with rename steering only", line(FeatureSteerUnix), []int{3, 4, 14}},
+		{"older version line", line(), []int{3, 4}},
+		{"state without features", nil, []int{3, 4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := steered()
 			st.Fit(tc.features)
-			if got := st.FDs(); !slices.Equal(got, tc.want) {
+			got := st.FDs()
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
 				t.Errorf("FDs after Fit(%q) = %v, want %v", tc.features, got, tc.want)
 			}
 		})

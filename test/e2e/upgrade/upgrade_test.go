@@ -194,7 +194,9 @@ func TestUpgradeUnderLoad(t *testing.T) {
 // that the new image still does its job: it reaps and restarts a master
 // killed with SIGKILL (status shows signal 9), an app started after the
 // upgrade inherits no hand-over descriptor and no other app's socket or
-// pipe, and SIGTERM stops everything with exit status 0.
+// pipe, and SIGTERM stops everything with exit status 0, every api master
+// (its Unix listener steered by rename, adopted across the upgrade)
+// included.
 func TestUpgradedSupervisorSupervises(t *testing.T) {
 	t.Parallel() // no load (see TestMain)
 	s := startSup(t, baseConfig)
@@ -379,6 +381,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 	if out := s.Output(); !strings.Contains(out, "supervisor stopped") {
 		t.Errorf("no \"supervisor stopped\" in the output")
 	}
+	checkAPIExits(t, s.Output())
 }
 
 // TestUpgradeRefusesWhatCannotTakeOver tries two upgrades that pass the
