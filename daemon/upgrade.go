@@ -107,8 +107,8 @@ func (d *Daemon) upgradeState(exe string, hs *supervise.Handover, line string) *
 }
 
 // dryRun has exe (whose `version` line is line) check the state this
-// image would hand over now (frozen and thawed at once); see
-// upgrade.DryRun.
+// image would hand over at the moment of the call (frozen and thawed at
+// once); see upgrade.DryRun.
 func (d *Daemon) dryRun(ctx context.Context, exe, line string) error {
 	hs, thaw, err := d.manager.Freeze(ctx)
 	if err != nil {

@@ -143,9 +143,9 @@ func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*Socket, err
 // socks (BPF: see listen.AdoptSteered; rename: see listen.AdoptUnixGens)
 // and returns it, one entry per socket (nil: shared). A listener whose
 // steering cannot be adopted is served shared, with a warning saying why.
-// Either way the handed-over steering descriptors are closed and hs records
-// what now stays open (the adopted duplicates, or nothing), for a fallback
-// to the previous image.
+// Either way the handed-over steering descriptors are closed, and on return
+// hs names the steering descriptors that stay open (the adopted
+// duplicates, or none), for a fallback to the previous image.
 func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*Socket) []steered {
 	gens := make([]steered, len(socks))
 	for i, s := range socks {
