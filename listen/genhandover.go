@@ -91,9 +91,12 @@ func (s *GenSockets) Handover() *SteerHandover {
 // on close-on-exec duplicates of h's descriptors, which it owns on success
 // and closes on error: h's own descriptors are the caller's either way.
 func AdoptSteered(l config.Listener, held *Socket, h *SteerHandover) (*GenSockets, error) {
-	addr, err := net.ResolveTCPAddr("tcp", held.Bound)
-	if err != nil || l.Network != config.NetTCP {
+	if l.Network != config.NetTCP {
 		return nil, fmt.Errorf("listen %s: steered hand-over of a non-TCP listener bound at %q", l.Raw, held.Bound)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", held.Bound)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: steered hand-over: holder bound at %q: %w", l.Raw, held.Bound, err)
 	}
 	dups, err := dupAll(h.FDs())
 	if err != nil {
