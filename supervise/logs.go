@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
 )
@@ -33,10 +33,6 @@ const (
 	// tracebackScan is the number of a crashed generation's last stderr
 	// lines searched for a Python traceback.
 	tracebackScan = 200
-	// tracebackMax bounds a traceback shown for an unexpected exit; without
-	// a traceback, the last tracebackPlain stderr lines are shown.
-	tracebackMax   = 60
-	tracebackPlain = 20
 	// outputDrainWait bounds the wait for an exited generation's output
 	// pipes to reach EOF before its last lines are read.
 	outputDrainWait = 500 * time.Millisecond
@@ -182,36 +178,6 @@ func lineTexts(lines []logs.Line) []string {
 	return out
 }
 
-// pythonTraceback returns the last Python traceback in stderr (from its
-// "Traceback (most recent call last):" line on; a longer one keeps that
-// line, "...", and its last lines, tracebackMax in all) and its exception
-// line (the first unindented line after the header, such as
-// "ImportError: No module named 'flask'"). Without a traceback it returns
-// the last tracebackPlain lines and no exception.
-func pythonTraceback(stderr []string) (tb []string, exception string) {
-	start := -1
-	for i := len(stderr) - 1; i >= 0; i-- {
-		if strings.HasPrefix(stderr[i], "Traceback (most recent call last):") {
-			start = i
-			break
-		}
-	}
-	if start < 0 {
-		return stderr[max(0, len(stderr)-tracebackPlain):], ""
-	}
-	tb = stderr[start:]
-	for _, l := range tb[1:] {
-		if l != "" && l[0] != ' ' {
-			exception = l
-			break
-		}
-	}
-	if len(tb) > tracebackMax {
-		tb = append([]string{tb[0], "..."}, tb[len(tb)-(tracebackMax-2):]...)
-	}
-	return tb, exception
-}
-
 // outFDs are the read ends of a generation's output pipes (-1: none).
 type outFDs struct{ stdout, stderr int }
 
@@ -233,14 +199,14 @@ func (g *Generation) handoverFDs() outFDs {
 }
 
 // Traceback returns the last Python traceback the generation wrote to
-// stderr and its exception line (see pythonTraceback). After an exit it
+// stderr and its exception line (see gunicorn.Traceback). After an exit it
 // waits briefly for the output pipes to drain, as Tail does.
 func (g *Generation) Traceback() (tb []string, exception string) {
 	if g.out == nil {
 		return nil, ""
 	}
 	g.waitOutput()
-	return pythonTraceback(g.out.texts(logs.Query{Stream: logs.Stderr, N: tracebackScan}))
+	return gunicorn.Traceback(g.out.texts(logs.Query{Stream: logs.Stderr, N: tracebackScan}))
 }
 
 // waitOutput waits up to outputDrainWait for the output of an exited
@@ -304,7 +270,7 @@ func (m *Manager) logReport(s *AppSnapshot) {
 	if gen == 0 || s.State == StateRunning || s.State == StateStopping {
 		return
 	}
-	s.Traceback, _ = pythonTraceback(lineTexts(l.Lines(logs.Query{Gen: int(gen), Stream: logs.Stderr, N: tracebackScan})))
+	s.Traceback, _ = gunicorn.Traceback(lineTexts(l.Lines(logs.Query{Gen: int(gen), Stream: logs.Stderr, N: tracebackScan})))
 }
 
 // Log returns app name's log, for reading its recent lines and following
