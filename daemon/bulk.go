@@ -4,12 +4,11 @@ import (
 	"context"
 
 	"github.com/gunisup/supervisor/control"
-	"github.com/gunisup/supervisor/supervise"
 )
 
 // ActMany implements control.BulkBackend.
 func (b backend) ActMany(ctx context.Context, verb string, targets []string) ([]control.AppResult, error) {
-	names, err := supervise.Resolve(b.m.Config(), targets)
+	names, err := b.m.Config().Resolve(targets)
 	if err != nil {
 		return nil, wireError(err)
 	}

@@ -378,8 +378,9 @@ func (m *Manager) owner(name string) (*appOwner, error) {
 	return a, nil
 }
 
-// ErrNoSuchApp is returned for an app name the configuration does not have.
-var ErrNoSuchApp = errors.New("no such app")
+// ErrNoSuchApp is returned for an app name the configuration does not have
+// (the error config.Config.Resolve wraps, so callers test for one).
+var ErrNoSuchApp = config.ErrNoSuchApp
 
 // StartApp asks app name to run; it returns once the generation was spawned
 // (not when it is ready).

@@ -2,14 +2,10 @@ package supervise
 
 import (
 	"context"
-
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/gunisup/supervisor/config"
 )
 
 // ordered runs f once for every owner in set, in parallel, except that an
@@ -104,49 +100,6 @@ func (a *appOwner) settle(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// Resolve expands control targets into app names, in file order, without
-// duplicates: an app name, the name of an app with instances (every
-// instance), `all` (every app) or `group:NAME` (the group's apps). An unknown target is an error wrapping ErrNoSuchApp.
-func Resolve(cfg *config.Config, targets []string) ([]string, error) {
-	want := map[string]bool{}
-	for _, t := range targets {
-		switch {
-		case t == "all":
-			for _, a := range cfg.Apps {
-				want[a.Name] = true
-			}
-		case strings.HasPrefix(t, "group:"):
-			name := strings.TrimPrefix(t, "group:")
-			g := cfg.Group(name)
-			if g == nil {
-				return nil, fmt.Errorf("%w: no group %q", ErrNoSuchApp, name)
-			}
-			for _, n := range g.Apps {
-				want[n] = true
-			}
-		case cfg.App(t) != nil:
-			want[t] = true
-		default:
-			found := false
-			for _, a := range cfg.Apps {
-				if a.InstanceOf == t {
-					want[a.Name], found = true, true
-				}
-			}
-			if !found {
-				return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, t)
-			}
-		}
-	}
-	var out []string
-	for _, a := range cfg.Apps {
-		if want[a.Name] {
-			out = append(out, a.Name)
-		}
-	}
-	return out, nil
 }
 
 // Act runs verb (start, stop or restart) on the apps names, honouring their

@@ -2,15 +2,11 @@ package supervise
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gunisup/supervisor/config"
 )
 
 // b runs after a: it starts once a is running (a process app is running
@@ -98,29 +94,4 @@ func index(list []string, s string) int {
 		}
 	}
 	return -1
-}
-
-func TestResolve(t *testing.T) {
-	cfg := &config.Config{
-		Apps:   []*config.App{{Name: "web"}, {Name: "worker"}, {Name: "beat"}},
-		Groups: []config.Group{{Name: "back", Apps: []string{"beat", "worker"}}},
-	}
-	tests := []struct {
-		targets []string
-		want    []string
-		err     bool
-	}{
-		{[]string{"all"}, []string{"web", "worker", "beat"}, false},
-		{[]string{"group:back"}, []string{"worker", "beat"}, false},
-		{[]string{"beat", "web", "beat"}, []string{"web", "beat"}, false},
-		{[]string{"group:back", "web"}, []string{"web", "worker", "beat"}, false},
-		{[]string{"ghost"}, nil, true},
-		{[]string{"group:ghost"}, nil, true},
-	}
-	for _, tc := range tests {
-		got, err := Resolve(cfg, tc.targets)
-		if (err != nil) != tc.err || (err != nil && !errors.Is(err, ErrNoSuchApp)) || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("Resolve(%v) = %v, %v; want %v (error %v)", tc.targets, got, err, tc.want, tc.err)
-		}
-	}
 }
