@@ -130,7 +130,7 @@ type Daemon struct {
 
 	started  time.Time
 	manager  *supervise.Manager
-	reaper   *supervise.Reaper
+	reaper   *proc.Reaper
 	notifier *sdnotify.Notifier
 	bridges  map[string]*metrics.StatsdBridge
 	// bridgesMu guards bridges once the Manager runs (an update adds some).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/internal/exitcode"
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/supervise"
 )
@@ -28,7 +29,7 @@ const runStateEvery = time.Second
 // binding does not fail against them. It returns the orphans left to drain
 // once the new generations are ready (nil: none), and an error when the
 // supervisor that wrote the record still runs.
-func (d *Daemon) recoverSockets(held map[string][]*supervise.Socket) (*supervise.Orphans, error) {
+func (d *Daemon) recoverSockets(held map[string][]*listen.Socket) (*supervise.Orphans, error) {
 	o, err := supervise.FindOrphans(d.Config.Supervisor.RunDir, d.Logger)
 	if err != nil {
 		return nil, exitcode.New(ExitFailure, fmt.Errorf("recovery: %w", err))

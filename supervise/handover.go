@@ -118,8 +118,8 @@ func (g *Generation) handover() *GenHandover {
 // restoreSockets wraps the handed-over listeners, matching them to the
 // configuration by their raw address; a listener the configuration no longer
 // has is an error (live configuration changes are not an upgrade's job).
-func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*Socket, error) {
-	out := map[string][]*Socket{}
+func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*listen.Socket, error) {
+	out := map[string][]*listen.Socket{}
 	for _, app := range cfg.Apps {
 		got := st.Sockets[app.Name]
 		if len(got) != len(app.Listen) {
@@ -146,7 +146,7 @@ func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*Socket, err
 // Either way the handed-over steering descriptors are closed, and on return
 // hs names the steering descriptors that stay open (the adopted
 // duplicates, or none), for a fallback to the previous image.
-func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*Socket) []steered {
+func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*listen.Socket) []steered {
 	gens := make([]steered, len(socks))
 	for i, s := range socks {
 		if i >= len(hs) {

@@ -39,7 +39,7 @@ func TestRestoreSteering(t *testing.T) {
 	good, bad := steerCopy(t, gs), steerCopy(t, gs)
 	bad.SocketsFD, bad.ServingFD = bad.ServingFD, bad.SocketsFD
 	hs := []SocketHandover{{Raw: spec.Raw, FD: held.FD(), Steer: good}, {Raw: spec.Raw, FD: held.FD(), Steer: bad}}
-	gens := m.restoreSteering("web", hs, []*Socket{held, held})
+	gens := m.restoreSteering("web", hs, []*listen.Socket{held, held})
 	t.Cleanup(func() {
 		if err := closeSteered(gens); err != nil {
 			t.Error(err)
@@ -100,7 +100,7 @@ func TestRestoreRenameSteering(t *testing.T) {
 	good, bad := renameCopy(t, u), renameCopy(t, u)
 	bad.Sockets[0].Hold += ".elsewhere"
 	handed := good.Sockets[0].FD
-	socks := []*Socket{heldCopy(t, held), heldCopy(t, held)}
+	socks := []*listen.Socket{heldCopy(t, held), heldCopy(t, held)}
 	hs := []SocketHandover{{Raw: spec.Raw, FD: socks[0].FD(), Rename: good}, {Raw: spec.Raw, FD: socks[1].FD(), Rename: bad}}
 	gens := m.restoreSteering("api", hs, socks)
 	t.Cleanup(func() {
@@ -136,7 +136,7 @@ func renameCopy(t *testing.T, u *listen.UnixGens) *listen.UnixSteerHandover {
 }
 
 // heldCopy adopts a duplicate of held as the next image does.
-func heldCopy(t *testing.T, held *Socket) *Socket {
+func heldCopy(t *testing.T, held *listen.Socket) *listen.Socket {
 	t.Helper()
 	ino, hold := held.Held()
 	s, err := listen.AdoptHeld(held.Spec, dupFD(t, held.FD()), ino, hold)

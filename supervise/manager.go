@@ -34,7 +34,7 @@ type Options struct {
 	// Sockets are listeners already held (inherited from systemd or from the
 	// previous image), keyed by app name, in the order of the app's listen
 	// list; an app missing here gets its sockets bound.
-	Sockets map[string][]*Socket
+	Sockets map[string][]*listen.Socket
 	// Restore is the state handed over by the previous image across an
 	// in-place re-exec; its generations are adopted instead of started.
 	Restore *Handover
@@ -59,7 +59,7 @@ type Manager struct {
 	stopping chan struct{}
 	stopOnce sync.Once
 	cfg      *config.Config
-	reaper   *Reaper
+	reaper   *proc.Reaper
 	logger   *slog.Logger
 	logs     map[string]*appLog
 	// stdoutSink is the sink shared by the apps with log = "stdout".
@@ -67,7 +67,7 @@ type Manager struct {
 	observer   Observer
 	statsd     func(string) string
 	runDir     string
-	sockets    map[string][]*Socket
+	sockets    map[string][]*listen.Socket
 	steered    steering
 	apps       map[string]*appOwner
 	order      []*appOwner
@@ -114,7 +114,7 @@ func (m *Manager) owners() []*appOwner {
 }
 
 // socketsOf returns the held listeners of app, in its listen order.
-func (m *Manager) socketsOf(app string) []*Socket {
+func (m *Manager) socketsOf(app string) []*listen.Socket {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.sockets[app]
@@ -136,7 +136,7 @@ type AppExit struct {
 
 // NewManager binds every listener the configuration asks for. On any error
 // it closes what it bound and returns the error: nothing is started.
-func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, error) {
+func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager, error) {
 	m := &Manager{
 		cfg:      cfg,
 		reaper:   reaper,
@@ -144,7 +144,7 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		observer: opts.Observer,
 		statsd:   opts.StatsdAddr,
 		runDir:   cfg.Supervisor.RunDir,
-		sockets:  map[string][]*Socket{},
+		sockets:  map[string][]*listen.Socket{},
 		steered:  steering{},
 		apps:     map[string]*appOwner{},
 		changes:  make(chan struct{}, 1),
@@ -243,7 +243,7 @@ func (m *Manager) openAll(opts Options) error {
 // steering. On a take-over from a previous image (restore) every socket and
 // steering descriptor stays open: the state names them, and the caller
 // either hands them back to that image (upgrade.Fallback) or exits.
-func (m *Manager) abandonOpen(err error, restore bool, held []*Socket, gens []steered) error {
+func (m *Manager) abandonOpen(err error, restore bool, held []*listen.Socket, gens []steered) error {
 	if !restore {
 		err = errors.Join(err, closeSteered(gens), listen.CloseAll(held))
 		m.CloseSockets()

@@ -12,7 +12,7 @@ import (
 // appSet is what the Manager opens for one app before its owner runs: its
 // held listeners and their steering, its log and its cgroup (nil: none).
 type appSet struct {
-	socks  []*Socket
+	socks  []*listen.Socket
 	steer  []steered
 	log    *appLog
 	cgroup *proc.Cgroup
@@ -35,7 +35,7 @@ func (s *appSet) close() error {
 // one that cannot be created is logged and the app runs without) and its
 // statsd bridge (Options.OpenStatsd). On error it closes what it opened:
 // held sockets stay the caller's.
-func (m *Manager) openApp(app *config.App, held []*Socket, isHeld bool) (*appSet, error) {
+func (m *Manager) openApp(app *config.App, held []*listen.Socket, isHeld bool) (*appSet, error) {
 	s := &appSet{}
 	if !isHeld {
 		socks, gens, err := m.openListeners(app)
@@ -70,7 +70,7 @@ func (m *Manager) openApp(app *config.App, held []*Socket, isHeld bool) (*appSet
 // openListeners binds app's listeners with the steering app.Steering and
 // the kernel allow (see openSteered); BPF availability is probed at most
 // once per Manager, and only for an app with a TCP listener.
-func (m *Manager) openListeners(app *config.App) ([]*Socket, []steered, error) {
+func (m *Manager) openListeners(app *config.App) ([]*listen.Socket, []steered, error) {
 	why := ""
 	if app.Steering == config.SteeringAuto && hasTCP(app) {
 		why = m.bpfWhy()

@@ -104,8 +104,8 @@ func (o *Orphans) members(run AppRun) []int {
 // the address the predecessor recorded, in one of the orphans' descriptor
 // tables (pidfd_getfd). An app missing any listener gets none; its orphans
 // must be drained before it binds (see Drain). Apps in held are skipped.
-func (o *Orphans) TakeSockets(cfg *config.Config, held map[string][]*Socket) map[string][]*Socket {
-	out := map[string][]*Socket{}
+func (o *Orphans) TakeSockets(cfg *config.Config, held map[string][]*listen.Socket) map[string][]*listen.Socket {
+	out := map[string][]*listen.Socket{}
 	for _, app := range cfg.Apps {
 		run, ok := o.apps[app.Name]
 		if _, systemd := held[app.Name]; !ok || systemd || len(app.Listen) == 0 {
@@ -123,7 +123,7 @@ func (o *Orphans) TakeSockets(cfg *config.Config, held map[string][]*Socket) map
 }
 
 // takeApp returns app's listeners copied from its orphans, in listen order.
-func (o *Orphans) takeApp(app *config.App, run AppRun) ([]*Socket, error) {
+func (o *Orphans) takeApp(app *config.App, run AppRun) ([]*listen.Socket, error) {
 	want := map[string]config.Listener{} // bound name -> listener
 	for _, l := range app.Listen {
 		name, err := recordedName(l, run.Listeners)
@@ -182,9 +182,9 @@ func recordedName(l config.Listener, recorded []RunListener) (string, error) {
 
 // adoptFound wraps the descriptors found for want as app's sockets, in
 // listen order; when one is missing it closes them all.
-func adoptFound(app *config.App, want map[string]config.Listener, found map[string]int) ([]*Socket, error) {
+func adoptFound(app *config.App, want map[string]config.Listener, found map[string]int) ([]*listen.Socket, error) {
 	var errs []error
-	var socks []*Socket
+	var socks []*listen.Socket
 	for name, l := range want {
 		fd, ok := found[name]
 		if !ok {
@@ -202,7 +202,7 @@ func adoptFound(app *config.App, want map[string]config.Listener, found map[stri
 	if err := errors.Join(errs...); err != nil {
 		return nil, errors.Join(err, listen.CloseAll(socks))
 	}
-	order := func(s *Socket) int {
+	order := func(s *listen.Socket) int {
 		return slices.IndexFunc(app.Listen, func(l config.Listener) bool { return l.Raw == s.Spec.Raw })
 	}
 	sort.Slice(socks, func(i, j int) bool { return order(socks[i]) < order(socks[j]) })
@@ -211,7 +211,7 @@ func adoptFound(app *config.App, want map[string]config.Listener, found map[stri
 
 // adoptOne wraps a taken descriptor: a Unix socket with its held name, its
 // file identified by the inode its public path (or hidden name) has.
-func adoptOne(l config.Listener, fd int, name string) (*Socket, error) {
+func adoptOne(l config.Listener, fd int, name string) (*listen.Socket, error) {
 	if l.Network != config.NetUnix {
 		return listen.AdoptFD(l, fd, false)
 	}

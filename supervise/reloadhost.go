@@ -382,7 +382,7 @@ func gone(g *Generation) func() error {
 // one exits (see gunicorn.WatchAdopted). It inherits old's output, probe
 // listener, pidfile and held sockets; its process group and working
 // directory are read from /proc.
-func adoptGeneration(r *Reaper, old *Generation, id, pid int) *Generation {
+func adoptGeneration(r *proc.Reaper, old *Generation, id, pid int) *Generation {
 	g := newGeneration(old.App, id, pid, gunicorn.WatchAdopted(r, pid), old.out, nil)
 	g.ProbeAddr = old.ProbeAddr
 	g.PGID = old.PGID

@@ -23,7 +23,7 @@ func (m *Manager) pidfile(app *config.App, id int) string {
 // processes); use says which listening sockets it gets (see genSockets).
 // A Gunicorn master gets gunicorn.Argv and gunicorn.ListenEnv; a process
 // gets systemd's LISTEN_FDS, with LISTEN_PID set by an exec shim.
-func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *Socket, strategy config.Strategy, use socketUse) (proc.Spec, []*Socket, error) {
+func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *listen.Socket, strategy config.Strategy, use socketUse) (proc.Spec, []*listen.Socket, error) {
 	fds, socks, err := m.genSockets(app.Name, id, use)
 	if err != nil {
 		return proc.Spec{}, nil, err
@@ -93,7 +93,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		}
 		dir = d
 	}
-	var probe *Socket
+	var probe *listen.Socket
 	if app.Kind == config.KindGunicorn {
 		p, err := listen.Probe()
 		if err != nil {

@@ -27,12 +27,12 @@ type steered interface {
 	// add returns the descriptor generation gen gets and the Socket its
 	// master's stop goes through (see Generation.socks): its own socket
 	// (BPF always, rename for a reload's takeover) or the serving one.
-	add(gen int, use socketUse, held *Socket) (int, *Socket, error)
+	add(gen int, use socketUse, held *listen.Socket) (int, *listen.Socket, error)
 	// share makes a USR2 child (to) use its parent's (from) socket.
 	share(from, to int)
 	// serve sends new connections to gen's socket and returns the Socket
 	// held for the listener from now on (held itself for BPF).
-	serve(gen int, held *Socket) (*Socket, error)
+	serve(gen int, held *listen.Socket) (*listen.Socket, error)
 	serving(gen int) bool
 	queueDepth(gen int) (int, error)
 	// servingFD is the descriptor whose queue snapshots report (-1: held's).
@@ -73,12 +73,12 @@ func (u socketUse) String() string {
 type bpfSteered struct{ g *listen.GenSockets }
 
 func (b bpfSteered) mode() steer.Mode { return steer.ModeBPF }
-func (b bpfSteered) add(gen int, _ socketUse, held *Socket) (int, *Socket, error) {
+func (b bpfSteered) add(gen int, _ socketUse, held *listen.Socket) (int, *listen.Socket, error) {
 	fd, err := b.g.Add(gen)
 	return fd, held, err
 }
 func (b bpfSteered) share(from, to int) { b.g.Share(from, to) }
-func (b bpfSteered) serve(gen int, held *Socket) (*Socket, error) {
+func (b bpfSteered) serve(gen int, held *listen.Socket) (*listen.Socket, error) {
 	return held, b.g.Serve(gen)
 }
 func (b bpfSteered) serving(gen int) bool            { return b.g.Serving(gen) }
@@ -92,7 +92,7 @@ func (b bpfSteered) handover(sh *SocketHandover)     { sh.Steer = b.g.Handover()
 // unixSteered is a Unix listener steered by rename (listen.UnixGens).
 type unixSteered struct{ u *listen.UnixGens }
 
-func (u unixSteered) add(gen int, use socketUse, _ *Socket) (int, *Socket, error) {
+func (u unixSteered) add(gen int, use socketUse, _ *listen.Socket) (int, *listen.Socket, error) {
 	s, err := u.u.Add(gen, use == useOwn)
 	if err != nil {
 		return -1, nil, err
@@ -106,7 +106,7 @@ func (u unixSteered) add(gen int, use socketUse, _ *Socket) (int, *Socket, error
 
 func (u unixSteered) mode() steer.Mode                          { return steer.ModeRename }
 func (u unixSteered) share(from, to int)                        { u.u.Share(from, to) }
-func (u unixSteered) serve(gen int, _ *Socket) (*Socket, error) { return u.u.Serve(gen) }
+func (u unixSteered) serve(gen int, _ *listen.Socket) (*listen.Socket, error) { return u.u.Serve(gen) }
 func (u unixSteered) serving(gen int) bool                      { return u.u.Serving(gen) }
 func (u unixSteered) queueDepth(gen int) (int, error)           { return u.u.QueueDepth(gen) }
 func (u unixSteered) servingFD() int                            { return -1 }
@@ -133,10 +133,10 @@ func steerProbe() func() string {
 // neither inherited from systemd nor handed over (those share one socket).
 // On error it closes what it opened and names the listener's file, line and
 // key, as listen.OpenApp does.
-func openSteered(app *config.App, bpfWhy string, logger *slog.Logger) ([]*Socket, []steered, error) {
-	var socks []*Socket
+func openSteered(app *config.App, bpfWhy string, logger *slog.Logger) ([]*listen.Socket, []steered, error) {
+	var socks []*listen.Socket
 	var gens []steered
-	fail := func(l config.Listener, err error) ([]*Socket, []steered, error) {
+	fail := func(l config.Listener, err error) ([]*listen.Socket, []steered, error) {
 		if l.File != "" {
 			err = l.Wrap(err)
 		} else {
@@ -161,7 +161,7 @@ func openSteered(app *config.App, bpfWhy string, logger *slog.Logger) ([]*Socket
 
 // openListener binds l and returns its held socket, its steering (nil:
 // shared) and, for a shared one, why it is not steered.
-func openListener(app *config.App, l config.Listener, bpfWhy string) (*Socket, steered, string, error) {
+func openListener(app *config.App, l config.Listener, bpfWhy string) (*listen.Socket, steered, string, error) {
 	if app.Steering == config.SteeringShared {
 		s, err := listen.Bind(l)
 		return s, nil, `steering = "shared"`, err
@@ -215,9 +215,9 @@ func hasTCP(app *config.App) bool {
 // Generation.socks): use says whether it takes over with its own sockets.
 // Every Unix socket's hidden name is re-created first where a master that
 // exited removed it.
-func (m *Manager) genSockets(app string, id int, use socketUse) ([]int, []*Socket, error) {
+func (m *Manager) genSockets(app string, id int, use socketUse) ([]int, []*listen.Socket, error) {
 	held := m.socketsOf(app)
-	fds, named := make([]int, 0, len(held)), make([]*Socket, 0, len(held))
+	fds, named := make([]int, 0, len(held)), make([]*listen.Socket, 0, len(held))
 	for i, s := range held {
 		if err := s.Relink(); err != nil {
 			return nil, nil, fmt.Errorf("app %s: %w", app, err)
@@ -296,7 +296,7 @@ func (m *Manager) serveGen(app string, id int) error {
 }
 
 // replaceHeld makes now the socket held for app in place of was.
-func (m *Manager) replaceHeld(app string, was, now *Socket) {
+func (m *Manager) replaceHeld(app string, was, now *listen.Socket) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	socks := slices.Clone(m.sockets[app])

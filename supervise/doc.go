@@ -1,0 +1,15 @@
+// Package supervise keeps the configured apps running: the Manager holds one
+// owner per app, and that owner's goroutine alone changes the app's state
+// (starting, running, backing off, failed, stopping, stopped) through typed
+// messages. It starts, stops and restarts generations in the order after and
+// requires give, applies a changed configuration (update), hosts reloads
+// (reload orders the steps, supervise supplies spawning, readiness and
+// draining), and freezes and restores its state across a self-upgrade or a
+// crash of the supervisor.
+//
+// Contract: every process is started through proc's reaper and waited for
+// there; every wait has a bound and then a kill. What Gunicorn is (argv,
+// USR2, tracebacks) lives in gunicorn, what the configuration says in config,
+// how a reload is ordered in reload, and how sockets are held and steered in
+// listen: this package composes them and keeps no copy of their facts.
+package supervise
