@@ -104,16 +104,16 @@ func (u unixSteered) add(gen int, use socketUse, _ *listen.Socket) (int, *listen
 	return fd, s, nil
 }
 
-func (u unixSteered) mode() steer.Mode                          { return steer.ModeRename }
-func (u unixSteered) share(from, to int)                        { u.u.Share(from, to) }
+func (u unixSteered) mode() steer.Mode                                        { return steer.ModeRename }
+func (u unixSteered) share(from, to int)                                      { u.u.Share(from, to) }
 func (u unixSteered) serve(gen int, _ *listen.Socket) (*listen.Socket, error) { return u.u.Serve(gen) }
-func (u unixSteered) serving(gen int) bool                      { return u.u.Serving(gen) }
-func (u unixSteered) queueDepth(gen int) (int, error)           { return u.u.QueueDepth(gen) }
-func (u unixSteered) servingFD() int                            { return -1 }
-func (u unixSteered) release(gen int) error                     { return u.u.Release(gen) }
-func (u unixSteered) shut() error                               { return u.u.Shut() }
-func (u unixSteered) closeAll() error                           { return u.u.Close() }
-func (u unixSteered) handover(sh *SocketHandover)               { sh.Rename = u.u.Handover() }
+func (u unixSteered) serving(gen int) bool                                    { return u.u.Serving(gen) }
+func (u unixSteered) queueDepth(gen int) (int, error)                         { return u.u.QueueDepth(gen) }
+func (u unixSteered) servingFD() int                                          { return -1 }
+func (u unixSteered) release(gen int) error                                   { return u.u.Release(gen) }
+func (u unixSteered) shut() error                                             { return u.u.Shut() }
+func (u unixSteered) closeAll() error                                         { return u.u.Close() }
+func (u unixSteered) handover(sh *SocketHandover)                             { sh.Rename = u.u.Handover() }
 
 // steerProbe returns a function that says why BPF steering is unavailable
 // here ("" when it is available), probing the kernel on its first call only.
