@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/gunisup/supervisor/internal/defaults"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -204,7 +205,7 @@ reload.strategy = "swap"
 				StartTimeout: 20 * time.Second,
 				StartSettle:  DefaultStartSettle,
 				Backoff:      Backoff{Initial: time.Second, Max: time.Minute, StableAfter: 5 * time.Second, CrashWindow: 2 * time.Minute, CrashLimit: 7},
-				Reload:       Reload{Strategy: StrategyUSR2, Timeout: 90 * time.Second},
+				Reload:       Reload{Strategy: strategy.USR2, Timeout: 90 * time.Second},
 				Health: Health{Enabled: true, Path: "/healthz", Host: "example.org", Interval: time.Second,
 					Timeout: 500 * time.Millisecond, HealthyAfter: 2, UnhealthyAfter: 4, RestartWhenUnhealthy: true},
 				Statsd: false,
@@ -224,7 +225,7 @@ reload.strategy = "swap"
 				StartTimeout: DefaultStartTimeout,
 				StartSettle:  DefaultStartSettle,
 				Backoff:      defaultBackoff(),
-				Reload:       Reload{Strategy: StrategyRestart, Timeout: DefaultReloadTimeout},
+				Reload:       Reload{Strategy: strategy.Restart, Timeout: DefaultReloadTimeout},
 				Health: Health{Enabled: true, Command: []string{dir + "/pathbin/tool", "ping"}, Host: "localhost",
 					Interval: 5 * time.Second, Timeout: 2 * time.Second, HealthyAfter: 3, UnhealthyAfter: 3},
 			},
@@ -243,7 +244,7 @@ reload.strategy = "swap"
 				StartTimeout: DefaultStartTimeout,
 				StartSettle:  DefaultStartSettle,
 				Backoff:      defaultBackoff(),
-				Reload:       Reload{Strategy: StrategyOverlap, Timeout: DefaultReloadTimeout},
+				Reload:       Reload{Strategy: strategy.Overlap, Timeout: DefaultReloadTimeout},
 				Health:       defaultHealth(),
 			},
 		},
@@ -322,7 +323,7 @@ listen = ["unix:///run/web.sock"]
 			StartTimeout: 60 * time.Second,
 			StartSettle:  DefaultStartSettle,
 			Backoff:      Backoff{Initial: 100 * time.Millisecond, Max: 30 * time.Second, StableAfter: 10 * time.Second, CrashWindow: time.Minute, CrashLimit: 5},
-			Reload:       Reload{Strategy: StrategySwap, Timeout: time.Minute},
+			Reload:       Reload{Strategy: strategy.Swap, Timeout: time.Minute},
 			Health:       Health{Host: "localhost", Interval: 5 * time.Second, Timeout: 2 * time.Second, HealthyAfter: 3, UnhealthyAfter: 3},
 			Statsd:       true,
 		}},

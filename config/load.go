@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/gunisup/supervisor/internal/defaults"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 // Defaults of the [supervisor] table.
@@ -250,7 +251,7 @@ func (p *parser) app(name string, t *table) *App {
 	lifecycle(t, a)
 	instances(t, a)
 	readSteering(t, &a.Steering)
-	a.Reload = p.reload(t.sub("reload"), process)
+	a.Reload = p.reload(t.sub("reload"), a.Kind)
 	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
 	a.Log = appLog(t)
 	instanceLogFile(t, a)
@@ -546,27 +547,17 @@ func (p *parser) environment(t *table, a *App) {
 	}
 }
 
-func (p *parser) reload(t *table, process bool) Reload {
-	r := Reload{Strategy: StrategySwap, Timeout: DefaultReloadTimeout}
-	if process {
-		r.Strategy = StrategyRestart
-	}
+func (p *parser) reload(t *table, kind Kind) Reload {
+	r := Reload{Strategy: strategy.Default(kind.String()), Timeout: DefaultReloadTimeout}
 	if t == nil {
 		return r
 	}
 	var s string
 	if t.str("strategy", &s) {
-		st, ok := ParseStrategy(s)
-		switch {
-		case !ok:
-			t.errf("strategy", "unknown strategy %q (want \"swap\", \"usr2\", \"restart\" or \"overlap\")", s)
-		case st == StrategyUSR2 && process:
-			t.errf("strategy", "\"usr2\" is only valid for kind \"gunicorn\"")
-		case st == StrategyOverlap && !process:
-			t.errf("strategy", "\"overlap\" is only valid for kind \"process\" (a gunicorn app overlaps generations with \"swap\")")
-		case st == StrategySwap && process:
-			r.Strategy = StrategyOverlap // a process's swap is an overlap
-		default:
+		st, err := strategy.For(s, kind.String())
+		if err != nil {
+			t.errf("strategy", "%v", err)
+		} else {
 			r.Strategy = st
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 // Config is a validated configuration file.
@@ -197,58 +199,11 @@ type Backoff struct {
 	CrashLimit  int
 }
 
-// Strategy is how a reload replaces a generation.
-type Strategy int
-
-const (
-	// StrategySwap starts a complete new generation on the held sockets, checks
-	// it, then drains the old one.
-	StrategySwap Strategy = iota
-	// StrategyUSR2 uses Gunicorn's own USR2 re-exec, then TERM to the old master.
-	StrategyUSR2
-	// StrategyRestart stops the old generation, then starts and checks a new
-	// one: never two at once (singletons such as celery beat), at the price
-	// of a gap. The default for kind "process".
-	StrategyRestart
-	// StrategyOverlap runs a process app's new generation beside the old one
-	// until it passes its checks, then stops the old one (swap, for a
-	// process). Opt-in for kind "process" only.
-	StrategyOverlap
-)
-
-func (s Strategy) String() string {
-	switch s {
-	case StrategySwap:
-		return "swap"
-	case StrategyUSR2:
-		return "usr2"
-	case StrategyRestart:
-		return "restart"
-	case StrategyOverlap:
-		return "overlap"
-	}
-	return "unknown"
-}
-
-// ParseStrategy maps "swap", "usr2", "restart" and "overlap" to a Strategy;
-// "" is swap. The second result is false for any other word.
-func ParseStrategy(s string) (Strategy, bool) {
-	switch s {
-	case "swap", "":
-		return StrategySwap, true
-	case "usr2":
-		return StrategyUSR2, true
-	case "restart":
-		return StrategyRestart, true
-	case "overlap":
-		return StrategyOverlap, true
-	}
-	return StrategySwap, false
-}
-
 // Reload is [app.NAME.reload].
 type Reload struct {
-	Strategy Strategy
+	// Strategy is one of reload/strategy's registry, valid for the app's
+	// kind.
+	Strategy strategy.Strategy
 	// Timeout bounds a whole reload.
 	Timeout time.Duration
 }

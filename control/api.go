@@ -22,7 +22,7 @@ const DefaultSocket = defaults.ControlSocket
 //	GET  /v1/status            every app         -> StatusResponse
 //	GET  /v1/status/{app}      one app           -> StatusResponse
 //	POST /v1/apps/{app}/start|stop|restart       -> OKResponse
-//	POST /v1/apps/{app}/reload[?strategy=swap|usr2]      -> Event stream (NDJSON)
+//	POST /v1/apps/{app}/reload[?strategy=NAME]   -> Event stream (NDJSON); NAME of reload/strategy
 //	POST /v1/apps/{app}/deploy?release=DIR[&strategy=]  -> Event stream (NDJSON)
 //	POST /v1/upgrade           re-exec the supervisor binary -> Event stream
 //	GET  /v1/apps/{app}/logs[?n=N&stderr=true&follow=true] -> LogLine stream (NDJSON)

@@ -3,11 +3,10 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 
-	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/supervise"
 )
 
@@ -71,13 +70,13 @@ func (u upgrader) Upgrade(ctx context.Context, progress control.Progress) contro
 // parseStrategy maps a ?strategy= value to the Manager's argument: nil for
 // "" (the app's configured strategy), or a *control.Error with code
 // bad_request for an unknown name.
-func parseStrategy(name string) (*config.Strategy, error) {
+func parseStrategy(name string) (*strategy.Strategy, error) {
 	if name == "" {
 		return nil, nil
 	}
-	st, ok := config.ParseStrategy(name)
-	if !ok {
-		return nil, &control.Error{Code: control.CodeBadRequest, Err: fmt.Errorf("unknown strategy %q (swap, usr2, restart, overlap)", name)}
+	st, err := strategy.Parse(name)
+	if err != nil {
+		return nil, &control.Error{Code: control.CodeBadRequest, Err: err}
 	}
 	return &st, nil
 }

@@ -127,7 +127,7 @@ func TestStrategyCheck(t *testing.T) {
 	}
 	err := b.CheckStrategy("bogus")
 	var ce *control.Error
-	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || err.Error() != `unknown strategy "bogus" (swap, usr2, restart, overlap)` {
+	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || err.Error() != `unknown strategy "bogus" (want "swap", "usr2", "restart" or "overlap")` {
 		t.Errorf("CheckStrategy(bogus) = %v", err)
 	}
 	if out := b.Reload(context.Background(), "web", "bogus", nil); out.Result != "failed" || out.Err == nil {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 // fakeGen and fakeHost exercise the strategies' ordering only: which step
@@ -131,16 +131,16 @@ func TestStrategies(t *testing.T) {
 func TestChoose(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		requested config.Strategy
+		requested strategy.Strategy
 		f         Facts
-		want      config.Strategy
+		want      strategy.Strategy
 		why       bool
 	}{
-		{"swap stays swap", config.StrategySwap, Facts{Link: "/srv/current", LinkTarget: "/srv/b", RunsIn: "/srv/a"}, config.StrategySwap, false},
-		{"usr2 without a link", config.StrategyUSR2, Facts{RunsIn: "/srv/a"}, config.StrategyUSR2, false},
-		{"usr2 following the link", config.StrategyUSR2, Facts{Link: "/srv/current", LinkTarget: "/srv/b", RunsIn: "/srv/a", FollowsLink: true}, config.StrategyUSR2, false},
-		{"usr2 already in the target", config.StrategyUSR2, Facts{Link: "/srv/current", LinkTarget: "/srv/a", RunsIn: "/srv/a"}, config.StrategyUSR2, false},
-		{"usr2 pinned elsewhere", config.StrategyUSR2, Facts{Link: "/srv/current", LinkTarget: "/srv/b", RunsIn: "/srv/a"}, config.StrategySwap, true},
+		{"swap stays swap", strategy.Swap, Facts{Link: "/srv/current", LinkTarget: "/srv/b", RunsIn: "/srv/a"}, strategy.Swap, false},
+		{"usr2 without a link", strategy.USR2, Facts{RunsIn: "/srv/a"}, strategy.USR2, false},
+		{"usr2 following the link", strategy.USR2, Facts{Link: "/srv/current", LinkTarget: "/srv/b", RunsIn: "/srv/a", FollowsLink: true}, strategy.USR2, false},
+		{"usr2 already in the target", strategy.USR2, Facts{Link: "/srv/current", LinkTarget: "/srv/a", RunsIn: "/srv/a"}, strategy.USR2, false},
+		{"usr2 pinned elsewhere", strategy.USR2, Facts{Link: "/srv/current", LinkTarget: "/srv/b", RunsIn: "/srv/a"}, strategy.Swap, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, why := Choose(tc.requested, tc.f)
@@ -148,5 +148,23 @@ func TestChoose(t *testing.T) {
 				t.Errorf("Choose = %s, %q; want %s (reason given: %v)", got, why, tc.want, tc.why)
 			}
 		})
+	}
+}
+
+// TestEveryStrategyHasSteps: Run knows the steps of every strategy of the
+// registry, and refuses a name it has none for without starting anything.
+func TestEveryStrategyHasSteps(t *testing.T) {
+	for _, in := range strategy.All() {
+		if _, ok := steps[in.Name]; !ok {
+			t.Errorf("strategy %q is registered but reload has no steps for it (add them in reload/%s.go and to steps)", in.Name, in.Name)
+		}
+	}
+	if len(steps) != len(strategy.All()) {
+		t.Errorf("reload has steps for %d strategies, the registry lists %d", len(steps), len(strategy.All()))
+	}
+	_, err := Run(context.Background(), "bogus", nil, nil, func(string) {})
+	var f *Failure
+	if !errors.As(err, &f) || f.RolledBack {
+		t.Errorf("Run(bogus) = %v; want a Failure without a rollback", err)
 	}
 }

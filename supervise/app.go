@@ -531,11 +531,8 @@ func (a *appOwner) onHealth(ctx context.Context, g generation, err error) {
 	a.message = fmt.Sprintf("unhealthy: %d checks failed: %v", a.health.fails, err)
 	if a.cfg.Health.RestartWhenUnhealthy && a.reload == nil {
 		// The configured strategy, but never an in-place re-exec of a master
-		// that is unhealthy.
-		s := a.cfg.Reload.Strategy
-		if s == config.StrategyUSR2 {
-			s = config.StrategySwap
-		}
+		// that is unhealthy: its fallback then.
+		s := a.cfg.Reload.Strategy.Fallback()
 		a.env.log().Warn("restarting unhealthy app by reload", "app", a.cfg.Name, "strategy", s.String())
 		a.beginReload(ctx, reloadMsg{call: newCall(), strategy: &s})
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 // Options are the Manager's collaborators; zero values are usable.
@@ -415,20 +416,20 @@ func (m *Manager) RestartApp(ctx context.Context, name string) error {
 // Reload replaces app name's serving generation (see package reload). It
 // blocks until the reload ends; progress receives each phase. The error is
 // ErrBusy, ErrNotRunning or a *reload.Failure (the old generation serves).
-func (m *Manager) Reload(ctx context.Context, name string, strategy *config.Strategy, progress reload.Progress) error {
+func (m *Manager) Reload(ctx context.Context, name string, strategy *strategy.Strategy, progress reload.Progress) error {
 	return m.reloadOrDeploy(ctx, name, strategy, "", progress)
 }
 
 // Deploy points app name's `directory` symlink at release and reloads; on
 // failure the link is pointed back.
-func (m *Manager) Deploy(ctx context.Context, name, release string, strategy *config.Strategy, progress reload.Progress) error {
+func (m *Manager) Deploy(ctx context.Context, name, release string, strategy *strategy.Strategy, progress reload.Progress) error {
 	if release == "" {
 		return errors.New("deploy: no release directory")
 	}
 	return m.reloadOrDeploy(ctx, name, strategy, release, progress)
 }
 
-func (m *Manager) reloadOrDeploy(ctx context.Context, name string, strategy *config.Strategy, release string, progress reload.Progress) error {
+func (m *Manager) reloadOrDeploy(ctx context.Context, name string, strategy *strategy.Strategy, release string, progress reload.Progress) error {
 	a, err := m.owner(name)
 	if err != nil {
 		return err

@@ -1,8 +1,8 @@
 package supervise
 
 import (
-	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 // message is one request to an app owner; the owner answers each on its
@@ -29,7 +29,7 @@ type restartMsg struct{ call }
 // reloadMsg asks for a reload (release != "": a deploy of that release).
 type reloadMsg struct {
 	call
-	strategy *config.Strategy
+	strategy *strategy.Strategy
 	release  string
 	progress reload.Progress
 }

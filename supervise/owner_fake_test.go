@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 // fakeGen is a generation whose exit the test decides. By default it exits
@@ -125,7 +126,7 @@ func newFakeEnv(t *testing.T) *fakeEnv {
 	return &fakeEnv{t: t, spawned: make(chan *fakeGen, 100)}
 }
 
-func (e *fakeEnv) spawnGen(_ context.Context, _ *config.App, id int, _ string, _ config.Strategy, use socketUse) (generation, error) {
+func (e *fakeEnv) spawnGen(_ context.Context, _ *config.App, id int, _ string, _ strategy.Strategy, use socketUse) (generation, error) {
 	return e.newGen(id, use)
 }
 
@@ -238,7 +239,7 @@ func testApp() *config.App {
 		StopTimeout:  2 * time.Second,
 		StartTimeout: 2 * time.Second,
 		Backoff:      config.Backoff{Initial: time.Millisecond, Max: 4 * time.Millisecond, StableAfter: time.Hour, CrashWindow: time.Hour, CrashLimit: 3},
-		Reload:       config.Reload{Strategy: config.StrategySwap, Timeout: 5 * time.Second},
+		Reload:       config.Reload{Strategy: strategy.Overlap, Timeout: 5 * time.Second}, // what config gives a process app
 		Health:       config.Health{Interval: time.Hour, HealthyAfter: 1, UnhealthyAfter: 2},
 	}
 }

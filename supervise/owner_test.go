@@ -9,6 +9,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 func TestOwnerStart(t *testing.T) {
@@ -261,12 +262,12 @@ func TestOwnerRestartWhenUnhealthy(t *testing.T) {
 	r := startRig(t, cfg)
 	old := r.running()
 	r.env.setHealth(errors.New("status 503"))
-	g := r.next() // the swap reload's new generation
+	g := r.next() // the overlap reload's new generation
 	r.env.setHealth(nil)
 	g.verdict <- nil
 	s := r.waitFor("the new generation serving", func(s AppSnapshot) bool { return s.Generation == g.id && !s.Reloading })
 	waitExit(t, old)
-	if s.LastReload == nil || s.LastReload.Strategy != "swap" {
+	if s.LastReload == nil || s.LastReload.Strategy != "overlap" {
 		t.Errorf("last reload %+v", s.LastReload)
 	}
 	r.checkInvariant()
@@ -441,7 +442,7 @@ func TestOwnerStopWaitsForRetired(t *testing.T) {
 // it over its own first commit; the failed master is stopped.
 func TestOwnerUSR2Rollback(t *testing.T) {
 	cfg := testApp()
-	cfg.Kind, cfg.Reload.Strategy = config.KindGunicorn, config.StrategyUSR2
+	cfg.Kind, cfg.Reload.Strategy = config.KindGunicorn, strategy.USR2
 	r := startRig(t, cfg)
 	old := r.running()
 	done := r.async(reloadMsg{call: newCall()})

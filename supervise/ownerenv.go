@@ -9,6 +9,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/health"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 // generation is one started instance of an app as its owner uses it.
@@ -58,7 +59,7 @@ type spawner interface {
 	// spawnGen forks generation id of app in release dir ("" resolves the
 	// app's directory now) on the listening sockets use says; the
 	// generation is prepared for strategy's reloads.
-	spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy config.Strategy, use socketUse) (generation, error)
+	spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy strategy.Strategy, use socketUse) (generation, error)
 }
 
 // ownerEnv is everything an app owner needs from the Manager.
@@ -106,7 +107,7 @@ type prober interface {
 // managerEnv is the Manager seen through ownerEnv.
 type managerEnv struct{ m *Manager }
 
-func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy config.Strategy, use socketUse) (generation, error) {
+func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy strategy.Strategy, use socketUse) (generation, error) {
 	g, err := e.m.spawn(ctx, app, id, dir, strategy, use)
 	if err != nil {
 		e.m.releaseGen(app.Name, id) // the sockets bound for it, if any

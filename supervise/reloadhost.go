@@ -16,6 +16,7 @@ import (
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 // reloadRun is one reload in progress. The owner goroutine sets abandoned;
@@ -23,7 +24,7 @@ import (
 type reloadRun struct {
 	cancel   context.CancelCauseFunc
 	started  time.Time
-	strategy config.Strategy
+	strategy strategy.Strategy
 	// old is the tracked generation when the reload began.
 	old generation
 	// abandoned: a stop or restart cancelled the reload; its commit is refused.
@@ -76,17 +77,17 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 		m.reply <- err
 		return
 	}
-	strategy := a.cfg.Reload.Strategy
+	st := a.cfg.Reload.Strategy
 	if m.strategy != nil {
-		strategy = *m.strategy
-	}
-	if strategy == config.StrategyUSR2 && a.cfg.Kind != config.KindGunicorn {
-		m.reply <- fmt.Errorf("app %s: strategy usr2 needs a gunicorn app", a.cfg.Name)
-		return
+		var err error
+		if st, err = strategy.For(string(*m.strategy), a.cfg.Kind.String()); err != nil {
+			m.reply <- fmt.Errorf("app %s: strategy: %w", a.cfg.Name, err)
+			return
+		}
 	}
 	cctx, cancel := context.WithCancelCause(ctx)
 	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout)
-	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: strategy, old: a.gen}
+	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: st, old: a.gen}
 	a.reload = run
 	a.env.changed()
 	progress := m.progress
@@ -102,7 +103,7 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 		defer cancel(nil)
 		defer stop()
 		h := &host{a: a, ctx: ctx, run: run}
-		err := a.runReload(rctx, h, strategy, run.old, m.release, logged)
+		err := a.runReload(rctx, h, st, run.old, m.release, logged)
 		res := reloadResult(run, err)
 		// The owner records the result before the caller hears of it.
 		if serr := a.send(context.WithoutCancel(ctx), reloadDoneMsg{call: newCall(), run: run, result: res}); serr != nil {
@@ -120,7 +121,7 @@ func reloadResult(run *reloadRun, err error) *ReloadResult {
 
 // runReload points the release link (deploy), runs the strategy reload.Choose
 // picks, and points the link back when the new release did not take over.
-func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strategy, old generation, release string, progress reload.Progress) error {
+func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy, old generation, release string, progress reload.Progress) error {
 	var previous string
 	if release != "" {
 		abs, err := filepath.Abs(release)
@@ -134,22 +135,14 @@ func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strat
 		previous = prev
 		progress(fmt.Sprintf("pointed %s at %s (was %s)", a.cfg.Directory, abs, prev))
 	}
-	strategy, why := reload.Choose(strategy, a.linkFacts(old.Info()))
+	st, why := reload.Choose(st, a.linkFacts(old.Info()))
 	if why != "" {
 		progress(fmt.Sprintf("%s: %s", old, why))
 	}
-	var err error
-	switch strategy {
-	case config.StrategyUSR2:
-		if a.steeredApp() {
-			progress(usr2Ungated)
-		}
-		_, err = reload.USR2(ctx, h, old, progress)
-	case config.StrategyRestart:
-		_, err = reload.Restart(ctx, h, old, progress)
-	default: // swap, overlap
-		_, err = reload.Swap(ctx, h, old, progress)
+	if st.ReExec() && a.steeredApp() {
+		progress(reExecUngated(st))
 	}
+	_, err := reload.Run(ctx, st, h, old, progress)
 	if err != nil && previous != "" {
 		if _, perr := pointLink(a.cfg.Directory, previous); perr != nil {
 			progress(fmt.Sprintf("error: pointing %s back at %s: %v", a.cfg.Directory, previous, perr))
@@ -160,10 +153,12 @@ func (a *appOwner) runReload(ctx context.Context, h *host, strategy config.Strat
 	return err
 }
 
-// usr2Ungated is the progress line of a usr2 reload of an app with steered
-// listeners: what its gate does and does not protect.
-const usr2Ungated = "usr2: the new master inherits the serving sockets, so its workers take connections as soon as they boot; " +
-	"the gate decides only whether the old master is drained or the new one stopped (use swap to keep traffic from an unchecked generation)"
+// reExecUngated is the progress line of an in-place re-exec reload (usr2) of
+// an app with steered listeners: what its gate does and does not protect.
+func reExecUngated(s strategy.Strategy) string {
+	return fmt.Sprintf("%s: the new master inherits the serving sockets, so its workers take connections as soon as they boot; "+
+		"the gate decides only whether the old master is drained or the new one stopped (use %s to keep traffic from an unchecked generation)", s, s.Fallback())
+}
 
 // steeredApp reports whether any of the app's listeners is steered (BPF or rename).
 func (a *appOwner) steeredApp() bool {
@@ -296,7 +291,7 @@ func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 	h.a.env.quiesce(qctx, g)
 	cancel()
 	_, err := g.Stop(ctx, h.a.stopSignal(), h.a.cfg.StopTimeout)
-	if h.run.strategy == config.StrategyRestart {
+	if h.run.strategy == strategy.Restart {
 		h.a.env.endTree(g)
 	}
 	h.a.env.afterExit(g)

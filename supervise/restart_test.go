@@ -4,8 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 // TestOwnerRestartStrategy: with strategy restart the old generation has
@@ -13,7 +13,7 @@ import (
 // replaced by the previous release, never running beside another.
 func TestOwnerRestartStrategy(t *testing.T) {
 	cfg := testApp()
-	cfg.Reload.Strategy = config.StrategyRestart
+	cfg.Reload.Strategy = strategy.Restart
 	r := startRig(t, cfg)
 	old := r.running()
 

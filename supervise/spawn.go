@@ -10,6 +10,7 @@ import (
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 // pidfile is where generation id of app writes its master's pid.
@@ -23,7 +24,7 @@ func (m *Manager) pidfile(app *config.App, id int) string {
 // processes); use says which listening sockets it gets (see genSockets).
 // A Gunicorn master gets gunicorn.Argv and gunicorn.ListenEnv; a process
 // gets systemd's LISTEN_FDS, with LISTEN_PID set by an exec shim.
-func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *listen.Socket, strategy config.Strategy, use socketUse) (proc.Spec, []*listen.Socket, error) {
+func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *listen.Socket, strategy strategy.Strategy, use socketUse) (proc.Spec, []*listen.Socket, error) {
 	fds, socks, err := m.genSockets(app.Name, id, use)
 	if err != nil {
 		return proc.Spec{}, nil, err
@@ -42,7 +43,7 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	// gets the resolved release path, so a worker restarted while a newer
 	// release is deployed never loads half of the new tree.
 	pwd := dir
-	if strategy == config.StrategyUSR2 && app.Directory != "" {
+	if strategy.ReExec() && app.Directory != "" {
 		pwd = app.Directory
 	}
 	env, err := m.childEnv(app, dir, pwd)
@@ -85,7 +86,7 @@ func envLookup(env []string, key string) string {
 // spawn starts generation id of app in the resolved dir (resolving
 // app.Directory when dir is ""), on the listening sockets use says. The
 // returned generation's output is captured.
-func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string, strategy config.Strategy, use socketUse) (*Generation, error) {
+func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string, strategy strategy.Strategy, use socketUse) (*Generation, error) {
 	if dir == "" {
 		d, err := resolveDir(app.Directory)
 		if err != nil {
@@ -126,7 +127,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		g.socks = socks
 		// buildSpec set PWD = app.Directory for usr2; Gunicorn keeps it only
 		// if it names the directory the generation starts in.
-		if strategy == config.StrategyUSR2 && app.Directory != "" {
+		if strategy.ReExec() && app.Directory != "" {
 			now, err := resolveDir(app.Directory)
 			g.FollowsLink = err == nil && now == dir
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 // completions holds one script per shell; completionWords fills in its
@@ -23,8 +24,9 @@ var (
 	// verbs are supctl's commands, in usage order.
 	verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "logs", "upgrade", "reread", "update", "version", "completion", "help"}
 	// appVerbs take an app name as their first argument.
-	appVerbs    = []string{"status", "start", "stop", "restart", "reload", "deploy", "logs", "update"}
-	strategies  = []string{"swap", "usr2"}
+	appVerbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "logs", "update"}
+	// strategies are the reload strategies of the registry.
+	strategies  = strategy.Names()
 	shells      = []string{"bash", "zsh", "fish"}
 	globalFlags = []string{"-s", "-timeout", "--version", "--help"}
 )

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 // Exit statuses.
@@ -29,12 +30,16 @@ const (
 	ExitNoConnect = 3
 )
 
-const usage = `usage: supctl [-s SOCKET] COMMAND [ARGS]
+// strategyChoice is the --strategy values as usage shows them: the
+// registry's names, joined by "|".
+var strategyChoice = strings.Join(strategy.Names(), "|")
+
+var usage = `usage: supctl [-s SOCKET] COMMAND [ARGS]
 
 commands:
   status [APP] [--json]          state, PIDs, workers, uptime, restarts, last exit, listeners
   start|stop|restart TARGET...   TARGET: an app, all, or group:NAME; one line per app
-  reload APP [--strategy swap|usr2]      zero-downtime code swap; exit 0 once the new generation serves alone
+  reload APP [--strategy S]              zero-downtime code swap; exit 0 once the new generation serves alone
   deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR (relative to the current directory), reload, point back on failure
   logs APP [-n 100] [-f] [--stderr]      recent output lines of APP (-f: then follow live lines)
   logs APP --reopen              reopen APP's log file (after logrotate) and Gunicorn's own logs (USR1)
@@ -45,6 +50,7 @@ commands:
   completion bash|zsh|fish       print a shell completion script
   help | --help
 
+S is a reload strategy: ` + strategyChoice + ` (default: the app's reload.strategy).
 The socket is -s PATH, else $SUPCTL_SOCKET, else ` + control.DefaultSocket + `.
 Exit status: 0 ok, 1 operation failed, 2 usage error, 3 cannot connect.
 `
@@ -234,8 +240,8 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 			if r.Reason != "" {
 				fmt.Fprintf(out, ": %s", r.Reason)
 			}
-			if r.Strategy == "usr2" && steered(a.Listeners) {
-				fmt.Fprint(out, "; not traffic-gated: a usr2 master inherits the serving sockets, its workers answered clients once booted")
+			if strategy.Strategy(r.Strategy).ReExec() && steered(a.Listeners) {
+				fmt.Fprintf(out, "; not traffic-gated: a %s master inherits the serving sockets, its workers answered clients once booted", r.Strategy)
 			}
 			fmt.Fprintln(out)
 		}
@@ -278,9 +284,9 @@ func reloadCmd(ctx context.Context, c *control.Client, verb string, args []strin
 	}
 	if len(pos) != want {
 		if verb == "deploy" {
-			return exitcode.New(ExitUsage, errors.New("usage: supctl deploy APP RELEASE_DIR [--strategy swap|usr2]"))
+			return exitcode.New(ExitUsage, errors.New("usage: supctl deploy APP RELEASE_DIR [--strategy "+strategyChoice+"]"))
 		}
-		return exitcode.New(ExitUsage, errors.New("usage: supctl reload APP [--strategy swap|usr2]"))
+		return exitcode.New(ExitUsage, errors.New("usage: supctl reload APP [--strategy "+strategyChoice+"]"))
 	}
 	release := ""
 	if verb == "deploy" {
