@@ -1,9 +1,6 @@
 package config
 
-import (
-	"reflect"
-	"slices"
-)
+import "reflect"
 
 // Change says what an update does to one app.
 type Change int
@@ -65,16 +62,34 @@ type Diff struct {
 	Groups bool
 }
 
-// inPlaceKeys are the App fields whose change leaves the processes alone
-// (Steering applies when the listeners are next opened);
-// restartKeys those that need new sockets. Any other field (what a
-// generation runs, including fields added later) needs a reload.
-var (
-	inPlaceKeys = []string{"Line", "Restart", "Required", "Autostart", "After", "Requires", "StopSignal",
-		"StopTimeout", "StartTimeout", "StartSettle", "Backoff", "Reload", "Health", "Instances", "InstanceOf", "Instance",
-		"Steering"}
-	restartKeys = []string{"Listen", "Kind"}
-)
+// updateTag is the struct tag on each App field naming its update class.
+const updateTag = "update"
+
+// fieldClass is how an update applies a change to one App field.
+type fieldClass struct {
+	action Action
+	// ignore: a difference in the field is no change (Line).
+	ignore bool
+}
+
+// fieldClasses maps the words of the update tag to their class.
+var fieldClasses = map[string]fieldClass{
+	"inplace": {action: ActionInPlace},
+	"reload":  {action: ActionReload},
+	"restart": {action: ActionRestart},
+	"ignore":  {ignore: true},
+}
+
+// appFieldClass returns the class App field name declares in its update
+// tag; ok is false for a field without a known one.
+func appFieldClass(name string) (c fieldClass, ok bool) {
+	f, found := reflect.TypeFor[App]().FieldByName(name)
+	if !found {
+		return fieldClass{}, false
+	}
+	c, ok = fieldClasses[f.Tag.Get(updateTag)]
+	return c, ok
+}
 
 // Compare returns the Diff that takes the running configuration old to new.
 func Compare(old, new *Config) *Diff {
@@ -98,20 +113,19 @@ func Compare(old, new *Config) *Diff {
 
 // compareApp classifies the change from old to new of one app.
 func compareApp(old, new *App) AppDiff {
-	keys := fieldsDiffer(reflect.ValueOf(unplaced(old)), reflect.ValueOf(unplaced(new)))
-	keys = slices.DeleteFunc(keys, func(k string) bool { return k == "Line" })
 	out := AppDiff{Name: new.Name}
-	if len(keys) == 0 {
-		return out
-	}
-	out.Change, out.Keys = Changed, keys
-	for _, k := range keys {
-		switch {
-		case slices.Contains(restartKeys, k):
-			out.Action = ActionRestart
-		case !slices.Contains(inPlaceKeys, k):
-			out.Action = max(out.Action, ActionReload)
+	for _, k := range fieldsDiffer(reflect.ValueOf(unplaced(old)), reflect.ValueOf(unplaced(new))) {
+		c, ok := appFieldClass(k)
+		if !ok {
+			// A field without a class (the test of the tags fails): the
+			// strongest action, so a change is never applied short.
+			c = fieldClass{action: ActionRestart}
 		}
+		if c.ignore {
+			continue
+		}
+		out.Change, out.Keys = Changed, append(out.Keys, k)
+		out.Action = max(out.Action, c.action)
 	}
 	return out
 }

@@ -51,3 +51,19 @@ func TestCompare(t *testing.T) {
 		t.Errorf("groups changed %v, supervisor %v", d.Groups, d.Supervisor)
 	}
 }
+
+// TestEveryAppFieldHasUpdateClass: each field of App says in its update tag
+// how an update applies a change to it, so that a new field is classified
+// where it is declared rather than by a default.
+func TestEveryAppFieldHasUpdateClass(t *testing.T) {
+	typ := reflect.TypeFor[App]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if _, ok := appFieldClass(f.Name); !ok {
+			t.Errorf("App.%s has update tag %q; want one of inplace, reload, restart, ignore", f.Name, f.Tag.Get(updateTag))
+		}
+	}
+	if _, ok := appFieldClass("NoSuchField"); ok {
+		t.Error("a field App does not have has a class")
+	}
+}

@@ -109,81 +109,85 @@ func (r RestartPolicy) String() string {
 	return "unknown"
 }
 
-// App is one [app.NAME] table.
+// App is one [app.NAME] table. Each field's `update` tag says how an update
+// applies a change to it (see Compare): "inplace" (the supervisor's
+// handling only: the processes are not touched), "reload" (what a
+// generation runs), "restart" (the app's sockets or kind) or "ignore" (where
+// in the file, which is no change). A test fails for a field without one.
 type App struct {
-	Name string
-	Kind Kind
+	Name string `update:"reload"`
+	Kind Kind   `update:"restart"`
 	// Line is the line of the app's table header in the file (for messages).
-	Line int
+	Line int `update:"ignore"`
 
 	// Virtualenv is an absolute path; "" for none. Its bin/ goes first on PATH.
-	Virtualenv string
+	Virtualenv string `update:"reload"`
 	// Directory is the working directory as written (may be a symlink such as
 	// /srv/web/current); each generation resolves it when it starts.
-	Directory string
+	Directory string `update:"reload"`
 	// Command is argv for KindProcess; argv[0] is resolved in the virtualenv's
 	// bin/ first, then PATH. For KindGunicorn, Command optionally overrides the
 	// gunicorn executable (default <virtualenv>/bin/gunicorn).
-	Command []string
+	Command []string `update:"reload"`
 	// WSGI is Gunicorn's APP_MODULE (KindGunicorn).
-	WSGI string
+	WSGI string `update:"reload"`
 	// Workers is Gunicorn's --workers; 0 leaves Gunicorn's default.
-	Workers int
+	Workers int `update:"reload"`
 	// Args are extra Gunicorn arguments.
-	Args []string
+	Args []string `update:"reload"`
 	// Listen are the sockets the supervisor binds and holds for this app.
-	Listen []Listener
+	Listen []Listener `update:"restart"`
 	// Env is added to the environment after EnvFile; values may hold {app}
 	// and {release} (see ExpandEnv).
-	Env map[string]string
+	Env map[string]string `update:"reload"`
 	// EnvFile is a KEY=VALUE file read at each start with ReadEnvFile; ""
 	// for none.
-	EnvFile string
+	EnvFile string `update:"reload"`
 
 	// Identity is who the app runs as (user, group, allow_root).
-	Identity Identity
+	Identity Identity `update:"reload"`
 	// Limits are umask, nice, oom_score_adjust and rlimits.
-	Limits Limits
+	Limits Limits `update:"reload"`
 
-	Restart RestartPolicy
+	Restart RestartPolicy `update:"inplace"`
 	// Required: the app counts for readiness (READY=1, /readyz). Default true.
-	Required bool
+	Required bool `update:"inplace"`
 	// Autostart: the app starts with the supervisor. Default true.
-	Autostart bool
+	Autostart bool `update:"inplace"`
 	// Instances is the `instances` key (process apps): Parse replaces an app
 	// with N > 1 by N apps named NAME:0..NAME:N-1.
-	Instances int
+	Instances int `update:"inplace"`
 	// InstanceOf is the [app.NAME] an instance came from ("" for an app
 	// without instances); Instance is its number.
-	InstanceOf string
-	Instance   int
+	InstanceOf string `update:"inplace"`
+	Instance   int    `update:"inplace"`
 	// After names apps that start before this one and stop after it.
-	After []string
+	After []string `update:"inplace"`
 	// Requires names apps this one needs; they order starts and stops as
 	// After does.
-	Requires []string
+	Requires []string `update:"inplace"`
 
 	// StopSignal is sent first on stop (default SIGTERM); KILL after StopTimeout.
-	StopSignal  os.Signal
-	StopTimeout time.Duration
+	StopSignal  os.Signal     `update:"inplace"`
+	StopTimeout time.Duration `update:"inplace"`
 	// StartTimeout bounds how long a new generation may take to become ready.
-	StartTimeout time.Duration
+	StartTimeout time.Duration `update:"inplace"`
 	// StartSettle is how long a process app's generation must run before
 	// its start counts (supervisord's startsecs); an exit sooner is a
 	// failed start. Below StartTimeout; Gunicorn apps do not use it.
-	StartSettle time.Duration
+	StartSettle time.Duration `update:"inplace"`
 
-	Backoff Backoff
-	Reload  Reload
-	Health  Health
+	Backoff Backoff `update:"inplace"`
+	Reload  Reload  `update:"inplace"`
+	Health  Health  `update:"inplace"`
 	// Steering is how new connections reach the app's generations.
-	Steering Steering
+	Steering Steering `update:"inplace"`
 	// Log is where the app's output goes.
-	Log AppLog
+	Log AppLog `update:"reload"`
 
 	// Statsd is true when the supervisor should run its statsd bridge for
 	// this app (Gunicorn apps whose Args carry no --statsd-host of their own).
-	Statsd bool
+	Statsd bool `update:"reload"`
 }
 
 // Backoff is the restart policy's timing.
