@@ -1,6 +1,9 @@
 package config
 
-import "reflect"
+import (
+	"reflect"
+	"slices"
+)
 
 // Change says what an update does to one app.
 type Change int
@@ -46,7 +49,8 @@ type AppDiff struct {
 	Name   string
 	Change Change
 	// Action and Keys are set for Changed: the strongest action its keys
-	// need, and the App fields that differ (Go field names).
+	// need, and the configuration keys that differ, as the file spells
+	// them ("env", "health.path"), each once.
 	Action Action
 	Keys   []string
 }
@@ -114,7 +118,8 @@ func Compare(old, new *Config) *Diff {
 // compareApp classifies the change from old to new of one app.
 func compareApp(old, new *App) AppDiff {
 	out := AppDiff{Name: new.Name}
-	for _, k := range fieldsDiffer(reflect.ValueOf(unplaced(old)), reflect.ValueOf(unplaced(new))) {
+	ov, nv := reflect.ValueOf(unplaced(old)), reflect.ValueOf(unplaced(new))
+	for _, k := range fieldsDiffer(ov, nv) {
 		c, ok := appFieldClass(k)
 		if !ok {
 			// A field without a class (the test of the tags fails): the
@@ -124,8 +129,42 @@ func compareApp(old, new *App) AppDiff {
 		if c.ignore {
 			continue
 		}
-		out.Change, out.Keys = Changed, append(out.Keys, k)
+		f, _ := ov.Type().FieldByName(k)
+		for _, key := range changedKeys(f, ov.FieldByName(k), nv.FieldByName(k)) {
+			if !slices.Contains(out.Keys, key) {
+				out.Keys = append(out.Keys, key)
+			}
+		}
+		out.Change = Changed
 		out.Action = max(out.Action, c.action)
+	}
+	return out
+}
+
+// keyTag is the struct tag naming the configuration key a field is read
+// from (sub-table keys as "health.path"; "-" for a field derived from
+// others, which name the change); a struct field without one is named by
+// the keys of its own fields.
+const keyTag = "key"
+
+// changedKeys returns the configuration keys of field f whose values a and
+// b differ in: f's key tag, else (a struct) the keys of its differing
+// fields, else f's Go name.
+func changedKeys(f reflect.StructField, a, b reflect.Value) []string {
+	switch key := f.Tag.Get(keyTag); key {
+	case "-":
+		return nil
+	case "":
+	default:
+		return []string{key}
+	}
+	if f.Type.Kind() != reflect.Struct {
+		return []string{f.Name}
+	}
+	var out []string
+	for _, name := range fieldsDiffer(a, b) {
+		sub, _ := f.Type.FieldByName(name)
+		out = append(out, changedKeys(sub, a.FieldByName(name), b.FieldByName(name))...)
 	}
 	return out
 }

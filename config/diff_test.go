@@ -1,7 +1,11 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -38,9 +42,9 @@ func TestCompare(t *testing.T) {
 	d := Compare(old, cur)
 	want := []AppDiff{
 		{Name: "same", Change: Unchanged},
-		{Name: "env", Change: Changed, Action: ActionReload, Keys: []string{"Env"}},
-		{Name: "health", Change: Changed, Action: ActionInPlace, Keys: []string{"Restart", "Health"}},
-		{Name: "addr", Change: Changed, Action: ActionRestart, Keys: []string{"Listen"}},
+		{Name: "env", Change: Changed, Action: ActionReload, Keys: []string{"env"}},
+		{Name: "health", Change: Changed, Action: ActionInPlace, Keys: []string{"restart", "health.path"}},
+		{Name: "addr", Change: Changed, Action: ActionRestart, Keys: []string{"listen"}},
 		{Name: "new", Change: Added},
 		{Name: "gone", Change: Removed},
 	}
@@ -66,4 +70,34 @@ func TestEveryAppFieldHasUpdateClass(t *testing.T) {
 	if _, ok := appFieldClass("NoSuchField"); ok {
 		t.Error("a field App does not have has a class")
 	}
+}
+
+// TestEveryAppFieldHasKey: each field of App (and of its struct fields
+// without a key of their own) names the configuration key it is read from,
+// and that key is one gunisup.toml(5) documents, so reread and update name
+// what the user wrote.
+func TestEveryAppFieldHasKey(t *testing.T) {
+	man, err := os.ReadFile(filepath.Join("..", "docs", "man", "gunisup.toml.5.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(typ reflect.Type, path string)
+	walk = func(typ reflect.Type, path string) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			key := f.Tag.Get(keyTag)
+			switch {
+			case key == "" && f.Type.Kind() == reflect.Struct:
+				walk(f.Type, path+f.Name+".")
+			case key == "":
+				t.Errorf("%s%s has no key tag", path, f.Name)
+			case key != "-" && key != "app":
+				last := key[strings.LastIndex(key, ".")+1:]
+				if !regexp.MustCompile(`(?m)(^|[\s#])` + regexp.QuoteMeta(last) + ` = |\*\*` + regexp.QuoteMeta(last) + `\*\*`).Match(man) {
+					t.Errorf("%s%s: key %q is not in gunisup.toml.5.md", path, f.Name, key)
+				}
+			}
+		}
+	}
+	walk(reflect.TypeFor[App](), "App.")
 }

@@ -35,18 +35,18 @@ const (
 
 // AppLog is how an app's output is written: the log_* keys of its table.
 type AppLog struct {
-	Target LogTarget
+	Target LogTarget `key:"log"`
 	// File is the log file (absolute; set only with LogFile).
-	File string
+	File string `key:"log_file"`
 	// MaxSizeMB is the size in MiB at which File is rotated.
-	MaxSizeMB int
+	MaxSizeMB int `key:"log_max_size"`
 	// MaxFiles is the number of rotated files kept (0: all).
-	MaxFiles int
+	MaxFiles int `key:"log_max_files"`
 	// Compress gzips rotated files.
-	Compress bool
+	Compress bool `key:"log_compress"`
 	// Timestamps puts the time the supervisor read each line in front of
 	// it (RFC 3339, milliseconds); false when the app writes its own.
-	Timestamps bool
+	Timestamps bool `key:"log_timestamps"`
 }
 
 // Log formats of the supervisor's own log ([supervisor] log_format).

@@ -115,123 +115,123 @@ func (r RestartPolicy) String() string {
 // generation runs), "restart" (the app's sockets or kind) or "ignore" (where
 // in the file, which is no change). A test fails for a field without one.
 type App struct {
-	Name string `update:"reload"`
-	Kind Kind   `update:"restart"`
+	Name string `update:"reload" key:"app"`
+	Kind Kind   `update:"restart" key:"kind"`
 	// Line is the line of the app's table header in the file (for messages).
-	Line int `update:"ignore"`
+	Line int `update:"ignore" key:"app"`
 
 	// Virtualenv is an absolute path; "" for none. Its bin/ goes first on PATH.
-	Virtualenv string `update:"reload"`
+	Virtualenv string `update:"reload" key:"virtualenv"`
 	// Directory is the working directory as written (may be a symlink such as
 	// /srv/web/current); each generation resolves it when it starts.
-	Directory string `update:"reload"`
+	Directory string `update:"reload" key:"directory"`
 	// Command is argv for KindProcess; argv[0] is resolved in the virtualenv's
 	// bin/ first, then PATH. For KindGunicorn, Command optionally overrides the
 	// gunicorn executable (default <virtualenv>/bin/gunicorn).
-	Command []string `update:"reload"`
+	Command []string `update:"reload" key:"command"`
 	// WSGI is Gunicorn's APP_MODULE (KindGunicorn).
-	WSGI string `update:"reload"`
+	WSGI string `update:"reload" key:"wsgi"`
 	// Workers is Gunicorn's --workers; 0 leaves Gunicorn's default.
-	Workers int `update:"reload"`
+	Workers int `update:"reload" key:"workers"`
 	// Args are extra Gunicorn arguments.
-	Args []string `update:"reload"`
+	Args []string `update:"reload" key:"args"`
 	// Listen are the sockets the supervisor binds and holds for this app.
-	Listen []Listener `update:"restart"`
+	Listen []Listener `update:"restart" key:"listen"`
 	// Env is added to the environment after EnvFile; values may hold {app}
 	// and {release} (see ExpandEnv).
-	Env map[string]string `update:"reload"`
+	Env map[string]string `update:"reload" key:"env"`
 	// EnvFile is a KEY=VALUE file read at each start with ReadEnvFile; ""
 	// for none.
-	EnvFile string `update:"reload"`
+	EnvFile string `update:"reload" key:"env_file"`
 
 	// Identity is who the app runs as (user, group, allow_root).
 	Identity Identity `update:"reload"`
 	// Limits are umask, nice, oom_score_adjust and rlimits.
 	Limits Limits `update:"reload"`
 
-	Restart RestartPolicy `update:"inplace"`
+	Restart RestartPolicy `update:"inplace" key:"restart"`
 	// Required: the app counts for readiness (READY=1, /readyz). Default true.
-	Required bool `update:"inplace"`
+	Required bool `update:"inplace" key:"required"`
 	// Autostart: the app starts with the supervisor. Default true.
-	Autostart bool `update:"inplace"`
+	Autostart bool `update:"inplace" key:"autostart"`
 	// Instances is the `instances` key (process apps): Parse replaces an app
 	// with N > 1 by N apps named NAME:0..NAME:N-1.
-	Instances int `update:"inplace"`
+	Instances int `update:"inplace" key:"instances"`
 	// InstanceOf is the [app.NAME] an instance came from ("" for an app
 	// without instances); Instance is its number.
-	InstanceOf string `update:"inplace"`
-	Instance   int    `update:"inplace"`
+	InstanceOf string `update:"inplace" key:"instances"`
+	Instance   int    `update:"inplace" key:"instances"`
 	// After names apps that start before this one and stop after it.
-	After []string `update:"inplace"`
+	After []string `update:"inplace" key:"after"`
 	// Requires names apps this one needs; they order starts and stops as
 	// After does.
-	Requires []string `update:"inplace"`
+	Requires []string `update:"inplace" key:"requires"`
 
 	// StopSignal is sent first on stop (default SIGTERM); KILL after StopTimeout.
-	StopSignal  os.Signal     `update:"inplace"`
-	StopTimeout time.Duration `update:"inplace"`
+	StopSignal  os.Signal     `update:"inplace" key:"stop_signal"`
+	StopTimeout time.Duration `update:"inplace" key:"stop_timeout"`
 	// StartTimeout bounds how long a new generation may take to become ready.
-	StartTimeout time.Duration `update:"inplace"`
+	StartTimeout time.Duration `update:"inplace" key:"start_timeout"`
 	// StartSettle is how long a process app's generation must run before
 	// its start counts (supervisord's startsecs); an exit sooner is a
 	// failed start. Below StartTimeout; Gunicorn apps do not use it.
-	StartSettle time.Duration `update:"inplace"`
+	StartSettle time.Duration `update:"inplace" key:"start_settle"`
 
 	Backoff Backoff `update:"inplace"`
 	Reload  Reload  `update:"inplace"`
 	Health  Health  `update:"inplace"`
 	// Steering is how new connections reach the app's generations.
-	Steering Steering `update:"inplace"`
+	Steering Steering `update:"inplace" key:"steering"`
 	// Log is where the app's output goes.
 	Log AppLog `update:"reload"`
 
 	// Statsd is true when the supervisor should run its statsd bridge for
 	// this app (Gunicorn apps whose Args carry no --statsd-host of their own).
-	Statsd bool `update:"reload"`
+	Statsd bool `update:"reload" key:"args"`
 }
 
 // Backoff is the restart policy's timing.
 type Backoff struct {
 	// Initial delay after the first crash, doubling up to Max.
-	Initial time.Duration
-	Max     time.Duration
+	Initial time.Duration `key:"backoff_initial"`
+	Max     time.Duration `key:"backoff_max"`
 	// StableAfter: a generation that ran this long resets the delay.
-	StableAfter time.Duration
+	StableAfter time.Duration `key:"stable_after"`
 	// CrashWindow and CrashLimit: more than CrashLimit exits within
 	// CrashWindow mark the app crash-looping (still retried at Max).
-	CrashWindow time.Duration
-	CrashLimit  int
+	CrashWindow time.Duration `key:"crash_window"`
+	CrashLimit  int           `key:"crash_limit"`
 }
 
 // Reload is [app.NAME.reload].
 type Reload struct {
 	// Strategy is one of reload/strategy's registry, valid for the app's
 	// kind.
-	Strategy strategy.Strategy
+	Strategy strategy.Strategy `key:"reload.strategy"`
 	// Timeout bounds a whole reload.
-	Timeout time.Duration
+	Timeout time.Duration `key:"reload.timeout"`
 }
 
 // Health is [app.NAME.health]. Exactly one of Path, TCP, Command is set, or
 // none (Enabled false: readiness is "a worker answered a TCP connect" for
 // Gunicorn, "still running after StartSettle" for processes).
 type Health struct {
-	Enabled bool
+	Enabled bool `key:"-"`
 	// Path is an HTTP GET path through the generation's own probe listener; 2xx passes.
-	Path string
+	Path string `key:"health.path"`
 	// Host is the Host header for HTTP checks (default "localhost").
-	Host    string
-	TCP     bool
-	Command []string
+	Host    string   `key:"health.host"`
+	TCP     bool     `key:"health.tcp"`
+	Command []string `key:"health.command"`
 
-	Interval time.Duration
-	Timeout  time.Duration
+	Interval time.Duration `key:"health.interval"`
+	Timeout  time.Duration `key:"health.timeout"`
 	// HealthyAfter consecutive passes make a new generation healthy (reload gate).
-	HealthyAfter int
+	HealthyAfter int `key:"health.healthy_after"`
 	// UnhealthyAfter consecutive failures make a running app unhealthy.
-	UnhealthyAfter int
+	UnhealthyAfter int `key:"health.unhealthy_after"`
 	// RestartWhenUnhealthy restarts (by reload) an app that turned unhealthy.
-	RestartWhenUnhealthy bool
+	RestartWhenUnhealthy bool `key:"health.restart_when_unhealthy"`
 }
 
 // Network of a listener.

@@ -18,19 +18,22 @@ import (
 // Identity is who an app's processes (and its health commands) run as.
 type Identity struct {
 	// User and Group as written; "" when the key is not set.
-	User, Group string
+	User  string `key:"user"`
+	Group string `key:"group"`
 	// UID and GID the app runs with: User's uid and Group's gid (default
 	// User's primary group) when set, else the supervisor's effective ids
 	// at load.
-	UID, GID int
+	UID int `key:"user"`
+	GID int `key:"group"`
 	// Groups are the supplementary groups: User's groups in the group
 	// database (including GID); only GID when Group is set without User.
-	Groups []int
+	Groups []int `key:"user"`
 	// Name and Home are User's login name and home directory (HOME, USER
 	// and LOGNAME of the app); "" when User is not set.
-	Name, Home string
+	Name string `key:"user"`
+	Home string `key:"user"`
 	// AllowRoot accepts an app that runs as uid 0.
-	AllowRoot bool
+	AllowRoot bool `key:"allow_root"`
 }
 
 // Switch reports whether the child changes its credentials before exec
@@ -40,15 +43,15 @@ func (id Identity) Switch() bool { return id.User != "" || id.Group != "" }
 // Limits are process attributes applied to an app's processes before exec.
 type Limits struct {
 	// Umask is the file mode creation mask; nil keeps the supervisor's.
-	Umask *int
+	Umask *int `key:"umask"`
 	// Nice is the scheduling priority (-20..19); nil keeps the supervisor's.
-	Nice *int
+	Nice *int `key:"nice"`
 	// OOMScoreAdj is written to /proc/PID/oom_score_adj (-1000..1000); nil
 	// keeps the supervisor's.
-	OOMScoreAdj *int
+	OOMScoreAdj *int `key:"oom_score_adjust"`
 	// Rlimits set both the soft and the hard limit, in the order of
 	// RlimitNames.
-	Rlimits []Rlimit
+	Rlimits []Rlimit `key:"rlimits"`
 }
 
 // Rlimit is one resource limit of an app.

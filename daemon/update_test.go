@@ -57,7 +57,7 @@ func TestRereadUpdateSighup(t *testing.T) {
 
 	write(app("keep", "") + app("envchg", "env = { V = \"2\" }\n") + app("new", ""))
 	got, err := run("reread")
-	want := "keep: unchanged\nenvchg: changed (Env): reload\nnew: added\ngone: removed\n"
+	want := "keep: unchanged\nenvchg: changed (env): reload\nnew: added\ngone: removed\n"
 	if err != nil || got != want {
 		t.Fatalf("reread = %q, %v; want %q", got, err, want)
 	}
@@ -79,7 +79,7 @@ func TestRereadUpdateSighup(t *testing.T) {
 		t.Fatalf("update = %q, %v", got, err)
 	}
 	t.Logf("update:\n%s", got)
-	for _, w := range []string{"envchg: changed [Env]: reload", "new: added", "gone: removed", "update all: ok"} {
+	for _, w := range []string{"envchg: changed [env]: reload", "new: added", "gone: removed", "update all: ok"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("update output lacks %q", w)
 		}

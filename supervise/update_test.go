@@ -44,7 +44,7 @@ func TestManagerUpdate(t *testing.T) {
 	}
 	want := map[string]string{
 		"keep": "unchanged", "gone": "removed", "new": "added",
-		"envchg": "changed [Env]: reload", "policy": "changed [Restart]: in place",
+		"envchg": "changed [env]: reload", "policy": "changed [restart]: in place",
 	}
 	for k, v := range want {
 		if got[k] != v {

@@ -71,7 +71,7 @@ func TestRereadUpdateUnderLoad(t *testing.T) {
 	next := head + app("keep", "") + app("envchg", "env = { APP_VERSION = \"2\" }\n") + app("new", "")
 	write(next)
 	out, code := s.SupctlRun("reread")
-	want := "keep: unchanged\nenvchg: changed (Env): reload\nnew: added\ngone: removed\n"
+	want := "keep: unchanged\nenvchg: changed (env): reload\nnew: added\ngone: removed\n"
 	if code != 0 || out != want {
 		t.Fatalf("reread = %q (exit %d), want %q", out, code, want)
 	}
