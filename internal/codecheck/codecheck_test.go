@@ -1,6 +1,7 @@
 // Package codecheck holds repository-wide checks of the project's own rules
-// that no linter here enforces: short functions and comments that state
-// contracts rather than history.
+// that no linter here enforces: short functions, comments that state
+// contracts rather than history, and supctl linking none of the
+// supervisor's packages.
 package codecheck
 
 import (
