@@ -13,6 +13,7 @@ import (
 
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
+	"github.com/gunisup/supervisor/reload/strategy"
 )
 
 type backend struct{}
@@ -31,10 +32,11 @@ func (backend) RestartApp(_ context.Context, n string) error {
 	return check(n)
 }
 func (backend) CheckStrategy(name string) error {
-	if name != "" && name != "swap" && name != "usr2" {
-		return fmt.Errorf("unknown strategy %q (swap, usr2)", name)
+	if name == "" {
+		return nil
 	}
-	return nil
+	_, err := strategy.Parse(name)
+	return err
 }
 func (backend) Reload(_ context.Context, n, _ string, p control.Progress) control.Outcome {
 	if err := check(n); err != nil {

@@ -54,7 +54,8 @@ var registry = []Info{swap, usr2, restart, overlap}
 // ErrUnknown is wrapped by the error for a name no strategy has.
 var ErrUnknown = errors.New("unknown strategy")
 
-// All returns every strategy's Info, in registry order.
+// All returns every strategy's Info, in registry order. The Infos share
+// their slices and maps with the registry: callers read them only.
 func All() []Info { return slices.Clone(registry) }
 
 // Names returns every strategy's name, in registry order.
