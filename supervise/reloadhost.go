@@ -282,16 +282,16 @@ func (h *host) Commit(ctx context.Context, g reload.Gen) error {
 }
 
 // Drain stops g gracefully. A generation with steered sockets first keeps
-// accepting until no connection waits on them (within stop_timeout). For a
-// restart reload Drain returns only once nothing of g's tree runs (a
-// singleton's child may hold its lock).
+// accepting until no connection waits on them (within stop_timeout). For an
+// exclusive strategy (restart) Drain returns only once nothing of g's tree
+// runs (a singleton's child may hold its lock).
 func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 	g := asGen(rg)
 	qctx, cancel := context.WithTimeout(ctx, h.a.cfg.StopTimeout)
 	h.a.env.quiesce(qctx, g)
 	cancel()
 	_, err := g.Stop(ctx, h.a.stopSignal(), h.a.cfg.StopTimeout)
-	if h.run.strategy == strategy.Restart {
+	if h.run.strategy.Exclusive() {
 		h.a.env.endTree(g)
 	}
 	h.a.env.afterExit(g)

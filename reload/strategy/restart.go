@@ -9,4 +9,5 @@ var restart = Info{
 	Summary:    "stop the serving generation, then start and gate the new one: never two at once",
 	Kinds:      []string{"gunicorn", "process"},
 	DefaultFor: []string{"process"},
+	Exclusive:  true,
 }

@@ -42,6 +42,10 @@ type Info struct {
 	// connections before the gate), and its generations are started from
 	// the release link so that the re-exec follows it.
 	ReExec bool
+	// Exclusive is true when the app never runs two generations at once:
+	// the old generation's whole process tree ends (a singleton's child may
+	// hold its lock) before the new one starts.
+	Exclusive bool
 	// Fallback is what runs instead where this strategy cannot reach the
 	// new release, or would re-exec an unhealthy master ("": none).
 	Fallback Strategy
@@ -95,6 +99,13 @@ func (s Strategy) Info() (in Info, ok bool) {
 func (s Strategy) ReExec() bool {
 	in, _ := s.Info()
 	return in.ReExec
+}
+
+// Exclusive reports whether s never runs two generations at once (see
+// Info.Exclusive); false for an unknown name.
+func (s Strategy) Exclusive() bool {
+	in, _ := s.Info()
+	return in.Exclusive
 }
 
 // Fallback returns what runs instead of s where s cannot (see

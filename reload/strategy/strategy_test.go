@@ -59,4 +59,7 @@ func TestFor(t *testing.T) {
 	if USR2.Fallback() != Swap || Swap.Fallback() != Swap || !USR2.ReExec() || Swap.ReExec() {
 		t.Error("usr2 re-executes and falls back to swap; swap neither")
 	}
+	if !Restart.Exclusive() || Swap.Exclusive() || Overlap.Exclusive() {
+		t.Error("restart alone never runs two generations at once")
+	}
 }
