@@ -11,6 +11,7 @@ import (
 
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/supervise"
 )
 
@@ -127,7 +128,7 @@ func TestStrategyCheck(t *testing.T) {
 	}
 	err := b.CheckStrategy("bogus")
 	var ce *control.Error
-	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || err.Error() != `unknown strategy "bogus" (want "swap", "usr2", "restart" or "overlap")` {
+	if !errors.As(err, &ce) || ce.Code != control.CodeBadRequest || err.Error() != `unknown strategy "bogus" (want `+strategy.Quoted()+`)` {
 		t.Errorf("CheckStrategy(bogus) = %v", err)
 	}
 	if out := b.Reload(context.Background(), "web", "bogus", nil); out.Result != "failed" || out.Err == nil {
