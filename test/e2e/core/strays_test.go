@@ -2,6 +2,8 @@ package core
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,4 +194,42 @@ func TestStraysEndWithTheirGeneration(t *testing.T) {
 			t.Errorf("10 x %s: %d daemons alive at once", op.name, most)
 		}
 	}
+}
+
+// TestSwapReloadEndsWorkerStrays: a Gunicorn app (one worker) whose worker
+// detaches `setsid sleep STRAY` as it imports the app; 10 swap reloads (the
+// default strategy): once each has answered, exactly one daemon runs, the
+// new generation's (the old one's ended with its drain).
+func TestSwapReloadEndsWorkerStrays(t *testing.T) {
+	t.Parallel() // waits on its app only (see TestMain)
+	a := newStrayApp()
+	cfg := e2e.Config{Apps: []e2e.App{{Workers: 1}}}.String()
+	s := e2e.Start(t, e2e.Options{Config: cfg, Setup: func(dir string) {
+		app := "import os\n" +
+			"os.system('setsid /bin/sleep " + a.stray + " </dev/null >/dev/null 2>&1 &')\n" +
+			"def app(environ, start_response):\n" +
+			"    start_response('200 OK', [('Content-Type', 'text/plain')])\n" +
+			"    return [b'ok']\n"
+		if err := os.MkdirAll(filepath.Join(dir, "app"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "app", "app.py"), []byte(app), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	s.WaitState("web", control.StateRunning, 60*time.Second)
+	prev := a.waitOneNewStray(t, 0, "first start")
+	w := a.watch()
+	start := time.Now()
+	for i := range 10 {
+		if r := s.Ctl("reload", "web"); r.Code != 0 {
+			t.Fatalf("reload %d: %s", i, r.Out)
+		}
+		if now := a.strays(); len(now) > 1 {
+			t.Fatalf("swap reload %d answered with daemons %v alive", i, now)
+		}
+		prev = a.waitOneNewStray(t, prev, fmt.Sprintf("swap reload %d", i))
+	}
+	// Two generations overlap during a swap, and so do their daemons.
+	t.Logf("10 x swap reload: one daemon after each, at most %d alive at any sample (%s)", w.end(), time.Since(start).Round(time.Millisecond))
 }
