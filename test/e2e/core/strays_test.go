@@ -2,6 +2,8 @@ package core
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -196,14 +198,12 @@ func TestStraysEndWithTheirGeneration(t *testing.T) {
 	}
 }
 
-// TestSwapReloadEndsWorkerStrays: a Gunicorn app (one worker) whose worker
-// detaches `setsid sleep STRAY` as it imports the app; 10 swap reloads (the
-// default strategy): once each has answered, exactly one daemon runs, the
-// new generation's (the old one's ended with its drain).
-func TestSwapReloadEndsWorkerStrays(t *testing.T) {
-	t.Parallel() // waits on its app only (see TestMain)
-	a := newStrayApp()
-	cfg := e2e.Config{Apps: []e2e.App{{Workers: 1}}}.String()
+// startStrayWeb runs a Gunicorn app "web" of one worker whose worker
+// detaches `setsid sleep STRAY` as it imports the app; extra is added to
+// the app's table.
+func (a strayApp) startStrayWeb(t *testing.T, extra string) *e2e.Supervisor {
+	t.Helper()
+	cfg := e2e.Config{Apps: []e2e.App{{Workers: 1, Extra: extra}}}.String()
 	s := e2e.Start(t, e2e.Options{Config: cfg, Setup: func(dir string) {
 		app := "import os\n" +
 			"os.system('setsid /bin/sleep " + a.stray + " </dev/null >/dev/null 2>&1 &')\n" +
@@ -218,6 +218,16 @@ func TestSwapReloadEndsWorkerStrays(t *testing.T) {
 		}
 	}})
 	s.WaitState("web", control.StateRunning, 60*time.Second)
+	return s
+}
+
+// TestSwapReloadEndsWorkerStrays: 10 swap reloads (the default strategy) of
+// the app of startStrayWeb: once each has answered, exactly one daemon
+// runs, the new generation's (the old one's ended with its drain).
+func TestSwapReloadEndsWorkerStrays(t *testing.T) {
+	t.Parallel() // waits on its app only (see TestMain)
+	a := newStrayApp()
+	s := a.startStrayWeb(t, "")
 	prev := a.waitOneNewStray(t, 0, "first start")
 	w := a.watch()
 	start := time.Now()
@@ -232,4 +242,45 @@ func TestSwapReloadEndsWorkerStrays(t *testing.T) {
 	}
 	// Two generations overlap during a swap, and so do their daemons.
 	t.Logf("10 x swap reload: one daemon after each, at most %d alive at any sample (%s)", w.end(), time.Since(start).Round(time.Millisecond))
+}
+
+// TestUSR2ChainKeepsItsStrays: a USR2 master shares the cgroup leaf of the
+// master that forked it, so the end of the old master kills neither the new
+// one nor the daemons in the leaf: after 3 usr2 reloads of the app of
+// startStrayWeb it still answers, and the chain's 4 daemons run. A restart
+// ends the chain: exactly one daemon then.
+func TestUSR2ChainKeepsItsStrays(t *testing.T) {
+	t.Parallel() // waits on its app only (see TestMain)
+	a := newStrayApp()
+	s := a.startStrayWeb(t, "[app.web.reload]\nstrategy = \"usr2\"\n")
+	a.waitOneNewStray(t, 0, "first start")
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	for i := range 3 {
+		before := s.App("web")
+		if r := s.Ctl("reload", "web"); r.Code != 0 || !strings.Contains(r.Out, "usr2") {
+			t.Fatalf("usr2 reload %d: %s", i, r.Out)
+		}
+		after := s.WaitState("web", control.StateRunning, 30*time.Second)
+		if after.MasterPID == before.MasterPID || syscall.Kill(after.MasterPID, 0) != nil {
+			t.Fatalf("usr2 reload %d: master %d -> %d (alive: %v)", i, before.MasterPID, after.MasterPID, syscall.Kill(after.MasterPID, 0))
+		}
+		resp, err := c.Get("http://" + s.Addr("web") + "/")
+		if err != nil {
+			t.Fatalf("after usr2 reload %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body) // the status is what is checked
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("after usr2 reload %d: %d %s", i, resp.StatusCode, body)
+		}
+		testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%d daemons after usr2 reload %d", i+2, i), func() bool { return len(a.strays()) == i+2 })
+	}
+	if r := s.Ctl("restart", "web"); r.Code != 0 {
+		t.Fatalf("restart: %s", r.Out)
+	}
+	if now := a.strays(); len(now) > 1 {
+		t.Fatalf("restart answered with daemons %v alive", now)
+	}
+	a.waitOneNewStray(t, 0, "restart after the usr2 chain")
+	t.Logf("3 usr2 reloads: the app answered after each, 2, 3, 4 daemons; after a restart: 1")
 }
