@@ -284,3 +284,38 @@ func TestUSR2ChainKeepsItsStrays(t *testing.T) {
 	a.waitOneNewStray(t, 0, "restart after the usr2 chain")
 	t.Logf("3 usr2 reloads: the app answered after each, 2, 3, 4 daemons; after a restart: 1")
 }
+
+// TestStraysEndAfterSelfUpgrade: a generation handed over by a self-upgrade
+// (SIGUSR2, same binary) keeps its leaf cgroup: its daemon ends when it
+// crashes after the upgrade, and exactly one daemon, the new one's, runs.
+func TestStraysEndAfterSelfUpgrade(t *testing.T) {
+	t.Parallel() // waits on its app only (see TestMain)
+	a := newStrayApp()
+	s := e2e.Start(t, e2e.Options{Config: a.config()})
+	before := s.WaitState("stray", control.StateRunning, 30*time.Second)
+	prev := a.waitOneNewStray(t, 0, "first start")
+	if err := syscall.Kill(s.PID(), syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 60*time.Second, "upgrade by SIGUSR2", func() bool {
+		if s.Exited() {
+			t.Fatalf("supervisor exited (status %d)", s.ExitStatus())
+		}
+		st, err := control.NewClient(s.Socket).Status(t.Context(), "")
+		return err == nil && st.Supervisor.Upgrades == 1
+	})
+	if now := s.App("stray"); now.MasterPID != before.MasterPID {
+		t.Fatalf("main process %d -> %d across the upgrade, want it handed over", before.MasterPID, now.MasterPID)
+	}
+	if err := syscall.Kill(before.MasterPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !testenv.Poll(30*time.Second, func() bool {
+		now := s.App("stray")
+		return now.State == control.StateRunning && now.MasterPID != before.MasterPID
+	}) {
+		t.Fatalf("no new main process after the crash: %+v", s.App("stray"))
+	}
+	a.waitOneNewStray(t, prev, "crash after the upgrade")
+	t.Logf("self-upgrade, then crash of the handed-over generation: its daemon %d ended, one new daemon", prev)
+}
