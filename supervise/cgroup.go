@@ -183,8 +183,9 @@ func (m *Manager) endGenStrays(g *Generation) {
 }
 
 // homeProcs lists the live processes of home h of app: its leaf cgroup's,
-// or the supervisor's children that no generation is and that carry the
-// app's and h's marks.
+// or the supervisor's descendants that no generation is and that carry the
+// app's and h's marks (a daemon whose parent, the generation's main
+// process, is still alive among them).
 func (m *Manager) homeProcs(app string, h genHome) []int {
 	if h.cgroup != "" {
 		return proc.CgroupProcs(h.cgroup)
@@ -192,10 +193,18 @@ func (m *Manager) homeProcs(app string, h genHome) []int {
 	if h.mark == "" {
 		return nil
 	}
+	t, err := proc.NewTree("")
+	if err != nil {
+		return nil
+	}
 	appMark, genMark := appMarkVar+"="+app, genMarkVar+"="+h.mark
-	return proc.OwnChildren(func(pid, _ int) bool {
-		return !m.reaper.Managed(pid) && proc.HasEnv(pid, appMark) && proc.HasEnv(pid, genMark)
-	})
+	var out []int
+	for _, pid := range t.Descendants(os.Getpid()) {
+		if !m.reaper.Managed(pid) && proc.HasEnv(pid, appMark) && proc.HasEnv(pid, genMark) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // closeHome ends what is left in home h of app (its leaf's processes with

@@ -148,11 +148,32 @@ func TestStopStartAfterStrayKill(t *testing.T) {
 // TestStraysEndWithTheirGeneration: 10 restarts, 10 restart-strategy
 // reloads and 10 crash restarts (SIGKILL to the main process) each end the
 // old generation's daemon: once each has answered, exactly one daemon, a
-// new one, runs; a sampler counts the daemons all along.
+// new one, runs; a sampler counts the daemons all along. With cgroups (a
+// leaf per generation), and without (a read-only cgroup mount: the
+// generation's mark in the daemon's environment).
 func TestStraysEndWithTheirGeneration(t *testing.T) {
 	t.Parallel() // waits on its app only (see TestMain)
-	a := newStrayApp()
-	s := e2e.Start(t, e2e.Options{Config: a.config()})
+	for _, tc := range []struct {
+		name, log string
+		wrap      []string
+	}{
+		{"cgroup", "", nil},
+		{"subreaper", "apps run without cgroups", readOnlyCgroups},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newStrayApp()
+			s := e2e.Start(t, e2e.Options{Config: a.config(), Wrap: tc.wrap})
+			if !strings.Contains(s.Output(), tc.log) {
+				t.Fatalf("supervisor output lacks %q:\n%s", tc.log, s.Output())
+			}
+			a.replaceGenerations(t, s)
+		})
+	}
+}
+
+// replaceGenerations runs the restarts, reloads and crashes of
+// TestStraysEndWithTheirGeneration against s.
+func (a strayApp) replaceGenerations(t *testing.T, s *e2e.Supervisor) {
 	s.WaitState("stray", control.StateRunning, 30*time.Second)
 	prev := a.waitOneNewStray(t, 0, "first start")
 	ops := []struct {
