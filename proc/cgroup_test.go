@@ -166,7 +166,8 @@ func countFDs(t *testing.T) int {
 // TestCgroupLeafNeverKilled: a child cloned into a cgroup that cgroup.kill
 // was written to is SIGKILLed on some kernels (this one is reported, not
 // required); a Leaf of the same name made after the kill is fresh and runs
-// its child; the app's cgroup counts its leaves' processes, and Clear
+// its child, which CgroupOf finds there; the app's cgroup counts its
+// leaves' processes, and Clear
 // empties and removes the leaves but keeps the app's cgroup.
 func TestCgroupLeafNeverKilled(t *testing.T) {
 	cg, err := OpenCgroups("gunisup-test")
@@ -215,6 +216,9 @@ func TestCgroupLeafNeverKilled(t *testing.T) {
 	pid, ch := run(again, "/bin/sleep", "1000")
 	if procs := app.Procs(); !slices.Contains(procs, pid) {
 		t.Errorf("app cgroup lists %v, want its leaf's %d", procs, pid)
+	}
+	if dir, err := CgroupOf(pid); err != nil || dir != again.Path {
+		t.Errorf("CgroupOf(%d) = %q, %v; want %s", pid, dir, err, again.Path)
 	}
 	if err := app.Clear(5 * time.Second); err != nil {
 		t.Fatal(err)
