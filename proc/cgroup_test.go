@@ -167,8 +167,8 @@ func countFDs(t *testing.T) int {
 // was written to is SIGKILLed on some kernels (this one is reported, not
 // required); a Leaf of the same name made after the kill is fresh and runs
 // its child, which CgroupOf finds there; the app's cgroup counts its
-// leaves' processes, and Clear
-// empties and removes the leaves but keeps the app's cgroup.
+// leaves' processes, and Clear empties and removes the leaves but keeps
+// the app's cgroup.
 func TestCgroupLeafNeverKilled(t *testing.T) {
 	cg, err := OpenCgroups("gunisup-test")
 	if err != nil {
