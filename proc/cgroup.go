@@ -18,9 +18,13 @@ import (
 // Cgroups places each app's processes in a cgroup v2 of its own, a child of
 // the supervisor's cgroup: <own cgroup>/gunisup-<pid>-<pid namespace>/<app>,
 // a name a self-upgrade (same pid) finds again and that supervisors running
-// as PID 1 of different containers do not share.
+// as PID 1 of different containers do not share. Each generation of the app
+// starts in a fresh leaf below it (Cgroup.Leaf), so that its strays end with
+// it and no process is ever started into a cgroup that cgroup.kill was
+// written to (the kernel SIGKILLs a child cloned with CLONE_INTO_CGROUP into
+// such a cgroup on some versions, 6.18 among them).
 // Every process an app starts, however it detaches (setsid, double fork),
-// stays in that cgroup, so counting and ending the app's processes needs no
+// stays in that subtree, so counting and ending the app's processes needs no
 // tree walk. No controller is enabled: membership, cgroup.kill and
 // cgroup.events need none, and a cgroup without controllers may hold
 // processes at every level.
@@ -38,7 +42,7 @@ type Cgroups struct {
 	opened []*Cgroup
 }
 
-// Cgroup is one app's cgroup.
+// Cgroup is one app's cgroup, or one generation's leaf below it.
 type Cgroup struct {
 	Path string
 	// fd is the cgroup's directory, for CLONE_INTO_CGROUP.
@@ -156,15 +160,83 @@ func (c *Cgroups) Close(limit time.Duration) error {
 // FD is the cgroup's directory descriptor (for Spec.Cgroup).
 func (g *Cgroup) FD() int { return g.fd }
 
-// Procs returns the PIDs in the cgroup (nil when it is gone).
+// Procs returns the PIDs in the cgroup and its descendants (nil when it is
+// gone).
 func (g *Cgroup) Procs() []int { return CgroupProcs(g.Path) }
 
-// Kill ends every process in the cgroup with SIGKILL and waits (up to
-// limit) until it is empty; it returns an error naming the survivors.
+// Kill ends every process in the cgroup and its descendants with SIGKILL
+// and waits (up to limit) until none is left; it returns an error naming
+// the survivors. A cgroup killed once must not be spawned into again (see
+// Cgroups): spawn into a new Leaf.
 func (g *Cgroup) Kill(limit time.Duration) error { return KillCgroup(g.Path, limit) }
 
-// CgroupProcs returns the PIDs listed in dir's cgroup.procs (nil when the
-// cgroup is gone or unreadable).
+// Clear kills every process of the cgroup's subtree (see Kill) and removes
+// its descendant cgroups; the cgroup itself stays.
+func (g *Cgroup) Clear(limit time.Duration) error {
+	if err := KillCgroup(g.Path, limit); err != nil {
+		return err
+	}
+	return removeBelow(g.Path, limit)
+}
+
+// Leaf creates the child cgroup name of g, fresh: a leftover of that name
+// (its processes killed) is removed first, so the leaf returned was never
+// killed. It is opened for CLONE_INTO_CGROUP; the caller closes it.
+func (g *Cgroup) Leaf(name string) (*Cgroup, error) {
+	if name == "" || strings.ContainsRune(name, '/') || name == "." || name == ".." {
+		return nil, fmt.Errorf("cgroup: leaf name %q of %s: want one path element", name, g.Path)
+	}
+	p := filepath.Join(g.Path, name)
+	err := os.Mkdir(p, 0o755)
+	if errors.Is(err, fs.ErrExist) {
+		if err = RemoveCgroup(p, 5*time.Second); err == nil {
+			err = os.Mkdir(p, 0o755)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: create %s: %w", p, err)
+	}
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("cgroup: open %s: %w", p, err), unix.Rmdir(p))
+	}
+	return &Cgroup{Path: p, fd: fd}, nil
+}
+
+// Close closes the descriptor of a cgroup from Leaf; the cgroup stays.
+func (g *Cgroup) Close() error {
+	if g.fd <= 0 {
+		return nil
+	}
+	fd := g.fd
+	g.fd = -1
+	if err := unix.Close(fd); err != nil {
+		return fmt.Errorf("cgroup: close %s: %w", g.Path, err)
+	}
+	return nil
+}
+
+// CgroupOf returns the cgroup v2 directory process pid is in, or an error
+// when it is gone or has none.
+func CgroupOf(pid int) (string, error) {
+	mount, err := cgroup2Mount("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
+	if err != nil {
+		return "", fmt.Errorf("cgroup of pid %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rel, ok := strings.CutPrefix(line, "0::"); ok {
+			return filepath.Join(mount, rel), nil
+		}
+	}
+	return "", fmt.Errorf("cgroup of pid %d: no cgroup v2 entry", pid)
+}
+
+// CgroupProcs returns the PIDs listed in the cgroup.procs of dir and of
+// every cgroup below it (nil when the cgroup is gone or unreadable).
 func CgroupProcs(dir string) []int {
 	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 	if err != nil {
@@ -174,6 +246,24 @@ func CgroupProcs(dir string) []int {
 	for _, f := range strings.Fields(string(b)) {
 		if n, err := strconv.Atoi(f); err == nil {
 			out = append(out, n)
+		}
+	}
+	for _, sub := range subCgroups(dir) {
+		out = append(out, CgroupProcs(sub)...)
+	}
+	return out
+}
+
+// subCgroups lists the child cgroups of dir (none when it is unreadable).
+func subCgroups(dir string) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}
 	return out
@@ -209,12 +299,35 @@ func KillCgroup(dir string, limit time.Duration) error {
 	}
 }
 
-// RemoveCgroup kills what is left in the cgroup at dir (see KillCgroup)
-// and removes it; a missing cgroup is not an error.
+// RemoveCgroup kills what is left in the cgroup at dir and below it (see
+// KillCgroup) and removes it with its descendants; a missing cgroup is not
+// an error.
 func RemoveCgroup(dir string, limit time.Duration) error {
 	if err := KillCgroup(dir, limit); err != nil {
 		return err
 	}
+	if err := removeBelow(dir, limit); err != nil {
+		return err
+	}
+	return rmdirCgroup(dir, limit)
+}
+
+// removeBelow removes the (emptied) descendant cgroups of dir, deepest first.
+func removeBelow(dir string, limit time.Duration) error {
+	var errs []error
+	for _, sub := range subCgroups(dir) {
+		if err := removeBelow(sub, limit); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, rmdirCgroup(sub, limit))
+	}
+	return errors.Join(errs...)
+}
+
+// rmdirCgroup removes the empty cgroup dir, retrying while a killed process
+// has not left it yet (within limit).
+func rmdirCgroup(dir string, limit time.Duration) error {
 	// A killed process leaves the cgroup once reaped: rmdir is EBUSY until then.
 	deadline := time.Now().Add(limit)
 	for {

@@ -162,3 +162,74 @@ func countFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// TestCgroupLeafNeverKilled: a child cloned into a cgroup that cgroup.kill
+// was written to is SIGKILLed on some kernels (this one is reported, not
+// required); a Leaf of the same name made after the kill is fresh and runs
+// its child, which CgroupOf finds there; the app's cgroup counts its
+// leaves' processes, and Clear empties and removes the leaves but keeps
+// the app's cgroup.
+func TestCgroupLeafNeverKilled(t *testing.T) {
+	cg, err := OpenCgroups("gunisup-test")
+	if err != nil {
+		t.Skipf("no writable cgroup v2 here: %v", err)
+	}
+	t.Cleanup(func() { _ = cg.Close(5 * time.Second) })
+	app, err := cg.App("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReaper()
+	defer r.Close()
+	run := func(g *Cgroup, argv ...string) (int, <-chan ExitInfo) {
+		t.Helper()
+		pid, ch, err := r.ForkExec(Spec{Argv: argv, Dir: "/", Cgroup: g.FD()}, -1, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pid, ch
+	}
+	leaf, err := app.Leaf("g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ch := run(leaf, "/bin/true"); (<-ch).Code != 0 {
+		t.Fatal("a child in a fresh leaf did not exit 0")
+	}
+	_, sleeper := run(leaf, "/bin/sleep", "1000")
+	if err := leaf.Kill(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	<-sleeper
+	if _, ch := run(leaf, "/bin/true"); (<-ch).Signal == int(unix.SIGKILL) {
+		t.Logf("this kernel SIGKILLs a child cloned into a killed cgroup")
+	}
+	leaf.Close()
+	again, err := app.Leaf("g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if _, ch := run(again, "/bin/true"); (<-ch).Code != 0 {
+		t.Fatal("a child in a leaf re-made after a kill did not exit 0")
+	}
+	pid, ch := run(again, "/bin/sleep", "1000")
+	if procs := app.Procs(); !slices.Contains(procs, pid) {
+		t.Errorf("app cgroup lists %v, want its leaf's %d", procs, pid)
+	}
+	if dir, err := CgroupOf(pid); err != nil || dir != again.Path {
+		t.Errorf("CgroupOf(%d) = %q, %v; want %s", pid, dir, err, again.Path)
+	}
+	if err := app.Clear(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if info := <-ch; info.Signal != int(unix.SIGKILL) {
+		t.Errorf("leaf process after Clear: %v, want SIGKILL", info)
+	}
+	if _, err := os.Stat(again.Path); !os.IsNotExist(err) {
+		t.Errorf("leaf %s after Clear: %v, want removed", again.Path, err)
+	}
+	if _, err := os.Stat(app.Path); err != nil {
+		t.Errorf("app cgroup after Clear: %v, want kept", err)
+	}
+}

@@ -7,11 +7,12 @@
 // Which processes belong to an app: where the supervisor can create cgroups
 // (a writable cgroup2 mount: root on a cgroup v2 or hybrid host, systemd's
 // Delegate=yes, PID 1 of a container with its cgroup mounted read-write),
-// Cgroups gives each app a cgroup v2 of its own and ForkExec starts the
-// app's processes in it (Spec.Cgroup, clone3 CLONE_INTO_CGROUP): every
-// descendant, including daemons that setsid or double-fork, is counted and
-// ended with the cgroup (cgroup.kill, or SIGKILL to each member on kernels
-// before 5.14). Without cgroup access an app's processes are its main
+// Cgroups gives each app a cgroup v2 of its own, and each of its
+// generations a fresh leaf below it (Cgroup.Leaf) that ForkExec starts the
+// generation in (Spec.Cgroup, clone3 CLONE_INTO_CGROUP): every descendant,
+// including daemons that setsid or double-fork, is counted and ended with
+// the leaf or the app's cgroup (cgroup.kill, or SIGKILL to each member on
+// kernels before 5.14). Without cgroup access an app's processes are its main
 // process's tree and process group, plus the daemons that left both: they
 // re-parent to the supervisor (child subreaper, or PID 1), and the app they
 // belong to is read from their environment (HasEnv: the supervise package

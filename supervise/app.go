@@ -352,6 +352,8 @@ func (a *appOwner) restartNow(ctx context.Context, replies []chan error) {
 		a.gen = nil
 		a.cancelReady()
 		a.retire(ctx, old, replies)
+		// Whatever old detached never runs beside the new generation.
+		a.env.endDetached(old)
 	} else {
 		for _, r := range replies {
 			r <- nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -62,6 +63,10 @@ type Generation struct {
 	socks []*listen.Socket
 	// stopSent is set by the first stop signal.
 	stopSent atomic.Bool
+	// home is where the processes it detaches are found (see genHome);
+	// leaving counts it out of its home once (see Manager.afterExit).
+	home    genHome
+	leaving sync.Once
 }
 
 // newGeneration watches exitCh and closes done when the process has exited.

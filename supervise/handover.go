@@ -230,6 +230,8 @@ func (m *Manager) adoptHandedOver(app string, g *GenHandover) *Generation {
 	}
 	gen := newGeneration(app, g.ID, g.PID, exitCh, out, eof)
 	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID
+	gen.home = m.homeOfAdopted(app, g.PID)
+	m.enterHome(gen.home)
 	if out != nil {
 		gen.outFD = out.fds()
 	}

@@ -93,6 +93,10 @@ type Manager struct {
 	// guarded by mu; cgroupRoot creates them (nil: none).
 	cgroups    map[string]*proc.Cgroup
 	cgroupRoot *proc.Cgroups
+	// homes counts the live generations in each generation home (see
+	// genHome, by genHome.key), guarded by homesMu.
+	homesMu    sync.Mutex
+	homes      map[string]int
 	openStatsd func(app string) error
 	// bpfWhy says why BPF steering is unavailable ("" if it is), probed once.
 	bpfWhy func() string
@@ -156,6 +160,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		restored: map[string]bool{},
 		prober:   gunicorn.NewProber(reaper.OutputSpec),
 		cgroups:  map[string]*proc.Cgroup{},
+		homes:    map[string]int{},
 		logs:     map[string]*appLog{},
 		bpfWhy:   steerProbe(),
 		// Set before openAll, which uses them.
@@ -552,15 +557,11 @@ func (m *Manager) KillOrphans(grace time.Duration) {
 	}
 }
 
-// cleanupOrphans ends the processes a generation left behind when its main
-// process exited (Gunicorn workers of a master killed with -9): children of
-// the supervisor, in the generation's process group, not managed. Workers
-// get TERM (they finish the request in hand), then KILL after stop_timeout,
-// in the background.
-func (m *Manager) cleanupOrphans(g *Generation) { go m.endOrphans(g) }
-
-// endOrphans ends what g left behind in its process group (TERM, then KILL
-// after the app's stop_timeout) and returns when none is left.
+// endOrphans ends the processes g left behind in its process group when
+// its main process exited (Gunicorn workers of a master killed with -9):
+// children of the supervisor, not managed. Workers get TERM (they finish
+// the request in hand), then KILL after the app's stop_timeout; it returns
+// when none is left.
 func (m *Manager) endOrphans(g *Generation) {
 	if g.PGID == 0 {
 		return
@@ -589,9 +590,29 @@ func (m *Manager) endOrphans(g *Generation) {
 // records an unexpected exit in the app's log (see noteExit), ends what the
 // generation left behind and restores the held names of the app's
 // Unix sockets, which a Gunicorn master removes on exit (see Socket.hold).
+// When g was the last generation in its home (see genHome), the processes
+// it detached are SIGKILLed before afterExit returns (a later generation
+// never meets them); its process group's leftovers get SIGTERM and
+// stop_timeout in the background, and then the home is closed (its leaf
+// cgroup killed and removed).
+//
+// Every call returns once the first has ended the strays (the owner and a
+// reload may both see one exit), and only the first closes the home.
 func (m *Manager) afterExit(g *Generation) {
 	m.noteExit(g)
-	m.cleanupOrphans(g)
+	last := false
+	g.leaving.Do(func() {
+		last = m.leaveHome(g)
+		if last {
+			m.endGenStrays(g)
+		}
+	})
+	go func() {
+		m.endOrphans(g)
+		if last {
+			m.closeHome(g.App, g.home)
+		}
+	}()
 	m.relink(g.App)
 }
 

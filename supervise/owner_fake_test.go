@@ -120,6 +120,8 @@ type fakeEnv struct {
 	reloads   []string
 	// steps records serve and quiesce calls in order ("serve 2", "quiesce 1").
 	steps []string
+	// detached records endDetached calls (see endDetached).
+	detached []string
 }
 
 func newFakeEnv(t *testing.T) *fakeEnv {
@@ -153,6 +155,14 @@ func (e *fakeEnv) nextGen(string) int64 {
 func (e *fakeEnv) afterExit(generation) {}
 func (e *fakeEnv) endTree(generation)   {}
 func (e *fakeEnv) endStrays(string)     {}
+
+// endDetached records which generation's detached processes were ended and
+// how many generations had been spawned then ("1 of 1").
+func (e *fakeEnv) endDetached(g generation) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.detached = append(e.detached, fmt.Sprintf("%d of %d", g.Info().ID, len(e.all)))
+}
 func (e *fakeEnv) serve(g generation) error {
 	e.step(fmt.Sprintf("serve %d", g.Info().ID))
 	return nil

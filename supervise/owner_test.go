@@ -406,6 +406,11 @@ func TestOwnerRestart(t *testing.T) {
 	g.verdict <- nil
 	r.waitState(StateRunning)
 	r.checkInvariant()
+	r.env.mu.Lock()
+	defer r.env.mu.Unlock()
+	if want := []string{"1 of 1"}; !slices.Equal(r.env.detached, want) {
+		t.Errorf("detached processes ended %q, want %q: generation 1's, before generation 2 was spawned", r.env.detached, want)
+	}
 }
 
 // TestOwnerStopWaitsForRetired: a stop right after a restart returns only

@@ -74,6 +74,10 @@ type ownerEnv interface {
 	// endStrays ends whatever the stopped app left behind: its cgroup's
 	// processes, or daemons re-parented to the supervisor.
 	endStrays(app string)
+	// endDetached ends the processes g detached from its process group
+	// (setsid daemons), before what replaces g starts; g's main process
+	// may still be stopping. A usr2 pair's are left to the pair's end.
+	endDetached(g generation)
 	// serve sends the new connections of the app's steered listeners to g.
 	serve(g generation) error
 	// quiesce returns once no connection waits on g's own steered sockets,
@@ -138,6 +142,12 @@ func (e managerEnv) endTree(g generation) {
 }
 
 func (e managerEnv) endStrays(app string) { e.m.endStrays(app) }
+
+func (e managerEnv) endDetached(g generation) {
+	if pg, ok := g.(*Generation); ok {
+		e.m.endDetached(pg)
+	}
+}
 
 func (e managerEnv) afterExit(g generation) {
 	if pg, ok := g.(*Generation); ok {

@@ -111,13 +111,27 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	if err := m.runAs(app, &spec); err != nil {
 		return nil, err
 	}
-	spec.Cgroup = m.cgroupFD(app.Name)
-	m.markApp(app.Name, &spec)
-	pid, exitCh, out, err := m.forkCaptured(app.Name, id, spec)
+	home, leaf, err := m.newHome(app.Name, id)
 	if err != nil {
 		return nil, err
 	}
+	if leaf != nil {
+		spec.Cgroup = leaf.FD()
+	}
+	m.markApp(app.Name, home, &spec)
+	pid, exitCh, out, err := m.forkCaptured(app.Name, id, spec)
+	if leaf != nil {
+		if cerr := leaf.Close(); cerr != nil {
+			m.logger.Warn("spawn", "app", app.Name, "err", cerr)
+		}
+	}
+	if err != nil {
+		m.closeHome(app.Name, home)
+		return nil, err
+	}
 	g := newGeneration(app.Name, id, pid, exitCh, out, out.capture.Done())
+	g.home = home
+	m.enterHome(home)
 	g.Dir = dir
 	g.PGID = pid
 	g.outFD = out.fds()
