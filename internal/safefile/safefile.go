@@ -181,7 +181,17 @@ type Check func(st *unix.Stat_t) string
 // closed and an *Error naming path is returned. O_NONBLOCK is cleared on
 // the returned file.
 func Open(path string, flag int, perm uint32, createDirs bool, check Check) (*os.File, error) {
-	dir, err := OpenDir(filepath.Dir(path), createDirs)
+	dir, err := OpenParent(path, createDirs)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = dir.Close() }() // a directory opened read-only
+	return OpenAt(dir, path, filepath.Base(path), flag, perm, check)
+}
+
+// OpenParent is OpenDir of the directory of path, its errors naming path.
+func OpenParent(path string, create bool) (*os.File, error) {
+	dir, err := OpenDir(filepath.Dir(path), create)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -189,8 +199,7 @@ func Open(path string, flag int, perm uint32, createDirs bool, check Check) (*os
 		}
 		return nil, err
 	}
-	defer func() { _ = dir.Close() }() // a directory opened read-only
-	return OpenAt(dir, path, filepath.Base(path), flag, perm, check)
+	return dir, nil
 }
 
 // OpenAt is Open of name in the directory dir (as OpenDir returns);
@@ -255,12 +264,8 @@ func Inspect(st *unix.Stat_t, name string, check Check) string {
 // static check (`supervisor check`) can report before the file is opened.
 // A missing file gives an error matching os.ErrNotExist.
 func Lstat(path string) (*unix.Stat_t, error) {
-	dir, err := OpenDir(filepath.Dir(path), false)
+	dir, err := OpenParent(path, false)
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			e.Path = path
-		}
 		return nil, err
 	}
 	defer func() { _ = dir.Close() }() // a directory opened read-only
