@@ -129,7 +129,7 @@ func (s *FileSink) open() error {
 // ownerCheck refuses a log file owned by neither root nor the app's user.
 func (s *FileSink) ownerCheck(st *unix.Stat_t) string {
 	if st.Uid != 0 && int(st.Uid) != s.opts.UID {
-		return fmt.Sprintf("owned by uid %d, neither root nor the app's user (uid %d)", st.Uid, s.opts.UID)
+		return fmt.Sprintf("log file is owned by uid %d, neither root nor the app's user (uid %d): refused", st.Uid, s.opts.UID)
 	}
 	return ""
 }

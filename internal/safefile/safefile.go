@@ -170,7 +170,8 @@ func trustedLink(path string, dir int, name string) (string, error) {
 }
 
 // Check inspects the status of an opened regular file with a single link
-// and returns why it may not be used, or "".
+// and returns why it may not be used (the message of the Error, which
+// should say "refused"), or "".
 type Check func(st *unix.Stat_t) string
 
 // Open opens the file path (absolute) with flag (O_RDONLY, O_WRONLY,
@@ -234,7 +235,7 @@ func checkFile(f *os.File, path, name string, check Check) error {
 		return sysErr(path, "stat", err)
 	}
 	if msg := Inspect(&st, name, check); msg != "" {
-		return &Error{Path: path, Msg: msg + ": refused"}
+		return &Error{Path: path, Msg: msg}
 	}
 	if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
 		return sysErr(path, "clear O_NONBLOCK", err)
@@ -243,15 +244,16 @@ func checkFile(f *os.File, path, name string, check Check) error {
 }
 
 // Inspect returns why a file of status st, named name, may not be used:
-// not a regular file, more than one link, or check's reason; "" if none.
+// not a regular file, more than one link (these end in ": refused"), or
+// check's reason as it is; "" if none.
 func Inspect(st *unix.Stat_t, name string, check Check) string {
 	switch {
 	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
-		return name + " is a directory"
+		return name + " is a directory: refused"
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return name + " is not a regular file"
+		return name + " is not a regular file: refused"
 	case st.Nlink != 1:
-		return fmt.Sprintf("%s has %d hard links", name, st.Nlink)
+		return fmt.Sprintf("%s has %d hard links: refused", name, st.Nlink)
 	}
 	if check != nil {
 		return check(st)

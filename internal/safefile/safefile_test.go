@@ -131,7 +131,7 @@ func TestOpenCheck(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "env")
 	write(t, path, "A=1\n", 0o600)
-	_, err := Open(path, unix.O_RDONLY, 0, false, func(st *unix.Stat_t) string { return "not today" })
+	_, err := Open(path, unix.O_RDONLY, 0, false, func(st *unix.Stat_t) string { return "not today: refused" })
 	if err == nil || err.Error() != path+": not today: refused" || !errors.Is(err, ErrRefused) {
 		t.Fatalf("err %v", err)
 	}
