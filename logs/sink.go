@@ -237,16 +237,17 @@ func (s *FileSink) createNext(name string, st *unix.Stat_t) (*os.File, error) {
 	return f, nil
 }
 
-// Reopen closes the file; the next write opens the file found at the path
-// (creating it, its directory walked again), as an external logrotate that
-// moved it expects.
+// Reopen closes the file and opens the one found at the path (creating
+// it, its directory walked again), as an external logrotate that moved it
+// expects. When that fails it returns why, naming the path, and the sink
+// stays closed: each later write tries to open it again.
 func (s *FileSink) Reopen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.closeFiles(); err != nil {
 		return fmt.Errorf("log file %s: reopen: %w", s.opts.Path, err)
 	}
-	return nil
+	return s.open()
 }
 
 // Close closes the file. A later Write opens it again. Removal and
