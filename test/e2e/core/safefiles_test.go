@@ -225,3 +225,67 @@ command = ["/bin/sh", "-c", "echo \"secret=[$ROOT_SECRET] app=[$APP_VALUE]\"; ex
 		})
 	}
 }
+
+// TestLogFileCopytruncateAndLongLine: after a copytruncate (copy the file,
+// truncate it to 0, as logrotate's copytruncate does) the supervisor's next
+// lines go to the start of the file: no hole, no NUL byte, every line
+// whole; then a 2 MiB line reaches the file in all its 32 pieces, and no
+// line is counted as dropped.
+func TestLogFileCopytruncateAndLongLine(t *testing.T) {
+	s := e2e.Start(t, e2e.Options{Config: logsHeader + `
+[app.big]
+allow_root = true
+kind = "process"
+command = ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.02; if [ -e @DIR@/go ]; then rm @DIR@/go; head -c 2097152 /dev/zero | tr '\\0' x; echo; echo after-long; fi; done"]
+log = "file"
+log_file = "@DIR@/big.log"
+`})
+	path := filepath.Join(s.Dir, "big.log")
+	read := func() string {
+		b, err := os.ReadFile(path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	testenv.WaitFor(t, 30*time.Second, "100 ticks in the log file", func() bool { return lastNumber(read(), "tick") >= 100 })
+	if err := exec.Command("/bin/cp", path, path+".1").Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, "ticks after the truncation", func() bool { return strings.Count(read(), "tick") >= 20 })
+	if err := os.WriteFile(filepath.Join(s.Dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 60*time.Second, "the line after the long one", func() bool { return strings.Contains(read(), "big[1] stdout: after-long") })
+	text := read()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after copytruncate: %d bytes, %d allocated, %d NUL bytes", st.Size, st.Blocks*512, strings.Count(text, "\x00"))
+	if n := strings.Count(text, "\x00"); n > 0 || st.Blocks*512 < st.Size-4096 {
+		t.Fatalf("the file has a hole: %d NUL bytes, %d of %d bytes allocated", n, st.Blocks*512, st.Size)
+	}
+	pieces := 0
+	for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		_, rest, ok := strings.Cut(l, " big[1] stdout")
+		if !ok {
+			t.Fatalf("line %.80q is not whole", l)
+		}
+		if strings.HasPrefix(rest, " (split ") {
+			_, piece, _ := strings.Cut(rest, "): ")
+			if len(piece) != 64<<10 || strings.Trim(piece, "x") != "" {
+				t.Fatalf("piece %.30q... has %d bytes, want 65536 x", rest, len(piece))
+			}
+			pieces++
+		}
+	}
+	dropped := s.App("big").LogDropped
+	t.Logf("2 MiB line: %d pieces in the file, %d lines dropped", pieces, dropped)
+	if pieces != 32 || dropped != 0 {
+		t.Fatalf("%d pieces of the 2 MiB line in the file (want 32), %d lines dropped", pieces, dropped)
+	}
+}
