@@ -111,9 +111,11 @@ func TestFileSinkLinkPlantedLater(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "app.log is a symbolic link: refused") {
 		t.Fatalf("rotation through a planted link: %v", err)
 	}
-	mustDo(t, fs.Reopen())
-	if _, err := fs.Write(line); err == nil || !strings.Contains(err.Error(), path+": app.log is a symbolic link: refused") {
+	if err := fs.Reopen(); err == nil || !strings.Contains(err.Error(), path+": app.log is a symbolic link: refused") {
 		t.Fatalf("reopen through a planted link: %v", err)
+	}
+	if _, err := fs.Write(line); err == nil || !strings.Contains(err.Error(), path+": app.log is a symbolic link: refused") {
+		t.Fatalf("write after the refused reopen: %v", err)
 	}
 	mustDo(t, fs.Close())
 	checkUnchanged(t, target)

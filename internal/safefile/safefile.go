@@ -60,8 +60,9 @@ func sysErr(path, what string, err error) *Error {
 
 // OpenDir opens the directory path (absolute) for use as the base of
 // *at calls, walking it as the package describes; with create, missing
-// directories are made with mode 0755 (before the umask). It returns an
-// *Error naming path on failure.
+// directories are made with mode 0755 (before the umask). The descriptor
+// is opened for reading, or is an O_PATH one where the caller may only
+// search the directory. It returns an *Error naming path on failure.
 func OpenDir(path string, create bool) (*os.File, error) {
 	if !filepath.IsAbs(path) {
 		return nil, &Error{Path: path, Msg: "not an absolute path"}
@@ -70,12 +71,20 @@ func OpenDir(path string, create bool) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The walk holds O_PATH descriptors, which need only search permission
+	// on the way; the directory itself is opened for reading where allowed
+	// (fchown, fchmod and reading its entries need that).
+	rd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		_ = unix.Close(fd) // an O_PATH descriptor replaced by a readable one
+		fd = rd
+	}
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// walk returns a descriptor (O_RDONLY|O_DIRECTORY) of the directory path.
+// walk returns an O_PATH descriptor of the directory path.
 func walk(path string, create bool) (int, error) {
-	fd, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, sysErr(path, "open /", err)
 	}
@@ -86,7 +95,7 @@ func walk(path string, create bool) (int, error) {
 		todo = todo[1:]
 		next, err := openDirAt(fd, name, create)
 		if err == nil {
-			_ = unix.Close(fd) // a directory opened read-only: nothing to flush
+			_ = unix.Close(fd) // an O_PATH descriptor: nothing to flush
 			fd = next
 			continue
 		}
@@ -105,7 +114,7 @@ func walk(path string, create bool) (int, error) {
 		}
 		if strings.HasPrefix(target, "/") {
 			_ = unix.Close(fd)
-			if fd, err = unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			if fd, err = unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 				return -1, sysErr(path, "open /", err)
 			}
 		}
@@ -128,7 +137,7 @@ func components(p string) []string {
 // openDirAt opens directory name in dir without following a link (ELOOP
 // or ENOTDIR for a link), making it first when create is set and it is missing.
 func openDirAt(dir int, name string, create bool) (int, error) {
-	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+	const flags = unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(dir, name, flags, 0)
 	if errors.Is(err, unix.ENOENT) && create && name != ".." {
 		if err := unix.Mkdirat(dir, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
