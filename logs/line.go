@@ -1,5 +1,5 @@
 // Package logs captures the output of an app's processes and delivers it
-// without ever letting a slow reader stall the app.
+// without ever letting a stuck reader stall the app for more than sinkStuck.
 //
 // One App per configured app holds:
 //   - captures: one goroutine per output stream of a generation, reading a
