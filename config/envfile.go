@@ -166,8 +166,9 @@ func validEnvName(s string) bool {
 // ReadEnvFile is ParseEnvFile for an app running as uid, read with the
 // supervisor's rights (an env file may be a root-only secret meant for the
 // app) but never through a link the app's user could have planted: path is
-// opened with safefile (no symbolic link that a user other than root could
-// have made, O_NOFOLLOW on the file itself), and the opened descriptor must
+// opened with safefile.OpenRead (no symbolic link that a user other than
+// root could have made, on the way or at the end), and the opened
+// descriptor must
 // be a regular file with one link, owned by root or uid and writable by
 // neither its group nor others, since whoever can write it chooses the
 // app's environment. Errors are as ParseEnvFile's, naming path.
@@ -176,7 +177,7 @@ func ReadEnvFile(path string, uid int) (map[string]string, error) {
 	if err != nil {
 		return nil, &Errors{List: []*Error{{File: path, Msg: "cannot read: " + err.Error(), Err: err}}}
 	}
-	f, err := safefile.Open(abs, unix.O_RDONLY, 0, false, func(st *unix.Stat_t) string { return envFilePerm(st, uid) })
+	f, err := safefile.OpenRead(abs, func(st *unix.Stat_t) string { return envFilePerm(st, uid) })
 	if err != nil {
 		return nil, &Errors{List: []*Error{{File: path, Msg: envOpenMsg(err), Err: err}}}
 	}

@@ -34,6 +34,9 @@ type Error struct {
 	Msg string
 	// Err is the system error behind Msg, if any.
 	Err error
+	// link is set when the refusal is of a final component that is a
+	// symbolic link.
+	link bool
 }
 
 // Error returns "PATH: MSG".
@@ -199,15 +202,54 @@ func Open(path string, flag int, perm uint32, createDirs bool, check Check) (*os
 	return OpenAt(dir, path, filepath.Base(path), flag, perm, check)
 }
 
+// OpenRead opens the file path (absolute) for reading as Open does, except
+// that a final symbolic link is followed when it is trusted (owned by root,
+// in a directory owned by root that neither its group nor others can
+// write), as links on the way are: a root-managed link such as a
+// Kubernetes ConfigMap's works, one the app's user made is refused.
+func OpenRead(path string, check Check) (*os.File, error) {
+	cur := path
+	for links := 0; ; links++ {
+		dir, err := OpenParent(cur, false)
+		if err != nil {
+			return nil, renamed(err, path)
+		}
+		f, err := OpenAt(dir, path, filepath.Base(cur), unix.O_RDONLY, 0, check)
+		var e *Error
+		if err == nil || !errors.As(err, &e) || !e.link {
+			_ = dir.Close() // a directory opened read-only
+			return f, err
+		}
+		if links >= maxLinks {
+			_ = dir.Close()
+			return nil, refuse(path, "more than %d symbolic links", maxLinks)
+		}
+		target, err := trustedLink(path, int(dir.Fd()), filepath.Base(cur))
+		_ = dir.Close()
+		if err != nil {
+			return nil, err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(cur), target)
+		}
+		cur = target
+	}
+}
+
+// renamed returns err with an *Error's Path set to path.
+func renamed(err error, path string) error {
+	var e *Error
+	if errors.As(err, &e) {
+		e.Path = path
+	}
+	return err
+}
+
 // OpenParent is OpenDir of the directory of path, its errors naming path.
 func OpenParent(path string, create bool) (*os.File, error) {
 	dir, err := OpenDir(filepath.Dir(path), create)
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			e.Path = path
-		}
-		return nil, err
+		return nil, renamed(err, path)
 	}
 	return dir, nil
 }
@@ -221,7 +263,9 @@ func OpenAt(dir *os.File, path, name string, flag int, perm uint32, check Check)
 	fd, err := unix.Openat(int(dir.Fd()), name, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, perm)
 	switch {
 	case errors.Is(err, unix.ELOOP):
-		return nil, refuse(path, "%s is a symbolic link", name)
+		e := refuse(path, "%s is a symbolic link", name)
+		e.link = true
+		return nil, e
 	case errors.Is(err, unix.EISDIR):
 		return nil, refuse(path, "%s is a directory", name)
 	case errors.Is(err, unix.ENXIO):

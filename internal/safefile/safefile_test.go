@@ -163,3 +163,68 @@ func TestOpenDirCreateAndLstat(t *testing.T) {
 		t.Fatal("relative path accepted")
 	}
 }
+
+// OpenRead follows a final symbolic link only where root made it in a
+// directory only root can write (a Kubernetes ConfigMap's chain of links),
+// and refuses one the app's user could have made.
+func TestOpenReadFinalLinks(t *testing.T) {
+	requireRoot(t)
+	cases := []struct {
+		name   string
+		setup  func(t *testing.T, dir string) string // returns the path to open
+		refuse string
+	}{
+		{"configmap chain", func(t *testing.T, dir string) string {
+			must(t, os.Mkdir(filepath.Join(dir, "..2026_12_07"), 0o755))
+			write(t, filepath.Join(dir, "..2026_12_07", "app.env"), "A=1\n", 0o600)
+			must(t, os.Symlink("..2026_12_07", filepath.Join(dir, "..data")))
+			must(t, os.Symlink("..data/app.env", filepath.Join(dir, "app.env")))
+			return filepath.Join(dir, "app.env")
+		}, ""},
+		{"absolute root link", func(t *testing.T, dir string) string {
+			write(t, filepath.Join(dir, "real.env"), "A=1\n", 0o600)
+			must(t, os.Symlink(filepath.Join(dir, "real.env"), filepath.Join(dir, "app.env")))
+			return filepath.Join(dir, "app.env")
+		}, ""},
+		{"link made by the user", func(t *testing.T, dir string) string {
+			write(t, filepath.Join(dir, "real.env"), "A=1\n", 0o600)
+			must(t, os.Symlink("real.env", filepath.Join(dir, "app.env")))
+			must(t, os.Lchown(filepath.Join(dir, "app.env"), nobody, nobody))
+			return filepath.Join(dir, "app.env")
+		}, "app.env is a symbolic link that a user other than root could have made"},
+		{"root link in the user's directory", func(t *testing.T, dir string) string {
+			write(t, filepath.Join(dir, "real.env"), "A=1\n", 0o600)
+			must(t, os.Mkdir(filepath.Join(dir, "user"), 0o755))
+			must(t, os.Chown(filepath.Join(dir, "user"), nobody, nobody))
+			must(t, os.Symlink(filepath.Join(dir, "real.env"), filepath.Join(dir, "user", "app.env")))
+			return filepath.Join(dir, "user", "app.env")
+		}, "app.env is a symbolic link that a user other than root could have made"},
+		{"loop", func(t *testing.T, dir string) string {
+			must(t, os.Symlink("b", filepath.Join(dir, "a")))
+			must(t, os.Symlink("a", filepath.Join(dir, "b")))
+			return filepath.Join(dir, "a")
+		}, "more than 40 symbolic links"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			must(t, os.Chmod(dir, 0o755))
+			path := c.setup(t, dir)
+			f, err := OpenRead(path, nil)
+			if c.refuse == "" {
+				must(t, err)
+				b := make([]byte, 16)
+				n, err := f.Read(b)
+				must(t, err)
+				must(t, f.Close())
+				if string(b[:n]) != "A=1\n" {
+					t.Fatalf("read %q", b[:n])
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), path+": ") || !strings.Contains(err.Error(), c.refuse) {
+				t.Fatalf("error %v, want one naming %s: %s", err, path, c.refuse)
+			}
+		})
+	}
+}
