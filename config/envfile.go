@@ -3,11 +3,16 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
-	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gunisup/supervisor/internal/safefile"
 )
 
 // ParseEnvFile reads a KEY=VALUE file as used by an app's env_file.
@@ -158,24 +163,25 @@ func validEnvName(s string) bool {
 	return true
 }
 
-// ReadEnvFile is ParseEnvFile for an app running as uid: it refuses a file
-// that is writable by its group or others, or owned by neither root nor uid,
-// since whoever can write it chooses the app's environment. The mode and
-// owner are checked on the descriptor that is then read, so a rename in
-// between cannot substitute another file. Errors are as ParseEnvFile's.
+// ReadEnvFile is ParseEnvFile for an app running as uid, read with the
+// supervisor's rights (an env file may be a root-only secret meant for the
+// app) but never through a link the app's user could have planted: path is
+// opened with safefile.OpenRead (no symbolic link that a user other than
+// root could have made, on the way or at the end), and the opened
+// descriptor must
+// be a regular file with one link, owned by root or uid and writable by
+// neither its group nor others, since whoever can write it chooses the
+// app's environment. Errors are as ParseEnvFile's, naming path.
 func ReadEnvFile(path string, uid int) (map[string]string, error) {
-	f, err := os.Open(path)
+	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, &Errors{List: []*Error{{File: path, Msg: "cannot read: " + pathErr(err).Error(), Err: err}}}
+		return nil, &Errors{List: []*Error{{File: path, Msg: "cannot read: " + err.Error(), Err: err}}}
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	f, err := safefile.OpenRead(abs, func(st *unix.Stat_t) string { return envFilePerm(st, uid) })
 	if err != nil {
-		return nil, &Errors{List: []*Error{{File: path, Msg: "cannot stat: " + pathErr(err).Error(), Err: err}}}
+		return nil, &Errors{List: []*Error{{File: path, Msg: envOpenMsg(err), Err: err}}}
 	}
-	if msg := envFilePerm(fi, uid); msg != "" {
-		return nil, &Errors{List: []*Error{{File: path, Msg: msg}}}
-	}
+	defer func() { _ = f.Close() }() // read only
 	data, err := io.ReadAll(f)
 	if err != nil {
 		return nil, &Errors{List: []*Error{{File: path, Msg: "cannot read: " + pathErr(err).Error(), Err: err}}}
@@ -183,18 +189,27 @@ func ReadEnvFile(path string, uid int) (map[string]string, error) {
 	return parseEnv(path, data)
 }
 
-// envFilePerm returns why fi may not be an env file of an app running as
-// uid, or "".
-func envFilePerm(fi os.FileInfo, uid int) string {
-	if !fi.Mode().IsRegular() {
-		return "env file is not a regular file"
+// envOpenMsg describes the failure to open an env file (err from
+// safefile.Open), without the path the Error names already.
+func envOpenMsg(err error) string {
+	var se *safefile.Error
+	if !errors.As(err, &se) {
+		return "cannot read: " + err.Error()
 	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Sprintf("env file is writable by its group or others (mode %04o): refused; chmod go-w it", perm)
+	if errors.Is(err, safefile.ErrRefused) {
+		return se.Msg
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return "env file: cannot tell its owner"
+	if se.Err != nil {
+		return "cannot read: " + se.Err.Error()
+	}
+	return "cannot read: " + se.Msg
+}
+
+// envFilePerm returns why an env file of status st may not be read for an
+// app running as uid, or "".
+func envFilePerm(st *unix.Stat_t, uid int) string {
+	if perm := st.Mode & 0o7777; perm&0o022 != 0 {
+		return fmt.Sprintf("env file is writable by its group or others (mode %04o): refused; chmod go-w it", perm&0o777)
 	}
 	if st.Uid != 0 && int(st.Uid) != uid {
 		return fmt.Sprintf("env file is owned by uid %d, neither root nor the app's user (uid %d): refused", st.Uid, uid)

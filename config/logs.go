@@ -1,5 +1,14 @@
 package config
 
+import (
+	"errors"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gunisup/supervisor/internal/safefile"
+)
+
 // LogTarget is where an app's output lines go (besides the in-memory ring
 // that `supctl logs` reads, which every app has).
 type LogTarget int
@@ -85,7 +94,11 @@ func appLog(t *table) AppLog {
 	if !t.has("log_file") {
 		t.errf("log", "log = \"file\" needs log_file")
 	}
-	t.filePath("log_file", &l.File)
+	if t.filePath("log_file", &l.File) {
+		if msg := logFileProblem(l.File); msg != "" {
+			t.errf("log_file", "%s", msg)
+		}
+	}
 	t.integer("log_max_size", &l.MaxSizeMB, 1, 1<<20)
 	t.integer("log_max_files", &l.MaxFiles, 0, 1000)
 	t.boolean("log_compress", &l.Compress)
@@ -99,4 +112,30 @@ func logFormat(t *table) string {
 		t.errf("log_format", "unknown format %q (want \"text\" or \"json\")", f)
 	}
 	return f
+}
+
+// logFileProblem returns what makes log file path unusable as far as can be
+// told without opening it (the supervisor opens it with the same rules at
+// start): a symbolic link on the way that a user other than root could
+// have made, or a file in place that is a link, a directory, a FIFO, or has
+// more than one hard link. A missing file or directory is no problem: the
+// sink creates them.
+func logFileProblem(path string) string {
+	st, err := safefile.Lstat(path)
+	var se *safefile.Error
+	switch {
+	case err == nil:
+	case errors.Is(err, safefile.ErrRefused) && errors.As(err, &se):
+		return se.Error()
+	default:
+		return ""
+	}
+	name := filepath.Base(path)
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return path + ": " + name + " is a symbolic link: refused"
+	}
+	if msg := safefile.Inspect(st, name, nil); msg != "" {
+		return path + ": " + msg
+	}
+	return ""
 }

@@ -21,7 +21,8 @@ const (
 type Options struct {
 	// Sink receives the formatted lines (whole lines per Write). Nil means
 	// no sink (log = "none"): lines still reach the ring. Writes may block;
-	// they never block the capture.
+	// the capture waits for room in the queue only while writes progress
+	// (see sinkStuck).
 	Sink io.Writer
 	// Timestamps puts the time the supervisor read each line in front of it.
 	Timestamps bool
@@ -133,7 +134,8 @@ func (a *App) Attach(gen int, stdout, stderr *os.File, onDone func()) *Capture {
 }
 
 // publish hands a batch of lines to the ring (and its followers) and to the
-// sink queue; it never waits for the sink.
+// sink queue; it waits for room in the queue only while the sink's writes
+// progress (see queue).
 func (a *App) publish(batch []Line) {
 	a.ring.add(batch)
 	a.queue.push(batch)

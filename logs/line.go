@@ -1,5 +1,5 @@
 // Package logs captures the output of an app's processes and delivers it
-// without ever letting a slow reader stall the app.
+// without ever letting a stuck reader stall the app for more than sinkStuck.
 //
 // One App per configured app holds:
 //   - captures: one goroutine per output stream of a generation, reading a
@@ -9,9 +9,11 @@
 //   - a ring of the recent lines, bounded in bytes, whatever the sink, with
 //     live followers (`supctl logs -f`);
 //   - a queue bounded in bytes in front of the sink, drained by one writer
-//     goroutine: when the sink is slow or failing the queue fills, further
-//     lines are dropped and counted (Dropped), and a notice "N lines dropped"
-//     is written once the sink takes lines again.
+//     goroutine: a full queue holds the capture back while the sink writes
+//     (so a long line reaches a healthy disk whole); once the sink made no
+//     progress for sinkStuck, further lines are dropped and counted
+//     (Dropped), and a notice "N lines dropped" is written once the sink
+//     takes lines again.
 //
 // Sinks are io.Writers that receive whole formatted lines: WriterSink (the
 // supervisor's stdout, shared by apps), FileSink (a rotated file), or none.

@@ -13,10 +13,19 @@ type sinkConfig struct {
 	timestamps bool
 }
 
-// queue sits between an app's captures and its sink writer. push never
-// blocks beyond a short critical section: lines that do not fit in max
-// bytes are dropped and counted, and a drop notice takes their place once
-// a line fits again.
+// sinkStuck is how long a capture waits for room in a full queue while the
+// writer makes no progress (takes no lines, finishes no write) before the
+// sink counts as stuck.
+const sinkStuck = 250 * time.Millisecond
+
+// queue sits between an app's captures and its sink writer. When a line
+// does not fit in max bytes, push waits for the writer as long as it makes
+// progress (a healthy disk, however loaded, so that no line is lost, as if
+// the app wrote to the file itself); once the writer made none for
+// sinkStuck the sink is stuck: lines that do not fit are dropped at once
+// and counted, until the writer progresses again, and a drop notice takes
+// their place once a line fits again. So a stuck sink holds an app's
+// output for at most sinkStuck, once per stall.
 type queue struct {
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when lines arrive or the queue closes
@@ -34,17 +43,24 @@ type queue struct {
 	full   chan struct{}
 	done   chan struct{}
 	urgent int
+	// progress counts the writer's takes and finished writes; room
+	// receives a token at each. stuck is set when a push waited sinkStuck
+	// without progress, and cleared by progress.
+	progress uint64
+	room     chan struct{}
+	stuck    bool
 }
 
 func newQueue(app string, max int, sink sinkConfig, dropped *atomic.Uint64) *queue {
 	q := &queue{app: app, max: max, sink: sink, dropped: dropped,
-		full: make(chan struct{}, 1), done: make(chan struct{}), urgent: min(chunkBytes, max/2)}
+		full: make(chan struct{}, 1), done: make(chan struct{}), room: make(chan struct{}, 1), urgent: min(chunkBytes, max/2)}
 	q.cond.L = &q.mu
 	return q
 }
 
-// push queues batch for the sink, dropping what does not fit. Without a
-// sink, or once closed, it does nothing.
+// push queues batch for the sink, waiting for room while the writer makes
+// progress and dropping what does not fit once the sink is stuck (see
+// queue). Without a sink, or once closed, it does nothing.
 func (q *queue) push(batch []Line) {
 	q.mu.Lock()
 	if q.sink.w == nil || q.closed {
@@ -53,7 +69,7 @@ func (q *queue) push(batch []Line) {
 	}
 	for i := range batch {
 		c := batch[i].cost()
-		if q.bytes+c > q.max {
+		if q.bytes+c > q.max && !q.waitRoom(c) {
 			q.pending++
 			q.lastGen = batch[i].Gen
 			q.dropped.Add(1)
@@ -65,6 +81,11 @@ func (q *queue) push(batch []Line) {
 	}
 	urgent := q.bytes >= q.urgent
 	q.mu.Unlock()
+	q.wake(urgent)
+}
+
+// wake signals the writer that lines arrived, ending its pause if urgent.
+func (q *queue) wake(urgent bool) {
 	q.cond.Signal()
 	if urgent {
 		select {
@@ -72,6 +93,57 @@ func (q *queue) push(batch []Line) {
 		default: // a token is waiting already
 		}
 	}
+}
+
+// waitRoom waits until c more bytes fit, as long as the writer progresses
+// within sinkStuck of the wait's start or of its last progress; it reports
+// whether they fit. It returns false at once while the sink is stuck, or
+// once the queue closes or loses its sink. q.mu is held, and released while
+// waiting.
+func (q *queue) waitRoom(c int) bool {
+	timer := time.NewTimer(sinkStuck)
+	defer timer.Stop()
+	for q.bytes+c > q.max {
+		if q.stuck || q.closed || q.sink.w == nil {
+			return false
+		}
+		seen := q.progress
+		q.mu.Unlock()
+		q.wake(true)
+		expired := false
+		select {
+		case <-q.room:
+		case <-q.done:
+		case <-timer.C:
+			expired = true
+		}
+		q.mu.Lock()
+		switch {
+		case q.progress != seen:
+			timer.Reset(sinkStuck) // no stale expiry is received after Reset
+		case expired:
+			q.stuck = true
+		}
+	}
+	return true
+}
+
+// progressed records the writer's progress (q.mu is held): the sink is not
+// stuck, and a push waiting for room looks again.
+func (q *queue) progressed() {
+	q.progress++
+	q.stuck = false
+	select {
+	case q.room <- struct{}{}:
+	default: // a token is waiting already
+	}
+}
+
+// wrote records a finished sink write.
+func (q *queue) wrote() {
+	q.mu.Lock()
+	q.progressed()
+	q.mu.Unlock()
 }
 
 // notePending queues the notice for the lines dropped since the last one.
@@ -94,6 +166,7 @@ func (q *queue) take(spare []Line) (lines []Line, sink sinkConfig, ok bool) {
 	}
 	q.notePending()
 	lines, q.lines, q.bytes = q.lines, spare[:0], 0
+	q.progressed()
 	return lines, q.sink, len(lines) > 0 || !q.closed
 }
 
@@ -232,6 +305,7 @@ func (w *writer) flush(sink sinkConfig, p []byte, n uint64) {
 // lines it carries are counted as dropped.
 func (w *writer) try(sink sinkConfig, p []byte, n uint64) bool {
 	written, err := sink.w.Write(p)
+	w.q.wrote()
 	if err == nil && written == len(p) {
 		return true
 	}

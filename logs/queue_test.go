@@ -269,3 +269,40 @@ func TestUrgentLinesEndThePause(t *testing.T) {
 		t.Errorf("the line queued before Close is missing:\n%.200s", sink.String())
 	}
 }
+
+// diskSink takes a little time per write, as a busy but healthy disk does.
+type diskSink struct {
+	memSink
+	per time.Duration
+}
+
+func (d *diskSink) Write(p []byte) (int, error) {
+	time.Sleep(d.per) // the cost of a write, not a synchronisation
+	return d.memSink.Write(p)
+}
+
+// A 2 MiB line reaches a slow but healthy sink whole, in all its pieces,
+// through the queue bound the supervisor gives each app (256 KiB): the
+// capture waits for the writer rather than dropping pieces.
+func TestLongLineSlowHealthySink(t *testing.T) {
+	sink := &diskSink{per: 2 * time.Millisecond}
+	a := NewApp("web", Options{Sink: sink, QueueBytes: 256 << 10})
+	r, w := pipe(t)
+	c := a.Attach(1, r, nil, nil)
+	long := bytes.Repeat([]byte("0123456789abcdef"), 2<<20/16)
+	start := time.Now()
+	waitDone(t, "writer", writeAsync(t, w, append(long, '\n')))
+	finish(t, a, c, w)
+	pieces := 0
+	var joined strings.Builder
+	for _, l := range strings.Split(sink.String(), "\n") {
+		if _, text, ok := strings.Cut(l, "): "); ok && strings.Contains(l, "(split ") {
+			pieces++
+			joined.WriteString(text)
+		}
+	}
+	t.Logf("%d pieces in %v, %d dropped", pieces, time.Since(start), a.Dropped())
+	if a.Dropped() != 0 || pieces != 2<<20/DefaultMaxLine || joined.String() != string(long) {
+		t.Fatalf("%d dropped, %d pieces (want %d), joined whole: %v", a.Dropped(), pieces, 2<<20/DefaultMaxLine, joined.String() == string(long))
+	}
+}

@@ -65,7 +65,13 @@ func newAppLog(app *config.App, shared io.Writer, logger *slog.Logger) (*appLog,
 	case config.LogStdout:
 		sink = shared
 	case config.LogFile:
-		f, err := logs.NewFileSink(logs.FileOptions{Path: app.Log.File, MaxSizeMB: app.Log.MaxSizeMB, MaxFiles: app.Log.MaxFiles, Compress: app.Log.Compress})
+		f, err := logs.NewFileSink(logs.FileOptions{
+			Path: app.Log.File, MaxSizeMB: app.Log.MaxSizeMB, MaxFiles: app.Log.MaxFiles, Compress: app.Log.Compress,
+			UID: app.Identity.UID,
+			OnError: func(err error) {
+				logger.Warn("app log file: rotated files", "app", app.Name, "err", err)
+			},
+		})
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}

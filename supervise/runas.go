@@ -6,7 +6,10 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/internal/safefile"
 	"github.com/gunisup/supervisor/proc"
 )
 
@@ -62,29 +65,43 @@ func (m *Manager) runAs(app *config.App, spec *proc.Spec) error {
 	if err := os.Mkdir(dir, 0o750); err != nil && !os.IsExist(err) {
 		return fmt.Errorf("app %s: run directory: %w", app.Name, err)
 	}
-	id := app.Identity
-	if err := os.Lchown(dir, id.UID, id.GID); err != nil {
+	// The owner and mode are set on the directory opened without following
+	// a link a user other than root could have made (safefile).
+	d, err := safefile.OpenDir(dir, false)
+	if err != nil {
 		return fmt.Errorf("app %s: run directory: %w", app.Name, err)
 	}
-	if err := os.Chmod(dir, 0o750); err != nil {
-		return fmt.Errorf("app %s: run directory: %w", app.Name, err)
+	defer func() { _ = d.Close() }() // a directory opened read-only
+	id := app.Identity
+	if err := unix.Fchown(int(d.Fd()), id.UID, id.GID); err != nil {
+		return fmt.Errorf("app %s: run directory %s: chown: %w", app.Name, dir, err)
+	}
+	if err := unix.Fchmod(int(d.Fd()), 0o750); err != nil {
+		return fmt.Errorf("app %s: run directory %s: chmod: %w", app.Name, dir, err)
 	}
 	return nil
 }
 
-// searchable makes directory d exist with mode 0755, or adds o+x to it.
+// searchable makes directory d exist with mode 0755, or adds o+x to it,
+// through a descriptor opened without following a link a user other than
+// root could have made.
 func searchable(d string) error {
 	if err := os.Mkdir(d, 0o755); err != nil && !os.IsExist(err) {
 		return err
 	}
-	fi, err := os.Stat(d)
+	f, err := safefile.OpenDir(d, false)
 	if err != nil {
 		return err
 	}
-	if fi.Mode().Perm()&0o001 != 0 {
+	defer func() { _ = f.Close() }() // a directory opened read-only
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("stat %s: %w", d, err)
+	}
+	if st.Mode&0o001 != 0 {
 		return nil
 	}
-	if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+	if err := unix.Fchmod(int(f.Fd()), st.Mode&0o7777|0o001); err != nil {
 		return fmt.Errorf("add o+x to %s: %w", d, err)
 	}
 	return nil

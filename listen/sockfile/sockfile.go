@@ -58,9 +58,9 @@ func Bind(fd int, path string, mode os.FileMode, uid, gid int) error {
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", path, err)
 	}
-	if err := unix.Chmod(path, uint32(mode.Perm())); err != nil {
-		_ = unix.Unlink(path) // just created by us
-		return fmt.Errorf("chmod %s %o: %w", path, mode.Perm(), err)
+	if err := chmodSocket(path, mode); err != nil {
+		_ = unix.Unlink(path) // just created by us, or a link put in its place
+		return err
 	}
 	if uid >= 0 || gid >= 0 {
 		if err := unix.Lchown(path, uid, gid); err != nil {
@@ -106,4 +106,28 @@ func Listen(path string, mode os.FileMode, gid int) (*net.UnixListener, error) {
 		return nil, errors.Join(fmt.Errorf("listen %s: close the original descriptor: %w", path, cerr), ul.Close())
 	}
 	return ul, nil
+}
+
+// chmodSocket gives the socket file at path mode without following a link:
+// whoever can write its directory could replace the socket with a link
+// between bind and chmod, and chmod by path would change the link's target.
+// The name is opened O_PATH|O_NOFOLLOW, must be a socket, and is changed
+// through its descriptor (/proc/self/fd names the inode itself).
+func chmodSocket(path string, mode os.FileMode) error {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("chmod %s %o: %w", path, mode.Perm(), err)
+	}
+	defer func() { _ = unix.Close(fd) }() // an O_PATH descriptor: nothing to flush
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("chmod %s %o: %w", path, mode.Perm(), err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("chmod %s: no longer a socket after bind (mode %o): refused", path, st.Mode)
+	}
+	if err := unix.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), uint32(mode.Perm())); err != nil {
+		return fmt.Errorf("chmod %s %o: %w", path, mode.Perm(), err)
+	}
+	return nil
 }
