@@ -31,14 +31,26 @@ type host struct {
 	load                     *e2e.Loader
 }
 
-// startFleet starts n supervisors, each with web (two workers, swap
-// reloads gated by three passes of /healthz) serving release v0, and
-// waits until all of them run it.
+// gate is web's reload and health tables: swap reloads gated by two
+// passes of /healthz half a second apart.
+const gate = `
+[app.web.reload]
+strategy = "swap"
+timeout = "60s"
+
+[app.web.health]
+path = "/healthz"
+healthy_after = 2
+interval = "500ms"
+`
+
+// startFleet starts n supervisors, each with web (two workers, the gate
+// above) serving release v0, and waits until all of them run it.
 func startFleet(t *testing.T, n int) []*host {
 	t.Helper()
 	cfg := e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{{
 		Directory: "@DIR@/srv/current",
-		Extra:     e2e.WebGatedSwap,
+		Extra:     gate,
 	}}}.String()
 	hosts := make([]*host, n)
 	for i := range hosts {
@@ -87,9 +99,14 @@ type rollout struct {
 	// Failed is each host's failed= count in the play recap; a host the
 	// play never reached is absent.
 	Failed map[string]string
+	// Deploys is how long each successful supctl deploy took, in order.
+	Deploys []string
 }
 
-var recapLine = regexp.MustCompile(`(?m)^(\S+)\s+:\s+ok=\d+.*\sfailed=(\d+)`)
+var (
+	recapLine  = regexp.MustCompile(`(?m)^(\S+)\s+:\s+ok=\d+.*\sfailed=(\d+)`)
+	deployLine = regexp.MustCompile(`deploy web: ok in ([0-9.]+m?s)`)
+)
 
 // runPlaybook ships the release directory src as release name to the
 // inventory's hosts with contrib/ansible/deploy.yml, using supctl, and
@@ -103,7 +120,7 @@ func runPlaybook(t *testing.T, playbook, inventory, supctl, src, name string) ro
 		"-e", "release_src="+src, "-e", "release="+name, "-e", "gunisup_supctl="+supctl)
 	cmd.Dir = playbookDir
 	cmd.Env = append(os.Environ(), "ANSIBLE_HOME="+tmp, "ANSIBLE_LOCAL_TEMP="+tmp, "ANSIBLE_REMOTE_TEMP="+tmp,
-		"ANSIBLE_NOCOLOR=1", "ANSIBLE_PYTHON_INTERPRETER=auto_silent", "ANSIBLE_RETRY_FILES_ENABLED=0")
+		"ANSIBLE_NOCOLOR=1", "ANSIBLE_PYTHON_INTERPRETER=auto_silent", "ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_PIPELINING=1")
 	cmd.WaitDelay = 10 * time.Second
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
@@ -113,6 +130,9 @@ func runPlaybook(t *testing.T, playbook, inventory, supctl, src, name string) ro
 	}
 	for _, m := range recapLine.FindAllStringSubmatch(r.Out, -1) {
 		r.Failed[m[1]] = m[2]
+	}
+	for _, m := range deployLine.FindAllStringSubmatch(r.Out, -1) {
+		r.Deploys = append(r.Deploys, m[1])
 	}
 	return r
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // TestAnsibleRollout runs contrib/ansible/deploy.yml against three
-// supervisors under load (4 connections each). A good release reaches 3 of
+// supervisors under load (2 connections each). A good release reaches 3 of
 // 3 hosts with no failed request. A release whose workers cannot boot then
 // fails its gate on host 1, which rolls back and keeps answering the
 // previous release; the play stops there, so hosts 2 and 3 never receive
@@ -27,7 +27,7 @@ func TestAnsibleRollout(t *testing.T) {
 
 	startLoad(t, hosts)
 	good := runPlaybook(t, playbook, inventory, supctl, writeSource(t, testenv.Release{Version: "v1"}), "v1")
-	t.Logf("good release: ansible-playbook exit %d in %v, recap failed= %v", good.Code, good.Took.Round(time.Millisecond), good.Failed)
+	t.Logf("good release: ansible-playbook exit %d in %v, recap failed= %v, supctl deploys %v", good.Code, good.Took.Round(time.Millisecond), good.Failed, good.Deploys)
 	if good.Code != 0 || len(good.Failed) != 3 {
 		t.Fatalf("good release: exit %d, recap %v, want 0 and 3 hosts:\n%s", good.Code, good.Failed, good.Out)
 	}
@@ -59,11 +59,11 @@ func TestAnsibleRollout(t *testing.T) {
 	checkLoad(t, hosts, 20)
 }
 
-// startLoad starts 4 connections of in-process load on each host's app;
+// startLoad starts 2 connections of in-process load on each host's app;
 // the test's cleanup stops them if checkLoad does not.
 func startLoad(t *testing.T, hosts []*host) {
 	for _, h := range hosts {
-		l := e2e.StartLoad("tcp", h.Addr, "/", 4)
+		l := e2e.StartLoad("tcp", h.Addr, "/", 2)
 		h.load = l
 		t.Cleanup(func() { l.Stop() })
 	}
