@@ -51,6 +51,9 @@ func TestAnsibleRollout(t *testing.T) {
 	for _, h := range hosts {
 		h.checkServes(t, filepath.Join(h.Releases, "v1"), "version=v1\n")
 	}
+	if _, err := os.Stat(filepath.Join(hosts[0].Releases, "v2", "app.py")); err != nil {
+		t.Errorf("host1: the broken release was not shipped: %v", err)
+	}
 	for _, h := range hosts[1:] {
 		if _, err := os.Stat(filepath.Join(h.Releases, "v2")); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s: releases/v2: %v, want it absent (the play went on past host1)", h.name, err)
