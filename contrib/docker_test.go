@@ -51,6 +51,7 @@ func TestDockerfile(t *testing.T) {
 	if i < 0 || i+1 >= len(argv) {
 		t.Fatalf("%s: ENTRYPOINT %v names no configuration (-c)", path, argv)
 	}
+	checkCopySources(t, path, copies)
 	confInImage := argv[i+1]
 	src := copiedFrom(t, path, copies, confInImage)
 	raw, err := os.ReadFile(filepath.Join("..", src))
@@ -94,6 +95,23 @@ func copiedFrom(t *testing.T, path string, copies []instruction, dest string) st
 	}
 	t.Fatalf("%s: no COPY SRC %s: the ENTRYPOINT's configuration is not the shipped one", path, dest)
 	return ""
+}
+
+// checkCopySources fails the test for each source of a COPY from the
+// build context (the repository's root) that does not exist.
+func checkCopySources(t *testing.T, path string, copies []instruction) {
+	t.Helper()
+	for _, in := range copies {
+		f := strings.Fields(in.Args)
+		if len(f) < 2 || strings.HasPrefix(f[0], "--from=") {
+			continue
+		}
+		for _, src := range f[:len(f)-1] {
+			if _, err := os.Stat(filepath.Join("..", src)); err != nil {
+				t.Errorf("%s:%d: COPY %s: %v", path, in.Line, src, err)
+			}
+		}
+	}
 }
 
 // checkHealthcheck checks that HEALTHCHECK runs, in exec form, a command
