@@ -3,6 +3,7 @@ package contrib_test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -37,6 +38,10 @@ type container struct {
 		Name          string `yaml:"name"`
 		ContainerPort int    `yaml:"containerPort"`
 	} `yaml:"ports"`
+	VolumeMounts []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
 	LivenessProbe  *probe `yaml:"livenessProbe"`
 	ReadinessProbe *probe `yaml:"readinessProbe"`
 	Lifecycle      struct {
@@ -88,6 +93,7 @@ func TestKubernetesDeployment(t *testing.T) {
 	cfg := parseContainerConfig(t, name, text)
 	port := httpPort(t, name, cfg, false)
 	c := pod.Containers[0]
+	checkConfigMount(t, path, c, pod.Volumes[0].Name)
 	for _, p := range []struct {
 		what, path string
 		probe      *probe
@@ -110,6 +116,30 @@ func TestKubernetesDeployment(t *testing.T) {
 		t.Errorf("%s: terminationGracePeriodSeconds %v, want more than the preStop pause and shutdown_timeout (%v)", path, grace, need)
 	}
 	t.Logf("probes on port %d; grace %v, preStop pause %v, shutdown_timeout %v", port, grace, pause, cfg.Supervisor.ShutdownTimeout)
+}
+
+// checkConfigMount fails the test unless c mounts the volume named volume
+// where the image's ENTRYPOINT (contrib/docker/Dockerfile) reads its
+// configuration.
+func checkConfigMount(t *testing.T, path string, c container, volume string) {
+	t.Helper()
+	dockerfile := filepath.Join(dockerDir, "Dockerfile")
+	ins, _ := parseDockerfile(t, dockerfile)
+	var conf string
+	for _, in := range ins {
+		if in.Keyword == "ENTRYPOINT" {
+			argv := execForm(t, dockerfile, in, in.Args)
+			if i := slices.Index(argv, "-c"); i >= 0 && i+1 < len(argv) {
+				conf = argv[i+1]
+			}
+		}
+	}
+	for _, m := range c.VolumeMounts {
+		if m.Name == volume && filepath.Join(m.MountPath, "gunisup.toml") == conf {
+			return
+		}
+	}
+	t.Errorf("%s: container %s mounts volume %s at %+v, want the directory of %s (the image's -c)", path, c.Name, volume, c.VolumeMounts, conf)
 }
 
 // probePort resolves a probe's port (a number or a container port's name)
