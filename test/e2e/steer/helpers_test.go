@@ -223,7 +223,7 @@ func (n *nginx) checkStatic(t *testing.T) {
 		}
 		ahead := time.Until(expires)
 		hashed := strings.Contains(f, ".3f2a9c1b5e4d.")
-		t.Logf("/static/%s: Expires %s (%v ahead)", f, resp.Header.Get("Expires"), ahead.Round(time.Hour))
+		t.Logf("/static/%s: Expires %s (%v ahead)", f, resp.Header.Get("Expires"), ahead.Round(time.Minute))
 		if hashed && ahead < 5*365*24*time.Hour || !hashed && ahead > time.Hour {
 			t.Errorf("/static/%s: Expires %v ahead, want far future only for a content-hashed name", f, ahead.Round(time.Minute))
 		}
