@@ -28,6 +28,7 @@ func TestPromtoolContrib(t *testing.T) {
 	}{
 		{"check rules", []string{"check", "rules", "rules.yml"}},
 		{"check config", []string{"check", "config", "prometheus.yml"}},
+		{"check fleet config", []string{"check", "config", "prometheus-fleet.yml"}},
 		{"test rules", []string{"test", "rules", "rules_test.yml"}},
 	}
 	for _, tc := range tests {
@@ -42,11 +43,58 @@ func TestPromtoolContrib(t *testing.T) {
 	}
 }
 
+// TestFleetTargets checks that the fleet configuration's file_sd glob
+// matches target files (promtool checks each matching file's syntax, and
+// passes a glob that matches nothing).
+func TestFleetTargets(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("prometheus", "targets", "*.yml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("prometheus/targets/*.yml matches %v (%v), want the example targets", files, err)
+	}
+	cfg, err := os.ReadFile(filepath.Join("prometheus", "prometheus-fleet.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), "- targets/*.yml") {
+		t.Errorf("prometheus-fleet.yml does not read targets/*.yml")
+	}
+}
+
 // dashboard is the part of a Grafana dashboard the test checks.
 type dashboard struct {
-	Title  string  `json:"title"`
-	UID    string  `json:"uid"`
-	Panels []panel `json:"panels"`
+	Title      string  `json:"title"`
+	UID        string  `json:"uid"`
+	Panels     []panel `json:"panels"`
+	Templating struct {
+		List []struct {
+			Name  string `json:"name"`
+			Type  string `json:"type"`
+			Query any    `json:"query"`
+		} `json:"list"`
+	} `json:"templating"`
+}
+
+// fleetFilter is what every series selector of the dashboard carries, so
+// that one dashboard serves many hosts (the job and instance variables).
+var fleetFilter = []string{`job=~"$job"`, `instance=~"$instance"`}
+
+var selectorRE = regexp.MustCompile(`\b[a-z_:]+\{[^}]*\}`)
+
+// checkFleetFilter fails the test for each series selector of expr
+// (panel title) that does not filter by the job and instance variables.
+func checkFleetFilter(t *testing.T, title, expr string) {
+	t.Helper()
+	sels := selectorRE.FindAllString(expr, -1)
+	if len(sels) == 0 {
+		t.Errorf("panel %q: %s has no selector filtering by job and instance", title, expr)
+	}
+	for _, sel := range sels {
+		for _, f := range fleetFilter {
+			if !strings.Contains(sel, f) {
+				t.Errorf("panel %q: selector %s lacks %s", title, sel, f)
+			}
+		}
+	}
 }
 
 type panel struct {
@@ -71,6 +119,15 @@ func TestGrafanaDashboard(t *testing.T) {
 	if d.Title == "" || d.UID == "" {
 		t.Errorf("%s: title %q uid %q, want both set", path, d.Title, d.UID)
 	}
+	vars := map[string]string{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = v.Type
+	}
+	for _, name := range []string{"job", "instance", "app"} {
+		if vars[name] != "query" {
+			t.Errorf("%s: variable %s is %q, want a query variable", path, name, vars[name])
+		}
+	}
 	exprs := ""
 	for _, p := range d.Panels {
 		if p.Type == "row" {
@@ -83,6 +140,7 @@ func TestGrafanaDashboard(t *testing.T) {
 			if strings.TrimSpace(tg.Expr) == "" {
 				t.Errorf("panel %q has an empty query", p.Title)
 			}
+			checkFleetFilter(t, p.Title, tg.Expr)
 			exprs += tg.Expr + "\n"
 		}
 	}

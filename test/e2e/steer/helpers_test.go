@@ -2,8 +2,9 @@ package steer
 
 import (
 	"context"
-	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,19 +143,17 @@ type nginx struct {
 	out  *testenv.SyncBuffer
 }
 
-// startNginx runs /usr/sbin/nginx on a free port of 127.0.0.1, proxying
-// every request to the Unix socket sock (each on a new upstream
-// connection, never marked failed), and waits until it answers 200. The
-// test's cleanup stops it (QUIT, KILL after 10 s).
+// siteConf is the nginx site the project ships; the test runs it as is,
+// with only its socket, port and static root replaced.
+const siteConf = "../../../contrib/nginx/gunisup-site.conf"
+
+// startNginx checks (nginx -t) and runs the shipped site (siteConf) on a
+// free port of 127.0.0.1, proxying to the Unix socket sock and serving
+// /static/ from a directory holding staticFiles, and waits until it
+// answers 200. The test's cleanup stops it (QUIT, KILL after 10 s).
 func startNginx(t *testing.T, sock string) *nginx {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		bin = "/usr/sbin/nginx"
-		if _, err := os.Stat(bin); err != nil {
-			t.Skip("nginx is not installed (scripts/deps.sh test installs it)")
-		}
-	}
+	bin := testenv.Nginx(t)
 	dir := testenv.ShortTempDir(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -164,35 +163,22 @@ func startNginx(t *testing.T, sock string) *nginx {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;" // the workers connect to a socket of mode 0660 owned by root
-	}
-	conf := fmt.Sprintf(`%s
-worker_processes 2;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log warn;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	client_body_temp_path %[2]s/body;
-	proxy_temp_path %[2]s/proxy;
-	fastcgi_temp_path %[2]s/fastcgi;
-	uwsgi_temp_path %[2]s/uwsgi;
-	scgi_temp_path %[2]s/scgi;
-	upstream app { server unix:%[3]s max_fails=0; }
-	server {
-		listen %[4]s;
-		location / { proxy_pass http://app; }
-	}
-}
-`, user, dir, sock, addr)
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	root := filepath.Join(dir, "www")
+	if err := os.MkdirAll(filepath.Join(root, "static"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	for _, f := range staticFiles {
+		if err := os.WriteFile(filepath.Join(root, "static", f), []byte(f+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := testenv.NginxConf(t, siteConf, dir, sock, addr, root)
+	args := []string{"-p", dir + "/", "-e", dir + "/error.log", "-c", path}
+	if out, err := exec.Command(bin, append(args, "-t")...).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t with %s: %v\n%s", siteConf, err, out)
+	}
 	n := &nginx{Addr: addr, done: make(chan struct{}), out: &testenv.SyncBuffer{}}
-	n.cmd = exec.Command(bin, "-p", dir+"/", "-e", dir+"/error.log", "-c", path, "-g", "daemon off;")
+	n.cmd = exec.Command(bin, append(args, "-g", "daemon off;")...)
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("start nginx: %v", err)
@@ -207,6 +193,41 @@ http {
 		return err == nil && st == 200
 	})
 	return n
+}
+
+// staticFiles are written under the static root: a content-hashed name
+// (cached for good) and a plain one.
+var staticFiles = []string{"app.3f2a9c1b5e4d.css", "robots.txt"}
+
+// checkStatic fetches each of staticFiles through nginx and checks the
+// site's caching: an Expires at least five years ahead for the hashed
+// name, at most an hour ahead for the plain one.
+func (n *nginx) checkStatic(t *testing.T) {
+	t.Helper()
+	for _, f := range staticFiles {
+		resp, err := http.Get("http://" + n.Addr + "/static/" + f)
+		if err != nil {
+			t.Errorf("GET /static/%s: %v", f, err)
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || string(body) != f+"\n" {
+			t.Errorf("GET /static/%s: %d %q (%v), want 200 and the file", f, resp.StatusCode, body, err)
+			continue
+		}
+		expires, err := http.ParseTime(resp.Header.Get("Expires"))
+		if err != nil {
+			t.Errorf("GET /static/%s: Expires %q: %v", f, resp.Header.Get("Expires"), err)
+			continue
+		}
+		ahead := time.Until(expires)
+		hashed := strings.Contains(f, ".3f2a9c1b5e4d.")
+		t.Logf("/static/%s: Expires %s (%v ahead)", f, resp.Header.Get("Expires"), ahead.Round(time.Minute))
+		if hashed && ahead < 5*365*24*time.Hour || !hashed && ahead > time.Hour {
+			t.Errorf("/static/%s: Expires %v ahead, want far future only for a content-hashed name", f, ahead.Round(time.Minute))
+		}
+	}
 }
 
 // stop ends nginx gracefully (QUIT), KILLing it after 10 s.

@@ -10,7 +10,9 @@ import (
 	"github.com/gunisup/supervisor/listen/steer"
 )
 
-// TestRenameThroughNginx: nginx proxies `hey -c 16` to the app's Unix
+// TestRenameThroughNginx: nginx, running the shipped
+// contrib/nginx/gunisup-site.conf, serves /static/ with far-future expiry
+// for content-hashed names only, and proxies `hey -c 16` to the app's Unix
 // socket for 10 s while a release answering 500 everywhere is reloaded and
 // rolled back, then a good one swaps: no client sees a non-2xx answer or a
 // socket error, the listener says "rename", and a stop afterwards leaves
@@ -22,6 +24,7 @@ func TestRenameThroughNginx(t *testing.T) {
 		t.Fatalf("listeners %+v, want one in mode rename", ls)
 	}
 	ngx := startNginx(t, a.Sock)
+	ngx.checkStatic(t)
 	load := startHey(t, ngx.Addr, 10*time.Second)
 
 	start, r := a.reload(t, 1)
