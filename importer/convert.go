@@ -30,10 +30,6 @@ type Result struct {
 	Warnings []string
 }
 
-// ErrInput marks an error in the input: a file that cannot be read or
-// parsed, or two programs with one name.
-var ErrInput = errors.New("supervisord configuration")
-
 // converter holds one conversion's state.
 type converter struct {
 	opt      Options
@@ -59,7 +55,8 @@ type appOut struct {
 
 // Convert reads files (supervisord INI, each with the files its [include]
 // names, globs relative to the including file) and returns the equivalent
-// TOML. An error (wrapping ErrInput) means no output.
+// TOML. An error is the input's (a file that cannot be read or parsed, two
+// programs with one name) and names the file; there is no output then.
 func Convert(files []string, opt Options) (*Result, error) {
 	c := &converter{opt: opt, byProgram: map[string][]string{}}
 	for _, f := range files {
@@ -82,11 +79,11 @@ func (c *converter) warn(file string, line int, msg string) {
 func (c *converter) load(path string, top bool) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("%w: %s: cannot read: %w", ErrInput, path, unwrapPath(err))
+		return fmt.Errorf("%s: cannot read: %w", path, unwrapPath(err))
 	}
 	secs, err := parseINI(path, string(data), c.warn)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInput, err)
+		return err
 	}
 	for _, s := range secs {
 		if s.name != "include" {
@@ -119,7 +116,7 @@ func (c *converter) include(s *section) error {
 		}
 		matches, err := filepath.Glob(pat)
 		if err != nil {
-			return fmt.Errorf("%w: %s:%d: [include] files: %q: %w", ErrInput, s.file, o.line, pat, err)
+			return fmt.Errorf("%s:%d: [include] files: %q: %w", s.file, o.line, pat, err)
 		}
 		if len(matches) == 0 {
 			c.warn(s.file, o.line, fmt.Sprintf("[include] files: %s matches no file", pat))

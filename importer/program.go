@@ -20,7 +20,7 @@ func (c *converter) convert() error {
 		switch {
 		case kind == "program" && name != "":
 			if _, dup := c.byProgram[name]; dup {
-				return fmt.Errorf("%w: %s:%d: [%s] defined twice", ErrInput, s.file, s.line, s.name)
+				return fmt.Errorf("%s:%d: [%s] defined twice", s.file, s.line, s.name)
 			}
 			c.program(s, name)
 		case kind == "group" && name != "":
