@@ -2,6 +2,7 @@ package importer
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,7 +83,11 @@ func (p *progConv) gunicorn(g *gunicornCmd) {
 		p.t.set("listen", quoteList(g.listen), "--bind: sockets the supervisor binds and holds across reloads")
 	}
 	if len(g.args) > 0 {
-		p.t.set("args", quoteList(g.args))
+		var note []string
+		if slices.ContainsFunc(g.args, func(a string) bool { return a == "-c" || strings.HasPrefix(a, "--config") }) {
+			note = append(note, "the -c file stays: the supervisor's sockets replace its bind, and it must not set daemon")
+		}
+		p.t.set("args", quoteList(g.args), note...)
 	}
 	var notes []string
 	notes = append(notes, g.notes...)
@@ -108,19 +113,31 @@ func (p *progConv) line(key string) int {
 	return p.s.line
 }
 
-// directory writes directory.
+// directory writes directory; a relative one is refused, as the two
+// programs would resolve it from different places.
 func (p *progConv) directory() {
-	if v, _, ok := p.get("directory"); ok {
+	v, line, ok := p.get("directory")
+	switch {
+	case !ok:
+	case !filepath.IsAbs(v):
+		p.warnAt(line, "directory", fmt.Sprintf("%s: relative (to supervisord's working directory): not mapped, set an absolute directory", v))
+		p.t.comment("directory = " + v + ": not mapped (relative)")
+	default:
 		p.t.set("directory", quote(v))
 	}
 }
 
-// identity writes user and umask; without user, allow_root.
+// identity writes user (the program's, else [supervisord] user) and
+// umask; a program that ran as root gets allow_root.
 func (p *progConv) identity() {
-	if v, _, ok := p.get("user"); ok && v != "root" && v != "0" {
+	v, _, ok := p.get("user")
+	switch {
+	case ok && v != "root" && v != "0":
 		p.t.set("user", quote(v))
-	} else {
-		p.t.set("allow_root", "true", "supervisord ran it as its own user (root): consider setting user")
+	case !ok && p.c.globalUser != "" && p.c.globalUser != "root" && p.c.globalUser != "0":
+		p.t.set("user", quote(p.c.globalUser), "[supervisord] user: supervisord ran every program as that user")
+	default:
+		p.t.set("allow_root", "true", "supervisord ran it as root: consider setting user")
 	}
 	if v, line, ok := p.get("umask"); ok {
 		n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)

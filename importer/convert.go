@@ -42,6 +42,9 @@ type converter struct {
 	byProgram map[string][]string
 	passEnv   []string
 	globalEnv [][2]string
+	// globalUser is [supervisord] user: who the programs ran as by default
+	// ("" for root).
+	globalUser string
 	// notes are comments above [supervisor]: what was not converted.
 	notes []string
 }
@@ -70,9 +73,13 @@ func Convert(files []string, opt Options) (*Result, error) {
 	return &Result{TOML: []byte(c.render(files)), Warnings: c.warnings}, nil
 }
 
-// warn records a warning at file:line.
+// warn records a warning at file:line, once (the copies of a program
+// would repeat theirs).
 func (c *converter) warn(file string, line int, msg string) {
-	c.warnings = append(c.warnings, fmt.Sprintf("%s:%d: %s", file, line, msg))
+	w := fmt.Sprintf("%s:%d: %s", file, line, msg)
+	if !slices.Contains(c.warnings, w) {
+		c.warnings = append(c.warnings, w)
+	}
 }
 
 // load reads one file and, when top is true, the files its [include] names.

@@ -10,6 +10,10 @@ import (
 // rest concerns supervisord itself.
 func (c *converter) supervisord(s *section) {
 	for _, o := range s.keys {
+		if o.key == "user" {
+			c.globalUser = strings.TrimSpace(o.value)
+			continue
+		}
 		if o.key != "environment" {
 			c.warn(s.file, o.line, fmt.Sprintf("[supervisord] %s: not mapped (supervisord's own setting)", o.key))
 			c.notes = append(c.notes, fmt.Sprintf("[supervisord] %s = %s: not mapped", o.key, o.value))
