@@ -12,7 +12,7 @@ import (
 
 // TestImport: `supervisor import` prints the TOML on stdout and the
 // warnings on stderr with exit 0, and exits 2 with nothing on stdout for no
-// file, a missing file or a file that is not INI.
+// file, an option, a missing file or a file that is not INI.
 func TestImport(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "web.conf")
@@ -34,6 +34,7 @@ func TestImport(t *testing.T) {
 	}{
 		{"converts", []string{"import", good}, 0, `listen = ["tcp://127.0.0.1:8000"]`, "warning: " + good + ":2: [program:web] command: --daemon dropped"},
 		{"no file", []string{"import"}, ExitConfig, "", "name at least one"},
+		{"option", []string{"import", "-c", good}, ExitConfig, "", `unknown option "-c"`},
 		{"missing", []string{"import", filepath.Join(dir, "none.conf")}, ExitConfig, "", "none.conf: cannot read"},
 		{"not INI", []string{"import", bad}, ExitConfig, "", bad + ":1:"},
 	} {

@@ -164,3 +164,31 @@ func TestIncludeAndErrors(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// TestDefaultUserAndDirectory: [supervisord] user is the user of programs
+// without their own, root needs allow_root, and a relative directory is
+// not mapped.
+func TestDefaultUserAndDirectory(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "supervisord.conf")
+	text := "[supervisord]\nuser=app\n[program:a]\ncommand=/bin/true\ndirectory=rel\n[program:b]\ncommand=/bin/true\nuser=root\n[program:c]\ncommand=/bin/true\nuser=web\n"
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Convert([]string{conf}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(res.TOML)
+	for _, want := range []string{
+		"[app.a]\nkind = \"process\"\ncommand = [\"/bin/true\"]\n# directory = rel: not mapped (relative)\n# [supervisord] user: supervisord ran every program as that user\nuser = \"app\"\n",
+		"[app.b]\nkind = \"process\"\ncommand = [\"/bin/true\"]\n# supervisord ran it as root: consider setting user\nallow_root = true\n",
+		"[app.c]\nkind = \"process\"\ncommand = [\"/bin/true\"]\nuser = \"web\"\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks\n%s\nin\n%s", want, out)
+		}
+	}
+	if w := strings.Join(res.Warnings, "\n"); !strings.Contains(w, conf+":5: [program:a] directory: rel: relative") {
+		t.Errorf("warnings %q lack the relative directory", w)
+	}
+}
