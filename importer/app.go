@@ -15,7 +15,7 @@ func (p *progConv) app(g *gunicornCmd) *appOut {
 	if p.copyOf > 0 {
 		name = p.processName()
 	}
-	a := &appOut{name: p.appName(name), priority: 999}
+	a := &appOut{name: p.uniqueName(p.appName(name)), priority: 999}
 	p.t = &table{header: "app." + quoteKey(a.name)}
 	p.t.intro = []string{fmt.Sprintf("[%s] from %s:%d", p.s.name, p.s.file, p.s.line)}
 	if g != nil {

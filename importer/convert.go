@@ -35,11 +35,14 @@ type converter struct {
 	opt      Options
 	sections []*section
 	warnings []string
+	warned   map[string]bool
 	apps     []*appOut
 	groups   []*table
 	// byProgram maps a program's name to its apps' names (several for a
 	// Gunicorn program with numprocs).
 	byProgram map[string][]string
+	// appNames are the names of the apps converted so far.
+	appNames map[string]bool
 	passEnv   []string
 	globalEnv [][2]string
 	// globalUser is [supervisord] user: who the programs ran as by default
@@ -61,7 +64,7 @@ type appOut struct {
 // TOML. An error is the input's (a file that cannot be read or parsed, two
 // programs with one name) and names the file; there is no output then.
 func Convert(files []string, opt Options) (*Result, error) {
-	c := &converter{opt: opt, byProgram: map[string][]string{}}
+	c := &converter{opt: opt, byProgram: map[string][]string{}, appNames: map[string]bool{}, warned: map[string]bool{}}
 	for _, f := range files {
 		if err := c.load(f, true); err != nil {
 			return nil, err
@@ -77,7 +80,8 @@ func Convert(files []string, opt Options) (*Result, error) {
 // would repeat theirs).
 func (c *converter) warn(file string, line int, msg string) {
 	w := fmt.Sprintf("%s:%d: %s", file, line, msg)
-	if !slices.Contains(c.warnings, w) {
+	if !c.warned[w] {
+		c.warned[w] = true
 		c.warnings = append(c.warnings, w)
 	}
 }

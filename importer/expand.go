@@ -19,8 +19,9 @@ type expansion struct {
 	used map[string]bool
 }
 
-// pyFormat matches Python's %-formatting with a name: %(NAME)FLAGS WIDTH TYPE.
-var pyFormat = regexp.MustCompile(`%\(([^)]*)\)([#0 +-]*)(\d*)(?:\.\d+)?([diouxXeEfFgGcrs])`)
+// pyFormat matches Python's %-formatting with a name at the start of a
+// string: %(NAME)FLAGS WIDTH TYPE.
+var pyFormat = regexp.MustCompile(`^%\(([^)]*)\)([#0 +-]*)(\d*)(?:\.\d+)?([diouxXeEfFgGcrs])`)
 
 // expand replaces every %(NAME)X in v and %% by %. It returns the names
 // it could not expand (kept as written).
@@ -41,7 +42,7 @@ func (e *expansion) expand(v string) (string, []string) {
 			continue
 		}
 		m := pyFormat.FindStringSubmatchIndex(v)
-		if m == nil || m[0] != 0 {
+		if m == nil {
 			b.WriteByte('%')
 			v = v[1:]
 			continue

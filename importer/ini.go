@@ -11,6 +11,8 @@ type section struct {
 	file string
 	line int
 	keys []option
+	// index maps a key to its last position in keys.
+	index map[string]int
 }
 
 // option is one key = value line (with its continuation lines).
@@ -21,12 +23,11 @@ type option struct {
 
 // get returns the value of key and whether it is set.
 func (s *section) get(key string) (option, bool) {
-	for i := len(s.keys) - 1; i >= 0; i-- {
-		if s.keys[i].key == key {
-			return s.keys[i], true
-		}
+	i, ok := s.index[key]
+	if !ok {
+		return option{}, false
 	}
-	return option{}, false
+	return s.keys[i], true
 }
 
 // parseINI reads text as Python's ConfigParser does for supervisord: `;`
@@ -61,7 +62,7 @@ func parseINI(file, text string, warn func(string, int, string)) ([]*section, er
 			if end < 0 {
 				return nil, fmt.Errorf("%s:%d: section header %q has no ']'", file, n, trimmed)
 			}
-			cur = &section{name: strings.TrimSpace(trimmed[1:end]), file: file, line: n}
+			cur = &section{name: strings.TrimSpace(trimmed[1:end]), file: file, line: n, index: map[string]int{}}
 			out = append(out, cur)
 			last = -1
 			continue
@@ -79,6 +80,7 @@ func parseINI(file, text string, warn func(string, int, string)) ([]*section, er
 		}
 		cur.keys = append(cur.keys, option{key: key, value: stripInlineComment(strings.TrimSpace(trimmed[k+1:])), line: n})
 		last = len(cur.keys) - 1
+		cur.index[key] = last
 	}
 	return out, nil
 }

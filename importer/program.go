@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/gunisup/supervisor/config"
 )
 
 // convert turns the loaded sections into apps and groups.
@@ -37,6 +39,10 @@ func (c *converter) convert() error {
 func (c *converter) program(s *section, name string) {
 	p := &progConv{c: c, s: s, name: name, used: map[string]bool{}, ex: c.expansion(s, nil)}
 	n := p.intOpt("numprocs", 1, 1)
+	if n > config.MaxInstances {
+		p.warnAt(p.line("numprocs"), "numprocs", fmt.Sprintf("%d: at most %d instances; %d kept", n, config.MaxInstances, config.MaxInstances))
+		n = config.MaxInstances
+	}
 	first := p.intOpt("numprocs_start", 0, 0)
 	base := map[string]string{"program_name": name, "group_name": name, "numprocs": strconv.Itoa(n), "process_num": strconv.Itoa(first)}
 	p.ex = c.expansion(s, base)
@@ -167,12 +173,32 @@ func boolOpt(v string) (bool, bool) {
 // validName matches the supervisor's app names.
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
+// invalidNameChars are the characters an app name may not hold.
+var invalidNameChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+
 // appName returns name as a valid app name, with a warning when it changed.
 func (p *progConv) appName(name string) string {
 	if validName.MatchString(name) {
 		return name
 	}
-	fixed := regexp.MustCompile(`[^A-Za-z0-9_.-]`).ReplaceAllString(name, "-")
+	fixed := invalidNameChars.ReplaceAllString(name, "-")
+	if fixed == "" {
+		fixed = "program"
+	}
 	p.warnAt(p.s.line, "name", fmt.Sprintf("%q renamed %q (app names take letters, digits, '_', '.' and '-')", name, fixed))
+	return fixed
+}
+
+// uniqueName returns name, or name-2, name-3... when an app already has
+// it (two process_name that expand alike), with a warning.
+func (p *progConv) uniqueName(name string) string {
+	fixed := name
+	for i := 2; p.c.appNames[fixed]; i++ {
+		fixed = fmt.Sprintf("%s-%d", name, i)
+	}
+	if fixed != name {
+		p.warnAt(p.s.line, "name", fmt.Sprintf("%q is already an app: renamed %q", name, fixed))
+	}
+	p.c.appNames[fixed] = true
 	return fixed
 }

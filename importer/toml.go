@@ -46,12 +46,26 @@ func (t *table) write(b *strings.Builder) {
 	}
 }
 
-// writeComment writes text as comment lines (one per line of text).
+// writeComment writes text as comment lines (one per line of text), with
+// control characters, which a TOML comment may not hold, as \xNN.
 func writeComment(b *strings.Builder, text string) {
 	for _, l := range strings.Split(text, "\n") {
-		b.WriteString(strings.TrimRight("# "+l, " "))
+		b.WriteString(strings.TrimRight("# "+visibleControls(l), " \t"))
 		b.WriteByte('\n')
 	}
+}
+
+// visibleControls writes each control character of s as \xNN.
+func visibleControls(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			fmt.Fprintf(&b, `\x%02x`, r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // quote returns s as a TOML basic string.
