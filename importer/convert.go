@@ -42,7 +42,7 @@ type converter struct {
 	// Gunicorn program with numprocs).
 	byProgram map[string][]string
 	// appNames are the names of the apps converted so far.
-	appNames map[string]bool
+	appNames  map[string]bool
 	passEnv   []string
 	globalEnv [][2]string
 	// globalUser is [supervisord] user: who the programs ran as by default
