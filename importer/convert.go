@@ -41,6 +41,8 @@ type converter struct {
 	// byProgram maps a program's name to its apps' names (several for a
 	// Gunicorn program with numprocs).
 	byProgram map[string][]string
+	// groupOf maps a program to the [group:NAME] that lists it.
+	groupOf map[string]string
 	// appNames are the names of the apps converted so far.
 	appNames  map[string]bool
 	passEnv   []string
@@ -64,7 +66,7 @@ type appOut struct {
 // TOML. An error is the input's (a file that cannot be read or parsed, two
 // programs with one name) and names the file; there is no output then.
 func Convert(files []string, opt Options) (*Result, error) {
-	c := &converter{opt: opt, byProgram: map[string][]string{}, appNames: map[string]bool{}, warned: map[string]bool{}}
+	c := &converter{opt: opt, byProgram: map[string][]string{}, appNames: map[string]bool{}, groupOf: map[string]string{}, warned: map[string]bool{}}
 	for _, f := range files {
 		if err := c.load(f, true); err != nil {
 			return nil, err

@@ -12,9 +12,19 @@ import (
 
 // convert turns the loaded sections into apps and groups.
 func (c *converter) convert() error {
+	var groups []*section
 	for _, s := range c.sections {
-		if s.name == "supervisord" {
+		kind, name, _ := strings.Cut(s.name, ":")
+		switch {
+		case s.name == "supervisord":
 			c.supervisord(s)
+		case kind == "group" && name != "":
+			groups = append(groups, s)
+			if o, ok := s.get("programs"); ok {
+				for _, prog := range strings.Split(o.value, ",") {
+					c.groupOf[strings.TrimSpace(prog)] = name
+				}
+			}
 		}
 	}
 	for _, s := range c.sections {
@@ -25,14 +35,24 @@ func (c *converter) convert() error {
 				return fmt.Errorf("%s:%d: [%s] defined twice", s.file, s.line, s.name)
 			}
 			c.program(s, name)
-		case kind == "group" && name != "":
-			defer c.group(s, name) // after every program: a group may name a later one
-		case s.name != "supervisord":
+		case kind != "group" && s.name != "supervisord":
 			c.otherSection(s)
 		}
 	}
+	for _, s := range groups {
+		c.group(s, strings.TrimPrefix(s.name, "group:"))
+	}
 	c.order()
 	return nil
+}
+
+// vars returns the %(NAME)s values of copy num of program name.
+func (c *converter) vars(name string, n int, num string) map[string]string {
+	group := name
+	if g, ok := c.groupOf[name]; ok {
+		group = g
+	}
+	return map[string]string{"program_name": name, "group_name": group, "numprocs": strconv.Itoa(n), "process_num": num}
 }
 
 // program converts one [program:NAME].
@@ -44,8 +64,7 @@ func (c *converter) program(s *section, name string) {
 		n = config.MaxInstances
 	}
 	first := p.intOpt("numprocs_start", 0, 0)
-	base := map[string]string{"program_name": name, "group_name": name, "numprocs": strconv.Itoa(n), "process_num": strconv.Itoa(first)}
-	p.ex = c.expansion(s, base)
+	p.ex = c.expansion(s, c.vars(name, n, strconv.Itoa(first)))
 	argv := p.command()
 	g, isGunicorn := parseGunicorn(argv)
 	switch {
@@ -53,8 +72,7 @@ func (c *converter) program(s *section, name string) {
 		// Each copy of a Gunicorn program is an app of its own (its own
 		// sockets); instances are for processes.
 		for k := range n {
-			vars := map[string]string{"program_name": name, "group_name": name, "numprocs": strconv.Itoa(n), "process_num": strconv.Itoa(first + k)}
-			q := &progConv{c: c, s: s, name: name, used: map[string]bool{}, ex: c.expansion(s, vars)}
+			q := &progConv{c: c, s: s, name: name, used: map[string]bool{}, ex: c.expansion(s, c.vars(name, n, strconv.Itoa(first+k)))}
 			q.copyOf = n
 			q.used["numprocs"], q.used["numprocs_start"] = true, true
 			g, _ := parseGunicorn(q.command())
@@ -62,8 +80,7 @@ func (c *converter) program(s *section, name string) {
 		}
 	case n > 1:
 		p.instances = n
-		base["process_num"] = instanceMark
-		p.ex = c.expansion(s, base)
+		p.ex = c.expansion(s, c.vars(name, n, instanceMark))
 		p.command()
 		c.addApp(p.app(nil), name)
 	case isGunicorn:
