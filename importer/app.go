@@ -18,6 +18,7 @@ func (p *progConv) app(g *gunicornCmd) *appOut {
 	a := &appOut{name: p.uniqueName(p.appName(name)), priority: 999}
 	p.t = &table{header: "app." + quoteKey(a.name)}
 	p.t.intro = []string{fmt.Sprintf("[%s] from %s:%d", p.s.name, p.s.file, p.s.line)}
+	p.gunicornApp = g != nil
 	if g != nil {
 		p.gunicorn(g)
 	} else {

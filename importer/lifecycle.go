@@ -45,7 +45,7 @@ func (p *progConv) start() {
 		switch {
 		case err != nil || n < 0:
 			p.warnAt(line, "startsecs", fmt.Sprintf("%q is not a number of seconds: not mapped", v))
-		case p.isGunicorn():
+		case p.gunicornApp:
 			p.t.comment(fmt.Sprintf("startsecs=%d: a Gunicorn app has started once a worker answers (start_timeout)", n))
 		case n == 0:
 			p.t.set("start_settle", quote("10ms"), "startsecs=0: the shortest settle time")
@@ -66,11 +66,6 @@ func (p *progConv) start() {
 				fmt.Sprintf("startretries=%d: supervisord gave up (FATAL) after that many failed starts; here more than\ncrash_limit exits within crash_window mark the app failed, and it is still retried every backoff_max", n))
 		}
 	}
-}
-
-// isGunicorn reports whether the table being built is a Gunicorn app's.
-func (p *progConv) isGunicorn() bool {
-	return len(p.t.entries) > 0 && p.t.entries[0].value == quote("gunicorn")
 }
 
 // stop writes stop_signal and stop_timeout.

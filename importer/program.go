@@ -106,8 +106,10 @@ type progConv struct {
 	// instances is N for a process with numprocs = N > 1; copyOf is N for
 	// a copy of a Gunicorn program with numprocs = N > 1.
 	instances, copyOf int
-	used              map[string]bool
-	t                 *table
+	// gunicornApp is true when the program becomes a Gunicorn app.
+	gunicornApp bool
+	used        map[string]bool
+	t           *table
 }
 
 // get returns key's expanded value, marking it converted.
