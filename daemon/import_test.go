@@ -12,7 +12,8 @@ import (
 
 // TestImport: `supervisor import` prints the TOML on stdout and the
 // warnings on stderr with exit 0, and exits 2 with nothing on stdout for no
-// file, an option, a missing file or a file that is not INI.
+// file, an option, a missing file or a file that is not INI; check on a
+// supervisord file exits 2 pointing at import.
 func TestImport(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "web.conf")
@@ -37,6 +38,7 @@ func TestImport(t *testing.T) {
 		{"option", []string{"import", "-c", good}, ExitConfig, "", `unknown option "-c"`},
 		{"missing", []string{"import", filepath.Join(dir, "none.conf")}, ExitConfig, "", "none.conf: cannot read"},
 		{"not INI", []string{"import", bad}, ExitConfig, "", bad + ":1:"},
+		{"check on INI", []string{"check", "-c", good}, ExitConfig, "", good + ":1: [program:web]: this looks like a supervisord configuration: convert it with `supervisor import " + good + "`"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
