@@ -60,6 +60,8 @@ func (e *expansion) expand(v string) (string, []string) {
 	return b.String(), unknown
 }
 
+// lookup returns the value of %(name)s: ENV_X from the environment
+// (recorded in used), any other name from vars.
 func (e *expansion) lookup(name string) (string, bool) {
 	if x, ok := strings.CutPrefix(name, "ENV_"); ok && e.env != nil {
 		val, found := e.env(x)

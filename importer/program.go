@@ -2,6 +2,7 @@ package importer
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -124,22 +125,12 @@ func (p *progConv) get(key string) (string, int, bool) {
 		p.warnAt(o.line, key, fmt.Sprintf("%%(%s)s is not a supervisord expansion here: kept as written", u))
 	}
 	if len(p.ex.used) > 0 {
-		for _, e := range slices.Sorted(mapKeys(p.ex.used)) {
+		for _, e := range slices.Sorted(maps.Keys(p.ex.used)) {
 			p.warnAt(o.line, key, fmt.Sprintf("%%(ENV_%s)s expanded now, from this shell's environment (supervisord read its own at start)", e))
 		}
 		clear(p.ex.used)
 	}
 	return v, o.line, true
-}
-
-func mapKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // warnAt records a warning about key (at line) of this program.
