@@ -34,10 +34,12 @@ type Result struct {
 type converter struct {
 	opt      Options
 	sections []*section
-	warnings []string
+	warnings []warning
 	warned   map[string]bool
-	apps     []*appOut
-	groups   []*table
+	// fileOrder numbers the files in the order they were read.
+	fileOrder map[string]int
+	apps      []*appOut
+	groups    []*table
 	// byProgram maps a program's name to its apps' names (several for a
 	// Gunicorn program with numprocs).
 	byProgram map[string][]string
@@ -66,7 +68,7 @@ type appOut struct {
 // TOML. An error is the input's (a file that cannot be read or parsed, two
 // programs with one name) and names the file; there is no output then.
 func Convert(files []string, opt Options) (*Result, error) {
-	c := &converter{opt: opt, byProgram: map[string][]string{}, appNames: map[string]bool{}, groupOf: map[string]string{}, warned: map[string]bool{}}
+	c := &converter{opt: opt, byProgram: map[string][]string{}, appNames: map[string]bool{}, groupOf: map[string]string{}, warned: map[string]bool{}, fileOrder: map[string]int{}}
 	for _, f := range files {
 		if err := c.load(f, true); err != nil {
 			return nil, err
@@ -75,7 +77,7 @@ func Convert(files []string, opt Options) (*Result, error) {
 	if err := c.convert(); err != nil {
 		return nil, err
 	}
-	return &Result{TOML: []byte(c.render(files)), Warnings: c.warnings}, nil
+	return &Result{TOML: []byte(c.render(files)), Warnings: c.sortedWarnings()}, nil
 }
 
 // warn records a warning at file:line, once (the copies of a program
@@ -84,8 +86,30 @@ func (c *converter) warn(file string, line int, msg string) {
 	w := fmt.Sprintf("%s:%d: %s", file, line, msg)
 	if !c.warned[w] {
 		c.warned[w] = true
-		c.warnings = append(c.warnings, w)
+		c.warnings = append(c.warnings, warning{file: file, line: line, text: w})
 	}
+}
+
+// warning is one warning and where it points.
+type warning struct {
+	file string
+	line int
+	text string
+}
+
+// sortedWarnings returns the warnings by file (in reading order), then line.
+func (c *converter) sortedWarnings() []string {
+	slices.SortStableFunc(c.warnings, func(a, b warning) int {
+		if d := c.fileOrder[a.file] - c.fileOrder[b.file]; d != 0 {
+			return d
+		}
+		return a.line - b.line
+	})
+	out := make([]string, len(c.warnings))
+	for i, w := range c.warnings {
+		out[i] = w.text
+	}
+	return out
 }
 
 // load reads one file and, when top is true, the files its [include] names.
@@ -93,6 +117,9 @@ func (c *converter) load(path string, top bool) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("%s: cannot read: %w", path, unwrapPath(err))
+	}
+	if _, seen := c.fileOrder[path]; !seen {
+		c.fileOrder[path] = len(c.fileOrder)
 	}
 	secs, err := parseINI(path, string(data), c.warn)
 	if err != nil {
