@@ -88,6 +88,9 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot make path absolute: %v", err), Err: err}}}
 	}
 	src := string(data)
+	if ini := supervisordINI(path, src); ini != nil {
+		return nil, &Errors{List: []*Error{ini}}
+	}
 	lines, lerr := keyLines(path, src) // before toml.Decode: it refuses deep nesting in linear time
 	if lerr != nil {
 		return nil, &Errors{List: []*Error{lerr}}

@@ -49,6 +49,8 @@ const DefaultConfig = "/etc/gunisup/gunisup.toml"
 const usage = `usage:
   supervisor [-c FILE]          run in the foreground (systemd, container, PID 1)
   supervisor check [-c FILE]    validate the configuration: exit 0, or 2 with one line per error
+  supervisor import FILE...     print a supervisord configuration (INI) as TOML,
+                                with warnings on stderr for what is not mapped
   supervisor version | --version
   supervisor help | --help
   supervisor upgrade-check -c FILE -state FILE
@@ -73,6 +75,9 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	if cmd == "help" || slices.ContainsFunc(args, isHelpFlag) {
 		fmt.Fprint(stdout, usage)
 		return nil
+	}
+	if cmd == "import" {
+		return importINI(args, stdout, stderr)
 	}
 	if err := fs.Parse(args); err != nil {
 		return exitcode.New(ExitConfig, err)
