@@ -28,13 +28,13 @@ func TestArgvAndEnv(t *testing.T) {
 		v      Version
 		want   []string
 	}{
-		{"20.1", "", Version{20, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.g1.pid", "--timeout", "5", "app:app"}},
-		{"25.1 with statsd", "127.0.0.1:9", Version{25, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.g1.pid", "--no-control-socket", "--statsd-host", "127.0.0.1:9", "--timeout", "5", "app:app"}},
-		{"unknown version", "", Version{}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.g1.pid", "--timeout", "5", "app:app"}},
+		{"20.1", "", Version{20, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.s7.g1.pid", "--timeout", "5", "app:app"}},
+		{"25.1 with statsd", "127.0.0.1:9", Version{25, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.s7.g1.pid", "--no-control-socket", "--statsd-host", "127.0.0.1:9", "--timeout", "5", "app:app"}},
+		{"unknown version", "", Version{}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.s7.g1.pid", "--timeout", "5", "app:app"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Argv(app, Pidfile("/run", "web", 1), tt.statsd, tt.v); !slices.Equal(got, tt.want) {
+			if got := Argv(app, Pidfile("/run", "web", 7, 1), tt.statsd, tt.v); !slices.Equal(got, tt.want) {
 				t.Errorf("Argv = %q, want %q", got, tt.want)
 			}
 		})
