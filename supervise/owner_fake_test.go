@@ -149,9 +149,12 @@ func (e *fakeEnv) nextGen(string) int64 {
 	return int64(e.seq)
 }
 
-func (e *fakeEnv) afterExit(generation) {}
-func (e *fakeEnv) endTree(generation)   {}
-func (e *fakeEnv) endStrays(string)     {}
+func (e *fakeEnv) afterExit(generation)                  {}
+func (e *fakeEnv) gated(string, generation)              {}
+func (e *fakeEnv) recordChange(string, *RunChange) error { return nil }
+func (e *fakeEnv) recordNow(string)                      {}
+func (e *fakeEnv) endTree(generation)                    {}
+func (e *fakeEnv) endStrays(string)                      {}
 func (e *fakeEnv) serve(g generation) error {
 	e.step(fmt.Sprintf("serve %d", g.Info().ID))
 	return nil

@@ -1,0 +1,155 @@
+package steer
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/internal/e2e"
+	"github.com/gunisup/supervisor/internal/testenv"
+)
+
+// recoverRuns is how many kill -9 recoveries the recovery tests run:
+// RECOVER_RUNS, by default 3 (20 for the figures of docs/reliability.md).
+func recoverRuns(t *testing.T) int {
+	t.Helper()
+	v := os.Getenv("RECOVER_RUNS")
+	if v == "" {
+		return 3
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("RECOVER_RUNS=%q: want a positive count", v)
+	}
+	return n
+}
+
+// recovered waits until the supervisor s, started after a kill -9, runs a
+// generation of its own (the orphans' is generation 0) and has drained
+// the orphans, then checks that it serves release dir through BPF steering
+// and that the link current points at dir. It returns the time the new
+// generation serves.
+func recovered(t *testing.T, s *e2e.Supervisor, current, dir string) time.Time {
+	t.Helper()
+	var st control.AppStatus
+	testenv.WaitFor(t, 60*time.Second, "a new generation of the last gated release serving", func() bool {
+		st = s.App("web")
+		return st.State == control.StateRunning && st.Generation >= 1
+	})
+	at := time.Now()
+	testenv.WaitFor(t, 60*time.Second, "the previous supervisor's processes gone", func() bool {
+		return len(outsideTree(s.PID(), testenv.Leftovers(s.Mark))) == 0
+	})
+	if st.Release != dir {
+		t.Errorf("recovered generation runs %s, want %s (the last gated release)", st.Release, dir)
+	}
+	if got, err := os.Readlink(current); err != nil || got != dir {
+		t.Errorf("%s points at %q (%v), want %s", current, got, err, dir)
+	}
+	if len(st.Listeners) != 1 || st.Listeners[0].Steering != "bpf" {
+		t.Errorf("listeners after recovery: %+v, want one steered by bpf", st.Listeners)
+	}
+	if out := s.Output(); strings.Contains(out, "Already running") {
+		t.Errorf("a generation found a live master's pidfile:\n%s", out)
+	}
+	return at
+}
+
+// outsideTree returns the pids of pids that are not descendants of root.
+func outsideTree(root int, pids []int) []int {
+	procs := e2e.ProcTable()
+	in := map[int]bool{root: true}
+	for _, p := range e2e.Descendants(procs, root) {
+		in[p] = true
+	}
+	var out []int
+	for _, p := range pids {
+		if !in[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TestRecoverMidDeploy: under load, `supctl deploy` of a release that
+// answers 500 everywhere and takes 3 s to boot; once its generation is
+// started (the link points at it, the gate has not passed) the supervisor
+// dies by SIGKILL and is started again. The new one points the link back,
+// starts the last gated release beside the orphans, switches the steering
+// to it once it passes the gate and drains the orphans: no client gets a
+// non-2xx answer, and the steering is BPF again. RECOVER_RUNS times.
+func TestRecoverMidDeploy(t *testing.T) {
+	a := startApp(t, "tcp", []testenv.Release{{Version: "v0"}, {Version: "v1", Variant: testenv.All500, BootDelay: 3 * time.Second}})
+	if st := a.App("web"); len(st.Listeners) != 1 || st.Listeners[0].Steering != "bpf" {
+		t.Skipf("no BPF steering here: %+v", st.Listeners)
+	}
+	load := e2e.StartLoad("tcp", a.Addr, "/", 8)
+	defer load.Stop()
+	testenv.WaitFor(t, 10*time.Second, "load running", func() bool { return load.Snapshot().OK > 100 })
+	sup := a.Supervisor
+	runs := recoverRuns(t)
+	var took []time.Duration
+	for i := range runs {
+		deploy := sup.CtlAsync("deploy", "web", a.Dirs[1])
+		deploy.WaitOutput(t, 30*time.Second, "waiting for readiness")
+		if got, err := os.Readlink(a.Current); err != nil || got != a.Dirs[1] {
+			t.Fatalf("run %d: %s points at %q (%v) during the deploy, want %s", i, a.Current, got, err, a.Dirs[1])
+		}
+		sup.Kill9()
+		killed := time.Now()
+		deploy.Wait(t, 30*time.Second)
+		sup = e2e.Restart(t, sup, e2e.Options{})
+		took = append(took, recovered(t, sup, a.Current, a.Dirs[0]).Sub(killed))
+		if status, body, err := testenv.Get(a.Addr, "/"); err != nil || status != 200 || !strings.Contains(body, "version=v0") {
+			t.Errorf("run %d: GET / after recovery: %d %q %v", i, status, body, err)
+		}
+		if t.Failed() {
+			t.Logf("supervisor output:\n%s", sup.Output())
+			break
+		}
+	}
+	res := load.Stop()
+	t.Logf("%d kill -9 mid-deploy of a 500-ing release booting in 3 s, each recovered: %s; new generation serving after the kill: %v", len(took), res, took)
+	if res.Failed() != 0 {
+		t.Errorf("load across the recoveries: %s", res)
+	}
+}
+
+// TestRecoverRepeatedly: the supervisor dies by SIGKILL and is started
+// again, RECOVER_RUNS times in a row, under load: each new supervisor's
+// generation 1 starts beside the orphans (its own pidfile, never a live
+// master's: no "Already running"), takes over with BPF steering, and no
+// request fails.
+func TestRecoverRepeatedly(t *testing.T) {
+	a := startApp(t, "tcp", []testenv.Release{{Version: "v0"}})
+	if st := a.App("web"); len(st.Listeners) != 1 || st.Listeners[0].Steering != "bpf" {
+		t.Skipf("no BPF steering here: %+v", st.Listeners)
+	}
+	load := e2e.StartLoad("tcp", a.Addr, "/", 8)
+	defer load.Stop()
+	testenv.WaitFor(t, 10*time.Second, "load running", func() bool { return load.Snapshot().OK > 100 })
+	sup := a.Supervisor
+	runs := recoverRuns(t)
+	var took []time.Duration
+	for i := range runs {
+		sup.Kill9()
+		killed := time.Now()
+		sup = e2e.Restart(t, sup, e2e.Options{})
+		took = append(took, recovered(t, sup, a.Current, a.Dirs[0]).Sub(killed))
+		if g := sup.App("web").Generation; g != 1 {
+			t.Errorf("run %d: generation %d serves, want 1", i, g)
+		}
+		if t.Failed() {
+			t.Logf("supervisor output:\n%s", sup.Output())
+			break
+		}
+	}
+	res := load.Stop()
+	t.Logf("%d plain kill -9 recoveries: %s; new generation serving after the kill: %v", len(took), res, took)
+	if res.Failed() != 0 {
+		t.Errorf("load across the recoveries: %s", res)
+	}
+}
