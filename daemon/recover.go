@@ -113,7 +113,8 @@ func (d *Daemon) startRecovery(r *running, o *supervise.Orphans) {
 }
 
 // writeRunState records the apps in run_dir/state.json now and whenever
-// they change (checked every runStateEvery), until ctx ends.
+// they change (checked every runStateEvery, and whenever the Manager asks),
+// until ctx ends.
 func (d *Daemon) writeRunState(ctx context.Context) {
 	tick := time.NewTicker(runStateEvery)
 	defer tick.Stop()
@@ -125,6 +126,7 @@ func (d *Daemon) writeRunState(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-d.manager.RecordPokes():
 		}
 	}
 }

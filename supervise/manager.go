@@ -106,9 +106,11 @@ type Manager struct {
 	openStatsd func(app string) error
 	// bpfWhy says why BPF steering is unavailable ("" if it is), probed once.
 	bpfWhy func() string
-	// facts and record are the run state's (see RecordRunState).
-	facts  runFacts
-	record runRecord
+	// facts and record are the run state's (see RecordRunState); a token
+	// in recordPoke asks for a write soon (see RecordPokes).
+	facts      runFacts
+	record     runRecord
+	recordPoke chan struct{}
 }
 
 // nextGen allocates the next generation number of an app (1-based); safe
@@ -168,6 +170,7 @@ func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, err
 		genSeq:     map[string]*atomic.Int64{},
 		restored:   map[string]bool{},
 		recovering: map[string]string{},
+		recordPoke: make(chan struct{}, 1),
 		prober:     gunicorn.NewProber(reaper.OutputSpec),
 		cgroups:    map[string]*proc.Cgroup{},
 		logs:       map[string]*appLog{},
@@ -244,6 +247,8 @@ func (m *Manager) openAll(opts Options) error {
 			why = "handed over by a self-upgrade"
 		case isHeld && m.adopts(opts, app):
 			held, gens = m.recoverSteering(app, held, opts.Orphans)
+			why = "taken over from the previous supervisor's processes"
+		case isHeld && opts.Orphans != nil && slices.Contains(opts.Orphans.Apps(), app.Name):
 			why = "taken over from the previous supervisor's processes"
 		}
 		if isHeld {

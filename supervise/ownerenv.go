@@ -119,6 +119,7 @@ func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir s
 		e.m.releaseGen(app.Name, id) // the sockets bound for it, if any
 		return nil, err
 	}
+	e.m.pokeRecord()
 	return g, nil
 }
 
@@ -140,7 +141,10 @@ func (e managerEnv) quiesce(ctx context.Context, g generation) {
 	}
 }
 
-func (e managerEnv) gated(app string, g generation) { e.m.facts.setGated(app, g.Info().Dir) }
+func (e managerEnv) gated(app string, g generation) {
+	e.m.facts.setGated(app, g.Info().Dir)
+	e.m.pokeRecord()
+}
 
 func (e managerEnv) recordChange(app string, c *RunChange) error {
 	e.m.facts.setChange(app, c)

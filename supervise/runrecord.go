@@ -98,3 +98,15 @@ func (m *Manager) recordNow(app string) {
 		m.logger.Warn("recovery record", "app", app, "err", err)
 	}
 }
+
+// RecordPokes delivers a token when the run state should be written soon
+// (coalesced): a generation was spawned or passed the gate.
+func (m *Manager) RecordPokes() <-chan struct{} { return m.recordPoke }
+
+// pokeRecord asks for a run state write soon; it never blocks.
+func (m *Manager) pokeRecord() {
+	select {
+	case m.recordPoke <- struct{}{}:
+	default:
+	}
+}

@@ -2,6 +2,7 @@ package steer
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
+	"github.com/gunisup/supervisor/supervise"
 )
 
 // recoverRuns is how many kill -9 recoveries the recovery tests run:
@@ -58,6 +60,22 @@ func recovered(t *testing.T, s *e2e.Supervisor, current, dir string) time.Time {
 	return at
 }
 
+// waitServingRecorded waits until s's run state names the serving
+// generation's master and BPF steering, as it does about a second after a
+// start or a reload's commit at the latest.
+func waitServingRecorded(t *testing.T, s *e2e.Supervisor) {
+	t.Helper()
+	testenv.WaitFor(t, 10*time.Second, "the run state naming the serving master and its steering", func() bool {
+		master := s.App("web").MasterPID
+		st, err := supervise.ReadRunState(filepath.Join(s.Dir, "run"))
+		if err != nil || st == nil {
+			return false
+		}
+		run := st.Apps["web"]
+		return run.Serving != nil && run.Serving.Group.PGID == master && len(run.Listeners) == 1 && run.Listeners[0].Steer != nil
+	})
+}
+
 // outsideTree returns the pids of pids that are not descendants of root.
 func outsideTree(root int, pids []int) []int {
 	procs := e2e.ProcTable()
@@ -93,6 +111,7 @@ func TestRecoverMidDeploy(t *testing.T) {
 	runs := recoverRuns(t)
 	var took []time.Duration
 	for i := range runs {
+		waitServingRecorded(t, sup)
 		deploy := sup.CtlAsync("deploy", "web", a.Dirs[1])
 		deploy.WaitOutput(t, 30*time.Second, "waiting for readiness")
 		if got, err := os.Readlink(a.Current); err != nil || got != a.Dirs[1] {
@@ -135,6 +154,7 @@ func TestRecoverRepeatedly(t *testing.T) {
 	runs := recoverRuns(t)
 	var took []time.Duration
 	for i := range runs {
+		waitServingRecorded(t, sup)
 		sup.Kill9()
 		killed := time.Now()
 		sup = e2e.Restart(t, sup, e2e.Options{})
