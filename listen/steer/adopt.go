@@ -205,8 +205,8 @@ func (g *Group) ObjectIDs() (ObjectIDs, error) {
 
 // RecoverGroup rebuilds the Group whose BPF objects have ids, after the
 // process that made it died, around fd: a socket listening on addr that a
-// surviving process holds, stored in the group's socket array (found by
-// its socket cookie). fd becomes the serving listener (one map update when
+// surviving process holds, stored in the group's socket array (the slot
+// whose socket cookie is fd's). fd becomes the serving listener (one map update when
 // the serving map names another slot). The other slots count as free: an
 // Add may replace a socket a survivor still holds there. RecoverGroup owns
 // fd: on error it is closed and the kernel's maps are as they were.
