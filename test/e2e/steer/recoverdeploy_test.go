@@ -113,7 +113,14 @@ func TestRecoverMidDeploy(t *testing.T) {
 	for i := range runs {
 		waitServingRecorded(t, sup)
 		deploy := sup.CtlAsync("deploy", "web", a.Dirs[1])
-		deploy.WaitOutput(t, 30*time.Second, "waiting for readiness")
+		testenv.WaitFor(t, 30*time.Second, "the deploy's generation started", func() bool {
+			select {
+			case <-deploy.Done():
+				t.Fatalf("run %d: deploy ended before its generation started:\n%s", i, deploy.Output())
+			default:
+			}
+			return strings.Contains(deploy.Output(), "waiting for readiness")
+		})
 		if got, err := os.Readlink(a.Current); err != nil || got != a.Dirs[1] {
 			t.Fatalf("run %d: %s points at %q (%v) during the deploy, want %s", i, a.Current, got, err, a.Dirs[1])
 		}
