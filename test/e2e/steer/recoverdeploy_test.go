@@ -42,8 +42,8 @@ func recovered(t *testing.T, s *e2e.Supervisor, current, dir string) time.Time {
 		return st.State == control.StateRunning && st.Generation >= 1
 	})
 	at := time.Now()
-	testenv.WaitFor(t, 60*time.Second, "the previous supervisor's processes gone", func() bool {
-		return len(outsideTree(s.PID(), testenv.Leftovers(s.Mark))) == 0
+	testenv.WaitFor(t, 60*time.Second, "the previous supervisor's processes gone, the recovery's reload ended", func() bool {
+		return len(outsideTree(s.PID(), testenv.Leftovers(s.Mark))) == 0 && !s.App("web").Reloading
 	})
 	if st.Release != dir {
 		t.Errorf("recovered generation runs %s, want %s (the last gated release)", st.Release, dir)
@@ -98,7 +98,9 @@ func outsideTree(root int, pids []int) []int {
 // dies by SIGKILL and is started again. The new one points the link back,
 // starts the last gated release beside the orphans, switches the steering
 // to it once it passes the gate and drains the orphans: no client gets a
-// non-2xx answer, and the steering is BPF again. RECOVER_RUNS times.
+// non-2xx answer, and the steering is BPF again. RECOVER_RUNS times; then
+// two deploys of the same release, which the restored steering keeps from
+// every client until they are rolled back.
 func TestRecoverMidDeploy(t *testing.T) {
 	a := startApp(t, "tcp", []testenv.Release{{Version: "v0"}, {Version: "v1", Variant: testenv.All500, BootDelay: 3 * time.Second}})
 	if st := a.App("web"); len(st.Listeners) != 1 || st.Listeners[0].Steering != "bpf" {
@@ -137,8 +139,15 @@ func TestRecoverMidDeploy(t *testing.T) {
 			break
 		}
 	}
+	// Steering came back: deploys of the bad release after the recoveries
+	// are rolled back without a client seeing it.
+	for i := range 2 {
+		if r := sup.CtlAsync("deploy", "web", a.Dirs[1]).Wait(t, 90*time.Second); r.Code != 1 {
+			t.Errorf("deploy %d of the 500-ing release after the recoveries: exit %d, want 1:\n%s", i, r.Code, r.Out)
+		}
+	}
 	res := load.Stop()
-	t.Logf("%d kill -9 mid-deploy of a 500-ing release booting in 3 s, each recovered: %s; new generation serving after the kill: %v", len(took), res, took)
+	t.Logf("%d kill -9 mid-deploy of a 500-ing release booting in 3 s, each recovered, then 2 deploys of it rolled back: %s; new generation serving after the kill: %v", len(took), res, took)
 	if res.Failed() != 0 {
 		t.Errorf("load across the recoveries: %s", res)
 	}
