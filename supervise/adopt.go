@@ -43,43 +43,67 @@ func (m *Manager) adoptOrphans(a *appOwner, o *Orphans) {
 	m.logger.Warn("recovery: tracking the previous supervisor's serving generation", "app", name, "pid", g.pid, "release", dir)
 }
 
-// recoverSteering rebuilds the BPF steering of app's TCP listeners on the
-// sockets taken from its orphans, with the BPF objects the predecessor
-// recorded in o (see listen.RecoverSteered): it returns the sockets to hold
-// (a new holder in place of each taken socket it steers, which it closes)
-// and their steering, one entry per socket (nil: shared). A listener that
-// cannot be steered stays shared, logged with why.
+// recoverSteering rebuilds the steering of app's listeners on the sockets
+// taken from its orphans: BPF for a TCP listener, with the objects the
+// predecessor recorded in o (see listen.RecoverSteered); rename for a Unix
+// one, whose taken socket serves as the orphans' generation's. It returns
+// the sockets to hold (a new holder in place of each taken TCP socket it
+// steers, which it closes) and their steering, one entry per socket (nil:
+// shared). A listener that cannot be steered stays shared, logged with why.
 func (m *Manager) recoverSteering(app *config.App, taken []*Socket, o *Orphans) ([]*Socket, []steered) {
 	held := slices.Clone(taken)
 	gens := make([]steered, len(taken))
-	if app.Steering == config.SteeringShared || !hasTCP(app) {
+	if app.Steering == config.SteeringShared {
 		return held, gens
 	}
-	why := m.bpfWhy()
 	for i, s := range taken {
-		if s.Spec.Network != config.NetTCP {
-			continue
+		switch s.Spec.Network {
+		case config.NetUnix:
+			gens[i] = m.recoverUnix(app.Name, s)
+		case config.NetTCP:
+			held[i], gens[i] = m.recoverBPF(app.Name, s, o)
 		}
-		if why != "" {
-			m.logger.Warn("recovery: BPF steering unavailable; the listener is shared", "app", app.Name, "listener", s.Spec.Raw, "why", why)
-			continue
-		}
-		ids := o.steering(app.Name, s.Spec.Raw)
-		if ids == nil {
-			m.logger.Warn("recovery: the previous supervisor recorded no BPF steering; the listener is shared", "app", app.Name, "listener", s.Spec.Raw)
-			continue
-		}
-		g, holder, err := listen.RecoverSteered(s.Spec, s, *ids, orphanGenID)
-		if err != nil {
-			m.logger.Warn("recovery: BPF steering not rebuilt; the listener is shared", "app", app.Name, "listener", s.Spec.Raw, "err", err)
-			continue
-		}
-		if err := s.Close(); err != nil {
-			m.logger.Warn("recovery: close the taken socket", "app", app.Name, "listener", s.Spec.Raw, "err", err)
-		}
-		held[i], gens[i] = holder, bpfSteered{g}
 	}
 	return held, gens
+}
+
+// recoverUnix steers the Unix socket taken from app's orphans by rename,
+// recorded as the orphans' generation's (nil, logged: shared).
+func (m *Manager) recoverUnix(app string, s *Socket) steered {
+	u, err := listen.SteerUnix(s)
+	if err == nil {
+		_, err = u.Add(orphanGenID, false)
+	}
+	if err != nil {
+		m.logger.Warn("recovery: rename steering not rebuilt; the listener is shared", "app", app, "listener", s.Spec.Raw, "err", err)
+		return nil
+	}
+	return unixSteered{u}
+}
+
+// recoverBPF rebuilds the BPF steering of the TCP socket taken from app's
+// orphans and returns the socket to hold for it and the steering, or s and
+// nil (logged: shared).
+func (m *Manager) recoverBPF(app string, s *Socket, o *Orphans) (*Socket, steered) {
+	why := m.bpfWhy()
+	if why != "" {
+		m.logger.Warn("recovery: BPF steering unavailable; the listener is shared", "app", app, "listener", s.Spec.Raw, "why", why)
+		return s, nil
+	}
+	ids := o.steering(app, s.Spec.Raw)
+	if ids == nil {
+		m.logger.Warn("recovery: the previous supervisor recorded no BPF steering; the listener is shared", "app", app, "listener", s.Spec.Raw)
+		return s, nil
+	}
+	g, holder, err := listen.RecoverSteered(s.Spec, s, *ids, orphanGenID)
+	if err != nil {
+		m.logger.Warn("recovery: BPF steering not rebuilt; the listener is shared", "app", app, "listener", s.Spec.Raw, "err", err)
+		return s, nil
+	}
+	if err := s.Close(); err != nil {
+		m.logger.Warn("recovery: close the taken socket", "app", app, "listener", s.Spec.Raw, "err", err)
+	}
+	return holder, bpfSteered{g}
 }
 
 // recoverApp replaces a's adopted orphan generation by a new generation
