@@ -189,3 +189,34 @@ func TestRecoverRepeatedly(t *testing.T) {
 		t.Errorf("load across the recoveries: %s", res)
 	}
 }
+
+// TestRecoverKilledDuringRecovery: the supervisor dies by SIGKILL mid-deploy
+// of the 500-ing release, and its successor dies too while its own new
+// generation is being checked. The third finds the record its predecessor
+// left (the orphans it tracked still serving, its unchecked generation in
+// its cgroup) and recovers as the second would have: no non-2xx, the
+// first release serving, `current` pointing at it, steering BPF.
+func TestRecoverKilledDuringRecovery(t *testing.T) {
+	a := startApp(t, "tcp", []testenv.Release{{Version: "v0"}, {Version: "v1", Variant: testenv.All500, BootDelay: 3 * time.Second}})
+	if st := a.App("web"); len(st.Listeners) != 1 || st.Listeners[0].Steering != "bpf" {
+		t.Skipf("no BPF steering here: %+v", st.Listeners)
+	}
+	load := e2e.StartLoad("tcp", a.Addr, "/", 8)
+	defer load.Stop()
+	testenv.WaitFor(t, 10*time.Second, "load running", func() bool { return load.Snapshot().OK > 100 })
+	waitServingRecorded(t, a.Supervisor)
+	deploy := a.CtlAsync("deploy", "web", a.Dirs[1])
+	deploy.WaitOutput(t, 30*time.Second, "waiting for readiness")
+	a.Kill9()
+	deploy.Wait(t, 30*time.Second)
+	second := e2e.Restart(t, a.Supervisor, e2e.Options{})
+	second.WaitOutput("waiting for readiness", 30*time.Second)
+	second.Kill9()
+	third := e2e.Restart(t, second, e2e.Options{})
+	recovered(t, third, a.Current, a.Dirs[0])
+	res := load.Stop()
+	t.Logf("kill -9 mid-deploy, then of the successor mid-recovery: %s", res)
+	if res.Failed() != 0 {
+		t.Errorf("load across both recoveries: %s\nthird supervisor:\n%s", res, third.Output())
+	}
+}
