@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"fmt"
+	"os"
 	"reflect"
 	"sync"
 
@@ -60,7 +61,19 @@ type runRecord struct {
 // RecordRunState makes WriteRunState write run_dir/state.json, starting
 // from prev (the predecessor's record, nil for none): the groups and cgroups
 // of prev that still hold processes are carried over until they are gone.
+// Without prev, a record this process wrote (before a self-upgrade's exec)
+// is the start, and its apps' gated releases are kept.
 func (m *Manager) RecordRunState(prev *RunState) {
+	if prev == nil {
+		if own, err := ReadRunState(m.runDir); err == nil && own != nil && own.PID == os.Getpid() {
+			prev = own
+			for name, run := range own.Apps {
+				if run.Gated != "" && m.facts.of(name).Gated == "" {
+					m.facts.setGated(name, run.Gated)
+				}
+			}
+		}
+	}
 	m.record.mu.Lock()
 	defer m.record.mu.Unlock()
 	m.record.on, m.record.last = true, prev
