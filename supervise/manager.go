@@ -45,8 +45,8 @@ type Options struct {
 	// sockets are in Sockets (taken from them, or systemd's), or that has
 	// no listener, tracks that generation (Starting) until a new generation
 	// of the last gated release passes the gate and takes over (see
-	// recoverApp); the BPF steering of its TCP listeners is rebuilt on the
-	// taken sockets.
+	// recoverApp); the steering of its listeners (BPF, rename) is rebuilt
+	// on the sockets taken from them.
 	Orphans *Orphans
 	// OpenStatsd opens the statsd bridge of a Gunicorn app with statsd on,
 	// at start and when an update adds the app; StatsdAddr reports its
@@ -154,27 +154,28 @@ type AppExit struct {
 // it closes what it bound and returns the error: nothing is started.
 func NewManager(cfg *config.Config, reaper *Reaper, opts Options) (*Manager, error) {
 	m := &Manager{
-		cfg:        cfg,
-		reaper:     reaper,
-		logger:     opts.Logger,
-		observer:   opts.Observer,
-		statsd:     opts.StatsdAddr,
-		runDir:     cfg.Supervisor.RunDir,
-		sockets:    map[string][]*Socket{},
-		steered:    steering{},
-		apps:       map[string]*appOwner{},
-		changes:    make(chan struct{}, 1),
-		exits:      make(chan AppExit, 16),
-		stopped:    make(chan struct{}),
-		stopping:   make(chan struct{}),
-		genSeq:     map[string]*atomic.Int64{},
-		restored:   map[string]bool{},
+		cfg:      cfg,
+		reaper:   reaper,
+		logger:   opts.Logger,
+		observer: opts.Observer,
+		statsd:   opts.StatsdAddr,
+		runDir:   cfg.Supervisor.RunDir,
+		sockets:  map[string][]*Socket{},
+		steered:  steering{},
+		apps:     map[string]*appOwner{},
+		changes:  make(chan struct{}, 1),
+		exits:    make(chan AppExit, 16),
+		stopped:  make(chan struct{}),
+		stopping: make(chan struct{}),
+		genSeq:   map[string]*atomic.Int64{},
+		restored: map[string]bool{},
+		prober:   gunicorn.NewProber(reaper.OutputSpec),
+		cgroups:  map[string]*proc.Cgroup{},
+		logs:     map[string]*appLog{},
+		bpfWhy:   steerProbe(),
+
 		recovering: map[string]string{},
 		recordPoke: make(chan struct{}, 1),
-		prober:     gunicorn.NewProber(reaper.OutputSpec),
-		cgroups:    map[string]*proc.Cgroup{},
-		logs:       map[string]*appLog{},
-		bpfWhy:     steerProbe(),
 		// Set before openAll, which uses them.
 		cgroupRoot: opts.Cgroups,
 		openStatsd: opts.OpenStatsd,
@@ -245,10 +246,10 @@ func (m *Manager) openAll(opts Options) error {
 		case opts.Restore != nil:
 			gens = m.restoreSteering(app.Name, opts.Restore.Sockets[app.Name], held)
 			why = "handed over by a self-upgrade"
-		case isHeld && m.adopts(opts, app):
-			held, gens = m.recoverSteering(app, held, opts.Orphans)
-			why = "taken over from the previous supervisor's processes"
-		case isHeld && opts.Orphans != nil && slices.Contains(opts.Orphans.Apps(), app.Name):
+		case isHeld && opts.Orphans.took(app.Name):
+			if m.adopts(opts, app) {
+				held, gens = m.recoverSteering(app, held, opts.Orphans)
+			}
 			why = "taken over from the previous supervisor's processes"
 		}
 		if isHeld {

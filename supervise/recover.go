@@ -31,6 +31,8 @@ type Orphans struct {
 	// adopted names the apps whose serving orphans a Manager tracks as a
 	// generation (see Options.Orphans); set before DrainOrphans runs.
 	adopted map[string]bool
+	// taken names the apps whose sockets TakeSockets copied.
+	taken map[string]bool
 }
 
 // FindOrphans reads run_dir's state.json and returns the predecessor's
@@ -46,7 +48,7 @@ func FindOrphans(runDir string, logger *slog.Logger) (*Orphans, error) {
 	if started, err := proc.StartTime(prev.PID); err == nil && started == prev.Started && proc.Alive(prev.PID) {
 		return nil, fmt.Errorf("supervisor %d, which wrote %s, still runs", prev.PID, filepath.Join(runDir, RunStateFile))
 	}
-	o := &Orphans{Prev: prev, apps: map[string]AppRun{}, logger: logger, adopted: map[string]bool{}}
+	o := &Orphans{Prev: prev, apps: map[string]AppRun{}, logger: logger, adopted: map[string]bool{}, taken: map[string]bool{}}
 	for name, run := range prev.Apps {
 		if run.Serving != nil && len(o.servingMembers(run)) == 0 {
 			run.Serving = nil // the serving generation is gone: nothing to adopt
@@ -125,6 +127,7 @@ func (o *Orphans) TakeSockets(cfg *config.Config, held map[string][]*Socket) map
 		}
 		o.logger.Info("recovery: took over the listening sockets of the previous supervisor's processes", "app", app.Name, "sockets", len(socks))
 		out[app.Name] = socks
+		o.taken[app.Name] = true
 	}
 	return out
 }
@@ -444,3 +447,6 @@ func (o *Orphans) steering(app, raw string) *steer.ObjectIDs {
 	}
 	return nil
 }
+
+// took reports whether TakeSockets copied app's sockets (false for nil o).
+func (o *Orphans) took(app string) bool { return o != nil && o.taken[app] }
