@@ -218,3 +218,23 @@ func TestRemovePidfiles(t *testing.T) {
 		t.Errorf("RemovePidfiles of the old master: %v, file left: %v", err, exists(pair))
 	}
 }
+
+// TestRemovePidfilesIn: of a run directory's pidfiles, those naming the
+// given exited masters go (a USR2 child's ".2" name too); the others stay.
+func TestRemovePidfilesIn(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{"web.s7.g1.pid": "100\n", "web.s7.g2.pid": "200\n", "web.s7.g2.pid.2": "201\n", "web.s9.g1.pid": "300\n"}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RemovePidfilesIn(dir, []int{100, 201, 999}); err != nil {
+		t.Fatalf("RemovePidfilesIn: %v", err)
+	}
+	for name, want := range map[string]bool{"web.s7.g1.pid": false, "web.s7.g2.pid": true, "web.s7.g2.pid.2": false, "web.s9.g1.pid": true} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); (err == nil) != want {
+			t.Errorf("%s exists = %v, want %v", name, err == nil, want)
+		}
+	}
+}

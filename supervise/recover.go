@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
@@ -33,6 +34,8 @@ type Orphans struct {
 	adopted map[string]bool
 	// taken names the apps whose sockets TakeSockets copied.
 	taken map[string]bool
+	// runDir holds the record and the apps' pidfiles.
+	runDir string
 }
 
 // FindOrphans reads run_dir's state.json and returns the predecessor's
@@ -48,7 +51,7 @@ func FindOrphans(runDir string, logger *slog.Logger) (*Orphans, error) {
 	if started, err := proc.StartTime(prev.PID); err == nil && started == prev.Started && proc.Alive(prev.PID) {
 		return nil, fmt.Errorf("supervisor %d, which wrote %s, still runs", prev.PID, filepath.Join(runDir, RunStateFile))
 	}
-	o := &Orphans{Prev: prev, apps: map[string]AppRun{}, logger: logger, adopted: map[string]bool{}, taken: map[string]bool{}}
+	o := &Orphans{Prev: prev, apps: map[string]AppRun{}, logger: logger, adopted: map[string]bool{}, taken: map[string]bool{}, runDir: runDir}
 	for name, run := range prev.Apps {
 		if run.Serving != nil && len(o.servingMembers(run)) == 0 {
 			run.Serving = nil // the serving generation is gone: nothing to adopt
@@ -246,13 +249,15 @@ func (o *Orphans) Drain(app string, grace time.Duration) error {
 		return nil
 	}
 	list := func() []int { return o.members(run) }
-	if left := list(); len(left) > 0 {
-		o.logger.Info("recovery: stopping the previous supervisor's processes", "app", app, "pids", left)
+	all := list()
+	if len(all) > 0 {
+		o.logger.Info("recovery: stopping the previous supervisor's processes", "app", app, "pids", all)
 	}
 	var errs []error
 	if left := proc.Terminate(list, grace, 50*time.Millisecond); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("recovery: app %s: processes %v survived SIGKILL", app, left))
 	}
+	o.removePidfiles(app, all)
 	if err := removeCgroups(run.Cgroups, grace, o.logger); err != nil {
 		errs = append(errs, err)
 	}
@@ -407,6 +412,7 @@ func (o *Orphans) adopt(app string, grace time.Duration) (*orphanGen, bool) {
 		if err := removeCgroups(run.Cgroups, grace, o.logger); err != nil {
 			o.logger.Warn("recovery: the previous supervisor's cgroups", "app", app, "err", err)
 		}
+		o.removePidfiles(app, []int{serving.Group.PGID})
 	}
 	o.adopted[app] = true
 	return newOrphanGen(app, *serving, members, grace, cleanup), true
@@ -425,15 +431,16 @@ func (o *Orphans) StopUnchecked(app string, grace time.Duration) {
 		serving := o.servingMembers(run)
 		return slices.DeleteFunc(o.members(run), func(pid int) bool { return slices.Contains(serving, pid) })
 	}
-	left := list()
-	if len(left) == 0 {
+	pids := list()
+	if len(pids) == 0 {
 		return
 	}
-	o.logger.Info("recovery: stopping the previous supervisor's processes outside the serving generation", "app", app, "pids", left)
+	o.logger.Info("recovery: stopping the previous supervisor's processes outside the serving generation", "app", app, "pids", pids)
 	go func() {
 		if left := proc.Terminate(list, grace, 100*time.Millisecond); len(left) > 0 {
 			o.logger.Error("recovery: processes survived SIGKILL", "app", app, "pids", left)
 		}
+		o.removePidfiles(app, pids)
 	}()
 }
 
@@ -450,3 +457,12 @@ func (o *Orphans) steering(app, raw string) *steer.ObjectIDs {
 
 // took reports whether TakeSockets copied app's sockets (false for nil o).
 func (o *Orphans) took(app string) bool { return o != nil && o.taken[app] }
+
+// removePidfiles removes app's pidfiles that name one of pids, the
+// predecessor's processes that have exited: a master killed rather than
+// stopped leaves its pidfile behind.
+func (o *Orphans) removePidfiles(app string, pids []int) {
+	if err := gunicorn.RemovePidfilesIn(config.AppRunDir(o.runDir, app), pids); err != nil {
+		o.logger.Warn("recovery: pidfiles of the previous supervisor's processes", "app", app, "err", err)
+	}
+}
