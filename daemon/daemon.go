@@ -258,6 +258,7 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 		d.serveHTTP(r, httpLn, met)
 	}
 	d.Logger.Info("supervisor starting", "version", Version, "pid", os.Getpid(), "config", d.Config.Path, "apps", len(d.Config.Apps), "pid1", os.Getpid() == 1)
+	d.recordRun()
 	m.Start(runCtx)
 	d.startRecovery(r, orphans)
 	return nil
@@ -389,6 +390,7 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 		OpenStatsd: func(app string) error { return d.openBridge(app, met) },
 		Sockets:    held,
 		Cgroups:    cgroups,
+		Orphans:    orphans,
 	}
 	if hand != nil {
 		opts.Restore = hand.Manager

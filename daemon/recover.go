@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"reflect"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
@@ -23,12 +23,14 @@ import (
 const runStateEvery = time.Second
 
 // recoverSockets finds a dead predecessor's orphans through run_dir (not
-// after a self-upgrade, whose hand-over says everything) and adds their
-// listening sockets to held, for the apps that do not have theirs yet. An
-// app whose sockets cannot be taken has its orphans stopped now, so that
-// binding does not fail against them. It returns the orphans left to drain
-// once the new generations are ready (nil: none), and an error when the
-// supervisor that wrote the record still runs.
+// after a self-upgrade, whose hand-over says everything), points back the
+// link of a deploy it left unfinished, and adds the orphans' listening
+// sockets to held, for the apps that do not have theirs yet. An app whose
+// sockets cannot be taken has its orphans stopped now, so that binding does
+// not fail against them; of the others, the processes outside the serving
+// generation (a reload's unchecked one) are stopped in the background. It
+// returns the orphans (nil: none) for the Manager to adopt or drain, and an
+// error when the supervisor that wrote the record still runs.
 func (d *Daemon) recoverSockets(held map[string][]*listen.Socket) (*supervise.Orphans, error) {
 	o, err := supervise.FindOrphans(d.Config.Supervisor.RunDir, d.Logger)
 	if err != nil {
@@ -39,13 +41,23 @@ func (d *Daemon) recoverSockets(held map[string][]*listen.Socket) (*supervise.Or
 	}
 	d.prevRun = o.Prev
 	d.Logger.Warn("recovery: the previous supervisor died; taking over its apps", "pid", o.Prev.PID, "apps", o.Apps())
+	o.RestoreLinks(d.Config)
+	systemd := maps.Clone(held)
 	taken := o.TakeSockets(d.Config, held)
 	for name, socks := range taken {
 		held[name] = socks
 	}
 	for _, name := range o.Apps() {
 		app := d.Config.App(name)
-		if _, ok := taken[name]; ok || app == nil || len(app.Listen) == 0 {
+		if app == nil {
+			continue
+		}
+		_, ok := taken[name]
+		_, inherited := systemd[name]
+		if ok || inherited || len(app.Listen) == 0 {
+			if app.Kind == config.KindGunicorn {
+				o.StopUnchecked(name, app.StopTimeout)
+			}
 			continue
 		}
 		if err := o.Drain(name, app.StopTimeout); err != nil {
@@ -71,6 +83,16 @@ func (d *Daemon) openCgroups(r *running) *proc.Cgroups {
 	return cg
 }
 
+// recordRun writes the first run state before any app starts, so that
+// a successor finds this supervisor's cgroups and the orphans it adopted
+// even if this one is killed while it starts them.
+func (d *Daemon) recordRun() {
+	d.manager.RecordRunState(d.prevRun)
+	if err := d.manager.WriteRunState(); err != nil {
+		d.Logger.Warn("recovery record", "err", err)
+	}
+}
+
 // startRecovery starts what runs beside the apps for the next supervisor's
 // sake: the run state writer, and the drain of the predecessor's orphans
 // (o, nil for none) once the new generations are ready.
@@ -92,25 +114,20 @@ func (d *Daemon) startRecovery(r *running, o *supervise.Orphans) {
 }
 
 // writeRunState records the apps in run_dir/state.json now and whenever
-// they change (checked every runStateEvery), until ctx ends.
+// they change (checked every runStateEvery, and whenever the Manager asks),
+// until ctx ends.
 func (d *Daemon) writeRunState(ctx context.Context) {
-	prev := d.prevRun
 	tick := time.NewTicker(runStateEvery)
 	defer tick.Stop()
 	for {
-		if tree, err := proc.NewTree(""); err == nil {
-			st := d.manager.RunState(prev, tree)
-			if !reflect.DeepEqual(st, prev) {
-				if err := supervise.WriteRunState(d.Config.Supervisor.RunDir, st); err != nil {
-					d.Logger.Warn("recovery record", "err", err)
-				}
-				prev = st
-			}
+		if err := d.manager.WriteRunState(); err != nil {
+			d.Logger.Warn("recovery record", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-d.manager.RecordPokes():
 		}
 	}
 }

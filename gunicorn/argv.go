@@ -8,13 +8,17 @@ import (
 	"github.com/gunisup/supervisor/config"
 )
 
-// Pidfile is where generation id of app writes its master's pid, in the
-// app's own run directory (config.AppRunDir), which its user may write. Each
-// generation started by the supervisor has its own (two swap generations run
-// side by side); a USR2 master re-execs the same argv, so it writes
+// Pidfile is where generation id of app, started by the supervisor run
+// run (its process id), writes its master's pid, in the app's own run
+// directory (config.AppRunDir), which its user may write. Each generation
+// has its own (two swap generations run side by side), and so has each
+// supervisor run: the masters a killed supervisor left running keep their
+// pidfiles while its successor starts its own generation 1, which Gunicorn
+// would refuse to start ("Already running on PID") on a live master's
+// pidfile. A USR2 master re-execs the same argv, so it writes
 // "<pidfile>.2" and renames it over the old one's when promoted.
-func Pidfile(runDir, app string, id int) string {
-	return filepath.Join(config.AppRunDir(runDir, app), app+".g"+strconv.Itoa(id)+".pid")
+func Pidfile(runDir, app string, run, id int) string {
+	return filepath.Join(config.AppRunDir(runDir, app), app+".s"+strconv.Itoa(run)+".g"+strconv.Itoa(id)+".pid")
 }
 
 // Argv is the command line of a master of app: its gunicorn executable,

@@ -28,13 +28,13 @@ func TestArgvAndEnv(t *testing.T) {
 		v      Version
 		want   []string
 	}{
-		{"20.1", "", Version{20, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.g1.pid", "--timeout", "5", "app:app"}},
-		{"25.1 with statsd", "127.0.0.1:9", Version{25, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.g1.pid", "--no-control-socket", "--statsd-host", "127.0.0.1:9", "--timeout", "5", "app:app"}},
-		{"unknown version", "", Version{}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.g1.pid", "--timeout", "5", "app:app"}},
+		{"20.1", "", Version{20, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.s7.g1.pid", "--timeout", "5", "app:app"}},
+		{"25.1 with statsd", "127.0.0.1:9", Version{25, 1}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.s7.g1.pid", "--no-control-socket", "--statsd-host", "127.0.0.1:9", "--timeout", "5", "app:app"}},
+		{"unknown version", "", Version{}, []string{"/venv/bin/gunicorn", "--workers", "3", "--pid", "/run/apps/web/web.s7.g1.pid", "--timeout", "5", "app:app"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Argv(app, Pidfile("/run", "web", 1), tt.statsd, tt.v); !slices.Equal(got, tt.want) {
+			if got := Argv(app, Pidfile("/run", "web", 7, 1), tt.statsd, tt.v); !slices.Equal(got, tt.want) {
 				t.Errorf("Argv = %q, want %q", got, tt.want)
 			}
 		})
@@ -216,5 +216,25 @@ func TestRemovePidfiles(t *testing.T) {
 	// The old master of the pair exits too: now its pidfile goes.
 	if err := RemovePidfiles(pair, 200); err != nil || exists(pair) {
 		t.Errorf("RemovePidfiles of the old master: %v, file left: %v", err, exists(pair))
+	}
+}
+
+// TestRemovePidfilesIn: of a run directory's pidfiles, those naming the
+// given exited masters go (a USR2 child's ".2" name too); the others stay.
+func TestRemovePidfilesIn(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{"web.s7.g1.pid": "100\n", "web.s7.g2.pid": "200\n", "web.s7.g2.pid.2": "201\n", "web.s9.g1.pid": "300\n"}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RemovePidfilesIn(dir, []int{100, 201, 999}); err != nil {
+		t.Fatalf("RemovePidfilesIn: %v", err)
+	}
+	for name, want := range map[string]bool{"web.s7.g1.pid": false, "web.s7.g2.pid": true, "web.s7.g2.pid.2": false, "web.s9.g1.pid": true} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); (err == nil) != want {
+			t.Errorf("%s exists = %v, want %v", name, err == nil, want)
+		}
 	}
 }

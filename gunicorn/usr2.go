@@ -201,6 +201,23 @@ func RemovePidfiles(pidfile string, pid int) error {
 	return errors.Join(errs...)
 }
 
+// RemovePidfilesIn removes the pidfiles in dir ("*.pid" and their USR2
+// names) that name one of pids, masters that have exited (see
+// RemovePidfiles): those a killed supervisor's orphans leave behind.
+func RemovePidfilesIn(dir string, pids []int) error {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.pid"))
+	if err != nil {
+		return fmt.Errorf("pidfiles in %s: %w", dir, err)
+	}
+	var errs []error
+	for _, p := range paths {
+		for _, pid := range pids {
+			errs = append(errs, RemovePidfiles(p, pid))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // PollUntil calls cond every interval until it returns true or an error, or
 // ctx ends (then it returns context.Cause(ctx): what cancelled it, or the
 // deadline).

@@ -153,3 +153,48 @@ func closeAll(fds []int) {
 		_ = unix.Close(fd) // see above
 	}
 }
+
+// RecoverSteered rebuilds the BPF steering of the TCP listener l after
+// the supervisor that made it died: ids are its BPF objects (see
+// GenSockets.ObjectIDs), taken a socket its serving generation still holds
+// (copied from that process). A duplicate of taken's descriptor becomes
+// generation gen's socket, serving, and a new holder socket is returned as
+// the Socket to hold for l: the kernel sends connections to the same socket
+// throughout. taken stays the caller's (close it on success); on error
+// nothing of the steering is left open.
+func RecoverSteered(l config.Listener, taken *Socket, ids steer.ObjectIDs, gen int) (*GenSockets, *Socket, error) {
+	if l.Network != config.NetTCP {
+		return nil, nil, fmt.Errorf("listen %s: only TCP listeners are steered by BPF", l.Raw)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", taken.Bound)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen %s: taken socket bound at %q: %w", l.Raw, taken.Bound, err)
+	}
+	fd := taken.FD()
+	if fd < 0 {
+		return nil, nil, fmt.Errorf("listen %s: the taken socket is closed", l.Raw)
+	}
+	dups, err := dupAll([]int{fd})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen %s: %w", l.Raw, err)
+	}
+	group, serving, err := steer.RecoverGroup(addr, backlogOf(l), ids, dups[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen %s: %w", l.Raw, err)
+	}
+	hfd, err := group.Hold()
+	if err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("listen %s: %w", l.Raw, err), group.Close())
+	}
+	held, err := AdoptFD(l, hfd, false)
+	if err != nil {
+		return nil, nil, errors.Join(err, group.Close())
+	}
+	gl := &genListener{l: serving, gens: map[int]bool{gen: true}}
+	s := &GenSockets{Spec: l, group: group, byGen: map[int]*genListener{gen: gl}, serving: gl}
+	return s, held, nil
+}
+
+// ObjectIDs returns the ids of s's BPF objects, for a successor's
+// RecoverSteered.
+func (s *GenSockets) ObjectIDs() (steer.ObjectIDs, error) { return s.group.ObjectIDs() }

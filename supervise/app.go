@@ -432,6 +432,7 @@ func (a *appOwner) onReady(g generation, err error) {
 		a.state = StateRunning
 		a.health.healthy = true
 		a.message = ""
+		a.env.gated(a.cfg.Name, g)
 		a.env.appReady()
 	case errors.Is(err, context.Canceled) || g.Exited():
 	default:

@@ -10,19 +10,17 @@ import (
 // pointLink atomically points the symlink link at target (a new link is
 // written beside it, then renamed over it) and returns the previous target.
 // link must already be a symlink: a directory is never replaced.
+// A relative target is relative to the link's directory.
 func pointLink(link, target string) (previous string, err error) {
-	st, err := os.Lstat(link)
+	previous, err = readLink(link)
 	if err != nil {
-		return "", fmt.Errorf("deploy: %w", err)
+		return "", err
 	}
-	if st.Mode()&os.ModeSymlink == 0 {
-		return "", fmt.Errorf("deploy: %s is not a symlink; deploy needs `directory` to be a link such as /srv/web/current", link)
+	abs := target
+	if !filepath.IsAbs(abs) {
+		abs = filepath.Join(filepath.Dir(link), target)
 	}
-	previous, err = os.Readlink(link)
-	if err != nil {
-		return "", fmt.Errorf("deploy: %w", err)
-	}
-	tst, err := os.Stat(target)
+	tst, err := os.Stat(abs)
 	if err != nil {
 		return "", fmt.Errorf("deploy: release %w", err)
 	}
@@ -41,4 +39,21 @@ func pointLink(link, target string) (previous string, err error) {
 		return "", fmt.Errorf("deploy: %w", err)
 	}
 	return previous, nil
+}
+
+// readLink returns the target of link, which must be a symlink (deploy
+// never replaces a directory).
+func readLink(link string) (string, error) {
+	st, err := os.Lstat(link)
+	if err != nil {
+		return "", fmt.Errorf("deploy: %w", err)
+	}
+	if st.Mode()&os.ModeSymlink == 0 {
+		return "", fmt.Errorf("deploy: %s is not a symlink; deploy needs `directory` to be a link such as /srv/web/current", link)
+	}
+	target, err := os.Readlink(link)
+	if err != nil {
+		return "", fmt.Errorf("deploy: %w", err)
+	}
+	return target, nil
 }

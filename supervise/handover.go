@@ -81,6 +81,10 @@ func (a *appOwner) freeze(m freezeMsg) {
 		m.reply <- fmt.Errorf("%w: app %s: a reload or restart is in progress", ErrBusy, a.cfg.Name)
 		return
 	}
+	if _, orphan := a.gen.(*orphanGen); orphan {
+		m.reply <- fmt.Errorf("%w: app %s: %s serves, which the next image could not track; reload the app first", ErrBusy, a.cfg.Name, a.gen)
+		return
+	}
 	st := m.state
 	st.Name = a.cfg.Name
 	st.Want = a.wants()

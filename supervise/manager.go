@@ -41,6 +41,14 @@ type Options struct {
 	Restore *Handover
 	// Cgroups, when not nil, holds one cgroup per app (see proc.Cgroups).
 	Cgroups *proc.Cgroups
+	// Orphans are a dead predecessor's processes (see FindOrphans), nil for
+	// none. An app whose serving generation is among them and whose
+	// sockets are in Sockets (taken from them, or systemd's), or that has
+	// no listener, tracks that generation (Starting) until a new generation
+	// of the last gated release passes the gate and takes over (see
+	// recoverApp); the steering of its listeners (BPF, rename) is rebuilt
+	// on the sockets taken from them.
+	Orphans *Orphans
 	// OpenStatsd opens the statsd bridge of a Gunicorn app with statsd on,
 	// at start and when an update adds the app; StatsdAddr reports its
 	// address from then on. It must do nothing for an app that has one.
@@ -86,6 +94,9 @@ type Manager struct {
 	genSeq  map[string]*atomic.Int64
 	// restored names the apps handed over that need no start.
 	restored map[string]bool
+	// recovering maps the apps tracking a predecessor's orphans to the
+	// release their new generation runs (see recoverApp).
+	recovering map[string]string
 	// prober tells the Gunicorn version of each app's virtualenv, probing
 	// once per virtualenv and binary (see gunicorn.Prober).
 	prober *gunicorn.Prober
@@ -100,6 +111,11 @@ type Manager struct {
 	openStatsd func(app string) error
 	// bpfWhy says why BPF steering is unavailable ("" if it is), probed once.
 	bpfWhy func() string
+	// facts and record are the run state's (see RecordRunState); a token
+	// in recordPoke asks for a write soon (see RecordPokes).
+	facts      runFacts
+	record     runRecord
+	recordPoke chan struct{}
 }
 
 // nextGen allocates the next generation number of an app (1-based); safe
@@ -163,6 +179,9 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		homes:    map[string]int{},
 		logs:     map[string]*appLog{},
 		bpfWhy:   steerProbe(),
+
+		recovering: map[string]string{},
+		recordPoke: make(chan struct{}, 1),
 		// Set before openAll, which uses them.
 		cgroupRoot: opts.Cgroups,
 		openStatsd: opts.OpenStatsd,
@@ -198,6 +217,11 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 			}
 		}
 	}
+	for _, app := range cfg.Apps {
+		if m.adopts(opts, app) {
+			m.adoptOrphans(m.apps[app.Name], opts.Orphans)
+		}
+	}
 	return m, nil
 }
 
@@ -223,11 +247,19 @@ func (m *Manager) openAll(opts Options) error {
 	for _, app := range m.cfg.Apps {
 		held, isHeld := opts.Sockets[app.Name]
 		var gens []steered
-		if opts.Restore != nil {
+		why := "inherited from systemd"
+		switch {
+		case opts.Restore != nil:
 			gens = m.restoreSteering(app.Name, opts.Restore.Sockets[app.Name], held)
+			why = "handed over by a self-upgrade"
+		case isHeld && opts.Orphans.took(app.Name):
+			if m.adopts(opts, app) {
+				held, gens = m.recoverSteering(app, held, opts.Orphans)
+			}
+			why = "taken over from the previous supervisor's processes"
 		}
 		if isHeld {
-			m.logHeldSteering(app, opts.Restore != nil, gens)
+			m.logHeldSteering(app, why, gens)
 		}
 		set, err := m.openApp(app, held, isHeld)
 		if err != nil {
@@ -299,6 +331,11 @@ func (m *Manager) Start(ctx context.Context) {
 	m.runCtx = ctx
 	for _, a := range owners {
 		go a.run(ctx)
+	}
+	for _, a := range owners {
+		if dir, ok := m.recovering[a.cfg.Name]; ok {
+			go m.recoverApp(ctx, a, dir)
+		}
 	}
 	var set []*appOwner
 	for _, a := range owners {

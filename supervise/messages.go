@@ -32,6 +32,11 @@ type reloadMsg struct {
 	strategy *strategy.Strategy
 	release  string
 	progress reload.Progress
+	// dir is the release a new generation runs in ("": the app's
+	// directory, resolved when it starts).
+	dir string
+	// recovery: the reload replaces a predecessor's orphans (see recoverApp).
+	recovery bool
 }
 
 // commitMsg asks to make a reload's new generation the tracked one.

@@ -87,6 +87,13 @@ type ownerEnv interface {
 	changed()
 	appReady()
 	appExited(app string, info ExitInfo)
+	// gated records that g passed the app's gate (for the run state).
+	gated(app string, g generation)
+	// recordChange records the app's deploy or reload in progress (nil:
+	// none) in the run state and writes it now.
+	recordChange(app string, c *RunChange) error
+	// recordNow writes the run state now (a failure is logged).
+	recordNow(app string)
 	// statsdAddr is the app's statsd bridge address ("" for none).
 	statsdAddr(app string) string
 	// listeners describes the app's held sockets.
@@ -117,6 +124,7 @@ func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir s
 		e.m.releaseGen(app.Name, id) // the sockets bound for it, if any
 		return nil, err
 	}
+	e.m.pokeRecord()
 	return g, nil
 }
 
@@ -130,10 +138,25 @@ func (e managerEnv) serve(g generation) error {
 }
 
 func (e managerEnv) quiesce(ctx context.Context, g generation) {
-	if pg, ok := g.(*Generation); ok {
-		e.m.quiesce(ctx, pg.App, pg.ID)
+	switch g := g.(type) {
+	case *Generation:
+		e.m.quiesce(ctx, g.App, g.ID)
+	case *orphanGen:
+		e.m.quiesce(ctx, g.app, orphanGenID)
 	}
 }
+
+func (e managerEnv) gated(app string, g generation) {
+	e.m.facts.setGated(app, g.Info().Dir)
+	e.m.pokeRecord()
+}
+
+func (e managerEnv) recordChange(app string, c *RunChange) error {
+	e.m.facts.setChange(app, c)
+	return e.m.WriteRunState()
+}
+
+func (e managerEnv) recordNow(app string) { e.m.recordNow(app) }
 
 func (e managerEnv) endTree(g generation) {
 	if pg, ok := g.(*Generation); ok {
@@ -150,9 +173,13 @@ func (e managerEnv) endDetached(g generation) {
 }
 
 func (e managerEnv) afterExit(g generation) {
-	if pg, ok := g.(*Generation); ok {
-		e.m.releaseGen(pg.App, pg.ID)
-		e.m.afterExit(pg)
+	switch g := g.(type) {
+	case *Generation:
+		e.m.releaseGen(g.App, g.ID)
+		e.m.afterExit(g)
+	case *orphanGen:
+		e.m.releaseGen(g.app, orphanGenID)
+		e.m.relink(g.app)
 	}
 }
 

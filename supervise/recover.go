@@ -14,7 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
 )
 
@@ -27,6 +29,13 @@ type Orphans struct {
 	Prev   *RunState
 	apps   map[string]AppRun
 	logger *slog.Logger
+	// adopted names the apps whose serving orphans a Manager tracks as a
+	// generation (see Options.Orphans); set before DrainOrphans runs.
+	adopted map[string]bool
+	// taken names the apps whose sockets TakeSockets copied.
+	taken map[string]bool
+	// runDir holds the record and the apps' pidfiles.
+	runDir string
 }
 
 // FindOrphans reads run_dir's state.json and returns the predecessor's
@@ -42,8 +51,11 @@ func FindOrphans(runDir string, logger *slog.Logger) (*Orphans, error) {
 	if started, err := proc.StartTime(prev.PID); err == nil && started == prev.Started && proc.Alive(prev.PID) {
 		return nil, fmt.Errorf("supervisor %d, which wrote %s, still runs", prev.PID, filepath.Join(runDir, RunStateFile))
 	}
-	o := &Orphans{Prev: prev, apps: map[string]AppRun{}, logger: logger}
+	o := &Orphans{Prev: prev, apps: map[string]AppRun{}, logger: logger, adopted: map[string]bool{}, taken: map[string]bool{}, runDir: runDir}
 	for name, run := range prev.Apps {
+		if run.Serving != nil && len(o.servingMembers(run)) == 0 {
+			run.Serving = nil // the serving generation is gone: nothing to adopt
+		}
 		if len(o.members(run)) > 0 {
 			o.apps[name] = run
 			continue
@@ -118,6 +130,7 @@ func (o *Orphans) TakeSockets(cfg *config.Config, held map[string][]*listen.Sock
 		}
 		o.logger.Info("recovery: took over the listening sockets of the previous supervisor's processes", "app", app.Name, "sockets", len(socks))
 		out[app.Name] = socks
+		o.taken[app.Name] = true
 	}
 	return out
 }
@@ -133,7 +146,9 @@ func (o *Orphans) takeApp(app *config.App, run AppRun) ([]*listen.Socket, error)
 		want[name] = l
 	}
 	found := map[string]int{}
-	for _, pid := range o.members(run) {
+	// The serving generation's socket is the one clients reach (BPF
+	// steering sends them there): it is looked for first.
+	for _, pid := range append(o.servingMembers(run), o.members(run)...) {
 		// The descriptors taken are those the filter kept: found has them.
 		_, err := proc.TakeSockets(pid, func(fd int) bool {
 			name, err := listen.BoundName(fd)
@@ -234,13 +249,15 @@ func (o *Orphans) Drain(app string, grace time.Duration) error {
 		return nil
 	}
 	list := func() []int { return o.members(run) }
-	if left := list(); len(left) > 0 {
-		o.logger.Info("recovery: stopping the previous supervisor's processes", "app", app, "pids", left)
+	all := list()
+	if len(all) > 0 {
+		o.logger.Info("recovery: stopping the previous supervisor's processes", "app", app, "pids", all)
 	}
 	var errs []error
 	if left := proc.Terminate(list, grace, 50*time.Millisecond); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("recovery: app %s: processes %v survived SIGKILL", app, left))
 	}
+	o.removePidfiles(app, all)
 	if err := removeCgroups(run.Cgroups, grace, o.logger); err != nil {
 		errs = append(errs, err)
 	}
@@ -262,14 +279,23 @@ func removeCgroups(cgroups []string, limit time.Duration, logger *slog.Logger) e
 }
 
 // DrainOrphans waits until every app is ready (at most limit), then drains
-// each app's orphans within its stop_timeout (30 s for an app no longer
-// configured) and restores the held names of its Unix sockets, which an
-// orphaned master removes as it exits.
+// the orphans of each app that no generation adopted (see adopt) within its
+// stop_timeout (30 s for an app no longer configured) and restores the held
+// names of its Unix sockets, which an orphaned master removes as it exits.
 func (m *Manager) DrainOrphans(ctx context.Context, o *Orphans, limit time.Duration) {
+	var names []string
+	for _, name := range o.Apps() {
+		if !o.adopted[name] {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
 	if !m.waitReady(ctx, limit) {
 		m.logger.Warn("recovery: apps not ready; stopping the previous supervisor's processes anyway", "after", limit)
 	}
-	for _, name := range o.Apps() {
+	for _, name := range names {
 		grace := 30 * time.Second
 		if app := m.Config().App(name); app != nil {
 			grace = app.StopTimeout
@@ -279,7 +305,7 @@ func (m *Manager) DrainOrphans(ctx context.Context, o *Orphans, limit time.Durat
 		}
 		m.relink(name)
 	}
-	m.logger.Info("recovery: the previous supervisor's processes are gone", "apps", o.Apps())
+	m.logger.Info("recovery: the previous supervisor's processes are gone", "apps", names)
 }
 
 // waitReady polls Readiness until every counted app serves (true) or limit has passed or ctx
@@ -298,5 +324,145 @@ func (m *Manager) waitReady(ctx context.Context, limit time.Duration) bool {
 			return false
 		case <-tick.C:
 		}
+	}
+}
+
+// servingMembers returns the live processes of run's serving generation
+// (its process group), master first; none when it is not recorded or its
+// master is gone (or its pid reused).
+func (o *Orphans) servingMembers(run AppRun) []int {
+	if run.Serving == nil {
+		return nil
+	}
+	g := run.Serving.Group
+	if started, err := proc.StartTime(g.PGID); err != nil || started != g.Leader {
+		return nil
+	}
+	tree, err := proc.Scan("")
+	if err != nil {
+		return nil
+	}
+	pids := groupMembers(tree, g)
+	slices.SortFunc(pids, func(a, b int) int {
+		switch {
+		case a == g.PGID:
+			return -1
+		case b == g.PGID:
+			return 1
+		}
+		return a - b
+	})
+	return pids
+}
+
+// RestoreLinks points back the `directory` link of every app of cfg whose
+// deploy the predecessor recorded as in progress, before anything starts:
+// the release it pointed at never passed the gate. A link that points
+// elsewhere than the deploy's target (moved since, or already pointed
+// back), or a target that passed the gate, is left as it is.
+func (o *Orphans) RestoreLinks(cfg *config.Config) {
+	for name, run := range o.Prev.Apps {
+		c, app := run.Change, cfg.App(name)
+		if c == nil || !c.Deploy || app == nil || app.Directory != c.Link || c.Previous == "" {
+			continue
+		}
+		if now, err := os.Readlink(c.Link); err != nil || now != c.Target {
+			continue
+		}
+		if target, err := filepath.EvalSymlinks(c.Target); err == nil && target == run.Gated {
+			continue
+		}
+		if _, err := pointLink(c.Link, c.Previous); err != nil {
+			o.logger.Error("recovery: cannot point the link back at the release before the unfinished deploy", "app", name, "link", c.Link, "release", c.Previous, "err", err)
+			continue
+		}
+		o.logger.Warn("recovery: a deploy was in progress; pointed the link back at the release before it", "app", name, "link", c.Link, "release", c.Previous, "unchecked", c.Target)
+	}
+}
+
+// adoptable returns the serving generation of app's orphans that a
+// successor can track (its master alive), and the release it recovers to:
+// the last one that passed the gate, else the serving generation's.
+func (o *Orphans) adoptable(app string) (*RunGen, string, bool) {
+	run, ok := o.apps[app]
+	if !ok || run.Serving == nil {
+		return nil, "", false
+	}
+	dir := run.Serving.Dir
+	if run.Gated != "" {
+		if st, err := os.Stat(run.Gated); err == nil && st.IsDir() {
+			dir = run.Gated
+		}
+	}
+	return run.Serving, dir, true
+}
+
+// adopt returns app's serving orphan generation as a generation the
+// successor tracks (see orphanGen), and records the app as adopted (its
+// orphans are not drained by DrainOrphans). grace bounds the end of what
+// its master leaves behind.
+func (o *Orphans) adopt(app string, grace time.Duration) (*orphanGen, bool) {
+	serving, _, ok := o.adoptable(app)
+	if !ok {
+		return nil, false
+	}
+	run := o.apps[app]
+	members := func() []int { return o.servingMembers(run) }
+	cleanup := func() {
+		if err := removeCgroups(run.Cgroups, grace, o.logger); err != nil {
+			o.logger.Warn("recovery: the previous supervisor's cgroups", "app", app, "err", err)
+		}
+		o.removePidfiles(app, []int{serving.Group.PGID})
+	}
+	o.adopted[app] = true
+	return newOrphanGen(app, *serving, members, grace, cleanup), true
+}
+
+// StopUnchecked stops, in the background, app's orphans outside its
+// serving generation (a reload's generation that had not passed the gate,
+// or one being drained): TERM, then KILL after grace. Apps whose serving
+// generation is not known are left alone (see Drain).
+func (o *Orphans) StopUnchecked(app string, grace time.Duration) {
+	run, ok := o.apps[app]
+	if !ok || run.Serving == nil {
+		return
+	}
+	list := func() []int {
+		serving := o.servingMembers(run)
+		return slices.DeleteFunc(o.members(run), func(pid int) bool { return slices.Contains(serving, pid) })
+	}
+	pids := list()
+	if len(pids) == 0 {
+		return
+	}
+	o.logger.Info("recovery: stopping the previous supervisor's processes outside the serving generation", "app", app, "pids", pids)
+	go func() {
+		if left := proc.Terminate(list, grace, 100*time.Millisecond); len(left) > 0 {
+			o.logger.Error("recovery: processes survived SIGKILL", "app", app, "pids", left)
+		}
+		o.removePidfiles(app, pids)
+	}()
+}
+
+// steering returns the BPF objects the predecessor recorded for app's
+// listener raw, or nil.
+func (o *Orphans) steering(app, raw string) *steer.ObjectIDs {
+	for _, l := range o.apps[app].Listeners {
+		if l.Address == raw {
+			return l.Steer
+		}
+	}
+	return nil
+}
+
+// took reports whether TakeSockets copied app's sockets (false for nil o).
+func (o *Orphans) took(app string) bool { return o != nil && o.taken[app] }
+
+// removePidfiles removes app's pidfiles that name one of pids, the
+// predecessor's processes that have exited: a master killed rather than
+// stopped leaves its pidfile behind.
+func (o *Orphans) removePidfiles(app string, pids []int) {
+	if err := gunicorn.RemovePidfilesIn(config.AppRunDir(o.runDir, app), pids); err != nil {
+		o.logger.Warn("recovery: pidfiles of the previous supervisor's processes", "app", app, "err", err)
 	}
 }

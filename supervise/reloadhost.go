@@ -32,6 +32,11 @@ type reloadRun struct {
 	// committed is the generation the reload made tracked last (a usr2
 	// rollback commits a second one), or nil.
 	committed generation
+	// dir is the release its new generation runs in ("": the app's
+	// directory, resolved when it starts); recovery: it replaces a
+	// predecessor's orphans.
+	dir      string
+	recovery bool
 
 	mu    sync.Mutex
 	fresh []generation // started by the reload (being checked, or aborted)
@@ -87,7 +92,7 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 	}
 	cctx, cancel := context.WithCancelCause(ctx)
 	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout)
-	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: st, old: a.gen}
+	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: st, old: a.gen, dir: m.dir, recovery: m.recovery}
 	a.reload = run
 	a.env.changed()
 	progress := m.progress
@@ -103,7 +108,7 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 		defer cancel(nil)
 		defer stop()
 		h := &host{a: a, ctx: ctx, run: run}
-		err := a.runReload(rctx, h, st, run.old, m.release, logged)
+		err := a.runChange(rctx, h, st, m.release, logged)
 		res := reloadResult(run, err)
 		// The owner records the result before the caller hears of it.
 		if serr := a.send(context.WithoutCancel(ctx), reloadDoneMsg{call: newCall(), run: run, result: res}); serr != nil {
@@ -119,15 +124,58 @@ func reloadResult(run *reloadRun, err error) *ReloadResult {
 	return &ReloadResult{Strategy: run.strategy.String(), Result: outcome, Reason: reason, Started: run.started, Duration: time.Since(run.started)}
 }
 
-// runReload points the release link (deploy), runs the strategy reload.Choose
-// picks, and points the link back when the new release did not take over.
-func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy, old generation, release string, progress reload.Progress) error {
-	var previous string
-	if release != "" {
-		abs, err := filepath.Abs(release)
-		if err != nil {
-			return fmt.Errorf("deploy %s: %w", release, err)
+// runChange runs the reload (runReload) of h's run between the two
+// records of it in the run state: before anything moves, and once it has
+// ended. A deploy that cannot be recorded does not begin: after the
+// supervisor's death its successor would not know that the link points at
+// an unchecked release.
+func (a *appOwner) runChange(ctx context.Context, h *host, st strategy.Strategy, release string, progress reload.Progress) error {
+	c, err := a.change(release, h.run.dir)
+	if err != nil {
+		return err
+	}
+	if err := a.env.recordChange(a.cfg.Name, c); err != nil {
+		if c.Deploy {
+			return fmt.Errorf("deploy %s: recording it in run_dir: %w", release, err)
 		}
+		a.env.log().Warn("recovery record", "app", a.cfg.Name, "err", err)
+	}
+	defer func() {
+		if err := a.env.recordChange(a.cfg.Name, nil); err != nil {
+			a.env.log().Warn("recovery record", "app", a.cfg.Name, "err", err)
+		}
+	}()
+	return a.runReload(ctx, h, st, h.run.old, c, progress)
+}
+
+// change describes the deploy of release ("": a reload of dir, or of the
+// app's directory as it resolves now) for the run state.
+func (a *appOwner) change(release, dir string) (*RunChange, error) {
+	c := &RunChange{Deploy: release != "", Link: a.cfg.Directory, Target: dir}
+	if release == "" {
+		if dir == "" && a.cfg.Directory != "" {
+			c.Target, _ = resolveDir(a.cfg.Directory) // "" when it does not resolve: the spawn says why
+		}
+		return c, nil
+	}
+	abs, err := filepath.Abs(release)
+	if err != nil {
+		return nil, fmt.Errorf("deploy %s: %w", release, err)
+	}
+	c.Target = abs
+	if c.Previous, err = readLink(a.cfg.Directory); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// runReload points the release link (a deploy: c.Deploy), runs the strategy
+// reload.Choose picks, and points the link back when the new release did
+// not take over.
+func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy, old generation, c *RunChange, progress reload.Progress) error {
+	var previous string
+	if c.Deploy {
+		abs := c.Target
 		prev, err := pointLink(a.cfg.Directory, abs)
 		if err != nil {
 			return err
@@ -203,6 +251,7 @@ func (a *appOwner) commit(run *reloadRun, g generation) error {
 		return fmt.Errorf("app %s: switching to %s: %w", a.cfg.Name, g, err)
 	}
 	run.committed = g
+	a.env.gated(a.cfg.Name, g)
 	a.cancelReady()
 	a.cancelTimer()
 	a.gen = g
@@ -224,6 +273,12 @@ func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *ReloadRe
 	a.reloads[string(res.Result)]++
 	a.env.events().ReloadDone(a.cfg.Name, string(res.Result), res.Duration)
 	a.env.changed()
+	if run.recovery && a.gen == run.old && a.state == StateStarting {
+		// The orphans passed the gate before; they go on serving.
+		a.state = StateRunning
+		a.health = healthState{healthy: true}
+		a.message = fmt.Sprintf("recovery: no new generation took over (%s: %s); %s serves", res.Result, res.Reason, a.gen)
+	}
 	switch {
 	case a.state == StateStopping:
 		a.finishStop(ctx)
@@ -248,6 +303,9 @@ func asGen(g reload.Gen) generation { return g.(generation) }
 
 func (h *host) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
 	cfg := h.a.cfg
+	if dir == "" {
+		dir = h.run.dir
+	}
 	id := int(h.a.env.nextGen(cfg.Name))
 	g, err := h.a.env.spawnGen(h.ctx, cfg, id, dir, cfg.Reload.Strategy, useOwn)
 	if err != nil {
@@ -278,7 +336,11 @@ func (h *host) Commit(ctx context.Context, g reload.Gen) error {
 	if err := h.a.post(ctx, m); err != nil {
 		return err
 	}
-	return <-m.reply
+	err := <-m.reply
+	if err == nil {
+		h.a.env.recordNow(h.a.cfg.Name) // a successor recovers to g's release
+	}
+	return err
 }
 
 // Drain stops g gracefully. A generation with steered sockets first keeps

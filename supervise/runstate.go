@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
 )
 
@@ -37,6 +38,39 @@ type AppRun struct {
 	Cgroups []string `json:"cgroups,omitempty"`
 	// Listeners are the app's held sockets, in listen order.
 	Listeners []RunListener `json:"listeners,omitempty"`
+	// Serving is the tracked generation: the one that receives the app's
+	// connections (nil: none runs).
+	Serving *RunGen `json:"serving,omitempty"`
+	// Gated is the release directory (resolved) of the last generation that
+	// passed the gate: a reload's commit, or a start's readiness. A
+	// successor recovers to it.
+	Gated string `json:"gated,omitempty"`
+	// Change is a deploy or reload in progress (nil: none).
+	Change *RunChange `json:"change,omitempty"`
+}
+
+// RunGen is a generation of an app: its number in the supervisor run that
+// started it, its process group and its release directory.
+type RunGen struct {
+	ID    int       `json:"id"`
+	Group ProcGroup `json:"group"`
+	Dir   string    `json:"dir,omitempty"`
+}
+
+// RunChange is a deploy or reload in progress. A deploy is recorded before
+// it points the link at Target, and forgotten once it has ended (the link
+// pointed back on failure): a successor that finds one points Link back at
+// Previous unless it already points elsewhere than Target, or Target passed
+// the gate.
+type RunChange struct {
+	// Deploy is true for `supctl deploy`, false for a reload.
+	Deploy bool `json:"deploy,omitempty"`
+	// Link is the app's `directory` symlink; Target the release a deploy
+	// points it at (a reload: the link's target when it began); Previous
+	// the link's target before a deploy (as read by readlink).
+	Link     string `json:"link,omitempty"`
+	Target   string `json:"target,omitempty"`
+	Previous string `json:"previous,omitempty"`
 }
 
 // ProcGroup is a process group whose leader (pid PGID) started at Leader
@@ -56,6 +90,9 @@ type RunListener struct {
 	// processes' getsockname reports): ".NAME.held", or a generation's own
 	// socket's after a steered reload. "" for TCP.
 	Hold string `json:"hold,omitempty"`
+	// Steer names the BPF objects steering a TCP listener (nil: shared), by
+	// which a successor rebuilds the steering on the sockets it takes.
+	Steer *steer.ObjectIDs `json:"steer,omitempty"`
 }
 
 // ReadRunState reads run_dir/state.json; it returns nil and no error when
@@ -109,18 +146,27 @@ func (m *Manager) RunState(prev *RunState, tree *proc.Tree) *RunState {
 	st := &RunState{PID: os.Getpid(), Started: started, Apps: map[string]AppRun{}}
 	for _, a := range m.owners() {
 		name := a.cfg.Name
-		var run AppRun
-		if pid := a.snap.Load().MasterPID; pid != 0 {
+		run := m.facts.of(name)
+		snap := a.snap.Load()
+		if pid := snap.MasterPID; pid != 0 {
 			if s, ok := tree.Stat(pid); ok {
-				run.Groups = append(run.Groups, procGroup(tree, s.PGRP))
+				g := procGroup(tree, s.PGRP)
+				run.Groups = append(run.Groups, g)
+				run.Serving = &RunGen{ID: snap.Generation, Group: g, Dir: snap.Release}
 			}
 		}
 		if g := m.cgroupOf(name); g != nil {
 			run.Cgroups = append(run.Cgroups, g.Path)
 		}
-		for _, s := range m.socketsOf(name) {
+		for i, s := range m.socketsOf(name) {
 			_, hold := s.Held()
-			run.Listeners = append(run.Listeners, RunListener{Address: s.Spec.Raw, Bound: s.Bound, Hold: hold})
+			rl := RunListener{Address: s.Spec.Raw, Bound: s.Bound, Hold: hold}
+			if b, ok := m.steerOf(name, i).(bpfSteered); ok {
+				if ids, err := b.g.ObjectIDs(); err == nil {
+					rl.Steer = &ids
+				}
+			}
+			run.Listeners = append(run.Listeners, rl)
 		}
 		st.Apps[name] = run
 	}

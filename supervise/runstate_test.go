@@ -126,3 +126,26 @@ func TestFindOrphans(t *testing.T) {
 		t.Errorf("record with a live group (%d other members): orphans %v", others, o)
 	}
 }
+
+// TestRecordRunStateKeepsOwnGated: a record this process wrote (before a
+// self-upgrade's exec) keeps its apps' gated releases; another process's
+// record (a predecessor whose orphans are gone) gives none.
+func TestRecordRunStateKeepsOwnGated(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pid  int
+		want string
+	}{{"own record", os.Getpid(), "/srv/web/releases/3"}, {"another process's record", os.Getppid(), ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := WriteRunState(dir, &RunState{PID: tc.pid, Apps: map[string]AppRun{"web": {Gated: "/srv/web/releases/3"}}}); err != nil {
+				t.Fatal(err)
+			}
+			m := &Manager{runDir: dir}
+			m.RecordRunState(nil)
+			if got := m.facts.of("web").Gated; got != tc.want {
+				t.Errorf("gated release %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package supervise
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -13,9 +14,12 @@ import (
 	"github.com/gunisup/supervisor/reload/strategy"
 )
 
-// pidfile is where generation id of app writes its master's pid.
+// pidfile is where generation id of app writes its master's pid: a name
+// of this supervisor's run (its pid, which a self-upgrade keeps along with
+// the generation numbers), never that of an orphan a killed predecessor
+// left running.
 func (m *Manager) pidfile(app *config.App, id int) string {
-	return gunicorn.Pidfile(m.runDir, app.Name, id)
+	return gunicorn.Pidfile(m.runDir, app.Name, os.Getpid(), id)
 }
 
 // buildSpec turns an app into argv, environment and descriptors for one

@@ -184,14 +184,11 @@ func openListener(app *config.App, l config.Listener, bpfWhy string) (*listen.So
 	return s, unixSteered{u}, "", nil
 }
 
-// logHeldSteering logs the mode of app's listeners that were inherited
-// (systemd) or handed over (self-upgrade): shared, except the listeners
-// whose steering a self-upgrade handed over and this image adopted (gens).
-func (m *Manager) logHeldSteering(app *config.App, upgraded bool, gens []steered) {
-	why := "inherited from systemd"
-	if upgraded {
-		why = "handed over by a self-upgrade"
-	}
+// logHeldSteering logs the mode of app's listeners that were held before
+// the Manager opened them (why says how: systemd, a self-upgrade, a
+// recovery): shared, except the listeners whose steering was adopted or
+// rebuilt (gens).
+func (m *Manager) logHeldSteering(app *config.App, why string, gens []steered) {
 	for i, l := range app.Listen {
 		mode := steer.ModeShared
 		if i < len(gens) && gens[i] != nil {

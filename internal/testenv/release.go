@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Variant is how a release's app behaves.
@@ -57,6 +58,9 @@ type Release struct {
 	// match [A-Za-z0-9._+-]+.
 	Version string
 	Variant Variant
+	// BootDelay is how long importing app.py takes (each worker sleeps
+	// that long first): a release that boots slowly.
+	BootDelay time.Duration
 }
 
 var versionRE = regexp.MustCompile(`^[A-Za-z0-9._+-]+$`)
@@ -89,6 +93,9 @@ func releaseSource(r Release) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Test release %s, variant %s, written by internal/testenv.\n", r.Version, r.Variant)
 	b.WriteString("import os\nimport time\n\nfrom flask import Flask, request\n\n")
+	if r.BootDelay > 0 {
+		fmt.Fprintf(&b, "time.sleep(%.3f)  # testenv BootDelay\n\n", r.BootDelay.Seconds())
+	}
 	fmt.Fprintf(&b, "VERSION = %q\n\n", r.Version)
 	switch r.Variant {
 	case OK, Health500, Slow:

@@ -158,3 +158,138 @@ func closeFDs(socks map[int]int) {
 		_ = unix.Close(fd) // an adoption error is being reported
 	}
 }
+
+// ObjectIDs are the kernel's ids of a Group's BPF objects. After the
+// Group's owner died, a process with CAP_SYS_ADMIN finds the objects by id
+// (RecoverGroup) as long as a socket of the reuseport group keeps the
+// program attached.
+type ObjectIDs struct {
+	Sockets uint32 `json:"sockets"`
+	Serving uint32 `json:"serving"`
+	Prog    uint32 `json:"prog"`
+}
+
+// ObjectIDs returns the ids of g's BPF objects.
+func (g *Group) ObjectIDs() (ObjectIDs, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ObjectIDs{}, ErrClosed
+	}
+	var ids ObjectIDs
+	for _, m := range []struct {
+		m  *ebpf.Map
+		id *uint32
+	}{{g.objs.sockets, &ids.Sockets}, {g.objs.serving, &ids.Serving}} {
+		info, err := m.m.Info()
+		if err != nil {
+			return ObjectIDs{}, fmt.Errorf("steer: map info of %s: %w", g.addr, err)
+		}
+		id, ok := info.ID()
+		if !ok {
+			return ObjectIDs{}, fmt.Errorf("steer: map ids of %s: not available from this kernel", g.addr)
+		}
+		*m.id = uint32(id)
+	}
+	info, err := g.objs.prog.Info()
+	if err != nil {
+		return ObjectIDs{}, fmt.Errorf("steer: program info of %s: %w", g.addr, err)
+	}
+	id, ok := info.ID()
+	if !ok {
+		return ObjectIDs{}, fmt.Errorf("steer: program id of %s: not available from this kernel", g.addr)
+	}
+	ids.Prog = uint32(id)
+	return ids, nil
+}
+
+// RecoverGroup rebuilds the Group whose BPF objects have ids, after the
+// process that made it died, around fd: a socket listening on addr that a
+// surviving process holds, stored in the group's socket array (the slot
+// whose socket cookie is fd's). fd becomes the serving listener (one map update when
+// the serving map names another slot). The other slots count as free: an
+// Add may replace a socket a survivor still holds there. RecoverGroup owns
+// fd: on error it is closed and the kernel's maps are as they were.
+func RecoverGroup(addr *net.TCPAddr, backlog int, ids ObjectIDs, fd int) (*Group, *Listener, error) {
+	objs, err := objectsByID(ids)
+	if err != nil {
+		_ = unix.Close(fd) // the adoption error is the one to report
+		return nil, nil, err
+	}
+	g := &Group{addr: addr, backlog: backlog, objs: objs}
+	slot, err := g.slotOf(fd)
+	if err == nil {
+		err = g.adoptListener(slot, fd) // closes fd on error
+	} else {
+		_ = unix.Close(fd) // the lookup error is the one to report
+	}
+	if err != nil {
+		g.abandon()
+		return nil, nil, err
+	}
+	l := g.slots[slot]
+	var serving uint32
+	if err := objs.serving.Lookup(uint32(0), &serving); err != nil || serving != uint32(slot) {
+		if err := objs.serving.Put(uint32(0), uint32(slot)); err != nil {
+			g.abandon()
+			return nil, nil, fmt.Errorf("steer: serve slot %d of %s: %w", slot, addr, err)
+		}
+	}
+	g.serving = l
+	return g, l, nil
+}
+
+// slotOf returns the slot of g's socket array that holds fd's socket.
+func (g *Group) slotOf(fd int) (int, error) {
+	cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
+	if err != nil {
+		return -1, fmt.Errorf("steer: socket cookie of fd %d: %w", fd, err)
+	}
+	for slot := range MaxListeners {
+		var c uint64
+		if err := g.objs.sockets.Lookup(uint32(slot), &c); err == nil && c == cookie {
+			return slot, nil
+		}
+	}
+	return -1, fmt.Errorf("steer: fd %d (socket cookie %d) is in no slot of the socket array of %s", fd, cookie, g.addr)
+}
+
+// objectsByID opens the BPF objects of ids, checking their types.
+func objectsByID(ids ObjectIDs) (*kernelObjects, error) {
+	sockets, serr := ebpf.NewMapFromID(ebpf.MapID(ids.Sockets))
+	serving, verr := ebpf.NewMapFromID(ebpf.MapID(ids.Serving))
+	prog, perr := ebpf.NewProgramFromID(ebpf.ProgramID(ids.Prog))
+	err := errors.Join(wrapID("socket array", ids.Sockets, serr), wrapID("serving-slot map", ids.Serving, verr), wrapID("program", ids.Prog, perr))
+	if err == nil {
+		err = checkObjects(sockets, serving, prog)
+	}
+	if err != nil {
+		// Close is nil-safe; the adoption error is the one to report.
+		_, _, _ = sockets.Close(), serving.Close(), prog.Close()
+		return nil, err
+	}
+	return &kernelObjects{sockets: sockets, serving: serving, prog: prog}, nil
+}
+
+// checkObjects returns an error unless the objects are a Group's kinds.
+func checkObjects(sockets, serving *ebpf.Map, prog *ebpf.Program) error {
+	var errs []error
+	if sockets.Type() != ebpf.ReusePortSockArray || sockets.MaxEntries() != MaxListeners {
+		errs = append(errs, fmt.Errorf("steer: socket array is %s of %d entries, want %s of %d", sockets.Type(), sockets.MaxEntries(), ebpf.ReusePortSockArray, MaxListeners))
+	}
+	if serving.Type() != ebpf.Array || serving.MaxEntries() != 1 {
+		errs = append(errs, fmt.Errorf("steer: serving-slot map is %s of %d entries, want %s of 1", serving.Type(), serving.MaxEntries(), ebpf.Array))
+	}
+	if prog.Type() != ebpf.SkReuseport {
+		errs = append(errs, fmt.Errorf("steer: program is %s, want %s", prog.Type(), ebpf.SkReuseport))
+	}
+	return errors.Join(errs...)
+}
+
+// wrapID names what failed to open by which id (nil if err is).
+func wrapID(what string, id uint32, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("steer: open %s by id %d: %w", what, id, err)
+}

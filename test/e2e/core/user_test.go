@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,7 +111,7 @@ func TestAppRunsAsUser(t *testing.T) {
 	}
 
 	// The pidfile is in the app's own directory, written by nobody.
-	pidfile := filepath.Join(s.Dir, "run", "apps", "web", "web.g1.pid")
+	pidfile := filepath.Join(s.Dir, "run", "apps", "web", fmt.Sprintf("web.s%d.g1.pid", s.PID()))
 	fi, err := os.Stat(pidfile)
 	if err != nil {
 		t.Fatalf("pidfile: %v", err)

@@ -16,7 +16,8 @@ import (
 // path to the new generation's own socket (a hidden name other than
 // ".held"), the supervisor dies by SIGKILL under load and is started again:
 // it finds the orphaned socket by the hidden name its run state recorded,
-// takes it over, and no connection through the path fails.
+// takes it over, and no connection through the path fails; the listener
+// is steered by rename again, and the new supervisor stops cleanly.
 func TestRecoverAfterRenameSwitch(t *testing.T) {
 	a := startApp(t, "unix", []testenv.Release{{Version: "v0"}, {Version: "v1"}})
 	if _, r := a.reload(t, 1); r.Code != 0 {
@@ -47,4 +48,12 @@ func TestRecoverAfterRenameSwitch(t *testing.T) {
 	if res.Failed() != 0 {
 		t.Errorf("unix socket load: %s", res)
 	}
+	testenv.WaitFor(t, 60*time.Second, "the recovery's reload ended", func() bool {
+		st := second.App("web")
+		return st.Generation >= 1 && !st.Reloading
+	})
+	if st := second.App("web"); len(st.Listeners) != 1 || st.Listeners[0].Steering != "rename" {
+		t.Errorf("listeners after recovery: %+v, want one steered by rename", st.Listeners)
+	}
+	(&app{Supervisor: second}).checkCleanStop(t)
 }

@@ -1,0 +1,126 @@
+package supervise
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/reload/strategy"
+)
+
+// adopts reports whether app tracks its orphans' serving generation (see
+// Options.Orphans): it is recorded and alive, and the app's sockets are
+// held (taken from the orphans, or systemd's) unless it has none.
+func (m *Manager) adopts(opts Options, app *config.App) bool {
+	if opts.Orphans == nil || opts.Restore != nil {
+		return false
+	}
+	if _, _, ok := opts.Orphans.adoptable(app.Name); !ok {
+		return false
+	}
+	_, held := opts.Sockets[app.Name]
+	return held || len(app.Listen) == 0
+}
+
+// adoptOrphans makes a's tracked generation its orphans' serving one
+// (Starting, counted as handed over: Start does not start it) and has
+// Start replace it by a new generation of the release it recovers to.
+func (m *Manager) adoptOrphans(a *appOwner, o *Orphans) {
+	name := a.cfg.Name
+	_, dir, _ := o.adoptable(name)
+	g, _ := o.adopt(name, a.cfg.StopTimeout)
+	a.gen = g
+	a.state = StateStarting
+	a.attempted = true
+	a.message = fmt.Sprintf("recovering: %s serves until a new generation passes the gate", g)
+	a.publish()
+	m.restored[name] = true
+	m.recovering[name] = dir
+	if gated := o.apps[name].Gated; gated != "" {
+		m.facts.setGated(name, gated)
+	}
+	m.logger.Warn("recovery: tracking the previous supervisor's serving generation", "app", name, "pid", g.pid, "release", dir)
+}
+
+// recoverSteering rebuilds the steering of app's listeners on the sockets
+// taken from its orphans: BPF for a TCP listener, with the objects the
+// predecessor recorded in o (see listen.RecoverSteered); rename for a Unix
+// one, whose taken socket serves as the orphans' generation's. It returns
+// the sockets to hold (a new holder in place of each taken TCP socket it
+// steers, which it closes) and their steering, one entry per socket (nil:
+// shared). A listener that cannot be steered stays shared, logged with why.
+func (m *Manager) recoverSteering(app *config.App, taken []*listen.Socket, o *Orphans) ([]*listen.Socket, []steered) {
+	held := slices.Clone(taken)
+	gens := make([]steered, len(taken))
+	if app.Steering == config.SteeringShared {
+		return held, gens
+	}
+	for i, s := range taken {
+		switch s.Spec.Network {
+		case config.NetUnix:
+			gens[i] = m.recoverUnix(app.Name, s)
+		case config.NetTCP:
+			held[i], gens[i] = m.recoverBPF(app.Name, s, o)
+		}
+	}
+	return held, gens
+}
+
+// recoverUnix steers the Unix socket taken from app's orphans by rename,
+// recorded as the orphans' generation's (nil, logged: shared).
+func (m *Manager) recoverUnix(app string, s *listen.Socket) steered {
+	u, err := listen.SteerUnix(s)
+	if err == nil {
+		_, err = u.Add(orphanGenID, false)
+	}
+	if err != nil {
+		m.logger.Warn("recovery: rename steering not rebuilt; the listener is shared", "app", app, "listener", s.Spec.Raw, "err", err)
+		return nil
+	}
+	return unixSteered{u}
+}
+
+// recoverBPF rebuilds the BPF steering of the TCP socket taken from app's
+// orphans and returns the socket to hold for it and the steering, or s and
+// nil (logged: shared).
+func (m *Manager) recoverBPF(app string, s *listen.Socket, o *Orphans) (*listen.Socket, steered) {
+	why := m.bpfWhy()
+	if why != "" {
+		m.logger.Warn("recovery: BPF steering unavailable; the listener is shared", "app", app, "listener", s.Spec.Raw, "why", why)
+		return s, nil
+	}
+	ids := o.steering(app, s.Spec.Raw)
+	if ids == nil {
+		m.logger.Warn("recovery: the previous supervisor recorded no BPF steering; the listener is shared", "app", app, "listener", s.Spec.Raw)
+		return s, nil
+	}
+	g, holder, err := listen.RecoverSteered(s.Spec, s, *ids, orphanGenID)
+	if err != nil {
+		m.logger.Warn("recovery: BPF steering not rebuilt; the listener is shared", "app", app, "listener", s.Spec.Raw, "err", err)
+		return s, nil
+	}
+	if err := s.Close(); err != nil {
+		m.logger.Warn("recovery: close the taken socket", "app", app, "listener", s.Spec.Raw, "err", err)
+	}
+	return holder, bpfSteered{g}
+}
+
+// recoverApp replaces a's adopted orphan generation by a new generation
+// of release dir, through a reload: swap (restart for an app configured to
+// restart, which must not overlap). The orphans serve until the new
+// generation passes the gate and the steering switches to it; then they
+// are drained. If it fails, they go on serving.
+func (m *Manager) recoverApp(ctx context.Context, a *appOwner, dir string) {
+	s := strategy.Swap
+	if a.cfg.Reload.Strategy.Exclusive() {
+		s = strategy.Restart
+	}
+	msg := reloadMsg{call: newCall(), strategy: &s, dir: dir, recovery: true}
+	if err := a.send(ctx, msg); err != nil {
+		m.logger.Error("recovery: no new generation took over; the previous supervisor's processes serve", "app", a.cfg.Name, "err", err)
+		return
+	}
+	m.logger.Info("recovery: a new generation took over from the previous supervisor's processes", "app", a.cfg.Name, "release", dir)
+}
