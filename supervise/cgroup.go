@@ -60,16 +60,21 @@ func (m *Manager) cgroupOf(app string) *proc.Cgroup {
 }
 
 // newHome makes the home of generation id of app: a fresh leaf cgroup
-// "g<id>" below the app's cgroup, opened for CLONE_INTO_CGROUP (the caller
-// closes it once the generation is forked), or, without a cgroup, the mark
-// "<id>". A cgroup that cgroup.kill was written to is never spawned into:
-// the app's own cgroup is killed by a stop, a leaf when its generation ends.
+// "s<pid>.g<id>" below the app's cgroup, opened for CLONE_INTO_CGROUP (the
+// caller closes it once the generation is forked), or, without a cgroup,
+// the mark "s<pid>.g<id>". A cgroup that cgroup.kill was written to is never
+// spawned into: the app's own cgroup is killed by a stop, a leaf when its
+// generation ends. The supervisor's pid makes the name unique to this run
+// (a self-upgrade keeps the pid and the numbering), as the pidfile's is: a
+// killed predecessor's orphans, still serving in their own leaves and
+// marked with their own run, are never taken for this run's generations.
 func (m *Manager) newHome(app string, id int) (genHome, *proc.Cgroup, error) {
+	name := homeName(os.Getpid(), id)
 	cg := m.cgroupOf(app)
 	if cg == nil {
-		return genHome{mark: strconv.Itoa(id)}, nil, nil
+		return genHome{mark: name}, nil, nil
 	}
-	leaf, err := cg.Leaf("g" + strconv.Itoa(id))
+	leaf, err := cg.Leaf(name)
 	if err != nil {
 		return genHome{}, nil, fmt.Errorf("app %s generation %d: %w", app, id, err)
 	}
@@ -282,4 +287,10 @@ func (m *Manager) processCount(app string, mainPID int, tree *proc.Tree) int {
 		}
 	}
 	return n
+}
+
+// homeName is the leaf cgroup name and the mark of generation id of the
+// supervisor run pid (see newHome).
+func homeName(pid, id int) string {
+	return "s" + strconv.Itoa(pid) + ".g" + strconv.Itoa(id)
 }
