@@ -72,6 +72,9 @@ type appOwner struct {
 	nextRestart time.Time
 	readyCancel context.CancelFunc
 	stopWaiters []chan error
+	// startWaiters wait for the outcome of the start in progress (see
+	// awaitStartMsg).
+	startWaiters []chan error
 	health      healthState
 	restarts    int
 	// attempted: startGen ran at least once, or a generation was handed over.
@@ -190,6 +193,9 @@ func (a *appOwner) handle(ctx context.Context, m message) {
 	case restartMsg:
 		a.onRestart(ctx, m.reply)
 		return
+	case awaitStartMsg:
+		a.onAwaitStart(m.reply)
+		return
 	case reloadMsg:
 		a.beginReload(ctx, m)
 		return
@@ -282,6 +288,7 @@ func (a *appOwner) onStop(ctx context.Context, reply chan error) {
 	a.thenStart = false
 	a.cancelTimer()
 	a.cancelReady()
+	a.answerStart(&StartError{App: a.cfg.Name, Reason: "stopped before its start settled"})
 	a.stopWaiters = append(a.stopWaiters, reply)
 	for _, w := range a.restartWait {
 		w <- fmt.Errorf("app %s: stopped before the restart could run", a.cfg.Name)
@@ -433,12 +440,14 @@ func (a *appOwner) onReady(g generation, err error) {
 		a.health.healthy = true
 		a.message = ""
 		a.env.appReady()
+		a.answerStart(nil)
 	case errors.Is(err, context.Canceled) || g.Exited():
 	default:
 		// Alive but not answering: serve what we have, say why.
 		a.state = StateRunning
 		a.health.healthy = false
 		a.message = err.Error()
+		a.answerStart(&StartError{App: a.cfg.Name, Reason: "runs but is not ready: " + err.Error(), gen: g})
 	}
 }
 
@@ -462,6 +471,7 @@ func (a *appOwner) onExit(ctx context.Context, g generation) {
 	default:
 		a.scheduleRestart(info, time.Since(gi.Started), "")
 	}
+	a.startExited(g, info)
 }
 
 // scheduleRestart applies the restart policy after an exit (reason, if
