@@ -75,8 +75,8 @@ type appOwner struct {
 	// startWaiters wait for the outcome of the start in progress (see
 	// awaitStartMsg).
 	startWaiters []chan error
-	health      healthState
-	restarts    int
+	health       healthState
+	restarts     int
 	// attempted: startGen ran at least once, or a generation was handed over.
 	attempted  bool
 	lastExit   *ExitInfo
