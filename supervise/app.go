@@ -196,6 +196,9 @@ func (a *appOwner) handle(ctx context.Context, m message) {
 	case awaitStartMsg:
 		a.onAwaitStart(m.reply)
 		return
+	case signalMsg:
+		a.onSignal(m)
+		return
 	case reloadMsg:
 		a.beginReload(ctx, m)
 		return
