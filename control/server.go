@@ -121,6 +121,8 @@ type Server struct {
 	Upgrader Upgrader
 	// Logs serves the logs verb (optional).
 	Logs Logs
+	// SupervisorLog serves the log verb (optional).
+	SupervisorLog SupervisorLog
 	// Config serves reread and update (optional).
 	Config Configurer
 	Info   func() SupervisorInfo
@@ -183,6 +185,7 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("GET /v1/reread", s.reread)
 	mux.HandleFunc("POST /v1/update", s.update)
 	mux.HandleFunc("POST /v1/signal/{sig}", s.signal)
+	mux.HandleFunc("GET /v1/log", s.supervisorLog)
 	lim := s.Limits.withDefaults()
 	srv := &http.Server{
 		Handler:           bounded(jsonErrors(mux), lim.WriteTimeout),
