@@ -75,8 +75,11 @@ type appOwner struct {
 	// startWaiters wait for the outcome of the start in progress (see
 	// awaitStartMsg).
 	startWaiters []chan error
-	health       healthState
-	restarts     int
+	// exitedGen is the tracked generation that exited last (its output
+	// tail explains a failed start).
+	exitedGen generation
+	health    healthState
+	restarts  int
 	// attempted: startGen ran at least once, or a generation was handed over.
 	attempted  bool
 	lastExit   *ExitInfo
@@ -459,6 +462,7 @@ func (a *appOwner) onExit(ctx context.Context, g generation) {
 	info := g.Exit()
 	a.gen = nil
 	a.lastExit = &info
+	a.exitedGen = g
 	a.cancelReady()
 	a.env.afterExit(g)
 	gi := g.Info()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
@@ -92,10 +93,10 @@ func (a *appOwner) lastStartResult() error {
 	if a.lastExit != nil {
 		reason = "exited: " + a.lastExit.String()
 	}
-	if a.message != "" {
+	if a.message != "" && (a.lastExit == nil || !strings.Contains(a.message, a.lastExit.String())) {
 		reason += "; " + a.message
 	}
-	return &StartError{App: a.cfg.Name, Reason: reason}
+	return &StartError{App: a.cfg.Name, Reason: reason, gen: a.exitedGen}
 }
 
 // answerStart answers every start waiter with err (nil: started).
