@@ -4,13 +4,16 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestOwnerAwaitStart: a start's waiter is answered nil once the generation
 // is ready, a *StartError naming the exit when it exits first, and at once
 // for an app that is running or backing off.
 func TestOwnerAwaitStart(t *testing.T) {
-	r := startRig(t, testApp())
+	cfg := testApp()
+	cfg.Backoff.Initial, cfg.Backoff.Max = time.Hour, time.Hour // stays in backoff
+	r := startRig(t, cfg)
 	if err := r.do(startMsg{newCall()}); err != nil {
 		t.Fatal(err)
 	}
