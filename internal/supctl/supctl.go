@@ -219,7 +219,11 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 			}
 			ls = append(ls, l.Address)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%d\t%s\n", a.Name, state, pid, len(a.WorkerPIDs), a.Processes, up, a.Restarts, last, a.Generation, strings.Join(ls, ","))
+		workers := "-" // a process app has no workers of its own
+		if a.Kind != "process" {
+			workers = fmt.Sprint(len(a.WorkerPIDs))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%s\n", a.Name, state, pid, workers, a.Processes, up, a.Restarts, last, a.Generation, strings.Join(ls, ","))
 	}
 	_ = tw.Flush() // writes to a terminal or pipe; nothing to recover
 	for _, a := range apps {
@@ -316,6 +320,9 @@ func finish(out io.Writer, verb, what string, ev control.Event) error {
 		fmt.Fprintf(out, "  | %s\n", l)
 	}
 	err := fmt.Errorf("%s %s: %s: %s", verb, what, ev.Result, ev.Error)
+	if strings.Contains(ev.Error, strings.ReplaceAll(ev.Result, "_", " ")) {
+		err = fmt.Errorf("%s %s: %s", verb, what, ev.Error) // the error names the result
+	}
 	if ev.Code == control.CodeBadRequest {
 		return exitcode.New(ExitUsage, err)
 	}

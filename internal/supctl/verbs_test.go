@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -195,5 +196,20 @@ func TestPermissionHint(t *testing.T) {
 	err := Run([]string{"-s", sock, "restart", "web"}, &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "control_group") {
 		t.Fatalf("restart on an unreadable socket: %v, want the control_group hint", err)
+	}
+}
+
+// TestOutputWording: a rolled-back reload says so once; a process app's
+// WORKERS column is "-".
+func TestOutputWording(t *testing.T) {
+	serveBackend(t, workerBackend{})
+	err := Run([]string{"reload", "worker"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || strings.Count(strings.ReplaceAll(err.Error(), "_", " "), "rolled back") != 1 {
+		t.Errorf("rolled-back reload: %v, want \"rolled back\" once", err)
+	}
+	var out bytes.Buffer
+	PrintStatus(&out, []control.AppStatus{{Name: "sleeper", Kind: "process", State: control.StateRunning, MasterPID: 7}}, time.Now())
+	if f := strings.Fields(strings.Split(out.String(), "\n")[1]); len(f) < 4 || f[3] != "-" {
+		t.Errorf("process app's row %q: WORKERS is not -", out.String())
 	}
 }
