@@ -27,6 +27,8 @@ type AppResult struct {
 	Tail []string `json:"tail,omitempty"`
 	// PID is the main process a signal was sent to.
 	PID int `json:"pid,omitempty"`
+	// Note qualifies a success (a stop that took KILL).
+	Note string `json:"note,omitempty"`
 }
 
 // BulkResponse answers POST /v1/act/{verb}?target=T[&target=T...]: OK

@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -16,6 +18,7 @@ func (b backend) ActMany(ctx context.Context, verb string, targets []string) ([]
 	if err != nil {
 		return nil, wireError(err)
 	}
+	since := time.Now()
 	errs, err := b.m.Act(ctx, verb, names)
 	if err != nil {
 		return nil, wireError(err)
@@ -24,7 +27,35 @@ func (b backend) ActMany(ctx context.Context, verb string, targets []string) ([]
 	for i, n := range names {
 		out[i] = result(n, errs[n])
 	}
+	if verb == "stop" {
+		b.noteKills(out, since)
+	}
 	return out, nil
+}
+
+// noteKills notes on each result of out whose app's generation was killed
+// after since (it outlived its stop signal for stop_timeout) that KILL
+// ended it.
+func (b backend) noteKills(out []control.AppResult, since time.Time) {
+	snaps := map[string]supervise.AppSnapshot{}
+	for _, s := range b.m.Snapshots() {
+		snaps[s.Name] = s
+	}
+	for i := range out {
+		s, ok := snaps[out[i].App]
+		if !ok || s.LastExit == nil || s.LastExit.Signal != int(unix.SIGKILL) || s.LastExit.Time.Before(since) {
+			continue
+		}
+		cfg := b.m.Config().App(out[i].App)
+		if cfg == nil || cfg.StopSignal == unix.SIGKILL {
+			continue
+		}
+		sig := "SIGTERM"
+		if s, ok := cfg.StopSignal.(unix.Signal); ok {
+			sig = unix.SignalName(s)
+		}
+		out[i].Note = fmt.Sprintf("killed with KILL: it outlived %s for stop_timeout %s", sig, cfg.StopTimeout)
+	}
 }
 
 // Resolve implements control.Resolver with the configuration's targets.

@@ -203,6 +203,10 @@ func printResults(out io.Writer, verb string, r *control.BulkResponse) error {
 				fmt.Fprintf(out, "%s %s: ok (pid %d)\n", verb, res.App, res.PID)
 				continue
 			}
+			if res.Note != "" {
+				fmt.Fprintf(out, "%s %s: ok, %s\n", verb, res.App, res.Note)
+				continue
+			}
 			fmt.Fprintf(out, "%s %s: ok\n", verb, res.App)
 			continue
 		}

@@ -140,3 +140,14 @@ func TestSupctlSignalPidLog(t *testing.T) {
 		t.Errorf("supctl -c %s status web: %v\n%s", s.Config, err, out)
 	}
 }
+
+// TestSupctlStopSaysKill: stopping an app that ignores TERM says KILL
+// ended it after stop_timeout.
+func TestSupctlStopSaysKill(t *testing.T) {
+	s := e2e.Start(t, e2e.Options{Config: e2e.Config{Apps: []e2e.App{{Name: "stubborn",
+		Command: []string{"sh", "-c", "trap '' TERM; while :; do sleep 1; done"}, StopTimeout: "1s",
+		Extra: "start_settle = \"200ms\"\n"}}}.String()})
+	s.WaitRunning(60*time.Second, "stubborn")
+	ctl(t, s, 0, []string{"stop", "stubborn"}, "stop stubborn: ok, killed with KILL: it outlived SIGTERM for stop_timeout 1s")
+	ctl(t, s, 0, []string{"start", "stubborn"}, "start stubborn: ok")
+}
