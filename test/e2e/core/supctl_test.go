@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,4 +151,31 @@ func TestSupctlStopSaysKill(t *testing.T) {
 	s.WaitRunning(60*time.Second, "stubborn")
 	ctl(t, s, 0, []string{"stop", "stubborn"}, "stop stubborn: ok, killed with KILL: it outlived SIGTERM for stop_timeout 1s")
 	ctl(t, s, 0, []string{"start", "stubborn"}, "start stubborn: ok")
+}
+
+// TestSupctlPermissionHint: a user refused by the control socket's mode is
+// told to run supctl as root or join control_group, by status (exit 4),
+// start (exit 3) and version.
+func TestSupctlPermissionHint(t *testing.T) {
+	s, _ := startPeer(t, "")
+	bin, err := os.ReadFile(s.Supctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	supctl := filepath.Join(s.Dir, "supctl")
+	if err := os.WriteFile(supctl, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{{[]string{"status"}, 4}, {[]string{"start", "idle"}, 3}, {[]string{"version"}, 0}} {
+		cmd := exec.Command(supctl, append([]string{"-s", s.Socket}, tc.args...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}}
+		out, _ := cmd.CombinedOutput()
+		t.Logf("uid %d: supctl %s: exit %d: %s", nobody, strings.Join(tc.args, " "), cmd.ProcessState.ExitCode(), out)
+		if code := cmd.ProcessState.ExitCode(); code != tc.code || !strings.Contains(string(out), "control_group") {
+			t.Errorf("supctl %s as uid %d: exit %d, want %d and the control_group hint:\n%s", strings.Join(tc.args, " "), nobody, code, tc.code, out)
+		}
+	}
 }
