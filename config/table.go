@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/gunisup/supervisor/internal/textutil"
 )
 
 // parser holds the state of one Parse call: where problems go and where keys
@@ -289,7 +291,7 @@ func (t *table) suggest(k string) string {
 		if _, present := t.m[known]; present && known != k {
 			continue // already used in this table: not what was meant
 		}
-		d := editDistance(strings.ToLower(k), strings.ToLower(known))
+		d := textutil.EditDistance(strings.ToLower(k), strings.ToLower(known))
 		if d < bestDist || (d == bestDist && known < best) {
 			best, bestDist = known, d
 		}
@@ -298,25 +300,4 @@ func (t *table) suggest(k string) string {
 		return ""
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b (bytes).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

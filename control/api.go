@@ -31,9 +31,12 @@ const DefaultSocket = defaults.ControlSocket
 //	GET  /v1/reread            what an update would do      -> RereadResponse
 //	POST /v1/update[?app=A...] apply the configuration file -> Event stream
 //	GET  /v1/version                             -> VersionResponse
+//	GET  /v1/status?target=T...  the apps of targets (app, instance base name, all, group:NAME)
+//	GET  /v1/log[?n=N&follow=true]  the supervisor's own log -> LogLine stream (NDJSON)
+//	POST /v1/signal/{SIG}?target=T...  SIG of Signals to the apps' main processes -> BulkResponse
 //
 // Anything else is 404 (unknown route) or 405 (wrong method).
-var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "logs", "reread", "update"}
+var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "logs", "reread", "update", "signal", "log"}
 
 // Code is the stable word that classifies an error answer.
 type Code string

@@ -23,6 +23,12 @@ type AppResult struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
 	Code  Code   `json:"code,omitempty"`
+	// Tail is the last output lines of a generation whose start failed.
+	Tail []string `json:"tail,omitempty"`
+	// PID is the main process a signal was sent to.
+	PID int `json:"pid,omitempty"`
+	// Note qualifies a success (a stop that took KILL).
+	Note string `json:"note,omitempty"`
 }
 
 // BulkResponse answers POST /v1/act/{verb}?target=T[&target=T...]: OK

@@ -74,6 +74,38 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer stop()
+	streamLines(w, r, recent, live)
+}
+
+// SupervisorLog is what the log verb reads: the supervisor's own recent
+// log lines (optional: without it the verb answers unavailable).
+type SupervisorLog interface {
+	// OpenSupervisorLog returns the recent lines (q.N of them; 0: all
+	// held), and with q.Follow a channel of every later line and stop, as
+	// Logs.OpenLogs does.
+	OpenSupervisorLog(q LogQuery) (recent []LogLine, live <-chan LogLine, stop func())
+}
+
+// supervisorLog answers GET /v1/log?n=N&follow=1 with NDJSON LogLine
+// objects of the supervisor's own log.
+func (s *Server) supervisorLog(w http.ResponseWriter, r *http.Request) {
+	if s.SupervisorLog == nil {
+		writeError(w, http.StatusNotImplemented, CodeUnavailable, "the supervisor's log is not available")
+		return
+	}
+	q, err := parseLogQuery(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
+	}
+	recent, live, stop := s.SupervisorLog.OpenSupervisorLog(q)
+	defer stop()
+	streamLines(w, r, recent, live)
+}
+
+// streamLines writes recent, then each line of live (nil: none) until it
+// closes or the client goes, as NDJSON.
+func streamLines(w http.ResponseWriter, r *http.Request, recent []LogLine, live <-chan LogLine) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
@@ -146,7 +178,23 @@ func (c *Client) Logs(ctx context.Context, app string, q LogQuery, onLine func(L
 	if q.Follow {
 		v.Set("follow", "true")
 	}
-	resp, err := c.do(ctx, http.MethodGet, "/v1/apps/"+url.PathEscape(app)+"/logs?"+v.Encode())
+	return c.readLines(ctx, "/v1/apps/"+url.PathEscape(app)+"/logs?"+v.Encode(), onLine)
+}
+
+// SupervisorLog reads the supervisor's own recent log lines (n; 0: all
+// held), and with follow every later one until ctx ends.
+func (c *Client) SupervisorLog(ctx context.Context, n int, follow bool, onLine func(LogLine)) error {
+	v := url.Values{}
+	v.Set("n", strconv.Itoa(n))
+	if follow {
+		v.Set("follow", "true")
+	}
+	return c.readLines(ctx, "/v1/log?"+v.Encode(), onLine)
+}
+
+// readLines passes each NDJSON LogLine of GET path to onLine.
+func (c *Client) readLines(ctx context.Context, path string, onLine func(LogLine)) error {
+	resp, err := c.do(ctx, http.MethodGet, path)
 	if err != nil {
 		return err
 	}

@@ -121,6 +121,8 @@ type Server struct {
 	Upgrader Upgrader
 	// Logs serves the logs verb (optional).
 	Logs Logs
+	// SupervisorLog serves the log verb (optional).
+	SupervisorLog SupervisorLog
 	// Config serves reread and update (optional).
 	Config Configurer
 	Info   func() SupervisorInfo
@@ -182,6 +184,8 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/act/{verb}", s.bulk)
 	mux.HandleFunc("GET /v1/reread", s.reread)
 	mux.HandleFunc("POST /v1/update", s.update)
+	mux.HandleFunc("POST /v1/signal/{sig}", s.signal)
+	mux.HandleFunc("GET /v1/log", s.supervisorLog)
 	lim := s.Limits.withDefaults()
 	srv := &http.Server{
 		Handler:           bounded(jsonErrors(mux), lim.WriteTimeout),
@@ -434,18 +438,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if s.Info != nil {
 		resp.Supervisor = s.Info()
 	}
-	if name := r.PathValue("app"); name != "" {
-		var one []AppStatus
-		for _, a := range resp.Apps {
-			if a.Name == name {
-				one = append(one, a)
-			}
-		}
-		if one == nil {
-			writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no such app: %q", name))
-			return
-		}
-		resp.Apps = one
+	if !s.statusTargets(w, r, &resp) {
+		return
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

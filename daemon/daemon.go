@@ -113,8 +113,12 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return exitcode.New(ExitConfig, err)
 		}
-		logger := newLogger(cfg.Supervisor.LogFormat, stderr)
-		d := &Daemon{Config: cfg, Logger: logger, Stdout: stdout}
+		self, err := newSelfLog()
+		if err != nil {
+			return exitcode.New(ExitFailure, err)
+		}
+		logger := newLogger(cfg.Supervisor.LogFormat, io.MultiWriter(stderr, self.Writer()))
+		d := &Daemon{Config: cfg, Logger: logger, Stdout: stdout, selfLog: self}
 		return d.Run(context.Background())
 	}
 	fmt.Fprint(stderr, usage)
@@ -133,6 +137,9 @@ type Daemon struct {
 	Logger *slog.Logger
 	Stdout io.Writer
 
+	// selfLog keeps the supervisor's recent log lines (`supctl log`); nil
+	// when Logger writes elsewhere only.
+	selfLog  *selfLog
 	started  time.Time
 	manager  *supervise.Manager
 	reaper   *proc.Reaper
@@ -448,6 +455,9 @@ func (d *Daemon) listenHTTP() net.Listener {
 func (d *Daemon) serveControl(r *running, httpLn net.Listener) error {
 	sup := d.Config.Supervisor
 	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Logs: backend{d.manager}, Config: configurer{d.manager, d.pruneBridges}, Info: d.info, Logger: d.Logger}
+	if d.selfLog != nil {
+		srv.SupervisorLog = d.selfLog
+	}
 	if err := srv.Listen(sup.ControlSocket, controlGID(sup)); err != nil {
 		if httpLn != nil {
 			_ = httpLn.Close() // exiting anyway

@@ -31,12 +31,20 @@ func (b backend) OpenLogs(app string, q control.LogQuery) ([]control.LogLine, <-
 	if err != nil {
 		return nil, nil, nil, wireError(err)
 	}
+	recent, live, stop := openLog(l, q)
+	return recent, live, stop, nil
+}
+
+// openLog returns l's recent lines matching q and, with q.Follow, a channel
+// of every later one and the function that ends the follow (see
+// control.Logs.OpenLogs).
+func openLog(l *logs.App, q control.LogQuery) ([]control.LogLine, <-chan control.LogLine, func()) {
 	lq := logs.Query{N: q.N}
 	if q.Stderr {
 		lq.Stream = logs.Stderr
 	}
 	if !q.Follow {
-		return wireLines(l.Lines(lq)), nil, func() {}, nil
+		return wireLines(l.Lines(lq)), nil, func() {}
 	}
 	recent, f := l.Follow(lq, followBuffer)
 	live := make(chan control.LogLine)
@@ -44,7 +52,7 @@ func (b backend) OpenLogs(app string, q control.LogQuery) ([]control.LogLine, <-
 	var once sync.Once
 	stop := func() { once.Do(func() { close(done); f.Close() }) }
 	go relayFollow(f, live, done)
-	return wireLines(recent), live, stop, nil
+	return wireLines(recent), live, stop
 }
 
 // relayFollow passes f's lines to live until f ends or done is closed, then

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
@@ -67,6 +68,10 @@ func update(ctx context.Context, m *supervise.Manager, apps []string, progress r
 	if d := config.Compare(m.Config(), next); len(d.Supervisor) > 0 {
 		progress(fmt.Sprintf("[supervisor] %v changed: not applied until the supervisor restarts", d.Supervisor))
 	}
+	apps, err = resolveEither(m.Config(), next, apps)
+	if err != nil {
+		return wireError(err)
+	}
 	res, err := m.Update(ctx, next, apps, progress)
 	if err != nil {
 		return wireError(err)
@@ -116,4 +121,25 @@ func fileChangedNote(m *supervise.Manager, app string) string {
 		}
 	}
 	return ""
+}
+
+// resolveEither expands targets (see config.Config.Resolve) with the edited
+// configuration next, and with the running one cur for apps next removes;
+// a target neither knows is an error wrapping config.ErrNoSuchApp.
+func resolveEither(cur, next *config.Config, targets []string) ([]string, error) {
+	var out []string
+	for _, t := range targets {
+		names, err := next.Resolve([]string{t})
+		if err != nil {
+			if names, err = cur.Resolve([]string{t}); err != nil {
+				return nil, err
+			}
+		}
+		for _, n := range names {
+			if !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
 }

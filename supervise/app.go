@@ -72,8 +72,14 @@ type appOwner struct {
 	nextRestart time.Time
 	readyCancel context.CancelFunc
 	stopWaiters []chan error
-	health      healthState
-	restarts    int
+	// startWaiters wait for the outcome of the start in progress (see
+	// awaitStartMsg).
+	startWaiters []chan error
+	// exitedGen is the tracked generation that exited last (its output
+	// tail explains a failed start).
+	exitedGen generation
+	health    healthState
+	restarts  int
 	// attempted: startGen ran at least once, or a generation was handed over.
 	attempted  bool
 	lastExit   *ExitInfo
@@ -190,6 +196,12 @@ func (a *appOwner) handle(ctx context.Context, m message) {
 	case restartMsg:
 		a.onRestart(ctx, m.reply)
 		return
+	case awaitStartMsg:
+		a.onAwaitStart(m.reply)
+		return
+	case signalMsg:
+		a.onSignal(m)
+		return
 	case reloadMsg:
 		a.beginReload(ctx, m)
 		return
@@ -282,6 +294,7 @@ func (a *appOwner) onStop(ctx context.Context, reply chan error) {
 	a.thenStart = false
 	a.cancelTimer()
 	a.cancelReady()
+	a.answerStart(&StartError{App: a.cfg.Name, Reason: "stopped before its start settled"})
 	a.stopWaiters = append(a.stopWaiters, reply)
 	for _, w := range a.restartWait {
 		w <- fmt.Errorf("app %s: stopped before the restart could run", a.cfg.Name)
@@ -434,12 +447,14 @@ func (a *appOwner) onReady(g generation, err error) {
 		a.message = ""
 		a.env.gated(a.cfg.Name, g)
 		a.env.appReady()
+		a.answerStart(nil)
 	case errors.Is(err, context.Canceled) || g.Exited():
 	default:
 		// Alive but not answering: serve what we have, say why.
 		a.state = StateRunning
 		a.health.healthy = false
 		a.message = err.Error()
+		a.answerStart(&StartError{App: a.cfg.Name, Reason: "runs but is not ready: " + err.Error(), gen: g})
 	}
 }
 
@@ -448,6 +463,7 @@ func (a *appOwner) onExit(ctx context.Context, g generation) {
 	info := g.Exit()
 	a.gen = nil
 	a.lastExit = &info
+	a.exitedGen = g
 	a.cancelReady()
 	a.env.afterExit(g)
 	gi := g.Info()
@@ -463,6 +479,7 @@ func (a *appOwner) onExit(ctx context.Context, g generation) {
 	default:
 		a.scheduleRestart(info, time.Since(gi.Started), "")
 	}
+	a.startExited(g, info)
 }
 
 // scheduleRestart applies the restart policy after an exit (reason, if

@@ -425,14 +425,16 @@ func (m *Manager) owner(name string) (*appOwner, error) {
 // (the error config.Config.Resolve wraps, so callers test for one).
 var ErrNoSuchApp = config.ErrNoSuchApp
 
-// StartApp asks app name to run; it returns once the generation was spawned
-// (not when it is ready).
+// StartApp asks app name to run and returns the start's outcome: nil once
+// it counts as started (a process: running after start_settle; Gunicorn:
+// ready), else a *StartError (exited first, or not ready within
+// start_timeout), waiting at most start_timeout + start_settle + 5 s.
 func (m *Manager) StartApp(ctx context.Context, name string) error {
 	a, err := m.owner(name)
 	if err != nil {
 		return err
 	}
-	return a.send(ctx, startMsg{newCall()})
+	return m.startAndWait(ctx, a, startMsg{newCall()})
 }
 
 // StopApp stops app name and returns once nothing of it runs.
@@ -446,13 +448,14 @@ func (m *Manager) StopApp(ctx context.Context, name string) error {
 
 // RestartApp stops the serving generation and starts a new one at once; the
 // held sockets keep arriving clients in the backlog meanwhile. It returns
-// when the old generation has exited.
+// once the old generation has exited and the new one's start has an
+// outcome (see StartApp).
 func (m *Manager) RestartApp(ctx context.Context, name string) error {
 	a, err := m.owner(name)
 	if err != nil {
 		return err
 	}
-	return a.send(ctx, restartMsg{newCall()})
+	return m.startAndWait(ctx, a, restartMsg{newCall()})
 }
 
 // Reload replaces app name's serving generation (see package reload). It

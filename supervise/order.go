@@ -64,7 +64,7 @@ func (m *Manager) hasDependents(a *appOwner) bool {
 // apps it names in after and requires have settled (see settle).
 func (m *Manager) startOrdered(ctx context.Context, set []*appOwner) map[string]error {
 	return ordered(set, false, func(a *appOwner) error {
-		if err := a.send(ctx, startMsg{newCall()}); err != nil {
+		if err := m.startAndWait(ctx, a, startMsg{newCall()}); err != nil {
 			return err
 		}
 		if m.hasDependents(a) {
@@ -120,7 +120,7 @@ func (m *Manager) Act(ctx context.Context, verb string, names []string) (map[str
 	case "stop":
 		return m.stopOrdered(ctx, set), nil
 	case "restart":
-		return ordered(set, false, func(a *appOwner) error { return a.send(ctx, restartMsg{newCall()}) }), nil
+		return ordered(set, false, func(a *appOwner) error { return m.startAndWait(ctx, a, restartMsg{newCall()}) }), nil
 	}
 	return nil, fmt.Errorf("%w: verb %q (start, stop, restart)", ErrNoSuchApp, verb)
 }

@@ -272,7 +272,7 @@ func (m *Manager) applyChange(ctx context.Context, d config.AppDiff, cfg *config
 		if cfg.Kind == config.KindGunicorn {
 			return m.Reload(ctx, cfg.Name, nil, func(msg string) { progress(cfg.Name + ": " + msg) })
 		}
-		return m.RestartApp(ctx, cfg.Name)
+		return a.send(ctx, restartMsg{newCall()})
 	case config.ActionRestart:
 		m.mu.Lock()
 		old := m.sockets[cfg.Name]
@@ -283,7 +283,7 @@ func (m *Manager) applyChange(ctx context.Context, d config.AppDiff, cfg *config
 		}
 		m.mu.Unlock()
 		if running {
-			err = m.RestartApp(ctx, cfg.Name)
+			err = a.send(ctx, restartMsg{newCall()})
 		}
 		return errors.Join(err, closeSteered(oldSteered), listen.CloseAll(old))
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 
 	"github.com/gunisup/supervisor/control"
-	"github.com/gunisup/supervisor/internal/exitcode"
 )
 
 // actMany runs verb on targets (apps, all, group:NAME) and prints one line
@@ -27,17 +26,5 @@ func actMany(ctx context.Context, c *control.Client, verb string, targets []stri
 	if err != nil {
 		return err
 	}
-	failed := 0
-	for _, res := range r.Results {
-		if res.OK {
-			fmt.Fprintf(out, "%s %s: ok\n", verb, res.App)
-			continue
-		}
-		failed++
-		fmt.Fprintf(out, "%s %s: %s\n", verb, res.App, res.Error)
-	}
-	if failed > 0 {
-		return exitcode.New(ExitFailed, fmt.Errorf("%s: %d of %d apps failed", verb, failed, len(r.Results)))
-	}
-	return nil
+	return printResults(out, verb, r)
 }

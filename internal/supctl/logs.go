@@ -8,12 +8,13 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
 )
 
-const logsUsage = "usage: supctl logs APP [-n LINES] [-f] [--stderr] | supctl logs APP --reopen"
+const logsUsage = "usage: supctl logs TARGET... [-n LINES] [-f] [--stderr] | supctl logs TARGET... --reopen"
 
 // logsCmd runs `supctl logs`: it prints the app's recent lines (and with -f
 // every later one until interrupted), or with --reopen has the app's log
@@ -23,18 +24,24 @@ func logsCmd(ctx context.Context, c *control.Client, args []string, out io.Write
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
+	if len(pos) == 0 {
 		return exitcode.New(ExitUsage, errors.New(logsUsage))
+	}
+	names, err := resolveTargets(ctx, c, pos)
+	if err != nil {
+		return err
 	}
 	if _, ok := flags["reopen"]; ok {
 		if len(flags) > 1 {
 			return exitcode.New(ExitUsage, errors.New("--reopen takes no other flag: "+logsUsage))
 		}
-		r, err := c.ReopenLogs(ctx, pos[0])
-		if err != nil {
-			return err
+		for _, n := range names {
+			r, err := c.ReopenLogs(ctx, n)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(out, r.Message)
 		}
-		fmt.Fprintln(out, r.Message)
 		return nil
 	}
 	q := control.LogQuery{N: 100}
@@ -49,7 +56,34 @@ func logsCmd(ctx context.Context, c *control.Client, args []string, out io.Write
 	_, follow := flags["follow"]
 	_, q.Stderr = flags["stderr"]
 	q.Follow = f || follow
-	return c.Logs(ctx, pos[0], q, func(l control.LogLine) { printLogLine(out, pos[0], l) })
+	return logsOf(ctx, c, names, q, out)
+}
+
+// logsOf prints the lines of every app of names: one after another, or
+// with q.Follow side by side (each line names its app) until ctx ends.
+func logsOf(ctx context.Context, c *control.Client, names []string, q control.LogQuery, out io.Writer) error {
+	if !q.Follow || len(names) == 1 {
+		for _, n := range names {
+			if err := c.Logs(ctx, n, q, func(l control.LogLine) { printLogLine(out, n, l) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var mu sync.Mutex
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Go(func() {
+			errs[i] = c.Logs(ctx, n, q, func(l control.LogLine) {
+				mu.Lock()
+				defer mu.Unlock()
+				printLogLine(out, n, l)
+			})
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // printLogLine writes one line as "TIME APP[GEN] STREAM: TEXT", marking the

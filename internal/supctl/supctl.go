@@ -1,17 +1,18 @@
 // Package supctl is the supctl command line: it parses arguments, talks to
 // the control socket and prints results. Exit statuses (carried by
-// exitcode.Error): 0 ok, 1 the operation failed, 2 usage or configuration
-// error, 3 cannot connect to the supervisor.
+// exitcode.Error): 0 ok, 1 the operation failed (a start or restart: the
+// app did not count as started), 2 usage or configuration error, 3 cannot
+// connect to the supervisor; `supctl status` (and `pid TARGET`) exits 3
+// when an app named is not running and 4 for an unknown app or when it
+// cannot connect, as LSB status and supervisorctl do.
 package supctl
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -34,25 +35,29 @@ const (
 // registry's names, joined by "|".
 var strategyChoice = strings.Join(strategy.Names(), "|")
 
-var usage = `usage: supctl [-s SOCKET] COMMAND [ARGS]
+var usage = `usage: supctl [-s SOCKET | -c CONFIG] COMMAND [ARGS]
 
-commands:
-  status [APP] [--json]          state, PIDs, workers, uptime, restarts, last exit, listeners
-  start|stop|restart TARGET...   TARGET: an app, all, or group:NAME; one line per app
-  reload APP [--strategy S]              zero-downtime code swap; exit 0 once the new generation serves alone
+commands (TARGET: an app, an instance base name, all, or group:NAME; several at once):
+  status [TARGET...] [--json]    state, PIDs, workers, uptime, restarts, last exit, listeners
+  start|stop|restart TARGET...   one line per app; start and restart wait until each app counts as started
+  signal TARGET... SIG           send SIG (` + strings.Join(control.SignalNames(), " ") + `) to each app's main process
+  pid [TARGET...]                the supervisor's PID, or each app's main PID
+  reload TARGET... [--strategy S]        zero-downtime code swap; exit 0 once the new generation serves alone
   deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR (relative to the current directory), reload, point back on failure
-  logs APP [-n 100] [-f] [--stderr]      recent output lines of APP (-f: then follow live lines)
-  logs APP --reopen              reopen APP's log file (after logrotate) and Gunicorn's own logs (USR1)
+  logs TARGET... [-n 100] [-f] [--stderr]  recent output lines (-f: then follow live lines)
+  logs TARGET... --reopen        reopen the log file (after logrotate) and Gunicorn's own logs (USR1)
+  log [-n 100] [-f]              the supervisor's own recent log lines
   reread                         show what update would do with the edited configuration file
-  update [APP...]                apply the configuration file: add, remove, reload or change apps (as SIGHUP)
+  update [TARGET...]             apply the configuration file: add, remove, reload or change apps (as SIGHUP)
   upgrade                        re-execute the supervisor binary in place (same PID, apps untouched)
   version | --version            supctl's version, and the supervisor's when one answers
   completion bash|zsh|fish       print a shell completion script
-  help | --help
+  help [COMMAND] | COMMAND --help
 
 S is a reload strategy: ` + strategyChoice + ` (default: the app's reload.strategy).
-The socket is -s PATH, else $SUPCTL_SOCKET, else ` + control.DefaultSocket + `.
-Exit status: 0 ok, 1 operation failed, 2 usage error, 3 cannot connect.
+The socket is -s PATH, else the control_socket of -c CONFIG, else $SUPCTL_SOCKET, else ` + control.DefaultSocket + `.
+Exit status: 0 ok, 1 operation failed, 2 usage error, 3 cannot connect;
+status: 0 all named apps run, 3 some app is not running, 4 unknown app or cannot connect.
 `
 
 // Run runs supctl with args (without the program name).
@@ -61,6 +66,7 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {} // Run prints the usage: on stdout for -h, on stderr for errors
 	sock := fs.String("s", "", "control socket path")
+	conf := fs.String("c", "", "configuration file whose control_socket to use")
 	timeout := fs.Duration("timeout", 15*time.Minute, "give up after this long")
 	showVersion := fs.Bool("version", false, "print the version")
 	if err := fs.Parse(args); err != nil {
@@ -78,51 +84,62 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return exitcode.New(ExitUsage, errors.New("no command"))
 	}
-	path := *sock
-	if path == "" {
-		path = os.Getenv("SUPCTL_SOCKET")
+	cmd, cargs := rest[0], rest[1:]
+	if cmd == "help" || cmd == "-h" || cmd == "--help" {
+		return help(cargs, stdout)
 	}
-	if path == "" {
-		path = control.DefaultSocket
+	if _, ok := verbHelp[cmd]; !ok {
+		return unknownVerb(cmd)
+	}
+	if wantsHelp(cargs) {
+		return help([]string{cmd}, stdout)
+	}
+	path, err := socketPath(*sock, *conf)
+	if err != nil {
+		return exitcode.New(ExitUsage, err)
 	}
 	c := control.NewClient(path)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	if rest[0] == "logs" && !flagSet(fs, "timeout") {
+	if (cmd == "logs" || cmd == "log") && !flagSet(fs, "timeout") {
 		// A follow lasts until interrupted, unless a limit was asked for.
 		cancel()
 		ctx, cancel = context.WithCancel(context.Background())
 	}
 	defer cancel()
-	cmd, cargs := rest[0], rest[1:]
-	var err error
-	switch cmd {
-	case "status":
-		err = status(ctx, c, cargs, stdout)
-	case "start", "stop", "restart":
-		err = act(ctx, c, cmd, cargs, stdout)
-	case "reload", "deploy":
-		err = reloadCmd(ctx, c, cmd, cargs, stdout)
-	case "logs":
-		err = logsCmd(ctx, c, cargs, stdout)
-	case "upgrade":
-		err = upgrade(ctx, c, stdout)
-	case "reread":
-		err = reread(ctx, c, cargs, stdout)
-	case "update":
-		err = updateCmd(ctx, c, cargs, stdout)
-	case "version":
+	if cmd == "version" {
 		versions(ctx, c, path, stdout, stderr)
 		return nil
-	case "completion":
-		err = completion(ctx, c, cargs, stdout)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return exitcode.New(ExitUsage, fmt.Errorf("unknown command %q", cmd))
 	}
-	return classify(err)
+	return classify(dispatch(ctx, c, cmd, cargs, stdout))
+}
+
+// dispatch runs verb cmd (a key of verbHelp other than help and version).
+func dispatch(ctx context.Context, c *control.Client, cmd string, args []string, out io.Writer) error {
+	switch cmd {
+	case "status":
+		return statusCmd(ctx, c, args, out)
+	case "start", "stop", "restart":
+		return act(ctx, c, cmd, args, out)
+	case "signal":
+		return signalCmd(ctx, c, args, out)
+	case "pid":
+		return pidCmd(ctx, c, args, out)
+	case "reload", "deploy":
+		return reloadCmd(ctx, c, cmd, args, out)
+	case "logs":
+		return logsCmd(ctx, c, args, out)
+	case "log":
+		return supervisorLog(ctx, c, args, out)
+	case "upgrade":
+		return upgrade(ctx, c, out)
+	case "reread":
+		return reread(ctx, c, args, out)
+	case "update":
+		return updateCmd(ctx, c, args, out)
+	case "completion":
+		return completion(ctx, c, args, out)
+	}
+	return unknownVerb(cmd)
 }
 
 // classify gives a client error its exit status.
@@ -136,13 +153,13 @@ func classify(err error) error {
 	}
 	var ce *control.ConnectError
 	if errors.As(err, &ce) {
-		return exitcode.New(ExitNoConnect, err)
+		return exitcode.New(ExitNoConnect, permissionHint(err))
 	}
 	var ae *control.APIError
 	if errors.As(err, &ae) && ae.Code == control.CodeBadRequest {
 		return exitcode.New(ExitUsage, err)
 	}
-	return exitcode.New(ExitFailed, err)
+	return exitcode.New(ExitFailed, permissionHint(err))
 }
 
 // splitFlags separates --flag value pairs from positional arguments so
@@ -171,31 +188,6 @@ func splitFlags(args []string, withValue map[string]bool) (map[string]string, []
 		flags[name] = val
 	}
 	return flags, pos, nil
-}
-
-func status(ctx context.Context, c *control.Client, args []string, out io.Writer) error {
-	flags, pos, err := splitFlags(args, map[string]bool{"json": false})
-	if err != nil {
-		return err
-	}
-	if len(pos) > 1 {
-		return exitcode.New(ExitUsage, errors.New("status takes at most one app"))
-	}
-	app := ""
-	if len(pos) == 1 {
-		app = pos[0]
-	}
-	st, err := c.Status(ctx, app)
-	if err != nil {
-		return err
-	}
-	if _, ok := flags["json"]; ok {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	}
-	PrintStatus(out, st.Apps, time.Now())
-	return nil
 }
 
 // PrintStatus writes the human status table.
@@ -227,7 +219,11 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 			}
 			ls = append(ls, l.Address)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%d\t%s\n", a.Name, state, pid, len(a.WorkerPIDs), a.Processes, up, a.Restarts, last, a.Generation, strings.Join(ls, ","))
+		workers := "-" // a process app has no workers of its own
+		if a.Kind != "process" {
+			workers = fmt.Sprint(len(a.WorkerPIDs))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%s\n", a.Name, state, pid, workers, a.Processes, up, a.Restarts, last, a.Generation, strings.Join(ls, ","))
 	}
 	_ = tw.Flush() // writes to a terminal or pipe; nothing to recover
 	for _, a := range apps {
@@ -278,31 +274,41 @@ func reloadCmd(ctx context.Context, c *control.Client, verb string, args []strin
 	if err != nil {
 		return err
 	}
-	want := 1
-	if verb == "deploy" {
-		want = 2
-	}
-	if len(pos) != want {
-		if verb == "deploy" {
-			return exitcode.New(ExitUsage, errors.New("usage: supctl deploy APP RELEASE_DIR [--strategy "+strategyChoice+"]"))
+	if verb == "reload" {
+		if len(pos) == 0 {
+			return exitcode.New(ExitUsage, errors.New("usage: supctl reload TARGET... [--strategy "+strategyChoice+"]"))
 		}
-		return exitcode.New(ExitUsage, errors.New("usage: supctl reload APP [--strategy "+strategyChoice+"]"))
-	}
-	release := ""
-	if verb == "deploy" {
-		// The supervisor runs elsewhere: a relative release is the caller's.
-		if release, err = filepath.Abs(pos[1]); err != nil {
-			return exitcode.New(ExitUsage, fmt.Errorf("deploy: release directory %q: %w", pos[1], err))
+		names, err := resolveTargets(ctx, c, pos)
+		if err != nil {
+			return err
 		}
+		var errs []error
+		for _, n := range names {
+			errs = append(errs, reloadOne(ctx, c, verb, n, flags["strategy"], "", out))
+		}
+		return errors.Join(errs...)
 	}
+	if len(pos) != 2 {
+		return exitcode.New(ExitUsage, errors.New("usage: supctl deploy APP RELEASE_DIR [--strategy "+strategyChoice+"]"))
+	}
+	// The supervisor runs elsewhere: a relative release is the caller's.
+	release, err := filepath.Abs(pos[1])
+	if err != nil {
+		return exitcode.New(ExitUsage, fmt.Errorf("deploy: release directory %q: %w", pos[1], err))
+	}
+	return reloadOne(ctx, c, verb, pos[0], flags["strategy"], release, out)
+}
+
+// reloadOne reloads (release "") or deploys app, printing each phase.
+func reloadOne(ctx context.Context, c *control.Client, verb, app, strategy, release string, out io.Writer) error {
 	start := time.Now()
-	ev, err := c.Reload(ctx, pos[0], flags["strategy"], release, func(e control.Event) {
+	ev, err := c.Reload(ctx, app, strategy, release, func(e control.Event) {
 		fmt.Fprintf(out, "[%6.2fs] %s\n", e.Time.Sub(start).Seconds(), e.Phase)
 	})
 	if err != nil {
 		return err
 	}
-	return finish(out, verb, pos[0], ev)
+	return finish(out, verb, app, ev)
 }
 
 func finish(out io.Writer, verb, what string, ev control.Event) error {
@@ -314,6 +320,9 @@ func finish(out io.Writer, verb, what string, ev control.Event) error {
 		fmt.Fprintf(out, "  | %s\n", l)
 	}
 	err := fmt.Errorf("%s %s: %s: %s", verb, what, ev.Result, ev.Error)
+	if strings.Contains(ev.Error, strings.ReplaceAll(ev.Result, "_", " ")) {
+		err = fmt.Errorf("%s %s: %s", verb, what, ev.Error) // the error names the result
+	}
 	if ev.Code == control.CodeBadRequest {
 		return exitcode.New(ExitUsage, err)
 	}

@@ -26,6 +26,13 @@ func (backend) Status() []control.AppStatus {
 		Listeners: []control.Listener{{Address: "tcp://127.0.0.1:8000"}},
 	}}
 }
+
+// workerBackend is backend with a second app, worker, whose reload rolls back.
+type workerBackend struct{ backend }
+
+func (b workerBackend) Status() []control.AppStatus {
+	return append(b.backend.Status(), control.AppStatus{Name: "worker", Kind: "process", State: control.StateRunning, MasterPID: 4343})
+}
 func (backend) StartApp(_ context.Context, n string) error { return check(n) }
 func (backend) StopApp(_ context.Context, n string) error  { return check(n) }
 func (backend) RestartApp(_ context.Context, n string) error {
@@ -86,7 +93,7 @@ func serveBackend(t *testing.T, b control.Backend) string {
 }
 
 func TestExitCodes(t *testing.T) {
-	dir := serveBackend(t, backend{})
+	dir := serveBackend(t, workerBackend{})
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -94,7 +101,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{[]string{"status"}, 0, "signal 9 (SIGKILL)"},
 		{[]string{"status", "web", "--json"}, 0, `"master_pid": 4242`},
-		{[]string{"status", "nope"}, 1, ""},
+		{[]string{"status", "nope"}, 4, ""},
 		{[]string{"restart", "web"}, 0, "restart web: ok"},
 		{[]string{"stop"}, 2, ""},
 		{[]string{"reload", "web"}, 0, "reload web: ok"},
@@ -104,7 +111,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"deploy", "web", "/srv/rel"}, 0, "deploy web: ok"},
 		{[]string{"frobnicate"}, 2, ""},
 		{[]string{}, 2, ""},
-		{[]string{"-s", filepath.Join(dir, "absent.sock"), "status"}, 3, ""},
+		{[]string{"-s", filepath.Join(dir, "absent.sock"), "status"}, 4, ""},
+		{[]string{"-s", filepath.Join(dir, "absent.sock"), "restart", "web"}, 3, ""},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errb bytes.Buffer

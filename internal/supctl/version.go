@@ -39,6 +39,10 @@ func versions(ctx context.Context, c *control.Client, path string, stdout, stder
 	defer cancel()
 	v, err := c.Version(ctx)
 	if err != nil {
+		if hint := permissionHint(err); hint != err {
+			fmt.Fprintf(stderr, "supctl: cannot ask the supervisor: %v\n", hint)
+			return
+		}
 		fmt.Fprintf(stderr, "supctl: no supervisor answers on %s: %v\n", path, err)
 		return
 	}

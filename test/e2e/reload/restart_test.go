@@ -26,8 +26,13 @@ func TestRestartDuringReload(t *testing.T) {
 			w.waitNewGeneration(t, rl, strategy)
 			during := w.supervisorTree()
 
-			rs := w.Ctl("restart", "web")
+			// A restart answers once its new generation is ready: that
+			// generation runs the gated release, so the gate opens once
+			// the reload ended.
+			ra := w.CtlAsync("restart", "web")
 			r := rl.Wait(t, 30*time.Second)
+			w.OpenGate(1)
+			rs := ra.Wait(t, 90*time.Second)
 			t.Logf("restart during the reload (tree before: %s): exit %d in %v: %s", during, rs.Code, rs.Took.Round(time.Millisecond), strings.TrimSpace(rs.Out))
 			t.Logf("the reload: exit %d:\n%s", r.Code, r.Out)
 			if rs.Code != 0 {
