@@ -160,6 +160,7 @@ func (p *parser) supervisor(t *table) Supervisor {
 	t.str("exit_with", &s.ExitWith)
 	t.filePath("run_dir", &s.RunDir)
 	s.PassEnv = passEnv(t)
+	p.passEnv = s.PassEnv
 	s.LogFormat = logFormat(t)
 	readSteering(t, &s.Steering)
 	p.steering = s.Steering
@@ -531,19 +532,32 @@ func (p *parser) environment(t *table, a *App) {
 			}
 		}
 	}
-	if !t.filePath("env_file", &a.EnvFile) {
-		return
-	}
-	if _, err := ReadEnvFile(a.EnvFile, a.Identity.UID); err != nil {
-		var list *Errors
-		if errors.As(err, &list) {
-			for _, e := range list.List {
-				p.errs.add(&Error{File: p.file, Line: p.line(t.key("env_file")), Key: keyString(t.key("env_file")), Msg: e.Error(), Err: e})
-			}
+	var fromFile map[string]string
+	if t.filePath("env_file", &a.EnvFile) {
+		var ok bool
+		if fromFile, ok = p.envFile(t, a); !ok {
 			return
 		}
-		t.errf("env_file", "%v", err)
 	}
+	p.execSize(t, a, fromFile)
+}
+
+// envFile reads a's env_file, reporting its mistakes at env_file; false
+// when it has some.
+func (p *parser) envFile(t *table, a *App) (map[string]string, bool) {
+	env, err := ReadEnvFile(a.EnvFile, a.Identity.UID)
+	if err == nil {
+		return env, true
+	}
+	var list *Errors
+	if errors.As(err, &list) {
+		for _, e := range list.List {
+			p.errs.add(&Error{File: p.file, Line: p.line(t.key("env_file")), Key: keyString(t.key("env_file")), Msg: e.Error(), Err: e})
+		}
+		return nil, false
+	}
+	t.errf("env_file", "%v", err)
+	return nil, false
 }
 
 func (p *parser) reload(t *table, process bool) Reload {

@@ -21,6 +21,8 @@ type parser struct {
 	errs  *Errors
 	// steering is [supervisor] steering, every app's default.
 	steering Steering
+	// passEnv is [supervisor] pass_env, for the size of apps' environments.
+	passEnv []string
 }
 
 // line returns the line of key, or of its nearest ancestor that has one.
