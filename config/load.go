@@ -669,6 +669,7 @@ func (p *parser) crossChecks(cfg *Config) {
 			}
 		}
 	}
+	p.supervisorClaims(c, cfg.Supervisor, owner)
 	if ew := cfg.Supervisor.ExitWith; ew != "" && cfg.App(ew) == nil && len(cfg.Apps) > 0 {
 		p.errf([]string{"supervisor", "exit_with"}, "no app named %q", ew)
 	}
