@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -453,8 +454,9 @@ func TestUpgradeRefusesWhatCannotTakeOver(t *testing.T) {
 // upgrade exits 1, status says "rolled back", every process is the same, no
 // request fails, and the next upgrade picks up the binary at the installed
 // path again. The rows fail the take-over before v2 adopts anything
-// (listeners that do not match the running ones) and after it adopted the
-// held sockets and their steering (web's log file cannot be opened).
+// (listeners that do not match the running ones; a control socket it
+// cannot create) and after it adopted the held sockets and their steering
+// (web's log file cannot be opened).
 func TestUpgradeRollsBack(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -466,6 +468,9 @@ func TestUpgradeRollsBack(t *testing.T) {
 		}},
 		{"log_file_unopenable", func(cfg, dir string) string {
 			return strings.Replace(cfg, "[app.web]\n", "[app.web]\nlog = \"file\"\nlog_file = \""+dir+"/supervisor.toml/web.log\"\n", 1)
+		}},
+		{"control_socket_unusable", func(cfg, dir string) string {
+			return regexp.MustCompile(`(?m)^control_socket = .*$`).ReplaceAllString(cfg, `control_socket = "`+dir+`/supervisor.toml/ctl.sock"`)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { rollsBack(t, tc.bad) })
