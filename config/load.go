@@ -284,11 +284,11 @@ func appKind(t *table, a *App) (gunicorn, process bool) {
 // directory, and checks that it exists.
 func appDirectory(t *table, a *App) {
 	if t.filePath("directory", &a.Directory) {
-		if err := checkDir(a.Directory); err != nil {
+		if err := t.p.cached("dir", checkDir, a.Directory); err != nil {
 			t.errf("directory", "%v", err)
 		}
 	} else if !t.has("directory") {
-		if err := checkDir(a.Directory); err != nil {
+		if err := t.p.cached("dir", checkDir, a.Directory); err != nil {
 			t.errf("directory", "%v (the default: the configuration file's directory)", err)
 		}
 	}
@@ -343,7 +343,7 @@ func appCommand(t *table, a *App, gunicorn, process, venvOK bool) {
 	if a.Virtualenv == "" && !t.has("virtualenv") {
 		t.errf("virtualenv", "required for kind \"gunicorn\" unless command names the gunicorn executable")
 	} else if venvOK {
-		if err := checkExecutable(a.GunicornBin()); err != nil {
+		if err := t.p.cached("exec", checkExecutable, a.GunicornBin()); err != nil {
 			t.errf("virtualenv", "%v (install gunicorn in the virtualenv, or set command)", err)
 		}
 	}
@@ -414,12 +414,12 @@ func (p *parser) virtualenv(t *table, a *App) bool {
 	if !t.filePath("virtualenv", &a.Virtualenv) {
 		return false
 	}
-	if err := checkDir(a.Virtualenv); err != nil {
+	if err := p.cached("dir", checkDir, a.Virtualenv); err != nil {
 		t.errf("virtualenv", "%v", err)
 		return false
 	}
 	py := filepath.Join(a.Virtualenv, "bin", "python")
-	if _, err := os.Stat(py); err != nil {
+	if err := p.cached("exists", checkExists, py); err != nil {
 		t.errf("virtualenv", "%s: %v (not a virtualenv?)", py, pathErr(err))
 		return false
 	}
@@ -506,7 +506,7 @@ func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 			}
 			l.File, l.Line, l.Key = p.file, p.line(key), elemKey(key, i)
 			if l.Network == NetUnix {
-				if err := checkUnixPlace(l); err != nil {
+				if err := checkUnixPlace(l, p.cached); err != nil {
 					p.elemErrf(key, i, "%q: %v", r, err)
 					continue
 				}
@@ -762,6 +762,32 @@ func checkExecutable(path string) error {
 	}
 	return nil
 }
+
+// checkExists requires path (symlinks followed) to exist; its error is the
+// bare cause (see pathErr).
+func checkExists(path string) error {
+	_, err := os.Stat(path)
+	return err
+}
+
+// cached returns check(path), running each check (named kind) once per
+// path in a parse: thousands of apps share a virtualenv and directories,
+// and the file system is taken not to change while one file is checked.
+func (p *parser) cached(kind string, check func(string) error, path string) error {
+	k := checkKey{kind, path}
+	if err, ok := p.checks[k]; ok {
+		return err
+	}
+	if p.checks == nil {
+		p.checks = map[checkKey]error{}
+	}
+	err := check(path)
+	p.checks[k] = err
+	return err
+}
+
+// checkKey is one check of one path, for parser.cached.
+type checkKey struct{ kind, path string }
 
 // checkDir requires path (symlinks followed) to be a directory.
 func checkDir(path string) error {
