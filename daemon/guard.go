@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
 	"github.com/gunisup/supervisor/proc"
@@ -58,8 +57,9 @@ func (d *Daemon) startGuard(prev string) (int, error) {
 	}
 	defer unix.Close(self)
 	st := d.info()
-	argv := []string{prev, "upgrade-guard", "-c", d.Config.Path, "-pid", strconv.Itoa(os.Getpid()),
-		"-upgrades", strconv.Itoa(st.Upgrades), "-last", st.LastUpgrade, "-from", Version}
+	sup := d.Config.Supervisor
+	argv := []string{prev, "upgrade-guard", "-c", d.Config.Path, "-socket", sup.ControlSocket, "-run-dir", sup.RunDir,
+		"-pid", strconv.Itoa(os.Getpid()), "-upgrades", strconv.Itoa(st.Upgrades), "-last", st.LastUpgrade, "-from", Version}
 	pid, _, err := d.reaper.ForkExec(proc.Spec{Argv: argv, Env: os.Environ(), Dir: "/", Files: []int{self}}, 1, 2)
 	if err != nil {
 		return 0, fmt.Errorf("start upgrade guard %s: %w", prev, err)
@@ -69,8 +69,8 @@ func (d *Daemon) startGuard(prev string) (int, error) {
 
 // guardArgs are the flags of `supervisor upgrade-guard`.
 type guardArgs struct {
-	cfg, last, from string
-	pid, upgrades   int
+	cfg, socket, runDir, last, from string
+	pid, upgrades                   int
 }
 
 // runGuard parses `upgrade-guard` flags and runs upgradeGuard.
@@ -79,6 +79,8 @@ func runGuard(args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var g guardArgs
 	fs.StringVar(&g.cfg, "c", DefaultConfig, "configuration file")
+	fs.StringVar(&g.socket, "socket", "", "the control socket")
+	fs.StringVar(&g.runDir, "run-dir", "", "the run directory (state.json)")
 	fs.IntVar(&g.pid, "pid", 0, "the supervisor re-executing")
 	fs.IntVar(&g.upgrades, "upgrades", 0, "its upgrade count before")
 	fs.StringVar(&g.last, "last", "", "its last upgrade before")
@@ -86,14 +88,15 @@ func runGuard(args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return exitcode.New(ExitConfig, err)
 	}
-	if g.pid <= 1 {
-		return exitcode.New(ExitConfig, errors.New("upgrade-guard: -pid is required"))
+	if g.pid <= 1 || g.socket == "" || g.runDir == "" {
+		return exitcode.New(ExitConfig, errors.New("upgrade-guard: -pid, -socket and -run-dir are required"))
 	}
 	return upgradeGuard(g, slog.New(slog.NewTextHandler(stderr, nil)))
 }
 
 // upgradeGuard watches the supervisor g.pid (its parent, through the pidfd
-// on guardPidfd) re-execute a new binary. It returns once the new image has answered on the control socket
+// on guardPidfd) re-execute a new binary; it reads no configuration, so a
+// file edited meanwhile cannot stop it. It returns once the new image has answered on the control socket
 // (upgrade count or last upgrade changed) and kept running for
 // guardSettle, or after guardMax. If the supervisor dies first while
 // processes of its apps live on (run_dir/state.json), the guard becomes
@@ -102,16 +105,15 @@ func runGuard(args []string, stderr io.Writer) error {
 // envRestarted saying why. A supervisor that died with its apps (a
 // requested stop) is left dead.
 func upgradeGuard(g guardArgs, log *slog.Logger) error {
-	cfg, err := config.Load(g.cfg)
-	if err != nil {
-		return exitcode.New(ExitConfig, err)
+	if link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(guardPidfd)); err != nil || link != "anon_inode:[pidfd]" {
+		return exitcode.New(ExitConfig, fmt.Errorf("upgrade-guard: fd %d is no pidfd (%q, %v): only an upgrading supervisor starts a guard", guardPidfd, link, err))
 	}
 	w := control.NewPidWatch(guardPidfd) // inherited from the supervisor (startGuard)
-	died := watchUpgrade(g, cfg.Supervisor.ControlSocket, w)
+	died := watchUpgrade(g, g.socket, w)
 	if err := w.Close(); err != nil || !died { // closed before the exec below: no supervisor inherits it
 		return err
 	}
-	if !appsAlive(cfg.Supervisor.RunDir) {
+	if !appsAlive(g.runDir) {
 		log.Info("upgrade-guard: the supervisor exited with its apps: nothing to take over", "pid", g.pid)
 		return nil
 	}
