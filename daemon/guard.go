@@ -26,7 +26,12 @@ const guardPidfd = 3
 
 // envRestarted carries, into a supervisor that an upgrade guard started
 // again, why: it becomes the status's last upgrade ("rolled back: ...").
-const envRestarted = "SUPERVISOR_UPGRADE_RESTARTED"
+// envRestartedExe carries the installed binary's path, which the next
+// upgrade runs (the guard's own is the kept copy of the previous image).
+const (
+	envRestarted    = "SUPERVISOR_UPGRADE_RESTARTED"
+	envRestartedExe = "SUPERVISOR_UPGRADE_EXE"
+)
 
 // Upgrade guard timing: how long the new image must run once it answers
 // before the guard leaves, how long the guard waits at most for it to
@@ -58,7 +63,7 @@ func (d *Daemon) startGuard(prev string) (int, error) {
 	defer unix.Close(self)
 	st := d.info()
 	sup := d.Config.Supervisor
-	argv := []string{prev, "upgrade-guard", "-c", d.Config.Path, "-socket", sup.ControlSocket, "-run-dir", sup.RunDir,
+	argv := []string{prev, "upgrade-guard", "-c", d.Config.Path, "-exe", d.exe, "-socket", sup.ControlSocket, "-run-dir", sup.RunDir,
 		"-pid", strconv.Itoa(os.Getpid()), "-upgrades", strconv.Itoa(st.Upgrades), "-last", st.LastUpgrade, "-from", Version}
 	pid, _, err := d.reaper.ForkExec(proc.Spec{Argv: argv, Env: os.Environ(), Dir: "/", Files: []int{self}}, 1, 2)
 	if err != nil {
@@ -69,8 +74,8 @@ func (d *Daemon) startGuard(prev string) (int, error) {
 
 // guardArgs are the flags of `supervisor upgrade-guard`.
 type guardArgs struct {
-	cfg, socket, runDir, last, from string
-	pid, upgrades                   int
+	cfg, exe, socket, runDir, last, from string
+	pid, upgrades                        int
 }
 
 // runGuard parses `upgrade-guard` flags and runs upgradeGuard.
@@ -79,6 +84,7 @@ func runGuard(args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var g guardArgs
 	fs.StringVar(&g.cfg, "c", DefaultConfig, "configuration file")
+	fs.StringVar(&g.exe, "exe", "", "the installed binary, which later upgrades run")
 	fs.StringVar(&g.socket, "socket", "", "the control socket")
 	fs.StringVar(&g.runDir, "run-dir", "", "the run directory (state.json)")
 	fs.IntVar(&g.pid, "pid", 0, "the supervisor re-executing")
@@ -123,7 +129,7 @@ func upgradeGuard(g guardArgs, log *slog.Logger) error {
 	}
 	why := fmt.Sprintf("the new binary died after supervisor %d (%s) re-executed it; the previous binary %s was started again as pid %d", g.pid, g.from, exe, os.Getpid())
 	log.Error("upgrade-guard: "+why, "config", g.cfg)
-	env := append(os.Environ(), envRestarted+"="+why)
+	env := append(os.Environ(), envRestarted+"="+why, envRestartedExe+"="+g.exe)
 	err = syscall.Exec(exe, []string{exe, "-c", g.cfg}, env)
 	return exitcode.New(ExitFailure, fmt.Errorf("upgrade-guard: exec %s: %w", exe, err))
 }
@@ -171,15 +177,22 @@ func appsAlive(runDir string) bool {
 }
 
 // restartedByGuard records, when an upgrade guard started this supervisor
-// (envRestarted, removed from the environment), why: as a rolled-back last
-// upgrade, which `supctl upgrade` waiting on the control socket reports.
+// (envRestarted and envRestartedExe, removed from the environment), why:
+// as a rolled-back last upgrade, which `supctl upgrade` waiting on the
+// control socket reports; and the installed binary as the one the next
+// upgrade runs.
 func (d *Daemon) restartedByGuard() error {
 	why, ok := os.LookupEnv(envRestarted)
 	if !ok {
 		return nil
 	}
-	if err := os.Unsetenv(envRestarted); err != nil {
-		return fmt.Errorf("unset %s: %w", envRestarted, err)
+	if exe := os.Getenv(envRestartedExe); exe != "" {
+		d.exe = exe
+	}
+	for _, k := range []string{envRestarted, envRestartedExe} {
+		if err := os.Unsetenv(k); err != nil {
+			return fmt.Errorf("unset %s: %w", k, err)
+		}
 	}
 	d.lastUpgrade = "rolled back: " + why
 	d.Logger.Error("self-upgrade rolled back: the new binary died; this is the previous binary, started again by the upgrade guard", "reason", why)

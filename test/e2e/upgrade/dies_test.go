@@ -86,6 +86,15 @@ func newImageDies(t *testing.T, upgrade func(t *testing.T, s *sup, old int)) {
 	testenv.WaitFor(t, 30*time.Second, "load served after the restart", func() bool { return load.Snapshot().OK > n+200 })
 	res := load.Stop()
 	t.Logf("load over the dead upgrade and the restart: %s", res)
+	// The next upgrade runs the binary at the installed path again, not
+	// the previous image's copy the guard started.
+	s.installFile(s.v2)
+	out, code := s.SupctlRun("upgrade")
+	st = s.Status()
+	t.Logf("then v2 installed: supctl exit %d (%q); status %s %q", code, lastLine(out), st.Supervisor.Version, st.Supervisor.LastUpgrade)
+	if code != 0 || st.Supervisor.Version != "v2" || st.Supervisor.LastUpgrade != "ok: v1 -> v2" {
+		t.Errorf("upgrade after the restart: exit %d, version %s, last %q; want 0, v2, \"ok: v1 -> v2\"\n%s", code, st.Supervisor.Version, st.Supervisor.LastUpgrade, out)
+	}
 	// Recovery stops the orphaned masters once its own generation serves;
 	// a connection queued on an orphan's socket as it closes is reset
 	// (seen once in 6 runs): at most 2 such, nothing else.
