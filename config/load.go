@@ -181,8 +181,8 @@ func (p *parser) apps(root *table, keys []toml.Key) []*App {
 		root.typeErr("app", "table of [app.NAME] tables", v)
 		return nil
 	}
-	var order []string
-	seen := make(map[string]bool)
+	order := make([]string, 0, len(all))
+	seen := make(map[string]bool, len(all))
 	for _, k := range keys {
 		if len(k) >= 2 && k[0] == "app" && !seen[k[1]] {
 			if _, ok := all[k[1]]; ok {
@@ -653,7 +653,7 @@ func (p *parser) health(t *table, a *App, venvOK, hasListen bool) Health {
 // cannot all be bound (see claims) and exit_with.
 func (p *parser) crossChecks(cfg *Config) {
 	c := newClaims()
-	owner := map[string]string{} // listener key -> app name
+	owner := make(map[string]string, len(cfg.Apps)) // listener key -> app name
 	for _, a := range cfg.Apps {
 		for _, l := range a.Listen {
 			owner[l.Key] = a.Name
