@@ -138,9 +138,10 @@ func execEstimate(a *App, pass []string, fromFile map[string]string) (argv, env 
 	for k, v := range vars {
 		env = append(env, k+"="+v)
 	}
-	argv = append(slices.Clone(a.Command), a.Args...)
+	argv = slices.Clone(a.Command)
 	if a.Kind == KindGunicorn {
-		argv = append(argv, a.GunicornBin(), a.WSGI)
+		argv = append([]string{a.GunicornBin()}, a.Args...)
+		argv = append(argv, a.WSGI)
 	}
 	return argv, env
 }
@@ -153,6 +154,18 @@ func (p *parser) execSize(t *table, a *App, fromFile map[string]string) {
 	err := CheckExecSize(argv, env, execReserve)
 	var se *ExecSizeError
 	if !errors.As(err, &se) {
+		return
+	}
+	if se.Var == "" && se.Limit == 0 { // one argument too long: name its element
+		msg := fmt.Sprintf("argument is %d bytes: execve refuses a string over %d bytes (E2BIG)", se.Size, MaxArgStrlen)
+		switch i := se.Arg - 1; { // a Gunicorn app's: the executable, args, wsgi (execEstimate)
+		case a.Kind != KindGunicorn:
+			p.elemErrf(t.key("command"), se.Arg, "%s", msg)
+		case i >= 0 && i < len(a.Args):
+			p.elemErrf(t.key("args"), i, "%s", msg)
+		default:
+			p.errf(t.key("wsgi"), "%s", msg)
+		}
 		return
 	}
 	p.errf(execKey(t, a, se, fromFile), "%v", err)

@@ -44,7 +44,7 @@ func TestExecSizeRefused(t *testing.T) {
 		{"env_file_many_lines", `env_file = "big.env"`, manyLines(limit/100+1, 100),
 			"app.web.env_file: command line and environment come to "},
 		{"long_argument", fmt.Sprintf("args = [%q]\n", "--x="+big), "",
-			"app.web.args: argument 0 is 131077 bytes"},
+			"app.web.args[0]: argument is 131077 bytes"},
 		{"under_the_limits", fmt.Sprintf("env = { A = %q }\n", big[:MaxArgStrlen-100]), manyLines(100, 100), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
