@@ -37,7 +37,10 @@ var errTooDeep = errors.New("nested too deep")
 // not understand it skips a byte and carries on, which can only make a line
 // missing or approximate.
 func keyLines(file, src string) (*keyIndex, *Error) {
-	s := &lineScanner{src: src, line: 1, file: file, keys: newKeyIndex()}
+	// About one key per "=", but never more room than one key per 32
+	// bytes: a file of "=" signs in a string allocates no more than that.
+	hint := min(strings.Count(src, "="), len(src)/32)
+	s := &lineScanner{src: src, line: 1, file: file, keys: newKeyIndex(hint)}
 	s.document()
 	if s.err != nil {
 		return nil, s.err
@@ -63,8 +66,10 @@ type keyNode struct {
 	line   int
 }
 
-func newKeyIndex() *keyIndex {
-	return &keyIndex{ids: make(map[keyEdge]int), nodes: []keyNode{{}}}
+// newKeyIndex returns an empty index with room for about n keys.
+func newKeyIndex(n int) *keyIndex {
+	nodes := make([]keyNode, 1, n+1)
+	return &keyIndex{ids: make(map[keyEdge]int, n), nodes: nodes}
 }
 
 // line returns the line of key, or of its nearest ancestor that has one,

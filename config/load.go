@@ -164,6 +164,7 @@ func (p *parser) supervisor(t *table) Supervisor {
 	t.str("exit_with", &s.ExitWith)
 	t.filePath("run_dir", &s.RunDir)
 	s.PassEnv = passEnv(t)
+	p.passEnv = s.PassEnv
 	s.LogFormat = logFormat(t)
 	readSteering(t, &s.Steering)
 	p.steering = s.Steering
@@ -184,8 +185,8 @@ func (p *parser) apps(root *table, keys []toml.Key) []*App {
 		root.typeErr("app", "table of [app.NAME] tables", v)
 		return nil
 	}
-	var order []string
-	seen := make(map[string]bool)
+	order := make([]string, 0, len(all))
+	seen := make(map[string]bool, len(all))
 	for _, k := range keys {
 		if len(k) >= 2 && k[0] == "app" && !seen[k[1]] {
 			if _, ok := all[k[1]]; ok {
@@ -287,11 +288,11 @@ func appKind(t *table, a *App) (gunicorn, process bool) {
 // directory, and checks that it exists.
 func appDirectory(t *table, a *App) {
 	if t.filePath("directory", &a.Directory) {
-		if err := checkDir(a.Directory); err != nil {
+		if err := t.p.cached("dir", checkDir, a.Directory); err != nil {
 			t.errf("directory", "%v", err)
 		}
 	} else if !t.has("directory") {
-		if err := checkDir(a.Directory); err != nil {
+		if err := t.p.cached("dir", checkDir, a.Directory); err != nil {
 			t.errf("directory", "%v (the default: the configuration file's directory)", err)
 		}
 	}
@@ -346,7 +347,7 @@ func appCommand(t *table, a *App, gunicorn, process, venvOK bool) {
 	if a.Virtualenv == "" && !t.has("virtualenv") {
 		t.errf("virtualenv", "required for kind \"gunicorn\" unless command names the gunicorn executable")
 	} else if venvOK {
-		if err := checkExecutable(a.GunicornBin()); err != nil {
+		if err := t.p.cached("exec", checkExecutable, a.GunicornBin()); err != nil {
 			t.errf("virtualenv", "%v (install gunicorn in the virtualenv, or set command)", err)
 		}
 	}
@@ -417,12 +418,12 @@ func (p *parser) virtualenv(t *table, a *App) bool {
 	if !t.filePath("virtualenv", &a.Virtualenv) {
 		return false
 	}
-	if err := checkDir(a.Virtualenv); err != nil {
+	if err := p.cached("dir", checkDir, a.Virtualenv); err != nil {
 		t.errf("virtualenv", "%v", err)
 		return false
 	}
 	py := filepath.Join(a.Virtualenv, "bin", "python")
-	if _, err := os.Stat(py); err != nil {
+	if err := p.cached("exists", checkExists, py); err != nil {
 		t.errf("virtualenv", "%s: %v (not a virtualenv?)", py, pathErr(err))
 		return false
 	}
@@ -509,7 +510,7 @@ func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 			}
 			l.File, l.Line, l.Key = p.file, p.line(key), elemKey(key, i)
 			if l.Network == NetUnix {
-				if err := checkUnixPlace(l); err != nil {
+				if err := checkUnixPlace(l, p.cached); err != nil {
 					p.elemErrf(key, i, "%q: %v", r, err)
 					continue
 				}
@@ -535,19 +536,32 @@ func (p *parser) environment(t *table, a *App) {
 			}
 		}
 	}
-	if !t.filePath("env_file", &a.EnvFile) {
-		return
-	}
-	if _, err := ReadEnvFile(a.EnvFile, a.Identity.UID); err != nil {
-		var list *Errors
-		if errors.As(err, &list) {
-			for _, e := range list.List {
-				p.errs.add(&Error{File: p.file, Line: p.line(t.key("env_file")), Key: keyString(t.key("env_file")), Msg: e.Error(), Err: e})
-			}
+	var fromFile map[string]string
+	if t.filePath("env_file", &a.EnvFile) {
+		var ok bool
+		if fromFile, ok = p.envFile(t, a); !ok {
 			return
 		}
-		t.errf("env_file", "%v", err)
 	}
+	p.execSize(t, a, fromFile)
+}
+
+// envFile reads a's env_file, reporting its mistakes at env_file; false
+// when it has some.
+func (p *parser) envFile(t *table, a *App) (map[string]string, bool) {
+	env, err := ReadEnvFile(a.EnvFile, a.Identity.UID)
+	if err == nil {
+		return env, true
+	}
+	var list *Errors
+	if errors.As(err, &list) {
+		for _, e := range list.List {
+			p.errs.add(&Error{File: p.file, Line: p.line(t.key("env_file")), Key: keyString(t.key("env_file")), Msg: e.Error(), Err: e})
+		}
+		return nil, false
+	}
+	t.errf("env_file", "%v", err)
+	return nil, false
 }
 
 func (p *parser) reload(t *table, kind Kind) Reload {
@@ -633,7 +647,7 @@ func (p *parser) health(t *table, a *App, venvOK, hasListen bool) Health {
 // cannot all be bound (see claims) and exit_with.
 func (p *parser) crossChecks(cfg *Config) {
 	c := newClaims()
-	owner := map[string]string{} // listener key -> app name
+	owner := make(map[string]string, len(cfg.Apps)) // listener key -> app name
 	for _, a := range cfg.Apps {
 		for _, l := range a.Listen {
 			owner[l.Key] = a.Name
@@ -649,6 +663,7 @@ func (p *parser) crossChecks(cfg *Config) {
 			}
 		}
 	}
+	p.supervisorClaims(c, cfg.Supervisor, owner)
 	if ew := cfg.Supervisor.ExitWith; ew != "" && cfg.App(ew) == nil && len(cfg.Apps) > 0 {
 		p.errf([]string{"supervisor", "exit_with"}, "no app named %q", ew)
 	}
@@ -741,6 +756,32 @@ func checkExecutable(path string) error {
 	}
 	return nil
 }
+
+// checkExists requires path (symlinks followed) to exist; its error is the
+// bare cause (see pathErr).
+func checkExists(path string) error {
+	_, err := os.Stat(path)
+	return err
+}
+
+// cached returns check(path), running each check (named kind) once per
+// path in a parse: thousands of apps share a virtualenv and directories,
+// and the file system is taken not to change while one file is checked.
+func (p *parser) cached(kind string, check func(string) error, path string) error {
+	k := checkKey{kind, path}
+	if err, ok := p.checks[k]; ok {
+		return err
+	}
+	if p.checks == nil {
+		p.checks = map[checkKey]error{}
+	}
+	err := check(path)
+	p.checks[k] = err
+	return err
+}
+
+// checkKey is one check of one path, for parser.cached.
+type checkKey struct{ kind, path string }
 
 // checkDir requires path (symlinks followed) to be a directory.
 func checkDir(path string) error {

@@ -23,6 +23,10 @@ type parser struct {
 	errs  *Errors
 	// steering is [supervisor] steering, every app's default.
 	steering Steering
+	// passEnv is [supervisor] pass_env, for the size of apps' environments.
+	passEnv []string
+	// checks holds the file system checks done (see cached).
+	checks map[checkKey]error
 }
 
 // line returns the line of key, or of its nearest ancestor that has one.

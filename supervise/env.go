@@ -4,23 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 
 	"github.com/gunisup/supervisor/config"
 )
-
-// envPassed are the variables an app inherits from the supervisor's own
-// environment (with every LC_* variable and the names of [supervisor]
-// pass_env); HOME, USER and LOGNAME are passed too unless the app has a
-// user of its own, whose values replace them. Nothing else of the
-// supervisor's environment reaches an app: not systemd's NOTIFY_SOCKET,
-// LISTEN_* or WATCHDOG_*, not SUPCTL_SOCKET, not a secret.
-var envPassed = []string{"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR"}
-
-// accountVars name the user an app runs as.
-var accountVars = []string{"HOME", "USER", "LOGNAME"}
 
 // childEnv builds the environment of app's processes started in the
 // resolved release directory dir with PWD pwd; see buildEnv.
@@ -28,9 +16,11 @@ func (m *Manager) childEnv(app *config.App, dir, pwd string) ([]string, error) {
 	return buildEnv(app, dir, pwd, os.Environ(), m.Config().Supervisor.PassEnv)
 }
 
-// buildEnv returns, sorted, the allow-listed part of parent (envPassed,
-// LC_*, the names in pass, and the account variables: the app user's own
-// when it has one),
+// buildEnv returns, sorted, the part of parent config.InheritedVar lets
+// through (an allow-list, LC_*, the names in pass, and the account
+// variables: the app user's own when it has one). Nothing else of the
+// supervisor's environment reaches an app: not systemd's NOTIFY_SOCKET,
+// LISTEN_* or WATCHDOG_*, not SUPCTL_SOCKET, not a secret. Then come
 // VIRTUAL_ENV with the virtualenv's bin/ first on PATH, the env_file (read
 // with config.ReadEnvFile, so a file others could write is refused), the
 // app's env with {app} and {release} (dir) expanded, and PWD. A later
@@ -39,7 +29,7 @@ func buildEnv(app *config.App, dir, pwd string, parent, pass []string) ([]string
 	env := map[string]string{}
 	for _, kv := range parent {
 		k, v, _ := strings.Cut(kv, "=")
-		if passed(k, app.Identity.User == "") || (slices.Contains(pass, k) && !config.NeverPassed(k)) {
+		if config.InheritedVar(k, app.Identity.User == "", pass) {
 			env[k] = v
 		}
 	}
@@ -73,13 +63,4 @@ func buildEnv(app *config.App, dir, pwd string, parent, pass []string) ([]string
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// passed reports whether the supervisor's variable k reaches an app;
-// account says whether the app runs as the supervisor's own user.
-func passed(k string, account bool) bool {
-	if strings.HasPrefix(k, "LC_") {
-		return true
-	}
-	return slices.Contains(envPassed, k) || (account && slices.Contains(accountVars, k))
 }

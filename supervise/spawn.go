@@ -65,7 +65,7 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 			env = append(env, "LISTEN_FDS="+strconv.Itoa(len(fds)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
 			argv = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$@"`, "sh"}, argv...)
 		}
-		return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, socks, nil
+		return execSpec(app, proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, socks)
 	}
 
 	bin := app.GunicornBin()
@@ -75,7 +75,18 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 	v := m.prober.Version(ctx, app, probeAs(app, env, dir))
 	argv := gunicorn.Argv(app, m.pidfile(app, id), m.statsdAddr(app.Name), v)
 	env = append(env, gunicorn.ListenEnv(len(fds))...)
-	return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, socks, nil
+	return execSpec(app, proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, socks)
+}
+
+// execSpec returns spec and socks, or an error naming app and the variable
+// or argument at fault when execve would refuse spec's command line and
+// environment (E2BIG): an env_file grown since check is caught here, with
+// its cause, rather than as an exec failure.
+func execSpec(app *config.App, spec proc.Spec, socks []*listen.Socket) (proc.Spec, []*listen.Socket, error) {
+	if err := config.CheckExecSize(spec.Argv, spec.Env, 0); err != nil {
+		return proc.Spec{}, nil, fmt.Errorf("app %s: %w", app.Name, err)
+	}
+	return spec, socks, nil
 }
 
 func envLookup(env []string, key string) string {

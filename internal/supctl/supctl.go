@@ -332,10 +332,18 @@ func finish(out io.Writer, verb, what string, ev control.Event) error {
 // upgrade asks for a self-upgrade. A successful one replaces the
 // supervisor's image, which closes this connection without a final event:
 // supctl then reconnects and confirms from the supervisor's own status.
+// Where it can watch the supervisor's process (same PID namespace), a
+// supervisor that dies after re-executing is reported at once, and supctl
+// waits restartWait more for one started again (by the upgrade guard or
+// systemd) to answer.
 func upgrade(ctx context.Context, c *control.Client, out io.Writer) error {
 	before, err := c.Status(ctx, "")
 	if err != nil {
 		return err
+	}
+	watch := watchServer(ctx, c)
+	if watch != nil {
+		defer watch.Close()
 	}
 	start := time.Now()
 	ev, err := c.Upgrade(ctx, func(e control.Event) {
@@ -348,8 +356,35 @@ func upgrade(ctx context.Context, c *control.Client, out io.Writer) error {
 	if !errors.As(err, &ce) {
 		return err
 	}
-	b := before.Supervisor
+	return awaitUpgraded(ctx, c, out, before.Supervisor, watch, start)
+}
+
+// restartWait is how long supctl waits for a supervisor to answer after the
+// one it upgraded died.
+const restartWait = 15 * time.Second
+
+// watchServer watches the process serving c's socket; nil when it cannot
+// (another PID namespace).
+func watchServer(ctx context.Context, c *control.Client) *control.PidWatch {
+	pid, err := c.ServerPID(ctx)
+	if err != nil {
+		return nil
+	}
+	w, err := control.WatchPID(pid)
+	if err != nil {
+		return nil
+	}
+	return w
+}
+
+// awaitUpgraded polls the status until a supervisor answers with another
+// upgrade count or last upgrade than b: 0 for an upgrade, exit 1 for a
+// rollback (in place, or a previous binary started again after the new
+// one died). It gives up 60 s after start, or restartWait after watch saw
+// the upgraded supervisor die.
+func awaitUpgraded(ctx context.Context, c *control.Client, out io.Writer, b control.SupervisorInfo, watch *control.PidWatch, start time.Time) error {
 	deadline := time.Now().Add(60 * time.Second)
+	died := false
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for range tick.C {
@@ -363,7 +398,15 @@ func upgrade(ctx context.Context, c *control.Client, out io.Writer) error {
 			fmt.Fprintf(out, "upgrade: %s in %s\n", a.LastUpgrade, time.Since(start).Round(time.Millisecond))
 			return nil
 		}
+		if !died && watch != nil && watch.Exited() {
+			died = true
+			deadline = time.Now().Add(restartWait)
+			fmt.Fprintf(out, "[%6.2fs] the supervisor (pid %d) died after re-executing: the new binary failed; waiting up to %s for a supervisor to answer\n", time.Since(start).Seconds(), b.PID, restartWait)
+		}
 		if time.Now().After(deadline) {
+			if died {
+				return exitcode.New(ExitNoConnect, fmt.Errorf("upgrade failed: the supervisor (pid %d) died after re-executing, and none answered within %s (last error: %v); its apps run on without one", b.PID, restartWait, err))
+			}
 			return exitcode.New(ExitNoConnect, fmt.Errorf("upgrade: the supervisor did not answer within 60 s after re-executing (last error: %v)", err))
 		}
 	}
