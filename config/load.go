@@ -87,34 +87,21 @@ func Parse(path string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot make path absolute: %v", err), Err: err}}}
 	}
-	src := string(data)
-	if ini := supervisordINI(path, src); ini != nil {
-		return nil, &Errors{List: []*Error{ini}}
+	d, derr := decode(path, string(data))
+	if derr != nil {
+		return nil, &Errors{List: []*Error{derr}}
 	}
-	lines, lerr := keyLines(path, src) // before toml.Decode: it refuses deep nesting in linear time
-	if lerr != nil {
-		return nil, &Errors{List: []*Error{lerr}}
+	p := &parser{file: path, lines: d.lines, files: []string{path}, dirs: []string{filepath.Dir(abs)}}
+	p.errs = &Errors{files: p.files}
+	keys := p.include(d)
+	p.errs.files = p.files
+	if len(p.errs.List) > 0 {
+		return nil, p.errs.err() // an included file is unreadable: its apps would be missing
 	}
-	var doc map[string]any
-	md, err := toml.Decode(src, &doc)
-	if err != nil {
-		e := &Error{File: path, Msg: err.Error(), Err: err}
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			// toml's line lags behind at the end of the input (line 0 for
-			// ` "\` on line 1); the line of the offending token's start
-			// (a byte offset, sometimes -1) never does.
-			start := min(max(pe.Position.Start, 0), len(src))
-			e.Line = max(pe.Position.Line, 1+strings.Count(src[:start], "\n"))
-			e.Msg = "syntax error: " + pe.Message
-		}
-		return nil, &Errors{List: []*Error{e}}
-	}
-	p := &parser{file: path, dir: filepath.Dir(abs), lines: lines, errs: &Errors{}}
 	cfg := &Config{Path: abs}
-	root := p.table(nil, doc)
+	root := p.table(nil, d.doc)
 	cfg.Supervisor = p.supervisor(root.sub("supervisor"))
-	cfg.Apps = expandInstances(p.apps(root, md.Keys()))
+	cfg.Apps = expandInstances(p.apps(root, keys))
 	cfg.Groups = p.groups(root.sub("group"))
 	expandGroups(cfg.Groups, cfg.Apps)
 	root.finish()
@@ -160,6 +147,7 @@ func (p *parser) supervisor(t *table) Supervisor {
 			}
 		}
 	}
+	t.get("include") // read by include
 	t.duration("shutdown_timeout", &s.ShutdownTimeout)
 	t.str("exit_with", &s.ExitWith)
 	t.filePath("run_dir", &s.RunDir)
@@ -229,7 +217,7 @@ func (p *parser) app(name string, t *table) *App {
 		StopTimeout:  DefaultStopTimeout,
 		StartTimeout: DefaultStartTimeout,
 		StartSettle:  DefaultStartSettle,
-		Directory:    p.dir,
+		Directory:    p.dirOf(t.path),
 		Backoff: Backoff{
 			Initial:     DefaultBackoffInitial,
 			Max:         DefaultBackoffMax,
@@ -507,7 +495,8 @@ func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 				p.elemErrf(key, i, "invalid listen address %q: %v", r, err)
 				continue
 			}
-			l.File, l.Line, l.Key = p.file, p.line(key), elemKey(key, i)
+			l.File, l.Line = p.pos(key)
+			l.Key = elemKey(key, i)
 			if l.Network == NetUnix {
 				if err := checkUnixPlace(l); err != nil {
 					p.elemErrf(key, i, "%q: %v", r, err)
@@ -542,7 +531,8 @@ func (p *parser) environment(t *table, a *App) {
 		var list *Errors
 		if errors.As(err, &list) {
 			for _, e := range list.List {
-				p.errs.add(&Error{File: p.file, Line: p.line(t.key("env_file")), Key: keyString(t.key("env_file")), Msg: e.Error(), Err: e})
+				f, l := p.pos(t.key("env_file"))
+				p.errs.add(&Error{File: f, Line: l, Key: keyString(t.key("env_file")), Msg: e.Error(), Err: e})
 			}
 			return
 		}
