@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -233,9 +232,9 @@ func (p *parser) app(name string, t *table) *App {
 	venvOK := p.virtualenv(t, a)
 	appDirectory(t, a)
 	p.gunicornKeys(t, a, gunicorn, process)
+	p.identity(t, a) // before the commands: they are resolved as the app's user
 	appCommand(t, a, gunicorn, process, venvOK)
 	hasListen := p.listeners(t, a, gunicorn)
-	p.identity(t, a)
 	p.limits(t, a)
 	p.environment(t, a)
 	restartPolicy(t, a)
@@ -319,7 +318,7 @@ func appCommand(t *table, a *App, gunicorn, process, venvOK bool) {
 		if len(a.Command) == 0 || a.Command[0] == "" {
 			t.errf("command", "must name an executable")
 		} else if venvOK || a.Virtualenv == "" {
-			if exe, err := resolveCommand(a.Command[0], a.Virtualenv, a.Directory); err != nil {
+			if exe, err := resolveCommand(a.Command[0], a.Virtualenv, a.Directory, runnerOf(a)); err != nil {
 				t.errf("command", "%v", err)
 			} else {
 				a.Command[0] = exe
@@ -334,7 +333,7 @@ func appCommand(t *table, a *App, gunicorn, process, venvOK bool) {
 	if a.Virtualenv == "" && !t.has("virtualenv") {
 		t.errf("virtualenv", "required for kind \"gunicorn\" unless command names the gunicorn executable")
 	} else if venvOK {
-		if err := checkExecutable(a.GunicornBin()); err != nil {
+		if err := runnerOf(a).canExec(a.GunicornBin()); err != nil {
 			t.errf("virtualenv", "%v (install gunicorn in the virtualenv, or set command)", err)
 		}
 	}
@@ -587,7 +586,7 @@ func (p *parser) health(t *table, a *App, venvOK, hasListen bool) Health {
 		if len(h.Command) == 0 || h.Command[0] == "" {
 			t.errf("command", "must name an executable")
 		} else if venvOK || a.Virtualenv == "" {
-			if exe, err := resolveCommand(h.Command[0], a.Virtualenv, a.Directory); err != nil {
+			if exe, err := resolveCommand(h.Command[0], a.Virtualenv, a.Directory, runnerOf(a)); err != nil {
 				t.errf("command", "%v", err)
 			} else {
 				h.Command[0] = exe
@@ -680,40 +679,47 @@ func parseSignal(s string) (syscall.Signal, bool) {
 	return 0, false
 }
 
-// resolveCommand finds argv[0] the way the app will be started: a name with
-// a slash is a path (relative to dir), a bare name is looked up in
-// <venv>/bin, then in the supervisor's PATH. It returns an absolute path to
-// an executable regular file.
-func resolveCommand(name, venv, dir string) (string, error) {
+// resolveCommand finds argv[0] the way the app will be started, as r: a
+// name with a slash is a path (relative to dir), a bare name is looked up
+// in <venv>/bin, then in the supervisor's PATH, skipping what r may not
+// execute. It returns an absolute path to an executable regular file r may
+// execute (search permission on its directories, an execute bit for r).
+func resolveCommand(name, venv, dir string, r runner) (string, error) {
 	if strings.Contains(name, "/") {
 		if !filepath.IsAbs(name) {
 			name = filepath.Join(dir, name)
 		}
 		name = filepath.Clean(name)
-		if err := checkExecutable(name); err != nil {
+		if err := r.canExec(name); err != nil {
 			return "", err
 		}
 		return name, nil
 	}
+	var denied error
 	if venv != "" {
 		cand := filepath.Join(venv, "bin", name)
-		if checkExecutable(cand) == nil {
+		err := r.canExec(cand)
+		if err == nil {
 			return cand, nil
 		}
-	}
-	found, err := exec.LookPath(name)
-	if err != nil && !errors.Is(err, exec.ErrDot) {
-		where := "$PATH"
-		if venv != "" {
-			where = filepath.Join(venv, "bin") + " or $PATH"
+		if errors.Is(err, errNoAccess) {
+			denied = err
 		}
-		return "", fmt.Errorf("%q not found in %s", name, where)
 	}
-	abs, err := filepath.Abs(found)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", found, err)
+	found, err := r.lookPath(name)
+	switch {
+	case err == nil:
+		return found, nil
+	case denied != nil:
+		return "", denied
+	case errors.Is(err, errNoAccess):
+		return "", err
 	}
-	return abs, nil
+	where := "$PATH"
+	if venv != "" {
+		where = filepath.Join(venv, "bin") + " or $PATH"
+	}
+	return "", fmt.Errorf("%q not found in %s", name, where)
 }
 
 // checkExecutable requires path (symlinks followed) to be a regular file
