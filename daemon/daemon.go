@@ -594,6 +594,7 @@ func (d *Daemon) shutdown(r *running, exitCode int) error {
 			if err != nil {
 				d.Logger.Error("stop", "err", err)
 			}
+			d.removePrevious()
 			d.Logger.Info("supervisor stopped", "exit_code", exitCode)
 			if exitCode != ExitOK {
 				return exitcode.New(exitCode, nil)
