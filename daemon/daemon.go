@@ -235,7 +235,7 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	d.reaper = proc.NewReaper()
 	r.onClose(d.reaper.Close)
 	src := &lateSource{}
-	met := metrics.New(src, metrics.Options{Logger: d.Logger})
+	met := metrics.New(src, metrics.Options{Logger: d.Logger, Version: Version})
 	if err := d.openBridges(r, met, hand, stateFD); err != nil {
 		return err
 	}
