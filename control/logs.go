@@ -20,11 +20,19 @@ type LogQuery struct {
 	Stderr bool
 	// Follow keeps the answer open, streaming lines as they are read.
 	Follow bool
+	// Since, when not zero, keeps only the lines read at or after it.
+	Since time.Time
+	// NoHistory sends no line read before the request (`-n 0`): with
+	// Follow, only later lines.
+	NoHistory bool
 }
 
 // LogLine is one line of an app's output, one NDJSON object of the logs
 // answer.
 type LogLine struct {
+	// App is the app that wrote the line: set in the answer of the logs of
+	// several apps (GET /v1/logs), empty in one app's.
+	App string `json:"app,omitempty"`
 	// Time is when the supervisor read the line.
 	Time time.Time `json:"time"`
 	// Gen is the generation that wrote it.
@@ -74,6 +82,15 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer stop()
+	if q.NoHistory {
+		recent = nil
+	}
+	streamLogs(w, r, recent, live)
+}
+
+// streamLogs writes recent, then every line of live until live closes or
+// the client goes, as NDJSON LogLine objects.
+func streamLogs(w http.ResponseWriter, r *http.Request, recent []LogLine, live <-chan LogLine) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
@@ -113,7 +130,7 @@ func (s *Server) reopenLogs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, OKResponse{OK: true, Message: "reopen logs " + name + ": ok"})
 }
 
-// parseLogQuery reads n, stderr and follow.
+// parseLogQuery reads n, stderr, follow, history and since (RFC 3339).
 func parseLogQuery(v url.Values) (LogQuery, error) {
 	var q LogQuery
 	if s := v.Get("n"); s != "" {
@@ -123,7 +140,8 @@ func parseLogQuery(v url.Values) (LogQuery, error) {
 		}
 		q.N = n
 	}
-	for name, dst := range map[string]*bool{"stderr": &q.Stderr, "follow": &q.Follow} {
+	history := true
+	for name, dst := range map[string]*bool{"stderr": &q.Stderr, "follow": &q.Follow, "history": &history} {
 		if s := v.Get(name); s != "" {
 			b, err := strconv.ParseBool(s)
 			if err != nil {
@@ -132,12 +150,19 @@ func parseLogQuery(v url.Values) (LogQuery, error) {
 			*dst = b
 		}
 	}
+	q.NoHistory = !history
+	if s := v.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return q, fmt.Errorf("since must be an RFC 3339 time, got %q", s)
+		}
+		q.Since = t
+	}
 	return q, nil
 }
 
-// Logs reads app's lines per q, passing each to onLine; with q.Follow it
-// returns when ctx ends or the supervisor ends the answer.
-func (c *Client) Logs(ctx context.Context, app string, q LogQuery, onLine func(LogLine)) error {
+// values encodes q as parseLogQuery reads it.
+func (q LogQuery) values() url.Values {
 	v := url.Values{}
 	v.Set("n", strconv.Itoa(q.N))
 	if q.Stderr {
@@ -146,7 +171,24 @@ func (c *Client) Logs(ctx context.Context, app string, q LogQuery, onLine func(L
 	if q.Follow {
 		v.Set("follow", "true")
 	}
-	resp, err := c.do(ctx, http.MethodGet, "/v1/apps/"+url.PathEscape(app)+"/logs?"+v.Encode())
+	if q.NoHistory {
+		v.Set("history", "false")
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.Format(time.RFC3339Nano))
+	}
+	return v
+}
+
+// Logs reads app's lines per q, passing each to onLine; with q.Follow it
+// returns when ctx ends or the supervisor ends the answer.
+func (c *Client) Logs(ctx context.Context, app string, q LogQuery, onLine func(LogLine)) error {
+	return c.readLogs(ctx, "/v1/apps/"+url.PathEscape(app)+"/logs?"+q.values().Encode(), onLine)
+}
+
+// readLogs reads the NDJSON LogLine answer of path, passing each to onLine.
+func (c *Client) readLogs(ctx context.Context, path string, onLine func(LogLine)) error {
+	resp, err := c.do(ctx, http.MethodGet, path)
 	if err != nil {
 		return err
 	}

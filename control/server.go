@@ -178,6 +178,7 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/apps/{app}/deploy", s.reload)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
 	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
+	mux.HandleFunc("GET /v1/logs", s.logsAll)
 	mux.HandleFunc("POST /v1/apps/{app}/logs/reopen", s.reopenLogs)
 	mux.HandleFunc("POST /v1/act/{verb}", s.bulk)
 	mux.HandleFunc("GET /v1/reread", s.reread)

@@ -31,7 +31,7 @@ func (b backend) OpenLogs(app string, q control.LogQuery) ([]control.LogLine, <-
 	if err != nil {
 		return nil, nil, nil, wireError(err)
 	}
-	lq := logs.Query{N: q.N}
+	lq := logs.Query{N: q.N, Since: q.Since}
 	if q.Stderr {
 		lq.Stream = logs.Stderr
 	}

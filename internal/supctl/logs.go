@@ -6,29 +6,29 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
 )
 
-const logsUsage = "usage: supctl logs APP [-n LINES] [-f] [--stderr] | supctl logs APP --reopen"
+const logsUsage = "usage: supctl logs [APP...|all] [-n LINES|all] [-f] [--stderr] [--since DURATION|TIME] | supctl logs APP --reopen"
 
-// logsCmd runs `supctl logs`: it prints the app's recent lines (and with -f
-// every later one until interrupted), or with --reopen has the app's log
-// files reopened.
+// logsCmd runs `supctl logs`: it prints the recent lines of one app, of
+// several, or of every app (no app, or `all`) interleaved by time (and
+// with -f every later line until interrupted), or with --reopen has the
+// app's log files reopened.
 func logsCmd(ctx context.Context, c *control.Client, args []string, out io.Writer) error {
-	flags, pos, err := splitFlags(args, map[string]bool{"n": true, "f": false, "follow": false, "stderr": false, "reopen": false})
+	flags, pos, err := splitFlags(args, map[string]bool{"n": true, "f": false, "follow": false, "stderr": false, "reopen": false, "since": true})
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return exitcode.New(ExitUsage, errors.New(logsUsage))
-	}
 	if _, ok := flags["reopen"]; ok {
-		if len(flags) > 1 {
-			return exitcode.New(ExitUsage, errors.New("--reopen takes no other flag: "+logsUsage))
+		if len(flags) > 1 || len(pos) != 1 {
+			return exitcode.New(ExitUsage, errors.New("--reopen takes one app and no other flag: "+logsUsage))
 		}
 		r, err := c.ReopenLogs(ctx, pos[0])
 		if err != nil {
@@ -37,19 +37,64 @@ func logsCmd(ctx context.Context, c *control.Client, args []string, out io.Write
 		fmt.Fprintln(out, r.Message)
 		return nil
 	}
+	q, err := logQuery(flags, time.Now())
+	if err != nil {
+		return exitcode.New(ExitUsage, fmt.Errorf("%w: %s", err, logsUsage))
+	}
+	if len(pos) == 1 && pos[0] != "all" {
+		return c.Logs(ctx, pos[0], q, func(l control.LogLine) { printLogLine(out, pos[0], l) })
+	}
+	apps := pos
+	if slices.Contains(pos, "all") {
+		apps = nil
+	}
+	return c.LogsAll(ctx, apps, q, func(l control.LogLine) { printLogLine(out, l.App, l) })
+}
+
+// logQuery reads -n (a count, "all" for every line held, 0 for none),
+// -f, --stderr and --since (a duration before now, or an RFC 3339 time).
+func logQuery(flags map[string]string, now time.Time) (control.LogQuery, error) {
 	q := control.LogQuery{N: 100}
 	if s, ok := flags["n"]; ok {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return exitcode.New(ExitUsage, fmt.Errorf("-n wants a number of lines >= 0, got %q", s))
+		switch {
+		case s == "all":
+			q.N = 0
+		case err != nil || n < 0:
+			return q, fmt.Errorf("-n wants a number of lines >= 0 or all, got %q", s)
+		case n == 0:
+			q.NoHistory = true
+		default:
+			q.N = n
 		}
-		q.N = n
+	}
+	if s, ok := flags["since"]; ok {
+		since, err := parseSince(s, now)
+		if err != nil {
+			return q, err
+		}
+		q.Since = since
+		if _, n := flags["n"]; !n {
+			q.N = 0 // --since alone: every line since then
+		}
 	}
 	_, f := flags["f"]
 	_, follow := flags["follow"]
 	_, q.Stderr = flags["stderr"]
 	q.Follow = f || follow
-	return c.Logs(ctx, pos[0], q, func(l control.LogLine) { printLogLine(out, pos[0], l) })
+	return q, nil
+}
+
+// parseSince reads --since: a Go duration (10m, 1h30m) counted back from
+// now, or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since wants a duration (10m) or an RFC 3339 time (2026-01-02T15:04:05Z), got %q", s)
 }
 
 // printLogLine writes one line as "TIME APP[GEN] STREAM: TEXT", marking the

@@ -41,7 +41,7 @@ commands:
   start|stop|restart TARGET...   TARGET: an app, all, or group:NAME; one line per app
   reload APP [--strategy S]              zero-downtime code swap; exit 0 once the new generation serves alone
   deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR (relative to the current directory), reload, point back on failure
-  logs APP [-n 100] [-f] [--stderr]      recent output lines of APP (-f: then follow live lines)
+  logs [APP...|all] [-n 100|all] [-f] [--stderr] [--since 10m|TIME]  recent output lines (no APP: every app, by time; -f: then follow; -n 0: none)
   logs APP --reopen              reopen APP's log file (after logrotate) and Gunicorn's own logs (USR1)
   reread                         show what update would do with the edited configuration file
   update [APP...]                apply the configuration file: add, remove, reload or change apps (as SIGHUP)

@@ -37,7 +37,7 @@ _supctl() {
 		case $cmd in
 		status) compadd -- --json ;;
 		reload|deploy) compadd -- --strategy ;;
-		logs) compadd -- -n -f --stderr --reopen ;;
+		logs) compadd -- -n -f --stderr --since --reopen ;;
 		esac
 		return
 	fi
