@@ -32,6 +32,7 @@ const DefaultSocket = defaults.ControlSocket
 //	GET  /v1/reread            what an update would do      -> RereadResponse
 //	POST /v1/update[?app=A...] apply the configuration file -> Event stream
 //	GET  /v1/version                             -> VersionResponse
+//	GET  /v1/metrics           what /metrics serves (Prometheus text), for supctl top
 //
 // Anything else is 404 (unknown route) or 405 (wrong method).
 var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "logs", "reread", "update"}

@@ -248,7 +248,7 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	src.set(m)
 	r.onClose(m.CloseSockets)
 	httpLn := d.listenHTTP()
-	if err := d.serveControl(r, httpLn); err != nil {
+	if err := d.serveControl(r, httpLn, met); err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
@@ -442,10 +442,11 @@ func (d *Daemon) listenHTTP() net.Listener {
 }
 
 // serveControl opens the control socket and serves it until Run returns;
-// on failure it closes httpLn too.
-func (d *Daemon) serveControl(r *running, httpLn net.Listener) error {
+// on failure it closes httpLn too. GET /v1/metrics serves met's registry.
+func (d *Daemon) serveControl(r *running, httpLn net.Listener, met *metrics.Metrics) error {
 	sup := d.Config.Supervisor
-	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Logs: backend{d.manager}, Config: configurer{d.manager, d.pruneBridges}, Info: d.info, Logger: d.Logger}
+	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Logs: backend{d.manager}, Config: configurer{d.manager, d.pruneBridges}, Info: d.info, Logger: d.Logger,
+		Metrics: met.ScrapeHandler()}
 	if err := srv.Listen(sup.ControlSocket, controlGID(sup)); err != nil {
 		if httpLn != nil {
 			_ = httpLn.Close() // exiting anyway

@@ -42,6 +42,7 @@ commands:
   reload APP [--strategy S]              zero-downtime code swap; exit 0 once the new generation serves alone
   deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR (relative to the current directory), reload, point back on failure
   logs [APP...|all] [-n 100|all] [-f] [--stderr] [--since 10m|TIME]  recent output lines (no APP: every app, by time; -f: then follow; -n 0: none)
+  top [--interval 1s]            live table of every app: state, CPU, RSS, workers, queue, req/s, p99, restarts
   logs APP --reopen              reopen APP's log file (after logrotate) and Gunicorn's own logs (USR1)
   reread                         show what update would do with the edited configuration file
   update [APP...]                apply the configuration file: add, remove, reload or change apps (as SIGHUP)
@@ -87,8 +88,8 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	}
 	c := control.NewClient(path)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	if rest[0] == "logs" && !flagSet(fs, "timeout") {
-		// A follow lasts until interrupted, unless a limit was asked for.
+	if (rest[0] == "logs" || rest[0] == "top") && !flagSet(fs, "timeout") {
+		// A follow (or top) lasts until interrupted, unless a limit was asked for.
 		cancel()
 		ctx, cancel = context.WithCancel(context.Background())
 	}
@@ -104,6 +105,8 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		err = reloadCmd(ctx, c, cmd, cargs, stdout)
 	case "logs":
 		err = logsCmd(ctx, c, cargs, stdout)
+	case "top":
+		err = topCmd(ctx, c, cargs, stdout)
 	case "upgrade":
 		err = upgrade(ctx, c, stdout)
 	case "reread":

@@ -24,4 +24,5 @@ complete -c supctl -n '__fish_seen_subcommand_from logs' -s f -d 'follow live li
 complete -c supctl -n '__fish_seen_subcommand_from logs' -l stderr -d 'stderr lines only'
 complete -c supctl -n '__fish_seen_subcommand_from logs' -l since -x -d 'lines since a duration ago or a time'
 complete -c supctl -n '__fish_seen_subcommand_from logs' -l reopen -d 'reopen the log files (logrotate)'
+complete -c supctl -n '__fish_seen_subcommand_from top' -l interval -x -d 'time between refreshes'
 complete -c supctl -n '__fish_seen_subcommand_from completion' -a '@SHELLS@'

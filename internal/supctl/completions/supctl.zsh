@@ -38,6 +38,7 @@ _supctl() {
 		status) compadd -- --json ;;
 		reload|deploy) compadd -- --strategy ;;
 		logs) compadd -- -n -f --stderr --since --reopen ;;
+		top) compadd -- --interval ;;
 		esac
 		return
 	fi
