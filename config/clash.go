@@ -38,5 +38,6 @@ func (p *parser) supervisorClaims(c *claims, s Supervisor, owner map[string]stri
 // raw, as a Listener for claims.
 func (p *parser) ownListener(key, raw string, network Network, addr string) Listener {
 	k := []string{"supervisor", key}
-	return Listener{Raw: raw, Network: network, Address: addr, File: p.file, Line: p.line(k), Key: keyString(k)}
+	f, l := p.pos(k)
+	return Listener{Raw: raw, Network: network, Address: addr, File: f, Line: l, Key: keyString(k)}
 }

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -87,34 +86,21 @@ func Parse(path string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot make path absolute: %v", err), Err: err}}}
 	}
-	src := string(data)
-	if ini := supervisordINI(path, src); ini != nil {
-		return nil, &Errors{List: []*Error{ini}}
+	d, derr := decode(path, string(data))
+	if derr != nil {
+		return nil, &Errors{List: []*Error{derr}}
 	}
-	lines, lerr := keyLines(path, src) // before toml.Decode: it refuses deep nesting in linear time
-	if lerr != nil {
-		return nil, &Errors{List: []*Error{lerr}}
+	p := &parser{file: path, lines: d.lines, files: []string{path}, dirs: []string{filepath.Dir(abs)}}
+	p.errs = &Errors{files: p.files}
+	keys := p.include(d)
+	p.errs.files = p.files
+	if len(p.errs.List) > 0 {
+		return nil, p.errs.err() // an included file is unreadable: its apps would be missing
 	}
-	var doc map[string]any
-	md, err := toml.Decode(src, &doc)
-	if err != nil {
-		e := &Error{File: path, Msg: err.Error(), Err: err}
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			// toml's line lags behind at the end of the input (line 0 for
-			// ` "\` on line 1); the line of the offending token's start
-			// (a byte offset, sometimes -1) never does.
-			start := min(max(pe.Position.Start, 0), len(src))
-			e.Line = max(pe.Position.Line, 1+strings.Count(src[:start], "\n"))
-			e.Msg = "syntax error: " + pe.Message
-		}
-		return nil, &Errors{List: []*Error{e}}
-	}
-	p := &parser{file: path, dir: filepath.Dir(abs), lines: lines, errs: &Errors{}}
 	cfg := &Config{Path: abs}
-	root := p.table(nil, doc)
+	root := p.table(nil, d.doc)
 	cfg.Supervisor = p.supervisor(root.sub("supervisor"))
-	cfg.Apps = expandInstances(p.apps(root, md.Keys()))
+	cfg.Apps = expandInstances(p.apps(root, keys))
 	cfg.Groups = p.groups(root.sub("group"))
 	expandGroups(cfg.Groups, cfg.Apps)
 	root.finish()
@@ -160,6 +146,7 @@ func (p *parser) supervisor(t *table) Supervisor {
 			}
 		}
 	}
+	t.get("include") // read by include
 	t.duration("shutdown_timeout", &s.ShutdownTimeout)
 	t.str("exit_with", &s.ExitWith)
 	t.filePath("run_dir", &s.RunDir)
@@ -230,7 +217,7 @@ func (p *parser) app(name string, t *table) *App {
 		StopTimeout:  DefaultStopTimeout,
 		StartTimeout: DefaultStartTimeout,
 		StartSettle:  DefaultStartSettle,
-		Directory:    p.dir,
+		Directory:    p.dirOf(t.path),
 		Backoff: Backoff{
 			Initial:     DefaultBackoffInitial,
 			Max:         DefaultBackoffMax,
@@ -246,9 +233,9 @@ func (p *parser) app(name string, t *table) *App {
 	venvOK := p.virtualenv(t, a)
 	appDirectory(t, a)
 	p.gunicornKeys(t, a, gunicorn, process)
+	p.identity(t, a) // before the commands: they are resolved as the app's user
 	appCommand(t, a, gunicorn, process, venvOK)
 	hasListen := p.listeners(t, a, gunicorn)
-	p.identity(t, a)
 	p.limits(t, a)
 	p.environment(t, a)
 	restartPolicy(t, a)
@@ -332,7 +319,7 @@ func appCommand(t *table, a *App, gunicorn, process, venvOK bool) {
 		if len(a.Command) == 0 || a.Command[0] == "" {
 			t.errf("command", "must name an executable")
 		} else if venvOK || a.Virtualenv == "" {
-			if exe, err := resolveCommand(a.Command[0], a.Virtualenv, a.Directory); err != nil {
+			if exe, err := resolveCommand(a.Command[0], a.Virtualenv, a.Directory, runnerOf(a)); err != nil {
 				t.errf("command", "%v", err)
 			} else {
 				a.Command[0] = exe
@@ -347,7 +334,8 @@ func appCommand(t *table, a *App, gunicorn, process, venvOK bool) {
 	if a.Virtualenv == "" && !t.has("virtualenv") {
 		t.errf("virtualenv", "required for kind \"gunicorn\" unless command names the gunicorn executable")
 	} else if venvOK {
-		if err := t.p.cached("exec", checkExecutable, a.GunicornBin()); err != nil {
+		r := runnerOf(a)
+		if err := t.p.cached(fmt.Sprint("exec as ", r.uid, r.gids), r.canExec, a.GunicornBin()); err != nil {
 			t.errf("virtualenv", "%v (install gunicorn in the virtualenv, or set command)", err)
 		}
 	}
@@ -508,7 +496,8 @@ func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 				p.elemErrf(key, i, "invalid listen address %q: %v", r, err)
 				continue
 			}
-			l.File, l.Line, l.Key = p.file, p.line(key), elemKey(key, i)
+			l.File, l.Line = p.pos(key)
+			l.Key = elemKey(key, i)
 			if l.Network == NetUnix {
 				if err := checkUnixPlace(l, p.cached); err != nil {
 					p.elemErrf(key, i, "%q: %v", r, err)
@@ -556,7 +545,8 @@ func (p *parser) envFile(t *table, a *App) (map[string]string, bool) {
 	var list *Errors
 	if errors.As(err, &list) {
 		for _, e := range list.List {
-			p.errs.add(&Error{File: p.file, Line: p.line(t.key("env_file")), Key: keyString(t.key("env_file")), Msg: e.Error(), Err: e})
+			f, l := p.pos(t.key("env_file"))
+			p.errs.add(&Error{File: f, Line: l, Key: keyString(t.key("env_file")), Msg: e.Error(), Err: e})
 		}
 		return nil, false
 	}
@@ -611,7 +601,7 @@ func (p *parser) health(t *table, a *App, venvOK, hasListen bool) Health {
 		if len(h.Command) == 0 || h.Command[0] == "" {
 			t.errf("command", "must name an executable")
 		} else if venvOK || a.Virtualenv == "" {
-			if exe, err := resolveCommand(h.Command[0], a.Virtualenv, a.Directory); err != nil {
+			if exe, err := resolveCommand(h.Command[0], a.Virtualenv, a.Directory, runnerOf(a)); err != nil {
 				t.errf("command", "%v", err)
 			} else {
 				h.Command[0] = exe
@@ -705,40 +695,47 @@ func parseSignal(s string) (syscall.Signal, bool) {
 	return 0, false
 }
 
-// resolveCommand finds argv[0] the way the app will be started: a name with
-// a slash is a path (relative to dir), a bare name is looked up in
-// <venv>/bin, then in the supervisor's PATH. It returns an absolute path to
-// an executable regular file.
-func resolveCommand(name, venv, dir string) (string, error) {
+// resolveCommand finds argv[0] the way the app will be started, as r: a
+// name with a slash is a path (relative to dir), a bare name is looked up
+// in <venv>/bin, then in the supervisor's PATH, skipping what r may not
+// execute. It returns an absolute path to an executable regular file r may
+// execute (search permission on its directories, an execute bit for r).
+func resolveCommand(name, venv, dir string, r runner) (string, error) {
 	if strings.Contains(name, "/") {
 		if !filepath.IsAbs(name) {
 			name = filepath.Join(dir, name)
 		}
 		name = filepath.Clean(name)
-		if err := checkExecutable(name); err != nil {
+		if err := r.canExec(name); err != nil {
 			return "", err
 		}
 		return name, nil
 	}
+	var denied error
 	if venv != "" {
 		cand := filepath.Join(venv, "bin", name)
-		if checkExecutable(cand) == nil {
+		err := r.canExec(cand)
+		if err == nil {
 			return cand, nil
 		}
-	}
-	found, err := exec.LookPath(name)
-	if err != nil && !errors.Is(err, exec.ErrDot) {
-		where := "$PATH"
-		if venv != "" {
-			where = filepath.Join(venv, "bin") + " or $PATH"
+		if errors.Is(err, errNoAccess) {
+			denied = err
 		}
-		return "", fmt.Errorf("%q not found in %s", name, where)
 	}
-	abs, err := filepath.Abs(found)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", found, err)
+	found, err := r.lookPath(name)
+	switch {
+	case err == nil:
+		return found, nil
+	case denied != nil:
+		return "", denied
+	case errors.Is(err, errNoAccess):
+		return "", err
 	}
-	return abs, nil
+	where := "$PATH"
+	if venv != "" {
+		where = filepath.Join(venv, "bin") + " or $PATH"
+	}
+	return "", fmt.Errorf("%q not found in %s", name, where)
 }
 
 // checkExecutable requires path (symlinks followed) to be a regular file

@@ -132,6 +132,9 @@ type Server struct {
 	// Limits bound connections and their requests (zero fields: DefaultLimits).
 	Limits Limits
 
+	// Metrics serves GET /v1/metrics, the /metrics text (optional).
+	Metrics http.Handler
+
 	ln       *net.UnixListener
 	path     string
 	allowGID int // -1: none
@@ -182,6 +185,8 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/apps/{app}/deploy", s.reload)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
 	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
+	mux.HandleFunc("GET /v1/logs", s.logsAll)
+	mux.HandleFunc("GET /v1/metrics", s.metrics)
 	mux.HandleFunc("POST /v1/apps/{app}/logs/reopen", s.reopenLogs)
 	mux.HandleFunc("POST /v1/act/{verb}", s.bulk)
 	mux.HandleFunc("GET /v1/reread", s.reread)

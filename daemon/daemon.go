@@ -245,7 +245,7 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	d.reaper = proc.NewReaper()
 	r.onClose(d.reaper.Close)
 	src := &lateSource{}
-	met := metrics.New(src, metrics.Options{Logger: d.Logger})
+	met := metrics.New(src, metrics.Options{Logger: d.Logger, Version: Version})
 	if err := d.openBridges(r, met, hand, stateFD); err != nil {
 		return err
 	}
@@ -265,7 +265,7 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	src.set(m)
 	r.onClose(m.CloseSockets)
 	httpLn := d.listenHTTP()
-	d.serveControl(r, ctl)
+	d.serveControl(r, ctl, met)
 	runCtx, cancel := context.WithCancel(ctx)
 	r.onClose(cancel)
 	r.ctx = runCtx
@@ -479,9 +479,10 @@ func (d *Daemon) listenControl(r *running) (*control.Server, error) {
 }
 
 // serveControl serves srv (from listenControl) on the Manager until Run
-// returns.
-func (d *Daemon) serveControl(r *running, srv *control.Server) {
+// returns; GET /v1/metrics serves met's registry.
+func (d *Daemon) serveControl(r *running, srv *control.Server, met *metrics.Metrics) {
 	srv.Backend, srv.Logs = backend{d.manager}, backend{d.manager}
+	srv.Metrics = met.ScrapeHandler()
 	srv.Config = configurer{d.manager, d.pruneBridges}
 	r.ctrlDone = make(chan error, 1)
 	go func() { r.ctrlDone <- srv.Serve() }()
@@ -623,6 +624,7 @@ func (d *Daemon) shutdown(r *running, exitCode int) error {
 			if err != nil {
 				d.Logger.Error("stop", "err", err)
 			}
+			d.removePrevious()
 			d.Logger.Info("supervisor stopped", "exit_code", exitCode)
 			if exitCode != ExitOK {
 				return exitcode.New(exitCode, nil)

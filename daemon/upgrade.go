@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -59,7 +58,7 @@ func (d *Daemon) Upgrade(ctx context.Context, progress reload.Progress) error {
 	}
 	progress(fmt.Sprintf("new binary: %s", newLine))
 
-	prev := filepath.Join(d.Config.Supervisor.RunDir, "supervisor.previous")
+	prev := d.previousPath()
 	if err := upgrade.CopySelf(prev); err != nil {
 		return fmt.Errorf("keep a copy of the running binary: %w; nothing changed", err)
 	}

@@ -51,6 +51,7 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 			return nil, nil, fmt.Errorf("app %s: %w", a.cfg.Name, err)
 		}
 		st.Seq = m.genSeq[a.cfg.Name].Load()
+		st.Log = m.handoverLog(a.cfg.Name)
 		state.Apps = append(state.Apps, st)
 	}
 	unlockReaper = m.reaper.Pause()
@@ -193,6 +194,7 @@ func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*list
 // generation keeps running, unaware. It returns true when the app needs no
 // start (it was handed over running, or stopped by request).
 func (m *Manager) restoreApp(a *appOwner, st AppHandover) (started bool) {
+	m.restoreLog(a.cfg.Name, st.Log)
 	a.restarts = st.Restarts
 	a.lastExit = st.LastExit
 	a.lastReload = st.LastReload

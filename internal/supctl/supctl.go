@@ -44,9 +44,10 @@ commands (TARGET: an app, an instance base name, all, or group:NAME; several at 
   pid [TARGET...]                the supervisor's PID, or each app's main PID
   reload TARGET... [--strategy S]        zero-downtime code swap; exit 0 once the new generation serves alone
   deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR (relative to the current directory), reload, point back on failure
-  logs TARGET... [-n 100] [-f] [--stderr]  recent output lines (-f: then follow live lines)
+  logs [TARGET...|all] [-n 100|all] [-f] [--stderr] [--since 10m|TIME]  recent output lines (none or all: every app, by time; -f: then follow; -n 0: none)
   logs TARGET... --reopen        reopen the log file (after logrotate) and Gunicorn's own logs (USR1)
   log [-n 100] [-f]              the supervisor's own recent log lines
+  top [--interval 1s]            live table of every app: state, CPU, RSS, workers, queue, req/s, p99, restarts
   reread                         show what update would do with the edited configuration file
   update [TARGET...]             apply the configuration file: add, remove, reload or change apps (as SIGHUP)
   upgrade                        re-execute the supervisor binary in place (same PID, apps untouched)
@@ -100,8 +101,8 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	}
 	c := control.NewClient(path)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	if (cmd == "logs" || cmd == "log") && !flagSet(fs, "timeout") {
-		// A follow lasts until interrupted, unless a limit was asked for.
+	if (cmd == "logs" || cmd == "log" || cmd == "top") && !flagSet(fs, "timeout") {
+		// A follow (or top) lasts until interrupted, unless a limit was asked for.
 		cancel()
 		ctx, cancel = context.WithCancel(context.Background())
 	}
@@ -130,6 +131,8 @@ func dispatch(ctx context.Context, c *control.Client, cmd string, args []string,
 		return logsCmd(ctx, c, args, out)
 	case "log":
 		return supervisorLog(ctx, c, args, out)
+	case "top":
+		return topCmd(ctx, c, args, out)
 	case "upgrade":
 		return upgrade(ctx, c, out)
 	case "reread":

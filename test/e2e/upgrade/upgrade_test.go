@@ -204,6 +204,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 	st := s.WaitRunning(90*time.Second, "web", "api", "worker")
 	want := currentPIDs(t, s, st)
 
+	history := allLogs(t, s)
 	s.installFile(s.v2)
 	if err := syscall.Kill(s.PID(), syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
@@ -215,6 +216,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		st, err := control.NewClient(s.Socket).Status(t.Context(), "")
 		return err == nil && st.Supervisor.Upgrades == 1
 	})
+	checkHistoryKept(t, history, allLogs(t, s))
 	st = s.Status()
 	if got := currentPIDs(t, s, st); got != want || st.Supervisor.Version != "v2" || st.Supervisor.LastUpgrade != "ok: v1 -> v2" {
 		t.Fatalf("after SIGUSR2: pids %+v version %s last %q; want %+v v2 \"ok: v1 -> v2\"", got, st.Supervisor.Version, st.Supervisor.LastUpgrade, want)
@@ -595,4 +597,36 @@ func roundAll(ds []time.Duration) []time.Duration {
 		out[i] = d.Round(time.Millisecond)
 	}
 	return out
+}
+
+// allLogs returns the lines `supctl logs -n all` prints: every app's lines
+// held in memory, interleaved by time, each naming its app.
+func allLogs(t *testing.T, s *sup) []string {
+	t.Helper()
+	out, code := s.SupctlRun("logs", "-n", "all")
+	if code != 0 {
+		t.Fatalf("supctl logs -n all: exit %d: %s", code, out)
+	}
+	return strings.Split(strings.TrimSpace(out), "\n")
+}
+
+// checkHistoryKept fails the test unless every line of before (at least
+// one of each app's) is among after: the history survives an upgrade.
+func checkHistoryKept(t *testing.T, before, after []string) {
+	t.Helper()
+	if len(before) == 0 || before[0] == "" {
+		t.Fatal("no log line before the upgrade")
+	}
+	have := map[string]bool{}
+	for _, l := range after {
+		have[l] = true
+	}
+	lost := 0
+	for _, l := range before {
+		if !have[l] {
+			lost++
+			t.Errorf("line lost across the upgrade: %s", l)
+		}
+	}
+	t.Logf("log history: %d lines before the upgrade, %d after, %d lost", len(before), len(after), lost)
 }
