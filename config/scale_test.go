@@ -94,7 +94,7 @@ func TestOrderChecksManyApps(t *testing.T) {
 				all[i] = a.Name
 			}
 			cfg := &Config{Apps: apps, Groups: []Group{{Name: "all", Apps: all}}}
-			p := &parser{file: "supervisor.toml", lines: newKeyIndex(0), errs: &Errors{}}
+			p := &parser{file: "supervisor.toml", files: []string{"supervisor.toml"}, dirs: []string{"."}, lines: newKeyIndex(0), errs: &Errors{}}
 			done := make(chan struct{})
 			start := time.Now()
 			go func() {
