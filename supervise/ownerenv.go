@@ -219,15 +219,27 @@ func (e managerEnv) usr2(ctx context.Context, a *appOwner, old generation) (gene
 	return g, err
 }
 
-// healthProber checks generations with the app's configured health check.
-type healthProber struct {
-	cfg      *config.App
-	checker  *health.Checker
-	observer Observer
+// healthProber checks generations with the app's configured health check
+// (see health.Prober).
+type healthProber struct{ p *health.Prober }
+
+// started implements prober.
+func (h healthProber) started(ctx context.Context, g generation) error {
+	return h.p.Started(ctx, g, g.Info().ProbeAddr)
+}
+
+// ready implements prober.
+func (h healthProber) ready(ctx context.Context, g generation, passes int) error {
+	return h.p.Ready(ctx, g, g.Info().ProbeAddr, passes)
+}
+
+// check implements prober.
+func (h healthProber) check(ctx context.Context, g generation) error {
+	return h.p.Check(ctx, g.Info().ProbeAddr)
 }
 
 var (
 	_ generation = (*Generation)(nil)
 	_ ownerEnv   = managerEnv{}
-	_ prober     = (*healthProber)(nil)
+	_ prober     = healthProber{}
 )
