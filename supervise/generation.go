@@ -194,27 +194,6 @@ func (g *Generation) Workers() []int {
 	return proc.Children(g.PID)
 }
 
-// resolveDir resolves a possibly symlinked working directory (a `current`
-// link) to the real release path, so a generation keeps its files while a
-// newer release is deployed beside it.
-func resolveDir(dir string) (string, error) {
-	if dir == "" {
-		return os.Getwd()
-	}
-	r, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return "", fmt.Errorf("directory %s: %w", dir, err)
-	}
-	st, err := os.Stat(r)
-	if err != nil {
-		return "", fmt.Errorf("directory %s: %w", dir, err)
-	}
-	if !st.IsDir() {
-		return "", fmt.Errorf("directory %s: %s is not a directory", dir, r)
-	}
-	return r, nil
-}
-
 // lookPath finds name in the directories of path (a PATH value) the way a
 // shell would, for the child's PATH rather than the supervisor's.
 func lookPath(name, path string) (string, error) {

@@ -372,7 +372,7 @@ func (m *Manager) prefetchVersions(ctx context.Context) {
 		if app.Kind != config.KindGunicorn {
 			continue
 		}
-		dir, err := resolveDir(app.Directory)
+		dir, err := reload.ResolveDir(app.Directory)
 		if err != nil {
 			continue // the spawn reports it
 		}
@@ -671,7 +671,7 @@ func (m *Manager) relink(app string) {
 // the reaper.
 func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []string) ([]byte, int, error) {
 	return func(ctx context.Context, argv []string) ([]byte, int, error) {
-		dir, err := resolveDir(app.Directory)
+		dir, err := reload.ResolveDir(app.Directory)
 		if err != nil {
 			return nil, -1, err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/reload"
 )
 
 // Orphans are the processes a dead predecessor supervised, found through
@@ -372,7 +373,7 @@ func (o *Orphans) RestoreLinks(cfg *config.Config) {
 		if target, err := filepath.EvalSymlinks(c.Target); err == nil && target == run.Gated {
 			continue
 		}
-		if _, err := pointLink(c.Link, c.Previous); err != nil {
+		if _, err := reload.PointLink(c.Link, c.Previous); err != nil {
 			o.logger.Error("recovery: cannot point the link back at the release before the unfinished deploy", "app", name, "link", c.Link, "release", c.Previous, "err", err)
 			continue
 		}

@@ -154,7 +154,7 @@ func (a *appOwner) change(release, dir string) (*RunChange, error) {
 	c := &RunChange{Deploy: release != "", Link: a.cfg.Directory, Target: dir}
 	if release == "" {
 		if dir == "" && a.cfg.Directory != "" {
-			c.Target, _ = resolveDir(a.cfg.Directory) // "" when it does not resolve: the spawn says why
+			c.Target, _ = reload.ResolveDir(a.cfg.Directory) // "" when it does not resolve: the spawn says why
 		}
 		return c, nil
 	}
@@ -163,7 +163,7 @@ func (a *appOwner) change(release, dir string) (*RunChange, error) {
 		return nil, fmt.Errorf("deploy %s: %w", release, err)
 	}
 	c.Target = abs
-	if c.Previous, err = readLink(a.cfg.Directory); err != nil {
+	if c.Previous, err = reload.ReadLink(a.cfg.Directory); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -176,7 +176,7 @@ func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy,
 	var previous string
 	if c.Deploy {
 		abs := c.Target
-		prev, err := pointLink(a.cfg.Directory, abs)
+		prev, err := reload.PointLink(a.cfg.Directory, abs)
 		if err != nil {
 			return err
 		}
@@ -192,7 +192,7 @@ func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy,
 	}
 	_, err := reload.Run(ctx, st, h, old, progress)
 	if err != nil && previous != "" {
-		if _, perr := pointLink(a.cfg.Directory, previous); perr != nil {
+		if _, perr := reload.PointLink(a.cfg.Directory, previous); perr != nil {
 			progress(fmt.Sprintf("error: pointing %s back at %s: %v", a.cfg.Directory, previous, perr))
 			return errors.Join(err, perr)
 		}
@@ -230,7 +230,7 @@ func linkFacts(app *config.App, runsIn string, follows bool) reload.Facts {
 	if app.Directory == "" {
 		return f
 	}
-	if target, err := resolveDir(app.Directory); err == nil {
+	if target, err := reload.ResolveDir(app.Directory); err == nil {
 		f.Link, f.LinkTarget = app.Directory, target
 	}
 	return f

@@ -11,6 +11,7 @@ import (
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
 
@@ -92,7 +93,7 @@ func envLookup(env []string, key string) string {
 // returned generation's output is captured.
 func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string, strategy strategy.Strategy, use socketUse) (*Generation, error) {
 	if dir == "" {
-		d, err := resolveDir(app.Directory)
+		d, err := reload.ResolveDir(app.Directory)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
@@ -146,7 +147,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		// buildSpec set PWD = app.Directory for usr2; Gunicorn keeps it only
 		// if it names the directory the generation starts in.
 		if strategy.ReExec() && app.Directory != "" {
-			now, err := resolveDir(app.Directory)
+			now, err := reload.ResolveDir(app.Directory)
 			g.FollowsLink = err == nil && now == dir
 		}
 	}
