@@ -346,7 +346,7 @@ func appCommand(t *table, a *App, gunicorn, process, venvOK bool) {
 	if a.Virtualenv == "" && !t.has("virtualenv") {
 		t.errf("virtualenv", "required for kind \"gunicorn\" unless command names the gunicorn executable")
 	} else if venvOK {
-		if err := checkExecutable(a.GunicornBin()); err != nil {
+		if err := CheckExecutable(a.GunicornBin()); err != nil {
 			t.errf("virtualenv", "%v (install gunicorn in the virtualenv, or set command)", err)
 		}
 	}
@@ -700,14 +700,14 @@ func resolveCommand(name, venv, dir string) (string, error) {
 			name = filepath.Join(dir, name)
 		}
 		name = filepath.Clean(name)
-		if err := checkExecutable(name); err != nil {
+		if err := CheckExecutable(name); err != nil {
 			return "", err
 		}
 		return name, nil
 	}
 	if venv != "" {
 		cand := filepath.Join(venv, "bin", name)
-		if checkExecutable(cand) == nil {
+		if CheckExecutable(cand) == nil {
 			return cand, nil
 		}
 	}
@@ -726,12 +726,13 @@ func resolveCommand(name, venv, dir string) (string, error) {
 	return abs, nil
 }
 
-// checkExecutable requires path (symlinks followed) to be a regular file
-// with an execute bit.
-func checkExecutable(path string) error {
+// CheckExecutable requires path (symlinks followed) to be a regular file
+// with an execute bit. The error names path and, for a failed stat, wraps
+// its cause (fs.ErrNotExist, fs.ErrPermission).
+func CheckExecutable(path string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, pathErr(err))
+		return fmt.Errorf("%s: %w", path, pathErr(err))
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s: not a regular file", path)

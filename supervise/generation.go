@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -192,36 +189,4 @@ func (g *Generation) Workers() []int {
 		return nil
 	}
 	return proc.Children(g.PID)
-}
-
-// lookPath finds name in the directories of path (a PATH value) the way a
-// shell would, for the child's PATH rather than the supervisor's.
-func lookPath(name, path string) (string, error) {
-	if strings.Contains(name, "/") {
-		if err := isExecutable(name); err != nil {
-			return "", err
-		}
-		return name, nil
-	}
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if isExecutable(p) == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: not found in PATH %s", name, path)
-}
-
-func isExecutable(p string) error {
-	st, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if st.IsDir() || st.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", p)
-	}
-	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
+	"github.com/gunisup/supervisor/launch"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
@@ -380,7 +381,7 @@ func (m *Manager) prefetchVersions(ctx context.Context) {
 		if err != nil {
 			continue // the spawn reports it
 		}
-		m.prober.Prefetch(ctx, app, probeAs(app, env, dir))
+		m.prober.Prefetch(ctx, app, launch.As(app, env, dir))
 	}
 }
 
@@ -679,11 +680,10 @@ func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []s
 		if err != nil {
 			return nil, -1, err
 		}
-		argv0, err := lookPath(argv[0], envLookup(env, "PATH"))
+		spec, err := launch.Command(app, env, dir, argv)
 		if err != nil {
 			return nil, -1, err
 		}
-		spec := proc.Spec{Argv: append([]string{argv0}, argv[1:]...), Env: env, Dir: dir, Cred: credential(app), Attrs: attrs(app)}
 		out, info, err := m.reaper.OutputSpec(ctx, spec)
 		if err != nil {
 			return out, -1, err

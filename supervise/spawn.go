@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
+	"github.com/gunisup/supervisor/launch"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
@@ -27,8 +27,7 @@ func (m *Manager) pidfile(app *config.App, id int) string {
 // generation, and returns the sockets its master's stop goes through (see
 // Generation.socks). probe is the generation's private listener (nil for
 // processes); use says which listening sockets it gets (see genSockets).
-// A Gunicorn master gets gunicorn.Argv and gunicorn.ListenEnv; a process
-// gets systemd's LISTEN_FDS, with LISTEN_PID set by an exec shim.
+// The spec itself comes from launch (launch.Process, launch.Gunicorn).
 func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *listen.Socket, strategy strategy.Strategy, use socketUse) (proc.Spec, []*listen.Socket, error) {
 	fds, socks, err := m.genSockets(app.Name, id, use)
 	if err != nil {
@@ -42,50 +41,26 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 		fds = append(fds, probe.FD())
 		names = append(names, "probe")
 	}
-	// Gunicorn's USR2 re-exec chdirs to $PWD when it names the same
-	// directory: for usr2 apps PWD is the configured (symlinked) directory so
-	// the re-exec follows `current` to the new release. A swap generation
-	// gets the resolved release path, so a worker restarted while a newer
-	// release is deployed never loads half of the new tree.
-	pwd := dir
-	if strategy.ReExec() && app.Directory != "" {
-		pwd = app.Directory
-	}
-	env, err := m.childEnv(app, dir, pwd)
+	env, err := m.childEnv(app, dir, launch.PWD(app, dir, strategy.ReExec()))
 	if err != nil {
 		return proc.Spec{}, nil, err
 	}
 	if app.Kind == config.KindProcess {
-		argv0, err := lookPath(app.Command[0], envLookup(env, "PATH"))
-		if err != nil {
-			return proc.Spec{}, nil, fmt.Errorf("app %s: %w", app.Name, err)
-		}
-		argv := append([]string{argv0}, app.Command[1:]...)
-		if len(fds) > 0 {
-			// LISTEN_PID must be the app's own pid: an exec shim sets it.
-			env = append(env, "LISTEN_FDS="+strconv.Itoa(len(fds)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
-			argv = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$@"`, "sh"}, argv...)
-		}
-		return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, socks, nil
+		spec, err := launch.Process(app, env, dir, fds, names)
+		return spec, socks, err
 	}
-
-	bin := app.GunicornBin()
-	if err := isExecutable(bin); err != nil {
-		return proc.Spec{}, nil, fmt.Errorf("app %s: gunicorn: %w", app.Name, err)
+	if err := launch.CheckGunicorn(app); err != nil {
+		return proc.Spec{}, nil, err
 	}
-	v := m.prober.Version(ctx, app, probeAs(app, env, dir))
-	argv := gunicorn.Argv(app, m.pidfile(app, id), m.statsdAddr(app.Name), v)
-	env = append(env, gunicorn.ListenEnv(len(fds))...)
-	return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, socks, nil
+	v := m.prober.Version(ctx, app, launch.As(app, env, dir))
+	return launch.Gunicorn(app, env, dir, fds, m.pidfile(app, id), m.statsdAddr(app.Name), v), socks, nil
 }
 
-func envLookup(env []string, key string) string {
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
+// childEnv builds the environment of app's processes started in the
+// resolved release directory dir with PWD pwd from the supervisor's own
+// environment and pass_env (see launch.Env).
+func (m *Manager) childEnv(app *config.App, dir, pwd string) ([]string, error) {
+	return launch.Env(app, dir, pwd, os.Environ(), m.Config().Supervisor.PassEnv)
 }
 
 // spawn starts generation id of app in the resolved dir (resolving
@@ -113,8 +88,10 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	if err != nil {
 		return nil, err
 	}
-	if err := m.runAs(app, &spec); err != nil {
-		return nil, err
+	if app.Kind == config.KindGunicorn {
+		if err := gunicorn.MakeRunDir(m.runDir, app); err != nil {
+			return nil, err
+		}
 	}
 	home, leaf, err := m.newHome(app.Name, id)
 	if err != nil {

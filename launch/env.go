@@ -1,8 +1,12 @@
-package supervise
+// Package launch turns a configured app into what starts one of its
+// processes: the environment, credentials, attributes (umask, nice,
+// oom_score_adj, rlimits) and argv of a proc.Spec. It is pure: it reads the
+// app's env file but starts, binds and creates nothing; the caller brings
+// the listening descriptors, the pidfile path and the Gunicorn version.
+package launch
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -22,20 +26,15 @@ var envPassed = []string{"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR"}
 // accountVars name the user an app runs as.
 var accountVars = []string{"HOME", "USER", "LOGNAME"}
 
-// childEnv builds the environment of app's processes started in the
-// resolved release directory dir with PWD pwd; see buildEnv.
-func (m *Manager) childEnv(app *config.App, dir, pwd string) ([]string, error) {
-	return buildEnv(app, dir, pwd, os.Environ(), m.Config().Supervisor.PassEnv)
-}
-
-// buildEnv returns, sorted, the allow-listed part of parent (envPassed,
+// Env returns the environment of app's processes started in the resolved
+// release directory dir with PWD pwd: sorted, the allow-listed part of parent (envPassed,
 // LC_*, the names in pass, and the account variables: the app user's own
 // when it has one),
 // VIRTUAL_ENV with the virtualenv's bin/ first on PATH, the env_file (read
 // with config.ReadEnvFile, so a file others could write is refused), the
 // app's env with {app} and {release} (dir) expanded, and PWD. A later
 // source overrides an earlier one.
-func buildEnv(app *config.App, dir, pwd string, parent, pass []string) ([]string, error) {
+func Env(app *config.App, dir, pwd string, parent, pass []string) ([]string, error) {
 	env := map[string]string{}
 	for _, kv := range parent {
 		k, v, _ := strings.Cut(kv, "=")
@@ -82,4 +81,14 @@ func passed(k string, account bool) bool {
 		return true
 	}
 	return slices.Contains(envPassed, k) || (account && slices.Contains(accountVars, k))
+}
+
+// Lookup returns the value of key in env ("" when it is not set).
+func Lookup(env []string, key string) string {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
 }
