@@ -48,7 +48,7 @@ type Generation struct {
 	// out is the captured output (nil: not captured); outEOF is closed once
 	// it reached EOF (nil: not known, for output shared with another
 	// generation).
-	out    *output
+	out    *logs.Output
 	outEOF <-chan struct{}
 	// outFD are the read ends of the output pipes (handed over on upgrade).
 	outFD outFDs
@@ -67,7 +67,7 @@ type Generation struct {
 }
 
 // newGeneration watches exitCh and closes done when the process has exited.
-func newGeneration(app string, id, pid int, exitCh <-chan ExitInfo, out *output, outEOF <-chan struct{}) *Generation {
+func newGeneration(app string, id, pid int, exitCh <-chan ExitInfo, out *logs.Output, outEOF <-chan struct{}) *Generation {
 	g := &Generation{App: app, ID: id, PID: pid, Started: time.Now(), exitCh: exitCh, done: make(chan struct{}), out: out, outEOF: outEOF, outFD: noOutFDs}
 	go func() {
 		info, ok := <-exitCh
@@ -116,7 +116,7 @@ func (g *Generation) Tail() []string {
 		return nil
 	}
 	g.waitOutput()
-	return g.out.texts(logs.Query{N: tailLines})
+	return g.out.Texts(logs.Query{N: tailLines})
 }
 
 // Signal sends sig to the main process. The first stop signal (TERM, INT,

@@ -71,7 +71,7 @@ type Manager struct {
 	cfg      *config.Config
 	reaper   *proc.Reaper
 	logger   *slog.Logger
-	logs     map[string]*appLog
+	logs     map[string]*logs.AppLog
 	// stdoutSink is the sink shared by the apps with log = "stdout".
 	stdoutSink io.Writer
 	observer   Observer
@@ -178,7 +178,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		prober:   gunicorn.NewProber(reaper.OutputSpec),
 		cgroups:  map[string]*proc.Cgroup{},
 		homes:    map[string]int{},
-		logs:     map[string]*appLog{},
+		logs:     map[string]*logs.AppLog{},
 		bpfWhy:   steerProbe(),
 
 		recovering: map[string]string{},
@@ -288,7 +288,7 @@ func (m *Manager) abandonOpen(err error, restore bool, held []*listen.Socket, ge
 		m.CloseSockets()
 	}
 	m.mu.RLock()
-	_ = closeAppLogs(m.logs, 0) // nothing was captured yet: nothing to lose
+	_ = logs.CloseApps(m.logs, 0) // nothing was captured yet: nothing to lose
 	m.mu.RUnlock()
 	return err
 }
@@ -581,7 +581,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 	m.mu.RLock()
 	all := m.logs
 	m.mu.RUnlock()
-	if err := closeAppLogs(all, logCloseLimit); err != nil {
+	if err := logs.CloseApps(all, logCloseLimit); err != nil {
 		errs = append(errs, fmt.Errorf("close app logs: %w", err))
 	}
 	close(m.stopped)

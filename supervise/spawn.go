@@ -111,12 +111,12 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		m.closeHome(app.Name, home)
 		return nil, err
 	}
-	g := newGeneration(app.Name, id, pid, exitCh, out, out.capture.Done())
+	g := newGeneration(app.Name, id, pid, exitCh, out, out.Done())
 	g.home = home
 	m.enterHome(home)
 	g.Dir = dir
 	g.PGID = pid
-	g.outFD = out.fds()
+	g.outFD = fdsOf(out)
 	if app.Kind == config.KindGunicorn {
 		g.Pidfile = m.pidfile(app, id)
 		m.removePidfilesAtExit(g)
