@@ -20,6 +20,7 @@ import (
 	"github.com/gunisup/supervisor/launch"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
@@ -42,14 +43,14 @@ type Options struct {
 	Restore *Handover
 	// Cgroups, when not nil, holds one cgroup per app (see proc.Cgroups).
 	Cgroups *proc.Cgroups
-	// Orphans are a dead predecessor's processes (see FindOrphans), nil for
+	// Orphans are a dead predecessor's processes (see recovery.FindOrphans), nil for
 	// none. An app whose serving generation is among them and whose
 	// sockets are in Sockets (taken from them, or systemd's), or that has
 	// no listener, tracks that generation (Starting) until a new generation
 	// of the last gated release passes the gate and takes over (see
 	// recoverApp); the steering of its listeners (BPF, rename) is rebuilt
 	// on the sockets taken from them.
-	Orphans *Orphans
+	Orphans *recovery.Orphans
 	// OpenStatsd opens the statsd bridge of a Gunicorn app with statsd on,
 	// at start and when an update adds the app; StatsdAddr reports its
 	// address from then on. It must do nothing for an app that has one.
@@ -253,7 +254,7 @@ func (m *Manager) openAll(opts Options) error {
 		case opts.Restore != nil:
 			gens = m.restoreSteering(app.Name, opts.Restore.Sockets[app.Name], held)
 			why = "handed over by a self-upgrade"
-		case isHeld && opts.Orphans.took(app.Name):
+		case isHeld && opts.Orphans.Took(app.Name):
 			if m.adopts(opts, app) {
 				held, gens = m.recoverSteering(app, held, opts.Orphans)
 			}

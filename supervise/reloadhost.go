@@ -15,6 +15,7 @@ import (
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
@@ -150,8 +151,8 @@ func (a *appOwner) runChange(ctx context.Context, h *host, st strategy.Strategy,
 
 // change describes the deploy of release ("": a reload of dir, or of the
 // app's directory as it resolves now) for the run state.
-func (a *appOwner) change(release, dir string) (*RunChange, error) {
-	c := &RunChange{Deploy: release != "", Link: a.cfg.Directory, Target: dir}
+func (a *appOwner) change(release, dir string) (*recovery.RunChange, error) {
+	c := &recovery.RunChange{Deploy: release != "", Link: a.cfg.Directory, Target: dir}
 	if release == "" {
 		if dir == "" && a.cfg.Directory != "" {
 			c.Target, _ = reload.ResolveDir(a.cfg.Directory) // "" when it does not resolve: the spawn says why
@@ -172,7 +173,7 @@ func (a *appOwner) change(release, dir string) (*RunChange, error) {
 // runReload points the release link (a deploy: c.Deploy), runs the strategy
 // reload.Choose picks, and points the link back when the new release did
 // not take over.
-func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy, old generation, c *RunChange, progress reload.Progress) error {
+func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy, old generation, c *recovery.RunChange, progress reload.Progress) error {
 	var previous string
 	if c.Deploy {
 		abs := c.Target
