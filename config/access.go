@@ -47,7 +47,7 @@ var errNoAccess = errors.New("permission denied")
 // directory from / down to path, both as written and with its symlinks
 // resolved, and an execute bit for r on the regular file it names.
 func (r runner) canExec(path string) error {
-	if err := checkExecutable(path); err != nil {
+	if err := CheckExecutable(path); err != nil {
 		return err
 	}
 	real, err := filepath.EvalSymlinks(path)

@@ -738,12 +738,13 @@ func resolveCommand(name, venv, dir string, r runner) (string, error) {
 	return "", fmt.Errorf("%q not found in %s", name, where)
 }
 
-// checkExecutable requires path (symlinks followed) to be a regular file
-// with an execute bit.
-func checkExecutable(path string) error {
+// CheckExecutable requires path (symlinks followed) to be a regular file
+// with an execute bit. The error names path and, for a failed stat, wraps
+// its cause (fs.ErrNotExist, fs.ErrPermission).
+func CheckExecutable(path string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, pathErr(err))
+		return fmt.Errorf("%s: %w", path, pathErr(err))
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s: not a regular file", path)

@@ -27,6 +27,7 @@ import (
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/metrics"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/sdnotify"
 	"github.com/gunisup/supervisor/supervise"
 	"github.com/gunisup/supervisor/upgrade"
@@ -160,7 +161,7 @@ type Daemon struct {
 	httpAddr string
 	// prevRun is a dead predecessor's run state (nil: none), the base of
 	// this supervisor's first one.
-	prevRun *supervise.RunState
+	prevRun *recovery.RunState
 }
 
 // lateSource lets metrics be built before the manager it reads.
@@ -382,12 +383,12 @@ func (d *Daemon) openBridge(app string, met *metrics.Metrics) error {
 // previous image, or those a dead predecessor's orphans hold: see
 // recoverSockets, whose orphans it returns) and records how a hand-over
 // went.
-func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD int, inherited []sdnotify.Inherited, cgroups *proc.Cgroups) (*supervise.Manager, *supervise.Orphans, error) {
+func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD int, inherited []sdnotify.Inherited, cgroups *proc.Cgroups) (*supervise.Manager, *recovery.Orphans, error) {
 	held, err := systemdSockets(d.Config, inherited)
 	if err != nil {
 		return nil, nil, exitcode.New(ExitConfig, err)
 	}
-	var orphans *supervise.Orphans
+	var orphans *recovery.Orphans
 	if hand == nil {
 		if orphans, err = d.recoverSockets(held); err != nil {
 			return nil, nil, errors.Join(err, closeHeld(held))

@@ -17,7 +17,7 @@ import (
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
 	"github.com/gunisup/supervisor/proc"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/recovery"
 )
 
 // guardPidfd is the descriptor on which an upgrade guard inherits the
@@ -162,7 +162,7 @@ func watchUpgrade(g guardArgs, socket string, w *control.PidWatch) bool {
 // appsAlive reports whether a process group recorded in runDir's run state
 // still has a member.
 func appsAlive(runDir string) bool {
-	st, err := supervise.ReadRunState(runDir)
+	st, err := recovery.ReadRunState(runDir)
 	if err != nil || st == nil {
 		return false
 	}

@@ -232,14 +232,14 @@ func (m *Manager) adoptHandedOver(app string, g *GenHandover) *Generation {
 	out := m.adoptOutput(app, g)
 	var eof <-chan struct{}
 	if out != nil {
-		eof = out.capture.Done()
+		eof = out.Done()
 	}
 	gen := newGeneration(app, g.ID, g.PID, exitCh, out, eof)
 	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID
 	gen.home = m.homeOfAdopted(app, g.PID)
 	m.enterHome(gen.home)
 	if out != nil {
-		gen.outFD = out.fds()
+		gen.outFD = fdsOf(out)
 	}
 	if gen.Pidfile != "" {
 		m.removePidfilesAtExit(gen)

@@ -17,8 +17,10 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
+	"github.com/gunisup/supervisor/launch"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
@@ -41,14 +43,14 @@ type Options struct {
 	Restore *Handover
 	// Cgroups, when not nil, holds one cgroup per app (see proc.Cgroups).
 	Cgroups *proc.Cgroups
-	// Orphans are a dead predecessor's processes (see FindOrphans), nil for
+	// Orphans are a dead predecessor's processes (see recovery.FindOrphans), nil for
 	// none. An app whose serving generation is among them and whose
 	// sockets are in Sockets (taken from them, or systemd's), or that has
 	// no listener, tracks that generation (Starting) until a new generation
 	// of the last gated release passes the gate and takes over (see
 	// recoverApp); the steering of its listeners (BPF, rename) is rebuilt
 	// on the sockets taken from them.
-	Orphans *Orphans
+	Orphans *recovery.Orphans
 	// OpenStatsd opens the statsd bridge of a Gunicorn app with statsd on,
 	// at start and when an update adds the app; StatsdAddr reports its
 	// address from then on. It must do nothing for an app that has one.
@@ -70,7 +72,7 @@ type Manager struct {
 	cfg      *config.Config
 	reaper   *proc.Reaper
 	logger   *slog.Logger
-	logs     map[string]*appLog
+	logs     map[string]*logs.AppLog
 	// stdoutSink is the sink shared by the apps with log = "stdout".
 	stdoutSink io.Writer
 	observer   Observer
@@ -177,7 +179,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		prober:   gunicorn.NewProber(reaper.OutputSpec),
 		cgroups:  map[string]*proc.Cgroup{},
 		homes:    map[string]int{},
-		logs:     map[string]*appLog{},
+		logs:     map[string]*logs.AppLog{},
 		bpfWhy:   steerProbe(),
 
 		recovering: map[string]string{},
@@ -252,7 +254,7 @@ func (m *Manager) openAll(opts Options) error {
 		case opts.Restore != nil:
 			gens = m.restoreSteering(app.Name, opts.Restore.Sockets[app.Name], held)
 			why = "handed over by a self-upgrade"
-		case isHeld && opts.Orphans.took(app.Name):
+		case isHeld && opts.Orphans.Took(app.Name):
 			if m.adopts(opts, app) {
 				held, gens = m.recoverSteering(app, held, opts.Orphans)
 			}
@@ -287,7 +289,7 @@ func (m *Manager) abandonOpen(err error, restore bool, held []*listen.Socket, ge
 		m.CloseSockets()
 	}
 	m.mu.RLock()
-	_ = closeAppLogs(m.logs, 0) // nothing was captured yet: nothing to lose
+	_ = logs.CloseApps(m.logs, 0) // nothing was captured yet: nothing to lose
 	m.mu.RUnlock()
 	return err
 }
@@ -372,7 +374,7 @@ func (m *Manager) prefetchVersions(ctx context.Context) {
 		if app.Kind != config.KindGunicorn {
 			continue
 		}
-		dir, err := resolveDir(app.Directory)
+		dir, err := reload.ResolveDir(app.Directory)
 		if err != nil {
 			continue // the spawn reports it
 		}
@@ -380,7 +382,7 @@ func (m *Manager) prefetchVersions(ctx context.Context) {
 		if err != nil {
 			continue // the spawn reports it
 		}
-		m.prober.Prefetch(ctx, app, probeAs(app, env, dir))
+		m.prober.Prefetch(ctx, app, launch.As(app, env, dir))
 	}
 }
 
@@ -580,7 +582,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 	m.mu.RLock()
 	all := m.logs
 	m.mu.RUnlock()
-	if err := closeAppLogs(all, logCloseLimit); err != nil {
+	if err := logs.CloseApps(all, logCloseLimit); err != nil {
 		errs = append(errs, fmt.Errorf("close app logs: %w", err))
 	}
 	close(m.stopped)
@@ -671,7 +673,7 @@ func (m *Manager) relink(app string) {
 // the reaper.
 func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []string) ([]byte, int, error) {
 	return func(ctx context.Context, argv []string) ([]byte, int, error) {
-		dir, err := resolveDir(app.Directory)
+		dir, err := reload.ResolveDir(app.Directory)
 		if err != nil {
 			return nil, -1, err
 		}
@@ -679,11 +681,10 @@ func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []s
 		if err != nil {
 			return nil, -1, err
 		}
-		argv0, err := lookPath(argv[0], envLookup(env, "PATH"))
+		spec, err := launch.Command(app, env, dir, argv)
 		if err != nil {
 			return nil, -1, err
 		}
-		spec := proc.Spec{Argv: append([]string{argv0}, argv[1:]...), Env: env, Dir: dir, Cred: credential(app), Attrs: attrs(app)}
 		out, info, err := m.reaper.OutputSpec(ctx, spec)
 		if err != nil {
 			return out, -1, err

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/recovery"
 )
 
 // runFacts are what the run state records of each app besides its
@@ -14,11 +15,11 @@ import (
 // change (deploy, reload) in progress. Safe for concurrent use.
 type runFacts struct {
 	mu   sync.Mutex
-	apps map[string]AppRun // only Gated and Change are set
+	apps map[string]recovery.AppRun // only Gated and Change are set
 }
 
-// of returns app's facts as an AppRun with Gated and Change set.
-func (f *runFacts) of(app string) AppRun {
+// of returns app's facts as an recovery.AppRun with Gated and Change set.
+func (f *runFacts) of(app string) recovery.AppRun {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r := f.apps[app]
@@ -26,24 +27,24 @@ func (f *runFacts) of(app string) AppRun {
 		c := *r.Change
 		r.Change = &c
 	}
-	return AppRun{Gated: r.Gated, Change: r.Change}
+	return recovery.AppRun{Gated: r.Gated, Change: r.Change}
 }
 
 // setGated records that a generation running in release dir passed app's gate.
 func (f *runFacts) setGated(app, dir string) {
-	f.update(app, func(r *AppRun) { r.Gated = dir })
+	f.update(app, func(r *recovery.AppRun) { r.Gated = dir })
 }
 
 // setChange records app's change in progress (nil: none).
-func (f *runFacts) setChange(app string, c *RunChange) {
-	f.update(app, func(r *AppRun) { r.Change = c })
+func (f *runFacts) setChange(app string, c *recovery.RunChange) {
+	f.update(app, func(r *recovery.AppRun) { r.Change = c })
 }
 
-func (f *runFacts) update(app string, change func(*AppRun)) {
+func (f *runFacts) update(app string, change func(*recovery.AppRun)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.apps == nil {
-		f.apps = map[string]AppRun{}
+		f.apps = map[string]recovery.AppRun{}
 	}
 	r := f.apps[app]
 	change(&r)
@@ -55,7 +56,7 @@ func (f *runFacts) update(app string, change func(*AppRun)) {
 type runRecord struct {
 	mu   sync.Mutex
 	on   bool
-	last *RunState // the last record written (or the predecessor's)
+	last *recovery.RunState // the last record written (or the predecessor's)
 }
 
 // RecordRunState makes WriteRunState write run_dir/state.json, starting
@@ -63,9 +64,9 @@ type runRecord struct {
 // of prev that still hold processes are carried over until they are gone.
 // Without prev, a record this process wrote (before a self-upgrade's exec)
 // is the start, and its apps' gated releases are kept.
-func (m *Manager) RecordRunState(prev *RunState) {
+func (m *Manager) RecordRunState(prev *recovery.RunState) {
 	if prev == nil {
-		if own, err := ReadRunState(m.runDir); err == nil && own != nil && own.PID == os.Getpid() {
+		if own, err := recovery.ReadRunState(m.runDir); err == nil && own != nil && own.PID == os.Getpid() {
 			prev = own
 			for name, run := range own.Apps {
 				if run.Gated != "" && m.facts.of(name).Gated == "" {
@@ -97,7 +98,7 @@ func (m *Manager) WriteRunState() error {
 	if reflect.DeepEqual(st, m.record.last) {
 		return nil
 	}
-	if err := WriteRunState(m.runDir, st); err != nil {
+	if err := recovery.WriteRunState(m.runDir, st); err != nil {
 		return err
 	}
 	m.record.last = st
@@ -122,4 +123,43 @@ func (m *Manager) pokeRecord() {
 	case m.recordPoke <- struct{}{}:
 	default:
 	}
+}
+
+// recovery.RunState records the apps' current process groups, cgroups and listeners,
+// keeping from prev (the last record, or the predecessor's) the groups and
+// cgroups that still hold processes: a generation being swapped out, or
+// orphans not yet drained. tree is one /proc pass.
+func (m *Manager) RunState(prev *recovery.RunState, tree *proc.Tree) *recovery.RunState {
+	started, _ := proc.StartTime(os.Getpid()) // /proc/self is always readable
+	st := &recovery.RunState{PID: os.Getpid(), Started: started, Apps: map[string]recovery.AppRun{}}
+	for _, a := range m.owners() {
+		name := a.cfg.Name
+		run := m.facts.of(name)
+		snap := a.snap.Load()
+		if pid := snap.MasterPID; pid != 0 {
+			if s, ok := tree.Stat(pid); ok {
+				g := recovery.ProcGroupOf(tree, s.PGRP)
+				run.Groups = append(run.Groups, g)
+				run.Serving = &recovery.RunGen{ID: snap.Generation, Group: g, Dir: snap.Release}
+			}
+		}
+		if g := m.cgroupOf(name); g != nil {
+			run.Cgroups = append(run.Cgroups, g.Path)
+		}
+		for i, s := range m.socketsOf(name) {
+			_, hold := s.Held()
+			rl := recovery.RunListener{Address: s.Spec.Raw, Bound: s.Bound, Hold: hold}
+			if b, ok := m.steerOf(name, i).(bpfSteered); ok {
+				if ids, err := b.g.ObjectIDs(); err == nil {
+					rl.Steer = &ids
+				}
+			}
+			run.Listeners = append(run.Listeners, rl)
+		}
+		st.Apps[name] = run
+	}
+	if prev != nil {
+		recovery.CarryOver(st, prev, tree)
+	}
+	return st
 }

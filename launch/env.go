@@ -1,8 +1,12 @@
-package supervise
+// Package launch turns a configured app into what starts one of its
+// processes: the environment, credentials, attributes (umask, nice,
+// oom_score_adj, rlimits) and argv of a proc.Spec. It is pure: it reads the
+// app's env file but starts, binds and creates nothing; the caller brings
+// the listening descriptors, the pidfile path and the Gunicorn version.
+package launch
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -10,22 +14,18 @@ import (
 	"github.com/gunisup/supervisor/config"
 )
 
-// childEnv builds the environment of app's processes started in the
-// resolved release directory dir with PWD pwd; see buildEnv.
-func (m *Manager) childEnv(app *config.App, dir, pwd string) ([]string, error) {
-	return buildEnv(app, dir, pwd, os.Environ(), m.Config().Supervisor.PassEnv)
-}
-
-// buildEnv returns, sorted, the part of parent config.InheritedVar lets
-// through (an allow-list, LC_*, the names in pass, and the account
-// variables: the app user's own when it has one). Nothing else of the
-// supervisor's environment reaches an app: not systemd's NOTIFY_SOCKET,
-// LISTEN_* or WATCHDOG_*, not SUPCTL_SOCKET, not a secret. Then come
+// Env returns the environment of app's processes started in the resolved
+// release directory dir with PWD pwd: sorted, the part of parent
+// config.InheritedVar lets through (an allow-list, LC_*, the names in pass,
+// and the account variables: the app user's own when it has one). Nothing
+// else of the supervisor's environment reaches an app: not systemd's
+// NOTIFY_SOCKET, LISTEN_* or WATCHDOG_*, not SUPCTL_SOCKET, not a secret.
+// Then come
 // VIRTUAL_ENV with the virtualenv's bin/ first on PATH, the env_file (read
 // with config.ReadEnvFile, so a file others could write is refused), the
 // app's env with {app} and {release} (dir) expanded, and PWD. A later
 // source overrides an earlier one.
-func buildEnv(app *config.App, dir, pwd string, parent, pass []string) ([]string, error) {
+func Env(app *config.App, dir, pwd string, parent, pass []string) ([]string, error) {
 	env := map[string]string{}
 	for _, kv := range parent {
 		k, v, _ := strings.Cut(kv, "=")
@@ -63,4 +63,14 @@ func buildEnv(app *config.App, dir, pwd string, parent, pass []string) ([]string
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// Lookup returns the value of key in env ("" when it is not set).
+func Lookup(env []string, key string) string {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
 }

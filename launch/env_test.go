@@ -1,4 +1,4 @@
-package supervise
+package launch
 
 import (
 	"os"
@@ -8,10 +8,9 @@ import (
 	"testing"
 
 	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/proc"
 )
 
-func TestBuildEnv(t *testing.T) {
+func TestEnv(t *testing.T) {
 	dir := t.TempDir()
 	envFile := filepath.Join(dir, "app.env")
 	if err := os.WriteFile(envFile, []byte("FROM_FILE=1\nSHARED=file\n"), 0o600); err != nil {
@@ -38,7 +37,7 @@ func TestBuildEnv(t *testing.T) {
 		"PWD=/srv/web/current", "SENTRY_DSN=https://x", "SHARED=env", "STATIC=/srv/web/releases/3/static", "TMPDIR=/var/tmp", "TZ=UTC",
 		"USER=root", "VIRTUAL_ENV=/srv/venv",
 	}
-	got, err := buildEnv(app, "/srv/web/releases/3", "/srv/web/current", parent, []string{"SENTRY_DSN", "NOTIFY_SOCKET"})
+	got, err := Env(app, "/srv/web/releases/3", "/srv/web/current", parent, []string{"SENTRY_DSN", "NOTIFY_SOCKET"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +46,7 @@ func TestBuildEnv(t *testing.T) {
 	}
 
 	app.Identity = config.Identity{User: "nobody", Name: "nobody", Home: "/nonexistent", UID: uid}
-	got, err = buildEnv(app, "/srv/web/releases/3", "/srv/web/current", parent, []string{"SENTRY_DSN", "NOTIFY_SOCKET"})
+	got, err = Env(app, "/srv/web/releases/3", "/srv/web/current", parent, []string{"SENTRY_DSN", "NOTIFY_SOCKET"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +60,7 @@ func TestBuildEnv(t *testing.T) {
 	}
 }
 
-func TestBuildEnvRefusesWritableEnvFile(t *testing.T) {
+func TestEnvRefusesWritableEnvFile(t *testing.T) {
 	envFile := filepath.Join(t.TempDir(), "app.env")
 	if err := os.WriteFile(envFile, []byte("A=1\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -70,23 +69,8 @@ func TestBuildEnvRefusesWritableEnvFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := &config.App{Name: "web", EnvFile: envFile, Identity: config.Identity{UID: os.Geteuid()}}
-	_, err := buildEnv(app, "/", "/", nil, nil)
+	_, err := Env(app, "/", "/", nil, nil)
 	if err == nil || !strings.Contains(err.Error(), envFile) || !strings.Contains(err.Error(), "writable") {
 		t.Fatalf("err = %v, want a refusal naming %s", err, envFile)
-	}
-}
-
-// TestExecSpecRefusesE2BIG: a start whose environment execve would refuse
-// (an env_file grown since check) fails naming the app and the variable,
-// before any exec.
-func TestExecSpecRefusesE2BIG(t *testing.T) {
-	app := &config.App{Name: "web"}
-	big := "BIG=" + strings.Repeat("x", config.MaxArgStrlen)
-	_, _, err := execSpec(app, proc.Spec{Argv: []string{"/bin/true"}, Env: []string{"A=1", big}}, nil)
-	if err == nil || !strings.Contains(err.Error(), "app web: environment variable BIG is") {
-		t.Errorf("err = %v, want one naming app web and BIG", err)
-	}
-	if _, _, err := execSpec(app, proc.Spec{Argv: []string{"/bin/true"}, Env: []string{"A=1"}}, nil); err != nil {
-		t.Errorf("small environment: %v", err)
 	}
 }
