@@ -194,8 +194,24 @@ func status(ctx context.Context, c *control.Client, args []string, out io.Writer
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
+	PrintDegraded(out, st.Supervisor.Degraded)
 	PrintStatus(out, st.Apps, time.Now())
 	return nil
+}
+
+// PrintDegraded writes one header line per feature the supervisor's host
+// lacks (none when every feature works): its name, why and the fix.
+func PrintDegraded(out io.Writer, features []control.Feature) {
+	for _, f := range features {
+		fmt.Fprintf(out, "degraded: %s: %s", f.Name, f.Why)
+		if f.Fix != "" {
+			fmt.Fprintf(out, "; fix: %s", f.Fix)
+		}
+		fmt.Fprintln(out)
+	}
+	if len(features) > 0 {
+		fmt.Fprintln(out, "(supervisor doctor probes again)")
+	}
 }
 
 // PrintStatus writes the human status table.
