@@ -82,6 +82,12 @@ func ptraceNeed(cfg *config.Config) string {
 // as the supervisor does for each app.
 func probeCgroup() Result {
 	r := Result{Feature: CgroupDelegation}
+	if err := proc.CloneIntoCgroup(); err != nil {
+		r.State = Degraded
+		r.Why = "apps are tracked by process group and the child subreaper; a daemonising app escapes stop: " + err.Error()
+		r.Fix = "let clone3(2) through (systemd: no RestrictNamespaces= line; container: a seccomp profile that allows clone3)"
+		return r
+	}
 	own, err := proc.OwnCgroup()
 	if err == nil {
 		probe := filepath.Join(own, fmt.Sprintf("gunisup-doctor-%d", os.Getpid()))

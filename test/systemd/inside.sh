@@ -28,6 +28,24 @@ hey_failed() {
 
 echo "== systemd $(systemctl --version | head -1)"
 DEBIAN_FRONTEND=noninteractive dpkg -i "$W/gunisup.deb" >/dev/null || fail "dpkg -i"
+# What systemd is doing, refreshed for a run that hangs.
+(while sleep 5; do
+	journalctl -b --no-pager -n 300 >"$W/results/journal.txt" 2>&1
+	systemctl list-jobs --no-pager >"$W/results/jobs.txt" 2>&1
+done) &
+mon=$!
+# Before the configuration exists: the host's features only.
+echo "== doctor under the old unit's restrictions, then under the new unit's"
+old='CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID CAP_CHOWN CAP_KILL CAP_DAC_OVERRIDE CAP_FOWNER CAP_SYS_NICE CAP_SYS_RESOURCE'
+echo "-- old unit"
+timeout 60 systemd-run --wait --pipe -q -p NoNewPrivileges=yes -p "$old" -p "SystemCallFilter=@system-service" -p SystemCallErrorNumber=EPERM \
+	-p "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6" /usr/bin/supervisor doctor
+echo "exit $?"
+echo "-- new unit"
+timeout 60 systemd-run --wait --pipe -q -p NoNewPrivileges=yes -p "$old CAP_BPF CAP_SYS_PTRACE" -p "SystemCallFilter=@system-service bpf pidfd_getfd" \
+	-p SystemCallErrorNumber=EPERM -p "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK" /usr/bin/supervisor doctor
+echo "exit $?"
+
 CFG=/etc/gunisup/gunisup.toml
 mkdir -p /etc/gunisup
 cat >$CFG <<EOF
@@ -54,23 +72,14 @@ mkdir -p /etc/systemd/system/gunisup.service.d
 printf '[Service]\nWatchdogSec=4\nTimeoutAbortSec=3\n' >/etc/systemd/system/gunisup.service.d/test.conf
 systemctl daemon-reload
 
-echo "== doctor under the old unit's restrictions, then under the new unit's"
-old='-p CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID CAP_CHOWN CAP_KILL CAP_DAC_OVERRIDE CAP_FOWNER CAP_SYS_NICE CAP_SYS_RESOURCE'
-systemd-run --wait --pipe -q -p NoNewPrivileges=yes "$old" -p "SystemCallFilter=@system-service" -p SystemCallErrorNumber=EPERM \
-	-p "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6" /usr/bin/supervisor doctor
-echo "exit $?"
-systemd-run --wait --pipe -q -p NoNewPrivileges=yes "$old CAP_BPF CAP_SYS_PTRACE" -p "SystemCallFilter=@system-service bpf pidfd_getfd" \
-	-p SystemCallErrorNumber=EPERM -p "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK" /usr/bin/supervisor doctor
-echo "exit $?"
-
 echo "== start"
-systemctl start gunisup || fail "systemctl start gunisup"
-waitfor 30 curl -fsS http://127.0.0.1:8000/ || fail "web answers"
-status=$(supctl status)
+timeout 100 systemctl start gunisup || fail "systemctl start gunisup"
+waitfor 30 curl --max-time 5 -fsS http://127.0.0.1:8000/ || fail "web answers"
+status=$(timeout 10 supctl status)
 echo "$status"
 case "$status" in *"(bpf)"*) pass "status says bpf" ;; *) fail "status says bpf" ;; esac
 case "$status" in *degraded:*) fail "no degraded header" ;; *) pass "no degraded header" ;; esac
-metrics=$(curl -fsS http://127.0.0.1:9321/metrics)
+metrics=$(curl --max-time 5 -fsS http://127.0.0.1:9321/metrics)
 echo "$metrics" | grep -E '^supervisor_(listener_queue_length|feature_enabled)'
 echo "$metrics" | grep -q '^supervisor_listener_queue_length{.*unix' && pass "unix queue depth metric" || fail "unix queue depth metric"
 echo "$metrics" | grep -q '^supervisor_listener_queue_length{.*8000' && pass "tcp queue depth metric" || fail "tcp queue depth metric"
@@ -93,8 +102,8 @@ journalctl -u gunisup -o cat | grep -E 'recovery' | head -5
 
 echo "== reload applies an edit"
 sed -i 's/APP_VERSION = "1"/APP_VERSION = "2"/' $CFG
-systemctl reload gunisup || fail "systemctl reload"
-waitfor 60 sh -c 'curl -fsS http://127.0.0.1:8000/ | grep -q version=2' && pass "reload: version=2 served" || fail "reload: version=2 served"
+timeout 60 systemctl reload gunisup || fail "systemctl reload"
+waitfor 60 sh -c 'curl --max-time 5 -fsS http://127.0.0.1:8000/ | grep -q version=2' && pass "reload: version=2 served" || fail "reload: version=2 served"
 
 echo "== watchdog fires on a stopped supervisor"
 restarts=$(systemctl show -p NRestarts --value gunisup)
@@ -103,7 +112,7 @@ kill -STOP "$pid"
 waitfor 40 sh -c "[ \$(systemctl show -p NRestarts --value gunisup) -gt $restarts ] && systemctl is-active -q gunisup" &&
 	pass "watchdog: restarted" || fail "watchdog: restarted"
 journalctl -u gunisup -o cat | grep -i 'watchdog' | head -3
-waitfor 30 curl -fsS http://127.0.0.1:8000/ && pass "serves after watchdog restart" || fail "serves after watchdog restart"
+waitfor 30 curl --max-time 5 -fsS http://127.0.0.1:8000/ && pass "serves after watchdog restart" || fail "serves after watchdog restart"
 
 echo "== journal holds the apps' lines"
 journalctl -u gunisup -o cat | grep -E 'Booting worker|Listening at' | head -3
@@ -111,8 +120,11 @@ journalctl -u gunisup -o cat | grep -q 'Booting worker' && pass "journal: app li
 
 echo "== stop leaves no process"
 cg=$(systemctl show -p ControlGroup --value gunisup)
-systemctl stop gunisup
+timeout 60 systemctl stop gunisup
 left=$(find "/sys/fs/cgroup$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | wc -l)
 pgrep -a -f 'gunicorn|/usr/bin/supervisor' && fail "stop: processes left" || pass "stop: no process left (cgroup procs: $left)"
 
+echo "== journal of gunisup (last 60 lines)"
+journalctl -u gunisup -o short-monotonic --no-pager | tail -60
+kill $mon
 if [ -z "$failed" ]; then echo "RESULT: all checks passed"; else echo "RESULT: failed$failed"; fi

@@ -1,10 +1,13 @@
 #!/bin/sh
-# run.sh DEB: boots a real systemd in a container (systemd-nspawn, root an
-# overlay of the host's with a tmpfs on top, its own network namespace with
-# loopback only), installs DEB there and runs inside.sh as a oneshot unit:
+# run.sh DEB: boots a real systemd in a container (systemd-nspawn, its root
+# an overlay whose upper layer is a tmpfs over the host's root filesystem as
+# the read-only lower layer, so that dpkg can install into /usr and /etc
+# while nothing reaches the host; its own network namespace with loopback
+# only), installs DEB there and runs inside.sh as a oneshot unit:
 # gunisup.service as shipped, under load, through kill -9, reload,
 # watchdog and stop. Prints the results; exit 0 when every check passed.
-# Needs root and systemd-container. Never boots systemd over the host's root.
+# RESULTS (default ./systemd-results) receives the container's log and
+# hey reports. Needs root and systemd-container. Never boots systemd over the host's root.
 set -eu
 DEB=$(realpath "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -15,8 +18,12 @@ command -v systemd-nspawn >/dev/null || { echo "run.sh: apt-get install systemd-
 # a /tmp or /var/tmp path. The same path inside and out: the venv's
 # bin/gunicorn names its interpreter by absolute path.
 W=$(mktemp -d /srv/gunisup-systemd.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+trap 'umount "$W/root" 2>/dev/null; umount "$W/layers" 2>/dev/null; rm -rf "$W"' EXIT
 chmod 0755 "$W"
+mkdir -p "$W/layers" "$W/root"
+mount -t tmpfs -o size=512m tmpfs "$W/layers"
+mkdir -p "$W/layers/upper" "$W/layers/work"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$W/layers/upper,workdir=$W/layers/work" "$W/root"
 mkdir -p "$W/results" "$W/units/multi-user.target.wants"
 cp "$DEB" "$W/gunisup.deb"
 cp "$HERE/inside.sh" "$W/inside.sh"
@@ -31,11 +38,14 @@ ExecStart=/bin/sh -c '/bin/sh $W/inside.sh $W; /bin/systemctl poweroff'
 EOF
 ln -s ../probe.service "$W/units/multi-user.target.wants/probe.service"
 
+RESULTS=$(realpath -m "${RESULTS:-systemd-results}")
 start=$(date +%s)
 rc=0
-timeout 400 systemd-nspawn --register=no --keep-unit --volatile=overlay --private-network \
-	--bind="$W" --bind-ro="$W/units:/run/systemd/system" -D / -b --console=pipe \
+timeout ${BOOT_TIMEOUT:-400} systemd-nspawn --register=no --keep-unit --private-network \
+	--capability=CAP_BPF --system-call-filter="bpf pidfd_getfd" \
+	--bind="$W" --bind-ro="$W/units:/run/systemd/system" -D "$W/root" -b --console=pipe \
 	>"$W/results/boot.log" 2>&1 || rc=$?
 echo "container exited $rc after $(($(date +%s) - start))s"
+mkdir -p "$RESULTS" && cp -r "$W/results/." "$RESULTS/"
 cat "$W/results/log" 2>/dev/null || { echo "no results; boot log:"; tail -50 "$W/results/boot.log"; exit 1; }
 grep -q '^RESULT: all checks passed' "$W/results/log"
