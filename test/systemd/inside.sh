@@ -56,7 +56,8 @@ http = "127.0.0.1:9321"
 allow_root = true
 kind = "gunicorn"
 virtualenv = "$W/venv"
-directory = "$W/app"
+directory = "$W/current"
+start_timeout = "15s"
 wsgi = "app:app"
 workers = 2
 listen = ["tcp://127.0.0.1:8000", "unix:///run/gunisup/web.sock"]
@@ -85,12 +86,32 @@ echo "$metrics" | grep -q '^supervisor_listener_queue_length{.*unix' && pass "un
 echo "$metrics" | grep -q '^supervisor_listener_queue_length{.*8000' && pass "tcp queue depth metric" || fail "tcp queue depth metric"
 journalctl -u gunisup -o cat | grep 'doctor:'
 
+echo "== reload applies an edit"
+sed -i 's/APP_VERSION = "1"/APP_VERSION = "2"/' $CFG
+timeout 60 systemctl reload gunisup || fail "systemctl reload"
+waitfor 60 sh -c 'curl --max-time 5 -fsS http://127.0.0.1:8000/ | grep -q version=2' && pass "reload: version=2 served" || fail "reload: version=2 served"
+
+waitfor 60 sh -c '! supctl status | grep -q reloading' || fail "reload finished"
+echo "== 3 failing releases, then a good one, under load"
+hey -z 300s -c 8 http://127.0.0.1:8000/ >"$W/results/hey-deploy" &
+hey=$!
+for r in importerror http500 hang good; do
+	timeout 90 supctl deploy web "$W/releases/$r" >"$W/results/deploy-$r" 2>&1
+	echo "deploy $r: exit $? ($(tail -1 "$W/results/deploy-$r"))"
+done
+kill -INT $hey; wait $hey
+grep -E 'Requests/sec|^  \[' "$W/results/hey-deploy"
+bad=$(hey_failed "$W/results/hey-deploy")
+total=$(awk '/^  \[[0-9]+\]/ {n += $2} END {print n + 0}' "$W/results/hey-deploy")
+[ "$bad" = 0 ] && pass "deploys: 0 failed of $total" || fail "deploys: $bad failed of $total"
+curl --max-time 5 -fsS http://127.0.0.1:8000/ | grep -q release=good && pass "good release serves" || fail "good release serves"
+
 echo "== kill -9 under load"
 pid=$(mainpid)
 hey -z 12s -c 8 http://127.0.0.1:8000/ >"$W/results/hey-kill" &
 hey=$!
 sleep 3
-systemctl kill -s KILL gunisup
+systemctl kill --kill-whom=main -s KILL gunisup
 waitfor 30 sh -c "[ \"\$(systemctl show -p MainPID --value gunisup)\" != 0 ] && [ \"\$(systemctl show -p MainPID --value gunisup)\" != $pid ] && systemctl is-active -q gunisup" || fail "restarted after kill -9"
 wait $hey
 grep -E 'Requests/sec|^  \[' "$W/results/hey-kill"
@@ -98,12 +119,10 @@ bad=$(hey_failed "$W/results/hey-kill")
 total=$(awk '/^  \[[0-9]+\]/ {n += $2} END {print n + 0}' "$W/results/hey-kill")
 echo "kill -9: $total responses, $bad failed; restarts $(systemctl show -p NRestarts --value gunisup)"
 [ "$bad" = 0 ] && pass "kill -9: 0 failed of $total" || fail "kill -9: $bad failed of $total"
-journalctl -u gunisup -o cat | grep -E 'recovery' | head -5
-
-echo "== reload applies an edit"
-sed -i 's/APP_VERSION = "1"/APP_VERSION = "2"/' $CFG
-timeout 60 systemctl reload gunisup || fail "systemctl reload"
-waitfor 60 sh -c 'curl --max-time 5 -fsS http://127.0.0.1:8000/ | grep -q version=2' && pass "reload: version=2 served" || fail "reload: version=2 served"
+journalctl -u gunisup -o cat | grep -E 'recovery|listener steering' | tail -5
+status=$(timeout 10 supctl status)
+echo "$status"
+case "$status" in *"(bpf)"*) pass "status says bpf after recovery" ;; *) fail "status says bpf after recovery" ;; esac
 
 echo "== watchdog fires on a stopped supervisor"
 restarts=$(systemctl show -p NRestarts --value gunisup)
@@ -124,7 +143,6 @@ timeout 60 systemctl stop gunisup
 left=$(find "/sys/fs/cgroup$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | wc -l)
 pgrep -a -f 'gunicorn|/usr/bin/supervisor' && fail "stop: processes left" || pass "stop: no process left (cgroup procs: $left)"
 
-echo "== journal of gunisup (last 60 lines)"
-journalctl -u gunisup -o short-monotonic --no-pager | tail -60
+journalctl -u gunisup -o short-monotonic --no-pager >"$W/results/gunisup-journal.txt"
 kill $mon
 if [ -z "$failed" ]; then echo "RESULT: all checks passed"; else echo "RESULT: failed$failed"; fi
