@@ -11,7 +11,7 @@ demo) ;;
 # man: the manual pages (make man, install, deb); man-db checks them (man -l).
 man) pkgs="go-md2man man-db" ;;
 # gcc and libc6-dev: go test -race needs cgo.
-test) pkgs="$pkgs gcc libc6-dev hey wrk prometheus systemd iproute2 util-linux procps go-md2man man-db nginx" ;;
+test) pkgs="$pkgs gcc libc6-dev hey wrk prometheus systemd systemd-container iproute2 util-linux procps go-md2man man-db nginx" ;;
 bench) pkgs="$pkgs hey wrk supervisor procps nginx" ;;
 *) echo "deps.sh: unknown target $what (demo, test, bench, man)" >&2; exit 2 ;;
 esac
