@@ -87,6 +87,14 @@ soak:
 	go test -race -tags soak -count=1 -timeout 30m -run 'TestReloadLeak|TestSwapTimings' -v ./test/e2e/reload/
 	SOAK_RELOADS=$(SOAK_RELOADS) go test -tags soak -count=1 -v -timeout 90m -run 'TestSoak$$' ./test/e2e/faults/
 	bench/steer.sh
+	$(MAKE) systemd-test
+
+# The shipped unit under a real systemd (systemd-nspawn, needs root and
+# systemd-container): installs the .deb and runs test/systemd/inside.sh's
+# checks (about 60 s after the .deb is built). Results in dist/systemd-results.
+.PHONY: systemd-test
+systemd-test: deb
+	RESULTS=$(DIST)/systemd-results timeout 600 test/systemd/run.sh $$(ls -t $(DIST)/gunisup_*.deb | head -1)
 
 bench:
 	scripts/deps.sh bench

@@ -86,6 +86,17 @@ type SupervisorInfo struct {
 	// bound to (the real port when the configuration says port 0); "" when
 	// the endpoint is disabled or could not be bound.
 	HTTP string `json:"http"`
+	// Degraded lists the features `supervisor doctor` found degraded on
+	// this host when the supervisor started (empty when all work).
+	Degraded []Feature `json:"degraded,omitempty"`
+}
+
+// Feature is one degraded feature of the supervisor's host: its name as
+// `supervisor doctor` prints it, why it is off and what would turn it on.
+type Feature struct {
+	Name string `json:"name"`
+	Why  string `json:"why"`
+	Fix  string `json:"fix,omitempty"`
 }
 
 // VersionResponse answers version.

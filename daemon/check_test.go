@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/doctor"
 	"github.com/gunisup/supervisor/internal/exitcode"
 )
 
@@ -88,6 +90,42 @@ func TestCheckResolvesAsAppUser(t *testing.T) {
 	for _, w := range []string{cfg + ":7: app.web.command", `user "nobody" cannot execute`, "no search permission on " + private} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not name %q", err, w)
+		}
+	}
+}
+
+// TestRelianceWarnings: an app relying on a degraded feature gets one
+// warning naming the app, what relies on it, the feature and its fix; an
+// app with steering = "shared" does not rely on BPF or rename steering.
+func TestRelianceWarnings(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "supervisor.toml")
+	toml := "[supervisor]\nrun_dir = \"" + filepath.Join(dir, "run") + "\"\n\n" +
+		"[app.web]\nallow_root = true\nkind = \"process\"\ncommand = [\"/bin/sleep\", \"60\"]\n" +
+		"listen = [\"tcp://127.0.0.1:0\", \"unix://" + filepath.Join(dir, "web.sock") + "\"]\n\n" +
+		"[app.plain]\nallow_root = true\nkind = \"process\"\ncommand = [\"/bin/sleep\", \"60\"]\nsteering = \"shared\"\n" +
+		"listen = [\"tcp://127.0.0.1:0\"]\n"
+	if err := os.WriteFile(cfgPath, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := doctor.Report{
+		{Feature: doctor.BPFSteering, State: doctor.Degraded, Why: "no CAP_BPF", Fix: "grant CAP_BPF"},
+		{Feature: doctor.RenameSteering, State: doctor.Works},
+		{Feature: doctor.SockDiag, State: doctor.Degraded, Why: "no AF_NETLINK", Fix: "allow AF_NETLINK"},
+	}
+	got := relianceWarnings(cfg, report)
+	if len(got) != 2 {
+		t.Fatalf("warnings %q, want 2 (web: bpf_steering, sock_diag)", got)
+	}
+	for i, want := range [][]string{{"app web", "tcp://127.0.0.1:0", "bpf_steering", "grant CAP_BPF"}, {"app web", "queue depth", "sock_diag", "allow AF_NETLINK"}} {
+		for _, w := range want {
+			if !strings.Contains(got[i], w) {
+				t.Errorf("warning %q does not name %q", got[i], w)
+			}
 		}
 	}
 }

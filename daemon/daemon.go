@@ -42,6 +42,8 @@ const (
 	ExitOK      = 0
 	ExitFailure = 1
 	ExitConfig  = 2
+	// ExitDegraded: `supervisor doctor` found a feature degraded.
+	ExitDegraded = 3
 )
 
 // DefaultConfig is read when -c is not given.
@@ -49,9 +51,12 @@ const DefaultConfig = "/etc/gunisup/gunisup.toml"
 
 const usage = `usage:
   supervisor [-c FILE]          run in the foreground (systemd, container, PID 1)
-  supervisor check [-c FILE]    validate the configuration: exit 0, or 2 with one line per error
+  supervisor check [-c FILE]    validate the configuration: exit 0, or 2 with one line per error;
+                                warns about apps relying on a feature degraded on this host
   supervisor import FILE...     print a supervisord configuration (INI) as TOML,
                                 with warnings on stderr for what is not mapped
+  supervisor doctor [-c FILE]   probe this host for each feature with a fallback: exit 0 when
+                                all work, 3 when one is degraded (why and the fix are printed)
   supervisor version | --version
   supervisor help | --help
   supervisor upgrade-check -c FILE -state FILE
@@ -97,17 +102,9 @@ func Run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "check":
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
-			return exitcode.New(ExitConfig, err)
-		}
-		if w := cfg.Supervisor.HTTPWebConfig; w != "" {
-			if err := metrics.CheckWebConfig(w); err != nil {
-				return exitcode.New(ExitConfig, fmt.Errorf("%s: [supervisor] http_web_config: %w", cfg.Path, err))
-			}
-		}
-		fmt.Fprintf(stdout, "%s: ok (%d apps)\n", cfg.Path, len(cfg.Apps))
-		return nil
+		return check(*cfgPath, stdout, stderr)
+	case "doctor":
+		return runDoctor(*cfgPath, flagSet(fs, "c"), stdout)
 	case "upgrade-check":
 		// A running supervisor's dry run of this binary before it re-executes
 		// it (see Daemon.Upgrade).
@@ -162,6 +159,8 @@ type Daemon struct {
 	// prevRun is a dead predecessor's run state (nil: none), the base of
 	// this supervisor's first one.
 	prevRun *recovery.RunState
+	// degraded is what the doctor found degraded at start (see probeHost).
+	degraded []control.Feature
 }
 
 // lateSource lets metrics be built before the manager it reads.
@@ -247,6 +246,7 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	r.onClose(d.reaper.Close)
 	src := &lateSource{}
 	met := metrics.New(src, metrics.Options{Logger: d.Logger, Version: Version})
+	d.probeHost(met)
 	if err := d.openBridges(r, met, hand, stateFD); err != nil {
 		return err
 	}
@@ -650,7 +650,7 @@ func (d *Daemon) notify(err error) {
 }
 
 func (d *Daemon) info() control.SupervisorInfo {
-	return control.SupervisorInfo{PID: os.Getpid(), Version: Version, Started: d.started, Config: d.Config.Path, Upgrades: d.upgrades, LastUpgrade: d.lastUpgrade, HTTP: d.httpAddr}
+	return control.SupervisorInfo{PID: os.Getpid(), Version: Version, Started: d.started, Config: d.Config.Path, Upgrades: d.upgrades, LastUpgrade: d.lastUpgrade, HTTP: d.httpAddr, Degraded: d.degraded}
 }
 
 // takeoverFailed runs when this image cannot take over the previous one's

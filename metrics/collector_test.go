@@ -463,3 +463,16 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// TestFeatureEnabled: SetFeatures exports one supervisor_feature_enabled
+// series per feature, 1 for an enabled one and 0 otherwise.
+func TestFeatureEnabled(t *testing.T) {
+	m := New(&fixedSource{}, Options{})
+	m.SetFeatures(map[string]bool{"bpf_steering": true, "sock_diag": false})
+	for f, want := range map[string]float64{"bpf_steering": 1, "sock_diag": 0} {
+		got, ok := sample(t, m.Registry(), "supervisor_feature_enabled", map[string]string{"feature": f})
+		if !ok || got != want {
+			t.Errorf("feature_enabled{feature=%q} = %v (present %v), want %v", f, got, ok, want)
+		}
+	}
+}

@@ -74,6 +74,7 @@ type Metrics struct {
 	statsdWorkers    *prometheus.GaugeVec
 	statsdMalformed  *prometheus.CounterVec
 	scrapeErrors     *prometheus.CounterVec
+	featureEnabled   *prometheus.GaugeVec
 	apps             *appCollector
 	perAppCollectors []*prometheus.MetricVec
 }
@@ -133,6 +134,10 @@ func New(src Source, opts Options) *Metrics {
 			Namespace: namespace, Name: "scrape_errors_total",
 			Help: "Errors while computing per-app metrics at scrape time, by source (procfs, tcp_info, sock_diag).",
 		}, []string{"source"}),
+		featureEnabled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "feature_enabled",
+			Help: "1 if the feature works on this host, 0 if it is degraded or unused, as `supervisor doctor` probed it at start.",
+		}, []string{"feature"}),
 	}
 	m.apps = &appCollector{src: src, procRoot: procRoot, logger: logger, errors: m.scrapeErrors}
 	m.perAppCollectors = []*prometheus.MetricVec{
@@ -145,7 +150,7 @@ func New(src Source, opts Options) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.reloadDuration, m.healthDuration, m.healthUp,
 		m.httpRequests, m.httpDuration, m.logMessages, m.statsdWorkers, m.statsdMalformed,
-		m.scrapeErrors, m.apps, buildInfo(opts.Version),
+		m.scrapeErrors, m.featureEnabled, m.apps, buildInfo(opts.Version),
 	)
 	return m
 }
@@ -171,6 +176,18 @@ func (m *Metrics) HealthChecked(app string, ok bool, d time.Duration) {
 		up = 1
 	}
 	m.healthUp.WithLabelValues(app).Set(up)
+}
+
+// SetFeatures sets supervisor_feature_enabled for each feature: 1 when
+// enabled[feature] is true, else 0.
+func (m *Metrics) SetFeatures(enabled map[string]bool) {
+	for f, on := range enabled {
+		v := 0.0
+		if on {
+			v = 1
+		}
+		m.featureEnabled.WithLabelValues(f).Set(v)
+	}
 }
 
 // Forget deletes every event-driven and statsd series of app, for an app

@@ -52,7 +52,12 @@ type Cgroup struct {
 // OpenCgroups creates (or, after a self-upgrade, finds) the directory of
 // this supervisor's app cgroups (see Cgroups), named with prefix, under the
 // cgroup v2 the calling process belongs to.
+// It fails, too, where clone3(2) is filtered (CloneIntoCgroup): the apps
+// could not be started in their cgroups.
 func OpenCgroups(prefix string) (*Cgroups, error) {
+	if err := CloneIntoCgroup(); err != nil {
+		return nil, err
+	}
 	own, err := OwnCgroup()
 	if err != nil {
 		return nil, err
@@ -67,6 +72,20 @@ func OpenCgroups(prefix string) (*Cgroups, error) {
 		return nil, fmt.Errorf("cgroup: create %s: %w", root, err)
 	}
 	return &Cgroups{Root: root}, nil
+}
+
+// CloneIntoCgroup returns nil when clone3(2), which starts a child
+// directly in its cgroup (CLONE_INTO_CGROUP), reaches the kernel, else why
+// not: a seccomp filter (systemd's RestrictNamespaces= of any value makes
+// clone3 fail with ENOSYS, since it cannot filter clone3's flags) or a
+// kernel older than 5.7. It calls clone3 with no arguments, which the
+// kernel refuses with EINVAL before creating anything.
+func CloneIntoCgroup() error {
+	_, _, errno := unix.Syscall(unix.SYS_CLONE3, 0, 0, 0)
+	if errno == unix.EINVAL {
+		return nil
+	}
+	return fmt.Errorf("cgroup: clone3(2) (CLONE_INTO_CGROUP) is unavailable (a seccomp filter, e.g. systemd's RestrictNamespaces=, or Linux < 5.7): %w", errno)
 }
 
 // OwnCgroup returns the directory of the cgroup v2 the calling process is

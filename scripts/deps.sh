@@ -12,7 +12,7 @@ demo) ;;
 man) pkgs="go-md2man man-db" ;;
 # gcc and libc6-dev: go test -race needs cgo. ansible-core: contrib/ansible
 # (ansible-playbook; the playbook uses ansible.builtin modules only).
-test) pkgs="$pkgs gcc libc6-dev hey wrk prometheus systemd iproute2 util-linux procps go-md2man man-db nginx ansible-core" ;;
+test) pkgs="$pkgs gcc libc6-dev hey wrk prometheus systemd systemd-container iproute2 util-linux procps go-md2man man-db nginx ansible-core" ;;
 bench) pkgs="$pkgs hey wrk supervisor procps nginx" ;;
 *) echo "deps.sh: unknown target $what (demo, test, bench, man)" >&2; exit 2 ;;
 esac

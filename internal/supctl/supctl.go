@@ -193,6 +193,21 @@ func splitFlags(args []string, withValue map[string]bool) (map[string]string, []
 	return flags, pos, nil
 }
 
+// PrintDegraded writes one header line per feature the supervisor's host
+// lacks (none when every feature works): its name, why and the fix.
+func PrintDegraded(out io.Writer, features []control.Feature) {
+	for _, f := range features {
+		fmt.Fprintf(out, "degraded: %s: %s", f.Name, f.Why)
+		if f.Fix != "" {
+			fmt.Fprintf(out, "; fix: %s", f.Fix)
+		}
+		fmt.Fprintln(out)
+	}
+	if len(features) > 0 {
+		fmt.Fprintln(out, "(supervisor doctor probes again)")
+	}
+}
+
 // PrintStatus writes the human status table.
 func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)

@@ -139,6 +139,7 @@ func statusCmd(ctx context.Context, c *control.Client, args []string, out io.Wri
 			return err
 		}
 	} else {
+		PrintDegraded(out, st.Supervisor.Degraded)
 		PrintStatus(out, st.Apps, time.Now())
 	}
 	return notRunning(st.Apps)

@@ -26,7 +26,9 @@
 // itself the one closing, or no listener serves, the program lets the kernel
 // choose among the remaining listeners by hash.
 //
-// Loading needs CAP_BPF and CAP_NET_ADMIN (root) and Linux 5.14 or newer.
+// Loading, attaching and updating the maps need CAP_BPF (CAP_NET_ADMIN is
+// not needed: SK_REUSEPORT is not a network-admin program type) and Linux
+// 5.14 or newer.
 // Available reports why steering cannot be used, so the caller can fall back
 // to one shared socket (ModeShared).
 //

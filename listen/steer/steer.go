@@ -146,7 +146,7 @@ func (o *kernelObjects) close() {
 func explain(step string, err error) error {
 	switch {
 	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
-		return fmt.Errorf("steer: %s: needs CAP_BPF and CAP_NET_ADMIN (running as uid %d): %w",
+		return fmt.Errorf("steer: %s: needs CAP_BPF, and bpf(2) allowed by any seccomp filter (running as uid %d): %w",
 			step, os.Geteuid(), err)
 	case errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL):
 		return fmt.Errorf("steer: %s: kernel lacks support (needs Linux 5.14+ for SELECT_OR_MIGRATE; running %s): %w",

@@ -20,7 +20,7 @@ const ioTimeout = 5 * time.Second
 func requireBPF(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skipf("BPF steering needs root (CAP_BPF and CAP_NET_ADMIN); running as uid %d", os.Geteuid())
+		t.Skipf("BPF steering needs root (CAP_BPF); running as uid %d", os.Geteuid())
 	}
 	if err := Available(); err != nil {
 		t.Fatalf("running as root but BPF steering is unavailable: %v", err)
