@@ -24,10 +24,11 @@ func (m *Manager) adopts(opts Options, app *config.App) bool {
 	return held || len(app.Listen) == 0
 }
 
-// adoptOrphans makes a's tracked generation its orphans' serving one
+// adoptOrphans makes the tracked generation of s's owner its orphans' serving one
 // (Starting, counted as handed over: Start does not start it) and has
 // Start replace it by a new generation of the release it recovers to.
-func (m *Manager) adoptOrphans(a *appOwner, o *Orphans) {
+func (m *Manager) adoptOrphans(s *appSlot, o *Orphans) {
+	a := s.owner
 	name := a.cfg.Name
 	_, dir, _ := o.adoptable(name)
 	g, _ := o.adopt(name, a.cfg.StopTimeout)
@@ -36,8 +37,8 @@ func (m *Manager) adoptOrphans(a *appOwner, o *Orphans) {
 	a.attempted = true
 	a.message = fmt.Sprintf("recovering: %s serves until a new generation passes the gate", g)
 	a.publish()
-	m.restored[name] = true
-	m.recovering[name] = dir
+	s.restored, s.needsNoStart = true, true
+	s.recovering, s.recoverDir = true, dir
 	if gated := o.apps[name].Gated; gated != "" {
 		m.facts.setGated(name, gated)
 	}

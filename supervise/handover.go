@@ -50,12 +50,12 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 			thaw()
 			return nil, nil, fmt.Errorf("app %s: %w", a.cfg.Name, err)
 		}
-		st.Seq = m.genSeq[a.cfg.Name].Load()
+		st.Seq = m.slot(a.cfg.Name).genSeq.Load()
 		state.Apps = append(state.Apps, st)
 	}
 	unlockReaper = m.reaper.Pause()
-	for name, socks := range m.sockets {
-		for i, s := range socks {
+	for name, v := range m.views() {
+		for i, s := range v.socks {
 			fd := s.FD()
 			if fd < 0 {
 				thaw()
@@ -63,7 +63,7 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 			}
 			ino, hold := s.Held()
 			sh := SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: ino, Hold: hold}
-			if g := m.steerOf(name, i); g != nil {
+			if g := v.steerAt(i); g != nil {
 				g.handover(&sh)
 			}
 			state.Sockets[name] = append(state.Sockets[name], sh)
@@ -189,23 +189,24 @@ func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*list
 	return gens
 }
 
-// restoreApp puts an owner back in the state the previous image left: its
+// restoreApp puts slot s's owner back in the state the previous image left: its
 // generation keeps running, unaware. It returns true when the app needs no
 // start (it was handed over running, or stopped by request).
-func (m *Manager) restoreApp(a *appOwner, st AppHandover) (started bool) {
+func (m *Manager) restoreApp(s *appSlot, st AppHandover) (started bool) {
+	a := s.owner
 	a.restarts = st.Restarts
 	a.lastExit = st.LastExit
 	a.lastReload = st.LastReload
 	if st.Reloads != nil {
 		a.reloads = st.Reloads
 	}
-	m.genSeq[a.cfg.Name].Store(st.Seq)
+	s.genSeq.Store(st.Seq)
 	if st.Gen == nil {
 		return !st.Want
 	}
 	gen := m.adoptHandedOver(a.cfg.Name, st.Gen)
 	if a.cfg.Kind == config.KindGunicorn {
-		gen.socks = m.socketsOf(a.cfg.Name)
+		gen.socks = m.view(a.cfg.Name).socks
 	}
 	a.gen = gen
 	a.state = StateRunning

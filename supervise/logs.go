@@ -90,13 +90,6 @@ func newAppLog(app *config.App, shared io.Writer, logger *slog.Logger) (*appLog,
 	return l, nil
 }
 
-// logOf returns app's log, or nil for an app the Manager does not know.
-func (m *Manager) logOf(app string) *appLog {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.logs[app]
-}
-
 // attach starts capturing generation gen's stdout and stderr read ends
 // (either or both may be nil) and tracks the capture until it is done.
 func (l *appLog) attach(gen int, stdout, stderr *os.File) *output {
@@ -245,7 +238,7 @@ func (g *Generation) unexpectedExit() bool {
 // the traceback's exception line and the last stderr line (read once the
 // output drained, off the caller's goroutine).
 func (m *Manager) noteExit(g *Generation) {
-	l := m.logOf(g.App)
+	l := m.view(g.App).log
 	if l == nil || g.out == nil {
 		return
 	}
@@ -267,7 +260,7 @@ func (m *Manager) noteExit(g *Generation) {
 // logReport fills the log parts of a snapshot: lines dropped, and the
 // traceback of an unexpected exit while the app is not running.
 func (m *Manager) logReport(s *AppSnapshot) {
-	l := m.logOf(s.Name)
+	l := m.view(s.Name).log
 	if l == nil {
 		return
 	}
@@ -282,7 +275,7 @@ func (m *Manager) logReport(s *AppSnapshot) {
 // Log returns app name's log, for reading its recent lines and following
 // it (`supctl logs`).
 func (m *Manager) Log(name string) (*logs.App, error) {
-	l := m.logOf(name)
+	l := m.view(name).log
 	ok := l != nil
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, name)
@@ -294,7 +287,7 @@ func (m *Manager) Log(name string) (*logs.App, error) {
 // it; nothing to do for other sinks) and sends USR1 to its running Gunicorn
 // master, which reopens Gunicorn's own log files.
 func (m *Manager) ReopenLog(name string) error {
-	l := m.logOf(name)
+	l := m.view(name).log
 	ok := l != nil
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNoSuchApp, name)
@@ -353,7 +346,7 @@ func (m *Manager) forkCaptured(app string, id int, spec proc.Spec) (int, <-chan 
 		_ = ends[2].Close()
 		return 0, nil, nil, fmt.Errorf("app %s: %w", app, err)
 	}
-	return pid, exitCh, m.logOf(app).attach(id, ends[0], ends[2]), nil
+	return pid, exitCh, m.view(app).log.attach(id, ends[0], ends[2]), nil
 }
 
 // adoptOutput captures the output pipes a previous image handed over with
@@ -377,5 +370,5 @@ func (m *Manager) adoptOutput(app string, g *GenHandover) *output {
 	if files[0] == nil && files[1] == nil {
 		return nil
 	}
-	return m.logOf(app).attach(g.ID, files[0], files[1])
+	return m.view(app).log.attach(g.ID, files[0], files[1])
 }

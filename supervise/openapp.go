@@ -78,14 +78,17 @@ func (m *Manager) openListeners(app *config.App) ([]*listen.Socket, []steered, e
 	return openSteered(app, why, m.logger)
 }
 
-// installApp registers set as app name's; the caller holds m.mu.
-func (m *Manager) installApp(name string, set *appSet) {
-	m.sockets[name] = set.socks
+// installApp registers set as app name's in its slot (created if need
+// be) and returns the slot; the caller holds m.mu.
+func (m *Manager) installApp(name string, set *appSet) *appSlot {
+	s := m.slotFor(name)
+	s.socks = set.socks
 	if set.steer != nil {
-		m.steered[name] = set.steer
+		s.steer = set.steer
 	}
-	m.logs[name] = set.log
+	s.log = set.log
 	if set.cgroup != nil {
-		m.cgroups[name] = set.cgroup
+		s.cgroup = set.cgroup
 	}
+	return s
 }

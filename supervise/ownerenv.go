@@ -194,10 +194,11 @@ func (e managerEnv) events() Observer                    { return e.m.observer }
 // serving generation's socket (its queue is the one that matters).
 func (e managerEnv) listeners(app string) []ListenerSnapshot {
 	var out []ListenerSnapshot
-	for i, s := range e.m.socketsOf(app) {
+	v := e.m.view(app)
+	for i, s := range v.socks {
 		ls := listenerSnapshot(s)
-		ls.Steering = string(e.m.steeringMode(app, i))
-		if g := e.m.steerOf(app, i); g != nil {
+		ls.Steering = string(v.mode(i))
+		if g := v.steerAt(i); g != nil {
 			if fd := g.servingFD(); fd >= 0 {
 				ls.FD = fd
 			}

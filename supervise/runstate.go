@@ -155,13 +155,14 @@ func (m *Manager) RunState(prev *RunState, tree *proc.Tree) *RunState {
 				run.Serving = &RunGen{ID: snap.Generation, Group: g, Dir: snap.Release}
 			}
 		}
-		if g := m.cgroupOf(name); g != nil {
+		v := m.view(name)
+		if g := v.cgroup; g != nil {
 			run.Cgroups = append(run.Cgroups, g.Path)
 		}
-		for i, s := range m.socketsOf(name) {
+		for i, s := range v.socks {
 			_, hold := s.Held()
 			rl := RunListener{Address: s.Spec.Raw, Bound: s.Bound, Hold: hold}
-			if b, ok := m.steerOf(name, i).(bpfSteered); ok {
+			if b, ok := v.steerAt(i).(bpfSteered); ok {
 				if ids, err := b.g.ObjectIDs(); err == nil {
 					rl.Steer = &ids
 				}

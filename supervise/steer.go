@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -14,14 +13,9 @@ import (
 	"github.com/gunisup/supervisor/listen/steer"
 )
 
-// steering is how connections reach the generations of every app: for
-// each app, one entry per held socket (in the order of m.sockets[app]), the
-// steered listener where each generation may get its own socket (BPF for
-// TCP, rename for Unix), nil where all generations share the held socket.
-// Written under m.mu by the open and update paths.
-type steering map[string][]steered
-
-// steered is one listener whose generations may each have their own socket.
+// steered is one listener whose generations may each have their own socket
+// (BPF for TCP, rename for Unix); an app's slot holds one entry per held
+// socket, nil where all generations share the held socket.
 type steered interface {
 	mode() steer.Mode
 	// add returns the descriptor generation gen gets and the Socket its
@@ -213,13 +207,13 @@ func hasTCP(app *config.App) bool {
 // Every Unix socket's hidden name is re-created first where a master that
 // exited removed it.
 func (m *Manager) genSockets(app string, id int, use socketUse) ([]int, []*listen.Socket, error) {
-	held := m.socketsOf(app)
-	fds, named := make([]int, 0, len(held)), make([]*listen.Socket, 0, len(held))
-	for i, s := range held {
+	v := m.view(app)
+	fds, named := make([]int, 0, len(v.socks)), make([]*listen.Socket, 0, len(v.socks))
+	for i, s := range v.socks {
 		if err := s.Relink(); err != nil {
 			return nil, nil, fmt.Errorf("app %s: %w", app, err)
 		}
-		if g := m.steerOf(app, i); g != nil {
+		if g := v.steerAt(i); g != nil {
 			fd, own, err := g.add(id, use, s)
 			if err != nil {
 				return nil, nil, fmt.Errorf("app %s: %w", app, err)
@@ -236,22 +230,6 @@ func (m *Manager) genSockets(app string, id int, use socketUse) ([]int, []*liste
 	return fds, named, nil
 }
 
-// steeredOf returns app's steered listeners (nil: all shared).
-func (m *Manager) steeredOf(app string) []steered {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.steered[app]
-}
-
-// dropSteering forgets app's steered listeners, whose held sockets an
-// update replaces, and returns them for the caller to close once the app
-// runs on the new sockets. The caller holds m.mu.
-func (m *Manager) dropSteering(app string) []steered {
-	gs := m.steered[app]
-	delete(m.steered, app)
-	return gs
-}
-
 // closeSteered closes the steered listeners gs and joins their errors.
 func closeSteered(gs []steered) error {
 	var errs []error
@@ -263,20 +241,13 @@ func closeSteered(gs []steered) error {
 	return errors.Join(errs...)
 }
 
-// steerOf returns the steering of app's i-th held socket, or nil (shared).
-func (m *Manager) steerOf(app string, i int) steered {
-	if gs := m.steeredOf(app); i < len(gs) {
-		return gs[i]
-	}
-	return nil
-}
-
 // serveGen makes generation id of app receive the new connections of every
 // steered listener; a Unix listener's held socket becomes id's.
 func (m *Manager) serveGen(app string, id int) error {
 	var errs []error
-	held := m.socketsOf(app)
-	for i, g := range m.steeredOf(app) {
+	v := m.view(app)
+	held := v.socks
+	for i, g := range v.steer {
 		if g == nil {
 			continue
 		}
@@ -292,20 +263,9 @@ func (m *Manager) serveGen(app string, id int) error {
 	return errors.Join(errs...)
 }
 
-// replaceHeld makes now the socket held for app in place of was.
-func (m *Manager) replaceHeld(app string, was, now *listen.Socket) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	socks := slices.Clone(m.sockets[app])
-	if i := slices.Index(socks, was); i >= 0 {
-		socks[i] = now
-		m.sockets[app] = socks
-	}
-}
-
 // releaseGen records that generation id of app exited (see steered.release).
 func (m *Manager) releaseGen(app string, id int) {
-	for _, g := range m.steeredOf(app) {
+	for _, g := range m.view(app).steer {
 		if g == nil {
 			continue
 		}
@@ -317,7 +277,7 @@ func (m *Manager) releaseGen(app string, id int) {
 
 // shareGen makes a USR2 child (to) use its parent's (from) steered sockets.
 func (m *Manager) shareGen(app string, from, to int) {
-	for _, g := range m.steeredOf(app) {
+	for _, g := range m.view(app).steer {
 		if g != nil {
 			g.share(from, to)
 		}
@@ -331,7 +291,7 @@ const queuePoll = 5 * time.Millisecond
 // sockets (it keeps accepting after the switch until then), or when ctx
 // ends. A socket that cannot be read counts as empty.
 func (m *Manager) quiesce(ctx context.Context, app string, id int) {
-	for _, g := range m.steeredOf(app) {
+	for _, g := range m.view(app).steer {
 		if g == nil || g.serving(id) {
 			continue
 		}
@@ -353,14 +313,8 @@ func (m *Manager) quiesce(ctx context.Context, app string, id int) {
 
 // closeSteering closes every generation socket and frees the BPF objects.
 func (m *Manager) closeSteering() {
-	m.mu.RLock()
-	apps := make([]string, 0, len(m.steered))
-	for app := range m.steered {
-		apps = append(apps, app)
-	}
-	m.mu.RUnlock()
-	for _, app := range apps {
-		if err := closeSteered(m.steeredOf(app)); err != nil {
+	for app, v := range m.views() {
+		if err := closeSteered(v.steer); err != nil {
 			m.logger.Warn("close steered listener", "app", app, "err", err)
 		}
 	}
@@ -372,7 +326,7 @@ func (m *Manager) closeSteering() {
 // instead of waiting in a queue nobody accepts from. The names of Unix
 // sockets stay for their masters to unlink. Safe twice.
 func (m *Manager) shutSteered(app string) {
-	for _, g := range m.steeredOf(app) {
+	for _, g := range m.view(app).steer {
 		if g == nil {
 			continue
 		}
@@ -382,9 +336,9 @@ func (m *Manager) shutSteered(app string) {
 	}
 }
 
-// steeringMode names how connections reach app's i-th held socket.
-func (m *Manager) steeringMode(app string, i int) steer.Mode {
-	if g := m.steerOf(app, i); g != nil {
+// mode names how connections reach the i-th held socket.
+func (v appView) mode(i int) steer.Mode {
+	if g := v.steerAt(i); g != nil {
 		return g.mode()
 	}
 	return steer.ModeShared

@@ -1,0 +1,123 @@
+package supervise
+
+import (
+	"slices"
+	"sync/atomic"
+
+	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/proc"
+)
+
+// appSlot is everything the Manager holds for one app: its owner, its held
+// sockets and their steering, its log, its cgroup and its generation
+// counter. A slot outlives its app's removal by an update (owner nil,
+// sockets closed): the log and cgroup stay for the supervisor's life, and
+// an app added again under the name continues its generation numbers.
+//
+// owner, socks, steer, log and cgroup are guarded by Manager.mu (an update
+// replaces them while requests read them; see Manager.view); socks and
+// steer are replaced, never changed in place. restored, needsNoStart,
+// recovering and recoverDir are written by NewManager only, before Start
+// reads them.
+type appSlot struct {
+	owner *appOwner
+	// socks are the held listeners in the app's listen order; steer is
+	// index-aligned with them (nil, or a nil entry: shared).
+	socks  []*listen.Socket
+	steer  []steered
+	log    *appLog
+	cgroup *proc.Cgroup
+	// genSeq is the last generation number allocated (see nextGen).
+	genSeq atomic.Int64
+	// restored: the app was handed over or recovered; needsNoStart: it
+	// needs no start (running, or stopped by request).
+	restored, needsNoStart bool
+	// recovering: the app tracks a predecessor's orphans until a new
+	// generation of recoverDir passes the gate (see recoverApp).
+	recovering bool
+	recoverDir string
+}
+
+// appView is a consistent copy of a slot's fields guarded by Manager.mu.
+type appView struct {
+	owner  *appOwner
+	socks  []*listen.Socket
+	steer  []steered
+	log    *appLog
+	cgroup *proc.Cgroup
+}
+
+// steerAt returns the steering of the i-th held socket, or nil (shared).
+func (v appView) steerAt(i int) steered {
+	if i < len(v.steer) {
+		return v.steer[i]
+	}
+	return nil
+}
+
+// slot returns app's slot, or nil for a name the Manager never ran.
+func (m *Manager) slot(app string) *appSlot {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.apps[app]
+}
+
+// view returns a copy of app's slot fields read under m.mu (the zero view
+// for an unknown app).
+func (m *Manager) view(app string) appView {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s := m.apps[app]
+	if s == nil {
+		return appView{}
+	}
+	return appView{owner: s.owner, socks: s.socks, steer: s.steer, log: s.log, cgroup: s.cgroup}
+}
+
+// views returns the views of every slot, removed apps' included, keyed by
+// app name.
+func (m *Manager) views() map[string]appView {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make(map[string]appView, len(m.apps))
+	for name, s := range m.apps {
+		out[name] = appView{owner: s.owner, socks: s.socks, steer: s.steer, log: s.log, cgroup: s.cgroup}
+	}
+	return out
+}
+
+// slotFor returns app's slot, creating it; the caller holds m.mu.
+func (m *Manager) slotFor(app string) *appSlot {
+	s := m.apps[app]
+	if s == nil {
+		s = &appSlot{}
+		m.apps[app] = s
+	}
+	return s
+}
+
+// allLogs returns every slot's log keyed by app name (for closeAppLogs).
+func (m *Manager) allLogs() map[string]*appLog {
+	out := map[string]*appLog{}
+	for name, v := range m.views() {
+		if v.log != nil {
+			out[name] = v.log
+		}
+	}
+	return out
+}
+
+// replaceHeld makes now the socket held for app in place of was.
+func (m *Manager) replaceHeld(app string, was, now *listen.Socket) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.apps[app]
+	if s == nil {
+		return
+	}
+	socks := slices.Clone(s.socks)
+	if i := slices.Index(socks, was); i >= 0 {
+		socks[i] = now
+		s.socks = socks
+	}
+}
