@@ -40,7 +40,7 @@ func (m *Manager) adoptOrphans(s *appSlot, o *Orphans) {
 	s.restored, s.needsNoStart = true, true
 	s.recovering, s.recoverDir = true, dir
 	if gated := o.apps[name].Gated; gated != "" {
-		m.facts.setGated(name, gated)
+		s.facts.setGated(gated)
 	}
 	m.logger.Warn("recovery: tracking the previous supervisor's serving generation", "app", name, "pid", g.pid, "release", dir)
 }

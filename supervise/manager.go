@@ -103,9 +103,8 @@ type Manager struct {
 	openStatsd func(app string) error
 	// bpfWhy says why BPF steering is unavailable ("" if it is), probed once.
 	bpfWhy func() string
-	// facts and record are the run state's (see RecordRunState); a token
+	// record is the run state's writer (see RecordRunState); a token
 	// in recordPoke asks for a write soon (see RecordPokes).
-	facts      runFacts
 	record     runRecord
 	recordPoke chan struct{}
 }

@@ -147,12 +147,16 @@ func (e managerEnv) quiesce(ctx context.Context, g generation) {
 }
 
 func (e managerEnv) gated(app string, g generation) {
-	e.m.facts.setGated(app, g.Info().Dir)
+	if f := e.m.factsOf(app); f != nil {
+		f.setGated(g.Info().Dir)
+	}
 	e.m.pokeRecord()
 }
 
 func (e managerEnv) recordChange(app string, c *RunChange) error {
-	e.m.facts.setChange(app, c)
+	if f := e.m.factsOf(app); f != nil {
+		f.setChange(c)
+	}
 	return e.m.WriteRunState()
 }
 

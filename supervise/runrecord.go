@@ -9,45 +9,47 @@ import (
 	"github.com/gunisup/supervisor/proc"
 )
 
-// runFacts are what the run state records of each app besides its
-// processes and sockets: the release that last passed the gate and a
-// change (deploy, reload) in progress. Safe for concurrent use.
+// runFacts are what the run state records of an app besides its processes
+// and sockets: the release that last passed the gate and a change (deploy,
+// reload) in progress. Safe for concurrent use.
 type runFacts struct {
-	mu   sync.Mutex
-	apps map[string]AppRun // only Gated and Change are set
+	mu     sync.Mutex
+	gated  string
+	change *RunChange
 }
 
-// of returns app's facts as an AppRun with Gated and Change set.
-func (f *runFacts) of(app string) AppRun {
+// of returns the facts as an AppRun with Gated and Change (a copy) set.
+func (f *runFacts) of() AppRun {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r := f.apps[app]
-	if r.Change != nil {
-		c := *r.Change
+	r := AppRun{Gated: f.gated}
+	if f.change != nil {
+		c := *f.change
 		r.Change = &c
 	}
-	return AppRun{Gated: r.Gated, Change: r.Change}
+	return r
 }
 
-// setGated records that a generation running in release dir passed app's gate.
-func (f *runFacts) setGated(app, dir string) {
-	f.update(app, func(r *AppRun) { r.Gated = dir })
-}
-
-// setChange records app's change in progress (nil: none).
-func (f *runFacts) setChange(app string, c *RunChange) {
-	f.update(app, func(r *AppRun) { r.Change = c })
-}
-
-func (f *runFacts) update(app string, change func(*AppRun)) {
+// setGated records that a generation running in release dir passed the gate.
+func (f *runFacts) setGated(dir string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.apps == nil {
-		f.apps = map[string]AppRun{}
+	f.gated = dir
+}
+
+// setChange records the change in progress (nil: none).
+func (f *runFacts) setChange(c *RunChange) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.change = c
+}
+
+// factsOf returns app's run facts, nil for an app without a slot.
+func (m *Manager) factsOf(app string) *runFacts {
+	if s := m.slot(app); s != nil {
+		return &s.facts
 	}
-	r := f.apps[app]
-	change(&r)
-	f.apps[app] = r
+	return nil
 }
 
 // runRecord is the writer of run_dir/state.json; it is off until
@@ -68,15 +70,28 @@ func (m *Manager) RecordRunState(prev *RunState) {
 		if own, err := ReadRunState(m.runDir); err == nil && own != nil && own.PID == os.Getpid() {
 			prev = own
 			for name, run := range own.Apps {
-				if run.Gated != "" && m.facts.of(name).Gated == "" {
-					m.facts.setGated(name, run.Gated)
-				}
+				m.keepGated(name, run.Gated)
 			}
 		}
 	}
 	m.record.mu.Lock()
 	defer m.record.mu.Unlock()
 	m.record.on, m.record.last = true, prev
+}
+
+// keepGated records dir as app's gated release unless one is recorded
+// ("" does nothing). An app the Manager does not run gets a slot without an
+// owner, which an update adding the app takes up.
+func (m *Manager) keepGated(app, dir string) {
+	if dir == "" {
+		return
+	}
+	m.mu.Lock()
+	f := &m.slotFor(app).facts
+	m.mu.Unlock()
+	if f.of().Gated == "" {
+		f.setGated(dir)
+	}
 }
 
 // WriteRunState writes run_dir/state.json now when its content changed

@@ -146,7 +146,7 @@ func (m *Manager) RunState(prev *RunState, tree *proc.Tree) *RunState {
 	st := &RunState{PID: os.Getpid(), Started: started, Apps: map[string]AppRun{}}
 	for _, a := range m.owners() {
 		name := a.cfg.Name
-		run := m.facts.of(name)
+		run := m.factsOf(name).of()
 		snap := a.snap.Load()
 		if pid := snap.MasterPID; pid != 0 {
 			if s, ok := tree.Stat(pid); ok {

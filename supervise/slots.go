@@ -36,6 +36,8 @@ type appSlot struct {
 	// generation of recoverDir passes the gate (see recoverApp).
 	recovering bool
 	recoverDir string
+	// facts are the run state's records of the app (own lock).
+	facts runFacts
 }
 
 // appView is a consistent copy of a slot's fields guarded by Manager.mu.
@@ -90,6 +92,9 @@ func (m *Manager) views() map[string]appView {
 func (m *Manager) slotFor(app string) *appSlot {
 	s := m.apps[app]
 	if s == nil {
+		if m.apps == nil {
+			m.apps = map[string]*appSlot{}
+		}
 		s = &appSlot{}
 		m.apps[app] = s
 	}
