@@ -52,9 +52,9 @@ func (m *Manager) adoptOrphans(s *appSlot, o *Orphans) {
 // the sockets to hold (a new holder in place of each taken TCP socket it
 // steers, which it closes) and their steering, one entry per socket (nil:
 // shared). A listener that cannot be steered stays shared, logged with why.
-func (m *Manager) recoverSteering(app *config.App, taken []*listen.Socket, o *Orphans) ([]*listen.Socket, []steered) {
+func (m *Manager) recoverSteering(app *config.App, taken []*listen.Socket, o *Orphans) ([]*listen.Socket, []listen.Steering) {
 	held := slices.Clone(taken)
-	gens := make([]steered, len(taken))
+	gens := make([]listen.Steering, len(taken))
 	if app.Steering == config.SteeringShared {
 		return held, gens
 	}
@@ -71,7 +71,7 @@ func (m *Manager) recoverSteering(app *config.App, taken []*listen.Socket, o *Or
 
 // recoverUnix steers the Unix socket taken from app's orphans by rename,
 // recorded as the orphans' generation's (nil, logged: shared).
-func (m *Manager) recoverUnix(app string, s *listen.Socket) steered {
+func (m *Manager) recoverUnix(app string, s *listen.Socket) listen.Steering {
 	u, err := listen.SteerUnix(s)
 	if err == nil {
 		_, err = u.Add(orphanGenID, false)
@@ -80,13 +80,13 @@ func (m *Manager) recoverUnix(app string, s *listen.Socket) steered {
 		m.logger.Warn("recovery: rename steering not rebuilt; the listener is shared", "app", app, "listener", s.Spec.Raw, "err", err)
 		return nil
 	}
-	return unixSteered{u}
+	return u
 }
 
 // recoverBPF rebuilds the BPF steering of the TCP socket taken from app's
 // orphans and returns the socket to hold for it and the steering, or s and
 // nil (logged: shared).
-func (m *Manager) recoverBPF(app string, s *listen.Socket, o *Orphans) (*listen.Socket, steered) {
+func (m *Manager) recoverBPF(app string, s *listen.Socket, o *Orphans) (*listen.Socket, listen.Steering) {
 	why := m.bpfWhy()
 	if why != "" {
 		m.logger.Warn("recovery: BPF steering unavailable; the listener is shared", "app", app, "listener", s.Spec.Raw, "why", why)
@@ -105,7 +105,7 @@ func (m *Manager) recoverBPF(app string, s *listen.Socket, o *Orphans) (*listen.
 	if err := s.Close(); err != nil {
 		m.logger.Warn("recovery: close the taken socket", "app", app, "listener", s.Spec.Raw, "err", err)
 	}
-	return holder, bpfSteered{g}
+	return holder, g
 }
 
 // recoverApp replaces a's adopted orphan generation by a new generation

@@ -63,9 +63,7 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 			}
 			ino, hold := s.Held()
 			sh := SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: ino, Hold: hold}
-			if g := v.steerAt(i); g != nil {
-				g.handover(&sh)
-			}
+			sh.Steer, sh.Rename = listen.SteeringHandover(v.steerAt(i))
 			state.Sockets[name] = append(state.Sockets[name], sh)
 		}
 	}
@@ -150,8 +148,8 @@ func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*listen.Sock
 // Either way the handed-over steering descriptors are closed, and on return
 // hs names the steering descriptors that stay open (the adopted
 // duplicates, or none), for a fallback to the previous image.
-func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*listen.Socket) []steered {
-	gens := make([]steered, len(socks))
+func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*listen.Socket) []listen.Steering {
+	gens := make([]listen.Steering, len(socks))
 	for i, s := range socks {
 		if i >= len(hs) {
 			continue
@@ -166,7 +164,7 @@ func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*list
 			sh.Steer = nil
 			var g *listen.GenSockets
 			if g, err = listen.AdoptSteered(s.Spec, s, h); err == nil {
-				gens[i], sh.Steer = bpfSteered{g}, g.Handover()
+				gens[i], sh.Steer = g, g.Handover()
 			}
 			closed = h.Close()
 		case sh.Rename != nil:
@@ -174,7 +172,7 @@ func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*list
 			sh.Rename, kind = nil, "rename"
 			var u *listen.UnixGens
 			if u, err = listen.AdoptUnixGens(s, h); err == nil {
-				gens[i], sh.Rename = unixSteered{u}, u.Handover()
+				gens[i], sh.Rename = u, u.Handover()
 			}
 			closed = h.Close()
 		}

@@ -220,7 +220,7 @@ func (m *Manager) openAll(opts Options) error {
 	m.stdoutSink = logs.NewWriterSink(stdout)
 	for _, app := range m.cfg.Apps {
 		held, isHeld := opts.Sockets[app.Name]
-		var gens []steered
+		var gens []listen.Steering
 		why := "inherited from systemd"
 		switch {
 		case opts.Restore != nil:
@@ -239,7 +239,7 @@ func (m *Manager) openAll(opts Options) error {
 		if err != nil {
 			return m.abandonOpen(err, opts.Restore != nil, held, gens)
 		}
-		if slices.ContainsFunc(gens, func(g steered) bool { return g != nil }) {
+		if slices.ContainsFunc(gens, func(g listen.Steering) bool { return g != nil }) {
 			set.steer = gens
 		}
 		m.mu.Lock()
@@ -255,7 +255,7 @@ func (m *Manager) openAll(opts Options) error {
 // steering. On a take-over from a previous image (restore) every socket and
 // steering descriptor stays open: the state names them, and the caller
 // either hands them back to that image (upgrade.Fallback) or exits.
-func (m *Manager) abandonOpen(err error, restore bool, held []*listen.Socket, gens []steered) error {
+func (m *Manager) abandonOpen(err error, restore bool, held []*listen.Socket, gens []listen.Steering) error {
 	if !restore {
 		err = errors.Join(err, closeSteered(gens), listen.CloseAll(held))
 		m.CloseSockets()

@@ -13,7 +13,7 @@ import (
 // held listeners and their steering, its log and its cgroup (nil: none).
 type appSet struct {
 	socks  []*listen.Socket
-	steer  []steered
+	steer  []listen.Steering
 	log    *appLog
 	cgroup *proc.Cgroup
 }
@@ -70,7 +70,7 @@ func (m *Manager) openApp(app *config.App, held []*listen.Socket, isHeld bool) (
 // openListeners binds app's listeners with the steering app.Steering and
 // the kernel allow (see openSteered); BPF availability is probed at most
 // once per Manager, and only for an app with a TCP listener.
-func (m *Manager) openListeners(app *config.App) ([]*listen.Socket, []steered, error) {
+func (m *Manager) openListeners(app *config.App) ([]*listen.Socket, []listen.Steering, error) {
 	why := ""
 	if app.Steering == config.SteeringAuto && hasTCP(app) {
 		why = m.bpfWhy()

@@ -203,7 +203,7 @@ func (e managerEnv) listeners(app string) []ListenerSnapshot {
 		ls := listenerSnapshot(s)
 		ls.Steering = string(v.mode(i))
 		if g := v.steerAt(i); g != nil {
-			if fd := g.servingFD(); fd >= 0 {
+			if fd := g.ServingFD(); fd >= 0 {
 				ls.FD = fd
 			}
 		}

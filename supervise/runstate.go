@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
 )
@@ -162,8 +163,8 @@ func (m *Manager) RunState(prev *RunState, tree *proc.Tree) *RunState {
 		for i, s := range v.socks {
 			_, hold := s.Held()
 			rl := RunListener{Address: s.Spec.Raw, Bound: s.Bound, Hold: hold}
-			if b, ok := v.steerAt(i).(bpfSteered); ok {
-				if ids, err := b.g.ObjectIDs(); err == nil {
+			if b, ok := v.steerAt(i).(*listen.GenSockets); ok {
+				if ids, err := b.ObjectIDs(); err == nil {
 					rl.Steer = &ids
 				}
 			}

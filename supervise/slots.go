@@ -24,7 +24,7 @@ type appSlot struct {
 	// socks are the held listeners in the app's listen order; steer is
 	// index-aligned with them (nil, or a nil entry: shared).
 	socks  []*listen.Socket
-	steer  []steered
+	steer  []listen.Steering
 	log    *appLog
 	cgroup *proc.Cgroup
 	// genSeq is the last generation number allocated (see nextGen).
@@ -44,13 +44,13 @@ type appSlot struct {
 type appView struct {
 	owner  *appOwner
 	socks  []*listen.Socket
-	steer  []steered
+	steer  []listen.Steering
 	log    *appLog
 	cgroup *proc.Cgroup
 }
 
 // steerAt returns the steering of the i-th held socket, or nil (shared).
-func (v appView) steerAt(i int) steered {
+func (v appView) steerAt(i int) listen.Steering {
 	if i < len(v.steer) {
 		return v.steer[i]
 	}

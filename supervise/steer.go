@@ -13,35 +13,6 @@ import (
 	"github.com/gunisup/supervisor/listen/steer"
 )
 
-// steered is one listener whose generations may each have their own socket
-// (BPF for TCP, rename for Unix); an app's slot holds one entry per held
-// socket, nil where all generations share the held socket.
-type steered interface {
-	mode() steer.Mode
-	// add returns the descriptor generation gen gets and the Socket its
-	// master's stop goes through (see Generation.socks): its own socket
-	// (BPF always, rename for a reload's takeover) or the serving one.
-	add(gen int, use socketUse, held *listen.Socket) (int, *listen.Socket, error)
-	// share makes a USR2 child (to) use its parent's (from) socket.
-	share(from, to int)
-	// serve sends new connections to gen's socket and returns the Socket
-	// held for the listener from now on (held itself for BPF).
-	serve(gen int, held *listen.Socket) (*listen.Socket, error)
-	serving(gen int) bool
-	queueDepth(gen int) (int, error)
-	// servingFD is the descriptor whose queue snapshots report (-1: held's).
-	servingFD() int
-	// release records that gen exited (see GenSockets.Release, UnixGens.Release).
-	release(gen int) error
-	// shut closes the supervisor's descriptors at shutdown, keeping the
-	// names a stopping master still unlinks; closeAll frees everything.
-	shut() error
-	closeAll() error
-	// handover records in sh, the held socket's entry, the steering for
-	// the next image of a self re-exec (Steer for BPF, Rename for rename).
-	handover(sh *SocketHandover)
-}
-
 // socketUse says which listening sockets a new generation gets.
 type socketUse int
 
@@ -61,54 +32,6 @@ func (u socketUse) String() string {
 	return "serving"
 }
 
-// bpfSteered is a TCP listener steered by BPF (listen.GenSockets): every
-// generation gets its own socket and serves when it is spawned outside a
-// reload, as well as at a reload's commit.
-type bpfSteered struct{ g *listen.GenSockets }
-
-func (b bpfSteered) mode() steer.Mode { return steer.ModeBPF }
-func (b bpfSteered) add(gen int, _ socketUse, held *listen.Socket) (int, *listen.Socket, error) {
-	fd, err := b.g.Add(gen)
-	return fd, held, err
-}
-func (b bpfSteered) share(from, to int) { b.g.Share(from, to) }
-func (b bpfSteered) serve(gen int, held *listen.Socket) (*listen.Socket, error) {
-	return held, b.g.Serve(gen)
-}
-func (b bpfSteered) serving(gen int) bool            { return b.g.Serving(gen) }
-func (b bpfSteered) queueDepth(gen int) (int, error) { return b.g.QueueDepth(gen) }
-func (b bpfSteered) servingFD() int                  { return b.g.ServingFD() }
-func (b bpfSteered) release(gen int) error           { return b.g.Release(gen) }
-func (b bpfSteered) shut() error                     { return b.g.Close() }
-func (b bpfSteered) closeAll() error                 { return b.g.Close() }
-func (b bpfSteered) handover(sh *SocketHandover)     { sh.Steer = b.g.Handover() }
-
-// unixSteered is a Unix listener steered by rename (listen.UnixGens).
-type unixSteered struct{ u *listen.UnixGens }
-
-func (u unixSteered) add(gen int, use socketUse, _ *listen.Socket) (int, *listen.Socket, error) {
-	s, err := u.u.Add(gen, use == useOwn)
-	if err != nil {
-		return -1, nil, err
-	}
-	fd := s.FD()
-	if fd < 0 {
-		return -1, nil, fmt.Errorf("listen %s: generation %d: the socket is closed", s.Spec.Raw, gen)
-	}
-	return fd, s, nil
-}
-
-func (u unixSteered) mode() steer.Mode                                        { return steer.ModeRename }
-func (u unixSteered) share(from, to int)                                      { u.u.Share(from, to) }
-func (u unixSteered) serve(gen int, _ *listen.Socket) (*listen.Socket, error) { return u.u.Serve(gen) }
-func (u unixSteered) serving(gen int) bool                                    { return u.u.Serving(gen) }
-func (u unixSteered) queueDepth(gen int) (int, error)                         { return u.u.QueueDepth(gen) }
-func (u unixSteered) servingFD() int                                          { return -1 }
-func (u unixSteered) release(gen int) error                                   { return u.u.Release(gen) }
-func (u unixSteered) shut() error                                             { return u.u.Shut() }
-func (u unixSteered) closeAll() error                                         { return u.u.Close() }
-func (u unixSteered) handover(sh *SocketHandover)                             { sh.Rename = u.u.Handover() }
-
 // steerProbe returns a function that says why BPF steering is unavailable
 // here ("" when it is available), probing the kernel on its first call only.
 func steerProbe() func() string {
@@ -127,10 +50,10 @@ func steerProbe() func() string {
 // neither inherited from systemd nor handed over (those share one socket).
 // On error it closes what it opened and names the listener's file, line and
 // key, as listen.OpenApp does.
-func openSteered(app *config.App, bpfWhy string, logger *slog.Logger) ([]*listen.Socket, []steered, error) {
+func openSteered(app *config.App, bpfWhy string, logger *slog.Logger) ([]*listen.Socket, []listen.Steering, error) {
 	var socks []*listen.Socket
-	var gens []steered
-	fail := func(l config.Listener, err error) ([]*listen.Socket, []steered, error) {
+	var gens []listen.Steering
+	fail := func(l config.Listener, err error) ([]*listen.Socket, []listen.Steering, error) {
 		if l.File != "" {
 			err = l.Wrap(err)
 		} else {
@@ -146,7 +69,7 @@ func openSteered(app *config.App, bpfWhy string, logger *slog.Logger) ([]*listen
 		socks, gens = append(socks, s), append(gens, g)
 		mode := steer.ModeShared
 		if g != nil {
-			mode = g.mode()
+			mode = g.Mode()
 		}
 		logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", mode, "why", why)
 	}
@@ -155,7 +78,7 @@ func openSteered(app *config.App, bpfWhy string, logger *slog.Logger) ([]*listen
 
 // openListener binds l and returns its held socket, its steering (nil:
 // shared) and, for a shared one, why it is not steered.
-func openListener(app *config.App, l config.Listener, bpfWhy string) (*listen.Socket, steered, string, error) {
+func openListener(app *config.App, l config.Listener, bpfWhy string) (*listen.Socket, listen.Steering, string, error) {
 	if app.Steering == config.SteeringShared {
 		s, err := listen.Bind(l)
 		return s, nil, `steering = "shared"`, err
@@ -165,7 +88,7 @@ func openListener(app *config.App, l config.Listener, bpfWhy string) (*listen.So
 		if err != nil {
 			return nil, nil, "", err
 		}
-		return held, bpfSteered{g}, "", nil
+		return held, g, "", nil
 	}
 	s, err := listen.Bind(l)
 	if err != nil || l.Network != config.NetUnix {
@@ -175,18 +98,18 @@ func openListener(app *config.App, l config.Listener, bpfWhy string) (*listen.So
 	if err != nil {
 		return nil, nil, "", errors.Join(err, s.Close())
 	}
-	return s, unixSteered{u}, "", nil
+	return s, u, "", nil
 }
 
 // logHeldSteering logs the mode of app's listeners that were held before
 // the Manager opened them (why says how: systemd, a self-upgrade, a
 // recovery): shared, except the listeners whose steering was adopted or
 // rebuilt (gens).
-func (m *Manager) logHeldSteering(app *config.App, why string, gens []steered) {
+func (m *Manager) logHeldSteering(app *config.App, why string, gens []listen.Steering) {
 	for i, l := range app.Listen {
 		mode := steer.ModeShared
 		if i < len(gens) && gens[i] != nil {
-			mode = gens[i].mode()
+			mode = gens[i].Mode()
 		}
 		m.logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", mode, "why", why)
 	}
@@ -214,7 +137,7 @@ func (m *Manager) genSockets(app string, id int, use socketUse) ([]int, []*liste
 			return nil, nil, fmt.Errorf("app %s: %w", app, err)
 		}
 		if g := v.steerAt(i); g != nil {
-			fd, own, err := g.add(id, use, s)
+			fd, own, err := g.Attach(id, use == useOwn, s)
 			if err != nil {
 				return nil, nil, fmt.Errorf("app %s: %w", app, err)
 			}
@@ -231,11 +154,11 @@ func (m *Manager) genSockets(app string, id int, use socketUse) ([]int, []*liste
 }
 
 // closeSteered closes the steered listeners gs and joins their errors.
-func closeSteered(gs []steered) error {
+func closeSteered(gs []listen.Steering) error {
 	var errs []error
 	for _, g := range gs {
 		if g != nil {
-			errs = append(errs, g.closeAll())
+			errs = append(errs, g.Close())
 		}
 	}
 	return errors.Join(errs...)
@@ -254,7 +177,7 @@ func (m *Manager) serveGen(app string, id int) error {
 		if i >= len(held) {
 			continue
 		}
-		now, err := g.serve(id, held[i])
+		now, err := g.ServeGen(id, held[i])
 		errs = append(errs, err)
 		if now != nil && now != held[i] {
 			m.replaceHeld(app, held[i], now)
@@ -269,7 +192,7 @@ func (m *Manager) releaseGen(app string, id int) {
 		if g == nil {
 			continue
 		}
-		if err := g.release(id); err != nil {
+		if err := g.Release(id); err != nil {
 			m.logger.Warn("release generation socket", "app", app, "generation", id, "err", err)
 		}
 	}
@@ -279,7 +202,7 @@ func (m *Manager) releaseGen(app string, id int) {
 func (m *Manager) shareGen(app string, from, to int) {
 	for _, g := range m.view(app).steer {
 		if g != nil {
-			g.share(from, to)
+			g.Share(from, to)
 		}
 	}
 }
@@ -292,11 +215,11 @@ const queuePoll = 5 * time.Millisecond
 // ends. A socket that cannot be read counts as empty.
 func (m *Manager) quiesce(ctx context.Context, app string, id int) {
 	for _, g := range m.view(app).steer {
-		if g == nil || g.serving(id) {
+		if g == nil || g.Serving(id) {
 			continue
 		}
 		for {
-			n, err := g.queueDepth(id)
+			n, err := g.QueueDepth(id)
 			if err != nil || n == 0 {
 				break
 			}
@@ -330,7 +253,7 @@ func (m *Manager) shutSteered(app string) {
 		if g == nil {
 			continue
 		}
-		if err := g.shut(); err != nil {
+		if err := g.Shut(); err != nil {
 			m.logger.Warn("close steered listener", "app", app, "err", err)
 		}
 	}
@@ -339,7 +262,7 @@ func (m *Manager) shutSteered(app string) {
 // mode names how connections reach the i-th held socket.
 func (v appView) mode(i int) steer.Mode {
 	if g := v.steerAt(i); g != nil {
-		return g.mode()
+		return g.Mode()
 	}
 	return steer.ModeShared
 }
