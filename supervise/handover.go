@@ -55,7 +55,8 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 	}
 	unlockReaper = m.reaper.Pause()
 	for name, v := range m.views() {
-		for i, s := range v.socks {
+		for _, e := range v.table.Entries() {
+			s := e.Socket
 			fd := s.FD()
 			if fd < 0 {
 				thaw()
@@ -63,7 +64,7 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 			}
 			ino, hold := s.Held()
 			sh := SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: ino, Hold: hold}
-			sh.Steer, sh.Rename = listen.SteeringHandover(v.steerAt(i))
+			sh.Steer, sh.Rename = listen.SteeringHandover(e.Steering)
 			state.Sockets[name] = append(state.Sockets[name], sh)
 		}
 	}
@@ -204,7 +205,7 @@ func (m *Manager) restoreApp(s *appSlot, st AppHandover) (started bool) {
 	}
 	gen := m.adoptHandedOver(a.cfg.Name, st.Gen)
 	if a.cfg.Kind == config.KindGunicorn {
-		gen.socks = m.view(a.cfg.Name).socks
+		gen.socks = m.view(a.cfg.Name).table.Sockets()
 	}
 	a.gen = gen
 	a.state = StateRunning

@@ -269,7 +269,7 @@ func (m *Manager) abandonOpen(err error, restore bool, held []*listen.Socket, ge
 func (m *Manager) CloseSockets() {
 	m.closeSteering()
 	for name, v := range m.views() {
-		for _, s := range v.socks {
+		for _, s := range v.table.Sockets() {
 			if err := s.Close(); err != nil {
 				m.logger.Warn("close listener", "app", name, "err", err)
 			}
@@ -524,7 +524,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 		// backlog nobody will accept from, to be reset at exit. The paths
 		// stay until every app has stopped: a Gunicorn master unlinks its
 		// socket's name as it stops and fails if the name is gone.
-		for _, s := range m.view(a.cfg.Name).socks {
+		for _, s := range m.view(a.cfg.Name).table.Sockets() {
 			if err := s.Shut(); err != nil {
 				m.logger.Warn("close listener", "app", a.cfg.Name, "err", err)
 			}
@@ -624,7 +624,7 @@ func (m *Manager) afterExit(g *Generation) {
 // relink restores the held names of app's Unix sockets after a Gunicorn
 // master removed its bound name on exit (see Socket.hold).
 func (m *Manager) relink(app string) {
-	for _, s := range m.view(app).socks {
+	for _, s := range m.view(app).table.Sockets() {
 		if err := s.Relink(); err != nil {
 			m.logger.Error("unix socket", "app", app, "err", err)
 		}

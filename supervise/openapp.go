@@ -82,10 +82,7 @@ func (m *Manager) openListeners(app *config.App) ([]*listen.Socket, []listen.Ste
 // be) and returns the slot; the caller holds m.mu.
 func (m *Manager) installApp(name string, set *appSet) *appSlot {
 	s := m.slotFor(name)
-	s.socks = set.socks
-	if set.steer != nil {
-		s.steer = set.steer
-	}
+	s.table = listen.NewTable(set.socks, set.steer)
 	s.log = set.log
 	if set.cgroup != nil {
 		s.cgroup = set.cgroup

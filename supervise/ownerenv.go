@@ -198,11 +198,10 @@ func (e managerEnv) events() Observer                    { return e.m.observer }
 // serving generation's socket (its queue is the one that matters).
 func (e managerEnv) listeners(app string) []ListenerSnapshot {
 	var out []ListenerSnapshot
-	v := e.m.view(app)
-	for i, s := range v.socks {
-		ls := listenerSnapshot(s)
-		ls.Steering = string(v.mode(i))
-		if g := v.steerAt(i); g != nil {
+	for _, en := range e.m.view(app).table.Entries() {
+		ls := listenerSnapshot(en.Socket)
+		ls.Steering = string(en.Mode())
+		if g := en.Steering; g != nil {
 			if fd := g.ServingFD(); fd >= 0 {
 				ls.FD = fd
 			}

@@ -160,10 +160,11 @@ func (m *Manager) RunState(prev *RunState, tree *proc.Tree) *RunState {
 		if g := v.cgroup; g != nil {
 			run.Cgroups = append(run.Cgroups, g.Path)
 		}
-		for i, s := range v.socks {
+		for _, e := range v.table.Entries() {
+			s := e.Socket
 			_, hold := s.Held()
 			rl := RunListener{Address: s.Spec.Raw, Bound: s.Bound, Hold: hold}
-			if b, ok := v.steerAt(i).(*listen.GenSockets); ok {
+			if b, ok := e.Steering.(*listen.GenSockets); ok {
 				if ids, err := b.ObjectIDs(); err == nil {
 					rl.Steer = &ids
 				}

@@ -1,30 +1,26 @@
 package supervise
 
 import (
-	"slices"
 	"sync/atomic"
 
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 )
 
-// appSlot is everything the Manager holds for one app: its owner, its held
-// sockets and their steering, its log, its cgroup and its generation
+// appSlot is everything the Manager holds for one app: its owner, its
+// listen.Table (held sockets and their steering), its log, its cgroup and its generation
 // counter. A slot outlives its app's removal by an update (owner nil,
 // sockets closed): the log and cgroup stay for the supervisor's life, and
 // an app added again under the name continues its generation numbers.
 //
-// owner, socks, steer, log and cgroup are guarded by Manager.mu (an update
-// replaces them while requests read them; see Manager.view); socks and
-// steer are replaced, never changed in place. restored, needsNoStart,
+// owner, table, log and cgroup are guarded by Manager.mu (an update
+// replaces them while requests read them; see Manager.view); the table has
+// its own lock for what it holds. restored, needsNoStart,
 // recovering and recoverDir are written by NewManager only, before Start
 // reads them.
 type appSlot struct {
-	owner *appOwner
-	// socks are the held listeners in the app's listen order; steer is
-	// index-aligned with them (nil, or a nil entry: shared).
-	socks  []*listen.Socket
-	steer  []listen.Steering
+	owner  *appOwner
+	table  *listen.Table
 	log    *appLog
 	cgroup *proc.Cgroup
 	// genSeq is the last generation number allocated (see nextGen).
@@ -43,18 +39,9 @@ type appSlot struct {
 // appView is a consistent copy of a slot's fields guarded by Manager.mu.
 type appView struct {
 	owner  *appOwner
-	socks  []*listen.Socket
-	steer  []listen.Steering
+	table  *listen.Table
 	log    *appLog
 	cgroup *proc.Cgroup
-}
-
-// steerAt returns the steering of the i-th held socket, or nil (shared).
-func (v appView) steerAt(i int) listen.Steering {
-	if i < len(v.steer) {
-		return v.steer[i]
-	}
-	return nil
 }
 
 // slot returns app's slot, or nil for a name the Manager never ran.
@@ -73,7 +60,7 @@ func (m *Manager) view(app string) appView {
 	if s == nil {
 		return appView{}
 	}
-	return appView{owner: s.owner, socks: s.socks, steer: s.steer, log: s.log, cgroup: s.cgroup}
+	return appView{owner: s.owner, table: s.table, log: s.log, cgroup: s.cgroup}
 }
 
 // views returns the views of every slot, removed apps' included, keyed by
@@ -83,7 +70,7 @@ func (m *Manager) views() map[string]appView {
 	defer m.mu.RUnlock()
 	out := make(map[string]appView, len(m.apps))
 	for name, s := range m.apps {
-		out[name] = appView{owner: s.owner, socks: s.socks, steer: s.steer, log: s.log, cgroup: s.cgroup}
+		out[name] = appView{owner: s.owner, table: s.table, log: s.log, cgroup: s.cgroup}
 	}
 	return out
 }
@@ -110,19 +97,4 @@ func (m *Manager) allLogs() map[string]*appLog {
 		}
 	}
 	return out
-}
-
-// replaceHeld makes now the socket held for app in place of was.
-func (m *Manager) replaceHeld(app string, was, now *listen.Socket) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := m.apps[app]
-	if s == nil {
-		return
-	}
-	socks := slices.Clone(s.socks)
-	if i := slices.Index(socks, was); i >= 0 {
-		socks[i] = now
-		s.socks = socks
-	}
 }

@@ -126,34 +126,18 @@ func hasTCP(app *config.App) bool {
 
 // genSockets returns the descriptors generation id of app gets, one per
 // held socket, and the sockets its master's stop goes through (see
-// Generation.socks): use says whether it takes over with its own sockets.
-// Every Unix socket's hidden name is re-created first where a master that
-// exited removed it.
+// Generation.socks): use says whether it takes over with its own sockets
+// (see listen.Table.Open).
 func (m *Manager) genSockets(app string, id int, use socketUse) ([]int, []*listen.Socket, error) {
-	v := m.view(app)
-	fds, named := make([]int, 0, len(v.socks)), make([]*listen.Socket, 0, len(v.socks))
-	for i, s := range v.socks {
-		if err := s.Relink(); err != nil {
-			return nil, nil, fmt.Errorf("app %s: %w", app, err)
-		}
-		if g := v.steerAt(i); g != nil {
-			fd, own, err := g.Attach(id, use == useOwn, s)
-			if err != nil {
-				return nil, nil, fmt.Errorf("app %s: %w", app, err)
-			}
-			fds, named = append(fds, fd), append(named, own)
-			continue
-		}
-		fd := s.FD()
-		if fd < 0 {
-			return nil, nil, fmt.Errorf("app %s: listener %s is closed", app, s.Spec.Raw)
-		}
-		fds, named = append(fds, fd), append(named, s)
+	fds, named, err := m.view(app).table.Open(id, use == useOwn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("app %s: %w", app, err)
 	}
 	return fds, named, nil
 }
 
-// closeSteered closes the steered listeners gs and joins their errors.
+// closeSteered closes the steered listeners gs, not yet in a table, and
+// joins their errors.
 func closeSteered(gs []listen.Steering) error {
 	var errs []error
 	for _, g := range gs {
@@ -167,44 +151,19 @@ func closeSteered(gs []listen.Steering) error {
 // serveGen makes generation id of app receive the new connections of every
 // steered listener; a Unix listener's held socket becomes id's.
 func (m *Manager) serveGen(app string, id int) error {
-	var errs []error
-	v := m.view(app)
-	held := v.socks
-	for i, g := range v.steer {
-		if g == nil {
-			continue
-		}
-		if i >= len(held) {
-			continue
-		}
-		now, err := g.ServeGen(id, held[i])
-		errs = append(errs, err)
-		if now != nil && now != held[i] {
-			m.replaceHeld(app, held[i], now)
-		}
-	}
-	return errors.Join(errs...)
+	return m.view(app).table.Serve(id)
 }
 
-// releaseGen records that generation id of app exited (see steered.release).
+// releaseGen records that generation id of app exited (see listen.Steering.Release).
 func (m *Manager) releaseGen(app string, id int) {
-	for _, g := range m.view(app).steer {
-		if g == nil {
-			continue
-		}
-		if err := g.Release(id); err != nil {
-			m.logger.Warn("release generation socket", "app", app, "generation", id, "err", err)
-		}
+	if err := m.view(app).table.Release(id); err != nil {
+		m.logger.Warn("release generation socket", "app", app, "generation", id, "err", err)
 	}
 }
 
 // shareGen makes a USR2 child (to) use its parent's (from) steered sockets.
 func (m *Manager) shareGen(app string, from, to int) {
-	for _, g := range m.view(app).steer {
-		if g != nil {
-			g.Share(from, to)
-		}
-	}
+	m.view(app).table.Share(from, to)
 }
 
 // queuePoll is how often quiesce reads a retiring generation's queues.
@@ -214,30 +173,13 @@ const queuePoll = 5 * time.Millisecond
 // sockets (it keeps accepting after the switch until then), or when ctx
 // ends. A socket that cannot be read counts as empty.
 func (m *Manager) quiesce(ctx context.Context, app string, id int) {
-	for _, g := range m.view(app).steer {
-		if g == nil || g.Serving(id) {
-			continue
-		}
-		for {
-			n, err := g.QueueDepth(id)
-			if err != nil || n == 0 {
-				break
-			}
-			t := time.NewTimer(queuePoll)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
-	}
+	m.view(app).table.Quiesce(ctx, id, queuePoll)
 }
 
 // closeSteering closes every generation socket and frees the BPF objects.
 func (m *Manager) closeSteering() {
 	for app, v := range m.views() {
-		if err := closeSteered(v.steer); err != nil {
+		if err := v.table.CloseSteering(); err != nil {
 			m.logger.Warn("close steered listener", "app", app, "err", err)
 		}
 	}
@@ -249,20 +191,7 @@ func (m *Manager) closeSteering() {
 // instead of waiting in a queue nobody accepts from. The names of Unix
 // sockets stay for their masters to unlink. Safe twice.
 func (m *Manager) shutSteered(app string) {
-	for _, g := range m.view(app).steer {
-		if g == nil {
-			continue
-		}
-		if err := g.Shut(); err != nil {
-			m.logger.Warn("close steered listener", "app", app, "err", err)
-		}
+	if err := m.view(app).table.ShutSteering(); err != nil {
+		m.logger.Warn("close steered listener", "app", app, "err", err)
 	}
-}
-
-// mode names how connections reach the i-th held socket.
-func (v appView) mode(i int) steer.Mode {
-	if g := v.steerAt(i); g != nil {
-		return g.Mode()
-	}
-	return steer.ModeShared
 }

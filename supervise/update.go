@@ -234,10 +234,10 @@ func (m *Manager) removeApps(ctx context.Context, plan []config.AppDiff, errs ma
 		m.mu.Lock()
 		m.order = slices.DeleteFunc(m.order, func(o *appOwner) bool { return o == a })
 		s := m.apps[name]
-		socks, gens := s.socks, s.steer
-		s.owner, s.socks, s.steer = nil, nil, nil
+		table := s.table
+		s.owner, s.table = nil, nil
 		m.mu.Unlock()
-		if err := errors.Join(closeSteered(gens), listen.CloseAll(socks)); err != nil {
+		if err := table.Close(); err != nil {
 			errs[name] = errors.Join(errs[name], fmt.Errorf("app %s: close listeners: %w", name, err))
 		}
 	}
@@ -270,13 +270,13 @@ func (m *Manager) applyChange(ctx context.Context, d config.AppDiff, cfg *config
 	case config.ActionRestart:
 		m.mu.Lock()
 		s := m.apps[cfg.Name]
-		old, oldSteered := s.socks, s.steer
-		s.socks, s.steer = set.socks, set.steer
+		old := s.table
+		s.table = listen.NewTable(set.socks, set.steer)
 		m.mu.Unlock()
 		if running {
 			err = a.send(ctx, restartMsg{newCall()})
 		}
-		return errors.Join(err, closeSteered(oldSteered), listen.CloseAll(old))
+		return errors.Join(err, old.Close())
 	}
 	return nil
 }
