@@ -235,12 +235,9 @@ func (m *Manager) openAll(opts Options) error {
 		if isHeld {
 			m.logHeldSteering(app, why, gens)
 		}
-		set, err := m.openApp(app, held, isHeld)
+		set, err := m.openApp(app, held, gens, isHeld)
 		if err != nil {
 			return m.abandonOpen(err, opts.Restore != nil, held, gens)
-		}
-		if slices.ContainsFunc(gens, func(g listen.Steering) bool { return g != nil }) {
-			set.steer = gens
 		}
 		m.mu.Lock()
 		m.installApp(app.Name, set)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -41,64 +40,6 @@ func steerProbe() func() string {
 		}
 		return ""
 	})
-}
-
-// openSteered opens app's listeners: a TCP one steered by BPF (its holder
-// is the Socket held for it) unless bpfWhy says why BPF is unavailable
-// (""; it is), a Unix one steered by rename; with steering = "shared" every
-// listener is one shared socket. It is used only for apps whose sockets are
-// neither inherited from systemd nor handed over (those share one socket).
-// On error it closes what it opened and names the listener's file, line and
-// key, as listen.OpenApp does.
-func openSteered(app *config.App, bpfWhy string, logger *slog.Logger) ([]*listen.Socket, []listen.Steering, error) {
-	var socks []*listen.Socket
-	var gens []listen.Steering
-	fail := func(l config.Listener, err error) ([]*listen.Socket, []listen.Steering, error) {
-		if l.File != "" {
-			err = l.Wrap(err)
-		} else {
-			err = fmt.Errorf("app %s: %w", app.Name, err)
-		}
-		return nil, nil, errors.Join(err, closeSteered(gens), listen.CloseAll(socks))
-	}
-	for _, l := range app.Listen {
-		s, g, why, err := openListener(app, l, bpfWhy)
-		if err != nil {
-			return fail(l, err)
-		}
-		socks, gens = append(socks, s), append(gens, g)
-		mode := steer.ModeShared
-		if g != nil {
-			mode = g.Mode()
-		}
-		logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", mode, "why", why)
-	}
-	return socks, gens, nil
-}
-
-// openListener binds l and returns its held socket, its steering (nil:
-// shared) and, for a shared one, why it is not steered.
-func openListener(app *config.App, l config.Listener, bpfWhy string) (*listen.Socket, listen.Steering, string, error) {
-	if app.Steering == config.SteeringShared {
-		s, err := listen.Bind(l)
-		return s, nil, `steering = "shared"`, err
-	}
-	if l.Network == config.NetTCP && bpfWhy == "" {
-		g, held, err := listen.BindSteered(l)
-		if err != nil {
-			return nil, nil, "", err
-		}
-		return held, g, "", nil
-	}
-	s, err := listen.Bind(l)
-	if err != nil || l.Network != config.NetUnix {
-		return s, nil, bpfWhy, err
-	}
-	u, err := listen.SteerUnix(s)
-	if err != nil {
-		return nil, nil, "", errors.Join(err, s.Close())
-	}
-	return s, u, "", nil
 }
 
 // logHeldSteering logs the mode of app's listeners that were held before

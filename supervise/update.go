@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/reload"
 )
 
@@ -160,10 +159,10 @@ func (m *Manager) openForUpdate(plan []config.AppDiff, next *config.Config) (map
 		var err error
 		switch {
 		case d.Change == config.Added:
-			set, err = m.openApp(next.App(d.Name), nil, false)
+			set, err = m.openApp(next.App(d.Name), nil, nil, false)
 		case d.Change == config.Changed && d.Action == config.ActionRestart:
 			set = &appSet{}
-			set.socks, set.steer, err = m.openListeners(next.App(d.Name))
+			set.table, err = m.openListeners(next.App(d.Name))
 		default:
 			continue
 		}
@@ -271,7 +270,7 @@ func (m *Manager) applyChange(ctx context.Context, d config.AppDiff, cfg *config
 		m.mu.Lock()
 		s := m.apps[cfg.Name]
 		old := s.table
-		s.table = listen.NewTable(set.socks, set.steer)
+		s.table = set.table
 		m.mu.Unlock()
 		if running {
 			err = a.send(ctx, restartMsg{newCall()})
