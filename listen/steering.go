@@ -82,14 +82,57 @@ func (u *UnixGens) ServeGen(gen int, _ *Socket) (*Socket, error) { return u.Serv
 // ServingFD is -1: snapshots read the held socket, which is the serving one.
 func (u *UnixGens) ServingFD() int { return -1 }
 
-// SteeringHandover returns g's state for the next image of a self re-exec:
-// BPF steering's or rename steering's, the other nil (both nil for nil g).
-func SteeringHandover(g Steering) (*SteerHandover, *UnixSteerHandover) {
-	switch g := g.(type) {
+// SteeringState is a listener's steering as one image hands it to the
+// next across a self re-exec: BPF steering (Steer) or rename steering
+// (Rename), at most one set; neither for a shared listener.
+type SteeringState struct {
+	Steer  *SteerHandover
+	Rename *UnixSteerHandover
+}
+
+// Handover returns the entry's steering state for the next image.
+func (e Entry) Handover() SteeringState {
+	switch g := e.Steering.(type) {
 	case *GenSockets:
-		return g.Handover(), nil
+		return SteeringState{Steer: g.Handover()}
 	case *UnixGens:
-		return nil, g.Handover()
+		return SteeringState{Rename: g.Handover()}
 	}
-	return nil, nil
+	return SteeringState{}
+}
+
+// Kind names the handed-over steering ("BPF", "rename"; "" for none).
+func (h SteeringState) Kind() string {
+	switch {
+	case h.Steer != nil:
+		return "BPF"
+	case h.Rename != nil:
+		return "rename"
+	}
+	return ""
+}
+
+// Adopt adopts the steering h describes for held, the socket handed over
+// with it (see AdoptSteered, AdoptUnixGens), and returns it with the state
+// that names the descriptors staying open: the adopted duplicates', or
+// none when nothing was adopted (err says why; nil Steering and nil err:
+// nothing was handed over). The handed-over descriptors are closed either
+// way; closeErr says if that failed.
+func (h SteeringState) Adopt(held *Socket) (g Steering, kept SteeringState, err, closeErr error) {
+	switch {
+	case h.Steer != nil:
+		kept.Rename = h.Rename // not adopted: only one steering is handed over
+		var gs *GenSockets
+		if gs, err = AdoptSteered(held.Spec, held, h.Steer); err == nil {
+			g, kept.Steer = gs, gs.Handover()
+		}
+		closeErr = h.Steer.Close()
+	case h.Rename != nil:
+		var u *UnixGens
+		if u, err = AdoptUnixGens(held, h.Rename); err == nil {
+			g, kept.Rename = u, u.Handover()
+		}
+		closeErr = h.Rename.Close()
+	}
+	return g, kept, err, closeErr
 }

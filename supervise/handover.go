@@ -64,7 +64,8 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 			}
 			ino, hold := s.Held()
 			sh := SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: ino, Hold: hold}
-			sh.Steer, sh.Rename = listen.SteeringHandover(e.Steering)
+			st := e.Handover()
+			sh.Steer, sh.Rename = st.Steer, st.Rename
 			state.Sockets[name] = append(state.Sockets[name], sh)
 		}
 	}
@@ -143,12 +144,12 @@ func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*listen.Sock
 }
 
 // restoreSteering adopts the steering handed over with app's held sockets
-// socks (BPF: see listen.AdoptSteered; rename: see listen.AdoptUnixGens)
-// and returns it, one entry per socket (nil: shared). A listener whose
-// steering cannot be adopted is served shared, with a warning saying why.
-// Either way the handed-over steering descriptors are closed, and on return
-// hs names the steering descriptors that stay open (the adopted
-// duplicates, or none), for a fallback to the previous image.
+// socks (see listen.SteeringState.Adopt) and returns it, one entry per
+// socket (nil: shared). A listener whose steering cannot be adopted is
+// served shared, with a warning saying why. Either way the handed-over
+// steering descriptors are closed, and on return hs names the steering
+// descriptors that stay open (the adopted duplicates, or none), for a
+// fallback to the previous image.
 func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*listen.Socket) []listen.Steering {
 	gens := make([]listen.Steering, len(socks))
 	for i, s := range socks {
@@ -156,32 +157,14 @@ func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*list
 			continue
 		}
 		sh := &hs[i]
-		var err error
-		var closed error
-		kind := "BPF"
-		switch {
-		case sh.Steer != nil:
-			h := sh.Steer
-			sh.Steer = nil
-			var g *listen.GenSockets
-			if g, err = listen.AdoptSteered(s.Spec, s, h); err == nil {
-				gens[i], sh.Steer = g, g.Handover()
-			}
-			closed = h.Close()
-		case sh.Rename != nil:
-			h := sh.Rename
-			sh.Rename, kind = nil, "rename"
-			var u *listen.UnixGens
-			if u, err = listen.AdoptUnixGens(s, h); err == nil {
-				gens[i], sh.Rename = u, u.Handover()
-			}
-			closed = h.Close()
-		}
+		st := listen.SteeringState{Steer: sh.Steer, Rename: sh.Rename}
+		g, kept, err, closed := st.Adopt(s)
+		gens[i], sh.Steer, sh.Rename = g, kept.Steer, kept.Rename
 		if closed != nil {
 			m.logger.Warn("close handed-over steering", "app", app, "listener", s.Spec.Raw, "err", closed)
 		}
 		if err != nil {
-			m.logger.Warn("self-upgrade: "+kind+" steering not adopted; the listener is shared until the supervisor restarts",
+			m.logger.Warn("self-upgrade: "+st.Kind()+" steering not adopted; the listener is shared until the supervisor restarts",
 				"app", app, "listener", s.Spec.Raw, "err", err)
 		}
 	}
