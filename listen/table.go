@@ -219,3 +219,35 @@ func (t *Table) Close() error {
 	}
 	return errors.Join(t.CloseSteering(), CloseAll(t.Sockets()))
 }
+
+// ListenerHandover is one held listener as the next image of a self
+// re-exec gets it: the held socket's descriptor, a Unix socket's inode and
+// hidden name (see Socket.Held), and the listener's steering.
+type ListenerHandover struct {
+	Raw  string
+	FD   int
+	Ino  uint64
+	Hold string
+	SteeringState
+}
+
+// Handover returns every listener's hand-over record in listen order, read
+// under the table's lock (no Serve swaps a socket meanwhile). A closed held
+// socket is an error naming its listener.
+func (t *Table) Handover() ([]ListenerHandover, error) {
+	if t == nil {
+		return nil, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]ListenerHandover, 0, len(t.entries))
+	for _, e := range t.entries {
+		fd := e.Socket.FD()
+		if fd < 0 {
+			return nil, fmt.Errorf("listener %s is closed", e.Socket.Spec.Raw)
+		}
+		ino, hold := e.Socket.Held()
+		out = append(out, ListenerHandover{Raw: e.Socket.Spec.Raw, FD: fd, Ino: ino, Hold: hold, SteeringState: e.Handover()})
+	}
+	return out, nil
+}

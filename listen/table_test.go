@@ -3,6 +3,7 @@ package listen
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,8 +50,18 @@ func TestTableServeSwapsHeld(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	tab.Quiesce(ctx, 2, time.Millisecond) // serving: returns at once
+	hs, err := tab.Handover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) != 1 || hs[0].Kind() != "rename" || hs[0].FD != tab.Sockets()[0].FD() || hs[0].Hold == "" {
+		t.Errorf("hand-over %+v: want one rename record of the held socket (fd %d) with its hidden name", hs, tab.Sockets()[0].FD())
+	}
 	if err := tab.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := tab.Handover(); err == nil || !strings.Contains(err.Error(), "is closed") {
+		t.Errorf("hand-over of a closed table: %v, want an error naming the closed listener", err)
 	}
 }
 

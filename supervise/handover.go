@@ -55,17 +55,13 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 	}
 	unlockReaper = m.reaper.Pause()
 	for name, v := range m.views() {
-		for _, e := range v.table.Entries() {
-			s := e.Socket
-			fd := s.FD()
-			if fd < 0 {
-				thaw()
-				return nil, nil, fmt.Errorf("app %s: listener %s is closed", name, s.Spec.Raw)
-			}
-			ino, hold := s.Held()
-			sh := SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: ino, Hold: hold}
-			st := e.Handover()
-			sh.Steer, sh.Rename = st.Steer, st.Rename
+		hs, err := v.table.Handover()
+		if err != nil {
+			thaw()
+			return nil, nil, fmt.Errorf("app %s: %w", name, err)
+		}
+		for _, h := range hs {
+			sh := SocketHandover{Raw: h.Raw, FD: h.FD, Ino: h.Ino, Hold: h.Hold, Steer: h.Steer, Rename: h.Rename}
 			state.Sockets[name] = append(state.Sockets[name], sh)
 		}
 	}
