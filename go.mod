@@ -12,7 +12,6 @@ require (
 	github.com/prometheus/procfs v0.23.0
 	go.yaml.in/yaml/v2 v2.4.4
 	golang.org/x/crypto v0.57.0
-	golang.org/x/net v0.59.0
 	golang.org/x/sys v0.50.0
 )
 

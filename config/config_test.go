@@ -35,6 +35,11 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 func fixture(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
+	// The commands are resolved as each app's user: let every user search
+	// down to dir (t.TempDir's parent is 0700).
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	files := []struct {
 		path string
 		mode os.FileMode

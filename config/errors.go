@@ -46,6 +46,9 @@ func (e *Error) Unwrap() error { return e.Err }
 // rather than a nil one.
 type Errors struct {
 	List []*Error
+	// files orders the problems of several files (a main file and those
+	// it includes): by file in this order, then by line.
+	files []string
 }
 
 // Error returns one line per problem.
@@ -69,16 +72,22 @@ func (e *Errors) Unwrap() []error {
 // add appends a problem.
 func (e *Errors) add(it *Error) { e.List = append(e.List, it) }
 
-// err sorts the problems and returns e, or nil when there are none (so that
-// callers never see a typed nil inside a non-nil error).
+// err sorts the problems (by file, see files, then by line) and returns e,
+// or nil when there are none (so that callers never see a typed nil inside a
+// non-nil error).
 func (e *Errors) err() error {
 	if len(e.List) == 0 {
 		return nil
 	}
 	slices.SortStableFunc(e.List, func(a, b *Error) int {
-		return cmp.Compare(sortLine(a.Line), sortLine(b.Line))
+		return cmp.Or(cmp.Compare(e.fileRank(a.File), e.fileRank(b.File)), cmp.Compare(sortLine(a.Line), sortLine(b.Line)))
 	})
 	return e
+}
+
+// fileRank is file's place in e.files; 0 for a file not in it.
+func (e *Errors) fileRank(file string) int {
+	return max(slices.Index(e.files, file), 0)
 }
 
 func sortLine(l int) int {

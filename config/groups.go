@@ -61,9 +61,10 @@ func (p *parser) groups(t *table) []Group {
 // orderChecks checks that groups, after and requires name apps of the
 // file, and that the start order has no cycle.
 func (p *parser) orderChecks(cfg *Config) {
+	byName := appsByName(cfg.Apps)
 	for _, g := range cfg.Groups {
 		for i, n := range g.Apps {
-			if cfg.App(n) == nil {
+			if byName[n] == nil {
 				p.elemErrf([]string{"group", g.Name, "apps"}, i, "no app named %q", n)
 			}
 		}
@@ -78,70 +79,102 @@ func (p *parser) orderChecks(cfg *Config) {
 				switch {
 				case n == a.Name:
 					p.elemErrf(append(a.key(), key), i, "an app cannot wait for itself")
-				case cfg.App(n) == nil:
+				case byName[n] == nil:
 					p.elemErrf(append(a.key(), key), i, "no app named %q", n)
 				}
 			}
 		}
 	}
-	if cycle := findCycle(cfg); cycle != nil {
-		first := cfg.App(cycle[0])
+	if cycle := findCycle(cfg.Apps, byName); cycle != nil {
+		first := byName[cycle[0]]
 		p.errf(append(first.key(), "after"), "start order has a cycle: %s", strings.Join(cycle, " -> "))
 	}
 }
 
 // Deps returns the names of the apps a must start after: After and Requires
-// together, without duplicates, in the order written.
+// together, without duplicates, in the order written; nil when there are none.
 func (a *App) Deps() []string {
 	var out []string
-	for _, n := range append(slices.Clone(a.After), a.Requires...) {
-		if !slices.Contains(out, n) {
-			out = append(out, n)
+	seen := make(map[string]bool, len(a.After)+len(a.Requires))
+	for _, list := range [][]string{a.After, a.Requires} {
+		for _, n := range list {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
 		}
 	}
 	return out
 }
 
+// appsByName indexes apps by name.
+func appsByName(apps []*App) map[string]*App {
+	m := make(map[string]*App, len(apps))
+	for _, a := range apps {
+		m[a.Name] = a
+	}
+	return m
+}
+
 // findCycle returns the apps of one cycle of the after/requires relation
-// (the first repeated at the end), or nil when there is none.
-func findCycle(cfg *Config) []string {
+// (the first repeated at the end), or nil when there is none. Names missing
+// from byName are skipped. It walks depth first without recursion, in time
+// linear in the apps and their dependencies, so that a chain of 100,000
+// apps needs neither a deep stack nor a scan of apps per name.
+func findCycle(apps []*App, byName map[string]*App) []string {
 	const (
 		unseen = iota
 		onPath
 		done
 	)
-	mark := map[string]int{}
-	var path []string
-	var visit func(name string) []string
-	visit = func(name string) []string {
-		switch mark[name] {
-		case onPath:
-			i := slices.Index(path, name)
-			return append(slices.Clone(path[i:]), name)
-		case done:
-			return nil
+	mark := make(map[string]int, len(apps))
+	var path []depFrame
+	for _, root := range apps {
+		if mark[root.Name] != unseen {
+			continue
 		}
-		a := cfg.App(name)
-		if a == nil {
-			return nil
-		}
-		mark[name] = onPath
-		path = append(path, name)
-		for _, d := range a.Deps() {
-			if c := visit(d); c != nil {
-				return c
+		mark[root.Name] = onPath
+		path = append(path[:0], depFrame{name: root.Name, deps: root.Deps()})
+		for len(path) > 0 {
+			top := &path[len(path)-1]
+			if top.next == len(top.deps) {
+				mark[top.name] = done
+				path = path[:len(path)-1]
+				continue
 			}
-		}
-		path = path[:len(path)-1]
-		mark[name] = done
-		return nil
-	}
-	for _, a := range cfg.Apps {
-		if c := visit(a.Name); c != nil {
-			return c
+			d := top.deps[top.next]
+			top.next++
+			a := byName[d]
+			switch {
+			case mark[d] == onPath:
+				return cycleFrom(path, d)
+			case mark[d] == done || a == nil:
+				continue
+			}
+			mark[d] = onPath
+			path = append(path, depFrame{name: d, deps: a.Deps()})
 		}
 	}
 	return nil
+}
+
+// depFrame is one app on findCycle's path: its dependencies, and the index
+// of the next one to visit.
+type depFrame struct {
+	name string
+	deps []string
+	next int
+}
+
+// cycleFrom returns the names of path from the frame of name on, then name
+// again: the cycle that reaching name once more closes.
+func cycleFrom(path []depFrame, name string) []string {
+	i := slices.IndexFunc(path, func(f depFrame) bool { return f.name == name })
+	out := make([]string, 0, len(path)-i+1)
+	for _, f := range path[i:] {
+		out = append(out, f.name)
+	}
+	return append(out, name)
 }
 
 // key is the app's table key (app.NAME), for errors that name one of its keys.

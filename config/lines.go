@@ -37,7 +37,10 @@ var errTooDeep = errors.New("nested too deep")
 // not understand it skips a byte and carries on, which can only make a line
 // missing or approximate.
 func keyLines(file, src string) (*keyIndex, *Error) {
-	s := &lineScanner{src: src, line: 1, file: file, keys: newKeyIndex()}
+	// About one key per "=", but never more room than one key per 32
+	// bytes: a file of "=" signs in a string allocates no more than that.
+	hint := min(strings.Count(src, "="), len(src)/32)
+	s := &lineScanner{src: src, line: 1, file: file, keys: newKeyIndex(hint)}
 	s.document()
 	if s.err != nil {
 		return nil, s.err
@@ -61,24 +64,54 @@ type keyNode struct {
 	parent int
 	part   string
 	line   int
+	// file is the index of the file the key was first mentioned in, in the
+	// parser's files (0, the main file, for a single document).
+	file int
 }
 
-func newKeyIndex() *keyIndex {
-	return &keyIndex{ids: make(map[keyEdge]int), nodes: []keyNode{{}}}
+// newKeyIndex returns an empty index with room for about n keys.
+func newKeyIndex(n int) *keyIndex {
+	nodes := make([]keyNode, 1, n+1)
+	return &keyIndex{ids: make(map[keyEdge]int, n), nodes: nodes}
 }
 
 // line returns the line of key, or of its nearest ancestor that has one,
 // or 0 when not even key[0] was seen.
 func (x *keyIndex) line(key []string) int {
-	id, line := 0, 0
+	_, line := x.pos(key)
+	return line
+}
+
+// pos returns the file index and line of key, or of its nearest ancestor
+// that has one; (0, 0) when not even key[0] was seen.
+func (x *keyIndex) pos(key []string) (file, line int) {
+	id := 0
 	for _, part := range key {
 		next, ok := x.ids[keyEdge{id, part}]
 		if !ok {
 			break
 		}
-		id, line = next, x.nodes[next].line
+		id, file, line = next, x.nodes[next].file, x.nodes[next].line
 	}
-	return line
+	return file, line
+}
+
+// merge adds every key of y not in x, tagged as written in file index
+// file. A key both hold keeps x's position. y's nodes are in creation
+// order, so each parent is mapped before its children.
+func (x *keyIndex) merge(y *keyIndex, file int) {
+	ids := make([]int, len(y.nodes)) // y's node -> x's node; ids[0] = 0, the roots
+	for n := 1; n < len(y.nodes); n++ {
+		yn := y.nodes[n]
+		e := keyEdge{ids[yn.parent], yn.part}
+		id, ok := x.ids[e]
+		if !ok {
+			id = len(x.nodes)
+			x.nodes = append(x.nodes, keyNode{parent: e.parent, part: yn.part, line: yn.line, file: file})
+			x.ids[e] = id
+		}
+		ids[n] = id
+	}
 }
 
 // path returns the key components from the root to node id.

@@ -111,8 +111,8 @@ func (l Listener) errorf(format string, args ...any) *Error {
 // checkUnixPlace checks what binding a Unix listener needs of the
 // filesystem: its directory exists, and its path, where it exists, is a
 // socket (a stale one is replaced at bind).
-func checkUnixPlace(l Listener) error {
-	if err := checkDir(filepath.Dir(l.Address)); err != nil {
+func checkUnixPlace(l Listener, cached func(kind string, check func(string) error, path string) error) error {
+	if err := cached("dir", checkDir, filepath.Dir(l.Address)); err != nil {
 		return fmt.Errorf("directory of the socket: %w", err)
 	}
 	for _, p := range []string{l.Address, l.HeldPath()} {
@@ -207,10 +207,26 @@ type claims struct {
 	port map[string]Listener
 	// wild holds the wildcard TCP listener of each family and port.
 	wild map[string]Listener
+	// dirs maps a socket directory to its resolved path ("": unresolvable).
+	dirs map[string]string
 }
 
 func newClaims() *claims {
-	return &claims{exact: map[string]Listener{}, port: map[string]Listener{}, wild: map[string]Listener{}}
+	return &claims{exact: map[string]Listener{}, port: map[string]Listener{}, wild: map[string]Listener{}, dirs: map[string]string{}}
+}
+
+// realDir returns dir with symlinks resolved, once per dir (apps' sockets
+// share directories); false when it does not resolve.
+func (c *claims) realDir(dir string) (string, bool) {
+	if real, ok := c.dirs[dir]; ok {
+		return real, real != ""
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		real = ""
+	}
+	c.dirs[dir] = real
+	return real, real != ""
 }
 
 // claim records l and returns the listener it conflicts with, and whether
@@ -221,7 +237,7 @@ func (c *claims) claim(l Listener) (prev Listener, same, conflict bool) {
 	if l.Network == NetUnix {
 		// /var/run/web.sock and /run/web.sock are one file where /var/run
 		// links to /run; an unresolvable directory is reported elsewhere.
-		if dir, err := filepath.EvalSymlinks(filepath.Dir(l.Address)); err == nil {
+		if dir, ok := c.realDir(filepath.Dir(l.Address)); ok {
 			key = "unix:" + filepath.Join(dir, filepath.Base(l.Address))
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -87,34 +86,21 @@ func Parse(path string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot make path absolute: %v", err), Err: err}}}
 	}
-	src := string(data)
-	if ini := supervisordINI(path, src); ini != nil {
-		return nil, &Errors{List: []*Error{ini}}
+	d, derr := decode(path, string(data))
+	if derr != nil {
+		return nil, &Errors{List: []*Error{derr}}
 	}
-	lines, lerr := keyLines(path, src) // before toml.Decode: it refuses deep nesting in linear time
-	if lerr != nil {
-		return nil, &Errors{List: []*Error{lerr}}
+	p := &parser{file: path, lines: d.lines, files: []string{path}, dirs: []string{filepath.Dir(abs)}}
+	p.errs = &Errors{files: p.files}
+	keys := p.include(d)
+	p.errs.files = p.files
+	if len(p.errs.List) > 0 {
+		return nil, p.errs.err() // an included file is unreadable: its apps would be missing
 	}
-	var doc map[string]any
-	md, err := toml.Decode(src, &doc)
-	if err != nil {
-		e := &Error{File: path, Msg: err.Error(), Err: err}
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			// toml's line lags behind at the end of the input (line 0 for
-			// ` "\` on line 1); the line of the offending token's start
-			// (a byte offset, sometimes -1) never does.
-			start := min(max(pe.Position.Start, 0), len(src))
-			e.Line = max(pe.Position.Line, 1+strings.Count(src[:start], "\n"))
-			e.Msg = "syntax error: " + pe.Message
-		}
-		return nil, &Errors{List: []*Error{e}}
-	}
-	p := &parser{file: path, dir: filepath.Dir(abs), lines: lines, errs: &Errors{}}
 	cfg := &Config{Path: abs}
-	root := p.table(nil, doc)
+	root := p.table(nil, d.doc)
 	cfg.Supervisor = p.supervisor(root.sub("supervisor"))
-	cfg.Apps = expandInstances(p.apps(root, md.Keys()))
+	cfg.Apps = expandInstances(p.apps(root, keys))
 	cfg.Groups = p.groups(root.sub("group"))
 	expandGroups(cfg.Groups, cfg.Apps)
 	root.finish()
@@ -160,10 +146,12 @@ func (p *parser) supervisor(t *table) Supervisor {
 			}
 		}
 	}
+	t.get("include") // read by include
 	t.duration("shutdown_timeout", &s.ShutdownTimeout)
 	t.str("exit_with", &s.ExitWith)
 	t.filePath("run_dir", &s.RunDir)
 	s.PassEnv = passEnv(t)
+	p.passEnv = s.PassEnv
 	s.LogFormat = logFormat(t)
 	readSteering(t, &s.Steering)
 	p.steering = s.Steering
@@ -184,8 +172,8 @@ func (p *parser) apps(root *table, keys []toml.Key) []*App {
 		root.typeErr("app", "table of [app.NAME] tables", v)
 		return nil
 	}
-	var order []string
-	seen := make(map[string]bool)
+	order := make([]string, 0, len(all))
+	seen := make(map[string]bool, len(all))
 	for _, k := range keys {
 		if len(k) >= 2 && k[0] == "app" && !seen[k[1]] {
 			if _, ok := all[k[1]]; ok {
@@ -229,7 +217,7 @@ func (p *parser) app(name string, t *table) *App {
 		StopTimeout:  DefaultStopTimeout,
 		StartTimeout: DefaultStartTimeout,
 		StartSettle:  DefaultStartSettle,
-		Directory:    p.dir,
+		Directory:    p.dirOf(t.path),
 		Backoff: Backoff{
 			Initial:     DefaultBackoffInitial,
 			Max:         DefaultBackoffMax,
@@ -245,9 +233,9 @@ func (p *parser) app(name string, t *table) *App {
 	venvOK := p.virtualenv(t, a)
 	appDirectory(t, a)
 	p.gunicornKeys(t, a, gunicorn, process)
+	p.identity(t, a) // before the commands: they are resolved as the app's user
 	appCommand(t, a, gunicorn, process, venvOK)
 	hasListen := p.listeners(t, a, gunicorn)
-	p.identity(t, a)
 	p.limits(t, a)
 	p.environment(t, a)
 	restartPolicy(t, a)
@@ -287,11 +275,11 @@ func appKind(t *table, a *App) (gunicorn, process bool) {
 // directory, and checks that it exists.
 func appDirectory(t *table, a *App) {
 	if t.filePath("directory", &a.Directory) {
-		if err := checkDir(a.Directory); err != nil {
+		if err := t.p.cached("dir", checkDir, a.Directory); err != nil {
 			t.errf("directory", "%v", err)
 		}
 	} else if !t.has("directory") {
-		if err := checkDir(a.Directory); err != nil {
+		if err := t.p.cached("dir", checkDir, a.Directory); err != nil {
 			t.errf("directory", "%v (the default: the configuration file's directory)", err)
 		}
 	}
@@ -331,7 +319,7 @@ func appCommand(t *table, a *App, gunicorn, process, venvOK bool) {
 		if len(a.Command) == 0 || a.Command[0] == "" {
 			t.errf("command", "must name an executable")
 		} else if venvOK || a.Virtualenv == "" {
-			if exe, err := resolveCommand(a.Command[0], a.Virtualenv, a.Directory); err != nil {
+			if exe, err := resolveCommand(a.Command[0], a.Virtualenv, a.Directory, runnerOf(a)); err != nil {
 				t.errf("command", "%v", err)
 			} else {
 				a.Command[0] = exe
@@ -346,7 +334,8 @@ func appCommand(t *table, a *App, gunicorn, process, venvOK bool) {
 	if a.Virtualenv == "" && !t.has("virtualenv") {
 		t.errf("virtualenv", "required for kind \"gunicorn\" unless command names the gunicorn executable")
 	} else if venvOK {
-		if err := checkExecutable(a.GunicornBin()); err != nil {
+		r := runnerOf(a)
+		if err := t.p.cached(fmt.Sprint("exec as ", r.uid, r.gids), r.canExec, a.GunicornBin()); err != nil {
 			t.errf("virtualenv", "%v (install gunicorn in the virtualenv, or set command)", err)
 		}
 	}
@@ -417,12 +406,12 @@ func (p *parser) virtualenv(t *table, a *App) bool {
 	if !t.filePath("virtualenv", &a.Virtualenv) {
 		return false
 	}
-	if err := checkDir(a.Virtualenv); err != nil {
+	if err := p.cached("dir", checkDir, a.Virtualenv); err != nil {
 		t.errf("virtualenv", "%v", err)
 		return false
 	}
 	py := filepath.Join(a.Virtualenv, "bin", "python")
-	if _, err := os.Stat(py); err != nil {
+	if err := p.cached("exists", checkExists, py); err != nil {
 		t.errf("virtualenv", "%s: %v (not a virtualenv?)", py, pathErr(err))
 		return false
 	}
@@ -507,9 +496,10 @@ func (p *parser) listeners(t *table, a *App, gunicorn bool) bool {
 				p.elemErrf(key, i, "invalid listen address %q: %v", r, err)
 				continue
 			}
-			l.File, l.Line, l.Key = p.file, p.line(key), elemKey(key, i)
+			l.File, l.Line = p.pos(key)
+			l.Key = elemKey(key, i)
 			if l.Network == NetUnix {
-				if err := checkUnixPlace(l); err != nil {
+				if err := checkUnixPlace(l, p.cached); err != nil {
 					p.elemErrf(key, i, "%q: %v", r, err)
 					continue
 				}
@@ -535,19 +525,33 @@ func (p *parser) environment(t *table, a *App) {
 			}
 		}
 	}
-	if !t.filePath("env_file", &a.EnvFile) {
-		return
-	}
-	if _, err := ReadEnvFile(a.EnvFile, a.Identity.UID); err != nil {
-		var list *Errors
-		if errors.As(err, &list) {
-			for _, e := range list.List {
-				p.errs.add(&Error{File: p.file, Line: p.line(t.key("env_file")), Key: keyString(t.key("env_file")), Msg: e.Error(), Err: e})
-			}
+	var fromFile map[string]string
+	if t.filePath("env_file", &a.EnvFile) {
+		var ok bool
+		if fromFile, ok = p.envFile(t, a); !ok {
 			return
 		}
-		t.errf("env_file", "%v", err)
 	}
+	p.execSize(t, a, fromFile)
+}
+
+// envFile reads a's env_file, reporting its mistakes at env_file; false
+// when it has some.
+func (p *parser) envFile(t *table, a *App) (map[string]string, bool) {
+	env, err := ReadEnvFile(a.EnvFile, a.Identity.UID)
+	if err == nil {
+		return env, true
+	}
+	var list *Errors
+	if errors.As(err, &list) {
+		for _, e := range list.List {
+			f, l := p.pos(t.key("env_file"))
+			p.errs.add(&Error{File: f, Line: l, Key: keyString(t.key("env_file")), Msg: e.Error(), Err: e})
+		}
+		return nil, false
+	}
+	t.errf("env_file", "%v", err)
+	return nil, false
 }
 
 func (p *parser) reload(t *table, kind Kind) Reload {
@@ -597,7 +601,7 @@ func (p *parser) health(t *table, a *App, venvOK, hasListen bool) Health {
 		if len(h.Command) == 0 || h.Command[0] == "" {
 			t.errf("command", "must name an executable")
 		} else if venvOK || a.Virtualenv == "" {
-			if exe, err := resolveCommand(h.Command[0], a.Virtualenv, a.Directory); err != nil {
+			if exe, err := resolveCommand(h.Command[0], a.Virtualenv, a.Directory, runnerOf(a)); err != nil {
 				t.errf("command", "%v", err)
 			} else {
 				h.Command[0] = exe
@@ -633,7 +637,7 @@ func (p *parser) health(t *table, a *App, venvOK, hasListen bool) Health {
 // cannot all be bound (see claims) and exit_with.
 func (p *parser) crossChecks(cfg *Config) {
 	c := newClaims()
-	owner := map[string]string{} // listener key -> app name
+	owner := make(map[string]string, len(cfg.Apps)) // listener key -> app name
 	for _, a := range cfg.Apps {
 		for _, l := range a.Listen {
 			owner[l.Key] = a.Name
@@ -649,6 +653,7 @@ func (p *parser) crossChecks(cfg *Config) {
 			}
 		}
 	}
+	p.supervisorClaims(c, cfg.Supervisor, owner)
 	if ew := cfg.Supervisor.ExitWith; ew != "" && cfg.App(ew) == nil && len(cfg.Apps) > 0 {
 		p.errf([]string{"supervisor", "exit_with"}, "no app named %q", ew)
 	}
@@ -690,48 +695,56 @@ func parseSignal(s string) (syscall.Signal, bool) {
 	return 0, false
 }
 
-// resolveCommand finds argv[0] the way the app will be started: a name with
-// a slash is a path (relative to dir), a bare name is looked up in
-// <venv>/bin, then in the supervisor's PATH. It returns an absolute path to
-// an executable regular file.
-func resolveCommand(name, venv, dir string) (string, error) {
+// resolveCommand finds argv[0] the way the app will be started, as r: a
+// name with a slash is a path (relative to dir), a bare name is looked up
+// in <venv>/bin, then in the supervisor's PATH, skipping what r may not
+// execute. It returns an absolute path to an executable regular file r may
+// execute (search permission on its directories, an execute bit for r).
+func resolveCommand(name, venv, dir string, r runner) (string, error) {
 	if strings.Contains(name, "/") {
 		if !filepath.IsAbs(name) {
 			name = filepath.Join(dir, name)
 		}
 		name = filepath.Clean(name)
-		if err := checkExecutable(name); err != nil {
+		if err := r.canExec(name); err != nil {
 			return "", err
 		}
 		return name, nil
 	}
+	var denied error
 	if venv != "" {
 		cand := filepath.Join(venv, "bin", name)
-		if checkExecutable(cand) == nil {
+		err := r.canExec(cand)
+		if err == nil {
 			return cand, nil
 		}
-	}
-	found, err := exec.LookPath(name)
-	if err != nil && !errors.Is(err, exec.ErrDot) {
-		where := "$PATH"
-		if venv != "" {
-			where = filepath.Join(venv, "bin") + " or $PATH"
+		if errors.Is(err, errNoAccess) {
+			denied = err
 		}
-		return "", fmt.Errorf("%q not found in %s", name, where)
 	}
-	abs, err := filepath.Abs(found)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", found, err)
+	found, err := r.lookPath(name)
+	switch {
+	case err == nil:
+		return found, nil
+	case denied != nil:
+		return "", denied
+	case errors.Is(err, errNoAccess):
+		return "", err
 	}
-	return abs, nil
+	where := "$PATH"
+	if venv != "" {
+		where = filepath.Join(venv, "bin") + " or $PATH"
+	}
+	return "", fmt.Errorf("%q not found in %s", name, where)
 }
 
-// checkExecutable requires path (symlinks followed) to be a regular file
-// with an execute bit.
-func checkExecutable(path string) error {
+// CheckExecutable requires path (symlinks followed) to be a regular file
+// with an execute bit. The error names path and, for a failed stat, wraps
+// its cause (fs.ErrNotExist, fs.ErrPermission).
+func CheckExecutable(path string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, pathErr(err))
+		return fmt.Errorf("%s: %w", path, pathErr(err))
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s: not a regular file", path)
@@ -741,6 +754,32 @@ func checkExecutable(path string) error {
 	}
 	return nil
 }
+
+// checkExists requires path (symlinks followed) to exist; its error is the
+// bare cause (see pathErr).
+func checkExists(path string) error {
+	_, err := os.Stat(path)
+	return err
+}
+
+// cached returns check(path), running each check (named kind) once per
+// path in a parse: thousands of apps share a virtualenv and directories,
+// and the file system is taken not to change while one file is checked.
+func (p *parser) cached(kind string, check func(string) error, path string) error {
+	k := checkKey{kind, path}
+	if err, ok := p.checks[k]; ok {
+		return err
+	}
+	if p.checks == nil {
+		p.checks = map[checkKey]error{}
+	}
+	err := check(path)
+	p.checks[k] = err
+	return err
+}
+
+// checkKey is one check of one path, for parser.cached.
+type checkKey struct{ kind, path string }
 
 // checkDir requires path (symlinks followed) to be a directory.
 func checkDir(path string) error {

@@ -18,26 +18,49 @@ import (
 // were written.
 type parser struct {
 	file  string    // path as given, for messages
-	dir   string    // absolute directory of the file, base of relative paths
-	lines *keyIndex // key line numbers, from keyLines
+	lines *keyIndex // key line numbers, from keyLines, of every file read
+	// files are the files read, the main file (as given) first, then the
+	// included ones, indexed by keyNode.file; dirs are their absolute
+	// directories, the base of relative paths written in each.
+	files []string
+	dirs  []string
 	errs  *Errors
 	// steering is [supervisor] steering, every app's default.
 	steering Steering
+	// passEnv is [supervisor] pass_env, for the size of apps' environments.
+	passEnv []string
+	// checks holds the file system checks done (see cached).
+	checks map[checkKey]error
 }
 
 // line returns the line of key, or of its nearest ancestor that has one.
 func (p *parser) line(key []string) int { return p.lines.line(key) }
 
+// pos returns the file and line of key, or of its nearest ancestor that has one.
+func (p *parser) pos(key []string) (file string, line int) {
+	f, l := p.lines.pos(key)
+	return p.files[f], l
+}
+
+// dirOf returns the directory of the file key is written in: relative
+// paths there are relative to it.
+func (p *parser) dirOf(key []string) string {
+	f, _ := p.lines.pos(key)
+	return p.dirs[f]
+}
+
 func keyString(key []string) string { return toml.Key(key).String() }
 
 // errf reports a problem with key.
 func (p *parser) errf(key []string, format string, args ...any) {
-	p.errs.add(&Error{File: p.file, Line: p.line(key), Key: keyString(key), Msg: fmt.Sprintf(format, args...)})
+	f, l := p.pos(key)
+	p.errs.add(&Error{File: f, Line: l, Key: keyString(key), Msg: fmt.Sprintf(format, args...)})
 }
 
 // elemErrf reports a problem with element i of the array at key.
 func (p *parser) elemErrf(key []string, i int, format string, args ...any) {
-	p.errs.add(&Error{File: p.file, Line: p.line(key), Key: elemKey(key, i), Msg: fmt.Sprintf(format, args...)})
+	f, l := p.pos(key)
+	p.errs.add(&Error{File: f, Line: l, Key: elemKey(key, i), Msg: fmt.Sprintf(format, args...)})
 }
 
 // elemKey names element i of the array at key: app.web.listen[1].
@@ -122,7 +145,7 @@ func (t *table) filePath(name string, dst *string) bool {
 		return false
 	}
 	if !filepath.IsAbs(s) {
-		s = filepath.Join(t.p.dir, s)
+		s = filepath.Join(t.p.dirOf(t.path), s)
 	}
 	*dst = filepath.Clean(s)
 	return true

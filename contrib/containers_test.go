@@ -37,6 +37,11 @@ const appRoot = "/srv/web/"
 func parseContainerConfig(t *testing.T, name, text string) *config.Config {
 	t.Helper()
 	root := t.TempDir()
+	// The configuration's user must reach the virtualenv: commands are
+	// checked as the app's user (t.TempDir's parent is 0700).
+	if err := os.Chmod(filepath.Dir(root), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, d := range []string{"srv/web/venv/bin", "srv/web/current"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)

@@ -25,7 +25,8 @@ const DefaultSocket = defaults.ControlSocket
 //	POST /v1/apps/{app}/reload[?strategy=NAME]   -> Event stream (NDJSON); NAME of reload/strategy
 //	POST /v1/apps/{app}/deploy?release=DIR[&strategy=]  -> Event stream (NDJSON)
 //	POST /v1/upgrade           re-exec the supervisor binary -> Event stream
-//	GET  /v1/apps/{app}/logs[?n=N&stderr=true&follow=true] -> LogLine stream (NDJSON)
+//	GET  /v1/apps/{app}/logs[?n=N&stderr=true&follow=true&history=false&since=RFC3339] -> LogLine stream (NDJSON)
+//	GET  /v1/logs[?app=A...&n=N&...]            several apps (all: no app), merged by time -> LogLine stream
 //	POST /v1/apps/{app}/logs/reopen              -> OKResponse
 //	POST /v1/act/start|stop|restart?target=T...  apps, all, group:NAME -> BulkResponse
 //	GET  /v1/reread            what an update would do      -> RereadResponse
@@ -34,6 +35,7 @@ const DefaultSocket = defaults.ControlSocket
 //	GET  /v1/status?target=T...  the apps of targets (app, instance base name, all, group:NAME)
 //	GET  /v1/log[?n=N&follow=true]  the supervisor's own log -> LogLine stream (NDJSON)
 //	POST /v1/signal/{SIG}?target=T...  SIG of Signals to the apps' main processes -> BulkResponse
+//	GET  /v1/metrics           what /metrics serves (Prometheus text), for supctl top
 //
 // Anything else is 404 (unknown route) or 405 (wrong method).
 var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "logs", "reread", "update", "signal", "log"}

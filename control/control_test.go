@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,6 +71,7 @@ func serveLimited(t testing.TB, b Backend, lim Limits) (*Server, string) {
 	path := filepath.Join(dir, "c.sock")
 	s := &Server{Backend: b, Info: func() SupervisorInfo { return SupervisorInfo{Version: "test"} }, Limits: lim}
 	s.Logs, _ = b.(Logs) // nil for a backend without logs
+	s.Metrics, _ = b.(http.Handler)
 	if err := s.Listen(path, -1); err != nil {
 		t.Fatal(err)
 	}

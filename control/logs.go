@@ -20,11 +20,19 @@ type LogQuery struct {
 	Stderr bool
 	// Follow keeps the answer open, streaming lines as they are read.
 	Follow bool
+	// Since, when not zero, keeps only the lines read at or after it.
+	Since time.Time
+	// NoHistory sends no line read before the request (`-n 0`): with
+	// Follow, only later lines.
+	NoHistory bool
 }
 
 // LogLine is one line of an app's output, one NDJSON object of the logs
 // answer.
 type LogLine struct {
+	// App is the app that wrote the line: set in the answer of the logs of
+	// several apps (GET /v1/logs), empty in one app's.
+	App string `json:"app,omitempty"`
 	// Time is when the supervisor read the line.
 	Time time.Time `json:"time"`
 	// Gen is the generation that wrote it.
@@ -74,7 +82,10 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer stop()
-	streamLines(w, r, recent, live)
+	if q.NoHistory {
+		recent = nil
+	}
+	streamLogs(w, r, recent, live)
 }
 
 // SupervisorLog is what the log verb reads: the supervisor's own recent
@@ -100,12 +111,12 @@ func (s *Server) supervisorLog(w http.ResponseWriter, r *http.Request) {
 	}
 	recent, live, stop := s.SupervisorLog.OpenSupervisorLog(q)
 	defer stop()
-	streamLines(w, r, recent, live)
+	streamLogs(w, r, recent, live)
 }
 
-// streamLines writes recent, then each line of live (nil: none) until it
-// closes or the client goes, as NDJSON.
-func streamLines(w http.ResponseWriter, r *http.Request, recent []LogLine, live <-chan LogLine) {
+// streamLogs writes recent, then every line of live until live closes or
+// the client goes, as NDJSON LogLine objects.
+func streamLogs(w http.ResponseWriter, r *http.Request, recent []LogLine, live <-chan LogLine) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
@@ -145,7 +156,7 @@ func (s *Server) reopenLogs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, OKResponse{OK: true, Message: "reopen logs " + name + ": ok"})
 }
 
-// parseLogQuery reads n, stderr and follow.
+// parseLogQuery reads n, stderr, follow, history and since (RFC 3339).
 func parseLogQuery(v url.Values) (LogQuery, error) {
 	var q LogQuery
 	if s := v.Get("n"); s != "" {
@@ -155,7 +166,8 @@ func parseLogQuery(v url.Values) (LogQuery, error) {
 		}
 		q.N = n
 	}
-	for name, dst := range map[string]*bool{"stderr": &q.Stderr, "follow": &q.Follow} {
+	history := true
+	for name, dst := range map[string]*bool{"stderr": &q.Stderr, "follow": &q.Follow, "history": &history} {
 		if s := v.Get(name); s != "" {
 			b, err := strconv.ParseBool(s)
 			if err != nil {
@@ -164,12 +176,19 @@ func parseLogQuery(v url.Values) (LogQuery, error) {
 			*dst = b
 		}
 	}
+	q.NoHistory = !history
+	if s := v.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return q, fmt.Errorf("since must be an RFC 3339 time, got %q", s)
+		}
+		q.Since = t
+	}
 	return q, nil
 }
 
-// Logs reads app's lines per q, passing each to onLine; with q.Follow it
-// returns when ctx ends or the supervisor ends the answer.
-func (c *Client) Logs(ctx context.Context, app string, q LogQuery, onLine func(LogLine)) error {
+// values encodes q as parseLogQuery reads it.
+func (q LogQuery) values() url.Values {
 	v := url.Values{}
 	v.Set("n", strconv.Itoa(q.N))
 	if q.Stderr {
@@ -178,7 +197,19 @@ func (c *Client) Logs(ctx context.Context, app string, q LogQuery, onLine func(L
 	if q.Follow {
 		v.Set("follow", "true")
 	}
-	return c.readLines(ctx, "/v1/apps/"+url.PathEscape(app)+"/logs?"+v.Encode(), onLine)
+	if q.NoHistory {
+		v.Set("history", "false")
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.Format(time.RFC3339Nano))
+	}
+	return v
+}
+
+// Logs reads app's lines per q, passing each to onLine; with q.Follow it
+// returns when ctx ends or the supervisor ends the answer.
+func (c *Client) Logs(ctx context.Context, app string, q LogQuery, onLine func(LogLine)) error {
+	return c.readLogs(ctx, "/v1/apps/"+url.PathEscape(app)+"/logs?"+q.values().Encode(), onLine)
 }
 
 // SupervisorLog reads the supervisor's own recent log lines (n; 0: all
@@ -189,11 +220,11 @@ func (c *Client) SupervisorLog(ctx context.Context, n int, follow bool, onLine f
 	if follow {
 		v.Set("follow", "true")
 	}
-	return c.readLines(ctx, "/v1/log?"+v.Encode(), onLine)
+	return c.readLogs(ctx, "/v1/log?"+v.Encode(), onLine)
 }
 
-// readLines passes each NDJSON LogLine of GET path to onLine.
-func (c *Client) readLines(ctx context.Context, path string, onLine func(LogLine)) error {
+// readLogs reads the NDJSON LogLine answer of path, passing each to onLine.
+func (c *Client) readLogs(ctx context.Context, path string, onLine func(LogLine)) error {
 	resp, err := c.do(ctx, http.MethodGet, path)
 	if err != nil {
 		return err

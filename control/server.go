@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/netutil"
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/listen/sockfile"
@@ -75,8 +74,11 @@ func (e *Error) Unwrap() error { return e.Err }
 // Limits bound what clients of the control socket may hold. A zero field
 // takes its default (DefaultLimits).
 type Limits struct {
-	// MaxConns is how many connections are served at once; further ones
-	// wait in the socket's backlog until one closes.
+	// MaxConns is how many connections are served at once. At the limit a
+	// new connection takes the slot of the one waiting longest for a
+	// request (idle keep-alive, or no complete request within 250 ms),
+	// which is closed; it waits in the socket's backlog only while every
+	// connection is inside a request.
 	MaxConns int
 	// ReadHeaderTimeout bounds reading a request's header, ReadTimeout the
 	// whole request; IdleTimeout closes a keep-alive connection without a
@@ -130,6 +132,9 @@ type Server struct {
 	// Limits bound connections and their requests (zero fields: DefaultLimits).
 	Limits Limits
 
+	// Metrics serves GET /v1/metrics, the /metrics text (optional).
+	Metrics http.Handler
+
 	ln       *net.UnixListener
 	path     string
 	allowGID int // -1: none
@@ -180,6 +185,8 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/apps/{app}/deploy", s.reload)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
 	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
+	mux.HandleFunc("GET /v1/logs", s.logsAll)
+	mux.HandleFunc("GET /v1/metrics", s.metrics)
 	mux.HandleFunc("POST /v1/apps/{app}/logs/reopen", s.reopenLogs)
 	mux.HandleFunc("POST /v1/act/{verb}", s.bulk)
 	mux.HandleFunc("GET /v1/reread", s.reread)
@@ -187,7 +194,9 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/signal/{sig}", s.signal)
 	mux.HandleFunc("GET /v1/log", s.supervisorLog)
 	lim := s.Limits.withDefaults()
+	ln := newLimitListener(&credListener{UnixListener: s.ln, allowed: s.allowed, logger: s.Logger}, lim.MaxConns)
 	srv := &http.Server{
+		ConnState:         ln.track,
 		Handler:           bounded(jsonErrors(mux), lim.WriteTimeout),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		ReadTimeout:       lim.ReadTimeout,
@@ -202,7 +211,6 @@ func (s *Server) Serve() error {
 	}
 	s.srv = srv
 	s.mu.Unlock()
-	ln := netutil.LimitListener(&credListener{UnixListener: s.ln, allowed: s.allowed, logger: s.Logger}, lim.MaxConns)
 	err := srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

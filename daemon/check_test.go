@@ -53,3 +53,41 @@ func TestCheckWebConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckResolvesAsAppUser: `supervisor check` exits 2 for a command
+// found only in a root-only directory on PATH when the app runs as nobody
+// (its start would fail with permission denied), naming the key and user.
+func TestCheckResolvesAsAppUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a root-only directory checked for nobody")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil { // nobody may search down to dir
+			t.Fatal(err)
+		}
+	}
+	private := filepath.Join(dir, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(private, "tool"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", private+":/usr/bin:/bin")
+	cfg := filepath.Join(dir, "supervisor.toml")
+	toml := "[supervisor]\nrun_dir = \"" + filepath.Join(dir, "run") + "\"\n\n[app.web]\nuser = \"nobody\"\nkind = \"process\"\ncommand = [\"tool\"]\n"
+	if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	err := Run([]string{"check", "-c", cfg}, &out, &errb)
+	if code := exitcode.Code(err); code != ExitConfig {
+		t.Fatalf("check: %v (exit %d), want exit %d", err, code, ExitConfig)
+	}
+	for _, w := range []string{cfg + ":7: app.web.command", `user "nobody" cannot execute`, "no search permission on " + private} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not name %q", err, w)
+		}
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/metrics"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/sdnotify"
 	"github.com/gunisup/supervisor/supervise"
 	"github.com/gunisup/supervisor/upgrade"
@@ -65,6 +66,9 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	cmd := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd == "upgrade-guard" { // started by an upgrading supervisor, with flags of its own
+		return runGuard(args, stderr)
 	}
 	fs := flag.NewFlagSet("supervisor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -157,7 +161,7 @@ type Daemon struct {
 	httpAddr string
 	// prevRun is a dead predecessor's run state (nil: none), the base of
 	// this supervisor's first one.
-	prevRun *supervise.RunState
+	prevRun *recovery.RunState
 }
 
 // lateSource lets metrics be built before the manager it reads.
@@ -242,9 +246,16 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	d.reaper = proc.NewReaper()
 	r.onClose(d.reaper.Close)
 	src := &lateSource{}
-	met := metrics.New(src, metrics.Options{Logger: d.Logger})
+	met := metrics.New(src, metrics.Options{Logger: d.Logger, Version: Version})
 	if err := d.openBridges(r, met, hand, stateFD); err != nil {
 		return err
+	}
+	ctl, err := d.listenControl(r)
+	if err != nil {
+		if hand != nil {
+			return d.takeoverFailed(hand, stateFD, err)
+		}
+		return exitcode.New(ExitFailure, err)
 	}
 	cgroups := d.openCgroups(r)
 	m, orphans, err := d.newManager(met, hand, stateFD, inherited, cgroups)
@@ -255,9 +266,7 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	src.set(m)
 	r.onClose(m.CloseSockets)
 	httpLn := d.listenHTTP()
-	if err := d.serveControl(r, httpLn); err != nil {
-		return err
-	}
+	d.serveControl(r, ctl, met)
 	runCtx, cancel := context.WithCancel(ctx)
 	r.onClose(cancel)
 	r.ctx = runCtx
@@ -295,6 +304,9 @@ func (d *Daemon) begin() (*upgrade.State, int, []sdnotify.Inherited, error) {
 		d.started = hand.Started
 		d.notifier = sdnotify.Restore(hand.NotifySocket, hand.Watchdog)
 		return hand, stateFD, nil, nil
+	}
+	if err := d.restartedByGuard(); err != nil {
+		return nil, 0, nil, exitcode.New(ExitFailure, err)
 	}
 	// Children must never inherit systemd's protocol variables or fds.
 	if d.notifier, err = sdnotify.FromEnv(true); err != nil {
@@ -371,12 +383,12 @@ func (d *Daemon) openBridge(app string, met *metrics.Metrics) error {
 // previous image, or those a dead predecessor's orphans hold: see
 // recoverSockets, whose orphans it returns) and records how a hand-over
 // went.
-func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD int, inherited []sdnotify.Inherited, cgroups *proc.Cgroups) (*supervise.Manager, *supervise.Orphans, error) {
+func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD int, inherited []sdnotify.Inherited, cgroups *proc.Cgroups) (*supervise.Manager, *recovery.Orphans, error) {
 	held, err := systemdSockets(d.Config, inherited)
 	if err != nil {
 		return nil, nil, exitcode.New(ExitConfig, err)
 	}
-	var orphans *supervise.Orphans
+	var orphans *recovery.Orphans
 	if hand == nil {
 		if orphans, err = d.recoverSockets(held); err != nil {
 			return nil, nil, errors.Join(err, closeHeld(held))
@@ -450,24 +462,31 @@ func (d *Daemon) listenHTTP() net.Listener {
 	return l
 }
 
-// serveControl opens the control socket and serves it until Run returns;
-// on failure it closes httpLn too.
-func (d *Daemon) serveControl(r *running, httpLn net.Listener) error {
+// listenControl opens the control socket before anything is taken over or
+// started, so that a socket the supervisor cannot have stops a fresh start
+// before any app runs, and makes a self-upgrade fall back (takeoverFailed)
+// before it adopted anything. The server is closed when Run returns.
+func (d *Daemon) listenControl(r *running) (*control.Server, error) {
 	sup := d.Config.Supervisor
-	srv := &control.Server{Backend: backend{d.manager}, Upgrader: upgrader{d}, Logs: backend{d.manager}, Config: configurer{d.manager, d.pruneBridges}, Info: d.info, Logger: d.Logger}
+	srv := &control.Server{Upgrader: upgrader{d}, Info: d.info, Logger: d.Logger}
 	if d.selfLog != nil {
 		srv.SupervisorLog = d.selfLog
 	}
 	if err := srv.Listen(sup.ControlSocket, controlGID(sup)); err != nil {
-		if httpLn != nil {
-			_ = httpLn.Close() // exiting anyway
-		}
-		return exitcode.New(ExitFailure, err)
+		return nil, err
 	}
+	r.onClose(func() { _ = srv.Close() }) // exiting: a close error changes nothing
+	return srv, nil
+}
+
+// serveControl serves srv (from listenControl) on the Manager until Run
+// returns; GET /v1/metrics serves met's registry.
+func (d *Daemon) serveControl(r *running, srv *control.Server, met *metrics.Metrics) {
+	srv.Backend, srv.Logs = backend{d.manager}, backend{d.manager}
+	srv.Metrics = met.ScrapeHandler()
+	srv.Config = configurer{d.manager, d.pruneBridges}
 	r.ctrlDone = make(chan error, 1)
 	go func() { r.ctrlDone <- srv.Serve() }()
-	r.onClose(func() { _ = srv.Close() }) // exiting: a close error changes nothing
-	return nil
 }
 
 // serveHTTP serves /metrics, /healthz and /readyz on ln until r.ctx ends.
@@ -606,6 +625,7 @@ func (d *Daemon) shutdown(r *running, exitCode int) error {
 			if err != nil {
 				d.Logger.Error("stop", "err", err)
 			}
+			d.removePrevious()
 			d.Logger.Info("supervisor stopped", "exit_code", exitCode)
 			if exitCode != ExitOK {
 				return exitcode.New(exitCode, nil)

@@ -39,7 +39,7 @@ func (b backend) OpenLogs(app string, q control.LogQuery) ([]control.LogLine, <-
 // of every later one and the function that ends the follow (see
 // control.Logs.OpenLogs).
 func openLog(l *logs.App, q control.LogQuery) ([]control.LogLine, <-chan control.LogLine, func()) {
-	lq := logs.Query{N: q.N}
+	lq := logs.Query{N: q.N, Since: q.Since}
 	if q.Stderr {
 		lq.Stream = logs.Stderr
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/gunisup/supervisor/internal/exitcode"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/recovery"
 )
 
 // runStateEvery is how often the run state is refreshed (written only when
@@ -31,8 +31,8 @@ const runStateEvery = time.Second
 // generation (a reload's unchecked one) are stopped in the background. It
 // returns the orphans (nil: none) for the Manager to adopt or drain, and an
 // error when the supervisor that wrote the record still runs.
-func (d *Daemon) recoverSockets(held map[string][]*listen.Socket) (*supervise.Orphans, error) {
-	o, err := supervise.FindOrphans(d.Config.Supervisor.RunDir, d.Logger)
+func (d *Daemon) recoverSockets(held map[string][]*listen.Socket) (*recovery.Orphans, error) {
+	o, err := recovery.FindOrphans(d.Config.Supervisor.RunDir, d.Logger)
 	if err != nil {
 		return nil, exitcode.New(ExitFailure, fmt.Errorf("recovery: %w", err))
 	}
@@ -96,7 +96,7 @@ func (d *Daemon) recordRun() {
 // startRecovery starts what runs beside the apps for the next supervisor's
 // sake: the run state writer, and the drain of the predecessor's orphans
 // (o, nil for none) once the new generations are ready.
-func (d *Daemon) startRecovery(r *running, o *supervise.Orphans) {
+func (d *Daemon) startRecovery(r *running, o *recovery.Orphans) {
 	ctx, cancel := context.WithCancel(r.ctx)
 	done := make(chan struct{})
 	go func() {
@@ -140,7 +140,7 @@ func (d *Daemon) removeRunState() {
 			return
 		}
 	}
-	p := filepath.Join(d.Config.Supervisor.RunDir, supervise.RunStateFile)
+	p := filepath.Join(d.Config.Supervisor.RunDir, recovery.RunStateFile)
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		d.Logger.Warn("recovery record", "err", err)
 	}

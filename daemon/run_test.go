@@ -56,3 +56,26 @@ func waitRunning(t *testing.T, c *control.Client, r *daemonRun) int {
 		}
 	}
 }
+
+// TestCleanStopRemovesPrevious: the copy of a previous image an upgrade
+// keeps in run_dir (a tmpfs) is gone after a clean stop.
+func TestCleanStopRemovesPrevious(t *testing.T) {
+	r := startDaemon(t, daemonOpts{ShutdownTimeout: "20s", Body: `
+[app.sleeper]
+allow_root = true
+kind = "process"
+start_settle = "100ms"
+command = ["/bin/sleep", "3600"]
+`})
+	waitRunning(t, control.NewClient(r.Sock), r)
+	prev := r.D.previousPath()
+	if err := os.WriteFile(prev, []byte("image"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Stop(30 * time.Second); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	if _, err := os.Lstat(prev); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left after a clean stop: %v", prev, err)
+	}
+}

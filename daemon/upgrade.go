@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -59,9 +58,16 @@ func (d *Daemon) Upgrade(ctx context.Context, progress reload.Progress) error {
 	}
 	progress(fmt.Sprintf("new binary: %s", newLine))
 
-	prev := filepath.Join(d.Config.Supervisor.RunDir, "supervisor.previous")
+	prev := d.previousPath()
 	if err := upgrade.CopySelf(prev); err != nil {
 		return fmt.Errorf("keep a copy of the running binary: %w; nothing changed", err)
+	}
+	// The guard starts before the freeze, which holds the reaper (and so
+	// every fork) still; it is ended on every way out but the exec.
+	if guard := d.guard(prev, progress); guard > 0 {
+		defer func() {
+			_ = unix.Kill(guard, unix.SIGTERM) // this image runs on: nothing to guard; it may be gone
+		}()
 	}
 	hs, thaw, err := d.manager.Freeze(ctx)
 	if err != nil {
@@ -131,4 +137,21 @@ func upgradeCheck(cfgPath, statePath string, stdout io.Writer) error {
 	}
 	_, err = fmt.Fprintln(stdout, line)
 	return err
+}
+
+// guard starts an upgrade guard (see upgradeGuard) from prev where nothing
+// else would start the supervisor again should the new image die, and
+// returns its pid (0: none). A guard that cannot start is reported, and
+// the upgrade goes on without.
+func (d *Daemon) guard(prev string, progress reload.Progress) int {
+	if !guarded(d.notifier.Socket()) {
+		return 0
+	}
+	pid, err := d.startGuard(prev)
+	if err != nil {
+		progress(fmt.Sprintf("warning: %v; the upgrade goes on unguarded", err))
+		return 0
+	}
+	progress(fmt.Sprintf("guard %d (the previous binary) starts it again if the new image dies", pid))
+	return pid
 }

@@ -30,6 +30,11 @@ func TestGoldenPassesCheck(t *testing.T) {
 				t.Fatal(err)
 			}
 			root := t.TempDir()
+			// Commands are checked as each app's user (www-data): let it
+			// search down to root (t.TempDir's parent is 0700).
+			if err := os.Chmod(filepath.Dir(root), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			text := relocate(t, string(data), root)
 			makePaths(t, text)
 			path := filepath.Join(root, "gunisup.toml")

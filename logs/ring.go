@@ -3,6 +3,7 @@ package logs
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Query selects lines from an app's ring.
@@ -14,10 +15,13 @@ type Query struct {
 	Stream Stream
 	// Gen, when not 0, keeps only the lines of that generation.
 	Gen int
+	// Since, when not zero, keeps only the lines read at or after it.
+	Since time.Time
 }
 
 func (q *Query) match(l *Line) bool {
-	return (q.Stream == 0 || l.Stream == q.Stream) && (q.Gen == 0 || l.Gen == q.Gen)
+	return (q.Stream == 0 || l.Stream == q.Stream) && (q.Gen == 0 || l.Gen == q.Gen) &&
+		(q.Since.IsZero() || !l.Time.Before(q.Since))
 }
 
 // ring holds an app's recent lines within a byte bound (text plus header,

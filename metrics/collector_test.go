@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -394,7 +395,7 @@ func goldenMetrics(tb testing.TB) *Metrics {
 			LastExit: &supervise.ExitInfo{Code: 3},
 		},
 	}}
-	m := New(src, Options{})
+	m := New(src, Options{Version: "1.2.3+4.gabc1234"})
 	m.ReloadDone("web", "ok", 2*time.Second)
 	m.ReloadDone("api", "rolled_back", 30*time.Second)
 	m.HealthChecked("web", true, 4*time.Millisecond)
@@ -432,6 +433,7 @@ func exposedShape(body string) string {
 func TestMetricsGolden(t *testing.T) {
 	m := goldenMetrics(t)
 	got := exposedShape(scrape(t, m.Handler(nil), "/metrics", http.StatusOK))
+	got = strings.ReplaceAll(got, `goversion="`+runtime.Version()+`"`, `goversion="GOVERSION"`)
 	path := filepath.Join("testdata", "metrics.golden")
 	if *update {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {

@@ -26,20 +26,26 @@ type readiness struct {
 	Apps  map[string]string `json:"apps,omitempty"`
 }
 
+// ScrapeHandler serves the registry in the Prometheus text format: what
+// GET /metrics answers, and what the control API's GET /v1/metrics (read by
+// `supctl top`) answers. At most 4 scrapes run at once.
+func (m *Metrics) ScrapeHandler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:            slogPrinter{m.logger},
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+		Timeout:             30 * time.Second,
+	})
+}
+
 // Handler serves GET (and HEAD) /metrics from the explicit registry,
 // /healthz (200 "ok" when live returns nil, else 503 with the error) and
 // /readyz (200 {"ready":true} when every required app meant to run runs
 // and is healthy, else 503 naming the apps that are not). Other paths get 404, other methods 405.
 // A nil live counts as always live.
 func (m *Metrics) Handler(live func() error) http.Handler {
-	metrics := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
-		ErrorLog:            slogPrinter{m.logger},
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: 4,
-		Timeout:             30 * time.Second,
-	})
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics)
+	mux.Handle("GET /metrics", m.ScrapeHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

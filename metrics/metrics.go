@@ -43,6 +43,9 @@ type Options struct {
 	Logger *slog.Logger
 	// ProcRoot is the procfs mount point; empty means "/proc".
 	ProcRoot string
+	// Version is the supervisor's version, the version label of
+	// supervisor_build_info; empty means "dev".
+	Version string
 }
 
 // Buckets for request latency: Gunicorn answers most requests in a few
@@ -142,7 +145,7 @@ func New(src Source, opts Options) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.reloadDuration, m.healthDuration, m.healthUp,
 		m.httpRequests, m.httpDuration, m.logMessages, m.statsdWorkers, m.statsdMalformed,
-		m.scrapeErrors, m.apps,
+		m.scrapeErrors, m.apps, buildInfo(opts.Version),
 	)
 	return m
 }

@@ -3,28 +3,11 @@
 # Usage: scripts/deb.sh STAGE OUTDIR
 #   STAGE   a tree made by `make install PREFIX=/usr DESTDIR=STAGE`
 #   OUTDIR  where gunisup_VERSION_ARCH.deb is written; its path is printed
-# The version comes from `git describe`: a tag v1.2.3 (or 1.2.3) gives
-# 1.2.3, commits after it 1.2.3+N.gHASH; without a tag 0~gitN.gHASH (N is
-# the number of commits); uncommitted changes add +dirty.
+# The version is $VERSION (the Makefile passes the one its binaries and
+# manual pages carry), else scripts/version.sh's.
 set -eu
 stage=$1
 out=$2
-
-debversion() {
-	desc=$(git describe --tags --match '[v0-9]*' --dirty 2>/dev/null || true)
-	dirty=""
-	case "$desc" in *-dirty) dirty="+dirty"; desc=${desc%-dirty} ;; esac
-	if [ -z "$desc" ]; then
-		n=$(git rev-list --count HEAD)
-		h=$(git rev-parse --short HEAD)
-		[ -z "$(git status --porcelain --untracked-files=no)" ] || dirty="+dirty"
-		echo "0~git$n.g$h$dirty"
-		return
-	fi
-	desc=${desc#v}
-	# 1.2.3-4-gabc1234 (4 commits after the tag) -> 1.2.3+4.gabc1234
-	echo "$desc$dirty" | sed -E 's/-([0-9]+)-(g[0-9a-f]+)/+\1.\2/'
-}
 
 # libcdep names the newest glibc symbol version the binaries use.
 libcdep() {
@@ -38,7 +21,7 @@ libcdep() {
 	echo "libc6"
 }
 
-version=$(debversion)
+version=${VERSION:-$("$(dirname "$0")"/version.sh)}
 arch=$(dpkg --print-architecture)
 mkdir -p "$stage/DEBIAN" "$out"
 (cd "$stage" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$stage/DEBIAN/md5sums"

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
 
@@ -17,7 +19,7 @@ func (m *Manager) adopts(opts Options, app *config.App) bool {
 	if opts.Orphans == nil || opts.Restore != nil {
 		return false
 	}
-	if _, _, ok := opts.Orphans.adoptable(app.Name); !ok {
+	if _, _, ok := opts.Orphans.Adoptable(app.Name); !ok {
 		return false
 	}
 	_, held := opts.Sockets[app.Name]
@@ -27,11 +29,12 @@ func (m *Manager) adopts(opts Options, app *config.App) bool {
 // adoptOrphans makes the tracked generation of s's owner its orphans' serving one
 // (Starting, counted as handed over: Start does not start it) and has
 // Start replace it by a new generation of the release it recovers to.
-func (m *Manager) adoptOrphans(s *appSlot, o *Orphans) {
+func (m *Manager) adoptOrphans(s *appSlot, o *recovery.Orphans) {
 	a := s.owner
 	name := a.cfg.Name
-	_, dir, _ := o.adoptable(name)
-	g, _ := o.adopt(name, a.cfg.StopTimeout)
+	_, dir, _ := o.Adoptable(name)
+	og, _ := o.Adopt(name, a.cfg.StopTimeout)
+	g := &orphanGen{og}
 	a.gen = g
 	a.state = StateStarting
 	a.attempted = true
@@ -39,10 +42,10 @@ func (m *Manager) adoptOrphans(s *appSlot, o *Orphans) {
 	a.publish()
 	s.restored, s.needsNoStart = true, true
 	s.recovering, s.recoverDir = true, dir
-	if gated := o.apps[name].Gated; gated != "" {
+	if gated := o.Gated(name); gated != "" {
 		s.facts.setGated(gated)
 	}
-	m.logger.Warn("recovery: tracking the previous supervisor's serving generation", "app", name, "pid", g.pid, "release", dir)
+	m.logger.Warn("recovery: tracking the previous supervisor's serving generation", "app", name, "pid", g.PID(), "release", dir)
 }
 
 // recoverSteering rebuilds the steering of app's listeners on the sockets
@@ -52,7 +55,7 @@ func (m *Manager) adoptOrphans(s *appSlot, o *Orphans) {
 // the sockets to hold (a new holder in place of each taken TCP socket it
 // steers, which it closes) and their steering, one entry per socket (nil:
 // shared). A listener that cannot be steered stays shared, logged with why.
-func (m *Manager) recoverSteering(app *config.App, taken []*listen.Socket, o *Orphans) ([]*listen.Socket, []listen.Steering) {
+func (m *Manager) recoverSteering(app *config.App, taken []*listen.Socket, o *recovery.Orphans) ([]*listen.Socket, []listen.Steering) {
 	held := slices.Clone(taken)
 	gens := make([]listen.Steering, len(taken))
 	if app.Steering == config.SteeringShared {
@@ -86,13 +89,13 @@ func (m *Manager) recoverUnix(app string, s *listen.Socket) listen.Steering {
 // recoverBPF rebuilds the BPF steering of the TCP socket taken from app's
 // orphans and returns the socket to hold for it and the steering, or s and
 // nil (logged: shared).
-func (m *Manager) recoverBPF(app string, s *listen.Socket, o *Orphans) (*listen.Socket, listen.Steering) {
+func (m *Manager) recoverBPF(app string, s *listen.Socket, o *recovery.Orphans) (*listen.Socket, listen.Steering) {
 	why := m.bpfWhy()
 	if why != "" {
 		m.logger.Warn("recovery: BPF steering unavailable; the listener is shared", "app", app, "listener", s.Spec.Raw, "why", why)
 		return s, nil
 	}
-	ids := o.steering(app, s.Spec.Raw)
+	ids := o.Steering(app, s.Spec.Raw)
 	if ids == nil {
 		m.logger.Warn("recovery: the previous supervisor recorded no BPF steering; the listener is shared", "app", app, "listener", s.Spec.Raw)
 		return s, nil
@@ -124,4 +127,53 @@ func (m *Manager) recoverApp(ctx context.Context, a *appOwner, dir string) {
 		return
 	}
 	m.logger.Info("recovery: a new generation took over from the previous supervisor's processes", "app", a.cfg.Name, "release", dir)
+}
+
+// DrainOrphans waits until every app is ready (at most limit), then drains
+// the orphans of each app that no generation adopted (see recovery.Orphans.Adopt) within its
+// stop_timeout (30 s for an app no longer configured) and restores the held
+// names of its Unix sockets, which an orphaned master removes as it exits.
+func (m *Manager) DrainOrphans(ctx context.Context, o *recovery.Orphans, limit time.Duration) {
+	var names []string
+	for _, name := range o.Apps() {
+		if !o.Adopted(name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	if !m.waitReady(ctx, limit) {
+		m.logger.Warn("recovery: apps not ready; stopping the previous supervisor's processes anyway", "after", limit)
+	}
+	for _, name := range names {
+		grace := 30 * time.Second
+		if app := m.Config().App(name); app != nil {
+			grace = app.StopTimeout
+		}
+		if err := o.Drain(name, grace); err != nil {
+			m.logger.Error("recovery", "app", name, "err", err)
+		}
+		m.relink(name)
+	}
+	m.logger.Info("recovery: the previous supervisor's processes are gone", "apps", names)
+}
+
+// waitReady polls Readiness until every counted app serves (true) or limit has passed or ctx
+// ended (false).
+func (m *Manager) waitReady(ctx context.Context, limit time.Duration) bool {
+	wait, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if m.Readiness().Serving {
+			return true
+		}
+		select {
+		case <-wait.Done():
+			return false
+		case <-tick.C:
+		}
+	}
 }

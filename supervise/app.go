@@ -96,7 +96,7 @@ type healthState struct {
 }
 
 func newAppOwner(m *Manager, cfg *config.App) *appOwner {
-	p := &healthProber{cfg: cfg, checker: health.New(cfg.Health, m.runCommand(cfg)), observer: m.observer}
+	p := healthProber{&health.Prober{Cfg: cfg, Checker: health.New(cfg.Health, m.runCommand(cfg)), Observer: m.observer}}
 	return newOwner(managerEnv{m: m}, p, cfg)
 }
 

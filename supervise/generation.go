@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -51,7 +48,7 @@ type Generation struct {
 	// out is the captured output (nil: not captured); outEOF is closed once
 	// it reached EOF (nil: not known, for output shared with another
 	// generation).
-	out    *output
+	out    *logs.Output
 	outEOF <-chan struct{}
 	// outFD are the read ends of the output pipes (handed over on upgrade).
 	outFD outFDs
@@ -70,7 +67,7 @@ type Generation struct {
 }
 
 // newGeneration watches exitCh and closes done when the process has exited.
-func newGeneration(app string, id, pid int, exitCh <-chan ExitInfo, out *output, outEOF <-chan struct{}) *Generation {
+func newGeneration(app string, id, pid int, exitCh <-chan ExitInfo, out *logs.Output, outEOF <-chan struct{}) *Generation {
 	g := &Generation{App: app, ID: id, PID: pid, Started: time.Now(), exitCh: exitCh, done: make(chan struct{}), out: out, outEOF: outEOF, outFD: noOutFDs}
 	go func() {
 		info, ok := <-exitCh
@@ -119,7 +116,7 @@ func (g *Generation) Tail() []string {
 		return nil
 	}
 	g.waitOutput()
-	return g.out.texts(logs.Query{N: tailLines})
+	return g.out.Texts(logs.Query{N: tailLines})
 }
 
 // Signal sends sig to the main process. The first stop signal (TERM, INT,
@@ -192,57 +189,4 @@ func (g *Generation) Workers() []int {
 		return nil
 	}
 	return proc.Children(g.PID)
-}
-
-// resolveDir resolves a possibly symlinked working directory (a `current`
-// link) to the real release path, so a generation keeps its files while a
-// newer release is deployed beside it.
-func resolveDir(dir string) (string, error) {
-	if dir == "" {
-		return os.Getwd()
-	}
-	r, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return "", fmt.Errorf("directory %s: %w", dir, err)
-	}
-	st, err := os.Stat(r)
-	if err != nil {
-		return "", fmt.Errorf("directory %s: %w", dir, err)
-	}
-	if !st.IsDir() {
-		return "", fmt.Errorf("directory %s: %s is not a directory", dir, r)
-	}
-	return r, nil
-}
-
-// lookPath finds name in the directories of path (a PATH value) the way a
-// shell would, for the child's PATH rather than the supervisor's.
-func lookPath(name, path string) (string, error) {
-	if strings.Contains(name, "/") {
-		if err := isExecutable(name); err != nil {
-			return "", err
-		}
-		return name, nil
-	}
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if isExecutable(p) == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: not found in PATH %s", name, path)
-}
-
-func isExecutable(p string) error {
-	st, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if st.IsDir() || st.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", p)
-	}
-	return nil
 }

@@ -51,6 +51,7 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 			return nil, nil, fmt.Errorf("app %s: %w", a.cfg.Name, err)
 		}
 		st.Seq = m.slot(a.cfg.Name).genSeq.Load()
+		st.Log = m.handoverLog(a.cfg.Name)
 		state.Apps = append(state.Apps, st)
 	}
 	unlockReaper = m.reaper.Pause()
@@ -172,6 +173,7 @@ func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*list
 // start (it was handed over running, or stopped by request).
 func (m *Manager) restoreApp(s *appSlot, st AppHandover) (started bool) {
 	a := s.owner
+	m.restoreLog(a.cfg.Name, st.Log)
 	a.restarts = st.Restarts
 	a.lastExit = st.LastExit
 	a.lastReload = st.LastReload
@@ -209,14 +211,14 @@ func (m *Manager) adoptHandedOver(app string, g *GenHandover) *Generation {
 	out := m.adoptOutput(app, g)
 	var eof <-chan struct{}
 	if out != nil {
-		eof = out.capture.Done()
+		eof = out.Done()
 	}
 	gen := newGeneration(app, g.ID, g.PID, exitCh, out, eof)
 	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID
 	gen.home = m.homeOfAdopted(app, g.PID)
 	m.enterHome(gen.home)
 	if out != nil {
-		gen.outFD = out.fds()
+		gen.outFD = fdsOf(out)
 	}
 	if gen.Pidfile != "" {
 		m.removePidfilesAtExit(gen)

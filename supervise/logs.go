@@ -1,14 +1,8 @@
 package supervise
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,13 +11,6 @@ import (
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
-)
-
-// Memory bounds of each app's log: with hundreds of apps per supervisor the
-// package defaults (a 1 MiB sink queue, a 256 KiB ring) would add up.
-const (
-	appLogQueueBytes = 256 << 10
-	appLogRingBytes  = 128 << 10
 )
 
 // Line counts of the reports built from an app's log.
@@ -41,140 +28,11 @@ const (
 	logCloseLimit = 5 * time.Second
 )
 
-// appLog is one app's log: the capture of its generations, its ring, its
-// sink (and the file behind it, for log = "file").
-type appLog struct {
-	*logs.App
-	// file is the app's FileSink; nil unless log = "file".
-	file *logs.FileSink
-	// crashGen is the generation (as its lines are tagged) whose
-	// unexpected exit is the app's latest exit; 0 when the latest exit was
-	// expected or there was none.
-	crashGen atomic.Int64
-
-	mu       sync.Mutex
-	captures map[*logs.Capture]struct{}
-}
-
-// newAppLog creates app's log: its sink is shared (log = "stdout"), a
-// rotated file (log = "file") or none.
-func newAppLog(app *config.App, shared io.Writer, logger *slog.Logger) (*appLog, error) {
-	l := &appLog{captures: map[*logs.Capture]struct{}{}}
-	var sink io.Writer
-	switch app.Log.Target {
-	case config.LogStdout:
-		sink = shared
-	case config.LogFile:
-		f, err := logs.NewFileSink(logs.FileOptions{
-			Path: app.Log.File, MaxSizeMB: app.Log.MaxSizeMB, MaxFiles: app.Log.MaxFiles, Compress: app.Log.Compress,
-			UID: app.Identity.UID,
-			OnError: func(err error) {
-				logger.Warn("app log file: rotated files", "app", app.Name, "err", err)
-			},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("app %s: %w", app.Name, err)
-		}
-		l.file, sink = f, f
-	}
-	name := app.Name
-	l.App = logs.NewApp(name, logs.Options{
-		Sink:       sink,
-		Timestamps: app.Log.Timestamps,
-		QueueBytes: appLogQueueBytes,
-		RingBytes:  appLogRingBytes,
-		OnSinkError: func(err error) {
-			logger.Warn("app log sink failing; lines are dropped until it recovers", "app", name, "err", err)
-		},
-	})
-	return l, nil
-}
-
-// attach starts capturing generation gen's stdout and stderr read ends
-// (either or both may be nil) and tracks the capture until it is done.
-func (l *appLog) attach(gen int, stdout, stderr *os.File) *output {
-	if stdout == nil && stderr == nil {
-		// Nothing to read: the capture is done within Attach, which calls
-		// its onDone there, so it is never tracked (and l.mu is not taken).
-		return &output{log: l, gen: gen, capture: l.Attach(gen, nil, nil, nil)}
-	}
-	var c *logs.Capture
-	// l.mu is held until c is tracked: a capture done at once is untracked
-	// after that, not before.
-	l.mu.Lock()
-	c = l.Attach(gen, stdout, stderr, func() {
-		l.mu.Lock()
-		delete(l.captures, c)
-		l.mu.Unlock()
-	})
-	l.captures[c] = struct{}{}
-	l.mu.Unlock()
-	return &output{log: l, gen: gen, capture: c}
-}
-
-// close waits until ctx ends for the captures still reading (a descendant
-// may hold a pipe open), stops them, then ends the log and closes its file.
-func (l *appLog) close(ctx context.Context) error {
-	l.mu.Lock()
-	live := make([]*logs.Capture, 0, len(l.captures))
-	for c := range l.captures {
-		live = append(live, c)
-	}
-	l.mu.Unlock()
-	var errs []error
-	for _, c := range live {
-		select {
-		case <-c.Done():
-		case <-ctx.Done():
-			errs = append(errs, c.Close())
-		}
-	}
-	errs = append(errs, l.Close(ctx))
-	if l.file != nil {
-		errs = append(errs, l.file.Close())
-	}
-	return errors.Join(errs...)
-}
-
-// closeAppLogs ends every app's log, each within limit (0: without waiting
-// for captures or sinks).
-func closeAppLogs(apps map[string]*appLog, limit time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	var errs []error
-	for _, l := range apps {
-		errs = append(errs, l.close(ctx))
-	}
-	return errors.Join(errs...)
-}
-
-// output is a generation's captured stdout and stderr. A USR2 child master
-// shares the pipes of the generation that forked it, so gen (the tag of the
-// lines) may be an earlier generation than the one holding the output.
-type output struct {
-	log     *appLog
-	gen     int
-	capture *logs.Capture
-}
-
-// fds returns the read ends to hand over to a successor image.
-func (o *output) fds() outFDs {
-	so, se := o.capture.FDs()
+// fdsOf returns the output read ends o holds, to hand over to a successor
+// image.
+func fdsOf(o *logs.Output) outFDs {
+	so, se := o.FDs()
 	return outFDs{stdout: so, stderr: se}
-}
-
-// texts returns the text of the lines matching q.
-func (o *output) texts(q logs.Query) []string {
-	q.Gen = o.gen
-	return lineTexts(o.log.Lines(q))
-}
-
-func lineTexts(lines []logs.Line) []string {
-	out := make([]string, len(lines))
-	for i := range lines {
-		out[i] = lines[i].Text
-	}
-	return out
 }
 
 // outFDs are the read ends of a generation's output pipes (-1: none).
@@ -189,7 +47,7 @@ var noOutFDs = outFDs{stdout: -1, stderr: -1}
 func (g *Generation) handoverFDs() outFDs {
 	if g.out != nil {
 		select {
-		case <-g.out.capture.Done():
+		case <-g.out.Done():
 			return noOutFDs
 		default:
 		}
@@ -205,7 +63,7 @@ func (g *Generation) Traceback() (tb []string, exception string) {
 		return nil, ""
 	}
 	g.waitOutput()
-	return gunicorn.Traceback(g.out.texts(logs.Query{Stream: logs.Stderr, N: tracebackScan}))
+	return gunicorn.Traceback(g.out.Texts(logs.Query{Stream: logs.Stderr, N: tracebackScan}))
 }
 
 // waitOutput waits up to outputDrainWait for the output of an exited
@@ -243,10 +101,10 @@ func (m *Manager) noteExit(g *Generation) {
 		return
 	}
 	if !g.unexpectedExit() {
-		l.crashGen.Store(0)
+		l.NoteCrash(0)
 		return
 	}
-	l.crashGen.Store(int64(g.out.gen))
+	l.NoteCrash(g.out.Gen())
 	go func() {
 		tb, exception := g.Traceback()
 		last := ""
@@ -265,11 +123,11 @@ func (m *Manager) logReport(s *AppSnapshot) {
 		return
 	}
 	s.LogDropped = l.Dropped()
-	gen := l.crashGen.Load()
+	gen := l.Crashed()
 	if gen == 0 || s.State == StateRunning || s.State == StateStopping {
 		return
 	}
-	s.Traceback, _ = gunicorn.Traceback(lineTexts(l.Lines(logs.Query{Gen: int(gen), Stream: logs.Stderr, N: tracebackScan})))
+	s.Traceback, _ = gunicorn.Traceback(logs.Texts(l.Lines(logs.Query{Gen: gen, Stream: logs.Stderr, N: tracebackScan})))
 }
 
 // Log returns app name's log, for reading its recent lines and following
@@ -293,8 +151,8 @@ func (m *Manager) ReopenLog(name string) error {
 		return fmt.Errorf("%w: %q", ErrNoSuchApp, name)
 	}
 	var errs []error
-	if l.file != nil {
-		errs = append(errs, l.file.Reopen())
+	if err := l.Reopen(); err != nil {
+		errs = append(errs, err)
 	}
 	a, err := m.owner(name)
 	if err != nil {
@@ -319,56 +177,26 @@ func (m *Manager) ReopenLogs() error {
 }
 
 // forkCaptured starts spec with its stdout and stderr on two pipes whose
-// read ends the app's log captures as generation id.
-func (m *Manager) forkCaptured(app string, id int, spec proc.Spec) (int, <-chan ExitInfo, *output, error) {
-	var ends [4]*os.File // stdout r, w; stderr r, w
-	closeAll := func() {
-		for _, f := range ends {
-			if f != nil {
-				_ = f.Close() // unused pipe ends of a failed start
-			}
-		}
-	}
-	for i := 0; i < 4; i += 2 {
-		r, w, err := logs.Pipe()
-		if err != nil {
-			closeAll()
-			return 0, nil, nil, fmt.Errorf("app %s: %w", app, err)
-		}
-		ends[i], ends[i+1] = r, w
-	}
-	pid, exitCh, err := m.reaper.ForkExec(spec, int(ends[1].Fd()), int(ends[3].Fd()))
-	for _, w := range []*os.File{ends[1], ends[3]} {
-		_ = w.Close() // the child holds its copies; ours would keep EOF away
-	}
+// read ends the app's log captures as generation id (see logs.AppLog.Start).
+func (m *Manager) forkCaptured(app string, id int, spec proc.Spec) (int, <-chan ExitInfo, *logs.Output, error) {
+	var exitCh <-chan ExitInfo
+	pid, out, err := m.view(app).log.Start(app, id, func(stdout, stderr int) (int, error) {
+		pid, ch, err := m.reaper.ForkExec(spec, stdout, stderr)
+		exitCh = ch
+		return pid, err
+	})
 	if err != nil {
-		_ = ends[0].Close() // nothing was written to a pipe of a failed start
-		_ = ends[2].Close()
-		return 0, nil, nil, fmt.Errorf("app %s: %w", app, err)
+		return 0, nil, nil, err
 	}
-	return pid, exitCh, m.view(app).log.attach(id, ends[0], ends[2]), nil
+	return pid, exitCh, out, nil
 }
 
 // adoptOutput captures the output pipes a previous image handed over with
 // generation g (nil when it handed over none). A descriptor that cannot be
 // adopted is closed and logged: the generation runs on, its output on that
 // stream is lost.
-func (m *Manager) adoptOutput(app string, g *GenHandover) *output {
-	var files [2]*os.File
-	for i, fd := range []int{g.OutFD, g.ErrFD} {
-		if fd < 0 {
-			continue
-		}
-		f, err := logs.Adopt(fd, fmt.Sprintf("%s generation %d %s", app, g.ID, logs.Stream(i+1)))
-		if err != nil {
-			_ = unix.Close(fd) // unusable: reading it is what failed
-			m.logger.Error("adopt output pipe", "app", app, "generation", g.ID, "err", err)
-			continue
-		}
-		files[i] = f
-	}
-	if files[0] == nil && files[1] == nil {
-		return nil
-	}
-	return m.view(app).log.attach(g.ID, files[0], files[1])
+func (m *Manager) adoptOutput(app string, g *GenHandover) *logs.Output {
+	return m.view(app).log.AdoptOutput(app, g.ID, g.OutFD, g.ErrFD, func(err error) {
+		m.logger.Error("adopt output pipe", "app", app, "generation", g.ID, "err", err)
+	})
 }

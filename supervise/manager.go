@@ -17,8 +17,10 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
+	"github.com/gunisup/supervisor/launch"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
@@ -41,14 +43,14 @@ type Options struct {
 	Restore *Handover
 	// Cgroups, when not nil, holds one cgroup per app (see proc.Cgroups).
 	Cgroups *proc.Cgroups
-	// Orphans are a dead predecessor's processes (see FindOrphans), nil for
+	// Orphans are a dead predecessor's processes (see recovery.FindOrphans), nil for
 	// none. An app whose serving generation is among them and whose
 	// sockets are in Sockets (taken from them, or systemd's), or that has
 	// no listener, tracks that generation (Starting) until a new generation
 	// of the last gated release passes the gate and takes over (see
 	// recoverApp); the steering of its listeners (BPF, rename) is rebuilt
 	// on the sockets taken from them.
-	Orphans *Orphans
+	Orphans *recovery.Orphans
 	// OpenStatsd opens the statsd bridge of a Gunicorn app with statsd on,
 	// at start and when an update adds the app; StatsdAddr reports its
 	// address from then on. It must do nothing for an app that has one.
@@ -226,7 +228,7 @@ func (m *Manager) openAll(opts Options) error {
 		case opts.Restore != nil:
 			gens = m.restoreSteering(app.Name, opts.Restore.Sockets[app.Name], held)
 			why = "handed over by a self-upgrade"
-		case isHeld && opts.Orphans.took(app.Name):
+		case isHeld && opts.Orphans.Took(app.Name):
 			if m.adopts(opts, app) {
 				held, gens = m.recoverSteering(app, held, opts.Orphans)
 			}
@@ -257,7 +259,7 @@ func (m *Manager) abandonOpen(err error, restore bool, held []*listen.Socket, ge
 		err = errors.Join(err, closeSteered(gens), listen.CloseAll(held))
 		m.CloseSockets()
 	}
-	_ = closeAppLogs(m.allLogs(), 0) // nothing was captured yet: nothing to lose
+	_ = logs.CloseApps(m.allLogs(), 0) // nothing was captured yet: nothing to lose
 	return err
 }
 
@@ -339,7 +341,7 @@ func (m *Manager) prefetchVersions(ctx context.Context) {
 		if app.Kind != config.KindGunicorn {
 			continue
 		}
-		dir, err := resolveDir(app.Directory)
+		dir, err := reload.ResolveDir(app.Directory)
 		if err != nil {
 			continue // the spawn reports it
 		}
@@ -347,7 +349,7 @@ func (m *Manager) prefetchVersions(ctx context.Context) {
 		if err != nil {
 			continue // the spawn reports it
 		}
-		m.prober.Prefetch(ctx, app, probeAs(app, env, dir))
+		m.prober.Prefetch(ctx, app, launch.As(app, env, dir))
 	}
 }
 
@@ -542,7 +544,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 	}
 	m.KillOrphans(5 * time.Second)
 	m.CloseSockets()
-	if err := closeAppLogs(m.allLogs(), logCloseLimit); err != nil {
+	if err := logs.CloseApps(m.allLogs(), logCloseLimit); err != nil {
 		errs = append(errs, fmt.Errorf("close app logs: %w", err))
 	}
 	close(m.stopped)
@@ -633,7 +635,7 @@ func (m *Manager) relink(app string) {
 // the reaper.
 func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []string) ([]byte, int, error) {
 	return func(ctx context.Context, argv []string) ([]byte, int, error) {
-		dir, err := resolveDir(app.Directory)
+		dir, err := reload.ResolveDir(app.Directory)
 		if err != nil {
 			return nil, -1, err
 		}
@@ -641,11 +643,10 @@ func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []s
 		if err != nil {
 			return nil, -1, err
 		}
-		argv0, err := lookPath(argv[0], envLookup(env, "PATH"))
+		spec, err := launch.Command(app, env, dir, argv)
 		if err != nil {
 			return nil, -1, err
 		}
-		spec := proc.Spec{Argv: append([]string{argv0}, argv[1:]...), Env: env, Dir: dir, Cred: credential(app), Attrs: attrs(app)}
 		out, info, err := m.reaper.OutputSpec(ctx, spec)
 		if err != nil {
 			return out, -1, err

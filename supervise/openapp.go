@@ -6,6 +6,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
 )
 
@@ -14,7 +15,7 @@ import (
 // (nil: none).
 type appSet struct {
 	table  *listen.Table
-	log    *appLog
+	log    *logs.AppLog
 	cgroup *proc.Cgroup
 }
 
@@ -23,7 +24,7 @@ type appSet struct {
 func (s *appSet) close() error {
 	errs := []error{s.table.Close()}
 	if s.log != nil {
-		errs = append(errs, closeAppLogs(map[string]*appLog{"": s.log}, 0)) // nothing was captured yet
+		errs = append(errs, logs.CloseApps(map[string]*logs.AppLog{"": s.log}, 0)) // nothing was captured yet
 	}
 	return errors.Join(errs...)
 }
@@ -44,7 +45,7 @@ func (m *Manager) openApp(app *config.App, held []*listen.Socket, gens []listen.
 		}
 		s.table = t
 	}
-	l, err := newAppLog(app, m.stdoutSink, m.logger)
+	l, err := logs.OpenApp(app, m.stdoutSink, m.logger)
 	if err != nil {
 		return nil, errors.Join(err, s.close())
 	}

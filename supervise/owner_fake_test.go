@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
 
@@ -152,12 +153,12 @@ func (e *fakeEnv) nextGen(string) int64 {
 	return int64(e.seq)
 }
 
-func (e *fakeEnv) afterExit(generation)                  {}
-func (e *fakeEnv) gated(string, generation)              {}
-func (e *fakeEnv) recordChange(string, *RunChange) error { return nil }
-func (e *fakeEnv) recordNow(string)                      {}
-func (e *fakeEnv) endTree(generation)                    {}
-func (e *fakeEnv) endStrays(string)                      {}
+func (e *fakeEnv) afterExit(generation)                           {}
+func (e *fakeEnv) gated(string, generation)                       {}
+func (e *fakeEnv) recordChange(string, *recovery.RunChange) error { return nil }
+func (e *fakeEnv) recordNow(string)                               {}
+func (e *fakeEnv) endTree(generation)                             {}
+func (e *fakeEnv) endStrays(string)                               {}
 
 // endDetached records which generation's detached processes were ended and
 // how many generations had been spawned then ("1 of 1").

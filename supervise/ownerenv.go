@@ -9,6 +9,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/health"
+	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
 
@@ -92,7 +93,7 @@ type ownerEnv interface {
 	gated(app string, g generation)
 	// recordChange records the app's deploy or reload in progress (nil:
 	// none) in the run state and writes it now.
-	recordChange(app string, c *RunChange) error
+	recordChange(app string, c *recovery.RunChange) error
 	// recordNow writes the run state now (a failure is logged).
 	recordNow(app string)
 	// statsdAddr is the app's statsd bridge address ("" for none).
@@ -144,7 +145,7 @@ func (e managerEnv) gated(app string, g generation) {
 	e.m.pokeRecord()
 }
 
-func (e managerEnv) recordChange(app string, c *RunChange) error {
+func (e managerEnv) recordChange(app string, c *recovery.RunChange) error {
 	if f := e.m.factsOf(app); f != nil {
 		f.setChange(c)
 	}
@@ -173,8 +174,8 @@ func (e managerEnv) afterExit(g generation) {
 		e.m.releaseGen(g.App, g.ID)
 		e.m.afterExit(g)
 	case *orphanGen:
-		e.m.releaseGen(g.app, orphanGenID)
-		e.m.relink(g.app)
+		e.m.releaseGen(g.App(), orphanGenID)
+		e.m.relink(g.App())
 	}
 }
 
@@ -214,15 +215,27 @@ func (e managerEnv) usr2(ctx context.Context, a *appOwner, old generation) (gene
 	return g, err
 }
 
-// healthProber checks generations with the app's configured health check.
-type healthProber struct {
-	cfg      *config.App
-	checker  *health.Checker
-	observer Observer
+// healthProber checks generations with the app's configured health check
+// (see health.Prober).
+type healthProber struct{ p *health.Prober }
+
+// started implements prober.
+func (h healthProber) started(ctx context.Context, g generation) error {
+	return h.p.Started(ctx, g, g.Info().ProbeAddr)
+}
+
+// ready implements prober.
+func (h healthProber) ready(ctx context.Context, g generation, passes int) error {
+	return h.p.Ready(ctx, g, g.Info().ProbeAddr, passes)
+}
+
+// check implements prober.
+func (h healthProber) check(ctx context.Context, g generation) error {
+	return h.p.Check(ctx, g.Info().ProbeAddr)
 }
 
 var (
 	_ generation = (*Generation)(nil)
 	_ ownerEnv   = managerEnv{}
-	_ prober     = (*healthProber)(nil)
+	_ prober     = healthProber{}
 )

@@ -15,6 +15,7 @@ import (
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
@@ -150,11 +151,11 @@ func (a *appOwner) runChange(ctx context.Context, h *host, st strategy.Strategy,
 
 // change describes the deploy of release ("": a reload of dir, or of the
 // app's directory as it resolves now) for the run state.
-func (a *appOwner) change(release, dir string) (*RunChange, error) {
-	c := &RunChange{Deploy: release != "", Link: a.cfg.Directory, Target: dir}
+func (a *appOwner) change(release, dir string) (*recovery.RunChange, error) {
+	c := &recovery.RunChange{Deploy: release != "", Link: a.cfg.Directory, Target: dir}
 	if release == "" {
 		if dir == "" && a.cfg.Directory != "" {
-			c.Target, _ = resolveDir(a.cfg.Directory) // "" when it does not resolve: the spawn says why
+			c.Target, _ = reload.ResolveDir(a.cfg.Directory) // "" when it does not resolve: the spawn says why
 		}
 		return c, nil
 	}
@@ -163,7 +164,7 @@ func (a *appOwner) change(release, dir string) (*RunChange, error) {
 		return nil, fmt.Errorf("deploy %s: %w", release, err)
 	}
 	c.Target = abs
-	if c.Previous, err = readLink(a.cfg.Directory); err != nil {
+	if c.Previous, err = reload.ReadLink(a.cfg.Directory); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -172,11 +173,11 @@ func (a *appOwner) change(release, dir string) (*RunChange, error) {
 // runReload points the release link (a deploy: c.Deploy), runs the strategy
 // reload.Choose picks, and points the link back when the new release did
 // not take over.
-func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy, old generation, c *RunChange, progress reload.Progress) error {
+func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy, old generation, c *recovery.RunChange, progress reload.Progress) error {
 	var previous string
 	if c.Deploy {
 		abs := c.Target
-		prev, err := pointLink(a.cfg.Directory, abs)
+		prev, err := reload.PointLink(a.cfg.Directory, abs)
 		if err != nil {
 			return err
 		}
@@ -192,7 +193,7 @@ func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy,
 	}
 	_, err := reload.Run(ctx, st, h, old, progress)
 	if err != nil && previous != "" {
-		if _, perr := pointLink(a.cfg.Directory, previous); perr != nil {
+		if _, perr := reload.PointLink(a.cfg.Directory, previous); perr != nil {
 			progress(fmt.Sprintf("error: pointing %s back at %s: %v", a.cfg.Directory, previous, perr))
 			return errors.Join(err, perr)
 		}
@@ -230,7 +231,7 @@ func linkFacts(app *config.App, runsIn string, follows bool) reload.Facts {
 	if app.Directory == "" {
 		return f
 	}
-	if target, err := resolveDir(app.Directory); err == nil {
+	if target, err := reload.ResolveDir(app.Directory); err == nil {
 		f.Link, f.LinkTarget = app.Directory, target
 	}
 	return f

@@ -6,7 +6,9 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/recovery"
 )
 
 // runFacts are what the run state records of an app besides its processes
@@ -15,14 +17,14 @@ import (
 type runFacts struct {
 	mu     sync.Mutex
 	gated  string
-	change *RunChange
+	change *recovery.RunChange
 }
 
-// of returns the facts as an AppRun with Gated and Change (a copy) set.
-func (f *runFacts) of() AppRun {
+// of returns the facts as a recovery.AppRun with Gated and Change (a copy) set.
+func (f *runFacts) of() recovery.AppRun {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r := AppRun{Gated: f.gated}
+	r := recovery.AppRun{Gated: f.gated}
 	if f.change != nil {
 		c := *f.change
 		r.Change = &c
@@ -38,7 +40,7 @@ func (f *runFacts) setGated(dir string) {
 }
 
 // setChange records the change in progress (nil: none).
-func (f *runFacts) setChange(c *RunChange) {
+func (f *runFacts) setChange(c *recovery.RunChange) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.change = c
@@ -57,7 +59,7 @@ func (m *Manager) factsOf(app string) *runFacts {
 type runRecord struct {
 	mu   sync.Mutex
 	on   bool
-	last *RunState // the last record written (or the predecessor's)
+	last *recovery.RunState // the last record written (or the predecessor's)
 }
 
 // RecordRunState makes WriteRunState write run_dir/state.json, starting
@@ -65,9 +67,9 @@ type runRecord struct {
 // of prev that still hold processes are carried over until they are gone.
 // Without prev, a record this process wrote (before a self-upgrade's exec)
 // is the start, and its apps' gated releases are kept.
-func (m *Manager) RecordRunState(prev *RunState) {
+func (m *Manager) RecordRunState(prev *recovery.RunState) {
 	if prev == nil {
-		if own, err := ReadRunState(m.runDir); err == nil && own != nil && own.PID == os.Getpid() {
+		if own, err := recovery.ReadRunState(m.runDir); err == nil && own != nil && own.PID == os.Getpid() {
 			prev = own
 			for name, run := range own.Apps {
 				m.keepGated(name, run.Gated)
@@ -112,7 +114,7 @@ func (m *Manager) WriteRunState() error {
 	if reflect.DeepEqual(st, m.record.last) {
 		return nil
 	}
-	if err := WriteRunState(m.runDir, st); err != nil {
+	if err := recovery.WriteRunState(m.runDir, st); err != nil {
 		return err
 	}
 	m.record.last = st
@@ -137,4 +139,45 @@ func (m *Manager) pokeRecord() {
 	case m.recordPoke <- struct{}{}:
 	default:
 	}
+}
+
+// RunState records the apps' current process groups, cgroups and
+// listeners, keeping from prev (the last record, or the predecessor's) the groups and
+// cgroups that still hold processes: a generation being swapped out, or
+// orphans not yet drained. tree is one /proc pass.
+func (m *Manager) RunState(prev *recovery.RunState, tree *proc.Tree) *recovery.RunState {
+	started, _ := proc.StartTime(os.Getpid()) // /proc/self is always readable
+	st := &recovery.RunState{PID: os.Getpid(), Started: started, Apps: map[string]recovery.AppRun{}}
+	for _, a := range m.owners() {
+		name := a.cfg.Name
+		run := m.factsOf(name).of()
+		snap := a.snap.Load()
+		if pid := snap.MasterPID; pid != 0 {
+			if s, ok := tree.Stat(pid); ok {
+				g := recovery.ProcGroupOf(tree, s.PGRP)
+				run.Groups = append(run.Groups, g)
+				run.Serving = &recovery.RunGen{ID: snap.Generation, Group: g, Dir: snap.Release}
+			}
+		}
+		v := m.view(name)
+		if g := v.cgroup; g != nil {
+			run.Cgroups = append(run.Cgroups, g.Path)
+		}
+		for _, e := range v.table.Entries() {
+			s := e.Socket
+			_, hold := s.Held()
+			rl := recovery.RunListener{Address: s.Spec.Raw, Bound: s.Bound, Hold: hold}
+			if b, ok := e.Steering.(*listen.GenSockets); ok {
+				if ids, err := b.ObjectIDs(); err == nil {
+					rl.Steer = &ids
+				}
+			}
+			run.Listeners = append(run.Listeners, rl)
+		}
+		st.Apps[name] = run
+	}
+	if prev != nil {
+		recovery.CarryOver(st, prev, tree)
+	}
+	return st
 }

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
 )
 
@@ -21,7 +22,7 @@ import (
 type appSlot struct {
 	owner  *appOwner
 	table  *listen.Table
-	log    *appLog
+	log    *logs.AppLog
 	cgroup *proc.Cgroup
 	// genSeq is the last generation number allocated (see nextGen).
 	genSeq atomic.Int64
@@ -40,7 +41,7 @@ type appSlot struct {
 type appView struct {
 	owner  *appOwner
 	table  *listen.Table
-	log    *appLog
+	log    *logs.AppLog
 	cgroup *proc.Cgroup
 }
 
@@ -88,9 +89,9 @@ func (m *Manager) slotFor(app string) *appSlot {
 	return s
 }
 
-// allLogs returns every slot's log keyed by app name (for closeAppLogs).
-func (m *Manager) allLogs() map[string]*appLog {
-	out := map[string]*appLog{}
+// allLogs returns every slot's log keyed by app name (for logs.CloseApps).
+func (m *Manager) allLogs() map[string]*logs.AppLog {
+	out := map[string]*logs.AppLog{}
 	for name, v := range m.views() {
 		if v.log != nil {
 			out[name] = v.log

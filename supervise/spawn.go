@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
+	"github.com/gunisup/supervisor/launch"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
 
@@ -26,8 +27,7 @@ func (m *Manager) pidfile(app *config.App, id int) string {
 // generation, and returns the sockets its master's stop goes through (see
 // Generation.socks). probe is the generation's private listener (nil for
 // processes); use says which listening sockets it gets (see genSockets).
-// A Gunicorn master gets gunicorn.Argv and gunicorn.ListenEnv; a process
-// gets systemd's LISTEN_FDS, with LISTEN_PID set by an exec shim.
+// The spec itself comes from launch (launch.Process, launch.Gunicorn).
 func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir string, probe *listen.Socket, strategy strategy.Strategy, use socketUse) (proc.Spec, []*listen.Socket, error) {
 	fds, socks, err := m.genSockets(app.Name, id, use)
 	if err != nil {
@@ -41,50 +41,40 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 		fds = append(fds, probe.FD())
 		names = append(names, "probe")
 	}
-	// Gunicorn's USR2 re-exec chdirs to $PWD when it names the same
-	// directory: for usr2 apps PWD is the configured (symlinked) directory so
-	// the re-exec follows `current` to the new release. A swap generation
-	// gets the resolved release path, so a worker restarted while a newer
-	// release is deployed never loads half of the new tree.
-	pwd := dir
-	if strategy.ReExec() && app.Directory != "" {
-		pwd = app.Directory
-	}
-	env, err := m.childEnv(app, dir, pwd)
+	env, err := m.childEnv(app, dir, launch.PWD(app, dir, strategy.ReExec()))
 	if err != nil {
 		return proc.Spec{}, nil, err
 	}
 	if app.Kind == config.KindProcess {
-		argv0, err := lookPath(app.Command[0], envLookup(env, "PATH"))
+		spec, err := launch.Process(app, env, dir, fds, names)
 		if err != nil {
-			return proc.Spec{}, nil, fmt.Errorf("app %s: %w", app.Name, err)
+			return proc.Spec{}, nil, err
 		}
-		argv := append([]string{argv0}, app.Command[1:]...)
-		if len(fds) > 0 {
-			// LISTEN_PID must be the app's own pid: an exec shim sets it.
-			env = append(env, "LISTEN_FDS="+strconv.Itoa(len(fds)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
-			argv = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$@"`, "sh"}, argv...)
-		}
-		return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, socks, nil
+		return execSpec(app, spec, socks)
 	}
-
-	bin := app.GunicornBin()
-	if err := isExecutable(bin); err != nil {
-		return proc.Spec{}, nil, fmt.Errorf("app %s: gunicorn: %w", app.Name, err)
+	if err := launch.CheckGunicorn(app); err != nil {
+		return proc.Spec{}, nil, err
 	}
-	v := m.prober.Version(ctx, app, probeAs(app, env, dir))
-	argv := gunicorn.Argv(app, m.pidfile(app, id), m.statsdAddr(app.Name), v)
-	env = append(env, gunicorn.ListenEnv(len(fds))...)
-	return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds}, socks, nil
+	v := m.prober.Version(ctx, app, launch.As(app, env, dir))
+	return execSpec(app, launch.Gunicorn(app, env, dir, fds, m.pidfile(app, id), m.statsdAddr(app.Name), v), socks)
 }
 
-func envLookup(env []string, key string) string {
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-			return v
-		}
+// execSpec returns spec and socks, or an error naming app and the variable
+// or argument at fault when execve would refuse spec's command line and
+// environment (E2BIG): an env_file grown since check is caught here, with
+// its cause, rather than as an exec failure.
+func execSpec(app *config.App, spec proc.Spec, socks []*listen.Socket) (proc.Spec, []*listen.Socket, error) {
+	if err := config.CheckExecSize(spec.Argv, spec.Env, 0); err != nil {
+		return proc.Spec{}, nil, fmt.Errorf("app %s: %w", app.Name, err)
 	}
-	return ""
+	return spec, socks, nil
+}
+
+// childEnv builds the environment of app's processes started in the
+// resolved release directory dir with PWD pwd from the supervisor's own
+// environment and pass_env (see launch.Env).
+func (m *Manager) childEnv(app *config.App, dir, pwd string) ([]string, error) {
+	return launch.Env(app, dir, pwd, os.Environ(), m.Config().Supervisor.PassEnv)
 }
 
 // spawn starts generation id of app in the resolved dir (resolving
@@ -92,7 +82,7 @@ func envLookup(env []string, key string) string {
 // returned generation's output is captured.
 func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string, strategy strategy.Strategy, use socketUse) (*Generation, error) {
 	if dir == "" {
-		d, err := resolveDir(app.Directory)
+		d, err := reload.ResolveDir(app.Directory)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
@@ -112,8 +102,10 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	if err != nil {
 		return nil, err
 	}
-	if err := m.runAs(app, &spec); err != nil {
-		return nil, err
+	if app.Kind == config.KindGunicorn {
+		if err := gunicorn.MakeRunDir(m.runDir, app); err != nil {
+			return nil, err
+		}
 	}
 	home, leaf, err := m.newHome(app.Name, id)
 	if err != nil {
@@ -133,12 +125,12 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		m.closeHome(app.Name, home)
 		return nil, err
 	}
-	g := newGeneration(app.Name, id, pid, exitCh, out, out.capture.Done())
+	g := newGeneration(app.Name, id, pid, exitCh, out, out.Done())
 	g.home = home
 	m.enterHome(home)
 	g.Dir = dir
 	g.PGID = pid
-	g.outFD = out.fds()
+	g.outFD = fdsOf(out)
 	if app.Kind == config.KindGunicorn {
 		g.Pidfile = m.pidfile(app, id)
 		m.removePidfilesAtExit(g)
@@ -146,7 +138,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		// buildSpec set PWD = app.Directory for usr2; Gunicorn keeps it only
 		// if it names the directory the generation starts in.
 		if strategy.ReExec() && app.Directory != "" {
-			now, err := resolveDir(app.Directory)
+			now, err := reload.ResolveDir(app.Directory)
 			g.FollowsLink = err == nil && now == dir
 		}
 	}

@@ -91,6 +91,10 @@ type AppHandover struct {
 	LastReload *reload.Result `json:"last_reload,omitempty"`
 	Reloads    map[string]int `json:"reloads,omitempty"`
 	Healthy    bool           `json:"healthy"`
+	// Log is the app's recent output (at most LogHandoverBytes of text),
+	// the history `supctl logs` shows after the upgrade. An image that
+	// does not read it ignores it.
+	Log []LogLine `json:"log,omitempty"`
 }
 
 // FDs lists every descriptor the state refers to: they must stay open (not

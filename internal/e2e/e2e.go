@@ -354,3 +354,13 @@ func (s *Supervisor) Addr(name string) string {
 	}
 	return a.Listeners[0].Bound
 }
+
+// Runs is how many times a repeated end-to-end scenario runs: full where
+// E2E_FULL=1 (the counts docs/reliability.md reports), else short, which
+// keeps `make test` within its time on two cores.
+func Runs(full, short int) int {
+	if os.Getenv("E2E_FULL") == "1" {
+		return full
+	}
+	return short
+}

@@ -6,84 +6,109 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
 )
 
-const logsUsage = "usage: supctl logs TARGET... [-n LINES] [-f] [--stderr] | supctl logs TARGET... --reopen"
+const logsUsage = "usage: supctl logs [TARGET...|all] [-n LINES|all] [-f] [--stderr] [--since DURATION|TIME] | supctl logs TARGET... --reopen"
 
-// logsCmd runs `supctl logs`: it prints the app's recent lines (and with -f
-// every later one until interrupted), or with --reopen has the app's log
-// files reopened.
+// logsCmd runs `supctl logs`: it prints the recent lines of one app, of
+// several, or of every app (no app, or `all`) interleaved by time (and
+// with -f every later line until interrupted), or with --reopen has the
+// app's log files reopened.
 func logsCmd(ctx context.Context, c *control.Client, args []string, out io.Writer) error {
-	flags, pos, err := splitFlags(args, map[string]bool{"n": true, "f": false, "follow": false, "stderr": false, "reopen": false})
+	flags, pos, err := splitFlags(args, map[string]bool{"n": true, "f": false, "follow": false, "stderr": false, "reopen": false, "since": true})
 	if err != nil {
 		return err
 	}
-	if len(pos) == 0 {
-		return exitcode.New(ExitUsage, errors.New(logsUsage))
+	if _, ok := flags["reopen"]; ok {
+		return reopenLogs(ctx, c, flags, pos, out)
+	}
+	q, err := logQuery(flags, time.Now())
+	if err != nil {
+		return exitcode.New(ExitUsage, fmt.Errorf("%w: %s", err, logsUsage))
+	}
+	if len(pos) == 0 || slices.Contains(pos, "all") {
+		return c.LogsAll(ctx, nil, q, func(l control.LogLine) { printLogLine(out, l.App, l) })
 	}
 	names, err := resolveTargets(ctx, c, pos)
 	if err != nil {
 		return err
 	}
-	if _, ok := flags["reopen"]; ok {
-		if len(flags) > 1 {
-			return exitcode.New(ExitUsage, errors.New("--reopen takes no other flag: "+logsUsage))
-		}
-		for _, n := range names {
-			r, err := c.ReopenLogs(ctx, n)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(out, r.Message)
-		}
-		return nil
+	if len(names) == 1 {
+		return c.Logs(ctx, names[0], q, func(l control.LogLine) { printLogLine(out, names[0], l) })
 	}
+	return c.LogsAll(ctx, names, q, func(l control.LogLine) { printLogLine(out, l.App, l) })
+}
+
+// reopenLogs has the log files of the apps of targets pos reopened.
+func reopenLogs(ctx context.Context, c *control.Client, flags map[string]string, pos []string, out io.Writer) error {
+	if len(flags) > 1 || len(pos) == 0 {
+		return exitcode.New(ExitUsage, errors.New("--reopen takes targets and no other flag: "+logsUsage))
+	}
+	names, err := resolveTargets(ctx, c, pos)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		r, err := c.ReopenLogs(ctx, n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out, r.Message)
+	}
+	return nil
+}
+
+// logQuery reads -n (a count, "all" for every line held, 0 for none),
+// -f, --stderr and --since (a duration before now, or an RFC 3339 time).
+func logQuery(flags map[string]string, now time.Time) (control.LogQuery, error) {
 	q := control.LogQuery{N: 100}
 	if s, ok := flags["n"]; ok {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return exitcode.New(ExitUsage, fmt.Errorf("-n wants a number of lines >= 0, got %q", s))
+		switch {
+		case s == "all":
+			q.N = 0
+		case err != nil || n < 0:
+			return q, fmt.Errorf("-n wants a number of lines >= 0 or all, got %q", s)
+		case n == 0:
+			q.NoHistory = true
+		default:
+			q.N = n
 		}
-		q.N = n
+	}
+	if s, ok := flags["since"]; ok {
+		since, err := parseSince(s, now)
+		if err != nil {
+			return q, err
+		}
+		q.Since = since
+		if _, n := flags["n"]; !n {
+			q.N = 0 // --since alone: every line since then
+		}
 	}
 	_, f := flags["f"]
 	_, follow := flags["follow"]
 	_, q.Stderr = flags["stderr"]
 	q.Follow = f || follow
-	return logsOf(ctx, c, names, q, out)
+	return q, nil
 }
 
-// logsOf prints the lines of every app of names: one after another, or
-// with q.Follow side by side (each line names its app) until ctx ends.
-func logsOf(ctx context.Context, c *control.Client, names []string, q control.LogQuery, out io.Writer) error {
-	if !q.Follow || len(names) == 1 {
-		for _, n := range names {
-			if err := c.Logs(ctx, n, q, func(l control.LogLine) { printLogLine(out, n, l) }); err != nil {
-				return err
-			}
-		}
-		return nil
+// parseSince reads --since: a Go duration (10m, 1h30m) counted back from
+// now, or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
 	}
-	var mu sync.Mutex
-	errs := make([]error, len(names))
-	var wg sync.WaitGroup
-	for i, n := range names {
-		wg.Go(func() {
-			errs[i] = c.Logs(ctx, n, q, func(l control.LogLine) {
-				mu.Lock()
-				defer mu.Unlock()
-				printLogLine(out, n, l)
-			})
-		})
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return time.Time{}, fmt.Errorf("--since wants a duration (10m) or an RFC 3339 time (2026-01-02T15:04:05Z), got %q", s)
 }
 
 // printLogLine writes one line as "TIME APP[GEN] STREAM: TEXT", marking the

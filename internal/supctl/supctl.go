@@ -44,9 +44,10 @@ commands (TARGET: an app, an instance base name, all, or group:NAME; several at 
   pid [TARGET...]                the supervisor's PID, or each app's main PID
   reload TARGET... [--strategy S]        zero-downtime code swap; exit 0 once the new generation serves alone
   deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR (relative to the current directory), reload, point back on failure
-  logs TARGET... [-n 100] [-f] [--stderr]  recent output lines (-f: then follow live lines)
+  logs [TARGET...|all] [-n 100|all] [-f] [--stderr] [--since 10m|TIME]  recent output lines (none or all: every app, by time; -f: then follow; -n 0: none)
   logs TARGET... --reopen        reopen the log file (after logrotate) and Gunicorn's own logs (USR1)
   log [-n 100] [-f]              the supervisor's own recent log lines
+  top [--interval 1s]            live table of every app: state, CPU, RSS, workers, queue, req/s, p99, restarts
   reread                         show what update would do with the edited configuration file
   update [TARGET...]             apply the configuration file: add, remove, reload or change apps (as SIGHUP)
   upgrade                        re-execute the supervisor binary in place (same PID, apps untouched)
@@ -100,8 +101,8 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	}
 	c := control.NewClient(path)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	if (cmd == "logs" || cmd == "log") && !flagSet(fs, "timeout") {
-		// A follow lasts until interrupted, unless a limit was asked for.
+	if (cmd == "logs" || cmd == "log" || cmd == "top") && !flagSet(fs, "timeout") {
+		// A follow (or top) lasts until interrupted, unless a limit was asked for.
 		cancel()
 		ctx, cancel = context.WithCancel(context.Background())
 	}
@@ -130,6 +131,8 @@ func dispatch(ctx context.Context, c *control.Client, cmd string, args []string,
 		return logsCmd(ctx, c, args, out)
 	case "log":
 		return supervisorLog(ctx, c, args, out)
+	case "top":
+		return topCmd(ctx, c, args, out)
 	case "upgrade":
 		return upgrade(ctx, c, out)
 	case "reread":
@@ -332,10 +335,18 @@ func finish(out io.Writer, verb, what string, ev control.Event) error {
 // upgrade asks for a self-upgrade. A successful one replaces the
 // supervisor's image, which closes this connection without a final event:
 // supctl then reconnects and confirms from the supervisor's own status.
+// Where it can watch the supervisor's process (same PID namespace), a
+// supervisor that dies after re-executing is reported at once, and supctl
+// waits restartWait more for one started again (by the upgrade guard or
+// systemd) to answer.
 func upgrade(ctx context.Context, c *control.Client, out io.Writer) error {
 	before, err := c.Status(ctx, "")
 	if err != nil {
 		return err
+	}
+	watch := watchServer(ctx, c)
+	if watch != nil {
+		defer watch.Close()
 	}
 	start := time.Now()
 	ev, err := c.Upgrade(ctx, func(e control.Event) {
@@ -348,8 +359,35 @@ func upgrade(ctx context.Context, c *control.Client, out io.Writer) error {
 	if !errors.As(err, &ce) {
 		return err
 	}
-	b := before.Supervisor
+	return awaitUpgraded(ctx, c, out, before.Supervisor, watch, start)
+}
+
+// restartWait is how long supctl waits for a supervisor to answer after the
+// one it upgraded died.
+const restartWait = 15 * time.Second
+
+// watchServer watches the process serving c's socket; nil when it cannot
+// (another PID namespace).
+func watchServer(ctx context.Context, c *control.Client) *control.PidWatch {
+	pid, err := c.ServerPID(ctx)
+	if err != nil {
+		return nil
+	}
+	w, err := control.WatchPID(pid)
+	if err != nil {
+		return nil
+	}
+	return w
+}
+
+// awaitUpgraded polls the status until a supervisor answers with another
+// upgrade count or last upgrade than b: 0 for an upgrade, exit 1 for a
+// rollback (in place, or a previous binary started again after the new
+// one died). It gives up 60 s after start, or restartWait after watch saw
+// the upgraded supervisor die.
+func awaitUpgraded(ctx context.Context, c *control.Client, out io.Writer, b control.SupervisorInfo, watch *control.PidWatch, start time.Time) error {
 	deadline := time.Now().Add(60 * time.Second)
+	died := false
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for range tick.C {
@@ -363,7 +401,15 @@ func upgrade(ctx context.Context, c *control.Client, out io.Writer) error {
 			fmt.Fprintf(out, "upgrade: %s in %s\n", a.LastUpgrade, time.Since(start).Round(time.Millisecond))
 			return nil
 		}
+		if !died && watch != nil && watch.Exited() {
+			died = true
+			deadline = time.Now().Add(restartWait)
+			fmt.Fprintf(out, "[%6.2fs] the supervisor (pid %d) died after re-executing: the new binary failed; waiting up to %s for a supervisor to answer\n", time.Since(start).Seconds(), b.PID, restartWait)
+		}
 		if time.Now().After(deadline) {
+			if died {
+				return exitcode.New(ExitNoConnect, fmt.Errorf("upgrade failed: the supervisor (pid %d) died after re-executing, and none answered within %s (last error: %v); its apps run on without one", b.PID, restartWait, err))
+			}
 			return exitcode.New(ExitNoConnect, fmt.Errorf("upgrade: the supervisor did not answer within 60 s after re-executing (last error: %v)", err))
 		}
 	}

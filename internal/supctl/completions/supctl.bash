@@ -41,7 +41,8 @@ _supctl() {
 	case $cmd in
 	status) flags="--json" ;;
 	reload | deploy) flags="--strategy" ;;
-	logs) flags="-n -f --stderr --reopen" ;;
+	logs) flags="-n -f --stderr --since --reopen" ;;
+	top) flags="--interval" ;;
 	completion)
 		if ((npos == 0)); then COMPREPLY=($(compgen -W "@SHELLS@" -- "$cur")); fi
 		return

@@ -22,5 +22,7 @@ complete -c supctl -n '__fish_seen_subcommand_from reload deploy' -l strategy -x
 complete -c supctl -n '__fish_seen_subcommand_from logs' -s n -x -d 'number of recent lines'
 complete -c supctl -n '__fish_seen_subcommand_from logs' -s f -d 'follow live lines'
 complete -c supctl -n '__fish_seen_subcommand_from logs' -l stderr -d 'stderr lines only'
+complete -c supctl -n '__fish_seen_subcommand_from logs' -l since -x -d 'lines since a duration ago or a time'
 complete -c supctl -n '__fish_seen_subcommand_from logs' -l reopen -d 'reopen the log files (logrotate)'
+complete -c supctl -n '__fish_seen_subcommand_from top' -l interval -x -d 'time between refreshes'
 complete -c supctl -n '__fish_seen_subcommand_from completion' -a '@SHELLS@'

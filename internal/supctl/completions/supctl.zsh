@@ -37,7 +37,8 @@ _supctl() {
 		case $cmd in
 		status) compadd -- --json ;;
 		reload|deploy) compadd -- --strategy ;;
-		logs) compadd -- -n -f --stderr --reopen ;;
+		logs) compadd -- -n -f --stderr --since --reopen ;;
+		top) compadd -- --interval ;;
 		esac
 		return
 	fi

@@ -16,7 +16,7 @@ import (
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
 	"github.com/gunisup/supervisor/proc"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/recovery"
 )
 
 // recoverConfig serves on a TCP port chosen at the first start (the
@@ -50,7 +50,7 @@ func TestRecoverAfterKill9UnderLoad(t *testing.T) {
 	unixLoad := e2e.StartLoad("unix", filepath.Join(first.Dir, "web.sock"), "/", 4)
 	testenv.WaitFor(t, 10*time.Second, "load running", func() bool { return unixLoad.Snapshot().OK > 100 })
 
-	oldCgroups := readRunState(t, filepath.Join(first.Dir, "run", supervise.RunStateFile)).Apps["web"].Cgroups
+	oldCgroups := readRunState(t, filepath.Join(first.Dir, "run", recovery.RunStateFile)).Apps["web"].Cgroups
 	first.Kill9()
 	killed := time.Now()
 	second := e2e.Restart(t, first, e2e.Options{})
@@ -112,13 +112,13 @@ func TestRecoverStaleRunState(t *testing.T) {
 		_ = bystander.Process.Kill() // the test's own child; Wait reaps it
 		_ = bystander.Wait()
 	})
-	path := filepath.Join(first.Dir, "run", supervise.RunStateFile)
+	path := filepath.Join(first.Dir, "run", recovery.RunStateFile)
 	st := readRunState(t, path)
 	st.PID = bystander.Process.Pid
 	run := st.Apps["web"]
-	run.Groups = append(run.Groups, supervise.ProcGroup{PGID: bystander.Process.Pid, Leader: 1})
+	run.Groups = append(run.Groups, recovery.ProcGroup{PGID: bystander.Process.Pid, Leader: 1})
 	st.Apps["web"] = run
-	if err := supervise.WriteRunState(filepath.Dir(path), st); err != nil {
+	if err := recovery.WriteRunState(filepath.Dir(path), st); err != nil {
 		t.Fatal(err)
 	}
 
@@ -204,20 +204,20 @@ func stopDetached(t *testing.T, s *e2e.Supervisor) {
 // waitRunState waits until the supervisor's run state names master's group.
 func waitRunState(t *testing.T, s *e2e.Supervisor, master int) {
 	t.Helper()
-	path := filepath.Join(s.Dir, "run", supervise.RunStateFile)
+	path := filepath.Join(s.Dir, "run", recovery.RunStateFile)
 	testenv.WaitFor(t, 10*time.Second, "run state naming master "+path, func() bool {
-		st, err := supervise.ReadRunState(filepath.Dir(path))
-		return err == nil && st != nil && slices.ContainsFunc(st.Apps["web"].Groups, func(g supervise.ProcGroup) bool { return g.PGID == master })
+		st, err := recovery.ReadRunState(filepath.Dir(path))
+		return err == nil && st != nil && slices.ContainsFunc(st.Apps["web"].Groups, func(g recovery.ProcGroup) bool { return g.PGID == master })
 	})
 }
 
-func readRunState(t *testing.T, path string) *supervise.RunState {
+func readRunState(t *testing.T, path string) *recovery.RunState {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st supervise.RunState
+	var st recovery.RunState
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}

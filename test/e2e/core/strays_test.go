@@ -111,7 +111,7 @@ func (a strayApp) waitOneNewStray(t *testing.T, prev int, what string) int {
 	return now[0]
 }
 
-// TestStopStartAfterStrayKill: 20 times, stop the app (its daemon is
+// TestStopStartAfterStrayKill: 20 times (5 without E2E_FULL=1, see e2e.Runs), stop the app (its daemon is
 // killed with its cgroup) and start it again: every start runs (none is
 // SIGKILLed as it is cloned into a cgroup that was killed), with one new
 // daemon, and nothing is counted as a crash.
@@ -122,7 +122,8 @@ func TestStopStartAfterStrayKill(t *testing.T) {
 	s.WaitState("stray", control.StateRunning, 30*time.Second)
 	prev := a.waitOneNewStray(t, 0, "first start")
 	start := time.Now()
-	for i := range 20 {
+	n := e2e.Runs(20, 5)
+	for i := range n {
 		if r := s.Ctl("stop", "stray"); r.Code != 0 {
 			t.Fatalf("stop %d: %s", i, r.Out)
 		}
@@ -140,13 +141,13 @@ func TestStopStartAfterStrayKill(t *testing.T) {
 	}
 	st := s.App("stray")
 	if st.State != control.StateRunning || st.Restarts != 0 || (st.LastExit != nil && st.LastExit.Signal == int(syscall.SIGKILL)) {
-		t.Fatalf("after 20 stop+start: state %s restarts %d last exit %+v", st.State, st.Restarts, st.LastExit)
+		t.Fatalf("after %d stop+start: state %s restarts %d last exit %+v", n, st.State, st.Restarts, st.LastExit)
 	}
-	t.Logf("20 stop+start: 20 of 20 ran, 0 SIGKILLed at spawn, 0 restarts, one daemon after each (%s)", time.Since(start).Round(time.Millisecond))
+	t.Logf("%d stop+start: %d of %d ran, 0 SIGKILLed at spawn, 0 restarts, one daemon after each (%s)", n, n, n, time.Since(start).Round(time.Millisecond))
 }
 
 // TestStraysEndWithTheirGeneration: 10 restarts, 10 restart-strategy
-// reloads and 10 crash restarts (SIGKILL to the main process) each end the
+// reloads and 10 crash restarts (3 each without E2E_FULL=1) (SIGKILL to the main process) each end the
 // old generation's daemon: once each has answered, exactly one daemon, a
 // new one, runs; a sampler counts the daemons all along. With cgroups (a
 // leaf per generation), and without (a read-only cgroup mount: the
@@ -201,10 +202,11 @@ func (a strayApp) replaceGenerations(t *testing.T, s *e2e.Supervisor) {
 			})
 		}},
 	}
+	n := e2e.Runs(10, 3)
 	for _, op := range ops {
 		w := a.watch()
 		start := time.Now()
-		for i := range 10 {
+		for i := range n {
 			op.do(t)
 			if now := a.strays(); len(now) > 1 {
 				t.Fatalf("%s %d answered with daemons %v alive", op.name, i, now)
@@ -212,9 +214,9 @@ func (a strayApp) replaceGenerations(t *testing.T, s *e2e.Supervisor) {
 			prev = a.waitOneNewStray(t, prev, fmt.Sprintf("%s %d", op.name, i))
 		}
 		most := w.end()
-		t.Logf("10 x %s: one daemon after each, at most %d alive at any sample (%s)", op.name, most, time.Since(start).Round(time.Millisecond))
+		t.Logf("%d x %s: one daemon after each, at most %d alive at any sample (%s)", n, op.name, most, time.Since(start).Round(time.Millisecond))
 		if most > 1 {
-			t.Errorf("10 x %s: %d daemons alive at once", op.name, most)
+			t.Errorf("%d x %s: %d daemons alive at once", n, op.name, most)
 		}
 	}
 }
@@ -242,7 +244,7 @@ func (a strayApp) startStrayWeb(t *testing.T, extra string) *e2e.Supervisor {
 	return s
 }
 
-// TestSwapReloadEndsWorkerStrays: 10 swap reloads (the default strategy) of
+// TestSwapReloadEndsWorkerStrays: 10 swap reloads (3 without E2E_FULL=1; the default strategy) of
 // the app of startStrayWeb: once each has answered, exactly one daemon
 // runs, the new generation's (the old one's ended with its drain).
 func TestSwapReloadEndsWorkerStrays(t *testing.T) {
@@ -252,7 +254,8 @@ func TestSwapReloadEndsWorkerStrays(t *testing.T) {
 	prev := a.waitOneNewStray(t, 0, "first start")
 	w := a.watch()
 	start := time.Now()
-	for i := range 10 {
+	n := e2e.Runs(10, 3)
+	for i := range n {
 		if r := s.Ctl("reload", "web"); r.Code != 0 {
 			t.Fatalf("reload %d: %s", i, r.Out)
 		}
@@ -262,7 +265,7 @@ func TestSwapReloadEndsWorkerStrays(t *testing.T) {
 		prev = a.waitOneNewStray(t, prev, fmt.Sprintf("swap reload %d", i))
 	}
 	// Two generations overlap during a swap, and so do their daemons.
-	t.Logf("10 x swap reload: one daemon after each, at most %d alive at any sample (%s)", w.end(), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d x swap reload: one daemon after each, at most %d alive at any sample (%s)", n, w.end(), time.Since(start).Round(time.Millisecond))
 }
 
 // TestUSR2ChainKeepsItsStrays: a USR2 master shares the cgroup leaf of the

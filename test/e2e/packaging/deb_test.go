@@ -101,7 +101,12 @@ func buildDeb(t *testing.T, dir string) string {
 	if !strings.HasSuffix(deb, ".deb") {
 		t.Fatalf("make deb did not end with the package's path:\n%s", out)
 	}
-	t.Logf("built %s (version %s)", filepath.Base(deb), strings.TrimSpace(run(t, "dpkg-deb", "-f", deb, "Version")))
+	version := strings.TrimSpace(run(t, "dpkg-deb", "-f", deb, "Version"))
+	t.Logf("built %s (version %s)", filepath.Base(deb), version)
+	// dpkg -l and --version print the same string.
+	if got := run(t, filepath.Join(dir, "stage", "usr", "bin", "supervisor"), "--version"); !strings.HasPrefix(got, "supervisor "+version+" ") {
+		t.Errorf("supervisor --version = %q, want it to start with the .deb's version %q", got, version)
+	}
 	return deb
 }
 

@@ -9,7 +9,7 @@ import (
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/recovery"
 )
 
 // TestRecoverAfterRenameSwitch: after a swap has moved the Unix socket's
@@ -25,7 +25,7 @@ func TestRecoverAfterRenameSwitch(t *testing.T) {
 	}
 	var hold string
 	testenv.WaitFor(t, 10*time.Second, "the run state naming the switched socket", func() bool {
-		st, err := supervise.ReadRunState(filepath.Join(a.Dir, "run"))
+		st, err := recovery.ReadRunState(filepath.Join(a.Dir, "run"))
 		if err != nil || st == nil || len(st.Apps["web"].Listeners) != 1 {
 			return false
 		}

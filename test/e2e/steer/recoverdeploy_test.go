@@ -11,7 +11,7 @@ import (
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/recovery"
 )
 
 // recoverRuns is how many kill -9 recoveries the recovery tests run:
@@ -67,7 +67,7 @@ func waitServingRecorded(t *testing.T, s *e2e.Supervisor) {
 	t.Helper()
 	testenv.WaitFor(t, 10*time.Second, "the run state naming the serving master and its steering", func() bool {
 		master := s.App("web").MasterPID
-		st, err := supervise.ReadRunState(filepath.Join(s.Dir, "run"))
+		st, err := recovery.ReadRunState(filepath.Join(s.Dir, "run"))
 		if err != nil || st == nil {
 			return false
 		}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -203,6 +204,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 	st := s.WaitRunning(90*time.Second, "web", "api", "worker")
 	want := currentPIDs(t, s, st)
 
+	history := allLogs(t, s)
 	s.installFile(s.v2)
 	if err := syscall.Kill(s.PID(), syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
@@ -214,6 +216,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		st, err := control.NewClient(s.Socket).Status(t.Context(), "")
 		return err == nil && st.Supervisor.Upgrades == 1
 	})
+	checkHistoryKept(t, history, allLogs(t, s))
 	st = s.Status()
 	if got := currentPIDs(t, s, st); got != want || st.Supervisor.Version != "v2" || st.Supervisor.LastUpgrade != "ok: v1 -> v2" {
 		t.Fatalf("after SIGUSR2: pids %+v version %s last %q; want %+v v2 \"ok: v1 -> v2\"", got, st.Supervisor.Version, st.Supervisor.LastUpgrade, want)
@@ -290,7 +293,8 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		masters[e2e.FindApp(t, st, name).MasterPID] = true
 	}
 	for _, k := range kids {
-		if !masters[k] {
+		// The upgrade guard stays a few seconds after the new image answered.
+		if !masters[k] && !strings.Contains(cmdline(k), " upgrade-guard ") {
 			t.Errorf("supervisor child %d is no app's main process: %s", k, cmdline(k))
 		}
 	}
@@ -453,8 +457,9 @@ func TestUpgradeRefusesWhatCannotTakeOver(t *testing.T) {
 // upgrade exits 1, status says "rolled back", every process is the same, no
 // request fails, and the next upgrade picks up the binary at the installed
 // path again. The rows fail the take-over before v2 adopts anything
-// (listeners that do not match the running ones) and after it adopted the
-// held sockets and their steering (web's log file cannot be opened).
+// (listeners that do not match the running ones; a control socket it
+// cannot create) and after it adopted the held sockets and their steering
+// (web's log file cannot be opened).
 func TestUpgradeRollsBack(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -466,6 +471,9 @@ func TestUpgradeRollsBack(t *testing.T) {
 		}},
 		{"log_file_unopenable", func(cfg, dir string) string {
 			return strings.Replace(cfg, "[app.web]\n", "[app.web]\nlog = \"file\"\nlog_file = \""+dir+"/supervisor.toml/web.log\"\n", 1)
+		}},
+		{"control_socket_unusable", func(cfg, dir string) string {
+			return regexp.MustCompile(`(?m)^control_socket = .*$`).ReplaceAllString(cfg, `control_socket = "`+dir+`/supervisor.toml/ctl.sock"`)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { rollsBack(t, tc.bad) })
@@ -589,4 +597,36 @@ func roundAll(ds []time.Duration) []time.Duration {
 		out[i] = d.Round(time.Millisecond)
 	}
 	return out
+}
+
+// allLogs returns the lines `supctl logs -n all` prints: every app's lines
+// held in memory, interleaved by time, each naming its app.
+func allLogs(t *testing.T, s *sup) []string {
+	t.Helper()
+	out, code := s.SupctlRun("logs", "-n", "all")
+	if code != 0 {
+		t.Fatalf("supctl logs -n all: exit %d: %s", code, out)
+	}
+	return strings.Split(strings.TrimSpace(out), "\n")
+}
+
+// checkHistoryKept fails the test unless every line of before (at least
+// one of each app's) is among after: the history survives an upgrade.
+func checkHistoryKept(t *testing.T, before, after []string) {
+	t.Helper()
+	if len(before) == 0 || before[0] == "" {
+		t.Fatal("no log line before the upgrade")
+	}
+	have := map[string]bool{}
+	for _, l := range after {
+		have[l] = true
+	}
+	lost := 0
+	for _, l := range before {
+		if !have[l] {
+			lost++
+			t.Errorf("line lost across the upgrade: %s", l)
+		}
+	}
+	t.Logf("log history: %d lines before the upgrade, %d after, %d lost", len(before), len(after), lost)
 }

@@ -1,4 +1,4 @@
-package supervise
+package logs
 
 import (
 	"io"
@@ -11,23 +11,23 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-// attach tracks a capture until both its streams end, and one with no
+// Track tracks a capture until both its streams end, and one with no
 // stream at all is done at once and never tracked.
 func TestAttachTracksUntilDone(t *testing.T) {
-	l, err := newAppLog(&config.App{Name: "web"}, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	l, err := OpenApp(&config.App{Name: "web"}, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = closeAppLogs(map[string]*appLog{"web": l}, time.Second) })
+	t.Cleanup(func() { _ = CloseApps(map[string]*AppLog{"web": l}, time.Second) })
 
-	none := l.attach(1, nil, nil)
+	none := l.Track(1, nil, nil)
 	<-none.capture.Done()
 
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := l.attach(2, r, nil)
+	out := l.Track(2, r, nil)
 	l.mu.Lock()
 	_, tracked := l.captures[out.capture]
 	n := len(l.captures)

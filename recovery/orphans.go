@@ -1,7 +1,6 @@
-package supervise
+package recovery
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/reload"
 )
 
 // Orphans are the processes a dead predecessor supervised, found through
@@ -29,8 +29,8 @@ type Orphans struct {
 	Prev   *RunState
 	apps   map[string]AppRun
 	logger *slog.Logger
-	// adopted names the apps whose serving orphans a Manager tracks as a
-	// generation (see Options.Orphans); set before DrainOrphans runs.
+	// adopted names the apps whose serving orphans a successor tracks as a
+	// generation (see Adopt).
 	adopted map[string]bool
 	// taken names the apps whose sockets TakeSockets copied.
 	taken map[string]bool
@@ -99,7 +99,7 @@ func (o *Orphans) members(run AppRun) []int {
 		}
 	}
 	for _, g := range run.Groups {
-		for _, pid := range groupMembers(tree, g) {
+		for _, pid := range GroupMembers(tree, g) {
 			add(pid)
 		}
 	}
@@ -278,55 +278,6 @@ func removeCgroups(cgroups []string, limit time.Duration, logger *slog.Logger) e
 	return errors.Join(errs...)
 }
 
-// DrainOrphans waits until every app is ready (at most limit), then drains
-// the orphans of each app that no generation adopted (see adopt) within its
-// stop_timeout (30 s for an app no longer configured) and restores the held
-// names of its Unix sockets, which an orphaned master removes as it exits.
-func (m *Manager) DrainOrphans(ctx context.Context, o *Orphans, limit time.Duration) {
-	var names []string
-	for _, name := range o.Apps() {
-		if !o.adopted[name] {
-			names = append(names, name)
-		}
-	}
-	if len(names) == 0 {
-		return
-	}
-	if !m.waitReady(ctx, limit) {
-		m.logger.Warn("recovery: apps not ready; stopping the previous supervisor's processes anyway", "after", limit)
-	}
-	for _, name := range names {
-		grace := 30 * time.Second
-		if app := m.Config().App(name); app != nil {
-			grace = app.StopTimeout
-		}
-		if err := o.Drain(name, grace); err != nil {
-			m.logger.Error("recovery", "app", name, "err", err)
-		}
-		m.relink(name)
-	}
-	m.logger.Info("recovery: the previous supervisor's processes are gone", "apps", names)
-}
-
-// waitReady polls Readiness until every counted app serves (true) or limit has passed or ctx
-// ended (false).
-func (m *Manager) waitReady(ctx context.Context, limit time.Duration) bool {
-	wait, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if m.Readiness().Serving {
-			return true
-		}
-		select {
-		case <-wait.Done():
-			return false
-		case <-tick.C:
-		}
-	}
-}
-
 // servingMembers returns the live processes of run's serving generation
 // (its process group), master first; none when it is not recorded or its
 // master is gone (or its pid reused).
@@ -342,7 +293,7 @@ func (o *Orphans) servingMembers(run AppRun) []int {
 	if err != nil {
 		return nil
 	}
-	pids := groupMembers(tree, g)
+	pids := GroupMembers(tree, g)
 	slices.SortFunc(pids, func(a, b int) int {
 		switch {
 		case a == g.PGID:
@@ -372,7 +323,7 @@ func (o *Orphans) RestoreLinks(cfg *config.Config) {
 		if target, err := filepath.EvalSymlinks(c.Target); err == nil && target == run.Gated {
 			continue
 		}
-		if _, err := pointLink(c.Link, c.Previous); err != nil {
+		if _, err := reload.PointLink(c.Link, c.Previous); err != nil {
 			o.logger.Error("recovery: cannot point the link back at the release before the unfinished deploy", "app", name, "link", c.Link, "release", c.Previous, "err", err)
 			continue
 		}
@@ -380,10 +331,10 @@ func (o *Orphans) RestoreLinks(cfg *config.Config) {
 	}
 }
 
-// adoptable returns the serving generation of app's orphans that a
+// Adoptable returns the serving generation of app's orphans that a
 // successor can track (its master alive), and the release it recovers to:
 // the last one that passed the gate, else the serving generation's.
-func (o *Orphans) adoptable(app string) (*RunGen, string, bool) {
+func (o *Orphans) Adoptable(app string) (*RunGen, string, bool) {
 	run, ok := o.apps[app]
 	if !ok || run.Serving == nil {
 		return nil, "", false
@@ -397,12 +348,12 @@ func (o *Orphans) adoptable(app string) (*RunGen, string, bool) {
 	return run.Serving, dir, true
 }
 
-// adopt returns app's serving orphan generation as a generation the
-// successor tracks (see orphanGen), and records the app as adopted (its
-// orphans are not drained by DrainOrphans). grace bounds the end of what
+// Adopt returns app's serving orphan generation as a generation the
+// successor tracks (see Gen), and records the app as adopted (its
+// orphans are not drained by the successor's drain). grace bounds the end of what
 // its master leaves behind.
-func (o *Orphans) adopt(app string, grace time.Duration) (*orphanGen, bool) {
-	serving, _, ok := o.adoptable(app)
+func (o *Orphans) Adopt(app string, grace time.Duration) (*Gen, bool) {
+	serving, _, ok := o.Adoptable(app)
 	if !ok {
 		return nil, false
 	}
@@ -415,7 +366,7 @@ func (o *Orphans) adopt(app string, grace time.Duration) (*orphanGen, bool) {
 		o.removePidfiles(app, []int{serving.Group.PGID})
 	}
 	o.adopted[app] = true
-	return newOrphanGen(app, *serving, members, grace, cleanup), true
+	return NewGen(app, *serving, members, grace, cleanup), true
 }
 
 // StopUnchecked stops, in the background, app's orphans outside its
@@ -444,9 +395,9 @@ func (o *Orphans) StopUnchecked(app string, grace time.Duration) {
 	}()
 }
 
-// steering returns the BPF objects the predecessor recorded for app's
+// Steering returns the BPF objects the predecessor recorded for app's
 // listener raw, or nil.
-func (o *Orphans) steering(app, raw string) *steer.ObjectIDs {
+func (o *Orphans) Steering(app, raw string) *steer.ObjectIDs {
 	for _, l := range o.apps[app].Listeners {
 		if l.Address == raw {
 			return l.Steer
@@ -455,8 +406,8 @@ func (o *Orphans) steering(app, raw string) *steer.ObjectIDs {
 	return nil
 }
 
-// took reports whether TakeSockets copied app's sockets (false for nil o).
-func (o *Orphans) took(app string) bool { return o != nil && o.taken[app] }
+// Took reports whether TakeSockets copied app's sockets (false for nil o).
+func (o *Orphans) Took(app string) bool { return o != nil && o.taken[app] }
 
 // removePidfiles removes app's pidfiles that name one of pids, the
 // predecessor's processes that have exited: a master killed rather than
@@ -466,3 +417,11 @@ func (o *Orphans) removePidfiles(app string, pids []int) {
 		o.logger.Warn("recovery: pidfiles of the previous supervisor's processes", "app", app, "err", err)
 	}
 }
+
+// Adopted reports whether Adopt gave app's serving generation to a
+// successor: its orphans are not to be drained.
+func (o *Orphans) Adopted(app string) bool { return o.adopted[app] }
+
+// Gated returns the release of app that last passed the gate in the
+// predecessor's run ("" for none).
+func (o *Orphans) Gated(app string) string { return o.apps[app].Gated }

@@ -1,4 +1,4 @@
-package supervise
+package recovery
 
 import (
 	"io"
@@ -67,11 +67,11 @@ func TestGroupMembersPidReuse(t *testing.T) {
 		t.Skipf("the leader of this test's process group %d has exited", pgid)
 	}
 	g := ProcGroup{PGID: pgid, Leader: leader.Starttime}
-	if got := groupMembers(tree, g); !slices.Contains(got, os.Getpid()) {
+	if got := GroupMembers(tree, g); !slices.Contains(got, os.Getpid()) {
 		t.Errorf("members of group %d = %v, want this process %d among them", pgid, got, os.Getpid())
 	}
 	g.Leader++
-	if got := groupMembers(tree, g); got != nil {
+	if got := GroupMembers(tree, g); got != nil {
 		t.Errorf("members of group %d with a reused leader pid = %v, want none", pgid, got)
 	}
 }
@@ -122,34 +122,7 @@ func TestFindOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	tree, _ := proc.Scan("")
-	if others := len(groupMembers(tree, live)) - 1; others > 0 && (o == nil || !reflect.DeepEqual(o.Apps(), []string{"web"})) {
+	if others := len(GroupMembers(tree, live)) - 1; others > 0 && (o == nil || !reflect.DeepEqual(o.Apps(), []string{"web"})) {
 		t.Errorf("record with a live group (%d other members): orphans %v", others, o)
-	}
-}
-
-// TestRecordRunStateKeepsOwnGated: a record this process wrote (before a
-// self-upgrade's exec) keeps its apps' gated releases; another process's
-// record (a predecessor whose orphans are gone) gives none.
-func TestRecordRunStateKeepsOwnGated(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		pid  int
-		want string
-	}{{"own record", os.Getpid(), "/srv/web/releases/3"}, {"another process's record", os.Getppid(), ""}} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := WriteRunState(dir, &RunState{PID: tc.pid, Apps: map[string]AppRun{"web": {Gated: "/srv/web/releases/3"}}}); err != nil {
-				t.Fatal(err)
-			}
-			m := &Manager{runDir: dir}
-			m.RecordRunState(nil)
-			got := ""
-			if f := m.factsOf("web"); f != nil {
-				got = f.of().Gated
-			}
-			if got != tc.want {
-				t.Errorf("gated release %q, want %q", got, tc.want)
-			}
-		})
 	}
 }

@@ -1,4 +1,4 @@
-package supervise
+package health
 
 import (
 	"context"
@@ -14,11 +14,10 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/health"
 )
 
 func TestGateVerdicts(t *testing.T) {
-	status500 := &health.AnswerError{Msg: "GET /healthz: status 500"}
+	status500 := &AnswerError{Msg: "GET /healthz: status 500"}
 	refused := fmt.Errorf("GET /: %w", syscall.ECONNREFUSED)
 	reset := fmt.Errorf("GET /: %w", syscall.ECONNRESET)
 	timeout := fmt.Errorf("GET /: %w", context.DeadlineExceeded)
@@ -26,53 +25,80 @@ func TestGateVerdicts(t *testing.T) {
 		name string
 		kind config.Kind
 		seq  []error
-		want []gateVerdict
+		want []Verdict
 	}{
-		{"passes in a row", config.KindGunicorn, []error{nil, nil, nil}, []gateVerdict{gateWait, gateWait, gatePassed}},
+		{"passes in a row", config.KindGunicorn, []error{nil, nil, nil}, []Verdict{Wait, Wait, Passed}},
 		{"a failure restarts the passes", config.KindGunicorn, []error{nil, nil, status500, nil, nil, nil},
-			[]gateVerdict{gateWait, gateWait, gateWait, gateWait, gateWait, gatePassed}},
+			[]Verdict{Wait, Wait, Wait, Wait, Wait, Passed}},
 		{"answered failures reject", config.KindGunicorn, []error{status500, reset, refused},
-			[]gateVerdict{gateWait, gateWait, gateRejected}},
+			[]Verdict{Wait, Wait, Rejected}},
 		{"a pass resets the failures", config.KindGunicorn, []error{status500, status500, nil, status500, status500},
-			[]gateVerdict{gateWait, gateWait, gateWait, gateWait, gateWait}},
+			[]Verdict{Wait, Wait, Wait, Wait, Wait}},
 		{"timeouts neither count nor reset", config.KindGunicorn, []error{status500, timeout, status500, timeout, timeout, status500},
-			[]gateVerdict{gateWait, gateWait, gateWait, gateWait, gateWait, gateRejected}},
+			[]Verdict{Wait, Wait, Wait, Wait, Wait, Rejected}},
 		{"a process may not listen yet", config.KindProcess, []error{refused, refused, refused, refused},
-			[]gateVerdict{gateWait, gateWait, gateWait, gateWait}},
+			[]Verdict{Wait, Wait, Wait, Wait}},
 		{"a process answering 500 is rejected", config.KindProcess, []error{status500, status500, status500},
-			[]gateVerdict{gateWait, gateWait, gateRejected}},
+			[]Verdict{Wait, Wait, Rejected}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			app := testApp()
 			app.Kind = tc.kind
 			app.Health.UnhealthyAfter = 3
-			g := newGate(app, 3)
+			g := NewGate(app, 3)
 			for i, err := range tc.seq {
-				if got := g.observe(err); got != tc.want[i] {
+				if got := g.Observe(err); got != tc.want[i] {
 					t.Fatalf("check %d (%v): verdict %d, want %d", i, err, got, tc.want[i])
 				}
 			}
 		})
 	}
-	g := newGate(testApp(), 1)
+	g := NewGate(testApp(), 1)
 	g.fails = 1
-	g.observe(status500)
-	if err := g.err(); !strings.Contains(err.Error(), "status 500") {
+	g.Observe(status500)
+	if err := g.Err(); !strings.Contains(err.Error(), "status 500") {
 		t.Errorf("rejection %q does not name the last answer", err)
 	}
 }
 
-// probedGen is a fake generation with a real probe address.
-type probedGen struct {
-	*fakeGen
-	addr string
+// fakeTarget is a generation whose exit the test decides.
+type fakeTarget struct {
+	done chan struct{}
+	exit string
 }
 
-func (g probedGen) Info() GenInfo {
-	info := g.fakeGen.Info()
-	info.ProbeAddr = g.addr
-	return info
+func newTarget() *fakeTarget { return &fakeTarget{done: make(chan struct{})} }
+
+func (g *fakeTarget) crash(code int) {
+	g.exit = fmt.Sprintf("exit %d", code)
+	close(g.done)
+}
+
+func (g *fakeTarget) Done() <-chan struct{} { return g.done }
+func (g *fakeTarget) ExitReason() string    { <-g.done; return g.exit }
+func (g *fakeTarget) Exited() bool {
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// nopObserver ignores checks.
+type nopObserver struct{}
+
+func (nopObserver) HealthChecked(string, bool, time.Duration) {}
+
+// testApp is a process app checked by health settings of the kind config gives.
+func testApp() *config.App {
+	return &config.App{
+		Name:         "web",
+		Kind:         config.KindProcess,
+		StartTimeout: 2 * time.Second,
+		Health:       config.Health{Interval: time.Hour, HealthyAfter: 1, UnhealthyAfter: 2},
+	}
 }
 
 // gatedApp is a Gunicorn app with an HTTP check that a reload gates on.
@@ -83,16 +109,15 @@ func gatedApp() *config.App {
 	return app
 }
 
-// readyAgainst runs the prober's ready on a generation probed at addr,
+// readyAgainst runs the prober's Ready on a generation probed at addr,
 // within budget, and returns how long it took and its verdict.
 func readyAgainst(t *testing.T, app *config.App, addr string, budget time.Duration) (time.Duration, error) {
 	t.Helper()
-	p := &healthProber{cfg: app, checker: health.New(app.Health, nil), observer: NopObserver{}}
-	g := probedGen{fakeGen: &fakeGen{id: 1, started: time.Now(), done: make(chan struct{})}, addr: addr}
+	p := &Prober{Cfg: app, Checker: New(app.Health, nil), Observer: nopObserver{}}
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	start := time.Now()
-	err := p.ready(ctx, g, app.Health.HealthyAfter)
+	err := p.Ready(ctx, newTarget(), addr, app.Health.HealthyAfter)
 	return time.Since(start), err
 }
 
@@ -119,7 +144,7 @@ func TestReadyFailsFast(t *testing.T) {
 	}
 }
 
-// TestReadyBackToBack: healthy_after passes run gatePause apart, not at the
+// TestReadyBackToBack: healthy_after passes run GatePause apart, not at the
 // steady-state interval (an hour here).
 func TestReadyBackToBack(t *testing.T) {
 	took, err := readyAgainst(t, gatedApp(), serve(t, http.StatusOK), time.Minute)
@@ -156,18 +181,18 @@ func TestReadySilentUntilDeadline(t *testing.T) {
 // (a Gunicorn master halting closes its listeners first) report the exit.
 func TestRejectedPrefersExit(t *testing.T) {
 	refused := fmt.Errorf("GET /: %w", syscall.ECONNREFUSED)
-	g := &fakeGen{id: 1, started: time.Now(), done: make(chan struct{})}
-	gt := newGate(gatedApp(), 3)
+	g := newTarget()
+	gt := NewGate(gatedApp(), 3)
 	for range 3 {
-		gt.observe(refused)
+		gt.Observe(refused)
 	}
 	g.crash(3)
 	if err := rejected(g, gt); err == nil || !strings.Contains(err.Error(), "exited: exit 3") {
 		t.Errorf("rejected = %v, want the exit", err)
 	}
-	gt = newGate(gatedApp(), 3)
+	gt = NewGate(gatedApp(), 3)
 	for range 3 {
-		gt.observe(&health.AnswerError{Msg: "GET /healthz: status 500"})
+		gt.Observe(&AnswerError{Msg: "GET /healthz: status 500"})
 	}
 	if err := rejected(g, gt); err == nil || !strings.Contains(err.Error(), "status 500") {
 		t.Errorf("rejected = %v, want the answered failures", err)

@@ -1,4 +1,4 @@
-package supervise
+package reload
 
 import (
 	"os"
@@ -19,7 +19,7 @@ func TestPointLink(t *testing.T) {
 	if err := os.Symlink(a, link); err != nil {
 		t.Fatal(err)
 	}
-	prev, err := pointLink(link, b)
+	prev, err := PointLink(link, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestPointLink(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := pointLink(tc.link, tc.target)
+			_, err := PointLink(tc.link, tc.target)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}

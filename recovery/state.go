@@ -1,4 +1,10 @@
-package supervise
+// Package recovery finds and ends what a dead predecessor supervised: the
+// record a running supervisor keeps in run_dir/state.json (RunState), the
+// orphans found through it (process groups, cgroups, listening sockets,
+// pidfiles, an unfinished deploy's link) and the serving generation a
+// successor tracks until a new one takes over (Gen). It does not supervise:
+// the caller decides when to adopt, drain or stop.
+package recovery
 
 import (
 	"encoding/json"
@@ -9,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
 )
@@ -138,54 +143,13 @@ func WriteRunState(runDir string, st *RunState) error {
 	return nil
 }
 
-// RunState records the apps' current process groups, cgroups and listeners,
-// keeping from prev (the last record, or the predecessor's) the groups and
-// cgroups that still hold processes: a generation being swapped out, or
-// orphans not yet drained. tree is one /proc pass.
-func (m *Manager) RunState(prev *RunState, tree *proc.Tree) *RunState {
-	started, _ := proc.StartTime(os.Getpid()) // /proc/self is always readable
-	st := &RunState{PID: os.Getpid(), Started: started, Apps: map[string]AppRun{}}
-	for _, a := range m.owners() {
-		name := a.cfg.Name
-		run := m.factsOf(name).of()
-		snap := a.snap.Load()
-		if pid := snap.MasterPID; pid != 0 {
-			if s, ok := tree.Stat(pid); ok {
-				g := procGroup(tree, s.PGRP)
-				run.Groups = append(run.Groups, g)
-				run.Serving = &RunGen{ID: snap.Generation, Group: g, Dir: snap.Release}
-			}
-		}
-		v := m.view(name)
-		if g := v.cgroup; g != nil {
-			run.Cgroups = append(run.Cgroups, g.Path)
-		}
-		for _, e := range v.table.Entries() {
-			s := e.Socket
-			_, hold := s.Held()
-			rl := RunListener{Address: s.Spec.Raw, Bound: s.Bound, Hold: hold}
-			if b, ok := e.Steering.(*listen.GenSockets); ok {
-				if ids, err := b.ObjectIDs(); err == nil {
-					rl.Steer = &ids
-				}
-			}
-			run.Listeners = append(run.Listeners, rl)
-		}
-		st.Apps[name] = run
-	}
-	if prev != nil {
-		carryOver(st, prev, tree)
-	}
-	return st
-}
-
-// carryOver adds to st the groups and cgroups of prev that still hold a
+// CarryOver adds to st the groups and cgroups of prev that still hold a
 // process, under their app (kept even when the app left the configuration).
-func carryOver(st, prev *RunState, tree *proc.Tree) {
+func CarryOver(st, prev *RunState, tree *proc.Tree) {
 	for name, old := range prev.Apps {
 		run := st.Apps[name]
 		for _, g := range old.Groups {
-			if !slices.Contains(run.Groups, g) && len(groupMembers(tree, g)) > 0 {
+			if !slices.Contains(run.Groups, g) && len(GroupMembers(tree, g)) > 0 {
 				run.Groups = append(run.Groups, g)
 			}
 		}
@@ -200,9 +164,9 @@ func carryOver(st, prev *RunState, tree *proc.Tree) {
 	}
 }
 
-// procGroup names process group pgid by its leader's start time (0 when
+// ProcGroupOf names process group pgid by its leader's start time (0 when
 // the leader has exited).
-func procGroup(tree *proc.Tree, pgid int) ProcGroup {
+func ProcGroupOf(tree *proc.Tree, pgid int) ProcGroup {
 	g := ProcGroup{PGID: pgid}
 	if s, ok := tree.Stat(pgid); ok {
 		g.Leader = s.Starttime
@@ -210,10 +174,10 @@ func procGroup(tree *proc.Tree, pgid int) ProcGroup {
 	return g
 }
 
-// groupMembers returns the live processes of group g, none when its pgid
+// GroupMembers returns the live processes of group g, none when its pgid
 // was reused (a live leader that started at another time). It reads every
 // process of tree (Tree.PIDs).
-func groupMembers(tree *proc.Tree, g ProcGroup) []int {
+func GroupMembers(tree *proc.Tree, g ProcGroup) []int {
 	if s, ok := tree.Stat(g.PGID); ok && g.Leader != 0 && s.Starttime != g.Leader {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package supervise
+package reload
 
 import (
 	"errors"
@@ -7,12 +7,12 @@ import (
 	"path/filepath"
 )
 
-// pointLink atomically points the symlink link at target (a new link is
+// PointLink atomically points the symlink link at target (a new link is
 // written beside it, then renamed over it) and returns the previous target.
 // link must already be a symlink: a directory is never replaced.
 // A relative target is relative to the link's directory.
-func pointLink(link, target string) (previous string, err error) {
-	previous, err = readLink(link)
+func PointLink(link, target string) (previous string, err error) {
+	previous, err = ReadLink(link)
 	if err != nil {
 		return "", err
 	}
@@ -41,9 +41,9 @@ func pointLink(link, target string) (previous string, err error) {
 	return previous, nil
 }
 
-// readLink returns the target of link, which must be a symlink (deploy
+// ReadLink returns the target of link, which must be a symlink (deploy
 // never replaces a directory).
-func readLink(link string) (string, error) {
+func ReadLink(link string) (string, error) {
 	st, err := os.Lstat(link)
 	if err != nil {
 		return "", fmt.Errorf("deploy: %w", err)
@@ -56,4 +56,26 @@ func readLink(link string) (string, error) {
 		return "", fmt.Errorf("deploy: %w", err)
 	}
 	return target, nil
+}
+
+// ResolveDir resolves a possibly symlinked working directory (a `current`
+// link) to the real release path, so a generation keeps its files while a
+// newer release is deployed beside it. An empty dir is the supervisor's
+// working directory. The error names dir.
+func ResolveDir(dir string) (string, error) {
+	if dir == "" {
+		return os.Getwd()
+	}
+	r, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("directory %s: %w", dir, err)
+	}
+	st, err := os.Stat(r)
+	if err != nil {
+		return "", fmt.Errorf("directory %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("directory %s: %s is not a directory", dir, r)
+	}
+	return r, nil
 }

@@ -1,4 +1,4 @@
-package supervise
+package launch
 
 import (
 	"os"
@@ -10,7 +10,7 @@ import (
 	"github.com/gunisup/supervisor/config"
 )
 
-func TestBuildEnv(t *testing.T) {
+func TestEnv(t *testing.T) {
 	dir := t.TempDir()
 	envFile := filepath.Join(dir, "app.env")
 	if err := os.WriteFile(envFile, []byte("FROM_FILE=1\nSHARED=file\n"), 0o600); err != nil {
@@ -37,7 +37,7 @@ func TestBuildEnv(t *testing.T) {
 		"PWD=/srv/web/current", "SENTRY_DSN=https://x", "SHARED=env", "STATIC=/srv/web/releases/3/static", "TMPDIR=/var/tmp", "TZ=UTC",
 		"USER=root", "VIRTUAL_ENV=/srv/venv",
 	}
-	got, err := buildEnv(app, "/srv/web/releases/3", "/srv/web/current", parent, []string{"SENTRY_DSN", "NOTIFY_SOCKET"})
+	got, err := Env(app, "/srv/web/releases/3", "/srv/web/current", parent, []string{"SENTRY_DSN", "NOTIFY_SOCKET"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestBuildEnv(t *testing.T) {
 	}
 
 	app.Identity = config.Identity{User: "nobody", Name: "nobody", Home: "/nonexistent", UID: uid}
-	got, err = buildEnv(app, "/srv/web/releases/3", "/srv/web/current", parent, []string{"SENTRY_DSN", "NOTIFY_SOCKET"})
+	got, err = Env(app, "/srv/web/releases/3", "/srv/web/current", parent, []string{"SENTRY_DSN", "NOTIFY_SOCKET"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestBuildEnv(t *testing.T) {
 	}
 }
 
-func TestBuildEnvRefusesWritableEnvFile(t *testing.T) {
+func TestEnvRefusesWritableEnvFile(t *testing.T) {
 	envFile := filepath.Join(t.TempDir(), "app.env")
 	if err := os.WriteFile(envFile, []byte("A=1\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -69,7 +69,7 @@ func TestBuildEnvRefusesWritableEnvFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := &config.App{Name: "web", EnvFile: envFile, Identity: config.Identity{UID: os.Geteuid()}}
-	_, err := buildEnv(app, "/", "/", nil, nil)
+	_, err := Env(app, "/", "/", nil, nil)
 	if err == nil || !strings.Contains(err.Error(), envFile) || !strings.Contains(err.Error(), "writable") {
 		t.Fatalf("err = %v, want a refusal naming %s", err, envFile)
 	}

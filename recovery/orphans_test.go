@@ -1,4 +1,4 @@
-package supervise
+package recovery
 
 import (
 	"io"
@@ -58,11 +58,11 @@ func TestRestoreLinks(t *testing.T) {
 	}
 }
 
-// TestOrphanGenStop: an adopted orphan generation (a process group that is
+// TestGenStop: an adopted orphan generation (a process group that is
 // not the test's child in the supervisor's sense: it is watched by pidfd)
 // stops on its stop signal, and Done closes once its master has exited;
 // a recorded leader start time that does not match is Done at once.
-func TestOrphanGenStop(t *testing.T) {
+func TestGenStop(t *testing.T) {
 	cmd := exec.Command("/bin/sh", "-c", "sleep 300 & wait")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -87,18 +87,18 @@ func TestOrphanGenStop(t *testing.T) {
 		if err != nil {
 			return nil
 		}
-		return groupMembers(tree, ProcGroup{PGID: pid, Leader: started})
+		return GroupMembers(tree, ProcGroup{PGID: pid, Leader: started})
 	}
-	stale := newOrphanGen("web", RunGen{ID: 4, Group: ProcGroup{PGID: pid, Leader: started + 1}}, members, time.Second, func() {})
+	stale := NewGen("web", RunGen{ID: 4, Group: ProcGroup{PGID: pid, Leader: started + 1}}, members, time.Second, func() {})
 	select {
 	case <-stale.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("an orphan generation whose leader started at another time is not done")
 	}
 	cleaned := make(chan struct{})
-	g := newOrphanGen("web", RunGen{ID: 4, Group: ProcGroup{PGID: pid, Leader: started}, Dir: "/srv/web"}, members, time.Second, func() { close(cleaned) })
-	if g.Exited() || g.Info().ID != orphanGenID || g.Info().PID != pid {
-		t.Fatalf("adopted generation: exited %v, info %+v", g.Exited(), g.Info())
+	g := NewGen("web", RunGen{ID: 4, Group: ProcGroup{PGID: pid, Leader: started}, Dir: "/srv/web"}, members, time.Second, func() { close(cleaned) })
+	if g.Exited() || g.PID() != pid || g.Dir() != "/srv/web" {
+		t.Fatalf("adopted generation: exited %v, pid %d, dir %s", g.Exited(), g.PID(), g.Dir())
 	}
 	if _, err := g.Stop(t.Context(), syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Fatalf("Stop: %v", err)
