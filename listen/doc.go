@@ -7,7 +7,10 @@
 // to it; Relink re-creates either name; SignalStop lets one master at a time
 // remove the hidden name). It gives generations their own sockets on one
 // listener: GenSockets for TCP (BPF, see subpackage steer), UnixGens for a
-// Unix path (a rename of a generation's hidden name over the path). Its
+// Unix path (a rename of a generation's hidden name over the path); both
+// satisfy Steering. A Table holds one app's sockets and their steering
+// under its own lock: it gives a generation its sockets, serves, releases,
+// quiesces, shuts and closes them (OpenTable binds and steers them). Its
 // subpackage sockfile handles socket files, for these sockets and for the
 // control API's; sockdiag reads Unix accept queues.
 //

@@ -26,10 +26,11 @@ func (m *Manager) adopts(opts Options, app *config.App) bool {
 	return held || len(app.Listen) == 0
 }
 
-// adoptOrphans makes a's tracked generation its orphans' serving one
+// adoptOrphans makes the tracked generation of s's owner its orphans' serving one
 // (Starting, counted as handed over: Start does not start it) and has
 // Start replace it by a new generation of the release it recovers to.
-func (m *Manager) adoptOrphans(a *appOwner, o *recovery.Orphans) {
+func (m *Manager) adoptOrphans(s *appSlot, o *recovery.Orphans) {
+	a := s.owner
 	name := a.cfg.Name
 	_, dir, _ := o.Adoptable(name)
 	og, _ := o.Adopt(name, a.cfg.StopTimeout)
@@ -39,10 +40,10 @@ func (m *Manager) adoptOrphans(a *appOwner, o *recovery.Orphans) {
 	a.attempted = true
 	a.message = fmt.Sprintf("recovering: %s serves until a new generation passes the gate", g)
 	a.publish()
-	m.restored[name] = true
-	m.recovering[name] = dir
+	s.restored, s.needsNoStart = true, true
+	s.recovering, s.recoverDir = true, dir
 	if gated := o.Gated(name); gated != "" {
-		m.facts.setGated(name, gated)
+		s.facts.setGated(gated)
 	}
 	m.logger.Warn("recovery: tracking the previous supervisor's serving generation", "app", name, "pid", g.PID(), "release", dir)
 }
@@ -54,9 +55,9 @@ func (m *Manager) adoptOrphans(a *appOwner, o *recovery.Orphans) {
 // the sockets to hold (a new holder in place of each taken TCP socket it
 // steers, which it closes) and their steering, one entry per socket (nil:
 // shared). A listener that cannot be steered stays shared, logged with why.
-func (m *Manager) recoverSteering(app *config.App, taken []*listen.Socket, o *recovery.Orphans) ([]*listen.Socket, []steered) {
+func (m *Manager) recoverSteering(app *config.App, taken []*listen.Socket, o *recovery.Orphans) ([]*listen.Socket, []listen.Steering) {
 	held := slices.Clone(taken)
-	gens := make([]steered, len(taken))
+	gens := make([]listen.Steering, len(taken))
 	if app.Steering == config.SteeringShared {
 		return held, gens
 	}
@@ -73,7 +74,7 @@ func (m *Manager) recoverSteering(app *config.App, taken []*listen.Socket, o *re
 
 // recoverUnix steers the Unix socket taken from app's orphans by rename,
 // recorded as the orphans' generation's (nil, logged: shared).
-func (m *Manager) recoverUnix(app string, s *listen.Socket) steered {
+func (m *Manager) recoverUnix(app string, s *listen.Socket) listen.Steering {
 	u, err := listen.SteerUnix(s)
 	if err == nil {
 		_, err = u.Add(orphanGenID, false)
@@ -82,13 +83,13 @@ func (m *Manager) recoverUnix(app string, s *listen.Socket) steered {
 		m.logger.Warn("recovery: rename steering not rebuilt; the listener is shared", "app", app, "listener", s.Spec.Raw, "err", err)
 		return nil
 	}
-	return unixSteered{u}
+	return u
 }
 
 // recoverBPF rebuilds the BPF steering of the TCP socket taken from app's
 // orphans and returns the socket to hold for it and the steering, or s and
 // nil (logged: shared).
-func (m *Manager) recoverBPF(app string, s *listen.Socket, o *recovery.Orphans) (*listen.Socket, steered) {
+func (m *Manager) recoverBPF(app string, s *listen.Socket, o *recovery.Orphans) (*listen.Socket, listen.Steering) {
 	why := m.bpfWhy()
 	if why != "" {
 		m.logger.Warn("recovery: BPF steering unavailable; the listener is shared", "app", app, "listener", s.Spec.Raw, "why", why)
@@ -107,7 +108,7 @@ func (m *Manager) recoverBPF(app string, s *listen.Socket, o *recovery.Orphans) 
 	if err := s.Close(); err != nil {
 		m.logger.Warn("recovery: close the taken socket", "app", app, "listener", s.Spec.Raw, "err", err)
 	}
-	return holder, bpfSteered{g}
+	return holder, g
 }
 
 // recoverApp replaces a's adopted orphan generation by a new generation

@@ -413,7 +413,7 @@ func (a *appOwner) startGen(ctx context.Context) {
 		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
 		return
 	}
-	if err := a.env.serve(g); err != nil {
+	if err := a.env.serve(a.cfg.Name, g.Info().ID); err != nil {
 		a.env.log().Error("steering connections to the new generation", "app", a.cfg.Name, "err", err)
 	}
 	a.gen = g

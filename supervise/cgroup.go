@@ -52,13 +52,6 @@ func (h genHome) key() string {
 	return ""
 }
 
-// cgroupOf returns app's cgroup, or nil when it runs without one.
-func (m *Manager) cgroupOf(app string) *proc.Cgroup {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.cgroups[app]
-}
-
 // newHome makes the home of generation id of app: a fresh leaf cgroup
 // "s<pid>.g<id>" below the app's cgroup, opened for CLONE_INTO_CGROUP (the
 // caller closes it once the generation is forked), or, without a cgroup,
@@ -70,7 +63,7 @@ func (m *Manager) cgroupOf(app string) *proc.Cgroup {
 // marked with their own run, are never taken for this run's generations.
 func (m *Manager) newHome(app string, id int) (genHome, *proc.Cgroup, error) {
 	name := homeName(os.Getpid(), id)
-	cg := m.cgroupOf(app)
+	cg := m.view(app).cgroup
 	if cg == nil {
 		return genHome{mark: name}, nil, nil
 	}
@@ -129,7 +122,7 @@ func (m *Manager) endDetached(g *Generation) {
 // over: the leaf cgroup its main process is in (when that is a child of the
 // app's cgroup), or its generation mark.
 func (m *Manager) homeOfAdopted(app string, pid int) genHome {
-	if cg := m.cgroupOf(app); cg != nil {
+	if cg := m.view(app).cgroup; cg != nil {
 		if dir, err := proc.CgroupOf(pid); err == nil && filepath.Dir(dir) == cg.Path {
 			return genHome{cgroup: dir}
 		}
@@ -239,7 +232,7 @@ func (m *Manager) closeHome(app string, h genHome) {
 // after 5 s): a daemon whose parent is still alive, or that replaced its
 // environment, is missed then.
 func (m *Manager) endStrays(app string) {
-	if g := m.cgroupOf(app); g != nil {
+	if g := m.view(app).cgroup; g != nil {
 		if left := g.Procs(); len(left) > 0 {
 			m.logger.Info("ending the processes left in the app's cgroup", "app", app, "pids", left)
 		}
@@ -270,7 +263,7 @@ func (m *Manager) strays(app string) []int {
 // its generations' leaves, or (without a cgroup) the trees rooted at its
 // main process and at its strays (see strays). 0 when nothing runs.
 func (m *Manager) processCount(app string, mainPID int, tree *proc.Tree) int {
-	if g := m.cgroupOf(app); g != nil {
+	if g := m.view(app).cgroup; g != nil {
 		return len(g.Procs())
 	}
 	if tree == nil {

@@ -84,7 +84,7 @@ func (m *Manager) replaceOwner(ctx context.Context, cfg *config.App) error {
 	a := newAppOwner(m, cfg)
 	a.adopt(m.runCtx, st)
 	m.mu.Lock()
-	m.apps[cfg.Name] = a
+	m.apps[cfg.Name].owner = a
 	for i, o := range m.order {
 		if o == old {
 			m.order[i] = a

@@ -50,23 +50,19 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 			thaw()
 			return nil, nil, fmt.Errorf("app %s: %w", a.cfg.Name, err)
 		}
-		st.Seq = m.genSeq[a.cfg.Name].Load()
+		st.Seq = m.slot(a.cfg.Name).genSeq.Load()
 		st.Log = m.handoverLog(a.cfg.Name)
 		state.Apps = append(state.Apps, st)
 	}
 	unlockReaper = m.reaper.Pause()
-	for name, socks := range m.sockets {
-		for i, s := range socks {
-			fd := s.FD()
-			if fd < 0 {
-				thaw()
-				return nil, nil, fmt.Errorf("app %s: listener %s is closed", name, s.Spec.Raw)
-			}
-			ino, hold := s.Held()
-			sh := SocketHandover{Raw: s.Spec.Raw, FD: fd, Ino: ino, Hold: hold}
-			if g := m.steerOf(name, i); g != nil {
-				g.handover(&sh)
-			}
+	for name, v := range m.views() {
+		hs, err := v.table.Handover()
+		if err != nil {
+			thaw()
+			return nil, nil, fmt.Errorf("app %s: %w", name, err)
+		}
+		for _, h := range hs {
+			sh := SocketHandover{Raw: h.Raw, FD: h.FD, Ino: h.Ino, Hold: h.Hold, Steer: h.Steer, Rename: h.Rename}
 			state.Sockets[name] = append(state.Sockets[name], sh)
 		}
 	}
@@ -145,55 +141,38 @@ func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*listen.Sock
 }
 
 // restoreSteering adopts the steering handed over with app's held sockets
-// socks (BPF: see listen.AdoptSteered; rename: see listen.AdoptUnixGens)
-// and returns it, one entry per socket (nil: shared). A listener whose
-// steering cannot be adopted is served shared, with a warning saying why.
-// Either way the handed-over steering descriptors are closed, and on return
-// hs names the steering descriptors that stay open (the adopted
-// duplicates, or none), for a fallback to the previous image.
-func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*listen.Socket) []steered {
-	gens := make([]steered, len(socks))
+// socks (see listen.SteeringState.Adopt) and returns it, one entry per
+// socket (nil: shared). A listener whose steering cannot be adopted is
+// served shared, with a warning saying why. Either way the handed-over
+// steering descriptors are closed, and on return hs names the steering
+// descriptors that stay open (the adopted duplicates, or none), for a
+// fallback to the previous image.
+func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*listen.Socket) []listen.Steering {
+	gens := make([]listen.Steering, len(socks))
 	for i, s := range socks {
 		if i >= len(hs) {
 			continue
 		}
 		sh := &hs[i]
-		var err error
-		var closed error
-		kind := "BPF"
-		switch {
-		case sh.Steer != nil:
-			h := sh.Steer
-			sh.Steer = nil
-			var g *listen.GenSockets
-			if g, err = listen.AdoptSteered(s.Spec, s, h); err == nil {
-				gens[i], sh.Steer = bpfSteered{g}, g.Handover()
-			}
-			closed = h.Close()
-		case sh.Rename != nil:
-			h := sh.Rename
-			sh.Rename, kind = nil, "rename"
-			var u *listen.UnixGens
-			if u, err = listen.AdoptUnixGens(s, h); err == nil {
-				gens[i], sh.Rename = unixSteered{u}, u.Handover()
-			}
-			closed = h.Close()
-		}
+		st := listen.SteeringState{Steer: sh.Steer, Rename: sh.Rename}
+		g, kept, err, closed := st.Adopt(s)
+		gens[i], sh.Steer, sh.Rename = g, kept.Steer, kept.Rename
 		if closed != nil {
 			m.logger.Warn("close handed-over steering", "app", app, "listener", s.Spec.Raw, "err", closed)
 		}
 		if err != nil {
-			m.logger.Warn("self-upgrade: "+kind+" steering not adopted; the listener is shared until the supervisor restarts",
+			m.logger.Warn("self-upgrade: "+st.Kind()+" steering not adopted; the listener is shared until the supervisor restarts",
 				"app", app, "listener", s.Spec.Raw, "err", err)
 		}
 	}
 	return gens
 }
 
-// restoreApp puts an owner back in the state the previous image left: its
+// restoreApp puts slot s's owner back in the state the previous image left: its
 // generation keeps running, unaware. It returns true when the app needs no
 // start (it was handed over running, or stopped by request).
-func (m *Manager) restoreApp(a *appOwner, st AppHandover) (started bool) {
+func (m *Manager) restoreApp(s *appSlot, st AppHandover) (started bool) {
+	a := s.owner
 	m.restoreLog(a.cfg.Name, st.Log)
 	a.restarts = st.Restarts
 	a.lastExit = st.LastExit
@@ -201,13 +180,13 @@ func (m *Manager) restoreApp(a *appOwner, st AppHandover) (started bool) {
 	if st.Reloads != nil {
 		a.reloads = st.Reloads
 	}
-	m.genSeq[a.cfg.Name].Store(st.Seq)
+	s.genSeq.Store(st.Seq)
 	if st.Gen == nil {
 		return !st.Want
 	}
 	gen := m.adoptHandedOver(a.cfg.Name, st.Gen)
 	if a.cfg.Kind == config.KindGunicorn {
-		gen.socks = m.socketsOf(a.cfg.Name)
+		gen.socks = m.view(a.cfg.Name).table.Sockets()
 	}
 	a.gen = gen
 	a.state = StateRunning

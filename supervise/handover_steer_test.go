@@ -47,10 +47,10 @@ func TestRestoreSteering(t *testing.T) {
 		_ = gs.Close()   // its slots were cleared by the adopted copy's Close
 		_ = held.Close() // the last descriptor of the address
 	})
-	if len(gens) != 2 || gens[0] == nil || gens[0].mode() != steer.ModeBPF || gens[1] != nil {
+	if len(gens) != 2 || gens[0] == nil || gens[0].Mode() != steer.ModeBPF || gens[1] != nil {
 		t.Fatalf("restored steering %v, want bpf then shared", gens)
 	}
-	if !gens[0].serving(1) {
+	if !gens[0].Serving(1) {
 		t.Error("the adopted steering does not serve generation 1")
 	}
 	if hs[0].Steer == nil || hs[0].Steer.SocketsFD == good.SocketsFD || hs[1].Steer != nil {
@@ -107,10 +107,10 @@ func TestRestoreRenameSteering(t *testing.T) {
 		_ = closeSteered(gens) // its names are u's too: u's Close reports
 		_ = socks[1].Shut()    // the shared copy; the names are u's
 	})
-	if len(gens) != 2 || gens[0] == nil || gens[0].mode() != steer.ModeRename || gens[1] != nil {
+	if len(gens) != 2 || gens[0] == nil || gens[0].Mode() != steer.ModeRename || gens[1] != nil {
 		t.Fatalf("restored steering %v, want rename then shared", gens)
 	}
-	if !gens[0].serving(1) || gens[0].serving(2) {
+	if !gens[0].Serving(1) || gens[0].Serving(2) {
 		t.Error("the adopted steering does not serve generation 1 alone")
 	}
 	if hs[0].Rename == nil || len(hs[0].Rename.Sockets) != 1 || hs[0].Rename.Sockets[0].FD == handed || hs[1].Rename != nil {

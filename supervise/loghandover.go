@@ -8,7 +8,7 @@ import (
 // handoverLog returns app's recent output lines for the hand-over state
 // (at most upgrade.LogHandoverBytes of text), or nil.
 func (m *Manager) handoverLog(app string) []upgrade.LogLine {
-	l := m.logOf(app)
+	l := m.view(app).log
 	if l == nil {
 		return nil
 	}
@@ -23,7 +23,7 @@ func (m *Manager) handoverLog(app string) []upgrade.LogLine {
 // restoreLog makes the lines the previous image handed over app's history,
 // before its handed-over generation's output is read again.
 func (m *Manager) restoreLog(app string, lines []upgrade.LogLine) {
-	l := m.logOf(app)
+	l := m.view(app).log
 	if l == nil || len(lines) == 0 {
 		return
 	}

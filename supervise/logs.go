@@ -28,13 +28,6 @@ const (
 	logCloseLimit = 5 * time.Second
 )
 
-// logOf returns app's log, or nil for an app the Manager does not know.
-func (m *Manager) logOf(app string) *logs.AppLog {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.logs[app]
-}
-
 // fdsOf returns the output read ends o holds, to hand over to a successor
 // image.
 func fdsOf(o *logs.Output) outFDs {
@@ -103,7 +96,7 @@ func (g *Generation) unexpectedExit() bool {
 // the traceback's exception line and the last stderr line (read once the
 // output drained, off the caller's goroutine).
 func (m *Manager) noteExit(g *Generation) {
-	l := m.logOf(g.App)
+	l := m.view(g.App).log
 	if l == nil || g.out == nil {
 		return
 	}
@@ -125,7 +118,7 @@ func (m *Manager) noteExit(g *Generation) {
 // logReport fills the log parts of a snapshot: lines dropped, and the
 // traceback of an unexpected exit while the app is not running.
 func (m *Manager) logReport(s *AppSnapshot) {
-	l := m.logOf(s.Name)
+	l := m.view(s.Name).log
 	if l == nil {
 		return
 	}
@@ -140,7 +133,7 @@ func (m *Manager) logReport(s *AppSnapshot) {
 // Log returns app name's log, for reading its recent lines and following
 // it (`supctl logs`).
 func (m *Manager) Log(name string) (*logs.App, error) {
-	l := m.logOf(name)
+	l := m.view(name).log
 	ok := l != nil
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, name)
@@ -152,7 +145,7 @@ func (m *Manager) Log(name string) (*logs.App, error) {
 // it; nothing to do for other sinks) and sends USR1 to its running Gunicorn
 // master, which reopens Gunicorn's own log files.
 func (m *Manager) ReopenLog(name string) error {
-	l := m.logOf(name)
+	l := m.view(name).log
 	ok := l != nil
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNoSuchApp, name)
@@ -187,7 +180,7 @@ func (m *Manager) ReopenLogs() error {
 // read ends the app's log captures as generation id (see logs.AppLog.Start).
 func (m *Manager) forkCaptured(app string, id int, spec proc.Spec) (int, <-chan ExitInfo, *logs.Output, error) {
 	var exitCh <-chan ExitInfo
-	pid, out, err := m.logOf(app).Start(app, id, func(stdout, stderr int) (int, error) {
+	pid, out, err := m.view(app).log.Start(app, id, func(stdout, stderr int) (int, error) {
 		pid, ch, err := m.reaper.ForkExec(spec, stdout, stderr)
 		exitCh = ch
 		return pid, err
@@ -203,7 +196,7 @@ func (m *Manager) forkCaptured(app string, id int, spec proc.Spec) (int, <-chan 
 // adopted is closed and logged: the generation runs on, its output on that
 // stream is lost.
 func (m *Manager) adoptOutput(app string, g *GenHandover) *logs.Output {
-	return m.logOf(app).AdoptOutput(app, g.ID, g.OutFD, g.ErrFD, func(err error) {
+	return m.view(app).log.AdoptOutput(app, g.ID, g.OutFD, g.ErrFD, func(err error) {
 		m.logger.Error("adopt output pipe", "app", app, "generation", g.ID, "err", err)
 	})
 }

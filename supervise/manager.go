@@ -61,8 +61,8 @@ type Options struct {
 // Manager runs every app of one configuration: it holds their sockets and
 // one owner goroutine per app, and answers requests by routing them to owners.
 type Manager struct {
-	// mu guards cfg, sockets, logs, apps, order and genSeq: an update replaces
-	// them while requests read them.
+	// mu guards cfg, apps, order and the slots' fields named in appSlot: an
+	// update replaces them while requests read them.
 	mu sync.RWMutex
 	// updateMu makes updates run one at a time, and Stop wait for one.
 	updateMu sync.Mutex
@@ -72,20 +72,20 @@ type Manager struct {
 	cfg      *config.Config
 	reaper   *proc.Reaper
 	logger   *slog.Logger
-	logs     map[string]*logs.AppLog
 	// stdoutSink is the sink shared by the apps with log = "stdout".
 	stdoutSink io.Writer
 	observer   Observer
 	statsd     func(string) string
 	runDir     string
-	sockets    map[string][]*listen.Socket
-	steered    steering
-	apps       map[string]*appOwner
-	order      []*appOwner
-	changes    chan struct{}
-	exits      chan AppExit
-	cancel     context.CancelFunc
-	started    bool
+	// apps holds one slot per app name the Manager ran (see appSlot);
+	// order has the present apps' owners in file order, removed ones last
+	// until an update has stopped them.
+	apps    map[string]*appSlot
+	order   []*appOwner
+	changes chan struct{}
+	exits   chan AppExit
+	cancel  context.CancelFunc
+	started bool
 	// booted is set once Start has asked every app to start.
 	booted atomic.Bool
 	// runCtx is the context Start runs the owners under; owners an update
@@ -93,18 +93,10 @@ type Manager struct {
 	runCtx  context.Context
 	boot    bootRun
 	stopped chan struct{}
-	genSeq  map[string]*atomic.Int64
-	// restored names the apps handed over that need no start.
-	restored map[string]bool
-	// recovering maps the apps tracking a predecessor's orphans to the
-	// release their new generation runs (see recoverApp).
-	recovering map[string]string
 	// prober tells the Gunicorn version of each app's virtualenv, probing
 	// once per virtualenv and binary (see gunicorn.Prober).
 	prober *gunicorn.Prober
-	// cgroups are the apps' cgroups (an app without one is missing),
-	// guarded by mu; cgroupRoot creates them (nil: none).
-	cgroups    map[string]*proc.Cgroup
+	// cgroupRoot creates the apps' cgroups (nil: none).
 	cgroupRoot *proc.Cgroups
 	// homes counts the live generations in each generation home (see
 	// genHome, by genHome.key), guarded by homesMu.
@@ -113,9 +105,8 @@ type Manager struct {
 	openStatsd func(app string) error
 	// bpfWhy says why BPF steering is unavailable ("" if it is), probed once.
 	bpfWhy func() string
-	// facts and record are the run state's (see RecordRunState); a token
+	// record is the run state's writer (see RecordRunState); a token
 	// in recordPoke asks for a write soon (see RecordPokes).
-	facts      runFacts
 	record     runRecord
 	recordPoke chan struct{}
 }
@@ -123,10 +114,7 @@ type Manager struct {
 // nextGen allocates the next generation number of an app (1-based); safe
 // from any goroutine.
 func (m *Manager) nextGen(app string) int64 {
-	m.mu.RLock()
-	seq := m.genSeq[app]
-	m.mu.RUnlock()
-	return seq.Add(1)
+	return m.slot(app).genSeq.Add(1)
 }
 
 // owners returns the app owners in file order.
@@ -134,13 +122,6 @@ func (m *Manager) owners() []*appOwner {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return slices.Clone(m.order)
-}
-
-// socketsOf returns the held listeners of app, in its listen order.
-func (m *Manager) socketsOf(app string) []*listen.Socket {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.sockets[app]
 }
 
 // Config returns the configuration the Manager runs (the last one applied
@@ -161,28 +142,20 @@ type AppExit struct {
 // it closes what it bound and returns the error: nothing is started.
 func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager, error) {
 	m := &Manager{
-		cfg:      cfg,
-		reaper:   reaper,
-		logger:   opts.Logger,
-		observer: opts.Observer,
-		statsd:   opts.StatsdAddr,
-		runDir:   cfg.Supervisor.RunDir,
-		sockets:  map[string][]*listen.Socket{},
-		steered:  steering{},
-		apps:     map[string]*appOwner{},
-		changes:  make(chan struct{}, 1),
-		exits:    make(chan AppExit, 16),
-		stopped:  make(chan struct{}),
-		stopping: make(chan struct{}),
-		genSeq:   map[string]*atomic.Int64{},
-		restored: map[string]bool{},
-		prober:   gunicorn.NewProber(reaper.OutputSpec),
-		cgroups:  map[string]*proc.Cgroup{},
-		homes:    map[string]int{},
-		logs:     map[string]*logs.AppLog{},
-		bpfWhy:   steerProbe(),
-
-		recovering: map[string]string{},
+		cfg:        cfg,
+		reaper:     reaper,
+		logger:     opts.Logger,
+		observer:   opts.Observer,
+		statsd:     opts.StatsdAddr,
+		runDir:     cfg.Supervisor.RunDir,
+		apps:       map[string]*appSlot{},
+		changes:    make(chan struct{}, 1),
+		exits:      make(chan AppExit, 16),
+		stopped:    make(chan struct{}),
+		stopping:   make(chan struct{}),
+		prober:     gunicorn.NewProber(reaper.OutputSpec),
+		homes:      map[string]int{},
+		bpfWhy:     steerProbe(),
 		recordPoke: make(chan struct{}, 1),
 		// Set before openAll, which uses them.
 		cgroupRoot: opts.Cgroups,
@@ -207,21 +180,22 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		return nil, err
 	}
 	for _, app := range cfg.Apps {
-		m.genSeq[app.Name] = new(atomic.Int64)
 		a := newAppOwner(m, app)
-		m.apps[app.Name] = a
+		m.mu.Lock()
+		m.apps[app.Name].owner = a
 		m.order = append(m.order, a)
+		m.mu.Unlock()
 	}
 	if opts.Restore != nil {
 		for _, st := range opts.Restore.Apps {
-			if a, ok := m.apps[st.Name]; ok {
-				m.restored[st.Name] = m.restoreApp(a, st)
+			if s := m.slot(st.Name); s != nil {
+				s.restored, s.needsNoStart = true, m.restoreApp(s, st)
 			}
 		}
 	}
 	for _, app := range cfg.Apps {
 		if m.adopts(opts, app) {
-			m.adoptOrphans(m.apps[app.Name], opts.Orphans)
+			m.adoptOrphans(m.slot(app.Name), opts.Orphans)
 		}
 	}
 	return m, nil
@@ -248,7 +222,7 @@ func (m *Manager) openAll(opts Options) error {
 	m.stdoutSink = logs.NewWriterSink(stdout)
 	for _, app := range m.cfg.Apps {
 		held, isHeld := opts.Sockets[app.Name]
-		var gens []steered
+		var gens []listen.Steering
 		why := "inherited from systemd"
 		switch {
 		case opts.Restore != nil:
@@ -263,12 +237,9 @@ func (m *Manager) openAll(opts Options) error {
 		if isHeld {
 			m.logHeldSteering(app, why, gens)
 		}
-		set, err := m.openApp(app, held, isHeld)
+		set, err := m.openApp(app, held, gens, isHeld)
 		if err != nil {
 			return m.abandonOpen(err, opts.Restore != nil, held, gens)
-		}
-		if slices.ContainsFunc(gens, func(g steered) bool { return g != nil }) {
-			set.steer = gens
 		}
 		m.mu.Lock()
 		m.installApp(app.Name, set)
@@ -283,14 +254,12 @@ func (m *Manager) openAll(opts Options) error {
 // steering. On a take-over from a previous image (restore) every socket and
 // steering descriptor stays open: the state names them, and the caller
 // either hands them back to that image (upgrade.Fallback) or exits.
-func (m *Manager) abandonOpen(err error, restore bool, held []*listen.Socket, gens []steered) error {
+func (m *Manager) abandonOpen(err error, restore bool, held []*listen.Socket, gens []listen.Steering) error {
 	if !restore {
 		err = errors.Join(err, closeSteered(gens), listen.CloseAll(held))
 		m.CloseSockets()
 	}
-	m.mu.RLock()
-	_ = logs.CloseApps(m.logs, 0) // nothing was captured yet: nothing to lose
-	m.mu.RUnlock()
+	_ = logs.CloseApps(m.allLogs(), 0) // nothing was captured yet: nothing to lose
 	return err
 }
 
@@ -298,10 +267,8 @@ func (m *Manager) abandonOpen(err error, restore bool, held []*listen.Socket, ge
 // one (at exit).
 func (m *Manager) CloseSockets() {
 	m.closeSteering()
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	for name, socks := range m.sockets {
-		for _, s := range socks {
+	for name, v := range m.views() {
+		for _, s := range v.table.Sockets() {
 			if err := s.Close(); err != nil {
 				m.logger.Warn("close listener", "app", name, "err", err)
 			}
@@ -326,8 +293,8 @@ func (m *Manager) Start(ctx context.Context) {
 	skip := make(map[*appOwner]bool, len(owners))
 	for _, a := range owners {
 		// handed over running or stopped by request; else autostart decides
-		restoredStart, restored := m.restored[a.cfg.Name]
-		skip[a] = restoredStart || (!restored && !a.cfg.Autostart)
+		s := m.slot(a.cfg.Name)
+		skip[a] = s.needsNoStart || (!s.restored && !a.cfg.Autostart)
 	}
 	m.prefetchVersions(ctx)
 	m.runCtx = ctx
@@ -335,8 +302,8 @@ func (m *Manager) Start(ctx context.Context) {
 		go a.run(ctx)
 	}
 	for _, a := range owners {
-		if dir, ok := m.recovering[a.cfg.Name]; ok {
-			go m.recoverApp(ctx, a, dir)
+		if s := m.slot(a.cfg.Name); s.recovering {
+			go m.recoverApp(ctx, a, s.recoverDir)
 		}
 	}
 	var set []*appOwner
@@ -414,10 +381,8 @@ func (m *Manager) appExited(name string, info ExitInfo) {
 func (m *Manager) statsdAddr(app string) string { return m.statsd(app) }
 
 func (m *Manager) owner(name string) (*appOwner, error) {
-	m.mu.RLock()
-	a, ok := m.apps[name]
-	m.mu.RUnlock()
-	if !ok {
+	a := m.view(name).owner
+	if a == nil {
 		return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, name)
 	}
 	return a, nil
@@ -558,7 +523,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 		// backlog nobody will accept from, to be reset at exit. The paths
 		// stay until every app has stopped: a Gunicorn master unlinks its
 		// socket's name as it stops and fails if the name is gone.
-		for _, s := range m.socketsOf(a.cfg.Name) {
+		for _, s := range m.view(a.cfg.Name).table.Sockets() {
 			if err := s.Shut(); err != nil {
 				m.logger.Warn("close listener", "app", a.cfg.Name, "err", err)
 			}
@@ -579,10 +544,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 	}
 	m.KillOrphans(5 * time.Second)
 	m.CloseSockets()
-	m.mu.RLock()
-	all := m.logs
-	m.mu.RUnlock()
-	if err := logs.CloseApps(all, logCloseLimit); err != nil {
+	if err := logs.CloseApps(m.allLogs(), logCloseLimit); err != nil {
 		errs = append(errs, fmt.Errorf("close app logs: %w", err))
 	}
 	close(m.stopped)
@@ -661,7 +623,7 @@ func (m *Manager) afterExit(g *Generation) {
 // relink restores the held names of app's Unix sockets after a Gunicorn
 // master removed its bound name on exit (see Socket.hold).
 func (m *Manager) relink(app string) {
-	for _, s := range m.socketsOf(app) {
+	for _, s := range m.view(app).table.Sockets() {
 		if err := s.Relink(); err != nil {
 			m.logger.Error("unix socket", "app", app, "err", err)
 		}

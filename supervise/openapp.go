@@ -11,10 +11,10 @@ import (
 )
 
 // appSet is what the Manager opens for one app before its owner runs: its
-// held listeners and their steering, its log and its cgroup (nil: none).
+// listen table (held listeners and their steering), its log and its cgroup
+// (nil: none).
 type appSet struct {
-	socks  []*listen.Socket
-	steer  []steered
+	table  *listen.Table
 	log    *logs.AppLog
 	cgroup *proc.Cgroup
 }
@@ -22,7 +22,7 @@ type appSet struct {
 // close closes the set's listeners, steering and log (the cgroup stays for
 // the supervisor's life, like every app's).
 func (s *appSet) close() error {
-	errs := []error{closeSteered(s.steer), listen.CloseAll(s.socks)}
+	errs := []error{s.table.Close()}
 	if s.log != nil {
 		errs = append(errs, logs.CloseApps(map[string]*logs.AppLog{"": s.log}, 0)) // nothing was captured yet
 	}
@@ -31,19 +31,19 @@ func (s *appSet) close() error {
 
 // openApp opens everything app runs with, for NewManager and for an app an
 // update adds: its listeners (held, when the app's sockets were inherited
-// or handed over, shared as they are; else bound now and steered, see
-// openListeners), its log, its cgroup (when the Manager has a cgroup root;
+// or handed over, with their steering gens as adopted or rebuilt; else
+// bound now and steered, see openListeners), its log, its cgroup (when the Manager has a cgroup root;
 // one that cannot be created is logged and the app runs without) and its
 // statsd bridge (Options.OpenStatsd). On error it closes what it opened:
-// held sockets stay the caller's.
-func (m *Manager) openApp(app *config.App, held []*listen.Socket, isHeld bool) (*appSet, error) {
+// held sockets and gens stay the caller's.
+func (m *Manager) openApp(app *config.App, held []*listen.Socket, gens []listen.Steering, isHeld bool) (*appSet, error) {
 	s := &appSet{}
 	if !isHeld {
-		socks, gens, err := m.openListeners(app)
+		t, err := m.openListeners(app)
 		if err != nil {
 			return nil, err
 		}
-		s.socks, s.steer = socks, gens
+		s.table = t
 	}
 	l, err := logs.OpenApp(app, m.stdoutSink, m.logger)
 	if err != nil {
@@ -63,30 +63,38 @@ func (m *Manager) openApp(app *config.App, held []*listen.Socket, isHeld bool) (
 		}
 	}
 	if isHeld {
-		s.socks = held
+		s.table = listen.NewTable(held, gens)
 	}
 	return s, nil
 }
 
 // openListeners binds app's listeners with the steering app.Steering and
-// the kernel allow (see openSteered); BPF availability is probed at most
-// once per Manager, and only for an app with a TCP listener.
-func (m *Manager) openListeners(app *config.App) ([]*listen.Socket, []steered, error) {
-	why := ""
+// the kernel allow (see listen.OpenTable) and logs each one's mode; BPF
+// availability is probed at most once per Manager, and only for an app
+// with a TCP listener.
+func (m *Manager) openListeners(app *config.App) (*listen.Table, error) {
+	bpfWhy := ""
 	if app.Steering == config.SteeringAuto && hasTCP(app) {
-		why = m.bpfWhy()
+		bpfWhy = m.bpfWhy()
 	}
-	return openSteered(app, why, m.logger)
+	t, whys, err := listen.OpenTable(app, bpfWhy)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range t.Entries() {
+		m.logger.Info("listener steering", "app", app.Name, "listener", e.Socket.Spec.Raw, "mode", e.Mode(), "why", whys[i])
+	}
+	return t, nil
 }
 
-// installApp registers set as app name's; the caller holds m.mu.
-func (m *Manager) installApp(name string, set *appSet) {
-	m.sockets[name] = set.socks
-	if set.steer != nil {
-		m.steered[name] = set.steer
-	}
-	m.logs[name] = set.log
+// installApp registers set as app name's in its slot (created if need
+// be) and returns the slot; the caller holds m.mu.
+func (m *Manager) installApp(name string, set *appSet) *appSlot {
+	s := m.slotFor(name)
+	s.table = set.table
+	s.log = set.log
 	if set.cgroup != nil {
-		m.cgroups[name] = set.cgroup
+		s.cgroup = set.cgroup
 	}
+	return s
 }

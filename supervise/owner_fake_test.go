@@ -167,13 +167,25 @@ func (e *fakeEnv) endDetached(g generation) {
 	defer e.mu.Unlock()
 	e.detached = append(e.detached, fmt.Sprintf("%d of %d", g.Info().ID, len(e.all)))
 }
-func (e *fakeEnv) serve(g generation) error {
-	e.step(fmt.Sprintf("serve %d", g.Info().ID))
+func (e *fakeEnv) serve(_ string, id int) error {
+	e.step(fmt.Sprintf("serve %d", id))
 	return nil
 }
 
-func (e *fakeEnv) quiesce(_ context.Context, g generation) {
-	e.step(fmt.Sprintf("quiesce %d signalled=%v", g.Info().ID, g.(*fakeGen).signalled()))
+func (e *fakeEnv) quiesce(_ context.Context, _ string, id int) {
+	e.step(fmt.Sprintf("quiesce %d signalled=%v", id, e.gen(id).signalled()))
+}
+
+// gen returns the generation spawned with number id (nil for none).
+func (e *fakeEnv) gen(id int) *fakeGen {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, g := range e.all {
+		if g.Info().ID == id {
+			return g
+		}
+	}
+	return nil
 }
 
 func (e *fakeEnv) step(s string) {

@@ -79,11 +79,12 @@ type ownerEnv interface {
 	// (setsid daemons), before what replaces g starts; g's main process
 	// may still be stopping. A usr2 pair's are left to the pair's end.
 	endDetached(g generation)
-	// serve sends the new connections of the app's steered listeners to g.
-	serve(g generation) error
-	// quiesce returns once no connection waits on g's own steered sockets,
-	// or when ctx ends.
-	quiesce(ctx context.Context, g generation)
+	// serve sends the new connections of the app's steered listeners to
+	// its generation id (see GenInfo.ID).
+	serve(app string, id int) error
+	// quiesce returns once no connection waits on the own steered sockets
+	// of the app's generation id, or when ctx ends.
+	quiesce(ctx context.Context, app string, id int)
 	// changed, appReady and appExited wake the daemon (never block).
 	changed()
 	appReady()
@@ -131,29 +132,23 @@ func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir s
 
 func (e managerEnv) nextGen(app string) int64 { return e.m.nextGen(app) }
 
-func (e managerEnv) serve(g generation) error {
-	if pg, ok := g.(*Generation); ok {
-		return e.m.serveGen(pg.App, pg.ID)
-	}
-	return nil
-}
+func (e managerEnv) serve(app string, id int) error { return e.m.serveGen(app, id) }
 
-func (e managerEnv) quiesce(ctx context.Context, g generation) {
-	switch g := g.(type) {
-	case *Generation:
-		e.m.quiesce(ctx, g.App, g.ID)
-	case *orphanGen:
-		e.m.quiesce(ctx, g.App(), orphanGenID)
-	}
+func (e managerEnv) quiesce(ctx context.Context, app string, id int) {
+	e.m.quiesce(ctx, app, id)
 }
 
 func (e managerEnv) gated(app string, g generation) {
-	e.m.facts.setGated(app, g.Info().Dir)
+	if f := e.m.factsOf(app); f != nil {
+		f.setGated(g.Info().Dir)
+	}
 	e.m.pokeRecord()
 }
 
 func (e managerEnv) recordChange(app string, c *recovery.RunChange) error {
-	e.m.facts.setChange(app, c)
+	if f := e.m.factsOf(app); f != nil {
+		f.setChange(c)
+	}
 	return e.m.WriteRunState()
 }
 
@@ -195,11 +190,11 @@ func (e managerEnv) events() Observer                    { return e.m.observer }
 // serving generation's socket (its queue is the one that matters).
 func (e managerEnv) listeners(app string) []ListenerSnapshot {
 	var out []ListenerSnapshot
-	for i, s := range e.m.socketsOf(app) {
-		ls := listenerSnapshot(s)
-		ls.Steering = string(e.m.steeringMode(app, i))
-		if g := e.m.steerOf(app, i); g != nil {
-			if fd := g.servingFD(); fd >= 0 {
+	for _, en := range e.m.view(app).table.Entries() {
+		ls := listenerSnapshot(en.Socket)
+		ls.Steering = string(en.Mode())
+		if g := en.Steering; g != nil {
+			if fd := g.ServingFD(); fd >= 0 {
 				ls.FD = fd
 			}
 		}

@@ -248,7 +248,7 @@ func (a *appOwner) commit(run *reloadRun, g generation) error {
 	case a.gen != nil && a.gen != run.old && a.gen != run.committed:
 		return fmt.Errorf("app %s: the serving generation changed during the reload", a.cfg.Name)
 	}
-	if err := a.env.serve(g); err != nil {
+	if err := a.env.serve(a.cfg.Name, g.Info().ID); err != nil {
 		return fmt.Errorf("app %s: switching to %s: %w", a.cfg.Name, g, err)
 	}
 	run.committed = g
@@ -351,7 +351,7 @@ func (h *host) Commit(ctx context.Context, g reload.Gen) error {
 func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 	g := asGen(rg)
 	qctx, cancel := context.WithTimeout(ctx, h.a.cfg.StopTimeout)
-	h.a.env.quiesce(qctx, g)
+	h.a.env.quiesce(qctx, h.a.cfg.Name, g.Info().ID)
 	cancel()
 	_, err := g.Stop(ctx, h.a.stopSignal(), h.a.cfg.StopTimeout)
 	if h.run.strategy.Exclusive() {

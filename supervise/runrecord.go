@@ -6,49 +6,52 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 )
 
-// runFacts are what the run state records of each app besides its
-// processes and sockets: the release that last passed the gate and a
-// change (deploy, reload) in progress. Safe for concurrent use.
+// runFacts are what the run state records of an app besides its processes
+// and sockets: the release that last passed the gate and a change (deploy,
+// reload) in progress. Safe for concurrent use.
 type runFacts struct {
-	mu   sync.Mutex
-	apps map[string]recovery.AppRun // only Gated and Change are set
+	mu     sync.Mutex
+	gated  string
+	change *recovery.RunChange
 }
 
-// of returns app's facts as an recovery.AppRun with Gated and Change set.
-func (f *runFacts) of(app string) recovery.AppRun {
+// of returns the facts as a recovery.AppRun with Gated and Change (a copy) set.
+func (f *runFacts) of() recovery.AppRun {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r := f.apps[app]
-	if r.Change != nil {
-		c := *r.Change
+	r := recovery.AppRun{Gated: f.gated}
+	if f.change != nil {
+		c := *f.change
 		r.Change = &c
 	}
-	return recovery.AppRun{Gated: r.Gated, Change: r.Change}
+	return r
 }
 
-// setGated records that a generation running in release dir passed app's gate.
-func (f *runFacts) setGated(app, dir string) {
-	f.update(app, func(r *recovery.AppRun) { r.Gated = dir })
-}
-
-// setChange records app's change in progress (nil: none).
-func (f *runFacts) setChange(app string, c *recovery.RunChange) {
-	f.update(app, func(r *recovery.AppRun) { r.Change = c })
-}
-
-func (f *runFacts) update(app string, change func(*recovery.AppRun)) {
+// setGated records that a generation running in release dir passed the gate.
+func (f *runFacts) setGated(dir string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.apps == nil {
-		f.apps = map[string]recovery.AppRun{}
+	f.gated = dir
+}
+
+// setChange records the change in progress (nil: none).
+func (f *runFacts) setChange(c *recovery.RunChange) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.change = c
+}
+
+// factsOf returns app's run facts, nil for an app without a slot.
+func (m *Manager) factsOf(app string) *runFacts {
+	if s := m.slot(app); s != nil {
+		return &s.facts
 	}
-	r := f.apps[app]
-	change(&r)
-	f.apps[app] = r
+	return nil
 }
 
 // runRecord is the writer of run_dir/state.json; it is off until
@@ -69,15 +72,28 @@ func (m *Manager) RecordRunState(prev *recovery.RunState) {
 		if own, err := recovery.ReadRunState(m.runDir); err == nil && own != nil && own.PID == os.Getpid() {
 			prev = own
 			for name, run := range own.Apps {
-				if run.Gated != "" && m.facts.of(name).Gated == "" {
-					m.facts.setGated(name, run.Gated)
-				}
+				m.keepGated(name, run.Gated)
 			}
 		}
 	}
 	m.record.mu.Lock()
 	defer m.record.mu.Unlock()
 	m.record.on, m.record.last = true, prev
+}
+
+// keepGated records dir as app's gated release unless one is recorded
+// ("" does nothing). An app the Manager does not run gets a slot without an
+// owner, which an update adding the app takes up.
+func (m *Manager) keepGated(app, dir string) {
+	if dir == "" {
+		return
+	}
+	m.mu.Lock()
+	f := &m.slotFor(app).facts
+	m.mu.Unlock()
+	if f.of().Gated == "" {
+		f.setGated(dir)
+	}
 }
 
 // WriteRunState writes run_dir/state.json now when its content changed
@@ -125,8 +141,8 @@ func (m *Manager) pokeRecord() {
 	}
 }
 
-// recovery.RunState records the apps' current process groups, cgroups and listeners,
-// keeping from prev (the last record, or the predecessor's) the groups and
+// RunState records the apps' current process groups, cgroups and
+// listeners, keeping from prev (the last record, or the predecessor's) the groups and
 // cgroups that still hold processes: a generation being swapped out, or
 // orphans not yet drained. tree is one /proc pass.
 func (m *Manager) RunState(prev *recovery.RunState, tree *proc.Tree) *recovery.RunState {
@@ -134,7 +150,7 @@ func (m *Manager) RunState(prev *recovery.RunState, tree *proc.Tree) *recovery.R
 	st := &recovery.RunState{PID: os.Getpid(), Started: started, Apps: map[string]recovery.AppRun{}}
 	for _, a := range m.owners() {
 		name := a.cfg.Name
-		run := m.facts.of(name)
+		run := m.factsOf(name).of()
 		snap := a.snap.Load()
 		if pid := snap.MasterPID; pid != 0 {
 			if s, ok := tree.Stat(pid); ok {
@@ -143,14 +159,16 @@ func (m *Manager) RunState(prev *recovery.RunState, tree *proc.Tree) *recovery.R
 				run.Serving = &recovery.RunGen{ID: snap.Generation, Group: g, Dir: snap.Release}
 			}
 		}
-		if g := m.cgroupOf(name); g != nil {
+		v := m.view(name)
+		if g := v.cgroup; g != nil {
 			run.Cgroups = append(run.Cgroups, g.Path)
 		}
-		for i, s := range m.socketsOf(name) {
+		for _, e := range v.table.Entries() {
+			s := e.Socket
 			_, hold := s.Held()
 			rl := recovery.RunListener{Address: s.Spec.Raw, Bound: s.Bound, Hold: hold}
-			if b, ok := m.steerOf(name, i).(bpfSteered); ok {
-				if ids, err := b.g.ObjectIDs(); err == nil {
+			if b, ok := e.Steering.(*listen.GenSockets); ok {
+				if ids, err := b.ObjectIDs(); err == nil {
 					rl.Steer = &ids
 				}
 			}

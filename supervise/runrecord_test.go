@@ -23,7 +23,11 @@ func TestRecordRunStateKeepsOwnGated(t *testing.T) {
 			}
 			m := &Manager{runDir: dir}
 			m.RecordRunState(nil)
-			if got := m.facts.of("web").Gated; got != tc.want {
+			got := ""
+			if f := m.factsOf("web"); f != nil {
+				got = f.of().Gated
+			}
+			if got != tc.want {
 				t.Errorf("gated release %q, want %q", got, tc.want)
 			}
 		})

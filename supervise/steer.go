@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -13,40 +11,6 @@ import (
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/listen/steer"
 )
-
-// steering is how connections reach the generations of every app: for
-// each app, one entry per held socket (in the order of m.sockets[app]), the
-// steered listener where each generation may get its own socket (BPF for
-// TCP, rename for Unix), nil where all generations share the held socket.
-// Written under m.mu by the open and update paths.
-type steering map[string][]steered
-
-// steered is one listener whose generations may each have their own socket.
-type steered interface {
-	mode() steer.Mode
-	// add returns the descriptor generation gen gets and the Socket its
-	// master's stop goes through (see Generation.socks): its own socket
-	// (BPF always, rename for a reload's takeover) or the serving one.
-	add(gen int, use socketUse, held *listen.Socket) (int, *listen.Socket, error)
-	// share makes a USR2 child (to) use its parent's (from) socket.
-	share(from, to int)
-	// serve sends new connections to gen's socket and returns the Socket
-	// held for the listener from now on (held itself for BPF).
-	serve(gen int, held *listen.Socket) (*listen.Socket, error)
-	serving(gen int) bool
-	queueDepth(gen int) (int, error)
-	// servingFD is the descriptor whose queue snapshots report (-1: held's).
-	servingFD() int
-	// release records that gen exited (see GenSockets.Release, UnixGens.Release).
-	release(gen int) error
-	// shut closes the supervisor's descriptors at shutdown, keeping the
-	// names a stopping master still unlinks; closeAll frees everything.
-	shut() error
-	closeAll() error
-	// handover records in sh, the held socket's entry, the steering for
-	// the next image of a self re-exec (Steer for BPF, Rename for rename).
-	handover(sh *SocketHandover)
-}
 
 // socketUse says which listening sockets a new generation gets.
 type socketUse int
@@ -67,54 +31,6 @@ func (u socketUse) String() string {
 	return "serving"
 }
 
-// bpfSteered is a TCP listener steered by BPF (listen.GenSockets): every
-// generation gets its own socket and serves when it is spawned outside a
-// reload, as well as at a reload's commit.
-type bpfSteered struct{ g *listen.GenSockets }
-
-func (b bpfSteered) mode() steer.Mode { return steer.ModeBPF }
-func (b bpfSteered) add(gen int, _ socketUse, held *listen.Socket) (int, *listen.Socket, error) {
-	fd, err := b.g.Add(gen)
-	return fd, held, err
-}
-func (b bpfSteered) share(from, to int) { b.g.Share(from, to) }
-func (b bpfSteered) serve(gen int, held *listen.Socket) (*listen.Socket, error) {
-	return held, b.g.Serve(gen)
-}
-func (b bpfSteered) serving(gen int) bool            { return b.g.Serving(gen) }
-func (b bpfSteered) queueDepth(gen int) (int, error) { return b.g.QueueDepth(gen) }
-func (b bpfSteered) servingFD() int                  { return b.g.ServingFD() }
-func (b bpfSteered) release(gen int) error           { return b.g.Release(gen) }
-func (b bpfSteered) shut() error                     { return b.g.Close() }
-func (b bpfSteered) closeAll() error                 { return b.g.Close() }
-func (b bpfSteered) handover(sh *SocketHandover)     { sh.Steer = b.g.Handover() }
-
-// unixSteered is a Unix listener steered by rename (listen.UnixGens).
-type unixSteered struct{ u *listen.UnixGens }
-
-func (u unixSteered) add(gen int, use socketUse, _ *listen.Socket) (int, *listen.Socket, error) {
-	s, err := u.u.Add(gen, use == useOwn)
-	if err != nil {
-		return -1, nil, err
-	}
-	fd := s.FD()
-	if fd < 0 {
-		return -1, nil, fmt.Errorf("listen %s: generation %d: the socket is closed", s.Spec.Raw, gen)
-	}
-	return fd, s, nil
-}
-
-func (u unixSteered) mode() steer.Mode                                        { return steer.ModeRename }
-func (u unixSteered) share(from, to int)                                      { u.u.Share(from, to) }
-func (u unixSteered) serve(gen int, _ *listen.Socket) (*listen.Socket, error) { return u.u.Serve(gen) }
-func (u unixSteered) serving(gen int) bool                                    { return u.u.Serving(gen) }
-func (u unixSteered) queueDepth(gen int) (int, error)                         { return u.u.QueueDepth(gen) }
-func (u unixSteered) servingFD() int                                          { return -1 }
-func (u unixSteered) release(gen int) error                                   { return u.u.Release(gen) }
-func (u unixSteered) shut() error                                             { return u.u.Shut() }
-func (u unixSteered) closeAll() error                                         { return u.u.Close() }
-func (u unixSteered) handover(sh *SocketHandover)                             { sh.Rename = u.u.Handover() }
-
 // steerProbe returns a function that says why BPF steering is unavailable
 // here ("" when it is available), probing the kernel on its first call only.
 func steerProbe() func() string {
@@ -126,73 +42,15 @@ func steerProbe() func() string {
 	})
 }
 
-// openSteered opens app's listeners: a TCP one steered by BPF (its holder
-// is the Socket held for it) unless bpfWhy says why BPF is unavailable
-// (""; it is), a Unix one steered by rename; with steering = "shared" every
-// listener is one shared socket. It is used only for apps whose sockets are
-// neither inherited from systemd nor handed over (those share one socket).
-// On error it closes what it opened and names the listener's file, line and
-// key, as listen.OpenApp does.
-func openSteered(app *config.App, bpfWhy string, logger *slog.Logger) ([]*listen.Socket, []steered, error) {
-	var socks []*listen.Socket
-	var gens []steered
-	fail := func(l config.Listener, err error) ([]*listen.Socket, []steered, error) {
-		if l.File != "" {
-			err = l.Wrap(err)
-		} else {
-			err = fmt.Errorf("app %s: %w", app.Name, err)
-		}
-		return nil, nil, errors.Join(err, closeSteered(gens), listen.CloseAll(socks))
-	}
-	for _, l := range app.Listen {
-		s, g, why, err := openListener(app, l, bpfWhy)
-		if err != nil {
-			return fail(l, err)
-		}
-		socks, gens = append(socks, s), append(gens, g)
-		mode := steer.ModeShared
-		if g != nil {
-			mode = g.mode()
-		}
-		logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", mode, "why", why)
-	}
-	return socks, gens, nil
-}
-
-// openListener binds l and returns its held socket, its steering (nil:
-// shared) and, for a shared one, why it is not steered.
-func openListener(app *config.App, l config.Listener, bpfWhy string) (*listen.Socket, steered, string, error) {
-	if app.Steering == config.SteeringShared {
-		s, err := listen.Bind(l)
-		return s, nil, `steering = "shared"`, err
-	}
-	if l.Network == config.NetTCP && bpfWhy == "" {
-		g, held, err := listen.BindSteered(l)
-		if err != nil {
-			return nil, nil, "", err
-		}
-		return held, bpfSteered{g}, "", nil
-	}
-	s, err := listen.Bind(l)
-	if err != nil || l.Network != config.NetUnix {
-		return s, nil, bpfWhy, err
-	}
-	u, err := listen.SteerUnix(s)
-	if err != nil {
-		return nil, nil, "", errors.Join(err, s.Close())
-	}
-	return s, unixSteered{u}, "", nil
-}
-
 // logHeldSteering logs the mode of app's listeners that were held before
 // the Manager opened them (why says how: systemd, a self-upgrade, a
 // recovery): shared, except the listeners whose steering was adopted or
 // rebuilt (gens).
-func (m *Manager) logHeldSteering(app *config.App, why string, gens []steered) {
+func (m *Manager) logHeldSteering(app *config.App, why string, gens []listen.Steering) {
 	for i, l := range app.Listen {
 		mode := steer.ModeShared
 		if i < len(gens) && gens[i] != nil {
-			mode = gens[i].mode()
+			mode = gens[i].Mode()
 		}
 		m.logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", mode, "why", why)
 	}
@@ -209,119 +67,44 @@ func hasTCP(app *config.App) bool {
 
 // genSockets returns the descriptors generation id of app gets, one per
 // held socket, and the sockets its master's stop goes through (see
-// Generation.socks): use says whether it takes over with its own sockets.
-// Every Unix socket's hidden name is re-created first where a master that
-// exited removed it.
+// Generation.socks): use says whether it takes over with its own sockets
+// (see listen.Table.Open).
 func (m *Manager) genSockets(app string, id int, use socketUse) ([]int, []*listen.Socket, error) {
-	held := m.socketsOf(app)
-	fds, named := make([]int, 0, len(held)), make([]*listen.Socket, 0, len(held))
-	for i, s := range held {
-		if err := s.Relink(); err != nil {
-			return nil, nil, fmt.Errorf("app %s: %w", app, err)
-		}
-		if g := m.steerOf(app, i); g != nil {
-			fd, own, err := g.add(id, use, s)
-			if err != nil {
-				return nil, nil, fmt.Errorf("app %s: %w", app, err)
-			}
-			fds, named = append(fds, fd), append(named, own)
-			continue
-		}
-		fd := s.FD()
-		if fd < 0 {
-			return nil, nil, fmt.Errorf("app %s: listener %s is closed", app, s.Spec.Raw)
-		}
-		fds, named = append(fds, fd), append(named, s)
+	fds, named, err := m.view(app).table.Open(id, use == useOwn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("app %s: %w", app, err)
 	}
 	return fds, named, nil
 }
 
-// steeredOf returns app's steered listeners (nil: all shared).
-func (m *Manager) steeredOf(app string) []steered {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.steered[app]
-}
-
-// dropSteering forgets app's steered listeners, whose held sockets an
-// update replaces, and returns them for the caller to close once the app
-// runs on the new sockets. The caller holds m.mu.
-func (m *Manager) dropSteering(app string) []steered {
-	gs := m.steered[app]
-	delete(m.steered, app)
-	return gs
-}
-
-// closeSteered closes the steered listeners gs and joins their errors.
-func closeSteered(gs []steered) error {
+// closeSteered closes the steered listeners gs, not yet in a table, and
+// joins their errors.
+func closeSteered(gs []listen.Steering) error {
 	var errs []error
 	for _, g := range gs {
 		if g != nil {
-			errs = append(errs, g.closeAll())
+			errs = append(errs, g.Close())
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// steerOf returns the steering of app's i-th held socket, or nil (shared).
-func (m *Manager) steerOf(app string, i int) steered {
-	if gs := m.steeredOf(app); i < len(gs) {
-		return gs[i]
-	}
-	return nil
 }
 
 // serveGen makes generation id of app receive the new connections of every
 // steered listener; a Unix listener's held socket becomes id's.
 func (m *Manager) serveGen(app string, id int) error {
-	var errs []error
-	held := m.socketsOf(app)
-	for i, g := range m.steeredOf(app) {
-		if g == nil {
-			continue
-		}
-		if i >= len(held) {
-			continue
-		}
-		now, err := g.serve(id, held[i])
-		errs = append(errs, err)
-		if now != nil && now != held[i] {
-			m.replaceHeld(app, held[i], now)
-		}
-	}
-	return errors.Join(errs...)
+	return m.view(app).table.Serve(id)
 }
 
-// replaceHeld makes now the socket held for app in place of was.
-func (m *Manager) replaceHeld(app string, was, now *listen.Socket) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	socks := slices.Clone(m.sockets[app])
-	if i := slices.Index(socks, was); i >= 0 {
-		socks[i] = now
-		m.sockets[app] = socks
-	}
-}
-
-// releaseGen records that generation id of app exited (see steered.release).
+// releaseGen records that generation id of app exited (see listen.Steering.Release).
 func (m *Manager) releaseGen(app string, id int) {
-	for _, g := range m.steeredOf(app) {
-		if g == nil {
-			continue
-		}
-		if err := g.release(id); err != nil {
-			m.logger.Warn("release generation socket", "app", app, "generation", id, "err", err)
-		}
+	if err := m.view(app).table.Release(id); err != nil {
+		m.logger.Warn("release generation socket", "app", app, "generation", id, "err", err)
 	}
 }
 
 // shareGen makes a USR2 child (to) use its parent's (from) steered sockets.
 func (m *Manager) shareGen(app string, from, to int) {
-	for _, g := range m.steeredOf(app) {
-		if g != nil {
-			g.share(from, to)
-		}
-	}
+	m.view(app).table.Share(from, to)
 }
 
 // queuePoll is how often quiesce reads a retiring generation's queues.
@@ -331,36 +114,13 @@ const queuePoll = 5 * time.Millisecond
 // sockets (it keeps accepting after the switch until then), or when ctx
 // ends. A socket that cannot be read counts as empty.
 func (m *Manager) quiesce(ctx context.Context, app string, id int) {
-	for _, g := range m.steeredOf(app) {
-		if g == nil || g.serving(id) {
-			continue
-		}
-		for {
-			n, err := g.queueDepth(id)
-			if err != nil || n == 0 {
-				break
-			}
-			t := time.NewTimer(queuePoll)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
-	}
+	m.view(app).table.Quiesce(ctx, id, queuePoll)
 }
 
 // closeSteering closes every generation socket and frees the BPF objects.
 func (m *Manager) closeSteering() {
-	m.mu.RLock()
-	apps := make([]string, 0, len(m.steered))
-	for app := range m.steered {
-		apps = append(apps, app)
-	}
-	m.mu.RUnlock()
-	for _, app := range apps {
-		if err := closeSteered(m.steeredOf(app)); err != nil {
+	for app, v := range m.views() {
+		if err := v.table.CloseSteering(); err != nil {
 			m.logger.Warn("close steered listener", "app", app, "err", err)
 		}
 	}
@@ -372,20 +132,7 @@ func (m *Manager) closeSteering() {
 // instead of waiting in a queue nobody accepts from. The names of Unix
 // sockets stay for their masters to unlink. Safe twice.
 func (m *Manager) shutSteered(app string) {
-	for _, g := range m.steeredOf(app) {
-		if g == nil {
-			continue
-		}
-		if err := g.shut(); err != nil {
-			m.logger.Warn("close steered listener", "app", app, "err", err)
-		}
+	if err := m.view(app).table.ShutSteering(); err != nil {
+		m.logger.Warn("close steered listener", "app", app, "err", err)
 	}
-}
-
-// steeringMode names how connections reach app's i-th held socket.
-func (m *Manager) steeringMode(app string, i int) steer.Mode {
-	if g := m.steerOf(app, i); g != nil {
-		return g.mode()
-	}
-	return steer.ModeShared
 }

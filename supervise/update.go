@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync/atomic"
 
 	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/reload"
 )
 
@@ -161,10 +159,10 @@ func (m *Manager) openForUpdate(plan []config.AppDiff, next *config.Config) (map
 		var err error
 		switch {
 		case d.Change == config.Added:
-			set, err = m.openApp(next.App(d.Name), nil, false)
+			set, err = m.openApp(next.App(d.Name), nil, nil, false)
 		case d.Change == config.Changed && d.Action == config.ActionRestart:
 			set = &appSet{}
-			set.socks, set.steer, err = m.openListeners(next.App(d.Name))
+			set.table, err = m.openListeners(next.App(d.Name))
 		default:
 			continue
 		}
@@ -193,15 +191,11 @@ func (m *Manager) install(merged *config.Config, plan []config.AppDiff, opened m
 	defer m.mu.Unlock()
 	m.cfg = merged
 	for name, a := range added {
-		m.apps[name] = a
-		m.installApp(name, opened[name])
-		if m.genSeq[name] == nil {
-			m.genSeq[name] = new(atomic.Int64)
-		}
+		m.installApp(name, opened[name]).owner = a
 	}
-	order := make([]*appOwner, 0, len(m.apps))
+	order := make([]*appOwner, 0, len(merged.Apps))
 	for _, app := range merged.Apps {
-		order = append(order, m.apps[app.Name])
+		order = append(order, m.apps[app.Name].owner)
 	}
 	for _, a := range m.order {
 		if merged.App(a.cfg.Name) == nil {
@@ -237,13 +231,12 @@ func (m *Manager) removeApps(ctx context.Context, plan []config.AppDiff, errs ma
 		}
 		<-a.exited
 		m.mu.Lock()
-		delete(m.apps, name)
 		m.order = slices.DeleteFunc(m.order, func(o *appOwner) bool { return o == a })
-		socks := m.sockets[name]
-		delete(m.sockets, name)
-		gens := m.dropSteering(name)
+		s := m.apps[name]
+		table := s.table
+		s.owner, s.table = nil, nil
 		m.mu.Unlock()
-		if err := errors.Join(closeSteered(gens), listen.CloseAll(socks)); err != nil {
+		if err := table.Close(); err != nil {
 			errs[name] = errors.Join(errs[name], fmt.Errorf("app %s: close listeners: %w", name, err))
 		}
 	}
@@ -275,17 +268,14 @@ func (m *Manager) applyChange(ctx context.Context, d config.AppDiff, cfg *config
 		return a.send(ctx, restartMsg{newCall()})
 	case config.ActionRestart:
 		m.mu.Lock()
-		old := m.sockets[cfg.Name]
-		oldSteered := m.dropSteering(cfg.Name)
-		m.sockets[cfg.Name] = set.socks
-		if set.steer != nil {
-			m.steered[cfg.Name] = set.steer
-		}
+		s := m.apps[cfg.Name]
+		old := s.table
+		s.table = set.table
 		m.mu.Unlock()
 		if running {
 			err = a.send(ctx, restartMsg{newCall()})
 		}
-		return errors.Join(err, closeSteered(oldSteered), listen.CloseAll(old))
+		return errors.Join(err, old.Close())
 	}
 	return nil
 }
@@ -322,8 +312,8 @@ func (m *Manager) syncConfig() {
 	c := *m.cfg
 	c.Apps = slices.Clone(c.Apps)
 	for i, app := range c.Apps {
-		if a := m.apps[app.Name]; a != nil {
-			c.Apps[i] = a.cfg
+		if s := m.apps[app.Name]; s != nil && s.owner != nil {
+			c.Apps[i] = s.owner.cfg
 		}
 	}
 	m.cfg = &c
