@@ -156,7 +156,8 @@ func closeAll(fds []int) {
 
 // RecoverSteered rebuilds the BPF steering of the TCP listener l after
 // the supervisor that made it died: ids are its BPF objects (see
-// GenSockets.ObjectIDs), taken a socket its serving generation still holds
+// GenSockets.ObjectIDs; steer.RecoverGroup makes new ones where the
+// kernel refuses to open them by id), taken a socket its serving generation still holds
 // (copied from that process). A duplicate of taken's descriptor becomes
 // generation gen's socket, serving, and a new holder socket is returned as
 // the Socket to hold for l: the kernel sends connections to the same socket

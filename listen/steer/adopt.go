@@ -162,7 +162,7 @@ func closeFDs(socks map[int]int) {
 // ObjectIDs are the kernel's ids of a Group's BPF objects. After the
 // Group's owner died, a process with CAP_SYS_ADMIN finds the objects by id
 // (RecoverGroup) as long as a socket of the reuseport group keeps the
-// program attached.
+// program attached; without it RecoverGroup makes new ones.
 type ObjectIDs struct {
 	Sockets uint32 `json:"sockets"`
 	Serving uint32 `json:"serving"`
@@ -208,10 +208,16 @@ func (g *Group) ObjectIDs() (ObjectIDs, error) {
 // surviving process holds, stored in the group's socket array (the slot
 // whose socket cookie is fd's). fd becomes the serving listener (one map update when
 // the serving map names another slot). The other slots count as free: an
-// Add may replace a socket a survivor still holds there. RecoverGroup owns
-// fd: on error it is closed and the kernel's maps are as they were.
+// Add may replace a socket a survivor still holds there. Opening objects
+// by id needs CAP_SYS_ADMIN; when the kernel refuses it (EPERM), the group
+// gets new objects instead (see rebuildGroup), which CAP_BPF allows.
+// RecoverGroup owns fd: on error it is closed and, unless the error says
+// the group was left unsteered, the kernel's maps are as they were.
 func RecoverGroup(addr *net.TCPAddr, backlog int, ids ObjectIDs, fd int) (*Group, *Listener, error) {
 	objs, err := objectsByID(ids)
+	if errors.Is(err, unix.EPERM) {
+		return rebuildGroup(addr, backlog, fd)
+	}
 	if err != nil {
 		_ = unix.Close(fd) // the adoption error is the one to report
 		return nil, nil, err

@@ -48,6 +48,13 @@ type app struct {
 // "booted" in its directory (see bootTimes).
 func startApp(t *testing.T, listen string, releases []testenv.Release) *app {
 	t.Helper()
+	return startAppWrapped(t, listen, releases, nil)
+}
+
+// startAppWrapped is startApp with the supervisor's command prefixed by
+// wrap (see e2e.Options.Wrap).
+func startAppWrapped(t *testing.T, listen string, releases []testenv.Release, wrap []string) *app {
+	t.Helper()
 	a := &app{}
 	spec := "tcp://127.0.0.1:0"
 	if listen == "unix" {
@@ -55,6 +62,7 @@ func startApp(t *testing.T, listen string, releases []testenv.Release) *app {
 	}
 	a.Supervisor = e2e.Start(t, e2e.Options{
 		Config: appConfig(spec),
+		Wrap:   wrap,
 		Setup: func(dir string) {
 			root := filepath.Join(dir, "srv")
 			if err := os.MkdirAll(root, 0o755); err != nil {
