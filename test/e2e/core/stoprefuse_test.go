@@ -47,8 +47,9 @@ func refusedWithin(t *testing.T, network, addr string, limit time.Duration, want
 
 // TestStopRefusesConnections: a restart under load keeps the sockets held
 // (no failed request); after `supctl stop web` a TCP connect is refused and
-// a Unix one fails within 1 s, status says the listeners are closed, and
-// `supctl start web` serves again on the same port and path.
+// a Unix one fails within 1 s, status says the listeners are closed; a
+// self-upgrade then succeeds, and `supctl start web` serves again on the
+// same port and path.
 func TestStopRefusesConnections(t *testing.T) {
 	s := startWeb(t, stopRefuseConfig)
 	s.WaitState("web", control.StateRunning, 30*time.Second)
@@ -84,6 +85,19 @@ func TestStopRefusesConnections(t *testing.T) {
 	if out, _ := s.SupctlRun("status"); !strings.Contains(out, "(closed)") {
 		t.Errorf("supctl status does not say the listeners are closed:\n%s", out)
 	}
+
+	// A self-upgrade takes a socket per listener: the stopped app's are
+	// bound again for it.
+	if err := syscall.Kill(s.PID(), syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, "self-upgrade by SIGUSR2", func() bool {
+		if s.Exited() {
+			t.Fatalf("supervisor exited (status %d):\n%s", s.ExitStatus(), s.Output())
+		}
+		st, err := control.NewClient(s.Socket).Status(t.Context(), "")
+		return err == nil && st.Supervisor.Upgrades == 1
+	})
 
 	if r := s.Ctl("start", "web"); r.Code != 0 {
 		t.Fatalf("start: exit %d: %s", r.Code, r.Out)
