@@ -233,6 +233,9 @@ type Listener struct {
 	// "rename" (a Unix listener: a reload's generation has its own socket,
 	// switched to by renaming the path) or "shared" (one socket for all).
 	Steering string `json:"steering,omitempty"`
+	// Closed: the supervisor holds no socket for the listener (the app was
+	// stopped by request): new connections are refused until it starts.
+	Closed bool `json:"closed,omitempty"`
 }
 
 // LastReload is the outcome of an app's last reload.

@@ -143,7 +143,7 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 	if s.Listeners != nil {
 		a.Listeners = make([]control.Listener, len(s.Listeners))
 		for i, l := range s.Listeners {
-			a.Listeners[i] = control.Listener{Address: l.Address, Bound: l.Bound, Network: l.Network, Backlog: l.Backlog, Steering: l.Steering}
+			a.Listeners[i] = control.Listener{Address: l.Address, Bound: l.Bound, Network: l.Network, Backlog: l.Backlog, Steering: l.Steering, Closed: l.Closed}
 		}
 	}
 	return a

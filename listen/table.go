@@ -20,6 +20,8 @@ import (
 type Table struct {
 	mu      sync.Mutex
 	entries []Entry
+	// closed: Close ran; the entries stay for status.
+	closed bool
 }
 
 // Entry is one listener of a Table: the Socket held for it and its
@@ -213,11 +215,25 @@ func (t *Table) CloseSteering() error {
 }
 
 // Close closes the steering, then the held sockets (nil Table: nothing).
+// The entries stay, closed, for status; Closed reports it.
 func (t *Table) Close() error {
 	if t == nil {
 		return nil
 	}
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
 	return errors.Join(t.CloseSteering(), CloseAll(t.Sockets()))
+}
+
+// Closed reports whether Close ran (false for a nil Table).
+func (t *Table) Closed() bool {
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
 }
 
 // ListenerHandover is one held listener as the next image of a self

@@ -2,11 +2,14 @@ package listen
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen/steer"
 )
 
@@ -85,5 +88,34 @@ func TestNilTable(t *testing.T) {
 	}
 	if len(tab.Entries()) != 0 {
 		t.Error("a nil table has entries")
+	}
+}
+
+// TestTableClosedKeepsEntries: a closed table reports it, keeps its
+// entries (closed sockets, for status), and its port refuses connections.
+func TestTableClosedKeepsEntries(t *testing.T) {
+	s, err := Bind(config.Listener{Raw: "tcp://127.0.0.1:0", Network: config.NetTCP, Address: "127.0.0.1:0", Backlog: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := NewTable([]*Socket{s}, nil)
+	if tb.Closed() || (*Table)(nil).Closed() {
+		t.Fatal("an open or nil table reports closed")
+	}
+	if err := tb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !tb.Closed() {
+		t.Error("closed table does not report it")
+	}
+	es := tb.Entries()
+	if len(es) != 1 || es[0].Socket.FD() != -1 {
+		t.Errorf("entries after close: %+v", es)
+	}
+	if c, err := net.Dial("tcp", s.Bound); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			_ = c.Close()
+		}
+		t.Errorf("connect after close: %v, want refused", err)
 	}
 }

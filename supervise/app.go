@@ -72,6 +72,9 @@ type appOwner struct {
 	nextRestart time.Time
 	readyCancel context.CancelFunc
 	stopWaiters []chan error
+	// refuse: a stop by request is in progress; once it ends the app's
+	// listeners close (see finishStop).
+	refuse bool
 	// startWaiters wait for the outcome of the start in progress (see
 	// awaitStartMsg).
 	startWaiters []chan error
@@ -191,6 +194,7 @@ func (a *appOwner) handle(ctx context.Context, m message) {
 	case startMsg:
 		a.onStart(ctx)
 	case stopMsg:
+		a.refuse = a.refuse || m.refuse
 		a.onStop(ctx, m.reply)
 		return
 	case restartMsg:
@@ -327,6 +331,10 @@ func (a *appOwner) finishStop(ctx context.Context) {
 	// Before any later start: a start handled after this one spawns into
 	// an app (and cgroup) nothing is being killed in.
 	a.env.endStrays(a.cfg.Name)
+	if a.refuse && !a.thenStart {
+		a.env.refuse(a.cfg)
+	}
+	a.refuse = false
 	a.state = StateStopped
 	a.message = ""
 	a.publish() // a stop's caller reads the snapshot it waited for
@@ -406,6 +414,11 @@ func (a *appOwner) onRetired(ctx context.Context, g generation) {
 // background; a failed spawn counts as a crash (Backoff or Failed).
 func (a *appOwner) startGen(ctx context.Context) {
 	a.attempted = true
+	if err := a.env.relisten(a.cfg); err != nil {
+		a.env.log().Error("start failed", "app", a.cfg.Name, "err", err)
+		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
+		return
+	}
 	id := int(a.env.nextGen(a.cfg.Name))
 	g, err := a.env.spawnGen(ctx, a.cfg, id, "", a.cfg.Reload.Strategy, useServing)
 	if err != nil {

@@ -54,6 +54,14 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 		st.Log = m.handoverLog(a.cfg.Name)
 		state.Apps = append(state.Apps, st)
 	}
+	for _, a := range m.owners() {
+		// A stopped app's closed listeners are bound again: the next image
+		// takes sockets for every listener.
+		if err := m.relisten(a.cfg); err != nil {
+			thaw()
+			return nil, nil, err
+		}
+	}
 	unlockReaper = m.reaper.Pause()
 	for name, v := range m.views() {
 		hs, err := v.table.Handover()

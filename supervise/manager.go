@@ -410,7 +410,7 @@ func (m *Manager) StopApp(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return a.send(ctx, stopMsg{newCall()})
+	return a.send(ctx, stopMsg{call: newCall(), refuse: true})
 }
 
 // RestartApp stops the serving generation and starts a new one at once; the
@@ -529,7 +529,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 			}
 		}
 		m.shutSteered(a.cfg.Name)
-		return a.send(ctx, stopMsg{newCall()})
+		return a.send(ctx, stopMsg{call: newCall()})
 	})
 	var errs []error
 	for _, a := range owners {

@@ -21,7 +21,12 @@ func (c call) replyTo() chan error { return c.reply }
 type startMsg struct{ call }
 
 // stopMsg asks the app to stop; answered once nothing the owner started runs.
-type stopMsg struct{ call }
+// refuse: a stop by request, after which the app's listeners close (see
+// appOwner.finishStop).
+type stopMsg struct {
+	call
+	refuse bool
+}
 
 // restartMsg asks for a stop and a start; answered when the old generation exited.
 type restartMsg struct{ call }

@@ -78,7 +78,7 @@ func (m *Manager) startOrdered(ctx context.Context, set []*appOwner) map[string]
 // names in after and requires. A stop ends what the app left behind too
 // (the owner's finishStop).
 func (m *Manager) stopOrdered(ctx context.Context, set []*appOwner) map[string]error {
-	return ordered(set, true, func(a *appOwner) error { return a.send(ctx, stopMsg{newCall()}) })
+	return ordered(set, true, func(a *appOwner) error { return a.send(ctx, stopMsg{call: newCall(), refuse: true}) })
 }
 
 // settle waits until the app's start has an outcome: running, backing off,

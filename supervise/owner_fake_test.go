@@ -123,6 +123,9 @@ type fakeEnv struct {
 	steps []string
 	// detached records endDetached calls (see endDetached).
 	detached []string
+	// refused counts refuse calls; relistenErr fails relisten.
+	refused     int
+	relistenErr error
 }
 
 func newFakeEnv(t *testing.T) *fakeEnv {
@@ -159,6 +162,24 @@ func (e *fakeEnv) recordChange(string, *recovery.RunChange) error { return nil }
 func (e *fakeEnv) recordNow(string)                               {}
 func (e *fakeEnv) endTree(generation)                             {}
 func (e *fakeEnv) endStrays(string)                               {}
+func (e *fakeEnv) refuse(*config.App) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refused++
+}
+
+func (e *fakeEnv) relisten(*config.App) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.relistenErr
+}
+
+// refuses returns how many times the owner closed the listeners.
+func (e *fakeEnv) refuses() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.refused
+}
 
 // endDetached records which generation's detached processes were ended and
 // how many generations had been spawned then ("1 of 1").
@@ -290,7 +311,7 @@ func startRig(t *testing.T, cfg *config.App) *ownerRig {
 		for _, g := range env.live() {
 			g.yield()
 		}
-		if err := r.a.send(ctx, stopMsg{newCall()}); err != nil {
+		if err := r.a.send(ctx, stopMsg{call: newCall()}); err != nil {
 			t.Errorf("final stop: %v", err)
 		}
 		if live := env.live(); len(live) > 0 {

@@ -102,7 +102,7 @@ func TestOwnerStopDuringStart(t *testing.T) {
 	r := startRig(t, testApp())
 	r.do(startMsg{newCall()})
 	g := r.next()
-	if err := r.do(stopMsg{newCall()}); err != nil {
+	if err := r.do(stopMsg{call: newCall()}); err != nil {
 		t.Fatal(err)
 	}
 	if !g.Exited() {
@@ -120,7 +120,7 @@ func TestOwnerStopDuringBackoff(t *testing.T) {
 	r := startRig(t, cfg)
 	r.running().crash(1)
 	r.waitState(StateBackoff)
-	if err := r.do(stopMsg{newCall()}); err != nil {
+	if err := r.do(stopMsg{call: newCall()}); err != nil {
 		t.Fatal(err)
 	}
 	if s := r.snap(); s.State != StateStopped || !s.NextRestart.IsZero() {
@@ -132,7 +132,7 @@ func TestOwnerStopTwice(t *testing.T) {
 	r := startRig(t, testApp())
 	r.env.stubborn = true
 	g := r.running()
-	first, second := r.async(stopMsg{newCall()}), r.async(stopMsg{newCall()})
+	first, second := r.async(stopMsg{call: newCall()}), r.async(stopMsg{call: newCall()})
 	r.waitState(StateStopping)
 	g.crash(0)
 	for _, ch := range []<-chan error{first, second} {
@@ -140,7 +140,7 @@ func TestOwnerStopTwice(t *testing.T) {
 			t.Errorf("stop: %v", err)
 		}
 	}
-	if err := r.do(stopMsg{newCall()}); err != nil {
+	if err := r.do(stopMsg{call: newCall()}); err != nil {
 		t.Errorf("stop of a stopped app: %v", err)
 	}
 	if s := r.snap(); s.State != StateStopped {
@@ -152,7 +152,7 @@ func TestOwnerStartDuringStop(t *testing.T) {
 	r := startRig(t, testApp())
 	r.env.stubborn = true
 	g := r.running()
-	stop := r.async(stopMsg{newCall()})
+	stop := r.async(stopMsg{call: newCall()})
 	r.waitState(StateStopping)
 	if err := r.do(startMsg{newCall()}); err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestOwnerReloadDuringStop(t *testing.T) {
 	r := startRig(t, testApp())
 	r.env.stubborn = true
 	g := r.running()
-	stop := r.async(stopMsg{newCall()})
+	stop := r.async(stopMsg{call: newCall()})
 	r.waitState(StateStopping)
 	err := r.do(reloadMsg{call: newCall()})
 	if !errors.Is(err, ErrNotRunning) {
@@ -378,7 +378,7 @@ func TestOwnerStopDuringReload(t *testing.T) {
 	old := r.running()
 	rl := r.async(reloadMsg{call: newCall()})
 	checking := r.next()
-	if err := r.do(stopMsg{newCall()}); err != nil {
+	if err := r.do(stopMsg{call: newCall()}); err != nil {
 		t.Fatal(err)
 	}
 	if !old.Exited() || !checking.Exited() {
@@ -423,7 +423,7 @@ func TestOwnerStopWaitsForRetired(t *testing.T) {
 	restart := r.async(restartMsg{newCall()})
 	r.next()
 	r.waitFor("old retired", func(s AppSnapshot) bool { return s.Generation != old.id })
-	stop := r.async(stopMsg{newCall()})
+	stop := r.async(stopMsg{call: newCall()})
 	r.waitState(StateStopping)
 	select {
 	case err := <-stop:

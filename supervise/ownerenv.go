@@ -82,6 +82,12 @@ type ownerEnv interface {
 	// serve sends the new connections of the app's steered listeners to
 	// its generation id (see GenInfo.ID).
 	serve(app string, id int) error
+	// refuse closes the app's listeners after a stop by request, so that
+	// new connections are refused (see Manager.refuse).
+	refuse(app *config.App)
+	// relisten binds the app's listeners again where refuse closed them,
+	// at the addresses they had (see Manager.relisten).
+	relisten(app *config.App) error
 	// quiesce returns once no connection waits on the own steered sockets
 	// of the app's generation id, or when ctx ends.
 	quiesce(ctx context.Context, app string, id int)
@@ -133,6 +139,10 @@ func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir s
 func (e managerEnv) nextGen(app string) int64 { return e.m.nextGen(app) }
 
 func (e managerEnv) serve(app string, id int) error { return e.m.serveGen(app, id) }
+
+func (e managerEnv) refuse(app *config.App) { e.m.refuse(app) }
+
+func (e managerEnv) relisten(app *config.App) error { return e.m.relisten(app) }
 
 func (e managerEnv) quiesce(ctx context.Context, app string, id int) {
 	e.m.quiesce(ctx, app, id)

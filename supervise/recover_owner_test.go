@@ -30,7 +30,7 @@ func recoveryRig(t *testing.T) (*ownerRig, *fakeGen, <-chan error) {
 		for _, g := range env.live() {
 			g.yield()
 		}
-		if err := a.send(ctx, stopMsg{newCall()}); err != nil {
+		if err := a.send(ctx, stopMsg{call: newCall()}); err != nil {
 			t.Errorf("final stop: %v", err)
 		}
 		cancel()

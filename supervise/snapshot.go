@@ -63,6 +63,7 @@ type ListenerSnapshot struct {
 	Address, Bound, Network string
 	FD, Backlog             int
 	Steering                string
+	Closed                  bool
 }
 
 // ReloadResult is the outcome of the last reload of an app.
@@ -104,5 +105,9 @@ func (s *State) UnmarshalText(b []byte) error {
 
 // listenerSnapshot describes a held socket for status and metrics.
 func listenerSnapshot(s *listen.Socket) ListenerSnapshot {
-	return ListenerSnapshot{Address: s.Spec.Raw, Bound: s.Bound, FD: s.FD(), Network: s.Network(), Backlog: s.Spec.Backlog}
+	fd := s.FD()
+	if fd < 0 {
+		return ListenerSnapshot{Address: s.Spec.Raw, Bound: s.Bound, FD: -1, Network: s.Spec.Network.String(), Backlog: s.Spec.Backlog, Closed: true}
+	}
+	return ListenerSnapshot{Address: s.Spec.Raw, Bound: s.Bound, FD: fd, Network: s.Network(), Backlog: s.Spec.Backlog}
 }

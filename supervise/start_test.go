@@ -56,7 +56,7 @@ func TestOwnerAwaitStartStopped(t *testing.T) {
 	if err := r.a.post(r.ctx, w); err != nil { // delivered before the stop
 		t.Fatal(err)
 	}
-	stopped := r.async(stopMsg{newCall()})
+	stopped := r.async(stopMsg{call: newCall()})
 	var se *StartError
 	if err := reply(t, w.reply); !errors.As(err, &se) {
 		t.Fatalf("start stopped while waiting: %v, want a StartError", err)

@@ -231,6 +231,10 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 		}
 		var ls []string
 		for _, l := range a.Listeners {
+			if l.Closed {
+				ls = append(ls, l.Address+" (closed)")
+				continue
+			}
 			if l.Steering != "" {
 				ls = append(ls, l.Address+" ("+l.Steering+")")
 				continue

@@ -1,0 +1,83 @@
+package supervise
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen"
+)
+
+// TestOwnerRefusesOnlyAfterStopByRequest: a crash, a restart and a stop
+// without refuse (shutdown) keep the listeners; a stop by request closes
+// them once, and only after nothing runs.
+func TestOwnerRefusesOnlyAfterStopByRequest(t *testing.T) {
+	cfg := testApp()
+	r := startRig(t, cfg)
+	g := r.running()
+	if err := r.do(restartMsg{newCall()}); err != nil {
+		t.Fatal(err)
+	}
+	if !g.Exited() {
+		t.Fatalf("restart returned before %s exited", g)
+	}
+	g = r.next()
+	g.verdict <- nil
+	r.waitState(StateRunning)
+	g.crash(1)
+	r.waitFor("restart after the crash", func(s AppSnapshot) bool { return s.Restarts == 1 })
+	if n := r.env.refuses(); n != 0 {
+		t.Fatalf("restart and crash closed the listeners %d times", n)
+	}
+	if err := r.do(stopMsg{call: newCall(), refuse: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.env.refuses(); n != 1 {
+		t.Errorf("stop by request closed the listeners %d times, want 1", n)
+	}
+	if s := r.snap(); s.State != StateStopped {
+		t.Errorf("after stop: %s", s.State)
+	}
+}
+
+// TestOwnerStartFailsWhenRelistenFails: a start whose listeners cannot be
+// bound again counts as a failed start (Backoff) naming the error, and
+// spawns nothing.
+func TestOwnerStartFailsWhenRelistenFails(t *testing.T) {
+	r := startRig(t, testApp())
+	r.env.mu.Lock()
+	r.env.relistenErr = errors.New("listen tcp://127.0.0.1:8000: bind: address already in use")
+	r.env.mu.Unlock()
+	if err := r.do(startMsg{newCall()}); err != nil {
+		t.Fatal(err)
+	}
+	s := r.waitState(StateBackoff)
+	if !strings.Contains(s.Message, "address already in use") {
+		t.Errorf("message %q does not name the bind error", s.Message)
+	}
+	r.noSpawn(0)
+}
+
+// TestBoundAgain: a TCP listener is bound again at the address its closed
+// socket had (a configured port 0 keeps its port); a Unix one at its path.
+func TestBoundAgain(t *testing.T) {
+	app := &config.App{Name: "web", Listen: []config.Listener{
+		{Raw: "tcp://127.0.0.1:0", Network: config.NetTCP, Address: "127.0.0.1:0"},
+		{Raw: "unix:///run/web.sock", Network: config.NetUnix, Address: "/run/web.sock"},
+	}}
+	closed := []listen.Entry{
+		{Socket: &listen.Socket{Spec: app.Listen[0], Bound: "127.0.0.1:40123"}},
+		{Socket: &listen.Socket{Spec: app.Listen[1], Bound: "/run/web.sock"}},
+	}
+	got := boundAgain(app, closed)
+	if got.Listen[0].Address != "127.0.0.1:40123" || got.Listen[0].Raw != "tcp://127.0.0.1:0" {
+		t.Errorf("tcp listener: %+v", got.Listen[0])
+	}
+	if got.Listen[1].Address != "/run/web.sock" {
+		t.Errorf("unix listener: %+v", got.Listen[1])
+	}
+	if app.Listen[0].Address != "127.0.0.1:0" {
+		t.Errorf("the configured app changed: %+v", app.Listen[0])
+	}
+}
