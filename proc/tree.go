@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -68,6 +69,20 @@ func (t *Tree) scanAll() error {
 	}
 	t.full = true
 	return nil
+}
+
+// All returns every process a Scan read, sorted (nil for a Tree that was
+// not scanned whole).
+func (t *Tree) All() []int {
+	if !t.full {
+		return nil
+	}
+	pids := make([]int, 0, len(t.stats))
+	for pid := range t.stats {
+		pids = append(pids, pid)
+	}
+	slices.Sort(pids)
+	return pids
 }
 
 // Stat returns pid's stat, read once per Tree; false if pid is gone.

@@ -181,9 +181,11 @@ func (m *Manager) endGenStrays(g *Generation) {
 }
 
 // homeProcs lists the live processes of home h of app: its leaf cgroup's,
-// or the supervisor's descendants that no generation is and that carry the
-// app's and h's marks (a daemon whose parent, the generation's main
-// process, is still alive among them).
+// or every process that no generation is and that carries the app's and
+// h's marks. The mark names this supervisor run (see newHome), so it is
+// matched on every process, not on the supervisor's descendants alone: a
+// daemon whose parent exits during the scan, on its way to being
+// re-parented, is found all the same.
 func (m *Manager) homeProcs(app string, h genHome) []int {
 	if h.cgroup != "" {
 		return proc.CgroupProcs(h.cgroup)
@@ -191,13 +193,17 @@ func (m *Manager) homeProcs(app string, h genHome) []int {
 	if h.mark == "" {
 		return nil
 	}
-	t, err := proc.NewTree("")
+	t, err := proc.Scan("")
 	if err != nil {
 		return nil
 	}
 	appMark, genMark := appMarkVar+"="+app, genMarkVar+"="+h.mark
+	self := os.Getpid()
 	var out []int
-	for _, pid := range t.Descendants(os.Getpid()) {
+	for _, pid := range t.All() {
+		if pid == self {
+			continue
+		}
 		if !m.reaper.Managed(pid) && proc.HasEnv(pid, appMark) && proc.HasEnv(pid, genMark) {
 			out = append(out, pid)
 		}
