@@ -87,7 +87,17 @@ func newImageDies(t *testing.T, upgrade func(t *testing.T, s *sup, old int)) {
 	res := load.Stop()
 	t.Logf("load over the dead upgrade and the restart: %s", res)
 	// The next upgrade runs the binary at the installed path again, not
-	// the previous image's copy the guard started.
+	// the previous image's copy the guard started. It waits for the
+	// recovery's own reloads (a new generation replacing the orphans) to
+	// end: a self-upgrade is refused while one runs.
+	testenv.WaitFor(t, 60*time.Second, "the recovery's reloads done", func() bool {
+		for _, a := range s.Status().Apps {
+			if a.Reloading || a.Generation == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	s.installFile(s.v2)
 	out, code := s.SupctlRun("upgrade")
 	st = s.Status()
