@@ -191,14 +191,15 @@ func waitOutput(t *testing.T, a *e2e.AsyncCtl, s string) {
 }
 
 // statusJSON runs `supctl status --json` and decodes it; exit 3 (an app
-// is not running) still prints the whole status.
+// is not running) still prints the whole status, followed by a line that
+// names the apps not running (supctl's output is read combined).
 func (f *fx) statusJSON() (control.StatusResponse, error) {
 	var st control.StatusResponse
 	out, code := f.SupctlRun("status", "--json")
 	if code != 0 && code != 3 {
 		return st, fmt.Errorf("supctl status --json: exit %d: %s", code, out)
 	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
+	if err := json.NewDecoder(strings.NewReader(out)).Decode(&st); err != nil {
 		return st, fmt.Errorf("supctl status --json: %w: %s", err, out)
 	}
 	return st, nil
