@@ -1,7 +1,7 @@
 // Package doctor holds the end-to-end test of `supervisor doctor` and of
 // the same report as the running supervisor exports it
-// (supervisor_feature_enabled): as root, under the capability bounding set
-// the shipped unit used to have, and under Docker's default capabilities
+// (supervisor_feature_enabled): as root, under a capability bounding set
+// without CAP_BPF and CAP_SYS_PTRACE (oldUnitCaps), and under Docker's default capabilities
 // as PID 1 of a PID namespace with read-only cgroups.
 package doctor
 
