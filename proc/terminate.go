@@ -1,6 +1,8 @@
 package proc
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"time"
 
@@ -59,4 +61,31 @@ func OwnChildren(keep func(pid, pgid int) bool) []int {
 		}
 	}
 	return out
+}
+
+// killWait bounds AwaitStop's wait after its kill.
+const killWait = 5 * time.Second
+
+// AwaitStop waits for done to close: up to timeout (or until ctx ends),
+// then it calls kill and waits up to 5 s more. It returns nil once done has
+// closed, or an error saying the process outlived the kill (the caller
+// names it). The shared second half of every stop: ask, wait, KILL, wait.
+func AwaitStop(ctx context.Context, done <-chan struct{}, timeout time.Duration, kill func()) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	kill()
+	k := time.NewTimer(killWait)
+	defer k.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-k.C:
+		return fmt.Errorf("still alive %s after SIGKILL", killWait)
+	}
 }

@@ -107,27 +107,13 @@ func (g *Gen) Signal(sig syscall.Signal) error {
 // Stop sends sig, waits up to timeout (or ctx), then KILLs every member
 // and waits up to 5 s more; the error names a generation that outlived it.
 func (g *Gen) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (proc.ExitInfo, error) {
-	const killWait = 5 * time.Second
 	if err := g.Signal(sig); err != nil {
 		return proc.ExitInfo{}, err
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-g.done:
-		return g.exit, nil
-	case <-t.C:
-	case <-ctx.Done():
+	if err := proc.AwaitStop(ctx, g.done, timeout, g.Kill); err != nil {
+		return proc.ExitInfo{}, fmt.Errorf("%s %w", g, err)
 	}
-	g.Kill()
-	k := time.NewTimer(killWait)
-	defer k.Stop()
-	select {
-	case <-g.done:
-		return g.exit, nil
-	case <-k.C:
-		return proc.ExitInfo{}, fmt.Errorf("%s still alive %s after SIGKILL", g, killWait)
-	}
+	return g.exit, nil
 }
 
 // Kill sends SIGKILL to every live member.

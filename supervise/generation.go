@@ -146,32 +146,18 @@ func (g *Generation) Signal(sig syscall.Signal) error {
 
 // Stop asks the generation to stop with sig, waits up to timeout (or until
 // ctx ends), then KILLs the main process and every descendant and waits up to
-// killWait more. It returns the exit, or an error if the process outlived
+// 5 s more (proc.AwaitStop). It returns the exit, or an error if the process outlived
 // even the KILL (it is then left to the reaper). Safe to call concurrently and
 // more than once.
 func (g *Generation) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (ExitInfo, error) {
-	const killWait = 5 * time.Second
 	g.stopAsked.Store(true)
 	if err := g.Signal(sig); err != nil {
 		return ExitInfo{}, err
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-g.done:
-		return g.exit, nil
-	case <-t.C:
-	case <-ctx.Done():
+	if err := proc.AwaitStop(ctx, g.done, timeout, g.Kill); err != nil {
+		return ExitInfo{}, fmt.Errorf("%s generation %d (pid %d) %w", g.App, g.ID, g.PID, err)
 	}
-	g.Kill()
-	k := time.NewTimer(killWait)
-	defer k.Stop()
-	select {
-	case <-g.done:
-		return g.exit, nil
-	case <-k.C:
-		return ExitInfo{}, fmt.Errorf("%s generation %d (pid %d) still alive %s after SIGKILL", g.App, g.ID, g.PID, killWait)
-	}
+	return g.exit, nil
 }
 
 // Kill sends SIGKILL to the main process and all its descendants.

@@ -8,7 +8,7 @@ import (
 )
 
 // refuse closes app's listeners (held sockets and steering) after a stop by
-// request, once nothing of the app runs: a TCP port is no longer bound
+// request, once nothing of the app runs: a TCP port is unbound
 // (connect: refused) and a Unix socket's path is removed (connect: no such
 // file), so a proxy fails over at once instead of waiting in a backlog
 // nobody accepts from. An app with a `systemd:NAME` listener keeps its
