@@ -107,7 +107,7 @@ func Run(opts Options) Report {
 		probeBPF(c),
 		probeRename(opts.Config),
 		probeSockDiag(),
-		probePidfdGetfd(c, opts.Config),
+		probePidfdGetfd(c, opts.Config, opts.PID),
 		probeCgroup(),
 		probeSubreaper(opts.PID),
 	}

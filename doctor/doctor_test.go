@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gunisup/supervisor/config"
 )
 
@@ -107,4 +109,47 @@ func logReport(t *testing.T, r Report) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + b.String())
+}
+
+// TestGetfdFix: a pidfd_getfd refused by a seccomp filter to a process
+// without CAP_SYS_PTRACE (Docker's default profile allows it only with that
+// capability) names --cap-add=SYS_PTRACE first; otherwise the fix is the
+// filter's.
+func TestGetfdFix(t *testing.T) {
+	ptrace := uint64(1) << unix.CAP_SYS_PTRACE
+	tests := []struct {
+		name    string
+		c       caps
+		err     error
+		wantCap bool
+	}{
+		{"filtered, no CAP_SYS_PTRACE", caps{seccomp: 2, read: true}, unix.EPERM, true},
+		{"filtered, CAP_SYS_PTRACE", caps{eff: ptrace, seccomp: 2, read: true}, unix.EPERM, false},
+		{"not filtered", caps{read: true}, unix.EPERM, false},
+		{"filtered, ENOSYS", caps{seccomp: 2, read: true}, unix.ENOSYS, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fix := getfdFix(tt.c, tt.err)
+			if got := strings.Contains(fix, "--cap-add=SYS_PTRACE"); got != tt.wantCap {
+				t.Errorf("fix %q: names --cap-add=SYS_PTRACE %v, want %v", fix, got, tt.wantCap)
+			}
+			if !strings.Contains(fix, "pidfd_getfd to SystemCallFilter=") {
+				t.Errorf("fix %q lacks the seccomp fix", fix)
+			}
+		})
+	}
+}
+
+// TestPidfdGetfdUnusedAsPID1: as PID 1 no successor ever takes orphans
+// over (the namespace ends with it), so the feature is unused, with no fix
+// to apply; otherwise it is probed.
+func TestPidfdGetfdUnusedAsPID1(t *testing.T) {
+	unfiltered := caps{eff: ^uint64(0), read: true}
+	if r := probePidfdGetfd(unfiltered, nil, 1); r.State != Unused || r.Fix != "" || !strings.Contains(r.Why, "PID 1") {
+		t.Errorf("as PID 1: %+v, want unused naming PID 1, no fix", r)
+	}
+	if r := probePidfdGetfd(unfiltered, nil, os.Getpid()); r.State == Unused {
+		t.Errorf("as pid %d: %+v, want probed", os.Getpid(), r)
+	}
 }

@@ -22,13 +22,21 @@ const yamaPath = "/proc/sys/kernel/yama/ptrace_scope"
 // the call a restarted supervisor takes its dead predecessor's sockets
 // with, and checks the ptrace rights that call needs over the orphans:
 // they are not its descendants and may run as other users (cfg's apps).
-func probePidfdGetfd(c caps, cfg *config.Config) Result {
+// As PID 1 (pid) the feature is unused: when PID 1 dies the kernel ends
+// every process of its namespace, so no successor ever finds orphans, and
+// granting what the call needs would buy nothing.
+func probePidfdGetfd(c caps, cfg *config.Config, pid int) Result {
 	r := Result{Feature: PidfdGetfd}
+	if pid == 1 {
+		r.State = Unused
+		r.Why = "PID 1: when it dies the kernel ends every process of its namespace, leaving no orphans to take over"
+		return r
+	}
 	const degraded = "after the supervisor's death its successor cannot take the apps' sockets: it stops them before binding (an outage): "
 	if err := getfdSelf(); err != nil {
 		r.State = Degraded
 		r.Why = degraded + err.Error()
-		r.Fix = seccompFix("pidfd_getfd") + "; Linux 5.6 or newer"
+		r.Fix = getfdFix(c, err)
 		return r
 	}
 	if !c.has(unix.CAP_SYS_PTRACE) {
@@ -41,6 +49,18 @@ func probePidfdGetfd(c caps, cfg *config.Config) Result {
 	}
 	r.Why = "a restarted supervisor takes over its predecessor's listening sockets"
 	return r
+}
+
+// getfdFix is the fix for pidfd_getfd on the process's own descriptor
+// failing with err. Docker's default seccomp profile allows the call only
+// to a container granted CAP_SYS_PTRACE (the capability recovery needs
+// anyway): a filtered EPERM without that capability names it first.
+func getfdFix(c caps, err error) string {
+	fix := seccompFix("pidfd_getfd") + "; Linux 5.6 or newer"
+	if errors.Is(err, unix.EPERM) && c.filtered() && !c.has(unix.CAP_SYS_PTRACE) {
+		return capFix([]string{"CAP_SYS_PTRACE"}) + ", with which Docker's default seccomp profile allows pidfd_getfd(2); or " + fix
+	}
+	return fix
 }
 
 // getfdSelf duplicates the process's own pidfd through pidfd_getfd.
@@ -85,7 +105,7 @@ func probeCgroup() Result {
 	if err := proc.CloneIntoCgroup(); err != nil {
 		r.State = Degraded
 		r.Why = "apps are tracked by process group and the child subreaper; a daemonising app escapes stop: " + err.Error()
-		r.Fix = "let clone3(2) through (systemd: no RestrictNamespaces= line; container: a seccomp profile that allows clone3)"
+		r.Fix = "let clone3(2) through (systemd: no RestrictNamespaces= line; container: a seccomp profile that allows clone3 (Docker's default one does only with --cap-add=SYS_ADMIN) and a writable /sys/fs/cgroup)"
 		return r
 	}
 	own, err := proc.OwnCgroup()

@@ -26,7 +26,7 @@ var builds struct {
 // returns their paths.
 func Binaries(t testing.TB) (supervisor, supctl string) {
 	t.Helper()
-	return SupervisorVersion(t, ""), buildOnce(t, "supctl", "")
+	return SupervisorVersion(t, ""), buildOnce(t, "supctl", "./cmd/supctl", "")
 }
 
 // SupervisorVersion returns cmd/supervisor built with daemon.Version set to
@@ -34,14 +34,17 @@ func Binaries(t testing.TB) (supervisor, supctl string) {
 // version: the self-upgrade tests install one version over another.
 func SupervisorVersion(t testing.TB, version string) string {
 	t.Helper()
-	return buildOnce(t, "supervisor", version)
+	return buildOnce(t, "supervisor", "./cmd/supervisor", version)
 }
 
-func buildOnce(t testing.TB, cmd, version string) string {
+// buildOnce builds the main package pkg (a path from the module root) as
+// the file name, with daemon.Version set to version unless it is "", once
+// per test binary.
+func buildOnce(t testing.TB, name, pkg, version string) string {
 	t.Helper()
 	builds.mu.Lock()
 	defer builds.mu.Unlock()
-	key := cmd
+	key := name
 	if version != "" {
 		key += "-" + version
 	}
@@ -56,7 +59,7 @@ func buildOnce(t testing.TB, cmd, version string) string {
 		builds.dir, builds.paths = dir, map[string]string{}
 	}
 	out := filepath.Join(builds.dir, key)
-	if err := goBuild(out, "./cmd/"+cmd, version); err != nil {
+	if err := goBuild(out, pkg, version); err != nil {
 		t.Fatalf("e2e: %v", err)
 	}
 	builds.paths[key] = out

@@ -79,7 +79,7 @@ func Expand(text, dir, venv, sock string) string {
 func Start(t testing.TB, opts Options) *Supervisor {
 	t.Helper()
 	dir := testenv.ShortTempDir(t)
-	s := &Supervisor{t: t, Supctl: buildOnce(t, "supctl", ""), Dir: dir, Config: filepath.Join(dir, "supervisor.toml"),
+	s := &Supervisor{t: t, Supctl: buildOnce(t, "supctl", "./cmd/supctl", ""), Dir: dir, Config: filepath.Join(dir, "supervisor.toml"),
 		Socket: filepath.Join(dir, "ctl.sock"), venv: testenv.Venv(t)}
 	if opts.Bin != "" {
 		s.Bin = strings.ReplaceAll(opts.Bin, "@DIR@", dir)
