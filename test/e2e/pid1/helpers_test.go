@@ -30,14 +30,17 @@ type pid1Sup struct {
 	ns string
 }
 
-// startPID1 starts the supervisor through unshare (opts.Wrap is replaced)
-// and finds its host pid: the only child of the unshare process, whose
+// startPID1 starts the supervisor through unshare (opts.Wrap, when nil, is
+// unshareWrap; else a wrap whose first program becomes unshare, such as
+// e2e.DockerLike's) and finds its host pid: the only child of the unshare process, whose
 // innermost namespace pid is 1. Its cleanup, which runs before the harness's
 // (which signals unshare, to no effect), TERMs the supervisor and waits for
 // it; if it does not exit within 60 s it is KILLed, which ends the namespace.
 func startPID1(t *testing.T, opts e2e.Options) *pid1Sup {
 	t.Helper()
-	opts.Wrap = unshareWrap
+	if opts.Wrap == nil {
+		opts.Wrap = unshareWrap
+	}
 	s := e2e.Start(t, opts)
 	p := &pid1Sup{Supervisor: s, t: t}
 	testenv.WaitFor(t, 10*time.Second, "the supervisor as the child of unshare", func() bool {
