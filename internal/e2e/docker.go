@@ -73,7 +73,11 @@ exec setpriv --bounding-set="$caps" --inh-caps=-all --no-new-privs "$seccompexec
 // Not emulated: the container's network namespace (the supervisor serves
 // on the host's loopback, where the load generator reaches it), its own
 // root file system and /dev, the AppArmor profile docker-default, user
-// namespace remapping (off by default in Docker too).
+// namespace remapping (off by default in Docker too). The cgroup setup is
+// Docker's on a cgroup v2 host (cgroupns=private, its default there) even
+// on a hybrid host, where Docker would use the v1 hierarchies and the
+// host's cgroup namespace: the container's cgroup is made in the v2
+// hierarchy the test runs in.
 func DockerLike(t testing.TB, capAdd ...string) []string {
 	t.Helper()
 	if os.Geteuid() != 0 {

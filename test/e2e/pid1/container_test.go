@@ -124,7 +124,7 @@ func TestDockerLike(t *testing.T) {
 	t.Run("setup", func(t *testing.T) { checkContainerProcess(t, s) })
 	t.Run("doctor", func(t *testing.T) { checkContainerDoctor(t, s) })
 	t.Run("kill9-master", func(t *testing.T) { kill9MasterUnderHey(t, s) })
-	t.Run("reloads", func(t *testing.T) { sharedReloads(t, s, e2e.Runs(30, 3)) })
+	t.Run("reloads", func(t *testing.T) { sharedReloads(t, s, e2e.Runs(30, 2)) })
 	t.Run("docker-stop", func(t *testing.T) { dockerStop(t, s) })
 }
 
@@ -201,8 +201,8 @@ func checkContainerDoctor(t *testing.T, s *pid1Sup) {
 	}
 }
 
-// kill9MasterUnderHey SIGKILLs web's Gunicorn master 3 s into
-// `hey -c 8 -z 10s`: the held socket queues connections until the next
+// kill9MasterUnderHey SIGKILLs web's Gunicorn master 2 s into
+// `hey -c 8 -z 6s`: the held socket queues connections until the next
 // master accepts them, so hey must see no failed request.
 func kill9MasterUnderHey(t *testing.T, s *pid1Sup) {
 	before := s.WaitState("web", control.StateRunning, 60*time.Second)
@@ -215,12 +215,12 @@ func kill9MasterUnderHey(t *testing.T, s *pid1Sup) {
 	}
 	done := make(chan heyResult, 1)
 	go func() {
-		h, err := e2e.RunHey(ctx, "-c", "8", "-z", "10s", "http://"+addr+"/")
+		h, err := e2e.RunHey(ctx, "-c", "8", "-z", "6s", "http://"+addr+"/")
 		done <- heyResult{h, err}
 	}()
-	// The kill is part of the scenario ("3 s into the run"), not a wait
+	// The kill is part of the scenario ("2 s into the run"), not a wait
 	// for a condition.
-	killAt := time.NewTimer(3 * time.Second)
+	killAt := time.NewTimer(2 * time.Second)
 	defer killAt.Stop()
 	select {
 	case r := <-done:
@@ -242,7 +242,7 @@ func kill9MasterUnderHey(t *testing.T, s *pid1Sup) {
 	if r.err != nil {
 		t.Fatalf("hey: %v", r.err)
 	}
-	t.Logf("hey -c 8 -z 10s, Gunicorn master (pid %d in the container, %d on the host) killed -9 at 3 s: requests=%d status=%v errors=%v p50=%s p99=%s; new master running %s after the kill",
+	t.Logf("hey -c 8 -z 6s, Gunicorn master (pid %d in the container, %d on the host) killed -9 at 2 s: requests=%d status=%v errors=%v p50=%s p99=%s; new master running %s after the kill",
 		before.MasterPID, master, r.h.Requests, r.h.Status, r.h.Errors, r.h.P50, r.h.P99, recovered.Round(time.Millisecond))
 	if r.h.Requests == 0 {
 		t.Fatalf("hey parsed no requests:\n%s", r.h.Output)
