@@ -38,9 +38,9 @@ type Group struct {
 	Where string `json:"where,omitempty"`
 	// Count is the occurrences since the group was created (an evicted
 	// group that comes back starts again).
-	Count       uint64    `json:"count"`
-	FirstSeen   time.Time `json:"first_seen"`
-	LastSeen    time.Time `json:"last_seen"`
+	Count     uint64    `json:"count"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
 	// Generation is the generation whose stderr carried the first
 	// occurrence (a Gunicorn USR2 child writes to its parent's pipe, so
 	// its lines carry the parent's generation).
