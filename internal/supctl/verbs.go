@@ -57,6 +57,7 @@ Point the app's directory link at RELEASE_DIR (relative to the current
 directory), reload, point back on failure.`,
 	"logs":       logsUsage + "\nRecent output lines of the apps TARGET names, or of every app interleaved by time\n(-f: then follow live lines; -n 0: no history); --reopen reopens the apps' log files (after logrotate).",
 	"top":        "usage: supctl top [--interval 1s]\nLive table of every app: state, CPU, RSS, workers, accept queue, req/s, p99, restarts\n(redrawn in place on a terminal; printed once when piped).",
+	"errors":     errorsHelp,
 	"log":        "usage: supctl log [-n LINES] [-f]\nThe supervisor's own recent log lines (-f: then follow).",
 	"reread":     "usage: supctl reread\nShow what update would do with the edited configuration file.",
 	"update":     "usage: supctl update [TARGET...]\nApply the configuration file: add, remove, reload or change apps (as SIGHUP).",

@@ -43,6 +43,7 @@ _supctl() {
 	reload | deploy) flags="--strategy" ;;
 	logs) flags="-n -f --stderr --since --reopen" ;;
 	top) flags="--interval" ;;
+	errors) flags="-v --json" ;;
 	completion)
 		if ((npos == 0)); then COMPREPLY=($(compgen -W "@SHELLS@" -- "$cur")); fi
 		return

@@ -39,6 +39,7 @@ _supctl() {
 		reload|deploy) compadd -- --strategy ;;
 		logs) compadd -- -n -f --stderr --since --reopen ;;
 		top) compadd -- --interval ;;
+		errors) compadd -- -v --json ;;
 		esac
 		return
 	fi
