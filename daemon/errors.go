@@ -25,3 +25,15 @@ func wireErrors(name string, groups []errinbox.Group, c errinbox.Counts) control
 	}
 	return out
 }
+
+// ErrorCounts implements metrics.ErrorSource (none before the manager
+// exists).
+func (s *lateSource) ErrorCounts() map[string]errinbox.Counts {
+	s.mu.Lock()
+	m := s.m
+	s.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.ErrorCounts()
+}

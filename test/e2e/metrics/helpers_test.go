@@ -33,6 +33,9 @@ type webOpts struct {
 	Flagged bool
 	// Variant is the testenv release variant when not Flagged.
 	Variant testenv.Variant
+	// Source, when not empty, is the app's app.py (instead of testenv's
+	// release or the Flagged app).
+	Source string
 }
 
 // flaggedApp is a Flask app whose health follows a file: GET /healthz is
@@ -89,6 +92,12 @@ func startWeb(t *testing.T, o webOpts) *web {
 			t.Fatal(err)
 		}
 		w.Flag = filepath.Join(dir, "unhealthy")
+		if o.Source != "" {
+			if err := os.WriteFile(filepath.Join(app, "app.py"), []byte(o.Source), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
 		if !o.Flagged {
 			testenv.WriteRelease(t, app, testenv.Release{Version: "1", Variant: o.Variant})
 			return

@@ -1,0 +1,120 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/internal/e2e"
+	"github.com/gunisup/supervisor/internal/testenv"
+)
+
+// errorsApp is a Flask app with one route raising two exceptions (by the
+// parity of its argument) and one raising inside library frames (flask.json,
+// then the standard library's json). Flask logs each traceback on stderr
+// (app.logger, through Gunicorn's wsgi.errors) and answers 500.
+const errorsApp = `from flask import Flask, json
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return "ok\n"
+
+
+def parse(value):
+    return int(value)
+
+
+@app.route("/orders/<int:n>")
+def orders(n):
+    if n % 2 == 0:
+        return str(parse("x"))
+    return {}["missing"]
+
+
+@app.route("/decode")
+def decode():
+    return json.loads("{not json")
+`
+
+// TestErrorInbox drives a known number of failing requests with hey and
+// checks that the app's error inbox holds exactly three groups with those
+// counts (ValueError and KeyError from one route, JSONDecodeError raised in
+// library frames, grouped by the app's frame that called them), that
+// supctl errors prints them, and that supervisor_app_exceptions_total
+// counts them by type.
+func TestErrorInbox(t *testing.T) {
+	w := startWeb(t, webOpts{Source: errorsApp})
+	addr := w.Addr("web")
+	want := map[string]uint64{"ValueError": 40, "KeyError": 30, "json.decoder.JSONDecodeError": 20}
+	paths := map[string]string{"ValueError": "/orders/2", "KeyError": "/orders/3", "json.decoder.JSONDecodeError": "/decode"}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	total := uint64(0)
+	for exc, n := range want {
+		url := fmt.Sprintf("http://%s%s", addr, paths[exc])
+		hey, err := e2e.RunHey(ctx, "-n", fmt.Sprint(n), "-c", "2", url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("hey -n %d -c 2 %s: status %v, errors %v", n, url, hey.Status, hey.Errors)
+		if hey.Status[500] != int(n) {
+			t.Fatalf("%s: %d answers 500, want %d", url, hey.Status[500], n)
+		}
+		total += n
+	}
+	var inbox control.AppErrors
+	testenv.WaitForState(t, 60*time.Second, fmt.Sprintf("%d exceptions in the inbox", total), func() (bool, string) {
+		resp, err := w.Client().Errors(ctx, []string{"web"})
+		if err != nil || len(resp.Apps) != 1 {
+			return false, fmt.Sprint(err)
+		}
+		inbox = resp.Apps[0]
+		n := uint64(0)
+		for _, g := range inbox.Groups {
+			n += g.Count
+		}
+		return n >= total, fmt.Sprintf("%d exceptions in %d groups", n, len(inbox.Groups))
+	})
+	checkGroups(t, inbox, want)
+
+	res := w.Ctl("errors", "web")
+	t.Logf("supctl errors web (exit %d):\n%s", res.Code, res.Out)
+	for exc, n := range want {
+		if line := fmt.Sprintf("%d x %s", n, exc); res.Code != 0 || !strings.Contains(res.Out, line) {
+			t.Errorf("supctl errors web lacks %q", line)
+		}
+	}
+	sc := scrapeMetrics(t, w.HTTP)
+	for exc, n := range want {
+		got, _ := sc.sum("supervisor_app_exceptions_total", map[string]string{"app": "web", "exception": exc})
+		if got != float64(n) {
+			t.Errorf("supervisor_app_exceptions_total{exception=%q} = %v, want %d", exc, got, n)
+		}
+	}
+}
+
+// checkGroups asserts inbox has exactly one group per exception type of
+// want, with want's count, first seen in generation 1, each attributed to
+// the app's own frame.
+func checkGroups(t *testing.T, inbox control.AppErrors, want map[string]uint64) {
+	t.Helper()
+	if len(inbox.Groups) != len(want) || inbox.DroppedLines != 0 {
+		t.Errorf("%d groups (%d lines dropped), want %d: %+v", len(inbox.Groups), inbox.DroppedLines, len(want), inbox.Groups)
+	}
+	where := map[string]string{"ValueError": "in parse", "KeyError": "in orders", "json.decoder.JSONDecodeError": "in decode"}
+	for _, g := range inbox.Groups {
+		t.Logf("group %s %s: %d, generation %d, at %s, %d traceback lines", g.Fingerprint, g.Exception, g.Count, g.Generation, g.Where, len(g.Traceback))
+		if g.Count != want[g.Exception] || g.Generation != 1 {
+			t.Errorf("group %s: count %d generation %d, want %d generation 1", g.Exception, g.Count, g.Generation, want[g.Exception])
+		}
+		if !strings.HasSuffix(g.Where, where[g.Exception]) || !strings.Contains(g.Where, "app.py") {
+			t.Errorf("group %s at %q, want app.py ... %s", g.Exception, g.Where, where[g.Exception])
+		}
+	}
+}
