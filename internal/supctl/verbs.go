@@ -56,7 +56,7 @@ new generation serves alone.`,
 Point the app's directory link at RELEASE_DIR (relative to the current
 directory), reload, point back on failure.`,
 	"logs":       logsUsage + "\nRecent output lines of the apps TARGET names, or of every app interleaved by time\n(-f: then follow live lines; -n 0: no history); --reopen reopens the apps' log files (after logrotate).",
-	"top":        "usage: supctl top [--interval 1s]\nLive table of every app: state, CPU, RSS, workers, accept queue, req/s, p99, restarts\n(redrawn in place on a terminal; printed once when piped).",
+	"top":        "usage: supctl top [--interval 1s] [--routes APP]\nLive table of every app: state, CPU, RSS, workers, accept queue, req/s, p99, Apdex,\n5xx percentage, restarts (redrawn in place on a terminal; printed once when piped).\n--routes APP: the app's slowest routes (p99 over the interval) and those with the\nmost 5xx answers, from its per-route series.",
 	"errors":     errorsHelp,
 	"log":        "usage: supctl log [-n LINES] [-f]\nThe supervisor's own recent log lines (-f: then follow).",
 	"reread":     "usage: supctl reread\nShow what update would do with the edited configuration file.",

@@ -42,7 +42,7 @@ _supctl() {
 	status) flags="--json" ;;
 	reload | deploy) flags="--strategy" ;;
 	logs) flags="-n -f --stderr --since --reopen" ;;
-	top) flags="--interval" ;;
+	top) flags="--interval --routes" ;;
 	errors) flags="-v --json" ;;
 	completion)
 		if ((npos == 0)); then COMPREPLY=($(compgen -W "@SHELLS@" -- "$cur")); fi
