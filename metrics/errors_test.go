@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +24,8 @@ func (s *errorsSource) ErrorCounts() map[string]errinbox.Counts { return s.count
 // TestErrorMetrics: a Source with error inboxes exports their counters as
 // supervisor_app_exceptions_total{app,exception},
 // supervisor_worker_timeouts_total{app}, supervisor_worker_killed_total{app,signal}
-// and supervisor_error_inbox_dropped_lines_total{app}, and promtool finds
+// and supervisor_error_inbox_dropped_lines_total{app} (their shape pinned by
+// testdata/errors.golden, which contrib's checks read), and promtool finds
 // nothing to say about them.
 func TestErrorMetrics(t *testing.T) {
 	in := errinbox.New(errinbox.Options{})
@@ -44,6 +47,16 @@ func TestErrorMetrics(t *testing.T) {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("scrape lacks %s", want)
 		}
+	}
+	shape := exposedShape(scrape(t, m.Handler(nil), "/metrics?prefix=supervisor_app_exceptions_&prefix=supervisor_worker_&prefix=supervisor_error_inbox_", http.StatusOK))
+	golden := filepath.Join("testdata", "errors.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(shape), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want, err := os.ReadFile(golden); err != nil || shape != string(want) {
+		t.Errorf("error series differ from %s (rerun with -update if intended; %v)\n--- got\n%s\n--- want\n%s", golden, err, shape, want)
 	}
 	cmd := exec.Command(testenv.Promtool(t), "check", "metrics")
 	cmd.Stdin = strings.NewReader(body)
