@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,20 +17,52 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
+// fakeSource is a lineSource fed by the test.
+type fakeSource struct {
+	mu     sync.Mutex
+	buf    []logs.Line
+	closed bool
+	ready  chan struct{}
+}
+
+func newFakeSource() *fakeSource { return &fakeSource{ready: make(chan struct{}, 1)} }
+
+func (f *fakeSource) Ready() <-chan struct{} { return f.ready }
+
+func (f *fakeSource) Take(dst []logs.Line) ([]logs.Line, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	dst = append(dst, f.buf...)
+	f.buf = nil
+	return dst, f.closed
+}
+
+// push queues lines (end: and ends the source) and wakes the reader.
+func (f *fakeSource) push(end bool, lines ...logs.Line) {
+	f.mu.Lock()
+	f.buf = append(f.buf, lines...)
+	f.closed = f.closed || end
+	f.mu.Unlock()
+	select {
+	case f.ready <- struct{}{}:
+	default:
+	}
+}
+
 // readLines feeds text's lines, tagged with generation gen, through the
 // inbox's reader loop and returns once it has read them all and flushed.
 func readLines(in *Inbox, gen int, text string) {
-	ch := make(chan logs.Line, 1)
+	src := newFakeSource()
 	done := make(chan struct{})
 	go func() {
-		in.read(ch, time.Hour)
+		in.read(src, time.Hour)
 		close(done)
 	}()
 	t0 := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
 	for i, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
-		ch <- logs.Line{Time: t0.Add(time.Duration(i) * time.Second), Gen: gen, Stream: logs.Stderr, Text: l}
+		src.push(false, logs.Line{Time: t0.Add(time.Duration(i) * time.Second), Gen: gen, Stream: logs.Stderr, Text: l})
 	}
-	close(ch)
+	src.push(true)
 	<-done
 }
 
@@ -131,15 +164,17 @@ func TestBounds(t *testing.T) {
 // generations written at once are assembled apart.
 func TestQuietCompletes(t *testing.T) {
 	in := New(Options{})
-	ch := make(chan logs.Line)
+	src := newFakeSource()
 	done := make(chan struct{})
 	go func() {
-		in.read(ch, 20*time.Millisecond)
+		in.read(src, 20*time.Millisecond)
 		close(done)
 	}()
-	defer func() { close(ch); <-done }()
+	defer func() { src.push(true); <-done }()
 	now := time.Now()
-	send := func(gen int, text string) { ch <- logs.Line{Time: now, Gen: gen, Stream: logs.Stderr, Text: text} }
+	send := func(gen int, text string) {
+		src.push(false, logs.Line{Time: now, Gen: gen, Stream: logs.Stderr, Text: text})
+	}
 	send(1, tracebackHeader)
 	send(2, tracebackHeader)
 	send(1, `  File "/srv/app/one.py", line 1, in f`)

@@ -9,47 +9,57 @@ import (
 
 // Timing and buffering of Watch.
 const (
-	// tapBuffer is the number of stderr lines the parser may fall behind
-	// before lines are dropped (and counted).
-	tapBuffer = 8192
+	// tapBytes bounds the stderr lines (text and header) waiting for the
+	// parser; beyond it lines are dropped and counted.
+	tapBytes = 1 << 20
 	// quietFlush: once no stderr line came for this long, a traceback whose
 	// exception line was read is complete (a chain would have continued at
 	// once) and a traceback cut short is forgotten.
 	quietFlush = 500 * time.Millisecond
 )
 
+// lineSource is where the reader takes lines from (a logs.Tap).
+type lineSource interface {
+	Ready() <-chan struct{}
+	Take(dst []logs.Line) ([]logs.Line, bool)
+}
+
 // Watch returns app's inbox, fed by a goroutine reading app's stderr
 // through a tap until the log is closed. Each generation's lines are
 // assembled apart, so that two generations writing at once do not mix.
 func Watch(app *logs.App, opt Options) *Inbox {
 	in := New(opt)
-	tap := app.Tap(logs.Query{Stream: logs.Stderr}, tapBuffer)
+	tap := app.Tap(logs.Query{Stream: logs.Stderr}, tapBytes)
 	in.dropped = tap.Dropped
-	go in.read(tap.C, quietFlush)
+	go in.read(tap, quietFlush)
 	return in
 }
 
-// read feeds lines into the inbox until lines is closed; quiet is how long
-// without a line completes the tracebacks held.
-func (in *Inbox) read(lines <-chan logs.Line, quiet time.Duration) {
+// read feeds the lines of src into the inbox until src is done; quiet is
+// how long without a line completes the tracebacks held.
+func (in *Inbox) read(src lineSource, quiet time.Duration) {
 	asm := map[int]*assembler{}
 	last := map[int]time.Time{}
 	timer := time.NewTimer(quiet)
 	defer timer.Stop()
+	var batch []logs.Line
 	for {
 		select {
-		case l, ok := <-lines:
-			if !ok {
+		case <-src.Ready():
+			var done bool
+			batch, done = src.Take(batch[:0])
+			for i := range batch {
+				l := &batch[i]
+				in.line(asm, l, last[l.Gen])
+				last[l.Gen] = l.Time
+			}
+			clear(batch)
+			if cap(batch) > 4096 {
+				batch = nil // a burst's backlog: not kept while idle
+			}
+			if done {
 				in.flush(asm, last)
 				return
-			}
-			in.line(asm, &l, last[l.Gen])
-			last[l.Gen] = l.Time
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
 			}
 			timer.Reset(quiet)
 		case <-timer.C:

@@ -136,7 +136,7 @@ func (r *ring) close() {
 		f.end()
 	}
 	for t := range r.taps {
-		t.end()
+		t.remove()
 	}
 }
 

@@ -1,36 +1,47 @@
 package logs
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// tapKeep is the capacity a drained tap keeps for its next lines; a larger
+// backlog's memory is released once taken.
+const tapKeep = 256
 
 // Tap receives the lines of an app that match its query, for a parser that
-// must never hold the app back: a line that finds the tap's buffer full is
-// dropped and counted (Dropped), and the tap goes on with later lines.
+// must never hold the app back: a line that finds the tap's backlog at its
+// byte bound is dropped and counted (Dropped), and the tap goes on with
+// later lines. An idle tap holds no lines and little memory.
 type Tap struct {
-	// C delivers the matching lines in the order they were read. It is
-	// closed when the tap or the app's log is closed.
-	C <-chan Line
+	q        Query
+	r        *ring
+	maxBytes int
+	ready    chan struct{}
+	dropped  atomic.Uint64
 
-	c       chan Line
-	q       Query
-	r       *ring
-	closed  bool // guarded by r.mu
-	dropped atomic.Uint64
+	mu      sync.Mutex
+	buf     []Line
+	bytes   int
+	closed  bool // guarded by mu
+	removed bool // guarded by r.mu
 }
 
-// Tap returns a tap receiving every line matching q read from now on
-// (q.N is ignored); buffer is the number of lines it may fall behind before
-// lines are dropped. The caller reads C until it is closed, or closes the
-// tap.
-func (a *App) Tap(q Query, buffer int) *Tap { return a.ring.tap(q, buffer) }
+// Tap returns a tap receiving every line matching q read from now on (q.N
+// is ignored); maxBytes bounds the lines it holds for its reader (text and
+// header, as the ring counts them; at least one line of MaxLine). The
+// reader waits on Ready and calls Take until Take reports the tap done.
+func (a *App) Tap(q Query, maxBytes int) *Tap {
+	return a.ring.tap(q, max(maxBytes, a.maxLine+lineOverhead))
+}
 
-func (r *ring) tap(q Query, buffer int) *Tap {
-	c := make(chan Line, max(buffer, 1))
-	t := &Tap{C: c, c: c, q: q, r: r}
+func (r *ring) tap(q Query, maxBytes int) *Tap {
+	t := &Tap{q: q, r: r, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		t.closed = true
-		close(c)
+		t.removed = true
+		t.end()
 		return t
 	}
 	if r.taps == nil {
@@ -40,38 +51,80 @@ func (r *ring) tap(q Query, buffer int) *Tap {
 	return t
 }
 
-// offer sends the matching lines of batch without blocking, counting those
-// that find the buffer full. r.mu is held.
+// Ready receives a value once lines are waiting or the tap ended.
+func (t *Tap) Ready() <-chan struct{} { return t.ready }
+
+// Take appends the lines waiting, oldest first, to dst and returns it;
+// done is true once the tap has ended and every line was taken.
+func (t *Tap) Take(dst []Line) (lines []Line, done bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	dst = append(dst, t.buf...)
+	clear(t.buf)
+	t.buf, t.bytes = t.buf[:0], 0
+	if cap(t.buf) > tapKeep {
+		t.buf = nil
+	}
+	return dst, t.closed
+}
+
+// offer queues the matching lines of batch, counting those beyond the byte
+// bound, and signals the reader. r.mu is held.
 func (t *Tap) offer(batch []Line) {
+	t.mu.Lock()
+	n := 0
 	for i := range batch {
-		if !t.q.match(&batch[i]) {
+		l := &batch[i]
+		if !t.q.match(l) {
 			continue
 		}
-		select {
-		case t.c <- batch[i]:
-		default:
+		if t.bytes+l.cost() > t.maxBytes {
 			t.dropped.Add(1)
+			continue
 		}
+		t.buf = append(t.buf, *l)
+		t.bytes += l.cost()
+		n++
+	}
+	t.mu.Unlock()
+	if n > 0 {
+		t.signal()
 	}
 }
 
-// end unsubscribes t and closes its channel. r.mu is held.
+func (t *Tap) signal() {
+	select {
+	case t.ready <- struct{}{}:
+	default:
+	}
+}
+
+// end marks the tap done and wakes its reader.
 func (t *Tap) end() {
-	if t.closed {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.signal()
+}
+
+// remove unsubscribes t from its ring and ends it. r.mu is held.
+func (t *Tap) remove() {
+	if t.removed {
 		return
 	}
-	t.closed = true
+	t.removed = true
 	delete(t.r.taps, t)
-	close(t.c)
-}
-
-// Close stops the tap and closes C. Safe to call more than once.
-func (t *Tap) Close() {
-	t.r.mu.Lock()
-	defer t.r.mu.Unlock()
 	t.end()
 }
 
+// Close stops the tap; lines already queued can still be taken. Safe to
+// call more than once.
+func (t *Tap) Close() {
+	t.r.mu.Lock()
+	defer t.r.mu.Unlock()
+	t.remove()
+}
+
 // Dropped returns how many matching lines the tap lost because its reader
-// was behind by a full buffer.
+// was behind by the byte bound.
 func (t *Tap) Dropped() uint64 { return t.dropped.Load() }

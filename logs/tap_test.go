@@ -2,35 +2,42 @@ package logs
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
 // TestTapDropsWhenBehind: a tap that is not read takes lines up to its
-// buffer and counts the rest as dropped, without holding the capture back;
-// lines of other streams are not offered; closing the log closes the tap.
+// byte bound and counts the rest as dropped, without holding the capture
+// back; lines of other streams are not offered; a drained tap takes lines
+// again; closing the log ends the tap once its lines are taken.
 func TestTapDropsWhenBehind(t *testing.T) {
-	a := NewApp("web", Options{})
-	tap := a.Tap(Query{Stream: Stderr}, 3)
+	a := NewApp("web", Options{MaxLine: 100})
+	line := Line{Gen: 1, Stream: Stderr, Text: strings.Repeat("e", 100)}
+	tap := a.Tap(Query{Stream: Stderr}, 3*line.cost())
 	var batch []Line
 	for range 10 {
-		batch = append(batch, Line{Gen: 1, Stream: Stderr, Text: "err"}, Line{Gen: 1, Stream: Stdout, Text: "out"})
+		batch = append(batch, line, Line{Gen: 1, Stream: Stdout, Text: "out"})
 	}
 	a.publish(batch)
 	if got := tap.Dropped(); got != 7 {
-		t.Errorf("dropped %d stderr lines, want 7 (10 offered, buffer 3)", got)
+		t.Errorf("dropped %d stderr lines, want 7 (10 offered, room for 3)", got)
 	}
+	<-tap.Ready()
+	got, done := tap.Take(nil)
+	if len(got) != 3 || done {
+		t.Errorf("took %d lines (done %v), want 3 of an open tap", len(got), done)
+	}
+	a.publish([]Line{line})
 	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for l := range tap.C {
-		if l.Stream != Stderr {
-			t.Errorf("tap got a %s line", l.Stream)
-		}
-		n++
+	<-tap.Ready()
+	got, done = tap.Take(got[:0])
+	if len(got) != 1 || !done || got[0].Stream != Stderr {
+		t.Errorf("after close took %v (done %v), want the one stderr line and done", got, done)
 	}
-	if n != 3 {
-		t.Errorf("tap delivered %d lines, want 3", n)
+	if tap.Dropped() != 7 {
+		t.Errorf("dropped %d after draining, want still 7", tap.Dropped())
 	}
 	tap.Close() // after the log closed it: no panic
 }
