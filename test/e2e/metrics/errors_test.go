@@ -3,7 +3,9 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,7 +18,9 @@ import (
 // parity of its argument) and one raising inside library frames (flask.json,
 // then the standard library's json). Flask logs each traceback on stderr
 // (app.logger, through Gunicorn's wsgi.errors) and answers 500.
-const errorsApp = `from flask import Flask, json
+const errorsApp = `import time
+
+from flask import Flask, json
 
 app = Flask(__name__)
 
@@ -40,6 +44,12 @@ def orders(n):
 @app.route("/decode")
 def decode():
     return json.loads("{not json")
+
+
+@app.route("/sleep")
+def sleep():
+    time.sleep(60)
+    return "late\n"
 `
 
 // TestErrorInbox drives a known number of failing requests with hey and
@@ -47,9 +57,10 @@ def decode():
 // counts (ValueError and KeyError from one route, JSONDecodeError raised in
 // library frames, grouped by the app's frame that called them), that
 // supctl errors prints them, and that supervisor_app_exceptions_total
-// counts them by type.
+// counts them by type; then that a worker killed by SIGKILL and one past
+// Gunicorn's timeout are counted.
 func TestErrorInbox(t *testing.T) {
-	w := startWeb(t, webOpts{Source: errorsApp})
+	w := startWeb(t, webOpts{Source: errorsApp, Keys: "\nargs = [\"--timeout\", \"4\"]\n"})
 	addr := w.Addr("web")
 	want := map[string]uint64{"ValueError": 40, "KeyError": 30, "json.decoder.JSONDecodeError": 20}
 	paths := map[string]string{"ValueError": "/orders/2", "KeyError": "/orders/3", "json.decoder.JSONDecodeError": "/decode"}
@@ -97,6 +108,51 @@ func TestErrorInbox(t *testing.T) {
 			t.Errorf("supervisor_app_exceptions_total{exception=%q} = %v, want %d", exc, got, n)
 		}
 	}
+	checkWorkerEvents(t, w)
+}
+
+// checkWorkerEvents kills a worker with SIGKILL, then sends a request that
+// outlasts Gunicorn's timeout (4 s): the master's lines about them count
+// in supervisor_worker_killed_total{signal="SIGKILL"} and
+// supervisor_worker_timeouts_total.
+func checkWorkerEvents(t *testing.T, w *web) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := w.Client().Status(ctx, "web")
+	if err != nil || len(st.Apps) != 1 || len(st.Apps[0].WorkerPIDs) == 0 {
+		t.Fatalf("status web: %+v %v", st, err)
+	}
+	if err := syscall.Kill(st.Apps[0].WorkerPIDs[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitCounter(t, w, "supervisor_worker_killed_total", map[string]string{"app": "web", "signal": "SIGKILL"}, 1)
+	done := make(chan error, 1)
+	go func() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.Addr("web")+"/sleep", nil)
+		if err == nil {
+			var resp *http.Response
+			if resp, err = http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+		done <- err
+	}()
+	waitCounter(t, w, "supervisor_worker_timeouts_total", webApp, 1)
+	t.Logf("GET /sleep past the timeout: %v", <-done)
+}
+
+// waitCounter waits until the series of name matching labels sum to want.
+func waitCounter(t *testing.T, w *web, name string, labels map[string]string, want float64) {
+	t.Helper()
+	testenv.WaitForState(t, 60*time.Second, fmt.Sprintf("%s%v = %v", name, labels, want), func() (bool, string) {
+		sc, err := tryScrape(w.HTTP)
+		if err != nil {
+			return false, err.Error()
+		}
+		got, _ := sc.sum(name, labels)
+		return got == want, fmt.Sprint(got)
+	})
 }
 
 // checkGroups asserts inbox has exactly one group per exception type of

@@ -36,6 +36,8 @@ type webOpts struct {
 	// Source, when not empty, is the app's app.py (instead of testenv's
 	// release or the Flagged app).
 	Source string
+	// Keys are more keys of the app's table (such as args = [...]).
+	Keys string
 }
 
 // flaggedApp is a Flask app whose health follows a file: GET /healthz is
@@ -80,9 +82,9 @@ func startWeb(t *testing.T, o webOpts) *web {
 	}
 	// One Gunicorn app "web" with two sync workers; the metrics endpoint
 	// listens on an ephemeral loopback port.
-	app := e2e.App{Listen: []string{o.Listen}}
+	app := e2e.App{Listen: []string{o.Listen}, Extra: o.Keys}
 	if o.Health != "" {
-		app.Extra = "\n[app.web.health]\n" + o.Health + "\n"
+		app.Extra += "\n[app.web.health]\n" + o.Health + "\n"
 	}
 	cfg := e2e.Config{HTTP: "127.0.0.1:0", ShutdownTimeout: "30s", Apps: []e2e.App{app}}.String()
 	w := &web{}
