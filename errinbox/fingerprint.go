@@ -42,10 +42,26 @@ func (f Frame) String() string {
 	return s
 }
 
-var (
-	stdlibPath = regexp.MustCompile(`/lib/python[0-9]+(\.[0-9]+)?/`)
-	frameLine  = regexp.MustCompile(`^\s+File "([^"]+)", line ([0-9]+)(?:, in (.+))?$`)
-)
+var stdlibPath = regexp.MustCompile(`/lib/python[0-9]+(\.[0-9]+)?/`)
+
+// parseFrame reads `  File "PATH", line N[, in FUNCTION]`; ok is false for
+// any other line.
+func parseFrame(l string) (f Frame, ok bool) {
+	rest, found := strings.CutPrefix(strings.TrimLeft(l, " \t"), `File "`)
+	if !found {
+		return Frame{}, false
+	}
+	file, rest, found := strings.Cut(rest, `", line `)
+	if !found || file == "" {
+		return Frame{}, false
+	}
+	num, fn, _ := strings.Cut(rest, ", in ")
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 {
+		return Frame{}, false
+	}
+	return Frame{File: file, Line: n, Function: fn}, true
+}
 
 // Exception is what a traceback says, read by Parse: of a chain, the last
 // exception (the one that escaped).
@@ -73,9 +89,8 @@ func Parse(tb []string) (e Exception, ok bool) {
 			}
 			e.Frames, e.Type, e.Line = nil, "", ""
 		case l == "" || l[0] == ' ' || l[0] == '\t':
-			if m := frameLine.FindStringSubmatch(l); m != nil {
-				n, _ := strconv.Atoi(m[2]) // digits by the pattern; an overflow reads as 0
-				e.Frames = append(e.Frames, Frame{File: m[1], Line: n, Function: m[3]})
+			if f, ok := parseFrame(l); ok {
+				e.Frames = append(e.Frames, f)
 			}
 		case e.Type == "" && isExceptionLine(l):
 			e.Line = l

@@ -192,3 +192,24 @@ func TestQuietCompletes(t *testing.T) {
 		t.Errorf("groups %v, want %v", got, want)
 	}
 }
+
+// TestParseFrame: frame lines with and without a function (a SyntaxError's
+// frame has none) are read; other indented lines are not frames.
+func TestParseFrame(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		want Frame
+		ok   bool
+	}{
+		{`  File "/srv/app/app.py", line 12, in parse`, Frame{File: "/srv/app/app.py", Line: 12, Function: "parse"}, true},
+		{`  File "/srv/app/bad.py", line 1`, Frame{File: "/srv/app/bad.py", Line: 1}, true},
+		{`  File "<frozen importlib._bootstrap>", line 1206, in _gcd_import`, Frame{File: "<frozen importlib._bootstrap>", Line: 1206, Function: "_gcd_import"}, true},
+		{`    return int(value)`, Frame{}, false},
+		{`  File "x.py", line many, in f`, Frame{}, false},
+	} {
+		got, ok := parseFrame(c.line)
+		if got != c.want || ok != c.ok {
+			t.Errorf("parseFrame(%q) = %+v, %v; want %+v, %v", c.line, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package errinbox
 
 import (
+	"strings"
 	"time"
 
 	"github.com/gunisup/supervisor/gunicorn"
@@ -85,6 +86,9 @@ func (in *Inbox) line(asm map[int]*assembler, l *logs.Line, prev time.Time) {
 	}
 	a := asm[l.Gen]
 	if a == nil {
+		if !strings.HasPrefix(l.Text, tracebackHeader) {
+			return // outside a traceback: nothing to assemble
+		}
 		a = &assembler{}
 		asm[l.Gen] = a
 	}
