@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestTapDropsWhenBehind: a tap that is not read takes lines up to its
@@ -40,4 +41,30 @@ func TestTapDropsWhenBehind(t *testing.T) {
 		t.Errorf("dropped %d after draining, want still 7", tap.Dropped())
 	}
 	tap.Close() // after the log closed it: no panic
+}
+
+// TestStuckTapNeverHoldsCapture: with a tap whose reader never reads (a
+// parser stuck), an app writing 5 MiB of stderr through a real pipe is
+// never held back: every write completes, the sink gets every line, and
+// the tap counts what it could not hold.
+func TestStuckTapNeverHoldsCapture(t *testing.T) {
+	sink := &memSink{}
+	a := NewApp("web", Options{Sink: sink})
+	tap := a.Tap(Query{Stream: Stderr}, 64<<10)
+	r, w := pipe(t)
+	c := a.Attach(1, nil, r, nil)
+	line := strings.Repeat("x", 99) + "\n"
+	const lines = 50_000
+	start := time.Now()
+	waitDone(t, "5 MiB written to stderr", writeAsync(t, w, []byte(strings.Repeat(line, lines))))
+	took := time.Since(start)
+	finish(t, a, c, w)
+	got := len(sinkLines(sink.String(), "stderr"))
+	t.Logf("%d lines written in %s; sink %d lines; tap dropped %d", lines, took.Round(time.Millisecond), got, tap.Dropped())
+	if got != lines {
+		t.Errorf("sink got %d lines, want %d", got, lines)
+	}
+	if tap.Dropped() == 0 || tap.Dropped() >= lines {
+		t.Errorf("tap dropped %d of %d lines; want some, not all", tap.Dropped(), lines)
+	}
 }
