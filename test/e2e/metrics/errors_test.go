@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,7 +60,8 @@ def sleep():
 // library frames, grouped by the app's frame that called them), that
 // supctl errors prints them, and that supervisor_app_exceptions_total
 // counts them by type; then that a worker killed by SIGKILL and one past
-// Gunicorn's timeout are counted.
+// Gunicorn's timeout are counted, and promtool finds nothing to say about
+// the scrape.
 func TestErrorInbox(t *testing.T) {
 	w := startWeb(t, webOpts{Source: errorsApp, Keys: "\nargs = [\"--timeout\", \"4\"]\n"})
 	addr := w.Addr("web")
@@ -109,6 +112,12 @@ func TestErrorInbox(t *testing.T) {
 		}
 	}
 	checkWorkerEvents(t, w)
+	raw := scrapeMetrics(t, w.HTTP).Raw
+	cmd := exec.Command("promtool", "check", "metrics")
+	cmd.Stdin = strings.NewReader(raw)
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) != 0 {
+		t.Errorf("promtool check metrics on the scrape with exception and worker series: %v\n%s", err, out)
+	}
 }
 
 // checkWorkerEvents kills a worker with SIGKILL, then sends a request that
