@@ -15,9 +15,16 @@ import (
 	"github.com/gunisup/supervisor/internal/testenv"
 )
 
-// metricsGolden pins every metric the supervisor exports (kept by the
+// metricsGoldens pin every metric the supervisor exports (kept by the
 // metrics package's own tests).
-const metricsGolden = "../metrics/testdata/metrics.golden"
+const metricsGoldens = "../metrics/testdata/*.golden"
+
+// routeSeries are the per-route, Apdex and generation series the rules and
+// the dashboard read, which the access-log collector exports.
+var routeSeries = []string{
+	"supervisor_route_requests_total", "supervisor_route_request_duration_seconds_bucket",
+	"supervisor_app_apdex", "supervisor_generation_info",
+}
 
 func TestPromtoolContrib(t *testing.T) {
 	promtool := testenv.Promtool(t)
@@ -30,6 +37,8 @@ func TestPromtoolContrib(t *testing.T) {
 		{"check config", []string{"check", "config", "prometheus.yml"}},
 		{"check fleet config", []string{"check", "config", "prometheus-fleet.yml"}},
 		{"test rules", []string{"test", "rules", "rules_test.yml"}},
+		{"check apm rules", []string{"check", "rules", "rules-apm.yml"}},
+		{"test apm rules", []string{"test", "rules", "rules-apm_test.yml"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,9 +71,16 @@ func TestFleetTargets(t *testing.T) {
 
 // dashboard is the part of a Grafana dashboard the test checks.
 type dashboard struct {
-	Title      string  `json:"title"`
-	UID        string  `json:"uid"`
-	Panels     []panel `json:"panels"`
+	Title  string  `json:"title"`
+	UID    string  `json:"uid"`
+	Panels []panel `json:"panels"`
+	// Annotations are the dashboard's event markers (deploys).
+	Annotations struct {
+		List []struct {
+			Name string `json:"name"`
+			Expr string `json:"expr"`
+		} `json:"list"`
+	} `json:"annotations"`
 	Templating struct {
 		List []struct {
 			Name  string `json:"name"`
@@ -144,26 +160,55 @@ func TestGrafanaDashboard(t *testing.T) {
 			exprs += tg.Expr + "\n"
 		}
 	}
-	// Every alert's signal has a panel.
+	// Every alert's signal has a panel, and the routes theirs.
 	for _, metric := range []string{
 		"supervisor_app_up", "supervisor_app_restarts_total", "supervisor_listener_queue_length",
 		"supervisor_listener_queue_max", "supervisor_http_requests_total",
 		"supervisor_http_request_duration_seconds_bucket", "supervisor_reloads_total",
+		"supervisor_route_requests_total", "supervisor_route_request_duration_seconds_bucket",
+		"supervisor_app_apdex", "supervisor_app_exceptions_total", "supervisor_worker_killed_total",
 	} {
 		if !strings.Contains(exprs, metric) {
 			t.Errorf("no panel queries %s", metric)
 		}
 	}
+	checkDeployAnnotation(t, &d)
+}
+
+// checkDeployAnnotation fails the test unless the dashboard marks each new
+// generation (a supervisor_generation_info series appearing) as an
+// annotation, filtered by the fleet variables.
+func checkDeployAnnotation(t *testing.T, d *dashboard) {
+	t.Helper()
+	for _, a := range d.Annotations.List {
+		if strings.Contains(a.Expr, "supervisor_generation_info") {
+			checkFleetFilter(t, "annotation "+a.Name, a.Expr)
+			return
+		}
+	}
+	t.Errorf("no annotation reads supervisor_generation_info")
 }
 
 // TestContribMetricNames checks that the rules and the dashboard only name
-// metrics the supervisor exports (as pinned by metrics/testdata/metrics.golden).
+// metrics the supervisor exports (as pinned by metrics/testdata/*.golden,
+// and routeSeries).
 func TestContribMetricNames(t *testing.T) {
-	golden, err := os.ReadFile(metricsGolden)
-	if err != nil {
-		t.Fatal(err)
+	goldens, err := filepath.Glob(metricsGoldens)
+	if err != nil || len(goldens) == 0 {
+		t.Fatalf("no %s: %v", metricsGoldens, err)
+	}
+	var golden []byte
+	for _, g := range goldens {
+		b, err := os.ReadFile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden = append(golden, b...)
 	}
 	known := map[string]bool{}
+	for _, n := range routeSeries {
+		known[n] = true
+	}
 	for _, m := range regexp.MustCompile(`(?m)^# TYPE (\S+) (\S+)$`).FindAllStringSubmatch(string(golden), -1) {
 		known[m[1]] = true
 		if m[2] == "histogram" {
@@ -173,7 +218,7 @@ func TestContribMetricNames(t *testing.T) {
 		}
 	}
 	name := regexp.MustCompile(`\bsupervisor_[a-z_]+`)
-	for _, f := range []string{"prometheus/rules.yml", "grafana/supervisor-dashboard.json"} {
+	for _, f := range []string{"prometheus/rules.yml", "prometheus/rules-apm.yml", "grafana/supervisor-dashboard.json"} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

@@ -36,9 +36,10 @@ const DefaultSocket = defaults.ControlSocket
 //	GET  /v1/log[?n=N&follow=true]  the supervisor's own log -> LogLine stream (NDJSON)
 //	POST /v1/signal/{SIG}?target=T...  SIG of Signals to the apps' main processes -> BulkResponse
 //	GET  /v1/metrics           what /metrics serves (Prometheus text), for supctl top
+//	GET  /v1/errors[?target=T...]  the apps' error inboxes (all: no target) -> ErrorsResponse
 //
 // Anything else is 404 (unknown route) or 405 (wrong method).
-var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "logs", "reread", "update", "signal", "log"}
+var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "logs", "reread", "update", "signal", "log", "errors"}
 
 // Code is the stable word that classifies an error answer.
 type Code string

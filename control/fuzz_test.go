@@ -75,6 +75,7 @@ var allowedRoutes = []struct {
 	{[]string{"GET", "HEAD"}, regexp.MustCompile(`^/v1/version$`)},
 	{[]string{"POST"}, regexp.MustCompile(`^/v1/apps/[^/]+/(start|stop|restart|reload|deploy)$`)},
 	{[]string{"POST"}, regexp.MustCompile(`^/v1/upgrade$`)},
+	{[]string{"GET", "HEAD"}, regexp.MustCompile(`^/v1/errors$`)},
 }
 
 func allowedRoute(method, escapedPath string) bool {

@@ -193,6 +193,7 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/update", s.update)
 	mux.HandleFunc("POST /v1/signal/{sig}", s.signal)
 	mux.HandleFunc("GET /v1/log", s.supervisorLog)
+	mux.HandleFunc("GET /v1/errors", s.errors)
 	lim := s.Limits.withDefaults()
 	ln := newLimitListener(&credListener{UnixListener: s.ln, allowed: s.allowed, logger: s.Logger}, lim.MaxConns)
 	srv := &http.Server{

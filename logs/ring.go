@@ -34,6 +34,7 @@ type ring struct {
 	head, n   int
 	bytes     int
 	followers map[*Follower]struct{}
+	taps      map[*Tap]struct{}
 	closed    bool
 }
 
@@ -51,6 +52,9 @@ func (r *ring) add(batch []Line) {
 	}
 	for f := range r.followers {
 		f.offer(batch)
+	}
+	for t := range r.taps {
+		t.offer(batch)
 	}
 }
 
@@ -123,13 +127,16 @@ func (r *ring) follow(q Query, buffer int) ([]Line, *Follower) {
 	return recent, f
 }
 
-// close ends every follower; later follows get a closed channel.
+// close ends every follower and tap; later ones get a closed channel.
 func (r *ring) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
 	for f := range r.followers {
 		f.end()
+	}
+	for t := range r.taps {
+		t.remove()
 	}
 }
 

@@ -28,13 +28,23 @@ type readiness struct {
 
 // ScrapeHandler serves the registry in the Prometheus text format: what
 // GET /metrics answers, and what the control API's GET /v1/metrics (read by
-// `supctl top`) answers. At most 4 scrapes run at once.
+// `supctl top`) answers. At most 4 full scrapes run at once. With
+// ?prefix=P or ?app=A (each repeatable) it serves only the families whose
+// name starts with a P and, of them, the series of the apps A (see
+// scrapeFilter).
 func (m *Metrics) ScrapeHandler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+	full := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorLog:            slogPrinter{m.logger},
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4,
 		Timeout:             30 * time.Second,
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f, ok := filterOf(r); ok {
+			m.serveFiltered(w, f)
+			return
+		}
+		full.ServeHTTP(w, r)
 	})
 }
 

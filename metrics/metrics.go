@@ -152,6 +152,9 @@ func New(src Source, opts Options) *Metrics {
 		m.httpRequests, m.httpDuration, m.logMessages, m.statsdWorkers, m.statsdMalformed,
 		m.scrapeErrors, m.featureEnabled, m.apps, buildInfo(opts.Version),
 	)
+	if es, ok := src.(ErrorSource); ok {
+		m.reg.MustRegister(errorsCollector{es})
+	}
 	return m
 }
 

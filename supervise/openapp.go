@@ -5,17 +5,19 @@ import (
 	"fmt"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/errinbox"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
 )
 
 // appSet is what the Manager opens for one app before its owner runs: its
-// listen table (held listeners and their steering), its log and its cgroup
-// (nil: none).
+// listen table (held listeners and their steering), its log, the error
+// inbox its log feeds and its cgroup (nil: none).
 type appSet struct {
 	table  *listen.Table
 	log    *logs.AppLog
+	errs   *errinbox.Inbox
 	cgroup *proc.Cgroup
 }
 
@@ -50,6 +52,7 @@ func (m *Manager) openApp(app *config.App, held []*listen.Socket, gens []listen.
 		return nil, errors.Join(err, s.close())
 	}
 	s.log = l
+	s.errs = errinbox.Watch(l.App, errinbox.Options{})
 	if m.cgroupRoot != nil {
 		g, err := m.cgroupRoot.App(app.Name)
 		if err != nil {
@@ -93,6 +96,7 @@ func (m *Manager) installApp(name string, set *appSet) *appSlot {
 	s := m.slotFor(name)
 	s.table = set.table
 	s.log = set.log
+	s.errs = set.errs
 	if set.cgroup != nil {
 		s.cgroup = set.cgroup
 	}

@@ -3,6 +3,7 @@ package supervise
 import (
 	"sync/atomic"
 
+	"github.com/gunisup/supervisor/errinbox"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
@@ -14,15 +15,17 @@ import (
 // sockets closed): the log and cgroup stay for the supervisor's life, and
 // an app added again under the name continues its generation numbers.
 //
-// owner, table, log and cgroup are guarded by Manager.mu (an update
+// owner, table, log, errs and cgroup are guarded by Manager.mu (an update
 // replaces them while requests read them; see Manager.view); the table has
 // its own lock for what it holds. restored, needsNoStart,
 // recovering and recoverDir are written by NewManager only, before Start
 // reads them.
 type appSlot struct {
-	owner  *appOwner
-	table  *listen.Table
-	log    *logs.AppLog
+	owner *appOwner
+	table *listen.Table
+	log   *logs.AppLog
+	// errs is the error inbox log feeds.
+	errs   *errinbox.Inbox
 	cgroup *proc.Cgroup
 	// genSeq is the last generation number allocated (see nextGen).
 	genSeq atomic.Int64

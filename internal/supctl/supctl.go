@@ -47,7 +47,9 @@ commands (TARGET: an app, an instance base name, all, or group:NAME; several at 
   logs [TARGET...|all] [-n 100|all] [-f] [--stderr] [--since 10m|TIME]  recent output lines (none or all: every app, by time; -f: then follow; -n 0: none)
   logs TARGET... --reopen        reopen the log file (after logrotate) and Gunicorn's own logs (USR1)
   log [-n 100] [-f]              the supervisor's own recent log lines
-  top [--interval 1s]            live table of every app: state, CPU, RSS, workers, queue, req/s, p99, restarts
+  top [--interval 1s] [--routes APP]  live table of every app: state, CPU, RSS, workers, queue, req/s, p99, Apdex, 5xx %, restarts;
+                                 --routes APP: its slowest routes and those with the most 5xx answers
+  errors [TARGET...] [-v] [--json]  exception groups from the apps' tracebacks, worker timeouts and kills
   reread                         show what update would do with the edited configuration file
   update [TARGET...]             apply the configuration file: add, remove, reload or change apps (as SIGHUP)
   upgrade                        re-execute the supervisor binary in place (same PID, apps untouched)
@@ -133,6 +135,8 @@ func dispatch(ctx context.Context, c *control.Client, cmd string, args []string,
 		return supervisorLog(ctx, c, args, out)
 	case "top":
 		return topCmd(ctx, c, args, out)
+	case "errors":
+		return errorsCmd(ctx, c, args, out)
 	case "upgrade":
 		return upgrade(ctx, c, out)
 	case "reread":

@@ -20,7 +20,7 @@ import (
 	"github.com/gunisup/supervisor/internal/exitcode"
 )
 
-const topUsage = "usage: supctl top [--interval 1s]"
+const topUsage = "usage: supctl top [--interval 1s] [--routes APP]"
 
 // topOptions say how `supctl top` draws.
 type topOptions struct {
@@ -39,7 +39,7 @@ type topOptions struct {
 // control API serves (the data of /metrics). It reads no status: a status
 // of 50 apps costs the supervisor half as much again as their metrics.
 func topCmd(ctx context.Context, c *control.Client, args []string, out io.Writer) error {
-	flags, pos, err := splitFlags(args, map[string]bool{"interval": true})
+	flags, pos, err := splitFlags(args, map[string]bool{"interval": true, "routes": true})
 	if err != nil {
 		return err
 	}
@@ -57,6 +57,9 @@ func topCmd(ctx context.Context, c *control.Client, args []string, out io.Writer
 	o.tty = isTerminal(out)
 	_, noColor := os.LookupEnv("NO_COLOR")
 	o.color = o.tty && !noColor
+	if app, ok := flags["routes"]; ok {
+		return runTopRoutes(ctx, c, out, app, o)
+	}
 	return runTop(ctx, c, out, o)
 }
 
@@ -119,6 +122,7 @@ type appCounters struct {
 	hasWorkers, hasQueue               bool
 	// latency is the request duration histogram's cumulative buckets.
 	latency []bucket
+	apm     apmCounters
 }
 
 func readTop(ctx context.Context, c *control.Client) (topReading, error) {
@@ -149,6 +153,7 @@ func (r *topReading) add(s *sample) {
 		a = &appCounters{}
 		r.apps[app] = a
 	}
+	a.apm.add(name, s)
 	switch name {
 	case "app_state":
 		if s.value == 1 {
@@ -179,7 +184,7 @@ func (r *topReading) add(s *sample) {
 type topRow struct {
 	name, state                    string
 	cpu, rss, workers, queue, rate float64
-	p99                            float64
+	p99, apdex, errPct             float64
 	restarts                       int
 }
 
@@ -195,7 +200,8 @@ func topRows(prev, cur topReading) []topRow {
 			continue
 		}
 		r := topRow{name: name, state: c.state, restarts: int(c.restarts), rss: c.rss,
-			cpu: math.NaN(), workers: math.NaN(), queue: math.NaN(), rate: math.NaN(), p99: math.NaN()}
+			cpu: math.NaN(), workers: math.NaN(), queue: math.NaN(), rate: math.NaN(), p99: math.NaN(), errPct: math.NaN()}
+		r.apdex, _ = apmColumns(&c.apm, &c.apm)
 		if c.hasWorkers {
 			r.workers = c.workers
 		}
@@ -206,6 +212,7 @@ func topRows(prev, cur topReading) []topRow {
 			r.cpu = max(c.cpu-p.cpu, 0) / dt * 100
 			r.rate = max(c.requests-p.requests, 0) / dt
 			r.p99 = quantile(0.99, bucketDelta(p.latency, c.latency))
+			r.apdex, r.errPct = apmColumns(&p.apm, &c.apm)
 		}
 		rows = append(rows, r)
 	}

@@ -59,7 +59,8 @@ func TestQuantile(t *testing.T) {
 
 // appMetrics is the /metrics text of n apps app0..app(n-1) after k
 // seconds: each app has used k*0.05 s of CPU and served 100*k requests,
-// 2 % of them between 0.25 s and 0.5 s (p99: 0.375 s, interpolated).
+// 2 % of them between 0.25 s and 0.5 s (p99: 0.375 s, interpolated), 2 %
+// of them answered 500; its Apdex is 0.93.
 func appMetrics(n, k int) string {
 	var b strings.Builder
 	b.WriteString("# TYPE supervisor_app_cpu_seconds_total counter\n")
@@ -74,7 +75,9 @@ func appMetrics(n, k int) string {
 		fmt.Fprintf(&b, "supervisor_app_workers{app=%q} 4\n", app)
 		fmt.Fprintf(&b, "supervisor_app_open_fds{app=%q} 20\n", app)
 		fmt.Fprintf(&b, "supervisor_listener_queue_length{app=%q,listener=\"tcp://127.0.0.1:%d\"} 3\n", app, 8000+i)
-		fmt.Fprintf(&b, "supervisor_http_requests_total{app=%q,status=\"200\"} %d\n", app, 100*k)
+		fmt.Fprintf(&b, "supervisor_http_requests_total{app=%q,status=\"200\"} %d\n", app, 98*k)
+		fmt.Fprintf(&b, "supervisor_http_requests_total{app=%q,status=\"500\"} %d\n", app, 2*k)
+		fmt.Fprintf(&b, "supervisor_app_apdex{app=%q} 0.93\n", app)
 		total := 100 * k
 		for _, le := range []string{"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"} {
 			c := 98 * k
@@ -149,9 +152,10 @@ func TestTopPiped(t *testing.T) {
 	}
 	f := strings.Fields(lines[3])
 	// app1 running: CPU 0.05 s over ~0.2 s, 50 MiB, 4 workers, queue 3,
-	// 100 requests over ~0.2 s, p99 0.375 s, 1 restart.
-	if len(f) != 9 || f[0] != "app1" || f[1] != "running" || f[3] != "50.0M" || f[4] != "4" || f[5] != "3" || f[7] != "375ms" || f[8] != "1" {
-		t.Errorf("app1's row %q: want app1 running CPU 50.0M 4 3 RATE 375ms 1", lines[3])
+	// 100 requests over ~0.2 s, p99 0.375 s, Apdex 0.93, 2 % errors, 1 restart.
+	if len(f) != 11 || f[0] != "app1" || f[1] != "running" || f[3] != "50.0M" || f[4] != "4" || f[5] != "3" || f[7] != "375ms" ||
+		f[8] != "0.93" || f[9] != "2.0" || f[10] != "1" {
+		t.Errorf("app1's row %q: want app1 running CPU 50.0M 4 3 RATE 375ms 0.93 2.0 1", lines[3])
 	}
 	if _, err := fmt.Sscanf(f[6], "%g", new(float64)); err != nil {
 		t.Errorf("request rate %q is not a number", f[6])

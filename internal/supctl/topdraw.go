@@ -24,7 +24,7 @@ var stateColors = map[string]string{
 	"failed":   "\x1b[1;31m",
 }
 
-const topHeader = "APP                  STATE       CPU%      RSS  WORKERS  QUEUE   REQ/S    P99  RESTARTS"
+const topHeader = "APP                  STATE       CPU%      RSS  WORKERS  QUEUE   REQ/S    P99  APDEX   ERR%  RESTARTS"
 
 // renderTop appends the table of rows to dst: with o.tty it starts at the
 // cursor's home and erases what a longer previous table left; otherwise it
@@ -43,9 +43,9 @@ func renderTop(dst []byte, rows []topRow, at time.Time, o topOptions) []byte {
 		if c, ok := stateColors[r.state]; ok && o.color {
 			state = c + state + ansiReset
 		}
-		dst = fmt.Appendf(dst, "%-20s %s %5s %8s %8s %6s %7s %6s %9d%s",
+		dst = fmt.Appendf(dst, "%-20s %s %5s %8s %8s %6s %7s %6s %6s %6s %9d%s",
 			clip(r.name, 20), state, fixed(r.cpu, 1), bytesIEC(r.rss), fixed(r.workers, 0), fixed(r.queue, 0),
-			fixed(r.rate, 1), millis(r.p99), r.restarts, eol)
+			fixed(r.rate, 1), millis(r.p99), fixed(r.apdex, 2), fixed(r.errPct, 1), r.restarts, eol)
 	}
 	if o.tty {
 		dst = append(dst, ansiEraseDown...)

@@ -20,7 +20,7 @@ _supctl() {
 	COMPREPLY=()
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		-s | -timeout | --strategy | -n) ((i++)) ;;
+		-s | -timeout | --strategy | -n | --routes) ((i++)) ;;
 		-*) ;;
 		*) if [[ -z $cmd ]]; then cmd=${COMP_WORDS[i]}; else ((npos++)); fi ;;
 		esac
@@ -29,6 +29,7 @@ _supctl() {
 	-s) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	-timeout | -n) return ;;
 	--strategy) COMPREPLY=($(compgen -W "@STRATEGIES@" -- "$cur")); return ;;
+	--routes) COMPREPLY=($(compgen -W "$(_supctl_apps)" -- "$cur")); return ;;
 	esac
 	if [[ -z $cmd ]]; then
 		if [[ $cur == -* ]]; then
@@ -42,7 +43,8 @@ _supctl() {
 	status) flags="--json" ;;
 	reload | deploy) flags="--strategy" ;;
 	logs) flags="-n -f --stderr --since --reopen" ;;
-	top) flags="--interval" ;;
+	top) flags="--interval --routes" ;;
+	errors) flags="-v --json" ;;
 	completion)
 		if ((npos == 0)); then COMPREPLY=($(compgen -W "@SHELLS@" -- "$cur")); fi
 		return

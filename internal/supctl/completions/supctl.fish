@@ -25,4 +25,7 @@ complete -c supctl -n '__fish_seen_subcommand_from logs' -l stderr -d 'stderr li
 complete -c supctl -n '__fish_seen_subcommand_from logs' -l since -x -d 'lines since a duration ago or a time'
 complete -c supctl -n '__fish_seen_subcommand_from logs' -l reopen -d 'reopen the log files (logrotate)'
 complete -c supctl -n '__fish_seen_subcommand_from top' -l interval -x -d 'time between refreshes'
+complete -c supctl -n '__fish_seen_subcommand_from top' -l routes -x -a '(__supctl_apps)' -d 'slowest and failing routes of an app'
+complete -c supctl -n '__fish_seen_subcommand_from errors' -l json -d 'the control API answer'
+complete -c supctl -n '__fish_seen_subcommand_from errors' -s v -d 'full tracebacks'
 complete -c supctl -n '__fish_seen_subcommand_from completion' -a '@SHELLS@'

@@ -38,7 +38,8 @@ _supctl() {
 		status) compadd -- --json ;;
 		reload|deploy) compadd -- --strategy ;;
 		logs) compadd -- -n -f --stderr --since --reopen ;;
-		top) compadd -- --interval ;;
+		top) compadd -- --interval --routes ;;
+		errors) compadd -- -v --json ;;
 		esac
 		return
 	fi

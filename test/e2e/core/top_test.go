@@ -39,10 +39,10 @@ command = ["/bin/sleep", "3600"]
 		f := strings.Fields(l)
 		rows[f[0]] = f
 	}
-	if f := rows["sleeper"]; len(f) != 9 || f[1] != "running" || !strings.HasSuffix(f[3], "M") && !strings.HasSuffix(f[3], "K") || f[8] != "0" {
+	if f := rows["sleeper"]; len(f) != 11 || f[1] != "running" || !strings.HasSuffix(f[3], "M") && !strings.HasSuffix(f[3], "K") || f[10] != "0" {
 		t.Errorf("sleeper's row %q: want running, an RSS, 0 restarts\n%s", f, out)
 	}
-	if f := rows["other"]; len(f) != 9 || f[1] != "stopped" {
+	if f := rows["other"]; len(f) != 11 || f[1] != "stopped" {
 		t.Errorf("other's row %q: want stopped\n%s", f, out)
 	}
 	t.Logf("supctl top:\n%s", out)

@@ -33,6 +33,11 @@ type webOpts struct {
 	Flagged bool
 	// Variant is the testenv release variant when not Flagged.
 	Variant testenv.Variant
+	// Source, when not empty, is the app's app.py (instead of testenv's
+	// release or the Flagged app).
+	Source string
+	// Keys are more keys of the app's table (such as args = [...]).
+	Keys string
 }
 
 // flaggedApp is a Flask app whose health follows a file: GET /healthz is
@@ -77,9 +82,9 @@ func startWeb(t *testing.T, o webOpts) *web {
 	}
 	// One Gunicorn app "web" with two sync workers; the metrics endpoint
 	// listens on an ephemeral loopback port.
-	app := e2e.App{Listen: []string{o.Listen}}
+	app := e2e.App{Listen: []string{o.Listen}, Extra: o.Keys}
 	if o.Health != "" {
-		app.Extra = "\n[app.web.health]\n" + o.Health + "\n"
+		app.Extra += "\n[app.web.health]\n" + o.Health + "\n"
 	}
 	cfg := e2e.Config{HTTP: "127.0.0.1:0", ShutdownTimeout: "30s", Apps: []e2e.App{app}}.String()
 	w := &web{}
@@ -89,6 +94,12 @@ func startWeb(t *testing.T, o webOpts) *web {
 			t.Fatal(err)
 		}
 		w.Flag = filepath.Join(dir, "unhealthy")
+		if o.Source != "" {
+			if err := os.WriteFile(filepath.Join(app, "app.py"), []byte(o.Source), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
 		if !o.Flagged {
 			testenv.WriteRelease(t, app, testenv.Release{Version: "1", Variant: o.Variant})
 			return
