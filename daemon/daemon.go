@@ -112,7 +112,9 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	case "run":
 		cfg, err := config.Load(*cfgPath)
 		if err != nil {
-			return exitcode.New(ExitConfig, err)
+			if cfg = configApart(*cfgPath); cfg == nil {
+				return exitcode.New(ExitConfig, err)
+			}
 		}
 		self, err := newSelfLog()
 		if err != nil {
