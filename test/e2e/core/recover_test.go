@@ -343,6 +343,9 @@ func recoverBroken(t *testing.T) (*e2e.Supervisor, int, string) {
 	if out, code := second.SupctlRun("status"); code != 3 || !strings.Contains(out, "app.api.command") {
 		t.Errorf("supctl status: exit %d, want 3 with the reason:\n%s", code, out)
 	}
+	if text, err := second.Client().Metrics(t.Context()); err != nil || !strings.Contains(string(text), `supervisor_app_state{app="api",state="failed"} 1`) {
+		t.Errorf("metrics: %v; api not failed in:\n%s", err, text)
+	}
 	h := <-heyDone
 	t.Logf("kill -9 with api broken: hey on web %d requests, status %v, errors %v; api: %s", h.Requests, h.Status, h.Errors, st.Message)
 	if h.Failed() != 0 || h.Requests == 0 {
