@@ -283,7 +283,8 @@ var (
 )
 
 // TestRecoverWithOneBrokenApp: the supervisor of web and api dies by
-// SIGKILL under load on web, and api's table now names a deleted command.
+// SIGKILL under load on web, and api's table is edited to name a deleted
+// command.
 // The next start takes both apps over: web gets a new generation with no
 // failed request; api is failed, naming the file, key and error, and its
 // orphaned master goes on serving on the held socket; supctl status exits
