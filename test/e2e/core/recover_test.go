@@ -284,11 +284,10 @@ var (
 
 // TestRecoverWithOneBrokenApp: the supervisor of web and api dies by
 // SIGKILL under load on web, and api's table is edited to name a deleted
-// command.
-// The next start takes both apps over: web gets a new generation with no
-// failed request; api is failed, naming the file, key and error, and its
-// orphaned master goes on serving on the held socket; supctl status exits
-// 3. Then either the configuration is fixed and supctl update gives api a
+// command. The next start takes both apps over: web gets a new generation
+// with no failed request; api is failed, naming the file, key and error,
+// and its orphaned master goes on serving on the held socket; supctl
+// status exits 3. Then either the configuration is fixed and supctl update gives api a
 // new generation, or supctl stop ends the orphan (and start exits 1).
 func TestRecoverWithOneBrokenApp(t *testing.T) {
 	for _, end := range []string{"update", "stop"} {
