@@ -82,6 +82,17 @@ func Load(path string) (*Config, error) {
 // It returns a complete Config or, when anything is wrong, a *Errors listing
 // every problem found (one per line, FILE:LINE: KEY: MESSAGE), never both.
 func Parse(path string, data []byte) (*Config, error) {
+	cfg, errs := parse(path, data)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// parse is Parse's work: the configuration as far as it could be read
+// (nil when the file or an included one cannot be decoded) and every
+// problem found (an empty *Errors when none).
+func parse(path string, data []byte) (*Config, *Errors) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot make path absolute: %v", err), Err: err}}}
@@ -95,7 +106,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	keys := p.include(d)
 	p.errs.files = p.files
 	if len(p.errs.List) > 0 {
-		return nil, p.errs.err() // an included file is unreadable: its apps would be missing
+		return nil, p.errs // an included file is unreadable: its apps would be missing
 	}
 	cfg := &Config{Path: abs}
 	root := p.table(nil, d.doc)
@@ -106,10 +117,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	root.finish()
 	p.crossChecks(cfg)
 	p.orderChecks(cfg)
-	if err := p.errs.err(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	return cfg, p.errs
 }
 
 func (p *parser) supervisor(t *table) Supervisor {

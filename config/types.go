@@ -21,6 +21,11 @@ type Config struct {
 	Apps []*App
 	// Groups are the [group.NAME] tables, sorted by name.
 	Groups []Group
+	// Broken holds, by app name, the problems of the apps LoadApart kept
+	// although their own tables are invalid (each an *Errors). Load and
+	// Parse never set it. A broken app's other fields are as far as they
+	// could be read: it must not be started.
+	Broken map[string]error
 }
 
 // App returns the app named name, or nil.

@@ -35,7 +35,8 @@ const DefaultSocket = defaults.ControlSocket
 //	GET  /v1/status?target=T...  the apps of targets (app, instance base name, all, group:NAME)
 //	GET  /v1/log[?n=N&follow=true]  the supervisor's own log -> LogLine stream (NDJSON)
 //	POST /v1/signal/{SIG}?target=T...  SIG of Signals to the apps' main processes -> BulkResponse
-//	GET  /v1/metrics           what /metrics serves (Prometheus text), for supctl top
+//	GET  /v1/metrics           what /metrics serves (Prometheus text; ?app= and ?prefix= filter it)
+//	GET  /v1/top               the series supctl top reads, computed cheaply (Prometheus text)
 //	GET  /v1/errors[?target=T...]  the apps' error inboxes (all: no target) -> ErrorsResponse
 //
 // Anything else is 404 (unknown route) or 405 (wrong method).

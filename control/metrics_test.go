@@ -32,3 +32,15 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("without a handler: %v, want unavailable", err)
 	}
 }
+
+// TestTopUnavailable: without a Top handler GET /v1/top is unavailable
+// (501), which supctl top takes for a supervisor without it (supctl's
+// tests serve one).
+func TestTopUnavailable(t *testing.T) {
+	_, path := serve(t, &metricsBackend{})
+	got, err := NewClient(path).Top(context.Background())
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != CodeUnavailable || ae.Status != http.StatusNotImplemented {
+		t.Errorf("without a Top handler: %q, %v, want unavailable (501)", got, err)
+	}
+}

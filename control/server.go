@@ -134,6 +134,9 @@ type Server struct {
 
 	// Metrics serves GET /v1/metrics, the /metrics text (optional).
 	Metrics http.Handler
+	// Top serves GET /v1/top, the series `supctl top` reads in the same
+	// text format (optional).
+	Top http.Handler
 
 	ln       *net.UnixListener
 	path     string
@@ -187,6 +190,7 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
 	mux.HandleFunc("GET /v1/logs", s.logsAll)
 	mux.HandleFunc("GET /v1/metrics", s.metrics)
+	mux.HandleFunc("GET /v1/top", s.top)
 	mux.HandleFunc("POST /v1/apps/{app}/logs/reopen", s.reopenLogs)
 	mux.HandleFunc("POST /v1/act/{verb}", s.bulk)
 	mux.HandleFunc("GET /v1/reread", s.reread)

@@ -112,7 +112,9 @@ func Run(args []string, stdout, stderr io.Writer) error {
 	case "run":
 		cfg, err := config.Load(*cfgPath)
 		if err != nil {
-			return exitcode.New(ExitConfig, err)
+			if cfg = configApart(*cfgPath); cfg == nil {
+				return exitcode.New(ExitConfig, err)
+			}
 		}
 		self, err := newSelfLog()
 		if err != nil {
@@ -480,10 +482,12 @@ func (d *Daemon) listenControl(r *running) (*control.Server, error) {
 }
 
 // serveControl serves srv (from listenControl) on the Manager until Run
-// returns; GET /v1/metrics serves met's registry.
+// returns; GET /v1/metrics serves met's registry, GET /v1/top its series
+// for supctl top (metrics.Metrics.TopHandler).
 func (d *Daemon) serveControl(r *running, srv *control.Server, met *metrics.Metrics) {
 	srv.Backend, srv.Logs = backend{d.manager}, backend{d.manager}
 	srv.Metrics = met.ScrapeHandler()
+	srv.Top = met.TopHandler(d.manager)
 	srv.Config = configurer{d.manager, d.pruneBridges}
 	r.ctrlDone = make(chan error, 1)
 	go func() { r.ctrlDone <- srv.Serve() }()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -41,6 +42,9 @@ func (d *Daemon) recoverSockets(held map[string][]*listen.Socket) (*recovery.Orp
 	}
 	d.prevRun = o.Prev
 	d.Logger.Warn("recovery: the previous supervisor died; taking over its apps", "pid", o.Prev.PID, "apps", o.Apps())
+	for name, err := range d.Config.Broken {
+		d.Logger.Error("recovery: app set aside: its configuration is invalid; the other apps start", "app", name, "err", err)
+	}
 	o.RestoreLinks(d.Config)
 	systemd := maps.Clone(held)
 	taken := o.TakeSockets(d.Config, held)
@@ -155,4 +159,22 @@ func maxStartTimeout(cfg *config.Config) time.Duration {
 		}
 	}
 	return max
+}
+
+// configApart is the configuration at path with its broken apps set aside
+// (see config.LoadApart), for a supervisor that finds a dead predecessor's
+// orphans in the run_dir it names: their other apps must not stay
+// unmanaged because of one app's error. It returns nil when the file has
+// any other problem, when there is no such predecessor (a plain start with
+// a bad configuration starts nothing), or when the predecessor still runs.
+func configApart(path string) *config.Config {
+	cfg, err := config.LoadApart(path)
+	if cfg == nil || err == nil {
+		return cfg
+	}
+	o, ferr := recovery.FindOrphans(cfg.Supervisor.RunDir, slog.New(slog.DiscardHandler))
+	if ferr != nil || o == nil {
+		return nil
+	}
+	return cfg
 }

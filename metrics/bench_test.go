@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,33 @@ func BenchmarkScrape20Apps(b *testing.B) {
 	for b.Loop() {
 		if _, err := m.Registry().Gather(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTop50Apps measures one answer of TopHandler (what `supctl top`
+// reads each second) over 50 apps, each with a real process as master and
+// a real TCP listener, without cgroups: each read stats 50 masters and
+// reads their children files, 50 TCP_INFO, and encodes the text.
+func BenchmarkTop50Apps(b *testing.B) {
+	const apps = 50
+	src := &topSource{}
+	h := startHelper(b, "tree")
+	for i := range apps {
+		fd, addr := listenTCP(b, 128)
+		src.snaps = append(src.snaps, supervise.AppSnapshot{
+			Name: fmt.Sprintf("app%02d", i), State: supervise.StateRunning, MasterPID: h.PID,
+			Listeners: []supervise.ListenerSnapshot{{Address: "tcp://" + addr, Bound: addr, FD: fd, Network: "tcp", Backlog: 128}},
+		})
+	}
+	m := New(&fixedSource{}, Options{})
+	handler := m.TopHandler(src)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, httptest.NewRequest("GET", "/v1/top", nil))
+		if w.Code != 200 {
+			b.Fatalf("status %d", w.Code)
 		}
 	}
 }

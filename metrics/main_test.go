@@ -85,6 +85,8 @@ func helperTree() {
 type helperProc struct {
 	PID      int // the helper itself
 	Reported int // the pid it printed (its child's, in tree mode)
+	// Stop ends it and waits for it (as the test's cleanup does).
+	Stop func()
 }
 
 // startHelper re-executes the test binary in mode and waits until it is
@@ -148,7 +150,7 @@ func startHelper(tb testing.TB, mode string) helperProc {
 		stop()
 		tb.Fatalf("helper %s: bad ready line %q: %v", mode, line, err)
 	}
-	return helperProc{PID: cmd.Process.Pid, Reported: reported}
+	return helperProc{PID: cmd.Process.Pid, Reported: reported, Stop: stop}
 }
 
 // fixedSource is a Source returning the same snapshots on every call.

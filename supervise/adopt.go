@@ -117,16 +117,21 @@ func (m *Manager) recoverBPF(app string, s *listen.Socket, o *recovery.Orphans) 
 // generation passes the gate and the steering switches to it; then they
 // are drained. If it fails, they go on serving.
 func (m *Manager) recoverApp(ctx context.Context, a *appOwner, dir string) {
-	s := strategy.Swap
-	if a.cfg.Reload.Strategy.Exclusive() {
-		s = strategy.Restart
-	}
-	msg := reloadMsg{call: newCall(), strategy: &s, dir: dir, recovery: true}
-	if err := a.send(ctx, msg); err != nil {
+	if err := m.recoverReload(ctx, a, dir); err != nil {
 		m.logger.Error("recovery: no new generation took over; the previous supervisor's processes serve", "app", a.cfg.Name, "err", err)
 		return
 	}
 	m.logger.Info("recovery: a new generation took over from the previous supervisor's processes", "app", a.cfg.Name, "release", dir)
+}
+
+// recoverReload is recoverApp's reload: swap, or restart for an app
+// configured to restart; it returns the reload's error.
+func (m *Manager) recoverReload(ctx context.Context, a *appOwner, dir string) error {
+	s := strategy.Swap
+	if a.cfg.Reload.Strategy.Exclusive() {
+		s = strategy.Restart
+	}
+	return a.send(ctx, reloadMsg{call: newCall(), strategy: &s, dir: dir, recovery: true})
 }
 
 // DrainOrphans waits until every app is ready (at most limit), then drains

@@ -89,6 +89,9 @@ type appOwner struct {
 	lastReload *ReloadResult
 	reloads    map[string]int
 	message    string
+	// broken is why the app's configuration is invalid ("": valid); set
+	// before run by Manager.setAside: no generation is started.
+	broken string
 }
 
 // healthState is the periodic health check of the tracked generation.
@@ -352,6 +355,8 @@ func (a *appOwner) finishStop(ctx context.Context) {
 // onRestart: see the transitions on appOwner.
 func (a *appOwner) onRestart(ctx context.Context, reply chan error) {
 	switch {
+	case a.broken != "":
+		reply <- fmt.Errorf("app %s: %s: fix the configuration, then supctl update", a.cfg.Name, a.broken)
 	case a.state == StateStopping:
 		a.thenStart = true
 		reply <- nil
@@ -414,6 +419,10 @@ func (a *appOwner) onRetired(ctx context.Context, g generation) {
 // background; a failed spawn counts as a crash (Backoff or Failed).
 func (a *appOwner) startGen(ctx context.Context) {
 	a.attempted = true
+	if a.broken != "" {
+		a.failBroken("")
+		return
+	}
 	if err := a.env.relisten(a.cfg); err != nil {
 		a.env.log().Error("start failed", "app", a.cfg.Name, "err", err)
 		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
@@ -489,6 +498,8 @@ func (a *appOwner) onExit(ctx context.Context, g generation) {
 		// The reload's new generation takes over; reloadDone restarts if it does not.
 		a.state = StateStarting
 		a.message = "serving generation exited during reload: " + info.String()
+	case a.broken != "":
+		a.failBroken(info.String())
 	default:
 		a.scheduleRestart(info, time.Since(gi.Started), "")
 	}

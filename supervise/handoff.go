@@ -47,6 +47,9 @@ func (a *appOwner) handoff(m handoffMsg) bool {
 	if st.gen == nil && st.state != StateStopped {
 		st.state = StateStopped // backing off: the successor starts at once
 	}
+	if a.broken != "" && st.gen != nil {
+		st.state = StateStarting // a predecessor's generation, which repair replaces
+	}
 	st.health.busy = false // a check in flight reports to this owner, which is gone
 	*m.out = st
 	m.reply <- nil

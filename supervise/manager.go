@@ -198,6 +198,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 			m.adoptOrphans(m.slot(app.Name), opts.Orphans)
 		}
 	}
+	m.setAside(cfg)
 	return m, nil
 }
 

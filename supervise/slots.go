@@ -36,6 +36,10 @@ type appSlot struct {
 	// generation of recoverDir passes the gate (see recoverApp).
 	recovering bool
 	recoverDir string
+	// broken is why the app is set aside for its configuration ("" when
+	// it is not; see Manager.setAside); cleared by repair. Guarded by
+	// Manager.mu.
+	broken string
 	// facts are the run state's records of the app (own lock).
 	facts runFacts
 }

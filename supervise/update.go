@@ -68,10 +68,14 @@ func (m *Manager) Update(ctx context.Context, next *config.Config, only []string
 	}
 	for name, err := range ordered(changed, false, func(a *appOwner) error {
 		d := plan[slices.IndexFunc(plan, func(d config.AppDiff) bool { return d.Name == a.cfg.Name })]
+		if m.repairs(d.Name) {
+			return m.applyRepair(ctx, d, next.App(d.Name), opened[d.Name], progress)
+		}
 		return m.applyChange(ctx, d, next.App(d.Name), opened[d.Name], progress)
 	}) {
 		errs[name] = err
 	}
+	m.repairUnchanged(ctx, plan, next, errs)
 	m.startAdded(ctx, plan, errs)
 	m.syncConfig()
 	out := make([]UpdateResult, len(plan))

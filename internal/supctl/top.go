@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -35,9 +36,10 @@ type topOptions struct {
 }
 
 // topCmd runs `supctl top`: every app's state, CPU, RSS, workers, accept
-// queue, request rate, p99 latency and restarts, from the metrics the
-// control API serves (the data of /metrics). It reads no status: a status
-// of 50 apps costs the supervisor half as much again as their metrics.
+// queue, request rate, p99 latency and restarts, from the series the
+// control API serves for it (GET /v1/top: the names and labels of
+// /metrics, computed without a /proc scan). It reads no status, which
+// scans /proc.
 func topCmd(ctx context.Context, c *control.Client, args []string, out io.Writer) error {
 	flags, pos, err := splitFlags(args, map[string]bool{"interval": true, "routes": true})
 	if err != nil {
@@ -125,8 +127,13 @@ type appCounters struct {
 	apm     apmCounters
 }
 
+// readTop reads the series top shows (GET /v1/top; the whole of
+// /v1/metrics from a supervisor that does not serve it: 404 or 501).
 func readTop(ctx context.Context, c *control.Client) (topReading, error) {
-	text, err := c.Metrics(ctx)
+	text, err := c.Top(ctx)
+	if ae := (*control.APIError)(nil); errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusNotImplemented) {
+		text, err = c.Metrics(ctx)
+	}
 	if err != nil {
 		return topReading{}, err
 	}

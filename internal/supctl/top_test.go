@@ -116,7 +116,7 @@ func serveTop(tb testing.TB, b *topBackend) *control.Client {
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "c.sock")
-	srv := &control.Server{Backend: b, Metrics: b}
+	srv := &control.Server{Backend: b, Metrics: b, Top: b}
 	if err := srv.Listen(sock, -1); err != nil {
 		tb.Fatal(err)
 	}

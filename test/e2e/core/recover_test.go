@@ -273,3 +273,135 @@ func presentPaths(cgroups []string) []string {
 	}
 	return out
 }
+
+// brokenRecoverConfig is web and api, two Gunicorn apps on TCP ports
+// chosen at the first start; brokenAPI is api's table naming a command that
+// does not exist.
+var (
+	brokenRecoverConfig = e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{{}, {Name: "api"}}}.String()
+	brokenAPI           = `command = ["@DIR@/gone/gunicorn"]` + "\n"
+)
+
+// TestRecoverWithOneBrokenApp: the supervisor of web and api dies by
+// SIGKILL under load on web, and api's table is edited to name a deleted
+// command. The next start takes both apps over: web gets a new generation
+// with no failed request; api is failed, naming the file, key and error,
+// and its orphaned master goes on serving on the held socket; supctl
+// status exits 3. Then either the configuration is fixed and supctl update gives api a
+// new generation, or supctl stop ends the orphan (and start exits 1).
+func TestRecoverWithOneBrokenApp(t *testing.T) {
+	for _, end := range []string{"update", "stop"} {
+		t.Run(end, func(t *testing.T) {
+			s, orphan, apiAddr := recoverBroken(t)
+			if end == "update" {
+				repairBroken(t, s, brokenRecoverConfig, orphan, apiAddr)
+			} else {
+				stopBroken(t, s, orphan)
+			}
+		})
+	}
+}
+
+// recoverBroken runs TestRecoverWithOneBrokenApp up to api's failed state
+// and returns the new supervisor, api's orphaned master and api's address.
+func recoverBroken(t *testing.T) (*e2e.Supervisor, int, string) {
+	first := startWeb(t, brokenRecoverConfig)
+	web := first.WaitState("web", control.StateRunning, 30*time.Second)
+	api := first.WaitState("api", control.StateRunning, 30*time.Second)
+	addr, apiAddr := first.Addr("web"), first.Addr("api")
+	waitRunState(t, first, web.MasterPID)
+	waitRunStateOf(t, first, "api", api.MasterPID)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	heyDone := make(chan e2e.Hey, 1)
+	go func() {
+		h, err := e2e.RunHey(ctx, "-c", "8", "-z", "8s", "http://"+addr+"/")
+		if err != nil {
+			t.Errorf("hey: %v", err)
+		}
+		heyDone <- h
+	}()
+	first.Kill9()
+	first.WriteConfig(strings.Replace(brokenRecoverConfig, "[app.api]\n", "[app.api]\n"+brokenAPI, 1))
+	second := e2e.Restart(t, first, e2e.Options{})
+	if after := second.WaitState("web", control.StateRunning, 30*time.Second); after.MasterPID == web.MasterPID {
+		t.Errorf("web: the orphaned master %d was not replaced", web.MasterPID)
+	}
+	st := second.WaitState("api", control.StateFailed, 30*time.Second)
+	for _, want := range []string{second.Config, "app.api.command", "gone/gunicorn"} {
+		if !strings.Contains(st.Message, want) {
+			t.Errorf("api's message %q does not name %q", st.Message, want)
+		}
+	}
+	if !proc.Alive(api.MasterPID) {
+		t.Errorf("api's orphaned master %d was stopped", api.MasterPID)
+	}
+	if status, _, err := testenv.Get(apiAddr, "/"); err != nil || status != 200 {
+		t.Errorf("api's orphan on its held socket: %d %v", status, err)
+	}
+	if out, code := second.SupctlRun("status"); code != 3 || !strings.Contains(out, "app.api.command") {
+		t.Errorf("supctl status: exit %d, want 3 with the reason:\n%s", code, out)
+	}
+	if text, err := second.Client().Metrics(t.Context()); err != nil || !strings.Contains(string(text), `supervisor_app_state{app="api",state="failed"} 1`) {
+		t.Errorf("metrics: %v; api not failed in:\n%s", err, text)
+	}
+	h := <-heyDone
+	t.Logf("kill -9 with api broken: hey on web %d requests, status %v, errors %v; api: %s", h.Requests, h.Status, h.Errors, st.Message)
+	if h.Failed() != 0 || h.Requests == 0 {
+		t.Errorf("hey: %d of %d requests failed: %v %v", h.Failed(), h.Requests, h.Status, h.Errors)
+	}
+	return second, api.MasterPID, apiAddr
+}
+
+// stopBroken stops api, set aside with its orphan serving: the orphan
+// ends; a start then exits 1 naming the configuration error.
+func stopBroken(t *testing.T, s *e2e.Supervisor, orphan int) {
+	t.Helper()
+	if out, code := s.SupctlRun("stop", "api"); code != 0 {
+		t.Fatalf("supctl stop api: exit %d:\n%s", code, out)
+	}
+	testenv.WaitFor(t, 30*time.Second, "api's orphaned master gone", func() bool { return !proc.Alive(orphan) })
+	if out, code := s.SupctlRun("start", "api"); code != 1 || !strings.Contains(out, "app.api.command") {
+		t.Errorf("supctl start api: exit %d, want 1 naming the error:\n%s", code, out)
+	}
+	if st := s.App("api"); st.State != control.StateFailed || st.MasterPID != 0 {
+		t.Errorf("api after stop and start: %s, master %d; want failed, none", st.State, st.MasterPID)
+	}
+}
+
+// repairBroken writes the fixed configuration, runs supctl update and
+// checks api runs a new generation of its own on the same address, the
+// orphaned master gone.
+func repairBroken(t *testing.T, s *e2e.Supervisor, fixed string, orphan int, addr string) {
+	t.Helper()
+	s.WriteConfig(fixed)
+	began := time.Now()
+	out, code := s.SupctlRun("update")
+	if code != 0 {
+		t.Fatalf("supctl update: exit %d:\n%s", code, out)
+	}
+	t.Logf("supctl update (%s):\n%s", time.Since(began).Round(time.Millisecond), out)
+	st := s.WaitState("api", control.StateRunning, 30*time.Second)
+	if st.MasterPID == orphan || st.MasterPID == 0 {
+		t.Errorf("api after update: master %d, want a new one (the orphan was %d)", st.MasterPID, orphan)
+	}
+	testenv.WaitFor(t, 30*time.Second, "api's orphaned master gone", func() bool { return !proc.Alive(orphan) })
+	if status, _, err := testenv.Get(addr, "/"); err != nil || status != 200 {
+		t.Errorf("api after update: %d %v", status, err)
+	}
+	if out, code := s.SupctlRun("status"); code != 0 {
+		t.Errorf("supctl status after the update: exit %d:\n%s", code, out)
+	}
+}
+
+// waitRunStateOf waits until the supervisor's run state names master's
+// group under app.
+func waitRunStateOf(t *testing.T, s *e2e.Supervisor, app string, master int) {
+	t.Helper()
+	runDir := filepath.Join(s.Dir, "run")
+	testenv.WaitFor(t, 10*time.Second, "run state naming "+app+"'s master", func() bool {
+		st, err := recovery.ReadRunState(runDir)
+		return err == nil && st != nil && slices.ContainsFunc(st.Apps[app].Groups, func(g recovery.ProcGroup) bool { return g.PGID == master })
+	})
+}
