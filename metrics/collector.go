@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gunisup/supervisor/listen/sockdiag"
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
@@ -87,7 +88,7 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 			break
 		}
 	}
-	queues := queueReader{fail: c.fail}
+	queues := queueReader{r: sockdiag.Reader{Fail: c.fail}}
 
 	for _, s := range snaps {
 		gauge := func(d *prometheus.Desc, v float64, extra ...string) {
@@ -136,8 +137,8 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 			if !ok {
 				continue
 			}
-			gauge(descQueueLen, float64(q.length), l.Address)
-			gauge(descQueueMax, float64(q.max), l.Address)
+			gauge(descQueueLen, float64(q.Length), l.Address)
+			gauge(descQueueMax, float64(q.Max), l.Address)
 		}
 	}
 }
