@@ -69,6 +69,10 @@ type workerCtl struct {
 	app   *config.App
 	stats *workerStats
 	scale *scaler // nil without a range
+	// adopt: no target was published before this controller (a new
+	// supervisor process, which may have taken a running master over from
+	// its predecessor): the first master seen sets the target to its count.
+	adopt bool
 	// master is the main process the fields below describe (0: none).
 	master int
 	// belief is the master's worker count as told (0: not known yet);
@@ -125,7 +129,9 @@ func newWorkerCtl(a *appOwner) *workerCtl {
 	}
 	w := &workerCtl{a: a, app: app, stats: st}
 	if app.WorkersMax > 0 {
-		w.scale = newScaler(app.Workers, app.WorkersMax, int(w.stats.target.Load()))
+		prev := int(w.stats.target.Load())
+		w.scale = newScaler(app.Workers, app.WorkersMax, prev)
+		w.adopt = prev == 0
 		w.stats.target.Store(int64(w.scale.target))
 	}
 	w.forget()
@@ -231,6 +237,10 @@ func queueDepth(ls []ListenerSnapshot) int {
 func (w *workerCtl) scaleStep(ctx context.Context, s *AppSnapshot, live int, busy float64, now time.Time) {
 	if w.belief == 0 {
 		w.belief = live
+		if w.adopt {
+			w.adopt = false
+			w.scale.target = max(w.scale.min, min(live, w.scale.max))
+		}
 	}
 	w.checkDrift(live, now)
 	queue := queueDepth(s.Listeners)
