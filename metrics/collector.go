@@ -120,7 +120,7 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descWorkersTarget, float64(s.WorkersTarget))
 		}
 		if s.Kind == "gunicorn" {
-			ch <- constMetric(descWorkerRecycled, prometheus.CounterValue, float64(s.WorkersRecycledRSS), s.Name, "rss")
+			ch <- constMetric(descWorkerRecycled, prometheus.CounterValue, float64(s.WorkersRecycled), s.Name, "rss")
 		}
 		counter(descLogDropped, float64(s.LogDropped))
 

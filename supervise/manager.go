@@ -478,7 +478,7 @@ func (m *Manager) Snapshots() []AppSnapshot {
 		}
 		s.Processes = m.processCount(s.Name, s.MasterPID, tree)
 		if st := m.workerStats(s.Name); st != nil {
-			s.WorkersTarget, s.WorkersRecycledRSS = int(st.target.Load()), st.recycledRSS.Load()
+			s.WorkersTarget, s.WorkersRecycled = int(st.target.Load()), st.recycledRSS.Load()
 		}
 		m.logReport(&s)
 		out = append(out, s)

@@ -91,10 +91,10 @@ type AppSnapshot struct {
 	Traceback                                []string
 	LogDropped                               uint64
 	// WorkersTarget is the worker target of an app with a workers range
-	// (0: none); WorkersRecycledRSS counts workers sent TERM for their
+	// (0: none); WorkersRecycled counts workers sent TERM for their
 	// memory (max_worker_rss) since the supervisor started.
-	WorkersTarget      int
-	WorkersRecycledRSS uint64
+	WorkersTarget   int
+	WorkersRecycled uint64
 }
 
 // UnmarshalText parses a state name written by MarshalText.
