@@ -70,7 +70,7 @@ test:
 	scripts/deps.sh test
 	go vet ./...
 	go vet -tags soak ./test/e2e/reload/ ./test/e2e/faults/
-	go vet -tags soak ./test/e2e/steer/
+	go vet -tags soak ./test/e2e/steer/ ./test/e2e/workers/
 	GORACE=atexit_sleep_ms=0 go test -race -count=1 -timeout 20m $$(go list ./... | grep -v /test/e2e/)
 	GORACE=atexit_sleep_ms=0 go test -race -count=1 -p 2 -timeout 40m $$(go list $(E2E_FIRST) ./test/e2e/... | grep -v /test/e2e/packaging$$) $(E2E_LAST)
 
@@ -84,11 +84,14 @@ test-short:
 # swaps under load, medians and maxima of each phase). The reliability soak:
 # SOAK_RELOADS deploys under load (about 30 minutes for 1,000); prints failed
 # requests and the supervisor's RSS, open fds and goroutines at start and end.
+# The recycling soak: 10 minutes of requests to a worker leaking 5 MiB each
+# under max_worker_rss (failed requests, workers recycled, largest RSS).
 SOAK_RELOADS ?= 1000
 soak:
 	scripts/deps.sh test
 	go test -race -tags soak -count=1 -timeout 30m -run 'TestReloadLeak|TestSwapTimings' -v ./test/e2e/reload/
 	SOAK_RELOADS=$(SOAK_RELOADS) go test -tags soak -count=1 -v -timeout 90m -run 'TestSoak$$' ./test/e2e/faults/
+	go test -tags soak -count=1 -v -timeout 20m -run 'TestRecycleSoak$$' ./test/e2e/workers/
 	bench/steer.sh
 	$(MAKE) systemd-test
 

@@ -471,6 +471,12 @@ listen = ["unix://$TMP/current/web.sock"]
 		{"envfile_nul", web + "env_file = \"nul.env\"\n"},
 		{"backoff_order", web + "backoff_initial = \"1m\"\n"},
 		{"bad_numbers", web + "workers = -1\nbacklog = 0\ncrash_limit = 0\n[app.web.health]\nhealthy_after = 0\nunhealthy_after = 99999999999\n"},
+		{"worker_ranges", "[app.a]\nallow_root = true\nvirtualenv = \"$TMP/venv\"\nwsgi = \"app:app\"\nlisten = [\"tcp://127.0.0.1:8101\"]\nworkers = \"8..2\"\nmax_worker_rss = \"1MiB\"\n" +
+			"[app.b]\nallow_root = true\nvirtualenv = \"$TMP/venv\"\nwsgi = \"app:app\"\nlisten = [\"tcp://127.0.0.1:8102\"]\nworkers = \"0..4\"\nmax_worker_rss = \"300MB\"\n" +
+			"[app.c]\nallow_root = true\nvirtualenv = \"$TMP/venv\"\nwsgi = \"app:app\"\nlisten = [\"tcp://127.0.0.1:8103\"]\nworkers = \"2-8\"\nmax_worker_rss = 300\n" +
+			"[app.d]\nallow_root = true\nvirtualenv = \"$TMP/venv\"\nwsgi = \"app:app\"\nlisten = [\"tcp://127.0.0.1:8104\"]\nworkers = \"2..2000\"\n" +
+			"[app.e]\nallow_root = true\nvirtualenv = \"$TMP/venv\"\nwsgi = \"app:app\"\nlisten = [\"tcp://127.0.0.1:8105\"]\nworkers = 2.5\n" +
+			"[app.f]\nallow_root = true\nkind = \"process\"\ncommand = [\"tool\"]\nmax_worker_rss = \"300MiB\"\n"},
 		{"missing_virtualenv", `
 [app.web]
 allow_root = true

@@ -145,6 +145,8 @@ func checkApp(t *testing.T, a *App) {
 		{"health.timeout", a.Health.Timeout > 0},
 		{"health thresholds", a.Health.HealthyAfter >= 1 && a.Health.UnhealthyAfter >= 1},
 		{"workers", a.Workers >= 0},
+		{"workers range", a.WorkersMax == 0 || (a.Workers >= 1 && a.WorkersMax > a.Workers && a.WorkersMax <= MaxWorkers)},
+		{"max_worker_rss", a.MaxWorkerRSS == 0 || a.MaxWorkerRSS >= MinWorkerRSS},
 	} {
 		if !d.ok {
 			t.Errorf("app %q: %s out of range: %+v", a.Name, d.name, a)

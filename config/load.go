@@ -297,7 +297,8 @@ func appDirectory(t *table, a *App) {
 // Gunicorn app, an error for a process.
 func (p *parser) gunicornKeys(t *table, a *App, gunicorn, process bool) {
 	hasWSGI := t.str("wsgi", &a.WSGI)
-	hasWorkers := t.integer("workers", &a.Workers, 0, MaxWorkers)
+	hasWorkers := t.workers(a)
+	hasRSS := t.byteSize("max_worker_rss", &a.MaxWorkerRSS, MinWorkerRSS)
 	hasArgs := t.strList("args", &a.Args)
 	switch {
 	case gunicorn:
@@ -312,7 +313,7 @@ func (p *parser) gunicornKeys(t *table, a *App, gunicorn, process bool) {
 		for _, k := range []struct {
 			name string
 			set  bool
-		}{{"wsgi", hasWSGI}, {"workers", hasWorkers}, {"args", hasArgs}} {
+		}{{"wsgi", hasWSGI}, {"workers", hasWorkers}, {"max_worker_rss", hasRSS}, {"args", hasArgs}} {
 			if k.set {
 				t.errf(k.name, "only valid for kind \"gunicorn\"")
 			}

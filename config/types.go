@@ -136,8 +136,18 @@ type App struct {
 	Command []string `update:"reload" key:"command"`
 	// WSGI is Gunicorn's APP_MODULE (KindGunicorn).
 	WSGI string `update:"reload" key:"wsgi"`
-	// Workers is Gunicorn's --workers; 0 leaves Gunicorn's default.
+	// Workers is Gunicorn's --workers; 0 leaves Gunicorn's default. With
+	// a range (`workers = "MIN..MAX"`) it is MIN.
 	Workers int `update:"reload" key:"workers"`
+	// WorkersMax is MAX of a workers range, 0 for a fixed count: the
+	// supervisor then scales the workers between Workers and WorkersMax
+	// (TTIN and TTOU to the master), and a new generation starts at the
+	// current target.
+	WorkersMax int `update:"inplace" key:"workers"`
+	// MaxWorkerRSS is max_worker_rss in bytes, 0 for none: a worker whose
+	// resident memory stays above it is sent TERM (one at a time) and
+	// Gunicorn's master replaces it.
+	MaxWorkerRSS int64 `update:"inplace" key:"max_worker_rss"`
 	// Args are extra Gunicorn arguments.
 	Args []string `update:"reload" key:"args"`
 	// Listen are the sockets the supervisor binds and holds for this app.

@@ -200,6 +200,12 @@ type AppStatus struct {
 	Traceback []string `json:"traceback,omitempty"`
 	// LogDropped counts output lines that never reached the app's log sink.
 	LogDropped uint64 `json:"log_dropped"`
+	// WorkersTarget is the worker count the supervisor scales a workers
+	// range ("MIN..MAX") to; 0 for a fixed count.
+	WorkersTarget int `json:"workers_target,omitempty"`
+	// WorkersRecycled counts workers sent a graceful TERM for their memory
+	// (max_worker_rss) since the supervisor started.
+	WorkersRecycled uint64 `json:"workers_recycled,omitempty"`
 }
 
 // Exit describes how a process ended.

@@ -132,6 +132,7 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 		Reloading: s.Reloading, Reloads: s.Reloads,
 		StatsdBridge: s.StatsdBridge, StatsdAddr: s.StatsdAddr, Message: s.Message,
 		Traceback: s.Traceback, LogDropped: s.LogDropped,
+		WorkersTarget: s.WorkersTarget, WorkersRecycled: s.WorkersRecycled,
 		Required: s.Required, Wanted: s.Wanted, Attempted: s.Attempted,
 	}
 	if e := s.LastExit; e != nil {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gunisup/supervisor/listen/sockdiag"
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
@@ -28,6 +29,10 @@ var (
 		"Shell-style status of the last generation exit (code, or 128+signal); absent before the first exit.")
 	descAppWorkers = appDesc("app_workers",
 		"Live worker processes of the current generation's master.")
+	descWorkersTarget = appDesc("app_workers_target",
+		"Worker target of an app with a workers range (MIN..MAX), which the supervisor scales from the accept queue and the workers' busy ratio; absent for a fixed count.")
+	descWorkerRecycled = appDesc("worker_recycled_total",
+		"Gunicorn workers the supervisor sent a graceful TERM to recycle them, by reason (rss: resident memory above max_worker_rss); Gunicorn apps only.", "reason")
 	descAppCPU = appDesc("app_cpu_seconds_total",
 		"User and system CPU time of the process tree rooted at the master, including reaped descendants.")
 	descAppRSS = appDesc("app_resident_memory_bytes",
@@ -60,7 +65,7 @@ type appCollector struct {
 // Describe implements prometheus.Collector.
 func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descAppUp, descAppState, descAppStart, descAppRestarts, descAppLastExit, descAppWorkers,
+		descAppUp, descAppState, descAppStart, descAppRestarts, descAppLastExit, descAppWorkers, descWorkersTarget, descWorkerRecycled,
 		descAppCPU, descAppRSS, descAppFDs, descAppProcs, descReloads, descSteering, descQueueLen, descQueueMax, descLogDropped,
 	} {
 		ch <- d
@@ -87,7 +92,7 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 			break
 		}
 	}
-	queues := queueReader{fail: c.fail}
+	queues := queueReader{r: sockdiag.Reader{Fail: c.fail}}
 
 	for _, s := range snaps {
 		gauge := func(d *prometheus.Desc, v float64, extra ...string) {
@@ -111,6 +116,12 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descAppLastExit, float64(s.LastExit.ShellCode()))
 		}
 		gauge(descAppWorkers, float64(len(s.WorkerPIDs)))
+		if s.WorkersTarget > 0 {
+			gauge(descWorkersTarget, float64(s.WorkersTarget))
+		}
+		if s.Kind == "gunicorn" {
+			ch <- constMetric(descWorkerRecycled, prometheus.CounterValue, float64(s.WorkersRecycled), s.Name, "rss")
+		}
 		counter(descLogDropped, float64(s.LogDropped))
 
 		if tree != nil && s.MasterPID > 0 {
@@ -136,8 +147,8 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 			if !ok {
 				continue
 			}
-			gauge(descQueueLen, float64(q.length), l.Address)
-			gauge(descQueueMax, float64(q.max), l.Address)
+			gauge(descQueueLen, float64(q.Length), l.Address)
+			gauge(descQueueMax, float64(q.Max), l.Address)
 		}
 	}
 }

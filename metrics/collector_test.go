@@ -385,6 +385,7 @@ func goldenMetrics(tb testing.TB) *Metrics {
 			Name: "web", Kind: "gunicorn", State: supervise.StateRunning, Healthy: true, HealthChecked: true,
 			MasterPID: os.Getpid(), WorkerPIDs: []int{1, 2}, Generation: 2, Started: time.Unix(1700000000, 0),
 			Restarts: 1, LastExit: &supervise.ExitInfo{Code: 0}, Reloads: map[string]int{"ok": 1},
+			WorkersTarget: 3, WorkersRecycled: 4,
 			Listeners: []supervise.ListenerSnapshot{
 				{Address: "tcp://127.0.0.1:8000", Bound: tcpAddr, FD: tcpFD, Network: "tcp", Backlog: 16, Steering: "bpf"},
 				{Address: "unix:///run/web.sock", Bound: unixPath, FD: unixFD, Network: "unix", Backlog: 16, Steering: "shared"},

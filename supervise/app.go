@@ -148,6 +148,7 @@ func (a *appOwner) post(ctx context.Context, m message) error {
 
 func (a *appOwner) run(ctx context.Context) {
 	defer close(a.exited)
+	defer a.startWorkerCtl(ctx)()
 	var healthTick <-chan time.Time
 	if a.cfg.Health.Enabled {
 		t := time.NewTicker(a.cfg.Health.Interval)

@@ -478,6 +478,9 @@ func (m *Manager) Snapshots() []AppSnapshot {
 			s.WorkerPIDs = kids
 		}
 		s.Processes = m.processCount(s.Name, s.MasterPID, tree)
+		if st := m.workerStats(s.Name); st != nil {
+			s.WorkersTarget, s.WorkersRecycled = int(st.target.Load()), st.recycledRSS.Load()
+		}
 		m.logReport(&s)
 		out = append(out, s)
 	}

@@ -228,6 +228,7 @@ func (e *fakeEnv) appReady()                           {}
 func (e *fakeEnv) appExited(string, ExitInfo)          {}
 func (e *fakeEnv) statsdAddr(string) string            { return "" }
 func (e *fakeEnv) listeners(string) []ListenerSnapshot { return nil }
+func (e *fakeEnv) workerStats(string) *workerStats     { return &workerStats{} }
 func (e *fakeEnv) log() *slog.Logger                   { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 func (e *fakeEnv) events() Observer                    { return NopObserver{} }
 

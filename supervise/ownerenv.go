@@ -106,6 +106,9 @@ type ownerEnv interface {
 	statsdAddr(app string) string
 	// listeners describes the app's held sockets.
 	listeners(app string) []ListenerSnapshot
+	// workerStats is where the app's worker controller publishes its
+	// target and counts (kept across owners).
+	workerStats(app string) *workerStats
 	// usr2 implements the USR2 step of a reload (Gunicorn apps only).
 	usr2(ctx context.Context, a *appOwner, old generation) (generation, error)
 	log() *slog.Logger
@@ -249,3 +252,5 @@ var (
 	_ ownerEnv   = managerEnv{}
 	_ prober     = healthProber{}
 )
+
+func (e managerEnv) workerStats(app string) *workerStats { return e.m.workerStats(app) }

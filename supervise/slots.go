@@ -42,6 +42,8 @@ type appSlot struct {
 	broken string
 	// facts are the run state's records of the app (own lock).
 	facts runFacts
+	// workers is what the app's worker controller publishes (atomics).
+	workers workerStats
 }
 
 // appView is a consistent copy of a slot's fields guarded by Manager.mu.
@@ -105,4 +107,13 @@ func (m *Manager) allLogs() map[string]*logs.AppLog {
 		}
 	}
 	return out
+}
+
+// workerStats returns app's worker controller statistics, nil for a name
+// the Manager never ran.
+func (m *Manager) workerStats(app string) *workerStats {
+	if s := m.slot(app); s != nil {
+		return &s.workers
+	}
+	return nil
 }

@@ -90,6 +90,11 @@ type AppSnapshot struct {
 	Reloads                                  map[string]int
 	Traceback                                []string
 	LogDropped                               uint64
+	// WorkersTarget is the worker target of an app with a workers range
+	// (0: none); WorkersRecycled counts workers sent TERM for their
+	// memory (max_worker_rss) since the supervisor started.
+	WorkersTarget   int
+	WorkersRecycled uint64
 }
 
 // UnmarshalText parses a state name written by MarshalText.

@@ -56,6 +56,7 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 		return proc.Spec{}, nil, err
 	}
 	v := m.prober.Version(ctx, app, launch.As(app, env, dir))
+	app = workersFor(app, m.workerStats(app.Name))
 	return execSpec(app, launch.Gunicorn(app, env, dir, fds, m.pidfile(app, id), m.statsdAddr(app.Name), v), socks)
 }
 

@@ -39,6 +39,9 @@ type App struct {
 	Directory string
 	// Workers is Gunicorn's worker count; 0 is 2.
 	Workers int
+	// WorkersRange, when set, is written as workers = "MIN..MAX" instead
+	// of Workers.
+	WorkersRange string
 	// Listen is the listen list of a Gunicorn app; nil is
 	// ["tcp://127.0.0.1:0"].
 	Listen []string
@@ -91,7 +94,11 @@ func (a App) String() string {
 		if dir == "" {
 			dir = "@DIR@/app"
 		}
-		fmt.Fprintf(&b, "virtualenv = %q\nwsgi = \"app:app\"\nworkers = %d\nlisten = %s\n", venv, workers, tomlStrings(listen))
+		w := strconv.Itoa(workers)
+		if a.WorkersRange != "" {
+			w = strconv.Quote(a.WorkersRange)
+		}
+		fmt.Fprintf(&b, "virtualenv = %q\nwsgi = \"app:app\"\nworkers = %s\nlisten = %s\n", venv, w, tomlStrings(listen))
 	}
 	if dir != "" {
 		fmt.Fprintf(&b, "directory = %q\n", dir)

@@ -248,6 +248,9 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 		workers := "-" // a process app has no workers of its own
 		if a.Kind != "process" {
 			workers = fmt.Sprint(len(a.WorkerPIDs))
+			if a.WorkersTarget > 0 {
+				workers += "/" + fmt.Sprint(a.WorkersTarget) // live/target of a workers range
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%s\n", a.Name, state, pid, workers, a.Processes, up, a.Restarts, last, a.Generation, strings.Join(ls, ","))
 	}

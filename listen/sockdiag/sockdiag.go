@@ -1,6 +1,7 @@
 // Package sockdiag reads the accept queues of listening Unix sockets over
 // NETLINK_SOCK_DIAG (unix_diag), which is the only interface that reports
-// them: SIOCINQ refuses a listening Unix socket.
+// them: SIOCINQ refuses a listening Unix socket. Reader reads any held
+// listener's queue, a TCP one through TCP_INFO.
 package sockdiag
 
 import (
