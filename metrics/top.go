@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"fmt"
+	"github.com/gunisup/supervisor/listen/sockdiag"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -77,7 +78,7 @@ func (c *topCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *topCollector) Collect(ch chan<- prometheus.Metric) {
 	c.files.begin()
 	defer c.files.end()
-	queues := queueReader{fail: c.fail}
+	queues := queueReader{r: sockdiag.Reader{Fail: c.fail}}
 	for _, s := range c.src.Published() {
 		c.collectApp(ch, s, &queues)
 	}
@@ -118,7 +119,7 @@ func (c *topCollector) collectApp(ch chan<- prometheus.Metric, s supervise.AppSn
 func (c *topCollector) queues(ch chan<- prometheus.Metric, s supervise.AppSnapshot, queues *queueReader) {
 	for _, l := range s.Listeners {
 		if q, ok := queues.read(l); ok {
-			ch <- constMetric(descQueueLen, prometheus.GaugeValue, float64(q.length), s.Name, l.Address)
+			ch <- constMetric(descQueueLen, prometheus.GaugeValue, float64(q.Length), s.Name, l.Address)
 		}
 	}
 }
