@@ -67,18 +67,15 @@ func (a *appOwner) adopt(ctx context.Context, st ownerState) {
 	a.publish()
 }
 
-// replaceOwner swaps app cfg.Name's owner for one running cfg: the running
-// generation passes to it untouched. An app that was meant to run but had
-// no generation (backing off) is started. It returns ErrBusy while a
-// reload, restart or stop of the app runs.
-func (m *Manager) replaceOwner(ctx context.Context, cfg *config.App) error {
-	old, err := m.owner(cfg.Name)
-	if err != nil {
-		return err
-	}
+// replaceOwner swaps old, app cfg.Name's owner, for one running cfg and
+// returns it: the running generation passes to it untouched. An app that
+// was meant to run but had no generation (backing off) is started (an
+// error then comes with the new owner, installed). It returns ErrBusy (no
+// owner) while a reload, restart or stop of the app runs.
+func (m *Manager) replaceOwner(ctx context.Context, old *appOwner, cfg *config.App) (*appOwner, error) {
 	var st ownerState
 	if err := old.send(ctx, handoffMsg{call: newCall(), out: &st}); err != nil {
-		return err
+		return nil, err
 	}
 	<-old.exited
 	a := newAppOwner(m, cfg)
@@ -93,7 +90,7 @@ func (m *Manager) replaceOwner(ctx context.Context, cfg *config.App) error {
 	m.mu.Unlock()
 	go a.run(m.runCtx)
 	if st.wanted && st.gen == nil {
-		return a.send(ctx, startMsg{newCall()})
+		return a, a.send(ctx, startMsg{newCall()})
 	}
-	return nil
+	return a, nil
 }

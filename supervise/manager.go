@@ -155,7 +155,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		stopping:   make(chan struct{}),
 		prober:     gunicorn.NewProber(reaper.OutputSpec),
 		homes:      map[string]int{},
-		bpfWhy:     steerProbe(),
+		bpfWhy:     listen.SteerProbe(),
 		recordPoke: make(chan struct{}, 1),
 		// Set before openAll, which uses them.
 		cgroupRoot: opts.Cgroups,
@@ -186,77 +186,20 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		m.order = append(m.order, a)
 		m.mu.Unlock()
 	}
-	if opts.Restore != nil {
-		for _, st := range opts.Restore.Apps {
-			if s := m.slot(st.Name); s != nil {
-				s.restored, s.needsNoStart = true, m.restoreApp(s, st)
-			}
-		}
-	}
-	for _, app := range cfg.Apps {
-		if m.adopts(opts, app) {
-			m.adoptOrphans(m.slot(app.Name), opts.Orphans)
-		}
-	}
+	m.restoreAll(opts.Restore)
+	m.adoptAll(opts)
 	return m, nil
-}
-
-// openAll opens every app's set (see openApp) on the sockets handed over
-// by the previous image, or inherited, or bound now. On error it closes
-// what it opened.
-func (m *Manager) openAll(opts Options) error {
-	if opts.Restore != nil {
-		if err := opts.Restore.Validate(m.cfg); err != nil {
-			return err
-		}
-		socks, err := restoreSockets(m.cfg, opts.Restore)
-		if err != nil {
-			return err
-		}
-		opts.Sockets = socks
-	}
-	stdout := opts.Stdout
-	if stdout == nil {
-		stdout = os.Stdout
-	}
-	m.stdoutSink = logs.NewWriterSink(stdout)
-	for _, app := range m.cfg.Apps {
-		held, isHeld := opts.Sockets[app.Name]
-		var gens []listen.Steering
-		why := "inherited from systemd"
-		switch {
-		case opts.Restore != nil:
-			gens = m.restoreSteering(app.Name, opts.Restore.Sockets[app.Name], held)
-			why = "handed over by a self-upgrade"
-		case isHeld && opts.Orphans.Took(app.Name):
-			if m.adopts(opts, app) {
-				held, gens = m.recoverSteering(app, held, opts.Orphans)
-			}
-			why = "taken over from the previous supervisor's processes"
-		}
-		if isHeld {
-			m.logHeldSteering(app, why, gens)
-		}
-		set, err := m.openApp(app, held, gens, isHeld)
-		if err != nil {
-			return m.abandonOpen(err, opts.Restore != nil, held, gens)
-		}
-		m.mu.Lock()
-		m.installApp(app.Name, set)
-		m.mu.Unlock()
-	}
-	return nil
 }
 
 // abandonOpen undoes openAll after err, app's failure to open, and returns
 // err with whatever the undoing failed at. On a fresh start it closes the
 // sockets: those of the apps opened so far, and app's held ones and their
-// steering. On a take-over from a previous image (restore) every socket and
+// steering (held, nil for none). On a take-over from a previous image (restore) every socket and
 // steering descriptor stays open: the state names them, and the caller
 // either hands them back to that image (upgrade.Fallback) or exits.
-func (m *Manager) abandonOpen(err error, restore bool, held []*listen.Socket, gens []listen.Steering) error {
+func (m *Manager) abandonOpen(err error, restore bool, held *listen.Held) error {
 	if !restore {
-		err = errors.Join(err, closeSteered(gens), listen.CloseAll(held))
+		err = errors.Join(err, held.Close())
 		m.CloseSockets()
 	}
 	_ = logs.CloseApps(m.allLogs(), 0) // nothing was captured yet: nothing to lose
@@ -627,30 +570,5 @@ func (m *Manager) relink(app string) {
 		if err := s.Relink(); err != nil {
 			m.logger.Error("unix socket", "app", app, "err", err)
 		}
-	}
-}
-
-// runCommand returns a runner for an app's command health checks: run in the
-// app's environment and directory, as its user with its limits, reaped by
-// the reaper.
-func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []string) ([]byte, int, error) {
-	return func(ctx context.Context, argv []string) ([]byte, int, error) {
-		dir, err := reload.ResolveDir(app.Directory)
-		if err != nil {
-			return nil, -1, err
-		}
-		env, err := m.childEnv(app, dir, dir)
-		if err != nil {
-			return nil, -1, err
-		}
-		spec, err := launch.Command(app, env, dir, argv)
-		if err != nil {
-			return nil, -1, err
-		}
-		out, info, err := m.reaper.OutputSpec(ctx, spec)
-		if err != nil {
-			return out, -1, err
-		}
-		return out, info.ShellCode(), nil
 	}
 }

@@ -3,6 +3,7 @@ package supervise
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
@@ -29,21 +30,68 @@ func (s *appSet) close() error {
 	return errors.Join(errs...)
 }
 
+// openAll opens every app's set (see openApp) on the sockets handed over
+// by the previous image, or inherited, or bound now. On error it closes
+// what it opened (see abandonOpen).
+func (m *Manager) openAll(opts Options) error {
+	socks := opts.Sockets
+	if opts.Restore != nil {
+		var err error
+		if socks, err = opts.Restore.HeldSockets(m.cfg); err != nil {
+			return err
+		}
+	}
+	stdout := opts.Stdout
+	if stdout == nil {
+		stdout = os.Stdout
+	}
+	m.stdoutSink = logs.NewWriterSink(stdout)
+	for _, app := range m.cfg.Apps {
+		held := m.held(app, opts, socks)
+		set, err := m.openApp(app, held)
+		if err != nil {
+			return m.abandonOpen(err, opts.Restore != nil, held)
+		}
+		m.mu.Lock()
+		m.installApp(app.Name, set)
+		m.mu.Unlock()
+	}
+	return nil
+}
+
+// held returns the sockets app's table takes instead of binding (nil: it
+// binds them): those socks holds for it (handed over, taken from a dead
+// predecessor's orphans, or inherited from systemd), with their steering
+// as the previous image handed it over, or rebuilt when the app adopts its
+// orphans' serving generation (see adopts), else shared.
+func (m *Manager) held(app *config.App, opts Options, socks map[string][]*listen.Socket) *listen.Held {
+	s, ok := socks[app.Name]
+	switch {
+	case !ok:
+		return nil
+	case opts.Restore != nil:
+		return opts.Restore.Held(app.Name, s, m.logger)
+	case opts.Orphans.Took(app.Name):
+		return opts.Orphans.Held(app, s, m.adopts(opts, app), m.bpfWhy, m.logger)
+	}
+	return &listen.Held{Sockets: s, Why: "inherited from systemd"}
+}
+
 // openApp opens everything app runs with, for NewManager and for an app an
-// update adds: its listeners (held, when the app's sockets were inherited
-// or handed over, with their steering gens as adopted or rebuilt; else
-// bound now and steered, see openListeners), its log, its cgroup (when the Manager has a cgroup root;
+// update adds: its listen table (of held, the sockets it inherited or was
+// handed over, or bound now and steered when held is nil; see
+// listen.Open), its log, its cgroup (when the Manager has a cgroup root;
 // one that cannot be created is logged and the app runs without) and its
 // statsd bridge (Options.OpenStatsd). On error it closes what it opened:
-// held sockets and gens stay the caller's.
-func (m *Manager) openApp(app *config.App, held []*listen.Socket, gens []listen.Steering, isHeld bool) (*appSet, error) {
+// held sockets and their steering stay the caller's.
+func (m *Manager) openApp(app *config.App, held *listen.Held) (*appSet, error) {
+	t, err := listen.Open(app, held, m.bpfWhy, m.logger)
+	if err != nil {
+		return nil, err
+	}
 	s := &appSet{}
-	if !isHeld {
-		t, err := m.openListeners(app)
-		if err != nil {
-			return nil, err
-		}
-		s.table = t
+	if held == nil {
+		s.table = t // bound now: the set closes it on error
 	}
 	l, err := logs.OpenApp(app, m.stdoutSink, m.logger)
 	if err != nil {
@@ -62,29 +110,8 @@ func (m *Manager) openApp(app *config.App, held []*listen.Socket, gens []listen.
 			return nil, errors.Join(fmt.Errorf("app %s: statsd bridge: %w", app.Name, err), s.close())
 		}
 	}
-	if isHeld {
-		s.table = listen.NewTable(held, gens)
-	}
+	s.table = t
 	return s, nil
-}
-
-// openListeners binds app's listeners with the steering app.Steering and
-// the kernel allow (see listen.OpenTable) and logs each one's mode; BPF
-// availability is probed at most once per Manager, and only for an app
-// with a TCP listener.
-func (m *Manager) openListeners(app *config.App) (*listen.Table, error) {
-	bpfWhy := ""
-	if app.Steering == config.SteeringAuto && hasTCP(app) {
-		bpfWhy = m.bpfWhy()
-	}
-	t, whys, err := listen.OpenTable(app, bpfWhy)
-	if err != nil {
-		return nil, err
-	}
-	for i, e := range t.Entries() {
-		m.logger.Info("listener steering", "app", app.Name, "listener", e.Socket.Spec.Raw, "mode", e.Mode(), "why", whys[i])
-	}
-	return t, nil
 }
 
 // installApp registers set as app name's in its slot (created if need

@@ -162,3 +162,32 @@ func (m *Manager) removePidfilesAtExit(g *Generation) {
 		}
 	}()
 }
+
+// appCommand runs the command health checks of app (see health.New): in the
+// app's environment and directory, as its user with its limits, reaped by
+// the Manager's reaper. It returns the output, the exit status as a shell
+// reports it, and an error when the command could not be run.
+type appCommand struct {
+	m   *Manager
+	app *config.App
+}
+
+func (c appCommand) run(ctx context.Context, argv []string) ([]byte, int, error) {
+	dir, err := reload.ResolveDir(c.app.Directory)
+	if err != nil {
+		return nil, -1, err
+	}
+	env, err := c.m.childEnv(c.app, dir, dir)
+	if err != nil {
+		return nil, -1, err
+	}
+	spec, err := launch.Command(c.app, env, dir, argv)
+	if err != nil {
+		return nil, -1, err
+	}
+	out, info, err := c.m.reaper.OutputSpec(ctx, spec)
+	if err != nil {
+		return out, -1, err
+	}
+	return out, info.ShellCode(), nil
+}
