@@ -2,15 +2,20 @@ package walk
 
 import (
 	"strings"
+	"sync"
 	"testing"
 )
+
+// module is this module, loaded once for the tests (Load builds the export
+// data of every dependency).
+var module = sync.OnceValues(func() (*Module, error) { return Load("../..") })
 
 // TestEntries walks the config update and the startup of supervise to depth
 // 3 and prints the figures; each must stay under its ceiling, the figures
 // of the same walk at 82b6194 (update: 16 files, 34 folder moves, 17 back
 // up; startup: 25 files, 38 moves, 19 back up).
 func TestEntries(t *testing.T) {
-	m, err := Load("../..")
+	m, err := module()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +39,7 @@ func TestEntries(t *testing.T) {
 
 // TestUnknownEntry: an entry naming no function is an error naming it.
 func TestUnknownEntry(t *testing.T) {
-	m, err := Load("../..")
+	m, err := module()
 	if err != nil {
 		t.Fatal(err)
 	}
