@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/contain"
 	"github.com/gunisup/supervisor/upgrade"
 )
 
@@ -183,8 +184,8 @@ func (m *Manager) adoptHandedOver(app string, g *GenHandover) *Generation {
 	}
 	gen := newGeneration(app, g.ID, g.PID, exitCh, out, eof)
 	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID
-	gen.home = m.homeOfAdopted(app, g.PID)
-	m.enterHome(gen.home)
+	gen.home = contain.OfAdopted(m.view(app).cgroup, g.PID)
+	m.homes.Enter(gen.home)
 	if out != nil {
 		gen.outFD = fdsOf(out)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/contain"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/launch"
 	"github.com/gunisup/supervisor/listen"
@@ -98,10 +99,9 @@ type Manager struct {
 	prober *gunicorn.Prober
 	// cgroupRoot creates the apps' cgroups (nil: none).
 	cgroupRoot *proc.Cgroups
-	// homes counts the live generations in each generation home (see
-	// genHome, by genHome.key), guarded by homesMu.
-	homesMu    sync.Mutex
-	homes      map[string]int
+	// homes counts the live generations in each generation home and ends
+	// what they leave behind (see contain.Homes).
+	homes      *contain.Homes
 	openStatsd func(app string) error
 	// bpfWhy says why BPF steering is unavailable ("" if it is), probed once.
 	bpfWhy func() string
@@ -154,7 +154,6 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		stopped:    make(chan struct{}),
 		stopping:   make(chan struct{}),
 		prober:     gunicorn.NewProber(reaper.OutputSpec),
-		homes:      map[string]int{},
 		bpfWhy:     listen.SteerProbe(),
 		recordPoke: make(chan struct{}, 1),
 		// Set before openAll, which uses them.
@@ -164,6 +163,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	m.homes = contain.NewHomes(reaper.Managed, m.logger)
 	if m.observer == nil {
 		m.observer = NopObserver{}
 	}
@@ -419,7 +419,7 @@ func (m *Manager) Snapshots() []AppSnapshot {
 			sort.Ints(kids)
 			s.WorkerPIDs = kids
 		}
-		s.Processes = m.processCount(s.Name, s.MasterPID, tree)
+		s.Processes = m.homes.Count(s.Name, m.view(s.Name).cgroup, s.MasterPID, tree)
 		m.logReport(&s)
 		out = append(out, s)
 	}
@@ -479,7 +479,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 		if err := results[a.cfg.Name]; err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", a.cfg.Name, err))
 		}
-		m.endStrays(a.cfg.Name)
+		m.homes.EndApp(a.cfg.Name, m.view(a.cfg.Name).cgroup)
 	}
 	m.cancel()
 	for _, a := range m.owners() {
@@ -537,7 +537,7 @@ func (m *Manager) endOrphans(g *Generation) {
 // records an unexpected exit in the app's log (see noteExit), ends what the
 // generation left behind and restores the held names of the app's
 // Unix sockets, which a Gunicorn master removes on exit (see Socket.hold).
-// When g was the last generation in its home (see genHome), the processes
+// When g was the last generation in its home (see contain.Home), the processes
 // it detached are SIGKILLed before afterExit returns (a later generation
 // never meets them); its process group's leftovers get SIGTERM and
 // stop_timeout in the background, and then the home is closed (its leaf
@@ -549,15 +549,15 @@ func (m *Manager) afterExit(g *Generation) {
 	m.noteExit(g)
 	last := false
 	g.leaving.Do(func() {
-		last = m.leaveHome(g)
+		last = m.homes.Leave(g.home)
 		if last {
-			m.endGenStrays(g)
+			m.homes.EndDetached(g.App, g.ID, g.PGID, g.home)
 		}
 	})
 	go func() {
 		m.endOrphans(g)
 		if last {
-			m.closeHome(g.App, g.home)
+			m.homes.Close(g.App, g.home)
 		}
 	}()
 	m.relink(g.App)

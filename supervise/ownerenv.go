@@ -170,11 +170,14 @@ func (e managerEnv) endTree(g generation) {
 	}
 }
 
-func (e managerEnv) endStrays(app string) { e.m.endStrays(app) }
+func (e managerEnv) endStrays(app string) { e.m.homes.EndApp(app, e.m.view(app).cgroup) }
 
+// endDetached ends the processes g detached while its main process may
+// still drain, unless g shares its home with a live generation: g is being
+// retired, and what replaces it starts next.
 func (e managerEnv) endDetached(g generation) {
-	if pg, ok := g.(*Generation); ok {
-		e.m.endDetached(pg)
+	if pg, ok := g.(*Generation); ok && !e.m.homes.Shared(pg.home) {
+		e.m.homes.EndDetached(pg.App, pg.ID, pg.PGID, pg.home)
 	}
 }
 

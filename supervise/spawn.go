@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/contain"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/launch"
 	"github.com/gunisup/supervisor/listen"
@@ -107,14 +108,14 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 			return nil, err
 		}
 	}
-	home, leaf, err := m.newHome(app.Name, id)
+	home, leaf, err := contain.New(app.Name, m.view(app.Name).cgroup, id)
 	if err != nil {
 		return nil, err
 	}
 	if leaf != nil {
 		spec.Cgroup = leaf.FD()
 	}
-	m.markApp(app.Name, home, &spec)
+	contain.Mark(app.Name, home, &spec)
 	pid, exitCh, out, err := m.forkCaptured(app.Name, id, spec)
 	if leaf != nil {
 		if cerr := leaf.Close(); cerr != nil {
@@ -122,12 +123,12 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		}
 	}
 	if err != nil {
-		m.closeHome(app.Name, home)
+		m.homes.Close(app.Name, home)
 		return nil, err
 	}
 	g := newGeneration(app.Name, id, pid, exitCh, out, out.Done())
 	g.home = home
-	m.enterHome(home)
+	m.homes.Enter(home)
 	g.Dir = dir
 	g.PGID = pid
 	g.outFD = fdsOf(out)
