@@ -51,7 +51,7 @@ func (m *Manager) adoptOrphans(s *appSlot, o *recovery.Orphans) {
 	s.restored, s.needsNoStart = true, true
 	s.recovering, s.recoverDir = true, dir
 	if ad.Gated != "" {
-		s.facts.setGated(ad.Gated)
+		s.facts.SetGated(ad.Gated)
 	}
 	m.logger.Warn("recovery: tracking the previous supervisor's serving generation", "app", name, "pid", g.PID(), "release", dir)
 }

@@ -107,7 +107,7 @@ type Manager struct {
 	bpfWhy func() string
 	// record is the run state's writer (see RecordRunState); a token
 	// in recordPoke asks for a write soon (see RecordPokes).
-	record     runRecord
+	record     recovery.Recorder
 	recordPoke chan struct{}
 }
 

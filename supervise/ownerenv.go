@@ -150,14 +150,14 @@ func (e managerEnv) quiesce(ctx context.Context, app string, id int) {
 
 func (e managerEnv) gated(app string, g generation) {
 	if f := e.m.factsOf(app); f != nil {
-		f.setGated(g.Info().Dir)
+		f.SetGated(g.Info().Dir)
 	}
 	e.m.pokeRecord()
 }
 
 func (e managerEnv) recordChange(app string, c *recovery.RunChange) error {
 	if f := e.m.factsOf(app); f != nil {
-		f.setChange(c)
+		f.SetChange(c)
 	}
 	return e.m.WriteRunState()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/recovery"
 )
 
 // appSlot is everything the Manager holds for one app: its owner, its
@@ -38,7 +39,7 @@ type appSlot struct {
 	recovering bool
 	recoverDir string
 	// facts are the run state's records of the app (own lock).
-	facts runFacts
+	facts recovery.Facts
 }
 
 // appView is a consistent copy of a slot's fields guarded by Manager.mu.
