@@ -63,19 +63,15 @@ func (h Home) key() string {
 }
 
 // Homes counts the live generations in each home of one supervisor and
-// ends what they leave behind. managed reports whether a pid is one the
+// ends what they leave behind. Managed reports whether a pid is one the
 // supervisor started and waits for (proc.Reaper.Managed): such a process
-// is never a stray. Safe for concurrent use.
+// is never a stray; Logger gets what was ended and what survived. Both are
+// required; the count starts empty. Safe for concurrent use.
 type Homes struct {
-	managed func(pid int) bool
-	logger  *slog.Logger
+	Managed func(pid int) bool
+	Logger  *slog.Logger
 	mu      sync.Mutex
 	n       map[string]int
-}
-
-// NewHomes returns an empty count of homes.
-func NewHomes(managed func(pid int) bool, logger *slog.Logger) *Homes {
-	return &Homes{managed: managed, logger: logger, n: map[string]int{}}
 }
 
 // New makes the home of generation id of app, whose cgroup is cg (nil:
@@ -104,6 +100,9 @@ func New(app string, cg *proc.Cgroup, id int) (Home, *proc.Cgroup, error) {
 func (hs *Homes) Enter(h Home) {
 	if k := h.key(); k != "" {
 		hs.mu.Lock()
+		if hs.n == nil {
+			hs.n = map[string]int{}
+		}
 		hs.n[k]++
 		hs.mu.Unlock()
 	}
@@ -118,12 +117,12 @@ func (hs *Homes) Leave(h Home) bool {
 	}
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	hs.n[k]--
-	if hs.n[k] > 0 {
-		return false
+	if hs.n[k] <= 1 {
+		delete(hs.n, k) // delete on a nil map is a no-op
+		return true
 	}
-	delete(hs.n, k)
-	return true
+	hs.n[k]--
+	return false
 }
 
 // Shared reports whether more than one live generation is in h (a usr2

@@ -29,7 +29,7 @@ func (hs *Homes) EndDetached(app string, id, pgid int, h Home) {
 	if len(left) == 0 {
 		return
 	}
-	hs.logger.Info("ending the processes the finished generation detached", "app", app, "generation", id, "pids", left)
+	hs.Logger.Info("ending the processes the finished generation detached", "app", app, "generation", id, "pids", left)
 	deadline := time.Now().Add(Limit)
 	for ; len(left) > 0 && time.Now().Before(deadline); left = list() {
 		for _, pid := range left {
@@ -38,7 +38,7 @@ func (hs *Homes) EndDetached(app string, id, pgid int, h Home) {
 		time.Sleep(5 * time.Millisecond) // poll interval: a killed stray leaves once reaped
 	}
 	if len(left) > 0 {
-		hs.logger.Error("processes of a finished generation survived SIGKILL", "app", app, "generation", id, "pids", left)
+		hs.Logger.Error("processes of a finished generation survived SIGKILL", "app", app, "generation", id, "pids", left)
 	}
 }
 
@@ -66,7 +66,7 @@ func (hs *Homes) procs(app string, h Home) []int {
 		if pid == self {
 			continue
 		}
-		if !hs.managed(pid) && proc.HasEnv(pid, appMark) && proc.HasEnv(pid, genMark) {
+		if !hs.Managed(pid) && proc.HasEnv(pid, appMark) && proc.HasEnv(pid, genMark) {
 			out = append(out, pid)
 		}
 	}
@@ -88,7 +88,7 @@ func (hs *Homes) Close(app string, h Home) {
 		}
 	}
 	if err != nil {
-		hs.logger.Error("ending a finished generation", "app", app, "err", err)
+		hs.Logger.Error("ending a finished generation", "app", app, "err", err)
 	}
 }
 
@@ -102,19 +102,19 @@ func (hs *Homes) Close(app string, h Home) {
 func (hs *Homes) EndApp(app string, cg *proc.Cgroup) {
 	if cg != nil {
 		if left := cg.Procs(); len(left) > 0 {
-			hs.logger.Info("ending the processes left in the app's cgroup", "app", app, "pids", left)
+			hs.Logger.Info("ending the processes left in the app's cgroup", "app", app, "pids", left)
 		}
 		if err := cg.Clear(Limit); err != nil {
-			hs.logger.Error("stop", "app", app, "err", err)
+			hs.Logger.Error("stop", "app", app, "err", err)
 		}
 		return
 	}
 	list := func() []int { return hs.strays(app) }
 	if left := list(); len(left) > 0 {
-		hs.logger.Info("ending the app's processes re-parented to the supervisor", "app", app, "pids", left)
+		hs.Logger.Info("ending the app's processes re-parented to the supervisor", "app", app, "pids", left)
 	}
 	if left := proc.Terminate(list, Limit, 50*time.Millisecond); len(left) > 0 {
-		hs.logger.Error("stop: processes survived SIGKILL", "app", app, "pids", left)
+		hs.Logger.Error("stop: processes survived SIGKILL", "app", app, "pids", left)
 	}
 }
 
@@ -123,7 +123,7 @@ func (hs *Homes) EndApp(app string, cg *proc.Cgroup) {
 func (hs *Homes) strays(app string) []int {
 	mark := AppMarkVar + "=" + app
 	return proc.OwnChildren(func(pid, _ int) bool {
-		return !hs.managed(pid) && proc.HasEnv(pid, mark)
+		return !hs.Managed(pid) && proc.HasEnv(pid, mark)
 	})
 }
 

@@ -163,7 +163,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	m.homes = contain.NewHomes(reaper.Managed, m.logger)
+	m.homes = &contain.Homes{Managed: reaper.Managed, Logger: m.logger}
 	if m.observer == nil {
 		m.observer = NopObserver{}
 	}
