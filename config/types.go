@@ -308,3 +308,19 @@ func (a *App) GunicornBin() string {
 	}
 	return filepath.Join(a.Virtualenv, "bin", "gunicorn")
 }
+
+// Deps returns the names of the apps a must start after: After and Requires
+// together, without duplicates, in the order written; nil when there are none.
+func (a *App) Deps() []string {
+	var out []string
+	seen := make(map[string]bool, len(a.After)+len(a.Requires))
+	for _, list := range [][]string{a.After, a.Requires} {
+		for _, n := range list {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}

@@ -72,6 +72,7 @@ func serveLimited(t testing.TB, b Backend, lim Limits) (*Server, string) {
 	s := &Server{Backend: b, Info: func() SupervisorInfo { return SupervisorInfo{Version: "test"} }, Limits: lim}
 	s.Logs, _ = b.(Logs) // nil for a backend without logs
 	s.Metrics, _ = b.(http.Handler)
+	s.Errors, _ = b.(ErrorInbox)
 	if err := s.Listen(path, -1); err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,7 @@ import (
 	"time"
 )
 
-// ErrorInbox is implemented by a Backend that keeps apps' error inboxes
-// (the errors verb).
+// ErrorInbox serves the errors verb: the apps' error inboxes.
 type ErrorInbox interface {
 	// AppErrors returns app name's inbox; an unknown app is a *Error with
 	// code not_found.
@@ -56,8 +55,8 @@ type ErrorGroup struct {
 // errors answers GET /v1/errors?target=T...: the error inboxes of the
 // apps the targets name (none: every app).
 func (s *Server) errors(w http.ResponseWriter, r *http.Request) {
-	eb, ok := s.Backend.(ErrorInbox)
-	if !ok {
+	eb := s.Errors
+	if eb == nil {
 		writeError(w, http.StatusNotImplemented, CodeUnavailable, "this supervisor keeps no error inbox")
 		return
 	}

@@ -127,6 +127,8 @@ type Server struct {
 	SupervisorLog SupervisorLog
 	// Config serves reread and update (optional).
 	Config Configurer
+	// Errors serves the errors verb (optional).
+	Errors ErrorInbox
 	Info   func() SupervisorInfo
 	Logger *slog.Logger
 	// Limits bound connections and their requests (zero fields: DefaultLimits).

@@ -150,7 +150,9 @@ type Daemon struct {
 	bridges  map[string]*metrics.StatsdBridge
 	// bridgesMu guards bridges once the Manager runs (an update adds some).
 	bridgesMu sync.Mutex
-	upgrades  int
+	// inboxes are the apps' error inboxes (the errors verb and metrics).
+	inboxes  inboxes
+	upgrades int
 	// lastUpgrade describes the last self-upgrade ("" if none).
 	lastUpgrade string
 	exe         string
@@ -169,6 +171,8 @@ type Daemon struct {
 type lateSource struct {
 	mu sync.Mutex
 	m  *supervise.Manager
+	// inboxes are the apps' error inboxes (see ErrorCounts).
+	inboxes *inboxes
 }
 
 func (s *lateSource) Snapshots() []supervise.AppSnapshot {
@@ -246,7 +250,7 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	d.trapSignals(r)
 	d.reaper = proc.NewReaper()
 	r.onClose(d.reaper.Close)
-	src := &lateSource{}
+	src := &lateSource{inboxes: &d.inboxes}
 	met := metrics.New(src, metrics.Options{Logger: d.Logger, Version: Version})
 	d.probeHost(met)
 	if err := d.openBridges(r, met, hand, stateFD); err != nil {
@@ -409,6 +413,7 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 			return ""
 		},
 		OpenStatsd: func(app string) error { return d.openBridge(app, met) },
+		WatchLog:   d.inboxes.watch,
 		Sockets:    held,
 		Cgroups:    cgroups,
 		Orphans:    orphans,
@@ -486,6 +491,7 @@ func (d *Daemon) listenControl(r *running) (*control.Server, error) {
 // for supctl top (metrics.Metrics.TopHandler).
 func (d *Daemon) serveControl(r *running, srv *control.Server, met *metrics.Metrics) {
 	srv.Backend, srv.Logs = backend{d.manager}, backend{d.manager}
+	srv.Errors = errorInbox{&d.inboxes}
 	srv.Metrics = met.ScrapeHandler()
 	srv.Top = met.TopHandler(d.manager)
 	srv.Config = configurer{d.manager, d.pruneBridges}

@@ -10,7 +10,8 @@
 // Unix path (a rename of a generation's hidden name over the path); both
 // satisfy Steering. A Table holds one app's sockets and their steering
 // under its own lock: it gives a generation its sockets, serves, releases,
-// quiesces, shuts and closes them (OpenTable binds and steers them). Its
+// quiesces, shuts and closes them (OpenTable binds and steers them; Open
+// makes an app's table of sockets Held from elsewhere, or binds them). Its
 // subpackage sockfile handles socket files, for these sockets and for the
 // control API's; sockdiag reads Unix accept queues.
 //

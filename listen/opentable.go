@@ -3,8 +3,11 @@ package listen
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen/steer"
 )
 
 // OpenTable binds app's listeners and steers them: a TCP one by BPF (its
@@ -57,4 +60,55 @@ func openSteered(app *config.App, l config.Listener, bpfWhy string) (*Socket, St
 		return nil, nil, "", errors.Join(err, s.Close())
 	}
 	return s, u, "", nil
+}
+
+// SteerProbe returns a function that says why BPF steering is unavailable
+// here ("" when it is available), probing the kernel on its first call only.
+func SteerProbe() func() string {
+	return sync.OnceValue(func() string {
+		if err := steer.Available(); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+}
+
+// Open returns app's table and logs each listener's steering mode and why.
+// With held it is a table of the held sockets and their steering (no
+// error). Without, it binds app's listeners with the steering app.Steering
+// and the kernel allow (see OpenTable); bpfWhy is asked only for an app
+// with a TCP listener and steering "auto". Errors are OpenTable's.
+func Open(app *config.App, held *Held, bpfWhy func() string, logger *slog.Logger) (*Table, error) {
+	if held != nil {
+		for i, l := range app.Listen {
+			mode := steer.ModeShared
+			if i < len(held.Steering) && held.Steering[i] != nil {
+				mode = held.Steering[i].Mode()
+			}
+			logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", mode, "why", held.Why)
+		}
+		return NewTable(held.Sockets, held.Steering), nil
+	}
+	why := ""
+	if app.Steering == config.SteeringAuto && hasTCP(app) {
+		why = bpfWhy()
+	}
+	t, whys, err := OpenTable(app, why)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range t.Entries() {
+		logger.Info("listener steering", "app", app.Name, "listener", e.Socket.Spec.Raw, "mode", e.Mode(), "why", whys[i])
+	}
+	return t, nil
+}
+
+// hasTCP reports whether app has a TCP listener.
+func hasTCP(app *config.App) bool {
+	for _, l := range app.Listen {
+		if l.Network == config.NetTCP {
+			return true
+		}
+	}
+	return false
 }

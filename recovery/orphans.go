@@ -348,14 +348,25 @@ func (o *Orphans) Adoptable(app string) (*RunGen, string, bool) {
 	return run.Serving, dir, true
 }
 
+// Adoption is what a successor tracks of an app's orphans: their serving
+// generation (Gen), the release it recovers to (Dir, see Adoptable) and
+// the release that last passed the gate in the predecessor's run (Gated,
+// "" for none).
+type Adoption struct {
+	Gen   *Gen
+	Dir   string
+	Gated string
+}
+
 // Adopt returns app's serving orphan generation as a generation the
-// successor tracks (see Gen), and records the app as adopted (its
-// orphans are not drained by the successor's drain). grace bounds the end of what
-// its master leaves behind.
-func (o *Orphans) Adopt(app string, grace time.Duration) (*Gen, bool) {
-	serving, _, ok := o.Adoptable(app)
+// successor tracks (see Gen) with the releases it recovers to, and records
+// the app as adopted (its orphans are not drained by the successor's
+// drain); false when there is none to adopt (see Adoptable). grace bounds
+// the end of what its master leaves behind.
+func (o *Orphans) Adopt(app string, grace time.Duration) (Adoption, bool) {
+	serving, dir, ok := o.Adoptable(app)
 	if !ok {
-		return nil, false
+		return Adoption{}, false
 	}
 	run := o.apps[app]
 	members := func() []int { return o.servingMembers(run) }
@@ -366,7 +377,7 @@ func (o *Orphans) Adopt(app string, grace time.Duration) (*Gen, bool) {
 		o.removePidfiles(app, []int{serving.Group.PGID})
 	}
 	o.adopted[app] = true
-	return NewGen(app, *serving, members, grace, cleanup), true
+	return Adoption{Gen: NewGen(app, *serving, members, grace, cleanup), Dir: dir, Gated: run.Gated}, true
 }
 
 // StopUnchecked stops, in the background, app's orphans outside its
@@ -421,7 +432,3 @@ func (o *Orphans) removePidfiles(app string, pids []int) {
 // Adopted reports whether Adopt gave app's serving generation to a
 // successor: its orphans are not to be drained.
 func (o *Orphans) Adopted(app string) bool { return o.adopted[app] }
-
-// Gated returns the release of app that last passed the gate in the
-// predecessor's run ("" for none).
-func (o *Orphans) Gated(app string) string { return o.apps[app].Gated }

@@ -1,6 +1,7 @@
 // Package recovery finds and ends what a dead predecessor supervised: the
-// record a running supervisor keeps in run_dir/state.json (RunState), the
-// orphans found through it (process groups, cgroups, listening sockets,
+// record a running supervisor keeps in run_dir/state.json (RunState, written
+// by a Recorder, with each app's Facts), the orphans found through it
+// (process groups, cgroups, listening sockets with their steering rebuilt,
 // pidfiles, an unfinished deploy's link) and the serving generation a
 // successor tracks until a new one takes over (Gen). It does not supervise:
 // the caller decides when to adopt, drain or stop.

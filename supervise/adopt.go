@@ -3,11 +3,9 @@ package supervise
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
@@ -26,15 +24,25 @@ func (m *Manager) adopts(opts Options, app *config.App) bool {
 	return held || len(app.Listen) == 0
 }
 
+// adoptAll has each app that adopts its orphans' serving generation (see
+// adopts) track it (see adoptOrphans).
+func (m *Manager) adoptAll(opts Options) {
+	for _, app := range m.cfg.Apps {
+		if m.adopts(opts, app) {
+			m.adoptOrphans(m.slot(app.Name), opts.Orphans)
+		}
+	}
+}
+
 // adoptOrphans makes the tracked generation of s's owner its orphans' serving one
 // (Starting, counted as handed over: Start does not start it) and has
 // Start replace it by a new generation of the release it recovers to.
 func (m *Manager) adoptOrphans(s *appSlot, o *recovery.Orphans) {
 	a := s.owner
 	name := a.cfg.Name
-	_, dir, _ := o.Adoptable(name)
-	og, _ := o.Adopt(name, a.cfg.StopTimeout)
-	g := &orphanGen{og}
+	ad, _ := o.Adopt(name, a.cfg.StopTimeout) // adoptable: see adopts
+	dir := ad.Dir
+	g := &orphanGen{ad.Gen}
 	a.gen = g
 	a.state = StateStarting
 	a.attempted = true
@@ -42,73 +50,10 @@ func (m *Manager) adoptOrphans(s *appSlot, o *recovery.Orphans) {
 	a.publish()
 	s.restored, s.needsNoStart = true, true
 	s.recovering, s.recoverDir = true, dir
-	if gated := o.Gated(name); gated != "" {
-		s.facts.setGated(gated)
+	if ad.Gated != "" {
+		s.facts.SetGated(ad.Gated)
 	}
 	m.logger.Warn("recovery: tracking the previous supervisor's serving generation", "app", name, "pid", g.PID(), "release", dir)
-}
-
-// recoverSteering rebuilds the steering of app's listeners on the sockets
-// taken from its orphans: BPF for a TCP listener, with the objects the
-// predecessor recorded in o (see listen.RecoverSteered); rename for a Unix
-// one, whose taken socket serves as the orphans' generation's. It returns
-// the sockets to hold (a new holder in place of each taken TCP socket it
-// steers, which it closes) and their steering, one entry per socket (nil:
-// shared). A listener that cannot be steered stays shared, logged with why.
-func (m *Manager) recoverSteering(app *config.App, taken []*listen.Socket, o *recovery.Orphans) ([]*listen.Socket, []listen.Steering) {
-	held := slices.Clone(taken)
-	gens := make([]listen.Steering, len(taken))
-	if app.Steering == config.SteeringShared {
-		return held, gens
-	}
-	for i, s := range taken {
-		switch s.Spec.Network {
-		case config.NetUnix:
-			gens[i] = m.recoverUnix(app.Name, s)
-		case config.NetTCP:
-			held[i], gens[i] = m.recoverBPF(app.Name, s, o)
-		}
-	}
-	return held, gens
-}
-
-// recoverUnix steers the Unix socket taken from app's orphans by rename,
-// recorded as the orphans' generation's (nil, logged: shared).
-func (m *Manager) recoverUnix(app string, s *listen.Socket) listen.Steering {
-	u, err := listen.SteerUnix(s)
-	if err == nil {
-		_, err = u.Add(orphanGenID, false)
-	}
-	if err != nil {
-		m.logger.Warn("recovery: rename steering not rebuilt; the listener is shared", "app", app, "listener", s.Spec.Raw, "err", err)
-		return nil
-	}
-	return u
-}
-
-// recoverBPF rebuilds the BPF steering of the TCP socket taken from app's
-// orphans and returns the socket to hold for it and the steering, or s and
-// nil (logged: shared).
-func (m *Manager) recoverBPF(app string, s *listen.Socket, o *recovery.Orphans) (*listen.Socket, listen.Steering) {
-	why := m.bpfWhy()
-	if why != "" {
-		m.logger.Warn("recovery: BPF steering unavailable; the listener is shared", "app", app, "listener", s.Spec.Raw, "why", why)
-		return s, nil
-	}
-	ids := o.Steering(app, s.Spec.Raw)
-	if ids == nil {
-		m.logger.Warn("recovery: the previous supervisor recorded no BPF steering; the listener is shared", "app", app, "listener", s.Spec.Raw)
-		return s, nil
-	}
-	g, holder, err := listen.RecoverSteered(s.Spec, s, *ids, orphanGenID)
-	if err != nil {
-		m.logger.Warn("recovery: BPF steering not rebuilt; the listener is shared", "app", app, "listener", s.Spec.Raw, "err", err)
-		return s, nil
-	}
-	if err := s.Close(); err != nil {
-		m.logger.Warn("recovery: close the taken socket", "app", app, "listener", s.Spec.Raw, "err", err)
-	}
-	return holder, g
 }
 
 // recoverApp replaces a's adopted orphan generation by a new generation

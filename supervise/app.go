@@ -102,7 +102,7 @@ type healthState struct {
 }
 
 func newAppOwner(m *Manager, cfg *config.App) *appOwner {
-	p := healthProber{&health.Prober{Cfg: cfg, Checker: health.New(cfg.Health, m.runCommand(cfg)), Observer: m.observer}}
+	p := healthProber{&health.Prober{Cfg: cfg, Checker: health.New(cfg.Health, appCommand{m: m, app: cfg}.run), Observer: m.observer}}
 	return newOwner(managerEnv{m: m}, p, cfg)
 }
 

@@ -69,7 +69,11 @@ func (m *Manager) repairs(app string) bool {
 // one passes the gate; an app without one starts when it was meant to run.
 // It returns the reload's or the start's error.
 func (m *Manager) repair(ctx context.Context, cfg *config.App) error {
-	if err := m.replaceOwner(ctx, cfg); err != nil {
+	old, err := m.owner(cfg.Name)
+	if err != nil {
+		return err
+	}
+	if _, err := m.replaceOwner(ctx, old, cfg); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -83,31 +87,31 @@ func (m *Manager) repair(ctx context.Context, cfg *config.App) error {
 	return m.recoverReload(ctx, a, dir)
 }
 
-// applyRepair applies d, a change of an app set aside for its
-// configuration, with cfg its valid table: a restart on new listeners as
+// applyRepair applies u, a change of an app set aside for its
+// configuration, u.cfg its valid table: a restart on new listeners as
 // applyChange does (the predecessor's generation is stopped, a new one
 // starts), or else repair.
-func (m *Manager) applyRepair(ctx context.Context, d config.AppDiff, cfg *config.App, set *appSet, progress reload.Progress) error {
-	if d.Action != config.ActionRestart {
-		return m.repair(ctx, cfg)
+func (m *Manager) applyRepair(ctx context.Context, u *appUpdate, progress reload.Progress) error {
+	if u.Action != config.ActionRestart {
+		return m.repair(ctx, u.cfg)
 	}
-	err := m.applyChange(ctx, d, cfg, set, progress)
+	err := m.applyChange(ctx, u, progress)
 	m.mu.Lock()
-	m.apps[cfg.Name].broken = ""
+	m.apps[u.Name].broken = ""
 	m.mu.Unlock()
 	return err
 }
 
 // repairUnchanged repairs the apps of plan set aside for their
-// configuration that next configures validly with an unchanged table (a
-// missing file was put back) and marks them changed in plan; errors go to
-// errs by app.
-func (m *Manager) repairUnchanged(ctx context.Context, plan []config.AppDiff, next *config.Config, errs map[string]error) {
-	for i, d := range plan {
-		if d.Change != config.Unchanged || !m.repairs(d.Name) {
+// configuration that the new configuration gives a valid, unchanged table
+// (a missing file was put back) and marks them changed in plan; errors go
+// to errs by app.
+func (m *Manager) repairUnchanged(ctx context.Context, plan []*appUpdate, errs map[string]error) {
+	for _, u := range plan {
+		if u.Change != config.Unchanged || u.cfg == nil || !m.repairs(u.Name) {
 			continue
 		}
-		plan[i].Change, plan[i].Action = config.Changed, config.ActionReload
-		errs[d.Name] = m.repair(ctx, next.App(d.Name))
+		u.Change, u.Action = config.Changed, config.ActionReload
+		errs[u.Name] = m.repair(ctx, u.cfg)
 	}
 }

@@ -10,6 +10,8 @@
 // Contract: every process is started through proc's reaper and waited for
 // there; every wait has a bound and then a kill. What Gunicorn is (argv,
 // USR2, tracebacks) lives in gunicorn, what the configuration says in config,
-// how a reload is ordered in reload, and how sockets are held and steered in
-// listen: this package composes them and keeps no copy of their facts.
+// how a reload is ordered in reload, how sockets are held and steered in
+// listen, where a generation's detached processes are found and ended in
+// contain, and what a dead predecessor left in recovery: this package
+// composes them and keeps no copy of their facts.
 package supervise

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gunisup/supervisor/contain"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/logs"
@@ -60,9 +61,10 @@ type Generation struct {
 	socks []*listen.Socket
 	// stopSent is set by the first stop signal.
 	stopSent atomic.Bool
-	// home is where the processes it detaches are found (see genHome);
-	// leaving counts it out of its home once (see Manager.afterExit).
-	home    genHome
+	// home is where the processes it detaches are found (see
+	// contain.Home); leaving counts it out of its home once (see
+	// Manager.afterExit).
+	home    contain.Home
 	leaving sync.Once
 }
 

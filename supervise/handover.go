@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/contain"
 	"github.com/gunisup/supervisor/upgrade"
 )
 
@@ -124,56 +124,17 @@ func (g *Generation) handover() *GenHandover {
 	return &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink, OutFD: fds.stdout, ErrFD: fds.stderr}
 }
 
-// restoreSockets wraps the handed-over listeners, matching them to the
-// configuration by their raw address; a listener the configuration no longer
-// has is an error (live configuration changes are not an upgrade's job).
-func restoreSockets(cfg *config.Config, st *Handover) (map[string][]*listen.Socket, error) {
-	out := map[string][]*listen.Socket{}
-	for _, app := range cfg.Apps {
-		got := st.Sockets[app.Name]
-		if len(got) != len(app.Listen) {
-			return nil, fmt.Errorf("app %s: %d listeners handed over, configuration has %d", app.Name, len(got), len(app.Listen))
-		}
-		for i, l := range app.Listen {
-			if got[i].Raw != l.Raw {
-				return nil, fmt.Errorf("app %s: handed-over listener %s does not match configured %s", app.Name, got[i].Raw, l.Raw)
-			}
-			s, err := listen.AdoptHeld(l, got[i].FD, got[i].Ino, got[i].Hold)
-			if err != nil {
-				return nil, fmt.Errorf("app %s: %w", app.Name, err)
-			}
-			out[app.Name] = append(out[app.Name], s)
+// restoreAll puts each app st hands over back in the state the previous
+// image left (see restoreApp); nil st: nothing was handed over.
+func (m *Manager) restoreAll(st *Handover) {
+	if st == nil {
+		return
+	}
+	for _, app := range st.Apps {
+		if s := m.slot(app.Name); s != nil {
+			s.restored, s.needsNoStart = true, m.restoreApp(s, app)
 		}
 	}
-	return out, nil
-}
-
-// restoreSteering adopts the steering handed over with app's held sockets
-// socks (see listen.SteeringState.Adopt) and returns it, one entry per
-// socket (nil: shared). A listener whose steering cannot be adopted is
-// served shared, with a warning saying why. Either way the handed-over
-// steering descriptors are closed, and on return hs names the steering
-// descriptors that stay open (the adopted duplicates, or none), for a
-// fallback to the previous image.
-func (m *Manager) restoreSteering(app string, hs []SocketHandover, socks []*listen.Socket) []listen.Steering {
-	gens := make([]listen.Steering, len(socks))
-	for i, s := range socks {
-		if i >= len(hs) {
-			continue
-		}
-		sh := &hs[i]
-		st := listen.SteeringState{Steer: sh.Steer, Rename: sh.Rename}
-		g, kept, err, closed := st.Adopt(s)
-		gens[i], sh.Steer, sh.Rename = g, kept.Steer, kept.Rename
-		if closed != nil {
-			m.logger.Warn("close handed-over steering", "app", app, "listener", s.Spec.Raw, "err", closed)
-		}
-		if err != nil {
-			m.logger.Warn("self-upgrade: "+st.Kind()+" steering not adopted; the listener is shared until the supervisor restarts",
-				"app", app, "listener", s.Spec.Raw, "err", err)
-		}
-	}
-	return gens
 }
 
 // restoreApp puts slot s's owner back in the state the previous image left: its
@@ -223,8 +184,8 @@ func (m *Manager) adoptHandedOver(app string, g *GenHandover) *Generation {
 	}
 	gen := newGeneration(app, g.ID, g.PID, exitCh, out, eof)
 	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID
-	gen.home = m.homeOfAdopted(app, g.PID)
-	m.enterHome(gen.home)
+	gen.home = contain.OfAdopted(m.view(app).cgroup, g.PID)
+	m.homes.Enter(gen.home)
 	if out != nil {
 		gen.outFD = fdsOf(out)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/contain"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/launch"
 	"github.com/gunisup/supervisor/listen"
@@ -56,6 +57,11 @@ type Options struct {
 	// address from then on. It must do nothing for an app that has one.
 	// nil: no bridges.
 	OpenStatsd func(app string) error
+	// WatchLog is called with each app log the Manager opens, at start and
+	// when an update opens one (an added app, new listeners), for readers
+	// that follow an app's output (the error inbox); the reader ends when
+	// the log closes. nil: none.
+	WatchLog func(app string, log *logs.App)
 }
 
 // Manager runs every app of one configuration: it holds their sockets and
@@ -98,16 +104,16 @@ type Manager struct {
 	prober *gunicorn.Prober
 	// cgroupRoot creates the apps' cgroups (nil: none).
 	cgroupRoot *proc.Cgroups
-	// homes counts the live generations in each generation home (see
-	// genHome, by genHome.key), guarded by homesMu.
-	homesMu    sync.Mutex
-	homes      map[string]int
+	// homes counts the live generations in each generation home and ends
+	// what they leave behind (see contain.Homes).
+	homes      *contain.Homes
 	openStatsd func(app string) error
+	watchLog   func(app string, log *logs.App)
 	// bpfWhy says why BPF steering is unavailable ("" if it is), probed once.
 	bpfWhy func() string
 	// record is the run state's writer (see RecordRunState); a token
 	// in recordPoke asks for a write soon (see RecordPokes).
-	record     runRecord
+	record     recovery.Recorder
 	recordPoke chan struct{}
 }
 
@@ -154,16 +160,17 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		stopped:    make(chan struct{}),
 		stopping:   make(chan struct{}),
 		prober:     gunicorn.NewProber(reaper.OutputSpec),
-		homes:      map[string]int{},
-		bpfWhy:     steerProbe(),
+		bpfWhy:     listen.SteerProbe(),
 		recordPoke: make(chan struct{}, 1),
 		// Set before openAll, which uses them.
 		cgroupRoot: opts.Cgroups,
 		openStatsd: opts.OpenStatsd,
+		watchLog:   opts.WatchLog,
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	m.homes = &contain.Homes{Managed: reaper.Managed, Logger: m.logger}
 	if m.observer == nil {
 		m.observer = NopObserver{}
 	}
@@ -186,78 +193,21 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		m.order = append(m.order, a)
 		m.mu.Unlock()
 	}
-	if opts.Restore != nil {
-		for _, st := range opts.Restore.Apps {
-			if s := m.slot(st.Name); s != nil {
-				s.restored, s.needsNoStart = true, m.restoreApp(s, st)
-			}
-		}
-	}
-	for _, app := range cfg.Apps {
-		if m.adopts(opts, app) {
-			m.adoptOrphans(m.slot(app.Name), opts.Orphans)
-		}
-	}
+	m.restoreAll(opts.Restore)
+	m.adoptAll(opts)
 	m.setAside(cfg)
 	return m, nil
-}
-
-// openAll opens every app's set (see openApp) on the sockets handed over
-// by the previous image, or inherited, or bound now. On error it closes
-// what it opened.
-func (m *Manager) openAll(opts Options) error {
-	if opts.Restore != nil {
-		if err := opts.Restore.Validate(m.cfg); err != nil {
-			return err
-		}
-		socks, err := restoreSockets(m.cfg, opts.Restore)
-		if err != nil {
-			return err
-		}
-		opts.Sockets = socks
-	}
-	stdout := opts.Stdout
-	if stdout == nil {
-		stdout = os.Stdout
-	}
-	m.stdoutSink = logs.NewWriterSink(stdout)
-	for _, app := range m.cfg.Apps {
-		held, isHeld := opts.Sockets[app.Name]
-		var gens []listen.Steering
-		why := "inherited from systemd"
-		switch {
-		case opts.Restore != nil:
-			gens = m.restoreSteering(app.Name, opts.Restore.Sockets[app.Name], held)
-			why = "handed over by a self-upgrade"
-		case isHeld && opts.Orphans.Took(app.Name):
-			if m.adopts(opts, app) {
-				held, gens = m.recoverSteering(app, held, opts.Orphans)
-			}
-			why = "taken over from the previous supervisor's processes"
-		}
-		if isHeld {
-			m.logHeldSteering(app, why, gens)
-		}
-		set, err := m.openApp(app, held, gens, isHeld)
-		if err != nil {
-			return m.abandonOpen(err, opts.Restore != nil, held, gens)
-		}
-		m.mu.Lock()
-		m.installApp(app.Name, set)
-		m.mu.Unlock()
-	}
-	return nil
 }
 
 // abandonOpen undoes openAll after err, app's failure to open, and returns
 // err with whatever the undoing failed at. On a fresh start it closes the
 // sockets: those of the apps opened so far, and app's held ones and their
-// steering. On a take-over from a previous image (restore) every socket and
+// steering (held, nil for none). On a take-over from a previous image (restore) every socket and
 // steering descriptor stays open: the state names them, and the caller
 // either hands them back to that image (upgrade.Fallback) or exits.
-func (m *Manager) abandonOpen(err error, restore bool, held []*listen.Socket, gens []listen.Steering) error {
+func (m *Manager) abandonOpen(err error, restore bool, held *listen.Held) error {
 	if !restore {
-		err = errors.Join(err, closeSteered(gens), listen.CloseAll(held))
+		err = errors.Join(err, held.Close())
 		m.CloseSockets()
 	}
 	_ = logs.CloseApps(m.allLogs(), 0) // nothing was captured yet: nothing to lose
@@ -477,7 +427,7 @@ func (m *Manager) Snapshots() []AppSnapshot {
 			sort.Ints(kids)
 			s.WorkerPIDs = kids
 		}
-		s.Processes = m.processCount(s.Name, s.MasterPID, tree)
+		s.Processes = m.homes.Count(s.Name, m.view(s.Name).cgroup, s.MasterPID, tree)
 		if st := m.workerStats(s.Name); st != nil {
 			s.WorkersTarget, s.WorkersRecycled = int(st.target.Load()), st.recycledRSS.Load()
 		}
@@ -540,7 +490,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 		if err := results[a.cfg.Name]; err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", a.cfg.Name, err))
 		}
-		m.endStrays(a.cfg.Name)
+		m.homes.EndApp(a.cfg.Name, m.view(a.cfg.Name).cgroup)
 	}
 	m.cancel()
 	for _, a := range m.owners() {
@@ -598,7 +548,7 @@ func (m *Manager) endOrphans(g *Generation) {
 // records an unexpected exit in the app's log (see noteExit), ends what the
 // generation left behind and restores the held names of the app's
 // Unix sockets, which a Gunicorn master removes on exit (see Socket.hold).
-// When g was the last generation in its home (see genHome), the processes
+// When g was the last generation in its home (see contain.Home), the processes
 // it detached are SIGKILLed before afterExit returns (a later generation
 // never meets them); its process group's leftovers get SIGTERM and
 // stop_timeout in the background, and then the home is closed (its leaf
@@ -610,15 +560,15 @@ func (m *Manager) afterExit(g *Generation) {
 	m.noteExit(g)
 	last := false
 	g.leaving.Do(func() {
-		last = m.leaveHome(g)
+		last = m.homes.Leave(g.home)
 		if last {
-			m.endGenStrays(g)
+			m.homes.EndDetached(g.App, g.ID, g.PGID, g.home)
 		}
 	})
 	go func() {
 		m.endOrphans(g)
 		if last {
-			m.closeHome(g.App, g.home)
+			m.homes.Close(g.App, g.home)
 		}
 	}()
 	m.relink(g.App)
@@ -631,30 +581,5 @@ func (m *Manager) relink(app string) {
 		if err := s.Relink(); err != nil {
 			m.logger.Error("unix socket", "app", app, "err", err)
 		}
-	}
-}
-
-// runCommand returns a runner for an app's command health checks: run in the
-// app's environment and directory, as its user with its limits, reaped by
-// the reaper.
-func (m *Manager) runCommand(app *config.App) func(ctx context.Context, argv []string) ([]byte, int, error) {
-	return func(ctx context.Context, argv []string) ([]byte, int, error) {
-		dir, err := reload.ResolveDir(app.Directory)
-		if err != nil {
-			return nil, -1, err
-		}
-		env, err := m.childEnv(app, dir, dir)
-		if err != nil {
-			return nil, -1, err
-		}
-		spec, err := launch.Command(app, env, dir, argv)
-		if err != nil {
-			return nil, -1, err
-		}
-		out, info, err := m.reaper.OutputSpec(ctx, spec)
-		if err != nil {
-			return out, -1, err
-		}
-		return out, info.ShellCode(), nil
 	}
 }

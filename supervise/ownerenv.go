@@ -153,14 +153,14 @@ func (e managerEnv) quiesce(ctx context.Context, app string, id int) {
 
 func (e managerEnv) gated(app string, g generation) {
 	if f := e.m.factsOf(app); f != nil {
-		f.setGated(g.Info().Dir)
+		f.SetGated(g.Info().Dir)
 	}
 	e.m.pokeRecord()
 }
 
 func (e managerEnv) recordChange(app string, c *recovery.RunChange) error {
 	if f := e.m.factsOf(app); f != nil {
-		f.setChange(c)
+		f.SetChange(c)
 	}
 	return e.m.WriteRunState()
 }
@@ -173,11 +173,14 @@ func (e managerEnv) endTree(g generation) {
 	}
 }
 
-func (e managerEnv) endStrays(app string) { e.m.endStrays(app) }
+func (e managerEnv) endStrays(app string) { e.m.homes.EndApp(app, e.m.view(app).cgroup) }
 
+// endDetached ends the processes g detached while its main process may
+// still drain, unless g shares its home with a live generation: g is being
+// retired, and what replaces it starts next.
 func (e managerEnv) endDetached(g generation) {
-	if pg, ok := g.(*Generation); ok {
-		e.m.endDetached(pg)
+	if pg, ok := g.(*Generation); ok && !e.m.homes.Shared(pg.home) {
+		e.m.homes.EndDetached(pg.App, pg.ID, pg.PGID, pg.home)
 	}
 }
 

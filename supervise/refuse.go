@@ -38,7 +38,7 @@ func (m *Manager) relisten(app *config.App) error {
 	if !old.Closed() {
 		return nil
 	}
-	t, err := m.openListeners(boundAgain(app, old.Entries()))
+	t, err := listen.Open(boundAgain(app, old.Entries()), nil, m.bpfWhy, m.logger)
 	if err != nil {
 		return err
 	}

@@ -414,7 +414,7 @@ func (h *usr2Host) USR2(ctx context.Context, old *Generation) (*Generation, erro
 	g := adoptGeneration(h.m.reaper, old, id, newPID)
 	// Forked by the old master: same cgroup and environment, same home.
 	g.home = old.home
-	h.m.enterHome(g.home)
+	h.m.homes.Enter(g.home)
 	h.m.removePidfilesAtExit(g)
 	h.m.shareGen(h.cfg.Name, old.ID, id)
 	h.m.logger.Info("usr2 master", "app", h.cfg.Name, "generation", id, "pid", newPID, "dir", g.Dir)

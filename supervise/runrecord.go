@@ -1,65 +1,18 @@
 package supervise
 
 import (
-	"fmt"
 	"os"
-	"reflect"
-	"sync"
 
-	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 )
 
-// runFacts are what the run state records of an app besides its processes
-// and sockets: the release that last passed the gate and a change (deploy,
-// reload) in progress. Safe for concurrent use.
-type runFacts struct {
-	mu     sync.Mutex
-	gated  string
-	change *recovery.RunChange
-}
-
-// of returns the facts as a recovery.AppRun with Gated and Change (a copy) set.
-func (f *runFacts) of() recovery.AppRun {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r := recovery.AppRun{Gated: f.gated}
-	if f.change != nil {
-		c := *f.change
-		r.Change = &c
-	}
-	return r
-}
-
-// setGated records that a generation running in release dir passed the gate.
-func (f *runFacts) setGated(dir string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.gated = dir
-}
-
-// setChange records the change in progress (nil: none).
-func (f *runFacts) setChange(c *recovery.RunChange) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.change = c
-}
-
 // factsOf returns app's run facts, nil for an app without a slot.
-func (m *Manager) factsOf(app string) *runFacts {
+func (m *Manager) factsOf(app string) *recovery.Facts {
 	if s := m.slot(app); s != nil {
 		return &s.facts
 	}
 	return nil
-}
-
-// runRecord is the writer of run_dir/state.json; it is off until
-// RecordRunState.
-type runRecord struct {
-	mu   sync.Mutex
-	on   bool
-	last *recovery.RunState // the last record written (or the predecessor's)
 }
 
 // RecordRunState makes WriteRunState write run_dir/state.json, starting
@@ -68,17 +21,7 @@ type runRecord struct {
 // Without prev, a record this process wrote (before a self-upgrade's exec)
 // is the start, and its apps' gated releases are kept.
 func (m *Manager) RecordRunState(prev *recovery.RunState) {
-	if prev == nil {
-		if own, err := recovery.ReadRunState(m.runDir); err == nil && own != nil && own.PID == os.Getpid() {
-			prev = own
-			for name, run := range own.Apps {
-				m.keepGated(name, run.Gated)
-			}
-		}
-	}
-	m.record.mu.Lock()
-	defer m.record.mu.Unlock()
-	m.record.on, m.record.last = true, prev
+	m.record.Start(m.runDir, prev, m.keepGated)
 }
 
 // keepGated records dir as app's gated release unless one is recorded
@@ -91,8 +34,8 @@ func (m *Manager) keepGated(app, dir string) {
 	m.mu.Lock()
 	f := &m.slotFor(app).facts
 	m.mu.Unlock()
-	if f.of().Gated == "" {
-		f.setGated(dir)
+	if f.Of().Gated == "" {
+		f.SetGated(dir)
 	}
 }
 
@@ -101,24 +44,7 @@ func (m *Manager) keepGated(app, dir string) {
 // records itself through it before it moves the link, and a reload's
 // commit once the new generation serves; the daemon calls it every second.
 func (m *Manager) WriteRunState() error {
-	m.record.mu.Lock()
-	defer m.record.mu.Unlock()
-	if !m.record.on {
-		return nil
-	}
-	tree, err := proc.NewTree("")
-	if err != nil {
-		return fmt.Errorf("run state: %w", err)
-	}
-	st := m.RunState(m.record.last, tree)
-	if reflect.DeepEqual(st, m.record.last) {
-		return nil
-	}
-	if err := recovery.WriteRunState(m.runDir, st); err != nil {
-		return err
-	}
-	m.record.last = st
-	return nil
+	return m.record.Write(m.RunState)
 }
 
 // recordNow writes the run state at once; a failure is logged (the next
@@ -150,7 +76,7 @@ func (m *Manager) RunState(prev *recovery.RunState, tree *proc.Tree) *recovery.R
 	st := &recovery.RunState{PID: os.Getpid(), Started: started, Apps: map[string]recovery.AppRun{}}
 	for _, a := range m.owners() {
 		name := a.cfg.Name
-		run := m.factsOf(name).of()
+		run := m.factsOf(name).Of()
 		snap := a.snap.Load()
 		if pid := snap.MasterPID; pid != 0 {
 			if s, ok := tree.Stat(pid); ok {
@@ -163,17 +89,7 @@ func (m *Manager) RunState(prev *recovery.RunState, tree *proc.Tree) *recovery.R
 		if g := v.cgroup; g != nil {
 			run.Cgroups = append(run.Cgroups, g.Path)
 		}
-		for _, e := range v.table.Entries() {
-			s := e.Socket
-			_, hold := s.Held()
-			rl := recovery.RunListener{Address: s.Spec.Raw, Bound: s.Bound, Hold: hold}
-			if b, ok := e.Steering.(*listen.GenSockets); ok {
-				if ids, err := b.ObjectIDs(); err == nil {
-					rl.Steer = &ids
-				}
-			}
-			run.Listeners = append(run.Listeners, rl)
-		}
+		run.Listeners = recovery.Listeners(v.table.Entries())
 		st.Apps[name] = run
 	}
 	if prev != nil {

@@ -25,7 +25,7 @@ func TestRecordRunStateKeepsOwnGated(t *testing.T) {
 			m.RecordRunState(nil)
 			got := ""
 			if f := m.factsOf("web"); f != nil {
-				got = f.of().Gated
+				got = f.Of().Gated
 			}
 			if got != tc.want {
 				t.Errorf("gated release %q, want %q", got, tc.want)

@@ -1,12 +1,16 @@
 package supervise
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"sync/atomic"
 
-	"github.com/gunisup/supervisor/errinbox"
+	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/recovery"
 )
 
 // appSlot is everything the Manager holds for one app: its owner, its
@@ -15,17 +19,15 @@ import (
 // sockets closed): the log and cgroup stay for the supervisor's life, and
 // an app added again under the name continues its generation numbers.
 //
-// owner, table, log, errs and cgroup are guarded by Manager.mu (an update
+// owner, table, log and cgroup are guarded by Manager.mu (an update
 // replaces them while requests read them; see Manager.view); the table has
 // its own lock for what it holds. restored, needsNoStart,
 // recovering and recoverDir are written by NewManager only, before Start
 // reads them.
 type appSlot struct {
-	owner *appOwner
-	table *listen.Table
-	log   *logs.AppLog
-	// errs is the error inbox log feeds.
-	errs   *errinbox.Inbox
+	owner  *appOwner
+	table  *listen.Table
+	log    *logs.AppLog
 	cgroup *proc.Cgroup
 	// genSeq is the last generation number allocated (see nextGen).
 	genSeq atomic.Int64
@@ -41,7 +43,7 @@ type appSlot struct {
 	// Manager.mu.
 	broken string
 	// facts are the run state's records of the app (own lock).
-	facts runFacts
+	facts recovery.Facts
 	// workers is what the app's worker controller publishes (atomics).
 	workers workerStats
 }
@@ -116,4 +118,123 @@ func (m *Manager) workerStats(app string) *workerStats {
 		return &s.workers
 	}
 	return nil
+}
+
+// appSet is what the Manager opens for one app before its owner runs: its
+// listen table (held listeners and their steering), its log and its cgroup
+// (nil: none).
+type appSet struct {
+	table  *listen.Table
+	log    *logs.AppLog
+	cgroup *proc.Cgroup
+}
+
+// close closes the set's listeners, steering and log (the cgroup stays for
+// the supervisor's life, like every app's).
+func (s *appSet) close() error {
+	errs := []error{s.table.Close()}
+	if s.log != nil {
+		errs = append(errs, logs.CloseApps(map[string]*logs.AppLog{"": s.log}, 0)) // nothing was captured yet
+	}
+	return errors.Join(errs...)
+}
+
+// openAll opens every app's set (see openApp) on the sockets handed over
+// by the previous image, or inherited, or bound now. On error it closes
+// what it opened (see abandonOpen).
+func (m *Manager) openAll(opts Options) error {
+	socks := opts.Sockets
+	if opts.Restore != nil {
+		var err error
+		if socks, err = opts.Restore.HeldSockets(m.cfg); err != nil {
+			return err
+		}
+	}
+	stdout := opts.Stdout
+	if stdout == nil {
+		stdout = os.Stdout
+	}
+	m.stdoutSink = logs.NewWriterSink(stdout)
+	for _, app := range m.cfg.Apps {
+		held := m.held(app, opts, socks)
+		set, err := m.openApp(app, held)
+		if err != nil {
+			return m.abandonOpen(err, opts.Restore != nil, held)
+		}
+		m.mu.Lock()
+		m.installApp(app.Name, set)
+		m.mu.Unlock()
+	}
+	return nil
+}
+
+// held returns the sockets app's table takes instead of binding (nil: it
+// binds them): those socks holds for it (handed over, taken from a dead
+// predecessor's orphans, or inherited from systemd), with their steering
+// as the previous image handed it over, or rebuilt when the app adopts its
+// orphans' serving generation (see adopts), else shared.
+func (m *Manager) held(app *config.App, opts Options, socks map[string][]*listen.Socket) *listen.Held {
+	s, ok := socks[app.Name]
+	switch {
+	case !ok:
+		return nil
+	case opts.Restore != nil:
+		return opts.Restore.Held(app.Name, s, m.logger)
+	case opts.Orphans.Took(app.Name):
+		return opts.Orphans.Held(app, s, m.adopts(opts, app), m.bpfWhy, m.logger)
+	}
+	return &listen.Held{Sockets: s, Why: "inherited from systemd"}
+}
+
+// openApp opens everything app runs with, for NewManager and for an app an
+// update adds: its listen table (of held, the sockets it inherited or was
+// handed over, or bound now and steered when held is nil; see
+// listen.Open), its log, its cgroup (when the Manager has a cgroup root;
+// one that cannot be created is logged and the app runs without) and its
+// statsd bridge (Options.OpenStatsd), and passes the log to
+// Options.WatchLog. On error it closes what it opened:
+// held sockets and their steering stay the caller's.
+func (m *Manager) openApp(app *config.App, held *listen.Held) (*appSet, error) {
+	t, err := listen.Open(app, held, m.bpfWhy, m.logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &appSet{}
+	if held == nil {
+		s.table = t // bound now: the set closes it on error
+	}
+	l, err := logs.OpenApp(app, m.stdoutSink, m.logger)
+	if err != nil {
+		return nil, errors.Join(err, s.close())
+	}
+	s.log = l
+	if m.watchLog != nil {
+		m.watchLog(app.Name, l.App)
+	}
+	if m.cgroupRoot != nil {
+		g, err := m.cgroupRoot.App(app.Name)
+		if err != nil {
+			m.logger.Warn("app runs without a cgroup", "app", app.Name, "err", err)
+		}
+		s.cgroup = g
+	}
+	if app.Kind == config.KindGunicorn && app.Statsd && m.openStatsd != nil {
+		if err := m.openStatsd(app.Name); err != nil {
+			return nil, errors.Join(fmt.Errorf("app %s: statsd bridge: %w", app.Name, err), s.close())
+		}
+	}
+	s.table = t
+	return s, nil
+}
+
+// installApp registers set as app name's in its slot (created if need
+// be) and returns the slot; the caller holds m.mu.
+func (m *Manager) installApp(name string, set *appSet) *appSlot {
+	s := m.slotFor(name)
+	s.table = set.table
+	s.log = set.log
+	if set.cgroup != nil {
+		s.cgroup = set.cgroup
+	}
+	return s
 }

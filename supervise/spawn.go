@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/contain"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/launch"
 	"github.com/gunisup/supervisor/listen"
@@ -108,14 +109,14 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 			return nil, err
 		}
 	}
-	home, leaf, err := m.newHome(app.Name, id)
+	home, leaf, err := contain.New(app.Name, m.view(app.Name).cgroup, id)
 	if err != nil {
 		return nil, err
 	}
 	if leaf != nil {
 		spec.Cgroup = leaf.FD()
 	}
-	m.markApp(app.Name, home, &spec)
+	contain.Mark(app.Name, home, &spec)
 	pid, exitCh, out, err := m.forkCaptured(app.Name, id, spec)
 	if leaf != nil {
 		if cerr := leaf.Close(); cerr != nil {
@@ -123,12 +124,12 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		}
 	}
 	if err != nil {
-		m.closeHome(app.Name, home)
+		m.homes.Close(app.Name, home)
 		return nil, err
 	}
 	g := newGeneration(app.Name, id, pid, exitCh, out, out.Done())
 	g.home = home
-	m.enterHome(home)
+	m.homes.Enter(home)
 	g.Dir = dir
 	g.PGID = pid
 	g.outFD = fdsOf(out)
@@ -162,4 +163,33 @@ func (m *Manager) removePidfilesAtExit(g *Generation) {
 			m.logger.Warn("pidfile of an exited master left in run_dir", "app", g.App, "generation", g.ID, "err", err)
 		}
 	}()
+}
+
+// appCommand runs the command health checks of app (see health.New): in the
+// app's environment and directory, as its user with its limits, reaped by
+// the Manager's reaper. It returns the output, the exit status as a shell
+// reports it, and an error when the command could not be run.
+type appCommand struct {
+	m   *Manager
+	app *config.App
+}
+
+func (c appCommand) run(ctx context.Context, argv []string) ([]byte, int, error) {
+	dir, err := reload.ResolveDir(c.app.Directory)
+	if err != nil {
+		return nil, -1, err
+	}
+	env, err := c.m.childEnv(c.app, dir, dir)
+	if err != nil {
+		return nil, -1, err
+	}
+	spec, err := launch.Command(c.app, env, dir, argv)
+	if err != nil {
+		return nil, -1, err
+	}
+	out, info, err := c.m.reaper.OutputSpec(ctx, spec)
+	if err != nil {
+		return out, -1, err
+	}
+	return out, info.ShellCode(), nil
 }

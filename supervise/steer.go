@@ -2,14 +2,10 @@ package supervise
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
-	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
-	"github.com/gunisup/supervisor/listen/steer"
 )
 
 // socketUse says which listening sockets a new generation gets.
@@ -31,40 +27,6 @@ func (u socketUse) String() string {
 	return "serving"
 }
 
-// steerProbe returns a function that says why BPF steering is unavailable
-// here ("" when it is available), probing the kernel on its first call only.
-func steerProbe() func() string {
-	return sync.OnceValue(func() string {
-		if err := steer.Available(); err != nil {
-			return err.Error()
-		}
-		return ""
-	})
-}
-
-// logHeldSteering logs the mode of app's listeners that were held before
-// the Manager opened them (why says how: systemd, a self-upgrade, a
-// recovery): shared, except the listeners whose steering was adopted or
-// rebuilt (gens).
-func (m *Manager) logHeldSteering(app *config.App, why string, gens []listen.Steering) {
-	for i, l := range app.Listen {
-		mode := steer.ModeShared
-		if i < len(gens) && gens[i] != nil {
-			mode = gens[i].Mode()
-		}
-		m.logger.Info("listener steering", "app", app.Name, "listener", l.Raw, "mode", mode, "why", why)
-	}
-}
-
-func hasTCP(app *config.App) bool {
-	for _, l := range app.Listen {
-		if l.Network == config.NetTCP {
-			return true
-		}
-	}
-	return false
-}
-
 // genSockets returns the descriptors generation id of app gets, one per
 // held socket, and the sockets its master's stop goes through (see
 // Generation.socks): use says whether it takes over with its own sockets
@@ -75,18 +37,6 @@ func (m *Manager) genSockets(app string, id int, use socketUse) ([]int, []*liste
 		return nil, nil, fmt.Errorf("app %s: %w", app, err)
 	}
 	return fds, named, nil
-}
-
-// closeSteered closes the steered listeners gs, not yet in a table, and
-// joins their errors.
-func closeSteered(gs []listen.Steering) error {
-	var errs []error
-	for _, g := range gs {
-		if g != nil {
-			errs = append(errs, g.Close())
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // serveGen makes generation id of app receive the new connections of every

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/reload"
 )
 
@@ -48,44 +49,57 @@ func (m *Manager) Update(ctx context.Context, next *config.Config, only []string
 		progress = func(string) {}
 	}
 	cur := m.Config()
-	plan, err := selectDiff(config.Compare(cur, next), only)
+	diff := config.Compare(cur, next)
+	plan, err := planUpdate(diff, next, only)
 	if err != nil {
 		return nil, err
 	}
-	opened, err := m.openForUpdate(plan, next)
-	if err != nil {
+	if err := m.openForUpdate(plan); err != nil {
 		return nil, err
 	}
 	errs := map[string]error{}
-	m.install(mergeConfig(cur, next, plan), plan, opened)
+	m.install(mergeConfig(cur, next, plan, len(diff.Apps)), plan)
 	m.removeApps(ctx, plan, errs)
 	var changed []*appOwner
-	for _, d := range plan {
-		if d.Change == config.Changed {
-			a, _ := m.owner(d.Name) // present: install keeps changed apps
-			changed = append(changed, a)
+	updates := map[*appOwner]*appUpdate{}
+	for _, u := range plan {
+		if u.Change == config.Changed {
+			changed = append(changed, u.owner)
+			updates[u.owner] = u
 		}
 	}
 	for name, err := range ordered(changed, false, func(a *appOwner) error {
-		d := plan[slices.IndexFunc(plan, func(d config.AppDiff) bool { return d.Name == a.cfg.Name })]
-		if m.repairs(d.Name) {
-			return m.applyRepair(ctx, d, next.App(d.Name), opened[d.Name], progress)
+		u := updates[a]
+		if m.repairs(u.Name) {
+			return m.applyRepair(ctx, u, progress)
 		}
-		return m.applyChange(ctx, d, next.App(d.Name), opened[d.Name], progress)
+		return m.applyChange(ctx, u, progress)
 	}) {
 		errs[name] = err
 	}
-	m.repairUnchanged(ctx, plan, next, errs)
+	m.repairUnchanged(ctx, plan, errs)
 	m.startAdded(ctx, plan, errs)
 	m.syncConfig()
 	out := make([]UpdateResult, len(plan))
-	for i, d := range plan {
-		out[i] = UpdateResult{AppDiff: d, Err: errs[d.Name]}
-		if d.Change != config.Unchanged {
-			progress(fmt.Sprintf("%s: %s", d.Name, describe(out[i])))
+	for i, u := range plan {
+		out[i] = UpdateResult{AppDiff: u.AppDiff, Err: errs[u.Name]}
+		if u.Change != config.Unchanged {
+			progress(fmt.Sprintf("%s: %s", u.Name, describe(out[i])))
 		}
 	}
 	return out, nil
+}
+
+// appUpdate is one app's part of an update in progress: its diff entry,
+// its table in the new configuration (nil for a removed app), what
+// openForUpdate opened for it (nil: nothing) and, once install ran, its
+// owner (the one running before the update for a removed or changed app,
+// nil when it had none).
+type appUpdate struct {
+	config.AppDiff
+	cfg   *config.App
+	set   *appSet
+	owner *appOwner
 }
 
 // describe is a one-line account of an app's update result.
@@ -100,109 +114,138 @@ func describe(r UpdateResult) string {
 	return s
 }
 
-// selectDiff keeps the diff entries of the apps in only (every entry when
-// only is empty); a name that is neither in the running configuration nor
-// in the new one is an error wrapping ErrNoSuchApp.
-func selectDiff(d *config.Diff, only []string) ([]config.AppDiff, error) {
-	if len(only) == 0 {
-		return d.Apps, nil
-	}
-	var out []config.AppDiff
-	for _, n := range only {
-		i := slices.IndexFunc(d.Apps, func(a config.AppDiff) bool { return a.Name == n })
-		if i < 0 {
-			return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, n)
+// planUpdate is the update of the apps in only (every app of d when only
+// is empty), in diff order, each with its table in next; a name that is
+// neither in the running configuration nor in the new one is an error
+// wrapping ErrNoSuchApp.
+func planUpdate(d *config.Diff, next *config.Config, only []string) ([]*appUpdate, error) {
+	sel := d.Apps
+	if len(only) > 0 {
+		sel = nil
+		for _, n := range only {
+			i := slices.IndexFunc(d.Apps, func(a config.AppDiff) bool { return a.Name == n })
+			if i < 0 {
+				return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, n)
+			}
+			sel = append(sel, d.Apps[i])
 		}
-		out = append(out, d.Apps[i])
+	}
+	tables := make(map[string]*config.App, len(next.Apps))
+	for _, a := range next.Apps {
+		tables[a.Name] = a
+	}
+	out := make([]*appUpdate, len(sel))
+	for i, ad := range sel {
+		out[i] = &appUpdate{AppDiff: ad, cfg: tables[ad.Name]}
 	}
 	return out, nil
 }
 
 // mergeConfig is the configuration after applying plan to cur: next's
 // version of each app in plan, cur's of the others; next's groups when
-// every app is in plan, else cur's groups without removed apps. The
-// [supervisor] table stays cur's.
-func mergeConfig(cur, next *config.Config, plan []config.AppDiff) *config.Config {
+// plan holds every one of the all apps the diff of cur and next has, else
+// cur's groups without removed apps. The [supervisor] table stays cur's.
+func mergeConfig(cur, next *config.Config, plan []*appUpdate, all int) *config.Config {
 	in := map[string]bool{}
-	for _, d := range plan {
-		in[d.Name] = true
+	for _, u := range plan {
+		in[u.Name] = true
 	}
+	curApps := make(map[string]*config.App, len(cur.Apps))
+	for _, a := range cur.Apps {
+		curApps[a.Name] = a
+	}
+	inNext := make(map[string]bool, len(next.Apps))
 	out := &config.Config{Path: cur.Path, Supervisor: cur.Supervisor}
 	for _, a := range next.Apps {
-		if in[a.Name] || cur.App(a.Name) != nil {
-			if in[a.Name] {
-				out.Apps = append(out.Apps, a)
-			} else {
-				out.Apps = append(out.Apps, cur.App(a.Name))
-			}
+		inNext[a.Name] = true
+		switch {
+		case in[a.Name]:
+			out.Apps = append(out.Apps, a)
+		case curApps[a.Name] != nil:
+			out.Apps = append(out.Apps, curApps[a.Name])
 		}
 	}
 	for _, a := range cur.Apps {
-		if next.App(a.Name) == nil && !in[a.Name] {
+		if !inNext[a.Name] && !in[a.Name] {
 			out.Apps = append(out.Apps, a)
 		}
 	}
-	if len(plan) == len(config.Compare(cur, next).Apps) {
+	if len(plan) == all {
 		out.Groups = next.Groups
 		return out
 	}
+	kept := make(map[string]bool, len(out.Apps))
+	for _, a := range out.Apps {
+		kept[a.Name] = true
+	}
 	for _, g := range cur.Groups {
-		g.Apps = slices.DeleteFunc(slices.Clone(g.Apps), func(n string) bool { return out.App(n) == nil })
+		g.Apps = slices.DeleteFunc(slices.Clone(g.Apps), func(n string) bool { return !kept[n] })
 		out.Groups = append(out.Groups, g)
 	}
 	return out
 }
 
-// openForUpdate opens the full set of each added app (see openApp) and the
-// listeners, steered as at start, of each app whose listen addresses
-// changed; on error it closes what it opened.
-func (m *Manager) openForUpdate(plan []config.AppDiff, next *config.Config) (map[string]*appSet, error) {
-	out := map[string]*appSet{}
-	for _, d := range plan {
+// openForUpdate opens the full set of each added app of plan (see openApp)
+// and the listeners, steered as at start, of each app whose listen
+// addresses changed, into their entries' set; on error it closes what it
+// opened and clears the sets.
+func (m *Manager) openForUpdate(plan []*appUpdate) error {
+	for _, u := range plan {
 		var set *appSet
 		var err error
 		switch {
-		case d.Change == config.Added:
-			set, err = m.openApp(next.App(d.Name), nil, nil, false)
-		case d.Change == config.Changed && d.Action == config.ActionRestart:
+		case u.Change == config.Added:
+			set, err = m.openApp(u.cfg, nil)
+		case u.Change == config.Changed && u.Action == config.ActionRestart:
 			set = &appSet{}
-			set.table, err = m.openListeners(next.App(d.Name))
+			set.table, err = listen.Open(u.cfg, nil, m.bpfWhy, m.logger)
 		default:
 			continue
 		}
 		if err != nil {
-			for _, s := range out {
-				err = errors.Join(err, s.close())
+			for _, v := range plan {
+				if v.set != nil {
+					err = errors.Join(err, v.set.close())
+				}
+				v.set = nil
 			}
-			return nil, err
+			return err
 		}
-		out[d.Name] = set
+		u.set = set
 	}
-	return out, nil
+	return nil
 }
 
-// install makes merged the running configuration and registers the added
-// apps' owners (not yet running) and sets; removed apps stay registered,
-// last, until removeApps has stopped them.
-func (m *Manager) install(merged *config.Config, plan []config.AppDiff, opened map[string]*appSet) {
+// install makes merged the running configuration, registers the added
+// apps' owners (not yet running) and sets, and gives each entry of plan
+// its owner; removed apps stay registered, last, until removeApps has
+// stopped them.
+func (m *Manager) install(merged *config.Config, plan []*appUpdate) {
 	added := map[string]*appOwner{}
-	for _, d := range plan {
-		if d.Change == config.Added {
-			added[d.Name] = newAppOwner(m, merged.App(d.Name))
+	for _, u := range plan {
+		if u.Change == config.Added {
+			added[u.Name] = newAppOwner(m, u.cfg)
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cfg = merged
-	for name, a := range added {
-		m.installApp(name, opened[name]).owner = a
+	for _, u := range plan {
+		if a := added[u.Name]; a != nil {
+			m.installApp(u.Name, u.set).owner = a
+		}
+		if s := m.apps[u.Name]; s != nil {
+			u.owner = s.owner
+		}
 	}
+	present := make(map[string]bool, len(merged.Apps))
 	order := make([]*appOwner, 0, len(merged.Apps))
 	for _, app := range merged.Apps {
+		present[app.Name] = true
 		order = append(order, m.apps[app.Name].owner)
 	}
 	for _, a := range m.order {
-		if merged.App(a.cfg.Name) == nil {
+		if !present[a.cfg.Name] {
 			order = append(order, a)
 		}
 	}
@@ -211,17 +254,17 @@ func (m *Manager) install(merged *config.Config, plan []config.AppDiff, opened m
 
 // removeApps stops the removed apps of plan (in their stop order), ends
 // their owners and closes their sockets; errors go to errs by app.
-func (m *Manager) removeApps(ctx context.Context, plan []config.AppDiff, errs map[string]error) {
+func (m *Manager) removeApps(ctx context.Context, plan []*appUpdate, errs map[string]error) {
 	var set []*appOwner
-	for _, d := range plan {
-		if d.Change == config.Removed {
-			a, err := m.owner(d.Name)
-			if err != nil {
-				errs[d.Name] = err
-				continue
-			}
-			set = append(set, a)
+	for _, u := range plan {
+		if u.Change != config.Removed {
+			continue
 		}
+		if u.owner == nil {
+			errs[u.Name] = fmt.Errorf("%w: %q", ErrNoSuchApp, u.Name)
+			continue
+		}
+		set = append(set, u.owner)
 	}
 	for name, err := range m.stopOrdered(ctx, set) {
 		errs[name] = err
@@ -246,22 +289,20 @@ func (m *Manager) removeApps(ctx context.Context, plan []config.AppDiff, errs ma
 	}
 }
 
-// applyChange gives a changed app its new table cfg, then reloads or
-// restarts it as d.Action says when it is meant to run; set holds its new
-// listeners for ActionRestart (the old ones close once it restarted).
-func (m *Manager) applyChange(ctx context.Context, d config.AppDiff, cfg *config.App, set *appSet, progress reload.Progress) error {
+// applyChange gives a changed app its new table u.cfg, then reloads or
+// restarts it as u.Action says when it is meant to run; u.set holds its
+// new listeners for ActionRestart (the old ones close once it restarted).
+func (m *Manager) applyChange(ctx context.Context, u *appUpdate, progress reload.Progress) error {
+	set, cfg := u.set, u.cfg
 	if set == nil {
 		set = &appSet{}
 	}
-	if err := m.replaceOwner(ctx, cfg); err != nil {
-		return errors.Join(err, set.close())
-	}
-	a, err := m.owner(cfg.Name)
+	a, err := m.replaceOwner(ctx, u.owner, cfg)
 	if err != nil {
 		return errors.Join(err, set.close())
 	}
 	running := a.snap.Load().Wanted
-	switch d.Action {
+	switch u.Action {
 	case config.ActionReload:
 		if !running {
 			return nil
@@ -286,17 +327,13 @@ func (m *Manager) applyChange(ctx context.Context, d config.AppDiff, cfg *config
 
 // startAdded runs the owners of the added apps of plan and starts those
 // with autostart, in their start order; errors go to errs by app.
-func (m *Manager) startAdded(ctx context.Context, plan []config.AppDiff, errs map[string]error) {
+func (m *Manager) startAdded(ctx context.Context, plan []*appUpdate, errs map[string]error) {
 	var set []*appOwner
-	for _, d := range plan {
-		if d.Change != config.Added {
+	for _, u := range plan {
+		if u.Change != config.Added {
 			continue
 		}
-		a, err := m.owner(d.Name)
-		if err != nil {
-			errs[d.Name] = err
-			continue
-		}
+		a := u.owner
 		go a.run(m.runCtx)
 		if a.cfg.Autostart {
 			set = append(set, a)
@@ -321,4 +358,95 @@ func (m *Manager) syncConfig() {
 		}
 	}
 	m.cfg = &c
+}
+
+// handoffMsg asks an owner to give its state to the owner that replaces it
+// (an update changed the app's configuration) and to end its goroutine
+// without touching the processes.
+type handoffMsg struct {
+	call
+	out *ownerState
+}
+
+// ownerState is what an owner hands to its successor.
+type ownerState struct {
+	state      State
+	wanted     bool
+	gen        generation
+	restarts   int
+	attempted  bool
+	lastExit   *ExitInfo
+	lastReload *ReloadResult
+	reloads    map[string]int
+	health     healthState
+	message    string
+}
+
+// handoff is the owner's side of a replacement. It refuses (ErrBusy, and
+// the owner runs on) while a reload, a restart or a stop is in progress;
+// otherwise it fills m.out, answers and reports true: the owner must end.
+// A scheduled restart is dropped: the successor starts the app instead.
+func (a *appOwner) handoff(m handoffMsg) bool {
+	if a.reload != nil || len(a.retiring) > 0 || a.state == StateStopping {
+		m.reply <- fmt.Errorf("%w: app %s: a reload, restart or stop is in progress", ErrBusy, a.cfg.Name)
+		return false
+	}
+	a.cancelReady()
+	a.cancelTimer()
+	st := ownerState{
+		state: a.state, wanted: a.wants(), gen: a.gen, restarts: a.restarts, attempted: a.attempted,
+		lastExit: a.lastExit, lastReload: a.lastReload, reloads: a.reloads, health: a.health, message: a.message,
+	}
+	if st.gen == nil && st.state != StateStopped {
+		st.state = StateStopped // backing off: the successor starts at once
+	}
+	if a.broken != "" && st.gen != nil {
+		st.state = StateStarting // a predecessor's generation, which repair replaces
+	}
+	st.health.busy = false // a check in flight reports to this owner, which is gone
+	*m.out = st
+	m.reply <- nil
+	return true
+}
+
+// adopt gives a new owner, before its goroutine runs, the state of the one
+// it replaces; a generation still starting is waited for again.
+func (a *appOwner) adopt(ctx context.Context, st ownerState) {
+	a.state, a.gen, a.restarts, a.attempted = st.state, st.gen, st.restarts, st.attempted
+	a.lastExit, a.lastReload, a.health, a.message = st.lastExit, st.lastReload, st.health, st.message
+	if st.reloads != nil {
+		a.reloads = st.reloads
+	}
+	if a.state == StateStarting && a.gen != nil {
+		a.awaitReady(ctx, a.gen)
+	}
+	a.publish()
+}
+
+// replaceOwner swaps old, app cfg.Name's owner, for one running cfg and
+// returns it: the running generation passes to it untouched. An app that
+// was meant to run but had no generation (backing off) is started (an
+// error then comes with the new owner, installed). It returns ErrBusy (no
+// owner) while a reload, restart or stop of the app runs.
+func (m *Manager) replaceOwner(ctx context.Context, old *appOwner, cfg *config.App) (*appOwner, error) {
+	var st ownerState
+	if err := old.send(ctx, handoffMsg{call: newCall(), out: &st}); err != nil {
+		return nil, err
+	}
+	<-old.exited
+	a := newAppOwner(m, cfg)
+	a.adopt(m.runCtx, st)
+	m.mu.Lock()
+	m.apps[cfg.Name].owner = a
+	for i, o := range m.order {
+		if o == old {
+			m.order[i] = a
+		}
+	}
+	m.mu.Unlock()
+	go a.run(m.runCtx)
+	if st.wanted && st.gen == nil {
+		return a, a.send(ctx, startMsg{newCall()})
+	}
+	return a, nil
 }

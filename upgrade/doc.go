@@ -8,6 +8,7 @@
 // fallback to the previous binary when the new image cannot take over.
 //
 // Contract: upgrade never imports supervise. supervise produces a Handover
-// (Manager.Freeze) and takes one back (Options.Restore); the daemon drives
+// (Manager.Freeze) and takes one back (Options.Restore; Handover.HeldSockets
+// and Held give its sockets back as listen.Held); the daemon drives
 // the sequence and owns the decision to exec.
 package upgrade

@@ -1,4 +1,4 @@
-package supervise
+package upgrade
 
 import (
 	"log/slog"
@@ -34,14 +34,14 @@ func TestRestoreSteering(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log testenv.SyncBuffer
-	m := &Manager{logger: slog.New(slog.NewTextHandler(&log, nil))}
+	logger := slog.New(slog.NewTextHandler(&log, nil))
 
 	good, bad := steerCopy(t, gs), steerCopy(t, gs)
 	bad.SocketsFD, bad.ServingFD = bad.ServingFD, bad.SocketsFD
 	hs := []SocketHandover{{Raw: spec.Raw, FD: held.FD(), Steer: good}, {Raw: spec.Raw, FD: held.FD(), Steer: bad}}
-	gens := m.restoreSteering("web", hs, []*listen.Socket{held, held})
+	gens := (&Handover{Sockets: map[string][]SocketHandover{"web": hs}}).Held("web", []*listen.Socket{held, held}, logger).Steering
 	t.Cleanup(func() {
-		if err := closeSteered(gens); err != nil {
+		if err := (&listen.Held{Steering: gens}).Close(); err != nil {
 			t.Error(err)
 		}
 		_ = gs.Close()   // its slots were cleared by the adopted copy's Close
@@ -96,16 +96,16 @@ func TestRestoreRenameSteering(t *testing.T) {
 		}
 	}
 	var log testenv.SyncBuffer
-	m := &Manager{logger: slog.New(slog.NewTextHandler(&log, nil))}
+	logger := slog.New(slog.NewTextHandler(&log, nil))
 	good, bad := renameCopy(t, u), renameCopy(t, u)
 	bad.Sockets[0].Hold += ".elsewhere"
 	handed := good.Sockets[0].FD
 	socks := []*listen.Socket{heldCopy(t, held), heldCopy(t, held)}
 	hs := []SocketHandover{{Raw: spec.Raw, FD: socks[0].FD(), Rename: good}, {Raw: spec.Raw, FD: socks[1].FD(), Rename: bad}}
-	gens := m.restoreSteering("api", hs, socks)
+	gens := (&Handover{Sockets: map[string][]SocketHandover{"api": hs}}).Held("api", socks, logger).Steering
 	t.Cleanup(func() {
-		_ = closeSteered(gens) // its names are u's too: u's Close reports
-		_ = socks[1].Shut()    // the shared copy; the names are u's
+		_ = (&listen.Held{Steering: gens}).Close() // its names are u's too: u's Close reports
+		_ = socks[1].Shut()                        // the shared copy; the names are u's
 	})
 	if len(gens) != 2 || gens[0] == nil || gens[0].Mode() != steer.ModeRename || gens[1] != nil {
 		t.Fatalf("restored steering %v, want rename then shared", gens)

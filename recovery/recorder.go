@@ -1,0 +1,119 @@
+package recovery
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"sync"
+
+	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/proc"
+)
+
+// Facts are what the run state records of an app besides its processes
+// and sockets: the release that last passed the gate and a change (deploy,
+// reload) in progress. Safe for concurrent use; the zero value is empty.
+type Facts struct {
+	mu     sync.Mutex
+	gated  string
+	change *RunChange
+}
+
+// Of returns the facts as an AppRun with Gated and Change (a copy) set.
+func (f *Facts) Of() AppRun {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := AppRun{Gated: f.gated}
+	if f.change != nil {
+		c := *f.change
+		r.Change = &c
+	}
+	return r
+}
+
+// SetGated records that a generation running in release dir passed the gate.
+func (f *Facts) SetGated(dir string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gated = dir
+}
+
+// SetChange records the change in progress (nil: none).
+func (f *Facts) SetChange(c *RunChange) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.change = c
+}
+
+// Recorder writes a run directory's RunStateFile when its content changed.
+// The zero value is off (Write does nothing) until Start. Safe for
+// concurrent use.
+type Recorder struct {
+	mu   sync.Mutex
+	on   bool
+	dir  string
+	last *RunState // the last record written (or the predecessor's)
+}
+
+// Start turns the recorder on for run directory dir, starting from prev
+// (the predecessor's record, nil for none): the groups and cgroups of prev
+// that still hold processes are carried over until they are gone (see
+// CarryOver). Without prev, a record this process wrote (before a
+// self-upgrade's exec) is the start, and keep is called with each of its
+// apps' gated release (maybe "").
+func (r *Recorder) Start(dir string, prev *RunState, keep func(app, gated string)) {
+	if prev == nil {
+		if own, err := ReadRunState(dir); err == nil && own != nil && own.PID == os.Getpid() {
+			prev = own
+			for name, run := range own.Apps {
+				keep(name, run.Gated)
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.on, r.dir, r.last = true, dir, prev
+}
+
+// Write writes the record build makes from the last one and one /proc
+// pass, when it differs from the last one written. It does nothing before
+// Start; errors name the run state.
+func (r *Recorder) Write(build func(prev *RunState, tree *proc.Tree) *RunState) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.on {
+		return nil
+	}
+	tree, err := proc.NewTree("")
+	if err != nil {
+		return fmt.Errorf("run state: %w", err)
+	}
+	st := build(r.last, tree)
+	if reflect.DeepEqual(st, r.last) {
+		return nil
+	}
+	if err := WriteRunState(r.dir, st); err != nil {
+		return err
+	}
+	r.last = st
+	return nil
+}
+
+// Listeners records an app's listeners, one per entry of its table: the
+// address, where it is bound, the hidden name of a Unix socket and the
+// BPF objects of a steered TCP one (see RunListener).
+func Listeners(entries []listen.Entry) []RunListener {
+	var out []RunListener
+	for _, e := range entries {
+		s := e.Socket
+		_, hold := s.Held()
+		rl := RunListener{Address: s.Spec.Raw, Bound: s.Bound, Hold: hold}
+		if b, ok := e.Steering.(*listen.GenSockets); ok {
+			if ids, err := b.ObjectIDs(); err == nil {
+				rl.Steer = &ids
+			}
+		}
+		out = append(out, rl)
+	}
+	return out
+}
