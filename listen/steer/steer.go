@@ -92,7 +92,7 @@ type kernelObjects struct {
 
 // ErrSplitUnsupported is returned by Group.Split for a group adopted from
 // a supervisor image whose program selects one slot only.
-var ErrSplitUnsupported = errors.New("steer: the group's BPF program (adopted from an earlier supervisor image) cannot split by weight; restart the supervisor to load one that can")
+var ErrSplitUnsupported = errors.New("steer: the group's BPF program (adopted from an earlier supervisor image) cannot split by weight; stopping and starting the app gives its listeners a program that can")
 
 // put writes v as the steering map's value with one map update.
 func (o *kernelObjects) put(v steeringValue) error {
