@@ -233,6 +233,7 @@ func (g *Group) remove(l *Listener) error {
 	if next, ok := g.without(l); ok {
 		if err := g.steer(next, nil, 0); err != nil {
 			errs = append(errs, fmt.Errorf("steer: take slot %d of %s out of the steering: %w", l.slot, g.addr, err))
+			g.serving, g.canary, g.threshold = next, nil, 0 // l is gone whatever the map says
 		}
 	}
 	// An empty slot is no error: a socket that stopped listening (a
