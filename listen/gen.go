@@ -23,6 +23,10 @@ type GenSockets struct {
 	mu      sync.Mutex
 	byGen   map[int]*genListener
 	serving *genListener
+	// canary receives a share of the new connections (see Split); nil
+	// without a split. split records the generations and share.
+	canary *genListener
+	split  SplitState
 }
 
 // genListener is one socket and the generations that use it (a USR2 child
@@ -95,24 +99,30 @@ func (s *GenSockets) Share(from, to int) {
 	}
 }
 
-// Serve sends every new connection to gen's socket. A generation without a
-// socket of its own (one that shares its parent's) changes nothing. Sockets
-// whose generations have all exited are then closed: their queued
-// connections move to gen's socket.
+// Serve sends every new connection to gen's socket, ending any split. A
+// generation without a socket of its own (one that shares its parent's)
+// changes nothing. Sockets whose generations have all exited are then
+// closed: their queued connections move to gen's socket.
 func (s *GenSockets) Serve(gen int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	gl := s.byGen[gen]
-	if gl == nil || gl == s.serving {
+	if gl == nil || (gl == s.serving && s.canary == nil) {
 		return nil
 	}
 	if err := s.group.Serve(gl.l); err != nil {
 		return fmt.Errorf("listen %s: serve generation %d: %w", s.Spec.Raw, gen, err)
 	}
-	s.serving = gl
+	s.serving, s.canary, s.split = gl, nil, SplitState{}
+	return s.removeDoneLocked()
+}
+
+// removeDoneLocked closes the sockets whose generations have all exited,
+// except the serving and canary ones; s.mu is held.
+func (s *GenSockets) removeDoneLocked() error {
 	var errs []error
 	for _, other := range s.byGen {
-		if other.done && other != s.serving {
+		if other.done && other != s.serving && other != s.canary {
 			errs = append(errs, s.removeLocked(other))
 		}
 	}
@@ -169,8 +179,12 @@ func (s *GenSockets) Release(gen int) error {
 	return s.removeLocked(gl)
 }
 
-// removeLocked closes gl's socket; s.mu is held.
+// removeLocked closes gl's socket (removing the canary's ends the split);
+// s.mu is held.
 func (s *GenSockets) removeLocked(gl *genListener) error {
+	if gl == s.canary {
+		s.canary, s.split = nil, SplitState{}
+	}
 	for k, v := range s.byGen {
 		if v == gl {
 			delete(s.byGen, k)
@@ -188,6 +202,6 @@ func (s *GenSockets) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.byGen = map[int]*genListener{}
-	s.serving = nil
+	s.serving, s.canary, s.split = nil, nil, SplitState{}
 	return s.group.Close()
 }

@@ -129,7 +129,32 @@ func AdoptSteered(l config.Listener, held *Socket, h *SteerHandover) (*GenSocket
 			s.serving = gl
 		}
 	}
+	s.adoptSplit()
 	return s, nil
+}
+
+// adoptSplit records the split the adopted group's steering map holds.
+// Its generations are the newest recorded for each socket (a USR2 child
+// shares its parent's), -1 for a socket recorded for none.
+func (s *GenSockets) adoptSplit() {
+	canary, share := s.group.Canary()
+	if canary == nil {
+		return
+	}
+	sg, cg := -1, -1
+	for gen, gl := range s.byGen {
+		switch {
+		case gl == s.serving:
+			sg = max(sg, gen)
+		case gl.l == canary:
+			cg = max(cg, gen)
+			s.canary = gl
+		}
+	}
+	if s.canary == nil { // recorded for no generation: steered all the same
+		s.canary = &genListener{l: canary, gens: map[int]bool{}}
+	}
+	s.split = SplitState{Serving: sg, Canary: cg, Share: share}
 }
 
 // dupAll returns close-on-exec duplicates of fds, in order; on error none

@@ -16,7 +16,7 @@ import (
 // process needs, with the listeners' sockets, to keep steering the group.
 type ObjectFDs struct {
 	Sockets int // the REUSEPORT_SOCKARRAY map
-	Serving int // the one-entry array holding the serving slot
+	Serving int // the one-entry steering map (serving slot, canary slot, threshold)
 	Prog    int // the SK_REUSEPORT program
 }
 
@@ -36,8 +36,9 @@ func (g *Group) Listeners() [MaxListeners]*Listener {
 // AdoptGroup rebuilds a Group that another process created: objs are its
 // BPF objects and socks maps a slot to the listening socket stored there.
 // addr is the bound address (every later Add binds it). The serving
-// listener is the one the serving map names (none if it names no adopted
-// slot's listener, then the kernel's hash spreads connections). AdoptGroup
+// listener is the one the steering map names (none if it names no adopted
+// slot's listener, then the kernel's hash spreads connections), and so is
+// the canary of a split (see Split). AdoptGroup
 // owns every descriptor it is given: on error all are closed, and the
 // kernel's maps are left as they were (the group stays steered by them).
 func AdoptGroup(addr *net.TCPAddr, backlog int, objs ObjectFDs, socks map[int]int) (*Group, error) {
@@ -57,15 +58,24 @@ func AdoptGroup(addr *net.TCPAddr, backlog int, objs ObjectFDs, socks map[int]in
 			return nil, err
 		}
 	}
-	var slot uint32
-	if err := ko.serving.Lookup(uint32(0), &slot); err != nil {
+	v, err := ko.lookup()
+	if err != nil {
 		g.abandon()
-		return nil, fmt.Errorf("steer: read serving slot of %s: %w", addr, err)
+		return nil, fmt.Errorf("steer: read steering map of %s: %w", addr, err)
 	}
-	if slot < MaxListeners {
-		g.serving = g.slots[slot]
+	g.serving, g.canary = g.listenerAt(v.Serving), g.listenerAt(v.Canary)
+	if g.canary != nil {
+		g.threshold = v.Threshold
 	}
 	return g, nil
+}
+
+// listenerAt returns the listener at slot, nil for noSlot or a free slot.
+func (g *Group) listenerAt(slot uint32) *Listener {
+	if slot >= MaxListeners {
+		return nil
+	}
+	return g.slots[slot]
 }
 
 // abandon closes g's descriptors without changing the kernel's maps, for
@@ -127,10 +137,10 @@ func adoptObjects(fds ObjectFDs) (*kernelObjects, error) {
 	}
 	errs = append(errs, wrapAdopt("socket array", fds.Sockets, err))
 	serving, err := ebpf.NewMapFromFD(fds.Serving)
-	if err == nil && (serving.Type() != ebpf.Array || serving.MaxEntries() != 1) {
-		err = fmt.Errorf("map is %s of %d entries, want %s of 1", serving.Type(), serving.MaxEntries(), ebpf.Array)
+	if err == nil {
+		err = checkSteeringMap(serving)
 	}
-	errs = append(errs, wrapAdopt("serving-slot map", fds.Serving, err))
+	errs = append(errs, wrapAdopt("steering map", fds.Serving, err))
 	prog, err := ebpf.NewProgramFromFD(fds.Prog)
 	if err == nil && prog.Type() != ebpf.SkReuseport {
 		err = fmt.Errorf("program is %s, want %s", prog.Type(), ebpf.SkReuseport)
@@ -141,7 +151,18 @@ func adoptObjects(fds ObjectFDs) (*kernelObjects, error) {
 		_, _, _ = sockets.Close(), serving.Close(), prog.Close()
 		return nil, err
 	}
-	return &kernelObjects{sockets: sockets, serving: serving, prog: prog}, nil
+	return &kernelObjects{sockets: sockets, serving: serving, prog: prog, legacy: serving.ValueSize() == legacyValueSize}, nil
+}
+
+// checkSteeringMap returns an error unless m is a Group's steering map: an
+// array of one value of valueSize bytes, or of legacyValueSize bytes (the
+// serving slot alone) from an earlier image.
+func checkSteeringMap(m *ebpf.Map) error {
+	if m.Type() != ebpf.Array || m.MaxEntries() != 1 || (m.ValueSize() != valueSize && m.ValueSize() != legacyValueSize) {
+		return fmt.Errorf("map is %s of %d entries of %d bytes, want %s of 1 entry of %d (or %d) bytes",
+			m.Type(), m.MaxEntries(), m.ValueSize(), ebpf.Array, valueSize, legacyValueSize)
+	}
+	return nil
 }
 
 // wrapAdopt names what failed to adopt from which descriptor (nil if err is).
@@ -206,8 +227,8 @@ func (g *Group) ObjectIDs() (ObjectIDs, error) {
 // RecoverGroup rebuilds the Group whose BPF objects have ids, after the
 // process that made it died, around fd: a socket listening on addr that a
 // surviving process holds, stored in the group's socket array (the slot
-// whose socket cookie is fd's). fd becomes the serving listener (one map update when
-// the serving map names another slot). The other slots count as free: an
+// whose socket cookie is fd's). fd becomes the serving listener, and any
+// split ends (one map update when the steering map says otherwise). The other slots count as free: an
 // Add may replace a socket a survivor still holds there. Opening objects
 // by id needs CAP_SYS_ADMIN; when the kernel refuses it (EPERM), the group
 // gets new objects instead (see rebuildGroup), which CAP_BPF allows.
@@ -234,9 +255,8 @@ func RecoverGroup(addr *net.TCPAddr, backlog int, ids ObjectIDs, fd int) (*Group
 		return nil, nil, err
 	}
 	l := g.slots[slot]
-	var serving uint32
-	if err := objs.serving.Lookup(uint32(0), &serving); err != nil || serving != uint32(slot) {
-		if err := objs.serving.Put(uint32(0), uint32(slot)); err != nil {
+	if v, err := objs.lookup(); err != nil || v != unsplit(uint32(slot)) {
+		if err := objs.put(unsplit(uint32(slot))); err != nil {
 			g.abandon()
 			return nil, nil, fmt.Errorf("steer: serve slot %d of %s: %w", slot, addr, err)
 		}
@@ -265,7 +285,7 @@ func objectsByID(ids ObjectIDs) (*kernelObjects, error) {
 	sockets, serr := ebpf.NewMapFromID(ebpf.MapID(ids.Sockets))
 	serving, verr := ebpf.NewMapFromID(ebpf.MapID(ids.Serving))
 	prog, perr := ebpf.NewProgramFromID(ebpf.ProgramID(ids.Prog))
-	err := errors.Join(wrapID("socket array", ids.Sockets, serr), wrapID("serving-slot map", ids.Serving, verr), wrapID("program", ids.Prog, perr))
+	err := errors.Join(wrapID("socket array", ids.Sockets, serr), wrapID("steering map", ids.Serving, verr), wrapID("program", ids.Prog, perr))
 	if err == nil {
 		err = checkObjects(sockets, serving, prog)
 	}
@@ -274,7 +294,7 @@ func objectsByID(ids ObjectIDs) (*kernelObjects, error) {
 		_, _, _ = sockets.Close(), serving.Close(), prog.Close()
 		return nil, err
 	}
-	return &kernelObjects{sockets: sockets, serving: serving, prog: prog}, nil
+	return &kernelObjects{sockets: sockets, serving: serving, prog: prog, legacy: serving.ValueSize() == legacyValueSize}, nil
 }
 
 // checkObjects returns an error unless the objects are a Group's kinds.
@@ -283,8 +303,8 @@ func checkObjects(sockets, serving *ebpf.Map, prog *ebpf.Program) error {
 	if sockets.Type() != ebpf.ReusePortSockArray || sockets.MaxEntries() != MaxListeners {
 		errs = append(errs, fmt.Errorf("steer: socket array is %s of %d entries, want %s of %d", sockets.Type(), sockets.MaxEntries(), ebpf.ReusePortSockArray, MaxListeners))
 	}
-	if serving.Type() != ebpf.Array || serving.MaxEntries() != 1 {
-		errs = append(errs, fmt.Errorf("steer: serving-slot map is %s of %d entries, want %s of 1", serving.Type(), serving.MaxEntries(), ebpf.Array))
+	if err := checkSteeringMap(serving); err != nil {
+		errs = append(errs, fmt.Errorf("steer: steering map: %w", err))
 	}
 	if prog.Type() != ebpf.SkReuseport {
 		errs = append(errs, fmt.Errorf("steer: program is %s, want %s", prog.Type(), ebpf.SkReuseport))

@@ -17,13 +17,27 @@ func BenchmarkServe(b *testing.B) {
 }
 
 // BenchmarkConnectAccept measures a loopback connect plus accept through
-// the steering program (two listeners in the group, the second serving)
-// against a plain listening socket.
+// the steering program (two listeners in the group, the second serving;
+// bpf-split: the second is a canary at share 1, so the program compares
+// the hash and swaps its choice) against a plain listening socket.
 func BenchmarkConnectAccept(b *testing.B) {
 	b.Run("bpf", func(b *testing.B) {
 		requireBPF(b)
 		g, ls := newGroup(b, 2)
 		serve(b, g, ls[1])
+		ln, err := net.FileListener(ls[1].File())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		connectAccept(b, ln)
+	})
+	b.Run("bpf-split", func(b *testing.B) {
+		requireBPF(b)
+		g, ls := newGroup(b, 2)
+		if err := g.Split(ls[0], ls[1], 1); err != nil { // every hash below: the canary path
+			b.Fatal(err)
+		}
 		ln, err := net.FileListener(ls[1].File())
 		if err != nil {
 			b.Fatal(err)

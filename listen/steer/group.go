@@ -3,10 +3,12 @@ package steer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"sync"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +26,11 @@ type Group struct {
 	objs    *kernelObjects
 	slots   [MaxListeners]*Listener
 	serving *Listener
-	closed  bool
+	// canary receives the new connections whose hash is below threshold
+	// (see steeringValue); nil with threshold 0 when no split is set.
+	canary    *Listener
+	threshold uint64
+	closed    bool
 }
 
 // Listener is one listening socket of a Group.
@@ -120,18 +126,83 @@ func (g *Group) enrol(fd int, slot uint32) error {
 }
 
 // Serve makes l the listener that receives every new connection, with one
-// map update. Connections already queued on other listeners stay there.
+// map update, and ends any split. Connections already queued on other
+// listeners stay there.
 func (g *Group) Serve(l *Listener) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err := g.check(l); err != nil {
 		return err
 	}
-	if err := g.objs.serving.Put(uint32(0), l.slot); err != nil {
+	if err := g.steer(l, nil, 0); err != nil {
 		return fmt.Errorf("steer: serve slot %d of %s: %w", l.slot, g.addr, err)
 	}
-	g.serving = l
 	return nil
+}
+
+// wholeShare is the threshold of a share of 1: every 32-bit hash is below.
+const wholeShare = 1 << 32
+
+// Split sends a share (0 to 1) of the new connections to canary and the
+// rest to serving, with one map update. The kernel's hash of a
+// connection's 4-tuple decides: a connection whose hash, as a fraction of
+// 2^32, is below share goes to canary, so the same 4-tuple lands on the
+// same listener for as long as the split stays. Connections migrating off
+// a closing listener go to serving, or to canary while serving is the one
+// closing. A share of 0 is Serve(serving). Connections already queued stay
+// where they are. It fails for a share outside [0, 1], for canary equal to
+// serving, and with ErrSplitUnsupported for a group adopted from an image
+// whose program cannot split.
+func (g *Group) Split(serving, canary *Listener, share float64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.check(serving); err != nil {
+		return err
+	}
+	if err := g.check(canary); err != nil {
+		return err
+	}
+	if !(share >= 0 && share <= 1) { // also refuses NaN
+		return fmt.Errorf("steer: split of %s: share %v is outside [0, 1]", g.addr, share)
+	}
+	if serving == canary {
+		return fmt.Errorf("steer: split of %s: canary and serving are the same listener (slot %d)", g.addr, serving.slot)
+	}
+	to := canary
+	if share == 0 {
+		to = nil
+	}
+	if err := g.steer(serving, to, uint64(math.Round(share*wholeShare))); err != nil {
+		return fmt.Errorf("steer: split %s between slot %d and canary slot %d at share %.4f: %w", g.addr, serving.slot, canary.slot, share, err)
+	}
+	return nil
+}
+
+// steer writes the steering value of serving, canary (nil: none) and
+// threshold with one map update, then records it; g.mu is held.
+func (g *Group) steer(serving, canary *Listener, threshold uint64) error {
+	v := steeringValue{Serving: slotIndex(serving), Canary: slotIndex(canary), Threshold: threshold}
+	if err := g.objs.put(v); err != nil {
+		return err
+	}
+	g.serving, g.canary, g.threshold = serving, canary, threshold
+	return nil
+}
+
+// slotIndex is l's slot, or noSlot for nil.
+func slotIndex(l *Listener) uint32 {
+	if l == nil {
+		return noSlot
+	}
+	return l.slot
+}
+
+// Canary returns the canary listener and the share of new connections it
+// receives, or nil and 0 when no split is set.
+func (g *Group) Canary() (*Listener, float64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.canary, float64(g.threshold) / wholeShare
 }
 
 // Serving returns the serving listener, or nil if none serves.
@@ -144,7 +215,9 @@ func (g *Group) Serving() *Listener {
 // Remove takes l out of the group and closes the Group's descriptor of it.
 // The socket closes when its last descriptor does (children that inherited
 // it may hold it longer); then the connections still queued on it move to
-// the serving listener. Removing the serving listener leaves none serving.
+// the serving listener. Removing the canary ends the split; removing the
+// serving listener makes the canary, if any, serve every new connection,
+// else leaves none serving.
 func (g *Group) Remove(l *Listener) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -157,13 +230,15 @@ func (g *Group) Remove(l *Listener) error {
 // remove does Remove with g.mu held.
 func (g *Group) remove(l *Listener) error {
 	var errs []error
-	if g.serving == l {
-		if err := g.objs.serving.Put(uint32(0), noSlot); err != nil {
-			errs = append(errs, fmt.Errorf("steer: clear serving slot of %s: %w", g.addr, err))
+	if next, ok := g.without(l); ok {
+		if err := g.steer(next, nil, 0); err != nil {
+			errs = append(errs, fmt.Errorf("steer: take slot %d of %s out of the steering: %w", l.slot, g.addr, err))
+			g.serving, g.canary, g.threshold = next, nil, 0 // l is gone whatever the map says
 		}
-		g.serving = nil
 	}
-	if err := g.objs.sockets.Delete(l.slot); err != nil {
+	// An empty slot is no error: a socket that stopped listening (a
+	// shutdown in any process holding it) left the array by itself.
+	if err := g.objs.sockets.Delete(l.slot); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		errs = append(errs, fmt.Errorf("steer: delete slot %d of %s: %w", l.slot, g.addr, err))
 	}
 	if err := l.file.Close(); err != nil {
@@ -171,6 +246,18 @@ func (g *Group) remove(l *Listener) error {
 	}
 	g.slots[l.slot] = nil
 	return errors.Join(errs...)
+}
+
+// without returns the listener to serve once l leaves, and whether l is
+// in the steering at all (serving or canary); g.mu is held.
+func (g *Group) without(l *Listener) (*Listener, bool) {
+	switch l {
+	case g.canary:
+		return g.serving, true
+	case g.serving:
+		return g.canary, true
+	}
+	return nil, false
 }
 
 // check returns an error unless the group is open and l is one of its

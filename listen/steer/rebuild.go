@@ -37,7 +37,7 @@ func rebuildGroup(addr *net.TCPAddr, backlog int, fd int) (*Group, *Listener, er
 		g.abandon()
 		return nil, nil, err
 	}
-	if err := objs.serving.Put(uint32(0), uint32(slot)); err != nil {
+	if err := objs.put(unsplit(slot)); err != nil {
 		g.abandon()
 		return nil, nil, fmt.Errorf("steer: serve slot %d of %s: %w", slot, addr, err)
 	}

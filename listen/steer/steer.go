@@ -47,11 +47,74 @@ const skPass = 1
 // connections for reuseport groups without a SELECT_OR_MIGRATE program.
 const migrateReqPath = "/proc/sys/net/ipv4/tcp_migrate_req"
 
+// steeringValue is the one value of the steering map: which listeners the
+// program selects. A change is one BPF_MAP_UPDATE_ELEM of the whole value,
+// so each connection sees either the old or the new steering, never half.
+type steeringValue struct {
+	Serving uint32 // slot of the serving listener (noSlot: none)
+	Canary  uint32 // slot of the canary listener (noSlot: none)
+	// Threshold: a new connection whose hash is below it goes to Canary,
+	// the others to Serving. 0 sends none to Canary, 1<<32 all.
+	Threshold uint64
+}
+
+// unsplit is the steering value that sends every new connection to slot.
+func unsplit(slot uint32) steeringValue {
+	return steeringValue{Serving: slot, Canary: noSlot}
+}
+
+// Sizes of the steering map's value: a Group's, and that of a group made
+// by a supervisor image whose program read only the serving slot (adopted
+// across a self re-exec; it steers but cannot split).
+const (
+	valueSize       = 16
+	legacyValueSize = 4
+)
+
+// Offsets in struct sk_reuseport_md (include/uapi/linux/bpf.h) of the
+// fields the program reads: hash, the kernel's hash of the connection's
+// 4-tuple (since Linux 4.19; a 4-byte read), and migrating_sk, the request
+// or established socket being migrated off a closing listener (NULL for a
+// new connection; since Linux 5.14; an 8-byte read).
+const (
+	mdHash        = 32
+	mdMigratingSk = 48
+)
+
 // kernelObjects are the maps and program one Group owns.
 type kernelObjects struct {
 	sockets *ebpf.Map     // REUSEPORT_SOCKARRAY: slot -> listening socket
-	serving *ebpf.Map     // ARRAY of one uint32: the serving slot
+	serving *ebpf.Map     // ARRAY of one steeringValue
 	prog    *ebpf.Program // SK_REUSEPORT, SELECT_OR_MIGRATE
+	// legacy: serving holds only the serving slot (legacyValueSize).
+	legacy bool
+}
+
+// ErrSplitUnsupported is returned by Group.Split for a group adopted from
+// a supervisor image whose program selects one slot only.
+var ErrSplitUnsupported = errors.New("steer: the group's BPF program (adopted from an earlier supervisor image) cannot split by weight; stopping and starting the app gives its listeners a program that can")
+
+// put writes v as the steering map's value with one map update.
+func (o *kernelObjects) put(v steeringValue) error {
+	if !o.legacy {
+		return o.serving.Put(uint32(0), v)
+	}
+	if v.Canary != noSlot || v.Threshold != 0 {
+		return ErrSplitUnsupported
+	}
+	return o.serving.Put(uint32(0), v.Serving)
+}
+
+// lookup reads the steering map's value.
+func (o *kernelObjects) lookup() (steeringValue, error) {
+	if !o.legacy {
+		var v steeringValue
+		err := o.serving.Lookup(uint32(0), &v)
+		return v, err
+	}
+	var slot uint32
+	err := o.serving.Lookup(uint32(0), &slot)
+	return unsplit(slot), err
 }
 
 // Available returns nil when this process can steer TCP connections with
@@ -79,16 +142,16 @@ func loadObjects() (*kernelObjects, error) {
 	}
 	serving, err := ebpf.NewMap(&ebpf.MapSpec{
 		Name: "steer_serving", Type: ebpf.Array,
-		KeySize: 4, ValueSize: 4, MaxEntries: 1,
+		KeySize: 4, ValueSize: valueSize, MaxEntries: 1,
 	})
 	if err != nil {
 		_ = sockets.Close() // the creation error is the one to report
-		return nil, explain("create serving-slot array map", err)
+		return nil, explain("create steering array map", err)
 	}
 	objs := &kernelObjects{sockets: sockets, serving: serving}
-	if err := serving.Put(uint32(0), noSlot); err != nil {
+	if err := objs.put(unsplit(noSlot)); err != nil {
 		objs.close()
-		return nil, fmt.Errorf("steer: initialise serving slot: %w", err)
+		return nil, fmt.Errorf("steer: initialise steering map: %w", err)
 	}
 	objs.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "steer_select",
@@ -104,12 +167,19 @@ func loadObjects() (*kernelObjects, error) {
 	return objs, nil
 }
 
-// selectProgram returns the SK_REUSEPORT program: look up the serving slot
-// in servingFD[0], ask bpf_sk_select_reuseport for socketsFD[slot], and pass
-// in every case. A failed selection (no serving slot, or its socket is
-// closing) leaves the choice to the kernel's hash among the listening
+// selectProgram returns the SK_REUSEPORT program. It reads the steering
+// value from servingFD[0] and picks a first and a second slot: for a new
+// connection whose hash is below the threshold, the canary then the
+// serving slot; for any other new connection, and for a connection
+// migrating off a closing listener, the serving then the canary slot. It
+// asks bpf_sk_select_reuseport for socketsFD[first], then, if that fails
+// (the slot is empty or its socket is closing) and a second slot is set,
+// for socketsFD[second], and passes in every case. With no canary
+// (threshold 0, canary noSlot) it selects the serving slot only. A failed
+// selection leaves the choice to the kernel's hash among the listening
 // sockets, which is better than dropping the SYN.
 func selectProgram(socketsFD, servingFD int) asm.Instructions {
+	const first, second = asm.R7, asm.R8
 	return asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1), // keep ctx
 		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
@@ -118,12 +188,30 @@ func selectProgram(socketsFD, servingFD int) asm.Instructions {
 		asm.LoadMapPtr(asm.R1, servingFD),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "pass"),
-		asm.LoadMem(asm.R0, asm.R0, 0, asm.Word),
-		asm.StoreMem(asm.RFP, -8, asm.R0, asm.Word),
+		asm.LoadMem(first, asm.R0, 0, asm.Word),   // serving slot
+		asm.LoadMem(second, asm.R0, 4, asm.Word),  // canary slot
+		asm.LoadMem(asm.R9, asm.R0, 8, asm.DWord), // threshold
+		asm.LoadMem(asm.R1, asm.R6, mdMigratingSk, asm.DWord),
+		asm.JNE.Imm(asm.R1, 0, "select"), // migrating: serving first
+		asm.LoadMem(asm.R2, asm.R6, mdHash, asm.Word),
+		asm.JGE.Reg(asm.R2, asm.R9, "select"), // unsigned: serving first
+		asm.Mov.Reg(asm.R1, first),            // below: canary first
+		asm.Mov.Reg(first, second),
+		asm.Mov.Reg(second, asm.R1),
+		asm.StoreMem(asm.RFP, -8, first, asm.Word).WithSymbol("select"),
+		asm.StoreMem(asm.RFP, -12, second, asm.Word),
 		asm.Mov.Reg(asm.R1, asm.R6),
 		asm.LoadMapPtr(asm.R2, socketsFD),
 		asm.Mov.Reg(asm.R3, asm.RFP),
 		asm.Add.Imm(asm.R3, -8),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnSkSelectReuseport.Call(),
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.JEq.Imm32(second, int32(-1), "pass"), // -1 is noSlot
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.LoadMapPtr(asm.R2, socketsFD),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -12),
 		asm.Mov.Imm(asm.R4, 0),
 		asm.FnSkSelectReuseport.Call(),
 		asm.Mov.Imm(asm.R0, skPass).WithSymbol("pass"),
