@@ -429,7 +429,7 @@ func (m *Manager) Snapshots() []AppSnapshot {
 		}
 		s.Processes = m.homes.Count(s.Name, m.view(s.Name).cgroup, s.MasterPID, tree)
 		if st := m.workerStats(s.Name); st != nil {
-			s.WorkersTarget, s.WorkersRecycled = int(st.target.Load()), st.recycledRSS.Load()
+			s.WorkersTarget, s.WorkersRecycled = st.Target(), st.Recycled()
 		}
 		m.logReport(&s)
 		out = append(out, s)

@@ -14,6 +14,7 @@ import (
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/scale"
 )
 
 // fakeGen is a generation whose exit the test decides. By default it exits
@@ -228,7 +229,7 @@ func (e *fakeEnv) appReady()                           {}
 func (e *fakeEnv) appExited(string, ExitInfo)          {}
 func (e *fakeEnv) statsdAddr(string) string            { return "" }
 func (e *fakeEnv) listeners(string) []ListenerSnapshot { return nil }
-func (e *fakeEnv) workerStats(string) *workerStats     { return &workerStats{} }
+func (e *fakeEnv) workerStats(string) *scale.Stats     { return &scale.Stats{} }
 func (e *fakeEnv) log() *slog.Logger                   { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 func (e *fakeEnv) events() Observer                    { return NopObserver{} }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/gunisup/supervisor/health"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/scale"
 )
 
 // generation is one started instance of an app as its owner uses it.
@@ -108,7 +109,7 @@ type ownerEnv interface {
 	listeners(app string) []ListenerSnapshot
 	// workerStats is where the app's worker controller publishes its
 	// target and counts (kept across owners).
-	workerStats(app string) *workerStats
+	workerStats(app string) *scale.Stats
 	// usr2 implements the USR2 step of a reload (Gunicorn apps only).
 	usr2(ctx context.Context, a *appOwner, old generation) (generation, error)
 	log() *slog.Logger
@@ -256,4 +257,4 @@ var (
 	_ prober     = healthProber{}
 )
 
-func (e managerEnv) workerStats(app string) *workerStats { return e.m.workerStats(app) }
+func (e managerEnv) workerStats(app string) *scale.Stats { return e.m.workerStats(app) }

@@ -11,6 +11,7 @@ import (
 	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
+	"github.com/gunisup/supervisor/scale"
 )
 
 // appSlot is everything the Manager holds for one app: its owner, its
@@ -45,7 +46,7 @@ type appSlot struct {
 	// facts are the run state's records of the app (own lock).
 	facts recovery.Facts
 	// workers is what the app's worker controller publishes (atomics).
-	workers workerStats
+	workers scale.Stats
 }
 
 // appView is a consistent copy of a slot's fields guarded by Manager.mu.
@@ -113,7 +114,7 @@ func (m *Manager) allLogs() map[string]*logs.AppLog {
 
 // workerStats returns app's worker controller statistics, nil for a name
 // the Manager never ran.
-func (m *Manager) workerStats(app string) *workerStats {
+func (m *Manager) workerStats(app string) *scale.Stats {
 	if s := m.slot(app); s != nil {
 		return &s.workers
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/scale"
 )
 
 // pidfile is where generation id of app writes its master's pid: a name
@@ -57,7 +58,7 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 		return proc.Spec{}, nil, err
 	}
 	v := m.prober.Version(ctx, app, launch.As(app, env, dir))
-	app = workersFor(app, m.workerStats(app.Name))
+	app = scale.WorkersFor(app, m.workerStats(app.Name))
 	return execSpec(app, launch.Gunicorn(app, env, dir, fds, m.pidfile(app, id), m.statsdAddr(app.Name), v), socks)
 }
 

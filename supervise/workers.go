@@ -2,350 +2,41 @@ package supervise
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"sync/atomic"
 	"syscall"
-	"time"
 
-	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/listen/sockdiag"
-	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/scale"
 )
 
-// The memory recycler's figures (see workerCtl.recycle).
-const (
-	// rssSamples consecutive samples over max_worker_rss mark a worker for
-	// recycling: one sample over may be a request's transient peak.
-	rssSamples = 3
-	// recycleCooldown follows the exit of a recycled worker before the
-	// next one is sent TERM, so the app never loses two workers at once.
-	recycleCooldown = 500 * time.Millisecond
-	// recycleWait bounds the wait for a recycled worker to exit (it
-	// finishes its request first; Gunicorn's own timeout kills a stuck
-	// one): after it, the recycler moves on and logs that it did not exit.
-	recycleWait = time.Minute
-	// signalWait bounds the delivery of TTIN or TTOU through the owner.
-	signalWait = 2 * time.Second
-	// beliefDrift: a live worker count that differs from what the master
-	// was told for this long (no step, no recycling in between) replaces
-	// the belief, in case a signal was lost.
-	beliefDrift = 10 * time.Second
-)
-
-// workerStats is what an app's worker controller publishes; it lives in
-// the app's slot, so a new owner (an update) and a new generation (a
-// reload) start from the current target.
-type workerStats struct {
-	// target is the worker target of an app with a workers range (0: none).
-	target atomic.Int64
-	// recycledRSS counts workers sent TERM for their memory.
-	recycledRSS atomic.Uint64
-}
-
-// workersFor returns app with Workers set to the current target of its
-// workers range, so that a new generation starts at the capacity the
-// serving one scaled to (app itself without a range or before any target).
-func workersFor(app *config.App, st *workerStats) *config.App {
-	if app.WorkersMax == 0 || st == nil {
-		return app
-	}
-	t := int(st.target.Load())
-	if t == 0 {
-		return app
-	}
-	c := *app
-	c.Workers = max(app.Workers, min(t, app.WorkersMax))
-	return &c
-}
-
-// workerCtl scales the workers of one Gunicorn app within its workers
-// range and recycles workers over max_worker_rss. Its goroutine (run)
-// alone touches its fields; it reads the owner's snapshot, signals the
-// master through the owner (signalMsg) and a worker directly, after
-// checking that it is still a child of the master.
-type workerCtl struct {
-	a     *appOwner
-	app   *config.App
-	stats *workerStats
-	scale *scaler // nil without a range
-	// adopt: no target was published before this controller (a new
-	// supervisor process, which may have taken a running master over from
-	// its predecessor): the first master seen sets the target to its count.
-	adopt bool
-	// master is the main process the fields below describe (0: none).
-	master int
-	// belief is the master's worker count as told (0: not known yet);
-	// driftSince is when the live count began to differ from it.
-	belief     int
-	driftSince time.Time
-	// cpu holds each worker's CPU seconds at lastAt.
-	cpu    map[int]float64
-	lastAt time.Time
-	// over counts each worker's consecutive samples over the RSS limit.
-	over map[int]int
-	// recycling is the worker sent TERM (0: none), at recycledAt;
-	// nextRecycle is the earliest time of the next TERM.
-	recycling   int
-	recycledAt  time.Time
-	nextRecycle time.Time
-}
-
-// startWorkerCtl starts the worker controller of a's app, if it has a
-// workers range or max_worker_rss, on its own goroutine, and returns the
-// function that stops it and waits for its end (the owner calls it before
-// it exits, so that no controller of an old owner outlives it).
+// startWorkerCtl starts the worker controller of a's app (see scale.Start)
+// and returns the function that stops it and waits for its end.
 func (a *appOwner) startWorkerCtl(ctx context.Context) (stop func()) {
-	w := newWorkerCtl(a)
-	if w == nil {
-		return func() {}
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.run(wctx)
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
+	return scale.Start(ctx, a.cfg, a.env.workerStats(a.cfg.Name), scaleOwner{a}, a.env.log())
 }
 
-// newWorkerCtl returns the controller of a's app, or nil when the app has
-// neither a workers range nor max_worker_rss. Without a range, the app's
-// published target is 0.
-func newWorkerCtl(a *appOwner) *workerCtl {
-	app := a.cfg
-	st := a.env.workerStats(app.Name)
-	if st == nil {
-		return nil
-	}
-	if app.Kind != config.KindGunicorn || app.WorkersMax == 0 {
-		st.target.Store(0)
-	}
-	if app.Kind != config.KindGunicorn || (app.WorkersMax == 0 && app.MaxWorkerRSS == 0) {
-		return nil
-	}
-	w := &workerCtl{a: a, app: app, stats: st}
-	if app.WorkersMax > 0 {
-		prev := int(w.stats.target.Load())
-		w.scale = newScaler(app.Workers, app.WorkersMax, prev)
-		w.adopt = prev == 0
-		w.stats.target.Store(int64(w.scale.target))
-	}
-	w.forget()
-	return w
-}
+// scaleOwner is the face an owner shows its worker controller.
+type scaleOwner struct{ a *appOwner }
 
-// run samples until ctx ends.
-func (w *workerCtl) run(ctx context.Context) {
-	t := time.NewTicker(workerSampleEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			w.tick(ctx, now)
-		}
-	}
-}
-
-// forget drops what was known of a master (it changed or stopped).
-func (w *workerCtl) forget() {
-	w.master, w.belief, w.driftSince = 0, 0, time.Time{}
-	w.cpu, w.lastAt, w.over = map[int]float64{}, time.Time{}, map[int]int{}
-	w.recycling = 0
-}
-
-// tick takes one sample of the serving generation and acts on it. Nothing
-// is done while the app is not running or a reload runs (two masters).
-func (w *workerCtl) tick(ctx context.Context, now time.Time) {
-	s := w.a.snap.Load()
+// Serving returns the serving generation's main process and the app's open
+// listeners from the owner's snapshot; 0 while the app is not running,
+// reloads or has no main process.
+func (o scaleOwner) Serving() (int, []scale.Listener) {
+	s := o.a.snap.Load()
 	if s == nil || s.State != StateRunning || s.Reloading || s.MasterPID == 0 {
-		w.forget()
-		return
+		return 0, nil
 	}
-	if s.MasterPID != w.master {
-		w.forget()
-		w.master = s.MasterPID
+	ls := make([]scale.Listener, 0, len(s.Listeners))
+	for _, l := range s.Listeners {
+		if l.FD >= 0 && !l.Closed {
+			ls = append(ls, scale.Listener{FD: l.FD, Network: l.Network, Address: l.Address})
+		}
 	}
-	tree, err := proc.NewTree("")
-	if err != nil {
-		return
-	}
-	workers := tree.LiveChildren(w.master)
-	if len(workers) == 0 {
-		return // the master is booting or gone; its exit reaches the owner
-	}
-	busy, rss := w.measure(tree, workers, now)
-	if w.scale != nil {
-		w.scaleStep(ctx, s, len(workers), busy, now)
-	}
-	if w.app.MaxWorkerRSS > 0 {
-		w.recycle(workers, rss, now)
-	}
+	return s.MasterPID, ls
 }
 
-// measure returns the busy ratio of workers since the last sample
-// (negative when no worker was seen then) and each worker's RSS in bytes.
-func (w *workerCtl) measure(tree *proc.Tree, workers []int, now time.Time) (busy float64, rss map[int]int) {
-	rss = make(map[int]int, len(workers))
-	cpu := make(map[int]float64, len(workers))
-	var used float64
-	var counted int
-	for _, pid := range workers {
-		st, ok := tree.Stat(pid)
-		if !ok {
-			continue
-		}
-		cpu[pid] = st.CPUTime()
-		rss[pid] = st.ResidentMemory()
-		if prev, ok := w.cpu[pid]; ok {
-			used += cpu[pid] - prev
-			counted++
-		}
-	}
-	busy = -1
-	if counted > 0 && !w.lastAt.IsZero() {
-		if wall := now.Sub(w.lastAt).Seconds(); wall > 0 {
-			busy = used / (wall * float64(counted))
-		}
-	}
-	w.cpu, w.lastAt = cpu, now
-	return busy, rss
-}
-
-// queueDepth sums the accept queues of the app's listeners.
-func queueDepth(ls []ListenerSnapshot) int {
-	var r sockdiag.Reader
-	n := 0
-	for _, l := range ls {
-		if l.FD < 0 || l.Closed {
-			continue
-		}
-		if d, ok := r.Read(l.FD, l.Network, l.Address); ok {
-			n += int(d.Length)
-		}
-	}
-	return n
-}
-
-// scaleStep feeds the scaler one sample, logs its step, and moves the
-// master one worker toward the target.
-func (w *workerCtl) scaleStep(ctx context.Context, s *AppSnapshot, live int, busy float64, now time.Time) {
-	if w.belief == 0 {
-		w.belief = live
-		if w.adopt {
-			w.adopt = false
-			w.scale.target = max(w.scale.min, min(live, w.scale.max))
-		}
-	}
-	w.checkDrift(live, now)
-	queue := queueDepth(s.Listeners)
-	from := w.scale.target
-	step, reason := w.scale.observe(scaleSample{at: now, queue: queue, busy: busy})
-	w.stats.target.Store(int64(w.scale.target))
-	if step != 0 {
-		dir := "up"
-		if step < 0 {
-			dir = "down"
-		}
-		w.a.env.log().Info("workers scaled", "app", w.app.Name, "direction", dir, "from", from, "to", w.scale.target,
-			"live", live, "queue", queue, "busy", busyText(busy), "reason", reason)
-	}
-	w.reconcile(ctx)
-}
-
-// checkDrift replaces the belief by the live count once they have
-// differed for beliefDrift with no recycling in flight.
-func (w *workerCtl) checkDrift(live int, now time.Time) {
-	if live == w.belief || w.recycling != 0 {
-		w.driftSince = time.Time{}
-		return
-	}
-	if w.driftSince.IsZero() {
-		w.driftSince = now
-		return
-	}
-	if now.Sub(w.driftSince) >= beliefDrift {
-		w.a.env.log().Warn("workers count differs from what the master was told", "app", w.app.Name,
-			"told", w.belief, "live", live, "for", now.Sub(w.driftSince).Round(time.Second))
-		w.belief, w.driftSince = live, time.Time{}
-	}
-}
-
-// reconcile sends the master one TTIN or TTOU when its worker count is
-// believed to differ from the target: one signal per sample, so that two
-// never coalesce into one pending signal.
-func (w *workerCtl) reconcile(ctx context.Context) {
-	var sig syscall.Signal
-	var delta int
-	switch {
-	case w.belief < w.scale.target:
-		sig, delta = syscall.SIGTTIN, 1
-	case w.belief > w.scale.target:
-		sig, delta = syscall.SIGTTOU, -1
-	default:
-		return
-	}
-	sctx, cancel := context.WithTimeout(ctx, signalWait)
-	defer cancel()
+// SignalMaster sends sig to the tracked generation's main process through
+// the owner (signalMsg) and returns its PID.
+func (o scaleOwner) SignalMaster(ctx context.Context, sig syscall.Signal) (int, error) {
 	var pid int
-	err := w.a.send(sctx, signalMsg{call: newCall(), sig: sig, pid: &pid})
-	switch {
-	case err != nil:
-		w.a.env.log().Warn("workers signal", "app", w.app.Name, "signal", sig.String(), "err", err)
-	case pid != w.master:
-		w.forget() // the serving generation changed under the sample
-	default:
-		w.belief += delta
-		w.driftSince = time.Time{}
-	}
-}
-
-// recycle sends TERM to one worker whose RSS stayed over max_worker_rss
-// for rssSamples samples: Gunicorn's sync worker finishes the request in
-// hand and exits, and the master forks a replacement. One worker at a
-// time: the next waits until the last one left (or recycleWait passed)
-// and recycleCooldown after that.
-func (w *workerCtl) recycle(workers []int, rss map[int]int, now time.Time) {
-	over := make(map[int]int, len(workers))
-	for _, pid := range workers {
-		if int64(rss[pid]) > w.app.MaxWorkerRSS {
-			over[pid] = w.over[pid] + 1
-		}
-	}
-	w.over = over
-	if w.recycling != 0 {
-		if _, live := rss[w.recycling]; live && now.Sub(w.recycledAt) < recycleWait {
-			return
-		} else if live {
-			w.a.env.log().Warn("recycled worker did not exit", "app", w.app.Name, "pid", w.recycling, "waited", recycleWait)
-		}
-		w.recycling, w.nextRecycle = 0, now.Add(recycleCooldown)
-	}
-	if now.Before(w.nextRecycle) {
-		return
-	}
-	pick := 0
-	for pid, n := range over {
-		if n >= rssSamples && pid != w.master && (pick == 0 || rss[pid] > rss[pick]) {
-			pick = pid
-		}
-	}
-	if pick == 0 {
-		return
-	}
-	if err := syscall.Kill(pick, syscall.SIGTERM); err != nil {
-		if !errors.Is(err, syscall.ESRCH) {
-			w.a.env.log().Warn("recycle worker", "app", w.app.Name, "pid", pick, "err", fmt.Errorf("TERM to worker %d: %w", pick, err))
-		}
-		return
-	}
-	w.recycling, w.recycledAt = pick, now
-	w.stats.recycledRSS.Add(1)
-	w.a.env.log().Info("worker recycled", "app", w.app.Name, "pid", pick, "reason", "rss",
-		"rss_mib", rss[pick]>>20, "limit_mib", w.app.MaxWorkerRSS>>20, "samples_over", over[pick])
+	err := o.a.send(ctx, signalMsg{call: newCall(), sig: sig, pid: &pid})
+	return pid, err
 }

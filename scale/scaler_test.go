@@ -1,8 +1,10 @@
-package supervise
+package scale
 
 import (
 	"testing"
 	"time"
+
+	"github.com/gunisup/supervisor/config"
 )
 
 // TestScaler: steps up after scaleUpSamples saturated samples, one per
@@ -73,15 +75,15 @@ func TestWorkersFor(t *testing.T) {
 	for _, tc := range []struct {
 		lo, hi, target, want int
 	}{{2, 8, 0, 2}, {2, 8, 5, 5}, {2, 8, 12, 8}, {4, 0, 7, 4}} {
-		st := &workerStats{}
+		st := &Stats{}
 		st.target.Store(int64(tc.target))
-		app := testApp()
+		app := &config.App{Name: "web"}
 		app.Workers, app.WorkersMax = tc.lo, tc.hi
-		if got := workersFor(app, st).Workers; got != tc.want {
+		if got := WorkersFor(app, st).Workers; got != tc.want {
 			t.Errorf("workers %d..%d at target %d: got %d, want %d", tc.lo, tc.hi, tc.target, got, tc.want)
 		}
 		if app.Workers != tc.lo {
-			t.Errorf("workersFor changed its argument")
+			t.Errorf("WorkersFor changed its argument")
 		}
 	}
 }
