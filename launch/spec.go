@@ -59,7 +59,8 @@ func PWD(app *config.App, dir string, reExec bool) string {
 // Env) and the listening descriptors fds, named by names for systemd's
 // LISTEN_FDNAMES. Its command is looked up in env's PATH (see LookPath);
 // with descriptors it gets LISTEN_FDS, with LISTEN_PID set by an exec
-// shim. The error names the app and the command.
+// shim. The error names the app and the command, or the variable or
+// argument at fault when execve would refuse the spec (see fits).
 func Process(app *config.App, env []string, dir string, fds []int, names []string) (proc.Spec, error) {
 	argv0, err := LookPath(app.Command[0], Lookup(env, "PATH"))
 	if err != nil {
@@ -71,7 +72,7 @@ func Process(app *config.App, env []string, dir string, fds []int, names []strin
 		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(fds)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
 		argv = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$@"`, "sh"}, argv...)
 	}
-	return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds, Cred: Credential(app), Attrs: Attrs(app)}, nil
+	return fits(app, proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds, Cred: Credential(app), Attrs: Attrs(app)})
 }
 
 // CheckGunicorn returns an error naming app when its gunicorn executable
@@ -86,11 +87,24 @@ func CheckGunicorn(app *config.App) error {
 // Gunicorn is the spec of a Gunicorn master of app in dir with environment
 // env (see Env) and the listening descriptors fds: gunicorn.Argv for
 // Gunicorn version v writing its pid to pidfile and its metrics to statsd
-// ("" for none), and gunicorn.ListenEnv.
-func Gunicorn(app *config.App, env []string, dir string, fds []int, pidfile, statsd string, v gunicorn.Version) proc.Spec {
+// ("" for none), and gunicorn.ListenEnv. The error names the app and the
+// variable or argument at fault when execve would refuse the spec (see
+// fits).
+func Gunicorn(app *config.App, env []string, dir string, fds []int, pidfile, statsd string, v gunicorn.Version) (proc.Spec, error) {
 	argv := gunicorn.Argv(app, pidfile, statsd, v)
 	env = append(env, gunicorn.ListenEnv(len(fds))...)
-	return proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds, Cred: Credential(app), Attrs: Attrs(app)}
+	return fits(app, proc.Spec{Argv: argv, Env: env, Dir: dir, Files: fds, Cred: Credential(app), Attrs: Attrs(app)})
+}
+
+// fits returns spec, or an error naming app and the variable or argument
+// at fault when execve would refuse spec's command line and environment
+// (E2BIG): an env_file grown since check is caught here, with its cause,
+// rather than as an exec failure.
+func fits(app *config.App, spec proc.Spec) (proc.Spec, error) {
+	if err := config.CheckExecSize(spec.Argv, spec.Env, 0); err != nil {
+		return proc.Spec{}, fmt.Errorf("app %s: %w", app.Name, err)
+	}
+	return spec, nil
 }
 
 // Command is the spec of a command argv run on app's behalf (a command

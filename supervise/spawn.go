@@ -52,23 +52,16 @@ func (m *Manager) buildSpec(ctx context.Context, app *config.App, id int, dir st
 		if err != nil {
 			return proc.Spec{}, nil, err
 		}
-		return execSpec(app, spec, socks)
+		return spec, socks, nil
 	}
 	if err := launch.CheckGunicorn(app); err != nil {
 		return proc.Spec{}, nil, err
 	}
 	v := m.prober.Version(ctx, app, launch.As(app, env, dir))
 	app = scale.WorkersFor(app, m.workerStats(app.Name))
-	return execSpec(app, launch.Gunicorn(app, env, dir, fds, m.pidfile(app, id), m.statsdAddr(app.Name), v), socks)
-}
-
-// execSpec returns spec and socks, or an error naming app and the variable
-// or argument at fault when execve would refuse spec's command line and
-// environment (E2BIG): an env_file grown since check is caught here, with
-// its cause, rather than as an exec failure.
-func execSpec(app *config.App, spec proc.Spec, socks []*listen.Socket) (proc.Spec, []*listen.Socket, error) {
-	if err := config.CheckExecSize(spec.Argv, spec.Env, 0); err != nil {
-		return proc.Spec{}, nil, fmt.Errorf("app %s: %w", app.Name, err)
+	spec, err := launch.Gunicorn(app, env, dir, fds, m.pidfile(app, id), m.statsdAddr(app.Name), v)
+	if err != nil {
+		return proc.Spec{}, nil, err
 	}
 	return spec, socks, nil
 }
