@@ -165,6 +165,9 @@ type Daemon struct {
 	prevRun *recovery.RunState
 	// degraded is what the doctor found degraded at start (see probeHost).
 	degraded []control.Feature
+	// bpfWhy is the doctor's verdict on BPF steering at start ("" when it
+	// works; see bpfVerdict), which the Manager's listeners follow.
+	bpfWhy string
 }
 
 // lateSource lets metrics be built before the manager it reads.
@@ -414,6 +417,7 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 		},
 		OpenStatsd: func(app string) error { return d.openBridge(app, met) },
 		WatchLog:   d.inboxes.watch,
+		BPFWhy:     func() string { return d.bpfWhy },
 		Sockets:    held,
 		Cgroups:    cgroups,
 		Orphans:    orphans,

@@ -114,7 +114,22 @@ func (d *Daemon) probeHost(met *metrics.Metrics) {
 		d.Logger.Warn("doctor: features degraded on this host (supervisor doctor explains)", "works", works, "degraded", degraded)
 	}
 	met.SetFeatures(report.Enabled())
+	d.bpfWhy = bpfVerdict(report)
 	for _, r := range report.Degraded() {
 		d.degraded = append(d.degraded, control.Feature{Name: r.Name(), Why: r.Why, Fix: r.Fix})
 	}
+}
+
+// bpfVerdict is the doctor's answer to "why can BPF steering not be used"
+// for the Manager's listeners: "" when it works (or the probe was not
+// run), else why and the fix, as `supervisor doctor` prints them.
+func bpfVerdict(report doctor.Report) string {
+	r, ok := report.Lookup(doctor.BPFSteering, "")
+	if !ok || r.State != doctor.Degraded {
+		return ""
+	}
+	if r.Fix == "" {
+		return r.Why
+	}
+	return r.Why + "; fix: " + r.Fix
 }

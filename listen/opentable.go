@@ -73,11 +73,21 @@ func SteerProbe() func() string {
 	})
 }
 
+// WhyNoBPF is bpfWhy's answer, or without one (nil) the kernel's, probed
+// now (see SteerProbe): "" when BPF steering can be used.
+func WhyNoBPF(bpfWhy func() string) string {
+	if bpfWhy == nil {
+		return SteerProbe()()
+	}
+	return bpfWhy()
+}
+
 // Open returns app's table and logs each listener's steering mode and why.
 // With held it is a table of the held sockets and their steering (no
 // error). Without, it binds app's listeners with the steering app.Steering
-// and the kernel allow (see OpenTable); bpfWhy is asked only for an app
-// with a TCP listener and steering "auto". Errors are OpenTable's.
+// and the kernel allow (see OpenTable); bpfWhy (nil: probe the kernel, see
+// WhyNoBPF) is asked only for an app with a TCP listener and steering
+// "auto". Errors are OpenTable's.
 func Open(app *config.App, held *Held, bpfWhy func() string, logger *slog.Logger) (*Table, error) {
 	if held != nil {
 		for i, l := range app.Listen {
@@ -91,7 +101,7 @@ func Open(app *config.App, held *Held, bpfWhy func() string, logger *slog.Logger
 	}
 	why := ""
 	if app.Steering == config.SteeringAuto && hasTCP(app) {
-		why = bpfWhy()
+		why = WhyNoBPF(bpfWhy)
 	}
 	t, whys, err := OpenTable(app, why)
 	if err != nil {

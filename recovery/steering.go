@@ -50,7 +50,7 @@ func steerUnix(app string, s *listen.Socket, logger *slog.Logger) listen.Steerin
 // orphans and returns the socket to hold for it and the steering, or s and
 // nil (logged: shared).
 func (o *Orphans) steerBPF(app string, s *listen.Socket, bpfWhy func() string, logger *slog.Logger) (*listen.Socket, listen.Steering) {
-	why := bpfWhy()
+	why := listen.WhyNoBPF(bpfWhy)
 	if why != "" {
 		logger.Warn("recovery: BPF steering unavailable; the listener is shared", "app", app, "listener", s.Spec.Raw, "why", why)
 		return s, nil

@@ -62,6 +62,10 @@ type Options struct {
 	// that follow an app's output (the error inbox); the reader ends when
 	// the log closes. nil: none.
 	WatchLog func(app string, log *logs.App)
+	// BPFWhy says why BPF steering cannot be used on this host ("" when it
+	// can): the daemon passes what `supervisor doctor` found at start, so
+	// the listeners and the doctor agree. nil: probed when first needed.
+	BPFWhy func() string
 }
 
 // Manager runs every app of one configuration: it holds their sockets and
@@ -109,7 +113,8 @@ type Manager struct {
 	homes      *contain.Homes
 	openStatsd func(app string) error
 	watchLog   func(app string, log *logs.App)
-	// bpfWhy says why BPF steering is unavailable ("" if it is), probed once.
+	// bpfWhy says why BPF steering is unavailable ("" if it is); nil: the
+	// kernel is probed where a listener needs to know (listen.WhyNoBPF).
 	bpfWhy func() string
 	// record is the run state's writer (see RecordRunState); a token
 	// in recordPoke asks for a write soon (see RecordPokes).
@@ -160,7 +165,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		stopped:    make(chan struct{}),
 		stopping:   make(chan struct{}),
 		prober:     gunicorn.NewProber(reaper.OutputSpec),
-		bpfWhy:     listen.SteerProbe(),
+		bpfWhy:     opts.BPFWhy,
 		recordPoke: make(chan struct{}, 1),
 		// Set before openAll, which uses them.
 		cgroupRoot: opts.Cgroups,
