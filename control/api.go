@@ -198,6 +198,11 @@ type AppStatus struct {
 	Traceback []string `json:"traceback,omitempty"`
 	// LogDropped counts output lines that never reached the app's log sink.
 	LogDropped uint64 `json:"log_dropped"`
+	// Comparison compares the generation the last reload or deploy started
+	// with the one it replaced over the app's compare_window (throughput,
+	// errors, latency, Apdex, CPU and memory per worker, routes whose p99
+	// moved), or says when it will; "" without route metrics or a reload.
+	Comparison string `json:"comparison,omitempty"`
 }
 
 // Exit describes how a process ended.

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gunisup/supervisor/apm"
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
@@ -140,9 +141,11 @@ type Daemon struct {
 
 	// selfLog keeps the supervisor's recent log lines (`supctl log`); nil
 	// when Logger writes elsewhere only.
-	selfLog  *selfLog
-	started  time.Time
-	manager  *supervise.Manager
+	selfLog *selfLog
+	started time.Time
+	manager *supervise.Manager
+	// routes holds the apps' route metrics, registered on the metrics.
+	routes   *apm.Set
 	reaper   *proc.Reaper
 	notifier *sdnotify.Notifier
 	bridges  map[string]*metrics.StatsdBridge
@@ -246,6 +249,8 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	r.onClose(d.reaper.Close)
 	src := &lateSource{}
 	met := metrics.New(src, metrics.Options{Logger: d.Logger, Version: Version})
+	d.routes = apm.NewSet(apm.Options{})
+	met.Registry().MustRegister(d.routes)
 	d.probeHost(met)
 	if err := d.openBridges(r, met, hand, stateFD); err != nil {
 		return err
@@ -270,6 +275,7 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	r.onClose(cancel)
 	r.ctx = runCtx
+	go d.routes.Run(runCtx)
 	if httpLn != nil {
 		d.serveHTTP(r, httpLn, met)
 	}
@@ -410,6 +416,7 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 		Sockets:    held,
 		Cgroups:    cgroups,
 		Orphans:    orphans,
+		Routes:     d.routes,
 	}
 	if hand != nil {
 		opts.Restore = hand.Manager

@@ -83,6 +83,20 @@ func writeAll(fd int, b []byte) error {
 	return nil
 }
 
+// WithAccessLogger returns the argv of a master (Argv) with
+// --logger-class AccessClass before its last argument, the WSGI target:
+// after the user's args, so it wins over a --logger-class of theirs, which
+// AccessEnv hands to the class to subclass.
+func WithAccessLogger(argv []string) []string {
+	if len(argv) == 0 {
+		return argv
+	}
+	last := len(argv) - 1
+	out := make([]string, 0, len(argv)+2)
+	out = append(out, argv[:last]...)
+	return append(out, "--logger-class", AccessClass, argv[last])
+}
+
 // AccessEnv returns env with what the logger class needs in a master of
 // app whose access pipe is descriptor fd: GUNISUP_ACCESS_FD, the user's
 // --logger-class (config.RouteMetrics.LoggerClass) in GUNISUP_LOGGER_CLASS,

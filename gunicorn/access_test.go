@@ -131,3 +131,11 @@ func TestParseAccess(t *testing.T) {
 		}
 	}
 }
+
+func TestWithAccessLogger(t *testing.T) {
+	got := WithAccessLogger([]string{"/venv/bin/gunicorn", "--logger-class", "mine.L", "app:app"})
+	want := []string{"/venv/bin/gunicorn", "--logger-class", "mine.L", "--logger-class", AccessClass, "app:app"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("WithAccessLogger = %q, want %q", got, want)
+	}
+}

@@ -24,9 +24,7 @@ func Pidfile(runDir, app string, run, id int) string {
 // Argv is the command line of a master of app: its gunicorn executable,
 // --workers, --pid pidfile, --no-control-socket where v has a control
 // socket (two generations overlap during a reload), --statsd-host when
-// statsd is set, the app's own args, --logger-class AccessClass when the
-// app has route metrics (after the args: it wins over the user's own, which
-// AccessEnv hands to the class to subclass) and its WSGI target.
+// statsd is set, the app's own args and its WSGI target.
 func Argv(app *config.App, pidfile, statsd string, v Version) []string {
 	argv := []string{app.GunicornBin()}
 	if app.Workers > 0 {
@@ -40,9 +38,6 @@ func Argv(app *config.App, pidfile, statsd string, v Version) []string {
 		argv = append(argv, "--statsd-host", statsd)
 	}
 	argv = append(argv, app.Args...)
-	if app.Routes.Enabled {
-		argv = append(argv, "--logger-class", AccessClass)
-	}
 	return append(argv, app.WSGI)
 }
 

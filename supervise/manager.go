@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gunisup/supervisor/apm"
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/launch"
@@ -56,6 +57,9 @@ type Options struct {
 	// address from then on. It must do nothing for an app that has one.
 	// nil: no bridges.
 	OpenStatsd func(app string) error
+	// Routes, when not nil, gets the access lines of every Gunicorn app
+	// with route_metrics on (see package apm).
+	Routes *apm.Set
 }
 
 // Manager runs every app of one configuration: it holds their sockets and
@@ -71,6 +75,8 @@ type Manager struct {
 	stopOnce sync.Once
 	cfg      *config.Config
 	reaper   *proc.Reaper
+	// routes holds the apps' route metrics (nil: none).
+	routes *apm.Set
 	logger   *slog.Logger
 	// stdoutSink is the sink shared by the apps with log = "stdout".
 	stdoutSink io.Writer
@@ -160,6 +166,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		// Set before openAll, which uses them.
 		cgroupRoot: opts.Cgroups,
 		openStatsd: opts.OpenStatsd,
+		routes:     opts.Routes,
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -477,6 +484,7 @@ func (m *Manager) Snapshots() []AppSnapshot {
 			s.WorkerPIDs = kids
 		}
 		s.Processes = m.processCount(s.Name, s.MasterPID, tree)
+		s.Comparison = m.comparison(s.Name)
 		m.logReport(&s)
 		out = append(out, s)
 	}

@@ -102,6 +102,9 @@ type ownerEnv interface {
 	recordChange(app string, c *recovery.RunChange) error
 	// recordNow writes the run state now (a failure is logged).
 	recordNow(app string)
+	// swapped starts the comparison of the app's generation newID with
+	// oldID, which it replaced now (see apm.App.Swapped): the window, or 0.
+	swapped(app string, oldID, newID int) time.Duration
 	// statsdAddr is the app's statsd bridge address ("" for none).
 	statsdAddr(app string) string
 	// listeners describes the app's held sockets.
@@ -193,6 +196,9 @@ func (e managerEnv) changed()                            { e.m.changed() }
 func (e managerEnv) appReady()                           { e.m.appReady() }
 func (e managerEnv) appExited(app string, info ExitInfo) { e.m.appExited(app, info) }
 func (e managerEnv) statsdAddr(app string) string        { return e.m.statsdAddr(app) }
+func (e managerEnv) swapped(app string, oldID, newID int) time.Duration {
+	return e.m.swapped(app, oldID, newID)
+}
 func (e managerEnv) log() *slog.Logger                   { return e.m.logger }
 func (e managerEnv) events() Observer                    { return e.m.observer }
 

@@ -192,6 +192,9 @@ func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy,
 		progress(reExecUngated(st))
 	}
 	_, err := reload.Run(ctx, st, h, old, progress)
+	if err == nil && h.compare > 0 {
+		progress(fmt.Sprintf("comparison in %s: supctl status %s", h.compare, a.cfg.Name))
+	}
 	if err != nil && previous != "" {
 		if _, perr := reload.PointLink(a.cfg.Directory, previous); perr != nil {
 			progress(fmt.Sprintf("error: pointing %s back at %s: %v", a.cfg.Directory, previous, perr))
@@ -298,6 +301,8 @@ type host struct {
 	a   *appOwner
 	ctx context.Context // the manager's: generations outlive the reload's ctx
 	run *reloadRun
+	// compare is the comparison window its commit started (0: none).
+	compare time.Duration
 }
 
 func asGen(g reload.Gen) generation { return g.(generation) }
@@ -340,6 +345,9 @@ func (h *host) Commit(ctx context.Context, g reload.Gen) error {
 	err := <-m.reply
 	if err == nil {
 		h.a.env.recordNow(h.a.cfg.Name) // a successor recovers to g's release
+		if h.run.old != nil {
+			h.compare = h.a.env.swapped(h.a.cfg.Name, h.run.old.Info().ID, asGen(g).Info().ID)
+		}
 	}
 	return err
 }

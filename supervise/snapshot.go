@@ -90,6 +90,7 @@ type AppSnapshot struct {
 	Reloads                                  map[string]int
 	Traceback                                []string
 	LogDropped                               uint64
+	Comparison                               string
 }
 
 // UnmarshalText parses a state name written by MarshalText.

@@ -107,8 +107,13 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 			return nil, err
 		}
 	}
+	access, err := m.withAccessPipe(app, &spec)
+	if err != nil {
+		return nil, err
+	}
 	home, leaf, err := m.newHome(app.Name, id)
 	if err != nil {
+		m.startReading(app, access, id, 0, dir, true)
 		return nil, err
 	}
 	if leaf != nil {
@@ -116,6 +121,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	}
 	m.markApp(app.Name, home, &spec)
 	pid, exitCh, out, err := m.forkCaptured(app.Name, id, spec)
+	m.startReading(app, access, id, pid, dir, err != nil)
 	if leaf != nil {
 		if cerr := leaf.Close(); cerr != nil {
 			m.logger.Warn("spawn", "app", app.Name, "err", cerr)
