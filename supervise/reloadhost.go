@@ -192,8 +192,9 @@ func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy,
 		progress(reExecUngated(st))
 	}
 	_, err := reload.Run(ctx, st, h, old, progress)
-	if err == nil && h.compare > 0 {
-		progress(fmt.Sprintf("comparison in %s: supctl status %s", h.compare, a.cfg.Name))
+	if err == nil && !h.compareDue.IsZero() {
+		in := max(time.Until(h.compareDue), 0).Round(time.Second)
+		progress(fmt.Sprintf("comparison in %s: supctl status %s", in, a.cfg.Name))
 	}
 	if err != nil && previous != "" {
 		if _, perr := reload.PointLink(a.cfg.Directory, previous); perr != nil {
@@ -301,8 +302,9 @@ type host struct {
 	a   *appOwner
 	ctx context.Context // the manager's: generations outlive the reload's ctx
 	run *reloadRun
-	// compare is the comparison window its commit started (0: none).
-	compare time.Duration
+	// compareDue is when the comparison its commit started ends (zero:
+	// none).
+	compareDue time.Time
 }
 
 func asGen(g reload.Gen) generation { return g.(generation) }
@@ -346,7 +348,9 @@ func (h *host) Commit(ctx context.Context, g reload.Gen) error {
 	if err == nil {
 		h.a.env.recordNow(h.a.cfg.Name) // a successor recovers to g's release
 		if h.run.old != nil {
-			h.compare = h.a.env.swapped(h.a.cfg.Name, h.run.old.Info().ID, asGen(g).Info().ID)
+			if w := h.a.env.swapped(h.a.cfg.Name, h.run.old.Info().ID, asGen(g).Info().ID); w > 0 {
+				h.compareDue = time.Now().Add(w)
+			}
 		}
 	}
 	return err
