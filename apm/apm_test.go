@@ -139,7 +139,9 @@ func TestComparison(t *testing.T) {
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
 	s := NewSet(Options{Now: c.now})
 	a := testApp(s, "/slow")
-	old := a.Gen(1, "/srv/r1", func() (Usage, bool) { return Usage{CPU: time.Duration(c.now().Unix()) * 100 * time.Millisecond, RSS: 40 << 20, Workers: 2}, true })
+	old := a.Gen(1, "/srv/r1", func() (Usage, bool) {
+		return Usage{CPU: time.Duration(c.now().Unix()) * 100 * time.Millisecond, RSS: 40 << 20, Workers: 2}, true
+	})
 	cur := a.Gen(2, "/srv/r2", nil)
 	feed := func(g *Gen, slow time.Duration) {
 		for range 10 {

@@ -54,7 +54,7 @@ func TestAccessLogger(t *testing.T) {
 		{"statsd", "statsd_host=127.0.0.1:9", "", "gunisup_access._Access,gunicorn.instrument.statsd.Statsd"},
 		{"user class", "statsd_host=127.0.0.1:9", "mylog.Mine", "gunisup_access._Access,mylog.Mine"},
 	}
-	stamp := time.Now().Add(-3*time.Second).UnixMicro() // queued 2 s: 3 s ago, minus the 1 s request
+	stamp := time.Now().Add(-3 * time.Second).UnixMicro() // queued 2 s: 3 s ago, minus the 1 s request
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, w, err := os.Pipe()

@@ -77,7 +77,7 @@ type Manager struct {
 	reaper   *proc.Reaper
 	// routes holds the apps' route metrics (nil: none).
 	routes *apm.Set
-	logger   *slog.Logger
+	logger *slog.Logger
 	// stdoutSink is the sink shared by the apps with log = "stdout".
 	stdoutSink io.Writer
 	observer   Observer

@@ -199,8 +199,8 @@ func (e managerEnv) statsdAddr(app string) string        { return e.m.statsdAddr
 func (e managerEnv) swapped(app string, oldID, newID int) time.Duration {
 	return e.m.swapped(app, oldID, newID)
 }
-func (e managerEnv) log() *slog.Logger                   { return e.m.logger }
-func (e managerEnv) events() Observer                    { return e.m.observer }
+func (e managerEnv) log() *slog.Logger { return e.m.logger }
+func (e managerEnv) events() Observer  { return e.m.observer }
 
 // listeners describes app's held sockets; a steered one reports the
 // serving generation's socket (its queue is the one that matters).
