@@ -121,7 +121,7 @@ func compareLine(old, cur *window, t time.Duration) string {
 }
 
 // movedRoutes lists "ROUTE OLD -> NEW ms" for the routes with enough
-// requests on both sides whose p99 changed by a factor of 1.5 or more and
+// requests on both sides whose p99 differs by a factor of 1.5 or more and
 // by at least t/5, sorted by route.
 func movedRoutes(old, cur *window, t time.Duration) []string {
 	var out []string

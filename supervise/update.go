@@ -206,7 +206,8 @@ func (m *Manager) install(merged *config.Config, plan []config.AppDiff, opened m
 }
 
 // removeApps stops the removed apps of plan (in their stop order), ends
-// their owners and closes their sockets; errors go to errs by app.
+// their owners, closes their sockets and drops their route metrics; errors
+// go to errs by app.
 func (m *Manager) removeApps(ctx context.Context, plan []config.AppDiff, errs map[string]error) {
 	var set []*appOwner
 	for _, d := range plan {
@@ -238,6 +239,9 @@ func (m *Manager) removeApps(ctx context.Context, plan []config.AppDiff, errs ma
 		m.mu.Unlock()
 		if err := table.Close(); err != nil {
 			errs[name] = errors.Join(errs[name], fmt.Errorf("app %s: close listeners: %w", name, err))
+		}
+		if m.routes != nil {
+			m.routes.Forget(name)
 		}
 	}
 }
