@@ -34,8 +34,9 @@ func (m *Manager) routed(app *config.App) bool {
 // it to spec's argv (gunicorn.WithAccessLogger) and an access pipe to spec
 // (its write end the master's last descriptor, named in its environment).
 // It returns nil and leaves spec alone for an app without route metrics,
-// or when no pipe can be made (logged: the app runs without them). The
-// error names the app and the module that could not be written.
+// or when the pipe or the module cannot be made (logged: the generation
+// runs without them, as it would without the feature). The error names the
+// app when its pipe cannot be set up after it was made.
 func (m *Manager) withAccessPipe(app *config.App, spec *proc.Spec) (*accessPipe, error) {
 	if !m.routed(app) {
 		return nil, nil
@@ -55,7 +56,8 @@ func (m *Manager) withAccessPipe(app *config.App, spec *proc.Spec) (*accessPipe,
 	}
 	if err := gunicorn.WriteAccessModule(m.runDir, app); err != nil {
 		closeFDs(fds[:]...)
-		return nil, err
+		m.logger.Warn("access logger: route metrics off for this generation", "app", app.Name, "err", err)
+		return nil, nil
 	}
 	spec.Argv = gunicorn.WithAccessLogger(spec.Argv)
 	spec.Files = append(spec.Files, fds[1])
