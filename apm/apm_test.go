@@ -88,7 +88,7 @@ func testApp(s *Set, routes ...string) *App {
 func lines(n int, method, path string, status int, d time.Duration) string {
 	var b strings.Builder
 	for range n {
-		fmt.Fprintf(&b, "1 7 %s %d %d -1 0 %s\n", method, status, d.Microseconds(), path)
+		fmt.Fprintf(&b, "1 7 6 %s %d %d -1 0 %s\n", method, status, d.Microseconds(), path)
 	}
 	return b.String()
 }
@@ -97,12 +97,12 @@ func TestRecordMetrics(t *testing.T) {
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
 	s := NewSet(Options{Now: c.now})
 	a := testApp(s)
-	g := a.Gen(1, t.TempDir(), nil)
+	g := a.Gen(1, 6, filepath.Join(t.TempDir(), "r1"), nil)
 	in := lines(3, "GET", "/items/1", 200, 50*time.Millisecond) + // satisfied
 		lines(1, "GET", "/items/2", 200, 300*time.Millisecond) + // tolerating
 		lines(1, "POST", "/items", 503, time.Millisecond) + // frustrated: 5xx
 		lines(1, "BREW", "/items", 200, time.Millisecond) + // method other
-		"garbage\n" + "1 7 GET 200 1000 2500 4 /q\n"
+		"garbage\n" + "1 7 6 GET 200 1000 2500 4 /q\n"
 	if err := g.Read(strings.NewReader(in)); err != nil {
 		t.Fatal(err)
 	}
@@ -127,8 +127,17 @@ supervisor_route_requests_total{app="web",code="503",method="POST",route="/items
 	if n := testutil.CollectAndCount(s, "supervisor_route_queue_seconds"); n != 1 {
 		t.Errorf("queue series = %d, want 1", n)
 	}
+	info := `
+# HELP supervisor_generation_info 1 for each generation of the app whose master runs; release is the git commit or REVISION of its directory, else the directory's name.
+# TYPE supervisor_generation_info gauge
+supervisor_generation_info{app="web",generation="1",release="r1"} 1
+`
+	if err := testutil.CollectAndCompare(s, strings.NewReader(info), "supervisor_generation_info"); err != nil {
+		t.Error(err)
+	}
+	a.End(1)
 	if n := testutil.CollectAndCount(s, "supervisor_generation_info"); n != 0 {
-		t.Errorf("generation_info after the pipe's EOF = %d series, want 0", n)
+		t.Errorf("generation_info after End = %d series, want 0", n)
 	}
 	if lint, err := testutil.CollectAndLint(s); err != nil || len(lint) > 0 {
 		t.Errorf("lint: %v %v", lint, err)
@@ -139,14 +148,15 @@ func TestComparison(t *testing.T) {
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
 	s := NewSet(Options{Now: c.now})
 	a := testApp(s, "/slow")
-	old := a.Gen(1, "/srv/r1", func() (Usage, bool) {
+	old := a.Gen(1, 6, "/srv/r1", func() (Usage, bool) {
 		return Usage{CPU: time.Duration(c.now().Unix()) * 100 * time.Millisecond, RSS: 40 << 20, Workers: 2}, true
 	})
-	cur := a.Gen(2, "/srv/r2", nil)
+	cur := a.Gen(2, 8, "/srv/r2", nil)
 	feed := func(g *Gen, slow time.Duration) {
 		for range 10 {
 			c.add(time.Second)
 			in := lines(20, "GET", "/fast", 200, 2*time.Millisecond) + lines(10, "GET", "/slow", 200, slow)
+			in = strings.ReplaceAll(in, "1 7 6 ", fmt.Sprintf("1 7 %d ", g.Master))
 			for _, l := range strings.Split(strings.TrimSpace(in), "\n") {
 				al, err := gunicorn.ParseAccess([]byte(l))
 				if err != nil {
@@ -210,6 +220,30 @@ func TestRelease(t *testing.T) {
 	for _, tt := range tests {
 		if got := Release(tt.dir); got != tt.want {
 			t.Errorf("Release(%s) = %q, want %q", filepath.Base(tt.dir), got, tt.want)
+		}
+	}
+}
+
+// TestLinesFollowTheirMaster: a line on one generation's pipe written
+// under another known master (a USR2 child inherits the pipe) counts for
+// that one; an unknown master's line counts for the pipe's.
+func TestLinesFollowTheirMaster(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	s := NewSet(Options{Now: c.now})
+	a := testApp(s)
+	old := a.Gen(1, 6, "/srv/r1", nil)
+	usr2 := a.Gen(2, 8, "/srv/r2", nil)
+	in := "1 7 6 GET 200 1000 -1 0 /a\n1 9 8 GET 200 1000 -1 0 /a\n1 9 8 GET 200 1000 -1 0 /a\n1 5 1 GET 200 1000 -1 0 /a\n"
+	if err := old.Read(strings.NewReader(in)); err != nil {
+		t.Fatal(err)
+	}
+	sec := c.now().Unix()
+	for _, tt := range []struct {
+		g    *Gen
+		want uint64
+	}{{old, 2}, {usr2, 2}} {
+		if got := tt.g.window(sec, sec+1).requests; got != tt.want {
+			t.Errorf("generation %d: %d requests, want %d", tt.g.ID, got, tt.want)
 		}
 	}
 }

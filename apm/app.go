@@ -38,6 +38,7 @@ type App struct {
 	router   *router
 	apdex    [apdexWindow]apdexSecond
 	gens     map[int]*Gen
+	masters  map[int]*Gen
 	counters map[counterKey]prometheus.Counter
 	hists    map[string]prometheus.Observer
 	queue    prometheus.Observer
@@ -50,6 +51,7 @@ func newApp(s *Set, name string) *App {
 	return &App{
 		set: s, name: name,
 		gens:     make(map[int]*Gen),
+		masters:  make(map[int]*Gen),
 		counters: make(map[counterKey]prometheus.Counter),
 		hists:    make(map[string]prometheus.Observer),
 		queue:    s.queue.WithLabelValues(name),
@@ -85,22 +87,48 @@ func (a *App) forget() {
 	}
 }
 
-// Gen registers generation id of the app, started in the release dir
-// (Release reads its name), and returns it; usage (nil: unknown) reads its
-// workers' CPU and memory for comparisons. Its reader (Gen.Read) ends it.
-func (a *App) Gen(id int, dir string, usage func() (Usage, bool)) *Gen {
-	g := &Gen{app: a, ID: id, Release: Release(dir), Started: a.set.now(), usage: usage}
+// Gen registers generation id of the app, its master's pid master,
+// started in the release dir (Release reads its name), and returns it;
+// usage (nil: unknown) reads its workers' CPU and memory for comparisons.
+// A line read off any pipe of the app whose master is master counts for
+// it. End ends it.
+func (a *App) Gen(id, master int, dir string, usage func() (Usage, bool)) *Gen {
+	g := &Gen{app: a, ID: id, Master: master, Release: Release(dir), Started: a.set.now(), usage: usage}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	g.ring = make([]genSecond, ringLen(a.settings.CompareWindow))
 	a.gens[id] = g
+	if master > 0 {
+		a.masters[master] = g
+	}
 	return g
 }
 
-// record counts one request of generation g.
+// End marks generation id's master gone: it leaves
+// supervisor_generation_info; a pending comparison keeps its figures.
+func (a *App) End(id int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	g := a.gens[id]
+	if g == nil {
+		return
+	}
+	delete(a.gens, id)
+	if a.masters[g.Master] == g {
+		delete(a.masters, g.Master)
+	}
+}
+
+// record counts one request read off generation g's pipe: for the
+// generation whose master wrote it, g when that one is unknown.
 func (a *App) record(g *Gen, l gunicorn.AccessLine, now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if l.Master != g.Master {
+		if mg := a.masters[l.Master]; mg != nil {
+			g = mg
+		}
+	}
 	route := a.router.route(l.Path)
 	key := counterKey{route: route, method: method(l.Method), code: l.Status}
 	c := a.counters[key]

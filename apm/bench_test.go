@@ -18,14 +18,14 @@ func benchLines(n int) []byte {
 		if bytes.ContainsRune([]byte(p), '%') {
 			p = fmt.Sprintf(p, i)
 		}
-		fmt.Fprintf(&b, "1 %d GET 200 %d -1 0 %s\n", 1000+i%4, 500+i%20000, p)
+		fmt.Fprintf(&b, "1 %d 999 GET 200 %d -1 0 %s\n", 1000+i%4, 500+i%20000, p)
 	}
 	return b.Bytes()
 }
 
 // BenchmarkParseAccess is the cost of parsing one line.
 func BenchmarkParseAccess(b *testing.B) {
-	line := []byte("1 4242 GET 200 1534 -1 0 /users/0b6c3f5e-5a1d-4c61-9f7e-2d3c4b5a6f70")
+	line := []byte("1 4242 4241 GET 200 1534 -1 0 /users/0b6c3f5e-5a1d-4c61-9f7e-2d3c4b5a6f70")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := gunicorn.ParseAccess(line); err != nil {
@@ -44,10 +44,11 @@ func BenchmarkRead(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(in)) / n)
 	for i := 0; b.Loop(); i++ {
-		g := a.Gen(i, "/srv/r1", nil)
+		g := a.Gen(i, 999, "/srv/r1", nil)
 		if err := g.Read(bytes.NewReader(in)); err != nil {
 			b.Fatal(err)
 		}
+		a.End(i)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/request")
 }

@@ -44,13 +44,13 @@ type genSecond struct {
 type Gen struct {
 	app     *App
 	ID      int
+	Master  int
 	Release string
 	Started time.Time
 
 	usage   func() (Usage, bool)
 	ring    []genSecond
 	samples []usageSample
-	ended   bool
 }
 
 // ringLen is the ring length that holds a window of w.
@@ -171,10 +171,9 @@ func (g *Gen) sampleAt(t time.Time) (usageSample, bool) {
 }
 
 // Read records the access lines of g read from r (the read end of the
-// generation's pipe) until EOF, then ends g. A line it does not understand
-// is counted as dropped. It returns nil at EOF, else the read error.
+// generation's pipe) until EOF. A line it does not understand is counted
+// as dropped. It returns nil at EOF, else the read error.
 func (g *Gen) Read(r io.Reader) error {
-	defer g.end()
 	br := bufio.NewReaderSize(r, 64<<10)
 	long := false
 	for {
@@ -200,16 +199,5 @@ func (g *Gen) Read(r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("app %s generation %d: access pipe: %w", g.app.name, g.ID, err)
 		}
-	}
-}
-
-// end marks g's master gone: it leaves supervisor_generation_info; a
-// pending comparison keeps its figures.
-func (g *Gen) end() {
-	g.app.mu.Lock()
-	defer g.app.mu.Unlock()
-	g.ended = true
-	if g.app.gens[g.ID] == g {
-		delete(g.app.gens, g.ID)
 	}
 }

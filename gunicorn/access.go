@@ -126,8 +126,8 @@ func AccessEnv(env []string, runDir string, app *config.App, fd int) []string {
 
 // AccessLine is one request as the logger class wrote it.
 type AccessLine struct {
-	// Worker is the pid of the worker that answered.
-	Worker int
+	// Worker is the pid of the worker that answered, Master its parent's.
+	Worker, Master int
 	// Method is the request method, Path its raw path without the query
 	// (cut at 2048 bytes; bytes outside printable ASCII read '?').
 	Method, Path string
@@ -152,7 +152,7 @@ var errAccessLine = errors.New("malformed access line")
 // for any other line.
 func ParseAccess(line []byte) (AccessLine, error) {
 	var a AccessLine
-	var f [7][]byte
+	var f [8][]byte
 	rest := line
 	for i := range f {
 		j := bytes.IndexByte(rest, ' ')
@@ -165,17 +165,18 @@ func ParseAccess(line []byte) (AccessLine, error) {
 		return a, fmt.Errorf("%w: %q", errAccessLine, line)
 	}
 	worker, ok1 := atoi(f[1])
-	status, ok2 := atoi(f[3])
-	dur, ok3 := atoi(f[4])
-	dropped, ok5 := atoi(f[6])
-	queue, ok4 := atoi(f[5])
-	if string(f[5]) == "-1" {
+	master, ok0 := atoi(f[2])
+	status, ok2 := atoi(f[4])
+	dur, ok3 := atoi(f[5])
+	dropped, ok5 := atoi(f[7])
+	queue, ok4 := atoi(f[6])
+	if string(f[6]) == "-1" {
 		queue, ok4 = -1, true
 	}
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || len(f[2]) == 0 || status < 100 || status > 999 {
+	if !ok0 || !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || len(f[3]) == 0 || status < 100 || status > 999 {
 		return a, fmt.Errorf("%w: %q", errAccessLine, line)
 	}
-	a = AccessLine{Worker: worker, Method: string(f[2]), Path: string(rest), Status: status,
+	a = AccessLine{Worker: worker, Master: master, Method: string(f[3]), Path: string(rest), Status: status,
 		Duration: time.Duration(dur) * time.Microsecond, Queue: -1, Dropped: dropped}
 	if queue >= 0 {
 		a.Queue = time.Duration(queue) * time.Microsecond

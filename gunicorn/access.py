@@ -10,9 +10,11 @@ log and statsd stream are those the base class writes.
 
 A line is ASCII fields separated by one space, ending in a newline:
 
-    1 WORKER_PID METHOD STATUS DURATION_US QUEUE_US DROPPED PATH
+    1 WORKER_PID MASTER_PID METHOD STATUS DURATION_US QUEUE_US DROPPED PATH
 
-QUEUE_US is -1 without an X-Request-Start header; DROPPED counts the lines
+MASTER_PID (the worker's parent) tells which generation answered when two
+share the pipe (the new master of a USR2 re-exec inherits it); QUEUE_US is
+-1 without an X-Request-Start header; DROPPED counts the lines
 this worker could not write since its last written one; PATH is the raw
 request path without the query, cut so that a line stays under PIPE_BUF
 bytes: a write to a pipe that short is atomic, so lines of several workers
@@ -98,8 +100,8 @@ def _line(resp, req, request_time):
         if name == "X-REQUEST-START":
             queue = _queue_us(value, dur_us)
             break
-    return "1 %d %s %s %d %d %d %s\n" % (
-        os.getpid(), _clean(req.method or "-", _MAX_METHOD), _clean(str(status), 3),
+    return "1 %d %d %s %s %d %d %d %s\n" % (
+        os.getpid(), os.getppid(), _clean(req.method or "-", _MAX_METHOD), _clean(str(status), 3),
         dur_us, queue, _dropped, _clean(req.path or "/", _MAX_PATH) or "/")
 
 

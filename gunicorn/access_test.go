@@ -102,7 +102,8 @@ func checkLines(t *testing.T, sc *bufio.Scanner) {
 	}{{"GET", "/a/1", 200}, {"POST", "/b?c", 503}, {"GET", "/q", 404}}
 	for i, w := range want {
 		a := got[i]
-		if a.Method != w.method || a.Path != w.path || a.Status != w.status || a.Duration != time.Second+250*time.Microsecond {
+		if a.Method != w.method || a.Path != w.path || a.Status != w.status || a.Duration != time.Second+250*time.Microsecond ||
+			a.Master != os.Getpid() {
 			t.Errorf("line %d = %+v, want %v", i, a, w)
 		}
 	}
@@ -115,17 +116,18 @@ func checkLines(t *testing.T, sc *bufio.Scanner) {
 }
 
 func TestParseAccess(t *testing.T) {
-	good := "1 42 GET 200 1500 -1 3 /api/items/7"
+	good := "1 42 41 GET 200 1500 -1 3 /api/items/7"
 	a, err := ParseAccess([]byte(good))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := AccessLine{Worker: 42, Method: "GET", Path: "/api/items/7", Status: 200, Duration: 1500 * time.Microsecond, Queue: -1, Dropped: 3}
+	want := AccessLine{Worker: 42, Master: 41, Method: "GET", Path: "/api/items/7", Status: 200, Duration: 1500 * time.Microsecond, Queue: -1, Dropped: 3}
 	if a != want {
 		t.Errorf("ParseAccess(%q) = %+v, want %+v", good, a, want)
 	}
-	for _, bad := range []string{"", "1 42 GET 200 1500 -1 3", "2 42 GET 200 1500 -1 0 /", "1 x GET 200 1 -1 0 /",
-		"1 42 GET 20 1 -1 0 /", "1 42  200 1 -1 0 /", "1 42 GET 200 1 -2 0 /", "1 42 GET 200 99999999999999999999 -1 0 /"} {
+	for _, bad := range []string{"", "1 42 41 GET 200 1500 -1 3", "2 42 41 GET 200 1500 -1 0 /", "1 x 41 GET 200 1 -1 0 /",
+		"1 42 41 GET 20 1 -1 0 /", "1 42 41  200 1 -1 0 /", "1 42 41 GET 200 1 -2 0 /", "1 42 41 GET 200 99999999999999999999 -1 0 /",
+		"1 42 GET 200 1500 -1 0 /"} {
 		if _, err := ParseAccess([]byte(bad)); err == nil {
 			t.Errorf("ParseAccess(%q): no error", bad)
 		}

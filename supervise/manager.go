@@ -612,6 +612,7 @@ func (m *Manager) endOrphans(g *Generation) {
 // reload may both see one exit), and only the first closes the home.
 func (m *Manager) afterExit(g *Generation) {
 	m.noteExit(g)
+	m.endRouteGen(g.App, g.ID)
 	last := false
 	g.leaving.Do(func() {
 		last = m.leaveHome(g)

@@ -429,6 +429,7 @@ func (h *usr2Host) USR2(ctx context.Context, old *Generation) (*Generation, erro
 	h.m.enterHome(g.home)
 	h.m.removePidfilesAtExit(g)
 	h.m.shareGen(h.cfg.Name, old.ID, id)
+	h.m.routeGen(h.cfg, id, newPID, g.Dir)
 	h.m.logger.Info("usr2 master", "app", h.cfg.Name, "generation", id, "pid", newPID, "dir", g.Dir)
 	// A re-exec runs where the old master was started (Gunicorn takes $PWD
 	// only if it named the same directory then): a new master that does not

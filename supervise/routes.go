@@ -85,13 +85,35 @@ func (m *Manager) startReading(app *config.App, p *accessPipe, id, pid int, dir 
 		_ = p.r.Close() // never read
 		return
 	}
-	g := m.routes.Configure(app).Gen(id, dir, func() (apm.Usage, bool) { return workerUsage(pid) })
+	g := m.routeGen(app, id, pid, dir)
 	go func() {
 		defer func() { _ = p.r.Close() }() // read to EOF
 		if err := g.Read(p.r); err != nil {
 			m.logger.Warn("access pipe", "app", app.Name, "generation", id, "err", err)
 		}
 	}()
+}
+
+// routeGen registers generation id of app (master pid, release dir) for
+// route metrics; its lines come off its own pipe, or off the pipe it
+// inherited (a USR2 master). Manager.afterExit ends it. nil for an app
+// without route metrics.
+func (m *Manager) routeGen(app *config.App, id, pid int, dir string) *apm.Gen {
+	if !m.routed(app) {
+		return nil
+	}
+	return m.routes.Configure(app).Gen(id, pid, dir, func() (apm.Usage, bool) { return workerUsage(pid) })
+}
+
+// endRouteGen ends generation id of app for route metrics (its master
+// exited).
+func (m *Manager) endRouteGen(app string, id int) {
+	if m.routes == nil {
+		return
+	}
+	if a := m.routes.App(app); a != nil {
+		a.End(id)
+	}
 }
 
 // workerUsage sums the CPU time and resident memory of master pid's live

@@ -295,7 +295,23 @@ func promtoolClean(t *testing.T, sc scrape) {
 // prints once compare_window has passed shows /report's p99 rising and
 // names no other route.
 func TestDeployComparison(t *testing.T) {
-	w := startRoutes(t, "compare_window = \"3s\"\n")
+	deployComparison(t, "swap")
+}
+
+// TestDeployComparisonUSR2 is TestDeployComparison with a usr2 deploy:
+// the new master inherits the old one's access pipe, and its workers'
+// lines count for it by their master's pid.
+func TestDeployComparisonUSR2(t *testing.T) {
+	if e2e.Runs(1, 0) == 0 {
+		t.Skip("E2E_FULL=1 runs it (the swap deploy covers the comparison in the short suite)")
+	}
+	deployComparison(t, "usr2")
+}
+
+// deployComparison deploys release b with strategy under load and
+// checks the comparison line.
+func deployComparison(t *testing.T, strategy string) {
+	w := startRoutes(t, "compare_window = \"3s\"\n[app.web.reload]\nstrategy = \""+strategy+"\"\n")
 	addr := w.Addr("web")
 	writeRoutesApp(t, filepath.Join(w.Dir, "releases", "b"), 200)
 	var loads []*e2e.Loader
@@ -317,8 +333,11 @@ func TestDeployComparison(t *testing.T) {
 		n, _ := sc.sum("supervisor_route_requests_total", map[string]string{"app": "web", "route": "/report"})
 		return n >= 150
 	})
-	res := w.Ctl("deploy", "web", filepath.Join(w.Dir, "releases", "b"))
+	res := w.Ctl("deploy", "web", filepath.Join(w.Dir, "releases", "b"), "--strategy", strategy)
 	t.Logf("supctl deploy: exit %d\n%s", res.Code, res.Out)
+	if strings.Contains(res.Out, "using swap") {
+		t.Fatalf("the %s deploy ran as a swap:\n%s", strategy, res.Out)
+	}
 	if res.Code != 0 || !regexp.MustCompile(`comparison in [0-3]s: supctl status web`).MatchString(res.Out) {
 		t.Fatalf("supctl deploy: exit %d, output lacks the comparison's due line:\n%s", res.Code, res.Out)
 	}
