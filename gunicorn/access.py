@@ -84,6 +84,8 @@ def _queue_us(value, dur_us):
 
 
 def _clean(s, limit):
+    if s.isascii() and s.isprintable() and " " not in s:
+        return s[:limit]
     b = s.encode("utf-8", "replace")[:limit]
     if any(c <= 32 or c >= 127 for c in b):
         b = bytes(c if 32 < c < 127 else 63 for c in b)

@@ -141,3 +141,85 @@ func TestWithAccessLogger(t *testing.T) {
 		t.Errorf("WithAccessLogger = %q, want %q", got, want)
 	}
 }
+
+// floodScript logs N requests while nobody reads the pipe, prints "full",
+// waits for a line on stdin (the pipe has been drained), then logs one more.
+const floodScript = `
+import datetime, sys
+from gunicorn.config import Config
+import gunisup_access
+log = gunisup_access.Logger(Config())
+class Resp: status = "200 OK"
+class Req: method, path, headers = "GET", "/flood", []
+for _ in range(int(sys.argv[1])):
+    log.access(Resp(), Req(), {}, datetime.timedelta(microseconds=5))
+print("full", flush=True)
+sys.stdin.readline()
+log.access(Resp(), Req(), {}, datetime.timedelta(microseconds=5))
+`
+
+// TestAccessLoggerNeverBlocks floods a pipe nobody reads: the worker goes
+// on (drops lines rather than waiting), and the first line it writes once
+// the pipe has room counts every line it dropped.
+func TestAccessLoggerNeverBlocks(t *testing.T) {
+	const n = 20000 // about 1 MiB of lines: several times a default pipe
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, AccessModule+".py"), accessModule, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command("/usr/bin/python3", "-c", floodScript, strconv.Itoa(n))
+	cmd.Env = AccessEnv([]string{"PATH=/usr/bin:/bin", "PYTHONPATH=" + dir}, "/nonexistent", &config.App{Name: "web"}, 3)
+	cmd.ExtraFiles = []*os.File{w}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	out := bufio.NewReader(stdout)
+	if l, err := out.ReadString('\n'); err != nil || l != "full\n" {
+		t.Fatalf("python did not finish its flood: %q, %v", l, err)
+	}
+	// Drain what the pipe took, then let it write once more.
+	lines, dropped := 0, 0
+	if err := r.SetReadDeadline(time.Now().Add(500 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		lines++
+	}
+	if err := r.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	sc = bufio.NewScanner(r)
+	for sc.Scan() {
+		a, err := ParseAccess(sc.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines++
+		dropped += a.Dropped
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d requests logged into an unread pipe: %d lines read, %d counted as dropped", n+1, lines, dropped)
+	if lines+dropped != n+1 || dropped == 0 {
+		t.Errorf("lines %d + dropped %d = %d, want %d with some dropped", lines, dropped, lines+dropped, n+1)
+	}
+}

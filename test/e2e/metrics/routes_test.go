@@ -107,7 +107,7 @@ type routeTarget struct {
 // five) and checks the per-route counts, the route set, the latency
 // histogram of one route against hey's percentiles, and promtool.
 func TestRouteMetrics(t *testing.T) {
-	const perURL = 200
+	perURL := e2e.Runs(2000, 200)
 	w := startRoutes(t, "")
 	addr := w.Addr("web")
 	targets := []routeTarget{
@@ -132,7 +132,7 @@ func TestRouteMetrics(t *testing.T) {
 
 	want := map[string]float64{}
 	for _, tg := range targets {
-		want[tg.route] += perURL
+		want[tg.route] += float64(perURL)
 	}
 	var after scrape
 	testenv.Poll(15*time.Second, func() bool {
@@ -143,7 +143,7 @@ func TestRouteMetrics(t *testing.T) {
 		after = sc
 		n, _ := sc.sum("supervisor_route_requests_total", webApp)
 		b, _ := before.sum("supervisor_route_requests_total", webApp)
-		return n-b >= perURL*float64(len(targets))
+		return n-b >= float64(perURL*len(targets))
 	})
 	routes := after.labelValues("supervisor_route_requests_total", "route")
 	t.Logf("routes: %v", routes)
