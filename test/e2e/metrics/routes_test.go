@@ -105,10 +105,11 @@ type routeTarget struct {
 // TestRouteMetrics drives the five routes with hey (two ids of each
 // parameterised route, so that collapsing is what keeps the cardinality at
 // five) and checks the per-route counts, the route set, the latency
-// histogram of one route against hey's percentiles, and promtool.
+// histogram of one route against hey's percentiles, promtool, queue time,
+// and that the app's own access log (--access-logfile -) is unchanged.
 func TestRouteMetrics(t *testing.T) {
 	perURL := e2e.Runs(2000, 200)
-	w := startRoutes(t, "")
+	w := startRoutes(t, "args = [\"--access-logfile\", \"-\"]\n")
 	addr := w.Addr("web")
 	targets := []routeTarget{
 		{"/", "/"}, {"/about", "/about"}, {"/report", "/report"},
@@ -162,6 +163,10 @@ func TestRouteMetrics(t *testing.T) {
 	promtoolClean(t, after)
 	checkRouteLatency(t, w.HTTP, addr)
 	checkQueue(t, w.HTTP, addr)
+	logs, code := w.SupctlRun("logs", "web", "-n", "20")
+	if code != 0 || !strings.Contains(logs, `"GET /about HTTP/1.1" 200`) {
+		t.Errorf("supctl logs web: exit %d, no Gunicorn access line for /about:\n%s", code, logs)
+	}
 }
 
 // checkQueue sends requests stamped X-Request-Start (t=seconds, as nginx
