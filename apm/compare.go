@@ -64,7 +64,7 @@ func (a *App) Swapped(oldID, newID int) time.Duration {
 // the comparison line, unless a later swap replaced c.
 func (a *App) finish(c *comparison) {
 	now := a.set.now()
-	w := a.settings.CompareWindow
+	w := a.window()
 	end, endOK := c.newGen.sample(now, w+2*sampleEvery(w))
 	a.mu.Lock()
 	defer a.mu.Unlock()
