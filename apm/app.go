@@ -45,6 +45,7 @@ type App struct {
 	dropped  prometheus.Counter
 	cmp      *comparison
 	timer    *time.Timer
+	recorded uint64
 }
 
 func newApp(s *Set, name string) *App {
@@ -129,6 +130,7 @@ func (a *App) record(g *Gen, l gunicorn.AccessLine, now time.Time) {
 			g = mg
 		}
 	}
+	a.recorded++
 	route := a.router.route(l.Path)
 	key := counterKey{route: route, method: method(l.Method), code: l.Status}
 	c := a.counters[key]
@@ -159,6 +161,13 @@ func (a *App) record(g *Gen, l gunicorn.AccessLine, now time.Time) {
 	s.satisfied += sat
 	s.tolerated += tol
 	g.add(sec, route, l, sat, tol)
+}
+
+// Requests returns how many requests the app's access lines counted.
+func (a *App) Requests() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.recorded
 }
 
 // grade returns 1, 0 for a satisfied request and 0, 1 for a tolerating
