@@ -463,6 +463,7 @@ func adoptGeneration(r *proc.Reaper, old *Generation, id, pid int) *Generation {
 	g.Pidfile = old.Pidfile
 	g.FollowsLink = old.FollowsLink
 	g.outFD = old.outFD
+	g.access = old.access
 	g.socks = old.socks
 	if p, err := proc.ReadStat(pid); err == nil {
 		g.PGID = p.PGRP

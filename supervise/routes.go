@@ -20,8 +20,8 @@ const accessPipeSize = 1 << 20
 // accessPipe is one generation's access lines: the master gets the write
 // end (after its listeners), an apm reader the read end.
 type accessPipe struct {
-	r *os.File
-	w int
+	r     *os.File
+	fd, w int
 }
 
 // routed reports whether app's generations get an access pipe: a Gunicorn
@@ -62,7 +62,7 @@ func (m *Manager) withAccessPipe(app *config.App, spec *proc.Spec) (*accessPipe,
 	spec.Argv = gunicorn.WithAccessLogger(spec.Argv)
 	spec.Files = append(spec.Files, fds[1])
 	spec.Env = gunicorn.AccessEnv(spec.Env, m.runDir, app, 3+len(spec.Files)-1)
-	return &accessPipe{r: os.NewFile(uintptr(fds[0]), "access:"+app.Name), w: fds[1]}, nil
+	return &accessPipe{r: os.NewFile(uintptr(fds[0]), "access:"+app.Name), fd: fds[0], w: fds[1]}, nil
 }
 
 // closeFDs closes descriptors the supervisor no longer needs.
@@ -72,26 +72,75 @@ func closeFDs(fds ...int) {
 	}
 }
 
+// accessReader is the reader of one access pipe; done is closed once it
+// has read to EOF and closed the pipe.
+type accessReader struct {
+	fd   int
+	done chan struct{}
+}
+
+// handoverFD returns the read end to hand over to the next image: -1 for
+// none, or once the reader closed it (the number may name another file
+// by then).
+func (r *accessReader) handoverFD() int {
+	if r == nil {
+		return -1
+	}
+	select {
+	case <-r.done:
+		return -1
+	default:
+		return r.fd
+	}
+}
+
 // startReading hands p's read end to a reader for generation id of app
 // (master pid, release dir), once the master holds the write end; the
 // reader ends at EOF, when the master and its workers are gone. With
-// failed set (the fork did not happen), it only closes p.
-func (m *Manager) startReading(app *config.App, p *accessPipe, id, pid int, dir string, failed bool) {
+// failed set (the fork did not happen), it only closes p. It returns the
+// reader, nil when there is none.
+func (m *Manager) startReading(app *config.App, p *accessPipe, id, pid int, dir string, failed bool) *accessReader {
 	if p == nil {
-		return
+		return nil
 	}
 	closeFDs(p.w)
 	if failed {
 		_ = p.r.Close() // never read
-		return
+		return nil
 	}
-	g := m.routeGen(app, id, pid, dir)
+	return m.readAccess(app.Name, p.r, p.fd, m.routeGen(app, id, pid, dir))
+}
+
+// readAccess reads f (descriptor fd) into g until EOF, then closes it.
+func (m *Manager) readAccess(app string, f *os.File, fd int, g *apm.Gen) *accessReader {
+	r := &accessReader{fd: fd, done: make(chan struct{})}
 	go func() {
-		defer func() { _ = p.r.Close() }() // read to EOF
-		if err := g.Read(p.r); err != nil {
-			m.logger.Warn("access pipe", "app", app.Name, "generation", id, "err", err)
+		defer close(r.done)
+		defer func() { _ = f.Close() }() // read to EOF
+		if err := g.Read(f); err != nil {
+			m.logger.Warn("access pipe", "app", app, "generation", g.ID, "err", err)
 		}
 	}()
+	return r
+}
+
+// adoptAccess reads the access pipe a previous image handed over with
+// generation g of app (nil when there is none, or route metrics are off
+// now: the pipe is closed, and the workers' lines are dropped).
+func (m *Manager) adoptAccess(app *config.App, g *GenHandover) *accessReader {
+	if g.AccessFD < 0 {
+		return nil
+	}
+	if !m.routed(app) {
+		closeFDs(g.AccessFD)
+		return nil
+	}
+	if err := unix.SetNonblock(g.AccessFD, true); err != nil {
+		m.logger.Warn("adopt access pipe", "app", app.Name, "generation", g.ID, "err", err)
+	}
+	unix.CloseOnExec(g.AccessFD)
+	f := os.NewFile(uintptr(g.AccessFD), "access:"+app.Name)
+	return m.readAccess(app.Name, f, g.AccessFD, m.routeGen(app, g.ID, g.PID, g.Dir))
 }
 
 // routeGen registers generation id of app (master pid, release dir) for

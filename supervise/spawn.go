@@ -121,7 +121,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	}
 	m.markApp(app.Name, home, &spec)
 	pid, exitCh, out, err := m.forkCaptured(app.Name, id, spec)
-	m.startReading(app, access, id, pid, dir, err != nil)
+	reader := m.startReading(app, access, id, pid, dir, err != nil)
 	if leaf != nil {
 		if cerr := leaf.Close(); cerr != nil {
 			m.logger.Warn("spawn", "app", app.Name, "err", cerr)
@@ -132,6 +132,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		return nil, err
 	}
 	g := newGeneration(app.Name, id, pid, exitCh, out, out.Done())
+	g.access = reader
 	g.home = home
 	m.enterHome(home)
 	g.Dir = dir
