@@ -255,6 +255,7 @@ reload.strategy = "swap"
 		},
 	}
 	withDefaultLogs(want)
+	withDefaultRoutes(want)
 	for i := range max(len(got.Apps), len(want.Apps)) {
 		if i >= len(got.Apps) || i >= len(want.Apps) {
 			t.Fatalf("got %d apps, want %d", len(got.Apps), len(want.Apps))
@@ -334,6 +335,7 @@ listen = ["unix:///run/web.sock"]
 		}},
 	}
 	withDefaultLogs(want)
+	withDefaultRoutes(want)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config:\n got %+v\nwant %+v\n got app %+v\nwant app %+v", *got, *want, *got.Apps[0], *want.Apps[0])
 	}
@@ -438,6 +440,17 @@ backoff_max = ""
 stable_after = "10"
 [app.web.health]
 interval = "1 s"
+`},
+		{"bad_route_keys", web + `route_metrics = "yes"
+routes = ["api/items/:id", "/a b"]
+route_cap = 0
+apdex_t = "1x"
+compare_window = "1ms"
+[app.worker]
+kind = "process"
+command = ["/bin/true"]
+allow_root = true
+routes = ["/x"]
 `},
 		{"tiny_durations", web + `backoff_initial = "1ns"
 backoff_max = "1ns"

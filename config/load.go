@@ -253,6 +253,7 @@ func (p *parser) app(name string, t *table) *App {
 	a.Reload = p.reload(t.sub("reload"), a.Kind)
 	a.Health = p.health(t.sub("health"), a, venvOK, hasListen)
 	a.Log = appLog(t)
+	routeMetrics(t, a, gunicorn)
 	instanceLogFile(t, a)
 	t.finish()
 	return a

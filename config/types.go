@@ -199,6 +199,8 @@ type App struct {
 	Steering Steering `update:"inplace" key:"steering"`
 	// Log is where the app's output goes.
 	Log AppLog `update:"reload"`
+	// Routes is how its requests are measured by route (Gunicorn apps).
+	Routes RouteMetrics `update:"reload"`
 
 	// Statsd is true when the supervisor should run its statsd bridge for
 	// this app (Gunicorn apps whose Args carry no --statsd-host of their own).

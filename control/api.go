@@ -206,6 +206,11 @@ type AppStatus struct {
 	// WorkersRecycled counts workers sent a graceful TERM for their memory
 	// (max_worker_rss) since the supervisor started.
 	WorkersRecycled uint64 `json:"workers_recycled,omitempty"`
+	// Comparison compares the generation the last reload or deploy started
+	// with the one it replaced over the app's compare_window (throughput,
+	// errors, latency, Apdex, CPU and memory per worker, routes whose p99
+	// moved), or says when it will; "" without route metrics or a reload.
+	Comparison string `json:"comparison,omitempty"`
 }
 
 // Exit describes how a process ended.

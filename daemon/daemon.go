@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gunisup/supervisor/apm"
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/exitcode"
@@ -142,9 +143,11 @@ type Daemon struct {
 
 	// selfLog keeps the supervisor's recent log lines (`supctl log`); nil
 	// when Logger writes elsewhere only.
-	selfLog  *selfLog
-	started  time.Time
-	manager  *supervise.Manager
+	selfLog *selfLog
+	started time.Time
+	manager *supervise.Manager
+	// routes holds the apps' route metrics, registered on the metrics.
+	routes   *apm.Set
 	reaper   *proc.Reaper
 	notifier *sdnotify.Notifier
 	bridges  map[string]*metrics.StatsdBridge
@@ -255,6 +258,8 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	r.onClose(d.reaper.Close)
 	src := &lateSource{inboxes: &d.inboxes}
 	met := metrics.New(src, metrics.Options{Logger: d.Logger, Version: Version})
+	d.routes = apm.NewSet(apm.Options{})
+	met.Registry().MustRegister(d.routes)
 	d.probeHost(met)
 	if err := d.openBridges(r, met, hand, stateFD); err != nil {
 		return err
@@ -279,6 +284,7 @@ func (d *Daemon) setup(ctx context.Context, r *running) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	r.onClose(cancel)
 	r.ctx = runCtx
+	go d.routes.Run(runCtx)
 	if httpLn != nil {
 		d.serveHTTP(r, httpLn, met)
 	}
@@ -421,6 +427,7 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 		Sockets:    held,
 		Cgroups:    cgroups,
 		Orphans:    orphans,
+		Routes:     d.routes,
 	}
 	if hand != nil {
 		opts.Restore = hand.Manager
@@ -497,8 +504,8 @@ func (d *Daemon) serveControl(r *running, srv *control.Server, met *metrics.Metr
 	srv.Backend, srv.Logs = backend{d.manager}, backend{d.manager}
 	srv.Errors = errorInbox{&d.inboxes}
 	srv.Metrics = met.ScrapeHandler()
-	srv.Top = met.TopHandler(d.manager)
-	srv.Config = configurer{d.manager, d.pruneBridges}
+	srv.Top = met.TopHandler(d.manager, d.routes.Top())
+	srv.Config = configurer{d.manager, d.pruneRemoved}
 	r.ctrlDone = make(chan error, 1)
 	go func() { r.ctrlDone <- srv.Serve() }()
 }

@@ -131,7 +131,7 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 		NextRestart: s.NextRestart, Backoff: s.Backoff,
 		Reloading: s.Reloading, Reloads: s.Reloads,
 		StatsdBridge: s.StatsdBridge, StatsdAddr: s.StatsdAddr, Message: s.Message,
-		Traceback: s.Traceback, LogDropped: s.LogDropped,
+		Traceback: s.Traceback, LogDropped: s.LogDropped, Comparison: s.Comparison,
 		WorkersTarget: s.WorkersTarget, WorkersRecycled: s.WorkersRecycled,
 		Required: s.Required, Wanted: s.Wanted, Attempted: s.Attempted,
 	}

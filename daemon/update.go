@@ -85,10 +85,14 @@ func update(ctx context.Context, m *supervise.Manager, apps []string, progress r
 	return errors.Join(errs...)
 }
 
-// pruneBridges closes the statsd bridge of every app missing from the
-// running configuration: one an update removed, or one opened for an app
-// whose update then failed.
-func (d *Daemon) pruneBridges() { d.closeBridgesNotIn(d.manager.Config()) }
+// pruneRemoved closes the statsd bridge and drops the route metrics of
+// every app missing from the running configuration: one an update removed,
+// or one opened for an app whose update then failed.
+func (d *Daemon) pruneRemoved() {
+	cfg := d.manager.Config()
+	d.closeBridgesNotIn(cfg)
+	d.routes.Prune(cfg)
+}
 
 // closeBridgesNotIn closes and forgets the statsd bridge of every app cfg
 // does not have.

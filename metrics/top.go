@@ -32,16 +32,18 @@ type TopSource interface {
 // series), app_restarts_total, app_workers (Gunicorn apps: the master's
 // children), app_cpu_seconds_total and app_resident_memory_bytes (apps
 // that run), listener_queue_length, and the series of topVecs, held in
-// memory. CPU and memory come from the app's cgroup (cpu.stat usage_usec;
+// memory, and the collectors of extra (route metrics' part, see
+// apm.Set.Top). CPU and memory come from the app's cgroup (cpu.stat usage_usec;
 // memory.stat anon plus file_mapped) where it has one, else (or for what
 // its controllers do not count) from /proc/PID/stat of the master and its
 // children only. No process is listed, no descriptor counted, and the
 // files read stay open between reads (see topFiles): one pread(2) per
 // file. At most 2 reads run at once.
-func (m *Metrics) TopHandler(src TopSource) http.Handler {
+func (m *Metrics) TopHandler(src TopSource, extra ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(&topCollector{src: src, procRoot: m.apps.procRoot, fail: m.apps.fail, pageSize: float64(os.Getpagesize())})
 	reg.MustRegister(m.topVecs()...)
+	reg.MustRegister(extra...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            slogPrinter{m.logger},
 		ErrorHandling:       promhttp.ContinueOnError,

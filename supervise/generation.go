@@ -61,6 +61,9 @@ type Generation struct {
 	socks []*listen.Socket
 	// stopSent is set by the first stop signal.
 	stopSent atomic.Bool
+	// access reads its access pipe (nil: none); a USR2 master shares its
+	// parent's.
+	access *accessReader
 	// home is where the processes it detaches are found (see
 	// contain.Home); leaving counts it out of its home once (see
 	// Manager.afterExit).

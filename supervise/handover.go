@@ -121,7 +121,8 @@ type handedOver interface{ handover() *GenHandover }
 
 func (g *Generation) handover() *GenHandover {
 	fds := g.handoverFDs()
-	return &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink, OutFD: fds.stdout, ErrFD: fds.stderr}
+	return &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink,
+		OutFD: fds.stdout, ErrFD: fds.stderr, AccessFD: g.access.handoverFD()}
 }
 
 // restoreAll puts each app st hands over back in the state the previous
@@ -154,6 +155,7 @@ func (m *Manager) restoreApp(s *appSlot, st AppHandover) (started bool) {
 		return !st.Want
 	}
 	gen := m.adoptHandedOver(a.cfg.Name, st.Gen)
+	gen.access = m.adoptAccess(a.cfg, st.Gen)
 	if a.cfg.Kind == config.KindGunicorn {
 		gen.socks = m.view(a.cfg.Name).table.Sockets()
 	}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gunisup/supervisor/apm"
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/contain"
 	"github.com/gunisup/supervisor/gunicorn"
@@ -66,6 +67,9 @@ type Options struct {
 	// can): the daemon passes what `supervisor doctor` found at start, so
 	// the listeners and the doctor agree. nil: probed when first needed.
 	BPFWhy func() string
+	// Routes, when not nil, gets the access lines of every Gunicorn app
+	// with route_metrics on (see package apm).
+	Routes *apm.Set
 }
 
 // Manager runs every app of one configuration: it holds their sockets and
@@ -81,7 +85,9 @@ type Manager struct {
 	stopOnce sync.Once
 	cfg      *config.Config
 	reaper   *proc.Reaper
-	logger   *slog.Logger
+	// routes holds the apps' route metrics (nil: none).
+	routes *apm.Set
+	logger *slog.Logger
 	// stdoutSink is the sink shared by the apps with log = "stdout".
 	stdoutSink io.Writer
 	observer   Observer
@@ -171,6 +177,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		cgroupRoot: opts.Cgroups,
 		openStatsd: opts.OpenStatsd,
 		watchLog:   opts.WatchLog,
+		routes:     opts.Routes,
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -436,6 +443,7 @@ func (m *Manager) Snapshots() []AppSnapshot {
 		if st := m.workerStats(s.Name); st != nil {
 			s.WorkersTarget, s.WorkersRecycled = st.Target(), st.Recycled()
 		}
+		s.Comparison = m.comparison(s.Name)
 		m.logReport(&s)
 		out = append(out, s)
 	}
@@ -563,6 +571,7 @@ func (m *Manager) endOrphans(g *Generation) {
 // reload may both see one exit), and only the first closes the home.
 func (m *Manager) afterExit(g *Generation) {
 	m.noteExit(g)
+	m.endRouteGen(g.App, g.ID)
 	last := false
 	g.leaving.Do(func() {
 		last = m.homes.Leave(g.home)

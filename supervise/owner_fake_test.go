@@ -224,14 +224,15 @@ func (e *fakeEnv) takeSteps() []string {
 	e.steps = nil
 	return out
 }
-func (e *fakeEnv) changed()                            {}
-func (e *fakeEnv) appReady()                           {}
-func (e *fakeEnv) appExited(string, ExitInfo)          {}
-func (e *fakeEnv) statsdAddr(string) string            { return "" }
-func (e *fakeEnv) listeners(string) []ListenerSnapshot { return nil }
-func (e *fakeEnv) workerStats(string) *scale.Stats     { return &scale.Stats{} }
-func (e *fakeEnv) log() *slog.Logger                   { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-func (e *fakeEnv) events() Observer                    { return NopObserver{} }
+func (e *fakeEnv) changed()                               {}
+func (e *fakeEnv) appReady()                              {}
+func (e *fakeEnv) appExited(string, ExitInfo)             {}
+func (e *fakeEnv) statsdAddr(string) string               { return "" }
+func (e *fakeEnv) listeners(string) []ListenerSnapshot    { return nil }
+func (e *fakeEnv) swapped(string, int, int) time.Duration { return 0 }
+func (e *fakeEnv) workerStats(string) *scale.Stats        { return &scale.Stats{} }
+func (e *fakeEnv) log() *slog.Logger                      { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func (e *fakeEnv) events() Observer                       { return NopObserver{} }
 
 // usr2 re-execs in place: a new generation that has booted at once.
 func (e *fakeEnv) usr2(context.Context, *appOwner, generation) (generation, error) {

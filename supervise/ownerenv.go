@@ -103,6 +103,9 @@ type ownerEnv interface {
 	recordChange(app string, c *recovery.RunChange) error
 	// recordNow writes the run state now (a failure is logged).
 	recordNow(app string)
+	// swapped starts the comparison of the app's generation newID with
+	// oldID, which it replaced now (see apm.App.Swapped): the window, or 0.
+	swapped(app string, oldID, newID int) time.Duration
 	// statsdAddr is the app's statsd bridge address ("" for none).
 	statsdAddr(app string) string
 	// listeners describes the app's held sockets.
@@ -200,8 +203,11 @@ func (e managerEnv) changed()                            { e.m.changed() }
 func (e managerEnv) appReady()                           { e.m.appReady() }
 func (e managerEnv) appExited(app string, info ExitInfo) { e.m.appExited(app, info) }
 func (e managerEnv) statsdAddr(app string) string        { return e.m.statsdAddr(app) }
-func (e managerEnv) log() *slog.Logger                   { return e.m.logger }
-func (e managerEnv) events() Observer                    { return e.m.observer }
+func (e managerEnv) swapped(app string, oldID, newID int) time.Duration {
+	return e.m.swapped(app, oldID, newID)
+}
+func (e managerEnv) log() *slog.Logger { return e.m.logger }
+func (e managerEnv) events() Observer  { return e.m.observer }
 
 // listeners describes app's held sockets; a steered one reports the
 // serving generation's socket (its queue is the one that matters).

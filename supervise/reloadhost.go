@@ -192,6 +192,10 @@ func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy,
 		progress(reExecUngated(st))
 	}
 	_, err := reload.Run(ctx, st, h, old, progress)
+	if err == nil && !h.compareDue.IsZero() {
+		in := max(time.Until(h.compareDue), 0).Round(time.Second)
+		progress(fmt.Sprintf("comparison in %s: supctl status %s", in, a.cfg.Name))
+	}
 	if err != nil && previous != "" {
 		if _, perr := reload.PointLink(a.cfg.Directory, previous); perr != nil {
 			progress(fmt.Sprintf("error: pointing %s back at %s: %v", a.cfg.Directory, previous, perr))
@@ -298,6 +302,9 @@ type host struct {
 	a   *appOwner
 	ctx context.Context // the manager's: generations outlive the reload's ctx
 	run *reloadRun
+	// compareDue is when the comparison its commit started ends (zero:
+	// none).
+	compareDue time.Time
 }
 
 func asGen(g reload.Gen) generation { return g.(generation) }
@@ -340,6 +347,11 @@ func (h *host) Commit(ctx context.Context, g reload.Gen) error {
 	err := <-m.reply
 	if err == nil {
 		h.a.env.recordNow(h.a.cfg.Name) // a successor recovers to g's release
+		if h.run.old != nil {
+			if w := h.a.env.swapped(h.a.cfg.Name, h.run.old.Info().ID, asGen(g).Info().ID); w > 0 {
+				h.compareDue = time.Now().Add(w)
+			}
+		}
 	}
 	return err
 }
@@ -417,6 +429,7 @@ func (h *usr2Host) USR2(ctx context.Context, old *Generation) (*Generation, erro
 	h.m.homes.Enter(g.home)
 	h.m.removePidfilesAtExit(g)
 	h.m.shareGen(h.cfg.Name, old.ID, id)
+	h.m.routeGen(h.cfg, id, newPID, g.Dir)
 	h.m.logger.Info("usr2 master", "app", h.cfg.Name, "generation", id, "pid", newPID, "dir", g.Dir)
 	// A re-exec runs where the old master was started (Gunicorn takes $PWD
 	// only if it named the same directory then): a new master that does not
@@ -450,6 +463,7 @@ func adoptGeneration(r *proc.Reaper, old *Generation, id, pid int) *Generation {
 	g.Pidfile = old.Pidfile
 	g.FollowsLink = old.FollowsLink
 	g.outFD = old.outFD
+	g.access = old.access
 	g.socks = old.socks
 	if p, err := proc.ReadStat(pid); err == nil {
 		g.PGID = p.PGRP

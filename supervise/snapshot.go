@@ -95,6 +95,8 @@ type AppSnapshot struct {
 	// memory (max_worker_rss) since the supervisor started.
 	WorkersTarget   int
 	WorkersRecycled uint64
+	// Comparison is the last reload's comparison line (see control.AppStatus).
+	Comparison string
 }
 
 // UnmarshalText parses a state name written by MarshalText.

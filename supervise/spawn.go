@@ -103,8 +103,13 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 			return nil, err
 		}
 	}
+	access, err := m.withAccessPipe(app, &spec)
+	if err != nil {
+		return nil, err
+	}
 	home, leaf, err := contain.New(app.Name, m.view(app.Name).cgroup, id)
 	if err != nil {
+		m.startReading(app, access, id, 0, dir, true)
 		return nil, err
 	}
 	if leaf != nil {
@@ -112,6 +117,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 	}
 	contain.Mark(app.Name, home, &spec)
 	pid, exitCh, out, err := m.forkCaptured(app.Name, id, spec)
+	reader := m.startReading(app, access, id, pid, dir, err != nil)
 	if leaf != nil {
 		if cerr := leaf.Close(); cerr != nil {
 			m.logger.Warn("spawn", "app", app.Name, "err", cerr)
@@ -122,6 +128,7 @@ func (m *Manager) spawn(ctx context.Context, app *config.App, id int, dir string
 		return nil, err
 	}
 	g := newGeneration(app.Name, id, pid, exitCh, out, out.Done())
+	g.access = reader
 	g.home = home
 	m.homes.Enter(home)
 	g.Dir = dir

@@ -253,7 +253,8 @@ func (m *Manager) install(merged *config.Config, plan []*appUpdate) {
 }
 
 // removeApps stops the removed apps of plan (in their stop order), ends
-// their owners and closes their sockets; errors go to errs by app.
+// their owners and closes their sockets; errors go to errs by app (their
+// route metrics are the daemon's to drop).
 func (m *Manager) removeApps(ctx context.Context, plan []*appUpdate, errs map[string]error) {
 	var set []*appOwner
 	for _, u := range plan {

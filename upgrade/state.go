@@ -65,14 +65,17 @@ type GenHandover struct {
 	OutFD int `json:"out_fd"`
 	// ErrFD is the read end of the generation's stderr pipe (-1 if none).
 	ErrFD int `json:"err_fd"`
+	// AccessFD is the read end of the generation's access pipe, the
+	// lines of its route metrics (-1 if none).
+	AccessFD int `json:"access_fd"`
 }
 
 // UnmarshalJSON decodes g, taking a descriptor the state does not name as
 // -1 (none): a state written by an image with one output pipe per
-// generation has no err_fd.
+// generation has no err_fd, one without route metrics no access_fd.
 func (g *GenHandover) UnmarshalJSON(b []byte) error {
 	type plain GenHandover
-	p := plain{OutFD: -1, ErrFD: -1}
+	p := plain{OutFD: -1, ErrFD: -1, AccessFD: -1}
 	if err := json.Unmarshal(b, &p); err != nil {
 		return fmt.Errorf("generation hand-over state: %w", err)
 	}
@@ -112,7 +115,7 @@ func (h *Handover) FDs() []int {
 		if a.Gen == nil {
 			continue
 		}
-		for _, fd := range []int{a.Gen.OutFD, a.Gen.ErrFD} {
+		for _, fd := range []int{a.Gen.OutFD, a.Gen.ErrFD, a.Gen.AccessFD} {
 			if fd >= 0 {
 				fds = append(fds, fd)
 			}

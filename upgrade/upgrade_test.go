@@ -45,7 +45,7 @@ func TestValidate(t *testing.T) {
 	good := func() *Handover {
 		return &Handover{Version: HandoverVersion, Sockets: map[string][]SocketHandover{
 			"web": {{Raw: "tcp://127.0.0.1:8001", FD: 3}, {Raw: "tcp://127.0.0.1:8002", FD: 4}},
-		}, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 1, PID: 10, OutFD: 5, ErrFD: 6, FollowsLink: true}}}}
+		}, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 1, PID: 10, OutFD: 5, ErrFD: 6, AccessFD: 7, FollowsLink: true}}}}
 	}
 	tests := []struct {
 		name    string
@@ -68,8 +68,8 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
-	if got := good().FDs(); len(got) != 4 {
-		t.Errorf("FDs = %v, want the two sockets and the two output pipes", got)
+	if got := good().FDs(); len(got) != 5 {
+		t.Errorf("FDs = %v, want the two sockets, the two output pipes and the access pipe", got)
 	}
 	steered := good()
 	steered.Sockets["web"][0].Steer = &listen.SteerHandover{SocketsFD: 10, ServingFD: 11, ProgFD: 12,
@@ -77,7 +77,7 @@ func TestValidate(t *testing.T) {
 	if err := steered.Validate(cfg); err != nil {
 		t.Errorf("Validate of a state with steering: %v", err)
 	}
-	if got := steered.FDs(); !slices.Equal(got, []int{3, 10, 11, 12, 13, 4, 5, 6}) {
+	if got := steered.FDs(); !slices.Equal(got, []int{3, 10, 11, 12, 13, 4, 5, 6, 7}) {
 		t.Errorf("FDs with steering = %v, want the sockets, the steering's maps, program and generation socket, the pipes", got)
 	}
 }
@@ -87,7 +87,7 @@ func TestValidate(t *testing.T) {
 // the variable naming it.
 func TestStateThroughMemfd(t *testing.T) {
 	st := &State{FromVersion: "v1", Config: "/etc/s.toml", Statsd: map[string]int{"web": 7},
-		Manager: &Handover{Version: HandoverVersion, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 2, PID: 42, OutFD: 8, ErrFD: 9, FollowsLink: true}}}}}
+		Manager: &Handover{Version: HandoverVersion, Apps: []AppHandover{{Name: "web", Gen: &GenHandover{ID: 2, PID: 42, OutFD: 8, ErrFD: 9, AccessFD: 10, FollowsLink: true}}}}}
 	fd, err := WriteMemfd(st)
 	if err != nil {
 		t.Fatal(err)
@@ -101,8 +101,8 @@ func TestStateThroughMemfd(t *testing.T) {
 	if _, ok := os.LookupEnv(EnvState); ok {
 		t.Errorf("%s still set after ReadState", EnvState)
 	}
-	if g := got.Manager.Apps[0].Gen; g.OutFD != 8 || g.ErrFD != 9 {
-		t.Errorf("output descriptors %d, %d after the round trip, want 8, 9", g.OutFD, g.ErrFD)
+	if g := got.Manager.Apps[0].Gen; g.OutFD != 8 || g.ErrFD != 9 || g.AccessFD != 10 {
+		t.Errorf("output descriptors %d, %d, %d after the round trip, want 8, 9, 10", g.OutFD, g.ErrFD, g.AccessFD)
 	}
 	if gotFD != fd || got.FromVersion != "v1" || !got.Manager.Apps[0].Gen.FollowsLink {
 		t.Errorf("ReadState = %+v (fd %d), want v1 with FollowsLink (fd %d)", got, gotFD, fd)
@@ -223,8 +223,8 @@ func TestGenHandoverWithoutErrFD(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"id":1,"pid":10}`), &none); err != nil {
 		t.Fatal(err)
 	}
-	if none.OutFD != -1 || none.ErrFD != -1 {
-		t.Errorf("decoded %+v, want both descriptors -1", none)
+	if none.OutFD != -1 || none.ErrFD != -1 || none.AccessFD != -1 || merged.AccessFD != -1 {
+		t.Errorf("decoded %+v and %+v, want every descriptor not named -1", none, merged)
 	}
 }
 

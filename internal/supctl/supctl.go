@@ -273,6 +273,9 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 		if a.Release != "" {
 			fmt.Fprintf(out, "%s: release %s\n", a.Name, a.Release)
 		}
+		if a.Comparison != "" {
+			fmt.Fprintf(out, "%s: %s\n", a.Name, a.Comparison)
+		}
 		if a.Kind == "gunicorn" && !a.StatsdBridge {
 			fmt.Fprintf(out, "%s: request metrics off (the app's own --statsd-host is used)\n", a.Name)
 		}

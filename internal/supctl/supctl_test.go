@@ -77,6 +77,7 @@ func serveBackend(t *testing.T, b control.Backend) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "c.sock")
 	srv := &control.Server{Backend: b}
+	srv.Errors, _ = b.(control.ErrorInbox) // nil for a backend without inboxes
 	if err := srv.Listen(sock, -1); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -222,6 +223,7 @@ func TestUpgradedSupervisorSupervises(t *testing.T) {
 		t.Fatalf("after SIGUSR2: pids %+v version %s last %q; want %+v v2 \"ok: v1 -> v2\"", got, st.Supervisor.Version, st.Supervisor.LastUpgrade, want)
 	}
 	t.Logf("SIGUSR2: %s; pid %d, apps untouched", st.Supervisor.LastUpgrade, st.Supervisor.PID)
+	checkAccessPipeKept(t, s.PID(), want.Web)
 
 	// kill -9 the web master: the new image reaps it and starts another.
 	if err := syscall.Kill(want.Web, syscall.SIGKILL); err != nil {
@@ -629,4 +631,37 @@ func checkHistoryKept(t *testing.T, before, after []string) {
 		}
 	}
 	t.Logf("log history: %d lines before the upgrade, %d after, %d lost", len(before), len(after), lost)
+}
+
+// checkAccessPipeKept checks that the supervisor pid still reads the
+// access pipe Gunicorn master holds (the descriptor GUNISUP_ACCESS_FD
+// names): the route metrics of a generation survive an upgrade.
+func checkAccessPipeKept(t *testing.T, pid, master int) {
+	t.Helper()
+	env, err := testenv.Environ(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := -1
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GUNISUP_ACCESS_FD="); ok {
+			fd, _ = strconv.Atoi(v)
+		}
+	}
+	masterFDs, err := testenv.FDs(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe := masterFDs[fd]
+	supFDs, err := testenv.FDs(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range supFDs {
+		if target == pipe && strings.HasPrefix(pipe, "pipe:") {
+			t.Logf("access pipe %s (master %d fd %d) read by the upgraded supervisor", pipe, master, fd)
+			return
+		}
+	}
+	t.Errorf("master %d's access pipe (fd %d -> %q) is not among the upgraded supervisor's descriptors", master, fd, pipe)
 }
