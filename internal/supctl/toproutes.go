@@ -46,10 +46,10 @@ func readRoutes(ctx context.Context, c *control.Client, app string) (routeReadin
 func parseRoutes(text []byte, app string, at time.Time) routeReading {
 	r := routeReading{at: at, routes: map[string]*routeCounters{}}
 	eachSample(text, func(s *sample) {
-		if s.labels["app"] != app {
-			return
+		route, ok := s.labels["route"]
+		if s.labels["app"] != app || !ok {
+			return // another app's, or a per-app series (queue time)
 		}
-		route := s.labels["route"]
 		rc := r.routes[route]
 		if rc == nil {
 			rc = &routeCounters{}

@@ -43,6 +43,7 @@ func routeMetrics(k int) string {
 		fmt.Fprintf(&b, "supervisor_route_request_duration_seconds_bucket{app=\"web\",route=%q,le=\"+Inf\"} %d\n", r.name, (r.ok+r.failed)*k)
 	}
 	fmt.Fprintf(&b, "supervisor_route_requests_total{app=\"api\",code=\"500\",method=\"GET\",route=\"/x\"} %d\n", 1000*k)
+	fmt.Fprintf(&b, "supervisor_route_queue_seconds_count{app=\"web\"} %d\n", 50*k) // no route label: not a route
 	return b.String()
 }
 

@@ -370,3 +370,59 @@ func deployComparison(t *testing.T, strategy string) {
 		}
 	}
 }
+
+// TestTopRoutes: `supctl top --routes web`, piped, while hey drives a slow
+// and a fast route of the real app, lists /report first among the slowest
+// routes with a p99 of at least its sleep, and prints no escape sequence.
+func TestTopRoutes(t *testing.T) {
+	w := startRoutes(t, "")
+	addr := w.Addr("web")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 2)
+	for _, path := range []string{"/report?ms=30", "/about"} {
+		go func() {
+			_, err := e2e.RunHey(ctx, "-z", "4s", "-c", "2", "http://"+addr+path)
+			done <- err
+		}()
+	}
+	var out string
+	testenv.WaitFor(t, 30*time.Second, "/report listed first with its p99", func() bool {
+		var code int
+		out, code = w.SupctlRun("top", "--routes", "web", "--interval", "1s")
+		if code != 0 {
+			t.Fatalf("supctl top --routes web: exit %d\n%s", code, out)
+		}
+		return slowestFirst(out, "/report", 30*time.Millisecond)
+	})
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Contains(out, "\x1b") {
+		t.Errorf("piped output has escape sequences: %q", out)
+	}
+	t.Logf("supctl top --routes web:\n%s", out)
+}
+
+// slowestFirst reports whether the first route row of top --routes' output
+// is route with a p99 (its last column ending in a unit) of at least min.
+func slowestFirst(out, route string, min time.Duration) bool {
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || !strings.HasPrefix(f[0], "/") {
+			continue
+		}
+		if f[0] != route {
+			return false
+		}
+		for _, v := range f[1:] {
+			if d, err := time.ParseDuration(v); err == nil {
+				return d >= min
+			}
+		}
+		return false
+	}
+	return false
+}
