@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -395,6 +396,7 @@ func TestTopRoutes(t *testing.T) {
 		}
 		return slowestFirst(out, "/report", 30*time.Millisecond)
 	})
+	top, code := w.SupctlRun("top", "--interval", "500ms")
 	for range 2 {
 		if err := <-done; err != nil {
 			t.Fatal(err)
@@ -404,6 +406,29 @@ func TestTopRoutes(t *testing.T) {
 		t.Errorf("piped output has escape sequences: %q", out)
 	}
 	t.Logf("supctl top --routes web:\n%s", out)
+	if apdex := column(top, "web", "APDEX"); code != 0 || !strings.HasPrefix(apdex, "0.") && apdex != "1.00" {
+		t.Errorf("supctl top: exit %d, web's APDEX %q, want a score\n%s", code, apdex, top)
+	}
+	t.Logf("supctl top:\n%s", top)
+}
+
+// column returns the field of out's table under header in the row of
+// name ("" when either is missing).
+func column(out, name, header string) string {
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		h := strings.Fields(l)
+		at := slices.Index(h, header)
+		if at < 0 {
+			continue
+		}
+		for _, r := range lines[i+1:] {
+			if f := strings.Fields(r); len(f) == len(h) && f[0] == name {
+				return f[at]
+			}
+		}
+	}
+	return ""
 }
 
 // slowestFirst reports whether the first route row of top --routes' output
