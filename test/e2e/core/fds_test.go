@@ -93,7 +93,8 @@ func fdList(fds []fdEntry) string {
 // listeners (LISTEN_FDS); a Gunicorn master and its workers none of the
 // supervisor's sockets except their app's listeners (no control socket, no
 // other app's listener, no metrics or statsd socket) and none of its pipes
-// except their own output pipe.
+// except their own output pipe and their generation's access pipe
+// (GUNISUP_ACCESS_FD, route metrics).
 func TestAppDescriptorsAndGroups(t *testing.T) {
 	s := startWeb(t, fdsConfig)
 	apps := map[string]control.AppStatus{}
@@ -181,6 +182,7 @@ func TestAppDescriptorsAndGroups(t *testing.T) {
 
 	// Gunicorn: master and workers.
 	web := apps["web"]
+	accessPipe := webAccessPipe(t, web.MasterPID)
 	for _, pid := range append([]int{web.MasterPID}, web.WorkerPIDs...) {
 		fds := openFDs(t, pid)
 		role := "worker"
@@ -214,7 +216,7 @@ func TestAppDescriptorsAndGroups(t *testing.T) {
 				}
 				t.Errorf("web %s %d: fd %d is socket %d, %s", role, pid, f.FD, ino, what)
 			case "pipe":
-				if _, held := supPipes[ino]; held && ino != outPipe && ino != errPipe {
+				if _, held := supPipes[ino]; held && ino != outPipe && ino != errPipe && ino != accessPipe {
 					t.Errorf("web %s %d: fd %d is pipe %d of the supervisor (another app's output?)", role, pid, f.FD, ino)
 				}
 			}
@@ -232,4 +234,26 @@ func TestAppDescriptorsAndGroups(t *testing.T) {
 	}
 	sort.Ints(keys)
 	t.Logf("process groups: supervisor %d, apps %v", supStat.PGID, keys)
+}
+
+// webAccessPipe returns the inode of the access pipe Gunicorn master pid
+// writes request lines to (its descriptor GUNISUP_ACCESS_FD, route
+// metrics), which it and its workers share with the supervisor by design.
+func webAccessPipe(t *testing.T, pid int) uint64 {
+	t.Helper()
+	fd, err := strconv.Atoi(environ(t, pid)["GUNISUP_ACCESS_FD"])
+	if err != nil {
+		t.Fatalf("web master %d: GUNISUP_ACCESS_FD: %v", pid, err)
+	}
+	for _, f := range openFDs(t, pid) {
+		if f.FD != fd {
+			continue
+		}
+		if kind, ino, ok := testenv.KindInode(f.Target); ok && kind == "pipe" {
+			return ino
+		}
+		t.Fatalf("web master %d: GUNISUP_ACCESS_FD=%d is %s, not a pipe", pid, fd, f.Target)
+	}
+	t.Fatalf("web master %d: GUNISUP_ACCESS_FD=%d is not open", pid, fd)
+	return 0
 }
