@@ -15,7 +15,10 @@ import (
 // update, Release closes it once no generation uses it, and the connections
 // still queued on it move to the serving socket instead of being reset.
 // A holder socket (HeldSocket) keeps the address bound for the supervisor's
-// snapshots and a self-upgrade. All methods are safe for concurrent use.
+// snapshots and a self-upgrade; nobody accepts from it, so a socket always
+// serves: from BindSteered on a standby socket, which the first
+// generation takes, then the last served one until Serve moves on. All
+// methods are safe for concurrent use.
 type GenSockets struct {
 	Spec  config.Listener
 	group *steer.Group
@@ -58,7 +61,34 @@ func BindSteered(l config.Listener) (*GenSockets, *Socket, error) {
 	if err != nil {
 		return nil, nil, errors.Join(err, group.Close())
 	}
-	return &GenSockets{Spec: l, group: group, byGen: map[int]*genListener{}}, held, nil
+	s := &GenSockets{Spec: l, group: group, byGen: map[int]*genListener{}}
+	if err := s.addStandby(); err != nil {
+		return nil, nil, errors.Join(err, held.Close(), group.Close())
+	}
+	return s, held, nil
+}
+
+// addStandby binds the socket that serves before any generation exists
+// and makes it the serving one: the first generation's Add takes it, with
+// the connections queued there meanwhile. Without it the kernel's hash
+// would put them on the holder, whose queue nobody accepts from.
+func (s *GenSockets) addStandby() error {
+	l, err := s.group.Add()
+	if err != nil {
+		return fmt.Errorf("listen %s: standby socket: %w", s.Spec.Raw, err)
+	}
+	if err := s.group.Serve(l); err != nil {
+		return fmt.Errorf("listen %s: serve the standby socket: %w", s.Spec.Raw, err)
+	}
+	s.serving = &genListener{l: l, gens: map[int]bool{}}
+	return nil
+}
+
+// standbyLocked reports whether the serving socket is a standby: one no
+// generation has used yet (addStandby's, or one adopted as such); s.mu is
+// held.
+func (s *GenSockets) standbyLocked() bool {
+	return s.serving != nil && len(s.serving.gens) == 0 && !s.serving.done
 }
 
 // backlogOf is the listen backlog of l's sockets (2048 unless set).
@@ -71,12 +101,19 @@ func backlogOf(l config.Listener) int {
 
 // Add binds generation gen's own socket and returns its descriptor, which
 // the GenSockets owns (pass it to the child; do not close it). It receives
-// no new connection until Serve(gen).
+// no new connection until Serve(gen), except the standby socket: the first
+// generation takes the socket that serves while none exists, and the
+// connections queued on it.
 func (s *GenSockets) Add(gen int) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if gl := s.byGen[gen]; gl != nil {
 		return int(gl.l.File().Fd()), nil
+	}
+	if s.standbyLocked() {
+		s.serving.gens[gen] = true
+		s.byGen[gen] = s.serving
+		return int(s.serving.l.File().Fd()), nil
 	}
 	l, err := s.group.Add()
 	if err != nil {
@@ -204,4 +241,24 @@ func (s *GenSockets) Close() error {
 	s.byGen = map[int]*genListener{}
 	s.serving, s.canary, s.split = nil, nil, SplitState{}
 	return s.group.Close()
+}
+
+// RequeueHeld moves the connections waiting on held, the holder socket
+// BindSteered returned, to the serving socket (see steer.Group.Requeue):
+// while no generation's socket serves (from the bind to the first Serve),
+// the kernel's hash may put a connection on the holder, whose queue nobody
+// accepts from. It does nothing when held is closed, has no connection
+// waiting, or no socket serves.
+func (s *GenSockets) RequeueHeld(held *Socket) error {
+	fd := held.FD()
+	if fd < 0 {
+		return nil
+	}
+	if n, err := steer.HolderQueue(fd); err != nil || n == 0 {
+		return err
+	}
+	if err := s.group.Requeue(fd); err != nil && !errors.Is(err, steer.ErrNoServing) {
+		return fmt.Errorf("listen %s: %w", s.Spec.Raw, err)
+	}
+	return nil
 }

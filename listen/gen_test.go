@@ -1,6 +1,7 @@
 package listen
 
 import (
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -110,5 +111,39 @@ func waitDepth(t *testing.T, gs *GenSockets, gen, want int) {
 			t.Fatalf("generation %d queue depth %d, want %d", gen, n, want)
 		}
 		time.Sleep(time.Millisecond) // polling the kernel's counter; no event to wait on
+	}
+}
+
+// TestGenSocketsStandbyBeforeFirstGeneration: connections made between
+// BindSteered and the first generation's Add wait on the standby socket,
+// which generation 1 takes with them; none waits on the holder.
+func TestGenSocketsStandbyBeforeFirstGeneration(t *testing.T) {
+	if err := steer.Available(); err != nil {
+		t.Skipf("BPF steering unavailable: %v", err)
+	}
+	gs, held, err := BindSteered(config.Listener{Raw: "tcp://127.0.0.1:0", Network: config.NetTCP, Address: "127.0.0.1:0", Backlog: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := errors.Join(gs.Close(), held.Close()); err != nil {
+			t.Error(err)
+		}
+	})
+	for range 8 {
+		dial(t, held.Bound)
+	}
+	if _, err := gs.Add(1); err != nil {
+		t.Fatal(err)
+	}
+	waitDepth(t, gs, 1, 8)
+	if n, err := steer.HolderQueue(held.FD()); err != nil || n != 0 {
+		t.Errorf("holder queue: %d %v, want 0", n, err)
+	}
+	if _, err := gs.ServeGen(1, held); err != nil {
+		t.Fatal(err)
+	}
+	if !gs.Serving(1) {
+		t.Error("generation 1 does not serve after ServeGen")
 	}
 }

@@ -52,9 +52,14 @@ func (s *GenSockets) Attach(gen int, _ bool, held *Socket) (int, *Socket, error)
 }
 
 // ServeGen switches new connections to gen's socket (see Serve) and
-// returns held, which stays the listener's Socket.
+// returns held, which stays the listener's Socket. Connections the
+// kernel's hash put on held while no socket served (nobody accepts from
+// it) then move to gen's socket (see RequeueHeld).
 func (s *GenSockets) ServeGen(gen int, held *Socket) (*Socket, error) {
-	return held, s.Serve(gen)
+	if err := s.Serve(gen); err != nil {
+		return held, err
+	}
+	return held, s.RequeueHeld(held)
 }
 
 // Shut is Close: the BPF group keeps no name for a stopping master.

@@ -45,6 +45,12 @@
 // itself the one closing and no canary is set, or no listener serves, the
 // program lets the kernel choose among the remaining listeners by hash.
 //
+// A holder socket (Group.Hold) is in the reuseport group but in no slot,
+// so the kernel's hash may put a connection on it while no listener
+// serves. Group.Requeue moves such connections to the serving listener:
+// it shuts the holder down (the program migrates its queue as on a close)
+// and listens on it again.
+//
 // Loading, attaching and updating the maps need CAP_BPF (CAP_NET_ADMIN is
 // not needed: SK_REUSEPORT is not a network-admin program type) and Linux
 // 5.14 or newer.

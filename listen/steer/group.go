@@ -336,3 +336,49 @@ func (g *Group) Hold() (int, error) {
 	g.addr = bound
 	return fd, nil
 }
+
+// Requeue moves the connections queued on fd, a socket Hold returned, to
+// the serving listener and leaves fd listening again on the same address.
+// Nobody accepts from a holder; the kernel's hash puts connections on it
+// only while no listener serves. It stops fd listening (shutdown SHUT_RD:
+// the kernel runs the group's program for each queued connection, which
+// selects the serving listener, as when a listener closes) and listens
+// again, binding the group's port afresh where the shutdown released it
+// (a holder bound to port 0 loses its port with the shutdown). The serving listener keeps the address
+// reachable meanwhile. It fails with ErrNoServing while no listener
+// serves (the queue would have nowhere to go).
+func (g *Group) Requeue(fd int) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ErrClosed
+	}
+	if g.serving == nil {
+		return ErrNoServing
+	}
+	if err := unix.Shutdown(fd, unix.SHUT_RD); err != nil {
+		return fmt.Errorf("steer: stop holder of %s (fd %d) listening: %w", g.addr, fd, err)
+	}
+	// EINVAL: the socket kept its port (it was bound to a given one).
+	_, want := sockaddr(g.addr)
+	if err := unix.Bind(fd, want); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("steer: bind holder of %s (fd %d) again: %w", g.addr, fd, err)
+	}
+	if err := unix.Listen(fd, 1); err != nil {
+		return fmt.Errorf("steer: listen on holder of %s (fd %d) again: %w", g.addr, fd, err)
+	}
+	return nil
+}
+
+// ErrNoServing is returned by Requeue while no listener serves.
+var ErrNoServing = errors.New("steer: no listener serves")
+
+// HolderQueue returns how many established connections wait on fd, a
+// socket Hold returned.
+func HolderQueue(fd int) (int, error) {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, fmt.Errorf("steer: TCP_INFO of holder fd %d: %w", fd, err)
+	}
+	return int(info.Unacked), nil
+}
