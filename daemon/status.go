@@ -59,6 +59,11 @@ func (b backend) Deploy(ctx context.Context, name, release, strategy string, pro
 	return outcome(b.m.Deploy(ctx, name, release, st, reload.Progress(progress)))
 }
 
+// Rollback implements control.Rollbacker.
+func (b backend) Rollback(ctx context.Context, name string, progress control.Progress) control.Outcome {
+	return outcome(b.m.Rollback(ctx, name, reload.Progress(progress)))
+}
+
 // upgrader serves the control API's upgrade verb from Daemon.Upgrade.
 type upgrader struct{ d *Daemon }
 
@@ -134,6 +139,9 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 		Traceback: s.Traceback, LogDropped: s.LogDropped,
 		WorkersTarget: s.WorkersTarget, WorkersRecycled: s.WorkersRecycled,
 		Required: s.Required, Wanted: s.Wanted, Attempted: s.Attempted,
+	}
+	if k := s.Kept; k != nil {
+		a.Kept = &control.Kept{Generation: k.Generation, PID: k.PID, Release: k.Release, Until: k.Until}
 	}
 	if e := s.LastExit; e != nil {
 		a.LastExit = &control.Exit{Code: e.Code, Signal: e.Signal, Time: e.Time}

@@ -52,6 +52,10 @@ type AppRun struct {
 	// passed the gate: a reload's commit, or a start's readiness. A
 	// successor recovers to it.
 	Gated string `json:"gated,omitempty"`
+	// Releases are the last release directories (resolved, oldest first,
+	// at most KeepReleases) whose generations passed the gate: where
+	// `supctl rollback` goes back to once no generation is kept.
+	Releases []string `json:"releases,omitempty"`
 	// Change is a deploy or reload in progress (nil: none).
 	Change *RunChange `json:"change,omitempty"`
 }

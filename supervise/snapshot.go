@@ -95,6 +95,8 @@ type AppSnapshot struct {
 	// memory (max_worker_rss) since the supervisor started.
 	WorkersTarget   int
 	WorkersRecycled uint64
+	// Kept is the generation kept for a rollback (nil: none).
+	Kept *KeptSnapshot
 }
 
 // UnmarshalText parses a state name written by MarshalText.

@@ -1,0 +1,47 @@
+package recovery
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestFactsReleases: the gated releases are remembered in order, without
+// repeating the last one, at most KeepReleases; Previous is the newest
+// other than the serving one; SetReleases (a predecessor's) fills only an
+// empty history.
+func TestFactsReleases(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		restored []string
+		gated    []string
+		current  string
+		want     []string
+		previous string
+	}{
+		{"none", nil, nil, "/r/1", nil, ""},
+		{"one", nil, []string{"/r/1"}, "/r/1", []string{"/r/1"}, ""},
+		{"deploy", nil, []string{"/r/1", "/r/2"}, "/r/2", []string{"/r/1", "/r/2"}, "/r/1"},
+		{"repeat", nil, []string{"/r/1", "/r/1", "/r/2", "/r/2"}, "/r/2", []string{"/r/1", "/r/2"}, "/r/1"},
+		{"rolled back", nil, []string{"/r/1", "/r/2", "/r/1"}, "/r/1", []string{"/r/1", "/r/2", "/r/1"}, "/r/2"},
+		{"capped", nil, []string{"/r/1", "/r/2", "/r/3", "/r/4", "/r/5", "/r/6"}, "/r/6", []string{"/r/2", "/r/3", "/r/4", "/r/5", "/r/6"}, "/r/5"},
+		{"restored", []string{"/r/1", "/r/2"}, []string{"/r/2"}, "/r/2", []string{"/r/1", "/r/2"}, "/r/1"},
+		{"empty gated", nil, []string{"", "/r/1"}, "/r/1", []string{"/r/1"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var f Facts
+			f.SetReleases(tc.restored)
+			for _, g := range tc.gated {
+				f.SetGated(g)
+			}
+			if len(f.Of().Releases) > 0 {
+				f.SetReleases([]string{"/ignored"}) // a history is never replaced
+			}
+			if got := f.Of().Releases; !slices.Equal(got, tc.want) {
+				t.Errorf("releases %q, want %q", got, tc.want)
+			}
+			if got := f.Previous(tc.current); got != tc.previous {
+				t.Errorf("Previous(%s) = %q, want %q", tc.current, got, tc.previous)
+			}
+		})
+	}
+}
