@@ -171,3 +171,33 @@ func TestOwnerKeptLifecycle(t *testing.T) {
 		t.Errorf("freeze while a generation is kept: %v, want ErrBusy", err)
 	}
 }
+
+// TestOwnerKeptHandoff: an owner replaced by an update hands its kept
+// generation to its successor, which keeps it until the same time and
+// can roll back to it.
+func TestOwnerKeptHandoff(t *testing.T) {
+	r := keepRig(t, time.Hour, steer.ModeBPF)
+	g1 := r.running()
+	g2 := r.swapTo()
+	until := r.snap().Kept.Until
+	var st ownerState
+	if err := r.do(handoffMsg{call: newCall(), out: &st}); err != nil {
+		t.Fatalf("handoff: %v", err)
+	}
+	<-r.a.exited
+	next := newOwner(r.env, r.env, keepApp(time.Hour))
+	next.adopt(r.ctx, st)
+	r.a = next // the rig's cleanup stops the successor
+	go next.run(r.ctx)
+	if s := r.snap(); s.Kept == nil || s.Kept.Generation != g1.id || !s.Kept.Until.Equal(until) || s.Generation != g2.id {
+		t.Fatalf("successor: gen %d kept %+v, want %d kept %d until %v", s.Generation, s.Kept, g2.id, g1.id, until)
+	}
+	r.checkInvariant()
+	if _, err := r.rollback(); err != nil {
+		t.Fatalf("rollback through the successor: %v", err)
+	}
+	waitExit(t, g2)
+	if s := r.snap(); s.Generation != g1.id || g1.Exited() {
+		t.Errorf("after the rollback: gen %d, g1 exited %v", s.Generation, g1.Exited())
+	}
+}
