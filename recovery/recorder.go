@@ -109,14 +109,23 @@ type Recorder struct {
 // that still hold processes are carried over until they are gone (see
 // CarryOver). Without prev, a record this process wrote (before a
 // self-upgrade's exec) is the start, and keep is called with each of its
-// apps' gated release (maybe "") and releases. With prev, keep is called
-// with its apps' releases only (gated "").
+// apps' gated release (maybe "") and releases; a predecessor's record
+// with nothing to recover (after a clean stop, see RunState.ReleasesOnly)
+// gives its apps' releases only (gated ""). With prev, keep is called with
+// its apps' releases only.
 func (r *Recorder) Start(dir string, prev *RunState, keep func(app, gated string, releases []string)) {
 	if prev == nil {
-		if own, err := ReadRunState(dir); err == nil && own != nil && own.PID == os.Getpid() {
-			prev = own
-			for name, run := range own.Apps {
+		rec, err := ReadRunState(dir)
+		switch {
+		case err != nil || rec == nil:
+		case rec.PID == os.Getpid():
+			prev = rec
+			for name, run := range rec.Apps {
 				keep(name, run.Gated, run.Releases)
+			}
+		default:
+			for name, run := range rec.Apps {
+				keep(name, "", run.Releases)
 			}
 		}
 	} else {

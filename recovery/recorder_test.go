@@ -45,3 +45,38 @@ func TestFactsReleases(t *testing.T) {
 		})
 	}
 }
+
+// TestStartKeepsPredecessorReleases: a record a clean stop left (releases
+// only, another pid) gives the next supervisor its apps' releases and no
+// gated release; nothing of it is carried over as processes.
+func TestStartKeepsPredecessorReleases(t *testing.T) {
+	dir := t.TempDir()
+	full := &RunState{PID: 1, Apps: map[string]AppRun{
+		"web": {Gated: "/r/2", Releases: []string{"/r/1", "/r/2"}, Groups: []ProcGroup{{PGID: 7}}},
+		"job": {Gated: "/j/1"},
+	}}
+	rest := full.ReleasesOnly()
+	if len(rest.Apps) != 1 || !slices.Equal(rest.Apps["web"].Releases, []string{"/r/1", "/r/2"}) || rest.Apps["web"].Gated != "" || rest.Apps["web"].Groups != nil {
+		t.Fatalf("ReleasesOnly = %+v", rest)
+	}
+	if (&RunState{Apps: map[string]AppRun{"job": {Gated: "/j/1"}}}).ReleasesOnly() != nil {
+		t.Error("ReleasesOnly of a record without releases is not nil")
+	}
+	if err := WriteRunState(dir, rest); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	var r Recorder
+	r.Start(dir, nil, func(app, gated string, releases []string) {
+		if gated != "" {
+			t.Errorf("%s: gated %q from a predecessor's record", app, gated)
+		}
+		got[app] = releases
+	})
+	if len(got) != 1 || !slices.Equal(got["web"], []string{"/r/1", "/r/2"}) {
+		t.Errorf("kept %v, want web's releases", got)
+	}
+	if r.last != nil {
+		t.Errorf("the predecessor's record is the base of the next one: %+v", r.last)
+	}
+}

@@ -124,6 +124,22 @@ func ReadRunState(runDir string) (*RunState, error) {
 	return &st, nil
 }
 
+// ReleasesOnly returns st reduced to each app's remembered releases (what a
+// clean stop leaves for the next supervisor's rollbacks), or nil when no
+// app has any.
+func (st *RunState) ReleasesOnly() *RunState {
+	out := &RunState{PID: st.PID, Started: st.Started, Apps: map[string]AppRun{}}
+	for name, run := range st.Apps {
+		if len(run.Releases) > 0 {
+			out.Apps[name] = AppRun{Releases: run.Releases}
+		}
+	}
+	if len(out.Apps) == 0 {
+		return nil
+	}
+	return out
+}
+
 // WriteRunState replaces run_dir/state.json atomically (a temporary file
 // renamed over it), so a reader sees the old or the new record, never part.
 func WriteRunState(runDir string, st *RunState) error {

@@ -50,6 +50,17 @@ func (m *Manager) WriteRunState() error {
 	return m.record.Write(m.RunState)
 }
 
+// ReleasesState is the run state a clean stop leaves: the apps' remembered
+// releases only (see recovery.RunState.ReleasesOnly), nil when none has any.
+func (m *Manager) ReleasesState() *recovery.RunState {
+	started, _ := proc.StartTime(os.Getpid()) // /proc/self is always readable
+	st := &recovery.RunState{PID: os.Getpid(), Started: started, Apps: map[string]recovery.AppRun{}}
+	for _, a := range m.owners() {
+		st.Apps[a.cfg.Name] = m.factsOf(a.cfg.Name).Of()
+	}
+	return st.ReleasesOnly()
+}
+
 // recordNow writes the run state at once; a failure is logged (the next
 // periodic write tries again).
 func (m *Manager) recordNow(app string) {

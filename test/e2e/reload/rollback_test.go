@@ -5,9 +5,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/internal/e2e"
 	"github.com/gunisup/supervisor/internal/testenv"
 	"github.com/gunisup/supervisor/listen/steer"
@@ -69,6 +71,34 @@ func TestRollbackUnderLoad(t *testing.T) {
 		t.Errorf("loader: %d of %d requests failed, bodies %v; want none failed of more than 1000, both versions (errors %v)", res.Failed(), res.Requests, res.Bodies, res.Errors)
 	}
 	hey.check(t, true)
+}
+
+// TestRollbackAfterRestart: the releases that passed the gate outlive a
+// clean stop of the supervisor (run_dir/state.json keeps them): started
+// again, `supctl rollback web`, with nothing kept, deploys the release
+// that served before the current one.
+func TestRollbackAfterRestart(t *testing.T) {
+	start := time.Now()
+	w := startWeb(t, webOpts{Releases: versions(2)})
+	t.Logf("started in %v", time.Since(start).Round(time.Millisecond))
+	if r := w.Ctl("deploy", "web", w.Dirs[1]); r.Code != 0 {
+		t.Fatalf("deploy v1: exit %d:\n%s", r.Code, r.Out)
+	}
+	w.answers(t, "v1", 1)
+	if code := w.Stop(syscall.SIGTERM, 60*time.Second); code != 0 {
+		t.Fatalf("clean stop: exit %d", code)
+	}
+	t.Logf("stopped at %v", time.Since(start).Round(time.Millisecond))
+	w.Supervisor = e2e.Restart(t, w.Supervisor, e2e.Options{})
+	w.WaitState("web", control.StateRunning, 60*time.Second)
+	t.Logf("running again at %v", time.Since(start).Round(time.Millisecond))
+	w.Addr = w.Supervisor.Addr("web")
+	r := w.Ctl("rollback", "web")
+	if r.Code != 0 || !strings.Contains(r.Out, "deploying the previous release "+w.Dirs[0]) {
+		t.Fatalf("rollback after a restart: exit %d, want a deploy of %s:\n%s", r.Code, w.Dirs[0], r.Out)
+	}
+	w.answers(t, "v0", 0)
+	t.Logf("rolled back at %v", time.Since(start).Round(time.Millisecond))
 }
 
 // firstAnswer polls GET / on fresh connections from now on and reports
