@@ -21,7 +21,8 @@ import (
 const keepWindow = 4 * time.Second
 
 // flipRE finds the steering time supctl rollback prints.
-var flipRE = regexp.MustCompile(`steered new connections back to .* in ([0-9.]+) ms`)
+// It prefixes each phase with its time since supctl started (seconds).
+var flipRE = regexp.MustCompile(`\[ *([0-9.]+)s\] steered new connections back to .* in ([0-9.]+) ms`)
 
 // TestRollbackUnderLoad: under load (the in-house loader and hey, 16
 // connections each) with BPF steering and keep_previous, v2 is deployed
@@ -48,9 +49,9 @@ func TestRollbackUnderLoad(t *testing.T) {
 	if r.Code != 0 || m == nil {
 		t.Fatalf("rollback within the window: exit %d, want 0 and the flip time:\n%s", r.Code, r.Out)
 	}
-	flip, _ := strconv.ParseFloat(m[1], 64)
-	t.Logf("rollback within keep_previous: flip %.2f ms (request to steering update); v0 on a fresh connection %v after supctl was started; supctl took %v",
-		flip, waitSeen(t, seen).Round(time.Millisecond), r.Took.Round(time.Millisecond))
+	flip, _ := strconv.ParseFloat(m[2], 64)
+	t.Logf("rollback within keep_previous: flip %.2f ms (the Manager's request to the steering update), done %ss after supctl started (its clock); v0 on a fresh connection %v after supctl was started; supctl took %v",
+		flip, m[1], waitSeen(t, seen).Round(time.Millisecond), r.Took.Round(time.Millisecond))
 	w.answers(t, "v0", 0)
 	if k := w.App("web").Kept; k != nil {
 		t.Errorf("after the rollback: still keeps %+v", k)
