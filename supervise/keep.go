@@ -69,12 +69,16 @@ type RollbackDone struct {
 // errNotKept wraps why a swap's previous generation is drained as usual.
 var errNotKept = errors.New("previous generation not kept")
 
-// keepRefusal says why g, replaced by run's swap, cannot be kept now, or
-// nil. A window of 0 gives an error without a reason worth showing.
+// errNoWindow is errNotKept for an app without keep_previous: nothing
+// worth showing.
+var errNoWindow = fmt.Errorf("%w: keep_previous is 0", errNotKept)
+
+// keepRefusal says why g, replaced by run's swap, cannot be kept now
+// (errNoWindow without keep_previous), or nil.
 func (a *appOwner) keepRefusal(run *reloadRun, g generation) error {
 	switch {
 	case a.cfg.Reload.KeepPrevious <= 0:
-		return errNotKept
+		return errNoWindow
 	case run != a.reload || run.abandoned || a.state == StateStopping:
 		return fmt.Errorf("%w: app %s is stopping or restarting", errNotKept, a.cfg.Name)
 	case run.recovery:

@@ -388,7 +388,7 @@ func (h *host) Keep(ctx context.Context, old reload.Gen) (bool, string) {
 	case err == nil:
 		h.a.env.recordNow(h.a.cfg.Name)
 		return true, ""
-	case errors.Is(err, errNotKept) && err.Error() == errNotKept.Error():
+	case errors.Is(err, errNoWindow):
 		return false, ""
 	}
 	return false, err.Error()
