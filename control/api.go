@@ -212,12 +212,14 @@ type AppStatus struct {
 	Kept *Kept `json:"kept,omitempty"`
 }
 
-// Kept is the generation an app keeps for a rollback, until Until.
+// Kept is the generation an app keeps for a rollback, until Until;
+// LeftSeconds is the time left when the status was taken.
 type Kept struct {
-	Generation int       `json:"generation"`
-	PID        int       `json:"pid"`
-	Release    string    `json:"release,omitempty"`
-	Until      time.Time `json:"until"`
+	Generation  int       `json:"generation"`
+	PID         int       `json:"pid"`
+	Release     string    `json:"release,omitempty"`
+	Until       time.Time `json:"until"`
+	LeftSeconds float64   `json:"left_seconds"`
 }
 
 // Exit describes how a process ended.

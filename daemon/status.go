@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/reload"
@@ -141,7 +142,8 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 		Required: s.Required, Wanted: s.Wanted, Attempted: s.Attempted,
 	}
 	if k := s.Kept; k != nil {
-		a.Kept = &control.Kept{Generation: k.Generation, PID: k.PID, Release: k.Release, Until: k.Until}
+		left := max(time.Until(k.Until), 0)
+		a.Kept = &control.Kept{Generation: k.Generation, PID: k.PID, Release: k.Release, Until: k.Until, LeftSeconds: left.Seconds()}
 	}
 	if e := s.LastExit; e != nil {
 		a.LastExit = &control.Exit{Code: e.Code, Signal: e.Signal, Time: e.Time}
