@@ -647,6 +647,14 @@ kind = "process"
 command = ["tool"]
 [app.noreload.health]
 restart_when_unhealthy = true
+[app.noreload.reload]
+keep_previous = "2m"
+[app.keep]
+allow_root = true
+kind = "process"
+command = ["tool"]
+[app.keep.reload]
+keep_previous = "soon"
 `},
 		{"gunicorn_args", web + `args = ["--bind", "0.0.0.0:80", "-b0.0.0.0:80", "--bind=x", "--bi", "--daemon", "-D", "--reuse-port", "--pid", "/run/x.pid", "-p", "--pid=/x", "--workers", "3", "--", "--bind"]` + "\n"},
 		{"default_directory_missing", web},

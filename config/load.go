@@ -579,8 +579,24 @@ func (p *parser) reload(t *table, kind Kind) Reload {
 		}
 	}
 	t.duration("timeout", &r.Timeout)
+	keepPrevious(t, &r)
 	t.finish()
 	return r
+}
+
+// keepPrevious reads keep_previous ("0s" or a duration of at least
+// MinDuration) into r.KeepPrevious; a window with a strategy other than
+// swap is an error: only a swap leaves a whole previous generation with
+// its own steered sockets to go back to.
+func keepPrevious(t *table, r *Reload) {
+	if v, ok := t.get("keep_previous"); ok && (v == "0s" || v == "0") {
+		return
+	}
+	if !t.duration("keep_previous", &r.KeepPrevious) || r.Strategy == strategy.Swap {
+		return
+	}
+	t.errf("keep_previous", "needs strategy %q (strategy %q leaves no previous generation with sockets of its own to steer back to)", strategy.Swap, r.Strategy)
+	r.KeepPrevious = 0
 }
 
 // health reads [app.NAME.health]; hasListen says whether the app has a

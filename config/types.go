@@ -227,6 +227,10 @@ type Reload struct {
 	Strategy strategy.Strategy `key:"reload.strategy"`
 	// Timeout bounds a whole reload.
 	Timeout time.Duration `key:"reload.timeout"`
+	// KeepPrevious is how long a swap keeps the generation it replaced
+	// booted, unsteered, for `supctl rollback` to steer back to (0: it is
+	// drained and stopped at once). Only the swap strategy keeps one.
+	KeepPrevious time.Duration `update:"inplace" key:"reload.keep_previous"`
 }
 
 // Health is [app.NAME.health]. Exactly one of Path, TCP, Command is set, or

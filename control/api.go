@@ -24,6 +24,7 @@ const DefaultSocket = defaults.ControlSocket
 //	POST /v1/apps/{app}/start|stop|restart       -> OKResponse
 //	POST /v1/apps/{app}/reload[?strategy=NAME]   -> Event stream (NDJSON); NAME of reload/strategy
 //	POST /v1/apps/{app}/deploy?release=DIR[&strategy=]  -> Event stream (NDJSON)
+//	POST /v1/apps/{app}/rollback                 -> Event stream (NDJSON)
 //	POST /v1/upgrade           re-exec the supervisor binary -> Event stream
 //	GET  /v1/apps/{app}/logs[?n=N&stderr=true&follow=true&history=false&since=RFC3339] -> LogLine stream (NDJSON)
 //	GET  /v1/logs[?app=A...&n=N&...]            several apps (all: no app), merged by time -> LogLine stream
@@ -40,7 +41,7 @@ const DefaultSocket = defaults.ControlSocket
 //	GET  /v1/errors[?target=T...]  the apps' error inboxes (all: no target) -> ErrorsResponse
 //
 // Anything else is 404 (unknown route) or 405 (wrong method).
-var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "upgrade", "version", "logs", "reread", "update", "signal", "log", "errors"}
+var Verbs = []string{"status", "start", "stop", "restart", "reload", "deploy", "rollback", "upgrade", "version", "logs", "reread", "update", "signal", "log", "errors"}
 
 // Code is the stable word that classifies an error answer.
 type Code string
@@ -211,6 +212,19 @@ type AppStatus struct {
 	// errors, latency, Apdex, CPU and memory per worker, routes whose p99
 	// moved), or says when it will; "" without route metrics or a reload.
 	Comparison string `json:"comparison,omitempty"`
+	// Kept is the previous generation kept booted, unsteered, for
+	// `supctl rollback` (keep_previous); nil for none.
+	Kept *Kept `json:"kept,omitempty"`
+}
+
+// Kept is the generation an app keeps for a rollback, until Until;
+// LeftSeconds is the time left when the status was taken.
+type Kept struct {
+	Generation  int       `json:"generation"`
+	PID         int       `json:"pid"`
+	Release     string    `json:"release,omitempty"`
+	Until       time.Time `json:"until"`
+	LeftSeconds float64   `json:"left_seconds"`
 }
 
 // Exit describes how a process ended.

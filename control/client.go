@@ -130,6 +130,11 @@ func (c *Client) Reload(ctx context.Context, app, strategy, release string, onPh
 	return c.stream(ctx, path, onPhase)
 }
 
+// Rollback streams a rollback of app (see Rollbacker).
+func (c *Client) Rollback(ctx context.Context, app string, onPhase func(Event)) (Event, error) {
+	return c.stream(ctx, "/v1/apps/"+url.PathEscape(app)+"/rollback", onPhase)
+}
+
 // Upgrade streams a self-upgrade of the supervisor.
 func (c *Client) Upgrade(ctx context.Context, onPhase func(Event)) (Event, error) {
 	return c.stream(ctx, "/v1/upgrade", onPhase)

@@ -64,6 +64,11 @@ func (b *recordingBackend) Deploy(ctx context.Context, n, r, s string, p Progres
 	return b.backend.Reload(ctx, n, s, p)
 }
 
+func (b *recordingBackend) Rollback(ctx context.Context, n string, p Progress) Outcome {
+	b.record("rollback", n)
+	return b.backend.Reload(ctx, n, "", p)
+}
+
 // allowedRoutes are the routes of api.go's Verbs comment, on the escaped
 // path (an app name is one segment; %2F stays inside it). HEAD is answered
 // wherever GET is, as net/http does.
@@ -73,7 +78,7 @@ var allowedRoutes = []struct {
 }{
 	{[]string{"GET", "HEAD"}, regexp.MustCompile(`^/v1/status(/[^/]+)?$`)},
 	{[]string{"GET", "HEAD"}, regexp.MustCompile(`^/v1/version$`)},
-	{[]string{"POST"}, regexp.MustCompile(`^/v1/apps/[^/]+/(start|stop|restart|reload|deploy)$`)},
+	{[]string{"POST"}, regexp.MustCompile(`^/v1/apps/[^/]+/(start|stop|restart|reload|deploy|rollback)$`)},
 	{[]string{"POST"}, regexp.MustCompile(`^/v1/upgrade$`)},
 	{[]string{"GET", "HEAD"}, regexp.MustCompile(`^/v1/errors$`)},
 }

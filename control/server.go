@@ -43,6 +43,12 @@ type Backend interface {
 	Deploy(ctx context.Context, name, release, strategy string, progress Progress) Outcome
 }
 
+// Rollbacker puts an app's previous release back in service (optional):
+// steering back to a kept generation, or a deploy of the previous release.
+type Rollbacker interface {
+	Rollback(ctx context.Context, name string, progress Progress) Outcome
+}
+
 // Upgrader re-executes the supervisor binary (optional).
 type Upgrader interface {
 	Upgrade(ctx context.Context, progress Progress) Outcome
@@ -188,6 +194,7 @@ func (s *Server) Serve() error {
 	mux.HandleFunc("POST /v1/apps/{app}/restart", s.simple)
 	mux.HandleFunc("POST /v1/apps/{app}/reload", s.reload)
 	mux.HandleFunc("POST /v1/apps/{app}/deploy", s.reload)
+	mux.HandleFunc("POST /v1/apps/{app}/rollback", s.rollback)
 	mux.HandleFunc("POST /v1/upgrade", s.upgrade)
 	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
 	mux.HandleFunc("GET /v1/logs", s.logsAll)
@@ -550,6 +557,19 @@ func finalEvent(out Outcome, took time.Duration) Event {
 		_, ev.Code = classify(out.Err)
 	}
 	return ev
+}
+
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	rb, ok := s.Backend.(Rollbacker)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, CodeUnavailable, "rollback is not available in this build")
+		return
+	}
+	name := r.PathValue("app")
+	streamOutcome(w, func(progress Progress) Outcome {
+		// The rollback continues if the client goes away, as a reload does.
+		return rb.Rollback(context.WithoutCancel(r.Context()), name, progress)
+	})
 }
 
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {

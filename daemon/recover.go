@@ -137,12 +137,19 @@ func (d *Daemon) writeRunState(ctx context.Context) {
 }
 
 // removeRunState removes run_dir/state.json once no app has a main
-// process left (after a clean stop): there is nothing to recover then.
+// process left (after a clean stop): there is nothing to recover then. The
+// apps' remembered releases (for supctl rollback) stay in it, alone.
 func (d *Daemon) removeRunState() {
 	for _, s := range d.manager.Snapshots() {
 		if s.MasterPID != 0 {
 			return
 		}
+	}
+	if rest := d.manager.ReleasesState(); rest != nil {
+		if err := recovery.WriteRunState(d.Config.Supervisor.RunDir, rest); err != nil {
+			d.Logger.Warn("recovery record", "err", err)
+		}
+		return
 	}
 	p := filepath.Join(d.Config.Supervisor.RunDir, recovery.RunStateFile)
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/reload"
@@ -57,6 +58,11 @@ func (b backend) Deploy(ctx context.Context, name, release, strategy string, pro
 		return outcome(err)
 	}
 	return outcome(b.m.Deploy(ctx, name, release, st, reload.Progress(progress)))
+}
+
+// Rollback implements control.Rollbacker.
+func (b backend) Rollback(ctx context.Context, name string, progress control.Progress) control.Outcome {
+	return outcome(b.m.Rollback(ctx, name, reload.Progress(progress)))
 }
 
 // upgrader serves the control API's upgrade verb from Daemon.Upgrade.
@@ -134,6 +140,10 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 		Traceback: s.Traceback, LogDropped: s.LogDropped, Comparison: s.Comparison,
 		WorkersTarget: s.WorkersTarget, WorkersRecycled: s.WorkersRecycled,
 		Required: s.Required, Wanted: s.Wanted, Attempted: s.Attempted,
+	}
+	if k := s.Kept; k != nil {
+		left := max(time.Until(k.Until), 0)
+		a.Kept = &control.Kept{Generation: k.Generation, PID: k.PID, Release: k.Release, Until: k.Until, LeftSeconds: left.Seconds()}
 	}
 	if e := s.LastExit; e != nil {
 		a.LastExit = &control.Exit{Code: e.Code, Signal: e.Signal, Time: e.Time}

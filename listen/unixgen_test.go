@@ -154,3 +154,40 @@ func TestUnixGensReleaseKeepsServing(t *testing.T) {
 		t.Errorf("hidden name %s not re-created", hold)
 	}
 }
+
+// TestUnixGensServeBack: a rollback within keep_previous serves the
+// previous generation's socket again (its hidden name renamed back over
+// the path) while that generation runs; new clients reach it, and the
+// newer socket closes with its generation.
+func TestUnixGensServeBack(t *testing.T) {
+	_, public, held, u := steeredUnix(t)
+	if _, err := u.Add(1, true); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := u.Add(2, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Serve(2); err != nil {
+		t.Fatal(err)
+	}
+	if now, err := u.Serve(1); err != nil || now != held {
+		t.Fatalf("Serve(1) back = %v, %v; want the held socket", now, err)
+	}
+	_, hold := held.Held()
+	if !u.Serving(1) || testInode(t, public) != testInode(t, hold) {
+		t.Fatalf("after serving back: Serving(1) %v; %s names the held socket: %v", u.Serving(1), public, testInode(t, public) == testInode(t, hold))
+	}
+	c, err := net.DialTimeout("unix", public, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	acceptOne(t, held.FD())
+	if err := u.Release(2); err != nil {
+		t.Fatal(err)
+	}
+	if s2.FD() != -1 {
+		t.Error("the newer generation's socket is still open after its release")
+	}
+}

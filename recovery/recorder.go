@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/gunisup/supervisor/listen"
@@ -14,16 +15,22 @@ import (
 // and sockets: the release that last passed the gate and a change (deploy,
 // reload) in progress. Safe for concurrent use; the zero value is empty.
 type Facts struct {
-	mu     sync.Mutex
-	gated  string
-	change *RunChange
+	mu       sync.Mutex
+	gated    string
+	releases []string
+	change   *RunChange
 }
 
-// Of returns the facts as an AppRun with Gated and Change (a copy) set.
+// KeepReleases is how many releases that passed the gate Facts remember
+// (AppRun.Releases).
+const KeepReleases = 5
+
+// Of returns the facts as an AppRun with Gated, Releases and Change
+// (copies) set.
 func (f *Facts) Of() AppRun {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r := AppRun{Gated: f.gated}
+	r := AppRun{Gated: f.gated, Releases: slices.Clone(f.releases)}
 	if f.change != nil {
 		c := *f.change
 		r.Change = &c
@@ -32,10 +39,52 @@ func (f *Facts) Of() AppRun {
 }
 
 // SetGated records that a generation running in release dir passed the gate.
+// It is also appended to the releases (see AppRun.Releases) unless it is
+// the last one; "" is not.
 func (f *Facts) SetGated(dir string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gated = dir
+	f.releases = pushRelease(f.releases, dir)
+}
+
+// SetReleases records releases (oldest first, a predecessor's) unless
+// some are recorded already; at most the last KeepReleases are kept.
+func (f *Facts) SetReleases(releases []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.releases) > 0 {
+		return
+	}
+	for _, r := range releases {
+		f.releases = pushRelease(f.releases, r)
+	}
+}
+
+// Previous returns the newest remembered release other than current ("":
+// none).
+func (f *Facts) Previous(current string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.releases) - 1; i >= 0; i-- {
+		if r := f.releases[i]; r != current {
+			return r
+		}
+	}
+	return ""
+}
+
+// pushRelease appends dir to releases unless it is "" or the last one,
+// keeping the last KeepReleases.
+func pushRelease(releases []string, dir string) []string {
+	if dir == "" || (len(releases) > 0 && releases[len(releases)-1] == dir) {
+		return releases
+	}
+	releases = append(releases, dir)
+	if n := len(releases); n > KeepReleases {
+		releases = slices.Clone(releases[n-KeepReleases:])
+	}
+	return releases
 }
 
 // SetChange records the change in progress (nil: none).
@@ -60,14 +109,28 @@ type Recorder struct {
 // that still hold processes are carried over until they are gone (see
 // CarryOver). Without prev, a record this process wrote (before a
 // self-upgrade's exec) is the start, and keep is called with each of its
-// apps' gated release (maybe "").
-func (r *Recorder) Start(dir string, prev *RunState, keep func(app, gated string)) {
+// apps' gated release (maybe "") and releases; a predecessor's record
+// with nothing to recover (after a clean stop, see RunState.ReleasesOnly)
+// gives its apps' releases only (gated ""). With prev, keep is called with
+// its apps' releases only.
+func (r *Recorder) Start(dir string, prev *RunState, keep func(app, gated string, releases []string)) {
 	if prev == nil {
-		if own, err := ReadRunState(dir); err == nil && own != nil && own.PID == os.Getpid() {
-			prev = own
-			for name, run := range own.Apps {
-				keep(name, run.Gated)
+		rec, err := ReadRunState(dir)
+		switch {
+		case err != nil || rec == nil:
+		case rec.PID == os.Getpid():
+			prev = rec
+			for name, run := range rec.Apps {
+				keep(name, run.Gated, run.Releases)
 			}
+		default:
+			for name, run := range rec.Apps {
+				keep(name, "", run.Releases)
+			}
+		}
+	} else {
+		for name, run := range prev.Apps {
+			keep(name, "", run.Releases)
 		}
 	}
 	r.mu.Lock()

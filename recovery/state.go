@@ -52,6 +52,10 @@ type AppRun struct {
 	// passed the gate: a reload's commit, or a start's readiness. A
 	// successor recovers to it.
 	Gated string `json:"gated,omitempty"`
+	// Releases are the last release directories (resolved, oldest first,
+	// at most KeepReleases) whose generations passed the gate: where
+	// `supctl rollback` goes back to once no generation is kept.
+	Releases []string `json:"releases,omitempty"`
 	// Change is a deploy or reload in progress (nil: none).
 	Change *RunChange `json:"change,omitempty"`
 }
@@ -118,6 +122,22 @@ func ReadRunState(runDir string) (*RunState, error) {
 		return nil, fmt.Errorf("run state %s: %w", p, err)
 	}
 	return &st, nil
+}
+
+// ReleasesOnly returns st reduced to each app's remembered releases (what a
+// clean stop leaves for the next supervisor's rollbacks), or nil when no
+// app has any.
+func (st *RunState) ReleasesOnly() *RunState {
+	out := &RunState{PID: st.PID, Started: st.Started, Apps: map[string]AppRun{}}
+	for name, run := range st.Apps {
+		if len(run.Releases) > 0 {
+			out.Apps[name] = AppRun{Releases: run.Releases}
+		}
+	}
+	if len(out.Apps) == 0 {
+		return nil
+	}
+	return out
 }
 
 // WriteRunState replaces run_dir/state.json atomically (a temporary file

@@ -5,9 +5,19 @@ import (
 	"fmt"
 )
 
+// Keeper is a Host that may keep a swap's previous generation booted,
+// unsteered, for a rollback instead of draining it (keep_previous).
+type Keeper interface {
+	// Keep reports whether old is kept (the Host stops it later); when it
+	// is not, Swap drains it, and why says the reason ("": none worth
+	// showing, such as no keep_previous).
+	Keep(ctx context.Context, old Gen) (kept bool, why string)
+}
+
 // Swap starts a complete new generation on the held sockets, waits for it to
-// be ready and healthy, commits it, then drains old. It returns the new
-// generation, or a *Failure with old still serving.
+// be ready and healthy, commits it, then drains old, unless h keeps it
+// (Keeper). It returns the new generation, or a *Failure with old still
+// serving.
 func Swap(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) {
 	progress("starting new generation")
 	g, err := h.Spawn(ctx, "")
@@ -22,6 +32,9 @@ func Swap(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 	if err := h.Commit(ctx, g); err != nil {
 		return nil, abort(h, g, err, progress)
 	}
+	if old != nil && kept(context.WithoutCancel(ctx), h, old, progress) {
+		return g, nil
+	}
 	if old != nil {
 		progress(fmt.Sprintf("draining %s", old))
 		if err := h.Drain(context.WithoutCancel(ctx), old); err != nil {
@@ -30,4 +43,21 @@ func Swap(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 		progress(fmt.Sprintf("%s stopped (%s)", old, old.ExitReason()))
 	}
 	return g, nil
+}
+
+// kept reports whether h keeps old (see Keeper), saying why not where
+// there is a reason.
+func kept(ctx context.Context, h Host, old Gen, progress Progress) bool {
+	k, ok := h.(Keeper)
+	if !ok {
+		return false
+	}
+	ok, why := k.Keep(ctx, old)
+	switch {
+	case ok:
+		progress(fmt.Sprintf("keeping %s booted and unsteered for a rollback (keep_previous)", old))
+	case why != "":
+		progress(fmt.Sprintf("warning: draining %s: %s", old, why))
+	}
+	return ok
 }

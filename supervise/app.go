@@ -92,6 +92,8 @@ type appOwner struct {
 	// broken is why the app's configuration is invalid ("": valid); set
 	// before run by Manager.setAside: no generation is started.
 	broken string
+	// kept is the generation a swap replaced, kept for a rollback (nil: none).
+	kept *keptGen
 }
 
 // healthState is the periodic health check of the tracked generation.
@@ -215,6 +217,12 @@ func (a *appOwner) handle(ctx context.Context, m message) {
 		return
 	case commitMsg:
 		err = a.commit(m.run, m.gen)
+	case keepMsg:
+		err = a.onKeep(ctx, m.run, m.gen)
+	case keptEndMsg:
+		a.onKeptEnd(ctx, m.gen, m.expired)
+	case rollbackMsg:
+		err = a.onRollback(ctx, m)
 	case reloadDoneMsg:
 		a.reloadDone(ctx, m.run, m.result)
 	case healthResultMsg:
@@ -257,6 +265,9 @@ func (a *appOwner) known() []generation {
 	}
 	for _, g := range a.retiring {
 		add(g)
+	}
+	if a.kept != nil {
+		add(a.kept.gen)
 	}
 	return out
 }
@@ -311,6 +322,7 @@ func (a *appOwner) onStop(ctx context.Context, reply chan error) {
 	if a.reload != nil {
 		a.reload.abandon(fmt.Errorf("reload cancelled: app %s is stopping", a.cfg.Name))
 	}
+	a.releaseKept(ctx)
 	if a.state != StateStopping && a.gen != nil {
 		g := a.gen
 		sig, timeout, logger := a.stopSignal(), a.cfg.StopTimeout, a.env.log()
@@ -602,6 +614,7 @@ func (a *appOwner) publish() {
 		Attempted:     a.attempted,
 		Reloads:       make(map[string]int, len(a.reloads)),
 		Listeners:     a.env.listeners(a.cfg.Name),
+		Kept:          a.keptSnapshot(),
 	}
 	for k, v := range a.reloads {
 		s.Reloads[k] = v
@@ -623,7 +636,7 @@ func (a *appOwner) publish() {
 		s.StatsdAddr = addr
 	}
 	prev := a.snap.Swap(s)
-	if prev != nil && (prev.State != s.State || prev.Healthy != s.Healthy || prev.Reloading != s.Reloading || prev.Attempted != s.Attempted) {
+	if prev != nil && (prev.State != s.State || prev.Healthy != s.Healthy || prev.Reloading != s.Reloading || prev.Attempted != s.Attempted || (prev.Kept == nil) != (s.Kept == nil)) {
 		a.env.changed()
 	}
 }

@@ -79,11 +79,16 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 
 // freeze is the owner's side of Freeze: it records the state, answers, and
 // blocks until thawed (or forever, if the process execs). It refuses
-// (ErrBusy) while a reload runs or a retired generation is still stopping:
-// the next image would not know those generations.
+// (ErrBusy) while a reload runs, a retired generation is still stopping or
+// a generation is kept for a rollback: the next image would not know those
+// generations.
 func (a *appOwner) freeze(m freezeMsg) {
 	if a.reload != nil || len(a.retiring) > 0 {
 		m.reply <- fmt.Errorf("%w: app %s: a reload or restart is in progress", ErrBusy, a.cfg.Name)
+		return
+	}
+	if k := a.kept; k != nil {
+		m.reply <- fmt.Errorf("%w: app %s keeps %s for a rollback for %s more (keep_previous): roll back, or upgrade once the window ends", ErrBusy, a.cfg.Name, k.gen, time.Until(k.until).Round(time.Second))
 		return
 	}
 	if _, orphan := a.gen.(*orphanGen); orphan {

@@ -127,6 +127,8 @@ type fakeEnv struct {
 	// refused counts refuse calls; relistenErr fails relisten.
 	refused     int
 	relistenErr error
+	// steered are the app's listeners (none unless a test sets them).
+	steered []ListenerSnapshot
 }
 
 func newFakeEnv(t *testing.T) *fakeEnv {
@@ -228,7 +230,7 @@ func (e *fakeEnv) changed()                               {}
 func (e *fakeEnv) appReady()                              {}
 func (e *fakeEnv) appExited(string, ExitInfo)             {}
 func (e *fakeEnv) statsdAddr(string) string               { return "" }
-func (e *fakeEnv) listeners(string) []ListenerSnapshot    { return nil }
+func (e *fakeEnv) listeners(string) []ListenerSnapshot    { return e.steered }
 func (e *fakeEnv) swapped(string, int, int) time.Duration { return 0 }
 func (e *fakeEnv) workerStats(string) *scale.Stats        { return &scale.Stats{} }
 func (e *fakeEnv) log() *slog.Logger                      { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -393,6 +393,19 @@ func (h *host) Abort(rg reload.Gen) error {
 	return err
 }
 
+// Keep asks the owner to keep old for a rollback (see keepMsg).
+func (h *host) Keep(ctx context.Context, old reload.Gen) (bool, string) {
+	err := h.a.send(ctx, keepMsg{call: newCall(), run: h.run, gen: asGen(old)})
+	switch {
+	case err == nil:
+		h.a.env.recordNow(h.a.cfg.Name)
+		return true, ""
+	case errors.Is(err, errNoWindow):
+		return false, ""
+	}
+	return false, err.Error()
+}
+
 func (h *host) Dir(g reload.Gen) string { return asGen(g).Info().Dir }
 
 func (h *host) Tail(g reload.Gen) []string { return asGen(g).Tail() }

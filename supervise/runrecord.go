@@ -19,22 +19,25 @@ func (m *Manager) factsOf(app string) *recovery.Facts {
 // from prev (the predecessor's record, nil for none): the groups and cgroups
 // of prev that still hold processes are carried over until they are gone.
 // Without prev, a record this process wrote (before a self-upgrade's exec)
-// is the start, and its apps' gated releases are kept.
+// is the start, and its apps' gated releases are kept; the remembered
+// releases (for a rollback) are kept either way.
 func (m *Manager) RecordRunState(prev *recovery.RunState) {
 	m.record.Start(m.runDir, prev, m.keepGated)
 }
 
 // keepGated records dir as app's gated release unless one is recorded
-// ("" does nothing). An app the Manager does not run gets a slot without an
-// owner, which an update adding the app takes up.
-func (m *Manager) keepGated(app, dir string) {
-	if dir == "" {
+// ("" does nothing), and releases as its remembered ones unless some are.
+// An app the Manager does not run gets a slot without an owner, which an
+// update adding the app takes up.
+func (m *Manager) keepGated(app, dir string, releases []string) {
+	if dir == "" && len(releases) == 0 {
 		return
 	}
 	m.mu.Lock()
 	f := &m.slotFor(app).facts
 	m.mu.Unlock()
-	if f.Of().Gated == "" {
+	f.SetReleases(releases)
+	if dir != "" && f.Of().Gated == "" {
 		f.SetGated(dir)
 	}
 }
@@ -45,6 +48,17 @@ func (m *Manager) keepGated(app, dir string) {
 // commit once the new generation serves; the daemon calls it every second.
 func (m *Manager) WriteRunState() error {
 	return m.record.Write(m.RunState)
+}
+
+// ReleasesState is the run state a clean stop leaves: the apps' remembered
+// releases only (see recovery.RunState.ReleasesOnly), nil when none has any.
+func (m *Manager) ReleasesState() *recovery.RunState {
+	started, _ := proc.StartTime(os.Getpid()) // /proc/self is always readable
+	st := &recovery.RunState{PID: os.Getpid(), Started: started, Apps: map[string]recovery.AppRun{}}
+	for _, a := range m.owners() {
+		st.Apps[a.cfg.Name] = m.factsOf(a.cfg.Name).Of()
+	}
+	return st.ReleasesOnly()
 }
 
 // recordNow writes the run state at once; a failure is logged (the next

@@ -97,6 +97,8 @@ type AppSnapshot struct {
 	WorkersRecycled uint64
 	// Comparison is the last reload's comparison line (see control.AppStatus).
 	Comparison string
+	// Kept is the generation kept for a rollback (nil: none).
+	Kept *KeptSnapshot
 }
 
 // UnmarshalText parses a state name written by MarshalText.

@@ -381,6 +381,9 @@ type ownerState struct {
 	reloads    map[string]int
 	health     healthState
 	message    string
+	// kept is the generation kept for a rollback, which the successor
+	// keeps until the same time.
+	kept *keptGen
 }
 
 // handoff is the owner's side of a replacement. It refuses (ErrBusy, and
@@ -405,6 +408,10 @@ func (a *appOwner) handoff(m handoffMsg) bool {
 		st.state = StateStarting // a predecessor's generation, which repair replaces
 	}
 	st.health.busy = false // a check in flight reports to this owner, which is gone
+	if k := a.kept; k != nil {
+		close(k.stop) // its watcher reports to this owner, which is gone
+		st.kept = &keptGen{gen: k.gen, until: k.until}
+	}
 	*m.out = st
 	m.reply <- nil
 	return true
@@ -420,6 +427,9 @@ func (a *appOwner) adopt(ctx context.Context, st ownerState) {
 	}
 	if a.state == StateStarting && a.gen != nil {
 		a.awaitReady(ctx, a.gen)
+	}
+	if st.kept != nil {
+		a.watchKept(ctx, st.kept)
 	}
 	a.publish()
 }

@@ -22,9 +22,9 @@ var completions embed.FS
 // Words the completion scripts offer.
 var (
 	// verbs are supctl's commands, in usage order.
-	verbs = []string{"status", "start", "stop", "restart", "signal", "pid", "reload", "deploy", "logs", "log", "top", "errors", "upgrade", "reread", "update", "version", "completion", "help"}
+	verbs = []string{"status", "start", "stop", "restart", "signal", "pid", "reload", "deploy", "rollback", "logs", "log", "top", "errors", "upgrade", "reread", "update", "version", "completion", "help"}
 	// appVerbs take an app name as their first argument.
-	appVerbs = []string{"status", "start", "stop", "restart", "signal", "pid", "reload", "deploy", "logs", "errors", "update"}
+	appVerbs = []string{"status", "start", "stop", "restart", "signal", "pid", "reload", "deploy", "rollback", "logs", "errors", "update"}
 	// strategies are the reload strategies of the registry.
 	strategies  = strategy.Names()
 	shells      = []string{"bash", "zsh", "fish"}

@@ -44,6 +44,7 @@ commands (TARGET: an app, an instance base name, all, or group:NAME; several at 
   pid [TARGET...]                the supervisor's PID, or each app's main PID
   reload TARGET... [--strategy S]        zero-downtime code swap; exit 0 once the new generation serves alone
   deploy APP RELEASE_DIR [--strategy S]  point the app's directory link at RELEASE_DIR (relative to the current directory), reload, point back on failure
+  rollback APP                   steer back to the generation kept by keep_previous, or deploy the previous release
   logs [TARGET...|all] [-n 100|all] [-f] [--stderr] [--since 10m|TIME]  recent output lines (none or all: every app, by time; -f: then follow; -n 0: none)
   logs TARGET... --reopen        reopen the log file (after logrotate) and Gunicorn's own logs (USR1)
   log [-n 100] [-f]              the supervisor's own recent log lines
@@ -129,6 +130,8 @@ func dispatch(ctx context.Context, c *control.Client, cmd string, args []string,
 		return pidCmd(ctx, c, args, out)
 	case "reload", "deploy":
 		return reloadCmd(ctx, c, cmd, args, out)
+	case "rollback":
+		return rollbackCmd(ctx, c, args, out)
 	case "logs":
 		return logsCmd(ctx, c, args, out)
 	case "log":
@@ -276,6 +279,9 @@ func PrintStatus(out io.Writer, apps []control.AppStatus, now time.Time) {
 		if a.Comparison != "" {
 			fmt.Fprintf(out, "%s: %s\n", a.Name, a.Comparison)
 		}
+		if k := a.Kept; k != nil {
+			fmt.Fprintf(out, "%s: kept for rollback: generation %d (pid %d, %s), %s left\n", a.Name, k.Generation, k.PID, k.Release, k.Until.Sub(now).Round(time.Second))
+		}
 		if a.Kind == "gunicorn" && !a.StatsdBridge {
 			fmt.Fprintf(out, "%s: request metrics off (the app's own --statsd-host is used)\n", a.Name)
 		}
@@ -329,6 +335,21 @@ func reloadCmd(ctx context.Context, c *control.Client, verb string, args []strin
 		return exitcode.New(ExitUsage, fmt.Errorf("deploy: release directory %q: %w", pos[1], err))
 	}
 	return reloadOne(ctx, c, verb, pos[0], flags["strategy"], release, out)
+}
+
+// rollbackCmd rolls one app back, printing each phase; exit status as deploy's.
+func rollbackCmd(ctx context.Context, c *control.Client, args []string, out io.Writer) error {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		return exitcode.New(ExitUsage, errors.New("usage: supctl rollback APP"))
+	}
+	start := time.Now()
+	ev, err := c.Rollback(ctx, args[0], func(e control.Event) {
+		fmt.Fprintf(out, "[%6.2fs] %s\n", e.Time.Sub(start).Seconds(), e.Phase)
+	})
+	if err != nil {
+		return err
+	}
+	return finish(out, "rollback", args[0], ev)
 }
 
 // reloadOne reloads (release "") or deploys app, printing each phase.

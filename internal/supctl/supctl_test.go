@@ -110,6 +110,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"reload", "web", "--strategy", "bogus"}, 2, ""},
 		{[]string{"deploy", "web"}, 2, ""},
 		{[]string{"deploy", "web", "/srv/rel"}, 0, "deploy web: ok"},
+		{[]string{"rollback"}, 2, ""},
+		{[]string{"rollback", "web", "worker"}, 2, ""},
+		{[]string{"rollback", "web"}, 1, ""}, // this backend cannot roll back (HTTP 501)
 		{[]string{"frobnicate"}, 2, ""},
 		{[]string{}, 2, ""},
 		{[]string{"-s", filepath.Join(dir, "absent.sock"), "status"}, 4, ""},

@@ -55,6 +55,12 @@ new generation serves alone.`,
 	"deploy": `usage: supctl deploy APP RELEASE_DIR [--strategy S]
 Point the app's directory link at RELEASE_DIR (relative to the current
 directory), reload, point back on failure.`,
+	"rollback": `usage: supctl rollback APP
+Put the app's previous release back in service. Within keep_previous after a
+swap, new connections are steered back to the kept previous generation (one
+map update or rename per listener; the time is printed) and the newer one is
+drained and stopped. Otherwise the previous release that passed the gate
+(the supervisor remembers the last 5) is deployed as deploy does.`,
 	"logs":       logsUsage + "\nRecent output lines of the apps TARGET names, or of every app interleaved by time\n(-f: then follow live lines; -n 0: no history); --reopen reopens the apps' log files (after logrotate).",
 	"top":        "usage: supctl top [--interval 1s] [--routes APP]\nLive table of every app: state, CPU, RSS, workers, accept queue, req/s, p99, Apdex,\n5xx percentage, restarts (redrawn in place on a terminal; printed once when piped).\n--routes APP: the app's slowest routes (p99 over the interval) and those with the\nmost 5xx answers, from its per-route series.",
 	"errors":     errorsHelp,

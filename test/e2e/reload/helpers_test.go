@@ -39,6 +39,8 @@ type webOpts struct {
 	// Gated lists release indexes whose app.py blocks at import until
 	// web.OpenGate(i) (a file appears), to hold a reload in a known phase.
 	Gated []int
+	// KeepPrevious is [app.web.reload] keep_previous (default "0s").
+	KeepPrevious string
 }
 
 // webTables are the keys and sub-tables of web that every test here sets
@@ -49,6 +51,7 @@ const webTables = `steering = "%s"
 [app.web.reload]
 strategy = "%s"
 timeout = "%s"
+keep_previous = "%s"
 
 [app.web.health]
 path = "/healthz"
@@ -81,6 +84,7 @@ func startWeb(t *testing.T, o webOpts) *web {
 	if o.HealthyAfter == 0 {
 		o.HealthyAfter = 2
 	}
+	o.KeepPrevious = cmp.Or(o.KeepPrevious, "0s")
 	if o.Steering == "" {
 		o.Steering = cmp.Or(os.Getenv("E2E_STEERING"), "auto")
 	}
@@ -91,7 +95,7 @@ func startWeb(t *testing.T, o webOpts) *web {
 		// listener.
 		Config: e2e.Config{HTTP: o.HTTP, ShutdownTimeout: "30s", Apps: []e2e.App{{
 			Directory: "@DIR@/srv/current", Workers: o.Workers,
-			Extra: fmt.Sprintf(webTables, o.Steering, o.Strategy, o.Timeout, o.HealthyAfter),
+			Extra: fmt.Sprintf(webTables, o.Steering, o.Strategy, o.Timeout, o.KeepPrevious, o.HealthyAfter),
 		}}}.String(),
 		Setup: func(dir string) {
 			root := filepath.Join(dir, "srv")

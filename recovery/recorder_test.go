@@ -1,0 +1,82 @@
+package recovery
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestFactsReleases: the gated releases are remembered in order, without
+// repeating the last one, at most KeepReleases; Previous is the newest
+// other than the serving one; SetReleases (a predecessor's) fills only an
+// empty history.
+func TestFactsReleases(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		restored []string
+		gated    []string
+		current  string
+		want     []string
+		previous string
+	}{
+		{"none", nil, nil, "/r/1", nil, ""},
+		{"one", nil, []string{"/r/1"}, "/r/1", []string{"/r/1"}, ""},
+		{"deploy", nil, []string{"/r/1", "/r/2"}, "/r/2", []string{"/r/1", "/r/2"}, "/r/1"},
+		{"repeat", nil, []string{"/r/1", "/r/1", "/r/2", "/r/2"}, "/r/2", []string{"/r/1", "/r/2"}, "/r/1"},
+		{"rolled back", nil, []string{"/r/1", "/r/2", "/r/1"}, "/r/1", []string{"/r/1", "/r/2", "/r/1"}, "/r/2"},
+		{"capped", nil, []string{"/r/1", "/r/2", "/r/3", "/r/4", "/r/5", "/r/6"}, "/r/6", []string{"/r/2", "/r/3", "/r/4", "/r/5", "/r/6"}, "/r/5"},
+		{"restored", []string{"/r/1", "/r/2"}, []string{"/r/2"}, "/r/2", []string{"/r/1", "/r/2"}, "/r/1"},
+		{"empty gated", nil, []string{"", "/r/1"}, "/r/1", []string{"/r/1"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var f Facts
+			f.SetReleases(tc.restored)
+			for _, g := range tc.gated {
+				f.SetGated(g)
+			}
+			if len(f.Of().Releases) > 0 {
+				f.SetReleases([]string{"/ignored"}) // a history is never replaced
+			}
+			if got := f.Of().Releases; !slices.Equal(got, tc.want) {
+				t.Errorf("releases %q, want %q", got, tc.want)
+			}
+			if got := f.Previous(tc.current); got != tc.previous {
+				t.Errorf("Previous(%s) = %q, want %q", tc.current, got, tc.previous)
+			}
+		})
+	}
+}
+
+// TestStartKeepsPredecessorReleases: a record a clean stop left (releases
+// only, another pid) gives the next supervisor its apps' releases and no
+// gated release; nothing of it is carried over as processes.
+func TestStartKeepsPredecessorReleases(t *testing.T) {
+	dir := t.TempDir()
+	full := &RunState{PID: 1, Apps: map[string]AppRun{
+		"web": {Gated: "/r/2", Releases: []string{"/r/1", "/r/2"}, Groups: []ProcGroup{{PGID: 7}}},
+		"job": {Gated: "/j/1"},
+	}}
+	rest := full.ReleasesOnly()
+	if len(rest.Apps) != 1 || !slices.Equal(rest.Apps["web"].Releases, []string{"/r/1", "/r/2"}) || rest.Apps["web"].Gated != "" || rest.Apps["web"].Groups != nil {
+		t.Fatalf("ReleasesOnly = %+v", rest)
+	}
+	if (&RunState{Apps: map[string]AppRun{"job": {Gated: "/j/1"}}}).ReleasesOnly() != nil {
+		t.Error("ReleasesOnly of a record without releases is not nil")
+	}
+	if err := WriteRunState(dir, rest); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	var r Recorder
+	r.Start(dir, nil, func(app, gated string, releases []string) {
+		if gated != "" {
+			t.Errorf("%s: gated %q from a predecessor's record", app, gated)
+		}
+		got[app] = releases
+	})
+	if len(got) != 1 || !slices.Equal(got["web"], []string{"/r/1", "/r/2"}) {
+		t.Errorf("kept %v, want web's releases", got)
+	}
+	if r.last != nil {
+		t.Errorf("the predecessor's record is the base of the next one: %+v", r.last)
+	}
+}
