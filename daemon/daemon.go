@@ -24,6 +24,7 @@ import (
 	"github.com/gunisup/supervisor/apm"
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/errinbox"
 	"github.com/gunisup/supervisor/internal/exitcode"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/metrics"
@@ -423,11 +424,17 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 		},
 		OpenStatsd: func(app string) error { return d.openBridge(app, met) },
 		WatchLog:   d.inboxes.watch,
-		BPFWhy:     func() string { return d.bpfWhy },
-		Sockets:    held,
-		Cgroups:    cgroups,
-		Orphans:    orphans,
-		Routes:     d.routes,
+		ErrorGroups: func(app string) []errinbox.Group {
+			if in := d.inboxes.get(app); in != nil {
+				return in.Groups()
+			}
+			return nil
+		},
+		BPFWhy:  func() string { return d.bpfWhy },
+		Sockets: held,
+		Cgroups: cgroups,
+		Orphans: orphans,
+		Routes:  d.routes,
 	}
 	if hand != nil {
 		opts.Restore = hand.Manager
