@@ -87,7 +87,7 @@ func canaryStep(ctx context.Context, h CanaryHost, old, g Gen, share float64, ev
 		return err
 	}
 	began := time.Now()
-	progress(fmt.Sprintf("canary %s: %s gets %.0f%% of new connections for %s", g, g, 100*share, every))
+	progress(fmt.Sprintf("canary: %s gets %.0f%% of new connections for %s", g, 100*share, every))
 	tick := time.NewTicker(canaryTick)
 	defer tick.Stop()
 	end := time.NewTimer(every)

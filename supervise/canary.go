@@ -72,6 +72,21 @@ func (v *canaryView) status() string {
 		time.Since(v.began).Round(time.Second), v.plan.For, v.plan.Shares(), v.line)
 }
 
+// managerEnv is the Manager's canaryEnv.
+var _ canaryEnv = managerEnv{}
+
+func (e managerEnv) canSplit(app string) error { return e.m.canSplit(app) }
+
+func (e managerEnv) splitGen(app string, oldID, newID int, share float64) error {
+	return e.m.splitGen(app, oldID, newID, share)
+}
+
+func (e managerEnv) judgeGen(app string, oldID, newID int, from time.Time) reload.Judgement {
+	return e.m.judgeGen(app, oldID, newID, from)
+}
+
+func (e managerEnv) canaryView(app string) *canaryView { return e.m.canaryView(app) }
+
 // canaryView returns app's canary view, made on first use.
 func (m *Manager) canaryView(app string) *canaryView {
 	v, _ := m.canaries.LoadOrStore(app, &canaryView{})
