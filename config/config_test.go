@@ -462,6 +462,14 @@ timeout = "1ns"
 interval = "1ns"
 timeout = "1us"
 `},
+		{"canary_keys", web + `[app.web.reload]
+strategy = "usr2"
+canary = "10%"
+`},
+		{"canary_values", web + `[app.web.reload]
+canary = "10%,abc"
+canary_for = "1h"
+`},
 		{"count_ceilings", web + "workers = 1025\nbacklog = 65536\ncrash_limit = 1001\n[app.web.health]\nhealthy_after = 101\nunhealthy_after = 100\n"},
 		{"listen_places", `
 [app.web]

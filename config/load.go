@@ -579,8 +579,33 @@ func (p *parser) reload(t *table, kind Kind) Reload {
 		}
 	}
 	t.duration("timeout", &r.Timeout)
+	r.Canary = reloadCanary(t, r.Strategy)
 	t.finish()
 	return r
+}
+
+// reloadCanary reads canary and canary_for of [app.NAME.reload] for an app
+// reloaded with st; an error names the key at fault.
+func reloadCanary(t *table, st strategy.Strategy) strategy.Canary {
+	var shares string
+	var every time.Duration
+	hasShares := t.str("canary", &shares)
+	if t.duration("canary_for", &every) && !hasShares {
+		t.errf("canary_for", "needs canary (e.g. canary = \"10%%,50%%\")")
+		return strategy.Canary{}
+	}
+	c, err := strategy.ParseCanary(shares, every)
+	if err != nil {
+		t.errf("canary", "%v", err)
+		return strategy.Canary{}
+	}
+	if c.On() {
+		if err := st.CanCanary(); err != nil {
+			t.errf("canary", "%v", err)
+			return strategy.Canary{}
+		}
+	}
+	return c
 }
 
 // health reads [app.NAME.health]; hasListen says whether the app has a

@@ -227,6 +227,10 @@ type Reload struct {
 	Strategy strategy.Strategy `key:"reload.strategy"`
 	// Timeout bounds a whole reload.
 	Timeout time.Duration `key:"reload.timeout"`
+	// Canary is the canary every reload and deploy asked for by a user
+	// runs (keys canary = "10%,50%" and canary_for; off when canary is
+	// unset); supctl's --canary replaces it, and --strategy skips it.
+	Canary strategy.Canary `key:"reload.canary"`
 }
 
 // Health is [app.NAME.health]. Exactly one of Path, TCP, Command is set, or

@@ -422,7 +422,7 @@ func (m *Manager) reloadOrDeploy(ctx context.Context, name string, strategy *str
 		progress = func(string) {}
 	}
 	plan, _ := reload.CanaryOf(ctx)
-	return a.send(ctx, reloadMsg{call: newCall(), strategy: strategy, release: release, progress: progress, canary: plan})
+	return a.send(ctx, reloadMsg{call: newCall(), strategy: strategy, release: release, progress: progress, canary: plan, byUser: true})
 }
 
 // Ping returns nil when every app owner answers within ctx: the

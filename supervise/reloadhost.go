@@ -95,6 +95,9 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 			return
 		}
 	}
+	if m.byUser && !m.canary.On() && m.strategy == nil {
+		m.canary = a.cfg.Reload.Canary
+	}
 	var cenv canaryEnv
 	if m.canary.On() {
 		var err error

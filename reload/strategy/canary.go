@@ -79,5 +79,5 @@ func (s Strategy) CanCanary() error {
 	if s == Swap {
 		return nil
 	}
-	return fmt.Errorf("strategy %s cannot run a canary: it does not start a new generation beside the serving one on sockets of its own (use --strategy %s)", s, Swap)
+	return fmt.Errorf("strategy %s cannot run a canary: it does not start a new generation beside the serving one on sockets of its own (use the %s strategy)", s, Swap)
 }
