@@ -153,9 +153,17 @@ func TestCanaryPromotesGoodRelease(t *testing.T) {
 	step := time.Duration(e2e.Runs(20, 3)) * time.Second
 	w := startCanary(t, -1)
 	addr := w.Addr("web")
-	load := heyAll(t, addr, 2*step+10*time.Second)
+	load := heyAll(t, addr, 2*step+8*time.Second)
 	waitRequests(t, w, 200)
-	res := w.Ctl("deploy", "web", filepath.Join(w.Dir, "releases", "b"), "--canary", "10%,50%", "--for", step.String())
+	dep := w.CtlAsync("deploy", "web", filepath.Join(w.Dir, "releases", "b"), "--canary", "10%,50%", "--for", step.String())
+	dep.WaitOutput(t, 60*time.Second, "gets 10% of new connections")
+	var line string
+	testenv.WaitFor(t, 30*time.Second, "status of the canary", func() bool {
+		line = w.App("web").Comparison
+		return strings.Contains(line, "canary: generation 2 gets 10% of new connections") && strings.Contains(line, "requests ")
+	})
+	t.Logf("status during the canary: %s", line)
+	res := dep.Wait(t, 2*step+60*time.Second)
 	t.Logf("supctl deploy: exit %d in %s\n%s", res.Code, res.Took, res.Out)
 	n, failed := load()
 	steps := decisionRE.FindAllStringSubmatch(res.Out, -1)
@@ -210,4 +218,22 @@ func waitRequests(t *testing.T, w *web, n float64) {
 		got, _ := sc.sum("supervisor_route_requests_total", map[string]string{"app": "web"})
 		return got >= n
 	})
+}
+
+// TestCanaryStoppedMidway stops the app while its canary runs a long
+// step: the deploy ends at once, rolled back, and the stop completes with
+// both generations gone.
+func TestCanaryStoppedMidway(t *testing.T) {
+	w := startCanary(t, -1)
+	dep := w.CtlAsync("deploy", "web", filepath.Join(w.Dir, "releases", "b"), "--canary", "10%", "--for", "1h")
+	dep.WaitOutput(t, 60*time.Second, "gets 10% of new connections")
+	stop := w.Ctl("stop", "web")
+	res := dep.Wait(t, 30*time.Second)
+	t.Logf("supctl stop: exit %d in %s\n%s\nsupctl deploy: exit %d in %s\n%s", stop.Code, stop.Took, stop.Out, res.Code, res.Took, res.Out)
+	if stop.Code != 0 || res.Code == 0 || !strings.Contains(res.Out, "rolling back") {
+		t.Fatalf("stop during a canary: stop exit %d, deploy exit %d", stop.Code, res.Code)
+	}
+	if a := w.WaitState("web", control.StateStopped, 30*time.Second); a.MasterPID != 0 {
+		t.Errorf("web stopped with master %d", a.MasterPID)
+	}
 }
