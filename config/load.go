@@ -580,6 +580,13 @@ func (p *parser) reload(t *table, kind Kind) Reload {
 	}
 	t.duration("timeout", &r.Timeout)
 	r.Canary = reloadCanary(t, r.Strategy)
+	l := &r.CanaryLimits
+	if t.number("canary_error_rise", &l.ErrorRise, 0, 1) && l.ErrorRise == 0 {
+		l.ErrorRise = 1e-9 // 0 asks for no rise at all, not the default
+	}
+	t.number("canary_p99_factor", &l.P99Factor, 1, 100)
+	t.number("canary_apdex_drop", &l.ApdexDrop, 0, 1)
+	t.integer("canary_min_requests", &l.MinRequests, 1, 1_000_000)
 	t.finish()
 	return r
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/apm"
+	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/errinbox"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/listen/steer"
@@ -26,7 +27,7 @@ type canaryEnv interface {
 	// connections by weight, a *listen.SplitError or a reason otherwise.
 	canSplit(app string) error
 	splitGen(app string, oldID, newID int, share float64) error
-	judgeGen(app string, oldID, newID int, from time.Time) reload.Judgement
+	judgeGen(app string, oldID, newID int, from time.Time, limits config.CanaryLimits) reload.Judgement
 	canaryView(app string) *canaryView
 }
 
@@ -81,8 +82,8 @@ func (e managerEnv) splitGen(app string, oldID, newID int, share float64) error 
 	return e.m.splitGen(app, oldID, newID, share)
 }
 
-func (e managerEnv) judgeGen(app string, oldID, newID int, from time.Time) reload.Judgement {
-	return e.m.judgeGen(app, oldID, newID, from)
+func (e managerEnv) judgeGen(app string, oldID, newID int, from time.Time, limits config.CanaryLimits) reload.Judgement {
+	return e.m.judgeGen(app, oldID, newID, from, limits)
 }
 
 func (e managerEnv) canaryView(app string) *canaryView { return e.m.canaryView(app) }
@@ -125,14 +126,15 @@ func (m *Manager) splitGen(app string, oldID, newID int, share float64) error {
 }
 
 // judgeGen implements canaryEnv: the route metrics' verdict (apm.App.Judge
-// with the default thresholds) and the exception groups first seen in
-// newID at least minNewGroup times.
-func (m *Manager) judgeGen(app string, oldID, newID int, from time.Time) reload.Judgement {
+// with the app's limits) and the exception groups first seen in newID at
+// least minNewGroup times.
+func (m *Manager) judgeGen(app string, oldID, newID int, from time.Time, limits config.CanaryLimits) reload.Judgement {
 	a := m.routes.App(app)
 	if a == nil {
 		return reload.Judgement{Figures: "no route metrics"}
 	}
-	v, ok := a.Judge(oldID, newID, from, apm.Thresholds{})
+	th := apm.Thresholds{ErrorRise: limits.ErrorRise, P99Factor: limits.P99Factor, ApdexDrop: limits.ApdexDrop, MinRequests: uint64(limits.MinRequests)}
+	v, ok := a.Judge(oldID, newID, from, th)
 	if !ok {
 		return reload.Judgement{Worse: []string{fmt.Sprintf("generation %d or %d has no route metrics (exited?)", newID, oldID)}, Final: true}
 	}
@@ -164,7 +166,7 @@ func (h *canaryHost) Split(old, g reload.Gen, share float64) error {
 }
 
 func (h *canaryHost) Judge(old, g reload.Gen, from time.Time) reload.Judgement {
-	return h.env.judgeGen(h.a.cfg.Name, asGen(old).Info().ID, asGen(g).Info().ID, from)
+	return h.env.judgeGen(h.a.cfg.Name, asGen(old).Info().ID, asGen(g).Info().ID, from, h.run.canaryLimits)
 }
 
 func (h *canaryHost) Judged(share float64, began time.Time, j reload.Judgement) {

@@ -40,8 +40,9 @@ type reloadRun struct {
 	recovery bool
 	// canary is the plan of a canary reload (see reload.Canary), env its
 	// environment; off for any other.
-	canary    strategy.Canary
-	canaryEnv canaryEnv
+	canary       strategy.Canary
+	canaryEnv    canaryEnv
+	canaryLimits config.CanaryLimits
 
 	mu    sync.Mutex
 	fresh []generation // started by the reload (being checked, or aborted)
@@ -108,7 +109,8 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 	}
 	cctx, cancel := context.WithCancelCause(ctx)
 	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout+time.Duration(len(m.canary.Steps))*m.canary.For)
-	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: st, old: a.gen, dir: m.dir, recovery: m.recovery, canary: m.canary, canaryEnv: cenv}
+	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: st, old: a.gen, dir: m.dir, recovery: m.recovery,
+		canary: m.canary, canaryEnv: cenv, canaryLimits: a.cfg.Reload.CanaryLimits}
 	a.reload = run
 	a.env.changed()
 	progress := m.progress

@@ -58,11 +58,12 @@ func writeCanaryApp(t *testing.T, dir, version string, bad int) {
 	}
 }
 
-// startCanary starts a supervisor whose app web serves canaryApp release
-// a from the link DIR/current, and writes release b with route bad failing.
-func startCanary(t *testing.T, bad int) *web {
+// startCanary starts a supervisor whose app web (with the app table's
+// extra keys) serves canaryApp release a from the link DIR/current, and
+// writes release b with route bad failing.
+func startCanary(t *testing.T, bad int, extra string) *web {
 	t.Helper()
-	app := e2e.App{Workers: 2, Directory: "@DIR@/current"}
+	app := e2e.App{Workers: 2, Directory: "@DIR@/current", Extra: extra}
 	cfg := e2e.Config{HTTP: "127.0.0.1:0", ShutdownTimeout: "30s", Apps: []e2e.App{app}}.String()
 	s := e2e.Start(t, e2e.Options{Config: cfg, Setup: func(dir string) {
 		writeCanaryApp(t, filepath.Join(dir, "releases", "a"), "a", -1)
@@ -116,7 +117,7 @@ var decisionRE = regexp.MustCompile(`canary ([0-9]+)% after ([0-9.]+m?s): (pass|
 // clients fail than a blind canary would have failed over its window.
 func TestCanaryRollsBackBadRelease(t *testing.T) {
 	window := time.Duration(e2e.Runs(30, 6)) * time.Second
-	w := startCanary(t, 7)
+	w := startCanary(t, 7, "")
 	addr := w.Addr("web")
 	load := heyAll(t, addr, window+4*time.Second)
 	waitRequests(t, w, 200)
@@ -151,7 +152,7 @@ func TestCanaryRollsBackBadRelease(t *testing.T) {
 // release b serves at the end.
 func TestCanaryPromotesGoodRelease(t *testing.T) {
 	step := time.Duration(e2e.Runs(20, 3)) * time.Second
-	w := startCanary(t, -1)
+	w := startCanary(t, -1, "")
 	addr := w.Addr("web")
 	load := heyAll(t, addr, 2*step+8*time.Second)
 	waitRequests(t, w, 200)
@@ -220,12 +221,12 @@ func waitRequests(t *testing.T, w *web, n float64) {
 	})
 }
 
-// TestCanaryStoppedMidway stops the app while its canary runs a long
-// step: the deploy ends at once, rolled back, and the stop completes with
-// both generations gone.
+// TestCanaryStoppedMidway stops the app while its canary (from the
+// configuration: a plain deploy runs it) runs a long step: the deploy ends
+// at once, rolled back, and the stop completes with both generations gone.
 func TestCanaryStoppedMidway(t *testing.T) {
-	w := startCanary(t, -1)
-	dep := w.CtlAsync("deploy", "web", filepath.Join(w.Dir, "releases", "b"), "--canary", "10%", "--for", "1h")
+	w := startCanary(t, -1, "[app.web.reload]\ncanary = \"10%\"\ncanary_for = \"1h\"\n")
+	dep := w.CtlAsync("deploy", "web", filepath.Join(w.Dir, "releases", "b"))
 	dep.WaitOutput(t, 60*time.Second, "gets 10% of new connections")
 	stop := w.Ctl("stop", "web")
 	res := dep.Wait(t, 30*time.Second)
