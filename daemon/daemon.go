@@ -24,7 +24,6 @@ import (
 	"github.com/gunisup/supervisor/apm"
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/control"
-	"github.com/gunisup/supervisor/errinbox"
 	"github.com/gunisup/supervisor/internal/exitcode"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/metrics"
@@ -424,17 +423,12 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 		},
 		OpenStatsd: func(app string) error { return d.openBridge(app, met) },
 		WatchLog:   d.inboxes.watch,
-		ErrorGroups: func(app string) []errinbox.Group {
-			if in := d.inboxes.get(app); in != nil {
-				return in.Groups()
-			}
-			return nil
-		},
-		BPFWhy:  func() string { return d.bpfWhy },
-		Sockets: held,
-		Cgroups: cgroups,
-		Orphans: orphans,
-		Routes:  d.routes,
+		ErrorInbox: d.inboxes.get,
+		BPFWhy:     func() string { return d.bpfWhy },
+		Sockets:    held,
+		Cgroups:    cgroups,
+		Orphans:    orphans,
+		Routes:     d.routes,
 	}
 	if hand != nil {
 		opts.Restore = hand.Manager

@@ -29,6 +29,9 @@ type canaryEnv interface {
 	splitGen(app string, oldID, newID int, share float64) error
 	judgeGen(app string, oldID, newID int, from time.Time, limits config.CanaryLimits) reload.Judgement
 	canaryView(app string) *canaryView
+	// workerDeaths counts the workers of app's generation gen that timed
+	// out or were killed.
+	workerDeaths(app string, gen int) uint64
 }
 
 // canaryView is an app's canary as status shows it: the step running (or
@@ -88,6 +91,8 @@ func (e managerEnv) judgeGen(app string, oldID, newID int, from time.Time, limit
 
 func (e managerEnv) canaryView(app string) *canaryView { return e.m.canaryView(app) }
 
+func (e managerEnv) workerDeaths(app string, gen int) uint64 { return e.m.workerDeaths(app, gen) }
+
 // canaryView returns app's canary view, made on first use.
 func (m *Manager) canaryView(app string) *canaryView {
 	v, _ := m.canaries.LoadOrStore(app, &canaryView{})
@@ -139,10 +144,11 @@ func (m *Manager) judgeGen(app string, oldID, newID int, from time.Time, limits 
 		return reload.Judgement{Worse: []string{fmt.Sprintf("generation %d or %d has no route metrics (exited?)", newID, oldID)}, Final: true}
 	}
 	j := reload.Judgement{Worse: v.Worse, Final: v.Enough, Figures: v.Figures}
-	if m.errGroups == nil {
+	in := m.errorInbox(app)
+	if in == nil {
 		return j
 	}
-	for _, g := range m.errGroups(app) {
+	for _, g := range in.Groups() {
 		if g.Generation == newID && g.Count >= minNewGroup && !g.FirstSeen.Before(from) {
 			j.Worse = append(j.Worse, fmt.Sprintf("new exception %s: %s (%d times)", g.Exception, g.Message, g.Count))
 			j.Final = true
@@ -151,22 +157,58 @@ func (m *Manager) judgeGen(app string, oldID, newID int, from time.Time, limits 
 	return j
 }
 
-// errGroupsOf is what Options.ErrorGroups gives: app's exception groups.
-type errGroupsOf = func(app string) []errinbox.Group
+// errorInbox returns app's error inbox, nil for none.
+func (m *Manager) errorInbox(app string) *errinbox.Inbox {
+	if m.inbox == nil {
+		return nil
+	}
+	return m.inbox(app)
+}
+
+// workerDeaths implements canaryEnv (errinbox.Inbox.WorkerDeaths; 0
+// without an inbox).
+func (m *Manager) workerDeaths(app string, gen int) uint64 {
+	if in := m.errorInbox(app); in != nil {
+		return in.WorkerDeaths(gen)
+	}
+	return 0
+}
+
+// minWorkerDeaths is how many workers of the canary generation must die
+// in a step (timeouts, kills), while none of the old one's do, for the
+// canary to be worse.
+const minWorkerDeaths = 2
 
 // canaryHost is the reload.CanaryHost of one canary reload.
 type canaryHost struct {
 	*host
 	env  canaryEnv
 	plan strategy.Canary
+	// base is the worker deaths of the old and the canary generation at
+	// the step's split.
+	base [2]uint64
 }
 
+// Split steers share to g and takes the worker deaths of both
+// generations as the step's base.
 func (h *canaryHost) Split(old, g reload.Gen, share float64) error {
-	return h.env.splitGen(h.a.cfg.Name, asGen(old).Info().ID, asGen(g).Info().ID, share)
+	app, oldID, newID := h.a.cfg.Name, asGen(old).Info().ID, asGen(g).Info().ID
+	h.base = [2]uint64{h.env.workerDeaths(app, oldID), h.env.workerDeaths(app, newID)}
+	return h.env.splitGen(app, oldID, newID, share)
 }
 
+// Judge is the route metrics' and the error inbox's judgement (judgeGen)
+// plus the worker deaths since the step's split.
 func (h *canaryHost) Judge(old, g reload.Gen, from time.Time) reload.Judgement {
-	return h.env.judgeGen(h.a.cfg.Name, asGen(old).Info().ID, asGen(g).Info().ID, from, h.run.canaryLimits)
+	app, oldID, newID := h.a.cfg.Name, asGen(old).Info().ID, asGen(g).Info().ID
+	j := h.env.judgeGen(app, oldID, newID, from, h.run.canaryLimits)
+	deaths := [2]uint64{h.env.workerDeaths(app, oldID), h.env.workerDeaths(app, newID)}
+	oldDied, newDied := deaths[0]-h.base[0], deaths[1]-h.base[1]
+	if newDied >= minWorkerDeaths && oldDied == 0 {
+		j.Worse = append(j.Worse, fmt.Sprintf("%d workers died (timeout or signal), none of the old generation's", newDied))
+		j.Final = true
+	}
+	return j
 }
 
 func (h *canaryHost) Judged(share float64, began time.Time, j reload.Judgement) {

@@ -71,9 +71,10 @@ type Options struct {
 	// Routes, when not nil, gets the access lines of every Gunicorn app
 	// with route_metrics on (see package apm).
 	Routes *apm.Set
-	// ErrorGroups, when not nil, returns an app's exception groups (its
-	// error inbox): a canary generation with a group of its own is worse.
-	ErrorGroups func(app string) []errinbox.Group
+	// ErrorInbox, when not nil, returns an app's error inbox (nil for
+	// none): a canary generation with an exception group of its own, or
+	// whose workers die, is worse.
+	ErrorInbox func(app string) *errinbox.Inbox
 }
 
 // Manager runs every app of one configuration: it holds their sockets and
@@ -91,11 +92,11 @@ type Manager struct {
 	reaper   *proc.Reaper
 	// routes holds the apps' route metrics (nil: none).
 	routes *apm.Set
-	// errGroups reads an app's exception groups (nil: none); canaries
-	// holds each app's *canaryView.
-	errGroups errGroupsOf
-	canaries  sync.Map
-	logger    *slog.Logger
+	// inbox returns an app's error inbox (nil: none); canaries holds
+	// each app's *canaryView.
+	inbox    func(app string) *errinbox.Inbox
+	canaries sync.Map
+	logger   *slog.Logger
 	// stdoutSink is the sink shared by the apps with log = "stdout".
 	stdoutSink io.Writer
 	observer   Observer
@@ -186,7 +187,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		openStatsd: opts.OpenStatsd,
 		watchLog:   opts.WatchLog,
 		routes:     opts.Routes,
-		errGroups:  opts.ErrorGroups,
+		inbox:      opts.ErrorInbox,
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
