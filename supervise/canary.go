@@ -3,6 +3,7 @@ package supervise
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -149,8 +150,12 @@ func (m *Manager) judgeGen(app string, oldID, newID int, from time.Time, limits 
 		return j
 	}
 	for _, g := range in.Groups() {
-		if g.Generation == newID && g.Count >= minNewGroup && !g.FirstSeen.Before(from) {
-			j.Worse = append(j.Worse, fmt.Sprintf("new exception %s: %s (%d times)", g.Exception, g.Message, g.Count))
+		if g.Generation == newID && g.Count >= minNewGroup {
+			what := g.Message
+			if !strings.HasPrefix(what, g.Exception) {
+				what = g.Exception + ": " + what
+			}
+			j.Worse = append(j.Worse, fmt.Sprintf("new exception %s (%d times)", what, g.Count))
 			j.Final = true
 		}
 	}

@@ -20,11 +20,15 @@ import (
 const canaryRoutes = 10
 
 // canaryApp is a Flask app of routes /r0 to /r9 answering "VERSION rN";
-// route /rBAD answers 500 (BAD = -1: none).
-const canaryApp = `from flask import Flask
+// route /rBAD answers 500 (BAD = -1: none), route /rLOGGED logs a
+// traceback to stderr and answers 200 (LOGGED = -1: none).
+const canaryApp = `import logging
+
+from flask import Flask
 
 VERSION = %q
 BAD = %d
+LOGGED = %d
 
 app = Flask(__name__)
 
@@ -33,6 +37,11 @@ def make(i):
     def view():
         if i == BAD:
             return "%%s r%%d fails\n" %% (VERSION, i), 500
+        if i == LOGGED:
+            try:
+                raise LookupError("release %%s lost route %%d" %% (VERSION, i))
+            except LookupError:
+                logging.exception("handled")
         return "%%s r%%d\n" %% (VERSION, i)
     view.__name__ = "r%%d" %% i
     return view
@@ -47,27 +56,28 @@ for _i in range(10):
     app.add_url_rule("/r%%d" %% _i, view_func=make(_i))
 `
 
-// writeCanaryApp writes canaryApp (version, bad route) into dir.
-func writeCanaryApp(t *testing.T, dir, version string, bad int) {
+// writeCanaryApp writes canaryApp (version, failing and logging routes)
+// into dir.
+func writeCanaryApp(t *testing.T, dir, version string, bad, logged int) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(fmt.Sprintf(canaryApp, version, bad)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(fmt.Sprintf(canaryApp, version, bad, logged)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // startCanary starts a supervisor whose app web (with the app table's
 // extra keys) serves canaryApp release a from the link DIR/current, and
-// writes release b with route bad failing.
-func startCanary(t *testing.T, bad int, extra string) *web {
+// writes release b with route bad failing and route logged logging.
+func startCanary(t *testing.T, bad, logged int, extra string) *web {
 	t.Helper()
 	app := e2e.App{Workers: 2, Directory: "@DIR@/current", Extra: extra}
 	cfg := e2e.Config{HTTP: "127.0.0.1:0", ShutdownTimeout: "30s", Apps: []e2e.App{app}}.String()
 	s := e2e.Start(t, e2e.Options{Config: cfg, Setup: func(dir string) {
-		writeCanaryApp(t, filepath.Join(dir, "releases", "a"), "a", -1)
-		writeCanaryApp(t, filepath.Join(dir, "releases", "b"), "b", bad)
+		writeCanaryApp(t, filepath.Join(dir, "releases", "a"), "a", -1, -1)
+		writeCanaryApp(t, filepath.Join(dir, "releases", "b"), "b", bad, logged)
 		if err := os.Symlink(filepath.Join(dir, "releases", "a"), filepath.Join(dir, "current")); err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +127,7 @@ var decisionRE = regexp.MustCompile(`canary ([0-9]+)% after ([0-9.]+m?s): (pass|
 // clients fail than a blind canary would have failed over its window.
 func TestCanaryRollsBackBadRelease(t *testing.T) {
 	window := time.Duration(e2e.Runs(30, 6)) * time.Second
-	w := startCanary(t, 7, "")
+	w := startCanary(t, 7, -1, "")
 	addr := w.Addr("web")
 	load := heyAll(t, addr, window+4*time.Second)
 	waitRequests(t, w, 200)
@@ -152,7 +162,7 @@ func TestCanaryRollsBackBadRelease(t *testing.T) {
 // release b serves at the end.
 func TestCanaryPromotesGoodRelease(t *testing.T) {
 	step := time.Duration(e2e.Runs(20, 3)) * time.Second
-	w := startCanary(t, -1, "")
+	w := startCanary(t, -1, -1, "")
 	addr := w.Addr("web")
 	load := heyAll(t, addr, 2*step+8*time.Second)
 	waitRequests(t, w, 200)
@@ -186,7 +196,7 @@ func TestCanaryRefused(t *testing.T) {
 	app := e2e.App{Workers: 1, Listen: []string{"unix://@DIR@/web.sock"}}
 	cfg := e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{app}}.String()
 	s := e2e.Start(t, e2e.Options{Config: cfg, Setup: func(dir string) {
-		writeCanaryApp(t, filepath.Join(dir, "app"), "a", -1)
+		writeCanaryApp(t, filepath.Join(dir, "app"), "a", -1, -1)
 	}})
 	s.WaitState("web", control.StateRunning, 90*time.Second)
 	gen := s.App("web").Generation
@@ -225,7 +235,7 @@ func waitRequests(t *testing.T, w *web, n float64) {
 // configuration: a plain deploy runs it) runs a long step: the deploy ends
 // at once, rolled back, and the stop completes with both generations gone.
 func TestCanaryStoppedMidway(t *testing.T) {
-	w := startCanary(t, -1, "[app.web.reload]\ncanary = \"10%\"\ncanary_for = \"1h\"\n")
+	w := startCanary(t, -1, -1, "[app.web.reload]\ncanary = \"10%\"\ncanary_for = \"1h\"\n")
 	dep := w.CtlAsync("deploy", "web", filepath.Join(w.Dir, "releases", "b"))
 	dep.WaitOutput(t, 60*time.Second, "gets 10% of new connections")
 	stop := w.Ctl("stop", "web")
@@ -236,5 +246,28 @@ func TestCanaryStoppedMidway(t *testing.T) {
 	}
 	if a := w.WaitState("web", control.StateStopped, 30*time.Second); a.MasterPID != 0 {
 		t.Errorf("web stopped with master %d", a.MasterPID)
+	}
+}
+
+// TestCanaryNewExceptionGroup deploys, as a canary, a release that
+// answers every request but logs a traceback of a new exception on one
+// route: the error inbox's group of the canary's generation rolls it back.
+func TestCanaryNewExceptionGroup(t *testing.T) {
+	if e2e.Runs(1, 0) == 0 {
+		t.Skip("E2E_FULL=1 runs it (the unit tests cover the rule in the short suite)")
+	}
+	w := startCanary(t, -1, 3, "")
+	addr := w.Addr("web")
+	load := heyAll(t, addr, 15*time.Second)
+	waitRequests(t, w, 200)
+	res := w.Ctl("deploy", "web", filepath.Join(w.Dir, "releases", "b"), "--canary", "10%", "--for", "10s")
+	t.Logf("supctl deploy: exit %d in %s\n%s", res.Code, res.Took, res.Out)
+	n, failed := load()
+	t.Logf("FIGURES canary new exception: %d requests, %d failed", n, failed)
+	if res.Code == 0 || !strings.Contains(res.Out, "new exception LookupError") {
+		t.Fatalf("a canary with a new exception group was not rolled back on it (exit %d)", res.Code)
+	}
+	if failed != 0 {
+		t.Errorf("%d requests failed; the release answers every one", failed)
 	}
 }
