@@ -462,6 +462,18 @@ timeout = "1ns"
 interval = "1ns"
 timeout = "1us"
 `},
+		{"canary_keys", web + `[app.web.reload]
+strategy = "usr2"
+canary = "10%"
+`},
+		{"canary_values", web + `[app.web.reload]
+canary = "10%,abc"
+canary_for = "1h"
+canary_p99_factor = 0.5
+canary_apdex_drop = "x"
+canary_error_rise = 0.02
+canary_min_requests = 0
+`},
 		{"count_ceilings", web + "workers = 1025\nbacklog = 65536\ncrash_limit = 1001\n[app.web.health]\nhealthy_after = 101\nunhealthy_after = 100\n"},
 		{"listen_places", `
 [app.web]

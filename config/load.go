@@ -580,6 +580,14 @@ func (p *parser) reload(t *table, kind Kind) Reload {
 	}
 	t.duration("timeout", &r.Timeout)
 	keepPrevious(t, &r)
+	r.Canary = reloadCanary(t, r.Strategy)
+	l := &r.CanaryLimits
+	if t.number("canary_error_rise", &l.ErrorRise, 0, 1) && l.ErrorRise == 0 {
+		l.ErrorRise = 1e-9 // 0 asks for no rise at all, not the default
+	}
+	t.number("canary_p99_factor", &l.P99Factor, 1, 100)
+	t.number("canary_apdex_drop", &l.ApdexDrop, 0, 1)
+	t.integer("canary_min_requests", &l.MinRequests, 1, 1_000_000)
 	t.finish()
 	return r
 }
@@ -597,6 +605,30 @@ func keepPrevious(t *table, r *Reload) {
 	}
 	t.errf("keep_previous", "needs strategy %q (strategy %q leaves no previous generation with sockets of its own to steer back to)", strategy.Swap, r.Strategy)
 	r.KeepPrevious = 0
+}
+
+// reloadCanary reads canary and canary_for of [app.NAME.reload] for an app
+// reloaded with st; an error names the key at fault.
+func reloadCanary(t *table, st strategy.Strategy) strategy.Canary {
+	var shares string
+	var every time.Duration
+	hasShares := t.str("canary", &shares)
+	if t.duration("canary_for", &every) && !hasShares {
+		t.errf("canary_for", "needs canary (e.g. canary = \"10%%,50%%\")")
+		return strategy.Canary{}
+	}
+	c, err := strategy.ParseCanary(shares, every)
+	if err != nil {
+		t.errf("canary", "%v", err)
+		return strategy.Canary{}
+	}
+	if c.On() {
+		if err := st.CanCanary(); err != nil {
+			t.errf("canary", "%v", err)
+			return strategy.Canary{}
+		}
+	}
+	return c
 }
 
 // health reads [app.NAME.health]; hasListen says whether the app has a

@@ -199,6 +199,30 @@ func (t *table) integer(name string, dst *int, lo, hi int) bool {
 	return true
 }
 
+// number reads a TOML float or integer between lo and hi.
+func (t *table) number(name string, dst *float64, lo, hi float64) bool {
+	v, ok := t.get(name)
+	if !ok {
+		return false
+	}
+	var f float64
+	switch n := v.(type) {
+	case float64:
+		f = n
+	case int64:
+		f = float64(n)
+	default:
+		t.typeErr(name, "number", v)
+		return false
+	}
+	if f < lo || f > hi {
+		t.errf(name, "must be between %g and %g, got %g", lo, hi, f)
+		return false
+	}
+	*dst = f
+	return true
+}
+
 func (t *table) boolean(name string, dst *bool) bool {
 	v, ok := t.get(name)
 	if !ok {

@@ -231,6 +231,28 @@ type Reload struct {
 	// booted, unsteered, for `supctl rollback` to steer back to (0: it is
 	// drained and stopped at once). Only the swap strategy keeps one.
 	KeepPrevious time.Duration `update:"inplace" key:"reload.keep_previous"`
+	// Canary is the canary every reload and deploy asked for by a user
+	// runs (keys canary = "10%,50%" and canary_for; off when canary is
+	// unset); supctl's --canary replaces it, and --strategy skips it.
+	Canary strategy.Canary `key:"reload.canary"`
+	// CanaryLimits are the limits a canary is judged by.
+	CanaryLimits CanaryLimits
+}
+
+// CanaryLimits are the limits of [app.NAME.reload] a canary generation is
+// judged by against the serving one; a zero field takes the default (see
+// package apm, Thresholds).
+type CanaryLimits struct {
+	// ErrorRise: error rate points (0.01 = 1 point) above the old one's.
+	ErrorRise float64 `key:"reload.canary_error_rise"`
+	// P99Factor: a route's p99 above this many times the old one's (and
+	// above the old one's + apdex_t/5).
+	P99Factor float64 `key:"reload.canary_p99_factor"`
+	// ApdexDrop: Apdex below the old one's minus this.
+	ApdexDrop float64 `key:"reload.canary_apdex_drop"`
+	// MinRequests: the canary's requests before a worse judgement may end
+	// a step early.
+	MinRequests int `key:"reload.canary_min_requests"`
 }
 
 // Health is [app.NAME.health]. Exactly one of Path, TCP, Command is set, or

@@ -24,6 +24,7 @@ const DefaultSocket = defaults.ControlSocket
 //	POST /v1/apps/{app}/start|stop|restart       -> OKResponse
 //	POST /v1/apps/{app}/reload[?strategy=NAME]   -> Event stream (NDJSON); NAME of reload/strategy
 //	POST /v1/apps/{app}/deploy?release=DIR[&strategy=]  -> Event stream (NDJSON)
+//	     both also take &canary=10%,50%[&canary_for=60s]: run as a canary (CanaryOf)
 //	POST /v1/apps/{app}/rollback                 -> Event stream (NDJSON)
 //	POST /v1/upgrade           re-exec the supervisor binary -> Event stream
 //	GET  /v1/apps/{app}/logs[?n=N&stderr=true&follow=true&history=false&since=RFC3339] -> LogLine stream (NDJSON)

@@ -114,8 +114,21 @@ func (c *Client) Act(ctx context.Context, verb, app string) (*OKResponse, error)
 // Reload streams a reload (release == "") or a deploy of app; each phase is
 // passed to onPhase; the final event is returned.
 func (c *Client) Reload(ctx context.Context, app, strategy, release string, onPhase func(Event)) (Event, error) {
+	return c.ReloadCanary(ctx, app, strategy, release, "", 0, onPhase)
+}
+
+// ReloadCanary is Reload run as a canary: canary is the shares of new
+// connections ("10%,50%", see strategy.ParseCanary; "" for none), every
+// each step's length (0: the default).
+func (c *Client) ReloadCanary(ctx context.Context, app, strategy, release, canary string, every time.Duration, onPhase func(Event)) (Event, error) {
 	verb := "reload"
 	q := url.Values{}
+	if canary != "" {
+		q.Set(QueryCanary, canary)
+	}
+	if every != 0 {
+		q.Set(QueryCanaryFor, every.String())
+	}
 	if strategy != "" {
 		q.Set("strategy", strategy)
 	}

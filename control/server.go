@@ -535,10 +535,14 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "deploy needs ?release=DIR")
 		return
 	}
+	// The reload continues if the client goes away: a half-done swap is worse.
+	ctx, err := canaryQuery(context.WithoutCancel(r.Context()), r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
+	}
 	st := newStream(w)
 	start := time.Now()
-	// The reload continues if the client goes away: a half-done swap is worse.
-	ctx := context.WithoutCancel(r.Context())
 	progress := func(msg string) { st.send(Event{Phase: msg}) }
 	var out Outcome
 	if deploy {

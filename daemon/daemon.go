@@ -423,6 +423,7 @@ func (d *Daemon) newManager(met *metrics.Metrics, hand *upgrade.State, stateFD i
 		},
 		OpenStatsd: func(app string) error { return d.openBridge(app, met) },
 		WatchLog:   d.inboxes.watch,
+		ErrorInbox: d.inboxes.get,
 		BPFWhy:     func() string { return d.bpfWhy },
 		Sockets:    held,
 		Cgroups:    cgroups,

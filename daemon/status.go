@@ -48,7 +48,7 @@ func (b backend) Reload(ctx context.Context, name, strategy string, progress con
 	if note := fileChangedNote(b.m, name); note != "" {
 		progress(note)
 	}
-	return outcome(b.m.Reload(ctx, name, st, reload.Progress(progress)))
+	return outcome(b.m.Reload(withCanary(ctx), name, st, reload.Progress(progress)))
 }
 
 // Deploy implements control.Backend.
@@ -57,7 +57,7 @@ func (b backend) Deploy(ctx context.Context, name, release, strategy string, pro
 	if err != nil {
 		return outcome(err)
 	}
-	return outcome(b.m.Deploy(ctx, name, release, st, reload.Progress(progress)))
+	return outcome(b.m.Deploy(withCanary(ctx), name, release, st, reload.Progress(progress)))
 }
 
 // Rollback implements control.Rollbacker.
@@ -158,4 +158,13 @@ func appStatus(s supervise.AppSnapshot) control.AppStatus {
 		}
 	}
 	return a
+}
+
+// withCanary carries the canary plan of a control request (control.CanaryOf)
+// to the Manager (reload.CanaryOf).
+func withCanary(ctx context.Context) context.Context {
+	if plan, ok := control.CanaryOf(ctx); ok {
+		return reload.WithCanary(ctx, plan)
+	}
+	return ctx
 }

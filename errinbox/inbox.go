@@ -81,7 +81,13 @@ type Inbox struct {
 	types    map[string]uint64
 	timeouts uint64
 	killed   map[string]uint64
+	// deaths counts worker timeouts and kills by generation, for the
+	// last maxDeathGens generations seen.
+	deaths map[int]uint64
 }
+
+// maxDeathGens is how many generations' worker deaths an inbox keeps.
+const maxDeathGens = 16
 
 // New returns an empty inbox.
 func New(opt Options) *Inbox {
@@ -91,7 +97,7 @@ func New(opt Options) *Inbox {
 	if opt.MaxTypes <= 0 {
 		opt.MaxTypes = DefaultMaxTypes
 	}
-	return &Inbox{opt: opt, groups: map[string]*list.Element{}, lru: list.New(), types: map[string]uint64{}, killed: map[string]uint64{}}
+	return &Inbox{opt: opt, groups: map[string]*list.Element{}, lru: list.New(), types: map[string]uint64{}, killed: map[string]uint64{}, deaths: map[int]uint64{}}
 }
 
 // Record adds one traceback read at t from generation gen's stderr; a
@@ -144,6 +150,28 @@ func (in *Inbox) WorkerKilled(sig string) {
 	in.mu.Lock()
 	in.killed[sig]++
 	in.mu.Unlock()
+}
+
+// WorkerDied counts one worker of generation gen that timed out or was
+// killed (see WorkerTimeout, WorkerKilled), keeping the counts of the
+// last maxDeathGens generations.
+func (in *Inbox) WorkerDied(gen int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.deaths[gen]++
+	for g := range in.deaths {
+		if g <= gen-maxDeathGens {
+			delete(in.deaths, g)
+		}
+	}
+}
+
+// WorkerDeaths returns how many workers of generation gen timed out or
+// were killed (0 for a generation not among the last kept).
+func (in *Inbox) WorkerDeaths(gen int) uint64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.deaths[gen]
 }
 
 // Groups returns copies of the groups, most recently seen first.

@@ -213,3 +213,23 @@ func TestParseFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerDeathsByGeneration: the master's lines about a worker's end
+// count for the generation whose stderr they came from; only the last
+// maxDeathGens generations are kept.
+func TestWorkerDeathsByGeneration(t *testing.T) {
+	in := New(Options{})
+	readLines(in, 3, "[2026-12-07 02:00:00 +0000] [10] [CRITICAL] WORKER TIMEOUT (pid:11)\n"+
+		"[2026-12-07 02:00:01 +0000] [10] [WARNING] Worker with pid 12 was terminated due to signal 9\n"+
+		"[2026-12-07 02:00:02 +0000] [10] [INFO] Booting worker with pid: 13\n")
+	if got := in.WorkerDeaths(3); got != 2 {
+		t.Errorf("generation 3: %d worker deaths, want 2", got)
+	}
+	if got := in.WorkerDeaths(2); got != 0 {
+		t.Errorf("generation 2: %d worker deaths, want 0", got)
+	}
+	in.WorkerDied(3 + maxDeathGens)
+	if got := in.WorkerDeaths(3); got != 0 {
+		t.Errorf("generation 3 after %d newer: %d worker deaths kept, want 0", maxDeathGens, got)
+	}
+}

@@ -83,6 +83,7 @@ func (in *Inbox) line(asm map[int]*assembler, l *logs.Line, prev time.Time) {
 		} else {
 			in.WorkerKilled(ev.Signal)
 		}
+		in.WorkerDied(l.Gen)
 	}
 	a := asm[l.Gen]
 	if a == nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/gunisup/supervisor/apm"
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/contain"
+	"github.com/gunisup/supervisor/errinbox"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/launch"
 	"github.com/gunisup/supervisor/listen"
@@ -70,6 +71,10 @@ type Options struct {
 	// Routes, when not nil, gets the access lines of every Gunicorn app
 	// with route_metrics on (see package apm).
 	Routes *apm.Set
+	// ErrorInbox, when not nil, returns an app's error inbox (nil for
+	// none): a canary generation with an exception group of its own, or
+	// whose workers die, is worse.
+	ErrorInbox func(app string) *errinbox.Inbox
 }
 
 // Manager runs every app of one configuration: it holds their sockets and
@@ -87,7 +92,11 @@ type Manager struct {
 	reaper   *proc.Reaper
 	// routes holds the apps' route metrics (nil: none).
 	routes *apm.Set
-	logger *slog.Logger
+	// inbox returns an app's error inbox (nil: none); canaries holds
+	// each app's *canaryView.
+	inbox    func(app string) *errinbox.Inbox
+	canaries sync.Map
+	logger   *slog.Logger
 	// stdoutSink is the sink shared by the apps with log = "stdout".
 	stdoutSink io.Writer
 	observer   Observer
@@ -178,6 +187,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		openStatsd: opts.OpenStatsd,
 		watchLog:   opts.WatchLog,
 		routes:     opts.Routes,
+		inbox:      opts.ErrorInbox,
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -412,7 +422,8 @@ func (m *Manager) reloadOrDeploy(ctx context.Context, name string, strategy *str
 	if progress == nil {
 		progress = func(string) {}
 	}
-	return a.send(ctx, reloadMsg{call: newCall(), strategy: strategy, release: release, progress: progress})
+	plan, _ := reload.CanaryOf(ctx)
+	return a.send(ctx, reloadMsg{call: newCall(), strategy: strategy, release: release, progress: progress, canary: plan, byUser: true})
 }
 
 // Ping returns nil when every app owner answers within ctx: the
@@ -444,6 +455,9 @@ func (m *Manager) Snapshots() []AppSnapshot {
 			s.WorkersTarget, s.WorkersRecycled = st.Target(), st.Recycled()
 		}
 		s.Comparison = m.comparison(s.Name)
+		if c := m.canaryStatus(s.Name); c != "" {
+			s.Comparison = joinLines(c, s.Comparison)
+		}
 		m.logReport(&s)
 		out = append(out, s)
 	}

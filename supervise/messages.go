@@ -42,6 +42,11 @@ type reloadMsg struct {
 	dir string
 	// recovery: the reload replaces a predecessor's orphans (see recoverApp).
 	recovery bool
+	// canary, when on, runs the reload as a canary (see reload.Canary).
+	canary strategy.Canary
+	// byUser: a user asked for it (supctl): without canary or strategy,
+	// the app's configured canary runs.
+	byUser bool
 }
 
 // commitMsg asks to make a reload's new generation the tracked one.

@@ -38,6 +38,11 @@ type reloadRun struct {
 	// predecessor's orphans.
 	dir      string
 	recovery bool
+	// canary is the plan of a canary reload (see reload.Canary), env its
+	// environment; off for any other.
+	canary       strategy.Canary
+	canaryEnv    canaryEnv
+	canaryLimits config.CanaryLimits
 
 	mu    sync.Mutex
 	fresh []generation // started by the reload (being checked, or aborted)
@@ -91,9 +96,21 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 			return
 		}
 	}
+	if m.byUser && !m.canary.On() && m.strategy == nil {
+		m.canary = a.cfg.Reload.Canary
+	}
+	var cenv canaryEnv
+	if m.canary.On() {
+		var err error
+		if cenv, err = a.canaryRefusal(st); err != nil {
+			m.reply <- err
+			return
+		}
+	}
 	cctx, cancel := context.WithCancelCause(ctx)
-	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout)
-	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: st, old: a.gen, dir: m.dir, recovery: m.recovery}
+	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout+time.Duration(len(m.canary.Steps))*m.canary.For)
+	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: st, old: a.gen, dir: m.dir, recovery: m.recovery,
+		canary: m.canary, canaryEnv: cenv, canaryLimits: a.cfg.Reload.CanaryLimits}
 	a.reload = run
 	a.env.changed()
 	progress := m.progress
@@ -191,7 +208,7 @@ func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy,
 	if st.ReExec() && a.steeredApp() {
 		progress(reExecUngated(st))
 	}
-	_, err := reload.Run(ctx, st, h, old, progress)
+	_, err := runSteps(ctx, st, h, old, progress)
 	if err == nil && !h.compareDue.IsZero() {
 		in := max(time.Until(h.compareDue), 0).Round(time.Second)
 		progress(fmt.Sprintf("comparison in %s: supctl status %s", in, a.cfg.Name))

@@ -308,13 +308,17 @@ func act(ctx context.Context, c *control.Client, verb string, args []string, out
 }
 
 func reloadCmd(ctx context.Context, c *control.Client, verb string, args []string, out io.Writer) error {
-	flags, pos, err := splitFlags(args, map[string]bool{"strategy": true})
+	flags, pos, err := splitFlags(args, map[string]bool{"strategy": true, "canary": true, "for": true})
 	if err != nil {
 		return err
 	}
+	can, err := canaryFlags(flags)
+	if err != nil {
+		return exitcode.New(ExitUsage, fmt.Errorf("%s: %w", verb, err))
+	}
 	if verb == "reload" {
 		if len(pos) == 0 {
-			return exitcode.New(ExitUsage, errors.New("usage: supctl reload TARGET... [--strategy "+strategyChoice+"]"))
+			return exitcode.New(ExitUsage, errors.New("usage: supctl reload TARGET... [--strategy "+strategyChoice+"] [--canary 10%[,50%] [--for 60s]]"))
 		}
 		names, err := resolveTargets(ctx, c, pos)
 		if err != nil {
@@ -322,19 +326,19 @@ func reloadCmd(ctx context.Context, c *control.Client, verb string, args []strin
 		}
 		var errs []error
 		for _, n := range names {
-			errs = append(errs, reloadOne(ctx, c, verb, n, flags["strategy"], "", out))
+			errs = append(errs, reloadOne(ctx, c, verb, n, flags["strategy"], "", can, out))
 		}
 		return errors.Join(errs...)
 	}
 	if len(pos) != 2 {
-		return exitcode.New(ExitUsage, errors.New("usage: supctl deploy APP RELEASE_DIR [--strategy "+strategyChoice+"]"))
+		return exitcode.New(ExitUsage, errors.New("usage: supctl deploy APP RELEASE_DIR [--strategy "+strategyChoice+"] [--canary 10%[,50%] [--for 60s]]"))
 	}
 	// The supervisor runs elsewhere: a relative release is the caller's.
 	release, err := filepath.Abs(pos[1])
 	if err != nil {
 		return exitcode.New(ExitUsage, fmt.Errorf("deploy: release directory %q: %w", pos[1], err))
 	}
-	return reloadOne(ctx, c, verb, pos[0], flags["strategy"], release, out)
+	return reloadOne(ctx, c, verb, pos[0], flags["strategy"], release, can, out)
 }
 
 // rollbackCmd rolls one app back, printing each phase; exit status as deploy's.
@@ -353,9 +357,9 @@ func rollbackCmd(ctx context.Context, c *control.Client, args []string, out io.W
 }
 
 // reloadOne reloads (release "") or deploys app, printing each phase.
-func reloadOne(ctx context.Context, c *control.Client, verb, app, strategy, release string, out io.Writer) error {
+func reloadOne(ctx context.Context, c *control.Client, verb, app, strategy, release string, can canaryFlag, out io.Writer) error {
 	start := time.Now()
-	ev, err := c.Reload(ctx, app, strategy, release, func(e control.Event) {
+	ev, err := c.ReloadCanary(ctx, app, strategy, release, can.shares, can.every, func(e control.Event) {
 		fmt.Fprintf(out, "[%6.2fs] %s\n", e.Time.Sub(start).Seconds(), e.Phase)
 	})
 	if err != nil {

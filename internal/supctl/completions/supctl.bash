@@ -20,7 +20,7 @@ _supctl() {
 	COMPREPLY=()
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		-s | -timeout | --strategy | -n | --routes) ((i++)) ;;
+		-s | -timeout | --strategy | --canary | --for | -n | --routes) ((i++)) ;;
 		-*) ;;
 		*) if [[ -z $cmd ]]; then cmd=${COMP_WORDS[i]}; else ((npos++)); fi ;;
 		esac
@@ -41,7 +41,7 @@ _supctl() {
 	fi
 	case $cmd in
 	status) flags="--json" ;;
-	reload | deploy) flags="--strategy" ;;
+	reload | deploy) flags="--strategy --canary --for" ;;
 	logs) flags="-n -f --stderr --since --reopen" ;;
 	top) flags="--interval --routes" ;;
 	errors) flags="-v --json" ;;

@@ -19,6 +19,8 @@ complete -c supctl -n '__fish_seen_subcommand_from @APPVERBS_SPACED@' -a '(__sup
 complete -c supctl -n '__fish_seen_subcommand_from deploy' -a '(__fish_complete_directories)'
 complete -c supctl -n '__fish_seen_subcommand_from status' -l json -d 'the control API answer'
 complete -c supctl -n '__fish_seen_subcommand_from reload deploy' -l strategy -x -a '@STRATEGIES@'
+complete -c supctl -n '__fish_seen_subcommand_from reload deploy' -l canary -x -d 'shares of new connections, e.g. 10%,50%'
+complete -c supctl -n '__fish_seen_subcommand_from reload deploy' -l for -x -d 'each canary step, e.g. 60s'
 complete -c supctl -n '__fish_seen_subcommand_from logs' -s n -x -d 'number of recent lines'
 complete -c supctl -n '__fish_seen_subcommand_from logs' -s f -d 'follow live lines'
 complete -c supctl -n '__fish_seen_subcommand_from logs' -l stderr -d 'stderr lines only'

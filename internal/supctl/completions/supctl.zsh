@@ -19,7 +19,7 @@ _supctl() {
 	verbs=(@VERBS@)
 	for ((i = 2; i < CURRENT; i++)); do
 		case ${words[i]} in
-		-s|-timeout|--strategy) ((i++)) ;;
+		-s|-timeout|--strategy|--canary|--for) ((i++)) ;;
 		-*) ;;
 		*) if [[ -z $cmd ]]; then cmd=${words[i]}; else ((n++)); fi ;;
 		esac
@@ -36,7 +36,7 @@ _supctl() {
 	if [[ $PREFIX == -* ]]; then
 		case $cmd in
 		status) compadd -- --json ;;
-		reload|deploy) compadd -- --strategy ;;
+		reload|deploy) compadd -- --strategy --canary --for ;;
 		logs) compadd -- -n -f --stderr --since --reopen ;;
 		top) compadd -- --interval --routes ;;
 		errors) compadd -- -v --json ;;
