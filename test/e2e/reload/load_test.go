@@ -12,9 +12,12 @@ import (
 )
 
 // reloadsUnderLoad is how many reloads TestReloadUnderLoad makes per
-// strategy: half by deploy, half by reload. The long run is the soak
-// (make soak).
-const reloadsUnderLoad = 10
+// strategy with E2E_FULL=1 (reloadsShort without, see e2e.Runs): half by
+// deploy, half by reload. The long run is the soak (make soak).
+const (
+	reloadsUnderLoad = 10
+	reloadsShort     = 6
+)
 
 // TestReloadUnderLoad runs reloadsUnderLoad consecutive reloads, each to a
 // new version, under 16 connections of load, for each strategy (with the
@@ -27,7 +30,7 @@ const reloadsUnderLoad = 10
 func TestReloadUnderLoad(t *testing.T) {
 	for _, strategy := range []string{"swap", "usr2"} {
 		t.Run(strategy, func(t *testing.T) {
-			reloadUnderLoad(t, strategy, strategy, reloadsUnderLoad)
+			reloadUnderLoad(t, strategy, strategy, e2e.Runs(reloadsUnderLoad, reloadsShort))
 		})
 	}
 }
