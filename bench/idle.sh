@@ -16,22 +16,11 @@ ROOT=$(pwd)
 export PATH="$PATH:/usr/local/go/bin"
 SECS=${IDLE_SECONDS:-30}
 TCK=$(getconf CLK_TCK)
-WORK=$(mktemp -d /tmp/idle-bench.XXXXXX)
-PIDS=()
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-cleanup() {
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-die() {
-	echo "idle.sh: $*" >&2
-	exit 1
-}
+bench_work idle-bench
 
 # wait_http PORT: until GET / on 127.0.0.1:PORT answers 200 (60 s at most).
 wait_http() {

@@ -19,3 +19,24 @@ stop_pid() {
 	for _ in $(seq 1 150); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
 	kill -KILL "$1" 2>/dev/null || true
 }
+
+# die MESSAGE: the message on stderr, named by the script, then exit 1.
+die() {
+	echo "$(basename "$0"): $*" >&2
+	exit 1
+}
+
+# bench_work NAME: WORK, a fresh directory /tmp/NAME.XXXXXX, and PIDS, the
+# processes to stop; on exit every PIDS process is stopped (stop_pid) and
+# WORK removed.
+bench_work() {
+	WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+	PIDS=()
+	trap bench_cleanup EXIT
+}
+
+# bench_cleanup: bench_work's exit trap.
+bench_cleanup() {
+	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+	rm -rf "$WORK"
+}

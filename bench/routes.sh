@@ -24,22 +24,11 @@ export PATH="$PATH:/usr/local/go/bin"
 N=${REQUESTS:-100000}
 ROUNDS=${ROUNDS:-2}
 TCK=$(getconf CLK_TCK)
-WORK=$(mktemp -d /tmp/routes-bench.XXXXXX)
-PIDS=()
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-cleanup() {
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-die() {
-	echo "routes.sh: $*" >&2
-	exit 1
-}
+bench_work routes-bench
 
 echo "building supervisor and supctl with make build's release flags"
 make -s build BINOUT="$WORK/bin/" >/dev/null

@@ -18,22 +18,11 @@ export PATH="$PATH:/usr/local/go/bin"
 APPS=${TOP_APPS:-50}
 SECS=${TOP_SECONDS:-60}
 TCK=$(getconf CLK_TCK)
-WORK=$(mktemp -d /tmp/top-bench.XXXXXX)
-PIDS=()
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-cleanup() {
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-die() {
-	echo "top.sh: $*" >&2
-	exit 1
-}
+bench_work top-bench
 
 # ticks_over PID...: CPU ticks each PID uses over SECS seconds, one a line.
 ticks_over() {

@@ -78,7 +78,19 @@ func isTerminal(w io.Writer) bool {
 // runTop reads the supervisor every o.interval and draws the table (see
 // topOptions). It returns nil when ctx ends a tty run.
 func runTop(ctx context.Context, c *control.Client, out io.Writer, o topOptions) error {
-	prev, err := readTop(ctx, c)
+	read := func() (topReading, error) { return readTop(ctx, c) }
+	draw := func(buf []byte, prev, cur topReading) []byte {
+		return renderTop(buf, topRows(prev, cur), cur.at, o)
+	}
+	return refresh(ctx, out, o, read, draw)
+}
+
+// refresh is top's loop over readings of type R: a first reading, then
+// every o.interval another, drawn against the one before into out; once
+// when piped, until ctx ends (nil) or o.frames frames on a terminal. It
+// returns the first error of read or of writing out.
+func refresh[R any](ctx context.Context, out io.Writer, o topOptions, read func() (R, error), draw func(buf []byte, prev, cur R) []byte) error {
+	prev, err := read()
 	if err != nil {
 		return err
 	}
@@ -94,11 +106,11 @@ func runTop(ctx context.Context, c *control.Client, out io.Writer, o topOptions)
 			return ctx.Err()
 		case <-tick.C:
 		}
-		cur, err := readTop(ctx, c)
+		cur, err := read()
 		if err != nil {
 			return err
 		}
-		buf = renderTop(buf[:0], topRows(prev, cur), cur.at, o)
+		buf = draw(buf[:0], prev, cur)
 		if _, err := out.Write(buf); err != nil {
 			return fmt.Errorf("write: %w", err)
 		}

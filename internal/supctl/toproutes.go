@@ -164,33 +164,9 @@ func cmpDesc(a, b float64) int {
 // runTopRoutes is runTop for `top --routes APP`: it reads only app's route
 // series every o.interval and draws its two tables.
 func runTopRoutes(ctx context.Context, c *control.Client, out io.Writer, app string, o topOptions) error {
-	prev, err := readRoutes(ctx, c, app)
-	if err != nil {
-		return err
+	read := func() (routeReading, error) { return readRoutes(ctx, c, app) }
+	draw := func(buf []byte, prev, cur routeReading) []byte {
+		return renderRoutes(buf, app, routeRows(prev, cur), cur.at, o)
 	}
-	tick := time.NewTicker(o.interval)
-	defer tick.Stop()
-	var buf []byte
-	for frame := 1; ; frame++ {
-		select {
-		case <-ctx.Done():
-			if o.tty {
-				return nil
-			}
-			return ctx.Err()
-		case <-tick.C:
-		}
-		cur, err := readRoutes(ctx, c, app)
-		if err != nil {
-			return err
-		}
-		buf = renderRoutes(buf[:0], app, routeRows(prev, cur), cur.at, o)
-		if _, err := out.Write(buf); err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-		if !o.tty || (o.frames > 0 && frame >= o.frames) {
-			return nil
-		}
-		prev = cur
-	}
+	return refresh(ctx, out, o, read, draw)
 }
