@@ -22,17 +22,6 @@ TCK=$(getconf CLK_TCK)
 
 bench_work idle-bench
 
-# wait_http PORT: until GET / on 127.0.0.1:PORT answers 200 (60 s at most).
-wait_http() {
-	for _ in $(seq 1 300); do
-		if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/" 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.2
-	done
-	die "nothing answered on 127.0.0.1:$1 within 60 s"
-}
-
 # tree_rss_kb PID: summed VmRSS of PID's descendants (Gunicorn), for scale.
 tree_rss_kb() {
 	local total=0 kids pid
@@ -121,7 +110,7 @@ EOF
 "$WORK/bin/supervisor" -c "$WORK/supervisor.toml" >"$WORK/supervisor.log" 2>&1 &
 SUP=$!
 PIDS+=("$SUP")
-wait_http "$PORT"
+wait_http "$PORT" || die "nothing answered on 127.0.0.1:$PORT within 60 s"
 for _ in $(seq 1 300); do
 	"$WORK/bin/supctl" -s "$WORK/ctl.sock" status web --json 2>/dev/null | grep -q '"state": *"running"' && break
 	sleep 0.2
@@ -168,7 +157,7 @@ EOF
 	/usr/bin/supervisord -c "$WORK/supervisord.conf" >/dev/null 2>&1 &
 	SD=$!
 	PIDS+=("$SD")
-	wait_http "$PORT2"
+	wait_http "$PORT2" || die "nothing answered on 127.0.0.1:$PORT2 within 60 s"
 	sample "supervisord $SDVER" "$SD"
 }
 if [ -x /usr/bin/supervisord ]; then

@@ -12,6 +12,16 @@ status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 # after the command name, which may hold spaces).
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
+# wait_http PORT: until GET / on 127.0.0.1:PORT answers 2xx; returns 1
+# after 60 s without an answer.
+wait_http() {
+	for _ in $(seq 1 300); do
+		curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 # stop_pid PID: TERM, up to 30 s, then KILL.
 stop_pid() {
 	kill -0 "$1" 2>/dev/null || return 0

@@ -69,11 +69,7 @@ EOF
 	"$WORK/bin/supervisor" -c "$WORK/supervisor.toml" >"$WORK/supervisor-$1.log" 2>&1 &
 	SUP=$!
 	PIDS+=("$SUP")
-	for _ in $(seq 1 300); do
-		curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/" 2>/dev/null && return 0
-		sleep 0.2
-	done
-	die "the app never answered: $(cat "$WORK/supervisor-$1.log")"
+	wait_http "$PORT" || die "the app never answered: $(cat "$WORK/supervisor-$1.log")"
 }
 
 # routes_shown: distinct route labels of supervisor_route_requests_total.
