@@ -175,15 +175,8 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 	s.duration.Collect(ch)
 	s.queue.Collect(ch)
 	s.dropped.Collect(ch)
-	s.mu.Lock()
-	apps := make([]*App, 0, len(s.apps))
-	for _, a := range s.apps {
-		apps = append(apps, a)
-	}
-	s.mu.Unlock()
-	sort.Slice(apps, func(i, j int) bool { return apps[i].name < apps[j].name })
 	now := s.now()
-	for _, a := range apps {
+	for _, a := range s.appList() {
 		score, ok, gens := a.scrape(now)
 		if ok {
 			ch <- prometheus.MustNewConstMetric(s.apdex, prometheus.GaugeValue, score, a.name)
@@ -192,6 +185,18 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(s.genInfo, prometheus.GaugeValue, 1, a.name, strconv.Itoa(g.ID), g.Release)
 		}
 	}
+}
+
+// appList returns the set's apps, sorted by name.
+func (s *Set) appList() []*App {
+	s.mu.Lock()
+	apps := make([]*App, 0, len(s.apps))
+	for _, a := range s.apps {
+		apps = append(apps, a)
+	}
+	s.mu.Unlock()
+	sort.Slice(apps, func(i, j int) bool { return apps[i].name < apps[j].name })
+	return apps
 }
 
 // Top is the part of the set `supctl top` reads (metrics.TopHandler): the
@@ -211,14 +216,8 @@ func (t topView) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (t topView) Collect(ch chan<- prometheus.Metric) {
 	t.s.requests.Collect(ch)
-	t.s.mu.Lock()
-	apps := make([]*App, 0, len(t.s.apps))
-	for _, a := range t.s.apps {
-		apps = append(apps, a)
-	}
-	t.s.mu.Unlock()
 	now := t.s.now()
-	for _, a := range apps {
+	for _, a := range t.s.appList() {
 		if score, ok, _ := a.scrape(now); ok {
 			ch <- prometheus.MustNewConstMetric(t.s.apdex, prometheus.GaugeValue, score, a.name)
 		}
