@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/status"
 	"github.com/gunisup/supervisor/supervise"
 )
 
@@ -37,7 +38,7 @@ func (b backend) ActMany(ctx context.Context, verb string, targets []string) ([]
 // after since (it outlived its stop signal for stop_timeout) that KILL
 // ended it.
 func (b backend) noteKills(out []control.AppResult, since time.Time) {
-	snaps := map[string]supervise.AppSnapshot{}
+	snaps := map[string]status.AppSnapshot{}
 	for _, s := range b.m.Snapshots() {
 		snaps[s.Name] = s
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/sdnotify"
+	"github.com/gunisup/supervisor/status"
 	"github.com/gunisup/supervisor/supervise"
 	"github.com/gunisup/supervisor/upgrade"
 )
@@ -181,7 +182,7 @@ type lateSource struct {
 	inboxes *inboxes
 }
 
-func (s *lateSource) Snapshots() []supervise.AppSnapshot {
+func (s *lateSource) Snapshots() []status.AppSnapshot {
 	s.mu.Lock()
 	m := s.m
 	s.mu.Unlock()
@@ -698,7 +699,7 @@ func (d *Daemon) takeoverFailed(hand *upgrade.State, stateFD int, cause error) e
 }
 
 // anyReloading reports whether a reload of some app is in progress.
-func anyReloading(apps []supervise.AppSnapshot) bool {
+func anyReloading(apps []status.AppSnapshot) bool {
 	for _, a := range apps {
 		if a.Reloading {
 			return true
@@ -708,13 +709,13 @@ func anyReloading(apps []supervise.AppSnapshot) bool {
 }
 
 // summary is the one-line STATUS= for systemd.
-func summary(apps []supervise.AppSnapshot) string {
+func summary(apps []status.AppSnapshot) string {
 	counts := map[string]int{}
 	for _, a := range apps {
 		counts[a.State.String()]++
 	}
 	var parts []string
-	for _, s := range supervise.States {
+	for _, s := range status.States {
 		if n := counts[s.String()]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, s))
 		}

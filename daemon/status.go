@@ -8,6 +8,7 @@ import (
 	"github.com/gunisup/supervisor/control"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/status"
 	"github.com/gunisup/supervisor/supervise"
 )
 
@@ -120,7 +121,7 @@ func wireError(err error) error {
 }
 
 // appStatuses translates the Manager's snapshots into the API's app status.
-func appStatuses(snaps []supervise.AppSnapshot) []control.AppStatus {
+func appStatuses(snaps []status.AppSnapshot) []control.AppStatus {
 	out := make([]control.AppStatus, len(snaps))
 	for i, s := range snaps {
 		out[i] = appStatus(s)
@@ -128,7 +129,7 @@ func appStatuses(snaps []supervise.AppSnapshot) []control.AppStatus {
 	return out
 }
 
-func appStatus(s supervise.AppSnapshot) control.AppStatus {
+func appStatus(s status.AppSnapshot) control.AppStatus {
 	a := control.AppStatus{
 		Name: s.Name, Kind: s.Kind, State: control.AppState(s.State.String()),
 		Healthy: s.Healthy, HealthChecked: s.HealthChecked,

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/control"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/status"
 	"github.com/gunisup/supervisor/supervise"
 )
 
@@ -20,14 +22,14 @@ import (
 // so that the wire type and the snapshot cannot drift apart unnoticed.
 func TestAppStatusFromSnapshot(t *testing.T) {
 	at := time.Date(2026, 11, 29, 9, 30, 0, 0, time.UTC)
-	snap := supervise.AppSnapshot{
-		Name: "web", Kind: "gunicorn", State: supervise.StateRunning, Healthy: true, HealthChecked: true,
+	snap := status.AppSnapshot{
+		Name: "web", Kind: "gunicorn", State: status.Running, Healthy: true, HealthChecked: true,
 		MasterPID: 4242, WorkerPIDs: []int{4243, 4244}, Processes: 3, Generation: 3, Release: "/srv/web/releases/42",
-		Started: at, Restarts: 1, LastExit: &supervise.ExitInfo{Code: -1, Signal: 9, Time: at},
+		Started: at, Restarts: 1, LastExit: &proc.ExitInfo{Code: -1, Signal: 9, Time: at},
 		NextRestart: at, Backoff: time.Second,
-		Listeners:  []supervise.ListenerSnapshot{{Address: "tcp://127.0.0.1:8000", Bound: "127.0.0.1:8000", FD: 7, Network: "tcp", Backlog: 2048, Steering: "bpf"}},
+		Listeners:  []status.ListenerSnapshot{{Address: "tcp://127.0.0.1:8000", Bound: "127.0.0.1:8000", FD: 7, Network: "tcp", Backlog: 2048, Steering: "bpf"}},
 		Reloading:  true,
-		LastReload: &supervise.ReloadResult{Strategy: "swap", Result: reload.OutcomeRolledBack, Reason: "exit 3", Started: at, Duration: time.Second},
+		LastReload: &reload.Result{Strategy: "swap", Result: reload.OutcomeRolledBack, Reason: "exit 3", Started: at, Duration: time.Second},
 		Reloads:    map[string]int{"ok": 4, "rolled_back": 1}, StatsdBridge: true, StatsdAddr: "127.0.0.1:40000", Message: "why",
 		Required: true, Wanted: true, Attempted: true, Traceback: []string{"Traceback (most recent call last):", "E: x"}, LogDropped: 5,
 	}
@@ -42,13 +44,13 @@ func TestAppStatusFromSnapshot(t *testing.T) {
 		Reloads:    map[string]int{"ok": 4, "rolled_back": 1}, StatsdBridge: true, StatsdAddr: "127.0.0.1:40000", Message: "why",
 		Required: true, Wanted: true, Attempted: true, Traceback: []string{"Traceback (most recent call last):", "E: x"}, LogDropped: 5,
 	}
-	if got := appStatuses([]supervise.AppSnapshot{snap})[0]; !reflect.DeepEqual(got, want) {
+	if got := appStatuses([]status.AppSnapshot{snap})[0]; !reflect.DeepEqual(got, want) {
 		t.Errorf("appStatus:\ngot  %+v\nwant %+v", got, want)
 	}
 	sameFields(t, reflect.TypeOf(snap), reflect.TypeOf(want), "FD")
 	sameFields(t, reflect.TypeOf(snap.Listeners[0]), reflect.TypeOf(want.Listeners[0]), "FD")
-	for _, s := range supervise.States {
-		if st := appStatus(supervise.AppSnapshot{State: s}).State; st.String() != s.String() {
+	for _, s := range status.States {
+		if st := appStatus(status.AppSnapshot{State: s}).State; st.String() != s.String() {
 			t.Errorf("state %s maps to %q", s, st)
 		}
 		known := false

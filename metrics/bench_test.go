@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/status"
 )
 
 // BenchmarkScrape20Apps measures one full Gather of a registry watching 20
@@ -16,17 +16,17 @@ import (
 // /proc, reads 20 fd tables, 20 TCP_INFO and one sock_diag dump.
 func BenchmarkScrape20Apps(b *testing.B) {
 	const apps = 20
-	snaps := make([]supervise.AppSnapshot, apps)
+	snaps := make([]status.AppSnapshot, apps)
 	for i := range snaps {
 		h := startHelper(b, "sleep")
 		fd, addr := listenTCP(b, 128)
-		ls := []supervise.ListenerSnapshot{{Address: "tcp://" + addr, Bound: addr, FD: fd, Network: "tcp", Backlog: 128}}
+		ls := []status.ListenerSnapshot{{Address: "tcp://" + addr, Bound: addr, FD: fd, Network: "tcp", Backlog: 128}}
 		if i%5 == 0 {
 			ufd, path := listenUnix(b, 128)
-			ls = append(ls, supervise.ListenerSnapshot{Address: "unix://" + path, Bound: path, FD: ufd, Network: "unix", Backlog: 128})
+			ls = append(ls, status.ListenerSnapshot{Address: "unix://" + path, Bound: path, FD: ufd, Network: "unix", Backlog: 128})
 		}
-		snaps[i] = supervise.AppSnapshot{
-			Name: fmt.Sprintf("app%02d", i), State: supervise.StateRunning, Healthy: true,
+		snaps[i] = status.AppSnapshot{
+			Name: fmt.Sprintf("app%02d", i), State: status.Running, Healthy: true,
 			MasterPID: h.PID, Started: time.Now(), Listeners: ls,
 		}
 	}
@@ -71,9 +71,9 @@ func BenchmarkTop50Apps(b *testing.B) {
 	h := startHelper(b, "tree")
 	for i := range apps {
 		fd, addr := listenTCP(b, 128)
-		src.snaps = append(src.snaps, supervise.AppSnapshot{
-			Name: fmt.Sprintf("app%02d", i), State: supervise.StateRunning, MasterPID: h.PID,
-			Listeners: []supervise.ListenerSnapshot{{Address: "tcp://" + addr, Bound: addr, FD: fd, Network: "tcp", Backlog: 128}},
+		src.snaps = append(src.snaps, status.AppSnapshot{
+			Name: fmt.Sprintf("app%02d", i), State: status.Running, MasterPID: h.PID,
+			Listeners: []status.ListenerSnapshot{{Address: "tcp://" + addr, Bound: addr, FD: fd, Network: "tcp", Backlog: 128}},
 		})
 	}
 	m := New(&fixedSource{}, Options{})

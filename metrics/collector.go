@@ -9,7 +9,7 @@ import (
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/status"
 )
 
 func appDesc(name, help string, extra ...string) *prometheus.Desc {
@@ -101,8 +101,8 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 		counter := func(d *prometheus.Desc, v float64) {
 			ch <- constMetric(d, prometheus.CounterValue, v, s.Name)
 		}
-		gauge(descAppUp, boolFloat(s.State == supervise.StateRunning))
-		for _, st := range supervise.States {
+		gauge(descAppUp, boolFloat(s.State == status.Running))
+		for _, st := range status.States {
 			gauge(descAppState, boolFloat(s.State == st), st.String())
 		}
 		if !s.Started.IsZero() {

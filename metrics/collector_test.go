@@ -17,8 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gunisup/supervisor/internal/testenv"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/status"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -80,16 +81,16 @@ func TestAppMetrics(t *testing.T) {
 	started := time.Unix(1700000000, 500000000)
 	tests := []struct {
 		name string
-		snap supervise.AppSnapshot
+		snap status.AppSnapshot
 		want map[string]float64 // metric name -> value; NaN-free
 		// absent lists metrics that must have no series for the app.
 		absent []string
 	}{
 		{
 			name: "running",
-			snap: supervise.AppSnapshot{
-				Name: "web", State: supervise.StateRunning, Started: started, Restarts: 3,
-				WorkerPIDs: []int{11, 12}, LastExit: &supervise.ExitInfo{Code: -1, Signal: 9},
+			snap: status.AppSnapshot{
+				Name: "web", State: status.Running, Started: started, Restarts: 3,
+				WorkerPIDs: []int{11, 12}, LastExit: &proc.ExitInfo{Code: -1, Signal: 9},
 			},
 			want: map[string]float64{
 				"supervisor_app_up": 1, "supervisor_app_start_time_seconds": 1700000000.5,
@@ -99,9 +100,9 @@ func TestAppMetrics(t *testing.T) {
 		},
 		{
 			name: "backoff after exit 3",
-			snap: supervise.AppSnapshot{
-				Name: "api", State: supervise.StateBackoff, Restarts: 1,
-				LastExit: &supervise.ExitInfo{Code: 3}, LogDropped: 17,
+			snap: status.AppSnapshot{
+				Name: "api", State: status.Backoff, Restarts: 1,
+				LastExit: &proc.ExitInfo{Code: 3}, LogDropped: 17,
 			},
 			want: map[string]float64{
 				"supervisor_app_up": 0, "supervisor_app_restarts_total": 1,
@@ -112,7 +113,7 @@ func TestAppMetrics(t *testing.T) {
 		},
 		{
 			name: "never started",
-			snap: supervise.AppSnapshot{Name: "idle", State: supervise.StateStopped},
+			snap: status.AppSnapshot{Name: "idle", State: status.Stopped},
 			want: map[string]float64{"supervisor_app_up": 0, "supervisor_app_restarts_total": 0},
 			absent: []string{
 				"supervisor_app_last_exit_code", "supervisor_app_start_time_seconds",
@@ -122,7 +123,7 @@ func TestAppMetrics(t *testing.T) {
 		},
 		{
 			name: "master gone from /proc",
-			snap: supervise.AppSnapshot{Name: "ghost", State: supervise.StateStopping, MasterPID: 1 << 30},
+			snap: status.AppSnapshot{Name: "ghost", State: status.Stopping, MasterPID: 1 << 30},
 			want: map[string]float64{"supervisor_app_up": 0},
 			absent: []string{
 				"supervisor_app_cpu_seconds_total", "supervisor_app_resident_memory_bytes",
@@ -132,7 +133,7 @@ func TestAppMetrics(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := New(&fixedSource{snaps: []supervise.AppSnapshot{tc.snap}}, Options{})
+			m := New(&fixedSource{snaps: []status.AppSnapshot{tc.snap}}, Options{})
 			app := map[string]string{"app": tc.snap.Name}
 			for name, want := range tc.want {
 				got, ok := sample(t, m.Registry(), name, app)
@@ -145,7 +146,7 @@ func TestAppMetrics(t *testing.T) {
 					t.Errorf("%s present (%v), want absent", name, v)
 				}
 			}
-			for _, st := range supervise.States {
+			for _, st := range status.States {
 				got, ok := sample(t, m.Registry(), "supervisor_app_state", map[string]string{"app": tc.snap.Name, "state": st.String()})
 				want := boolFloat(st == tc.snap.State)
 				if !ok || got != want {
@@ -197,9 +198,9 @@ func TestObserver(t *testing.T) {
 // the first rollback), and its values are the snapshot's counts, which a
 // self-upgrade hands over.
 func TestReloadsFromFirstScrape(t *testing.T) {
-	src := &fixedSource{snaps: []supervise.AppSnapshot{
-		{Name: "fresh", State: supervise.StateRunning},
-		{Name: "upgraded", State: supervise.StateRunning, Reloads: map[string]int{"ok": 4, "rolled_back": 1}},
+	src := &fixedSource{snaps: []status.AppSnapshot{
+		{Name: "fresh", State: status.Running},
+		{Name: "upgraded", State: status.Running, Reloads: map[string]int{"ok": 4, "rolled_back": 1}},
 	}}
 	m := New(src, Options{})
 	want := map[string]map[reload.Outcome]float64{
@@ -218,8 +219,8 @@ func TestReloadsFromFirstScrape(t *testing.T) {
 
 func TestProcessTreeMetrics(t *testing.T) {
 	h := startHelper(t, "tree")
-	src := &fixedSource{snaps: []supervise.AppSnapshot{{
-		Name: "web", State: supervise.StateRunning, MasterPID: h.PID, WorkerPIDs: []int{h.Reported},
+	src := &fixedSource{snaps: []status.AppSnapshot{{
+		Name: "web", State: status.Running, MasterPID: h.PID, WorkerPIDs: []int{h.Reported},
 	}}}
 	m := New(src, Options{})
 	app := map[string]string{"app": "web"}
@@ -239,7 +240,7 @@ func TestProcessTreeMetrics(t *testing.T) {
 	}
 
 	// The child alone is a tree of one.
-	src.set(supervise.AppSnapshot{Name: "web", State: supervise.StateRunning, MasterPID: h.Reported})
+	src.set(status.AppSnapshot{Name: "web", State: status.Running, MasterPID: h.Reported})
 	if got, ok := sample(t, m.Registry(), "supervisor_app_processes", app); !ok || got != 1 {
 		t.Errorf("app_processes rooted at the child = %v (present %v), want 1", got, ok)
 	}
@@ -267,9 +268,9 @@ func TestListenerQueue(t *testing.T) {
 		t.Run(tc.network, func(t *testing.T) {
 			fd, addr := tc.listen(t, backlog)
 			name := tc.network + "://" + addr
-			src := &fixedSource{snaps: []supervise.AppSnapshot{{
-				Name: "web", State: supervise.StateRunning,
-				Listeners: []supervise.ListenerSnapshot{{Address: name, Bound: addr, FD: fd, Network: tc.network, Backlog: backlog}},
+			src := &fixedSource{snaps: []status.AppSnapshot{{
+				Name: "web", State: status.Running,
+				Listeners: []status.ListenerSnapshot{{Address: name, Bound: addr, FD: fd, Network: tc.network, Backlog: backlog}},
 			}}}
 			m := New(src, Options{})
 
@@ -331,13 +332,13 @@ func TestListenerQueueSkipsUnreadable(t *testing.T) {
 	})
 	// A TCP listener reported with a Unix socket's inode gone, etc.: every
 	// case must drop the series without counting a scrape error.
-	cases := []supervise.ListenerSnapshot{
+	cases := []status.ListenerSnapshot{
 		{Address: "tcp://closed", FD: closedFD, Network: "tcp"},
 		{Address: "unix://closed", FD: closedFD, Network: "unix"},
 		{Address: "tcp://file", FD: int(f.Fd()), Network: "tcp"},
 		{Address: "unix://file", FD: int(f.Fd()), Network: "unix"},
 	}
-	src := &fixedSource{snaps: []supervise.AppSnapshot{{Name: "web", State: supervise.StateRunning, Listeners: cases}}}
+	src := &fixedSource{snaps: []status.AppSnapshot{{Name: "web", State: status.Running, Listeners: cases}}}
 	m := New(src, Options{})
 	mfs, err := m.Registry().Gather()
 	if err != nil {
@@ -380,20 +381,20 @@ func goldenMetrics(tb testing.TB) *Metrics {
 	tb.Helper()
 	tcpFD, tcpAddr := listenTCP(tb, 16)
 	unixFD, unixPath := listenUnix(tb, 16)
-	src := &fixedSource{snaps: []supervise.AppSnapshot{
+	src := &fixedSource{snaps: []status.AppSnapshot{
 		{
-			Name: "web", Kind: "gunicorn", State: supervise.StateRunning, Healthy: true, HealthChecked: true,
+			Name: "web", Kind: "gunicorn", State: status.Running, Healthy: true, HealthChecked: true,
 			MasterPID: os.Getpid(), WorkerPIDs: []int{1, 2}, Generation: 2, Started: time.Unix(1700000000, 0),
-			Restarts: 1, LastExit: &supervise.ExitInfo{Code: 0}, Reloads: map[string]int{"ok": 1},
+			Restarts: 1, LastExit: &proc.ExitInfo{Code: 0}, Reloads: map[string]int{"ok": 1},
 			WorkersTarget: 3, WorkersRecycled: 4,
-			Listeners: []supervise.ListenerSnapshot{
+			Listeners: []status.ListenerSnapshot{
 				{Address: "tcp://127.0.0.1:8000", Bound: tcpAddr, FD: tcpFD, Network: "tcp", Backlog: 16, Steering: "bpf"},
 				{Address: "unix:///run/web.sock", Bound: unixPath, FD: unixFD, Network: "unix", Backlog: 16, Steering: "shared"},
 			},
 		},
 		{
-			Name: "api", Kind: "gunicorn", State: supervise.StateFailed, Restarts: 7, Reloads: map[string]int{"rolled_back": 1},
-			LastExit: &supervise.ExitInfo{Code: 3},
+			Name: "api", Kind: "gunicorn", State: status.Failed, Restarts: 7, Reloads: map[string]int{"rolled_back": 1},
+			LastExit: &proc.ExitInfo{Code: 3},
 		},
 	}}
 	m := New(src, Options{Version: "1.2.3+4.gabc1234"})

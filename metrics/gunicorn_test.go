@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/status"
 )
 
 // TestGunicornStatsd runs Debian's Gunicorn 20.1.0 on a socket bound here,
@@ -97,9 +97,9 @@ func TestGunicornStatsd(t *testing.T) {
 		testenv.AssertNoLeftovers(t, markVal, 10*time.Second)
 	}()
 
-	src.set(supervise.AppSnapshot{
-		Name: "web", State: supervise.StateRunning, MasterPID: cmd.Process.Pid,
-		Listeners: []supervise.ListenerSnapshot{{Address: "tcp://" + addr, Bound: addr, FD: int(f.Fd()), Network: "tcp", Backlog: 2048}},
+	src.set(status.AppSnapshot{
+		Name: "web", State: status.Running, MasterPID: cmd.Process.Pid,
+		Listeners: []status.ListenerSnapshot{{Address: "tcp://" + addr, Bound: addr, FD: int(f.Fd()), Network: "tcp", Backlog: 2048}},
 	})
 	web := map[string]string{"app": "web"}
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/status"
 )
 
 // shutdownTimeout bounds how long Serve waits for in-flight scrapes once
@@ -83,9 +83,9 @@ func (m *Metrics) Handler(live func() error) http.Handler {
 }
 
 // readiness is ready when every required app meant to run is running and
-// healthy (see supervise.Assess; vacuously true without such apps).
+// healthy (see status.Assess; vacuously true without such apps).
 func (m *Metrics) readiness() readiness {
-	a := supervise.Assess(m.apps.src.Snapshots())
+	a := status.Assess(m.apps.src.Snapshots())
 	return readiness{Ready: a.Serving, Apps: a.NotHealthy}
 }
 

@@ -25,29 +25,29 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/status"
 )
 
 func TestReadyz(t *testing.T) {
-	running := func(name string, healthy bool) supervise.AppSnapshot {
-		return supervise.AppSnapshot{Name: name, State: supervise.StateRunning, Healthy: healthy, Required: true, Wanted: true, Attempted: true}
+	running := func(name string, healthy bool) status.AppSnapshot {
+		return status.AppSnapshot{Name: name, State: status.Running, Healthy: healthy, Required: true, Wanted: true, Attempted: true}
 	}
-	counted := func(s supervise.AppSnapshot) supervise.AppSnapshot {
+	counted := func(s status.AppSnapshot) status.AppSnapshot {
 		s.Required, s.Wanted, s.Attempted = true, true, true
 		return s
 	}
 	tests := []struct {
 		name   string
-		snaps  []supervise.AppSnapshot
+		snaps  []status.AppSnapshot
 		status int
 		body   string
 	}{
 		{"no apps", nil, http.StatusOK, `{"ready":true}`},
-		{"all running and healthy", []supervise.AppSnapshot{running("web", true), running("api", true)}, http.StatusOK, `{"ready":true}`},
+		{"all running and healthy", []status.AppSnapshot{running("web", true), running("api", true)}, http.StatusOK, `{"ready":true}`},
 		{
 			"starting and unhealthy",
-			[]supervise.AppSnapshot{
-				counted(supervise.AppSnapshot{Name: "web", State: supervise.StateStarting}),
+			[]status.AppSnapshot{
+				counted(status.AppSnapshot{Name: "web", State: status.Starting}),
 				running("api", false),
 				running("ok", true),
 			},
@@ -56,16 +56,16 @@ func TestReadyz(t *testing.T) {
 		},
 		{
 			"failed and stopped",
-			[]supervise.AppSnapshot{counted(supervise.AppSnapshot{Name: "a", State: supervise.StateFailed}), counted(supervise.AppSnapshot{Name: "b", State: supervise.StateStopped, Healthy: true})},
+			[]status.AppSnapshot{counted(status.AppSnapshot{Name: "a", State: status.Failed}), counted(status.AppSnapshot{Name: "b", State: status.Stopped, Healthy: true})},
 			http.StatusServiceUnavailable,
 			`{"ready":false,"apps":{"a":"failed","b":"stopped"}}`,
 		},
 		{
 			"stopped on purpose, finished, or not required",
-			[]supervise.AppSnapshot{
+			[]status.AppSnapshot{
 				running("web", true),
-				{Name: "stopped", State: supervise.StateStopped, Required: true, Attempted: true},
-				{Name: "optional", State: supervise.StateFailed, Wanted: true, Attempted: true},
+				{Name: "stopped", State: status.Stopped, Required: true, Attempted: true},
+				{Name: "optional", State: status.Failed, Wanted: true, Attempted: true},
 			},
 			http.StatusOK,
 			`{"ready":true}`,
@@ -90,7 +90,7 @@ func TestHandlerRoutes(t *testing.T) {
 		defer mu.Unlock()
 		return liveErr
 	}
-	m := New(&fixedSource{snaps: []supervise.AppSnapshot{{Name: "web", State: supervise.StateRunning, Healthy: true}}}, Options{})
+	m := New(&fixedSource{snaps: []status.AppSnapshot{{Name: "web", State: status.Running, Healthy: true}}}, Options{})
 	h := m.Handler(live)
 
 	if body := scrape(t, h, "/healthz", http.StatusOK); body != "ok\n" {
@@ -270,7 +270,7 @@ func TestServeTLSBasicAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := "https://" + l.Addr().String() + "/metrics"
-	m := New(&fixedSource{snaps: []supervise.AppSnapshot{{Name: "web", State: supervise.StateRunning}}}, Options{})
+	m := New(&fixedSource{snaps: []status.AppSnapshot{{Name: "web", State: status.Running}}}, Options{})
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))

@@ -17,7 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/gunisup/supervisor/internal/testenv"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/status"
 )
 
 // helperEnv selects a helper mode when the test binary re-executes itself:
@@ -156,18 +156,18 @@ func startHelper(tb testing.TB, mode string) helperProc {
 // fixedSource is a Source returning the same snapshots on every call.
 type fixedSource struct {
 	mu    sync.Mutex
-	snaps []supervise.AppSnapshot
+	snaps []status.AppSnapshot
 }
 
-func (f *fixedSource) Snapshots() []supervise.AppSnapshot {
+func (f *fixedSource) Snapshots() []status.AppSnapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]supervise.AppSnapshot, len(f.snaps))
+	out := make([]status.AppSnapshot, len(f.snaps))
 	copy(out, f.snaps)
 	return out
 }
 
-func (f *fixedSource) set(snaps ...supervise.AppSnapshot) {
+func (f *fixedSource) set(snaps ...status.AppSnapshot) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.snaps = snaps

@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/status"
 )
 
 const namespace = "supervisor"
@@ -32,7 +32,7 @@ const namespace = "supervisor"
 // Source yields the current state of every app. The supervisor's Manager
 // implements it; each call must return fresh copies that the caller may keep.
 type Source interface {
-	Snapshots() []supervise.AppSnapshot
+	Snapshots() []status.AppSnapshot
 }
 
 // Options tunes New. The zero value is valid.
@@ -58,7 +58,7 @@ var reloadDurationBuckets = []float64{.1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 12
 
 // Metrics owns an explicit registry holding the supervisor's own Go and
 // process metrics, the per-app collector, event-driven metrics fed through
-// the supervise.Observer methods, and the statsd-bridged HTTP metrics.
+// the status.Observer methods, and the statsd-bridged HTTP metrics.
 // All methods are safe for concurrent use.
 type Metrics struct {
 	reg    *prometheus.Registry
@@ -79,7 +79,7 @@ type Metrics struct {
 	perAppCollectors []*prometheus.MetricVec
 }
 
-var _ supervise.Observer = (*Metrics)(nil)
+var _ status.Observer = (*Metrics)(nil)
 
 // New builds the registry and registers every collector on it. The registry
 // is never prometheus.DefaultRegisterer, so several Metrics can coexist (tests).
@@ -162,7 +162,7 @@ func New(src Source, opts Options) *Metrics {
 // to Gather directly or register more collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// ReloadDone implements supervise.Observer: it records the reload's
+// ReloadDone implements status.Observer: it records the reload's
 // duration. The count by result, supervisor_reloads_total, is read from the
 // app's snapshot at scrape time (AppSnapshot.Reloads, which a self-upgrade
 // hands over), so it needs no event here. It never blocks.
@@ -170,7 +170,7 @@ func (m *Metrics) ReloadDone(app, _ string, d time.Duration) {
 	m.reloadDuration.WithLabelValues(app).Observe(d.Seconds())
 }
 
-// HealthChecked implements supervise.Observer: it records the check's
+// HealthChecked implements status.Observer: it records the check's
 // duration and remembers its verdict as supervisor_health_up. It never blocks.
 func (m *Metrics) HealthChecked(app string, ok bool, d time.Duration) {
 	m.healthDuration.WithLabelValues(app).Observe(d.Seconds())

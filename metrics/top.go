@@ -15,14 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/status"
 )
 
 // TopSource is what TopHandler reads: the apps' published snapshots
 // (without a /proc scan, see supervise.Manager.Published) and each app's
 // cgroup directory ("" for none). The supervisor's Manager implements it.
 type TopSource interface {
-	Published() []supervise.AppSnapshot
+	Published() []status.AppSnapshot
 	CgroupDir(app string) string
 }
 
@@ -87,7 +87,7 @@ func (c *topCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // collectApp sends s's series.
-func (c *topCollector) collectApp(ch chan<- prometheus.Metric, s supervise.AppSnapshot, queues *queueReader) {
+func (c *topCollector) collectApp(ch chan<- prometheus.Metric, s status.AppSnapshot, queues *queueReader) {
 	ch <- constMetric(descAppState, prometheus.GaugeValue, 1, s.Name, s.State.String())
 	ch <- constMetric(descAppRestarts, prometheus.CounterValue, float64(s.Restarts), s.Name)
 	var kids []int
@@ -118,7 +118,7 @@ func (c *topCollector) collectApp(ch chan<- prometheus.Metric, s supervise.AppSn
 }
 
 // queues sends the accept queue length of each of s's listeners.
-func (c *topCollector) queues(ch chan<- prometheus.Metric, s supervise.AppSnapshot, queues *queueReader) {
+func (c *topCollector) queues(ch chan<- prometheus.Metric, s status.AppSnapshot, queues *queueReader) {
 	for _, l := range s.Listeners {
 		if q, ok := queues.read(l); ok {
 			ch <- constMetric(descQueueLen, prometheus.GaugeValue, float64(q.Length), s.Name, l.Address)

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/gunisup/supervisor/proc"
-	"github.com/gunisup/supervisor/supervise"
+	"github.com/gunisup/supervisor/status"
 )
 
 // topSource is a TopSource of fixed snapshots and cgroup directories.
@@ -17,8 +17,8 @@ type topSource struct {
 	cgroups map[string]string
 }
 
-func (s *topSource) Published() []supervise.AppSnapshot { return s.Snapshots() }
-func (s *topSource) CgroupDir(app string) string        { return s.cgroups[app] }
+func (s *topSource) Published() []status.AppSnapshot { return s.Snapshots() }
+func (s *topSource) CgroupDir(app string) string     { return s.cgroups[app] }
 
 // TestTopHandler: the top series of a running app whose master has a
 // child (the master and its worker's stat: two processes' memory, the
@@ -31,14 +31,14 @@ func TestTopHandler(t *testing.T) {
 	fd, _ := listenTCP(t, 8)
 	src := &topSource{cgroups: map[string]string{}}
 	src.set(
-		supervise.AppSnapshot{Name: "web", Kind: "gunicorn", State: supervise.StateRunning, MasterPID: tree.PID, Restarts: 2,
-			Listeners: []supervise.ListenerSnapshot{{Address: "tcp://127.0.0.1:1", Network: "tcp", FD: fd}}},
-		supervise.AppSnapshot{Name: "idle", State: supervise.StateStopped},
+		status.AppSnapshot{Name: "web", Kind: "gunicorn", State: status.Running, MasterPID: tree.PID, Restarts: 2,
+			Listeners: []status.ListenerSnapshot{{Address: "tcp://127.0.0.1:1", Network: "tcp", FD: fd}}},
+		status.AppSnapshot{Name: "idle", State: status.Stopped},
 	)
 	own, err := proc.OwnCgroup()
 	if err == nil {
 		src.cgroups["cg"] = own
-		src.set(append(src.Snapshots(), supervise.AppSnapshot{Name: "cg", State: supervise.StateRunning, MasterPID: tree.PID})...)
+		src.set(append(src.Snapshots(), status.AppSnapshot{Name: "cg", State: status.Running, MasterPID: tree.PID})...)
 	}
 	m := New(&fixedSource{}, Options{})
 	m.httpRequests.WithLabelValues("web", "200").Add(3)

@@ -8,6 +8,7 @@ import (
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/status"
 )
 
 // adopts reports whether app tracks its orphans' serving generation (see
@@ -44,7 +45,7 @@ func (m *Manager) adoptOrphans(s *appSlot, o *recovery.Orphans) {
 	dir := ad.Dir
 	g := &orphanGen{ad.Gen}
 	a.gen = g
-	a.state = StateStarting
+	a.state = status.Starting
 	a.attempted = true
 	a.message = fmt.Sprintf("recovering: %s serves until a new generation passes the gate", g)
 	a.publish()

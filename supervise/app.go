@@ -10,6 +10,9 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/health"
+	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/status"
 )
 
 // ErrBusy is returned when a reload is asked for while one runs.
@@ -51,11 +54,11 @@ type appOwner struct {
 	env    ownerEnv
 	probe  prober
 	msgs   chan message
-	snap   atomic.Pointer[AppSnapshot]
+	snap   atomic.Pointer[status.AppSnapshot]
 	exited chan struct{} // closed when run returns
 
 	// Fields below are touched only by the owner goroutine.
-	state State
+	state status.State
 	// gen is the tracked generation: set in Starting and Running (except
 	// after an exit during a reload) and in Stopping until it exits.
 	gen generation
@@ -85,8 +88,8 @@ type appOwner struct {
 	restarts  int
 	// attempted: startGen ran at least once, or a generation was handed over.
 	attempted  bool
-	lastExit   *ExitInfo
-	lastReload *ReloadResult
+	lastExit   *proc.ExitInfo
+	lastReload *reload.Result
 	reloads    map[string]int
 	message    string
 	// broken is why the app's configuration is invalid ("": valid); set
@@ -298,9 +301,9 @@ func (a *appOwner) cancelReady() {
 // forgets past exits); Stopping starts again once stopped; otherwise nothing.
 func (a *appOwner) onStart(ctx context.Context) {
 	switch a.state {
-	case StateStopping:
+	case status.Stopping:
 		a.thenStart = true
-	case StateStopped, StateBackoff, StateFailed:
+	case status.Stopped, status.Backoff, status.Failed:
 		a.cancelTimer()
 		a.policy.reset()
 		a.startGen(ctx)
@@ -323,7 +326,7 @@ func (a *appOwner) onStop(ctx context.Context, reply chan error) {
 		a.reload.abandon(fmt.Errorf("reload cancelled: app %s is stopping", a.cfg.Name))
 	}
 	a.releaseKept(ctx)
-	if a.state != StateStopping && a.gen != nil {
+	if a.state != status.Stopping && a.gen != nil {
 		g := a.gen
 		sig, timeout, logger := a.stopSignal(), a.cfg.StopTimeout, a.env.log()
 		go func() {
@@ -334,14 +337,14 @@ func (a *appOwner) onStop(ctx context.Context, reply chan error) {
 			}
 		}()
 	}
-	a.state = StateStopping
+	a.state = status.Stopping
 	a.finishStop(ctx)
 }
 
 // finishStop ends Stopping once nothing the owner started runs: it answers
 // the stop waiters and goes to Stopped, or starts again (thenStart).
 func (a *appOwner) finishStop(ctx context.Context) {
-	if a.state != StateStopping || a.gen != nil || a.reload != nil || len(a.retiring) > 0 {
+	if a.state != status.Stopping || a.gen != nil || a.reload != nil || len(a.retiring) > 0 {
 		return
 	}
 	// Before any later start: a start handled after this one spawns into
@@ -351,7 +354,7 @@ func (a *appOwner) finishStop(ctx context.Context) {
 		a.env.refuse(a.cfg)
 	}
 	a.refuse = false
-	a.state = StateStopped
+	a.state = status.Stopped
 	a.message = ""
 	a.publish() // a stop's caller reads the snapshot it waited for
 	for _, w := range a.stopWaiters {
@@ -370,7 +373,7 @@ func (a *appOwner) onRestart(ctx context.Context, reply chan error) {
 	switch {
 	case a.broken != "":
 		reply <- fmt.Errorf("app %s: %s: fix the configuration, then supctl update", a.cfg.Name, a.broken)
-	case a.state == StateStopping:
+	case a.state == status.Stopping:
 		a.thenStart = true
 		reply <- nil
 	case a.reload != nil:
@@ -438,21 +441,21 @@ func (a *appOwner) startGen(ctx context.Context) {
 	}
 	if err := a.env.relisten(a.cfg); err != nil {
 		a.env.log().Error("start failed", "app", a.cfg.Name, "err", err)
-		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
+		a.scheduleRestart(proc.ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
 		return
 	}
 	id := int(a.env.nextGen(a.cfg.Name))
 	g, err := a.env.spawnGen(ctx, a.cfg, id, "", a.cfg.Reload.Strategy, useServing)
 	if err != nil {
 		a.env.log().Error("start failed", "app", a.cfg.Name, "err", err)
-		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
+		a.scheduleRestart(proc.ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
 		return
 	}
 	if err := a.env.serve(a.cfg.Name, g.Info().ID); err != nil {
 		a.env.log().Error("steering connections to the new generation", "app", a.cfg.Name, "err", err)
 	}
 	a.gen = g
-	a.state = StateStarting
+	a.state = status.Starting
 	a.message = ""
 	a.health = healthState{}
 	a.awaitReady(ctx, g)
@@ -471,13 +474,13 @@ func (a *appOwner) awaitReady(ctx context.Context, g generation) {
 
 // onReady ends Starting for the tracked generation g.
 func (a *appOwner) onReady(g generation, err error) {
-	if g != a.gen || a.state != StateStarting {
+	if g != a.gen || a.state != status.Starting {
 		return
 	}
 	a.readyCancel = nil
 	switch {
 	case err == nil:
-		a.state = StateRunning
+		a.state = status.Running
 		a.health.healthy = true
 		a.message = ""
 		a.env.gated(a.cfg.Name, g)
@@ -486,7 +489,7 @@ func (a *appOwner) onReady(g generation, err error) {
 	case errors.Is(err, context.Canceled) || g.Exited():
 	default:
 		// Alive but not answering: serve what we have, say why.
-		a.state = StateRunning
+		a.state = status.Running
 		a.health.healthy = false
 		a.message = err.Error()
 		a.answerStart(&StartError{App: a.cfg.Name, Reason: "runs but is not ready: " + err.Error(), gen: g})
@@ -505,11 +508,11 @@ func (a *appOwner) onExit(ctx context.Context, g generation) {
 	a.env.log().Info("exited", "app", a.cfg.Name, "generation", gi.ID, "pid", gi.PID, "status", info.String())
 	a.env.appExited(a.cfg.Name, info)
 	switch {
-	case a.state == StateStopping:
+	case a.state == status.Stopping:
 		a.finishStop(ctx)
 	case a.reload != nil:
 		// The reload's new generation takes over; reloadDone restarts if it does not.
-		a.state = StateStarting
+		a.state = status.Starting
 		a.message = "serving generation exited during reload: " + info.String()
 	case a.broken != "":
 		a.failBroken(info.String())
@@ -521,18 +524,18 @@ func (a *appOwner) onExit(ctx context.Context, g generation) {
 
 // scheduleRestart applies the restart policy after an exit (reason, if
 // any, names a failure to start) and goes to Backoff, Failed or Stopped.
-func (a *appOwner) scheduleRestart(info ExitInfo, ranFor time.Duration, reason string) {
+func (a *appOwner) scheduleRestart(info proc.ExitInfo, ranFor time.Duration, reason string) {
 	now := time.Now()
 	d := a.policy.exited(info.Code == 0 && info.Signal == 0, ranFor, now)
 	if !d.Restart {
-		a.state = StateStopped
+		a.state = status.Stopped
 		a.message = "exited (" + info.String() + "); " + d.Reason
 		return
 	}
-	a.state = StateBackoff
+	a.state = status.Backoff
 	switch {
 	case d.Failed:
-		a.state = StateFailed
+		a.state = status.Failed
 		a.message = fmt.Sprintf("crash loop: %d exits within %s (last: %s); retrying every %s", d.Crashes, a.cfg.Backoff.CrashWindow, info, d.Delay)
 	case reason != "":
 		a.message = reason
@@ -546,7 +549,7 @@ func (a *appOwner) scheduleRestart(info ExitInfo, ranFor time.Duration, reason s
 
 // healthCheck starts one periodic check of the tracked generation.
 func (a *appOwner) healthCheck(ctx context.Context) {
-	if a.state != StateRunning || a.gen == nil || a.health.busy || a.reload != nil {
+	if a.state != status.Running || a.gen == nil || a.health.busy || a.reload != nil {
 		return
 	}
 	g := a.gen
@@ -564,7 +567,7 @@ func (a *appOwner) healthCheck(ctx context.Context) {
 // failures in a row, then (restart_when_unhealthy) a swap reload.
 func (a *appOwner) onHealth(ctx context.Context, g generation, err error) {
 	a.health.busy = false
-	if a.state != StateRunning || g != a.gen {
+	if a.state != status.Running || g != a.gen {
 		return
 	}
 	if err == nil {
@@ -598,7 +601,7 @@ func (a *appOwner) onHealth(ctx context.Context, g generation, err error) {
 // publish stores a fresh snapshot and wakes the daemon when what it reads
 // (state, health, reloading) changed, only once the snapshot is visible.
 func (a *appOwner) publish() {
-	s := &AppSnapshot{
+	s := &status.AppSnapshot{
 		Name:          a.cfg.Name,
 		Kind:          a.cfg.Kind.String(),
 		State:         a.state,

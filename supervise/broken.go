@@ -7,6 +7,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/status"
 )
 
 // setAside marks the apps of cfg.Broken (see config.LoadApart): their
@@ -29,7 +30,7 @@ func (m *Manager) setAside(cfg *config.Config) {
 		a := s.owner
 		a.broken = reason
 		if a.gen != nil {
-			a.state = StateFailed
+			a.state = status.Failed
 			a.message = fmt.Sprintf("%s; %s serves on the held sockets and is not restarted: fix the configuration, then supctl update", reason, a.gen)
 			m.logger.Error("recovery: app set aside; its previous generation serves, unmanaged until the configuration is fixed", "app", name, "pid", a.gen.Info().PID, "err", err)
 		}
@@ -43,7 +44,7 @@ func (m *Manager) setAside(cfg *config.Config) {
 // generation's exit ("" for none).
 func (a *appOwner) failBroken(exited string) {
 	a.cancelTimer()
-	a.state = StateFailed
+	a.state = status.Failed
 	switch {
 	case exited != "":
 		a.message = fmt.Sprintf("%s; the previous supervisor's generation exited (%s) and is not restarted", a.broken, exited)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gunisup/supervisor/status"
 )
 
 // brokenRig runs an owner set aside for its configuration that tracks an
@@ -19,7 +21,7 @@ func brokenRig(t *testing.T) (*ownerRig, *fakeGen) {
 	orphan := <-env.spawned
 	ctx, cancel := context.WithCancel(context.Background())
 	a := newOwner(env, env, testApp())
-	a.gen, a.state, a.attempted = og, StateFailed, true
+	a.gen, a.state, a.attempted = og, status.Failed, true
 	a.broken = "config error: f.toml:3: app.web.command: gone"
 	r := &ownerRig{t: t, env: env, a: a, ctx: ctx}
 	go a.run(ctx)
@@ -49,12 +51,12 @@ func TestOwnerBrokenKeepsOrphan(t *testing.T) {
 	if err := r.do(restartMsg{newCall()}); err == nil || !strings.Contains(err.Error(), "app.web.command") {
 		t.Errorf("restart: %v, want the configuration error", err)
 	}
-	if s := r.snap(); s.State != StateFailed || s.Generation != orphanGenID || orphan.signalled() {
+	if s := r.snap(); s.State != status.Failed || s.Generation != orphanGenID || orphan.signalled() {
 		t.Errorf("after start and restart: %s, generation %d, orphan signalled %v", s.State, s.Generation, orphan.signalled())
 	}
 	orphan.crash(1)
-	s := r.waitFor("the orphan's exit", func(s AppSnapshot) bool { return s.MasterPID == 0 })
-	if s.State != StateFailed || !s.NextRestart.IsZero() || !strings.Contains(s.Message, "not restarted") {
+	s := r.waitFor("the orphan's exit", func(s status.AppSnapshot) bool { return s.MasterPID == 0 })
+	if s.State != status.Failed || !s.NextRestart.IsZero() || !strings.Contains(s.Message, "not restarted") {
 		t.Errorf("after the orphan's exit: %s, next restart %v, message %q", s.State, s.NextRestart, s.Message)
 	}
 	r.noSpawn(200 * time.Millisecond)
@@ -70,7 +72,7 @@ func TestOwnerBrokenStop(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 	waitExit(t, orphan)
-	if s := r.snap(); s.State != StateStopped {
+	if s := r.snap(); s.State != status.Stopped {
 		t.Errorf("after stop: %s", s.State)
 	}
 }

@@ -43,9 +43,9 @@ type Generation struct {
 	// self-upgrade hands it over.
 	FollowsLink bool
 
-	exitCh <-chan ExitInfo
+	exitCh <-chan proc.ExitInfo
 	done   chan struct{}
-	exit   ExitInfo
+	exit   proc.ExitInfo
 	// out is the captured output (nil: not captured); outEOF is closed once
 	// it reached EOF (nil: not known, for output shared with another
 	// generation).
@@ -72,12 +72,12 @@ type Generation struct {
 }
 
 // newGeneration watches exitCh and closes done when the process has exited.
-func newGeneration(app string, id, pid int, exitCh <-chan ExitInfo, out *logs.Output, outEOF <-chan struct{}) *Generation {
+func newGeneration(app string, id, pid int, exitCh <-chan proc.ExitInfo, out *logs.Output, outEOF <-chan struct{}) *Generation {
 	g := &Generation{App: app, ID: id, PID: pid, Started: time.Now(), exitCh: exitCh, done: make(chan struct{}), out: out, outEOF: outEOF, outFD: noOutFDs}
 	go func() {
 		info, ok := <-exitCh
 		if !ok {
-			info = ExitInfo{Code: -1, Time: time.Now()}
+			info = proc.ExitInfo{Code: -1, Time: time.Now()}
 		}
 		g.exit = info
 		close(g.done)
@@ -97,7 +97,7 @@ func (g *Generation) ExitReason() string { return g.Exit().String() }
 func (g *Generation) Done() <-chan struct{} { return g.done }
 
 // Exit returns how the main process ended; valid once Done is closed.
-func (g *Generation) Exit() ExitInfo {
+func (g *Generation) Exit() proc.ExitInfo {
 	<-g.done
 	return g.exit
 }
@@ -154,13 +154,13 @@ func (g *Generation) Signal(sig syscall.Signal) error {
 // 5 s more (proc.AwaitStop). It returns the exit, or an error if the process outlived
 // even the KILL (it is then left to the reaper). Safe to call concurrently and
 // more than once.
-func (g *Generation) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (ExitInfo, error) {
+func (g *Generation) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (proc.ExitInfo, error) {
 	g.stopAsked.Store(true)
 	if err := g.Signal(sig); err != nil {
-		return ExitInfo{}, err
+		return proc.ExitInfo{}, err
 	}
 	if err := proc.AwaitStop(ctx, g.done, timeout, g.Kill); err != nil {
-		return ExitInfo{}, fmt.Errorf("%s generation %d (pid %d) %w", g.App, g.ID, g.PID, err)
+		return proc.ExitInfo{}, fmt.Errorf("%s generation %d (pid %d) %w", g.App, g.ID, g.PID, err)
 	}
 	return g.exit, nil
 }

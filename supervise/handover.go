@@ -9,6 +9,8 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/contain"
+	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/status"
 	"github.com/gunisup/supervisor/upgrade"
 )
 
@@ -113,9 +115,9 @@ func (a *appOwner) freeze(m freezeMsg) {
 // wants reports whether the app is meant to run (a start is due or holds).
 func (a *appOwner) wants() bool {
 	switch a.state {
-	case StateStopped:
+	case status.Stopped:
 		return false
-	case StateStopping:
+	case status.Stopping:
 		return a.thenStart
 	}
 	return true
@@ -165,7 +167,7 @@ func (m *Manager) restoreApp(s *appSlot, st AppHandover) (started bool) {
 		gen.socks = m.view(a.cfg.Name).table.Sockets()
 	}
 	a.gen = gen
-	a.state = StateRunning
+	a.state = status.Running
 	a.attempted = true
 	a.health.healthy = st.Healthy
 	a.publish()
@@ -179,8 +181,8 @@ func (m *Manager) adoptHandedOver(app string, g *GenHandover) *Generation {
 	if _, err := os.Stat("/proc/" + strconv.Itoa(g.PID)); err != nil {
 		// Reaped before the hand-over froze the reaper: the status is lost.
 		m.reaper.Forget(g.PID)
-		ch := make(chan ExitInfo, 1)
-		ch <- ExitInfo{Code: -1, Time: time.Now()}
+		ch := make(chan proc.ExitInfo, 1)
+		ch <- proc.ExitInfo{Code: -1, Time: time.Now()}
 		close(ch)
 		exitCh = ch
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gunisup/supervisor/status"
 )
 
 // ErrNothingKept is returned by a rollback when the app keeps no previous
@@ -20,14 +22,6 @@ type keptGen struct {
 	gen   generation
 	until time.Time
 	stop  chan struct{}
-}
-
-// KeptSnapshot describes the generation an app keeps for a rollback.
-type KeptSnapshot struct {
-	Generation int
-	PID        int
-	Release    string
-	Until      time.Time
 }
 
 // keepMsg asks the owner to keep gen, which run's swap replaced, instead
@@ -79,7 +73,7 @@ func (a *appOwner) keepRefusal(run *reloadRun, g generation) error {
 	switch {
 	case a.cfg.Reload.KeepPrevious <= 0:
 		return errNoWindow
-	case run != a.reload || run.abandoned || a.state == StateStopping:
+	case run != a.reload || run.abandoned || a.state == status.Stopping:
 		return fmt.Errorf("%w: app %s is stopping or restarting", errNotKept, a.cfg.Name)
 	case run.recovery:
 		return fmt.Errorf("%w: %s belongs to a previous supervisor", errNotKept, g)
@@ -181,7 +175,7 @@ func (a *appOwner) onRollback(ctx context.Context, m rollbackMsg) error {
 		return fmt.Errorf("%w: app %s: a %s reload is in progress", ErrBusy, a.cfg.Name, a.reload.strategy)
 	case k == nil || k.gen.Exited():
 		return fmt.Errorf("app %s: %w", a.cfg.Name, ErrNothingKept)
-	case a.gen == nil || a.state != StateRunning:
+	case a.gen == nil || a.state != status.Running:
 		return fmt.Errorf("%w: app %s is %s", ErrNotRunning, a.cfg.Name, a.state)
 	}
 	if err := a.env.serve(a.cfg.Name, k.gen.Info().ID); err != nil {
@@ -203,10 +197,10 @@ func (a *appOwner) onRollback(ctx context.Context, m rollbackMsg) error {
 }
 
 // keptSnapshot describes the kept generation for the snapshot (nil: none).
-func (a *appOwner) keptSnapshot() *KeptSnapshot {
+func (a *appOwner) keptSnapshot() *status.KeptSnapshot {
 	if a.kept == nil {
 		return nil
 	}
 	gi := a.kept.gen.Info()
-	return &KeptSnapshot{Generation: gi.ID, PID: gi.PID, Release: gi.Dir, Until: a.kept.until}
+	return &status.KeptSnapshot{Generation: gi.ID, PID: gi.PID, Release: gi.Dir, Until: a.kept.until}
 }

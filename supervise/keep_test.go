@@ -9,6 +9,7 @@ import (
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/status"
 )
 
 // keepApp is testApp with swap reloads that keep the previous generation
@@ -25,7 +26,7 @@ func keepRig(t *testing.T, keep time.Duration, mode steer.Mode) *ownerRig {
 	t.Helper()
 	r := startRig(t, keepApp(keep))
 	if mode != "" {
-		r.env.steered = []ListenerSnapshot{{Address: "tcp://127.0.0.1:8000", Steering: string(mode)}}
+		r.env.steered = []status.ListenerSnapshot{{Address: "tcp://127.0.0.1:8000", Steering: string(mode)}}
 	}
 	return r
 }
@@ -79,7 +80,7 @@ func TestOwnerKeepPreviousRollback(t *testing.T) {
 			}
 			waitExit(t, g2)
 			s = r.snap()
-			if g1.Exited() || s.Generation != g1.id || s.State != StateRunning || s.Kept != nil || !s.Healthy {
+			if g1.Exited() || s.Generation != g1.id || s.State != status.Running || s.Kept != nil || !s.Healthy {
 				t.Errorf("after the rollback: g1 exited %v, gen %d, %s, healthy %v, kept %+v", g1.Exited(), s.Generation, s.State, s.Healthy, s.Kept)
 			}
 			if done.To != g1.String() || done.Drained != g2.String() || done.Flip <= 0 {
@@ -103,8 +104,8 @@ func TestOwnerKeptWindowEnds(t *testing.T) {
 	g1 := r.running()
 	g2 := r.swapTo()
 	waitExit(t, g1)
-	s := r.waitFor("kept generation forgotten", func(s AppSnapshot) bool { return s.Kept == nil })
-	if s.Generation != g2.id || s.State != StateRunning {
+	s := r.waitFor("kept generation forgotten", func(s status.AppSnapshot) bool { return s.Kept == nil })
+	if s.Generation != g2.id || s.State != status.Running {
 		t.Errorf("after the window: gen %d %s, want %d running", s.Generation, s.State, g2.id)
 	}
 	if _, err := r.rollback(); !errors.Is(err, ErrNothingKept) {
@@ -150,9 +151,9 @@ func TestOwnerKeptLifecycle(t *testing.T) {
 	g1 := r.running()
 	g2 := r.swapTo()
 	g1.crash(1)
-	r.waitFor("exited kept generation forgotten", func(s AppSnapshot) bool { return s.Kept == nil })
+	r.waitFor("exited kept generation forgotten", func(s status.AppSnapshot) bool { return s.Kept == nil })
 	r.noSpawn(20 * time.Millisecond)
-	if s := r.snap(); s.Generation != g2.id || s.State != StateRunning {
+	if s := r.snap(); s.Generation != g2.id || s.State != status.Running {
 		t.Errorf("after the kept one's exit: gen %d %s", s.Generation, s.State)
 	}
 

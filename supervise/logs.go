@@ -11,6 +11,7 @@ import (
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/status"
 )
 
 // Line counts of the reports built from an app's log.
@@ -117,14 +118,14 @@ func (m *Manager) noteExit(g *Generation) {
 
 // logReport fills the log parts of a snapshot: lines dropped, and the
 // traceback of an unexpected exit while the app is not running.
-func (m *Manager) logReport(s *AppSnapshot) {
+func (m *Manager) logReport(s *status.AppSnapshot) {
 	l := m.view(s.Name).log
 	if l == nil {
 		return
 	}
 	s.LogDropped = l.Dropped()
 	gen := l.Crashed()
-	if gen == 0 || s.State == StateRunning || s.State == StateStopping {
+	if gen == 0 || s.State == status.Running || s.State == status.Stopping {
 		return
 	}
 	s.Traceback, _ = gunicorn.Traceback(logs.Texts(l.Lines(logs.Query{Gen: gen, Stream: logs.Stderr, N: tracebackScan})))
@@ -158,7 +159,7 @@ func (m *Manager) ReopenLog(name string) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if s := a.snap.Load(); a.cfg.Kind == config.KindGunicorn && s.State == StateRunning && s.MasterPID > 0 {
+	if s := a.snap.Load(); a.cfg.Kind == config.KindGunicorn && s.State == status.Running && s.MasterPID > 0 {
 		if err := unix.Kill(s.MasterPID, unix.SIGUSR1); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("app %s: USR1 to master %d: %w", name, s.MasterPID, err))
 		}
@@ -178,8 +179,8 @@ func (m *Manager) ReopenLogs() error {
 
 // forkCaptured starts spec with its stdout and stderr on two pipes whose
 // read ends the app's log captures as generation id (see logs.AppLog.Start).
-func (m *Manager) forkCaptured(app string, id int, spec proc.Spec) (int, <-chan ExitInfo, *logs.Output, error) {
-	var exitCh <-chan ExitInfo
+func (m *Manager) forkCaptured(app string, id int, spec proc.Spec) (int, <-chan proc.ExitInfo, *logs.Output, error) {
+	var exitCh <-chan proc.ExitInfo
 	pid, out, err := m.view(app).log.Start(app, id, func(stdout, stderr int) (int, error) {
 		pid, ch, err := m.reaper.ForkExec(spec, stdout, stderr)
 		exitCh = ch

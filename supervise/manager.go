@@ -26,6 +26,7 @@ import (
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/status"
 )
 
 // Options are the Manager's collaborators; zero values are usable.
@@ -34,7 +35,7 @@ type Options struct {
 	// Stdout receives the output lines of the apps with log = "stdout"
 	// (default os.Stdout).
 	Stdout   io.Writer
-	Observer Observer
+	Observer status.Observer
 	// StatsdAddr returns the statsd bridge address for an app ("" for none).
 	StatsdAddr func(app string) string
 	// Sockets are listeners already held (inherited from systemd or from the
@@ -99,7 +100,7 @@ type Manager struct {
 	logger   *slog.Logger
 	// stdoutSink is the sink shared by the apps with log = "stdout".
 	stdoutSink io.Writer
-	observer   Observer
+	observer   status.Observer
 	statsd     func(string) string
 	runDir     string
 	// apps holds one slot per app name the Manager ran (see appSlot);
@@ -161,7 +162,7 @@ func (m *Manager) Config() *config.Config {
 // AppExit is an app's generation exit, for exit_with.
 type AppExit struct {
 	App  string
-	Exit ExitInfo
+	Exit proc.ExitInfo
 }
 
 // NewManager binds every listener the configuration asks for. On any error
@@ -194,7 +195,7 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 	}
 	m.homes = &contain.Homes{Managed: reaper.Managed, Logger: m.logger}
 	if m.observer == nil {
-		m.observer = NopObserver{}
+		m.observer = status.NopObserver{}
 	}
 	if m.statsd == nil {
 		m.statsd = func(string) string { return "" }
@@ -343,7 +344,7 @@ func (m *Manager) changed() {
 
 func (m *Manager) appReady() { m.changed() }
 
-func (m *Manager) appExited(name string, info ExitInfo) {
+func (m *Manager) appExited(name string, info proc.ExitInfo) {
 	select {
 	case m.exits <- AppExit{App: name, Exit: info}:
 	default:
@@ -439,10 +440,10 @@ func (m *Manager) Ping(ctx context.Context) error {
 
 // Snapshots returns a fresh copy of every app's state, in file order, with
 // worker PIDs read from /proc in one scan.
-func (m *Manager) Snapshots() []AppSnapshot {
+func (m *Manager) Snapshots() []status.AppSnapshot {
 	tree, _ := proc.NewTree("") // without /proc, worker lists stay empty
 	owners := m.owners()
-	out := make([]AppSnapshot, 0, len(owners))
+	out := make([]status.AppSnapshot, 0, len(owners))
 	for _, a := range owners {
 		s := *a.snap.Load()
 		if s.MasterPID != 0 && tree != nil {
@@ -464,10 +465,10 @@ func (m *Manager) Snapshots() []AppSnapshot {
 	return out
 }
 
-// Readiness assesses the apps' snapshots (see Assess); nothing counts as
+// Readiness assesses the apps' snapshots (see status.Assess); nothing counts as
 // started before Start has asked every app to start.
-func (m *Manager) Readiness() Readiness {
-	r := Assess(m.Snapshots())
+func (m *Manager) Readiness() status.Readiness {
+	r := status.Assess(m.Snapshots())
 	if !m.booted.Load() {
 		r.Started = false
 	}

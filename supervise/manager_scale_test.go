@@ -12,6 +12,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/status"
 )
 
 // realManager builds a Manager over the configuration text body (after a
@@ -50,7 +51,7 @@ func realManagerAt(t testing.TB, body string) (*Manager, func(body string) (*con
 
 // waitAll polls m's snapshots until cond holds for every app, or fails
 // after limit.
-func waitAll(t testing.TB, m *Manager, limit time.Duration, what string, cond func(AppSnapshot) bool) {
+func waitAll(t testing.TB, m *Manager, limit time.Duration, what string, cond func(status.AppSnapshot) bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
@@ -92,7 +93,7 @@ func TestManagerScale(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Now()
 	m.Start(ctx)
-	waitAll(t, m, 60*time.Second, "spawned", func(s AppSnapshot) bool { return s.MasterPID != 0 })
+	waitAll(t, m, 60*time.Second, "spawned", func(s status.AppSnapshot) bool { return s.MasterPID != 0 })
 	started := time.Since(t0)
 	t1 := time.Now()
 	if err := m.Stop(ctx); err != nil {

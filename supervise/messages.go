@@ -60,7 +60,7 @@ type commitMsg struct {
 type reloadDoneMsg struct {
 	call
 	run    *reloadRun
-	result *ReloadResult
+	result *reload.Result
 }
 
 // healthResultMsg reports one periodic health check of gen.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/gunisup/supervisor/status"
 )
 
 // ordered runs f once for every owner in set, in parallel, except that an
@@ -91,7 +93,7 @@ func (a *appOwner) settle(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		s := a.snap.Load()
-		if s.Attempted && s.State != StateStarting && s.State != StateStopping {
+		if s.Attempted && s.State != status.Starting && s.State != status.Stopping {
 			return nil
 		}
 		select {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gunisup/supervisor/status"
 )
 
 // b runs after a: it starts once a is running (a process app is running
@@ -54,8 +56,8 @@ autostart = false
 			_ = m.Stop(ctx) // the test failed; end the processes anyway
 		}
 	}()
-	waitAll(t, m, 30*time.Second, "settled", func(s AppSnapshot) bool { return s.Name == "d" || s.State == StateRunning })
-	snaps := map[string]AppSnapshot{}
+	waitAll(t, m, 30*time.Second, "settled", func(s status.AppSnapshot) bool { return s.Name == "d" || s.State == status.Running })
+	snaps := map[string]status.AppSnapshot{}
 	for _, s := range m.Snapshots() {
 		snaps[s.Name] = s
 	}
@@ -67,7 +69,7 @@ autostart = false
 	if !c.Started.Before(b.Started) {
 		t.Errorf("c (unordered) started at %v, a at %v, b at %v: want c beside a, before b", c.Started, a.Started, b.Started)
 	}
-	if d.State != StateStopped || d.Attempted || d.Wanted {
+	if d.State != status.Stopped || d.Attempted || d.Wanted {
 		t.Errorf("d (autostart = false): %s attempted %v wanted %v", d.State, d.Attempted, d.Wanted)
 	}
 	if r := m.Readiness(); !r.Started || !r.Serving {

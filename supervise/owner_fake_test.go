@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/scale"
+	"github.com/gunisup/supervisor/status"
 )
 
 // fakeGen is a generation whose exit the test decides. By default it exits
@@ -25,7 +27,7 @@ type fakeGen struct {
 	started  time.Time
 	done     chan struct{}
 	once     sync.Once
-	exit     ExitInfo
+	exit     proc.ExitInfo
 	stubborn bool
 	// verdict receives the readiness verdict the fake prober returns for it.
 	verdict chan error
@@ -36,7 +38,7 @@ type fakeGen struct {
 	signals []syscall.Signal
 }
 
-func (g *fakeGen) finish(info ExitInfo) {
+func (g *fakeGen) finish(info proc.ExitInfo) {
 	g.once.Do(func() {
 		g.exit = info
 		close(g.done)
@@ -44,10 +46,10 @@ func (g *fakeGen) finish(info ExitInfo) {
 }
 
 // crash ends the generation with exit code code.
-func (g *fakeGen) crash(code int) { g.finish(ExitInfo{Code: code, Time: time.Now()}) }
+func (g *fakeGen) crash(code int) { g.finish(proc.ExitInfo{Code: code, Time: time.Now()}) }
 
 func (g *fakeGen) Done() <-chan struct{} { return g.done }
-func (g *fakeGen) Exit() ExitInfo        { <-g.done; return g.exit }
+func (g *fakeGen) Exit() proc.ExitInfo   { <-g.done; return g.exit }
 func (g *fakeGen) Exited() bool {
 	select {
 	case <-g.done:
@@ -63,7 +65,7 @@ func (g *fakeGen) Signal(sig syscall.Signal) error {
 	stubborn := g.stubborn
 	g.mu.Unlock()
 	if !stubborn {
-		g.finish(ExitInfo{Time: time.Now()})
+		g.finish(proc.ExitInfo{Time: time.Now()})
 	}
 	return nil
 }
@@ -81,9 +83,9 @@ func (g *fakeGen) signalled() bool {
 	return len(g.signals) > 0
 }
 
-func (g *fakeGen) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (ExitInfo, error) {
+func (g *fakeGen) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (proc.ExitInfo, error) {
 	if err := g.Signal(sig); err != nil {
-		return ExitInfo{}, err
+		return proc.ExitInfo{}, err
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
@@ -98,7 +100,7 @@ func (g *fakeGen) Stop(ctx context.Context, sig syscall.Signal, timeout time.Dur
 }
 
 func (g *fakeGen) Kill() {
-	g.finish(ExitInfo{Code: -1, Signal: int(syscall.SIGKILL), Time: time.Now()})
+	g.finish(proc.ExitInfo{Code: -1, Signal: int(syscall.SIGKILL), Time: time.Now()})
 }
 func (g *fakeGen) Workers() []int     { return nil }
 func (g *fakeGen) Tail() []string     { return nil }
@@ -128,7 +130,7 @@ type fakeEnv struct {
 	refused     int
 	relistenErr error
 	// steered are the app's listeners (none unless a test sets them).
-	steered []ListenerSnapshot
+	steered []status.ListenerSnapshot
 }
 
 func newFakeEnv(t *testing.T) *fakeEnv {
@@ -226,15 +228,15 @@ func (e *fakeEnv) takeSteps() []string {
 	e.steps = nil
 	return out
 }
-func (e *fakeEnv) changed()                               {}
-func (e *fakeEnv) appReady()                              {}
-func (e *fakeEnv) appExited(string, ExitInfo)             {}
-func (e *fakeEnv) statsdAddr(string) string               { return "" }
-func (e *fakeEnv) listeners(string) []ListenerSnapshot    { return e.steered }
-func (e *fakeEnv) swapped(string, int, int) time.Duration { return 0 }
-func (e *fakeEnv) workerStats(string) *scale.Stats        { return &scale.Stats{} }
-func (e *fakeEnv) log() *slog.Logger                      { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-func (e *fakeEnv) events() Observer                       { return NopObserver{} }
+func (e *fakeEnv) changed()                                   {}
+func (e *fakeEnv) appReady()                                  {}
+func (e *fakeEnv) appExited(string, proc.ExitInfo)            {}
+func (e *fakeEnv) statsdAddr(string) string                   { return "" }
+func (e *fakeEnv) listeners(string) []status.ListenerSnapshot { return e.steered }
+func (e *fakeEnv) swapped(string, int, int) time.Duration     { return 0 }
+func (e *fakeEnv) workerStats(string) *scale.Stats            { return &scale.Stats{} }
+func (e *fakeEnv) log() *slog.Logger                          { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func (e *fakeEnv) events() status.Observer                    { return status.NopObserver{} }
 
 // usr2 re-execs in place: a new generation that has booted at once.
 func (e *fakeEnv) usr2(context.Context, *appOwner, generation) (generation, error) {
@@ -366,7 +368,7 @@ func (r *ownerRig) noSpawn(d time.Duration) {
 }
 
 // snap returns the owner's snapshot once everything sent before was handled.
-func (r *ownerRig) snap() AppSnapshot {
+func (r *ownerRig) snap() status.AppSnapshot {
 	r.t.Helper()
 	// The owner publishes after each message, before taking the next one.
 	for range 2 {
@@ -378,7 +380,7 @@ func (r *ownerRig) snap() AppSnapshot {
 }
 
 // waitFor polls the snapshot until cond holds (within two seconds).
-func (r *ownerRig) waitFor(what string, cond func(AppSnapshot) bool) AppSnapshot {
+func (r *ownerRig) waitFor(what string, cond func(status.AppSnapshot) bool) status.AppSnapshot {
 	r.t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
@@ -393,9 +395,9 @@ func (r *ownerRig) waitFor(what string, cond func(AppSnapshot) bool) AppSnapshot
 	}
 }
 
-func (r *ownerRig) waitState(st State) AppSnapshot {
+func (r *ownerRig) waitState(st status.State) status.AppSnapshot {
 	r.t.Helper()
-	return r.waitFor("state "+st.String(), func(s AppSnapshot) bool { return s.State == st })
+	return r.waitFor("state "+st.String(), func(s status.AppSnapshot) bool { return s.State == st })
 }
 
 // known asks the owner which generations it accounts for.
@@ -447,7 +449,7 @@ func (r *ownerRig) running() *fakeGen {
 	}
 	g := r.next()
 	g.verdict <- nil
-	r.waitState(StateRunning)
+	r.waitState(status.Running)
 	return g
 }
 

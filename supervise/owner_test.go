@@ -10,6 +10,7 @@ import (
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/status"
 )
 
 func TestOwnerStart(t *testing.T) {
@@ -18,11 +19,11 @@ func TestOwnerStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := r.next()
-	if s := r.snap(); s.State != StateStarting || s.Generation != g.id {
+	if s := r.snap(); s.State != status.Starting || s.Generation != g.id {
 		t.Fatalf("after start: %s gen %d, want starting gen %d", s.State, s.Generation, g.id)
 	}
 	g.verdict <- nil
-	s := r.waitState(StateRunning)
+	s := r.waitState(status.Running)
 	if !s.Healthy || s.MasterPID != g.Info().PID {
 		t.Errorf("running: healthy %v pid %d", s.Healthy, s.MasterPID)
 	}
@@ -39,13 +40,13 @@ func TestOwnerCrashBackoffRestart(t *testing.T) {
 	r := startRig(t, cfg)
 	g := r.running()
 	g.crash(3)
-	s := r.waitState(StateBackoff)
+	s := r.waitState(status.Backoff)
 	if s.Restarts != 1 || s.Backoff != 50*time.Millisecond || s.LastExit == nil || s.LastExit.Code != 3 {
 		t.Errorf("backoff: restarts %d backoff %v last exit %v", s.Restarts, s.Backoff, s.LastExit)
 	}
 	g2 := r.next()
 	g2.verdict <- nil
-	r.waitState(StateRunning)
+	r.waitState(status.Running)
 	r.checkInvariant()
 }
 
@@ -57,14 +58,14 @@ func TestOwnerCrashLoopFailed(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		r.next().crash(1)
 	}
-	s := r.waitState(StateFailed)
+	s := r.waitState(status.Failed)
 	if !strings.Contains(s.Message, "crash loop") {
 		t.Errorf("failed message %q", s.Message)
 	}
 	// Still retried at the capped delay.
 	g := r.next()
 	g.verdict <- nil
-	r.waitState(StateRunning)
+	r.waitState(status.Running)
 }
 
 func TestOwnerRestartPolicyNever(t *testing.T) {
@@ -72,7 +73,7 @@ func TestOwnerRestartPolicyNever(t *testing.T) {
 	cfg.Restart = config.RestartNever
 	r := startRig(t, cfg)
 	r.running().crash(0)
-	s := r.waitState(StateStopped)
+	s := r.waitState(status.Stopped)
 	if !strings.Contains(s.Message, "never") {
 		t.Errorf("message %q", s.Message)
 	}
@@ -85,8 +86,8 @@ func TestOwnerSpawnFailure(t *testing.T) {
 	r.env.spawnErr = errors.New("app web: no such virtualenv")
 	r.env.mu.Unlock()
 	r.do(startMsg{newCall()})
-	s := r.waitFor("backoff with the spawn error", func(s AppSnapshot) bool {
-		return (s.State == StateBackoff || s.State == StateFailed) && strings.Contains(s.Message, "no such virtualenv")
+	s := r.waitFor("backoff with the spawn error", func(s status.AppSnapshot) bool {
+		return (s.State == status.Backoff || s.State == status.Failed) && strings.Contains(s.Message, "no such virtualenv")
 	})
 	if s.Generation != 0 {
 		t.Errorf("generation %d after a failed spawn", s.Generation)
@@ -95,7 +96,7 @@ func TestOwnerSpawnFailure(t *testing.T) {
 	r.env.spawnErr = nil
 	r.env.mu.Unlock()
 	r.next().verdict <- nil
-	r.waitState(StateRunning)
+	r.waitState(status.Running)
 }
 
 func TestOwnerStopDuringStart(t *testing.T) {
@@ -108,7 +109,7 @@ func TestOwnerStopDuringStart(t *testing.T) {
 	if !g.Exited() {
 		t.Errorf("stop returned before %s exited", g)
 	}
-	if s := r.snap(); s.State != StateStopped || s.Generation != 0 {
+	if s := r.snap(); s.State != status.Stopped || s.Generation != 0 {
 		t.Errorf("after stop: %s gen %d", s.State, s.Generation)
 	}
 	r.noSpawn(20 * time.Millisecond)
@@ -119,11 +120,11 @@ func TestOwnerStopDuringBackoff(t *testing.T) {
 	cfg.Backoff.Initial, cfg.Backoff.Max = time.Hour, time.Hour
 	r := startRig(t, cfg)
 	r.running().crash(1)
-	r.waitState(StateBackoff)
+	r.waitState(status.Backoff)
 	if err := r.do(stopMsg{call: newCall()}); err != nil {
 		t.Fatal(err)
 	}
-	if s := r.snap(); s.State != StateStopped || !s.NextRestart.IsZero() {
+	if s := r.snap(); s.State != status.Stopped || !s.NextRestart.IsZero() {
 		t.Errorf("after stop: %s next restart %v", s.State, s.NextRestart)
 	}
 }
@@ -133,7 +134,7 @@ func TestOwnerStopTwice(t *testing.T) {
 	r.env.stubborn = true
 	g := r.running()
 	first, second := r.async(stopMsg{call: newCall()}), r.async(stopMsg{call: newCall()})
-	r.waitState(StateStopping)
+	r.waitState(status.Stopping)
 	g.crash(0)
 	for _, ch := range []<-chan error{first, second} {
 		if err := reply(t, ch); err != nil {
@@ -143,7 +144,7 @@ func TestOwnerStopTwice(t *testing.T) {
 	if err := r.do(stopMsg{call: newCall()}); err != nil {
 		t.Errorf("stop of a stopped app: %v", err)
 	}
-	if s := r.snap(); s.State != StateStopped {
+	if s := r.snap(); s.State != status.Stopped {
 		t.Errorf("state %s", s.State)
 	}
 }
@@ -153,7 +154,7 @@ func TestOwnerStartDuringStop(t *testing.T) {
 	r.env.stubborn = true
 	g := r.running()
 	stop := r.async(stopMsg{call: newCall()})
-	r.waitState(StateStopping)
+	r.waitState(status.Stopping)
 	if err := r.do(startMsg{newCall()}); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestOwnerStartDuringStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.next().verdict <- nil
-	r.waitState(StateRunning)
+	r.waitState(status.Running)
 	r.checkInvariant()
 }
 
@@ -171,7 +172,7 @@ func TestOwnerReloadDuringStop(t *testing.T) {
 	r.env.stubborn = true
 	g := r.running()
 	stop := r.async(stopMsg{call: newCall()})
-	r.waitState(StateStopping)
+	r.waitState(status.Stopping)
 	err := r.do(reloadMsg{call: newCall()})
 	if !errors.Is(err, ErrNotRunning) {
 		t.Errorf("reload during stop: %v, want ErrNotRunning", err)
@@ -200,7 +201,7 @@ func TestOwnerReloadOK(t *testing.T) {
 		t.Errorf("old %s not drained", old)
 	}
 	s := r.snap()
-	if s.State != StateRunning || s.Generation != g.id || s.Reloading || s.LastReload == nil || s.LastReload.Result != "ok" {
+	if s.State != status.Running || s.Generation != g.id || s.Reloading || s.LastReload == nil || s.LastReload.Result != "ok" {
 		t.Errorf("after: %s gen %d reloading %v last %+v", s.State, s.Generation, s.Reloading, s.LastReload)
 	}
 	r.checkInvariant()
@@ -232,7 +233,7 @@ func TestOwnerReloadFailureRollback(t *testing.T) {
 	}
 	waitExit(t, g)
 	s := r.snap()
-	if old.Exited() || s.Generation != old.id || s.State != StateRunning || s.LastReload.Result != "rolled_back" {
+	if old.Exited() || s.Generation != old.id || s.State != status.Running || s.LastReload.Result != "rolled_back" {
 		t.Errorf("after the failure: old exited %v, gen %d, %s, last %+v", old.Exited(), s.Generation, s.State, s.LastReload)
 	}
 	r.checkInvariant()
@@ -244,12 +245,12 @@ func TestOwnerHealthUnhealthyAfterN(t *testing.T) {
 	r := startRig(t, cfg)
 	g := r.running()
 	r.env.setHealth(errors.New("status 503"))
-	s := r.waitFor("unhealthy", func(s AppSnapshot) bool { return !s.Healthy })
-	if s.State != StateRunning || !strings.Contains(s.Message, "checks failed: status 503") || s.Generation != g.id {
+	s := r.waitFor("unhealthy", func(s status.AppSnapshot) bool { return !s.Healthy })
+	if s.State != status.Running || !strings.Contains(s.Message, "checks failed: status 503") || s.Generation != g.id {
 		t.Errorf("unhealthy: %s %q gen %d", s.State, s.Message, s.Generation)
 	}
 	r.env.setHealth(nil)
-	s = r.waitFor("healthy again", func(s AppSnapshot) bool { return s.Healthy })
+	s = r.waitFor("healthy again", func(s status.AppSnapshot) bool { return s.Healthy })
 	if s.Message != "" {
 		t.Errorf("message %q once healthy", s.Message)
 	}
@@ -265,7 +266,7 @@ func TestOwnerRestartWhenUnhealthy(t *testing.T) {
 	g := r.next() // the overlap reload's new generation
 	r.env.setHealth(nil)
 	g.verdict <- nil
-	s := r.waitFor("the new generation serving", func(s AppSnapshot) bool { return s.Generation == g.id && !s.Reloading })
+	s := r.waitFor("the new generation serving", func(s status.AppSnapshot) bool { return s.Generation == g.id && !s.Reloading })
 	waitExit(t, old)
 	if s.LastReload == nil || s.LastReload.Strategy != "overlap" {
 		t.Errorf("last reload %+v", s.LastReload)
@@ -304,7 +305,7 @@ func TestOwnerFreeze(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitExit(t, g)
-	r.waitFor("no reload in progress", func(s AppSnapshot) bool { return !s.Reloading })
+	r.waitFor("no reload in progress", func(s status.AppSnapshot) bool { return !s.Reloading })
 	if err := r.do(freezeMsg{call: newCall(), state: &st, thaw: thaw}); err != nil {
 		t.Fatalf("freeze after the reload: %v", err)
 	}
@@ -333,11 +334,11 @@ func TestOwnerRestartDuringReload(t *testing.T) {
 	waitExit(t, old)
 	fresh := r.next()
 	fresh.verdict <- nil
-	s := r.waitState(StateRunning)
+	s := r.waitState(status.Running)
 	if s.Generation != fresh.id || s.Reloading {
 		t.Errorf("after: gen %d reloading %v, want gen %d", s.Generation, s.Reloading, fresh.id)
 	}
-	r.waitFor("one live generation", func(AppSnapshot) bool { return len(r.env.live()) == 1 })
+	r.waitFor("one live generation", func(status.AppSnapshot) bool { return len(r.env.live()) == 1 })
 	r.checkInvariant()
 	r.noSpawn(10 * time.Millisecond)
 }
@@ -353,9 +354,9 @@ func TestOwnerRestartAfterCommit(t *testing.T) {
 	rl := r.async(reloadMsg{call: newCall()})
 	g := r.next()
 	g.verdict <- nil
-	r.waitFor("commit", func(s AppSnapshot) bool { return s.Generation == g.id })
+	r.waitFor("commit", func(s status.AppSnapshot) bool { return s.Generation == g.id })
 	rs := r.async(restartMsg{newCall()})
-	r.waitFor("restart waiting", func(s AppSnapshot) bool { return strings.Contains(s.Message, "restart waits") })
+	r.waitFor("restart waiting", func(s status.AppSnapshot) bool { return strings.Contains(s.Message, "restart waits") })
 	r.checkInvariant()
 	old.crash(0) // the drain ends
 	if err := reply(t, rl); err != nil {
@@ -367,7 +368,7 @@ func TestOwnerRestartAfterCommit(t *testing.T) {
 	waitExit(t, g)
 	fresh := r.next()
 	fresh.verdict <- nil
-	r.waitFor("the restarted generation", func(s AppSnapshot) bool { return s.Generation == fresh.id && s.State == StateRunning })
+	r.waitFor("the restarted generation", func(s status.AppSnapshot) bool { return s.Generation == fresh.id && s.State == status.Running })
 	r.checkInvariant()
 }
 
@@ -387,7 +388,7 @@ func TestOwnerStopDuringReload(t *testing.T) {
 	if err := reply(t, rl); err == nil {
 		t.Error("the stopped reload reported success")
 	}
-	if s := r.snap(); s.State != StateStopped {
+	if s := r.snap(); s.State != status.Stopped {
 		t.Errorf("state %s", s.State)
 	}
 	r.noSpawn(10 * time.Millisecond)
@@ -404,7 +405,7 @@ func TestOwnerRestart(t *testing.T) {
 	}
 	g := r.next()
 	g.verdict <- nil
-	r.waitState(StateRunning)
+	r.waitState(status.Running)
 	r.checkInvariant()
 	r.env.mu.Lock()
 	defer r.env.mu.Unlock()
@@ -422,9 +423,9 @@ func TestOwnerStopWaitsForRetired(t *testing.T) {
 	r.env.stubborn = false
 	restart := r.async(restartMsg{newCall()})
 	r.next()
-	r.waitFor("old retired", func(s AppSnapshot) bool { return s.Generation != old.id })
+	r.waitFor("old retired", func(s status.AppSnapshot) bool { return s.Generation != old.id })
 	stop := r.async(stopMsg{call: newCall()})
-	r.waitState(StateStopping)
+	r.waitState(status.Stopping)
 	select {
 	case err := <-stop:
 		t.Fatalf("stop returned (%v) while the retired generation runs", err)
@@ -437,7 +438,7 @@ func TestOwnerStopWaitsForRetired(t *testing.T) {
 	if err := reply(t, restart); err != nil {
 		t.Fatal(err)
 	}
-	if s := r.snap(); s.State != StateStopped {
+	if s := r.snap(); s.State != status.Stopped {
 		t.Errorf("state %s", s.State)
 	}
 }
@@ -462,7 +463,7 @@ func TestOwnerUSR2Rollback(t *testing.T) {
 	}
 	waitExit(t, g)
 	s := r.snap()
-	if s.Generation != back.id || s.State != StateRunning || s.LastReload.Result != "rolled_back" {
+	if s.Generation != back.id || s.State != status.Running || s.LastReload.Result != "rolled_back" {
 		t.Errorf("after: gen %d %s last %+v, want gen %d running rolled_back", s.Generation, s.State, s.LastReload, back.id)
 	}
 	r.checkInvariant()
@@ -504,7 +505,7 @@ func TestOwnerSocketUse(t *testing.T) {
 	}
 	g4 := r.next()
 	g4.verdict <- nil
-	r.waitState(StateRunning)
+	r.waitState(status.Running)
 	expectSteps(t, r, "restart", g4, useServing, "serve 4")
 
 	g4.crash(1)

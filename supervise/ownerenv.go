@@ -9,9 +9,11 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/health"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/scale"
+	"github.com/gunisup/supervisor/status"
 )
 
 // generation is one started instance of an app as its owner uses it.
@@ -20,12 +22,12 @@ import (
 type generation interface {
 	// Done is closed once the main process has exited; Exit is valid then.
 	Done() <-chan struct{}
-	Exit() ExitInfo
+	Exit() proc.ExitInfo
 	Exited() bool
 	// Signal sends sig to the main process (nil once it has exited).
 	Signal(sig syscall.Signal) error
 	// Stop sends sig, waits up to timeout (or ctx), then kills; see Generation.Stop.
-	Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (ExitInfo, error)
+	Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (proc.ExitInfo, error)
 	// Kill sends SIGKILL to the main process and its descendants.
 	Kill()
 	// Info describes it for snapshots, logs and health checks.
@@ -95,7 +97,7 @@ type ownerEnv interface {
 	// changed, appReady and appExited wake the daemon (never block).
 	changed()
 	appReady()
-	appExited(app string, info ExitInfo)
+	appExited(app string, info proc.ExitInfo)
 	// gated records that g passed the app's gate (for the run state).
 	gated(app string, g generation)
 	// recordChange records the app's deploy or reload in progress (nil:
@@ -109,14 +111,14 @@ type ownerEnv interface {
 	// statsdAddr is the app's statsd bridge address ("" for none).
 	statsdAddr(app string) string
 	// listeners describes the app's held sockets.
-	listeners(app string) []ListenerSnapshot
+	listeners(app string) []status.ListenerSnapshot
 	// workerStats is where the app's worker controller publishes its
 	// target and counts (kept across owners).
 	workerStats(app string) *scale.Stats
 	// usr2 implements the USR2 step of a reload (Gunicorn apps only).
 	usr2(ctx context.Context, a *appOwner, old generation) (generation, error)
 	log() *slog.Logger
-	events() Observer
+	events() status.Observer
 }
 
 // prober decides whether a generation serves.
@@ -199,22 +201,22 @@ func (e managerEnv) afterExit(g generation) {
 	}
 }
 
-func (e managerEnv) changed()                            { e.m.changed() }
-func (e managerEnv) appReady()                           { e.m.appReady() }
-func (e managerEnv) appExited(app string, info ExitInfo) { e.m.appExited(app, info) }
-func (e managerEnv) statsdAddr(app string) string        { return e.m.statsdAddr(app) }
+func (e managerEnv) changed()                                 { e.m.changed() }
+func (e managerEnv) appReady()                                { e.m.appReady() }
+func (e managerEnv) appExited(app string, info proc.ExitInfo) { e.m.appExited(app, info) }
+func (e managerEnv) statsdAddr(app string) string             { return e.m.statsdAddr(app) }
 func (e managerEnv) swapped(app string, oldID, newID int) time.Duration {
 	return e.m.swapped(app, oldID, newID)
 }
-func (e managerEnv) log() *slog.Logger { return e.m.logger }
-func (e managerEnv) events() Observer  { return e.m.observer }
+func (e managerEnv) log() *slog.Logger       { return e.m.logger }
+func (e managerEnv) events() status.Observer { return e.m.observer }
 
 // listeners describes app's held sockets; a steered one reports the
 // serving generation's socket (its queue is the one that matters).
-func (e managerEnv) listeners(app string) []ListenerSnapshot {
-	var out []ListenerSnapshot
+func (e managerEnv) listeners(app string) []status.ListenerSnapshot {
+	var out []status.ListenerSnapshot
 	for _, en := range e.m.view(app).table.Entries() {
-		ls := listenerSnapshot(en.Socket)
+		ls := status.ListenerOf(en.Socket)
 		ls.Steering = string(en.Mode())
 		if g := en.Steering; g != nil {
 			if fd := g.ServingFD(); fd >= 0 {

@@ -1,12 +1,14 @@
 package supervise
 
+import "github.com/gunisup/supervisor/status"
+
 // Published returns a copy of every app's last published snapshot, in
 // file order, without reading /proc: WorkerPIDs and Processes are empty
 // (Snapshots fills them with a scan of every process). For frequent
 // readers such as `supctl top`.
-func (m *Manager) Published() []AppSnapshot {
+func (m *Manager) Published() []status.AppSnapshot {
 	owners := m.owners()
-	out := make([]AppSnapshot, 0, len(owners))
+	out := make([]status.AppSnapshot, 0, len(owners))
 	for _, a := range owners {
 		out = append(out, *a.snap.Load())
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/status"
 )
 
 // recoveryRig runs an owner that tracks an adopted orphan generation
@@ -23,7 +24,7 @@ func recoveryRig(t *testing.T) (*ownerRig, *fakeGen, <-chan error) {
 	orphan := <-env.spawned
 	ctx, cancel := context.WithCancel(context.Background())
 	a := newOwner(env, env, testApp())
-	a.gen, a.state, a.attempted = og, StateStarting, true
+	a.gen, a.state, a.attempted = og, status.Starting, true
 	r := &ownerRig{t: t, env: env, a: a, ctx: ctx}
 	go a.run(ctx)
 	t.Cleanup(func() {
@@ -47,7 +48,7 @@ func recoveryRig(t *testing.T) (*ownerRig, *fakeGen, <-chan error) {
 func TestOwnerRecoveryCommit(t *testing.T) {
 	r, orphan, done := recoveryRig(t)
 	g := r.next()
-	if s := r.snap(); s.State != StateStarting || s.Generation != orphanGenID || orphan.signalled() {
+	if s := r.snap(); s.State != status.Starting || s.Generation != orphanGenID || orphan.signalled() {
 		t.Errorf("while the new generation is checked: %s, generation %d, orphans signalled %v", s.State, s.Generation, orphan.signalled())
 	}
 	g.verdict <- nil
@@ -58,7 +59,7 @@ func TestOwnerRecoveryCommit(t *testing.T) {
 	if steps := r.env.takeSteps(); len(steps) < 2 || steps[0] != "serve 1" || !strings.HasPrefix(steps[1], "quiesce 0") {
 		t.Errorf("steps %v, want the switch to generation 1 before the orphans' quiesce", steps)
 	}
-	if s := r.snap(); s.State != StateRunning || s.Generation != g.id {
+	if s := r.snap(); s.State != status.Running || s.Generation != g.id {
 		t.Errorf("after the recovery: %s, generation %d", s.State, s.Generation)
 	}
 	r.checkInvariant()
@@ -76,7 +77,7 @@ func TestOwnerRecoveryFailureKeepsOrphans(t *testing.T) {
 	}
 	waitExit(t, g)
 	s := r.snap()
-	if orphan.Exited() || s.State != StateRunning || !s.Healthy || s.Generation != orphanGenID || !strings.Contains(s.Message, "no new generation took over") {
+	if orphan.Exited() || s.State != status.Running || !s.Healthy || s.Generation != orphanGenID || !strings.Contains(s.Message, "no new generation took over") {
 		t.Errorf("after the failure: orphans exited %v, %s healthy %v, generation %d, message %q", orphan.Exited(), s.State, s.Healthy, s.Generation, s.Message)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/status"
 )
 
 // TestOwnerRefusesOnlyAfterStopByRequest: a crash, a restart and a stop
@@ -24,9 +25,9 @@ func TestOwnerRefusesOnlyAfterStopByRequest(t *testing.T) {
 	}
 	g = r.next()
 	g.verdict <- nil
-	r.waitState(StateRunning)
+	r.waitState(status.Running)
 	g.crash(1)
-	r.waitFor("restart after the crash", func(s AppSnapshot) bool { return s.Restarts == 1 })
+	r.waitFor("restart after the crash", func(s status.AppSnapshot) bool { return s.Restarts == 1 })
 	if n := r.env.refuses(); n != 0 {
 		t.Fatalf("restart and crash closed the listeners %d times", n)
 	}
@@ -36,7 +37,7 @@ func TestOwnerRefusesOnlyAfterStopByRequest(t *testing.T) {
 	if n := r.env.refuses(); n != 1 {
 		t.Errorf("stop by request closed the listeners %d times, want 1", n)
 	}
-	if s := r.snap(); s.State != StateStopped {
+	if s := r.snap(); s.State != status.Stopped {
 		t.Errorf("after stop: %s", s.State)
 	}
 }
@@ -52,7 +53,7 @@ func TestOwnerStartFailsWhenRelistenFails(t *testing.T) {
 	if err := r.do(startMsg{newCall()}); err != nil {
 		t.Fatal(err)
 	}
-	s := r.waitState(StateBackoff)
+	s := r.waitState(status.Backoff)
 	if !strings.Contains(s.Message, "address already in use") {
 		t.Errorf("message %q does not name the bind error", s.Message)
 	}

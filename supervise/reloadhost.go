@@ -18,6 +18,7 @@ import (
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/status"
 )
 
 // reloadRun is one reload in progress. The owner goroutine sets abandoned;
@@ -74,7 +75,7 @@ func (a *appOwner) reloadRefusal() error {
 	if r := a.reload; r != nil {
 		return fmt.Errorf("%w: app %s: a %s reload is in progress (started %s ago)", ErrBusy, a.cfg.Name, r.strategy, time.Since(r.started).Round(time.Millisecond))
 	}
-	if a.gen == nil || (a.state != StateRunning && a.state != StateStarting) {
+	if a.gen == nil || (a.state != status.Running && a.state != status.Starting) {
 		return fmt.Errorf("%w: app %s is %s; start it first", ErrNotRunning, a.cfg.Name, a.state)
 	}
 	return nil
@@ -137,9 +138,9 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 }
 
 // reloadResult describes how run ended with err.
-func reloadResult(run *reloadRun, err error) *ReloadResult {
+func reloadResult(run *reloadRun, err error) *reload.Result {
 	outcome, reason := reload.OutcomeOf(err)
-	return &ReloadResult{Strategy: run.strategy.String(), Result: outcome, Reason: reason, Started: run.started, Duration: time.Since(run.started)}
+	return &reload.Result{Strategy: run.strategy.String(), Result: outcome, Reason: reason, Started: run.started, Duration: time.Since(run.started)}
 }
 
 // runChange runs the reload (runReload) of h's run between the two
@@ -264,7 +265,7 @@ func linkFacts(app *config.App, runsIn string, follows bool) reload.Facts {
 // generation is never replaced without its reload stopping it.
 func (a *appOwner) commit(run *reloadRun, g generation) error {
 	switch {
-	case run != a.reload || run.abandoned || a.state == StateStopping:
+	case run != a.reload || run.abandoned || a.state == status.Stopping:
 		return fmt.Errorf("app %s: reload cancelled by a stop or restart", a.cfg.Name)
 	case a.gen != nil && a.gen != run.old && a.gen != run.committed:
 		return fmt.Errorf("app %s: the serving generation changed during the reload", a.cfg.Name)
@@ -277,7 +278,7 @@ func (a *appOwner) commit(run *reloadRun, g generation) error {
 	a.cancelReady()
 	a.cancelTimer()
 	a.gen = g
-	a.state = StateRunning
+	a.state = status.Running
 	a.health = healthState{healthy: true}
 	a.message = ""
 	return nil
@@ -286,7 +287,7 @@ func (a *appOwner) commit(run *reloadRun, g generation) error {
 // reloadDone records the end of run, then finishes a stop, runs the
 // restarts that waited for it, or restarts the app if the reload ended
 // without a generation.
-func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *ReloadResult) {
+func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *reload.Result) {
 	if run != a.reload {
 		return
 	}
@@ -295,14 +296,14 @@ func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *ReloadRe
 	a.reloads[string(res.Result)]++
 	a.env.events().ReloadDone(a.cfg.Name, string(res.Result), res.Duration)
 	a.env.changed()
-	if run.recovery && a.gen == run.old && a.state == StateStarting {
+	if run.recovery && a.gen == run.old && a.state == status.Starting {
 		// The orphans passed the gate before; they go on serving.
-		a.state = StateRunning
+		a.state = status.Running
 		a.health = healthState{healthy: true}
 		a.message = fmt.Sprintf("recovery: no new generation took over (%s: %s); %s serves", res.Result, res.Reason, a.gen)
 	}
 	switch {
-	case a.state == StateStopping:
+	case a.state == status.Stopping:
 		a.finishStop(ctx)
 	case len(a.restartWait) > 0:
 		waiting := a.restartWait
@@ -310,7 +311,7 @@ func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *ReloadRe
 		a.message = ""
 		a.restartNow(ctx, waiting)
 	case a.gen == nil && a.timer == nil:
-		a.scheduleRestart(ExitInfo{Code: -1, Time: time.Now()}, 0, "")
+		a.scheduleRestart(proc.ExitInfo{Code: -1, Time: time.Now()}, 0, "")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/status"
 )
 
 // TestOwnerRestartStrategy: with strategy restart the old generation has
@@ -26,7 +27,7 @@ func TestOwnerRestartStrategy(t *testing.T) {
 	if err := reply(t, done); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
-	s := r.waitFor("the new generation serving", func(s AppSnapshot) bool { return s.Generation == g.id && !s.Reloading })
+	s := r.waitFor("the new generation serving", func(s status.AppSnapshot) bool { return s.Generation == g.id && !s.Reloading })
 	if s.LastReload == nil || s.LastReload.Strategy != "restart" || s.LastReload.Result != reload.OutcomeOK {
 		t.Errorf("last reload %+v", s.LastReload)
 	}
@@ -46,7 +47,7 @@ func TestOwnerRestartStrategy(t *testing.T) {
 	if out, _ := reload.OutcomeOf(err); out != reload.OutcomeRolledBack {
 		t.Fatalf("reload of a failing release: %v (%s), want rolled_back", err, out)
 	}
-	r.waitFor("the previous release serving", func(s AppSnapshot) bool { return s.Generation == back.id && !s.Reloading })
+	r.waitFor("the previous release serving", func(s status.AppSnapshot) bool { return s.Generation == back.id && !s.Reloading })
 	if n := len(r.env.live()); n != 1 {
 		t.Errorf("%d live generations, want 1", n)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/status"
 )
 
 // awaitStartMsg asks for the outcome of the app's current start: answered
@@ -67,11 +69,11 @@ func startLimit(c *config.App) time.Duration {
 // in startWaiters until onReady, onExit or onStop decides it.
 func (a *appOwner) onAwaitStart(reply chan error) {
 	switch a.state {
-	case StateRunning:
+	case status.Running:
 		reply <- nil
-	case StateStarting:
+	case status.Starting:
 		a.startWaiters = append(a.startWaiters, reply)
-	case StateStopping:
+	case status.Stopping:
 		if a.thenStart {
 			a.startWaiters = append(a.startWaiters, reply)
 			return
@@ -86,7 +88,7 @@ func (a *appOwner) onAwaitStart(reply chan error) {
 // app running (Stopped, Backoff, Failed): nil for a one-shot that finished
 // with status 0, else the last exit and the owner's message.
 func (a *appOwner) lastStartResult() error {
-	if a.state == StateStopped && a.lastExit != nil && a.lastExit.Code == 0 && a.lastExit.Signal == 0 {
+	if a.state == status.Stopped && a.lastExit != nil && a.lastExit.Code == 0 && a.lastExit.Signal == 0 {
 		return nil
 	}
 	reason := "not running (" + a.state.String() + ")"
@@ -110,11 +112,11 @@ func (a *appOwner) answerStart(err error) {
 // startExited answers the start waiters after the tracked generation g
 // exited while starting: a failed start, unless the restart policy finished
 // the app after a clean exit.
-func (a *appOwner) startExited(g generation, info ExitInfo) {
+func (a *appOwner) startExited(g generation, info proc.ExitInfo) {
 	if len(a.startWaiters) == 0 {
 		return
 	}
-	if a.state == StateStopped && info.Code == 0 && info.Signal == 0 {
+	if a.state == status.Stopped && info.Code == 0 && info.Signal == 0 {
 		a.answerStart(nil)
 		return
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gunisup/supervisor/status"
 )
 
 // TestOwnerAwaitStart: a start's waiter is answered nil once the generation
@@ -38,7 +40,7 @@ func TestOwnerAwaitStart(t *testing.T) {
 	if !errors.As(err, &se) || !strings.Contains(se.Reason, "exit 3") {
 		t.Fatalf("crashed start: %v, want a StartError naming exit 3", err)
 	}
-	r.waitState(StateBackoff)
+	r.waitState(status.Backoff)
 	if err := r.do(awaitStartMsg{newCall()}); !errors.As(err, &se) || !strings.Contains(err.Error(), "exit 3") {
 		t.Fatalf("app in backoff: %v, want its last start's failure", err)
 	}

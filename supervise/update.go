@@ -8,7 +8,9 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
+	"github.com/gunisup/supervisor/status"
 )
 
 // UpdateResult is one app's part of an update: what the diff said and how
@@ -371,13 +373,13 @@ type handoffMsg struct {
 
 // ownerState is what an owner hands to its successor.
 type ownerState struct {
-	state      State
+	state      status.State
 	wanted     bool
 	gen        generation
 	restarts   int
 	attempted  bool
-	lastExit   *ExitInfo
-	lastReload *ReloadResult
+	lastExit   *proc.ExitInfo
+	lastReload *reload.Result
 	reloads    map[string]int
 	health     healthState
 	message    string
@@ -391,7 +393,7 @@ type ownerState struct {
 // otherwise it fills m.out, answers and reports true: the owner must end.
 // A scheduled restart is dropped: the successor starts the app instead.
 func (a *appOwner) handoff(m handoffMsg) bool {
-	if a.reload != nil || len(a.retiring) > 0 || a.state == StateStopping {
+	if a.reload != nil || len(a.retiring) > 0 || a.state == status.Stopping {
 		m.reply <- fmt.Errorf("%w: app %s: a reload, restart or stop is in progress", ErrBusy, a.cfg.Name)
 		return false
 	}
@@ -401,11 +403,11 @@ func (a *appOwner) handoff(m handoffMsg) bool {
 		state: a.state, wanted: a.wants(), gen: a.gen, restarts: a.restarts, attempted: a.attempted,
 		lastExit: a.lastExit, lastReload: a.lastReload, reloads: a.reloads, health: a.health, message: a.message,
 	}
-	if st.gen == nil && st.state != StateStopped {
-		st.state = StateStopped // backing off: the successor starts at once
+	if st.gen == nil && st.state != status.Stopped {
+		st.state = status.Stopped // backing off: the successor starts at once
 	}
 	if a.broken != "" && st.gen != nil {
-		st.state = StateStarting // a predecessor's generation, which repair replaces
+		st.state = status.Starting // a predecessor's generation, which repair replaces
 	}
 	st.health.busy = false // a check in flight reports to this owner, which is gone
 	if k := a.kept; k != nil {
@@ -425,7 +427,7 @@ func (a *appOwner) adopt(ctx context.Context, st ownerState) {
 	if st.reloads != nil {
 		a.reloads = st.reloads
 	}
-	if a.state == StateStarting && a.gen != nil {
+	if a.state == status.Starting && a.gen != nil {
 		a.awaitReady(ctx, a.gen)
 	}
 	if st.kept != nil {

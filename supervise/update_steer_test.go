@@ -14,6 +14,7 @@ import (
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/status"
 )
 
 // TestUpdateAddsSteeredApp: an app that an update adds is opened as one
@@ -65,7 +66,7 @@ func TestUpdateAddsSteeredApp(t *testing.T) {
 	ctx := context.Background()
 	m.Start(ctx)
 	defer func() { _ = m.Stop(ctx) }()
-	waitAll(t, m, 30*time.Second, "running", func(s AppSnapshot) bool { return s.State == StateRunning })
+	waitAll(t, m, 30*time.Second, "running", func(s status.AppSnapshot) bool { return s.State == status.Running })
 
 	next := load(app("keep", "") + app("added", fmt.Sprintf("listen = [\"unix://%s\", \"tcp://127.0.0.1:0\"]\n", sock)) + web)
 	res, err := m.Update(ctx, next, nil, nil)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/status"
 )
 
 // An update adds, removes, restarts (env of a process app), changes in
@@ -23,7 +24,7 @@ func TestManagerUpdate(t *testing.T) {
 	ctx := context.Background()
 	m.Start(ctx)
 	defer func() { _ = m.Stop(ctx) }()
-	waitAll(t, m, 30*time.Second, "running", func(s AppSnapshot) bool { return s.State == StateRunning })
+	waitAll(t, m, 30*time.Second, "running", func(s status.AppSnapshot) bool { return s.State == status.Running })
 	before := pids(m)
 
 	next, err := load(proc("keep", "") + proc("envchg", "env = { V = \"2\" }\n") + proc("policy", "restart = \"on-failure\"\n") + proc("new", ""))
@@ -52,7 +53,7 @@ func TestManagerUpdate(t *testing.T) {
 		}
 	}
 	t.Logf("phases: %q", phases)
-	waitAll(t, m, 30*time.Second, "running", func(s AppSnapshot) bool { return s.State == StateRunning })
+	waitAll(t, m, 30*time.Second, "running", func(s status.AppSnapshot) bool { return s.State == status.Running })
 	after := pids(m)
 	if after["keep"] != before["keep"] || after["policy"] != before["policy"] {
 		t.Errorf("unchanged or in-place app changed PID: before %v after %v", before, after)

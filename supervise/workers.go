@@ -5,6 +5,7 @@ import (
 	"syscall"
 
 	"github.com/gunisup/supervisor/scale"
+	"github.com/gunisup/supervisor/status"
 )
 
 // startWorkerCtl starts the worker controller of a's app (see scale.Start)
@@ -21,7 +22,7 @@ type scaleOwner struct{ a *appOwner }
 // reloads or has no main process.
 func (o scaleOwner) Serving() (int, []scale.Listener) {
 	s := o.a.snap.Load()
-	if s == nil || s.State != StateRunning || s.Reloading || s.MasterPID == 0 {
+	if s == nil || s.State != status.Running || s.Reloading || s.MasterPID == 0 {
 		return 0, nil
 	}
 	ls := make([]scale.Listener, 0, len(s.Listeners))

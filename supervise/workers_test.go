@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gunisup/supervisor/status"
 )
 
 // TestScaleOwner: the face an owner shows its worker controller serves
@@ -24,7 +26,7 @@ func TestScaleOwner(t *testing.T) {
 	g.stubborn = true // TTIN does not end a master
 	g.mu.Unlock()
 	g.verdict <- nil
-	s := r.waitState(StateRunning)
+	s := r.waitState(status.Running)
 	if pid, _ := o.Serving(); pid != s.MasterPID || pid == 0 {
 		t.Fatalf("Serving while running: master %d; want %d", pid, s.MasterPID)
 	}

@@ -12,7 +12,7 @@ import (
 // supctlForbidden are the module's packages supctl must not link: it talks
 // to the supervisor through control only, and reads shared facts (such as
 // the reload strategies of reload/strategy) from leaf packages.
-var supctlForbidden = []string{"config", "daemon", "gunicorn", "health", "listen", "logs", "metrics", "proc", "reload", "supervise", "upgrade"}
+var supctlForbidden = []string{"config", "daemon", "gunicorn", "health", "listen", "logs", "metrics", "proc", "reload", "status", "supervise", "upgrade"}
 
 // TestSupctlLinksNoSupervisor: `go list -deps ./cmd/supctl` names none of
 // supctlForbidden.

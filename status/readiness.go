@@ -1,4 +1,4 @@
-package supervise
+package status
 
 import (
 	"fmt"
@@ -33,12 +33,12 @@ func Assess(snaps []AppSnapshot) Readiness {
 		}
 		why := ""
 		switch {
-		case s.State != StateRunning:
+		case s.State != Running:
 			why = s.State.String()
 		case !s.Healthy:
 			why = "unhealthy"
 		}
-		if !s.Attempted || s.State == StateStarting || s.State == StateStopping || s.State == StateStopped {
+		if !s.Attempted || s.State == Starting || s.State == Stopping || s.State == Stopped {
 			r.Started = false
 		}
 		if why == "" {

@@ -1,4 +1,4 @@
-package supervise
+package status
 
 import (
 	"reflect"
@@ -7,7 +7,7 @@ import (
 
 func TestAssess(t *testing.T) {
 	snap := func(name string, st State, healthy bool, mod ...func(*AppSnapshot)) AppSnapshot {
-		s := AppSnapshot{Name: name, State: st, Healthy: healthy, Required: true, Wanted: st != StateStopped, Attempted: true}
+		s := AppSnapshot{Name: name, State: st, Healthy: healthy, Required: true, Wanted: st != Stopped, Attempted: true}
 		for _, f := range mod {
 			f(&s)
 		}
@@ -23,18 +23,18 @@ func TestAssess(t *testing.T) {
 		summary          string
 	}{
 		{"none", nil, true, true, nil, ""},
-		{"running healthy", []AppSnapshot{snap("web", StateRunning, true)}, true, true, nil, ""},
-		{"starting", []AppSnapshot{snap("web", StateStarting, false)}, false, false, map[string]string{"web": "starting"}, "not healthy: web (starting)"},
-		{"start not attempted", []AppSnapshot{snap("web", StateRunning, true, notAttempted)}, false, true, nil, ""},
+		{"running healthy", []AppSnapshot{snap("web", Running, true)}, true, true, nil, ""},
+		{"starting", []AppSnapshot{snap("web", Starting, false)}, false, false, map[string]string{"web": "starting"}, "not healthy: web (starting)"},
+		{"start not attempted", []AppSnapshot{snap("web", Running, true, notAttempted)}, false, true, nil, ""},
 		{
 			"crash loop beside a healthy app",
-			[]AppSnapshot{snap("web", StateRunning, true), snap("crashy", StateBackoff, false), snap("dead", StateFailed, false)},
+			[]AppSnapshot{snap("web", Running, true), snap("crashy", Backoff, false), snap("dead", Failed, false)},
 			true, false, map[string]string{"crashy": "backoff", "dead": "failed"}, "not healthy: crashy (backoff), dead (failed)",
 		},
-		{"running unhealthy", []AppSnapshot{snap("web", StateRunning, false)}, true, false, map[string]string{"web": "unhealthy"}, "not healthy: web (unhealthy)"},
+		{"running unhealthy", []AppSnapshot{snap("web", Running, false)}, true, false, map[string]string{"web": "unhealthy"}, "not healthy: web (unhealthy)"},
 		{
 			"stopped on purpose, finished, optional",
-			[]AppSnapshot{snap("web", StateRunning, true), snap("stopped", StateStopped, false), snap("opt", StateFailed, false, optional)},
+			[]AppSnapshot{snap("web", Running, true), snap("stopped", Stopped, false), snap("opt", Failed, false, optional)},
 			true, true, nil, "",
 		},
 	}
