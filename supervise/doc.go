@@ -11,7 +11,8 @@
 // there; every wait has a bound and then a kill. What Gunicorn is (argv,
 // USR2, tracebacks) lives in gunicorn, what the configuration says in config,
 // how a reload is ordered in reload, how sockets are held and steered in
-// listen, where a generation's detached processes are found and ended in
+// listen, what it publishes about each app (state, snapshot, readiness) in
+// status, where a generation's detached processes are found and ended in
 // contain, what a dead predecessor left in recovery, and how many workers
 // a Gunicorn app runs while it serves in scale (each owner starts and stops
 // its app's controller): this package composes them and keeps no copy of
