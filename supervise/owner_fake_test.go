@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/scale"
@@ -104,8 +105,8 @@ func (g *fakeGen) Workers() []int     { return nil }
 func (g *fakeGen) Tail() []string     { return nil }
 func (g *fakeGen) String() string     { return fmt.Sprintf("fake generation %d", g.id) }
 func (g *fakeGen) ExitReason() string { return g.Exit().String() }
-func (g *fakeGen) Info() GenInfo {
-	return GenInfo{ID: g.id, PID: 100000 + g.id, Started: g.started, Dir: "/srv/release"}
+func (g *fakeGen) Info() gen.Info {
+	return gen.Info{ID: g.id, PID: 100000 + g.id, Started: g.started, Dir: "/srv/release"}
 }
 
 // fakeEnv is the Manager and prober of one owner under test: it spawns
