@@ -71,3 +71,42 @@ func TestAccessPipe(t *testing.T) {
 		t.Errorf("route_metrics off: pipe %v, err %v, argv %q; want none and argv unchanged", p, err, spec2.Argv)
 	}
 }
+
+// TestAdoptAccess reads an access pipe handed over by a previous image:
+// a line written on it reaches the app's route metrics, and the reader
+// hands the descriptor on until it reaches EOF; with route metrics off
+// nothing reads it.
+func TestAdoptAccess(t *testing.T) {
+	s := &Spawner{Routes: apm.NewSet(apm.Options{}), RunDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	app := &config.App{Name: "web", Kind: config.KindGunicorn,
+		Routes: config.RouteMetrics{Enabled: true, Cap: 10, ApdexT: time.Second, CompareWindow: time.Minute}}
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	r := s.adoptAccess(app, fds[0], 3, os.Getpid(), "/srv/r3")
+	if r == nil || r.handoverFD() != fds[0] {
+		t.Fatalf("reader %v: want one handing over fd %d", r, fds[0])
+	}
+	line := "1 9 " + strconv.Itoa(os.Getpid()) + " GET 200 1000 -1 0 /items/3\n"
+	if _, err := unix.Write(fds[1], []byte(line)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the line counted", func() bool {
+		return s.Routes.App("web").Requests() == 1
+	})
+	closeFDs(fds[1])
+	<-r.done
+	if fd := r.handoverFD(); fd != -1 {
+		t.Errorf("handover fd %d after EOF, want -1", fd)
+	}
+	off := *app
+	off.Routes.Enabled = false
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer closeFDs(fds[1])
+	if r := s.adoptAccess(&off, fds[0], 4, os.Getpid(), "/srv/r4"); r != nil {
+		t.Errorf("route_metrics off: reader %v, want none", r)
+	}
+}
