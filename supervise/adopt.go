@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/status"
@@ -43,7 +44,7 @@ func (m *Manager) adoptOrphans(s *appSlot, o *recovery.Orphans) {
 	name := a.cfg.Name
 	ad, _ := o.Adopt(name, a.cfg.StopTimeout) // adoptable: see adopts
 	dir := ad.Dir
-	g := &orphanGen{ad.Gen}
+	g := &gen.Orphan{Gen: ad.Gen}
 	a.gen = g
 	a.state = status.Starting
 	a.attempted = true

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/health"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
@@ -107,7 +108,7 @@ type healthState struct {
 }
 
 func newAppOwner(m *Manager, cfg *config.App) *appOwner {
-	p := healthProber{&health.Prober{Cfg: cfg, Checker: health.New(cfg.Health, appCommand{m: m, app: cfg}.run), Observer: m.observer}}
+	p := healthProber{&health.Prober{Cfg: cfg, Checker: health.New(cfg.Health, gen.Command{Spawner: m.spawner, App: cfg}.Run), Observer: m.observer}}
 	return newOwner(managerEnv{m: m}, p, cfg)
 }
 

@@ -2,11 +2,12 @@ package supervise
 
 import (
 	"context"
+	"github.com/gunisup/supervisor/status"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gunisup/supervisor/status"
+	"github.com/gunisup/supervisor/gen"
 )
 
 // brokenRig runs an owner set aside for its configuration that tracks an
@@ -14,7 +15,7 @@ import (
 func brokenRig(t *testing.T) (*ownerRig, *fakeGen) {
 	t.Helper()
 	env := newFakeEnv(t)
-	og, err := env.newGen(orphanGenID, useServing)
+	og, err := env.newGen(gen.OrphanID, useServing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestOwnerBrokenKeepsOrphan(t *testing.T) {
 	if err := r.do(restartMsg{newCall()}); err == nil || !strings.Contains(err.Error(), "app.web.command") {
 		t.Errorf("restart: %v, want the configuration error", err)
 	}
-	if s := r.snap(); s.State != status.Failed || s.Generation != orphanGenID || orphan.signalled() {
+	if s := r.snap(); s.State != status.Failed || s.Generation != gen.OrphanID || orphan.signalled() {
 		t.Errorf("after start and restart: %s, generation %d, orphan signalled %v", s.State, s.Generation, orphan.signalled())
 	}
 	orphan.crash(1)

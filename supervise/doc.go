@@ -7,9 +7,11 @@
 // draining), and freezes and restores its state across a self-upgrade or a
 // crash of the supervisor.
 //
-// Contract: every process is started through proc's reaper and waited for
-// there; every wait has a bound and then a kill. What Gunicorn is (argv,
-// USR2, tracebacks) lives in gunicorn, what the configuration says in config,
+// Contract: every generation is started, re-executed, adopted and tidied
+// up after through gen's Spawner (forked and waited for by proc's reaper);
+// every wait has a bound and then a kill. What one generation's process is
+// (its exit, signals, output, hand-over) lives in gen, what Gunicorn is
+// (argv, USR2, tracebacks) in gunicorn, what the configuration says in config,
 // how a reload is ordered in reload, how sockets are held and steered in
 // listen, what it publishes about each app (state, snapshot, readiness) in
 // status, where a generation's detached processes are found and ended in

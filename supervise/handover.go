@@ -3,14 +3,12 @@ package supervise
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
+	"github.com/gunisup/supervisor/status"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/contain"
-	"github.com/gunisup/supervisor/proc"
-	"github.com/gunisup/supervisor/status"
+	"github.com/gunisup/supervisor/gen"
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/upgrade"
 )
 
@@ -93,7 +91,7 @@ func (a *appOwner) freeze(m freezeMsg) {
 		m.reply <- fmt.Errorf("%w: app %s keeps %s for a rollback for %s more (keep_previous): roll back, or upgrade once the window ends", ErrBusy, a.cfg.Name, k.gen, time.Until(k.until).Round(time.Second))
 		return
 	}
-	if _, orphan := a.gen.(*orphanGen); orphan {
+	if _, orphan := a.gen.(*gen.Orphan); orphan {
 		m.reply <- fmt.Errorf("%w: app %s: %s serves, which the next image could not track; reload the app first", ErrBusy, a.cfg.Name, a.gen)
 		return
 	}
@@ -106,7 +104,7 @@ func (a *appOwner) freeze(m freezeMsg) {
 	st.Reloads = a.reloads
 	st.Healthy = a.health.healthy
 	if g, ok := a.gen.(handedOver); ok && !a.gen.Exited() {
-		st.Gen = g.handover()
+		st.Gen = g.Handover()
 	}
 	m.reply <- nil
 	<-m.thaw
@@ -124,13 +122,7 @@ func (a *appOwner) wants() bool {
 }
 
 // handedOver is a generation that can be described to the next image.
-type handedOver interface{ handover() *GenHandover }
-
-func (g *Generation) handover() *GenHandover {
-	fds := g.handoverFDs()
-	return &GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink,
-		OutFD: fds.stdout, ErrFD: fds.stderr, AccessFD: g.access.handoverFD()}
-}
+type handedOver interface{ Handover() *GenHandover }
 
 // restoreAll puts each app st hands over back in the state the previous
 // image left (see restoreApp); nil st: nothing was handed over.
@@ -161,12 +153,7 @@ func (m *Manager) restoreApp(s *appSlot, st AppHandover) (started bool) {
 	if st.Gen == nil {
 		return !st.Want
 	}
-	gen := m.adoptHandedOver(a.cfg.Name, st.Gen)
-	gen.access = m.adoptAccess(a.cfg, st.Gen)
-	if a.cfg.Kind == config.KindGunicorn {
-		gen.socks = m.view(a.cfg.Name).table.Sockets()
-	}
-	a.gen = gen
+	a.gen = m.adoptHandedOver(a.cfg, st.Gen)
 	a.state = status.Running
 	a.attempted = true
 	a.health.healthy = st.Healthy
@@ -174,32 +161,13 @@ func (m *Manager) restoreApp(s *appSlot, st AppHandover) (started bool) {
 	return true
 }
 
-// adoptHandedOver wraps a generation the previous image ran: the reaper
-// adopts its pid and its output pipe is read again.
-func (m *Manager) adoptHandedOver(app string, g *GenHandover) *Generation {
-	exitCh := m.reaper.Adopt(g.PID)
-	if _, err := os.Stat("/proc/" + strconv.Itoa(g.PID)); err != nil {
-		// Reaped before the hand-over froze the reaper: the status is lost.
-		m.reaper.Forget(g.PID)
-		ch := make(chan proc.ExitInfo, 1)
-		ch <- proc.ExitInfo{Code: -1, Time: time.Now()}
-		close(ch)
-		exitCh = ch
+// adoptHandedOver wraps generation h of app, which the previous image ran
+// (see gen.Spawner.Adopt): a Gunicorn master's first stop goes through
+// the app's held sockets.
+func (m *Manager) adoptHandedOver(app *config.App, h *GenHandover) *gen.Generation {
+	var stop []*listen.Socket
+	if app.Kind == config.KindGunicorn {
+		stop = m.view(app.Name).table.Sockets()
 	}
-	out := m.adoptOutput(app, g)
-	var eof <-chan struct{}
-	if out != nil {
-		eof = out.Done()
-	}
-	gen := newGeneration(app, g.ID, g.PID, exitCh, out, eof)
-	gen.Started, gen.Dir, gen.ProbeAddr, gen.Pidfile, gen.FollowsLink, gen.PGID = g.Started, g.Dir, g.ProbeAddr, g.Pidfile, g.FollowsLink, g.PGID
-	gen.home = contain.OfAdopted(m.view(app).cgroup, g.PID)
-	m.homes.Enter(gen.home)
-	if out != nil {
-		gen.outFD = fdsOf(out)
-	}
-	if gen.Pidfile != "" {
-		m.removePidfilesAtExit(gen)
-	}
-	return gen
+	return m.spawner.Adopt(m.genApp(app), h, stop)
 }

@@ -12,15 +12,14 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gunisup/supervisor/apm"
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/contain"
 	"github.com/gunisup/supervisor/errinbox"
+	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/gunicorn"
-	"github.com/gunisup/supervisor/launch"
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
@@ -119,9 +118,9 @@ type Manager struct {
 	runCtx  context.Context
 	boot    bootRun
 	stopped chan struct{}
-	// prober tells the Gunicorn version of each app's virtualenv, probing
-	// once per virtualenv and binary (see gunicorn.Prober).
-	prober *gunicorn.Prober
+	// spawner starts, re-executes and adopts the apps' generations and
+	// tidies up after them (see gen.Spawner).
+	spawner *gen.Spawner
 	// cgroupRoot creates the apps' cgroups (nil: none).
 	cgroupRoot *proc.Cgroups
 	// homes counts the live generations in each generation home and ends
@@ -180,7 +179,6 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 		exits:      make(chan AppExit, 16),
 		stopped:    make(chan struct{}),
 		stopping:   make(chan struct{}),
-		prober:     gunicorn.NewProber(reaper.OutputSpec),
 		bpfWhy:     opts.BPFWhy,
 		recordPoke: make(chan struct{}, 1),
 		// Set before openAll, which uses them.
@@ -203,6 +201,8 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 	if m.runDir == "" {
 		m.runDir = config.DefaultRunDir
 	}
+	m.spawner = &gen.Spawner{Reaper: reaper, Prober: gunicorn.NewProber(reaper.OutputSpec), RunDir: m.runDir, StatsdAddr: m.statsd,
+		PassEnv: func() []string { return m.Config().Supervisor.PassEnv }, Routes: opts.Routes, Homes: m.homes, Logger: m.logger}
 	if err := os.MkdirAll(m.runDir, 0o750); err != nil {
 		return nil, fmt.Errorf("run_dir %s: %w", m.runDir, err)
 	}
@@ -270,7 +270,7 @@ func (m *Manager) Start(ctx context.Context) {
 		s := m.slot(a.cfg.Name)
 		skip[a] = s.needsNoStart || (!s.restored && !a.cfg.Autostart)
 	}
-	m.prefetchVersions(ctx)
+	m.spawner.Prefetch(ctx, m.Config().Apps)
 	m.runCtx = ctx
 	for _, a := range owners {
 		go a.run(ctx)
@@ -305,26 +305,6 @@ type bootRun struct {
 	cancel context.CancelFunc
 	// done is closed once every first start was asked for (or cancelled).
 	done chan struct{}
-}
-
-// prefetchVersions starts the Gunicorn version probe of every Gunicorn app
-// in the background, so that the owners' first spawns find the answer
-// ready or in flight instead of running the probe themselves.
-func (m *Manager) prefetchVersions(ctx context.Context) {
-	for _, app := range m.Config().Apps {
-		if app.Kind != config.KindGunicorn {
-			continue
-		}
-		dir, err := reload.ResolveDir(app.Directory)
-		if err != nil {
-			continue // the spawn reports it
-		}
-		env, err := m.childEnv(app, dir, dir)
-		if err != nil {
-			continue // the spawn reports it
-		}
-		m.prober.Prefetch(ctx, app, launch.As(app, env, dir))
-	}
 }
 
 // Changes delivers a token whenever an app became ready, unhealthy or exited
@@ -543,63 +523,13 @@ func (m *Manager) KillOrphans(grace time.Duration) {
 	}
 }
 
-// endOrphans ends the processes g left behind in its process group when
-// its main process exited (Gunicorn workers of a master killed with -9):
-// children of the supervisor, not managed. Workers get TERM (they finish
-// the request in hand), then KILL after the app's stop_timeout; it returns
-// when none is left.
-func (m *Manager) endOrphans(g *Generation) {
-	if g.PGID == 0 {
-		return
-	}
-	if err := syscall.Kill(-g.PGID, 0); errors.Is(err, syscall.ESRCH) {
-		return // the group is empty: nothing to scan /proc for
-	}
-	find := func() []int {
-		return proc.OwnChildren(func(pid, pgid int) bool { return pgid == g.PGID && !m.reaper.Managed(pid) })
-	}
-	left := find()
-	if len(left) == 0 {
-		return
-	}
-	m.logger.Info("ending processes left by exited generation", "app", g.App, "generation", g.ID, "pids", left)
-	timeout := 30 * time.Second
-	if app := m.Config().App(g.App); app != nil {
-		timeout = app.StopTimeout
-	}
-	if left := proc.Terminate(find, timeout, 100*time.Millisecond); len(left) > 0 {
-		m.logger.Error("processes left by exited generation survived SIGKILL", "app", g.App, "generation", g.ID, "pids", left)
-	}
-}
-
-// afterExit tidies up once a generation's main process has exited: it
-// records an unexpected exit in the app's log (see noteExit), ends what the
-// generation left behind and restores the held names of the app's
-// Unix sockets, which a Gunicorn master removes on exit (see Socket.hold).
-// When g was the last generation in its home (see contain.Home), the processes
-// it detached are SIGKILLed before afterExit returns (a later generation
-// never meets them); its process group's leftovers get SIGTERM and
-// stop_timeout in the background, and then the home is closed (its leaf
-// cgroup killed and removed).
-//
-// Every call returns once the first has ended the strays (the owner and a
-// reload may both see one exit), and only the first closes the home.
-func (m *Manager) afterExit(g *Generation) {
-	m.noteExit(g)
-	m.endRouteGen(g.App, g.ID)
-	last := false
-	g.leaving.Do(func() {
-		last = m.homes.Leave(g.home)
-		if last {
-			m.homes.EndDetached(g.App, g.ID, g.PGID, g.home)
-		}
-	})
-	go func() {
-		m.endOrphans(g)
-		if last {
-			m.homes.Close(g.App, g.home)
-		}
-	}()
+// afterExit tidies up once g's main process has exited (see
+// gen.Spawner.Finish: its exit noted in the app's log, what it left behind
+// ended, its home closed when it was the last there) and restores the held
+// names of the app's Unix sockets, which a Gunicorn master removes on exit
+// (see Socket.hold).
+func (m *Manager) afterExit(g *gen.Generation) {
+	m.spawner.Finish(g, m.view(g.App).log, m.stopTimeout(g.App))
 	m.relink(g.App)
 }
 

@@ -3,6 +3,7 @@ package supervise
 import (
 	"context"
 	"fmt"
+	"github.com/gunisup/supervisor/proc"
 	"io"
 	"log/slog"
 	"slices"
@@ -12,7 +13,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/scale"
@@ -106,8 +107,8 @@ func (g *fakeGen) Workers() []int     { return nil }
 func (g *fakeGen) Tail() []string     { return nil }
 func (g *fakeGen) String() string     { return fmt.Sprintf("fake generation %d", g.id) }
 func (g *fakeGen) ExitReason() string { return g.Exit().String() }
-func (g *fakeGen) Info() GenInfo {
-	return GenInfo{ID: g.id, PID: 100000 + g.id, Started: g.started, Dir: "/srv/release"}
+func (g *fakeGen) Info() gen.Info {
+	return gen.Info{ID: g.id, PID: 100000 + g.id, Started: g.started, Dir: "/srv/release"}
 }
 
 // fakeEnv is the Manager and prober of one owner under test: it spawns

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/health"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
@@ -17,7 +18,7 @@ import (
 )
 
 // generation is one started instance of an app as its owner uses it.
-// *Generation satisfies it; the owner's unit tests use a fake whose exit the
+// *gen.Generation and *gen.Orphan satisfy it; the owner's unit tests use a fake whose exit the
 // test decides.
 type generation interface {
 	// Done is closed once the main process has exited; Exit is valid then.
@@ -26,36 +27,18 @@ type generation interface {
 	Exited() bool
 	// Signal sends sig to the main process (nil once it has exited).
 	Signal(sig syscall.Signal) error
-	// Stop sends sig, waits up to timeout (or ctx), then kills; see Generation.Stop.
+	// Stop sends sig, waits up to timeout (or ctx), then kills; see gen.Generation.Stop.
 	Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) (proc.ExitInfo, error)
 	// Kill sends SIGKILL to the main process and its descendants.
 	Kill()
 	// Info describes it for snapshots, logs and health checks.
-	Info() GenInfo
+	Info() gen.Info
 	// Workers lists the live children of the main process.
 	Workers() []int
 	// Tail returns its last output lines.
 	Tail() []string
 	String() string
 	ExitReason() string
-}
-
-// GenInfo is what the owner reads of a generation.
-type GenInfo struct {
-	ID      int
-	PID     int
-	Started time.Time
-	// Dir is the release directory it runs in.
-	Dir string
-	// ProbeAddr is its private health-check listener ("" for none).
-	ProbeAddr string
-	// FollowsLink: a USR2 re-exec of it runs in the release the link points at.
-	FollowsLink bool
-}
-
-// Info implements generation.
-func (g *Generation) Info() GenInfo {
-	return GenInfo{ID: g.ID, PID: g.PID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, FollowsLink: g.FollowsLink}
 }
 
 // spawner starts generations of an app.
@@ -83,7 +66,7 @@ type ownerEnv interface {
 	// may still be stopping. A usr2 pair's are left to the pair's end.
 	endDetached(g generation)
 	// serve sends the new connections of the app's steered listeners to
-	// its generation id (see GenInfo.ID).
+	// its generation id (see gen.Info.ID).
 	serve(app string, id int) error
 	// refuse closes the app's listeners after a stop by request, so that
 	// new connections are refused (see Manager.refuse).
@@ -136,7 +119,7 @@ type prober interface {
 type managerEnv struct{ m *Manager }
 
 func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy strategy.Strategy, use socketUse) (generation, error) {
-	g, err := e.m.spawn(ctx, app, id, dir, strategy, use)
+	g, err := e.m.spawn(ctx, app, gen.Request{ID: id, Dir: dir, Strategy: strategy}, use)
 	if err != nil {
 		e.m.releaseGen(app.Name, id) // the sockets bound for it, if any
 		return nil, err
@@ -174,29 +157,29 @@ func (e managerEnv) recordChange(app string, c *recovery.RunChange) error {
 func (e managerEnv) recordNow(app string) { e.m.recordNow(app) }
 
 func (e managerEnv) endTree(g generation) {
-	if pg, ok := g.(*Generation); ok {
-		e.m.endOrphans(pg)
+	if pg, ok := g.(*gen.Generation); ok {
+		e.m.spawner.EndGroup(pg, e.m.stopTimeout(pg.App))
 	}
 }
 
 func (e managerEnv) endStrays(app string) { e.m.homes.EndApp(app, e.m.view(app).cgroup) }
 
 // endDetached ends the processes g detached while its main process may
-// still drain, unless g shares its home with a live generation: g is being
-// retired, and what replaces it starts next.
+// still drain (see gen.Spawner.EndDetached): g is being retired, and what
+// replaces it starts next.
 func (e managerEnv) endDetached(g generation) {
-	if pg, ok := g.(*Generation); ok && !e.m.homes.Shared(pg.home) {
-		e.m.homes.EndDetached(pg.App, pg.ID, pg.PGID, pg.home)
+	if pg, ok := g.(*gen.Generation); ok {
+		e.m.spawner.EndDetached(pg)
 	}
 }
 
 func (e managerEnv) afterExit(g generation) {
 	switch g := g.(type) {
-	case *Generation:
+	case *gen.Generation:
 		e.m.releaseGen(g.App, g.ID)
 		e.m.afterExit(g)
-	case *orphanGen:
-		e.m.releaseGen(g.App(), orphanGenID)
+	case *gen.Orphan:
+		e.m.releaseGen(g.App(), gen.OrphanID)
 		e.m.relink(g.App())
 	}
 }
@@ -228,16 +211,29 @@ func (e managerEnv) listeners(app string) []status.ListenerSnapshot {
 	return out
 }
 
+// usr2 re-executes old's Gunicorn master in place (see
+// gen.Spawner.ReExec): the new master shares old's steered sockets, must
+// run the release the app's link points at, and is ready once its workers
+// booted. A non-nil generation with an error is a new master to abort.
 func (e managerEnv) usr2(ctx context.Context, a *appOwner, old generation) (generation, error) {
-	pg, ok := old.(*Generation)
+	pg, ok := old.(*gen.Generation)
 	if !ok {
 		return nil, fmt.Errorf("app %s: usr2: %s is not a process of this supervisor", a.cfg.Name, old)
 	}
-	g, err := (&usr2Host{m: e.m, cfg: a.cfg}).USR2(ctx, pg)
-	if g == nil {
+	cfg := a.cfg
+	g, err := e.m.spawner.ReExec(ctx, cfg, pg, func() int { return int(e.m.nextGen(cfg.Name)) })
+	if err != nil {
 		return nil, err
 	}
-	return g, err
+	e.m.shareGen(cfg.Name, pg.ID, g.ID)
+	// A re-exec runs where the old master was started (Gunicorn takes $PWD
+	// only if it named the same directory then): a new master that does not
+	// run the link's release would serve the old code; refuse it.
+	if f := linkFacts(cfg, g.Dir, false); g.Dir != "" && !f.Reaches() {
+		return g, fmt.Errorf("the new master runs in %s, not in %s (where %s points): %s was not started from the link (strategy swap, or a rollback started while the link pointed elsewhere), so its re-exec does not follow it; reload with --strategy swap",
+			g.Dir, f.LinkTarget, f.Link, pg)
+	}
+	return g, g.AwaitBooted(ctx, pg, cfg.Workers, cfg.Reload.Timeout)
 }
 
 // healthProber checks generations with the app's configured health check
@@ -260,7 +256,8 @@ func (h healthProber) check(ctx context.Context, g generation) error {
 }
 
 var (
-	_ generation = (*Generation)(nil)
+	_ generation = (*gen.Generation)(nil)
+	_ generation = (*gen.Orphan)(nil)
 	_ ownerEnv   = managerEnv{}
 	_ prober     = healthProber{}
 )

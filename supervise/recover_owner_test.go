@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/status"
 )
@@ -17,7 +18,7 @@ import (
 func recoveryRig(t *testing.T) (*ownerRig, *fakeGen, <-chan error) {
 	t.Helper()
 	env := newFakeEnv(t)
-	og, err := env.newGen(orphanGenID, useServing)
+	og, err := env.newGen(gen.OrphanID, useServing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func recoveryRig(t *testing.T) (*ownerRig, *fakeGen, <-chan error) {
 func TestOwnerRecoveryCommit(t *testing.T) {
 	r, orphan, done := recoveryRig(t)
 	g := r.next()
-	if s := r.snap(); s.State != status.Starting || s.Generation != orphanGenID || orphan.signalled() {
+	if s := r.snap(); s.State != status.Starting || s.Generation != gen.OrphanID || orphan.signalled() {
 		t.Errorf("while the new generation is checked: %s, generation %d, orphans signalled %v", s.State, s.Generation, orphan.signalled())
 	}
 	g.verdict <- nil
@@ -77,7 +78,7 @@ func TestOwnerRecoveryFailureKeepsOrphans(t *testing.T) {
 	}
 	waitExit(t, g)
 	s := r.snap()
-	if orphan.Exited() || s.State != status.Running || !s.Healthy || s.Generation != orphanGenID || !strings.Contains(s.Message, "no new generation took over") {
+	if orphan.Exited() || s.State != status.Running || !s.Healthy || s.Generation != gen.OrphanID || !strings.Contains(s.Message, "no new generation took over") {
 		t.Errorf("after the failure: orphans exited %v, %s healthy %v, generation %d, message %q", orphan.Exited(), s.State, s.Healthy, s.Generation, s.Message)
 	}
 }

@@ -4,17 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"github.com/gunisup/supervisor/proc"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen/steer"
-	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
@@ -242,7 +241,7 @@ func (a *appOwner) steeredApp() bool {
 }
 
 // linkFacts describes the app's release link and a generation for reload.Choose.
-func (a *appOwner) linkFacts(g GenInfo) reload.Facts {
+func (a *appOwner) linkFacts(g gen.Info) reload.Facts {
 	return linkFacts(a.cfg, g.Dir, g.FollowsLink)
 }
 
@@ -436,71 +435,4 @@ func (h *host) USR2(ctx context.Context, old reload.Gen) (reload.Gen, error) {
 	}
 	h.run.add(g)
 	return g, err
-}
-
-// usr2Host runs Gunicorn's USR2 re-exec for one app.
-type usr2Host struct {
-	m   *Manager
-	cfg *config.App
-}
-
-// USR2 sends USR2 to old's master, finds the new master through its pidfile
-// ("<pidfile>.2"), and waits until it runs every worker with the app booted.
-// The new master is the old one's child until the old one exits; the reaper
-// adopts it then. A non-nil Gen with an error is a new master to abort.
-func (h *usr2Host) USR2(ctx context.Context, old *Generation) (*Generation, error) {
-	newPID, err := gunicorn.USR2(ctx, gunicorn.Master{PID: old.PID, Pidfile: old.Pidfile, Gone: gone(old), Signal: old.Signal})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", old, err)
-	}
-	id := int(h.m.nextGen(h.cfg.Name))
-	g := adoptGeneration(h.m.reaper, old, id, newPID)
-	// Forked by the old master: same cgroup and environment, same home.
-	g.home = old.home
-	h.m.homes.Enter(g.home)
-	h.m.removePidfilesAtExit(g)
-	h.m.shareGen(h.cfg.Name, old.ID, id)
-	h.m.routeGen(h.cfg, id, newPID, g.Dir)
-	h.m.logger.Info("usr2 master", "app", h.cfg.Name, "generation", id, "pid", newPID, "dir", g.Dir)
-	// A re-exec runs where the old master was started (Gunicorn takes $PWD
-	// only if it named the same directory then): a new master that does not
-	// run the link's release would serve the old code; refuse it.
-	if f := linkFacts(h.cfg, g.Dir, false); g.Dir != "" && !f.Reaches() {
-		return g, fmt.Errorf("the new master runs in %s, not in %s (where %s points): %s was not started from the link (strategy swap, or a rollback started while the link pointed elsewhere), so its re-exec does not follow it; reload with --strategy swap",
-			g.Dir, f.LinkTarget, f.Link, old)
-	}
-	both := func() error { return errors.Join(gone(g)(), gone(old)()) }
-	return g, gunicorn.AwaitBooted(ctx, g.PID, h.cfg.Workers, h.cfg.Reload.Timeout, both)
-}
-
-// gone returns a check that fails, naming the exit, once g has exited.
-func gone(g *Generation) func() error {
-	return func() error {
-		if g.Exited() {
-			return fmt.Errorf("%s exited: %s", g, g.Exit())
-		}
-		return nil
-	}
-}
-
-// adoptGeneration wraps a USR2 master, child of old's master until that
-// one exits (see gunicorn.WatchAdopted). It inherits old's output, probe
-// listener, pidfile and held sockets; its process group and working
-// directory are read from /proc.
-func adoptGeneration(r *proc.Reaper, old *Generation, id, pid int) *Generation {
-	g := newGeneration(old.App, id, pid, gunicorn.WatchAdopted(r, pid), old.out, nil)
-	g.ProbeAddr = old.ProbeAddr
-	g.PGID = old.PGID
-	g.Pidfile = old.Pidfile
-	g.FollowsLink = old.FollowsLink
-	g.outFD = old.outFD
-	g.access = old.access
-	g.socks = old.socks
-	if p, err := proc.ReadStat(pid); err == nil {
-		g.PGID = p.PGRP
-	}
-	if dir, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd"); err == nil {
-		g.Dir = dir
-	}
-	return g
 }

@@ -32,7 +32,7 @@ func (m *Manager) SignalApp(ctx context.Context, name string, sig syscall.Signal
 
 // onSignal sends m's signal to the tracked generation off the owner's
 // goroutine (a stop signal to a Gunicorn master may wait for its turn on
-// the app's Unix sockets, see Generation.Signal).
+// the app's Unix sockets, see gen.Generation.Signal).
 func (a *appOwner) onSignal(m signalMsg) {
 	g := a.gen
 	if g == nil || g.Exited() {

@@ -29,7 +29,7 @@ func (u socketUse) String() string {
 
 // genSockets returns the descriptors generation id of app gets, one per
 // held socket, and the sockets its master's stop goes through (see
-// Generation.socks): use says whether it takes over with its own sockets
+// gen.Request.Stop): use says whether it takes over with its own sockets
 // (see listen.Table.Open).
 func (m *Manager) genSockets(app string, id int, use socketUse) ([]int, []*listen.Socket, error) {
 	fds, named, err := m.view(app).table.Open(id, use == useOwn)

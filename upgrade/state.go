@@ -58,7 +58,7 @@ type GenHandover struct {
 	ProbeAddr string    `json:"probe_addr,omitempty"`
 	Pidfile   string    `json:"pidfile,omitempty"`
 	// FollowsLink: the master was started from the app's `directory` link,
-	// so a USR2 re-exec follows the link (see supervise.Generation).
+	// so a USR2 re-exec follows the link (see gen.Generation).
 	FollowsLink bool `json:"follows_link,omitempty"`
 	// OutFD is the read end of the generation's stdout pipe (-1 if none).
 	// When ErrFD is -1, the pipe carries stderr too.

@@ -1,4 +1,4 @@
-package supervise
+package gen
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
+	"github.com/gunisup/supervisor/upgrade"
 )
 
 // Generation is one started instance of an app: a Gunicorn master (with its
@@ -43,9 +44,8 @@ type Generation struct {
 	// self-upgrade hands it over.
 	FollowsLink bool
 
-	exitCh <-chan proc.ExitInfo
-	done   chan struct{}
-	exit   proc.ExitInfo
+	done chan struct{}
+	exit proc.ExitInfo
 	// out is the captured output (nil: not captured); outEOF is closed once
 	// it reached EOF (nil: not known, for output shared with another
 	// generation).
@@ -66,14 +66,14 @@ type Generation struct {
 	access *accessReader
 	// home is where the processes it detaches are found (see
 	// contain.Home); leaving counts it out of its home once (see
-	// Manager.afterExit).
+	// Spawner.Finish).
 	home    contain.Home
 	leaving sync.Once
 }
 
 // newGeneration watches exitCh and closes done when the process has exited.
 func newGeneration(app string, id, pid int, exitCh <-chan proc.ExitInfo, out *logs.Output, outEOF <-chan struct{}) *Generation {
-	g := &Generation{App: app, ID: id, PID: pid, Started: time.Now(), exitCh: exitCh, done: make(chan struct{}), out: out, outEOF: outEOF, outFD: noOutFDs}
+	g := &Generation{App: app, ID: id, PID: pid, Started: time.Now(), done: make(chan struct{}), out: out, outEOF: outEOF, outFD: noOutFDs}
 	go func() {
 		info, ok := <-exitCh
 		if !ok {
@@ -83,6 +83,24 @@ func newGeneration(app string, id, pid int, exitCh <-chan proc.ExitInfo, out *lo
 		close(g.done)
 	}()
 	return g
+}
+
+// Info is what an app's owner reads of a generation.
+type Info struct {
+	ID      int
+	PID     int
+	Started time.Time
+	// Dir is the release directory it runs in.
+	Dir string
+	// ProbeAddr is its private health-check listener ("" for none).
+	ProbeAddr string
+	// FollowsLink: a USR2 re-exec of it runs in the release the link points at.
+	FollowsLink bool
+}
+
+// Info describes g for snapshots, logs and health checks.
+func (g *Generation) Info() Info {
+	return Info{ID: g.ID, PID: g.PID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, FollowsLink: g.FollowsLink}
 }
 
 // String names the generation for humans.
@@ -110,18 +128,6 @@ func (g *Generation) Exited() bool {
 	default:
 		return false
 	}
-}
-
-// Tail returns the last lines the generation wrote to stdout and stderr
-// (from its app's in-memory log). After an exit it waits briefly for the
-// output pipes to drain, so a traceback printed just before the exit is
-// included.
-func (g *Generation) Tail() []string {
-	if g.out == nil {
-		return nil
-	}
-	g.waitOutput()
-	return g.out.Texts(logs.Query{N: tailLines})
 }
 
 // Signal sends sig to the main process. The first stop signal (TERM, INT,
@@ -180,4 +186,13 @@ func (g *Generation) Workers() []int {
 		return nil
 	}
 	return proc.Children(g.PID)
+}
+
+// Handover describes g to the next image of the supervisor (see
+// upgrade.GenHandover): its identity, and the read ends of its output and
+// access pipes still open (-1 for none).
+func (g *Generation) Handover() *upgrade.GenHandover {
+	fds := g.handoverFDs()
+	return &upgrade.GenHandover{ID: g.ID, PID: g.PID, PGID: g.PGID, Started: g.Started, Dir: g.Dir, ProbeAddr: g.ProbeAddr, Pidfile: g.Pidfile, FollowsLink: g.FollowsLink,
+		OutFD: fds.stdout, ErrFD: fds.stderr, AccessFD: g.access.handoverFD()}
 }
