@@ -92,11 +92,9 @@ type Manager struct {
 	reaper   *proc.Reaper
 	// routes holds the apps' route metrics (nil: none).
 	routes *apm.Set
-	// inbox returns an app's error inbox (nil: none); canaries holds
-	// each app's *canaryView.
-	inbox    func(app string) *errinbox.Inbox
-	canaries sync.Map
-	logger   *slog.Logger
+	// inbox returns an app's error inbox (nil: none).
+	inbox  func(app string) *errinbox.Inbox
+	logger *slog.Logger
 	// stdoutSink is the sink shared by the apps with log = "stdout".
 	stdoutSink io.Writer
 	observer   Observer
@@ -454,10 +452,7 @@ func (m *Manager) Snapshots() []AppSnapshot {
 		if st := m.workerStats(s.Name); st != nil {
 			s.WorkersTarget, s.WorkersRecycled = st.Target(), st.Recycled()
 		}
-		s.Comparison = m.comparison(s.Name)
-		if c := m.canaryStatus(s.Name); c != "" {
-			s.Comparison = joinLines(c, s.Comparison)
-		}
+		s.Comparison = joinLines(m.slot(s.Name).canary.status(), m.comparison(s.Name))
 		m.logReport(&s)
 		out = append(out, s)
 	}
