@@ -237,12 +237,9 @@ func (m *Manager) abandonOpen(err error, restore bool, held *listen.Held) error 
 // CloseSockets closes every held listener and every generation's steered
 // one (at exit).
 func (m *Manager) CloseSockets() {
-	m.closeSteering()
 	for name, v := range m.views() {
-		for _, s := range v.table.Sockets() {
-			if err := s.Close(); err != nil {
-				m.logger.Warn("close listener", "app", name, "err", err)
-			}
+		if err := v.table.Close(); err != nil {
+			m.logger.Warn("close listeners", "app", name, "err", err)
 		}
 	}
 }
@@ -499,12 +496,11 @@ func (m *Manager) Stop(ctx context.Context) error {
 		// backlog nobody will accept from, to be reset at exit. The paths
 		// stay until every app has stopped: a Gunicorn master unlinks its
 		// socket's name as it stops and fails if the name is gone.
-		for _, s := range m.view(a.cfg.Name).table.Sockets() {
-			if err := s.Shut(); err != nil {
-				m.logger.Warn("close listener", "app", a.cfg.Name, "err", err)
-			}
+		// The steered copies go too (Table.ShutSteering).
+		t := m.view(a.cfg.Name).table
+		if err := errors.Join(t.ShutHeld(), t.ShutSteering()); err != nil {
+			m.logger.Warn("close listeners", "app", a.cfg.Name, "err", err)
 		}
-		m.shutSteered(a.cfg.Name)
 		return a.send(ctx, stopMsg{call: newCall()})
 	})
 	var errs []error
