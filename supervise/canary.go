@@ -3,7 +3,6 @@ package supervise
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
@@ -23,59 +22,17 @@ type canaryEnv interface {
 	canSplit(app string) error
 	splitGen(app string, oldID, newID int, share float64) error
 	judgeGen(app string, oldID, newID int, from time.Time, limits config.CanaryLimits) reload.Judgement
-	canaryView(app string) *canaryView
+	canaryView(app string) *reload.CanaryView
 	// workerDeaths counts the workers of app's generation gen that timed
 	// out or were killed.
 	workerDeaths(app string, gen int) uint64
-}
-
-// canaryView is an app's canary as status shows it: the step running (or
-// the last judgement once it ended). Safe for concurrent use.
-type canaryView struct {
-	mu      sync.Mutex
-	gen     int
-	plan    strategy.Canary
-	share   float64
-	began   time.Time
-	running bool
-	line    string
-}
-
-// set records the step in progress (share 0: the canary ended).
-func (v *canaryView) set(gen int, plan strategy.Canary, share float64, began time.Time, j reload.Judgement) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.gen, v.plan, v.running = gen, plan, share > 0
-	if share > 0 {
-		v.share, v.began = share, began
-	}
-	if j.Figures != "" {
-		v.line = j.Figures
-		if len(j.Worse) > 0 {
-			v.line += fmt.Sprintf("; worse: %v", j.Worse)
-		}
-	}
-}
-
-// status is the canary's line for supctl status ("" before any canary).
-func (v *canaryView) status() string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.line == "" && !v.running {
-		return ""
-	}
-	if !v.running {
-		return fmt.Sprintf("last canary (generation %d, steps %s): %s", v.gen, v.plan.Shares(), v.line)
-	}
-	return fmt.Sprintf("canary: generation %d gets %.0f%% of new connections, %s of %s (steps %s): %s", v.gen, 100*v.share,
-		time.Since(v.began).Round(time.Second), v.plan.For, v.plan.Shares(), v.line)
 }
 
 // managerEnv is the Manager's canaryEnv.
 var _ canaryEnv = managerEnv{}
 
 // canaryView is app's view in its slot (an app whose owner runs has one).
-func (e managerEnv) canaryView(app string) *canaryView { return &e.m.slot(app).canary }
+func (e managerEnv) canaryView(app string) *reload.CanaryView { return &e.m.slot(app).canary }
 
 // workerDeaths is errinbox.Inbox.WorkerDeaths (0 without an inbox).
 func (e managerEnv) workerDeaths(app string, gen int) uint64 {
@@ -168,7 +125,7 @@ func (h *canaryHost) Judged(share float64, began time.Time, j reload.Judgement) 
 	if fresh := h.run.gens(); len(fresh) > 1 {
 		id = fresh[len(fresh)-1].Info().ID
 	}
-	h.env.canaryView(h.a.cfg.Name).set(id, h.plan, share, began, j)
+	h.env.canaryView(h.a.cfg.Name).Set(id, h.plan, share, began, j)
 }
 
 // canaryRefusal says why app cannot run plan with strategy st (nil: it can).

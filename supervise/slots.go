@@ -11,6 +11,7 @@ import (
 	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
+	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/scale"
 )
 
@@ -48,7 +49,7 @@ type appSlot struct {
 	// workers is what the app's worker controller publishes (atomics).
 	workers scale.Stats
 	// canary is the app's canary as status shows it (own lock).
-	canary canaryView
+	canary reload.CanaryView
 }
 
 // appView is a consistent copy of a slot's fields guarded by Manager.mu.
