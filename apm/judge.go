@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/gunisup/supervisor/config"
 )
 
 // Thresholds are the limits a canary generation is judged by against the
@@ -80,6 +82,22 @@ func (a *App) Judge(oldID, canaryID int, from time.Time, th Thresholds) (v Verdi
 	}
 	f, t := from.Unix(), now.Unix()+1
 	return judge(old.window(f, t), cur.window(f, t), th.withDefaults(a.settings.ApdexT), a.settings.ApdexT), true
+}
+
+// JudgeCanary is Judge with the thresholds of an app's canary limits (its
+// zero fields take their defaults). A nil App (route metrics off) breaks no
+// limit, its Figures saying so; a generation without route metrics (it
+// exited) is worse, and Enough: the canary ends.
+func (a *App) JudgeCanary(oldID, canaryID int, from time.Time, l config.CanaryLimits) Verdict {
+	if a == nil {
+		return Verdict{Figures: "no route metrics"}
+	}
+	th := Thresholds{ErrorRise: l.ErrorRise, P99Factor: l.P99Factor, ApdexDrop: l.ApdexDrop, MinRequests: uint64(l.MinRequests)}
+	v, ok := a.Judge(oldID, canaryID, from, th)
+	if !ok {
+		return Verdict{Worse: []string{fmt.Sprintf("generation %d or %d has no route metrics (exited?)", canaryID, oldID)}, Enough: true}
+	}
+	return v
 }
 
 // judge is the verdict on window cur against window old, both over the

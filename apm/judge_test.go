@@ -1,9 +1,12 @@
 package apm
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gunisup/supervisor/config"
 )
 
 // synth is a window of generation id: n requests of route "/r" (and
@@ -83,5 +86,22 @@ func TestThresholdsDefaults(t *testing.T) {
 	want := Thresholds{ErrorRise: 0.05, P99Factor: 1.5, P99Floor: 200 * time.Millisecond, ApdexDrop: 0.1, MinRequests: 50}
 	if got != want {
 		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+// TestJudgeCanaryMissing: without route metrics (nil App) nothing is worse;
+// a generation the App does not know (it exited) is worse and ends the
+// canary.
+func TestJudgeCanaryMissing(t *testing.T) {
+	var none *App
+	if v := none.JudgeCanary(1, 2, time.Now(), config.CanaryLimits{}); !v.OK() || v.Enough || v.Figures != "no route metrics" {
+		t.Errorf("nil App: %+v", v)
+	}
+	s := NewSet(Options{})
+	a := testApp(s)
+	a.Gen(1, 6, filepath.Join(t.TempDir(), "r1"), nil)
+	v := a.JudgeCanary(1, 2, time.Now(), config.CanaryLimits{})
+	if v.OK() || !v.Enough || !strings.Contains(v.Worse[0], "generation 2 or 1 has no route metrics") {
+		t.Errorf("unknown canary generation: %+v", v)
 	}
 }

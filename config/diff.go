@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 )
@@ -191,4 +192,102 @@ func fieldsDiffer(a, b reflect.Value) []string {
 		}
 	}
 	return out
+}
+
+// UpdatePlan is what applying a new configuration to the running one
+// does, for the apps an update concerns: it is pure (nothing runs); the
+// supervisor executes it.
+type UpdatePlan struct {
+	// Apps are the apps the update concerns, in diff order (see Compare).
+	Apps []AppUpdate
+	// Merged is the configuration once the plan is applied: the new
+	// version of each app in Apps, the running version of the others; the
+	// new groups when Apps holds every app of the diff, else the running
+	// groups without removed apps. The [supervisor] table stays the
+	// running one's (an update cannot apply it).
+	Merged *Config
+}
+
+// AppUpdate is one app's part of an UpdatePlan: its diff entry and its
+// table in the new configuration (nil for a removed app).
+type AppUpdate struct {
+	AppDiff
+	App *App
+}
+
+// PlanUpdate plans the update from the running configuration cur to next
+// of the apps in only (every app of the diff when only is empty). A name
+// in only that is neither in cur nor in next is an error wrapping
+// ErrNoSuchApp.
+func PlanUpdate(cur, next *Config, only []string) (*UpdatePlan, error) {
+	d := Compare(cur, next)
+	sel := d.Apps
+	if len(only) > 0 {
+		sel = nil
+		for _, n := range only {
+			i := slices.IndexFunc(d.Apps, func(a AppDiff) bool { return a.Name == n })
+			if i < 0 {
+				return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, n)
+			}
+			sel = append(sel, d.Apps[i])
+		}
+	}
+	p := &UpdatePlan{Apps: make([]AppUpdate, len(sel))}
+	for i, ad := range sel {
+		p.Apps[i] = AppUpdate{AppDiff: ad, App: next.App(ad.Name)}
+	}
+	p.Merged = mergeConfig(cur, next, sel, len(d.Apps))
+	return p, nil
+}
+
+// mergeConfig is the configuration after applying the apps of plan to cur
+// (see UpdatePlan.Merged); all is how many apps the diff of cur and next
+// has.
+func mergeConfig(cur, next *Config, plan []AppDiff, all int) *Config {
+	in := map[string]bool{}
+	for _, u := range plan {
+		in[u.Name] = true
+	}
+	inNext := make(map[string]bool, len(next.Apps))
+	out := &Config{Path: cur.Path, Supervisor: cur.Supervisor}
+	for _, a := range next.Apps {
+		inNext[a.Name] = true
+		switch prev := cur.App(a.Name); {
+		case in[a.Name]:
+			out.Apps = append(out.Apps, a)
+		case prev != nil:
+			out.Apps = append(out.Apps, prev)
+		}
+	}
+	for _, a := range cur.Apps {
+		if !inNext[a.Name] && !in[a.Name] {
+			out.Apps = append(out.Apps, a)
+		}
+	}
+	if len(plan) == all {
+		out.Groups = next.Groups
+		return out
+	}
+	kept := make(map[string]bool, len(out.Apps))
+	for _, a := range out.Apps {
+		kept[a.Name] = true
+	}
+	for _, g := range cur.Groups {
+		g.Apps = slices.DeleteFunc(slices.Clone(g.Apps), func(n string) bool { return !kept[n] })
+		out.Groups = append(out.Groups, g)
+	}
+	return out
+}
+
+// Outcome is a one-line account of the update of d's app that ended with
+// err (nil: done): "added", "changed [env]: reload", "removed: ...".
+func (d AppDiff) Outcome(err error) string {
+	s := d.Change.String()
+	if d.Change == Changed {
+		s += fmt.Sprintf(" %v: %s", d.Keys, d.Action)
+	}
+	if err != nil {
+		s += ": " + err.Error()
+	}
+	return s
 }

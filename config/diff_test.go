@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -100,4 +101,93 @@ func TestEveryAppFieldHasKey(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeFor[App](), "App.")
+}
+
+// planApp is a process app named name running argv cmd.
+func planApp(name, cmd string) *App {
+	return &App{Name: name, Kind: KindProcess, Command: []string{cmd}}
+}
+
+// TestPlanUpdate: an update concerns the apps named in only (every app
+// of the diff when empty), in diff order, each with its new table; the
+// merged configuration takes those apps' new versions and keeps the
+// running versions of the others, and the new groups only when the update
+// concerns every app.
+func TestPlanUpdate(t *testing.T) {
+	cur := &Config{Path: "cur.toml",
+		Apps:   []*App{planApp("keep", "a"), planApp("chg", "a"), planApp("gone", "a")},
+		Groups: []Group{{Name: "g", Apps: []string{"keep", "gone"}}}}
+	next := &Config{Path: "next.toml",
+		Apps:   []*App{planApp("keep", "a"), planApp("chg", "b"), planApp("new", "a")},
+		Groups: []Group{{Name: "g", Apps: []string{"new"}}}}
+	tests := []struct {
+		name   string
+		only   []string
+		apps   []string // name:change of the plan
+		merged []string // name:command of the merged apps
+		groups []Group
+		noSuch bool
+	}{
+		{name: "all", apps: []string{"keep:unchanged", "chg:changed", "new:added", "gone:removed"},
+			merged: []string{"keep:a", "chg:b", "new:a"}, groups: next.Groups},
+		{name: "one changed", only: []string{"chg"}, apps: []string{"chg:changed"},
+			merged: []string{"keep:a", "chg:b", "gone:a"}, groups: cur.Groups},
+		{name: "one removed", only: []string{"gone"}, apps: []string{"gone:removed"},
+			merged: []string{"keep:a", "chg:a"}, groups: []Group{{Name: "g", Apps: []string{"keep"}}}},
+		{name: "one added", only: []string{"new"}, apps: []string{"new:added"},
+			merged: []string{"keep:a", "chg:a", "new:a", "gone:a"}, groups: cur.Groups},
+		{name: "unknown", only: []string{"chg", "nope"}, noSuch: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := PlanUpdate(cur, next, tt.only)
+			if tt.noSuch {
+				if !errors.Is(err, ErrNoSuchApp) {
+					t.Fatalf("err %v, want ErrNoSuchApp", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var apps, merged []string
+			for _, u := range p.Apps {
+				apps = append(apps, u.Name+":"+u.Change.String())
+				if (u.App == nil) != (u.Change == Removed) || (u.App != nil && u.App != next.App(u.Name)) {
+					t.Errorf("%s: table %v, want next's (nil when removed)", u.Name, u.App)
+				}
+			}
+			for _, a := range p.Merged.Apps {
+				merged = append(merged, a.Name+":"+a.Command[0])
+			}
+			if !reflect.DeepEqual(apps, tt.apps) || !reflect.DeepEqual(merged, tt.merged) {
+				t.Errorf("plan %v merged %v, want %v %v", apps, merged, tt.apps, tt.merged)
+			}
+			if !reflect.DeepEqual(p.Merged.Groups, tt.groups) || p.Merged.Path != cur.Path {
+				t.Errorf("merged groups %v path %s, want %v %s", p.Merged.Groups, p.Merged.Path, tt.groups, cur.Path)
+			}
+		})
+	}
+	if cur.Groups[0].Apps[1] != "gone" {
+		t.Errorf("the running groups were changed: %v", cur.Groups)
+	}
+}
+
+// TestOutcome: an app's update result in one line.
+func TestOutcome(t *testing.T) {
+	tests := []struct {
+		d    AppDiff
+		err  error
+		want string
+	}{
+		{AppDiff{Name: "a", Change: Unchanged}, nil, "unchanged"},
+		{AppDiff{Name: "a", Change: Changed, Action: ActionReload, Keys: []string{"env"}}, nil, "changed [env]: reload"},
+		{AppDiff{Name: "a", Change: Changed, Action: ActionInPlace, Keys: []string{"restart", "health.path"}}, nil, "changed [restart health.path]: in place"},
+		{AppDiff{Name: "a", Change: Added}, errors.New("boom"), "added: boom"},
+	}
+	for _, tt := range tests {
+		if got := tt.d.Outcome(tt.err); got != tt.want {
+			t.Errorf("Outcome(%+v, %v) = %q, want %q", tt.d, tt.err, got, tt.want)
+		}
+	}
 }

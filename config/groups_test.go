@@ -93,3 +93,29 @@ apps = ["a", "ghost"]
 		}
 	}
 }
+
+// TestWaitFor: in a start an app waits for the apps of the set it names in
+// after and requires; in a stop for those of the set that name it; names
+// outside the set are left out.
+func TestWaitFor(t *testing.T) {
+	set := []*App{
+		{Name: "db"},
+		{Name: "web", After: []string{"db", "cache"}, Requires: []string{"db"}},
+		{Name: "worker", Requires: []string{"db", "web"}},
+	}
+	tests := []struct {
+		name    string
+		reverse bool
+		want    map[string][]string
+	}{
+		{"start", false, map[string][]string{"web": {"db"}, "worker": {"db", "web"}}},
+		{"stop", true, map[string][]string{"db": {"web", "worker"}, "web": {"worker"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := WaitFor(set, tt.reverse); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("WaitFor(reverse %v) = %v, want %v", tt.reverse, got, tt.want)
+			}
+		})
+	}
+}

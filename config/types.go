@@ -352,3 +352,28 @@ func (a *App) Deps() []string {
 	}
 	return out
 }
+
+// WaitFor returns, for each app of set by name, the apps of set it must
+// wait for, in the order its Deps name them: those it depends on (the
+// order of a start), or with reverse those that depend on it (the order
+// of a stop). Dependencies outside set are left out; an app waiting for
+// none has no entry.
+func WaitFor(set []*App, reverse bool) map[string][]string {
+	in := make(map[string]bool, len(set))
+	for _, a := range set {
+		in[a.Name] = true
+	}
+	out := make(map[string][]string, len(set))
+	for _, a := range set {
+		for _, d := range a.Deps() {
+			switch {
+			case !in[d]:
+			case reverse:
+				out[d] = append(out[d], a.Name)
+			default:
+				out[a.Name] = append(out[a.Name], d)
+			}
+		}
+	}
+	return out
+}

@@ -8,8 +8,8 @@ import (
 	"strings"
 )
 
-// BulkBackend runs start, stop or restart on several targets at once. A
-// target is an app name, `all` or `group:NAME`.
+// BulkBackend runs start, stop or restart on several targets at once
+// (Server.Bulk). A target is an app name, `all` or `group:NAME`.
 type BulkBackend interface {
 	// ActMany runs verb on every app the targets name, honouring the apps'
 	// start and stop order, and returns one result per app in configuration
@@ -50,9 +50,9 @@ func ResultOf(app string, err error) AppResult {
 func (s *Server) bulk(w http.ResponseWriter, r *http.Request) {
 	verb := r.PathValue("verb")
 	targets := r.URL.Query()["target"]
-	b, ok := s.Backend.(BulkBackend)
+	b := s.Bulk
 	switch {
-	case !ok:
+	case b == nil:
 		writeError(w, http.StatusNotImplemented, CodeUnavailable, "this supervisor acts on one app at a time")
 		return
 	case verb != "start" && verb != "stop" && verb != "restart":

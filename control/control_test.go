@@ -73,6 +73,10 @@ func serveLimited(t testing.TB, b Backend, lim Limits) (*Server, string) {
 	s.Logs, _ = b.(Logs) // nil for a backend without logs
 	s.Metrics, _ = b.(http.Handler)
 	s.Errors, _ = b.(ErrorInbox)
+	s.Resolver, _ = b.(Resolver)
+	s.Bulk, _ = b.(BulkBackend)
+	s.Signaller, _ = b.(Signaller)
+	s.Rollbacker, _ = b.(Rollbacker)
 	if err := s.Listen(path, -1); err != nil {
 		t.Fatal(err)
 	}

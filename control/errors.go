@@ -65,7 +65,7 @@ func (s *Server) errors(w http.ResponseWriter, r *http.Request) {
 		targets = []string{"all"}
 	}
 	var apps []AppStatus
-	if _, ok := s.Backend.(Resolver); !ok {
+	if s.Resolver == nil {
 		apps = s.Backend.Status() // resolve reads the names there
 	}
 	names, err := s.resolve(targets, apps)

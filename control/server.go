@@ -43,7 +43,7 @@ type Backend interface {
 	Deploy(ctx context.Context, name, release, strategy string, progress Progress) Outcome
 }
 
-// Rollbacker puts an app's previous release back in service (optional):
+// Rollbacker puts an app's previous release back in service (Server.Rollbacker):
 // steering back to a kept generation, or a deploy of the previous release.
 type Rollbacker interface {
 	Rollback(ctx context.Context, name string, progress Progress) Outcome
@@ -127,6 +127,15 @@ func (l Limits) withDefaults() Limits {
 type Server struct {
 	Backend  Backend
 	Upgrader Upgrader
+	// Resolver expands the targets of status, act, signal and errors
+	// (optional: without it a target is an app name or all).
+	Resolver Resolver
+	// Bulk serves start, stop and restart on several targets (optional).
+	Bulk BulkBackend
+	// Signaller serves the signal verb (optional).
+	Signaller Signaller
+	// Rollbacker serves rollback (optional).
+	Rollbacker Rollbacker
 	// Logs serves the logs verb (optional).
 	Logs Logs
 	// SupervisorLog serves the log verb (optional).
@@ -564,8 +573,8 @@ func finalEvent(out Outcome, took time.Duration) Event {
 }
 
 func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
-	rb, ok := s.Backend.(Rollbacker)
-	if !ok {
+	rb := s.Rollbacker
+	if rb == nil {
 		writeError(w, http.StatusNotImplemented, CodeUnavailable, "rollback is not available in this build")
 		return
 	}

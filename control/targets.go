@@ -12,8 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Resolver is implemented by a Backend that knows the configuration's
-// targets: it expands app names, instance base names (`worker` for
+// Resolver knows the configuration's targets (Server.Resolver): it expands app names, instance base names (`worker` for
 // `worker:0`, `worker:1`), `all` and `group:NAME` into app names in
 // configuration order. Without it a target is an app name or `all`.
 type Resolver interface {
@@ -22,8 +21,8 @@ type Resolver interface {
 	Resolve(targets []string) ([]string, error)
 }
 
-// Signaller is implemented by a Backend that sends signals to apps' main
-// processes (the signal verb).
+// Signaller sends signals to apps' main processes (Server.Signaller, the
+// signal verb).
 type Signaller interface {
 	// SignalApps sends sig to the main process of each app of names and
 	// returns one result per app, in the order of names; an app that does
@@ -59,11 +58,11 @@ func ParseSignal(name string) (unix.Signal, error) {
 	return 0, fmt.Errorf("signal %q is not allowed (allowed: %s)", name, strings.Join(SignalNames(), ", "))
 }
 
-// resolve expands targets with the Backend's Resolver, or else accepts
+// resolve expands targets with the Server's Resolver, or else accepts
 // `all` and the names Status lists.
 func (s *Server) resolve(targets []string, apps []AppStatus) ([]string, error) {
-	if r, ok := s.Backend.(Resolver); ok {
-		return r.Resolve(targets)
+	if s.Resolver != nil {
+		return s.Resolver.Resolve(targets)
 	}
 	var out []string
 	for _, t := range targets {
@@ -112,8 +111,8 @@ func (s *Server) statusTargets(w http.ResponseWriter, r *http.Request, resp *Sta
 // signal answers POST /v1/signal/{sig}?target=T...: sig (a name of
 // Signals) to the main process of every app the targets name.
 func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
-	sb, ok := s.Backend.(Signaller)
-	if !ok {
+	sb := s.Signaller
+	if sb == nil {
 		writeError(w, http.StatusNotImplemented, CodeUnavailable, "this supervisor does not send signals")
 		return
 	}

@@ -503,7 +503,9 @@ func (d *Daemon) listenControl(r *running) (*control.Server, error) {
 // returns; GET /v1/metrics serves met's registry, GET /v1/top its series
 // for supctl top (metrics.Metrics.TopHandler).
 func (d *Daemon) serveControl(r *running, srv *control.Server, met *metrics.Metrics) {
-	srv.Backend, srv.Logs = backend{d.manager}, backend{d.manager}
+	b := backend{d.manager}
+	srv.Backend, srv.Logs, srv.Resolver = b, b, b
+	srv.Bulk, srv.Signaller, srv.Rollbacker = b, b, b
 	srv.Errors = errorInbox{&d.inboxes}
 	srv.Metrics = met.ScrapeHandler()
 	srv.Top = met.TopHandler(d.manager, d.routes.Top())

@@ -12,8 +12,10 @@ package errinbox
 
 import (
 	"container/list"
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -167,11 +169,40 @@ func (in *Inbox) WorkerDied(gen int) {
 }
 
 // WorkerDeaths returns how many workers of generation gen timed out or
-// were killed (0 for a generation not among the last kept).
+// were killed (0 for a generation not among the last kept, or a nil Inbox).
 func (in *Inbox) WorkerDeaths(gen int) uint64 {
+	if in == nil {
+		return 0
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.deaths[gen]
+}
+
+// MinNewGroup is how many times an exception group first seen in a canary
+// generation must occur for the canary to be worse (see NewGroups).
+const MinNewGroup = 3
+
+// NewGroups judges a canary generation gen on its exceptions: one phrase
+// ("new exception ValueError: bad (3 times)") per group first seen in gen
+// that occurred at least MinNewGroup times, most recently seen first; nil
+// for none or a nil Inbox.
+func (in *Inbox) NewGroups(gen int) []string {
+	if in == nil {
+		return nil
+	}
+	var out []string
+	for _, g := range in.Groups() {
+		if g.Generation != gen || g.Count < MinNewGroup {
+			continue
+		}
+		what := g.Message
+		if !strings.HasPrefix(what, g.Exception) {
+			what = g.Exception + ": " + what
+		}
+		out = append(out, fmt.Sprintf("new exception %s (%d times)", what, g.Count))
+	}
+	return out
 }
 
 // Groups returns copies of the groups, most recently seen first.

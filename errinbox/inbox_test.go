@@ -233,3 +233,30 @@ func TestWorkerDeathsByGeneration(t *testing.T) {
 		t.Errorf("generation 3 after %d newer: %d worker deaths kept, want 0", maxDeathGens, got)
 	}
 }
+
+// TestNewGroups: a canary generation is worse on the groups first seen in
+// it at least MinNewGroup times, not on groups an older generation had
+// first; a nil inbox judges nothing.
+func TestNewGroups(t *testing.T) {
+	tb := func(typ, fn, msg string) []string {
+		return []string{tracebackHeader, `  File "/srv/app/app.py", line 3, in ` + fn, msg}
+	}
+	in := New(Options{})
+	t0 := time.Unix(0, 0)
+	for i := range MinNewGroup {
+		in.Record(tb("KeyError", "old", "KeyError: 'x'"), 1, t0.Add(time.Duration(i)*time.Second))
+		in.Record(tb("LookupError", "new", "LookupError: gone"), 2, t0.Add(time.Duration(i)*time.Second))
+	}
+	for i := range MinNewGroup - 1 {
+		in.Record(tb("ValueError", "rare", "ValueError: rare"), 2, t0.Add(time.Duration(i)*time.Second))
+	}
+	in.Record(tb("KeyError", "old", "KeyError: 'x'"), 2, t0.Add(time.Minute)) // group of generation 1
+	want := []string{fmt.Sprintf("new exception LookupError: gone (%d times)", MinNewGroup)}
+	if got := in.NewGroups(2); !slices.Equal(got, want) {
+		t.Errorf("NewGroups(2) = %q, want %q", got, want)
+	}
+	var none *Inbox
+	if got := none.NewGroups(2); got != nil || none.WorkerDeaths(2) != 0 {
+		t.Errorf("nil inbox: groups %q, deaths %d", got, none.WorkerDeaths(2))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/gunisup/supervisor/config"
@@ -111,6 +112,28 @@ func Open(app *config.App, held *Held, bpfWhy func() string, logger *slog.Logger
 		logger.Info("listener steering", "app", app.Name, "listener", e.Socket.Spec.Raw, "mode", e.Mode(), "why", whys[i])
 	}
 	return t, nil
+}
+
+// Reopen binds app's listeners again once t, its table, is closed (see
+// Table.Close), into a new table steered as at start (see Open), each TCP
+// listener at the address t's socket was bound at (a configured port 0
+// keeps the port the kernel chose). Errors are Open's.
+func (t *Table) Reopen(app *config.App, bpfWhy func() string, logger *slog.Logger) (*Table, error) {
+	return Open(boundAgain(app, t.Entries()), nil, bpfWhy, logger)
+}
+
+// boundAgain returns a copy of app whose TCP listeners name the address
+// their closed entries were bound at.
+func boundAgain(app *config.App, closed []Entry) *config.App {
+	c := *app
+	c.Listen = slices.Clone(app.Listen)
+	for i := range c.Listen {
+		l := &c.Listen[i]
+		if l.Network == config.NetTCP && i < len(closed) && closed[i].Socket.Spec.Raw == l.Raw {
+			l.Address = closed[i].Socket.Bound
+		}
+	}
+	return &c
 }
 
 // hasTCP reports whether app has a TCP listener.

@@ -49,3 +49,26 @@ func TestOpenTable(t *testing.T) {
 		})
 	}
 }
+
+// TestBoundAgain: a TCP listener is bound again at the address its closed
+// socket had (a configured port 0 keeps its port); a Unix one at its path.
+func TestBoundAgain(t *testing.T) {
+	app := &config.App{Name: "web", Listen: []config.Listener{
+		{Raw: "tcp://127.0.0.1:0", Network: config.NetTCP, Address: "127.0.0.1:0"},
+		{Raw: "unix:///run/web.sock", Network: config.NetUnix, Address: "/run/web.sock"},
+	}}
+	closed := []Entry{
+		{Socket: &Socket{Spec: app.Listen[0], Bound: "127.0.0.1:40123"}},
+		{Socket: &Socket{Spec: app.Listen[1], Bound: "/run/web.sock"}},
+	}
+	got := boundAgain(app, closed)
+	if got.Listen[0].Address != "127.0.0.1:40123" || got.Listen[0].Raw != "tcp://127.0.0.1:0" {
+		t.Errorf("tcp listener: %+v", got.Listen[0])
+	}
+	if got.Listen[1].Address != "/run/web.sock" {
+		t.Errorf("unix listener: %+v", got.Listen[1])
+	}
+	if app.Listen[0].Address != "127.0.0.1:0" {
+		t.Errorf("the configured app changed: %+v", app.Listen[0])
+	}
+}

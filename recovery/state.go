@@ -185,6 +185,29 @@ func CarryOver(st, prev *RunState, tree *proc.Tree) {
 	}
 }
 
+// NewRunState is an empty record of this process: its PID and start time.
+func NewRunState() *RunState {
+	started, _ := proc.StartTime(os.Getpid()) // /proc/self is always readable
+	return &RunState{PID: os.Getpid(), Started: started, Apps: map[string]AppRun{}}
+}
+
+// AddServing records generation id, running release dir with its master
+// pid, as the app's serving generation, its process group (as tree shows
+// it) among the app's groups. A pid of 0 or one tree does not hold adds
+// nothing.
+func (r *AppRun) AddServing(tree *proc.Tree, pid, id int, dir string) {
+	if pid == 0 {
+		return
+	}
+	s, ok := tree.Stat(pid)
+	if !ok {
+		return
+	}
+	g := ProcGroupOf(tree, s.PGRP)
+	r.Groups = append(r.Groups, g)
+	r.Serving = &RunGen{ID: id, Group: g, Dir: dir}
+}
+
 // ProcGroupOf names process group pgid by its leader's start time (0 when
 // the leader has exited).
 func ProcGroupOf(tree *proc.Tree, pgid int) ProcGroup {

@@ -76,6 +76,35 @@ func TestGroupMembersPidReuse(t *testing.T) {
 	}
 }
 
+// TestAddServing: a serving master is recorded with its process group;
+// none (pid 0) or one that is not in the tree adds nothing. NewRunState
+// names this process.
+func TestAddServing(t *testing.T) {
+	tree, err := proc.Scan("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, ok := tree.Stat(os.Getpid())
+	if !ok {
+		t.Fatal("own stat missing")
+	}
+	var run AppRun
+	run.AddServing(tree, os.Getpid(), 3, "/srv/r3")
+	if run.Serving == nil || run.Serving.ID != 3 || run.Serving.Dir != "/srv/r3" || run.Serving.Group.PGID != self.PGRP ||
+		len(run.Groups) != 1 || run.Groups[0] != run.Serving.Group {
+		t.Errorf("serving this process: %+v groups %v", run.Serving, run.Groups)
+	}
+	var none AppRun
+	none.AddServing(tree, 0, 1, "")
+	none.AddServing(tree, 1<<30, 1, "") // above pid_max: never in a tree
+	if none.Serving != nil || none.Groups != nil {
+		t.Errorf("no master: %+v", none)
+	}
+	if st := NewRunState(); st.PID != os.Getpid() || st.Started == 0 || st.Apps == nil {
+		t.Errorf("NewRunState = %+v", st)
+	}
+}
+
 // TestFindOrphans: no record, a record this process wrote (a self-upgrade)
 // and one whose processes are all gone give nothing; a record whose writer
 // still runs is an error; a live group is found.

@@ -124,3 +124,21 @@ func TestCanaryNeedsOld(t *testing.T) {
 		t.Fatalf("err %v, steps %q: want a refusal before anything starts", err, h.steps)
 	}
 }
+
+// TestCanaryViewStatus: status shows the running step's share and
+// elapsed time, then the last judgement once the canary ended.
+func TestCanaryViewStatus(t *testing.T) {
+	var v CanaryView
+	if s := v.Status(); s != "" {
+		t.Fatalf("status before any canary: %q", s)
+	}
+	plan := strategy.Canary{Steps: []float64{0.1, 0.5}, For: time.Minute}
+	v.Set(2, plan, 0.1, time.Now().Add(-3*time.Second), Judgement{Figures: "generation 2 vs 1: requests 10 vs 90"})
+	if s := v.Status(); !strings.HasPrefix(s, "canary: generation 2 gets 10% of new connections, 3s of 1m0s (steps 10%,50%): generation 2 vs 1") {
+		t.Errorf("running: %q", s)
+	}
+	v.Set(2, plan, 0, time.Time{}, Judgement{})
+	if s := v.Status(); !strings.HasPrefix(s, "last canary (generation 2, steps 10%,50%): generation 2 vs 1: requests 10 vs 90") {
+		t.Errorf("ended: %q", s)
+	}
+}

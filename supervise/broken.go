@@ -89,12 +89,12 @@ func (m *Manager) repair(ctx context.Context, cfg *config.App) error {
 }
 
 // applyRepair applies u, a change of an app set aside for its
-// configuration, u.cfg its valid table: a restart on new listeners as
+// configuration, u.App its valid table: a restart on new listeners as
 // applyChange does (the predecessor's generation is stopped, a new one
 // starts), or else repair.
 func (m *Manager) applyRepair(ctx context.Context, u *appUpdate, progress reload.Progress) error {
 	if u.Action != config.ActionRestart {
-		return m.repair(ctx, u.cfg)
+		return m.repair(ctx, u.App)
 	}
 	err := m.applyChange(ctx, u, progress)
 	m.mu.Lock()
@@ -109,10 +109,10 @@ func (m *Manager) applyRepair(ctx context.Context, u *appUpdate, progress reload
 // to errs by app.
 func (m *Manager) repairUnchanged(ctx context.Context, plan []*appUpdate, errs map[string]error) {
 	for _, u := range plan {
-		if u.Change != config.Unchanged || u.cfg == nil || !m.repairs(u.Name) {
+		if u.Change != config.Unchanged || u.App == nil || !m.repairs(u.Name) {
 			continue
 		}
 		u.Change, u.Action = config.Changed, config.ActionReload
-		errs[u.Name] = m.repair(ctx, u.cfg)
+		errs[u.Name] = m.repair(ctx, u.App)
 	}
 }

@@ -3,11 +3,8 @@ package supervise
 import (
 	"context"
 	"fmt"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/gunisup/supervisor/apm"
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/errinbox"
 	"github.com/gunisup/supervisor/listen"
@@ -15,10 +12,6 @@ import (
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
-
-// minNewGroup is how many times an exception group first seen in the
-// canary generation must occur for the canary to be worse.
-const minNewGroup = 3
 
 // canaryEnv is what a canary needs from the owner's environment beyond
 // ownerEnv (the Manager has it; an environment without it refuses
@@ -29,95 +22,34 @@ type canaryEnv interface {
 	canSplit(app string) error
 	splitGen(app string, oldID, newID int, share float64) error
 	judgeGen(app string, oldID, newID int, from time.Time, limits config.CanaryLimits) reload.Judgement
-	canaryView(app string) *canaryView
+	canaryView(app string) *reload.CanaryView
 	// workerDeaths counts the workers of app's generation gen that timed
 	// out or were killed.
 	workerDeaths(app string, gen int) uint64
 }
 
-// canaryView is an app's canary as status shows it: the step running (or
-// the last judgement once it ended). Safe for concurrent use.
-type canaryView struct {
-	mu      sync.Mutex
-	gen     int
-	plan    strategy.Canary
-	share   float64
-	began   time.Time
-	running bool
-	line    string
-}
-
-// set records the step in progress (share 0: the canary ended).
-func (v *canaryView) set(gen int, plan strategy.Canary, share float64, began time.Time, j reload.Judgement) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.gen, v.plan, v.running = gen, plan, share > 0
-	if share > 0 {
-		v.share, v.began = share, began
-	}
-	if j.Figures != "" {
-		v.line = j.Figures
-		if len(j.Worse) > 0 {
-			v.line += fmt.Sprintf("; worse: %v", j.Worse)
-		}
-	}
-}
-
-// status is the canary's line for supctl status ("" before any canary).
-func (v *canaryView) status() string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.line == "" && !v.running {
-		return ""
-	}
-	if !v.running {
-		return fmt.Sprintf("last canary (generation %d, steps %s): %s", v.gen, v.plan.Shares(), v.line)
-	}
-	return fmt.Sprintf("canary: generation %d gets %.0f%% of new connections, %s of %s (steps %s): %s", v.gen, 100*v.share,
-		time.Since(v.began).Round(time.Second), v.plan.For, v.plan.Shares(), v.line)
-}
-
 // managerEnv is the Manager's canaryEnv.
 var _ canaryEnv = managerEnv{}
 
-func (e managerEnv) canSplit(app string) error { return e.m.canSplit(app) }
+// canaryView is app's view in its slot (an app whose owner runs has one).
+func (e managerEnv) canaryView(app string) *reload.CanaryView { return &e.m.slot(app).canary }
 
-func (e managerEnv) splitGen(app string, oldID, newID int, share float64) error {
-	return e.m.splitGen(app, oldID, newID, share)
-}
-
-func (e managerEnv) judgeGen(app string, oldID, newID int, from time.Time, limits config.CanaryLimits) reload.Judgement {
-	return e.m.judgeGen(app, oldID, newID, from, limits)
-}
-
-func (e managerEnv) canaryView(app string) *canaryView { return e.m.canaryView(app) }
-
-func (e managerEnv) workerDeaths(app string, gen int) uint64 { return e.m.workerDeaths(app, gen) }
-
-// canaryView returns app's canary view, made on first use.
-func (m *Manager) canaryView(app string) *canaryView {
-	v, _ := m.canaries.LoadOrStore(app, &canaryView{})
-	return v.(*canaryView)
-}
-
-// canaryStatus is app's canary line for status, "" for none.
-func (m *Manager) canaryStatus(app string) string {
-	if v, ok := m.canaries.Load(app); ok {
-		return v.(*canaryView).status()
-	}
-	return ""
+// workerDeaths is errinbox.Inbox.WorkerDeaths (0 without an inbox).
+func (e managerEnv) workerDeaths(app string, gen int) uint64 {
+	return e.m.errorInbox(app).WorkerDeaths(gen)
 }
 
 // canSplit implements canaryEnv: every listener must be BPF-steered, and
 // route metrics on (the judgement reads them).
-func (m *Manager) canSplit(app string) error {
+func (e managerEnv) canSplit(app string) error {
+	m := e.m
 	es := m.view(app).table.Entries()
 	if len(es) == 0 {
 		return &listen.SplitError{}
 	}
-	for _, e := range es {
-		if e.Mode() != steer.ModeBPF {
-			return &listen.SplitError{Listener: e.Socket.Spec.Raw, Mode: e.Mode()}
+	for _, en := range es {
+		if en.Mode() != steer.ModeBPF {
+			return &listen.SplitError{Listener: en.Socket.Spec.Raw, Mode: en.Mode()}
 		}
 	}
 	if m.routes == nil || m.routes.App(app) == nil {
@@ -127,37 +59,18 @@ func (m *Manager) canSplit(app string) error {
 }
 
 // splitGen implements canaryEnv (see listen.Table.Split).
-func (m *Manager) splitGen(app string, oldID, newID int, share float64) error {
-	return m.view(app).table.Split(oldID, newID, share)
+func (e managerEnv) splitGen(app string, oldID, newID int, share float64) error {
+	return e.m.view(app).table.Split(oldID, newID, share)
 }
 
-// judgeGen implements canaryEnv: the route metrics' verdict (apm.App.Judge
-// with the app's limits) and the exception groups first seen in newID at
-// least minNewGroup times.
-func (m *Manager) judgeGen(app string, oldID, newID int, from time.Time, limits config.CanaryLimits) reload.Judgement {
-	a := m.routes.App(app)
-	if a == nil {
-		return reload.Judgement{Figures: "no route metrics"}
-	}
-	th := apm.Thresholds{ErrorRise: limits.ErrorRise, P99Factor: limits.P99Factor, ApdexDrop: limits.ApdexDrop, MinRequests: uint64(limits.MinRequests)}
-	v, ok := a.Judge(oldID, newID, from, th)
-	if !ok {
-		return reload.Judgement{Worse: []string{fmt.Sprintf("generation %d or %d has no route metrics (exited?)", newID, oldID)}, Final: true}
-	}
+// judgeGen implements canaryEnv: the route metrics' verdict with the app's
+// limits (apm.App.JudgeCanary) and the exception groups first seen in newID
+// (errinbox.Inbox.NewGroups).
+func (e managerEnv) judgeGen(app string, oldID, newID int, from time.Time, limits config.CanaryLimits) reload.Judgement {
+	v := e.m.routes.App(app).JudgeCanary(oldID, newID, from, limits)
 	j := reload.Judgement{Worse: v.Worse, Final: v.Enough, Figures: v.Figures}
-	in := m.errorInbox(app)
-	if in == nil {
-		return j
-	}
-	for _, g := range in.Groups() {
-		if g.Generation == newID && g.Count >= minNewGroup {
-			what := g.Message
-			if !strings.HasPrefix(what, g.Exception) {
-				what = g.Exception + ": " + what
-			}
-			j.Worse = append(j.Worse, fmt.Sprintf("new exception %s (%d times)", what, g.Count))
-			j.Final = true
-		}
+	if groups := e.m.errorInbox(app).NewGroups(newID); len(groups) > 0 {
+		j.Worse, j.Final = append(j.Worse, groups...), true
 	}
 	return j
 }
@@ -168,15 +81,6 @@ func (m *Manager) errorInbox(app string) *errinbox.Inbox {
 		return nil
 	}
 	return m.inbox(app)
-}
-
-// workerDeaths implements canaryEnv (errinbox.Inbox.WorkerDeaths; 0
-// without an inbox).
-func (m *Manager) workerDeaths(app string, gen int) uint64 {
-	if in := m.errorInbox(app); in != nil {
-		return in.WorkerDeaths(gen)
-	}
-	return 0
 }
 
 // minWorkerDeaths is how many workers of the canary generation must die
@@ -221,7 +125,7 @@ func (h *canaryHost) Judged(share float64, began time.Time, j reload.Judgement) 
 	if fresh := h.run.gens(); len(fresh) > 1 {
 		id = fresh[len(fresh)-1].Info().ID
 	}
-	h.env.canaryView(h.a.cfg.Name).set(id, h.plan, share, began, j)
+	h.env.canaryView(h.a.cfg.Name).Set(id, h.plan, share, began, j)
 }
 
 // canaryRefusal says why app cannot run plan with strategy st (nil: it can).

@@ -14,12 +14,12 @@ import (
 // the test sets.
 type deathsEnv struct {
 	deaths map[int]uint64
-	view   canaryView
+	view   reload.CanaryView
 }
 
 func (e *deathsEnv) canSplit(string) error                    { return nil }
 func (e *deathsEnv) splitGen(string, int, int, float64) error { return nil }
-func (e *deathsEnv) canaryView(string) *canaryView            { return &e.view }
+func (e *deathsEnv) canaryView(string) *reload.CanaryView     { return &e.view }
 func (e *deathsEnv) workerDeaths(_ string, gen int) uint64    { return e.deaths[gen] }
 func (e *deathsEnv) judgeGen(string, int, int, time.Time, config.CanaryLimits) reload.Judgement {
 	return reload.Judgement{Figures: "generation 2 vs 1: as good"}
@@ -58,23 +58,5 @@ func TestCanaryWorkerDeaths(t *testing.T) {
 				t.Errorf("worse %q", j.Worse)
 			}
 		})
-	}
-}
-
-// TestCanaryViewStatus: status shows the running step's share and
-// elapsed time, then the last judgement once the canary ended.
-func TestCanaryViewStatus(t *testing.T) {
-	var v canaryView
-	if s := v.status(); s != "" {
-		t.Fatalf("status before any canary: %q", s)
-	}
-	plan := strategy.Canary{Steps: []float64{0.1, 0.5}, For: time.Minute}
-	v.set(2, plan, 0.1, time.Now().Add(-3*time.Second), reload.Judgement{Figures: "generation 2 vs 1: requests 10 vs 90"})
-	if s := v.status(); !strings.HasPrefix(s, "canary: generation 2 gets 10% of new connections, 3s of 1m0s (steps 10%,50%): generation 2 vs 1") {
-		t.Errorf("running: %q", s)
-	}
-	v.set(2, plan, 0, time.Time{}, reload.Judgement{})
-	if s := v.status(); !strings.HasPrefix(s, "last canary (generation 2, steps 10%,50%): generation 2 vs 1: requests 10 vs 90") {
-		t.Errorf("ended: %q", s)
 	}
 }

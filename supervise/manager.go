@@ -92,11 +92,9 @@ type Manager struct {
 	reaper   *proc.Reaper
 	// routes holds the apps' route metrics (nil: none).
 	routes *apm.Set
-	// inbox returns an app's error inbox (nil: none); canaries holds
-	// each app's *canaryView.
-	inbox    func(app string) *errinbox.Inbox
-	canaries sync.Map
-	logger   *slog.Logger
+	// inbox returns an app's error inbox (nil: none).
+	inbox  func(app string) *errinbox.Inbox
+	logger *slog.Logger
 	// stdoutSink is the sink shared by the apps with log = "stdout".
 	stdoutSink io.Writer
 	observer   status.Observer
@@ -240,12 +238,9 @@ func (m *Manager) abandonOpen(err error, restore bool, held *listen.Held) error 
 // CloseSockets closes every held listener and every generation's steered
 // one (at exit).
 func (m *Manager) CloseSockets() {
-	m.closeSteering()
 	for name, v := range m.views() {
-		for _, s := range v.table.Sockets() {
-			if err := s.Close(); err != nil {
-				m.logger.Warn("close listener", "app", name, "err", err)
-			}
+		if err := v.table.Close(); err != nil {
+			m.logger.Warn("close listeners", "app", name, "err", err)
 		}
 	}
 }
@@ -435,10 +430,7 @@ func (m *Manager) Snapshots() []status.AppSnapshot {
 		if st := m.workerStats(s.Name); st != nil {
 			s.WorkersTarget, s.WorkersRecycled = st.Target(), st.Recycled()
 		}
-		s.Comparison = m.comparison(s.Name)
-		if c := m.canaryStatus(s.Name); c != "" {
-			s.Comparison = joinLines(c, s.Comparison)
-		}
+		s.Comparison = joinLines(m.slot(s.Name).canary.Status(), m.comparison(s.Name))
 		m.logReport(&s)
 		out = append(out, s)
 	}
@@ -485,12 +477,11 @@ func (m *Manager) Stop(ctx context.Context) error {
 		// backlog nobody will accept from, to be reset at exit. The paths
 		// stay until every app has stopped: a Gunicorn master unlinks its
 		// socket's name as it stops and fails if the name is gone.
-		for _, s := range m.view(a.cfg.Name).table.Sockets() {
-			if err := s.Shut(); err != nil {
-				m.logger.Warn("close listener", "app", a.cfg.Name, "err", err)
-			}
+		// The steered copies go too (Table.ShutSteering).
+		t := m.view(a.cfg.Name).table
+		if err := errors.Join(t.ShutHeld(), t.ShutSteering()); err != nil {
+			m.logger.Warn("close listeners", "app", a.cfg.Name, "err", err)
 		}
-		m.shutSteered(a.cfg.Name)
 		return a.send(ctx, stopMsg{call: newCall()})
 	})
 	var errs []error

@@ -7,32 +7,23 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/status"
 )
 
 // ordered runs f once for every owner in set, in parallel, except that an
 // owner waits until f has returned for each owner of set it depends on
 // (its after and requires); with reverse, an owner waits for the owners of
-// set that depend on it instead (the order of a stop). It returns each
+// set that depend on it instead (the order of a stop; see config.WaitFor). It returns each
 // owner's error, keyed by app name, once every f has returned.
 func ordered(set []*appOwner, reverse bool, f func(*appOwner) error) map[string]error {
 	done := make(map[string]chan struct{}, len(set))
-	for _, a := range set {
+	apps := make([]*config.App, len(set))
+	for i, a := range set {
 		done[a.cfg.Name] = make(chan struct{})
+		apps[i] = a.cfg
 	}
-	waitFor := make(map[string][]string, len(set))
-	for _, a := range set {
-		for _, d := range a.cfg.Deps() {
-			if _, in := done[d]; !in {
-				continue
-			}
-			if reverse {
-				waitFor[d] = append(waitFor[d], a.cfg.Name)
-			} else {
-				waitFor[a.cfg.Name] = append(waitFor[a.cfg.Name], d)
-			}
-		}
-	}
+	waitFor := config.WaitFor(apps, reverse)
 	var mu sync.Mutex
 	errs := make(map[string]error, len(set))
 	var wg sync.WaitGroup

@@ -130,14 +130,14 @@ func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir s
 
 func (e managerEnv) nextGen(app string) int64 { return e.m.nextGen(app) }
 
-func (e managerEnv) serve(app string, id int) error { return e.m.serveGen(app, id) }
+func (e managerEnv) serve(app string, id int) error { return e.m.view(app).table.Serve(id) }
 
 func (e managerEnv) refuse(app *config.App) { e.m.refuse(app) }
 
 func (e managerEnv) relisten(app *config.App) error { return e.m.relisten(app) }
 
 func (e managerEnv) quiesce(ctx context.Context, app string, id int) {
-	e.m.quiesce(ctx, app, id)
+	e.m.view(app).table.Quiesce(ctx, id, queuePoll)
 }
 
 func (e managerEnv) gated(app string, g generation) {

@@ -1,8 +1,6 @@
 package supervise
 
 import (
-	"slices"
-
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
 )
@@ -38,7 +36,7 @@ func (m *Manager) relisten(app *config.App) error {
 	if !old.Closed() {
 		return nil
 	}
-	t, err := listen.Open(boundAgain(app, old.Entries()), nil, m.bpfWhy, m.logger)
+	t, err := old.Reopen(app, m.bpfWhy, m.logger)
 	if err != nil {
 		return err
 	}
@@ -54,18 +52,4 @@ func (m *Manager) relisten(app *config.App) error {
 	}
 	m.logger.Info("listeners bound again", "app", app.Name)
 	return nil
-}
-
-// boundAgain returns a copy of app whose TCP listeners name the address
-// their closed entries were bound at.
-func boundAgain(app *config.App, closed []listen.Entry) *config.App {
-	c := *app
-	c.Listen = slices.Clone(app.Listen)
-	for i := range c.Listen {
-		l := &c.Listen[i]
-		if l.Network == config.NetTCP && i < len(closed) && closed[i].Socket.Spec.Raw == l.Raw {
-			l.Address = closed[i].Socket.Bound
-		}
-	}
-	return &c
 }

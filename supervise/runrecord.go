@@ -1,8 +1,6 @@
 package supervise
 
 import (
-	"os"
-
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 )
@@ -53,8 +51,7 @@ func (m *Manager) WriteRunState() error {
 // ReleasesState is the run state a clean stop leaves: the apps' remembered
 // releases only (see recovery.RunState.ReleasesOnly), nil when none has any.
 func (m *Manager) ReleasesState() *recovery.RunState {
-	started, _ := proc.StartTime(os.Getpid()) // /proc/self is always readable
-	st := &recovery.RunState{PID: os.Getpid(), Started: started, Apps: map[string]recovery.AppRun{}}
+	st := recovery.NewRunState()
 	for _, a := range m.owners() {
 		st.Apps[a.cfg.Name] = m.factsOf(a.cfg.Name).Of()
 	}
@@ -86,19 +83,12 @@ func (m *Manager) pokeRecord() {
 // cgroups that still hold processes: a generation being swapped out, or
 // orphans not yet drained. tree is one /proc pass.
 func (m *Manager) RunState(prev *recovery.RunState, tree *proc.Tree) *recovery.RunState {
-	started, _ := proc.StartTime(os.Getpid()) // /proc/self is always readable
-	st := &recovery.RunState{PID: os.Getpid(), Started: started, Apps: map[string]recovery.AppRun{}}
+	st := recovery.NewRunState()
 	for _, a := range m.owners() {
 		name := a.cfg.Name
 		run := m.factsOf(name).Of()
 		snap := a.snap.Load()
-		if pid := snap.MasterPID; pid != 0 {
-			if s, ok := tree.Stat(pid); ok {
-				g := recovery.ProcGroupOf(tree, s.PGRP)
-				run.Groups = append(run.Groups, g)
-				run.Serving = &recovery.RunGen{ID: snap.Generation, Group: g, Dir: snap.Release}
-			}
-		}
+		run.AddServing(tree, snap.MasterPID, snap.Generation, snap.Release)
 		v := m.view(name)
 		if g := v.cgroup; g != nil {
 			run.Cgroups = append(run.Cgroups, g.Path)

@@ -11,12 +11,13 @@ import (
 	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
+	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/scale"
 )
 
 // appSlot is everything the Manager holds for one app: its owner, its
-// listen.Table (held sockets and their steering), its log, its cgroup and its generation
-// counter. A slot outlives its app's removal by an update (owner nil,
+// listen.Table (held sockets and their steering), its log, its cgroup, its generation
+// counter and its canary view. A slot outlives its app's removal by an update (owner nil,
 // sockets closed): the log and cgroup stay for the supervisor's life, and
 // an app added again under the name continues its generation numbers.
 //
@@ -47,6 +48,8 @@ type appSlot struct {
 	facts recovery.Facts
 	// workers is what the app's worker controller publishes (atomics).
 	workers scale.Stats
+	// canary is the app's canary as status shows it (own lock).
+	canary reload.CanaryView
 }
 
 // appView is a consistent copy of a slot's fields guarded by Manager.mu.

@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -39,12 +38,6 @@ func (m *Manager) genSockets(app string, id int, use socketUse) ([]int, []*liste
 	return fds, named, nil
 }
 
-// serveGen makes generation id of app receive the new connections of every
-// steered listener; a Unix listener's held socket becomes id's.
-func (m *Manager) serveGen(app string, id int) error {
-	return m.view(app).table.Serve(id)
-}
-
 // releaseGen records that generation id of app exited (see listen.Steering.Release).
 func (m *Manager) releaseGen(app string, id int) {
 	if err := m.view(app).table.Release(id); err != nil {
@@ -57,32 +50,6 @@ func (m *Manager) shareGen(app string, from, to int) {
 	m.view(app).table.Share(from, to)
 }
 
-// queuePoll is how often quiesce reads a retiring generation's queues.
+// queuePoll is how often a retiring generation's queues are read while it
+// quiesces (see listen.Table.Quiesce).
 const queuePoll = 5 * time.Millisecond
-
-// quiesce returns once no connection waits on generation id's own steered
-// sockets (it keeps accepting after the switch until then), or when ctx
-// ends. A socket that cannot be read counts as empty.
-func (m *Manager) quiesce(ctx context.Context, app string, id int) {
-	m.view(app).table.Quiesce(ctx, id, queuePoll)
-}
-
-// closeSteering closes every generation socket and frees the BPF objects.
-func (m *Manager) closeSteering() {
-	for app, v := range m.views() {
-		if err := v.table.CloseSteering(); err != nil {
-			m.logger.Warn("close steered listener", "app", app, "err", err)
-		}
-	}
-}
-
-// shutSteered closes the supervisor's copies of app's generation sockets
-// (at shutdown, as Socket.Shut does for held ones): the generations keep
-// accepting on theirs, and once they have exited new clients are refused
-// instead of waiting in a queue nobody accepts from. The names of Unix
-// sockets stay for their masters to unlink. Safe twice.
-func (m *Manager) shutSteered(app string) {
-	if err := m.view(app).table.ShutSteering(); err != nil {
-		m.logger.Warn("close steered listener", "app", app, "err", err)
-	}
-}

@@ -50,17 +50,19 @@ func (m *Manager) Update(ctx context.Context, next *config.Config, only []string
 	if progress == nil {
 		progress = func(string) {}
 	}
-	cur := m.Config()
-	diff := config.Compare(cur, next)
-	plan, err := planUpdate(diff, next, only)
+	p, err := config.PlanUpdate(m.Config(), next, only)
 	if err != nil {
 		return nil, err
+	}
+	plan := make([]*appUpdate, len(p.Apps))
+	for i, u := range p.Apps {
+		plan[i] = &appUpdate{AppUpdate: u}
 	}
 	if err := m.openForUpdate(plan); err != nil {
 		return nil, err
 	}
 	errs := map[string]error{}
-	m.install(mergeConfig(cur, next, plan, len(diff.Apps)), plan)
+	m.install(p.Merged, plan)
 	m.removeApps(ctx, plan, errs)
 	var changed []*appOwner
 	updates := map[*appOwner]*appUpdate{}
@@ -86,105 +88,21 @@ func (m *Manager) Update(ctx context.Context, next *config.Config, only []string
 	for i, u := range plan {
 		out[i] = UpdateResult{AppDiff: u.AppDiff, Err: errs[u.Name]}
 		if u.Change != config.Unchanged {
-			progress(fmt.Sprintf("%s: %s", u.Name, describe(out[i])))
+			progress(fmt.Sprintf("%s: %s", u.Name, u.Outcome(out[i].Err)))
 		}
 	}
 	return out, nil
 }
 
-// appUpdate is one app's part of an update in progress: its diff entry,
-// its table in the new configuration (nil for a removed app), what
-// openForUpdate opened for it (nil: nothing) and, once install ran, its
-// owner (the one running before the update for a removed or changed app,
-// nil when it had none).
+// appUpdate is one app's part of an update in progress: its plan (its
+// diff entry and its table in the new configuration), what openForUpdate
+// opened for it (nil: nothing) and, once install ran, its owner (the one
+// running before the update for a removed or changed app, nil when it had
+// none).
 type appUpdate struct {
-	config.AppDiff
-	cfg   *config.App
+	config.AppUpdate
 	set   *appSet
 	owner *appOwner
-}
-
-// describe is a one-line account of an app's update result.
-func describe(r UpdateResult) string {
-	s := r.Change.String()
-	if r.Change == config.Changed {
-		s += fmt.Sprintf(" %v: %s", r.Keys, r.Action)
-	}
-	if r.Err != nil {
-		s += ": " + r.Err.Error()
-	}
-	return s
-}
-
-// planUpdate is the update of the apps in only (every app of d when only
-// is empty), in diff order, each with its table in next; a name that is
-// neither in the running configuration nor in the new one is an error
-// wrapping ErrNoSuchApp.
-func planUpdate(d *config.Diff, next *config.Config, only []string) ([]*appUpdate, error) {
-	sel := d.Apps
-	if len(only) > 0 {
-		sel = nil
-		for _, n := range only {
-			i := slices.IndexFunc(d.Apps, func(a config.AppDiff) bool { return a.Name == n })
-			if i < 0 {
-				return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, n)
-			}
-			sel = append(sel, d.Apps[i])
-		}
-	}
-	tables := make(map[string]*config.App, len(next.Apps))
-	for _, a := range next.Apps {
-		tables[a.Name] = a
-	}
-	out := make([]*appUpdate, len(sel))
-	for i, ad := range sel {
-		out[i] = &appUpdate{AppDiff: ad, cfg: tables[ad.Name]}
-	}
-	return out, nil
-}
-
-// mergeConfig is the configuration after applying plan to cur: next's
-// version of each app in plan, cur's of the others; next's groups when
-// plan holds every one of the all apps the diff of cur and next has, else
-// cur's groups without removed apps. The [supervisor] table stays cur's.
-func mergeConfig(cur, next *config.Config, plan []*appUpdate, all int) *config.Config {
-	in := map[string]bool{}
-	for _, u := range plan {
-		in[u.Name] = true
-	}
-	curApps := make(map[string]*config.App, len(cur.Apps))
-	for _, a := range cur.Apps {
-		curApps[a.Name] = a
-	}
-	inNext := make(map[string]bool, len(next.Apps))
-	out := &config.Config{Path: cur.Path, Supervisor: cur.Supervisor}
-	for _, a := range next.Apps {
-		inNext[a.Name] = true
-		switch {
-		case in[a.Name]:
-			out.Apps = append(out.Apps, a)
-		case curApps[a.Name] != nil:
-			out.Apps = append(out.Apps, curApps[a.Name])
-		}
-	}
-	for _, a := range cur.Apps {
-		if !inNext[a.Name] && !in[a.Name] {
-			out.Apps = append(out.Apps, a)
-		}
-	}
-	if len(plan) == all {
-		out.Groups = next.Groups
-		return out
-	}
-	kept := make(map[string]bool, len(out.Apps))
-	for _, a := range out.Apps {
-		kept[a.Name] = true
-	}
-	for _, g := range cur.Groups {
-		g.Apps = slices.DeleteFunc(slices.Clone(g.Apps), func(n string) bool { return !kept[n] })
-		out.Groups = append(out.Groups, g)
-	}
-	return out
 }
 
 // openForUpdate opens the full set of each added app of plan (see openApp)
@@ -197,10 +115,10 @@ func (m *Manager) openForUpdate(plan []*appUpdate) error {
 		var err error
 		switch {
 		case u.Change == config.Added:
-			set, err = m.openApp(u.cfg, nil)
+			set, err = m.openApp(u.App, nil)
 		case u.Change == config.Changed && u.Action == config.ActionRestart:
 			set = &appSet{}
-			set.table, err = listen.Open(u.cfg, nil, m.bpfWhy, m.logger)
+			set.table, err = listen.Open(u.App, nil, m.bpfWhy, m.logger)
 		default:
 			continue
 		}
@@ -226,7 +144,7 @@ func (m *Manager) install(merged *config.Config, plan []*appUpdate) {
 	added := map[string]*appOwner{}
 	for _, u := range plan {
 		if u.Change == config.Added {
-			added[u.Name] = newAppOwner(m, u.cfg)
+			added[u.Name] = newAppOwner(m, u.App)
 		}
 	}
 	m.mu.Lock()
@@ -292,11 +210,11 @@ func (m *Manager) removeApps(ctx context.Context, plan []*appUpdate, errs map[st
 	}
 }
 
-// applyChange gives a changed app its new table u.cfg, then reloads or
+// applyChange gives a changed app its new table u.App, then reloads or
 // restarts it as u.Action says when it is meant to run; u.set holds its
 // new listeners for ActionRestart (the old ones close once it restarted).
 func (m *Manager) applyChange(ctx context.Context, u *appUpdate, progress reload.Progress) error {
-	set, cfg := u.set, u.cfg
+	set, cfg := u.set, u.App
 	if set == nil {
 		set = &appSet{}
 	}

@@ -78,6 +78,10 @@ func serveBackend(t *testing.T, b control.Backend) string {
 	sock := filepath.Join(dir, "c.sock")
 	srv := &control.Server{Backend: b}
 	srv.Errors, _ = b.(control.ErrorInbox) // nil for a backend without inboxes
+	srv.Resolver, _ = b.(control.Resolver)
+	srv.Bulk, _ = b.(control.BulkBackend)
+	srv.Signaller, _ = b.(control.Signaller)
+	srv.Rollbacker, _ = b.(control.Rollbacker)
 	if err := srv.Listen(sock, -1); err != nil {
 		t.Fatal(err)
 	}
