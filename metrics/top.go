@@ -3,7 +3,6 @@ package metrics
 import (
 	"bytes"
 	"fmt"
-	"github.com/gunisup/supervisor/listen/sockdiag"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gunisup/supervisor/config"
+	"github.com/gunisup/supervisor/listen/sockdiag"
 	"github.com/gunisup/supervisor/status"
 )
 

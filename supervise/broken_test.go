@@ -2,12 +2,12 @@ package supervise
 
 import (
 	"context"
-	"github.com/gunisup/supervisor/status"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gunisup/supervisor/gen"
+	"github.com/gunisup/supervisor/status"
 )
 
 // brokenRig runs an owner set aside for its configuration that tracks an

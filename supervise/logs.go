@@ -3,7 +3,6 @@ package supervise
 import (
 	"errors"
 	"fmt"
-	"github.com/gunisup/supervisor/status"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -12,6 +11,7 @@ import (
 	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/logs"
+	"github.com/gunisup/supervisor/status"
 )
 
 // logCloseLimit bounds how long a stopping Manager waits for its apps'

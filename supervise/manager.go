@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gunisup/supervisor/logs"
 	"io"
 	"log/slog"
 	"os"
@@ -21,11 +20,13 @@ import (
 	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/status"
+	"github.com/gunisup/supervisor/upgrade"
 )
 
 // Options are the Manager's collaborators; zero values are usable.
@@ -43,7 +44,7 @@ type Options struct {
 	Sockets map[string][]*listen.Socket
 	// Restore is the state handed over by the previous image across an
 	// in-place re-exec; its generations are adopted instead of started.
-	Restore *Handover
+	Restore *upgrade.Handover
 	// Cgroups, when not nil, holds one cgroup per app (see proc.Cgroups).
 	Cgroups *proc.Cgroups
 	// Orphans are a dead predecessor's processes (see recovery.FindOrphans), nil for

@@ -3,7 +3,6 @@ package supervise
 import (
 	"context"
 	"fmt"
-	"github.com/gunisup/supervisor/proc"
 	"io"
 	"log/slog"
 	"slices"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gen"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/scale"
