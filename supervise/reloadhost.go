@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gunisup/supervisor/proc"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen/steer"
+	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
@@ -38,11 +36,10 @@ type reloadRun struct {
 	// predecessor's orphans.
 	dir      string
 	recovery bool
-	// canary is the plan of a canary reload (see reload.Canary), env its
-	// environment; off for any other.
-	canary       strategy.Canary
-	canaryEnv    canaryEnv
-	canaryLimits config.CanaryLimits
+	// canary is the plan of a canary reload (see reload.Canary), off for
+	// any other; canaryIn is the Manager whose steering and metrics it uses.
+	canary   strategy.Canary
+	canaryIn *Manager
 
 	mu    sync.Mutex
 	fresh []generation // started by the reload (being checked, or aborted)
@@ -84,50 +81,28 @@ func (a *appOwner) reloadRefusal() error {
 // answer messages, and the reload's commit and end come back as messages.
 // m is answered when the reload ends.
 func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
-	if err := a.reloadRefusal(); err != nil {
+	run, err := a.planReload(m)
+	if err != nil {
 		m.reply <- err
 		return
 	}
-	st := a.cfg.Reload.Strategy
-	if m.strategy != nil {
-		var err error
-		if st, err = strategy.For(string(*m.strategy), a.cfg.Kind.String()); err != nil {
-			m.reply <- fmt.Errorf("app %s: strategy: %w", a.cfg.Name, err)
-			return
-		}
-	}
-	if m.byUser && !m.canary.On() && m.strategy == nil {
-		m.canary = a.cfg.Reload.Canary
-	}
-	var cenv canaryEnv
-	if m.canary.On() {
-		var err error
-		if cenv, err = a.canaryRefusal(st); err != nil {
-			m.reply <- err
-			return
-		}
-	}
 	cctx, cancel := context.WithCancelCause(ctx)
-	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout+time.Duration(len(m.canary.Steps))*m.canary.For)
-	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: st, old: a.gen, dir: m.dir, recovery: m.recovery,
-		canary: m.canary, canaryEnv: cenv, canaryLimits: a.cfg.Reload.CanaryLimits}
+	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout+time.Duration(len(run.canary.Steps))*run.canary.For)
+	run.cancel = cancel
 	a.reload = run
 	a.env.changed()
-	progress := m.progress
-	if progress == nil {
-		progress = func(string) {}
-	}
 	logger := a.env.log()
 	logged := func(msg string) {
 		logger.Info("reload", "app", a.cfg.Name, "phase", msg)
-		progress(msg)
+		if m.progress != nil {
+			m.progress(msg)
+		}
 	}
 	go func() {
 		defer cancel(nil)
 		defer stop()
-		h := &host{a: a, ctx: ctx, run: run}
-		err := a.runChange(rctx, h, st, m.release, logged)
-		res := reloadResult(run, err)
+		err := a.runChange(rctx, &host{a: a, ctx: ctx, run: run}, m.release, logged)
+		res := reload.ResultOf(run.strategy.String(), run.started, err)
 		// The owner records the result before the caller hears of it.
 		if serr := a.send(context.WithoutCancel(ctx), reloadDoneMsg{call: newCall(), run: run, result: res}); serr != nil {
 			logger.Warn("reload result not recorded", "app", a.cfg.Name, "err", serr)
@@ -136,10 +111,29 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 	}()
 }
 
-// reloadResult describes how run ended with err.
-func reloadResult(run *reloadRun, err error) *reload.Result {
-	outcome, reason := reload.OutcomeOf(err)
-	return &reload.Result{Strategy: run.strategy.String(), Result: outcome, Reason: reason, Started: run.started, Duration: time.Since(run.started)}
+// planReload returns the run m asks for (its cancel unset), or why it
+// cannot begin: the strategy is m's, or the app's; a user's reload
+// without either runs the app's configured canary.
+func (a *appOwner) planReload(m reloadMsg) (*reloadRun, error) {
+	if err := a.reloadRefusal(); err != nil {
+		return nil, err
+	}
+	run := &reloadRun{started: time.Now(), strategy: a.cfg.Reload.Strategy, old: a.gen, dir: m.dir, recovery: m.recovery, canary: m.canary}
+	if m.strategy != nil {
+		var err error
+		if run.strategy, err = strategy.For(string(*m.strategy), a.cfg.Kind.String()); err != nil {
+			return nil, fmt.Errorf("app %s: strategy: %w", a.cfg.Name, err)
+		}
+	} else if m.byUser && !m.canary.On() {
+		run.canary = a.cfg.Reload.Canary
+	}
+	if run.canary.On() {
+		var err error
+		if run.canaryIn, err = a.canaryRefusal(run.strategy); err != nil {
+			return nil, err
+		}
+	}
+	return run, nil
 }
 
 // runChange runs the reload (runReload) of h's run between the two
@@ -147,11 +141,12 @@ func reloadResult(run *reloadRun, err error) *reload.Result {
 // ended. A deploy that cannot be recorded does not begin: after the
 // supervisor's death its successor would not know that the link points at
 // an unchecked release.
-func (a *appOwner) runChange(ctx context.Context, h *host, st strategy.Strategy, release string, progress reload.Progress) error {
-	c, err := a.change(release, h.run.dir)
+func (a *appOwner) runChange(ctx context.Context, h *host, release string, progress reload.Progress) error {
+	target, previous, err := reload.Targets(a.cfg.Directory, release, h.run.dir)
 	if err != nil {
 		return err
 	}
+	c := &recovery.RunChange{Deploy: release != "", Link: a.cfg.Directory, Target: target, Previous: previous}
 	if err := a.env.recordChange(a.cfg.Name, c); err != nil {
 		if c.Deploy {
 			return fmt.Errorf("deploy %s: recording it in run_dir: %w", release, err)
@@ -163,50 +158,30 @@ func (a *appOwner) runChange(ctx context.Context, h *host, st strategy.Strategy,
 			a.env.log().Warn("recovery record", "app", a.cfg.Name, "err", err)
 		}
 	}()
-	return a.runReload(ctx, h, st, h.run.old, c, progress)
-}
-
-// change describes the deploy of release ("": a reload of dir, or of the
-// app's directory as it resolves now) for the run state.
-func (a *appOwner) change(release, dir string) (*recovery.RunChange, error) {
-	c := &recovery.RunChange{Deploy: release != "", Link: a.cfg.Directory, Target: dir}
-	if release == "" {
-		if dir == "" && a.cfg.Directory != "" {
-			c.Target, _ = reload.ResolveDir(a.cfg.Directory) // "" when it does not resolve: the spawn says why
-		}
-		return c, nil
-	}
-	abs, err := filepath.Abs(release)
-	if err != nil {
-		return nil, fmt.Errorf("deploy %s: %w", release, err)
-	}
-	c.Target = abs
-	if c.Previous, err = reload.ReadLink(a.cfg.Directory); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return a.runReload(ctx, h, c, progress)
 }
 
 // runReload points the release link (a deploy: c.Deploy), runs the strategy
 // reload.Choose picks, and points the link back when the new release did
 // not take over.
-func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy, old generation, c *recovery.RunChange, progress reload.Progress) error {
+func (a *appOwner) runReload(ctx context.Context, h *host, c *recovery.RunChange, progress reload.Progress) error {
 	var previous string
 	if c.Deploy {
-		abs := c.Target
-		prev, err := reload.PointLink(a.cfg.Directory, abs)
+		prev, err := reload.PointLink(a.cfg.Directory, c.Target)
 		if err != nil {
 			return err
 		}
 		previous = prev
-		progress(fmt.Sprintf("pointed %s at %s (was %s)", a.cfg.Directory, abs, prev))
+		progress(fmt.Sprintf("pointed %s at %s (was %s)", a.cfg.Directory, c.Target, prev))
 	}
-	st, why := reload.Choose(st, a.linkFacts(old.Info()))
+	old := h.run.old
+	f := a.linkFacts(old)
+	st, why := reload.Choose(h.run.strategy, f)
 	if why != "" {
 		progress(fmt.Sprintf("%s: %s", old, why))
 	}
-	if st.ReExec() && a.steeredApp() {
-		progress(reExecUngated(st))
+	if note := f.Ungated(st); note != "" {
+		progress(note)
 	}
 	_, err := runSteps(ctx, st, h, old, progress)
 	if err == nil && !h.compareDue.IsZero() {
@@ -223,13 +198,6 @@ func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy,
 	return err
 }
 
-// reExecUngated is the progress line of an in-place re-exec reload (usr2) of
-// an app with steered listeners: what its gate does and does not protect.
-func reExecUngated(s strategy.Strategy) string {
-	return fmt.Sprintf("%s: the new master inherits the serving sockets, so its workers take connections as soon as they boot; "+
-		"the gate decides only whether the old master is drained or the new one stopped (use %s to keep traffic from an unchecked generation)", s, s.Fallback())
-}
-
 // steeredApp reports whether any of the app's listeners is steered (BPF or rename).
 func (a *appOwner) steeredApp() bool {
 	for _, l := range a.env.listeners(a.cfg.Name) {
@@ -240,46 +208,60 @@ func (a *appOwner) steeredApp() bool {
 	return false
 }
 
-// linkFacts describes the app's release link and a generation for reload.Choose.
-func (a *appOwner) linkFacts(g gen.Info) reload.Facts {
-	return linkFacts(a.cfg, g.Dir, g.FollowsLink)
-}
-
-// linkFacts describes app's release link and a generation running in runsIn;
-// a link that does not resolve now counts as none.
-func linkFacts(app *config.App, runsIn string, follows bool) reload.Facts {
-	f := reload.Facts{RunsIn: runsIn, FollowsLink: follows}
-	if app.Directory == "" {
-		return f
-	}
-	if target, err := reload.ResolveDir(app.Directory); err == nil {
-		f.Link, f.LinkTarget = app.Directory, target
-	}
+// linkFacts describes the app's release link, its listeners and its
+// generation g for reload.Choose.
+func (a *appOwner) linkFacts(g generation) reload.Facts {
+	gi := g.Info()
+	f := linkFacts(a.cfg, gi.Dir, gi.FollowsLink)
+	f.Steered = a.steeredApp()
 	return f
 }
 
-// commit makes g, started by run, the tracked generation (Running). It is
-// refused when run was abandoned (stop, restart) or the tracked generation
-// is neither the one run replaces nor one run committed before: a
-// generation is never replaced without its reload stopping it.
-func (a *appOwner) commit(run *reloadRun, g generation) error {
-	switch {
-	case run != a.reload || run.abandoned || a.state == status.Stopping:
-		return fmt.Errorf("app %s: reload cancelled by a stop or restart", a.cfg.Name)
-	case a.gen != nil && a.gen != run.old && a.gen != run.committed:
-		return fmt.Errorf("app %s: the serving generation changed during the reload", a.cfg.Name)
+// linkFacts is reload.LinkFacts of app's release link.
+func linkFacts(app *config.App, runsIn string, follows bool) reload.Facts {
+	return reload.LinkFacts(app.Directory, runsIn, follows)
+}
+
+// standing describes run to the refusals of its commit and keep (see
+// reload.Standing).
+func (a *appOwner) standing(run *reloadRun) reload.Standing {
+	s := reload.Standing{App: a.cfg.Name, Cancelled: run != a.reload || run.abandoned || a.state == status.Stopping,
+		Recovery: run.recovery, Window: a.cfg.Reload.KeepPrevious > 0, Steered: a.steeredApp()}
+	switch a.gen {
+	case nil:
+		s.Serving = reload.ServingNone
+	case run.committed:
+		s.Serving = reload.ServingNew
+	case run.old:
+		s.Serving = reload.ServingOld
 	}
-	if err := a.env.serve(a.cfg.Name, g.Info().ID); err != nil {
-		return fmt.Errorf("app %s: switching to %s: %w", a.cfg.Name, g, err)
+	return s
+}
+
+// commit makes g, started by run, the tracked generation (Running), unless
+// the run's standing refuses it (see reload.Standing.CommitRefusal).
+func (a *appOwner) commit(run *reloadRun, g generation) error {
+	if err := a.standing(run).CommitRefusal(); err != nil {
+		return err
+	}
+	if err := a.takeOver(g, "switching to"); err != nil {
+		return err
 	}
 	run.committed = g
+	return nil
+}
+
+// takeOver steers the app's new connections to g and makes it the
+// tracked, Running, healthy generation; the error (doing names the step)
+// leaves the owner's state as it was.
+func (a *appOwner) takeOver(g generation, doing string) error {
+	if err := a.env.serve(a.cfg.Name, g.Info().ID); err != nil {
+		return fmt.Errorf("app %s: %s %s: %w", a.cfg.Name, doing, g, err)
+	}
 	a.env.gated(a.cfg.Name, g)
 	a.cancelReady()
 	a.cancelTimer()
-	a.gen = g
-	a.state = status.Running
-	a.health = healthState{healthy: true}
-	a.message = ""
+	a.gen, a.state, a.health, a.message = g, status.Running, healthState{healthy: true}, ""
 	return nil
 }
 
@@ -373,16 +355,12 @@ func (h *host) Commit(ctx context.Context, g reload.Gen) error {
 	return err
 }
 
-// Drain stops g gracefully. A generation with steered sockets first keeps
-// accepting until no connection waits on them (within stop_timeout). For an
+// Drain stops g gracefully (see appOwner.stopGen, draining). For an
 // exclusive strategy (restart) Drain returns only once nothing of g's tree
 // runs (a singleton's child may hold its lock).
 func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 	g := asGen(rg)
-	qctx, cancel := context.WithTimeout(ctx, h.a.cfg.StopTimeout)
-	h.a.env.quiesce(qctx, h.a.cfg.Name, g.Info().ID)
-	cancel()
-	_, err := g.Stop(ctx, h.a.stopSignal(), h.a.cfg.StopTimeout)
+	err := h.a.stopGen(ctx, g, true)
 	if h.run.strategy.Exclusive() {
 		h.a.env.endTree(g)
 	}
@@ -411,21 +389,15 @@ func (h *host) Abort(rg reload.Gen) error {
 }
 
 // Keep asks the owner to keep old for a rollback (see keepMsg).
-func (h *host) Keep(ctx context.Context, old reload.Gen) (bool, string) {
+func (h *host) Keep(ctx context.Context, old reload.Gen) error {
 	err := h.a.send(ctx, keepMsg{call: newCall(), run: h.run, gen: asGen(old)})
-	switch {
-	case err == nil:
+	if err == nil {
 		h.a.env.recordNow(h.a.cfg.Name)
-		return true, ""
-	case errors.Is(err, errNoWindow):
-		return false, ""
 	}
-	return false, err.Error()
+	return err
 }
 
 func (h *host) Dir(g reload.Gen) string { return asGen(g).Info().Dir }
-
-func (h *host) Tail(g reload.Gen) []string { return asGen(g).Tail() }
 
 // USR2 implements reload.Host through the Manager's USR2 mechanics.
 func (h *host) USR2(ctx context.Context, old reload.Gen) (reload.Gen, error) {
