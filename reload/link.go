@@ -135,3 +135,24 @@ func PointBack(link, release string) (previous string, moved bool, err error) {
 	}
 	return previous, true, nil
 }
+
+// Deploy points link at target, runs steps, and points link back at its
+// previous target when steps fail; progress hears of each move. It
+// returns PointLink's error (nothing ran), or steps' error joined with
+// the failure to point back.
+func Deploy(link, target string, progress Progress, steps func() error) error {
+	previous, err := PointLink(link, target)
+	if err != nil {
+		return err
+	}
+	progress(fmt.Sprintf("pointed %s at %s (was %s)", link, target, previous))
+	if err = steps(); err == nil {
+		return nil
+	}
+	if _, perr := PointLink(link, previous); perr != nil {
+		progress(fmt.Sprintf("error: pointing %s back at %s: %v", link, previous, perr))
+		return errors.Join(err, perr)
+	}
+	progress(fmt.Sprintf("pointed %s back at %s", link, previous))
+	return err
+}

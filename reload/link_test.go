@@ -1,6 +1,7 @@
 package reload
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,6 +150,44 @@ func TestPointBack(t *testing.T) {
 			}
 			if got != want {
 				t.Errorf("current -> %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestDeploy: the link points at the release while the steps run, stays
+// there when they succeed and points back when they fail; a release that
+// cannot be pointed at runs nothing.
+func TestDeploy(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tt := range []struct {
+		name, release string
+		stepsErr      error
+		ran           bool
+		want          string // the link's target after
+		err           error
+	}{
+		{"taken over", "b", nil, true, "b", nil},
+		{"failed", "b", boom, true, "a", boom},
+		{"release gone", "nope", nil, false, "a", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := releases(t)
+			link := filepath.Join(dir, "current")
+			var ran bool
+			var lines []string
+			err := Deploy(link, filepath.Join(dir, tt.release), func(s string) { lines = append(lines, s) }, func() error {
+				ran = true
+				if got, _ := os.Readlink(link); got != filepath.Join(dir, tt.release) {
+					t.Errorf("during the steps the link points at %q", got)
+				}
+				return tt.stepsErr
+			})
+			if ran != tt.ran || (tt.err != nil && !errors.Is(err, tt.err)) || (err == nil) != (tt.ran && tt.err == nil) {
+				t.Errorf("Deploy: ran %v, err %v; want ran %v, err %v", ran, err, tt.ran, tt.err)
+			}
+			if got, _ := os.Readlink(link); got != filepath.Join(dir, tt.want) {
+				t.Errorf("link -> %q after, want %q (progress %q)", got, filepath.Join(dir, tt.want), lines)
 			}
 		})
 	}

@@ -6,17 +6,15 @@ import (
 	"time"
 
 	"github.com/gunisup/supervisor/errinbox"
-	"github.com/gunisup/supervisor/listen"
-	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 )
 
-// canaryHost is the reload.CanaryHost of one canary reload: host, plus
+// canaryHost is the reload.CanaryHost of one canary reload: the run, plus
 // the app's steering split, judgement and status view, looked up in the
 // Manager m at each call.
 type canaryHost struct {
-	*host
+	*reloadRun
 	m *Manager
 }
 
@@ -46,21 +44,15 @@ func (h canaryHost) WorkerDeaths(g reload.Gen) uint64 {
 
 // Judged implements reload.CanaryHost: the app's view in its slot.
 func (h canaryHost) Judged(g reload.Gen, share float64, began time.Time, j reload.Judgement) {
-	h.m.slot(h.a.cfg.Name).canary.Set(asGen(g).Info().ID, h.run.canary, share, began, j)
+	h.m.slot(h.a.cfg.Name).canary.Set(asGen(g).Info().ID, h.canary, share, began, j)
 }
 
-// canSplit returns nil when app can run a canary: every listener
-// BPF-steered (a *listen.SplitError otherwise) and route metrics on (the
-// judgement reads them).
+// canSplit returns nil when app can run a canary: every listener can
+// split by weight (see listen.Table.CanSplit) and route metrics are on
+// (the judgement reads them).
 func (m *Manager) canSplit(app string) error {
-	es := m.view(app).table.Entries()
-	if len(es) == 0 {
-		return &listen.SplitError{}
-	}
-	for _, en := range es {
-		if en.Mode() != steer.ModeBPF {
-			return &listen.SplitError{Listener: en.Socket.Spec.Raw, Mode: en.Mode()}
-		}
+	if err := m.view(app).table.CanSplit(); err != nil {
+		return err
 	}
 	if m.routes == nil || m.routes.App(app) == nil {
 		return fmt.Errorf("the canary is judged on route metrics: set route_metrics = true in [app.%s]", app)
@@ -92,13 +84,13 @@ func (a *appOwner) canaryRefusal(st strategy.Strategy) (*Manager, error) {
 	return env.m, nil
 }
 
-// runSteps runs the reload of h's run: a canary (reload.Canary) when its
-// plan is on, the strategy's steps (reload.Run) otherwise.
-func runSteps(ctx context.Context, st strategy.Strategy, h *host, old generation, progress reload.Progress) (reload.Gen, error) {
-	if !h.run.canary.On() {
-		return reload.Run(ctx, st, h, old, progress)
+// runSteps runs the reload run: a canary (reload.Canary) when its plan is
+// on, the steps of strategy st (reload.Run) otherwise.
+func runSteps(ctx context.Context, st strategy.Strategy, run *reloadRun, progress reload.Progress) (reload.Gen, error) {
+	if !run.canary.On() {
+		return reload.Run(ctx, st, run, run.old, progress)
 	}
-	return reload.Canary(ctx, canaryHost{host: h, m: h.run.canaryIn}, old, h.run.canary, progress)
+	return reload.Canary(ctx, canaryHost{reloadRun: run, m: run.canaryIn}, run.old, run.canary, progress)
 }
 
 // joinLines joins the non-empty lines of a status field with "; ".

@@ -132,9 +132,9 @@ func (a *appOwner) onKeptEnd(ctx context.Context, g generation, expired bool) {
 // the kept one replaces. reload.ErrNothingKept when none is kept.
 func (a *appOwner) onRollback(ctx context.Context, m rollbackMsg) error {
 	k := a.kept
-	switch {
-	case a.reload != nil:
-		return fmt.Errorf("%w: app %s: a %s reload is in progress", ErrBusy, a.cfg.Name, a.reload.strategy)
+	switch err := a.busy(); {
+	case err != nil:
+		return err
 	case k == nil || k.gen.Exited():
 		return fmt.Errorf("app %s: %w", a.cfg.Name, reload.ErrNothingKept)
 	case a.gen == nil || a.state != status.Running:

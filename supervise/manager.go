@@ -395,9 +395,6 @@ func (m *Manager) reloadOrDeploy(ctx context.Context, name string, strategy *str
 	if err != nil {
 		return err
 	}
-	if progress == nil {
-		progress = func(string) {}
-	}
 	plan, _ := reload.CanaryOf(ctx)
 	return a.send(ctx, reloadMsg{call: newCall(), strategy: strategy, release: release, progress: progress, canary: plan, byUser: true})
 }

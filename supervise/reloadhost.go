@@ -2,7 +2,6 @@ package supervise
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -18,9 +17,12 @@ import (
 	"github.com/gunisup/supervisor/status"
 )
 
-// reloadRun is one reload in progress. The owner goroutine sets abandoned;
-// the reload's goroutine records the generations it started.
+// reloadRun is one reload in progress of owner a, and the reload.Host its
+// steps run through. The owner goroutine sets abandoned and committed; the
+// reload's goroutine records the generations it started and compareDue.
 type reloadRun struct {
+	a        *appOwner
+	ctx      context.Context // the manager's: generations outlive the reload's ctx
 	cancel   context.CancelCauseFunc
 	started  time.Time
 	strategy strategy.Strategy
@@ -40,6 +42,9 @@ type reloadRun struct {
 	// any other; canaryIn is the Manager whose steering and metrics it uses.
 	canary   strategy.Canary
 	canaryIn *Manager
+	// compareDue is when the comparison its commit started ends (zero:
+	// none).
+	compareDue time.Time
 
 	mu    sync.Mutex
 	fresh []generation // started by the reload (being checked, or aborted)
@@ -66,13 +71,10 @@ func (r *reloadRun) gens() []generation {
 	return append([]generation{r.old}, r.fresh...)
 }
 
-// reloadRefusal says why a reload cannot begin now, or nil.
-func (a *appOwner) reloadRefusal() error {
+// busy says which reload is in progress (ErrBusy), or nil for none.
+func (a *appOwner) busy() error {
 	if r := a.reload; r != nil {
 		return fmt.Errorf("%w: app %s: a %s reload is in progress (started %s ago)", ErrBusy, a.cfg.Name, r.strategy, time.Since(r.started).Round(time.Millisecond))
-	}
-	if a.gen == nil || (a.state != status.Running && a.state != status.Starting) {
-		return fmt.Errorf("%w: app %s is %s; start it first", ErrNotRunning, a.cfg.Name, a.state)
 	}
 	return nil
 }
@@ -81,7 +83,7 @@ func (a *appOwner) reloadRefusal() error {
 // answer messages, and the reload's commit and end come back as messages.
 // m is answered when the reload ends.
 func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
-	run, err := a.planReload(m)
+	run, err := a.planReload(ctx, m)
 	if err != nil {
 		m.reply <- err
 		return
@@ -101,7 +103,7 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 	go func() {
 		defer cancel(nil)
 		defer stop()
-		err := a.runChange(rctx, &host{a: a, ctx: ctx, run: run}, m.release, logged)
+		err := a.runChange(rctx, run, m.release, logged)
 		res := reload.ResultOf(run.strategy.String(), run.started, err)
 		// The owner records the result before the caller hears of it.
 		if serr := a.send(context.WithoutCancel(ctx), reloadDoneMsg{call: newCall(), run: run, result: res}); serr != nil {
@@ -112,13 +114,18 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 }
 
 // planReload returns the run m asks for (its cancel unset), or why it
-// cannot begin: the strategy is m's, or the app's; a user's reload
-// without either runs the app's configured canary.
-func (a *appOwner) planReload(m reloadMsg) (*reloadRun, error) {
-	if err := a.reloadRefusal(); err != nil {
+// cannot begin: another runs (ErrBusy), no generation serves
+// (ErrNotRunning), or its strategy or canary is refused. The strategy is
+// m's, or the app's; a user's reload without either runs the app's
+// configured canary.
+func (a *appOwner) planReload(ctx context.Context, m reloadMsg) (*reloadRun, error) {
+	if err := a.busy(); err != nil {
 		return nil, err
 	}
-	run := &reloadRun{started: time.Now(), strategy: a.cfg.Reload.Strategy, old: a.gen, dir: m.dir, recovery: m.recovery, canary: m.canary}
+	if a.gen == nil || (a.state != status.Running && a.state != status.Starting) {
+		return nil, fmt.Errorf("%w: app %s is %s; start it first", ErrNotRunning, a.cfg.Name, a.state)
+	}
+	run := &reloadRun{a: a, ctx: ctx, started: time.Now(), strategy: a.cfg.Reload.Strategy, old: a.gen, dir: m.dir, recovery: m.recovery, canary: m.canary}
 	if m.strategy != nil {
 		var err error
 		if run.strategy, err = strategy.For(string(*m.strategy), a.cfg.Kind.String()); err != nil {
@@ -136,13 +143,15 @@ func (a *appOwner) planReload(m reloadMsg) (*reloadRun, error) {
 	return run, nil
 }
 
-// runChange runs the reload (runReload) of h's run between the two
-// records of it in the run state: before anything moves, and once it has
-// ended. A deploy that cannot be recorded does not begin: after the
-// supervisor's death its successor would not know that the link points at
-// an unchecked release.
-func (a *appOwner) runChange(ctx context.Context, h *host, release string, progress reload.Progress) error {
-	target, previous, err := reload.Targets(a.cfg.Directory, release, h.run.dir)
+// runChange runs the reload run (runReload) between the two records of
+// it in the run state: before anything moves, and once it has ended. A
+// deploy (release != "") points the release link at release first and
+// back when the new release did not take over (see reload.Deploy); one
+// that cannot be recorded does not begin: after the supervisor's death
+// its successor would not know that the link points at an unchecked
+// release.
+func (a *appOwner) runChange(ctx context.Context, run *reloadRun, release string, progress reload.Progress) error {
+	target, previous, err := reload.Targets(a.cfg.Directory, release, run.dir)
 	if err != nil {
 		return err
 	}
@@ -158,42 +167,30 @@ func (a *appOwner) runChange(ctx context.Context, h *host, release string, progr
 			a.env.log().Warn("recovery record", "app", a.cfg.Name, "err", err)
 		}
 	}()
-	return a.runReload(ctx, h, c, progress)
+	steps := func() error { return a.runReload(ctx, run, progress) }
+	if c.Deploy {
+		return reload.Deploy(a.cfg.Directory, target, progress, steps)
+	}
+	return steps()
 }
 
-// runReload points the release link (a deploy: c.Deploy), runs the strategy
-// reload.Choose picks, and points the link back when the new release did
-// not take over.
-func (a *appOwner) runReload(ctx context.Context, h *host, c *recovery.RunChange, progress reload.Progress) error {
-	var previous string
-	if c.Deploy {
-		prev, err := reload.PointLink(a.cfg.Directory, c.Target)
-		if err != nil {
-			return err
-		}
-		previous = prev
-		progress(fmt.Sprintf("pointed %s at %s (was %s)", a.cfg.Directory, c.Target, prev))
-	}
-	old := h.run.old
-	f := a.linkFacts(old)
-	st, why := reload.Choose(h.run.strategy, f)
+// runReload runs run with the strategy reload.Choose picks for it (as a
+// canary when its plan is on: see runSteps) and returns the steps' error.
+func (a *appOwner) runReload(ctx context.Context, run *reloadRun, progress reload.Progress) error {
+	gi := run.old.Info()
+	f := linkFacts(a.cfg, gi.Dir, gi.FollowsLink)
+	f.Steered = a.steeredApp()
+	st, why := reload.Choose(run.strategy, f)
 	if why != "" {
-		progress(fmt.Sprintf("%s: %s", old, why))
+		progress(fmt.Sprintf("%s: %s", run.old, why))
 	}
 	if note := f.Ungated(st); note != "" {
 		progress(note)
 	}
-	_, err := runSteps(ctx, st, h, old, progress)
-	if err == nil && !h.compareDue.IsZero() {
-		in := max(time.Until(h.compareDue), 0).Round(time.Second)
+	_, err := runSteps(ctx, st, run, progress)
+	if err == nil && !run.compareDue.IsZero() {
+		in := max(time.Until(run.compareDue), 0).Round(time.Second)
 		progress(fmt.Sprintf("comparison in %s: supctl status %s", in, a.cfg.Name))
-	}
-	if err != nil && previous != "" {
-		if _, perr := reload.PointLink(a.cfg.Directory, previous); perr != nil {
-			progress(fmt.Sprintf("error: pointing %s back at %s: %v", a.cfg.Directory, previous, perr))
-			return errors.Join(err, perr)
-		}
-		progress(fmt.Sprintf("pointed %s back at %s", a.cfg.Directory, previous))
 	}
 	return err
 }
@@ -206,15 +203,6 @@ func (a *appOwner) steeredApp() bool {
 		}
 	}
 	return false
-}
-
-// linkFacts describes the app's release link, its listeners and its
-// generation g for reload.Choose.
-func (a *appOwner) linkFacts(g generation) reload.Facts {
-	gi := g.Info()
-	f := linkFacts(a.cfg, gi.Dir, gi.FollowsLink)
-	f.Steered = a.steeredApp()
-	return f
 }
 
 // linkFacts is reload.LinkFacts of app's release link.
@@ -296,61 +284,56 @@ func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *reload.R
 	}
 }
 
-// host implements reload.Host for one app's reload run.
-type host struct {
-	a   *appOwner
-	ctx context.Context // the manager's: generations outlive the reload's ctx
-	run *reloadRun
-	// compareDue is when the comparison its commit started ends (zero:
-	// none).
-	compareDue time.Time
-}
-
 func asGen(g reload.Gen) generation { return g.(generation) }
 
-func (h *host) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
-	cfg := h.a.cfg
+func (r *reloadRun) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
+	cfg := r.a.cfg
 	if dir == "" {
-		dir = h.run.dir
+		dir = r.dir
 	}
-	id := int(h.a.env.nextGen(cfg.Name))
-	g, err := h.a.env.spawnGen(h.ctx, cfg, id, dir, cfg.Reload.Strategy, useOwn)
+	id := int(r.a.env.nextGen(cfg.Name))
+	g, err := r.a.env.spawnGen(r.ctx, cfg, id, dir, cfg.Reload.Strategy, useOwn)
 	if err != nil {
 		return nil, err
 	}
-	h.run.add(g)
+	r.add(g)
 	return g, nil
 }
 
 // Ready gates g: healthy_after passes in a row (one answer without a
 // check), within start_timeout as well as the reload's own deadline, and
 // rejected at once after unhealthy_after answered failures in a row.
-func (h *host) Ready(ctx context.Context, g reload.Gen) error {
+func (r *reloadRun) Ready(ctx context.Context, g reload.Gen) error {
 	passes := 1
-	if h.a.cfg.Health.Enabled {
-		passes = h.a.cfg.Health.HealthyAfter
+	if r.a.cfg.Health.Enabled {
+		passes = r.a.cfg.Health.HealthyAfter
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.a.cfg.StartTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.a.cfg.StartTimeout)
 	defer cancel()
-	return h.a.probe.ready(ctx, asGen(g), passes)
+	return r.a.probe.ready(ctx, asGen(g), passes)
 }
 
-// Commit asks the owner to track g. Once the owner has the message its
-// answer is the verdict, whatever ctx does meanwhile: a commit it accepted
-// must never be reported (and undone) as failed.
-func (h *host) Commit(ctx context.Context, g reload.Gen) error {
-	m := commitMsg{call: newCall(), run: h.run, gen: asGen(g)}
-	if err := h.a.post(ctx, m); err != nil {
+// Commit asks the owner to track g (see appOwner.commit).
+func (r *reloadRun) Commit(ctx context.Context, g reload.Gen) error {
+	err := r.ask(ctx, commitMsg{call: newCall(), run: r, gen: asGen(g)})
+	if err == nil && r.old != nil {
+		if w := r.a.env.swapped(r.a.cfg.Name, r.old.Info().ID, asGen(g).Info().ID); w > 0 {
+			r.compareDue = time.Now().Add(w)
+		}
+	}
+	return err
+}
+
+// ask sends m, a step of the run, to the owner. Once the owner has it its
+// answer is the verdict, whatever ctx does: a step it took is never
+// reported (and undone) as failed. The run state is written once it took.
+func (r *reloadRun) ask(ctx context.Context, m message) error {
+	if err := r.a.post(ctx, m); err != nil {
 		return err
 	}
-	err := <-m.reply
+	err := <-m.replyTo()
 	if err == nil {
-		h.a.env.recordNow(h.a.cfg.Name) // a successor recovers to g's release
-		if h.run.old != nil {
-			if w := h.a.env.swapped(h.a.cfg.Name, h.run.old.Info().ID, asGen(g).Info().ID); w > 0 {
-				h.compareDue = time.Now().Add(w)
-			}
-		}
+		r.a.env.recordNow(r.a.cfg.Name)
 	}
 	return err
 }
@@ -358,13 +341,13 @@ func (h *host) Commit(ctx context.Context, g reload.Gen) error {
 // Drain stops g gracefully (see appOwner.stopGen, draining). For an
 // exclusive strategy (restart) Drain returns only once nothing of g's tree
 // runs (a singleton's child may hold its lock).
-func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
+func (r *reloadRun) Drain(ctx context.Context, rg reload.Gen) error {
 	g := asGen(rg)
-	err := h.a.stopGen(ctx, g, true)
-	if h.run.strategy.Exclusive() {
-		h.a.env.endTree(g)
+	err := r.a.stopGen(ctx, g, true)
+	if r.strategy.Exclusive() {
+		r.a.env.endTree(g)
 	}
-	h.a.env.afterExit(g)
+	r.a.env.afterExit(g)
 	return err
 }
 
@@ -372,10 +355,10 @@ func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 // Gunicorn's graceful stop (gunicorn.Abort), a process its stop signal;
 // either is KILLed after five seconds (workers still importing the app
 // ignore TERM).
-func (h *host) Abort(rg reload.Gen) error {
+func (r *reloadRun) Abort(rg reload.Gen) error {
 	g := asGen(rg)
-	sig := h.a.stopSignal()
-	if h.a.cfg.Kind == config.KindGunicorn {
+	sig := r.a.stopSignal()
+	if r.a.cfg.Kind == config.KindGunicorn {
 		sig = syscall.SIGTERM
 		stop, err := gunicorn.Abort(g.Signal, g.Workers, g.Done())
 		if err != nil {
@@ -383,28 +366,24 @@ func (h *host) Abort(rg reload.Gen) error {
 		}
 		defer stop()
 	}
-	_, err := g.Stop(h.ctx, sig, 5*time.Second)
-	h.a.env.afterExit(g)
+	_, err := g.Stop(r.ctx, sig, 5*time.Second)
+	r.a.env.afterExit(g)
 	return err
 }
 
 // Keep asks the owner to keep old for a rollback (see keepMsg).
-func (h *host) Keep(ctx context.Context, old reload.Gen) error {
-	err := h.a.send(ctx, keepMsg{call: newCall(), run: h.run, gen: asGen(old)})
-	if err == nil {
-		h.a.env.recordNow(h.a.cfg.Name)
-	}
-	return err
+func (r *reloadRun) Keep(ctx context.Context, old reload.Gen) error {
+	return r.ask(ctx, keepMsg{call: newCall(), run: r, gen: asGen(old)})
 }
 
-func (h *host) Dir(g reload.Gen) string { return asGen(g).Info().Dir }
+func (r *reloadRun) Dir(g reload.Gen) string { return asGen(g).Info().Dir }
 
 // USR2 implements reload.Host through the Manager's USR2 mechanics.
-func (h *host) USR2(ctx context.Context, old reload.Gen) (reload.Gen, error) {
-	g, err := h.a.env.usr2(ctx, h.a, asGen(old))
+func (r *reloadRun) USR2(ctx context.Context, old reload.Gen) (reload.Gen, error) {
+	g, err := r.a.env.usr2(ctx, r.a, asGen(old))
 	if g == nil {
 		return nil, err
 	}
-	h.run.add(g)
+	r.add(g)
 	return g, err
 }
