@@ -31,6 +31,20 @@ const (
 	ServingNew
 )
 
+// ServingOf says which generation tracked (nil: none) is to a run that
+// replaces old and committed committed last (nil: none yet).
+func ServingOf(tracked, old, committed Gen) Serving {
+	switch {
+	case tracked == nil:
+		return ServingNone
+	case tracked == committed:
+		return ServingNew
+	case tracked == old:
+		return ServingOld
+	}
+	return ServingOther
+}
+
 // Standing is where a reload run stands with its app's owner when the run
 // asks it to commit a new generation or to keep the one it replaced.
 type Standing struct {

@@ -8,6 +8,26 @@ import (
 	"testing"
 )
 
+func TestServingOf(t *testing.T) {
+	old, next, other := newGen("old"), newGen("new"), newGen("other")
+	for _, tt := range []struct {
+		name                    string
+		tracked, old, committed Gen
+		want                    Serving
+	}{
+		{"none", nil, old, nil, ServingNone},
+		{"old", old, old, nil, ServingOld},
+		{"committed", next, old, next, ServingNew},
+		{"committed without an old one", next, nil, next, ServingNew},
+		{"other", other, old, next, ServingOther},
+		{"other before a commit", other, old, nil, ServingOther},
+	} {
+		if got := ServingOf(tt.tracked, tt.old, tt.committed); got != tt.want {
+			t.Errorf("%s: ServingOf = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
 // TestCommitRefusal: a run commits unless it was cancelled or the serving
 // generation is one it did not make serve.
 func TestCommitRefusal(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -252,12 +253,9 @@ func (a *appOwner) handle(ctx context.Context, m message) {
 func (a *appOwner) known() []generation {
 	var out []generation
 	add := func(g generation) {
-		for _, k := range out {
-			if k == g {
-				return
-			}
+		if !slices.Contains(out, g) {
+			out = append(out, g)
 		}
-		out = append(out, g)
 	}
 	if a.gen != nil {
 		add(a.gen)

@@ -116,8 +116,7 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 // planReload returns the run m asks for (its cancel unset), or why it
 // cannot begin: another runs (ErrBusy), no generation serves
 // (ErrNotRunning), or its strategy or canary is refused. The strategy is
-// m's, or the app's; a user's reload without either runs the app's
-// configured canary.
+// m's, or the app's.
 func (a *appOwner) planReload(ctx context.Context, m reloadMsg) (*reloadRun, error) {
 	if err := a.busy(); err != nil {
 		return nil, err
@@ -131,8 +130,6 @@ func (a *appOwner) planReload(ctx context.Context, m reloadMsg) (*reloadRun, err
 		if run.strategy, err = strategy.For(string(*m.strategy), a.cfg.Kind.String()); err != nil {
 			return nil, fmt.Errorf("app %s: strategy: %w", a.cfg.Name, err)
 		}
-	} else if m.byUser && !m.canary.On() {
-		run.canary = a.cfg.Reload.Canary
 	}
 	if run.canary.On() {
 		var err error
@@ -213,17 +210,9 @@ func linkFacts(app *config.App, runsIn string, follows bool) reload.Facts {
 // standing describes run to the refusals of its commit and keep (see
 // reload.Standing).
 func (a *appOwner) standing(run *reloadRun) reload.Standing {
-	s := reload.Standing{App: a.cfg.Name, Cancelled: run != a.reload || run.abandoned || a.state == status.Stopping,
-		Recovery: run.recovery, Window: a.cfg.Reload.KeepPrevious > 0, Steered: a.steeredApp()}
-	switch a.gen {
-	case nil:
-		s.Serving = reload.ServingNone
-	case run.committed:
-		s.Serving = reload.ServingNew
-	case run.old:
-		s.Serving = reload.ServingOld
-	}
-	return s
+	return reload.Standing{App: a.cfg.Name, Cancelled: run != a.reload || run.abandoned || a.state == status.Stopping,
+		Serving: reload.ServingOf(a.gen, run.old, run.committed), Recovery: run.recovery,
+		Window: a.cfg.Reload.KeepPrevious > 0, Steered: a.steeredApp()}
 }
 
 // commit makes g, started by run, the tracked generation (Running), unless
