@@ -47,19 +47,6 @@ func (h canaryHost) Judged(g reload.Gen, share float64, began time.Time, j reloa
 	h.m.slot(h.a.cfg.Name).canary.Set(asGen(g).Info().ID, h.canary, share, began, j)
 }
 
-// canSplit returns nil when app can run a canary: every listener can
-// split by weight (see listen.Table.CanSplit) and route metrics are on
-// (the judgement reads them).
-func (m *Manager) canSplit(app string) error {
-	if err := m.view(app).table.CanSplit(); err != nil {
-		return err
-	}
-	if m.routes == nil || m.routes.App(app) == nil {
-		return fmt.Errorf("the canary is judged on route metrics: set route_metrics = true in [app.%s]", app)
-	}
-	return nil
-}
-
 // errorInbox returns app's error inbox, nil for none.
 func (m *Manager) errorInbox(app string) *errinbox.Inbox {
 	if m.inbox == nil {
@@ -69,7 +56,10 @@ func (m *Manager) errorInbox(app string) *errinbox.Inbox {
 }
 
 // canaryRefusal returns the Manager a canary with strategy st runs in, or
-// why the app cannot run one (an owner outside a Manager cannot).
+// why the app cannot run one: st allows none, the owner runs outside a
+// Manager (a test's), a listener cannot split by weight (see
+// listen.Table.CanSplit), or route metrics are off (the judgement reads
+// them).
 func (a *appOwner) canaryRefusal(st strategy.Strategy) (*Manager, error) {
 	if err := st.CanCanary(); err != nil {
 		return nil, fmt.Errorf("app %s: %w", a.cfg.Name, err)
@@ -78,10 +68,14 @@ func (a *appOwner) canaryRefusal(st strategy.Strategy) (*Manager, error) {
 	if !ok {
 		return nil, fmt.Errorf("app %s: canaries are not available here", a.cfg.Name)
 	}
-	if err := env.m.canSplit(a.cfg.Name); err != nil {
-		return nil, fmt.Errorf("app %s: --canary: %w", a.cfg.Name, err)
+	m, app := env.m, a.cfg.Name
+	if err := m.view(app).table.CanSplit(); err != nil {
+		return nil, fmt.Errorf("app %s: --canary: %w", app, err)
 	}
-	return env.m, nil
+	if m.routes == nil || m.routes.App(app) == nil {
+		return nil, fmt.Errorf("app %s: --canary: the canary is judged on route metrics: set route_metrics = true in [app.%s]", app, app)
+	}
+	return m, nil
 }
 
 // runSteps runs the reload run: a canary (reload.Canary) when its plan is
