@@ -152,16 +152,9 @@ func (t *Table) Split(oldGen, newGen int, share float64) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.entries) == 0 {
-		return &SplitError{}
-	}
-	sps := make([]splitter, 0, len(t.entries))
-	for _, e := range t.entries {
-		sp, ok := e.Steering.(splitter)
-		if !ok {
-			return &SplitError{Listener: e.Socket.Spec.Raw, Mode: e.Mode()}
-		}
-		sps = append(sps, sp)
+	sps, err := t.splitters()
+	if err != nil {
+		return err
 	}
 	marks := make([]splitMark, len(sps))
 	for i, sp := range sps {
@@ -175,6 +168,36 @@ func (t *Table) Split(oldGen, newGen int, share float64) error {
 		}
 	}
 	return nil
+}
+
+// CanSplit returns the *SplitError Split would refuse with before
+// changing anything, nil when every listener can split by weight.
+func (t *Table) CanSplit() error {
+	if t == nil {
+		return &SplitError{}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, err := t.splitters()
+	return err
+}
+
+// splitters returns each listener's splitter, or a *SplitError naming the
+// first listener that has none (one without a listener for no listeners).
+// t.mu is held.
+func (t *Table) splitters() ([]splitter, error) {
+	if len(t.entries) == 0 {
+		return nil, &SplitError{}
+	}
+	sps := make([]splitter, 0, len(t.entries))
+	for _, e := range t.entries {
+		sp, ok := e.Steering.(splitter)
+		if !ok {
+			return nil, &SplitError{Listener: e.Socket.Spec.Raw, Mode: e.Mode()}
+		}
+		sps = append(sps, sp)
+	}
+	return sps, nil
 }
 
 // SplitState returns the split of the table's first listener (Split sets

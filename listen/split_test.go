@@ -139,6 +139,9 @@ func TestTableSplitRefused(t *testing.T) {
 		if _, _, err := tc.tab.Open(2, true); err != nil {
 			t.Fatal(err)
 		}
+		if err := tc.tab.CanSplit(); err == nil || err.Error() != tc.want {
+			t.Fatalf("%s: CanSplit: %v; want %q", tc.name, err, tc.want)
+		}
 		err := tc.tab.Split(1, 2, 0.1)
 		var se *SplitError
 		if !errors.As(err, &se) || !errors.Is(err, ErrCannotSplit) || err.Error() != tc.want {

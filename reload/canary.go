@@ -18,9 +18,12 @@ type CanaryHost interface {
 	Split(old, g Gen, share float64) error
 	// Judge compares g with old over the seconds since from.
 	Judge(old, g Gen, from time.Time) Judgement
-	// Judged records the step in progress for status: its share, when it
-	// began and the latest judgement (share 0: the canary ended).
-	Judged(share float64, began time.Time, j Judgement)
+	// WorkerDeaths counts g's workers that timed out or were killed.
+	WorkerDeaths(g Gen) uint64
+	// Judged records the step in progress of canary g for status: its
+	// share, when it began and the latest judgement (share 0: the canary
+	// ended).
+	Judged(g Gen, share float64, began time.Time, j Judgement)
 }
 
 // Judgement is one look at a canary against the old generation.
@@ -66,7 +69,7 @@ func Canary(ctx context.Context, h CanaryHost, old Gen, plan strategy.Canary, pr
 			return nil, rollBackCanary(h, old, g, err, progress)
 		}
 	}
-	h.Judged(0, time.Time{}, Judgement{})
+	h.Judged(g, 0, time.Time{}, Judgement{})
 	progress(fmt.Sprintf("%s passed every step; switching", g))
 	if err := h.Commit(ctx, g); err != nil {
 		return nil, rollBackCanary(h, old, g, err, progress)
@@ -80,14 +83,24 @@ func Canary(ctx context.Context, h CanaryHost, old Gen, plan strategy.Canary, pr
 }
 
 // canaryStep sends share of the new connections to g for every and judges
-// it each canaryTick; it prints the judgement it ends on and returns an
-// error wrapping ErrCanaryWorse when g is worse, ctx's cause when ctx ends.
+// it each canaryTick (Judge, and the worker deaths since the split: see
+// workersDied); it prints the judgement it ends on and returns an error
+// wrapping ErrCanaryWorse when g is worse, ctx's cause when ctx ends.
 func canaryStep(ctx context.Context, h CanaryHost, old, g Gen, share float64, every time.Duration, progress Progress) error {
+	base := [2]uint64{h.WorkerDeaths(old), h.WorkerDeaths(g)}
 	if err := h.Split(old, g, share); err != nil {
 		return err
 	}
 	began := time.Now()
 	progress(fmt.Sprintf("canary: %s gets %.0f%% of new connections for %s", g, 100*share, every))
+	judge := func() Judgement {
+		j := h.Judge(old, g, began)
+		if why := workersDied(base, [2]uint64{h.WorkerDeaths(old), h.WorkerDeaths(g)}); why != "" {
+			j.Worse, j.Final = append(j.Worse, why), true
+		}
+		h.Judged(g, share, began, j)
+		return j
+	}
 	tick := time.NewTicker(canaryTick)
 	defer tick.Stop()
 	end := time.NewTimer(every)
@@ -97,17 +110,30 @@ func canaryStep(ctx context.Context, h CanaryHost, old, g Gen, share float64, ev
 		case <-ctx.Done():
 			return fmt.Errorf("canary cancelled: %w", context.Cause(ctx))
 		case <-tick.C:
-			j := h.Judge(old, g, began)
-			h.Judged(share, began, j)
-			if len(j.Worse) > 0 && j.Final {
+			if j := judge(); len(j.Worse) > 0 && j.Final {
 				return judged(share, began, j, progress)
 			}
 		case <-end.C:
-			j := h.Judge(old, g, began)
-			h.Judged(share, began, j)
-			return judged(share, began, j, progress)
+			return judged(share, began, judge(), progress)
 		}
 	}
+}
+
+// minWorkerDeaths is how many workers of the canary generation must die
+// in a step (timeouts, kills), while none of the old one's do, for the
+// canary to be worse.
+const minWorkerDeaths = 2
+
+// workersDied is the canary's worse line when at least minWorkerDeaths of
+// its workers died since the step's split and none of the old
+// generation's did ("" otherwise); base and now count the deaths of the
+// old generation, then the canary's, at the split and now.
+func workersDied(base, now [2]uint64) string {
+	oldDied, newDied := now[0]-base[0], now[1]-base[1]
+	if newDied < minWorkerDeaths || oldDied > 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d workers died (timeout or signal), none of the old generation's", newDied)
 }
 
 // judged prints the judgement a step ended on and returns nil when the
@@ -130,7 +156,7 @@ func rollBackCanary(h CanaryHost, old, g Gen, cause error, progress Progress) er
 	if err := h.Split(old, g, 0); err != nil {
 		progress(fmt.Sprintf("warning: steering back to %s: %v", old, err))
 	}
-	h.Judged(0, time.Time{}, Judgement{})
+	h.Judged(g, 0, time.Time{}, Judgement{})
 	return abort(h, g, cause, progress)
 }
 

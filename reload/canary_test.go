@@ -14,7 +14,8 @@ import (
 
 // fakeCanaryHost is fakeHost with a split and a judgement: worseAt is the
 // share at which the canary is judged worse (0: never), final whether
-// that judgement may end a step early.
+// that judgement may end a step early; dying workers of the new
+// generation die at each split to a share above 0.
 type fakeCanaryHost struct {
 	fakeHost
 	worseAt  float64
@@ -22,6 +23,8 @@ type fakeCanaryHost struct {
 	share    float64
 	splitErr error
 	judged   []float64
+	dying    uint64
+	deaths   map[string]uint64
 }
 
 func (h *fakeCanaryHost) Split(old, g Gen, share float64) error {
@@ -30,8 +33,16 @@ func (h *fakeCanaryHost) Split(old, g Gen, share float64) error {
 		return h.splitErr
 	}
 	h.share = share
+	if share > 0 && h.dying > 0 {
+		if h.deaths == nil {
+			h.deaths = map[string]uint64{}
+		}
+		h.deaths[g.String()] += h.dying
+	}
 	return nil
 }
+
+func (h *fakeCanaryHost) WorkerDeaths(g Gen) uint64 { return h.deaths[g.String()] }
 
 func (h *fakeCanaryHost) Judge(old, g Gen, from time.Time) Judgement {
 	j := Judgement{Figures: fmt.Sprintf("%s vs %s at %.0f%%", g, old, 100*h.share)}
@@ -41,7 +52,7 @@ func (h *fakeCanaryHost) Judge(old, g Gen, from time.Time) Judgement {
 	return j
 }
 
-func (h *fakeCanaryHost) Judged(share float64, began time.Time, j Judgement) {
+func (h *fakeCanaryHost) Judged(_ Gen, share float64, began time.Time, j Judgement) {
 	h.judged = append(h.judged, share)
 }
 
@@ -62,6 +73,8 @@ func TestCanarySteps(t *testing.T) {
 			[]string{"spawn ", "ready new", "split old new 10%", "split old new 50%", "split old new 0%", "abort new"}, ErrCanaryWorse, "canary 50% after"},
 		{"worse with enough requests ends the step early", &fakeCanaryHost{worseAt: 0.1, final: true}, long,
 			[]string{"spawn ", "ready new", "split old new 10%", "split old new 0%", "abort new"}, ErrCanaryWorse, ": worse (error rate"},
+		{"canary workers die: worse at once", &fakeCanaryHost{dying: 2}, long,
+			[]string{"spawn ", "ready new", "split old new 10%", "split old new 0%", "abort new"}, ErrCanaryWorse, "2 workers died"},
 		{"split refused", &fakeCanaryHost{splitErr: errors.New("no split")}, quick,
 			[]string{"spawn ", "ready new", "split old new 10%", "split old new 0%", "abort new"}, nil, "rolling back"},
 		{"not ready", &fakeCanaryHost{fakeHost: fakeHost{readyErr: map[string]error{"new": errors.New("boom")}}}, quick,
@@ -92,6 +105,31 @@ func TestCanarySteps(t *testing.T) {
 			}
 			if n := len(tt.host.judged); n > 0 && tt.host.judged[n-1] != 0 {
 				t.Errorf("status left at share %v, want the canary ended", tt.host.judged[n-1])
+			}
+		})
+	}
+}
+
+// TestWorkersDied: workers of the canary that die during a step make it
+// worse, unless the old generation's die too; deaths before the step's
+// split do not count.
+func TestWorkersDied(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		base, now [2]uint64
+		worse     bool
+	}{
+		{"none", [2]uint64{}, [2]uint64{}, false},
+		{"one canary worker", [2]uint64{}, [2]uint64{0, 1}, false},
+		{"two canary workers", [2]uint64{}, [2]uint64{0, 2}, true},
+		{"two, but before the split", [2]uint64{0, 2}, [2]uint64{0, 2}, false},
+		{"two since the split", [2]uint64{0, 2}, [2]uint64{0, 4}, true},
+		{"old ones die too", [2]uint64{}, [2]uint64{1, 3}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			why := workersDied(tt.base, tt.now)
+			if (why != "") != tt.worse || (tt.worse && !strings.Contains(why, "workers died")) {
+				t.Errorf("workersDied(%v, %v) = %q, want worse %v", tt.base, tt.now, why, tt.worse)
 			}
 		})
 	}

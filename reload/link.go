@@ -79,3 +79,80 @@ func ResolveDir(dir string) (string, error) {
 	}
 	return r, nil
 }
+
+// LinkFacts describes the release link link ("": none) and a generation
+// running in runsIn (see Facts); follows is true when the generation
+// follows the link. A link that does not resolve now counts as none.
+func LinkFacts(link, runsIn string, follows bool) Facts {
+	f := Facts{RunsIn: runsIn, FollowsLink: follows}
+	if link == "" {
+		return f
+	}
+	if target, err := ResolveDir(link); err == nil {
+		f.Link, f.LinkTarget = link, target
+	}
+	return f
+}
+
+// Targets returns what a change of an app whose release link is link runs
+// in. A deploy of release (not ""): release made absolute, and previous
+// the link's target before it (as readlink reads it); the error names
+// what failed. A reload: dir, or where dir is "" the release link's
+// target now ("" without a link or when it does not resolve: the spawn
+// then says why), and no previous.
+func Targets(link, release, dir string) (target, previous string, err error) {
+	if release == "" {
+		if dir == "" && link != "" {
+			dir, _ = ResolveDir(link) // "" when it does not resolve: the spawn says why
+		}
+		return dir, "", nil
+	}
+	if target, err = filepath.Abs(release); err != nil {
+		return "", "", fmt.Errorf("deploy %s: %w", release, err)
+	}
+	if previous, err = ReadLink(link); err != nil {
+		return "", "", err
+	}
+	return target, previous, nil
+}
+
+// PointBack points link at release, where a generation serves again after
+// a rollback, when link is a symlink that resolves elsewhere (a deploy
+// moved it). It returns the link's previous target and whether it moved;
+// nothing moves without a release or a link ("", or not a symlink).
+func PointBack(link, release string) (previous string, moved bool, err error) {
+	if link == "" || release == "" {
+		return "", false, nil
+	}
+	if _, err := ReadLink(link); err != nil {
+		return "", false, nil // not a link: nothing moved it
+	}
+	if target, err := ResolveDir(link); err == nil && target == release {
+		return "", false, nil
+	}
+	if previous, err = PointLink(link, release); err != nil {
+		return "", false, err
+	}
+	return previous, true, nil
+}
+
+// Deploy points link at target, runs steps, and points link back at its
+// previous target when steps fail; progress hears of each move. It
+// returns PointLink's error (nothing ran), or steps' error joined with
+// the failure to point back.
+func Deploy(link, target string, progress Progress, steps func() error) error {
+	previous, err := PointLink(link, target)
+	if err != nil {
+		return err
+	}
+	progress(fmt.Sprintf("pointed %s at %s (was %s)", link, target, previous))
+	if err = steps(); err == nil {
+		return nil
+	}
+	if _, perr := PointLink(link, previous); perr != nil {
+		progress(fmt.Sprintf("error: pointing %s back at %s: %v", link, previous, perr))
+		return errors.Join(err, perr)
+	}
+	progress(fmt.Sprintf("pointed %s back at %s", link, previous))
+	return err
+}

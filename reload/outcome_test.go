@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 )
 
 func TestOutcomeOf(t *testing.T) {
@@ -25,5 +26,13 @@ func TestOutcomeOf(t *testing.T) {
 				t.Errorf("OutcomeOf(%v) = %q, %q; want %q, %q", tc.err, got, reason, tc.want, tc.reason)
 			}
 		})
+	}
+}
+
+func TestResultOf(t *testing.T) {
+	started := time.Now().Add(-time.Second)
+	r := ResultOf("swap", started, &Failure{Cause: "new generation exited: exit 3", RolledBack: true})
+	if r.Strategy != "swap" || r.Result != OutcomeRolledBack || r.Reason != "new generation exited: exit 3" || !r.Started.Equal(started) || r.Duration < time.Second {
+		t.Errorf("ResultOf = %+v", r)
 	}
 }

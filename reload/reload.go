@@ -20,6 +20,8 @@ type Gen interface {
 	String() string
 	// ExitReason says how it ended ("exit 3"); valid once Done is closed.
 	ExitReason() string
+	// Tail returns the last lines it wrote to stdout/stderr.
+	Tail() []string
 }
 
 // Host is what a strategy needs from the app's owner.
@@ -47,8 +49,6 @@ type Host interface {
 	Abort(g Gen) error
 	// Dir is the release directory g runs in.
 	Dir(g Gen) string
-	// Tail returns the last lines g wrote to stdout/stderr.
-	Tail(g Gen) []string
 }
 
 // Failure is a reload that did not complete. The serving generation is
@@ -81,7 +81,7 @@ type Progress func(msg string)
 // abort stops a failed new generation and describes the failure.
 func abort(h Host, g Gen, cause error, progress Progress) error {
 	progress(fmt.Sprintf("%s failed: %v; stopping it", g, cause))
-	tail := h.Tail(g)
+	tail := g.Tail()
 	if err := h.Abort(g); err != nil {
 		progress(fmt.Sprintf("warning: stopping %s: %v", g, err))
 	}
@@ -123,6 +123,9 @@ type Facts struct {
 	// FollowsLink is true when an in-place re-exec of the serving generation
 	// runs in whatever release Link points at by then.
 	FollowsLink bool
+	// Steered is true when some listener of the app is steered (BPF or
+	// rename) rather than shared.
+	Steered bool
 }
 
 // Reaches reports whether an in-place re-exec (usr2) of the generation
@@ -143,4 +146,15 @@ func Choose(requested strategy.Strategy, f Facts) (chosen strategy.Strategy, rea
 	}
 	chosen = requested.Fallback()
 	return chosen, fmt.Sprintf("the serving generation runs in %s and was not started from %s, so a %s re-exec would not reach %s; using %s", f.RunsIn, f.Link, requested, f.LinkTarget, chosen)
+}
+
+// Ungated is the progress line of an in-place re-exec s of an app with
+// steered listeners: what its gate does and does not protect ("" for any
+// other strategy or app). The new master inherits the serving sockets.
+func (f Facts) Ungated(s strategy.Strategy) string {
+	if !s.ReExec() || !f.Steered {
+		return ""
+	}
+	return fmt.Sprintf("%s: the new master inherits the serving sockets, so its workers take connections as soon as they boot; "+
+		"the gate decides only whether the old master is drained or the new one stopped (use %s to keep traffic from an unchecked generation)", s, s.Fallback())
 }

@@ -20,6 +20,7 @@ type fakeGen struct {
 func newGen(name string) *fakeGen     { return &fakeGen{name: name} }
 func (g *fakeGen) String() string     { return g.name }
 func (g *fakeGen) ExitReason() string { return "exit 0" }
+func (g *fakeGen) Tail() []string     { return []string{"tail of " + g.name} }
 
 type fakeHost struct {
 	steps     []string
@@ -67,8 +68,7 @@ func (h *fakeHost) Abort(g Gen) error {
 	return nil
 }
 
-func (h *fakeHost) Dir(g Gen) string    { return "/rel/" + g.String() }
-func (h *fakeHost) Tail(g Gen) []string { return []string{"tail of " + g.String()} }
+func (h *fakeHost) Dir(g Gen) string { return "/rel/" + g.String() }
 
 func TestStrategies(t *testing.T) {
 	boom := errors.New("boom")
@@ -148,6 +148,24 @@ func TestChoose(t *testing.T) {
 				t.Errorf("Choose = %s, %q; want %s (reason given: %v)", got, why, tc.want, tc.why)
 			}
 		})
+	}
+}
+
+// TestUngated: only an in-place re-exec of an app with steered listeners
+// warns that its gate does not keep traffic from the new generation.
+func TestUngated(t *testing.T) {
+	for _, tc := range []struct {
+		s       strategy.Strategy
+		steered bool
+		want    bool
+	}{
+		{strategy.USR2, true, true},
+		{strategy.USR2, false, false},
+		{strategy.Swap, true, false},
+	} {
+		if got := (Facts{Steered: tc.steered}).Ungated(tc.s); (got != "") != tc.want || (tc.want && !strings.Contains(got, "use swap")) {
+			t.Errorf("Ungated(%s, steered %v) = %q, want a line %v", tc.s, tc.steered, got, tc.want)
+		}
 	}
 }
 

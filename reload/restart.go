@@ -36,7 +36,7 @@ func Restart(ctx context.Context, h Host, old Gen, progress Progress) (Gen, erro
 			return g, nil
 		}
 		progress(fmt.Sprintf("%s failed: %v; stopping it", g, cause))
-		tail = h.Tail(g)
+		tail = g.Tail()
 		if aerr := h.Abort(g); aerr != nil {
 			progress(fmt.Sprintf("warning: stopping %s: %v", g, aerr))
 		}

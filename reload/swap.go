@@ -2,16 +2,16 @@ package reload
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
 // Keeper is a Host that may keep a swap's previous generation booted,
 // unsteered, for a rollback instead of draining it (keep_previous).
 type Keeper interface {
-	// Keep reports whether old is kept (the Host stops it later); when it
-	// is not, Swap drains it, and why says the reason ("": none worth
-	// showing, such as no keep_previous).
-	Keep(ctx context.Context, old Gen) (kept bool, why string)
+	// Keep returns nil when old is kept (the Host stops it later), or why
+	// it is not (see Standing.KeepRefusal); Swap drains it then.
+	Keep(ctx context.Context, old Gen) error
 }
 
 // Swap starts a complete new generation on the held sockets, waits for it to
@@ -46,18 +46,18 @@ func Swap(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 }
 
 // kept reports whether h keeps old (see Keeper), saying why not where
-// there is a reason.
+// there is a reason (an app without keep_previous has none).
 func kept(ctx context.Context, h Host, old Gen, progress Progress) bool {
 	k, ok := h.(Keeper)
 	if !ok {
 		return false
 	}
-	ok, why := k.Keep(ctx, old)
+	err := k.Keep(ctx, old)
 	switch {
-	case ok:
+	case err == nil:
 		progress(fmt.Sprintf("keeping %s booted and unsteered for a rollback (keep_previous)", old))
-	case why != "":
-		progress(fmt.Sprintf("warning: draining %s: %s", old, why))
+	case !errors.Is(err, errNoWindow):
+		progress(fmt.Sprintf("warning: draining %s: %v", old, err))
 	}
-	return ok
+	return err == nil
 }

@@ -27,7 +27,7 @@ func USR2(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 	if err != nil {
 		f := &Failure{Cause: "new master did not boot: " + err.Error(), Err: err, RolledBack: g != nil}
 		if g != nil {
-			f.Tail = h.Tail(g)
+			f.Tail = g.Tail()
 			if aerr := h.Abort(g); aerr != nil {
 				progress(fmt.Sprintf("warning: stopping %s: %v", g, aerr))
 			}
@@ -63,7 +63,7 @@ func USR2(ctx context.Context, h Host, old Gen, progress Progress) (Gen, error) 
 		return g, nil
 	}
 	progress(fmt.Sprintf("%s failed: %v; starting the previous release again", g, rerr))
-	tail := h.Tail(g)
+	tail := g.Tail()
 	back, err := startAgain(ctx, h, h.Dir(old), progress)
 	if err != nil {
 		// Nothing better to serve: keep the new generation rather than none.

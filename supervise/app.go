@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -252,12 +253,9 @@ func (a *appOwner) handle(ctx context.Context, m message) {
 func (a *appOwner) known() []generation {
 	var out []generation
 	add := func(g generation) {
-		for _, k := range out {
-			if k == g {
-				return
-			}
+		if !slices.Contains(out, g) {
+			out = append(out, g)
 		}
-		out = append(out, g)
 	}
 	if a.gen != nil {
 		add(a.gen)
@@ -329,12 +327,11 @@ func (a *appOwner) onStop(ctx context.Context, reply chan error) {
 	a.releaseKept(ctx)
 	if a.state != status.Stopping && a.gen != nil {
 		g := a.gen
-		sig, timeout, logger := a.stopSignal(), a.cfg.StopTimeout, a.env.log()
 		go func() {
 			// run() sees the exit through g.Done(); an error here means
 			// the process survived KILL.
-			if _, err := g.Stop(ctx, sig, timeout); err != nil {
-				logger.Error("stop", "app", a.cfg.Name, "err", err)
+			if err := a.stopGen(ctx, g, false); err != nil {
+				a.env.log().Error("stop", "app", a.cfg.Name, "err", err)
 			}
 		}()
 	}
@@ -394,7 +391,7 @@ func (a *appOwner) restartNow(ctx context.Context, replies []chan error) {
 	if old := a.gen; old != nil {
 		a.gen = nil
 		a.cancelReady()
-		a.retire(ctx, old, replies)
+		a.retire(ctx, old, false, replies)
 		// Whatever old detached never runs beside the new generation.
 		a.env.endDetached(old)
 	} else {
@@ -405,19 +402,35 @@ func (a *appOwner) restartNow(ctx context.Context, replies []chan error) {
 	a.startGen(ctx)
 }
 
-// retire stops g, no longer tracked, in the background; replies get the
-// stop's error once g exited.
-func (a *appOwner) retire(ctx context.Context, g generation, replies []chan error) {
+// retire stops g, no longer tracked, in the background (see stopGen);
+// replies get the stop's error once g exited, which is logged when no one
+// waits for it.
+func (a *appOwner) retire(ctx context.Context, g generation, drain bool, replies []chan error) {
 	a.retiring = append(a.retiring, g)
-	sig, timeout := a.stopSignal(), a.cfg.StopTimeout
 	go func() {
-		_, err := g.Stop(ctx, sig, timeout)
+		err := a.stopGen(ctx, g, drain)
 		a.env.afterExit(g)
+		if err != nil && len(replies) == 0 {
+			a.env.log().Error("stop", "app", a.cfg.Name, "generation", g.Info().ID, "err", err)
+		}
 		for _, r := range replies {
 			r <- err
 		}
 		_ = a.post(context.WithoutCancel(ctx), retiredMsg{call: newCall(), gen: g}) // fails only once the owner ended
 	}()
+}
+
+// stopGen stops g gracefully: its stop signal, then KILL after
+// stop_timeout. With drain, a generation with steered sockets first keeps
+// accepting until no connection waits on them (within stop_timeout).
+func (a *appOwner) stopGen(ctx context.Context, g generation, drain bool) error {
+	if drain {
+		qctx, cancel := context.WithTimeout(ctx, a.cfg.StopTimeout)
+		a.env.quiesce(qctx, a.cfg.Name, g.Info().ID)
+		cancel()
+	}
+	_, err := g.Stop(ctx, a.stopSignal(), a.cfg.StopTimeout)
+	return err
 }
 
 // onRetired forgets a retired generation that exited; a stop waiting for

@@ -6,13 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/status"
 )
-
-// ErrNothingKept is returned by a rollback when the app keeps no previous
-// generation to steer back to (no keep_previous, its window ended, or it
-// exited): Manager.Rollback then redeploys the previous release.
-var ErrNothingKept = errors.New("no previous generation kept")
 
 // keptGen is the generation a swap replaced, kept booted and unsteered
 // until until (keep_previous) for a rollback to steer back to. Its watcher
@@ -60,35 +56,11 @@ type RollbackDone struct {
 	Flip time.Duration
 }
 
-// errNotKept wraps why a swap's previous generation is drained as usual.
-var errNotKept = errors.New("previous generation not kept")
-
-// errNoWindow is errNotKept for an app without keep_previous: nothing
-// worth showing.
-var errNoWindow = fmt.Errorf("%w: keep_previous is 0", errNotKept)
-
-// keepRefusal says why g, replaced by run's swap, cannot be kept now
-// (errNoWindow without keep_previous), or nil.
-func (a *appOwner) keepRefusal(run *reloadRun, g generation) error {
-	switch {
-	case a.cfg.Reload.KeepPrevious <= 0:
-		return errNoWindow
-	case run != a.reload || run.abandoned || a.state == status.Stopping:
-		return fmt.Errorf("%w: app %s is stopping or restarting", errNotKept, a.cfg.Name)
-	case run.recovery:
-		return fmt.Errorf("%w: %s belongs to a previous supervisor", errNotKept, g)
-	case a.gen == nil || a.gen != run.committed || g.Exited():
-		return fmt.Errorf("%w: the serving generation changed during the reload", errNotKept)
-	case !a.steeredApp():
-		return fmt.Errorf("%w: the app's listeners are shared (steering \"shared\"), where a kept generation would go on accepting new connections", errNotKept)
-	}
-	return nil
-}
-
-// onKeep keeps g (see keepMsg) for keep_previous; a generation kept
+// onKeep keeps g (see keepMsg) for keep_previous unless the run's
+// standing refuses it (see reload.Standing.KeepRefusal); a generation kept
 // before is drained and stopped now.
 func (a *appOwner) onKeep(ctx context.Context, run *reloadRun, g generation) error {
-	if err := a.keepRefusal(run, g); err != nil {
+	if err := a.standing(run).KeepRefusal(g.String(), g.Exited()); err != nil {
 		return err
 	}
 	a.releaseKept(ctx)
@@ -119,15 +91,22 @@ func (a *appOwner) watchKept(ctx context.Context, k *keptGen) {
 	}()
 }
 
-// releaseKept stops keeping the kept generation, if any, and drains it.
-func (a *appOwner) releaseKept(ctx context.Context) {
+// dropKept stops keeping the kept generation and returns it (nil: none).
+func (a *appOwner) dropKept() generation {
 	k := a.kept
 	if k == nil {
-		return
+		return nil
 	}
 	a.kept = nil
 	close(k.stop)
-	a.drainRetire(ctx, k.gen)
+	return k.gen
+}
+
+// releaseKept stops keeping the kept generation, if any, and drains it.
+func (a *appOwner) releaseKept(ctx context.Context) {
+	if g := a.dropKept(); g != nil {
+		a.retire(ctx, g, true, nil)
+	}
 }
 
 // onKeptEnd forgets the kept generation g once it exited, or drains and
@@ -136,7 +115,7 @@ func (a *appOwner) onKeptEnd(ctx context.Context, g generation, expired bool) {
 	if a.kept == nil || a.kept.gen != g {
 		return
 	}
-	a.kept = nil
+	a.dropKept()
 	gi := g.Info()
 	if !expired || g.Exited() {
 		a.env.afterExit(g)
@@ -145,52 +124,30 @@ func (a *appOwner) onKeptEnd(ctx context.Context, g generation, expired bool) {
 		return
 	}
 	a.env.log().Info("keep_previous window ended; stopping the kept generation", "app", a.cfg.Name, "generation", gi.ID, "pid", gi.PID)
-	a.drainRetire(ctx, g)
-}
-
-// drainRetire retires g (see retire) once no connection waits on its own
-// steered sockets (within stop_timeout).
-func (a *appOwner) drainRetire(ctx context.Context, g generation) {
-	a.retiring = append(a.retiring, g)
-	sig, timeout := a.stopSignal(), a.cfg.StopTimeout
-	go func() {
-		qctx, cancel := context.WithTimeout(ctx, timeout)
-		a.env.quiesce(qctx, a.cfg.Name, g.Info().ID)
-		cancel()
-		if _, err := g.Stop(ctx, sig, timeout); err != nil {
-			a.env.log().Error("stop", "app", a.cfg.Name, "generation", g.Info().ID, "err", err)
-		}
-		a.env.afterExit(g)
-		_ = a.post(context.WithoutCancel(ctx), retiredMsg{call: newCall(), gen: g}) // fails only once the owner ended
-	}()
+	a.retire(ctx, g, true, nil)
 }
 
 // onRollback steers the app's new connections back to the kept generation
 // (one steering update per listener) and drains the tracked one, which
-// the kept one replaces. ErrNothingKept when none is kept.
+// the kept one replaces. reload.ErrNothingKept when none is kept.
 func (a *appOwner) onRollback(ctx context.Context, m rollbackMsg) error {
 	k := a.kept
-	switch {
-	case a.reload != nil:
-		return fmt.Errorf("%w: app %s: a %s reload is in progress", ErrBusy, a.cfg.Name, a.reload.strategy)
+	switch err := a.busy(); {
+	case err != nil:
+		return err
 	case k == nil || k.gen.Exited():
-		return fmt.Errorf("app %s: %w", a.cfg.Name, ErrNothingKept)
+		return fmt.Errorf("app %s: %w", a.cfg.Name, reload.ErrNothingKept)
 	case a.gen == nil || a.state != status.Running:
 		return fmt.Errorf("%w: app %s is %s", ErrNotRunning, a.cfg.Name, a.state)
 	}
-	if err := a.env.serve(a.cfg.Name, k.gen.Info().ID); err != nil {
-		return fmt.Errorf("app %s: steering back to %s: %w", a.cfg.Name, k.gen, err)
+	newer := a.gen
+	if err := a.takeOver(k.gen, "steering back to"); err != nil {
+		return err
 	}
 	flip := time.Since(m.asked)
-	newer := a.gen
-	a.kept = nil
-	close(k.stop)
-	a.cancelReady()
-	a.gen = k.gen
-	a.health = healthState{healthy: true}
+	a.dropKept()
 	a.message = fmt.Sprintf("rolled back from %s", newer)
-	a.env.gated(a.cfg.Name, k.gen)
-	a.drainRetire(ctx, newer)
+	a.retire(ctx, newer, true, nil)
 	*m.out = RollbackDone{To: k.gen.String(), Drained: newer.String(), Release: k.gen.Info().Dir, Flip: flip}
 	a.env.log().Info("rolled back", "app", a.cfg.Name, "to", k.gen.String(), "from", newer.String(), "flip", flip)
 	return nil
@@ -203,4 +160,61 @@ func (a *appOwner) keptSnapshot() *status.KeptSnapshot {
 	}
 	gi := a.kept.gen.Info()
 	return &status.KeptSnapshot{Generation: gi.ID, PID: gi.PID, Release: gi.Dir, Until: a.kept.until}
+}
+
+// Rollback puts app name's previous release back in service. While a
+// swap's previous generation is kept (keep_previous), the app's new
+// connections are steered back to it (one steering update per listener),
+// the newer generation is drained and stopped in the background, and the
+// app's directory link (if any) points at the kept generation's release
+// again. Otherwise the newest remembered release other than the serving
+// one (see recovery.AppRun.Releases) is deployed as Deploy does: gated,
+// the link pointed back on failure. The errors are Deploy's, ErrBusy or
+// ErrNotRunning, or one saying that no previous release is remembered.
+func (m *Manager) Rollback(ctx context.Context, name string, progress reload.Progress) error {
+	a, err := m.owner(name)
+	if err != nil {
+		return err
+	}
+	if progress == nil {
+		progress = func(string) {}
+	}
+	var done RollbackDone
+	err = a.send(ctx, rollbackMsg{call: newCall(), asked: time.Now(), out: &done})
+	switch {
+	case err == nil:
+		progress(fmt.Sprintf("steered new connections back to %s in %.2f ms", done.To, float64(done.Flip.Microseconds())/1000))
+		m.pointLinkBack(a, done.Release, progress)
+		progress(fmt.Sprintf("draining %s", done.Drained))
+		return nil
+	case !errors.Is(err, reload.ErrNothingKept):
+		return err
+	}
+	current := a.snap.Load().Release
+	prev := ""
+	if f := m.factsOf(name); f != nil {
+		prev = f.Previous(current)
+	}
+	if prev == "" {
+		return fmt.Errorf("app %s: rollback: %w, and no release before %s is remembered", name, reload.ErrNothingKept, current)
+	}
+	progress(fmt.Sprintf("%s; deploying the previous release %s", reload.ErrNothingKept, prev))
+	return m.Deploy(ctx, name, prev, nil, progress)
+}
+
+// pointLinkBack points app a's directory link at release, the one its
+// serving generation runs in after a rollback, when the link points
+// elsewhere (see reload.PointBack); a failure is reported, not returned:
+// the rollback itself is done.
+func (m *Manager) pointLinkBack(a *appOwner, release string, progress reload.Progress) {
+	link := a.cfg.Directory
+	prev, moved, err := reload.PointBack(link, release)
+	switch {
+	case err != nil:
+		progress(fmt.Sprintf("warning: pointing %s back at %s: %v", link, release, err))
+		m.logger.Warn("rollback: pointing the release link back", "app", a.cfg.Name, "err", err)
+	case moved:
+		progress(fmt.Sprintf("pointed %s at %s (was %s)", link, release, prev))
+		m.recordNow(a.cfg.Name)
+	}
 }

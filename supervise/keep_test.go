@@ -8,6 +8,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen/steer"
+	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/status"
 	"github.com/gunisup/supervisor/upgrade"
@@ -91,7 +92,7 @@ func TestOwnerKeepPreviousRollback(t *testing.T) {
 				t.Errorf("rollback steps %q, want serve 1 then the newer one drained", got)
 			}
 			r.checkInvariant()
-			if _, err := r.rollback(); !errors.Is(err, ErrNothingKept) {
+			if _, err := r.rollback(); !errors.Is(err, reload.ErrNothingKept) {
 				t.Errorf("second rollback: %v, want ErrNothingKept", err)
 			}
 		})
@@ -109,7 +110,7 @@ func TestOwnerKeptWindowEnds(t *testing.T) {
 	if s.Generation != g2.id || s.State != status.Running {
 		t.Errorf("after the window: gen %d %s, want %d running", s.Generation, s.State, g2.id)
 	}
-	if _, err := r.rollback(); !errors.Is(err, ErrNothingKept) {
+	if _, err := r.rollback(); !errors.Is(err, reload.ErrNothingKept) {
 		t.Errorf("rollback after the window: %v, want ErrNothingKept", err)
 	}
 	r.checkInvariant()
@@ -136,7 +137,7 @@ func TestOwnerKeepRefused(t *testing.T) {
 			if s := r.snap(); s.Kept != nil {
 				t.Errorf("kept %+v, want none", s.Kept)
 			}
-			if _, err := r.rollback(); !errors.Is(err, ErrNothingKept) {
+			if _, err := r.rollback(); !errors.Is(err, reload.ErrNothingKept) {
 				t.Errorf("rollback: %v, want ErrNothingKept", err)
 			}
 		})

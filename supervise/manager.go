@@ -396,11 +396,11 @@ func (m *Manager) reloadOrDeploy(ctx context.Context, name string, strategy *str
 	if err != nil {
 		return err
 	}
-	if progress == nil {
-		progress = func(string) {}
+	plan, on := reload.CanaryOf(ctx)
+	if !on && strategy == nil {
+		plan = a.cfg.Reload.Canary // a user's reload without either runs the configured canary
 	}
-	plan, _ := reload.CanaryOf(ctx)
-	return a.send(ctx, reloadMsg{call: newCall(), strategy: strategy, release: release, progress: progress, canary: plan, byUser: true})
+	return a.send(ctx, reloadMsg{call: newCall(), strategy: strategy, release: release, progress: progress, canary: plan})
 }
 
 // Ping returns nil when every app owner answers within ctx: the

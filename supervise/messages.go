@@ -45,9 +45,6 @@ type reloadMsg struct {
 	recovery bool
 	// canary, when on, runs the reload as a canary (see reload.Canary).
 	canary strategy.Canary
-	// byUser: a user asked for it (supctl): without canary or strategy,
-	// the app's configured canary runs.
-	byUser bool
 }
 
 // commitMsg asks to make a reload's new generation the tracked one.

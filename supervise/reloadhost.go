@@ -2,15 +2,12 @@ package supervise
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
-	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/gunicorn"
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/proc"
@@ -20,9 +17,12 @@ import (
 	"github.com/gunisup/supervisor/status"
 )
 
-// reloadRun is one reload in progress. The owner goroutine sets abandoned;
-// the reload's goroutine records the generations it started.
+// reloadRun is one reload in progress of owner a, and the reload.Host its
+// steps run through. The owner goroutine sets abandoned and committed; the
+// reload's goroutine records the generations it started and compareDue.
 type reloadRun struct {
+	a        *appOwner
+	ctx      context.Context // the manager's: generations outlive the reload's ctx
 	cancel   context.CancelCauseFunc
 	started  time.Time
 	strategy strategy.Strategy
@@ -38,11 +38,13 @@ type reloadRun struct {
 	// predecessor's orphans.
 	dir      string
 	recovery bool
-	// canary is the plan of a canary reload (see reload.Canary), env its
-	// environment; off for any other.
-	canary       strategy.Canary
-	canaryEnv    canaryEnv
-	canaryLimits config.CanaryLimits
+	// canary is the plan of a canary reload (see reload.Canary), off for
+	// any other; canaryIn is the Manager whose steering and metrics it uses.
+	canary   strategy.Canary
+	canaryIn *Manager
+	// compareDue is when the comparison its commit started ends (zero:
+	// none).
+	compareDue time.Time
 
 	mu    sync.Mutex
 	fresh []generation // started by the reload (being checked, or aborted)
@@ -69,13 +71,10 @@ func (r *reloadRun) gens() []generation {
 	return append([]generation{r.old}, r.fresh...)
 }
 
-// reloadRefusal says why a reload cannot begin now, or nil.
-func (a *appOwner) reloadRefusal() error {
+// busy says which reload is in progress (ErrBusy), or nil for none.
+func (a *appOwner) busy() error {
 	if r := a.reload; r != nil {
 		return fmt.Errorf("%w: app %s: a %s reload is in progress (started %s ago)", ErrBusy, a.cfg.Name, r.strategy, time.Since(r.started).Round(time.Millisecond))
-	}
-	if a.gen == nil || (a.state != status.Running && a.state != status.Starting) {
-		return fmt.Errorf("%w: app %s is %s; start it first", ErrNotRunning, a.cfg.Name, a.state)
 	}
 	return nil
 }
@@ -84,50 +83,28 @@ func (a *appOwner) reloadRefusal() error {
 // answer messages, and the reload's commit and end come back as messages.
 // m is answered when the reload ends.
 func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
-	if err := a.reloadRefusal(); err != nil {
+	run, err := a.planReload(ctx, m)
+	if err != nil {
 		m.reply <- err
 		return
 	}
-	st := a.cfg.Reload.Strategy
-	if m.strategy != nil {
-		var err error
-		if st, err = strategy.For(string(*m.strategy), a.cfg.Kind.String()); err != nil {
-			m.reply <- fmt.Errorf("app %s: strategy: %w", a.cfg.Name, err)
-			return
-		}
-	}
-	if m.byUser && !m.canary.On() && m.strategy == nil {
-		m.canary = a.cfg.Reload.Canary
-	}
-	var cenv canaryEnv
-	if m.canary.On() {
-		var err error
-		if cenv, err = a.canaryRefusal(st); err != nil {
-			m.reply <- err
-			return
-		}
-	}
 	cctx, cancel := context.WithCancelCause(ctx)
-	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout+time.Duration(len(m.canary.Steps))*m.canary.For)
-	run := &reloadRun{cancel: cancel, started: time.Now(), strategy: st, old: a.gen, dir: m.dir, recovery: m.recovery,
-		canary: m.canary, canaryEnv: cenv, canaryLimits: a.cfg.Reload.CanaryLimits}
+	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout+time.Duration(len(run.canary.Steps))*run.canary.For)
+	run.cancel = cancel
 	a.reload = run
 	a.env.changed()
-	progress := m.progress
-	if progress == nil {
-		progress = func(string) {}
-	}
 	logger := a.env.log()
 	logged := func(msg string) {
 		logger.Info("reload", "app", a.cfg.Name, "phase", msg)
-		progress(msg)
+		if m.progress != nil {
+			m.progress(msg)
+		}
 	}
 	go func() {
 		defer cancel(nil)
 		defer stop()
-		h := &host{a: a, ctx: ctx, run: run}
-		err := a.runChange(rctx, h, st, m.release, logged)
-		res := reloadResult(run, err)
+		err := a.runChange(rctx, run, m.release, logged)
+		res := reload.ResultOf(run.strategy.String(), run.started, err)
 		// The owner records the result before the caller hears of it.
 		if serr := a.send(context.WithoutCancel(ctx), reloadDoneMsg{call: newCall(), run: run, result: res}); serr != nil {
 			logger.Warn("reload result not recorded", "app", a.cfg.Name, "err", serr)
@@ -136,22 +113,46 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 	}()
 }
 
-// reloadResult describes how run ended with err.
-func reloadResult(run *reloadRun, err error) *reload.Result {
-	outcome, reason := reload.OutcomeOf(err)
-	return &reload.Result{Strategy: run.strategy.String(), Result: outcome, Reason: reason, Started: run.started, Duration: time.Since(run.started)}
+// planReload returns the run m asks for (its cancel unset), or why it
+// cannot begin: another runs (ErrBusy), no generation serves
+// (ErrNotRunning), or its strategy or canary is refused. The strategy is
+// m's, or the app's.
+func (a *appOwner) planReload(ctx context.Context, m reloadMsg) (*reloadRun, error) {
+	if err := a.busy(); err != nil {
+		return nil, err
+	}
+	if a.gen == nil || (a.state != status.Running && a.state != status.Starting) {
+		return nil, fmt.Errorf("%w: app %s is %s; start it first", ErrNotRunning, a.cfg.Name, a.state)
+	}
+	run := &reloadRun{a: a, ctx: ctx, started: time.Now(), strategy: a.cfg.Reload.Strategy, old: a.gen, dir: m.dir, recovery: m.recovery, canary: m.canary}
+	if m.strategy != nil {
+		var err error
+		if run.strategy, err = strategy.For(string(*m.strategy), a.cfg.Kind.String()); err != nil {
+			return nil, fmt.Errorf("app %s: strategy: %w", a.cfg.Name, err)
+		}
+	}
+	if run.canary.On() {
+		var err error
+		if run.canaryIn, err = a.canaryRefusal(run.strategy); err != nil {
+			return nil, err
+		}
+	}
+	return run, nil
 }
 
-// runChange runs the reload (runReload) of h's run between the two
-// records of it in the run state: before anything moves, and once it has
-// ended. A deploy that cannot be recorded does not begin: after the
-// supervisor's death its successor would not know that the link points at
-// an unchecked release.
-func (a *appOwner) runChange(ctx context.Context, h *host, st strategy.Strategy, release string, progress reload.Progress) error {
-	c, err := a.change(release, h.run.dir)
+// runChange runs the reload run (runReload) between the two records of
+// it in the run state: before anything moves, and once it has ended. A
+// deploy (release != "") points the release link at release first and
+// back when the new release did not take over (see reload.Deploy); one
+// that cannot be recorded does not begin: after the supervisor's death
+// its successor would not know that the link points at an unchecked
+// release.
+func (a *appOwner) runChange(ctx context.Context, run *reloadRun, release string, progress reload.Progress) error {
+	target, previous, err := reload.Targets(a.cfg.Directory, release, run.dir)
 	if err != nil {
 		return err
 	}
+	c := &recovery.RunChange{Deploy: release != "", Link: a.cfg.Directory, Target: target, Previous: previous}
 	if err := a.env.recordChange(a.cfg.Name, c); err != nil {
 		if c.Deploy {
 			return fmt.Errorf("deploy %s: recording it in run_dir: %w", release, err)
@@ -163,71 +164,32 @@ func (a *appOwner) runChange(ctx context.Context, h *host, st strategy.Strategy,
 			a.env.log().Warn("recovery record", "app", a.cfg.Name, "err", err)
 		}
 	}()
-	return a.runReload(ctx, h, st, h.run.old, c, progress)
-}
-
-// change describes the deploy of release ("": a reload of dir, or of the
-// app's directory as it resolves now) for the run state.
-func (a *appOwner) change(release, dir string) (*recovery.RunChange, error) {
-	c := &recovery.RunChange{Deploy: release != "", Link: a.cfg.Directory, Target: dir}
-	if release == "" {
-		if dir == "" && a.cfg.Directory != "" {
-			c.Target, _ = reload.ResolveDir(a.cfg.Directory) // "" when it does not resolve: the spawn says why
-		}
-		return c, nil
-	}
-	abs, err := filepath.Abs(release)
-	if err != nil {
-		return nil, fmt.Errorf("deploy %s: %w", release, err)
-	}
-	c.Target = abs
-	if c.Previous, err = reload.ReadLink(a.cfg.Directory); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// runReload points the release link (a deploy: c.Deploy), runs the strategy
-// reload.Choose picks, and points the link back when the new release did
-// not take over.
-func (a *appOwner) runReload(ctx context.Context, h *host, st strategy.Strategy, old generation, c *recovery.RunChange, progress reload.Progress) error {
-	var previous string
+	steps := func() error { return a.runReload(ctx, run, progress) }
 	if c.Deploy {
-		abs := c.Target
-		prev, err := reload.PointLink(a.cfg.Directory, abs)
-		if err != nil {
-			return err
-		}
-		previous = prev
-		progress(fmt.Sprintf("pointed %s at %s (was %s)", a.cfg.Directory, abs, prev))
+		return reload.Deploy(a.cfg.Directory, target, progress, steps)
 	}
-	st, why := reload.Choose(st, a.linkFacts(old.Info()))
+	return steps()
+}
+
+// runReload runs run with the strategy reload.Choose picks for it (as a
+// canary when its plan is on: see runSteps) and returns the steps' error.
+func (a *appOwner) runReload(ctx context.Context, run *reloadRun, progress reload.Progress) error {
+	gi := run.old.Info()
+	f := linkFacts(a.cfg, gi.Dir, gi.FollowsLink)
+	f.Steered = a.steeredApp()
+	st, why := reload.Choose(run.strategy, f)
 	if why != "" {
-		progress(fmt.Sprintf("%s: %s", old, why))
+		progress(fmt.Sprintf("%s: %s", run.old, why))
 	}
-	if st.ReExec() && a.steeredApp() {
-		progress(reExecUngated(st))
+	if note := f.Ungated(st); note != "" {
+		progress(note)
 	}
-	_, err := runSteps(ctx, st, h, old, progress)
-	if err == nil && !h.compareDue.IsZero() {
-		in := max(time.Until(h.compareDue), 0).Round(time.Second)
+	_, err := runSteps(ctx, st, run, progress)
+	if err == nil && !run.compareDue.IsZero() {
+		in := max(time.Until(run.compareDue), 0).Round(time.Second)
 		progress(fmt.Sprintf("comparison in %s: supctl status %s", in, a.cfg.Name))
 	}
-	if err != nil && previous != "" {
-		if _, perr := reload.PointLink(a.cfg.Directory, previous); perr != nil {
-			progress(fmt.Sprintf("error: pointing %s back at %s: %v", a.cfg.Directory, previous, perr))
-			return errors.Join(err, perr)
-		}
-		progress(fmt.Sprintf("pointed %s back at %s", a.cfg.Directory, previous))
-	}
 	return err
-}
-
-// reExecUngated is the progress line of an in-place re-exec reload (usr2) of
-// an app with steered listeners: what its gate does and does not protect.
-func reExecUngated(s strategy.Strategy) string {
-	return fmt.Sprintf("%s: the new master inherits the serving sockets, so its workers take connections as soon as they boot; "+
-		"the gate decides only whether the old master is drained or the new one stopped (use %s to keep traffic from an unchecked generation)", s, s.Fallback())
 }
 
 // steeredApp reports whether any of the app's listeners is steered (BPF or rename).
@@ -240,46 +202,43 @@ func (a *appOwner) steeredApp() bool {
 	return false
 }
 
-// linkFacts describes the app's release link and a generation for reload.Choose.
-func (a *appOwner) linkFacts(g gen.Info) reload.Facts {
-	return linkFacts(a.cfg, g.Dir, g.FollowsLink)
-}
-
-// linkFacts describes app's release link and a generation running in runsIn;
-// a link that does not resolve now counts as none.
+// linkFacts is reload.LinkFacts of app's release link.
 func linkFacts(app *config.App, runsIn string, follows bool) reload.Facts {
-	f := reload.Facts{RunsIn: runsIn, FollowsLink: follows}
-	if app.Directory == "" {
-		return f
-	}
-	if target, err := reload.ResolveDir(app.Directory); err == nil {
-		f.Link, f.LinkTarget = app.Directory, target
-	}
-	return f
+	return reload.LinkFacts(app.Directory, runsIn, follows)
 }
 
-// commit makes g, started by run, the tracked generation (Running). It is
-// refused when run was abandoned (stop, restart) or the tracked generation
-// is neither the one run replaces nor one run committed before: a
-// generation is never replaced without its reload stopping it.
+// standing describes run to the refusals of its commit and keep (see
+// reload.Standing).
+func (a *appOwner) standing(run *reloadRun) reload.Standing {
+	return reload.Standing{App: a.cfg.Name, Cancelled: run != a.reload || run.abandoned || a.state == status.Stopping,
+		Serving: reload.ServingOf(a.gen, run.old, run.committed), Recovery: run.recovery,
+		Window: a.cfg.Reload.KeepPrevious > 0, Steered: a.steeredApp()}
+}
+
+// commit makes g, started by run, the tracked generation (Running), unless
+// the run's standing refuses it (see reload.Standing.CommitRefusal).
 func (a *appOwner) commit(run *reloadRun, g generation) error {
-	switch {
-	case run != a.reload || run.abandoned || a.state == status.Stopping:
-		return fmt.Errorf("app %s: reload cancelled by a stop or restart", a.cfg.Name)
-	case a.gen != nil && a.gen != run.old && a.gen != run.committed:
-		return fmt.Errorf("app %s: the serving generation changed during the reload", a.cfg.Name)
+	if err := a.standing(run).CommitRefusal(); err != nil {
+		return err
 	}
-	if err := a.env.serve(a.cfg.Name, g.Info().ID); err != nil {
-		return fmt.Errorf("app %s: switching to %s: %w", a.cfg.Name, g, err)
+	if err := a.takeOver(g, "switching to"); err != nil {
+		return err
 	}
 	run.committed = g
+	return nil
+}
+
+// takeOver steers the app's new connections to g and makes it the
+// tracked, Running, healthy generation; the error (doing names the step)
+// leaves the owner's state as it was.
+func (a *appOwner) takeOver(g generation, doing string) error {
+	if err := a.env.serve(a.cfg.Name, g.Info().ID); err != nil {
+		return fmt.Errorf("app %s: %s %s: %w", a.cfg.Name, doing, g, err)
+	}
 	a.env.gated(a.cfg.Name, g)
 	a.cancelReady()
 	a.cancelTimer()
-	a.gen = g
-	a.state = status.Running
-	a.health = healthState{healthy: true}
-	a.message = ""
+	a.gen, a.state, a.health, a.message = g, status.Running, healthState{healthy: true}, ""
 	return nil
 }
 
@@ -314,79 +273,70 @@ func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *reload.R
 	}
 }
 
-// host implements reload.Host for one app's reload run.
-type host struct {
-	a   *appOwner
-	ctx context.Context // the manager's: generations outlive the reload's ctx
-	run *reloadRun
-	// compareDue is when the comparison its commit started ends (zero:
-	// none).
-	compareDue time.Time
-}
-
 func asGen(g reload.Gen) generation { return g.(generation) }
 
-func (h *host) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
-	cfg := h.a.cfg
+func (r *reloadRun) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
+	cfg := r.a.cfg
 	if dir == "" {
-		dir = h.run.dir
+		dir = r.dir
 	}
-	id := int(h.a.env.nextGen(cfg.Name))
-	g, err := h.a.env.spawnGen(h.ctx, cfg, id, dir, cfg.Reload.Strategy, useOwn)
+	id := int(r.a.env.nextGen(cfg.Name))
+	g, err := r.a.env.spawnGen(r.ctx, cfg, id, dir, cfg.Reload.Strategy, useOwn)
 	if err != nil {
 		return nil, err
 	}
-	h.run.add(g)
+	r.add(g)
 	return g, nil
 }
 
 // Ready gates g: healthy_after passes in a row (one answer without a
 // check), within start_timeout as well as the reload's own deadline, and
 // rejected at once after unhealthy_after answered failures in a row.
-func (h *host) Ready(ctx context.Context, g reload.Gen) error {
+func (r *reloadRun) Ready(ctx context.Context, g reload.Gen) error {
 	passes := 1
-	if h.a.cfg.Health.Enabled {
-		passes = h.a.cfg.Health.HealthyAfter
+	if r.a.cfg.Health.Enabled {
+		passes = r.a.cfg.Health.HealthyAfter
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.a.cfg.StartTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.a.cfg.StartTimeout)
 	defer cancel()
-	return h.a.probe.ready(ctx, asGen(g), passes)
+	return r.a.probe.ready(ctx, asGen(g), passes)
 }
 
-// Commit asks the owner to track g. Once the owner has the message its
-// answer is the verdict, whatever ctx does meanwhile: a commit it accepted
-// must never be reported (and undone) as failed.
-func (h *host) Commit(ctx context.Context, g reload.Gen) error {
-	m := commitMsg{call: newCall(), run: h.run, gen: asGen(g)}
-	if err := h.a.post(ctx, m); err != nil {
-		return err
-	}
-	err := <-m.reply
-	if err == nil {
-		h.a.env.recordNow(h.a.cfg.Name) // a successor recovers to g's release
-		if h.run.old != nil {
-			if w := h.a.env.swapped(h.a.cfg.Name, h.run.old.Info().ID, asGen(g).Info().ID); w > 0 {
-				h.compareDue = time.Now().Add(w)
-			}
+// Commit asks the owner to track g (see appOwner.commit).
+func (r *reloadRun) Commit(ctx context.Context, g reload.Gen) error {
+	err := r.ask(ctx, commitMsg{call: newCall(), run: r, gen: asGen(g)})
+	if err == nil && r.old != nil {
+		if w := r.a.env.swapped(r.a.cfg.Name, r.old.Info().ID, asGen(g).Info().ID); w > 0 {
+			r.compareDue = time.Now().Add(w)
 		}
 	}
 	return err
 }
 
-// Drain stops g gracefully. A generation with steered sockets first keeps
-// accepting until no connection waits on them (within stop_timeout). For an
+// ask sends m, a step of the run, to the owner. Once the owner has it its
+// answer is the verdict, whatever ctx does: a step it took is never
+// reported (and undone) as failed. The run state is written once it took.
+func (r *reloadRun) ask(ctx context.Context, m message) error {
+	if err := r.a.post(ctx, m); err != nil {
+		return err
+	}
+	err := <-m.replyTo()
+	if err == nil {
+		r.a.env.recordNow(r.a.cfg.Name)
+	}
+	return err
+}
+
+// Drain stops g gracefully (see appOwner.stopGen, draining). For an
 // exclusive strategy (restart) Drain returns only once nothing of g's tree
 // runs (a singleton's child may hold its lock).
-func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
+func (r *reloadRun) Drain(ctx context.Context, rg reload.Gen) error {
 	g := asGen(rg)
-	qctx, cancel := context.WithTimeout(ctx, h.a.cfg.StopTimeout)
-	h.a.env.quiesce(qctx, h.a.cfg.Name, g.Info().ID)
-	cancel()
-	_, err := g.Stop(ctx, h.a.stopSignal(), h.a.cfg.StopTimeout)
-	if h.run.strategy.Exclusive() {
-		h.a.env.endTree(g)
+	err := r.a.stopGen(ctx, g, true)
+	if r.strategy.Exclusive() {
+		r.a.env.endTree(g)
 	}
-	h.a.env.afterExit(g)
+	r.a.env.afterExit(g)
 	return err
 }
 
@@ -394,10 +344,10 @@ func (h *host) Drain(ctx context.Context, rg reload.Gen) error {
 // Gunicorn's graceful stop (gunicorn.Abort), a process its stop signal;
 // either is KILLed after five seconds (workers still importing the app
 // ignore TERM).
-func (h *host) Abort(rg reload.Gen) error {
+func (r *reloadRun) Abort(rg reload.Gen) error {
 	g := asGen(rg)
-	sig := h.a.stopSignal()
-	if h.a.cfg.Kind == config.KindGunicorn {
+	sig := r.a.stopSignal()
+	if r.a.cfg.Kind == config.KindGunicorn {
 		sig = syscall.SIGTERM
 		stop, err := gunicorn.Abort(g.Signal, g.Workers, g.Done())
 		if err != nil {
@@ -405,34 +355,24 @@ func (h *host) Abort(rg reload.Gen) error {
 		}
 		defer stop()
 	}
-	_, err := g.Stop(h.ctx, sig, 5*time.Second)
-	h.a.env.afterExit(g)
+	_, err := g.Stop(r.ctx, sig, 5*time.Second)
+	r.a.env.afterExit(g)
 	return err
 }
 
 // Keep asks the owner to keep old for a rollback (see keepMsg).
-func (h *host) Keep(ctx context.Context, old reload.Gen) (bool, string) {
-	err := h.a.send(ctx, keepMsg{call: newCall(), run: h.run, gen: asGen(old)})
-	switch {
-	case err == nil:
-		h.a.env.recordNow(h.a.cfg.Name)
-		return true, ""
-	case errors.Is(err, errNoWindow):
-		return false, ""
-	}
-	return false, err.Error()
+func (r *reloadRun) Keep(ctx context.Context, old reload.Gen) error {
+	return r.ask(ctx, keepMsg{call: newCall(), run: r, gen: asGen(old)})
 }
 
-func (h *host) Dir(g reload.Gen) string { return asGen(g).Info().Dir }
-
-func (h *host) Tail(g reload.Gen) []string { return asGen(g).Tail() }
+func (r *reloadRun) Dir(g reload.Gen) string { return asGen(g).Info().Dir }
 
 // USR2 implements reload.Host through the Manager's USR2 mechanics.
-func (h *host) USR2(ctx context.Context, old reload.Gen) (reload.Gen, error) {
-	g, err := h.a.env.usr2(ctx, h.a, asGen(old))
+func (r *reloadRun) USR2(ctx context.Context, old reload.Gen) (reload.Gen, error) {
+	g, err := r.a.env.usr2(ctx, r.a, asGen(old))
 	if g == nil {
 		return nil, err
 	}
-	h.run.add(g)
+	r.add(g)
 	return g, err
 }
