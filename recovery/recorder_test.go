@@ -65,16 +65,17 @@ func TestStartKeepsPredecessorReleases(t *testing.T) {
 	if err := WriteRunState(dir, rest); err != nil {
 		t.Fatal(err)
 	}
-	got := map[string][]string{}
+	facts := map[string]*Facts{}
 	var r Recorder
-	r.Start(dir, nil, func(app, gated string, releases []string) {
-		if gated != "" {
-			t.Errorf("%s: gated %q from a predecessor's record", app, gated)
-		}
-		got[app] = releases
+	r.Start(dir, nil, func(app string) *Facts {
+		facts[app] = &Facts{}
+		return facts[app]
 	})
-	if len(got) != 1 || !slices.Equal(got["web"], []string{"/r/1", "/r/2"}) {
-		t.Errorf("kept %v, want web's releases", got)
+	if len(facts) != 1 || facts["web"] == nil || !slices.Equal(facts["web"].Of().Releases, []string{"/r/1", "/r/2"}) {
+		t.Fatalf("kept %v, want web's releases", facts)
+	}
+	if g := facts["web"].Of().Gated; g != "" {
+		t.Errorf("web: gated %q from a predecessor's record", g)
 	}
 	if r.last != nil {
 		t.Errorf("the predecessor's record is the base of the next one: %+v", r.last)
