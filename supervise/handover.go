@@ -9,6 +9,7 @@ import (
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/upgrade"
 )
 
@@ -51,7 +52,9 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 			return nil, nil, fmt.Errorf("app %s: %w", a.cfg.Name, err)
 		}
 		st.Seq = m.slot(a.cfg.Name).genSeq.Load()
-		st.Log = m.handoverLog(a.cfg.Name)
+		if l := m.view(a.cfg.Name).log; l != nil {
+			st.Log = l.Recent(upgrade.LogHandoverBytes)
+		}
 		state.Apps = append(state.Apps, st)
 	}
 	for _, a := range m.owners() {
@@ -159,6 +162,14 @@ func (m *Manager) restoreApp(s *appSlot, st AppHandover) (started bool) {
 	a.health.healthy = st.Healthy
 	a.publish()
 	return true
+}
+
+// restoreLog makes lines, the recent output the previous image handed
+// over, app's history (see logs.App.Preload).
+func (m *Manager) restoreLog(app string, lines []logs.Line) {
+	if l := m.view(app).log; l != nil {
+		l.Preload(lines)
+	}
 }
 
 // adoptHandedOver wraps generation h of app, which the previous image ran

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 )
@@ -83,6 +84,10 @@ func (g *GenHandover) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// LogHandoverBytes bounds the text of the recent lines handed over per app
+// (AppHandover.Log): the state of 50 apps stays within a few MB.
+const LogHandoverBytes = 64 << 10
+
 // AppHandover is one app owner's state.
 type AppHandover struct {
 	Name       string         `json:"name"`
@@ -97,7 +102,7 @@ type AppHandover struct {
 	// Log is the app's recent output (at most LogHandoverBytes of text),
 	// the history `supctl logs` shows after the upgrade. An image that
 	// does not read it ignores it.
-	Log []LogLine `json:"log,omitempty"`
+	Log []logs.Line `json:"log,omitempty"`
 }
 
 // FDs lists every descriptor the state refers to: they must stay open (not
