@@ -105,7 +105,7 @@ func (d *Daemon) Upgrade(ctx context.Context, progress reload.Progress) error {
 // upgradeState is the state this image hands to exe, whose `version` line
 // is line, around the manager's frozen state hs: without the parts exe
 // would not read (see upgrade.State.Fit).
-func (d *Daemon) upgradeState(exe string, hs *supervise.Handover, line string) *upgrade.State {
+func (d *Daemon) upgradeState(exe string, hs *upgrade.Handover, line string) *upgrade.State {
 	st := &upgrade.State{FromVersion: Version, Config: d.Config.Path, Started: d.started, Upgrades: d.upgrades, Exe: exe, Manager: hs,
 		Statsd: map[string]int{}, Features: upgrade.Features()}
 	st.Fit(strings.Fields(line))

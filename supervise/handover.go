@@ -13,15 +13,6 @@ import (
 	"github.com/gunisup/supervisor/upgrade"
 )
 
-// The hand-over state types live in package upgrade; these names keep
-// supervise's callers unchanged.
-type (
-	Handover       = upgrade.Handover
-	AppHandover    = upgrade.AppHandover
-	GenHandover    = upgrade.GenHandover
-	SocketHandover = upgrade.SocketHandover
-)
-
 // Freeze stops every app owner and the reaper where they stand and returns
 // their state. While frozen nothing changes: exits stay unreaped (zombies)
 // for the next image to collect with their real status. thaw undoes it (the
@@ -30,7 +21,7 @@ type (
 // the descriptors of the held sockets and of their steering; they stay
 // the Manager's (Freeze neither closes nor duplicates any), so a thawed
 // Manager goes on with them.
-func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err error) {
+func (m *Manager) Freeze(ctx context.Context) (state *upgrade.Handover, thaw func(), err error) {
 	thawCh := make(chan struct{})
 	var once bool
 	var unlockReaper func()
@@ -44,9 +35,9 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 		}
 		close(thawCh)
 	}
-	state = &Handover{Version: upgrade.HandoverVersion, Sockets: map[string][]SocketHandover{}}
+	state = &upgrade.Handover{Version: upgrade.HandoverVersion, Sockets: map[string][]upgrade.SocketHandover{}}
 	for _, a := range m.owners() {
-		var st AppHandover
+		var st upgrade.AppHandover
 		if err := a.send(ctx, freezeMsg{call: newCall(), state: &st, thaw: thawCh}); err != nil {
 			thaw()
 			return nil, nil, fmt.Errorf("app %s: %w", a.cfg.Name, err)
@@ -73,7 +64,7 @@ func (m *Manager) Freeze(ctx context.Context) (state *Handover, thaw func(), err
 			return nil, nil, fmt.Errorf("app %s: %w", name, err)
 		}
 		for _, h := range hs {
-			sh := SocketHandover{Raw: h.Raw, FD: h.FD, Ino: h.Ino, Hold: h.Hold, Steer: h.Steer, Rename: h.Rename}
+			sh := upgrade.SocketHandover{Raw: h.Raw, FD: h.FD, Ino: h.Ino, Hold: h.Hold, Steer: h.Steer, Rename: h.Rename}
 			state.Sockets[name] = append(state.Sockets[name], sh)
 		}
 	}
@@ -125,11 +116,11 @@ func (a *appOwner) wants() bool {
 }
 
 // handedOver is a generation that can be described to the next image.
-type handedOver interface{ Handover() *GenHandover }
+type handedOver interface{ Handover() *upgrade.GenHandover }
 
 // restoreAll puts each app st hands over back in the state the previous
 // image left (see restoreApp); nil st: nothing was handed over.
-func (m *Manager) restoreAll(st *Handover) {
+func (m *Manager) restoreAll(st *upgrade.Handover) {
 	if st == nil {
 		return
 	}
@@ -143,7 +134,7 @@ func (m *Manager) restoreAll(st *Handover) {
 // restoreApp puts slot s's owner back in the state the previous image left: its
 // generation keeps running, unaware. It returns true when the app needs no
 // start (it was handed over running, or stopped by request).
-func (m *Manager) restoreApp(s *appSlot, st AppHandover) (started bool) {
+func (m *Manager) restoreApp(s *appSlot, st upgrade.AppHandover) (started bool) {
 	a := s.owner
 	m.restoreLog(a.cfg.Name, st.Log)
 	a.restarts = st.Restarts
@@ -175,7 +166,7 @@ func (m *Manager) restoreLog(app string, lines []logs.Line) {
 // adoptHandedOver wraps generation h of app, which the previous image ran
 // (see gen.Spawner.Adopt): a Gunicorn master's first stop goes through
 // the app's held sockets.
-func (m *Manager) adoptHandedOver(app *config.App, h *GenHandover) *gen.Generation {
+func (m *Manager) adoptHandedOver(app *config.App, h *upgrade.GenHandover) *gen.Generation {
 	var stop []*listen.Socket
 	if app.Kind == config.KindGunicorn {
 		stop = m.view(app.Name).table.Sockets()

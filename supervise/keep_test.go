@@ -10,6 +10,7 @@ import (
 	"github.com/gunisup/supervisor/listen/steer"
 	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/status"
+	"github.com/gunisup/supervisor/upgrade"
 )
 
 // keepApp is testApp with swap reloads that keep the previous generation
@@ -167,7 +168,7 @@ func TestOwnerKeptLifecycle(t *testing.T) {
 		t.Errorf("third swap: gen %d kept %+v, want %d kept %d", s.Generation, s.Kept, g4.id, g3.id)
 	}
 	r.checkInvariant()
-	var st AppHandover
+	var st upgrade.AppHandover
 	if err := r.do(freezeMsg{call: newCall(), state: &st, thaw: make(chan struct{})}); !errors.Is(err, ErrBusy) {
 		t.Errorf("freeze while a generation is kept: %v, want ErrBusy", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/status"
+	"github.com/gunisup/supervisor/upgrade"
 )
 
 // Options are the Manager's collaborators; zero values are usable.
@@ -43,7 +44,7 @@ type Options struct {
 	Sockets map[string][]*listen.Socket
 	// Restore is the state handed over by the previous image across an
 	// in-place re-exec; its generations are adopted instead of started.
-	Restore *Handover
+	Restore *upgrade.Handover
 	// Cgroups, when not nil, holds one cgroup per app (see proc.Cgroups).
 	Cgroups *proc.Cgroups
 	// Orphans are a dead predecessor's processes (see recovery.FindOrphans), nil for
@@ -317,8 +318,6 @@ func (m *Manager) changed() {
 	}
 }
 
-func (m *Manager) appReady() { m.changed() }
-
 func (m *Manager) appExited(name string, info proc.ExitInfo) {
 	select {
 	case m.exits <- AppExit{App: name, Exit: info}:
@@ -326,8 +325,6 @@ func (m *Manager) appExited(name string, info proc.ExitInfo) {
 	}
 	m.changed()
 }
-
-func (m *Manager) statsdAddr(app string) string { return m.statsd(app) }
 
 func (m *Manager) owner(name string) (*appOwner, error) {
 	a := m.view(name).owner

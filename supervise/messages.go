@@ -3,6 +3,7 @@ package supervise
 import (
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
+	"github.com/gunisup/supervisor/upgrade"
 )
 
 // message is one request to an app owner; the owner answers each on its
@@ -80,7 +81,7 @@ type retiredMsg struct {
 // freezeMsg asks the owner to record its state and hold still until thaw.
 type freezeMsg struct {
 	call
-	state *AppHandover
+	state *upgrade.AppHandover
 	thaw  <-chan struct{}
 }
 

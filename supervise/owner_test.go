@@ -11,6 +11,7 @@ import (
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/reload/strategy"
 	"github.com/gunisup/supervisor/status"
+	"github.com/gunisup/supervisor/upgrade"
 )
 
 func TestOwnerStart(t *testing.T) {
@@ -278,7 +279,7 @@ func TestOwnerFreeze(t *testing.T) {
 	r := startRig(t, testApp())
 	g := r.running()
 	thaw := make(chan struct{})
-	var st AppHandover
+	var st upgrade.AppHandover
 	if err := r.do(freezeMsg{call: newCall(), state: &st, thaw: thaw}); err != nil {
 		t.Fatal(err)
 	}
