@@ -427,7 +427,7 @@ func (m *Manager) Snapshots() []status.AppSnapshot {
 		if st := m.workerStats(s.Name); st != nil {
 			s.WorkersTarget, s.WorkersRecycled = st.Target(), st.Recycled()
 		}
-		s.Comparison = joinLines(m.slot(s.Name).canary.Status(), m.comparison(s.Name))
+		s.Comparison = joinLines(m.slot(s.Name).canary.Status(), m.routes.Comparison(s.Name))
 		m.logReport(&s)
 		out = append(out, s)
 	}

@@ -190,7 +190,7 @@ func (e managerEnv) appExited(app string, info proc.ExitInfo) { e.m.appExited(ap
 func (e managerEnv) statsdAddr(app string) string             { return e.m.statsd(app) }
 func (e managerEnv) workerStats(app string) *scale.Stats      { return e.m.workerStats(app) }
 func (e managerEnv) swapped(app string, oldID, newID int) time.Duration {
-	return e.m.swapped(app, oldID, newID)
+	return e.m.routes.Swapped(app, oldID, newID)
 }
 func (e managerEnv) log() *slog.Logger       { return e.m.logger }
 func (e managerEnv) events() status.Observer { return e.m.observer }
