@@ -63,9 +63,8 @@ func (m *Manager) Freeze(ctx context.Context) (state *upgrade.Handover, thaw fun
 			thaw()
 			return nil, nil, fmt.Errorf("app %s: %w", name, err)
 		}
-		for _, h := range hs {
-			sh := upgrade.SocketHandover{Raw: h.Raw, FD: h.FD, Ino: h.Ino, Hold: h.Hold, Steer: h.Steer, Rename: h.Rename}
-			state.Sockets[name] = append(state.Sockets[name], sh)
+		if len(hs) > 0 {
+			state.Sockets[name] = upgrade.SocketsOf(hs)
 		}
 	}
 	return state, thaw, nil

@@ -48,6 +48,16 @@ type SocketHandover struct {
 	Rename *listen.UnixSteerHandover `json:"rename,omitempty"`
 }
 
+// SocketsOf returns the hand-over records of one app's held listeners, in
+// listen order (see listen.Table.Handover).
+func SocketsOf(hs []listen.ListenerHandover) []SocketHandover {
+	out := make([]SocketHandover, len(hs))
+	for i, h := range hs {
+		out[i] = SocketHandover{Raw: h.Raw, FD: h.FD, Ino: h.Ino, Hold: h.Hold, Steer: h.Steer, Rename: h.Rename}
+	}
+	return out
+}
+
 // GenHandover is a running generation: everything the next image needs to
 // keep supervising it and to reload it the same way.
 type GenHandover struct {
