@@ -146,9 +146,9 @@ func (l *AppLog) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// CloseApps ends every app's log, each within limit (0: without waiting
-// for captures or sinks). It returns every error met, joined.
-func CloseApps(apps map[string]*AppLog, limit time.Duration) error {
+// CloseApps ends the logs apps, all within limit (0: without waiting for
+// captures or sinks). It returns every error met, joined.
+func CloseApps(limit time.Duration, apps ...*AppLog) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	var errs []error

@@ -19,7 +19,7 @@ func TestAttachTracksUntilDone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = CloseApps(map[string]*AppLog{"web": l}, time.Second) })
+	t.Cleanup(func() { _ = CloseApps(time.Second, l) })
 
 	none := l.Track(1, nil, nil)
 	<-none.capture.Done()
@@ -54,7 +54,7 @@ func TestCrashTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = CloseApps(map[string]*AppLog{"web": l}, time.Second) })
+	t.Cleanup(func() { _ = CloseApps(time.Second, l) })
 	l.Preload([]Line{
 		{Gen: 2, Stream: Stderr, Text: "old"},
 		{Gen: 3, Stream: Stderr, Text: "Traceback (most recent call last):"},

@@ -232,7 +232,7 @@ func (m *Manager) abandonOpen(err error, restore bool, held *listen.Held) error 
 		err = errors.Join(err, held.Close())
 		m.CloseSockets()
 	}
-	_ = logs.CloseApps(m.allLogs(), 0) // nothing was captured yet: nothing to lose
+	_ = logs.CloseApps(0, m.allLogs()...) // nothing was captured yet: nothing to lose
 	return err
 }
 
@@ -494,7 +494,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 	}
 	m.KillOrphans(5 * time.Second)
 	m.CloseSockets()
-	if err := logs.CloseApps(m.allLogs(), logCloseLimit); err != nil {
+	if err := logs.CloseApps(logCloseLimit, m.allLogs()...); err != nil {
 		errs = append(errs, fmt.Errorf("close app logs: %w", err))
 	}
 	close(m.stopped)
