@@ -247,3 +247,18 @@ func TestLinesFollowTheirMaster(t *testing.T) {
 		}
 	}
 }
+
+// TestNilSet: a nil Set is route metrics off: no app state, no comparison
+// window and no comparison line.
+func TestNilSet(t *testing.T) {
+	var s *Set
+	if a := s.App("web"); a != nil {
+		t.Errorf("App of a nil set = %v", a)
+	}
+	if w := s.Swapped("web", 1, 2); w != 0 {
+		t.Errorf("Swapped of a nil set = %s", w)
+	}
+	if c := s.Comparison("web"); c != "" {
+		t.Errorf("Comparison of a nil set = %q", c)
+	}
+}

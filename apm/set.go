@@ -110,8 +110,12 @@ func (s *Set) Configure(cfg *config.App) *App {
 	return a
 }
 
-// App returns the state of app name, nil when it has none.
+// App returns the state of app name, nil when it has none or s is nil
+// (route metrics off).
 func (s *Set) App(name string) *App {
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.apps[name]
@@ -150,8 +154,17 @@ func (s *Set) Prune(cfg *config.Config) {
 	}
 }
 
+// Swapped is App.Swapped for app name: the comparison window, 0 when the
+// app has no state (or s is nil).
+func (s *Set) Swapped(name string, oldID, newID int) time.Duration {
+	if a := s.App(name); a != nil {
+		return a.Swapped(oldID, newID)
+	}
+	return 0
+}
+
 // Comparison returns app name's latest comparison line (see
-// App.Comparison), "" when there is none.
+// App.Comparison), "" when there is none (or s is nil).
 func (s *Set) Comparison(name string) string {
 	if a := s.App(name); a != nil {
 		return a.Comparison()

@@ -46,7 +46,7 @@ func processApp(t *testing.T, command string) (*Spawner, App) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := logs.CloseApps(map[string]*logs.AppLog{"p": l}, 5*time.Second); err != nil {
+		if err := logs.CloseApps(5*time.Second, l); err != nil {
 			t.Error(err)
 		}
 	})

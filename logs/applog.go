@@ -80,6 +80,16 @@ func (l *AppLog) NoteCrash(gen int) { l.crashGen.Store(int64(gen)) }
 // Crashed returns the generation NoteCrash last recorded (0 for none).
 func (l *AppLog) Crashed() int { return int(l.crashGen.Load()) }
 
+// CrashTail returns the text of the last n stderr lines of the generation
+// NoteCrash last recorded, nil when it recorded none.
+func (l *AppLog) CrashTail(n int) []string {
+	gen := l.Crashed()
+	if gen == 0 {
+		return nil
+	}
+	return Texts(l.Lines(Query{Gen: gen, Stream: Stderr, N: n}))
+}
+
 // Reopen reopens the log file (after an external logrotate moved it); nil
 // for other sinks.
 func (l *AppLog) Reopen() error {
@@ -136,9 +146,9 @@ func (l *AppLog) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// CloseApps ends every app's log, each within limit (0: without waiting
-// for captures or sinks). It returns every error met, joined.
-func CloseApps(apps map[string]*AppLog, limit time.Duration) error {
+// CloseApps ends the logs apps, all within limit (0: without waiting for
+// captures or sinks). It returns every error met, joined.
+func CloseApps(limit time.Duration, apps ...*AppLog) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	var errs []error

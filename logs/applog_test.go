@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func TestAttachTracksUntilDone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = CloseApps(map[string]*AppLog{"web": l}, time.Second) })
+	t.Cleanup(func() { _ = CloseApps(time.Second, l) })
 
 	none := l.Track(1, nil, nil)
 	<-none.capture.Done()
@@ -44,4 +45,34 @@ func TestAttachTracksUntilDone(t *testing.T) {
 		defer l.mu.Unlock()
 		return len(l.captures) == 0
 	})
+}
+
+// TestCrashTail: the tail is the crashed generation's stderr only, its
+// last n lines; none before a crash is noted or after an expected exit.
+func TestCrashTail(t *testing.T) {
+	l, err := OpenApp(&config.App{Name: "web"}, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = CloseApps(time.Second, l) })
+	l.Preload([]Line{
+		{Gen: 2, Stream: Stderr, Text: "old"},
+		{Gen: 3, Stream: Stderr, Text: "Traceback (most recent call last):"},
+		{Gen: 3, Stream: Stdout, Text: "serving"},
+		{Gen: 3, Stream: Stderr, Text: "ValueError: boom"},
+	})
+	if got := l.CrashTail(10); got != nil {
+		t.Errorf("tail before a crash: %q", got)
+	}
+	l.NoteCrash(3)
+	if got := l.CrashTail(1); !slices.Equal(got, []string{"ValueError: boom"}) {
+		t.Errorf("CrashTail(1) = %q", got)
+	}
+	if got := l.CrashTail(10); !slices.Equal(got, []string{"Traceback (most recent call last):", "ValueError: boom"}) {
+		t.Errorf("CrashTail(10) = %q", got)
+	}
+	l.NoteCrash(0)
+	if got := l.CrashTail(10); got != nil {
+		t.Errorf("tail after an expected exit: %q", got)
+	}
 }

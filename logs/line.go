@@ -51,20 +51,23 @@ func (s Stream) String() string {
 	return "stream" + strconv.Itoa(int(s))
 }
 
-// Line is one line of an app's output, without its newline.
+// Line is one line of an app's output, without its newline. Its JSON form
+// (App left out) is how a self-upgrade hands the recent lines to the next
+// image (see App.Recent): an older or newer image reads it, so the names
+// stay as they are.
 type Line struct {
 	// Time is when the supervisor read the line.
-	Time time.Time
-	App  string
+	Time time.Time `json:"t"`
+	App  string    `json:"-"`
 	// Gen is the generation of the app that wrote the line.
-	Gen    int
-	Stream Stream
-	Text   string
+	Gen    int    `json:"gen"`
+	Stream Stream `json:"s"`
+	Text   string `json:"x"`
 	// Part is 0 for a whole line. A line longer than the capture's MaxLine
 	// is delivered as pieces numbered 1, 2, ... in order; every piece but
 	// the last has More set.
-	Part int
-	More bool
+	Part int  `json:"part,omitempty"`
+	More bool `json:"more,omitempty"`
 }
 
 // lineOverhead is what a line costs in a byte bound beyond its text.

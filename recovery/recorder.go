@@ -108,29 +108,24 @@ type Recorder struct {
 // (the predecessor's record, nil for none): the groups and cgroups of prev
 // that still hold processes are carried over until they are gone (see
 // CarryOver). Without prev, a record this process wrote (before a
-// self-upgrade's exec) is the start, and keep is called with each of its
-// apps' gated release (maybe "") and releases; a predecessor's record
-// with nothing to recover (after a clean stop, see RunState.ReleasesOnly)
-// gives its apps' releases only (gated ""). With prev, keep is called with
-// its apps' releases only.
-func (r *Recorder) Start(dir string, prev *RunState, keep func(app, gated string, releases []string)) {
+// self-upgrade's exec) is the start, and its apps' gated releases are kept;
+// a predecessor's record with nothing to recover (after a clean stop, see
+// RunState.ReleasesOnly) is not. The apps' remembered releases are kept
+// either way. What is kept goes into facts(app), which is called only for
+// an app with something to keep.
+func (r *Recorder) Start(dir string, prev *RunState, facts func(app string) *Facts) {
+	from, own := prev, false
 	if prev == nil {
-		rec, err := ReadRunState(dir)
-		switch {
-		case err != nil || rec == nil:
-		case rec.PID == os.Getpid():
-			prev = rec
-			for name, run := range rec.Apps {
-				keep(name, run.Gated, run.Releases)
-			}
-		default:
-			for name, run := range rec.Apps {
-				keep(name, "", run.Releases)
-			}
+		if rec, err := ReadRunState(dir); err == nil && rec != nil {
+			from, own = rec, rec.PID == os.Getpid()
 		}
-	} else {
-		for name, run := range prev.Apps {
-			keep(name, "", run.Releases)
+		if own {
+			prev = from
+		}
+	}
+	if from != nil {
+		for name, run := range from.Apps {
+			keep(facts, name, run, own)
 		}
 	}
 	r.mu.Lock()
@@ -138,10 +133,28 @@ func (r *Recorder) Start(dir string, prev *RunState, keep func(app, gated string
 	r.on, r.dir, r.last = true, dir, prev
 }
 
-// Write writes the record build makes from the last one and one /proc
-// pass, when it differs from the last one written. It does nothing before
-// Start; errors name the run state.
-func (r *Recorder) Write(build func(prev *RunState, tree *proc.Tree) *RunState) error {
+// keep records run's releases as app's unless some are recorded (see
+// Facts.SetReleases) and, when gated, run's gated release unless one is.
+func keep(facts func(app string) *Facts, app string, run AppRun, gated bool) {
+	if !gated {
+		run.Gated = ""
+	}
+	if run.Gated == "" && len(run.Releases) == 0 {
+		return
+	}
+	f := facts(app)
+	f.SetReleases(run.Releases)
+	if run.Gated != "" && f.Of().Gated == "" {
+		f.SetGated(run.Gated)
+	}
+}
+
+// Write writes the record of this process (see NewRunState) whose apps
+// build adds from one /proc pass, with the groups and cgroups of the last
+// record (or the predecessor's) that still hold processes carried over
+// (see CarryOver), when it differs from the last one written. It does
+// nothing before Start; errors name the run state.
+func (r *Recorder) Write(build func(st *RunState, tree *proc.Tree)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.on {
@@ -151,7 +164,11 @@ func (r *Recorder) Write(build func(prev *RunState, tree *proc.Tree) *RunState) 
 	if err != nil {
 		return fmt.Errorf("run state: %w", err)
 	}
-	st := build(r.last, tree)
+	st := NewRunState()
+	build(st, tree)
+	if r.last != nil {
+		CarryOver(st, r.last, tree)
+	}
 	if reflect.DeepEqual(st, r.last) {
 		return nil
 	}
@@ -160,6 +177,29 @@ func (r *Recorder) Write(build func(prev *RunState, tree *proc.Tree) *RunState) 
 	}
 	r.last = st
 	return nil
+}
+
+// Serving is what an app runs now, for its record: the master pid of its
+// serving generation (0: none), that generation's number and release, its
+// cgroup's path ("" for none) and its listen table's entries.
+type Serving struct {
+	PID, Gen  int
+	Release   string
+	Cgroup    string
+	Listeners []listen.Entry
+}
+
+// Run returns the app's record: its facts (see Of), s's generation as the
+// serving one with its process group as tree shows it (see
+// AppRun.AddServing), its cgroup and its listeners (see Listeners).
+func (f *Facts) Run(tree *proc.Tree, s Serving) AppRun {
+	r := f.Of()
+	r.AddServing(tree, s.PID, s.Gen, s.Release)
+	if s.Cgroup != "" {
+		r.Cgroups = append(r.Cgroups, s.Cgroup)
+	}
+	r.Listeners = Listeners(s.Listeners)
+	return r
 }
 
 // Listeners records an app's listeners, one per entry of its table: the

@@ -3,6 +3,8 @@ package recovery
 import (
 	"slices"
 	"testing"
+
+	"github.com/gunisup/supervisor/proc"
 )
 
 // TestFactsReleases: the gated releases are remembered in order, without
@@ -65,18 +67,63 @@ func TestStartKeepsPredecessorReleases(t *testing.T) {
 	if err := WriteRunState(dir, rest); err != nil {
 		t.Fatal(err)
 	}
-	got := map[string][]string{}
+	facts := map[string]*Facts{}
 	var r Recorder
-	r.Start(dir, nil, func(app, gated string, releases []string) {
-		if gated != "" {
-			t.Errorf("%s: gated %q from a predecessor's record", app, gated)
-		}
-		got[app] = releases
+	r.Start(dir, nil, func(app string) *Facts {
+		facts[app] = &Facts{}
+		return facts[app]
 	})
-	if len(got) != 1 || !slices.Equal(got["web"], []string{"/r/1", "/r/2"}) {
-		t.Errorf("kept %v, want web's releases", got)
+	if len(facts) != 1 || facts["web"] == nil || !slices.Equal(facts["web"].Of().Releases, []string{"/r/1", "/r/2"}) {
+		t.Fatalf("kept %v, want web's releases", facts)
+	}
+	if g := facts["web"].Of().Gated; g != "" {
+		t.Errorf("web: gated %q from a predecessor's record", g)
 	}
 	if r.last != nil {
 		t.Errorf("the predecessor's record is the base of the next one: %+v", r.last)
+	}
+}
+
+// TestRecorderWrite: a record is the facts and serving generation of each
+// app build adds, with the live groups of the last record carried over and
+// its dead ones dropped; nothing is written before Start, and an unchanged
+// record is not written again.
+func TestRecorderWrite(t *testing.T) {
+	dir := t.TempDir()
+	serving := startGroup(t)
+	gone := ProcGroup{PGID: serving.PGID, Leader: serving.Leader + 1} // a reused pgid
+	kept := startGroup(t)
+	var facts Facts
+	facts.SetGated("/r/1")
+	build := func(st *RunState, tree *proc.Tree) {
+		st.Apps["web"] = facts.Run(tree, Serving{PID: serving.PGID, Gen: 3, Release: "/r/1", Cgroup: "/sys/fs/cgroup/sup/web"})
+	}
+	var r Recorder
+	if err := r.Write(build); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := ReadRunState(dir); err != nil || st != nil {
+		t.Fatalf("record before Start: %+v, %v", st, err)
+	}
+	prev := &RunState{PID: 1, Apps: map[string]AppRun{"old": {Groups: []ProcGroup{kept, gone}}}}
+	r.Start(dir, prev, func(string) *Facts { return &Facts{} })
+	if err := r.Write(build); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ReadRunState(dir)
+	if err != nil || st == nil {
+		t.Fatalf("record after Start: %+v, %v", st, err)
+	}
+	web := st.Apps["web"]
+	if web.Serving == nil || web.Serving.ID != 3 || web.Serving.Group != serving || web.Gated != "/r/1" ||
+		!slices.Equal(web.Groups, []ProcGroup{serving}) || !slices.Equal(web.Cgroups, []string{"/sys/fs/cgroup/sup/web"}) {
+		t.Errorf("web's record: %+v", web)
+	}
+	if old := st.Apps["old"]; !slices.Equal(old.Groups, []ProcGroup{kept}) {
+		t.Errorf("carried over %+v, want the live group %+v only", old.Groups, kept)
+	}
+	last := r.last
+	if err := r.Write(build); err != nil || r.last != last {
+		t.Errorf("an unchanged record was written again (%v)", err)
 	}
 }

@@ -50,10 +50,28 @@ type ListenerSnapshot struct {
 	Closed                  bool
 }
 
-// ListenerOf describes the held socket s. A closed socket (no descriptor)
+// Listeners describes an app's held sockets, one per entry of its listen
+// table, in listen order: a steered one reports its steering mode and the
+// serving generation's socket (its queue is the one clients wait in).
+func Listeners(entries []listen.Entry) []ListenerSnapshot {
+	var out []ListenerSnapshot
+	for _, e := range entries {
+		ls := listenerOf(e.Socket)
+		ls.Steering = string(e.Mode())
+		if g := e.Steering; g != nil {
+			if fd := g.ServingFD(); fd >= 0 {
+				ls.FD = fd
+			}
+		}
+		out = append(out, ls)
+	}
+	return out
+}
+
+// listenerOf describes the held socket s. A closed socket (no descriptor)
 // has FD -1, Closed set and the network its spec names; an open one the
 // network of its descriptor. Steering is left empty for the caller.
-func ListenerOf(s *listen.Socket) ListenerSnapshot {
+func listenerOf(s *listen.Socket) ListenerSnapshot {
 	fd := s.FD()
 	if fd < 0 {
 		return ListenerSnapshot{Address: s.Spec.Raw, Bound: s.Bound, FD: -1, Network: s.Spec.Network.String(), Backlog: s.Spec.Backlog, Closed: true}

@@ -82,50 +82,9 @@ func (m *Manager) recoverReload(ctx context.Context, a *appOwner, dir string) er
 }
 
 // DrainOrphans waits until every app is ready (at most limit), then drains
-// the orphans of each app that no generation adopted (see recovery.Orphans.Adopt) within its
-// stop_timeout (30 s for an app no longer configured) and restores the held
-// names of its Unix sockets, which an orphaned master removes as it exits.
+// the orphans no generation adopted, each within its app's stop_timeout
+// (30 s for an app no longer configured), and restores the held names of
+// the app's Unix sockets (see recovery.Orphans.DrainUnadopted).
 func (m *Manager) DrainOrphans(ctx context.Context, o *recovery.Orphans, limit time.Duration) {
-	var names []string
-	for _, name := range o.Apps() {
-		if !o.Adopted(name) {
-			names = append(names, name)
-		}
-	}
-	if len(names) == 0 {
-		return
-	}
-	if !m.waitReady(ctx, limit) {
-		m.logger.Warn("recovery: apps not ready; stopping the previous supervisor's processes anyway", "after", limit)
-	}
-	for _, name := range names {
-		grace := 30 * time.Second
-		if app := m.Config().App(name); app != nil {
-			grace = app.StopTimeout
-		}
-		if err := o.Drain(name, grace); err != nil {
-			m.logger.Error("recovery", "app", name, "err", err)
-		}
-		m.relink(name)
-	}
-	m.logger.Info("recovery: the previous supervisor's processes are gone", "apps", names)
-}
-
-// waitReady polls Readiness until every counted app serves (true) or limit has passed or ctx
-// ended (false).
-func (m *Manager) waitReady(ctx context.Context, limit time.Duration) bool {
-	wait, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if m.Readiness().Serving {
-			return true
-		}
-		select {
-		case <-wait.Done():
-			return false
-		case <-tick.C:
-		}
-	}
+	o.DrainUnadopted(ctx, limit, func() bool { return m.Readiness().Serving }, m.stopTimeout, m.relink)
 }

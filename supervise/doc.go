@@ -14,9 +14,10 @@
 // (argv, USR2, tracebacks) in gunicorn, what the configuration says in config,
 // how a reload is ordered in reload, how sockets are held and steered in
 // listen, what it publishes about each app (state, snapshot, readiness) in
-// status, where a generation's detached processes are found and ended in
-// contain, what a dead predecessor left in recovery, and how many workers
-// a Gunicorn app runs while it serves in scale (each owner starts and stops
-// its app's controller): this package composes them and keeps no copy of
-// their facts.
+// status, an app's output and its log in logs, where a generation's
+// detached processes are found and ended in contain, what a dead
+// predecessor left and the record kept for a successor in recovery, and
+// how many workers a Gunicorn app runs while it serves in scale (each
+// owner starts and stops its app's controller): this package composes them
+// and keeps no copy of their facts.
 package supervise

@@ -8,6 +8,7 @@ import (
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/status"
 	"github.com/gunisup/supervisor/upgrade"
 )
@@ -42,7 +43,9 @@ func (m *Manager) Freeze(ctx context.Context) (state *upgrade.Handover, thaw fun
 			return nil, nil, fmt.Errorf("app %s: %w", a.cfg.Name, err)
 		}
 		st.Seq = m.slot(a.cfg.Name).genSeq.Load()
-		st.Log = m.handoverLog(a.cfg.Name)
+		if l := m.view(a.cfg.Name).log; l != nil {
+			st.Log = l.Recent(upgrade.LogHandoverBytes)
+		}
 		state.Apps = append(state.Apps, st)
 	}
 	for _, a := range m.owners() {
@@ -60,9 +63,8 @@ func (m *Manager) Freeze(ctx context.Context) (state *upgrade.Handover, thaw fun
 			thaw()
 			return nil, nil, fmt.Errorf("app %s: %w", name, err)
 		}
-		for _, h := range hs {
-			sh := upgrade.SocketHandover{Raw: h.Raw, FD: h.FD, Ino: h.Ino, Hold: h.Hold, Steer: h.Steer, Rename: h.Rename}
-			state.Sockets[name] = append(state.Sockets[name], sh)
+		if len(hs) > 0 {
+			state.Sockets[name] = upgrade.SocketsOf(hs)
 		}
 	}
 	return state, thaw, nil
@@ -150,6 +152,14 @@ func (m *Manager) restoreApp(s *appSlot, st upgrade.AppHandover) (started bool) 
 	a.health.healthy = st.Healthy
 	a.publish()
 	return true
+}
+
+// restoreLog makes lines, the recent output the previous image handed
+// over, app's history (see logs.App.Preload).
+func (m *Manager) restoreLog(app string, lines []logs.Line) {
+	if l := m.view(app).log; l != nil {
+		l.Preload(lines)
+	}
 }
 
 // adoptHandedOver wraps generation h of app, which the previous image ran

@@ -21,24 +21,19 @@ const logCloseLimit = 5 * time.Second
 // logReport fills the log parts of a snapshot: lines dropped, and the
 // traceback of an unexpected exit while the app is not running.
 func (m *Manager) logReport(s *status.AppSnapshot) {
-	l := m.view(s.Name).log
-	if l == nil {
-		return
+	if l := m.view(s.Name).log; l != nil {
+		s.LogDropped = l.Dropped()
+		if s.State != status.Running && s.State != status.Stopping {
+			s.Traceback, _ = gunicorn.Traceback(l.CrashTail(gen.TracebackScan))
+		}
 	}
-	s.LogDropped = l.Dropped()
-	crashed := l.Crashed()
-	if crashed == 0 || s.State == status.Running || s.State == status.Stopping {
-		return
-	}
-	s.Traceback, _ = gunicorn.Traceback(logs.Texts(l.Lines(logs.Query{Gen: crashed, Stream: logs.Stderr, N: gen.TracebackScan})))
 }
 
 // Log returns app name's log, for reading its recent lines and following
 // it (`supctl logs`).
 func (m *Manager) Log(name string) (*logs.App, error) {
 	l := m.view(name).log
-	ok := l != nil
-	if !ok {
+	if l == nil {
 		return nil, fmt.Errorf("%w: %q", ErrNoSuchApp, name)
 	}
 	return l.App, nil
@@ -46,27 +41,23 @@ func (m *Manager) Log(name string) (*logs.App, error) {
 
 // ReopenLog reopens app name's log file (after an external logrotate moved
 // it; nothing to do for other sinks) and sends USR1 to its running Gunicorn
-// master, which reopens Gunicorn's own log files.
+// master, which reopens Gunicorn's own log files. It returns every error
+// met, joined; ErrNoSuchApp for an app the configuration does not have.
 func (m *Manager) ReopenLog(name string) error {
-	l := m.view(name).log
-	ok := l != nil
-	if !ok {
+	v := m.view(name)
+	if v.log == nil {
 		return fmt.Errorf("%w: %q", ErrNoSuchApp, name)
 	}
-	var errs []error
-	if err := l.Reopen(); err != nil {
-		errs = append(errs, err)
+	err := v.log.Reopen()
+	if v.owner == nil {
+		return errors.Join(err, fmt.Errorf("%w: %q", ErrNoSuchApp, name))
 	}
-	a, err := m.owner(name)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	if s := a.snap.Load(); a.cfg.Kind == config.KindGunicorn && s.State == status.Running && s.MasterPID > 0 {
-		if err := unix.Kill(s.MasterPID, unix.SIGUSR1); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("app %s: USR1 to master %d: %w", name, s.MasterPID, err))
+	if s := v.owner.snap.Load(); v.owner.cfg.Kind == config.KindGunicorn && s.State == status.Running && s.MasterPID > 0 {
+		if kerr := unix.Kill(s.MasterPID, unix.SIGUSR1); kerr != nil && !errors.Is(kerr, unix.ESRCH) {
+			err = errors.Join(err, fmt.Errorf("app %s: USR1 to master %d: %w", name, s.MasterPID, kerr))
 		}
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // ReopenLogs is ReopenLog for every app: what SIGUSR1 to the supervisor

@@ -232,7 +232,7 @@ func (m *Manager) abandonOpen(err error, restore bool, held *listen.Held) error 
 		err = errors.Join(err, held.Close())
 		m.CloseSockets()
 	}
-	_ = logs.CloseApps(m.allLogs(), 0) // nothing was captured yet: nothing to lose
+	_ = logs.CloseApps(0, m.allLogs()...) // nothing was captured yet: nothing to lose
 	return err
 }
 
@@ -318,8 +318,6 @@ func (m *Manager) changed() {
 	}
 }
 
-func (m *Manager) appReady() { m.changed() }
-
 func (m *Manager) appExited(name string, info proc.ExitInfo) {
 	select {
 	case m.exits <- AppExit{App: name, Exit: info}:
@@ -327,8 +325,6 @@ func (m *Manager) appExited(name string, info proc.ExitInfo) {
 	}
 	m.changed()
 }
-
-func (m *Manager) statsdAddr(app string) string { return m.statsd(app) }
 
 func (m *Manager) owner(name string) (*appOwner, error) {
 	a := m.view(name).owner
@@ -431,7 +427,7 @@ func (m *Manager) Snapshots() []status.AppSnapshot {
 		if st := m.workerStats(s.Name); st != nil {
 			s.WorkersTarget, s.WorkersRecycled = st.Target(), st.Recycled()
 		}
-		s.Comparison = joinLines(m.slot(s.Name).canary.Status(), m.comparison(s.Name))
+		s.Comparison = joinLines(m.slot(s.Name).canary.Status(), m.routes.Comparison(s.Name))
 		m.logReport(&s)
 		out = append(out, s)
 	}
@@ -498,7 +494,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 	}
 	m.KillOrphans(5 * time.Second)
 	m.CloseSockets()
-	if err := logs.CloseApps(m.allLogs(), logCloseLimit); err != nil {
+	if err := logs.CloseApps(logCloseLimit, m.allLogs()...); err != nil {
 		errs = append(errs, fmt.Errorf("close app logs: %w", err))
 	}
 	close(m.stopped)

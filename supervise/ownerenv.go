@@ -3,6 +3,7 @@ package supervise
 import (
 	"context"
 	"fmt"
+	"github.com/gunisup/supervisor/reload"
 	"log/slog"
 	"syscall"
 	"time"
@@ -185,30 +186,19 @@ func (e managerEnv) afterExit(g generation) {
 }
 
 func (e managerEnv) changed()                                 { e.m.changed() }
-func (e managerEnv) appReady()                                { e.m.appReady() }
+func (e managerEnv) appReady()                                { e.m.changed() }
 func (e managerEnv) appExited(app string, info proc.ExitInfo) { e.m.appExited(app, info) }
-func (e managerEnv) statsdAddr(app string) string             { return e.m.statsdAddr(app) }
+func (e managerEnv) statsdAddr(app string) string             { return e.m.statsd(app) }
+func (e managerEnv) workerStats(app string) *scale.Stats      { return e.m.workerStats(app) }
 func (e managerEnv) swapped(app string, oldID, newID int) time.Duration {
-	return e.m.swapped(app, oldID, newID)
+	return e.m.routes.Swapped(app, oldID, newID)
 }
 func (e managerEnv) log() *slog.Logger       { return e.m.logger }
 func (e managerEnv) events() status.Observer { return e.m.observer }
 
-// listeners describes app's held sockets; a steered one reports the
-// serving generation's socket (its queue is the one that matters).
+// listeners describes app's held sockets (see status.Listeners).
 func (e managerEnv) listeners(app string) []status.ListenerSnapshot {
-	var out []status.ListenerSnapshot
-	for _, en := range e.m.view(app).table.Entries() {
-		ls := status.ListenerOf(en.Socket)
-		ls.Steering = string(en.Mode())
-		if g := en.Steering; g != nil {
-			if fd := g.ServingFD(); fd >= 0 {
-				ls.FD = fd
-			}
-		}
-		out = append(out, ls)
-	}
-	return out
+	return status.Listeners(e.m.view(app).table.Entries())
 }
 
 // usr2 re-executes old's Gunicorn master in place (see
@@ -225,11 +215,11 @@ func (e managerEnv) usr2(ctx context.Context, a *appOwner, old generation) (gene
 	if err != nil {
 		return nil, err
 	}
-	e.m.shareGen(cfg.Name, pg.ID, g.ID)
+	e.m.view(cfg.Name).table.Share(pg.ID, g.ID)
 	// A re-exec runs where the old master was started (Gunicorn takes $PWD
 	// only if it named the same directory then): a new master that does not
 	// run the link's release would serve the old code; refuse it.
-	if f := linkFacts(cfg, g.Dir, false); g.Dir != "" && !f.Reaches() {
+	if f := reload.LinkFacts(cfg.Directory, g.Dir, false); g.Dir != "" && !f.Reaches() {
 		return g, fmt.Errorf("the new master runs in %s, not in %s (where %s points): %s was not started from the link (strategy swap, or a rollback started while the link pointed elsewhere), so its re-exec does not follow it; reload with --strategy swap",
 			g.Dir, f.LinkTarget, f.Link, pg)
 	}
@@ -261,5 +251,3 @@ var (
 	_ ownerEnv   = managerEnv{}
 	_ prober     = healthProber{}
 )
-
-func (e managerEnv) workerStats(app string) *scale.Stats { return e.m.workerStats(app) }

@@ -175,7 +175,7 @@ func (a *appOwner) runChange(ctx context.Context, run *reloadRun, release string
 // canary when its plan is on: see runSteps) and returns the steps' error.
 func (a *appOwner) runReload(ctx context.Context, run *reloadRun, progress reload.Progress) error {
 	gi := run.old.Info()
-	f := linkFacts(a.cfg, gi.Dir, gi.FollowsLink)
+	f := reload.LinkFacts(a.cfg.Directory, gi.Dir, gi.FollowsLink)
 	f.Steered = a.steeredApp()
 	st, why := reload.Choose(run.strategy, f)
 	if why != "" {
@@ -200,11 +200,6 @@ func (a *appOwner) steeredApp() bool {
 		}
 	}
 	return false
-}
-
-// linkFacts is reload.LinkFacts of app's release link.
-func linkFacts(app *config.App, runsIn string, follows bool) reload.Facts {
-	return reload.LinkFacts(app.Directory, runsIn, follows)
 }
 
 // standing describes run to the refusals of its commit and keep (see

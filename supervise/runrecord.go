@@ -14,30 +14,16 @@ func (m *Manager) factsOf(app string) *recovery.Facts {
 }
 
 // RecordRunState makes WriteRunState write run_dir/state.json, starting
-// from prev (the predecessor's record, nil for none): the groups and cgroups
-// of prev that still hold processes are carried over until they are gone.
-// Without prev, a record this process wrote (before a self-upgrade's exec)
-// is the start, and its apps' gated releases are kept; the remembered
-// releases (for a rollback) are kept either way.
+// from prev (the predecessor's record, nil for none; see
+// recovery.Recorder.Start). What it keeps of an app the Manager does not
+// run goes into a slot without an owner, which an update adding the app
+// takes up.
 func (m *Manager) RecordRunState(prev *recovery.RunState) {
-	m.record.Start(m.runDir, prev, m.keepGated)
-}
-
-// keepGated records dir as app's gated release unless one is recorded
-// ("" does nothing), and releases as its remembered ones unless some are.
-// An app the Manager does not run gets a slot without an owner, which an
-// update adding the app takes up.
-func (m *Manager) keepGated(app, dir string, releases []string) {
-	if dir == "" && len(releases) == 0 {
-		return
-	}
-	m.mu.Lock()
-	f := &m.slotFor(app).facts
-	m.mu.Unlock()
-	f.SetReleases(releases)
-	if dir != "" && f.Of().Gated == "" {
-		f.SetGated(dir)
-	}
+	m.record.Start(m.runDir, prev, func(app string) *recovery.Facts {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return &m.slotFor(app).facts
+	})
 }
 
 // WriteRunState writes run_dir/state.json now when its content changed
@@ -45,7 +31,21 @@ func (m *Manager) keepGated(app, dir string, releases []string) {
 // records itself through it before it moves the link, and a reload's
 // commit once the new generation serves; the daemon calls it every second.
 func (m *Manager) WriteRunState() error {
-	return m.record.Write(m.RunState)
+	return m.record.Write(m.recordApps)
+}
+
+// recordApps adds to st each app's record (see recovery.Facts.Run): its
+// facts, serving generation, cgroup and listeners; tree is one /proc pass.
+func (m *Manager) recordApps(st *recovery.RunState, tree *proc.Tree) {
+	for _, a := range m.owners() {
+		name, snap := a.cfg.Name, a.snap.Load()
+		v := m.view(name)
+		s := recovery.Serving{PID: snap.MasterPID, Gen: snap.Generation, Release: snap.Release, Listeners: v.table.Entries()}
+		if v.cgroup != nil {
+			s.Cgroup = v.cgroup.Path
+		}
+		st.Apps[name] = m.factsOf(name).Run(tree, s)
+	}
 }
 
 // ReleasesState is the run state a clean stop leaves: the apps' remembered
@@ -76,28 +76,4 @@ func (m *Manager) pokeRecord() {
 	case m.recordPoke <- struct{}{}:
 	default:
 	}
-}
-
-// RunState records the apps' current process groups, cgroups and
-// listeners, keeping from prev (the last record, or the predecessor's) the groups and
-// cgroups that still hold processes: a generation being swapped out, or
-// orphans not yet drained. tree is one /proc pass.
-func (m *Manager) RunState(prev *recovery.RunState, tree *proc.Tree) *recovery.RunState {
-	st := recovery.NewRunState()
-	for _, a := range m.owners() {
-		name := a.cfg.Name
-		run := m.factsOf(name).Of()
-		snap := a.snap.Load()
-		run.AddServing(tree, snap.MasterPID, snap.Generation, snap.Release)
-		v := m.view(name)
-		if g := v.cgroup; g != nil {
-			run.Cgroups = append(run.Cgroups, g.Path)
-		}
-		run.Listeners = recovery.Listeners(v.table.Entries())
-		st.Apps[name] = run
-	}
-	if prev != nil {
-		recovery.CarryOver(st, prev, tree)
-	}
-	return st
 }

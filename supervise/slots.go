@@ -104,12 +104,13 @@ func (m *Manager) slotFor(app string) *appSlot {
 	return s
 }
 
-// allLogs returns every slot's log keyed by app name (for logs.CloseApps).
-func (m *Manager) allLogs() map[string]*logs.AppLog {
-	out := map[string]*logs.AppLog{}
-	for name, v := range m.views() {
+// allLogs returns every slot's log, removed apps' included (for
+// logs.CloseApps).
+func (m *Manager) allLogs() []*logs.AppLog {
+	var out []*logs.AppLog
+	for _, v := range m.views() {
 		if v.log != nil {
-			out[name] = v.log
+			out = append(out, v.log)
 		}
 	}
 	return out
@@ -138,7 +139,7 @@ type appSet struct {
 func (s *appSet) close() error {
 	errs := []error{s.table.Close()}
 	if s.log != nil {
-		errs = append(errs, logs.CloseApps(map[string]*logs.AppLog{"": s.log}, 0)) // nothing was captured yet
+		errs = append(errs, logs.CloseApps(0, s.log)) // nothing was captured yet
 	}
 	return errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 )
@@ -47,6 +48,16 @@ type SocketHandover struct {
 	Rename *listen.UnixSteerHandover `json:"rename,omitempty"`
 }
 
+// SocketsOf returns the hand-over records of one app's held listeners, in
+// listen order (see listen.Table.Handover).
+func SocketsOf(hs []listen.ListenerHandover) []SocketHandover {
+	out := make([]SocketHandover, len(hs))
+	for i, h := range hs {
+		out[i] = SocketHandover{Raw: h.Raw, FD: h.FD, Ino: h.Ino, Hold: h.Hold, Steer: h.Steer, Rename: h.Rename}
+	}
+	return out
+}
+
 // GenHandover is a running generation: everything the next image needs to
 // keep supervising it and to reload it the same way.
 type GenHandover struct {
@@ -83,6 +94,10 @@ func (g *GenHandover) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// LogHandoverBytes bounds the text of the recent lines handed over per app
+// (AppHandover.Log): the state of 50 apps stays within a few MB.
+const LogHandoverBytes = 64 << 10
+
 // AppHandover is one app owner's state.
 type AppHandover struct {
 	Name       string         `json:"name"`
@@ -97,7 +112,7 @@ type AppHandover struct {
 	// Log is the app's recent output (at most LogHandoverBytes of text),
 	// the history `supctl logs` shows after the upgrade. An image that
 	// does not read it ignores it.
-	Log []LogLine `json:"log,omitempty"`
+	Log []logs.Line `json:"log,omitempty"`
 }
 
 // FDs lists every descriptor the state refers to: they must stay open (not
