@@ -3,12 +3,12 @@ package supervise
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/listen"
-	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/status"
 	"github.com/gunisup/supervisor/upgrade"
 )
@@ -23,24 +23,36 @@ import (
 // Manager goes on with them.
 func (m *Manager) Freeze(ctx context.Context) (state *upgrade.Handover, thaw func(), err error) {
 	thawCh := make(chan struct{})
-	var once bool
 	var unlockReaper func()
+	var once sync.Once
 	thaw = func() {
-		if once {
-			return
-		}
-		once = true
-		if unlockReaper != nil {
-			unlockReaper()
-		}
-		close(thawCh)
+		once.Do(func() {
+			if unlockReaper != nil {
+				unlockReaper()
+			}
+			close(thawCh)
+		})
 	}
-	state = &upgrade.Handover{Version: upgrade.HandoverVersion, Sockets: map[string][]upgrade.SocketHandover{}}
+	if state, err = m.freezeOwners(ctx, thawCh); err == nil {
+		unlockReaper = m.reaper.Pause()
+		state.Sockets, err = m.handoverSockets()
+	}
+	if err != nil {
+		thaw()
+		return nil, nil, err
+	}
+	return state, thaw, nil
+}
+
+// freezeOwners has every owner record its state and hold still until thaw
+// closes (see freeze), then binds again the closed listeners of the
+// stopped apps: the next image takes sockets for every listener.
+func (m *Manager) freezeOwners(ctx context.Context, thaw <-chan struct{}) (*upgrade.Handover, error) {
+	state := &upgrade.Handover{Version: upgrade.HandoverVersion}
 	for _, a := range m.owners() {
 		var st upgrade.AppHandover
-		if err := a.send(ctx, freezeMsg{call: newCall(), state: &st, thaw: thawCh}); err != nil {
-			thaw()
-			return nil, nil, fmt.Errorf("app %s: %w", a.cfg.Name, err)
+		if err := a.send(ctx, freezeMsg{call: newCall(), state: &st, thaw: thaw}); err != nil {
+			return nil, fmt.Errorf("app %s: %w", a.cfg.Name, err)
 		}
 		st.Seq = m.slot(a.cfg.Name).genSeq.Load()
 		if l := m.view(a.cfg.Name).log; l != nil {
@@ -49,25 +61,27 @@ func (m *Manager) Freeze(ctx context.Context) (state *upgrade.Handover, thaw fun
 		state.Apps = append(state.Apps, st)
 	}
 	for _, a := range m.owners() {
-		// A stopped app's closed listeners are bound again: the next image
-		// takes sockets for every listener.
 		if err := m.relisten(a.cfg); err != nil {
-			thaw()
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	unlockReaper = m.reaper.Pause()
-	for name, v := range m.views() {
+	return state, nil
+}
+
+// handoverSockets returns the hand-over records of every app's listeners
+// (see listen.Table.Handover), by app; an app without listeners has none.
+func (m *Manager) handoverSockets() (map[string][]upgrade.SocketHandover, error) {
+	out := map[string][]upgrade.SocketHandover{}
+	for _, v := range m.views() {
 		hs, err := v.table.Handover()
 		if err != nil {
-			thaw()
-			return nil, nil, fmt.Errorf("app %s: %w", name, err)
+			return nil, fmt.Errorf("app %s: %w", v.name, err)
 		}
 		if len(hs) > 0 {
-			state.Sockets[name] = upgrade.SocketsOf(hs)
+			out[v.name] = upgrade.SocketsOf(hs)
 		}
 	}
-	return state, thaw, nil
+	return out, nil
 }
 
 // freeze is the owner's side of Freeze: it records the state, answers, and
@@ -135,7 +149,9 @@ func (m *Manager) restoreAll(st *upgrade.Handover) {
 // start (it was handed over running, or stopped by request).
 func (m *Manager) restoreApp(s *appSlot, st upgrade.AppHandover) (started bool) {
 	a := s.owner
-	m.restoreLog(a.cfg.Name, st.Log)
+	if l := m.view(a.cfg.Name).log; l != nil {
+		l.Preload(st.Log) // the recent output the previous image handed over
+	}
 	a.restarts = st.Restarts
 	a.lastExit = st.LastExit
 	a.lastReload = st.LastReload
@@ -152,14 +168,6 @@ func (m *Manager) restoreApp(s *appSlot, st upgrade.AppHandover) (started bool) 
 	a.health.healthy = st.Healthy
 	a.publish()
 	return true
-}
-
-// restoreLog makes lines, the recent output the previous image handed
-// over, app's history (see logs.App.Preload).
-func (m *Manager) restoreLog(app string, lines []logs.Line) {
-	if l := m.view(app).log; l != nil {
-		l.Preload(lines)
-	}
 }
 
 // adoptHandedOver wraps generation h of app, which the previous image ran

@@ -18,10 +18,11 @@ import (
 // captures to finish and their sinks to take the last lines.
 const logCloseLimit = 5 * time.Second
 
-// logReport fills the log parts of a snapshot: lines dropped, and the
-// traceback of an unexpected exit while the app is not running.
-func (m *Manager) logReport(s *status.AppSnapshot) {
-	if l := m.view(s.Name).log; l != nil {
+// logReport fills the log parts of s from l, its app's log (nil: none):
+// lines dropped, and the traceback of an unexpected exit while the app is
+// not running.
+func logReport(s *status.AppSnapshot, l *logs.AppLog) {
+	if l != nil {
 		s.LogDropped = l.Dropped()
 		if s.State != status.Running && s.State != status.Stopping {
 			s.Traceback, _ = gunicorn.Traceback(l.CrashTail(gen.TracebackScan))

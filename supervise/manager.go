@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,8 +78,9 @@ type Options struct {
 	ErrorInbox func(app string) *errinbox.Inbox
 }
 
-// Manager runs every app of one configuration: it holds their sockets and
-// one owner goroutine per app, and answers requests by routing them to owners.
+// Manager runs every app of one configuration: it holds one slot per app
+// (its owner goroutine, sockets, log and cgroup) and answers requests by
+// routing them to owners.
 type Manager struct {
 	// mu guards cfg, apps, order and the slots' fields named in appSlot: an
 	// update replaces them while requests read them.
@@ -91,15 +92,18 @@ type Manager struct {
 	stopOnce sync.Once
 	cfg      *config.Config
 	reaper   *proc.Reaper
-	// routes holds the apps' route metrics (nil: none).
-	routes *apm.Set
-	// inbox returns an app's error inbox (nil: none).
-	inbox  func(app string) *errinbox.Inbox
-	logger *slog.Logger
-	// stdoutSink is the sink shared by the apps with log = "stdout".
-	stdoutSink io.Writer
+	// The collaborators of Options (defaults filled in), same names.
+	routes     *apm.Set
+	inbox      func(app string) *errinbox.Inbox
+	logger     *slog.Logger
 	observer   status.Observer
 	statsd     func(string) string
+	bpfWhy     func() string
+	cgroups    *proc.Cgroups
+	openStatsd func(app string) error
+	watchLog   func(app string, log *logs.App)
+	// stdoutSink is the sink shared by the apps with log = "stdout".
+	stdoutSink io.Writer
 	runDir     string
 	// apps holds one slot per app name the Manager ran (see appSlot);
 	// order has the present apps' owners in file order, removed ones last
@@ -118,18 +122,10 @@ type Manager struct {
 	boot    bootRun
 	stopped chan struct{}
 	// spawner starts, re-executes and adopts the apps' generations and
-	// tidies up after them (see gen.Spawner).
+	// tidies up after them; homes counts the live generations in each
+	// generation home and ends what they leave behind.
 	spawner *gen.Spawner
-	// cgroupRoot creates the apps' cgroups (nil: none).
-	cgroupRoot *proc.Cgroups
-	// homes counts the live generations in each generation home and ends
-	// what they leave behind (see contain.Homes).
-	homes      *contain.Homes
-	openStatsd func(app string) error
-	watchLog   func(app string, log *logs.App)
-	// bpfWhy says why BPF steering is unavailable ("" if it is); nil: the
-	// kernel is probed where a listener needs to know (listen.WhyNoBPF).
-	bpfWhy func() string
+	homes   *contain.Homes
 	// record is the run state's writer (see RecordRunState); a token
 	// in recordPoke asks for a write soon (see RecordPokes).
 	record     recovery.Recorder
@@ -166,39 +162,22 @@ type AppExit struct {
 // NewManager binds every listener the configuration asks for. On any error
 // it closes what it bound and returns the error: nothing is started.
 func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Observer == nil {
+		opts.Observer = status.NopObserver{}
+	}
+	if opts.StatsdAddr == nil {
+		opts.StatsdAddr = func(string) string { return "" }
+	}
 	m := &Manager{
-		cfg:        cfg,
-		reaper:     reaper,
-		logger:     opts.Logger,
-		observer:   opts.Observer,
-		statsd:     opts.StatsdAddr,
-		runDir:     cfg.Supervisor.RunDir,
-		apps:       map[string]*appSlot{},
-		changes:    make(chan struct{}, 1),
-		exits:      make(chan AppExit, 16),
-		stopped:    make(chan struct{}),
-		stopping:   make(chan struct{}),
-		bpfWhy:     opts.BPFWhy,
-		recordPoke: make(chan struct{}, 1),
-		// Set before openAll, which uses them.
-		cgroupRoot: opts.Cgroups,
-		openStatsd: opts.OpenStatsd,
-		watchLog:   opts.WatchLog,
-		routes:     opts.Routes,
-		inbox:      opts.ErrorInbox,
-	}
-	if m.logger == nil {
-		m.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	m.homes = &contain.Homes{Managed: reaper.Managed, Logger: m.logger}
-	if m.observer == nil {
-		m.observer = status.NopObserver{}
-	}
-	if m.statsd == nil {
-		m.statsd = func(string) string { return "" }
-	}
-	if m.runDir == "" {
-		m.runDir = config.DefaultRunDir
+		cfg: cfg, reaper: reaper, runDir: cmp.Or(cfg.Supervisor.RunDir, config.DefaultRunDir),
+		logger: opts.Logger, observer: opts.Observer, statsd: opts.StatsdAddr, routes: opts.Routes, inbox: opts.ErrorInbox, bpfWhy: opts.BPFWhy,
+		cgroups: opts.Cgroups, openStatsd: opts.OpenStatsd, watchLog: opts.WatchLog,
+		apps: map[string]*appSlot{}, changes: make(chan struct{}, 1), exits: make(chan AppExit, 16),
+		stopped: make(chan struct{}), stopping: make(chan struct{}), recordPoke: make(chan struct{}, 1),
+		homes: &contain.Homes{Managed: reaper.Managed, Logger: opts.Logger},
 	}
 	m.spawner = &gen.Spawner{Reaper: reaper, Prober: gunicorn.NewProber(reaper.OutputSpec), RunDir: m.runDir, StatsdAddr: m.statsd,
 		PassEnv: func() []string { return m.Config().Supervisor.PassEnv }, Routes: opts.Routes, Homes: m.homes, Logger: m.logger}
@@ -221,27 +200,12 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 	return m, nil
 }
 
-// abandonOpen undoes openAll after err, app's failure to open, and returns
-// err with whatever the undoing failed at. On a fresh start it closes the
-// sockets: those of the apps opened so far, and app's held ones and their
-// steering (held, nil for none). On a take-over from a previous image (restore) every socket and
-// steering descriptor stays open: the state names them, and the caller
-// either hands them back to that image (upgrade.Fallback) or exits.
-func (m *Manager) abandonOpen(err error, restore bool, held *listen.Held) error {
-	if !restore {
-		err = errors.Join(err, held.Close())
-		m.CloseSockets()
-	}
-	_ = logs.CloseApps(0, m.allLogs()...) // nothing was captured yet: nothing to lose
-	return err
-}
-
 // CloseSockets closes every held listener and every generation's steered
 // one (at exit).
 func (m *Manager) CloseSockets() {
-	for name, v := range m.views() {
+	for _, v := range m.views() {
 		if err := v.table.Close(); err != nil {
-			m.logger.Warn("close listeners", "app", name, "err", err)
+			m.logger.Warn("close listeners", "app", v.name, "err", err)
 		}
 	}
 }
@@ -257,29 +221,20 @@ func (m *Manager) Start(ctx context.Context) {
 	}
 	m.started = true
 	ctx, m.cancel = context.WithCancel(ctx)
-	// Which apps to start is decided before their owners run: from then on
-	// an owner's state belongs to its goroutine alone.
-	owners := m.owners()
-	skip := make(map[*appOwner]bool, len(owners))
-	for _, a := range owners {
-		// handed over running or stopped by request; else autostart decides
-		s := m.slot(a.cfg.Name)
-		skip[a] = s.needsNoStart || (!s.restored && !a.cfg.Autostart)
-	}
-	m.spawner.Prefetch(ctx, m.Config().Apps)
 	m.runCtx = ctx
-	for _, a := range owners {
-		go a.run(ctx)
-	}
-	for _, a := range owners {
-		if s := m.slot(a.cfg.Name); s.recovering {
-			go m.recoverApp(ctx, a, s.recoverDir)
-		}
-	}
+	owners := m.owners()
+	m.spawner.Prefetch(ctx, m.Config().Apps)
 	var set []*appOwner
 	for _, a := range owners {
-		if !skip[a] {
+		// The slot's start flags are NewManager's, read-only from here.
+		if s := m.slot(a.cfg.Name); !s.needsNoStart && (s.restored || a.cfg.Autostart) {
 			set = append(set, a)
+		}
+	}
+	for _, a := range owners {
+		go a.run(ctx)
+		if s := m.slot(a.cfg.Name); s.recovering {
+			go m.recoverApp(ctx, a, s.recoverDir)
 		}
 	}
 	startCtx, cancel := context.WithCancel(ctx)
@@ -338,25 +293,32 @@ func (m *Manager) owner(name string) (*appOwner, error) {
 // (the error config.Config.Resolve wraps, so callers test for one).
 var ErrNoSuchApp = config.ErrNoSuchApp
 
+// ask sends msg to app name's owner and returns its answer; for a start
+// or a restart that is the start's outcome (see startAndWait). An unknown
+// name is ErrNoSuchApp.
+func (m *Manager) ask(ctx context.Context, name string, msg message) error {
+	a, err := m.owner(name)
+	if err != nil {
+		return err
+	}
+	switch msg.(type) {
+	case startMsg, restartMsg:
+		return m.startAndWait(ctx, a, msg)
+	}
+	return a.send(ctx, msg)
+}
+
 // StartApp asks app name to run and returns the start's outcome: nil once
 // it counts as started (a process: running after start_settle; Gunicorn:
 // ready), else a *StartError (exited first, or not ready within
 // start_timeout), waiting at most start_timeout + start_settle + 5 s.
 func (m *Manager) StartApp(ctx context.Context, name string) error {
-	a, err := m.owner(name)
-	if err != nil {
-		return err
-	}
-	return m.startAndWait(ctx, a, startMsg{newCall()})
+	return m.ask(ctx, name, startMsg{newCall()})
 }
 
 // StopApp stops app name and returns once nothing of it runs.
 func (m *Manager) StopApp(ctx context.Context, name string) error {
-	a, err := m.owner(name)
-	if err != nil {
-		return err
-	}
-	return a.send(ctx, stopMsg{call: newCall(), refuse: true})
+	return m.ask(ctx, name, stopMsg{call: newCall(), refuse: true})
 }
 
 // RestartApp stops the serving generation and starts a new one at once; the
@@ -364,11 +326,7 @@ func (m *Manager) StopApp(ctx context.Context, name string) error {
 // once the old generation has exited and the new one's start has an
 // outcome (see StartApp).
 func (m *Manager) RestartApp(ctx context.Context, name string) error {
-	a, err := m.owner(name)
-	if err != nil {
-		return err
-	}
-	return m.startAndWait(ctx, a, restartMsg{newCall()})
+	return m.ask(ctx, name, restartMsg{newCall()})
 }
 
 // Reload replaces app name's serving generation (see package reload). It
@@ -410,26 +368,35 @@ func (m *Manager) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Snapshots returns a fresh copy of every app's state, in file order, with
-// worker PIDs read from /proc in one scan.
+// Published returns a copy of every app's last published snapshot, in
+// file order, without reading /proc: WorkerPIDs and Processes are empty
+// (Snapshots fills them with a scan of every process). For frequent
+// readers such as `supctl top`.
+func (m *Manager) Published() []status.AppSnapshot {
+	owners := m.owners()
+	out := make([]status.AppSnapshot, len(owners))
+	for i, a := range owners {
+		out[i] = *a.snap.Load()
+	}
+	return out
+}
+
+// Snapshots returns Published with what it leaves out filled in: worker
+// PIDs read from /proc in one scan, the processes each app runs, its
+// worker counts, canary comparison and log report (see logReport).
 func (m *Manager) Snapshots() []status.AppSnapshot {
 	tree, _ := proc.NewTree("") // without /proc, worker lists stay empty
-	owners := m.owners()
-	out := make([]status.AppSnapshot, 0, len(owners))
-	for _, a := range owners {
-		s := *a.snap.Load()
+	out := m.Published()
+	for i := range out {
+		s := &out[i]
 		if s.MasterPID != 0 && tree != nil {
-			kids := append([]int(nil), tree.LiveChildren(s.MasterPID)...)
-			sort.Ints(kids)
-			s.WorkerPIDs = kids
+			s.WorkerPIDs = slices.Sorted(slices.Values(tree.LiveChildren(s.MasterPID)))
 		}
-		s.Processes = m.homes.Count(s.Name, m.view(s.Name).cgroup, s.MasterPID, tree)
-		if st := m.workerStats(s.Name); st != nil {
-			s.WorkersTarget, s.WorkersRecycled = st.Target(), st.Recycled()
-		}
-		s.Comparison = joinLines(m.slot(s.Name).canary.Status(), m.routes.Comparison(s.Name))
-		m.logReport(&s)
-		out = append(out, s)
+		sl, v := m.slot(s.Name), m.view(s.Name)
+		s.Processes = m.homes.Count(s.Name, v.cgroup, s.MasterPID, tree)
+		s.WorkersTarget, s.WorkersRecycled = sl.workers.Target(), sl.workers.Recycled()
+		s.Comparison = joinLines(sl.canary.Status(), m.routes.Comparison(s.Name))
+		logReport(s, v.log)
 	}
 	return out
 }
@@ -444,12 +411,11 @@ func (m *Manager) Readiness() status.Readiness {
 	return r
 }
 
-// Stop stops every app, in parallel except that an app stops before the
-// apps it names in after and requires, each within its stop_timeout,
-// all within ctx (the shutdown timeout); whatever still runs when ctx ends
-// is killed. Then it ends any orphan left among the supervisor's children,
-// and ends the apps' logs once their output is read and written (within
-// logCloseLimit). Safe to call twice.
+// Stop stops every app (see stopAll), all within ctx (the shutdown
+// timeout); whatever still runs when ctx ends is killed. Then it ends any
+// process left among the supervisor's children (TERM, KILL after
+// orphanGrace), closes every listener, and ends the apps' logs once their
+// output is read and written (within logCloseLimit). Safe to call twice.
 func (m *Manager) Stop(ctx context.Context) error {
 	if !m.started {
 		return nil
@@ -466,15 +432,39 @@ func (m *Manager) Stop(ctx context.Context) error {
 	m.stopOnce.Do(func() { close(m.stopping) })
 	m.updateMu.Lock()
 	defer m.updateMu.Unlock()
+	errs := m.stopAll(ctx)
+	m.cancel()
+	for _, a := range m.owners() {
+		<-a.exited
+	}
+	if left := proc.Terminate(func() []int { return proc.OwnChildren(nil) }, orphanGrace, 20*time.Millisecond); len(left) > 0 {
+		m.logger.Error("children survived SIGKILL", "pids", left)
+	}
+	m.CloseSockets()
+	if err := logs.CloseApps(logCloseLimit, m.allLogs()...); err != nil {
+		errs = append(errs, fmt.Errorf("close app logs: %w", err))
+	}
+	close(m.stopped)
+	return errors.Join(errs...)
+}
+
+// orphanGrace is how long Stop waits for the children left after the apps
+// stopped to exit after SIGTERM, and again after SIGKILL.
+const orphanGrace = 5 * time.Second
+
+// stopAll stops every app, in parallel except that an app stops before the
+// apps it names in after and requires, each within its stop_timeout, and
+// ends what each left behind (see contain.Homes.EndApp). It returns the
+// failed stops.
+func (m *Manager) stopAll(ctx context.Context) []error {
 	owners := m.owners()
 	results := ordered(owners, true, func(a *appOwner) error {
-		// At shutdown the supervisor's copy of the app's sockets goes first:
-		// once the draining workers have closed theirs, new clients are
-		// refused at once (a proxy retries elsewhere) instead of waiting in a
-		// backlog nobody will accept from, to be reset at exit. The paths
-		// stay until every app has stopped: a Gunicorn master unlinks its
-		// socket's name as it stops and fails if the name is gone.
-		// The steered copies go too (Table.ShutSteering).
+		// The supervisor's copies of the app's sockets and of their steering
+		// go first: once the draining workers have closed theirs, new clients
+		// are refused at once (a proxy retries elsewhere) instead of waiting
+		// in a backlog nobody will accept from. The paths stay until every
+		// app has stopped: a Gunicorn master unlinks its socket's name as it
+		// stops and fails if the name is gone.
 		t := m.view(a.cfg.Name).table
 		if err := errors.Join(t.ShutHeld(), t.ShutSteering()); err != nil {
 			m.logger.Warn("close listeners", "app", a.cfg.Name, "err", err)
@@ -488,45 +478,22 @@ func (m *Manager) Stop(ctx context.Context) error {
 		}
 		m.homes.EndApp(a.cfg.Name, m.view(a.cfg.Name).cgroup)
 	}
-	m.cancel()
-	for _, a := range m.owners() {
-		<-a.exited
-	}
-	m.KillOrphans(5 * time.Second)
-	m.CloseSockets()
-	if err := logs.CloseApps(logCloseLimit, m.allLogs()...); err != nil {
-		errs = append(errs, fmt.Errorf("close app logs: %w", err))
-	}
-	close(m.stopped)
-	return errors.Join(errs...)
-}
-
-// KillOrphans TERMs every remaining child of the supervisor, KILLs the
-// trees of those alive after grace, and waits (bounded by grace again) until
-// the reaper has collected them; survivors are logged.
-func (m *Manager) KillOrphans(grace time.Duration) {
-	list := func() []int { return proc.OwnChildren(nil) }
-	if left := proc.Terminate(list, grace, 20*time.Millisecond); len(left) > 0 {
-		m.logger.Error("children survived SIGKILL", "pids", left)
-	}
+	return errs
 }
 
 // afterExit tidies up once g's main process has exited (see
 // gen.Spawner.Finish: its exit noted in the app's log, what it left behind
 // ended, its home closed when it was the last there) and restores the held
-// names of the app's Unix sockets, which a Gunicorn master removes on exit
-// (see Socket.hold).
+// names of the app's Unix sockets (see relink).
 func (m *Manager) afterExit(g *gen.Generation) {
 	m.spawner.Finish(g, m.view(g.App).log, m.stopTimeout(g.App))
 	m.relink(g.App)
 }
 
 // relink restores the held names of app's Unix sockets after a Gunicorn
-// master removed its bound name on exit (see Socket.hold).
+// master removed its bound name on exit (see listen.Table.Relink).
 func (m *Manager) relink(app string) {
-	for _, s := range m.view(app).table.Sockets() {
-		if err := s.Relink(); err != nil {
-			m.logger.Error("unix socket", "app", app, "err", err)
-		}
+	if err := m.view(app).table.Relink(); err != nil {
+		m.logger.Error("unix socket", "app", app, "err", err)
 	}
 }

@@ -19,12 +19,8 @@ type signalMsg struct {
 // (a Gunicorn master: TTIN adds a worker, TTOU removes one) and returns its
 // PID; ErrNotRunning when the app has none.
 func (m *Manager) SignalApp(ctx context.Context, name string, sig syscall.Signal) (int, error) {
-	a, err := m.owner(name)
-	if err != nil {
-		return 0, err
-	}
 	var pid int
-	if err := a.send(ctx, signalMsg{call: newCall(), sig: sig, pid: &pid}); err != nil {
+	if err := m.ask(ctx, name, signalMsg{call: newCall(), sig: sig, pid: &pid}); err != nil {
 		return 0, err
 	}
 	return pid, nil

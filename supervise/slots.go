@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/gunisup/supervisor/config"
@@ -15,22 +17,20 @@ import (
 	"github.com/gunisup/supervisor/scale"
 )
 
-// appSlot is everything the Manager holds for one app: its owner, its
-// listen.Table (held sockets and their steering), its log, its cgroup, its generation
-// counter and its canary view. A slot outlives its app's removal by an update (owner nil,
-// sockets closed): the log and cgroup stay for the supervisor's life, and
-// an app added again under the name continues its generation numbers.
+// appSlot is everything the Manager holds for one app: its owner, its set
+// (listen table, log, cgroup), its generation counter, run facts, worker
+// statistics and canary view. A slot outlives its app's removal by an
+// update (owner and table nil): the log and cgroup stay for the
+// supervisor's life, and an app added again under the name continues its
+// generation numbers.
 //
-// owner, table, log and cgroup are guarded by Manager.mu (an update
-// replaces them while requests read them; see Manager.view); the table has
-// its own lock for what it holds. restored, needsNoStart,
-// recovering and recoverDir are written by NewManager only, before Start
-// reads them.
+// owner, the set and broken are guarded by Manager.mu (an update replaces
+// them while requests read them; see Manager.view); the table has its own
+// lock for what it holds. restored, needsNoStart, recovering and
+// recoverDir are written by NewManager only, before Start reads them.
 type appSlot struct {
-	owner  *appOwner
-	table  *listen.Table
-	log    *logs.AppLog
-	cgroup *proc.Cgroup
+	owner *appOwner
+	appSet
 	// genSeq is the last generation number allocated (see nextGen).
 	genSeq atomic.Int64
 	// restored: the app was handed over or recovered; needsNoStart: it
@@ -41,8 +41,7 @@ type appSlot struct {
 	recovering bool
 	recoverDir string
 	// broken is why the app is set aside for its configuration ("" when
-	// it is not; see Manager.setAside); cleared by repair. Guarded by
-	// Manager.mu.
+	// it is not; see Manager.setAside); cleared by repair.
 	broken string
 	// facts are the run state's records of the app (own lock).
 	facts recovery.Facts
@@ -52,12 +51,21 @@ type appSlot struct {
 	canary reload.CanaryView
 }
 
-// appView is a consistent copy of a slot's fields guarded by Manager.mu.
-type appView struct {
-	owner  *appOwner
+// appSet is what the Manager opens for one app before its owner runs: its
+// listen table (held listeners and their steering), its log and its cgroup
+// (nil: none).
+type appSet struct {
 	table  *listen.Table
 	log    *logs.AppLog
 	cgroup *proc.Cgroup
+}
+
+// appView is a consistent copy of an app's owner and set, read under
+// Manager.mu.
+type appView struct {
+	name  string
+	owner *appOwner
+	appSet
 }
 
 // slot returns app's slot, or nil for a name the Manager never ran.
@@ -67,41 +75,38 @@ func (m *Manager) slot(app string) *appSlot {
 	return m.apps[app]
 }
 
-// view returns a copy of app's slot fields read under m.mu (the zero view
-// for an unknown app).
+// view returns app's view (the zero view for an unknown app).
 func (m *Manager) view(app string) appView {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	s := m.apps[app]
-	if s == nil {
-		return appView{}
+	if s := m.apps[app]; s != nil {
+		return appView{name: app, owner: s.owner, appSet: s.appSet}
 	}
-	return appView{owner: s.owner, table: s.table, log: s.log, cgroup: s.cgroup}
+	return appView{}
 }
 
-// views returns the views of every slot, removed apps' included, keyed by
+// views returns the view of every slot, removed apps' included, sorted by
 // app name.
-func (m *Manager) views() map[string]appView {
+func (m *Manager) views() []appView {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := make(map[string]appView, len(m.apps))
+	out := make([]appView, 0, len(m.apps))
 	for name, s := range m.apps {
-		out[name] = appView{owner: s.owner, table: s.table, log: s.log, cgroup: s.cgroup}
+		out = append(out, appView{name: name, owner: s.owner, appSet: s.appSet})
 	}
+	slices.SortFunc(out, func(a, b appView) int { return strings.Compare(a.name, b.name) })
 	return out
 }
 
 // slotFor returns app's slot, creating it; the caller holds m.mu.
 func (m *Manager) slotFor(app string) *appSlot {
-	s := m.apps[app]
-	if s == nil {
-		if m.apps == nil {
-			m.apps = map[string]*appSlot{}
-		}
-		s = &appSlot{}
-		m.apps[app] = s
+	if m.apps == nil {
+		m.apps = map[string]*appSlot{}
 	}
-	return s
+	if m.apps[app] == nil {
+		m.apps[app] = &appSlot{}
+	}
+	return m.apps[app]
 }
 
 // allLogs returns every slot's log, removed apps' included (for
@@ -125,13 +130,12 @@ func (m *Manager) workerStats(app string) *scale.Stats {
 	return nil
 }
 
-// appSet is what the Manager opens for one app before its owner runs: its
-// listen table (held listeners and their steering), its log and its cgroup
-// (nil: none).
-type appSet struct {
-	table  *listen.Table
-	log    *logs.AppLog
-	cgroup *proc.Cgroup
+// CgroupDir returns the directory of app's cgroup, "" when it has none.
+func (m *Manager) CgroupDir(app string) string {
+	if g := m.view(app).cgroup; g != nil {
+		return g.Path
+	}
+	return ""
 }
 
 // close closes the set's listeners, steering and log (the cgroup stays for
@@ -145,8 +149,13 @@ func (s *appSet) close() error {
 }
 
 // openAll opens every app's set (see openApp) on the sockets handed over
-// by the previous image, or inherited, or bound now. On error it closes
-// what it opened (see abandonOpen).
+// by the previous image, or inherited, or bound now, and registers it in
+// the app's slot. On error it returns it after undoing what it opened: on
+// a fresh start it closes the sockets (those of the apps opened so far,
+// and the failed app's held ones and their steering); on a take-over from
+// a previous image every socket and steering descriptor stays open (the
+// state names them; the caller hands them back with upgrade.Fallback or
+// exits). The logs close either way: nothing was captured yet.
 func (m *Manager) openAll(opts Options) error {
 	socks := opts.Sockets
 	if opts.Restore != nil {
@@ -164,7 +173,12 @@ func (m *Manager) openAll(opts Options) error {
 		held := m.held(app, opts, socks)
 		set, err := m.openApp(app, held)
 		if err != nil {
-			return m.abandonOpen(err, opts.Restore != nil, held)
+			if opts.Restore == nil {
+				err = errors.Join(err, held.Close())
+				m.CloseSockets()
+			}
+			_ = logs.CloseApps(0, m.allLogs()...) // nothing was captured yet: nothing to lose
+			return err
 		}
 		m.mu.Lock()
 		m.installApp(app.Name, set)
@@ -216,8 +230,8 @@ func (m *Manager) openApp(app *config.App, held *listen.Held) (*appSet, error) {
 	if m.watchLog != nil {
 		m.watchLog(app.Name, l.App)
 	}
-	if m.cgroupRoot != nil {
-		g, err := m.cgroupRoot.App(app.Name)
+	if m.cgroups != nil {
+		g, err := m.cgroups.App(app.Name)
 		if err != nil {
 			m.logger.Warn("app runs without a cgroup", "app", app.Name, "err", err)
 		}
@@ -242,4 +256,53 @@ func (m *Manager) installApp(name string, set *appSet) *appSlot {
 		s.cgroup = set.cgroup
 	}
 	return s
+}
+
+// refuse closes app's listeners (held sockets and steering) after a stop by
+// request, once nothing of the app runs: a TCP port is unbound
+// (connect: refused) and a Unix socket's path is removed (connect: no such
+// file), so a proxy fails over at once instead of waiting in a backlog
+// nobody accepts from. An app with a `systemd:NAME` listener keeps its
+// table: systemd's socket cannot be bound again. The table stays in the
+// slot, closed, for status; relisten binds it again.
+func (m *Manager) refuse(app *config.App) {
+	if listen.HasSystemd(app) {
+		m.logger.Info("stopped app keeps its listeners: systemd passed them", "app", app.Name)
+		return
+	}
+	t := m.view(app.Name).table
+	if t == nil || len(t.Entries()) == 0 {
+		return
+	}
+	if err := t.Close(); err != nil {
+		m.logger.Warn("close listeners of stopped app", "app", app.Name, "err", err)
+	}
+	m.logger.Info("listeners closed: new connections are refused until the app starts", "app", app.Name)
+}
+
+// relisten binds app's listeners again when refuse closed them (nothing to
+// do otherwise), steered as at start, each TCP one at the address it had
+// (a configured port 0 keeps the port the kernel chose). An error names the
+// listener, as at start; the table stays closed then.
+func (m *Manager) relisten(app *config.App) error {
+	old := m.view(app.Name).table
+	if !old.Closed() {
+		return nil
+	}
+	t, err := old.Reopen(app, m.bpfWhy, m.logger)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	s := m.apps[app.Name]
+	swapped := s != nil && s.table == old
+	if swapped {
+		s.table = t
+	}
+	m.mu.Unlock()
+	if !swapped {
+		return t.Close() // an update gave the app a new table meanwhile
+	}
+	m.logger.Info("listeners bound again", "app", app.Name)
+	return nil
 }
