@@ -146,14 +146,17 @@ func (l *AppLog) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// CloseApps ends the logs apps, all within limit (0: without waiting for
-// captures or sinks). It returns every error met, joined.
+// CloseApps ends the logs apps (a nil one: none), all within limit (0:
+// without waiting for captures or sinks). It returns every error met,
+// joined.
 func CloseApps(limit time.Duration, apps ...*AppLog) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	var errs []error
 	for _, l := range apps {
-		errs = append(errs, l.Close(ctx))
+		if l != nil {
+			errs = append(errs, l.Close(ctx))
+		}
 	}
 	return errors.Join(errs...)
 }

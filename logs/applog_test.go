@@ -47,6 +47,18 @@ func TestAttachTracksUntilDone(t *testing.T) {
 	})
 }
 
+// TestCloseAppsSkipsNone: a nil log among those CloseApps ends is none to
+// close; the others close.
+func TestCloseAppsSkipsNone(t *testing.T) {
+	l, err := OpenApp(&config.App{Name: "web"}, io.Discard, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CloseApps(time.Second, nil, l, nil); err != nil {
+		t.Fatalf("CloseApps(nil, log, nil) = %v, want nil", err)
+	}
+}
+
 // TestCrashTail: the tail is the crashed generation's stderr only, its
 // last n lines; none before a crash is noted or after an expected exit.
 func TestCrashTail(t *testing.T) {

@@ -49,6 +49,14 @@ type Cgroup struct {
 	fd int
 }
 
+// Dir returns the cgroup's directory, "" for a nil Cgroup (none).
+func (g *Cgroup) Dir() string {
+	if g == nil {
+		return ""
+	}
+	return g.Path
+}
+
 // OpenCgroups creates (or, after a self-upgrade, finds) the directory of
 // this supervisor's app cgroups (see Cgroups), named with prefix, under the
 // cgroup v2 the calling process belongs to.

@@ -32,6 +32,18 @@ func TestCgroup2Mount(t *testing.T) {
 	}
 }
 
+// TestCgroupDir: a cgroup's directory is its path; no cgroup (nil) has none.
+func TestCgroupDir(t *testing.T) {
+	for _, tc := range []struct {
+		g    *Cgroup
+		want string
+	}{{nil, ""}, {&Cgroup{Path: "/sys/fs/cgroup/sup/web"}, "/sys/fs/cgroup/sup/web"}} {
+		if got := tc.g.Dir(); got != tc.want {
+			t.Errorf("(%v).Dir() = %q, want %q", tc.g, got, tc.want)
+		}
+	}
+}
+
 // TestCgroupHoldsDetachedDaemon: a process started into an app's cgroup
 // stays counted there after its daemon child called setsid and its parent
 // exited; Kill ends it; Close removes the cgroups.

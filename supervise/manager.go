@@ -32,49 +32,40 @@ import (
 // Options are the Manager's collaborators; zero values are usable.
 type Options struct {
 	Logger *slog.Logger
-	// Stdout receives the output lines of the apps with log = "stdout"
-	// (default os.Stdout).
+	// Stdout receives the output of the apps with log = "stdout" (default
+	// os.Stdout).
 	Stdout   io.Writer
 	Observer status.Observer
-	// StatsdAddr returns the statsd bridge address for an app ("" for none).
+	// StatsdAddr returns an app's statsd bridge address ("" for none).
 	StatsdAddr func(app string) string
-	// Sockets are listeners already held (inherited from systemd or from the
-	// previous image), keyed by app name, in the order of the app's listen
-	// list; an app missing here gets its sockets bound.
+	// Sockets are listeners already held (from systemd or the previous
+	// image) by app, in listen order; an app missing here binds its own.
 	Sockets map[string][]*listen.Socket
-	// Restore is the state handed over by the previous image across an
-	// in-place re-exec; its generations are adopted instead of started.
+	// Restore is the state the previous image handed over across an
+	// in-place re-exec: its generations are adopted instead of started.
 	Restore *upgrade.Handover
 	// Cgroups, when not nil, holds one cgroup per app (see proc.Cgroups).
 	Cgroups *proc.Cgroups
-	// Orphans are a dead predecessor's processes (see recovery.FindOrphans), nil for
-	// none. An app whose serving generation is among them and whose
-	// sockets are in Sockets (taken from them, or systemd's), or that has
-	// no listener, tracks that generation (Starting) until a new generation
-	// of the last gated release passes the gate and takes over (see
-	// recoverApp); the steering of its listeners (BPF, rename) is rebuilt
-	// on the sockets taken from them.
+	// Orphans are a dead predecessor's processes (see recovery.FindOrphans;
+	// nil: none). An app whose serving generation is among them, with its
+	// sockets in Sockets or no listener, tracks it until a new generation
+	// of its last gated release takes over (see recoverApp).
 	Orphans *recovery.Orphans
-	// OpenStatsd opens the statsd bridge of a Gunicorn app with statsd on,
-	// at start and when an update adds the app; StatsdAddr reports its
-	// address from then on. It must do nothing for an app that has one.
-	// nil: no bridges.
+	// OpenStatsd opens the statsd bridge of a Gunicorn app with statsd on
+	// (at start and when an update adds the app; a no-op for an app that
+	// has one). nil: no bridges.
 	OpenStatsd func(app string) error
-	// WatchLog is called with each app log the Manager opens, at start and
-	// when an update opens one (an added app, new listeners), for readers
-	// that follow an app's output (the error inbox); the reader ends when
-	// the log closes. nil: none.
+	// WatchLog gets each app log the Manager opens, for readers that follow
+	// an app's output until the log closes (the error inbox). nil: none.
 	WatchLog func(app string, log *logs.App)
-	// BPFWhy says why BPF steering cannot be used on this host ("" when it
-	// can): the daemon passes what `supervisor doctor` found at start, so
-	// the listeners and the doctor agree. nil: probed when first needed.
+	// BPFWhy says why BPF steering cannot be used here ("" when it can),
+	// as `supervisor doctor` found at start. nil: probed when first needed.
 	BPFWhy func() string
 	// Routes, when not nil, gets the access lines of every Gunicorn app
 	// with route_metrics on (see package apm).
 	Routes *apm.Set
-	// ErrorInbox, when not nil, returns an app's error inbox (nil for
-	// none): a canary generation with an exception group of its own, or
-	// whose workers die, is worse.
+	// ErrorInbox, when not nil, returns an app's error inbox (nil: none),
+	// which judges a canary generation too.
 	ErrorInbox func(app string) *errinbox.Inbox
 }
 
@@ -266,19 +257,20 @@ func (m *Manager) Changes() <-chan struct{} { return m.changes }
 // reader lags: exit_with reads it).
 func (m *Manager) Exits() <-chan AppExit { return m.exits }
 
-func (m *Manager) changed() {
-	select {
-	case m.changes <- struct{}{}:
-	default:
-	}
-}
+func (m *Manager) changed() { offer(m.changes, struct{}{}) }
 
 func (m *Manager) appExited(name string, info proc.ExitInfo) {
+	offer(m.exits, AppExit{App: name, Exit: info})
+	m.changed()
+}
+
+// offer sends v on ch unless ch's buffer is full (a reader lags, or a
+// token already waits there); it never blocks.
+func offer[T any](ch chan T, v T) {
 	select {
-	case m.exits <- AppExit{App: name, Exit: info}:
+	case ch <- v:
 	default:
 	}
-	m.changed()
 }
 
 func (m *Manager) owner(name string) (*appOwner, error) {
