@@ -80,12 +80,12 @@ func (m *Manager) repair(ctx context.Context, cfg *config.App) error {
 	m.mu.Lock()
 	s := m.apps[cfg.Name]
 	s.broken = ""
-	a, dir := s.owner, s.recoverDir
+	a := s.owner
 	m.mu.Unlock()
 	if a.snap.Load().MasterPID == 0 {
 		return nil // replaceOwner started it if it was meant to run
 	}
-	return m.recoverReload(ctx, a, dir)
+	return m.recoverReload(ctx, a, s.recoverDir)
 }
 
 // applyRepair applies u, a change of an app set aside for its

@@ -23,16 +23,9 @@ import (
 // Manager goes on with them.
 func (m *Manager) Freeze(ctx context.Context) (state *upgrade.Handover, thaw func(), err error) {
 	thawCh := make(chan struct{})
-	var unlockReaper func()
+	unlockReaper := func() {}
 	var once sync.Once
-	thaw = func() {
-		once.Do(func() {
-			if unlockReaper != nil {
-				unlockReaper()
-			}
-			close(thawCh)
-		})
-	}
+	thaw = func() { once.Do(func() { unlockReaper(); close(thawCh) }) }
 	if state, err = m.freezeOwners(ctx, thawCh); err == nil {
 		unlockReaper = m.reaper.Pause()
 		state.Sockets, err = m.handoverSockets()
@@ -103,13 +96,8 @@ func (a *appOwner) freeze(m freezeMsg) {
 		return
 	}
 	st := m.state
-	st.Name = a.cfg.Name
-	st.Want = a.wants()
-	st.Restarts = a.restarts
-	st.LastExit = a.lastExit
-	st.LastReload = a.lastReload
-	st.Reloads = a.reloads
-	st.Healthy = a.health.healthy
+	st.Name, st.Want, st.Restarts, st.Healthy = a.cfg.Name, a.wants(), a.restarts, a.health.healthy
+	st.LastExit, st.LastReload, st.Reloads = a.lastExit, a.lastReload, a.reloads
 	if g, ok := a.gen.(handedOver); ok && !a.gen.Exited() {
 		st.Gen = g.Handover()
 	}
@@ -144,17 +132,17 @@ func (m *Manager) restoreAll(st *upgrade.Handover) {
 	}
 }
 
-// restoreApp puts slot s's owner back in the state the previous image left: its
-// generation keeps running, unaware. It returns true when the app needs no
-// start (it was handed over running, or stopped by request).
+// restoreApp puts slot s's owner back in the state the previous image
+// left: its generation keeps running, unaware (see gen.Spawner.Adopt; a
+// Gunicorn master's first stop goes through the app's held sockets). It
+// returns true when the app needs no start (it was handed over running, or
+// stopped by request).
 func (m *Manager) restoreApp(s *appSlot, st upgrade.AppHandover) (started bool) {
-	a := s.owner
-	if l := m.view(a.cfg.Name).log; l != nil {
-		l.Preload(st.Log) // the recent output the previous image handed over
+	a, v := s.owner, m.view(s.owner.cfg.Name)
+	if v.log != nil {
+		v.log.Preload(st.Log) // the recent output the previous image handed over
 	}
-	a.restarts = st.Restarts
-	a.lastExit = st.LastExit
-	a.lastReload = st.LastReload
+	a.restarts, a.lastExit, a.lastReload = st.Restarts, st.LastExit, st.LastReload
 	if st.Reloads != nil {
 		a.reloads = st.Reloads
 	}
@@ -162,21 +150,12 @@ func (m *Manager) restoreApp(s *appSlot, st upgrade.AppHandover) (started bool) 
 	if st.Gen == nil {
 		return !st.Want
 	}
-	a.gen = m.adoptHandedOver(a.cfg, st.Gen)
-	a.state = status.Running
-	a.attempted = true
-	a.health.healthy = st.Healthy
+	var stop []*listen.Socket
+	if a.cfg.Kind == config.KindGunicorn {
+		stop = v.table.Sockets()
+	}
+	a.gen = m.spawner.Adopt(m.genApp(a.cfg), st.Gen, stop)
+	a.state, a.attempted, a.health.healthy = status.Running, true, st.Healthy
 	a.publish()
 	return true
-}
-
-// adoptHandedOver wraps generation h of app, which the previous image ran
-// (see gen.Spawner.Adopt): a Gunicorn master's first stop goes through
-// the app's held sockets.
-func (m *Manager) adoptHandedOver(app *config.App, h *upgrade.GenHandover) *gen.Generation {
-	var stop []*listen.Socket
-	if app.Kind == config.KindGunicorn {
-		stop = m.view(app.Name).table.Sockets()
-	}
-	return m.spawner.Adopt(m.genApp(app), h, stop)
 }

@@ -109,9 +109,12 @@ type Manager struct {
 	booted atomic.Bool
 	// runCtx is the context Start runs the owners under; owners an update
 	// adds run under it too.
-	runCtx  context.Context
-	boot    bootRun
-	stopped chan struct{}
+	runCtx context.Context
+	// bootCancel cancels Start's background run of the first starts;
+	// bootDone is closed once every first start was asked for (or not).
+	bootCancel context.CancelFunc
+	bootDone   chan struct{}
+	stopped    chan struct{}
 	// spawner starts, re-executes and adopts the apps' generations and
 	// tidies up after them; homes counts the live generations in each
 	// generation home and ends what they leave behind.
@@ -229,9 +232,9 @@ func (m *Manager) Start(ctx context.Context) {
 		}
 	}
 	startCtx, cancel := context.WithCancel(ctx)
-	m.boot = bootRun{cancel: cancel, done: make(chan struct{})}
+	m.bootCancel, m.bootDone = cancel, make(chan struct{})
 	go func() {
-		defer close(m.boot.done)
+		defer close(m.bootDone)
 		for name, err := range m.startOrdered(startCtx, set) {
 			if err != nil {
 				m.logger.Error("start", "app", name, "err", err)
@@ -240,13 +243,6 @@ func (m *Manager) Start(ctx context.Context) {
 		m.booted.Store(true)
 		m.changed()
 	}()
-}
-
-// bootRun is Start's background run of the first starts.
-type bootRun struct {
-	cancel context.CancelFunc
-	// done is closed once every first start was asked for (or cancelled).
-	done chan struct{}
 }
 
 // Changes delivers a token whenever an app became ready, unhealthy or exited
@@ -417,8 +413,8 @@ func (m *Manager) Stop(ctx context.Context) error {
 		return nil
 	default:
 	}
-	m.boot.cancel()
-	<-m.boot.done
+	m.bootCancel()
+	<-m.bootDone
 	// An update in progress is cancelled and finishes before the apps it
 	// adds or replaces are listed.
 	m.stopOnce.Do(func() { close(m.stopping) })

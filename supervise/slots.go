@@ -20,16 +20,11 @@ import (
 	"github.com/gunisup/supervisor/scale"
 )
 
-// appSlot is everything the Manager holds for one app: its owner, its set
-// (listen table, log, cgroup), its generation counter, run facts, worker
-// statistics and canary view. A slot outlives its app's removal by an
-// update (owner and table nil): the log and cgroup stay for the
-// supervisor's life, and an app added again under the name continues its
-// generation numbers.
-//
-// owner, the set and broken are guarded by Manager.mu (an update replaces
-// them while requests read them; see Manager.view); the table has its own
-// lock for what it holds. restored, needsNoStart, recovering and
+// appSlot is everything the Manager holds for one app. It outlives the
+// app's removal by an update (owner and table nil): the log and cgroup
+// stay for the supervisor's life, and an app added again under the name
+// continues its generation numbers. owner, the set and broken are guarded
+// by Manager.mu (see Manager.view); restored, needsNoStart, recovering and
 // recoverDir are written by NewManager only, before Start reads them.
 type appSlot struct {
 	owner *appOwner
@@ -179,11 +174,9 @@ func (m *Manager) openAll(opts Options) error {
 	return nil
 }
 
-// held returns the sockets app's table takes instead of binding (nil: it
-// binds them): those socks holds for it (handed over, taken from a dead
-// predecessor's orphans, or inherited from systemd), with their steering
-// as the previous image handed it over, or rebuilt when the app adopts its
-// orphans' serving generation (see adopts), else shared.
+// held returns the sockets socks holds for app (nil: it binds its own),
+// with their steering as the previous image handed it over, rebuilt on
+// sockets taken from orphans it adopts (see adopts), or else shared.
 func (m *Manager) held(app *config.App, opts Options, socks map[string][]*listen.Socket) *listen.Held {
 	s, ok := socks[app.Name]
 	switch {
@@ -197,13 +190,11 @@ func (m *Manager) held(app *config.App, opts Options, socks map[string][]*listen
 	return &listen.Held{Sockets: s, Why: "inherited from systemd"}
 }
 
-// openApp opens everything app runs with, for NewManager and for an app an
-// update adds: its listen table (of held, the sockets it inherited or was
-// handed over, or bound now and steered when held is nil; see
-// listen.Open), its log, its cgroup (when the Manager has a cgroup root;
-// one that cannot be created is logged and the app runs without) and its
-// statsd bridge (Options.OpenStatsd), and passes the log to
-// Options.WatchLog. On error it closes what it opened:
+// openApp opens everything app runs with, at start and for an app an
+// update adds: its listen table (on held, or bound now when held is nil;
+// see listen.Open), its log (passed to Options.WatchLog), its cgroup (one
+// that cannot be created is logged and the app runs without) and its
+// statsd bridge (Options.OpenStatsd). On error it closes what it opened;
 // held sockets and their steering stay the caller's.
 func (m *Manager) openApp(app *config.App, held *listen.Held) (*appSet, error) {
 	t, err := listen.Open(app, held, m.bpfWhy, m.logger)
@@ -214,20 +205,16 @@ func (m *Manager) openApp(app *config.App, held *listen.Held) (*appSet, error) {
 	if held == nil {
 		s.table = t // bound now: the set closes it on error
 	}
-	l, err := logs.OpenApp(app, m.stdoutSink, m.logger)
-	if err != nil {
+	if s.log, err = logs.OpenApp(app, m.stdoutSink, m.logger); err != nil {
 		return nil, errors.Join(err, s.close())
 	}
-	s.log = l
 	if m.watchLog != nil {
-		m.watchLog(app.Name, l.App)
+		m.watchLog(app.Name, s.log.App)
 	}
 	if m.cgroups != nil {
-		g, err := m.cgroups.App(app.Name)
-		if err != nil {
+		if s.cgroup, err = m.cgroups.App(app.Name); err != nil {
 			m.logger.Warn("app runs without a cgroup", "app", app.Name, "err", err)
 		}
-		s.cgroup = g
 	}
 	if app.Kind == config.KindGunicorn && app.Statsd && m.openStatsd != nil {
 		if err := m.openStatsd(app.Name); err != nil {
@@ -239,11 +226,11 @@ func (m *Manager) openApp(app *config.App, held *listen.Held) (*appSet, error) {
 }
 
 // installApp registers set as app name's in its slot (created if need
-// be) and returns the slot; the caller holds m.mu.
+// be; a cgroup it had stays when set has none) and returns the slot; the
+// caller holds m.mu.
 func (m *Manager) installApp(name string, set *appSet) *appSlot {
 	s := m.slotFor(name)
-	s.table = set.table
-	s.log = set.log
+	s.table, s.log = set.table, set.log
 	if set.cgroup != nil {
 		s.cgroup = set.cgroup
 	}
