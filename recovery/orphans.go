@@ -348,6 +348,18 @@ func (o *Orphans) Adoptable(app string) (*RunGen, string, bool) {
 	return run.Serving, dir, true
 }
 
+// Adopts reports whether a successor's app tracks its orphans' serving
+// generation: one is recorded and alive (see Adoptable), and the app's
+// sockets are held (held: taken from the orphans, or systemd's) unless it
+// has no listener. False for nil o (no orphans).
+func (o *Orphans) Adopts(app *config.App, held bool) bool {
+	if o == nil {
+		return false
+	}
+	_, _, ok := o.Adoptable(app.Name)
+	return ok && (held || len(app.Listen) == 0)
+}
+
 // Adoption is what a successor tracks of an app's orphans: their serving
 // generation (Gen), the release it recovers to (Dir, see Adoptable) and
 // the release that last passed the gate in the predecessor's run (Gated,

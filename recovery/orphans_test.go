@@ -58,6 +58,32 @@ func TestRestoreLinks(t *testing.T) {
 	}
 }
 
+// TestAdopts: an app tracks its orphans' serving generation when one is
+// recorded and its sockets are held, or it has no listener; never without
+// orphans.
+func TestAdopts(t *testing.T) {
+	o := &Orphans{apps: map[string]AppRun{"web": {Serving: &RunGen{ID: 3}}, "idle": {}}}
+	web := &config.App{Name: "web", Listen: []config.Listener{{Raw: "127.0.0.1:0"}}}
+	for _, tc := range []struct {
+		name string
+		o    *Orphans
+		app  *config.App
+		held bool
+		want bool
+	}{
+		{"held", o, web, true, true},
+		{"not held", o, web, false, false},
+		{"no listener", o, &config.App{Name: "web"}, false, true},
+		{"nothing serving", o, &config.App{Name: "idle"}, true, false},
+		{"not recorded", o, &config.App{Name: "api"}, true, false},
+		{"no orphans", nil, web, true, false},
+	} {
+		if got := tc.o.Adopts(tc.app, tc.held); got != tc.want {
+			t.Errorf("%s: Adopts = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 // TestGenStop: an adopted orphan generation (a process group that is
 // not the test's child in the supervisor's sense: it is watched by pidfd)
 // stops on its stop signal, and Done closes once its master has exited;

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/gunicorn"
@@ -54,8 +52,8 @@ func (m *Manager) ReopenLog(name string) error {
 		return errors.Join(err, fmt.Errorf("%w: %q", ErrNoSuchApp, name))
 	}
 	if s := v.owner.snap.Load(); v.owner.cfg.Kind == config.KindGunicorn && s.State == status.Running && s.MasterPID > 0 {
-		if kerr := unix.Kill(s.MasterPID, unix.SIGUSR1); kerr != nil && !errors.Is(kerr, unix.ESRCH) {
-			err = errors.Join(err, fmt.Errorf("app %s: USR1 to master %d: %w", name, s.MasterPID, kerr))
+		if gerr := gunicorn.ReopenLogs(s.MasterPID); gerr != nil {
+			err = errors.Join(err, fmt.Errorf("app %s: %w", name, gerr))
 		}
 	}
 	return err

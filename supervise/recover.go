@@ -14,17 +14,11 @@ import (
 )
 
 // adopts reports whether app tracks its orphans' serving generation (see
-// Options.Orphans): it is recorded and alive, and the app's sockets are
-// held (taken from the orphans, or systemd's) unless it has none.
+// Options.Orphans and recovery.Orphans.Adopts); never on a take-over from
+// a previous image.
 func (m *Manager) adopts(opts Options, app *config.App) bool {
-	if opts.Orphans == nil || opts.Restore != nil {
-		return false
-	}
-	if _, _, ok := opts.Orphans.Adoptable(app.Name); !ok {
-		return false
-	}
 	_, held := opts.Sockets[app.Name]
-	return held || len(app.Listen) == 0
+	return opts.Restore == nil && opts.Orphans.Adopts(app, held)
 }
 
 // adoptAll has each app that adopts its orphans' serving generation (see
@@ -79,7 +73,7 @@ func (m *Manager) recoverReload(ctx context.Context, a *appOwner, dir string) er
 
 // DrainOrphans waits until every app is ready (at most limit), then drains
 // the orphans no generation adopted, each within its app's stop_timeout
-// (30 s for an app no longer configured), and restores the held names of
+// (the default for an app no longer configured), and restores the held names of
 // the app's Unix sockets (see recovery.Orphans.DrainUnadopted).
 func (m *Manager) DrainOrphans(ctx context.Context, o *recovery.Orphans, limit time.Duration) {
 	o.DrainUnadopted(ctx, limit, func() bool { return m.Readiness().Serving }, m.stopTimeout, m.relink)

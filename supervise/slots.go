@@ -336,11 +336,11 @@ func (m *Manager) genApp(app *config.App) gen.App {
 	return gen.App{Cfg: app, Log: v.log, Cgroup: v.cgroup, Workers: m.workerStats(app.Name)}
 }
 
-// stopTimeout is app's stop_timeout as configured now (30 s for an app no
-// longer configured).
+// stopTimeout is app's stop_timeout as configured now (the default for an
+// app no longer configured).
 func (m *Manager) stopTimeout(app string) time.Duration {
 	if a := m.Config().App(app); a != nil {
 		return a.StopTimeout
 	}
-	return 30 * time.Second
+	return config.DefaultStopTimeout
 }
