@@ -9,6 +9,7 @@ import (
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/listen"
+	"github.com/gunisup/supervisor/logs"
 	"github.com/gunisup/supervisor/status"
 	"github.com/gunisup/supervisor/upgrade"
 )
@@ -105,15 +106,10 @@ func (a *appOwner) freeze(m freezeMsg) {
 	<-m.thaw
 }
 
-// wants reports whether the app is meant to run (a start is due or holds).
+// wants reports whether the app is meant to run (a start is due or holds):
+// not stopped, nor stopping without a start to follow.
 func (a *appOwner) wants() bool {
-	switch a.state {
-	case status.Stopped:
-		return false
-	case status.Stopping:
-		return a.thenStart
-	}
-	return true
+	return a.state != status.Stopped && (a.state != status.Stopping || a.thenStart)
 }
 
 // handedOver is a generation that can be described to the next image.
@@ -133,15 +129,11 @@ func (m *Manager) restoreAll(st *upgrade.Handover) {
 }
 
 // restoreApp puts slot s's owner back in the state the previous image
-// left: its generation keeps running, unaware (see gen.Spawner.Adopt; a
-// Gunicorn master's first stop goes through the app's held sockets). It
-// returns true when the app needs no start (it was handed over running, or
-// stopped by request).
+// left: its generation keeps running, unaware. It returns true when the
+// app needs no start (it was handed over running, or stopped by request).
 func (m *Manager) restoreApp(s *appSlot, st upgrade.AppHandover) (started bool) {
-	a, v := s.owner, m.view(s.owner.cfg.Name)
-	if v.log != nil {
-		v.log.Preload(st.Log) // the recent output the previous image handed over
-	}
+	a := s.owner
+	m.restoreLog(a.cfg.Name, st.Log)
 	a.restarts, a.lastExit, a.lastReload = st.Restarts, st.LastExit, st.LastReload
 	if st.Reloads != nil {
 		a.reloads = st.Reloads
@@ -150,12 +142,27 @@ func (m *Manager) restoreApp(s *appSlot, st upgrade.AppHandover) (started bool) 
 	if st.Gen == nil {
 		return !st.Want
 	}
-	var stop []*listen.Socket
-	if a.cfg.Kind == config.KindGunicorn {
-		stop = v.table.Sockets()
-	}
-	a.gen = m.spawner.Adopt(m.genApp(a.cfg), st.Gen, stop)
+	a.gen = m.adoptHandedOver(a.cfg, st.Gen)
 	a.state, a.attempted, a.health.healthy = status.Running, true, st.Healthy
 	a.publish()
 	return true
+}
+
+// restoreLog makes lines, the recent output the previous image handed
+// over, app's history (see logs.App.Preload).
+func (m *Manager) restoreLog(app string, lines []logs.Line) {
+	if l := m.view(app).log; l != nil {
+		l.Preload(lines)
+	}
+}
+
+// adoptHandedOver wraps generation h of app, which the previous image ran
+// (see gen.Spawner.Adopt): a Gunicorn master's first stop goes through
+// the app's held sockets.
+func (m *Manager) adoptHandedOver(app *config.App, h *upgrade.GenHandover) *gen.Generation {
+	var stop []*listen.Socket
+	if app.Kind == config.KindGunicorn {
+		stop = m.view(app.Name).table.Sockets()
+	}
+	return m.spawner.Adopt(m.genApp(app), h, stop)
 }

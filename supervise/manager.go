@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gunisup/supervisor/apm"
@@ -165,6 +166,9 @@ func NewManager(cfg *config.Config, reaper *proc.Reaper, opts Options) (*Manager
 	if opts.StatsdAddr == nil {
 		opts.StatsdAddr = func(string) string { return "" }
 	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
 	m := &Manager{
 		cfg: cfg, reaper: reaper, runDir: cmp.Or(cfg.Supervisor.RunDir, config.DefaultRunDir),
 		logger: opts.Logger, observer: opts.Observer, statsd: opts.StatsdAddr, routes: opts.Routes, inbox: opts.ErrorInbox, bpfWhy: opts.BPFWhy,
@@ -216,18 +220,15 @@ func (m *Manager) Start(ctx context.Context) {
 	m.started = true
 	ctx, m.cancel = context.WithCancel(ctx)
 	m.runCtx = ctx
-	owners := m.owners()
 	m.spawner.Prefetch(ctx, m.Config().Apps)
 	var set []*appOwner
-	for _, a := range owners {
-		// The slot's start flags are NewManager's, read-only from here.
-		if s := m.slot(a.cfg.Name); !s.needsNoStart && (s.restored || a.cfg.Autostart) {
+	for _, a := range m.owners() {
+		s := m.slot(a.cfg.Name) // its start flags are NewManager's, read-only from here
+		if !s.needsNoStart && (s.restored || a.cfg.Autostart) {
 			set = append(set, a)
 		}
-	}
-	for _, a := range owners {
 		go a.run(ctx)
-		if s := m.slot(a.cfg.Name); s.recovering {
+		if s.recovering {
 			go m.recoverApp(ctx, a, s.recoverDir)
 		}
 	}
@@ -317,6 +318,39 @@ func (m *Manager) RestartApp(ctx context.Context, name string) error {
 	return m.ask(ctx, name, restartMsg{newCall()})
 }
 
+// signalMsg asks the owner to send sig to the tracked generation's main
+// process; answered ErrNotRunning when there is none. pid receives the
+// process signalled.
+type signalMsg struct {
+	call
+	sig syscall.Signal
+	pid *int
+}
+
+// SignalApp sends sig to the main process of app name's serving generation
+// (a Gunicorn master: TTIN adds a worker, TTOU removes one) and returns its
+// PID; ErrNotRunning when the app has none.
+func (m *Manager) SignalApp(ctx context.Context, name string, sig syscall.Signal) (int, error) {
+	var pid int
+	if err := m.ask(ctx, name, signalMsg{call: newCall(), sig: sig, pid: &pid}); err != nil {
+		return 0, err
+	}
+	return pid, nil
+}
+
+// onSignal sends m's signal to the tracked generation off the owner's
+// goroutine (a stop signal to a Gunicorn master may wait for its turn on
+// the app's Unix sockets, see gen.Generation.Signal).
+func (a *appOwner) onSignal(m signalMsg) {
+	g := a.gen
+	if g == nil || g.Exited() {
+		m.reply <- fmt.Errorf("%w: app %s has no running process to signal", ErrNotRunning, a.cfg.Name)
+		return
+	}
+	*m.pid = g.Info().PID
+	go func() { m.reply <- g.Signal(m.sig) }()
+}
+
 // Reload replaces app name's serving generation (see package reload). It
 // blocks until the reload ends; progress receives each phase. The error is
 // ErrBusy, ErrNotRunning or a *reload.Failure (the old generation serves).
@@ -354,49 +388,6 @@ func (m *Manager) Ping(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// Published returns a copy of every app's last published snapshot, in
-// file order, without reading /proc: WorkerPIDs and Processes are empty
-// (Snapshots fills them with a scan of every process). For frequent
-// readers such as `supctl top`.
-func (m *Manager) Published() []status.AppSnapshot {
-	owners := m.owners()
-	out := make([]status.AppSnapshot, len(owners))
-	for i, a := range owners {
-		out[i] = *a.snap.Load()
-	}
-	return out
-}
-
-// Snapshots returns Published with what it leaves out filled in: worker
-// PIDs read from /proc in one scan, the processes each app runs, its
-// worker counts, canary comparison and log report (see logReport).
-func (m *Manager) Snapshots() []status.AppSnapshot {
-	tree, _ := proc.NewTree("") // without /proc, worker lists stay empty
-	out := m.Published()
-	for i := range out {
-		s := &out[i]
-		if s.MasterPID != 0 && tree != nil {
-			s.WorkerPIDs = slices.Sorted(slices.Values(tree.LiveChildren(s.MasterPID)))
-		}
-		sl, v := m.slot(s.Name), m.view(s.Name)
-		s.Processes = m.homes.Count(s.Name, v.cgroup, s.MasterPID, tree)
-		s.WorkersTarget, s.WorkersRecycled = sl.workers.Target(), sl.workers.Recycled()
-		s.Comparison = joinLines(sl.canary.Status(), m.routes.Comparison(s.Name))
-		logReport(s, v.log)
-	}
-	return out
-}
-
-// Readiness assesses the apps' snapshots (see status.Assess); nothing counts as
-// started before Start has asked every app to start.
-func (m *Manager) Readiness() status.Readiness {
-	r := status.Assess(m.Snapshots())
-	if !m.booted.Load() {
-		r.Started = false
-	}
-	return r
 }
 
 // Stop stops every app (see stopAll), all within ctx (the shutdown
@@ -439,6 +430,10 @@ func (m *Manager) Stop(ctx context.Context) error {
 // orphanGrace is how long Stop waits for the children left after the apps
 // stopped to exit after SIGTERM, and again after SIGKILL.
 const orphanGrace = 5 * time.Second
+
+// logCloseLimit bounds how long a stopping Manager waits for its apps'
+// captures to finish and their sinks to take the last lines.
+const logCloseLimit = 5 * time.Second
 
 // stopAll stops every app, in parallel except that an app stops before the
 // apps it names in after and requires, each within its stop_timeout, and

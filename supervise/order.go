@@ -57,13 +57,10 @@ func (m *Manager) hasDependents(a *appOwner) bool {
 // apps it names in after and requires have settled (see settle).
 func (m *Manager) startOrdered(ctx context.Context, set []*appOwner) map[string]error {
 	return ordered(set, false, func(a *appOwner) error {
-		if err := m.startAndWait(ctx, a, startMsg{newCall()}); err != nil {
+		if err := m.startAndWait(ctx, a, startMsg{newCall()}); err != nil || !m.hasDependents(a) {
 			return err
 		}
-		if m.hasDependents(a) {
-			return a.settle(ctx)
-		}
-		return nil
+		return a.settle(ctx)
 	})
 }
 

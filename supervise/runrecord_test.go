@@ -21,7 +21,7 @@ func TestRecordRunStateKeepsOwnGated(t *testing.T) {
 			if err := recovery.WriteRunState(dir, &recovery.RunState{PID: tc.pid, Apps: map[string]recovery.AppRun{"web": {Gated: "/srv/web/releases/3"}}}); err != nil {
 				t.Fatal(err)
 			}
-			m := &Manager{runDir: dir}
+			m := &Manager{runDir: dir, apps: map[string]*appSlot{}}
 			m.RecordRunState(nil)
 			got := ""
 			if f := m.factsOf("web"); f != nil {

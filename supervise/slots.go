@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -98,9 +97,6 @@ func (m *Manager) views() []appView {
 
 // slotFor returns app's slot, creating it; the caller holds m.mu.
 func (m *Manager) slotFor(app string) *appSlot {
-	if m.apps == nil {
-		m.apps = map[string]*appSlot{}
-	}
 	if m.apps[app] == nil {
 		m.apps[app] = &appSlot{}
 	}
@@ -151,11 +147,7 @@ func (m *Manager) openAll(opts Options) error {
 			return err
 		}
 	}
-	stdout := opts.Stdout
-	if stdout == nil {
-		stdout = os.Stdout
-	}
-	m.stdoutSink = logs.NewWriterSink(stdout)
+	m.stdoutSink = logs.NewWriterSink(opts.Stdout)
 	for _, app := range m.cfg.Apps {
 		held := m.held(app, opts, socks)
 		set, err := m.openApp(app, held)
@@ -250,7 +242,7 @@ func (m *Manager) refuse(app *config.App) {
 		return
 	}
 	t := m.view(app.Name).table
-	if t == nil || len(t.Entries()) == 0 {
+	if len(t.Entries()) == 0 { // no listeners (a nil table has none)
 		return
 	}
 	if err := t.Close(); err != nil {
