@@ -14,10 +14,10 @@ import (
 )
 
 // TestStrategiesListedAlike: supctl's usage and its usage errors, the three
-// completion scripts, both manual pages and the errors for an unknown
-// strategy (the configuration's and the control API's) list exactly the
-// strategies of reload/strategy's registry, in its order; the manual's
-// RELOAD STRATEGIES section names each one's kinds.
+// completion scripts, both manual pages, README's verb summary and the
+// errors for an unknown strategy (the configuration's and the control
+// API's) list exactly the strategies of reload/strategy's registry, in its
+// order; the manual's RELOAD STRATEGIES section names each one's kinds.
 func TestStrategiesListedAlike(t *testing.T) {
 	want := strategy.Names()
 	if len(want) == 0 {
@@ -42,6 +42,13 @@ func TestStrategiesListedAlike(t *testing.T) {
 	}
 	if len(lists) < 8 {
 		t.Errorf("found the lists %v; supctl.8 should show the strategies for reload and deploy", keys(lists))
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range regexp.MustCompile(`supctl (?:reload|deploy) [^\n]*\[--strategy ([a-z0-9|]+)\]`).FindAllStringSubmatch(string(readme), -1) {
+		lists[fmt.Sprintf("README --strategy #%d", i+1)] = strings.Split(m[1], "|")
 	}
 	lists["gunisup.toml.5 RELOAD STRATEGIES"] = manSection(t, readMan(t, "gunisup.toml.5.md"))
 	_, perr := strategy.Parse("bogus")
