@@ -109,8 +109,11 @@ type healthState struct {
 }
 
 func newAppOwner(m *Manager, cfg *config.App) *appOwner {
+	m.mu.Lock()
+	s := m.slotFor(cfg.Name)
+	m.mu.Unlock()
 	p := healthProber{&health.Prober{Cfg: cfg, Checker: health.New(cfg.Health, gen.Command{Spawner: m.spawner, App: cfg}.Run), Observer: m.observer}}
-	return newOwner(managerEnv{m: m}, p, cfg)
+	return newOwner(managerEnv{m: m, s: s, cfg: cfg}, p, cfg)
 }
 
 // newOwner makes an owner in state Stopped; run starts its goroutine.
@@ -347,9 +350,9 @@ func (a *appOwner) finishStop(ctx context.Context) {
 	}
 	// Before any later start: a start handled after this one spawns into
 	// an app (and cgroup) nothing is being killed in.
-	a.env.endStrays(a.cfg.Name)
+	a.env.endStrays()
 	if a.refuse && !a.thenStart {
-		a.env.refuse(a.cfg)
+		a.env.refuse()
 	}
 	a.refuse = false
 	a.state = status.Stopped
@@ -426,7 +429,7 @@ func (a *appOwner) retire(ctx context.Context, g generation, drain bool, replies
 func (a *appOwner) stopGen(ctx context.Context, g generation, drain bool) error {
 	if drain {
 		qctx, cancel := context.WithTimeout(ctx, a.cfg.StopTimeout)
-		a.env.quiesce(qctx, a.cfg.Name, g.Info().ID)
+		a.env.quiesce(qctx, g.Info().ID)
 		cancel()
 	}
 	_, err := g.Stop(ctx, a.stopSignal(), a.cfg.StopTimeout)
@@ -453,19 +456,18 @@ func (a *appOwner) startGen(ctx context.Context) {
 		a.failBroken("")
 		return
 	}
-	if err := a.env.relisten(a.cfg); err != nil {
+	if err := a.env.relisten(); err != nil {
 		a.env.log().Error("start failed", "app", a.cfg.Name, "err", err)
 		a.scheduleRestart(proc.ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
 		return
 	}
-	id := int(a.env.nextGen(a.cfg.Name))
-	g, err := a.env.spawnGen(ctx, a.cfg, id, "", a.cfg.Reload.Strategy, useServing)
+	g, err := a.env.spawn(ctx, "", a.cfg.Reload.Strategy, useServing)
 	if err != nil {
 		a.env.log().Error("start failed", "app", a.cfg.Name, "err", err)
 		a.scheduleRestart(proc.ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
 		return
 	}
-	if err := a.env.serve(a.cfg.Name, g.Info().ID); err != nil {
+	if err := a.env.serve(g.Info().ID); err != nil {
 		a.env.log().Error("steering connections to the new generation", "app", a.cfg.Name, "err", err)
 	}
 	a.gen = g
@@ -497,8 +499,8 @@ func (a *appOwner) onReady(g generation, err error) {
 		a.state = status.Running
 		a.health.healthy = true
 		a.message = ""
-		a.env.gated(a.cfg.Name, g)
-		a.env.appReady()
+		a.env.gated(g)
+		a.env.changed()
 		a.answerStart(nil)
 	case errors.Is(err, context.Canceled) || g.Exited():
 	default:
@@ -520,7 +522,7 @@ func (a *appOwner) onExit(ctx context.Context, g generation) {
 	a.env.afterExit(g)
 	gi := g.Info()
 	a.env.log().Info("exited", "app", a.cfg.Name, "generation", gi.ID, "pid", gi.PID, "status", info.String())
-	a.env.appExited(a.cfg.Name, info)
+	a.env.appExited(info)
 	switch {
 	case a.state == status.Stopping:
 		a.finishStop(ctx)
@@ -591,7 +593,7 @@ func (a *appOwner) onHealth(ctx context.Context, g generation, err error) {
 			a.message = ""
 		}
 		a.health.healthy = true
-		a.env.appReady()
+		a.env.changed()
 		return
 	}
 	a.health.fails++
@@ -630,7 +632,7 @@ func (a *appOwner) publish() {
 		Wanted:        a.wants(),
 		Attempted:     a.attempted,
 		Reloads:       make(map[string]int, len(a.reloads)),
-		Listeners:     a.env.listeners(a.cfg.Name),
+		Listeners:     a.env.listeners(),
 		Kept:          a.keptSnapshot(),
 	}
 	for k, v := range a.reloads {
@@ -648,7 +650,7 @@ func (a *appOwner) publish() {
 		gi := a.gen.Info()
 		s.MasterPID, s.Started, s.Release, s.Generation = gi.PID, gi.Started, gi.Dir, gi.ID
 	}
-	if addr := a.env.statsdAddr(a.cfg.Name); addr != "" {
+	if addr := a.env.statsdAddr(); addr != "" {
 		s.StatsdBridge = true
 		s.StatsdAddr = addr
 	}

@@ -39,9 +39,10 @@ type reloadRun struct {
 	dir      string
 	recovery bool
 	// canary is the plan of a canary reload (see reload.Canary), off for
-	// any other; canaryIn is the Manager whose steering and metrics it uses.
+	// any other; canaryIn is the app's Manager side whose steering and
+	// metrics it uses.
 	canary   strategy.Canary
-	canaryIn *Manager
+	canaryIn managerEnv
 	// compareDue is when the comparison its commit started ends (zero:
 	// none).
 	compareDue time.Time
@@ -153,14 +154,14 @@ func (a *appOwner) runChange(ctx context.Context, run *reloadRun, release string
 		return err
 	}
 	c := &recovery.RunChange{Deploy: release != "", Link: a.cfg.Directory, Target: target, Previous: previous}
-	if err := a.env.recordChange(a.cfg.Name, c); err != nil {
+	if err := a.env.recordChange(c); err != nil {
 		if c.Deploy {
 			return fmt.Errorf("deploy %s: recording it in run_dir: %w", release, err)
 		}
 		a.env.log().Warn("recovery record", "app", a.cfg.Name, "err", err)
 	}
 	defer func() {
-		if err := a.env.recordChange(a.cfg.Name, nil); err != nil {
+		if err := a.env.recordChange(nil); err != nil {
 			a.env.log().Warn("recovery record", "app", a.cfg.Name, "err", err)
 		}
 	}()
@@ -194,7 +195,7 @@ func (a *appOwner) runReload(ctx context.Context, run *reloadRun, progress reloa
 
 // steeredApp reports whether any of the app's listeners is steered (BPF or rename).
 func (a *appOwner) steeredApp() bool {
-	for _, l := range a.env.listeners(a.cfg.Name) {
+	for _, l := range a.env.listeners() {
 		if l.Steering != "" && l.Steering != string(steer.ModeShared) {
 			return true
 		}
@@ -227,10 +228,10 @@ func (a *appOwner) commit(run *reloadRun, g generation) error {
 // tracked, Running, healthy generation; the error (doing names the step)
 // leaves the owner's state as it was.
 func (a *appOwner) takeOver(g generation, doing string) error {
-	if err := a.env.serve(a.cfg.Name, g.Info().ID); err != nil {
+	if err := a.env.serve(g.Info().ID); err != nil {
 		return fmt.Errorf("app %s: %s %s: %w", a.cfg.Name, doing, g, err)
 	}
-	a.env.gated(a.cfg.Name, g)
+	a.env.gated(g)
 	a.cancelReady()
 	a.cancelTimer()
 	a.gen, a.state, a.health, a.message = g, status.Running, healthState{healthy: true}, ""
@@ -271,12 +272,10 @@ func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *reload.R
 func asGen(g reload.Gen) generation { return g.(generation) }
 
 func (r *reloadRun) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
-	cfg := r.a.cfg
 	if dir == "" {
 		dir = r.dir
 	}
-	id := int(r.a.env.nextGen(cfg.Name))
-	g, err := r.a.env.spawnGen(r.ctx, cfg, id, dir, cfg.Reload.Strategy, useOwn)
+	g, err := r.a.env.spawn(r.ctx, dir, r.a.cfg.Reload.Strategy, useOwn)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +300,7 @@ func (r *reloadRun) Ready(ctx context.Context, g reload.Gen) error {
 func (r *reloadRun) Commit(ctx context.Context, g reload.Gen) error {
 	err := r.ask(ctx, commitMsg{call: newCall(), run: r, gen: asGen(g)})
 	if err == nil && r.old != nil {
-		if w := r.a.env.swapped(r.a.cfg.Name, r.old.Info().ID, asGen(g).Info().ID); w > 0 {
+		if w := r.a.env.swapped(r.old.Info().ID, asGen(g).Info().ID); w > 0 {
 			r.compareDue = time.Now().Add(w)
 		}
 	}
@@ -317,7 +316,7 @@ func (r *reloadRun) ask(ctx context.Context, m message) error {
 	}
 	err := <-m.replyTo()
 	if err == nil {
-		r.a.env.recordNow(r.a.cfg.Name)
+		r.a.env.recordNow()
 	}
 	return err
 }
@@ -364,7 +363,7 @@ func (r *reloadRun) Dir(g reload.Gen) string { return asGen(g).Info().Dir }
 
 // USR2 implements reload.Host through the Manager's USR2 mechanics.
 func (r *reloadRun) USR2(ctx context.Context, old reload.Gen) (reload.Gen, error) {
-	g, err := r.a.env.usr2(ctx, r.a, asGen(old))
+	g, err := r.a.env.usr2(ctx, asGen(old))
 	if g == nil {
 		return nil, err
 	}
