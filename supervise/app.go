@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -60,10 +61,7 @@ type appOwner struct {
 	exited chan struct{} // closed when run returns
 
 	// Fields below are touched only by the owner goroutine.
-	state status.State
-	// gen is the tracked generation: set in Starting and Running (except
-	// after an exit during a reload) and in Stopping until it exits.
-	gen generation
+	ownerState
 	// thenStart: in Stopping, start again once everything exited.
 	thenStart bool
 	// reload is the reload in progress, or nil.
@@ -86,17 +84,26 @@ type appOwner struct {
 	// exitedGen is the tracked generation that exited last (its output
 	// tail explains a failed start).
 	exitedGen generation
-	health    healthState
-	restarts  int
+	// broken is why the app's configuration is invalid ("": valid); set
+	// before run by Manager.setAside: no generation is started.
+	broken string
+}
+
+// ownerState is the part of an owner's state that passes to the owner
+// replacing it (see appOwner.handoff and appOwner.adopt).
+type ownerState struct {
+	state status.State
+	// gen is the tracked generation: set in Starting and Running (except
+	// after an exit during a reload) and in Stopping until it exits.
+	gen      generation
+	health   healthState
+	restarts int
 	// attempted: startGen ran at least once, or a generation was handed over.
 	attempted  bool
 	lastExit   *proc.ExitInfo
 	lastReload *reload.Result
 	reloads    map[string]int
 	message    string
-	// broken is why the app's configuration is invalid ("": valid); set
-	// before run by Manager.setAside: no generation is started.
-	broken string
 	// kept is the generation a swap replaced, kept for a rollback (nil: none).
 	kept *keptGen
 }
@@ -112,20 +119,20 @@ func newAppOwner(m *Manager, cfg *config.App) *appOwner {
 	m.mu.Lock()
 	s := m.slotFor(cfg.Name)
 	m.mu.Unlock()
-	p := healthProber{&health.Prober{Cfg: cfg, Checker: health.New(cfg.Health, gen.Command{Spawner: m.spawner, App: cfg}.Run), Observer: m.observer}}
+	p := &health.Prober{Cfg: cfg, Checker: health.New(cfg.Health, gen.Command{Spawner: m.spawner, App: cfg}.Run), Observer: m.observer}
 	return newOwner(managerEnv{m: m, s: s, cfg: cfg}, p, cfg)
 }
 
 // newOwner makes an owner in state Stopped; run starts its goroutine.
 func newOwner(env ownerEnv, p prober, cfg *config.App) *appOwner {
 	a := &appOwner{
-		cfg:     cfg,
-		env:     env,
-		probe:   p,
-		msgs:    make(chan message),
-		reloads: map[string]int{},
-		exited:  make(chan struct{}),
-		policy:  newRestartPolicy(cfg.Restart, cfg.Backoff),
+		cfg:        cfg,
+		env:        env,
+		probe:      p,
+		msgs:       make(chan message),
+		ownerState: ownerState{reloads: map[string]int{}},
+		exited:     make(chan struct{}),
+		policy:     newRestartPolicy(cfg.Restart, cfg.Backoff),
 	}
 	a.publish()
 	return a
@@ -252,6 +259,13 @@ func (a *appOwner) handle(ctx context.Context, m message) {
 	m.replyTo() <- err
 }
 
+// answer answers each of replies (buffered) with err.
+func answer(replies []chan error, err error) {
+	for _, r := range replies {
+		r <- err
+	}
+}
+
 // known lists every generation the owner started that may still run.
 func (a *appOwner) known() []generation {
 	var out []generation
@@ -282,6 +296,12 @@ func (a *appOwner) stopSignal() syscall.Signal {
 		return s
 	}
 	return syscall.SIGTERM
+}
+
+// cancelPending cancels the scheduled restart and the readiness wait.
+func (a *appOwner) cancelPending() {
+	a.cancelTimer()
+	a.cancelReady()
 }
 
 func (a *appOwner) cancelTimer() {
@@ -316,13 +336,10 @@ func (a *appOwner) onStart(ctx context.Context) {
 // the owner started runs.
 func (a *appOwner) onStop(ctx context.Context, reply chan error) {
 	a.thenStart = false
-	a.cancelTimer()
-	a.cancelReady()
+	a.cancelPending()
 	a.answerStart(&StartError{App: a.cfg.Name, Reason: "stopped before its start settled"})
 	a.stopWaiters = append(a.stopWaiters, reply)
-	for _, w := range a.restartWait {
-		w <- fmt.Errorf("app %s: stopped before the restart could run", a.cfg.Name)
-	}
+	answer(a.restartWait, fmt.Errorf("app %s: stopped before the restart could run", a.cfg.Name))
 	a.restartWait = nil
 	if a.reload != nil {
 		a.reload.abandon(fmt.Errorf("reload cancelled: app %s is stopping", a.cfg.Name))
@@ -358,9 +375,7 @@ func (a *appOwner) finishStop(ctx context.Context) {
 	a.state = status.Stopped
 	a.message = ""
 	a.publish() // a stop's caller reads the snapshot it waited for
-	for _, w := range a.stopWaiters {
-		w <- nil
-	}
+	answer(a.stopWaiters, nil)
 	a.stopWaiters = nil
 	if a.thenStart {
 		a.thenStart = false
@@ -398,9 +413,7 @@ func (a *appOwner) restartNow(ctx context.Context, replies []chan error) {
 		// Whatever old detached never runs beside the new generation.
 		a.env.endDetached(old)
 	} else {
-		for _, r := range replies {
-			r <- nil
-		}
+		answer(replies, nil)
 	}
 	a.startGen(ctx)
 }
@@ -416,9 +429,7 @@ func (a *appOwner) retire(ctx context.Context, g generation, drain bool, replies
 		if err != nil && len(replies) == 0 {
 			a.env.log().Error("stop", "app", a.cfg.Name, "generation", g.Info().ID, "err", err)
 		}
-		for _, r := range replies {
-			r <- err
-		}
+		answer(replies, err)
 		_ = a.post(context.WithoutCancel(ctx), retiredMsg{call: newCall(), gen: g}) // fails only once the owner ended
 	}()
 }
@@ -456,12 +467,11 @@ func (a *appOwner) startGen(ctx context.Context) {
 		a.failBroken("")
 		return
 	}
-	if err := a.env.relisten(); err != nil {
-		a.env.log().Error("start failed", "app", a.cfg.Name, "err", err)
-		a.scheduleRestart(proc.ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
-		return
+	var g generation
+	err := a.env.relisten()
+	if err == nil {
+		g, err = a.env.spawn(ctx, "", a.cfg.Reload.Strategy, useServing)
 	}
-	g, err := a.env.spawn(ctx, "", a.cfg.Reload.Strategy, useServing)
 	if err != nil {
 		a.env.log().Error("start failed", "app", a.cfg.Name, "err", err)
 		a.scheduleRestart(proc.ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
@@ -483,7 +493,7 @@ func (a *appOwner) awaitReady(ctx context.Context, g generation) {
 	rctx, cancel := context.WithCancel(ctx)
 	a.readyCancel = cancel
 	go func() {
-		err := a.probe.started(rctx, g)
+		err := a.probe.Started(rctx, g, g.Info().ProbeAddr)
 		_ = a.post(rctx, readyMsg{call: newCall(), gen: g, err: err}) // fails only when the wait was cancelled
 	}()
 }
@@ -574,7 +584,7 @@ func (a *appOwner) healthCheck(ctx context.Context) {
 	}
 	a.health.busy = true
 	go func() {
-		err := a.probe.check(ctx, g)
+		err := a.probe.Check(ctx, g.Info().ProbeAddr)
 		_ = a.post(ctx, healthResultMsg{call: newCall(), gen: g, err: err}) // fails only at shutdown
 	}()
 }
@@ -631,20 +641,11 @@ func (a *appOwner) publish() {
 		Required:      a.cfg.Required,
 		Wanted:        a.wants(),
 		Attempted:     a.attempted,
-		Reloads:       make(map[string]int, len(a.reloads)),
+		Reloads:       maps.Clone(a.reloads),
 		Listeners:     a.env.listeners(),
 		Kept:          a.keptSnapshot(),
-	}
-	for k, v := range a.reloads {
-		s.Reloads[k] = v
-	}
-	if a.lastExit != nil {
-		e := *a.lastExit
-		s.LastExit = &e
-	}
-	if a.lastReload != nil {
-		r := *a.lastReload
-		s.LastReload = &r
+		LastExit:      copyOf(a.lastExit),
+		LastReload:    copyOf(a.lastReload),
 	}
 	if a.gen != nil {
 		gi := a.gen.Info()
@@ -658,4 +659,13 @@ func (a *appOwner) publish() {
 	if prev != nil && (prev.State != s.State || prev.Healthy != s.Healthy || prev.Reloading != s.Reloading || prev.Attempted != s.Attempted || (prev.Kept == nil) != (s.Kept == nil)) {
 		a.env.changed()
 	}
+}
+
+// copyOf returns a copy of *p, nil for nil.
+func copyOf[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gen"
+	"github.com/gunisup/supervisor/health"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
@@ -263,10 +264,12 @@ func (e *fakeEnv) setHealth(err error) {
 	e.healthErr = err
 }
 
-// started and ready wait for the verdict the test sends on g.verdict.
-func (e *fakeEnv) started(ctx context.Context, g generation) error { return e.ready(ctx, g, 1) }
+// Started and Ready wait for the verdict the test sends on g.verdict.
+func (e *fakeEnv) Started(ctx context.Context, g health.Target, addr string) error {
+	return e.Ready(ctx, g, addr, 1)
+}
 
-func (e *fakeEnv) ready(ctx context.Context, g generation, _ int) error {
+func (e *fakeEnv) Ready(ctx context.Context, g health.Target, _ string, _ int) error {
 	fg := g.(*fakeGen)
 	select {
 	case err := <-fg.verdict:
@@ -278,7 +281,7 @@ func (e *fakeEnv) ready(ctx context.Context, g generation, _ int) error {
 	}
 }
 
-func (e *fakeEnv) check(context.Context, generation) error {
+func (e *fakeEnv) Check(context.Context, string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.healthErr

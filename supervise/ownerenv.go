@@ -99,15 +99,16 @@ type ownerEnv interface {
 	events() status.Observer
 }
 
-// prober decides whether a generation serves.
+// prober decides whether a generation g serves at its probe address addr
+// (gen.Info.ProbeAddr); *health.Prober is the real one.
 type prober interface {
-	// ready returns nil once g serves and passed the health check passes
+	// Ready returns nil once g serves and passed the health check passes
 	// consecutive times, or an error when g exits or ctx ends first.
-	ready(ctx context.Context, g generation, passes int) error
-	// started is ready after a start: one pass, bounded by start_timeout.
-	started(ctx context.Context, g generation) error
-	// check runs one health check of g.
-	check(ctx context.Context, g generation) error
+	Ready(ctx context.Context, g health.Target, addr string, passes int) error
+	// Started is Ready after a start: one pass, bounded by start_timeout.
+	Started(ctx context.Context, g health.Target, addr string) error
+	// Check runs one health check at addr.
+	Check(ctx context.Context, addr string) error
 }
 
 // managerEnv is the Manager seen through ownerEnv by the owner of app
@@ -224,28 +225,9 @@ func (e managerEnv) usr2(ctx context.Context, old generation) (generation, error
 	return g, g.AwaitBooted(ctx, pg, cfg.Workers, cfg.Reload.Timeout)
 }
 
-// healthProber checks generations with the app's configured health check
-// (see health.Prober).
-type healthProber struct{ p *health.Prober }
-
-// started implements prober.
-func (h healthProber) started(ctx context.Context, g generation) error {
-	return h.p.Started(ctx, g, g.Info().ProbeAddr)
-}
-
-// ready implements prober.
-func (h healthProber) ready(ctx context.Context, g generation, passes int) error {
-	return h.p.Ready(ctx, g, g.Info().ProbeAddr, passes)
-}
-
-// check implements prober.
-func (h healthProber) check(ctx context.Context, g generation) error {
-	return h.p.Check(ctx, g.Info().ProbeAddr)
-}
-
 var (
 	_ generation = (*gen.Generation)(nil)
 	_ generation = (*gen.Orphan)(nil)
 	_ ownerEnv   = managerEnv{}
-	_ prober     = healthProber{}
+	_ prober     = (*health.Prober)(nil)
 )

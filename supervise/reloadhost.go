@@ -232,8 +232,7 @@ func (a *appOwner) takeOver(g generation, doing string) error {
 		return fmt.Errorf("app %s: %s %s: %w", a.cfg.Name, doing, g, err)
 	}
 	a.env.gated(g)
-	a.cancelReady()
-	a.cancelTimer()
+	a.cancelPending()
 	a.gen, a.state, a.health, a.message = g, status.Running, healthState{healthy: true}, ""
 	return nil
 }
@@ -293,7 +292,7 @@ func (r *reloadRun) Ready(ctx context.Context, g reload.Gen) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.a.cfg.StartTimeout)
 	defer cancel()
-	return r.a.probe.ready(ctx, asGen(g), passes)
+	return r.a.probe.Ready(ctx, asGen(g), asGen(g).Info().ProbeAddr, passes)
 }
 
 // Commit asks the owner to track g (see appOwner.commit).

@@ -103,9 +103,7 @@ func (a *appOwner) lastStartResult() error {
 
 // answerStart answers every start waiter with err (nil: started).
 func (a *appOwner) answerStart(err error) {
-	for _, w := range a.startWaiters {
-		w <- err
-	}
+	answer(a.startWaiters, err)
 	a.startWaiters = nil
 }
 
