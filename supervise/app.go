@@ -70,7 +70,7 @@ type appOwner struct {
 	restartWait []chan error
 	// retiring are generations being stopped that are no longer tracked.
 	retiring    []generation
-	policy      restartPolicy
+	policy      config.Restarts
 	timer       *time.Timer // set exactly in Backoff and Failed
 	nextRestart time.Time
 	readyCancel context.CancelFunc
@@ -132,7 +132,7 @@ func newOwner(env ownerEnv, p prober, cfg *config.App) *appOwner {
 		msgs:       make(chan message),
 		ownerState: ownerState{reloads: map[string]int{}},
 		exited:     make(chan struct{}),
-		policy:     newRestartPolicy(cfg.Restart, cfg.Backoff),
+		policy:     config.NewRestarts(cfg.Restart, cfg.Backoff),
 	}
 	a.publish()
 	return a
@@ -327,7 +327,7 @@ func (a *appOwner) onStart(ctx context.Context) {
 		a.thenStart = true
 	case status.Stopped, status.Backoff, status.Failed:
 		a.cancelTimer()
-		a.policy.reset()
+		a.policy.Reset()
 		a.startGen(ctx)
 	}
 }
@@ -379,7 +379,7 @@ func (a *appOwner) finishStop(ctx context.Context) {
 	a.stopWaiters = nil
 	if a.thenStart {
 		a.thenStart = false
-		a.policy.reset()
+		a.policy.Reset()
 		a.startGen(ctx)
 	}
 }
@@ -405,7 +405,7 @@ func (a *appOwner) onRestart(ctx context.Context, reply chan error) {
 // replies are answered once the retired generation exited.
 func (a *appOwner) restartNow(ctx context.Context, replies []chan error) {
 	a.cancelTimer()
-	a.policy.reset()
+	a.policy.Reset()
 	if old := a.gen; old != nil {
 		a.gen = nil
 		a.cancelReady()
@@ -552,7 +552,7 @@ func (a *appOwner) onExit(ctx context.Context, g generation) {
 // any, names a failure to start) and goes to Backoff, Failed or Stopped.
 func (a *appOwner) scheduleRestart(info proc.ExitInfo, ranFor time.Duration, reason string) {
 	now := time.Now()
-	d := a.policy.exited(info.Code == 0 && info.Signal == 0, ranFor, now)
+	d := a.policy.Exited(info.Code == 0 && info.Signal == 0, ranFor, now)
 	if !d.Restart {
 		a.state = status.Stopped
 		a.message = "exited (" + info.String() + "); " + d.Reason
@@ -635,7 +635,7 @@ func (a *appOwner) publish() {
 		HealthChecked: a.cfg.Health.Enabled,
 		Restarts:      a.restarts,
 		NextRestart:   a.nextRestart,
-		Backoff:       a.policy.backoff(),
+		Backoff:       a.policy.Delay(),
 		Reloading:     a.reload != nil,
 		Message:       a.message,
 		Required:      a.cfg.Required,
