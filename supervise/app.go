@@ -268,25 +268,18 @@ func answer(replies []chan error, err error) {
 
 // known lists every generation the owner started that may still run.
 func (a *appOwner) known() []generation {
-	var out []generation
-	add := func(g generation) {
-		if !slices.Contains(out, g) {
-			out = append(out, g)
-		}
-	}
-	if a.gen != nil {
-		add(a.gen)
-	}
+	all := append([]generation{a.gen}, a.retiring...)
 	if a.reload != nil {
-		for _, g := range a.reload.gens() {
-			add(g)
-		}
-	}
-	for _, g := range a.retiring {
-		add(g)
+		all = append(all, a.reload.gens()...)
 	}
 	if a.kept != nil {
-		add(a.kept.gen)
+		all = append(all, a.kept.gen)
+	}
+	var out []generation
+	for _, g := range all {
+		if g != nil && !slices.Contains(out, g) {
+			out = append(out, g)
+		}
 	}
 	return out
 }

@@ -203,7 +203,8 @@ func (e managerEnv) listeners() []status.ListenerSnapshot {
 // usr2 re-executes old's Gunicorn master in place (see
 // gen.Spawner.ReExec): the new master shares old's steered sockets, must
 // run the release the app's link points at, and is ready once its workers
-// booted. A non-nil generation with an error is a new master to abort.
+// booted (see reload.ReExecRefusal). A non-nil generation with an error
+// is a new master to abort.
 func (e managerEnv) usr2(ctx context.Context, old generation) (generation, error) {
 	cfg := e.cfg
 	pg, ok := old.(*gen.Generation)
@@ -215,12 +216,8 @@ func (e managerEnv) usr2(ctx context.Context, old generation) (generation, error
 		return nil, err
 	}
 	e.table().Share(pg.ID, g.ID)
-	// A re-exec runs where the old master was started (Gunicorn takes $PWD
-	// only if it named the same directory then): a new master that does not
-	// run the link's release would serve the old code; refuse it.
-	if f := reload.LinkFacts(cfg.Directory, g.Dir, false); g.Dir != "" && !f.Reaches() {
-		return g, fmt.Errorf("the new master runs in %s, not in %s (where %s points): %s was not started from the link (strategy swap, or a rollback started while the link pointed elsewhere), so its re-exec does not follow it; reload with --strategy swap",
-			g.Dir, f.LinkTarget, f.Link, pg)
+	if err := reload.ReExecRefusal(cfg.Directory, g.Dir, pg); err != nil {
+		return g, err
 	}
 	return g, g.AwaitBooted(ctx, pg, cfg.Workers, cfg.Reload.Timeout)
 }
