@@ -473,10 +473,7 @@ func (a *appOwner) startGen(ctx context.Context) {
 	if err := a.env.serve(g.Info().ID); err != nil {
 		a.env.log().Error("steering connections to the new generation", "app", a.cfg.Name, "err", err)
 	}
-	a.gen = g
-	a.state = status.Starting
-	a.message = ""
-	a.health = healthState{}
+	a.gen, a.state, a.message, a.health = g, status.Starting, "", healthState{}
 	a.awaitReady(ctx, g)
 }
 
@@ -499,18 +496,13 @@ func (a *appOwner) onReady(g generation, err error) {
 	a.readyCancel = nil
 	switch {
 	case err == nil:
-		a.state = status.Running
-		a.health.healthy = true
-		a.message = ""
+		a.state, a.health.healthy, a.message = status.Running, true, ""
 		a.env.gated(g)
-		a.env.changed()
 		a.answerStart(nil)
 	case errors.Is(err, context.Canceled) || g.Exited():
 	default:
 		// Alive but not answering: serve what we have, say why.
-		a.state = status.Running
-		a.health.healthy = false
-		a.message = err.Error()
+		a.state, a.health.healthy, a.message = status.Running, false, err.Error()
 		a.answerStart(&StartError{App: a.cfg.Name, Reason: "runs but is not ready: " + err.Error(), gen: g})
 	}
 }
@@ -571,13 +563,13 @@ func (a *appOwner) healthCheck(ctx context.Context) {
 	if a.state != status.Running || a.gen == nil || a.health.busy || a.reload != nil {
 		return
 	}
-	g := a.gen
-	if g.Info().ProbeAddr == "" && a.cfg.Kind == config.KindGunicorn {
+	g, addr := a.gen, a.gen.Info().ProbeAddr
+	if addr == "" && a.cfg.Kind == config.KindGunicorn {
 		return
 	}
 	a.health.busy = true
 	go func() {
-		err := a.probe.Check(ctx, g.Info().ProbeAddr)
+		err := a.probe.Check(ctx, addr)
 		_ = a.post(ctx, healthResultMsg{call: newCall(), gen: g, err: err}) // fails only at shutdown
 	}()
 }

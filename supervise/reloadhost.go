@@ -58,11 +58,16 @@ func (r *reloadRun) abandon(cause error) {
 	r.cancel(cause)
 }
 
-// add records a generation the reload started.
-func (r *reloadRun) add(g generation) {
+// track records g, which the reload started (nil: none), and returns it
+// with err.
+func (r *reloadRun) track(g generation, err error) (reload.Gen, error) {
+	if g == nil {
+		return nil, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fresh = append(r.fresh, g)
+	return g, err
 }
 
 // gens lists the old generation and every one the reload started.
@@ -93,7 +98,6 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout+time.Duration(len(run.canary.Steps))*run.canary.For)
 	run.cancel = cancel
 	a.reload = run
-	a.env.changed()
 	logger := a.env.log()
 	logged := func(msg string) {
 		logger.Info("reload", "app", a.cfg.Name, "phase", msg)
@@ -248,11 +252,9 @@ func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *reload.R
 	a.lastReload = res
 	a.reloads[string(res.Result)]++
 	a.env.events().ReloadDone(a.cfg.Name, string(res.Result), res.Duration)
-	a.env.changed()
 	if run.recovery && a.gen == run.old && a.state == status.Starting {
 		// The orphans passed the gate before; they go on serving.
-		a.state = status.Running
-		a.health = healthState{healthy: true}
+		a.state, a.health = status.Running, healthState{healthy: true}
 		a.message = fmt.Sprintf("recovery: no new generation took over (%s: %s); %s serves", res.Result, res.Reason, a.gen)
 	}
 	switch {
@@ -274,12 +276,7 @@ func (r *reloadRun) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
 	if dir == "" {
 		dir = r.dir
 	}
-	g, err := r.a.env.spawn(r.ctx, dir, r.a.cfg.Reload.Strategy, useOwn)
-	if err != nil {
-		return nil, err
-	}
-	r.add(g)
-	return g, nil
+	return r.track(r.a.env.spawn(r.ctx, dir, r.a.cfg.Reload.Strategy, useOwn))
 }
 
 // Ready gates g: healthy_after passes in a row (one answer without a
@@ -362,10 +359,5 @@ func (r *reloadRun) Dir(g reload.Gen) string { return asGen(g).Info().Dir }
 
 // USR2 implements reload.Host through the Manager's USR2 mechanics.
 func (r *reloadRun) USR2(ctx context.Context, old reload.Gen) (reload.Gen, error) {
-	g, err := r.a.env.usr2(ctx, asGen(old))
-	if g == nil {
-		return nil, err
-	}
-	r.add(g)
-	return g, err
+	return r.track(r.a.env.usr2(ctx, asGen(old)))
 }

@@ -140,31 +140,27 @@ func (m *Manager) openForUpdate(plan []*appUpdate) error {
 // its owner; removed apps stay registered, last, until removeApps has
 // stopped them.
 func (m *Manager) install(merged *config.Config, plan []*appUpdate) {
-	added := map[string]*appOwner{}
 	for _, u := range plan {
 		if u.Change == config.Added {
-			added[u.Name] = newAppOwner(m, u.App)
+			u.owner = newAppOwner(m, u.App)
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cfg = merged
 	for _, u := range plan {
-		if a := added[u.Name]; a != nil {
-			m.installApp(u.Name, u.set).owner = a
-		}
-		if s := m.apps[u.Name]; s != nil {
+		if u.Change == config.Added {
+			m.installApp(u.Name, u.set).owner = u.owner
+		} else if s := m.apps[u.Name]; s != nil {
 			u.owner = s.owner
 		}
 	}
-	present := make(map[string]bool, len(merged.Apps))
-	order := make([]*appOwner, 0, len(merged.Apps))
+	order := make([]*appOwner, 0, len(m.order)+1)
 	for _, app := range merged.Apps {
-		present[app.Name] = true
 		order = append(order, m.apps[app.Name].owner)
 	}
 	for _, a := range m.order {
-		if !present[a.cfg.Name] {
+		if merged.App(a.cfg.Name) == nil {
 			order = append(order, a)
 		}
 	}
