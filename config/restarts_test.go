@@ -44,13 +44,14 @@ func TestRestarts(t *testing.T) {
 			RestartDecision{Reason: "restart = never"}, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := NewRestarts(tc.mode, b)
+			var p Restarts
+			app := &App{Restart: tc.mode, Backoff: b}
 			var got RestartDecision
 			for i, e := range tc.exits {
 				if i == tc.resets {
 					p.Reset()
 				}
-				got = p.Exited(e.clean, e.ranFor, t0.Add(e.at))
+				got = p.Exited(app, e.clean, e.ranFor, t0.Add(e.at))
 			}
 			if got != tc.want {
 				t.Errorf("decision %+v, want %+v", got, tc.want)

@@ -132,7 +132,6 @@ func newOwner(env ownerEnv, p prober, cfg *config.App) *appOwner {
 		msgs:       make(chan message),
 		ownerState: ownerState{reloads: map[string]int{}},
 		exited:     make(chan struct{}),
-		policy:     config.NewRestarts(cfg.Restart, cfg.Backoff),
 	}
 	a.publish()
 	return a
@@ -364,9 +363,7 @@ func (a *appOwner) finishStop(ctx context.Context) {
 	if a.refuse && !a.thenStart {
 		a.env.refuse()
 	}
-	a.refuse = false
-	a.state = status.Stopped
-	a.message = ""
+	a.refuse, a.state, a.message = false, status.Stopped, ""
 	a.publish() // a stop's caller reads the snapshot it waited for
 	answer(a.stopWaiters, nil)
 	a.stopWaiters = nil
@@ -443,11 +440,8 @@ func (a *appOwner) stopGen(ctx context.Context, g generation, drain bool) error 
 // onRetired forgets a retired generation that exited; a stop waiting for
 // it may finish now.
 func (a *appOwner) onRetired(ctx context.Context, g generation) {
-	for i, r := range a.retiring {
-		if r == g {
-			a.retiring = append(a.retiring[:i], a.retiring[i+1:]...)
-			break
-		}
+	if i := slices.Index(a.retiring, g); i >= 0 {
+		a.retiring = slices.Delete(a.retiring, i, i+1)
 	}
 	a.finishStop(ctx)
 }
@@ -510,9 +504,7 @@ func (a *appOwner) onReady(g generation, err error) {
 // onExit handles the exit of the tracked generation.
 func (a *appOwner) onExit(ctx context.Context, g generation) {
 	info := g.Exit()
-	a.gen = nil
-	a.lastExit = &info
-	a.exitedGen = g
+	a.gen, a.lastExit, a.exitedGen = nil, &info, g
 	a.cancelReady()
 	a.env.afterExit(g)
 	gi := g.Info()
@@ -537,7 +529,7 @@ func (a *appOwner) onExit(ctx context.Context, g generation) {
 // any, names a failure to start) and goes to Backoff, Failed or Stopped.
 func (a *appOwner) scheduleRestart(info proc.ExitInfo, ranFor time.Duration, reason string) {
 	now := time.Now()
-	d := a.policy.Exited(info.Code == 0 && info.Signal == 0, ranFor, now)
+	d := a.policy.Exited(a.cfg, info.Code == 0 && info.Signal == 0, ranFor, now)
 	if !d.Restart {
 		a.state = status.Stopped
 		a.message = "exited (" + info.String() + "); " + d.Reason
@@ -620,7 +612,7 @@ func (a *appOwner) publish() {
 		HealthChecked: a.cfg.Health.Enabled,
 		Restarts:      a.restarts,
 		NextRestart:   a.nextRestart,
-		Backoff:       a.policy.Delay(),
+		Backoff:       a.policy.Delay,
 		Reloading:     a.reload != nil,
 		Message:       a.message,
 		Required:      a.cfg.Required,

@@ -130,14 +130,13 @@ func (a *appOwner) planReload(ctx context.Context, m reloadMsg) (*reloadRun, err
 		return nil, fmt.Errorf("%w: app %s is %s; start it first", ErrNotRunning, a.cfg.Name, a.state)
 	}
 	run := &reloadRun{a: a, ctx: ctx, started: time.Now(), strategy: a.cfg.Reload.Strategy, old: a.gen, dir: m.dir, recovery: m.recovery, canary: m.canary}
+	var err error
 	if m.strategy != nil {
-		var err error
 		if run.strategy, err = strategy.For(string(*m.strategy), a.cfg.Kind.String()); err != nil {
 			return nil, fmt.Errorf("app %s: strategy: %w", a.cfg.Name, err)
 		}
 	}
 	if run.canary.On() {
-		var err error
 		if run.canaryIn, err = a.canaryRefusal(run.strategy); err != nil {
 			return nil, err
 		}
@@ -262,8 +261,7 @@ func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *reload.R
 		a.finishStop(ctx)
 	case len(a.restartWait) > 0:
 		waiting := a.restartWait
-		a.restartWait = nil
-		a.message = ""
+		a.restartWait, a.message = nil, ""
 		a.restartNow(ctx, waiting)
 	case a.gen == nil && a.timer == nil:
 		a.scheduleRestart(proc.ExitInfo{Code: -1, Time: time.Now()}, 0, "")

@@ -160,7 +160,7 @@ func (m *Manager) install(merged *config.Config, plan []*appUpdate) {
 		order = append(order, m.apps[app.Name].owner)
 	}
 	for _, a := range m.order {
-		if merged.App(a.cfg.Name) == nil {
+		if !slices.ContainsFunc(merged.Apps, func(c *config.App) bool { return c.Name == a.cfg.Name }) {
 			order = append(order, a)
 		}
 	}
