@@ -99,3 +99,18 @@ func (s Standing) KeepRefusal(old string, exited bool) error {
 	}
 	return nil
 }
+
+// ReExecRefusal is why a master that a USR2 re-exec of old started in dir
+// ("": unknown) is refused under the release link link ("": none): it
+// does not run the release the link points at, so it would serve the old
+// code (a re-exec runs where old was started, and Gunicorn takes $PWD only
+// if it named the same directory then). nil when it does, or when dir or
+// the link's target is unknown.
+func ReExecRefusal(link, dir string, old fmt.Stringer) error {
+	f := LinkFacts(link, dir, false)
+	if dir == "" || f.Reaches() {
+		return nil
+	}
+	return fmt.Errorf("the new master runs in %s, not in %s (where %s points): %s was not started from the link (strategy swap, or a rollback started while the link pointed elsewhere), so its re-exec does not follow it; reload with --strategy swap",
+		dir, f.LinkTarget, f.Link, old)
+}

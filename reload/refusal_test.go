@@ -3,6 +3,8 @@ package reload
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -138,4 +140,36 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestReExecRefusal: a re-exec's new master is refused only when it runs
+// outside the release the link points at.
+func TestReExecRefusal(t *testing.T) {
+	root := t.TempDir()
+	a, b, link := filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "current")
+	for _, d := range []string{a, b} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(a, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, link, dir string
+		want            string // "": allowed
+	}{
+		{"runs the link's release", link, a, ""},
+		{"no link", "", b, ""},
+		{"directory unknown", link, "", ""},
+		{"link does not resolve", filepath.Join(root, "gone"), b, ""},
+		{"runs another release", link, b, "the new master runs in " + b + ", not in " + a + " (where " + link + " points): master 1 was not started from the link"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := errText(ReExecRefusal(tt.link, tt.dir, newGen("master 1")))
+			if tt.want == "" && got != "" || !strings.HasPrefix(got, tt.want) {
+				t.Errorf("ReExecRefusal = %q, want prefix %q", got, tt.want)
+			}
+		})
+	}
 }

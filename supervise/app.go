@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -60,10 +61,7 @@ type appOwner struct {
 	exited chan struct{} // closed when run returns
 
 	// Fields below are touched only by the owner goroutine.
-	state status.State
-	// gen is the tracked generation: set in Starting and Running (except
-	// after an exit during a reload) and in Stopping until it exits.
-	gen generation
+	ownerState
 	// thenStart: in Stopping, start again once everything exited.
 	thenStart bool
 	// reload is the reload in progress, or nil.
@@ -72,7 +70,7 @@ type appOwner struct {
 	restartWait []chan error
 	// retiring are generations being stopped that are no longer tracked.
 	retiring    []generation
-	policy      restartPolicy
+	policy      config.Restarts
 	timer       *time.Timer // set exactly in Backoff and Failed
 	nextRestart time.Time
 	readyCancel context.CancelFunc
@@ -86,17 +84,26 @@ type appOwner struct {
 	// exitedGen is the tracked generation that exited last (its output
 	// tail explains a failed start).
 	exitedGen generation
-	health    healthState
-	restarts  int
+	// broken is why the app's configuration is invalid ("": valid); set
+	// before run by Manager.setAside: no generation is started.
+	broken string
+}
+
+// ownerState is the part of an owner's state that passes to the owner
+// replacing it (see appOwner.handoff and appOwner.adopt).
+type ownerState struct {
+	state status.State
+	// gen is the tracked generation: set in Starting and Running (except
+	// after an exit during a reload) and in Stopping until it exits.
+	gen      generation
+	health   healthState
+	restarts int
 	// attempted: startGen ran at least once, or a generation was handed over.
 	attempted  bool
 	lastExit   *proc.ExitInfo
 	lastReload *reload.Result
 	reloads    map[string]int
 	message    string
-	// broken is why the app's configuration is invalid ("": valid); set
-	// before run by Manager.setAside: no generation is started.
-	broken string
 	// kept is the generation a swap replaced, kept for a rollback (nil: none).
 	kept *keptGen
 }
@@ -109,20 +116,22 @@ type healthState struct {
 }
 
 func newAppOwner(m *Manager, cfg *config.App) *appOwner {
-	p := healthProber{&health.Prober{Cfg: cfg, Checker: health.New(cfg.Health, gen.Command{Spawner: m.spawner, App: cfg}.Run), Observer: m.observer}}
-	return newOwner(managerEnv{m: m}, p, cfg)
+	m.mu.Lock()
+	s := m.slotFor(cfg.Name)
+	m.mu.Unlock()
+	p := &health.Prober{Cfg: cfg, Checker: health.New(cfg.Health, gen.Command{Spawner: m.spawner, App: cfg}.Run), Observer: m.observer}
+	return newOwner(managerEnv{m: m, s: s, cfg: cfg}, p, cfg)
 }
 
 // newOwner makes an owner in state Stopped; run starts its goroutine.
 func newOwner(env ownerEnv, p prober, cfg *config.App) *appOwner {
 	a := &appOwner{
-		cfg:     cfg,
-		env:     env,
-		probe:   p,
-		msgs:    make(chan message),
-		reloads: map[string]int{},
-		exited:  make(chan struct{}),
-		policy:  newRestartPolicy(cfg.Restart, cfg.Backoff),
+		cfg:        cfg,
+		env:        env,
+		probe:      p,
+		msgs:       make(chan message),
+		ownerState: ownerState{reloads: map[string]int{}},
+		exited:     make(chan struct{}),
 	}
 	a.publish()
 	return a
@@ -249,27 +258,27 @@ func (a *appOwner) handle(ctx context.Context, m message) {
 	m.replyTo() <- err
 }
 
+// answer answers each of replies (buffered) with err.
+func answer(replies []chan error, err error) {
+	for _, r := range replies {
+		r <- err
+	}
+}
+
 // known lists every generation the owner started that may still run.
 func (a *appOwner) known() []generation {
-	var out []generation
-	add := func(g generation) {
-		if !slices.Contains(out, g) {
-			out = append(out, g)
-		}
-	}
-	if a.gen != nil {
-		add(a.gen)
-	}
+	all := append([]generation{a.gen}, a.retiring...)
 	if a.reload != nil {
-		for _, g := range a.reload.gens() {
-			add(g)
-		}
-	}
-	for _, g := range a.retiring {
-		add(g)
+		all = append(all, a.reload.gens()...)
 	}
 	if a.kept != nil {
-		add(a.kept.gen)
+		all = append(all, a.kept.gen)
+	}
+	var out []generation
+	for _, g := range all {
+		if g != nil && !slices.Contains(out, g) {
+			out = append(out, g)
+		}
 	}
 	return out
 }
@@ -279,6 +288,12 @@ func (a *appOwner) stopSignal() syscall.Signal {
 		return s
 	}
 	return syscall.SIGTERM
+}
+
+// cancelPending cancels the scheduled restart and the readiness wait.
+func (a *appOwner) cancelPending() {
+	a.cancelTimer()
+	a.cancelReady()
 }
 
 func (a *appOwner) cancelTimer() {
@@ -304,7 +319,7 @@ func (a *appOwner) onStart(ctx context.Context) {
 		a.thenStart = true
 	case status.Stopped, status.Backoff, status.Failed:
 		a.cancelTimer()
-		a.policy.reset()
+		a.policy.Reset()
 		a.startGen(ctx)
 	}
 }
@@ -313,13 +328,10 @@ func (a *appOwner) onStart(ctx context.Context) {
 // the owner started runs.
 func (a *appOwner) onStop(ctx context.Context, reply chan error) {
 	a.thenStart = false
-	a.cancelTimer()
-	a.cancelReady()
+	a.cancelPending()
 	a.answerStart(&StartError{App: a.cfg.Name, Reason: "stopped before its start settled"})
 	a.stopWaiters = append(a.stopWaiters, reply)
-	for _, w := range a.restartWait {
-		w <- fmt.Errorf("app %s: stopped before the restart could run", a.cfg.Name)
-	}
+	answer(a.restartWait, fmt.Errorf("app %s: stopped before the restart could run", a.cfg.Name))
 	a.restartWait = nil
 	if a.reload != nil {
 		a.reload.abandon(fmt.Errorf("reload cancelled: app %s is stopping", a.cfg.Name))
@@ -347,21 +359,17 @@ func (a *appOwner) finishStop(ctx context.Context) {
 	}
 	// Before any later start: a start handled after this one spawns into
 	// an app (and cgroup) nothing is being killed in.
-	a.env.endStrays(a.cfg.Name)
+	a.env.endStrays()
 	if a.refuse && !a.thenStart {
-		a.env.refuse(a.cfg)
+		a.env.refuse()
 	}
-	a.refuse = false
-	a.state = status.Stopped
-	a.message = ""
+	a.refuse, a.state, a.message = false, status.Stopped, ""
 	a.publish() // a stop's caller reads the snapshot it waited for
-	for _, w := range a.stopWaiters {
-		w <- nil
-	}
+	answer(a.stopWaiters, nil)
 	a.stopWaiters = nil
 	if a.thenStart {
 		a.thenStart = false
-		a.policy.reset()
+		a.policy.Reset()
 		a.startGen(ctx)
 	}
 }
@@ -387,7 +395,7 @@ func (a *appOwner) onRestart(ctx context.Context, reply chan error) {
 // replies are answered once the retired generation exited.
 func (a *appOwner) restartNow(ctx context.Context, replies []chan error) {
 	a.cancelTimer()
-	a.policy.reset()
+	a.policy.Reset()
 	if old := a.gen; old != nil {
 		a.gen = nil
 		a.cancelReady()
@@ -395,9 +403,7 @@ func (a *appOwner) restartNow(ctx context.Context, replies []chan error) {
 		// Whatever old detached never runs beside the new generation.
 		a.env.endDetached(old)
 	} else {
-		for _, r := range replies {
-			r <- nil
-		}
+		answer(replies, nil)
 	}
 	a.startGen(ctx)
 }
@@ -413,9 +419,7 @@ func (a *appOwner) retire(ctx context.Context, g generation, drain bool, replies
 		if err != nil && len(replies) == 0 {
 			a.env.log().Error("stop", "app", a.cfg.Name, "generation", g.Info().ID, "err", err)
 		}
-		for _, r := range replies {
-			r <- err
-		}
+		answer(replies, err)
 		_ = a.post(context.WithoutCancel(ctx), retiredMsg{call: newCall(), gen: g}) // fails only once the owner ended
 	}()
 }
@@ -426,7 +430,7 @@ func (a *appOwner) retire(ctx context.Context, g generation, drain bool, replies
 func (a *appOwner) stopGen(ctx context.Context, g generation, drain bool) error {
 	if drain {
 		qctx, cancel := context.WithTimeout(ctx, a.cfg.StopTimeout)
-		a.env.quiesce(qctx, a.cfg.Name, g.Info().ID)
+		a.env.quiesce(qctx, g.Info().ID)
 		cancel()
 	}
 	_, err := g.Stop(ctx, a.stopSignal(), a.cfg.StopTimeout)
@@ -436,11 +440,8 @@ func (a *appOwner) stopGen(ctx context.Context, g generation, drain bool) error 
 // onRetired forgets a retired generation that exited; a stop waiting for
 // it may finish now.
 func (a *appOwner) onRetired(ctx context.Context, g generation) {
-	for i, r := range a.retiring {
-		if r == g {
-			a.retiring = append(a.retiring[:i], a.retiring[i+1:]...)
-			break
-		}
+	if i := slices.Index(a.retiring, g); i >= 0 {
+		a.retiring = slices.Delete(a.retiring, i, i+1)
 	}
 	a.finishStop(ctx)
 }
@@ -453,25 +454,20 @@ func (a *appOwner) startGen(ctx context.Context) {
 		a.failBroken("")
 		return
 	}
-	if err := a.env.relisten(a.cfg); err != nil {
-		a.env.log().Error("start failed", "app", a.cfg.Name, "err", err)
-		a.scheduleRestart(proc.ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
-		return
+	var g generation
+	err := a.env.relisten()
+	if err == nil {
+		g, err = a.env.spawn(ctx, "", a.cfg.Reload.Strategy, useServing)
 	}
-	id := int(a.env.nextGen(a.cfg.Name))
-	g, err := a.env.spawnGen(ctx, a.cfg, id, "", a.cfg.Reload.Strategy, useServing)
 	if err != nil {
 		a.env.log().Error("start failed", "app", a.cfg.Name, "err", err)
 		a.scheduleRestart(proc.ExitInfo{Code: -1, Time: time.Now()}, 0, err.Error())
 		return
 	}
-	if err := a.env.serve(a.cfg.Name, g.Info().ID); err != nil {
+	if err := a.env.serve(g.Info().ID); err != nil {
 		a.env.log().Error("steering connections to the new generation", "app", a.cfg.Name, "err", err)
 	}
-	a.gen = g
-	a.state = status.Starting
-	a.message = ""
-	a.health = healthState{}
+	a.gen, a.state, a.message, a.health = g, status.Starting, "", healthState{}
 	a.awaitReady(ctx, g)
 }
 
@@ -481,7 +477,7 @@ func (a *appOwner) awaitReady(ctx context.Context, g generation) {
 	rctx, cancel := context.WithCancel(ctx)
 	a.readyCancel = cancel
 	go func() {
-		err := a.probe.started(rctx, g)
+		err := a.probe.Started(rctx, g, g.Info().ProbeAddr)
 		_ = a.post(rctx, readyMsg{call: newCall(), gen: g, err: err}) // fails only when the wait was cancelled
 	}()
 }
@@ -494,18 +490,13 @@ func (a *appOwner) onReady(g generation, err error) {
 	a.readyCancel = nil
 	switch {
 	case err == nil:
-		a.state = status.Running
-		a.health.healthy = true
-		a.message = ""
-		a.env.gated(a.cfg.Name, g)
-		a.env.appReady()
+		a.state, a.health.healthy, a.message = status.Running, true, ""
+		a.env.gated(g)
 		a.answerStart(nil)
 	case errors.Is(err, context.Canceled) || g.Exited():
 	default:
 		// Alive but not answering: serve what we have, say why.
-		a.state = status.Running
-		a.health.healthy = false
-		a.message = err.Error()
+		a.state, a.health.healthy, a.message = status.Running, false, err.Error()
 		a.answerStart(&StartError{App: a.cfg.Name, Reason: "runs but is not ready: " + err.Error(), gen: g})
 	}
 }
@@ -513,14 +504,12 @@ func (a *appOwner) onReady(g generation, err error) {
 // onExit handles the exit of the tracked generation.
 func (a *appOwner) onExit(ctx context.Context, g generation) {
 	info := g.Exit()
-	a.gen = nil
-	a.lastExit = &info
-	a.exitedGen = g
+	a.gen, a.lastExit, a.exitedGen = nil, &info, g
 	a.cancelReady()
 	a.env.afterExit(g)
 	gi := g.Info()
 	a.env.log().Info("exited", "app", a.cfg.Name, "generation", gi.ID, "pid", gi.PID, "status", info.String())
-	a.env.appExited(a.cfg.Name, info)
+	a.env.appExited(info)
 	switch {
 	case a.state == status.Stopping:
 		a.finishStop(ctx)
@@ -540,7 +529,7 @@ func (a *appOwner) onExit(ctx context.Context, g generation) {
 // any, names a failure to start) and goes to Backoff, Failed or Stopped.
 func (a *appOwner) scheduleRestart(info proc.ExitInfo, ranFor time.Duration, reason string) {
 	now := time.Now()
-	d := a.policy.exited(info.Code == 0 && info.Signal == 0, ranFor, now)
+	d := a.policy.Exited(a.cfg, info.Code == 0 && info.Signal == 0, ranFor, now)
 	if !d.Restart {
 		a.state = status.Stopped
 		a.message = "exited (" + info.String() + "); " + d.Reason
@@ -566,13 +555,13 @@ func (a *appOwner) healthCheck(ctx context.Context) {
 	if a.state != status.Running || a.gen == nil || a.health.busy || a.reload != nil {
 		return
 	}
-	g := a.gen
-	if g.Info().ProbeAddr == "" && a.cfg.Kind == config.KindGunicorn {
+	g, addr := a.gen, a.gen.Info().ProbeAddr
+	if addr == "" && a.cfg.Kind == config.KindGunicorn {
 		return
 	}
 	a.health.busy = true
 	go func() {
-		err := a.probe.check(ctx, g)
+		err := a.probe.Check(ctx, addr)
 		_ = a.post(ctx, healthResultMsg{call: newCall(), gen: g, err: err}) // fails only at shutdown
 	}()
 }
@@ -591,7 +580,7 @@ func (a *appOwner) onHealth(ctx context.Context, g generation, err error) {
 			a.message = ""
 		}
 		a.health.healthy = true
-		a.env.appReady()
+		a.env.changed()
 		return
 	}
 	a.health.fails++
@@ -623,32 +612,23 @@ func (a *appOwner) publish() {
 		HealthChecked: a.cfg.Health.Enabled,
 		Restarts:      a.restarts,
 		NextRestart:   a.nextRestart,
-		Backoff:       a.policy.backoff(),
+		Backoff:       a.policy.Delay,
 		Reloading:     a.reload != nil,
 		Message:       a.message,
 		Required:      a.cfg.Required,
 		Wanted:        a.wants(),
 		Attempted:     a.attempted,
-		Reloads:       make(map[string]int, len(a.reloads)),
-		Listeners:     a.env.listeners(a.cfg.Name),
+		Reloads:       maps.Clone(a.reloads),
+		Listeners:     a.env.listeners(),
 		Kept:          a.keptSnapshot(),
-	}
-	for k, v := range a.reloads {
-		s.Reloads[k] = v
-	}
-	if a.lastExit != nil {
-		e := *a.lastExit
-		s.LastExit = &e
-	}
-	if a.lastReload != nil {
-		r := *a.lastReload
-		s.LastReload = &r
+		LastExit:      copyOf(a.lastExit),
+		LastReload:    copyOf(a.lastReload),
 	}
 	if a.gen != nil {
 		gi := a.gen.Info()
 		s.MasterPID, s.Started, s.Release, s.Generation = gi.PID, gi.Started, gi.Dir, gi.ID
 	}
-	if addr := a.env.statsdAddr(a.cfg.Name); addr != "" {
+	if addr := a.env.statsdAddr(); addr != "" {
 		s.StatsdBridge = true
 		s.StatsdAddr = addr
 	}
@@ -656,4 +636,13 @@ func (a *appOwner) publish() {
 	if prev != nil && (prev.State != s.State || prev.Healthy != s.Healthy || prev.Reloading != s.Reloading || prev.Attempted != s.Attempted || (prev.Kept == nil) != (s.Kept == nil)) {
 		a.env.changed()
 	}
+}
+
+// copyOf returns a copy of *p, nil for nil.
+func copyOf[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }

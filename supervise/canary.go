@@ -11,16 +11,16 @@ import (
 )
 
 // canaryHost is the reload.CanaryHost of one canary reload: the run, plus
-// the app's steering split, judgement and status view, looked up in the
-// Manager m at each call.
+// the app's steering split, judgement and status view from its Manager
+// side e.
 type canaryHost struct {
 	*reloadRun
-	m *Manager
+	e managerEnv
 }
 
 // Split implements reload.CanaryHost (see listen.Table.Split).
 func (h canaryHost) Split(old, g reload.Gen, share float64) error {
-	return h.m.view(h.a.cfg.Name).table.Split(asGen(old).Info().ID, asGen(g).Info().ID, share)
+	return h.e.table().Split(asGen(old).Info().ID, asGen(g).Info().ID, share)
 }
 
 // Judge implements reload.CanaryHost: the route metrics' verdict with the
@@ -28,9 +28,9 @@ func (h canaryHost) Split(old, g reload.Gen, share float64) error {
 // in g (errinbox.Inbox.NewGroups).
 func (h canaryHost) Judge(old, g reload.Gen, from time.Time) reload.Judgement {
 	app, newID := h.a.cfg.Name, asGen(g).Info().ID
-	v := h.m.routes.App(app).JudgeCanary(asGen(old).Info().ID, newID, from, h.a.cfg.Reload.CanaryLimits)
+	v := h.e.m.routes.App(app).JudgeCanary(asGen(old).Info().ID, newID, from, h.a.cfg.Reload.CanaryLimits)
 	j := reload.Judgement{Worse: v.Worse, Final: v.Enough, Figures: v.Figures}
-	if groups := h.m.errorInbox(app).NewGroups(newID); len(groups) > 0 {
+	if groups := h.e.m.errorInbox(app).NewGroups(newID); len(groups) > 0 {
 		j.Worse, j.Final = append(j.Worse, groups...), true
 	}
 	return j
@@ -39,12 +39,12 @@ func (h canaryHost) Judge(old, g reload.Gen, from time.Time) reload.Judgement {
 // WorkerDeaths implements reload.CanaryHost (errinbox.Inbox.WorkerDeaths;
 // 0 without an inbox).
 func (h canaryHost) WorkerDeaths(g reload.Gen) uint64 {
-	return h.m.errorInbox(h.a.cfg.Name).WorkerDeaths(asGen(g).Info().ID)
+	return h.e.m.errorInbox(h.a.cfg.Name).WorkerDeaths(asGen(g).Info().ID)
 }
 
 // Judged implements reload.CanaryHost: the app's view in its slot.
 func (h canaryHost) Judged(g reload.Gen, share float64, began time.Time, j reload.Judgement) {
-	h.m.slot(h.a.cfg.Name).canary.Set(asGen(g).Info().ID, h.canary, share, began, j)
+	h.e.s.canary.Set(asGen(g).Info().ID, h.canary, share, began, j)
 }
 
 // errorInbox returns app's error inbox, nil for none.
@@ -55,27 +55,27 @@ func (m *Manager) errorInbox(app string) *errinbox.Inbox {
 	return m.inbox(app)
 }
 
-// canaryRefusal returns the Manager a canary with strategy st runs in, or
+// canaryRefusal returns the Manager side a canary with strategy st runs in, or
 // why the app cannot run one: st allows none, the owner runs outside a
 // Manager (a test's), a listener cannot split by weight (see
 // listen.Table.CanSplit), or route metrics are off (the judgement reads
 // them).
-func (a *appOwner) canaryRefusal(st strategy.Strategy) (*Manager, error) {
-	if err := st.CanCanary(); err != nil {
-		return nil, fmt.Errorf("app %s: %w", a.cfg.Name, err)
-	}
+func (a *appOwner) canaryRefusal(st strategy.Strategy) (managerEnv, error) {
 	env, ok := a.env.(managerEnv)
-	if !ok {
-		return nil, fmt.Errorf("app %s: canaries are not available here", a.cfg.Name)
+	app := a.cfg.Name
+	switch err := st.CanCanary(); {
+	case err != nil:
+		return env, fmt.Errorf("app %s: %w", app, err)
+	case !ok:
+		return env, fmt.Errorf("app %s: canaries are not available here", app)
 	}
-	m, app := env.m, a.cfg.Name
-	if err := m.view(app).table.CanSplit(); err != nil {
-		return nil, fmt.Errorf("app %s: --canary: %w", app, err)
+	if err := env.table().CanSplit(); err != nil {
+		return env, fmt.Errorf("app %s: --canary: %w", app, err)
 	}
-	if m.routes == nil || m.routes.App(app) == nil {
-		return nil, fmt.Errorf("app %s: --canary: the canary is judged on route metrics: set route_metrics = true in [app.%s]", app, app)
+	if m := env.m; m.routes == nil || m.routes.App(app) == nil {
+		return env, fmt.Errorf("app %s: --canary: the canary is judged on route metrics: set route_metrics = true in [app.%s]", app, app)
 	}
-	return m, nil
+	return env, nil
 }
 
 // runSteps runs the reload run: a canary (reload.Canary) when its plan is
@@ -84,7 +84,7 @@ func runSteps(ctx context.Context, st strategy.Strategy, run *reloadRun, progres
 	if !run.canary.On() {
 		return reload.Run(ctx, st, run, run.old, progress)
 	}
-	return reload.Canary(ctx, canaryHost{reloadRun: run, m: run.canaryIn}, run.old, run.canary, progress)
+	return reload.Canary(ctx, canaryHost{reloadRun: run, e: run.canaryIn}, run.old, run.canary, progress)
 }
 
 // joinLines joins the non-empty lines of a status field with "; ".

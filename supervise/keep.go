@@ -191,10 +191,7 @@ func (m *Manager) Rollback(ctx context.Context, name string, progress reload.Pro
 		return err
 	}
 	current := a.snap.Load().Release
-	prev := ""
-	if f := m.factsOf(name); f != nil {
-		prev = f.Previous(current)
-	}
+	prev := m.slot(name).facts.Previous(current)
 	if prev == "" {
 		return fmt.Errorf("app %s: rollback: %w, and no release before %s is remembered", name, reload.ErrNothingKept, current)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gen"
+	"github.com/gunisup/supervisor/health"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
@@ -138,11 +139,11 @@ func newFakeEnv(t *testing.T) *fakeEnv {
 	return &fakeEnv{t: t, spawned: make(chan *fakeGen, 100)}
 }
 
-func (e *fakeEnv) spawnGen(_ context.Context, _ *config.App, id int, _ string, _ strategy.Strategy, use socketUse) (generation, error) {
-	return e.newGen(id, use)
+func (e *fakeEnv) spawn(_ context.Context, _ string, _ strategy.Strategy, use socketUse) (generation, error) {
+	return e.newGen(e.nextGen(), use)
 }
 
-// newGen makes a generation on the sockets use says and hands it to the test.
+// newGen makes generation id on the sockets use says and hands it to the test.
 func (e *fakeEnv) newGen(id int, use socketUse) (generation, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -155,26 +156,27 @@ func (e *fakeEnv) newGen(id int, use socketUse) (generation, error) {
 	return g, nil
 }
 
-func (e *fakeEnv) nextGen(string) int64 {
+// nextGen allocates the next generation number.
+func (e *fakeEnv) nextGen() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.seq++
-	return int64(e.seq)
+	return e.seq
 }
 
-func (e *fakeEnv) afterExit(generation)                           {}
-func (e *fakeEnv) gated(string, generation)                       {}
-func (e *fakeEnv) recordChange(string, *recovery.RunChange) error { return nil }
-func (e *fakeEnv) recordNow(string)                               {}
-func (e *fakeEnv) endTree(generation)                             {}
-func (e *fakeEnv) endStrays(string)                               {}
-func (e *fakeEnv) refuse(*config.App) {
+func (e *fakeEnv) afterExit(generation)                   {}
+func (e *fakeEnv) gated(generation)                       {}
+func (e *fakeEnv) recordChange(*recovery.RunChange) error { return nil }
+func (e *fakeEnv) recordNow()                             {}
+func (e *fakeEnv) endTree(generation)                     {}
+func (e *fakeEnv) endStrays()                             {}
+func (e *fakeEnv) refuse() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.refused++
 }
 
-func (e *fakeEnv) relisten(*config.App) error {
+func (e *fakeEnv) relisten() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.relistenErr
@@ -194,12 +196,12 @@ func (e *fakeEnv) endDetached(g generation) {
 	defer e.mu.Unlock()
 	e.detached = append(e.detached, fmt.Sprintf("%d of %d", g.Info().ID, len(e.all)))
 }
-func (e *fakeEnv) serve(_ string, id int) error {
+func (e *fakeEnv) serve(id int) error {
 	e.step(fmt.Sprintf("serve %d", id))
 	return nil
 }
 
-func (e *fakeEnv) quiesce(_ context.Context, _ string, id int) {
+func (e *fakeEnv) quiesce(_ context.Context, id int) {
 	e.step(fmt.Sprintf("quiesce %d signalled=%v", id, e.gen(id).signalled()))
 }
 
@@ -229,19 +231,18 @@ func (e *fakeEnv) takeSteps() []string {
 	e.steps = nil
 	return out
 }
-func (e *fakeEnv) changed()                                   {}
-func (e *fakeEnv) appReady()                                  {}
-func (e *fakeEnv) appExited(string, proc.ExitInfo)            {}
-func (e *fakeEnv) statsdAddr(string) string                   { return "" }
-func (e *fakeEnv) listeners(string) []status.ListenerSnapshot { return e.steered }
-func (e *fakeEnv) swapped(string, int, int) time.Duration     { return 0 }
-func (e *fakeEnv) workerStats(string) *scale.Stats            { return &scale.Stats{} }
-func (e *fakeEnv) log() *slog.Logger                          { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-func (e *fakeEnv) events() status.Observer                    { return status.NopObserver{} }
+func (e *fakeEnv) changed()                             {}
+func (e *fakeEnv) appExited(proc.ExitInfo)              {}
+func (e *fakeEnv) statsdAddr() string                   { return "" }
+func (e *fakeEnv) listeners() []status.ListenerSnapshot { return e.steered }
+func (e *fakeEnv) swapped(int, int) time.Duration       { return 0 }
+func (e *fakeEnv) workerStats() *scale.Stats            { return &scale.Stats{} }
+func (e *fakeEnv) log() *slog.Logger                    { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func (e *fakeEnv) events() status.Observer              { return status.NopObserver{} }
 
 // usr2 re-execs in place: a new generation that has booted at once.
-func (e *fakeEnv) usr2(context.Context, *appOwner, generation) (generation, error) {
-	return e.newGen(int(e.nextGen("")), useServing) // a USR2 child inherits its parent's sockets
+func (e *fakeEnv) usr2(context.Context, generation) (generation, error) {
+	return e.newGen(e.nextGen(), useServing) // a USR2 child inherits its parent's sockets
 }
 
 // live lists the generations that have not exited.
@@ -263,10 +264,12 @@ func (e *fakeEnv) setHealth(err error) {
 	e.healthErr = err
 }
 
-// started and ready wait for the verdict the test sends on g.verdict.
-func (e *fakeEnv) started(ctx context.Context, g generation) error { return e.ready(ctx, g, 1) }
+// Started and Ready wait for the verdict the test sends on g.verdict.
+func (e *fakeEnv) Started(ctx context.Context, g health.Target, addr string) error {
+	return e.Ready(ctx, g, addr, 1)
+}
 
-func (e *fakeEnv) ready(ctx context.Context, g generation, _ int) error {
+func (e *fakeEnv) Ready(ctx context.Context, g health.Target, _ string, _ int) error {
 	fg := g.(*fakeGen)
 	select {
 	case err := <-fg.verdict:
@@ -278,7 +281,7 @@ func (e *fakeEnv) ready(ctx context.Context, g generation, _ int) error {
 	}
 }
 
-func (e *fakeEnv) check(context.Context, generation) error {
+func (e *fakeEnv) Check(context.Context, string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.healthErr

@@ -11,6 +11,7 @@ import (
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/gen"
 	"github.com/gunisup/supervisor/health"
+	"github.com/gunisup/supervisor/listen"
 	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/recovery"
 	"github.com/gunisup/supervisor/reload/strategy"
@@ -42,128 +43,115 @@ type generation interface {
 	ExitReason() string
 }
 
-// spawner starts generations of an app.
-type spawner interface {
-	// spawnGen forks generation id of app in release dir ("" resolves the
-	// app's directory now) on the listening sockets use says; the
-	// generation is prepared for strategy's reloads.
-	spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy strategy.Strategy, use socketUse) (generation, error)
-}
-
-// ownerEnv is everything an app owner needs from the Manager.
+// ownerEnv is everything an app's owner needs from the Manager, bound to
+// that app: one env per owner.
 type ownerEnv interface {
-	spawner
-	// nextGen allocates the app's next generation number.
-	nextGen(app string) int64
+	// spawn forks the app's next generation (numbered by the app's
+	// counter) in release dir ("" resolves the app's directory now) on the
+	// listening sockets use says, prepared for strategy's reloads.
+	spawn(ctx context.Context, dir string, strategy strategy.Strategy, use socketUse) (generation, error)
 	// afterExit tidies up after a generation's main process exited.
 	afterExit(g generation)
 	// endTree returns once nothing g's main process left behind runs.
 	endTree(g generation)
 	// endStrays ends whatever the stopped app left behind: its cgroup's
 	// processes, or daemons re-parented to the supervisor.
-	endStrays(app string)
+	endStrays()
 	// endDetached ends the processes g detached from its process group
 	// (setsid daemons), before what replaces g starts; g's main process
 	// may still be stopping. A usr2 pair's are left to the pair's end.
 	endDetached(g generation)
 	// serve sends the new connections of the app's steered listeners to
 	// its generation id (see gen.Info.ID).
-	serve(app string, id int) error
+	serve(id int) error
 	// refuse closes the app's listeners after a stop by request, so that
 	// new connections are refused (see Manager.refuse).
-	refuse(app *config.App)
+	refuse()
 	// relisten binds the app's listeners again where refuse closed them,
 	// at the addresses they had (see Manager.relisten).
-	relisten(app *config.App) error
+	relisten() error
 	// quiesce returns once no connection waits on the own steered sockets
 	// of the app's generation id, or when ctx ends.
-	quiesce(ctx context.Context, app string, id int)
-	// changed, appReady and appExited wake the daemon (never block).
+	quiesce(ctx context.Context, id int)
+	// changed and appExited wake the daemon (never block).
 	changed()
-	appReady()
-	appExited(app string, info proc.ExitInfo)
+	appExited(info proc.ExitInfo)
 	// gated records that g passed the app's gate (for the run state).
-	gated(app string, g generation)
+	gated(g generation)
 	// recordChange records the app's deploy or reload in progress (nil:
 	// none) in the run state and writes it now.
-	recordChange(app string, c *recovery.RunChange) error
+	recordChange(c *recovery.RunChange) error
 	// recordNow writes the run state now (a failure is logged).
-	recordNow(app string)
+	recordNow()
 	// swapped starts the comparison of the app's generation newID with
 	// oldID, which it replaced now (see apm.App.Swapped): the window, or 0.
-	swapped(app string, oldID, newID int) time.Duration
+	swapped(oldID, newID int) time.Duration
 	// statsdAddr is the app's statsd bridge address ("" for none).
-	statsdAddr(app string) string
+	statsdAddr() string
 	// listeners describes the app's held sockets.
-	listeners(app string) []status.ListenerSnapshot
+	listeners() []status.ListenerSnapshot
 	// workerStats is where the app's worker controller publishes its
 	// target and counts (kept across owners).
-	workerStats(app string) *scale.Stats
+	workerStats() *scale.Stats
 	// usr2 implements the USR2 step of a reload (Gunicorn apps only).
-	usr2(ctx context.Context, a *appOwner, old generation) (generation, error)
+	usr2(ctx context.Context, old generation) (generation, error)
 	log() *slog.Logger
 	events() status.Observer
 }
 
-// prober decides whether a generation serves.
+// prober decides whether a generation g serves at its probe address addr
+// (gen.Info.ProbeAddr); *health.Prober is the real one.
 type prober interface {
-	// ready returns nil once g serves and passed the health check passes
+	// Ready returns nil once g serves and passed the health check passes
 	// consecutive times, or an error when g exits or ctx ends first.
-	ready(ctx context.Context, g generation, passes int) error
-	// started is ready after a start: one pass, bounded by start_timeout.
-	started(ctx context.Context, g generation) error
-	// check runs one health check of g.
-	check(ctx context.Context, g generation) error
+	Ready(ctx context.Context, g health.Target, addr string, passes int) error
+	// Started is Ready after a start: one pass, bounded by start_timeout.
+	Started(ctx context.Context, g health.Target, addr string) error
+	// Check runs one health check at addr.
+	Check(ctx context.Context, addr string) error
 }
 
-// managerEnv is the Manager seen through ownerEnv.
-type managerEnv struct{ m *Manager }
+// managerEnv is the Manager seen through ownerEnv by the owner of app
+// cfg, whose slot is s.
+type managerEnv struct {
+	m   *Manager
+	s   *appSlot
+	cfg *config.App
+}
 
-func (e managerEnv) spawnGen(ctx context.Context, app *config.App, id int, dir string, strategy strategy.Strategy, use socketUse) (generation, error) {
-	g, err := e.m.spawn(ctx, app, gen.Request{ID: id, Dir: dir, Strategy: strategy}, use)
+// table is the app's socket table (an update may replace it).
+func (e managerEnv) table() *listen.Table {
+	e.m.mu.RLock()
+	defer e.m.mu.RUnlock()
+	return e.s.table
+}
+
+func (e managerEnv) spawn(ctx context.Context, dir string, strategy strategy.Strategy, use socketUse) (generation, error) {
+	id := int(e.s.genSeq.Add(1))
+	g, err := e.m.spawn(ctx, e.cfg, gen.Request{ID: id, Dir: dir, Strategy: strategy}, use)
 	if err != nil {
-		e.m.releaseGen(app.Name, id) // the sockets bound for it, if any
+		e.m.releaseGen(e.cfg.Name, id) // the sockets bound for it, if any
 		return nil, err
 	}
 	e.m.pokeRecord()
 	return g, nil
 }
 
-func (e managerEnv) nextGen(app string) int64 { return e.m.nextGen(app) }
-
-func (e managerEnv) serve(app string, id int) error { return e.m.view(app).table.Serve(id) }
-
-func (e managerEnv) refuse(app *config.App) { e.m.refuse(app) }
-
-func (e managerEnv) relisten(app *config.App) error { return e.m.relisten(app) }
-
-func (e managerEnv) quiesce(ctx context.Context, app string, id int) {
-	e.m.view(app).table.Quiesce(ctx, id, queuePoll)
-}
-
-func (e managerEnv) gated(app string, g generation) {
-	if f := e.m.factsOf(app); f != nil {
-		f.SetGated(g.Info().Dir)
-	}
+func (e managerEnv) gated(g generation) {
+	e.s.facts.SetGated(g.Info().Dir)
 	e.m.pokeRecord()
 }
 
-func (e managerEnv) recordChange(app string, c *recovery.RunChange) error {
-	if f := e.m.factsOf(app); f != nil {
-		f.SetChange(c)
-	}
+func (e managerEnv) recordChange(c *recovery.RunChange) error {
+	e.s.facts.SetChange(c)
 	return e.m.WriteRunState()
 }
-
-func (e managerEnv) recordNow(app string) { e.m.recordNow(app) }
 
 func (e managerEnv) endTree(g generation) {
 	if pg, ok := g.(*gen.Generation); ok {
 		e.m.spawner.EndGroup(pg, e.m.stopTimeout(pg.App))
 	}
 }
-
-func (e managerEnv) endStrays(app string) { e.m.homes.EndApp(app, e.m.view(app).cgroup) }
 
 // endDetached ends the processes g detached while its main process may
 // still drain (see gen.Spawner.EndDetached): g is being retired, and what
@@ -172,6 +160,13 @@ func (e managerEnv) endDetached(g generation) {
 	if pg, ok := g.(*gen.Generation); ok {
 		e.m.spawner.EndDetached(pg)
 	}
+}
+
+func (e managerEnv) endStrays() {
+	e.m.mu.RLock()
+	cg := e.s.cgroup
+	e.m.mu.RUnlock()
+	e.m.homes.EndApp(e.cfg.Name, cg)
 }
 
 func (e managerEnv) afterExit(g generation) {
@@ -185,69 +180,51 @@ func (e managerEnv) afterExit(g generation) {
 	}
 }
 
-func (e managerEnv) changed()                                 { e.m.changed() }
-func (e managerEnv) appReady()                                { e.m.changed() }
-func (e managerEnv) appExited(app string, info proc.ExitInfo) { e.m.appExited(app, info) }
-func (e managerEnv) statsdAddr(app string) string             { return e.m.statsd(app) }
-func (e managerEnv) workerStats(app string) *scale.Stats      { return e.m.workerStats(app) }
-func (e managerEnv) swapped(app string, oldID, newID int) time.Duration {
-	return e.m.routes.Swapped(app, oldID, newID)
+func (e managerEnv) serve(id int) error                  { return e.table().Serve(id) }
+func (e managerEnv) quiesce(ctx context.Context, id int) { e.table().Quiesce(ctx, id, queuePoll) }
+func (e managerEnv) refuse()                             { e.m.refuse(e.cfg) }
+func (e managerEnv) relisten() error                     { return e.m.relisten(e.cfg) }
+func (e managerEnv) recordNow()                          { e.m.recordNow(e.cfg.Name) }
+func (e managerEnv) changed()                            { e.m.changed() }
+func (e managerEnv) appExited(info proc.ExitInfo)        { e.m.appExited(e.cfg.Name, info) }
+func (e managerEnv) statsdAddr() string                  { return e.m.statsd(e.cfg.Name) }
+func (e managerEnv) workerStats() *scale.Stats           { return &e.s.workers }
+func (e managerEnv) log() *slog.Logger                   { return e.m.logger }
+func (e managerEnv) events() status.Observer             { return e.m.observer }
+func (e managerEnv) swapped(oldID, newID int) time.Duration {
+	return e.m.routes.Swapped(e.cfg.Name, oldID, newID)
 }
-func (e managerEnv) log() *slog.Logger       { return e.m.logger }
-func (e managerEnv) events() status.Observer { return e.m.observer }
 
-// listeners describes app's held sockets (see status.Listeners).
-func (e managerEnv) listeners(app string) []status.ListenerSnapshot {
-	return status.Listeners(e.m.view(app).table.Entries())
+// listeners describes the app's held sockets (see status.Listeners).
+func (e managerEnv) listeners() []status.ListenerSnapshot {
+	return status.Listeners(e.table().Entries())
 }
 
 // usr2 re-executes old's Gunicorn master in place (see
 // gen.Spawner.ReExec): the new master shares old's steered sockets, must
 // run the release the app's link points at, and is ready once its workers
-// booted. A non-nil generation with an error is a new master to abort.
-func (e managerEnv) usr2(ctx context.Context, a *appOwner, old generation) (generation, error) {
+// booted (see reload.ReExecRefusal). A non-nil generation with an error
+// is a new master to abort.
+func (e managerEnv) usr2(ctx context.Context, old generation) (generation, error) {
+	cfg := e.cfg
 	pg, ok := old.(*gen.Generation)
 	if !ok {
-		return nil, fmt.Errorf("app %s: usr2: %s is not a process of this supervisor", a.cfg.Name, old)
+		return nil, fmt.Errorf("app %s: usr2: %s is not a process of this supervisor", cfg.Name, old)
 	}
-	cfg := a.cfg
-	g, err := e.m.spawner.ReExec(ctx, cfg, pg, func() int { return int(e.m.nextGen(cfg.Name)) })
+	g, err := e.m.spawner.ReExec(ctx, cfg, pg, func() int { return int(e.s.genSeq.Add(1)) })
 	if err != nil {
 		return nil, err
 	}
-	e.m.view(cfg.Name).table.Share(pg.ID, g.ID)
-	// A re-exec runs where the old master was started (Gunicorn takes $PWD
-	// only if it named the same directory then): a new master that does not
-	// run the link's release would serve the old code; refuse it.
-	if f := reload.LinkFacts(cfg.Directory, g.Dir, false); g.Dir != "" && !f.Reaches() {
-		return g, fmt.Errorf("the new master runs in %s, not in %s (where %s points): %s was not started from the link (strategy swap, or a rollback started while the link pointed elsewhere), so its re-exec does not follow it; reload with --strategy swap",
-			g.Dir, f.LinkTarget, f.Link, pg)
+	e.table().Share(pg.ID, g.ID)
+	if err := reload.ReExecRefusal(cfg.Directory, g.Dir, pg); err != nil {
+		return g, err
 	}
 	return g, g.AwaitBooted(ctx, pg, cfg.Workers, cfg.Reload.Timeout)
-}
-
-// healthProber checks generations with the app's configured health check
-// (see health.Prober).
-type healthProber struct{ p *health.Prober }
-
-// started implements prober.
-func (h healthProber) started(ctx context.Context, g generation) error {
-	return h.p.Started(ctx, g, g.Info().ProbeAddr)
-}
-
-// ready implements prober.
-func (h healthProber) ready(ctx context.Context, g generation, passes int) error {
-	return h.p.Ready(ctx, g, g.Info().ProbeAddr, passes)
-}
-
-// check implements prober.
-func (h healthProber) check(ctx context.Context, g generation) error {
-	return h.p.Check(ctx, g.Info().ProbeAddr)
 }
 
 var (
 	_ generation = (*gen.Generation)(nil)
 	_ generation = (*gen.Orphan)(nil)
 	_ ownerEnv   = managerEnv{}
-	_ prober     = healthProber{}
+	_ prober     = (*health.Prober)(nil)
 )

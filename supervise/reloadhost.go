@@ -39,9 +39,10 @@ type reloadRun struct {
 	dir      string
 	recovery bool
 	// canary is the plan of a canary reload (see reload.Canary), off for
-	// any other; canaryIn is the Manager whose steering and metrics it uses.
+	// any other; canaryIn is the app's Manager side whose steering and
+	// metrics it uses.
 	canary   strategy.Canary
-	canaryIn *Manager
+	canaryIn managerEnv
 	// compareDue is when the comparison its commit started ends (zero:
 	// none).
 	compareDue time.Time
@@ -57,11 +58,16 @@ func (r *reloadRun) abandon(cause error) {
 	r.cancel(cause)
 }
 
-// add records a generation the reload started.
-func (r *reloadRun) add(g generation) {
+// track records g, which the reload started (nil: none), and returns it
+// with err.
+func (r *reloadRun) track(g generation, err error) (reload.Gen, error) {
+	if g == nil {
+		return nil, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fresh = append(r.fresh, g)
+	return g, err
 }
 
 // gens lists the old generation and every one the reload started.
@@ -92,7 +98,6 @@ func (a *appOwner) beginReload(ctx context.Context, m reloadMsg) {
 	rctx, stop := context.WithTimeout(cctx, a.cfg.Reload.Timeout+time.Duration(len(run.canary.Steps))*run.canary.For)
 	run.cancel = cancel
 	a.reload = run
-	a.env.changed()
 	logger := a.env.log()
 	logged := func(msg string) {
 		logger.Info("reload", "app", a.cfg.Name, "phase", msg)
@@ -125,14 +130,13 @@ func (a *appOwner) planReload(ctx context.Context, m reloadMsg) (*reloadRun, err
 		return nil, fmt.Errorf("%w: app %s is %s; start it first", ErrNotRunning, a.cfg.Name, a.state)
 	}
 	run := &reloadRun{a: a, ctx: ctx, started: time.Now(), strategy: a.cfg.Reload.Strategy, old: a.gen, dir: m.dir, recovery: m.recovery, canary: m.canary}
+	var err error
 	if m.strategy != nil {
-		var err error
 		if run.strategy, err = strategy.For(string(*m.strategy), a.cfg.Kind.String()); err != nil {
 			return nil, fmt.Errorf("app %s: strategy: %w", a.cfg.Name, err)
 		}
 	}
 	if run.canary.On() {
-		var err error
 		if run.canaryIn, err = a.canaryRefusal(run.strategy); err != nil {
 			return nil, err
 		}
@@ -153,14 +157,14 @@ func (a *appOwner) runChange(ctx context.Context, run *reloadRun, release string
 		return err
 	}
 	c := &recovery.RunChange{Deploy: release != "", Link: a.cfg.Directory, Target: target, Previous: previous}
-	if err := a.env.recordChange(a.cfg.Name, c); err != nil {
+	if err := a.env.recordChange(c); err != nil {
 		if c.Deploy {
 			return fmt.Errorf("deploy %s: recording it in run_dir: %w", release, err)
 		}
 		a.env.log().Warn("recovery record", "app", a.cfg.Name, "err", err)
 	}
 	defer func() {
-		if err := a.env.recordChange(a.cfg.Name, nil); err != nil {
+		if err := a.env.recordChange(nil); err != nil {
 			a.env.log().Warn("recovery record", "app", a.cfg.Name, "err", err)
 		}
 	}()
@@ -194,7 +198,7 @@ func (a *appOwner) runReload(ctx context.Context, run *reloadRun, progress reloa
 
 // steeredApp reports whether any of the app's listeners is steered (BPF or rename).
 func (a *appOwner) steeredApp() bool {
-	for _, l := range a.env.listeners(a.cfg.Name) {
+	for _, l := range a.env.listeners() {
 		if l.Steering != "" && l.Steering != string(steer.ModeShared) {
 			return true
 		}
@@ -227,12 +231,11 @@ func (a *appOwner) commit(run *reloadRun, g generation) error {
 // tracked, Running, healthy generation; the error (doing names the step)
 // leaves the owner's state as it was.
 func (a *appOwner) takeOver(g generation, doing string) error {
-	if err := a.env.serve(a.cfg.Name, g.Info().ID); err != nil {
+	if err := a.env.serve(g.Info().ID); err != nil {
 		return fmt.Errorf("app %s: %s %s: %w", a.cfg.Name, doing, g, err)
 	}
-	a.env.gated(a.cfg.Name, g)
-	a.cancelReady()
-	a.cancelTimer()
+	a.env.gated(g)
+	a.cancelPending()
 	a.gen, a.state, a.health, a.message = g, status.Running, healthState{healthy: true}, ""
 	return nil
 }
@@ -248,11 +251,9 @@ func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *reload.R
 	a.lastReload = res
 	a.reloads[string(res.Result)]++
 	a.env.events().ReloadDone(a.cfg.Name, string(res.Result), res.Duration)
-	a.env.changed()
 	if run.recovery && a.gen == run.old && a.state == status.Starting {
 		// The orphans passed the gate before; they go on serving.
-		a.state = status.Running
-		a.health = healthState{healthy: true}
+		a.state, a.health = status.Running, healthState{healthy: true}
 		a.message = fmt.Sprintf("recovery: no new generation took over (%s: %s); %s serves", res.Result, res.Reason, a.gen)
 	}
 	switch {
@@ -260,8 +261,7 @@ func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *reload.R
 		a.finishStop(ctx)
 	case len(a.restartWait) > 0:
 		waiting := a.restartWait
-		a.restartWait = nil
-		a.message = ""
+		a.restartWait, a.message = nil, ""
 		a.restartNow(ctx, waiting)
 	case a.gen == nil && a.timer == nil:
 		a.scheduleRestart(proc.ExitInfo{Code: -1, Time: time.Now()}, 0, "")
@@ -271,17 +271,10 @@ func (a *appOwner) reloadDone(ctx context.Context, run *reloadRun, res *reload.R
 func asGen(g reload.Gen) generation { return g.(generation) }
 
 func (r *reloadRun) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
-	cfg := r.a.cfg
 	if dir == "" {
 		dir = r.dir
 	}
-	id := int(r.a.env.nextGen(cfg.Name))
-	g, err := r.a.env.spawnGen(r.ctx, cfg, id, dir, cfg.Reload.Strategy, useOwn)
-	if err != nil {
-		return nil, err
-	}
-	r.add(g)
-	return g, nil
+	return r.track(r.a.env.spawn(r.ctx, dir, r.a.cfg.Reload.Strategy, useOwn))
 }
 
 // Ready gates g: healthy_after passes in a row (one answer without a
@@ -294,14 +287,14 @@ func (r *reloadRun) Ready(ctx context.Context, g reload.Gen) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.a.cfg.StartTimeout)
 	defer cancel()
-	return r.a.probe.ready(ctx, asGen(g), passes)
+	return r.a.probe.Ready(ctx, asGen(g), asGen(g).Info().ProbeAddr, passes)
 }
 
 // Commit asks the owner to track g (see appOwner.commit).
 func (r *reloadRun) Commit(ctx context.Context, g reload.Gen) error {
 	err := r.ask(ctx, commitMsg{call: newCall(), run: r, gen: asGen(g)})
 	if err == nil && r.old != nil {
-		if w := r.a.env.swapped(r.a.cfg.Name, r.old.Info().ID, asGen(g).Info().ID); w > 0 {
+		if w := r.a.env.swapped(r.old.Info().ID, asGen(g).Info().ID); w > 0 {
 			r.compareDue = time.Now().Add(w)
 		}
 	}
@@ -317,7 +310,7 @@ func (r *reloadRun) ask(ctx context.Context, m message) error {
 	}
 	err := <-m.replyTo()
 	if err == nil {
-		r.a.env.recordNow(r.a.cfg.Name)
+		r.a.env.recordNow()
 	}
 	return err
 }
@@ -364,10 +357,5 @@ func (r *reloadRun) Dir(g reload.Gen) string { return asGen(g).Info().Dir }
 
 // USR2 implements reload.Host through the Manager's USR2 mechanics.
 func (r *reloadRun) USR2(ctx context.Context, old reload.Gen) (reload.Gen, error) {
-	g, err := r.a.env.usr2(ctx, r.a, asGen(old))
-	if g == nil {
-		return nil, err
-	}
-	r.add(g)
-	return g, err
+	return r.track(r.a.env.usr2(ctx, asGen(old)))
 }

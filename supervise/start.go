@@ -47,11 +47,12 @@ func (m *Manager) startAndWait(ctx context.Context, a *appOwner, msg message) er
 	if err := a.send(ctx, msg); err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, startLimit(a.cfg))
+	limit := a.cfg.StartTimeout + a.cfg.StartSettle + startWaitSlack
+	wctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	err := a.send(wctx, awaitStartMsg{newCall()})
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		return &StartError{App: a.cfg.Name, Reason: fmt.Sprintf("no outcome within %s", startLimit(a.cfg))}
+		return &StartError{App: a.cfg.Name, Reason: fmt.Sprintf("no outcome within %s", limit)}
 	}
 	var se *StartError
 	if errors.As(err, &se) && se.gen != nil && se.Tail == nil {
@@ -60,24 +61,15 @@ func (m *Manager) startAndWait(ctx context.Context, a *appOwner, msg message) er
 	return err
 }
 
-// startLimit bounds the wait for a start's outcome of app c.
-func startLimit(c *config.App) time.Duration {
-	return c.StartTimeout + c.StartSettle + startWaitSlack
-}
-
 // onAwaitStart answers reply with the current start's outcome, or keeps it
 // in startWaiters until onReady, onExit or onStop decides it.
 func (a *appOwner) onAwaitStart(reply chan error) {
-	switch a.state {
-	case status.Running:
+	switch {
+	case a.state == status.Running:
 		reply <- nil
-	case status.Starting:
+	case a.state == status.Starting || (a.state == status.Stopping && a.thenStart):
 		a.startWaiters = append(a.startWaiters, reply)
-	case status.Stopping:
-		if a.thenStart {
-			a.startWaiters = append(a.startWaiters, reply)
-			return
-		}
+	case a.state == status.Stopping:
 		reply <- &StartError{App: a.cfg.Name, Reason: "stopped before its start settled"}
 	default:
 		reply <- a.lastStartResult()
@@ -103,9 +95,7 @@ func (a *appOwner) lastStartResult() error {
 
 // answerStart answers every start waiter with err (nil: started).
 func (a *appOwner) answerStart(err error) {
-	for _, w := range a.startWaiters {
-		w <- err
-	}
+	answer(a.startWaiters, err)
 	a.startWaiters = nil
 }
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/gunisup/supervisor/config"
 	"github.com/gunisup/supervisor/listen"
-	"github.com/gunisup/supervisor/proc"
 	"github.com/gunisup/supervisor/reload"
 	"github.com/gunisup/supervisor/status"
 )
@@ -141,31 +140,27 @@ func (m *Manager) openForUpdate(plan []*appUpdate) error {
 // its owner; removed apps stay registered, last, until removeApps has
 // stopped them.
 func (m *Manager) install(merged *config.Config, plan []*appUpdate) {
-	added := map[string]*appOwner{}
 	for _, u := range plan {
 		if u.Change == config.Added {
-			added[u.Name] = newAppOwner(m, u.App)
+			u.owner = newAppOwner(m, u.App)
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cfg = merged
 	for _, u := range plan {
-		if a := added[u.Name]; a != nil {
-			m.installApp(u.Name, u.set).owner = a
-		}
-		if s := m.apps[u.Name]; s != nil {
+		if u.Change == config.Added {
+			m.installApp(u.Name, u.set).owner = u.owner
+		} else if s := m.apps[u.Name]; s != nil {
 			u.owner = s.owner
 		}
 	}
-	present := make(map[string]bool, len(merged.Apps))
-	order := make([]*appOwner, 0, len(merged.Apps))
+	order := make([]*appOwner, 0, len(m.order)+1)
 	for _, app := range merged.Apps {
-		present[app.Name] = true
 		order = append(order, m.apps[app.Name].owner)
 	}
 	for _, a := range m.order {
-		if !present[a.cfg.Name] {
+		if !slices.ContainsFunc(merged.Apps, func(c *config.App) bool { return c.Name == a.cfg.Name }) {
 			order = append(order, a)
 		}
 	}
@@ -192,12 +187,10 @@ func (m *Manager) removeApps(ctx context.Context, plan []*appUpdate, errs map[st
 	}
 	for _, a := range set {
 		name := a.cfg.Name
-		var st ownerState
-		if err := a.send(ctx, handoffMsg{call: newCall(), out: &st}); err != nil {
+		if _, _, err := a.end(ctx); err != nil {
 			errs[name] = errors.Join(errs[name], err)
 			continue
 		}
-		<-a.exited
 		m.mu.Lock()
 		m.order = slices.DeleteFunc(m.order, func(o *appOwner) bool { return o == a })
 		s := m.apps[name]
@@ -289,23 +282,6 @@ type handoffMsg struct {
 	out *ownerState
 }
 
-// ownerState is what an owner hands to its successor.
-type ownerState struct {
-	state      status.State
-	wanted     bool
-	gen        generation
-	restarts   int
-	attempted  bool
-	lastExit   *proc.ExitInfo
-	lastReload *reload.Result
-	reloads    map[string]int
-	health     healthState
-	message    string
-	// kept is the generation kept for a rollback, which the successor
-	// keeps until the same time.
-	kept *keptGen
-}
-
 // handoff is the owner's side of a replacement. It refuses (ErrBusy, and
 // the owner runs on) while a reload, a restart or a stop is in progress;
 // otherwise it fills m.out, answers and reports true: the owner must end.
@@ -315,12 +291,8 @@ func (a *appOwner) handoff(m handoffMsg) bool {
 		m.reply <- fmt.Errorf("%w: app %s: a reload, restart or stop is in progress", ErrBusy, a.cfg.Name)
 		return false
 	}
-	a.cancelReady()
-	a.cancelTimer()
-	st := ownerState{
-		state: a.state, wanted: a.wants(), gen: a.gen, restarts: a.restarts, attempted: a.attempted,
-		lastExit: a.lastExit, lastReload: a.lastReload, reloads: a.reloads, health: a.health, message: a.message,
-	}
+	a.cancelPending()
+	st := a.ownerState
 	if st.gen == nil && st.state != status.Stopped {
 		st.state = status.Stopped // backing off: the successor starts at once
 	}
@@ -338,20 +310,33 @@ func (a *appOwner) handoff(m handoffMsg) bool {
 }
 
 // adopt gives a new owner, before its goroutine runs, the state of the one
-// it replaces; a generation still starting is waited for again.
+// it replaces; a generation still starting is waited for again, a kept
+// one until the same time.
 func (a *appOwner) adopt(ctx context.Context, st ownerState) {
-	a.state, a.gen, a.restarts, a.attempted = st.state, st.gen, st.restarts, st.attempted
-	a.lastExit, a.lastReload, a.health, a.message = st.lastExit, st.lastReload, st.health, st.message
-	if st.reloads != nil {
-		a.reloads = st.reloads
+	kept := st.kept
+	st.kept = nil
+	if st.reloads == nil {
+		st.reloads = a.reloads
 	}
+	a.ownerState = st
 	if a.state == status.Starting && a.gen != nil {
 		a.awaitReady(ctx, a.gen)
 	}
-	if st.kept != nil {
-		a.watchKept(ctx, st.kept)
+	if kept != nil {
+		a.watchKept(ctx, kept)
 	}
 	a.publish()
+}
+
+// end hands a's state over (see handoff) and returns it once a's goroutine
+// ended, with whether the app was meant to run (read from a's last
+// snapshot, which handoff leaves as it was).
+func (a *appOwner) end(ctx context.Context) (st ownerState, wanted bool, err error) {
+	if err := a.send(ctx, handoffMsg{call: newCall(), out: &st}); err != nil {
+		return st, false, err
+	}
+	<-a.exited
+	return st, a.snap.Load().Wanted, nil
 }
 
 // replaceOwner swaps old, app cfg.Name's owner, for one running cfg and
@@ -360,11 +345,10 @@ func (a *appOwner) adopt(ctx context.Context, st ownerState) {
 // error then comes with the new owner, installed). It returns ErrBusy (no
 // owner) while a reload, restart or stop of the app runs.
 func (m *Manager) replaceOwner(ctx context.Context, old *appOwner, cfg *config.App) (*appOwner, error) {
-	var st ownerState
-	if err := old.send(ctx, handoffMsg{call: newCall(), out: &st}); err != nil {
+	st, wanted, err := old.end(ctx)
+	if err != nil {
 		return nil, err
 	}
-	<-old.exited
 	a := newAppOwner(m, cfg)
 	a.adopt(m.runCtx, st)
 	m.mu.Lock()
@@ -376,7 +360,7 @@ func (m *Manager) replaceOwner(ctx context.Context, old *appOwner, cfg *config.A
 	}
 	m.mu.Unlock()
 	go a.run(m.runCtx)
-	if st.wanted && st.gen == nil {
+	if wanted && st.gen == nil {
 		return a, a.send(ctx, startMsg{newCall()})
 	}
 	return a, nil

@@ -11,7 +11,7 @@ import (
 // startWorkerCtl starts the worker controller of a's app (see scale.Start)
 // and returns the function that stops it and waits for its end.
 func (a *appOwner) startWorkerCtl(ctx context.Context) (stop func()) {
-	return scale.Start(ctx, a.cfg, a.env.workerStats(a.cfg.Name), scaleOwner{a}, a.env.log())
+	return scale.Start(ctx, a.cfg, a.env.workerStats(), scaleOwner{a}, a.env.log())
 }
 
 // scaleOwner is the face an owner shows its worker controller.
