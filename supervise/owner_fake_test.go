@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -241,6 +242,10 @@ func (e *fakeEnv) log() *slog.Logger                    { return slog.New(slog.N
 func (e *fakeEnv) events() status.Observer              { return status.NopObserver{} }
 
 // usr2 re-execs in place: a new generation that has booted at once.
+func (e *fakeEnv) canary() (canarySide, error) {
+	return nil, errors.New("canaries are not available here")
+}
+
 func (e *fakeEnv) usr2(context.Context, generation) (generation, error) {
 	return e.newGen(e.nextGen(), useServing) // a USR2 child inherits its parent's sockets
 }

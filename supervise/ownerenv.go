@@ -93,6 +93,9 @@ type ownerEnv interface {
 	// workerStats is where the app's worker controller publishes its
 	// target and counts (kept across owners).
 	workerStats() *scale.Stats
+	// canary returns the app's side of a canary reload, or why the app
+	// cannot run one.
+	canary() (canarySide, error)
 	// usr2 implements the USR2 step of a reload (Gunicorn apps only).
 	usr2(ctx context.Context, old generation) (generation, error)
 	log() *slog.Logger

@@ -39,10 +39,9 @@ type reloadRun struct {
 	dir      string
 	recovery bool
 	// canary is the plan of a canary reload (see reload.Canary), off for
-	// any other; canaryIn is the app's Manager side whose steering and
-	// metrics it uses.
+	// any other; canaryIn is the app's canary side (see ownerEnv.canary).
 	canary   strategy.Canary
-	canaryIn managerEnv
+	canaryIn canarySide
 	// compareDue is when the comparison its commit started ends (zero:
 	// none).
 	compareDue time.Time
