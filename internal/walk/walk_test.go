@@ -25,7 +25,7 @@ func TestEntries(t *testing.T) {
 		files, moves, backs int
 	}{
 		{"supervise.Manager.Update", 18, 22, 11},
-		{"supervise.NewManager", 25, 34, 17},
+		{"supervise.NewManager", 21, 32, 16},
 	} {
 		r, err := m.Walk(tc.entry, 3)
 		if err != nil {
