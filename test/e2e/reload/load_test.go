@@ -16,7 +16,7 @@ import (
 // deploy, half by reload. The long run is the soak (make soak).
 const (
 	reloadsUnderLoad = 10
-	reloadsShort     = 6
+	reloadsShort     = 4
 )
 
 // TestReloadUnderLoad runs reloadsUnderLoad consecutive reloads, each to a
