@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gunisup/supervisor/internal/testenv"
 )
@@ -59,11 +64,93 @@ func buildOnce(t testing.TB, name, pkg, version string) string {
 		builds.dir, builds.paths = dir, map[string]string{}
 	}
 	out := filepath.Join(builds.dir, key)
-	if err := goBuild(out, pkg, version); err != nil {
+	if err := buildShared(out, key, pkg, version); err != nil {
 		t.Fatalf("e2e: %v", err)
 	}
 	builds.paths[key] = out
 	return out
+}
+
+// sharedLockWait bounds how long buildShared waits for another test
+// binary's build of the same checkout.
+const sharedLockWait = 5 * time.Minute
+
+// sharedDir returns the directory, made if needed, where buildShared keeps
+// the binaries of this module checkout between test binaries and runs: a
+// directory per checkout (named after a hash of its root) under the user's
+// cache directory (the system's temporary directory without one).
+func sharedDir() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(base, "gunisup-e2e", hex.EncodeToString(sum[:8]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("making shared build directory for %s: %w", root, err)
+	}
+	return dir, nil
+}
+
+// buildShared builds pkg (see goBuild) into the shared directory under key
+// and copies the result to out. go build links a target again only when it
+// is out of date, so every e2e package after the first, in the same run or
+// a later one, copies the binaries instead of linking them (several
+// seconds each on a busy machine). The test binaries of a checkout take
+// turns through an exclusive flock(2) on the directory's lock file, waited
+// for up to sharedLockWait. The copy is the test binary's own: a later
+// build in the shared directory cannot change a binary a test runs.
+func buildShared(out, key, pkg, version string) error {
+	dir, err := sharedDir()
+	if err != nil {
+		return err
+	}
+	lockPath := filepath.Join(dir, "lock")
+	lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening build lock: %w", err)
+	}
+	defer lock.Close() // closing releases the lock
+	var lockErr error
+	if !testenv.Poll(sharedLockWait, func() bool {
+		lockErr = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		return lockErr == nil
+	}) {
+		return fmt.Errorf("locking %s for %v: %w", lockPath, sharedLockWait, lockErr)
+	}
+	shared := filepath.Join(dir, key)
+	if RaceEnabled {
+		shared += "-race"
+	}
+	if err := goBuild(shared, pkg, version); err != nil {
+		return err
+	}
+	return copyExecutable(shared, out)
+}
+
+// copyExecutable copies the file src to dst (created, mode 0755).
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("copying built binary: %w", err)
+	}
+	defer in.Close()
+	outFile, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		return fmt.Errorf("copying built binary: %w", err)
+	}
+	if _, err := io.Copy(outFile, in); err != nil {
+		_ = outFile.Close() // the copy error is the one to report
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	if err := outFile.Close(); err != nil {
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	return nil
 }
 
 // goBuild builds pkg of this module into out, with -race when the tests run

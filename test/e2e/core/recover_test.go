@@ -1,7 +1,6 @@
 package core
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -27,7 +26,8 @@ var recoverConfig = e2e.Config{ShutdownTimeout: "30s", Apps: []e2e.App{
 }}.String()
 
 // TestRecoverAfterKill9UnderLoad: the supervisor dies by SIGKILL under hey
-// load and is started again on the same file. The new one takes the orphaned
+// load (-c 16, 8 s with E2E_FULL=1, else until the orphans are gone) and
+// is started again on the same file. The new one takes the orphaned
 // master's sockets over, starts its own generation and drains the orphans:
 // no request fails, and 10 s after the new generation runs no marked process
 // is outside the new supervisor's tree.
@@ -37,16 +37,7 @@ func TestRecoverAfterKill9UnderLoad(t *testing.T) {
 	addr := first.Addr("web")
 	waitRunState(t, first, before.MasterPID)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	heyDone := make(chan e2e.Hey, 1)
-	go func() {
-		h, err := e2e.RunHey(ctx, "-c", "16", "-z", "8s", "http://"+addr+"/")
-		if err != nil {
-			t.Errorf("hey: %v", err)
-		}
-		heyDone <- h
-	}()
+	hey := e2e.StartHey(t, "-c", "16", "http://"+addr+"/")
 	unixLoad := e2e.StartLoad("unix", filepath.Join(first.Dir, "web.sock"), "/", 4)
 	testenv.WaitFor(t, 10*time.Second, "load running", func() bool { return unixLoad.Snapshot().OK > 100 })
 
@@ -69,7 +60,10 @@ func TestRecoverAfterKill9UnderLoad(t *testing.T) {
 		return len(outside) == 0 && len(presentPaths(oldCgroups)) == 0
 	})
 	drained := time.Now()
-	h := <-heyDone
+	h, err := hey.Stop(heyFor(8 * time.Second))
+	if err != nil {
+		t.Errorf("hey: %v", err)
+	}
 	u := unixLoad.Stop()
 	t.Logf("kill -9 of the supervisor under load: hey %d requests, status %v, errors %v; unix loader %s; new generation running %s after the kill, orphans gone %s after that",
 		h.Requests, h.Status, h.Errors, u, ready.Sub(killed).Round(time.Millisecond), drained.Sub(ready).Round(time.Millisecond))
@@ -85,6 +79,13 @@ func TestRecoverAfterKill9UnderLoad(t *testing.T) {
 	if status, _, err := testenv.GetUnix(filepath.Join(second.Dir, "web.sock"), "/"); err != nil || status != 200 {
 		t.Errorf("unix socket after the orphans left: status %d, %v", status, err)
 	}
+}
+
+// heyFor is how long a recovery test's hey runs at least: full with
+// E2E_FULL=1 (hey -z full), else nothing beyond the scenario, which stops
+// hey once the recovery it covers has been checked (see e2e.Runs).
+func heyFor(full time.Duration) time.Duration {
+	return time.Duration(e2e.Runs(int(full), 0))
 }
 
 // TestRecoverStaleRunState: the dead predecessor's record names a
@@ -283,7 +284,8 @@ var (
 )
 
 // TestRecoverWithOneBrokenApp: the supervisor of web and api dies by
-// SIGKILL under load on web, and api's table is edited to name a deleted
+// SIGKILL under load on web (hey -c 8, 8 s with E2E_FULL=1, else until
+// api's failed state has been checked), and api's table is edited to name a deleted
 // command. The next start takes both apps over: web gets a new generation
 // with no failed request; api is failed, naming the file, key and error,
 // and its orphaned master goes on serving on the held socket; supctl
@@ -312,16 +314,7 @@ func recoverBroken(t *testing.T) (*e2e.Supervisor, int, string) {
 	waitRunState(t, first, web.MasterPID)
 	waitRunStateOf(t, first, "api", api.MasterPID)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	heyDone := make(chan e2e.Hey, 1)
-	go func() {
-		h, err := e2e.RunHey(ctx, "-c", "8", "-z", "8s", "http://"+addr+"/")
-		if err != nil {
-			t.Errorf("hey: %v", err)
-		}
-		heyDone <- h
-	}()
+	hey := e2e.StartHey(t, "-c", "8", "http://"+addr+"/")
 	first.Kill9()
 	first.WriteConfig(strings.Replace(brokenRecoverConfig, "[app.api]\n", "[app.api]\n"+brokenAPI, 1))
 	second := e2e.Restart(t, first, e2e.Options{})
@@ -346,7 +339,10 @@ func recoverBroken(t *testing.T) (*e2e.Supervisor, int, string) {
 	if text, err := second.Client().Metrics(t.Context()); err != nil || !strings.Contains(string(text), `supervisor_app_state{app="api",state="failed"} 1`) {
 		t.Errorf("metrics: %v; api not failed in:\n%s", err, text)
 	}
-	h := <-heyDone
+	h, err := hey.Stop(heyFor(8 * time.Second))
+	if err != nil {
+		t.Errorf("hey: %v", err)
+	}
 	t.Logf("kill -9 with api broken: hey on web %d requests, status %v, errors %v; api: %s", h.Requests, h.Status, h.Errors, st.Message)
 	if h.Failed() != 0 || h.Requests == 0 {
 		t.Errorf("hey: %d of %d requests failed: %v %v", h.Failed(), h.Requests, h.Status, h.Errors)

@@ -31,8 +31,19 @@ func newStrayApp() strayApp {
 	return strayApp{stray: strconv.FormatInt(n, 10), main: strconv.FormatInt(n+1, 10)}
 }
 
+// strayStartSettle returns the stray app's start_settle: the product default
+// (1 s) with E2E_FULL=1, 200 ms without (see e2e.Runs). Every start,
+// restart and reload of the app waits for it; what the tests check (the
+// daemons of a generation end with it; a start cloned into a killed cgroup
+// is SIGKILLed within a millisecond of its spawn) happens well within
+// either.
+func strayStartSettle() time.Duration {
+	return time.Duration(e2e.Runs(int(time.Second), int(200*time.Millisecond)))
+}
+
 // config is the supervisor configuration running the app as "stray", its
-// crash restarts at once (backoff 50 ms to 100 ms, no failed state).
+// crash restarts at once (backoff 50 ms to 100 ms, no failed state), its
+// starts counting after strayStartSettle().
 func (a strayApp) config() string {
 	return e2e.Config{}.String() + fmt.Sprintf(`
 [app.stray]
@@ -43,7 +54,8 @@ backoff_initial = "50ms"
 backoff_max = "100ms"
 crash_limit = 1000
 stop_timeout = "5s"
-`, a.stray, a.main)
+start_settle = "%s"
+`, a.stray, a.main, strayStartSettle())
 }
 
 // strays lists the live (not zombie) detached daemons of the app.

@@ -12,11 +12,13 @@ import (
 )
 
 // reloadsUnderLoad is how many reloads TestReloadUnderLoad makes per
-// strategy with E2E_FULL=1 (reloadsShort without, see e2e.Runs): half by
-// deploy, half by reload. The long run is the soak (make soak).
+// strategy with E2E_FULL=1 (reloadsShort without, see e2e.Runs): odd ones
+// by deploy, even ones by reload, so that even the short run replaces a
+// deployed generation by reload and a reloaded one by deploy. The long run
+// is the soak (make soak).
 const (
 	reloadsUnderLoad = 10
-	reloadsShort     = 6
+	reloadsShort     = 3
 )
 
 // TestReloadUnderLoad runs reloadsUnderLoad consecutive reloads, each to a

@@ -19,8 +19,8 @@ stop_timeout = "5s"
 `
 
 // TestProcessRestartSingleton: with the default strategy for a process
-// app (restart), twenty reloads of a flock-guarded singleton all succeed,
-// each with a fresh pid: the new instance always found the lock free, so two
+// app (restart), twenty reloads (five without E2E_FULL=1, see e2e.Runs)
+// of a flock-guarded singleton all succeed, each with a fresh pid: the new instance always found the lock free, so two
 // never ran at once. One reload with --strategy overlap fails, showing the
 // check sees an overlap.
 func TestProcessRestartSingleton(t *testing.T) {
@@ -29,7 +29,8 @@ func TestProcessRestartSingleton(t *testing.T) {
 	st := s.WaitState("beat", control.StateRunning, 30*time.Second)
 	pid := st.MasterPID
 	var took []time.Duration
-	for i := range 20 {
+	n := e2e.Runs(20, 5)
+	for i := range n {
 		start := time.Now()
 		out, code := s.SupctlRun("reload", "beat")
 		took = append(took, time.Since(start))
@@ -43,7 +44,7 @@ func TestProcessRestartSingleton(t *testing.T) {
 		pid = now.MasterPID
 	}
 	med, worst := stats(took)
-	t.Logf("20 restart reloads of a singleton: median %v, max %v", med, worst)
+	t.Logf("%d restart reloads of a singleton: median %v, max %v", n, med, worst)
 
 	out, code := s.SupctlRun("reload", "--strategy", "overlap", "beat")
 	t.Logf("overlap reload: exit %d:\n%s", code, out)
