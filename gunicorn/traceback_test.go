@@ -7,7 +7,8 @@ import (
 )
 
 // TestTraceback: the last traceback is cut from its header line on,
-// its exception line found; a long one keeps its header and its end; without
+// its exception line found; a long one keeps its header and its end;
+// Gunicorn's HaltServer gives way to the app's traceback before it; without
 // a traceback the last lines are returned.
 func TestTraceback(t *testing.T) {
 	first := []string{"Traceback (most recent call last):", `  File "a.py", line 1, in <module>`, "ValueError: first"}
@@ -25,6 +26,17 @@ func TestTraceback(t *testing.T) {
 	tb, exc = Traceback(long)
 	if len(tb) != tracebackMax || tb[0] != long[0] || tb[1] != "..." || tb[len(tb)-1] != "KeyError: 'k'" || exc != "KeyError: 'k'" {
 		t.Errorf("long traceback cut to %d lines %q..%q, exception %q", len(tb), tb[:2], tb[len(tb)-1], exc)
+	}
+
+	halt := []string{"Traceback (most recent call last):", `  File "/usr/lib/python3/dist-packages/gunicorn/arbiter.py", line 209, in run`, "gunicorn.errors.HaltServer: <HaltServer 'Worker failed to boot.' 3>"}
+	app := append([]string{"[ERROR] Exception in worker process"}, second[:4]...)
+	tb, exc = Traceback(append(append(app, halt...), "[INFO] Reason: Worker failed to boot."))
+	if !reflect.DeepEqual(tb, second[:4]) || exc != "RuntimeError: x" {
+		t.Errorf("with Gunicorn's HaltServer last got %q, %q; want the app's RuntimeError traceback", tb, exc)
+	}
+	tb, exc = Traceback(halt)
+	if !reflect.DeepEqual(tb, halt) || exc != halt[2] {
+		t.Errorf("with HaltServer alone got %q, %q; want it", tb, exc)
 	}
 
 	var plain []string

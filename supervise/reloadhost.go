@@ -278,7 +278,10 @@ func (r *reloadRun) Spawn(ctx context.Context, dir string) (reload.Gen, error) {
 
 // Ready gates g: healthy_after passes in a row (one answer without a
 // check), within start_timeout as well as the reload's own deadline, and
-// rejected at once after unhealthy_after answered failures in a row.
+// rejected at once after unhealthy_after answered failures in a row. A
+// rejection ends with the exception line of the last Python traceback g
+// wrote, if any (see gunicorn.Traceback): why it failed, whichever way
+// its master's halt was seen first (its exit or its refused probes).
 func (r *reloadRun) Ready(ctx context.Context, g reload.Gen) error {
 	passes := 1
 	if r.a.cfg.Health.Enabled {
@@ -286,7 +289,13 @@ func (r *reloadRun) Ready(ctx context.Context, g reload.Gen) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.a.cfg.StartTimeout)
 	defer cancel()
-	return r.a.probe.Ready(ctx, asGen(g), asGen(g).Info().ProbeAddr, passes)
+	err := r.a.probe.Ready(ctx, asGen(g), asGen(g).Info().ProbeAddr, passes)
+	if t, ok := g.(tracer); ok && err != nil {
+		if _, exc := t.Traceback(); exc != "" {
+			return fmt.Errorf("%w: %s", err, exc)
+		}
+	}
+	return err
 }
 
 // Commit asks the owner to track g (see appOwner.commit).

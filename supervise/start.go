@@ -22,18 +22,30 @@ type awaitStartMsg struct{ call }
 
 // StartError is a start (or a restart's start) that did not count: the
 // generation exited before it started, or was not ready in time. Tail is
-// the generation's last output lines (stderr included).
+// the generation's last output lines (stderr included); Exception is the
+// exception line of the Python traceback it wrote last ("" for none; see
+// gunicorn.Traceback), which Tail may have scrolled past.
 type StartError struct {
-	App    string
-	Reason string
-	Tail   []string
+	App       string
+	Reason    string
+	Tail      []string
+	Exception string
 	// gen is the generation that failed; the Manager reads its Tail off
 	// the owner's goroutine (reading waits for its output to drain).
 	gen generation
 }
 
 func (e *StartError) Error() string {
+	if e.Exception != "" {
+		return fmt.Sprintf("app %s: start failed: %s: %s", e.App, e.Reason, e.Exception)
+	}
 	return fmt.Sprintf("app %s: start failed: %s", e.App, e.Reason)
+}
+
+// tracer is a generation that can cut its last Python traceback from its
+// stderr (*gen.Generation; see gen.Generation.Traceback).
+type tracer interface {
+	Traceback() (tb []string, exception string)
 }
 
 // startWaitSlack is added to an app's start_timeout and start_settle to
@@ -42,7 +54,8 @@ func (e *StartError) Error() string {
 const startWaitSlack = 5 * time.Second
 
 // startAndWait sends m (a startMsg or restartMsg) to a, then waits for the
-// start's outcome (see awaitStartMsg) and fills a StartError's Tail.
+// start's outcome (see awaitStartMsg) and fills a StartError's Tail and
+// Exception.
 func (m *Manager) startAndWait(ctx context.Context, a *appOwner, msg message) error {
 	if err := a.send(ctx, msg); err != nil {
 		return err
@@ -57,6 +70,9 @@ func (m *Manager) startAndWait(ctx context.Context, a *appOwner, msg message) er
 	var se *StartError
 	if errors.As(err, &se) && se.gen != nil && se.Tail == nil {
 		se.Tail = se.gen.Tail()
+		if t, ok := se.gen.(tracer); ok {
+			_, se.Exception = t.Traceback()
+		}
 	}
 	return err
 }
