@@ -4,7 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -89,25 +88,8 @@ func TestAdopts(t *testing.T) {
 // stops on its stop signal, and Done closes once its master has exited;
 // a recorded leader start time that does not match is Done at once.
 func TestGenStop(t *testing.T) {
-	cmd := exec.Command("/bin/sh", "-c", "sleep 300 & wait")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the exit status is not what the test checks
-		close(waited)
-	}()
-	pid := cmd.Process.Pid
-	t.Cleanup(func() {
-		_ = syscall.Kill(-pid, syscall.SIGKILL) // gone already unless the test failed
-		<-waited
-	})
-	started, err := proc.StartTime(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	group := startGroup(t)
+	pid, started := group.PGID, group.Leader
 	members := func() []int {
 		tree, err := proc.Scan("")
 		if err != nil {
