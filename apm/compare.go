@@ -125,18 +125,33 @@ func compareLine(old, cur *window, t time.Duration) string {
 // by at least t/5, sorted by route.
 func movedRoutes(old, cur *window, t time.Duration) []string {
 	var out []string
+	for _, p := range pairedP99(old, cur) {
+		hi, lo := max(p.old, p.cur), min(p.old, p.cur)
+		if hi-lo >= t/5 && float64(hi) >= 1.5*float64(lo) {
+			out = append(out, fmt.Sprintf("%s %s -> %s", p.route, ms(p.old), ms(p.cur)))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// routeP99 is one route's p99 in an old and a current window.
+type routeP99 struct {
+	route    string
+	old, cur time.Duration
+}
+
+// pairedP99 returns the p99 on both sides of each route of cur with at
+// least minRouteRequests requests in both windows (in no set order).
+func pairedP99(old, cur *window) []routeP99 {
+	var out []routeP99
 	for r, h := range cur.routes {
 		o := old.routes[r]
 		if o == nil || o.count() < minRouteRequests || h.count() < minRouteRequests {
 			continue
 		}
-		p0, p1 := o.quantile(.99), h.quantile(.99)
-		hi, lo := max(p0, p1), min(p0, p1)
-		if hi-lo >= t/5 && float64(hi) >= 1.5*float64(lo) {
-			out = append(out, fmt.Sprintf("%s %s -> %s", r, ms(p0), ms(p1)))
-		}
+		out = append(out, routeP99{route: r, old: o.quantile(.99), cur: h.quantile(.99)})
 	}
-	sort.Strings(out)
 	return out
 }
 

@@ -124,14 +124,10 @@ func judge(old, cur *window, th Thresholds, at time.Duration) Verdict {
 // the old one's + th.P99Floor, sorted by route.
 func slowerRoutes(old, cur *window, th Thresholds) []string {
 	var out []string
-	for r, h := range cur.routes {
-		o := old.routes[r]
-		if o == nil || o.count() < minRouteRequests || h.count() < minRouteRequests {
-			continue
-		}
-		p0, p1 := o.quantile(.99), h.quantile(.99)
+	for _, p := range pairedP99(old, cur) {
+		p0, p1 := p.old, p.cur
 		if float64(p1) > th.P99Factor*float64(p0) && p1 > p0+th.P99Floor {
-			out = append(out, fmt.Sprintf("%s p99 %s above %.3g × %s and %s + %s", r, ms(p1), th.P99Factor, ms(p0), ms(p0), ms(th.P99Floor)))
+			out = append(out, fmt.Sprintf("%s p99 %s above %.3g × %s and %s + %s", p.route, ms(p1), th.P99Factor, ms(p0), ms(p0), ms(th.P99Floor)))
 		}
 	}
 	sort.Strings(out)
