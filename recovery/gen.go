@@ -146,6 +146,9 @@ func (g *Gen) Workers() []int {
 // Tail is empty: the orphan's output went to its predecessor's pipes.
 func (g *Gen) Tail() []string { return nil }
 
+// Traceback is empty, as Tail is.
+func (g *Gen) Traceback() (tb []string, exception string) { return nil, "" }
+
 // String names it for humans, by its number in the predecessor's run.
 func (g *Gen) String() string {
 	return fmt.Sprintf("the previous supervisor's generation %d (pid %d)", g.prevID, g.pid)

@@ -105,10 +105,11 @@ func (g *fakeGen) Stop(ctx context.Context, sig syscall.Signal, timeout time.Dur
 func (g *fakeGen) Kill() {
 	g.finish(proc.ExitInfo{Code: -1, Signal: int(syscall.SIGKILL), Time: time.Now()})
 }
-func (g *fakeGen) Workers() []int     { return nil }
-func (g *fakeGen) Tail() []string     { return nil }
-func (g *fakeGen) String() string     { return fmt.Sprintf("fake generation %d", g.id) }
-func (g *fakeGen) ExitReason() string { return g.Exit().String() }
+func (g *fakeGen) Workers() []int                { return nil }
+func (g *fakeGen) Tail() []string                { return nil }
+func (g *fakeGen) Traceback() ([]string, string) { return nil, "" }
+func (g *fakeGen) String() string                { return fmt.Sprintf("fake generation %d", g.id) }
+func (g *fakeGen) ExitReason() string            { return g.Exit().String() }
 func (g *fakeGen) Info() gen.Info {
 	return gen.Info{ID: g.id, PID: 100000 + g.id, Started: g.started, Dir: "/srv/release"}
 }

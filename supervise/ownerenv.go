@@ -39,6 +39,9 @@ type generation interface {
 	Workers() []int
 	// Tail returns its last output lines.
 	Tail() []string
+	// Traceback returns the last Python traceback it wrote to stderr and
+	// its exception line (see gunicorn.Traceback; none: nil, "").
+	Traceback() (tb []string, exception string)
 	String() string
 	ExitReason() string
 }

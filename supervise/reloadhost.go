@@ -290,8 +290,8 @@ func (r *reloadRun) Ready(ctx context.Context, g reload.Gen) error {
 	ctx, cancel := context.WithTimeout(ctx, r.a.cfg.StartTimeout)
 	defer cancel()
 	err := r.a.probe.Ready(ctx, asGen(g), asGen(g).Info().ProbeAddr, passes)
-	if t, ok := g.(tracer); ok && err != nil {
-		if _, exc := t.Traceback(); exc != "" {
+	if err != nil {
+		if _, exc := asGen(g).Traceback(); exc != "" {
 			return fmt.Errorf("%w: %s", err, exc)
 		}
 	}

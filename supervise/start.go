@@ -42,12 +42,6 @@ func (e *StartError) Error() string {
 	return fmt.Sprintf("app %s: start failed: %s", e.App, e.Reason)
 }
 
-// tracer is a generation that can cut its last Python traceback from its
-// stderr (*gen.Generation; see gen.Generation.Traceback).
-type tracer interface {
-	Traceback() (tb []string, exception string)
-}
-
 // startWaitSlack is added to an app's start_timeout and start_settle to
 // bound a wait for its start's outcome: the owner answers within those,
 // the slack covers a loaded machine.
@@ -70,9 +64,7 @@ func (m *Manager) startAndWait(ctx context.Context, a *appOwner, msg message) er
 	var se *StartError
 	if errors.As(err, &se) && se.gen != nil && se.Tail == nil {
 		se.Tail = se.gen.Tail()
-		if t, ok := se.gen.(tracer); ok {
-			_, se.Exception = t.Traceback()
-		}
+		_, se.Exception = se.gen.Traceback()
 	}
 	return err
 }
